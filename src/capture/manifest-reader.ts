@@ -1,0 +1,70 @@
+import type { FileIO } from '../io/file-io.js';
+import { decodeManifestList, type ManifestFile, type ManifestList } from '../iceberg/manifest-list.js';
+import { decodeManifest, type Manifest } from '../iceberg/manifest.js';
+import type { Snapshot } from '../iceberg/metadata.js';
+
+/**
+ * Reads manifest lists and manifests through a FileIO, with a cache keyed by path: Iceberg never
+ * rewrites a manifest in place, so a path always has the same content. The cache is bounded
+ * by an estimate of decoded size (file bytes × expansion) and evicts least recently used.
+ */
+export class ManifestReader {
+  private readonly cache = new Map<string, { value: Manifest | ManifestList; cost: number }>();
+  private used = 0;
+  manifestsRead = 0;
+  manifestListsRead = 0;
+
+  constructor(private readonly io: FileIO, private readonly budgetBytes = 256 * 1024 * 1024) {}
+
+  private remember(path: string, value: Manifest | ManifestList, fileBytes: number): void {
+    const cost = fileBytes * 12;
+    if (cost > this.budgetBytes) return;
+    this.cache.set(path, { value, cost });
+    this.used += cost;
+    for (const [k, v] of this.cache) {
+      if (this.used <= this.budgetBytes) break;
+      this.cache.delete(k);
+      this.used -= v.cost;
+    }
+  }
+
+  private recall<T>(path: string): T | undefined {
+    const hit = this.cache.get(path);
+    if (!hit) return undefined;
+    this.cache.delete(path); // re-insert: Map order is recency order
+    this.cache.set(path, hit);
+    return hit.value as T;
+  }
+
+  async manifestList(snapshot: Snapshot): Promise<ManifestList> {
+    const path = snapshot.manifestList;
+    if (path === null) {
+      // v1 snapshots may list manifests inline; their entries carry explicit snapshot ids.
+      return {
+        meta: new Map(),
+        manifests: (snapshot.v1Manifests ?? []).map((p) => ({
+          path: p, length: -1n, partitionSpecId: 0, content: 0, sequenceNumber: 0n, minSequenceNumber: 0n,
+          addedSnapshotId: null, addedFilesCount: null, existingFilesCount: null, deletedFilesCount: null,
+          addedRowsCount: null, existingRowsCount: null, deletedRowsCount: null, partitions: null, keyMetadata: null, firstRowId: null,
+        })),
+      };
+    }
+    const cached = this.recall<ManifestList>(path);
+    if (cached) return cached;
+    const buf = await this.io.read(path);
+    this.manifestListsRead++;
+    const list = decodeManifestList(buf, path);
+    this.remember(path, list, buf.length);
+    return list;
+  }
+
+  async manifest(mf: ManifestFile): Promise<Manifest> {
+    const cached = this.recall<Manifest>(mf.path);
+    if (cached) return cached;
+    const buf = await this.io.read(mf.path);
+    this.manifestsRead++;
+    const m = decodeManifest(buf, mf, mf.path);
+    this.remember(mf.path, m, buf.length);
+    return m;
+  }
+}

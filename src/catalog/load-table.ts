@@ -1,0 +1,64 @@
+import { IpsError } from '../errors.js';
+import type { FileIO } from '../io/file-io.js';
+import { tableMetadataFromJson } from '../iceberg/metadata.js';
+import { resolveTableDirectory } from './hadoop-catalog.js';
+import { RestCatalog } from './rest-catalog.js';
+import { SqlCatalog } from './sql-catalog.js';
+import { readMetadataFile, type LoadedTable } from './table.js';
+
+export interface CatalogOptions {
+  /** postgresql://… (JDBC/SQL catalog layout) or http(s)://… (REST catalog). */
+  catalogUri?: string | undefined;
+  /** catalog_name column of the SQL layout, or the REST warehouse. */
+  catalogName?: string | undefined;
+  catalogToken?: string | undefined;
+}
+
+export type TableRef =
+  | { kind: 'metadata-file'; location: string }
+  | { kind: 'directory'; location: string }
+  | { kind: 'sql'; uri: string; catalogName: string | undefined; identifier: string }
+  | { kind: 'rest'; uri: string; token: string | undefined; warehouse: string | undefined; identifier: string };
+
+/**
+ * How a user names a table: a metadata file (`…/v3.metadata.json`, also `.gz`), a table
+ * directory in the Hadoop layout, or an identifier `ns.table` in the catalog given by --catalog.
+ */
+export function parseTableRef(ref: string, opts: CatalogOptions = {}): TableRef {
+  if (opts.catalogUri) {
+    const uri = opts.catalogUri;
+    if (/^https?:\/\//.test(uri)) return { kind: 'rest', uri, token: opts.catalogToken, warehouse: opts.catalogName, identifier: ref };
+    if (/^(jdbc:)?postgres(ql)?(\+\w+)?:\/\//.test(uri)) return { kind: 'sql', uri, catalogName: opts.catalogName, identifier: ref };
+    throw new IpsError('INVALID_ARGUMENT', `unsupported catalog URI ${uri}: use postgresql://… for a JDBC/SQL catalog or http(s)://… for a REST catalog`);
+  }
+  if (/\.metadata\.json(\.gz)?$/.test(ref)) return { kind: 'metadata-file', location: ref };
+  return { kind: 'directory', location: ref };
+}
+
+export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable> {
+  switch (ref.kind) {
+    case 'metadata-file':
+      return { name: ref.location, metadataLocation: ref.location, metadata: await readMetadataFile(io, ref.location) };
+    case 'directory': {
+      const loc = await resolveTableDirectory(io, ref.location);
+      return { name: ref.location, metadataLocation: loc, metadata: await readMetadataFile(io, loc) };
+    }
+    case 'sql': {
+      const cat = SqlCatalog.connect(ref.uri, ref.catalogName);
+      try {
+        const row = await cat.loadTableRow(ref.identifier);
+        return { name: ref.identifier, metadataLocation: row.metadataLocation, metadata: await readMetadataFile(io, row.metadataLocation) };
+      } finally {
+        await cat.close();
+      }
+    }
+    case 'rest': {
+      const cat = new RestCatalog({ uri: ref.uri, token: ref.token, warehouse: ref.warehouse });
+      const t = await cat.loadTable(ref.identifier);
+      const metadata = t.metadata !== undefined && t.metadata !== null
+        ? tableMetadataFromJson(t.metadata, `REST catalog metadata of ${ref.identifier}`)
+        : await readMetadataFile(io, t.metadataLocation);
+      return { name: ref.identifier, metadataLocation: t.metadataLocation, metadata };
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { Command } from 'commander';
+import { loadTable, parseTableRef } from '../catalog/load-table.js';
+import { inspectTable, type InspectJson } from '../capture/inspect.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import type { FileJson } from '../capture/file-json.js';
+import { currentSchema } from '../iceberg/metadata.js';
+import { indexById } from '../iceberg/types.js';
+import { addTableOptions, catalogOptionsFrom, fileIOFrom, printJson, progress, runAction, type TableOptions } from './common.js';
+
+export function inspectCommand(): Command {
+  const cmd = new Command('inspect')
+    .description('show a table\'s snapshots in lineage order and the files each added and removed')
+    .argument('<table>', 'metadata file (…/vN.metadata.json), table directory, or ns.table with --catalog');
+  addTableOptions(cmd).action(async (ref: string, opts: TableOptions) => {
+    await runAction(opts.json, async () => {
+      const io = fileIOFrom(opts);
+      try {
+        const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
+        const result = await inspectTable(table, new ManifestReader(io), opts.json ? undefined : progress('reading snapshots'));
+        if (opts.json) printJson(result);
+        else process.stdout.write(renderInspect(result, columnNames(table.metadata)));
+      } finally {
+        io.close();
+      }
+    });
+  });
+  return cmd;
+}
+
+function columnNames(md: Parameters<typeof currentSchema>[0]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of md.schemas) for (const [id, f] of indexById(s.struct)) out.set(String(id), f.path);
+  for (const [id, f] of indexById(currentSchema(md).struct)) out.set(String(id), f.path);
+  return out;
+}
+
+function fmtValue(v: unknown): string {
+  return v === null ? 'null' : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+function fmtBytes(n: string): string {
+  const b = Number(n);
+  if (b < 1024) return `${b} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = b / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function renderFile(sign: string, f: FileJson, names: Map<string, string>): string[] {
+  const part = Object.entries(f.partition).map(([k, v]) => `${k}=${fmtValue(v)}`).join(', ');
+  const lines = [`  ${sign} ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows ${fmtBytes(f.file_size_in_bytes).padStart(10)}  ${part ? `[${part}] ` : ''}${f.file_path}`];
+  const ids = new Set([...Object.keys(f.lower_bounds), ...Object.keys(f.upper_bounds)]);
+  for (const id of [...ids].sort((a, b) => Number(a) - Number(b))) {
+    const lo = id in f.lower_bounds ? fmtValue(f.lower_bounds[id]) : '?';
+    const hi = id in f.upper_bounds ? fmtValue(f.upper_bounds[id]) : '?';
+    lines.push(`      ${(names.get(id) ?? `#${id}`).padEnd(20)} ${lo} .. ${hi}`);
+  }
+  return lines;
+}
+
+export function renderInspect(r: InspectJson, names: Map<string, string>): string {
+  const out: string[] = [];
+  out.push(`table            ${r.table}`);
+  out.push(`metadata         ${r.metadata_location}`);
+  out.push(`format version   v${r.format_version}`);
+  out.push(`location         ${r.location}`);
+  out.push(`current snapshot ${r.current_snapshot_id ?? '(none)'}`);
+  out.push(`snapshots        ${r.snapshots.length}`);
+  for (const s of r.snapshots) {
+    out.push('');
+    out.push(`snapshot ${s.snapshot_id}  seq ${s.sequence_number}  ${s.timestamp}  ${s.operation ?? '(no operation)'}${s.on_main ? '' : '  (not on main)'}`);
+    out.push(`  parent ${s.parent_snapshot_id ?? '(none)'}; added ${s.added_files.length} files, removed ${s.removed_files.length}`);
+    for (const f of s.added_files) out.push(...renderFile('+', f, names));
+    for (const f of s.removed_files) out.push(...renderFile('-', f, names));
+  }
+  for (const w of r.warnings) out.push(`warning: ${w}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,266 @@
+import { z } from 'zod';
+import { IpsError } from '../errors.js';
+import { parseJsonLossless } from './json.js';
+import { indexById, int32Schema, parseSchema, type IndexedField, type NestedField, type Schema } from './types.js';
+import { partitionFieldJson, partitionSpecJson, toPartitionFields, type PartitionSpec } from './partition-spec.js';
+
+/** Table metadata (spec "Table Metadata"), format versions 1–3, with 64-bit values as bigint. */
+export interface Snapshot {
+  snapshotId: bigint;
+  parentSnapshotId: bigint | null;
+  /** v1 snapshots have none: 0 per spec. */
+  sequenceNumber: bigint;
+  timestampMs: bigint;
+  /** Null only for v1 snapshots that list manifests inline (`manifests`). */
+  manifestList: string | null;
+  v1Manifests: string[] | null;
+  /** `summary.operation`; null when a (v1) writer recorded no summary. */
+  operation: string | null;
+  summary: Record<string, string>;
+  schemaId: number | null;
+  firstRowId: bigint | null;
+  addedRows: bigint | null;
+}
+
+export interface SnapshotRef {
+  snapshotId: bigint;
+  type: 'branch' | 'tag';
+}
+
+export interface SortOrder {
+  orderId: number;
+  fields: unknown[];
+}
+
+export interface TableMetadata {
+  formatVersion: 1 | 2 | 3;
+  tableUuid: string | null;
+  location: string;
+  lastSequenceNumber: bigint;
+  lastUpdatedMs: bigint;
+  lastColumnId: number;
+  schemas: Schema[];
+  currentSchemaId: number;
+  specs: PartitionSpec[];
+  defaultSpecId: number;
+  lastPartitionId: number | null;
+  properties: Record<string, string>;
+  currentSnapshotId: bigint | null;
+  snapshots: Snapshot[];
+  refs: Record<string, SnapshotRef>;
+  sortOrders: SortOrder[];
+  defaultSortOrderId: number | null;
+  nextRowId: bigint | null;
+  /** The parsed JSON as read (bigints for integers), for writers that must copy fields through. */
+  raw: Record<string, unknown>;
+}
+
+const long = z.bigint();
+const optLong = z.bigint().optional().nullable();
+// Summary values are strings per spec; tolerate numbers from sloppy writers and stringify them.
+const summaryJson = z.record(z.string(), z.union([z.string(), z.bigint(), z.number(), z.boolean()]).transform(String));
+
+const snapshotJson = z.object({
+  'snapshot-id': long,
+  'parent-snapshot-id': optLong,
+  'sequence-number': optLong,
+  'timestamp-ms': long,
+  'manifest-list': z.string().optional().nullable(),
+  manifests: z.array(z.string()).optional().nullable(),
+  summary: summaryJson.optional().nullable(),
+  'schema-id': int32Schema.optional().nullable(),
+  'first-row-id': optLong,
+  'added-rows': optLong,
+}).loose();
+
+const metadataJson = z.object({
+  'format-version': z.union([z.literal(1n), z.literal(2n), z.literal(3n)], {
+    error: 'format-version must be 1, 2 or 3 (v4 is not supported)',
+  }),
+  'table-uuid': z.string().optional(),
+  location: z.string(),
+  'last-sequence-number': optLong,
+  'last-updated-ms': long,
+  'last-column-id': int32Schema,
+  schema: z.unknown().optional(),
+  schemas: z.array(z.unknown()).optional(),
+  'current-schema-id': int32Schema.optional(),
+  'partition-spec': z.array(partitionFieldJson).optional(),
+  'partition-specs': z.array(partitionSpecJson).optional(),
+  'default-spec-id': int32Schema.optional(),
+  'last-partition-id': int32Schema.optional(),
+  properties: z.record(z.string(), z.union([z.string(), z.bigint(), z.number(), z.boolean()]).transform(String)).optional(),
+  'current-snapshot-id': optLong,
+  snapshots: z.array(snapshotJson).optional(),
+  refs: z.record(z.string(), z.object({ 'snapshot-id': long, type: z.enum(['branch', 'tag']) }).loose()).optional(),
+  'sort-orders': z.array(z.object({ 'order-id': int32Schema, fields: z.array(z.unknown()) }).loose()).optional(),
+  'default-sort-order-id': int32Schema.optional(),
+  'next-row-id': optLong,
+}).loose();
+
+function invalid(where: string, msg: string): never {
+  throw new IpsError('INVALID_METADATA', `${where}: ${msg}`);
+}
+
+export function parseTableMetadata(text: string, where: string): TableMetadata {
+  return tableMetadataFromJson(parseJsonLossless(text, where), where);
+}
+
+/** From JSON already parsed losslessly (integers as bigint), e.g. a REST catalog response. */
+export function tableMetadataFromJson(json: unknown, where: string): TableMetadata {
+  const r = metadataJson.safeParse(json);
+  if (!r.success) {
+    invalid(where, 'not valid Iceberg table metadata: ' + r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  }
+  const m = r.data;
+  const formatVersion = Number(m['format-version']) as 1 | 2 | 3;
+
+  let schemas: Schema[];
+  let currentSchemaId: number;
+  if (m.schemas && m.schemas.length > 0) {
+    schemas = m.schemas.map((s, i) => parseSchema(s, `${where}: schemas[${i}]`));
+    currentSchemaId = m['current-schema-id'] ?? invalid(where, 'schemas present but current-schema-id missing');
+  } else if (m.schema !== undefined) {
+    const s = parseSchema(m.schema, `${where}: schema`);
+    schemas = [s];
+    currentSchemaId = s.schemaId;
+  } else {
+    return invalid(where, 'no schema: neither "schemas" nor "schema" is present');
+  }
+  if (!schemas.some((s) => s.schemaId === currentSchemaId)) {
+    invalid(where, `current-schema-id ${currentSchemaId} is not among the schemas`);
+  }
+
+  let specs: PartitionSpec[];
+  let defaultSpecId: number;
+  if (m['partition-specs'] && m['partition-specs'].length > 0) {
+    specs = m['partition-specs'].map((s) => ({ specId: s['spec-id'], fields: toPartitionFields(s.fields) }));
+    defaultSpecId = m['default-spec-id'] ?? specs[specs.length - 1]!.specId;
+  } else if (m['partition-spec']) {
+    specs = [{ specId: 0, fields: toPartitionFields(m['partition-spec']) }];
+    defaultSpecId = 0;
+  } else {
+    specs = [{ specId: 0, fields: [] }];
+    defaultSpecId = 0;
+  }
+
+  const snapshots: Snapshot[] = (m.snapshots ?? []).map((s) => {
+    const summary = s.summary ?? {};
+    return {
+      snapshotId: s['snapshot-id'],
+      parentSnapshotId: s['parent-snapshot-id'] ?? null,
+      sequenceNumber: s['sequence-number'] ?? 0n,
+      timestampMs: s['timestamp-ms'],
+      manifestList: s['manifest-list'] ?? null,
+      v1Manifests: s.manifests ?? null,
+      operation: summary['operation'] ?? null,
+      summary,
+      schemaId: s['schema-id'] ?? null,
+      firstRowId: s['first-row-id'] ?? null,
+      addedRows: s['added-rows'] ?? null,
+    };
+  });
+  for (const s of snapshots) {
+    if (s.manifestList === null && s.v1Manifests === null) {
+      invalid(where, `snapshot ${s.snapshotId} has neither manifest-list nor manifests`);
+    }
+  }
+
+  // Java writes -1 for "no current snapshot" in v1/v2 metadata.
+  const cur = m['current-snapshot-id'];
+  const currentSnapshotId = cur === undefined || cur === null || cur === -1n ? null : cur;
+  if (currentSnapshotId !== null && !snapshots.some((s) => s.snapshotId === currentSnapshotId)) {
+    invalid(where, `current-snapshot-id ${currentSnapshotId} is not among the snapshots`);
+  }
+
+  const refs: Record<string, SnapshotRef> = {};
+  for (const [name, ref] of Object.entries(m.refs ?? {})) refs[name] = { snapshotId: ref['snapshot-id'], type: ref.type };
+  // Older metadata has no refs: main is implied by the current snapshot.
+  if (refs['main'] === undefined && currentSnapshotId !== null) refs['main'] = { snapshotId: currentSnapshotId, type: 'branch' };
+
+  return {
+    formatVersion,
+    tableUuid: m['table-uuid'] ?? null,
+    location: m.location,
+    lastSequenceNumber: m['last-sequence-number'] ?? 0n,
+    lastUpdatedMs: m['last-updated-ms'],
+    lastColumnId: m['last-column-id'],
+    schemas,
+    currentSchemaId,
+    specs,
+    defaultSpecId,
+    lastPartitionId: m['last-partition-id'] ?? null,
+    properties: m.properties ?? {},
+    currentSnapshotId,
+    snapshots,
+    refs,
+    sortOrders: (m['sort-orders'] ?? []).map((o) => ({ orderId: o['order-id'], fields: o.fields })),
+    defaultSortOrderId: m['default-sort-order-id'] ?? null,
+    nextRowId: m['next-row-id'] ?? null,
+    raw: json as Record<string, unknown>,
+  };
+}
+
+export function currentSchema(md: TableMetadata): Schema {
+  return md.schemas.find((s) => s.schemaId === md.currentSchemaId)!;
+}
+
+export function schemaById(md: TableMetadata, id: number | null): Schema {
+  if (id === null) return currentSchema(md);
+  return md.schemas.find((s) => s.schemaId === id) ?? currentSchema(md);
+}
+
+export function specById(md: TableMetadata, specId: number): PartitionSpec {
+  const spec = md.specs.find((s) => s.specId === specId);
+  if (!spec) throw new IpsError('INVALID_METADATA', `partition spec ${specId} is referenced but not defined in table metadata`);
+  return spec;
+}
+
+export function snapshotById(md: TableMetadata, id: bigint): Snapshot | undefined {
+  return md.snapshots.find((s) => s.snapshotId === id);
+}
+
+/**
+ * Ancestors of `head` (inclusive), newest first, following `parent-snapshot-id`. Stops where
+ * the parent is missing (expired) and reports that, because a silent stop looks like a full
+ * history.
+ */
+export function lineage(md: TableMetadata, head: bigint): { chain: Snapshot[]; truncatedAt: bigint | null } {
+  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
+  const chain: Snapshot[] = [];
+  let cur = byId.get(head);
+  const seen = new Set<bigint>();
+  while (cur && !seen.has(cur.snapshotId)) {
+    seen.add(cur.snapshotId);
+    chain.push(cur);
+    if (cur.parentSnapshotId === null) return { chain, truncatedAt: null };
+    const parent = byId.get(cur.parentSnapshotId);
+    if (!parent) return { chain, truncatedAt: cur.parentSnapshotId };
+    cur = parent;
+  }
+  return { chain, truncatedAt: null };
+}
+
+/**
+ * The type of field `id`: from the current schema, else from the newest older schema that has
+ * it (dropped columns keep their ids, and old files still carry their bounds).
+ */
+export function fieldById(md: TableMetadata, id: number): NestedField | undefined {
+  const cur = indexCache(currentSchema(md)).get(id);
+  if (cur) return cur.field;
+  for (const s of [...md.schemas].reverse()) {
+    const f = indexCache(s).get(id);
+    if (f) return f.field;
+  }
+  return undefined;
+}
+
+const indexes = new WeakMap<Schema, Map<number, IndexedField>>();
+function indexCache(s: Schema): Map<number, IndexedField> {
+  let ix = indexes.get(s);
+  if (!ix) {
+    ix = indexById(s.struct);
+    indexes.set(s, ix);
+  }
+  return ix;
+}

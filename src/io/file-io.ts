@@ -1,0 +1,22 @@
+/** Where metadata and data files are read from (and, for ICDC tables, written to). */
+export interface FileIO {
+  read(location: string): Promise<Buffer>;
+  exists(location: string): Promise<boolean>;
+  /** Names (not full paths) of the objects directly under a directory location. */
+  list(dirLocation: string): Promise<string[]>;
+  /** Write a whole object. With `ifAbsent`, fail with code ALREADY_EXISTS instead of replacing. */
+  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void>;
+}
+
+export function joinLocation(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
+export function parentLocation(loc: string): string {
+  const i = loc.lastIndexOf('/');
+  return i <= 0 ? loc : loc.slice(0, i);
+}
+
+export function baseName(loc: string): string {
+  return loc.slice(loc.lastIndexOf('/') + 1);
+}

@@ -1,0 +1,71 @@
+import { IpsError } from '../errors.js';
+import type { FileIO } from './file-io.js';
+import { LocalFileIO } from './local-file-io.js';
+import { S3FileIO, type S3Settings } from './s3-file-io.js';
+
+/** `FROM=TO`: locations that start with FROM are read at TO instead (copied tables, hdfs:// fixtures). */
+export interface LocationMapping {
+  from: string;
+  to: string;
+}
+
+export function parseLocationMapping(text: string): LocationMapping {
+  const i = text.indexOf('=');
+  if (i <= 0 || i === text.length - 1) {
+    throw new IpsError('INVALID_ARGUMENT', `--map-location expects FROM=TO (e.g. hdfs://nn/warehouse=/data/warehouse), got "${text}"`);
+  }
+  return { from: text.slice(0, i), to: text.slice(i + 1) };
+}
+
+export function applyMappings(location: string, mappings: readonly LocationMapping[]): string {
+  // Longest prefix wins, so a specific mapping can override a general one.
+  let best: LocationMapping | undefined;
+  for (const m of mappings) if (location.startsWith(m.from) && (!best || m.from.length > best.from.length)) best = m;
+  return best ? best.to + location.slice(best.from.length) : location;
+}
+
+export interface FileIOOptions {
+  s3?: S3Settings | undefined;
+  mappings?: LocationMapping[] | undefined;
+}
+
+/** Dispatches by URI scheme after applying location mappings. */
+export class RoutingFileIO implements FileIO {
+  private readonly local = new LocalFileIO();
+  private s3: S3FileIO | undefined;
+
+  constructor(private readonly opts: FileIOOptions = {}) {}
+
+  private route(location: string): { io: FileIO; loc: string } {
+    const loc = applyMappings(location, this.opts.mappings ?? []);
+    if (/^s3[an]?:\/\//.test(loc)) {
+      this.s3 ??= new S3FileIO(this.opts.s3 ?? {});
+      return { io: this.s3, loc };
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc) && !loc.startsWith('file:')) {
+      const scheme = loc.slice(0, loc.indexOf(':'));
+      throw new IpsError('UNSUPPORTED_SCHEME', `cannot read ${scheme}:// locations (${loc}); map them to a readable place with --map-location ${scheme}://…=/local/path or s3://…`);
+    }
+    return { io: this.local, loc };
+  }
+
+  read(location: string): Promise<Buffer> {
+    const r = this.route(location);
+    return r.io.read(r.loc);
+  }
+  exists(location: string): Promise<boolean> {
+    const r = this.route(location);
+    return r.io.exists(r.loc);
+  }
+  list(dirLocation: string): Promise<string[]> {
+    const r = this.route(dirLocation);
+    return r.io.list(r.loc);
+  }
+  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
+    const r = this.route(location);
+    return r.io.write(r.loc, data, opts);
+  }
+  close(): void {
+    this.s3?.destroy();
+  }
+}
