@@ -64,6 +64,7 @@ export async function inspectTable(table: LoadedTable, reader: ManifestReader, o
     onProgress?.(i + 1, ordered.length);
   }
   const warnings = [...describer.warnings];
+  if (table.relocatedFrom) warnings.push(`the metadata names ${table.relocatedFrom}; files are read under ${table.name} instead`);
   if (truncatedAt !== null) warnings.push(`history is truncated: parent snapshot ${truncatedAt} of the oldest retained ancestor has expired`);
   return {
     table: table.name,

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { IpsError } from '../errors.js';
 import type { FileIO } from '../io/file-io.js';
 import { tableMetadataFromJson } from '../iceberg/metadata.js';
@@ -41,7 +42,15 @@ export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable>
       return { name: ref.location, metadataLocation: ref.location, metadata: await readMetadataFile(io, ref.location) };
     case 'directory': {
       const loc = await resolveTableDirectory(io, ref.location);
-      return { name: ref.location, metadataLocation: loc, metadata: await readMetadataFile(io, loc) };
+      const metadata = await readMetadataFile(io, loc);
+      // A copied table still names the place it was written; its files are under this directory now.
+      const dir = ref.location.replace(/\/+$/, '');
+      const written = metadata.location.replace(/\/+$/, '');
+      if (io.relocate && !sameLocation(dir, written)) {
+        io.relocate(written, dir);
+        return { name: ref.location, metadataLocation: loc, metadata, relocatedFrom: written };
+      }
+      return { name: ref.location, metadataLocation: loc, metadata };
     }
     case 'sql': {
       const cat = SqlCatalog.connect(ref.uri, ref.catalogName);
@@ -61,4 +70,12 @@ export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable>
       return { name: ref.identifier, metadataLocation: t.metadataLocation, metadata };
     }
   }
+}
+
+function stripScheme(loc: string): string {
+  return loc.replace(/^file:(\/\/)?/, '');
+}
+
+function sameLocation(a: string, b: string): boolean {
+  return a === b || stripScheme(a) === stripScheme(b) || path.resolve(stripScheme(a)) === stripScheme(b);
 }

@@ -8,6 +8,8 @@ export interface LoadedTable {
   name: string;
   metadataLocation: string;
   metadata: TableMetadata;
+  /** Set when the table was loaded from a directory other than the location its metadata names. */
+  relocatedFrom?: string;
 }
 
 /** Reads a metadata JSON file; `.gz` variants (gzip magic) are unpacked. */

@@ -6,6 +6,11 @@ export interface FileIO {
   list(dirLocation: string): Promise<string[]>;
   /** Write a whole object. With `ifAbsent`, fail with code ALREADY_EXISTS instead of replacing. */
   write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void>;
+  /**
+   * Read locations under `from` at `to` from now on, unless an explicit mapping covers them.
+   * Used when a table was copied: its metadata still names the place it was written.
+   */
+  relocate?(from: string, to: string): void;
 }
 
 export function joinLocation(dir: string, name: string): string {

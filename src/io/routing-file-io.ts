@@ -34,10 +34,17 @@ export class RoutingFileIO implements FileIO {
   private readonly local = new LocalFileIO();
   private s3: S3FileIO | undefined;
 
+  private readonly implicit: LocationMapping[] = [];
+
   constructor(private readonly opts: FileIOOptions = {}) {}
 
+  relocate(from: string, to: string): void {
+    if (from !== to) this.implicit.push({ from, to });
+  }
+
   private route(location: string): { io: FileIO; loc: string } {
-    const loc = applyMappings(location, this.opts.mappings ?? []);
+    const explicit = applyMappings(location, this.opts.mappings ?? []);
+    const loc = explicit === location ? applyMappings(location, this.implicit) : explicit;
     if (/^s3[an]?:\/\//.test(loc)) {
       this.s3 ??= new S3FileIO(this.opts.s3 ?? {});
       return { io: this.s3, loc };
