@@ -1,7 +1,8 @@
 import { IpsError } from '../errors.js';
 import { joinLocation, type FileIO } from '../io/file-io.js';
 
-const VERSIONED = /^v(\d+)(\.gz)?\.metadata\.json(\.gz)?$/;
+// Hadoop tables name versions vN.metadata.json; catalogs (Java, PyIceberg) write NNNNN-<uuid>.metadata.json.
+const VERSIONED = /^(?:v(\d+)|(\d+)-[0-9a-fA-F-]+)(\.gz)?\.metadata\.json(\.gz)?$/;
 
 /**
  * The current metadata file of a table directory in the Hadoop layout: `metadata/version-hint.text`
@@ -14,7 +15,7 @@ export async function resolveTableDirectory(io: FileIO, tableDir: string): Promi
   const versions = new Map<number, string>();
   for (const n of names) {
     const m = VERSIONED.exec(n);
-    if (m) versions.set(Number(m[1]), n);
+    if (m) versions.set(Number(m[1] ?? m[2]), n);
   }
   let hinted: number | null = null;
   if (names.includes('version-hint.text')) {
@@ -26,9 +27,7 @@ export async function resolveTableDirectory(io: FileIO, tableDir: string): Promi
   const highest = versions.size > 0 ? Math.max(...versions.keys()) : null;
   const chosen = hinted !== null && versions.has(hinted) && (highest === null || hinted >= highest) ? hinted : highest;
   if (chosen === null) {
-    const fallback = names.filter((n) => n.endsWith('.metadata.json')).sort();
-    if (fallback.length > 0) return joinLocation(metaDir, fallback[fallback.length - 1]!);
-    throw new IpsError('TABLE_NOT_FOUND', `no Iceberg table at ${tableDir}: ${metaDir} has no version-hint.text or vN.metadata.json`);
+    throw new IpsError('TABLE_NOT_FOUND', `no Iceberg table at ${tableDir}: ${metaDir} has no version-hint.text, vN.metadata.json or NNNNN-<uuid>.metadata.json`);
   }
   return joinLocation(metaDir, versions.get(chosen)!);
 }
