@@ -66,3 +66,48 @@ export class SqlCatalog {
     await this.pool.end();
   }
 }
+
+/**
+ * Creates the catalog tables if absent, with the layout of Iceberg Java's JdbcCatalog (schema
+ * V1, which PyIceberg's SqlCatalog also reads), so engines can load what ips registers.
+ */
+export async function ensureSqlCatalogTables(pool: pg.Pool): Promise<void> {
+  await pool.query(`CREATE TABLE IF NOT EXISTS iceberg_tables (
+    catalog_name VARCHAR(255) NOT NULL,
+    table_namespace VARCHAR(255) NOT NULL,
+    table_name VARCHAR(255) NOT NULL,
+    metadata_location VARCHAR(1000),
+    previous_metadata_location VARCHAR(1000),
+    iceberg_type VARCHAR(5),
+    PRIMARY KEY (catalog_name, table_namespace, table_name))`);
+  await pool.query(`CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
+    catalog_name VARCHAR(255) NOT NULL,
+    namespace VARCHAR(255) NOT NULL,
+    property_key VARCHAR(255),
+    property_value VARCHAR(1000),
+    PRIMARY KEY (catalog_name, namespace, property_key))`);
+}
+
+/**
+ * Points `identifier` at a new metadata file by compare-and-set on the current location (null:
+ * the table must not exist yet). A lost race is a CONFLICT, never a silent overwrite.
+ */
+export async function commitSqlTable(pool: pg.Pool, catalogName: string, identifier: string, newLocation: string, expected: string | null): Promise<void> {
+  const { namespace, table } = splitIdentifier(identifier);
+  await ensureSqlCatalogTables(pool);
+  if (expected === null) {
+    await pool.query(
+      `INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
+       VALUES ($1, $2, 'exists', 'true') ON CONFLICT DO NOTHING`, [catalogName, namespace]);
+    const res = await pool.query(
+      `INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
+       VALUES ($1, $2, $3, $4, NULL, 'TABLE') ON CONFLICT DO NOTHING`, [catalogName, namespace, table, newLocation]);
+    if (res.rowCount !== 1) throw new IpsError('CONFLICT', `table ${identifier} already exists in catalog ${catalogName}`);
+    return;
+  }
+  const res = await pool.query(
+    `UPDATE iceberg_tables SET metadata_location = $4, previous_metadata_location = $5
+      WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3 AND metadata_location = $5`,
+    [catalogName, namespace, table, newLocation, expected]);
+  if (res.rowCount !== 1) throw new IpsError('CONFLICT', `table ${identifier} was changed by another writer (expected metadata ${expected}); retry`);
+}

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { changesCommand } from './changes.js';
 import { inspectCommand } from './inspect.js';
 
 const program = new Command('ips')
@@ -6,4 +7,5 @@ const program = new Command('ips')
   .version('0.1.0')
   .showHelpAfterError();
 program.addCommand(inspectCommand());
+program.addCommand(changesCommand());
 await program.parseAsync(process.argv);

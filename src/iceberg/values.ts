@@ -172,3 +172,47 @@ export function compareValues(type: PrimitiveType, a: Value, b: Value): number {
     }
   }
 }
+
+/** The binary single-value serialisation (spec Appendix D), the inverse of decodeBinaryValue. */
+export function encodeBinaryValue(type: PrimitiveType, v: Value): Buffer {
+  switch (type.kind) {
+    case 'boolean':
+      return Buffer.from([v ? 1 : 0]);
+    case 'int':
+    case 'date': {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(Number(v));
+      return b;
+    }
+    case 'long':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+    case 'timestamp_ns':
+    case 'timestamptz_ns': {
+      const b = Buffer.alloc(8);
+      b.writeBigInt64LE(BigInt(v as bigint));
+      return b;
+    }
+    case 'float': {
+      const b = Buffer.alloc(4);
+      b.writeFloatLE(Number(v));
+      return b;
+    }
+    case 'double': {
+      const b = Buffer.alloc(8);
+      b.writeDoubleLE(Number(v));
+      return b;
+    }
+    case 'decimal':
+      return bigIntToTwosComplementBE(BigInt(v as bigint));
+    case 'string':
+      return Buffer.from(v as string, 'utf8');
+    case 'uuid':
+    case 'fixed':
+    case 'binary':
+      return Buffer.from(v as Buffer);
+    case 'other':
+      throw new IpsError('UNSUPPORTED_TYPE', `values of type ${type.name} have no binary form`);
+  }
+}

@@ -1,0 +1,227 @@
+import crypto from 'node:crypto';
+import pLimit from 'p-limit';
+import { IpsError, isIpsError } from '../errors.js';
+import { joinLocation, type FileIO } from '../io/file-io.js';
+import { resolveTableDirectory } from '../catalog/hadoop-catalog.js';
+import { readMetadataFile } from '../catalog/table.js';
+import { stringifyJsonLossless } from '../iceberg/json.js';
+import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
+import type { ManifestFile } from '../iceberg/manifest-list.js';
+import { writeManifest, writeManifestList, type EntryToWrite } from '../iceberg/manifest-writer.js';
+import { bindSpec } from '../iceberg/partition-values.js';
+import { specById } from '../iceberg/metadata.js';
+import type { FileChange } from './snapshot-changes.js';
+
+/**
+ * The ICDC table: a real Iceberg table whose snapshot references exactly one batch's changed
+ * files by their original paths (zero copy). Each batch is a new snapshot, so the table's
+ * history is the consumer's batch history. It copies the source's format version, schemas,
+ * partition specs (same field ids), sort orders and name mapping, and sets gc.enabled=false
+ * so that no engine can delete source files through it.
+ */
+export interface IcdcWriteRequest {
+  io: FileIO;
+  source: TableMetadata;
+  /** Directory of the ICDC table, e.g. s3://lake/icdc/consumer__table. */
+  location: string;
+  files: FileChange[];
+  /** Recorded in the snapshot summary for traceability (ips.* keys). */
+  summary?: Record<string, string>;
+  /** Creates or replaces a snapshot built atop this exact previous metadata (compare-and-set). */
+  expectedMetadataLocation?: string | null;
+}
+
+export interface IcdcWriteResult {
+  metadataLocation: string;
+  previousMetadataLocation: string | null;
+  snapshotId: bigint;
+  version: number;
+  dataFiles: number;
+  deleteFiles: number;
+  records: bigint;
+}
+
+export function newSnapshotId(): bigint {
+  // Like Java: random 63-bit positive id (ids exceed 2^53, which is why they are bigint here).
+  let id = 0n;
+  while (id === 0n) id = crypto.randomBytes(8).readBigUInt64BE() & 0x7fffffffffffffffn;
+  return id;
+}
+
+const MAX_CHECKS_IN_FLIGHT = 32;
+
+/** Zero copy means the source may delete files when its snapshots expire: check before handing out. */
+export async function verifyFilesExist(io: FileIO, files: FileChange[]): Promise<void> {
+  const limit = pLimit(MAX_CHECKS_IN_FLIGHT);
+  const missing = (await Promise.all(files.map((f) => limit(async () => ((await io.exists(f.entry.dataFile.filePath)) ? null : f.entry.dataFile.filePath))))).filter((p): p is string => p !== null);
+  if (missing.length > 0) {
+    throw new IpsError('FILES_MISSING',
+      `${missing.length} changed file(s) no longer exist in the source (expired snapshots or orphan-file removal), e.g. ${missing.slice(0, 3).join(', ')}; raise the source's snapshot retention above the consumer's lag, then reset or backfill the consumer`,
+      { details: { missing } });
+  }
+}
+
+async function currentIcdc(io: FileIO, location: string): Promise<{ md: TableMetadata; metadataLocation: string; version: number } | null> {
+  try {
+    const metadataLocation = await resolveTableDirectory(io, location);
+    const md = await readMetadataFile(io, metadataLocation);
+    const m = /\/v(\d+)\.metadata\.json$/.exec(metadataLocation);
+    if (!m) throw new IpsError('INVALID_ICDC_TABLE', `${location} holds a table not written by ips (${metadataLocation})`);
+    return { md, metadataLocation, version: Number(m[1]) };
+  } catch (e) {
+    if (isIpsError(e) && e.code === 'TABLE_NOT_FOUND') return null;
+    throw e;
+  }
+}
+
+function rawList(md: TableMetadata, key: string): Record<string, unknown>[] {
+  const v = md.raw[key];
+  return Array.isArray(v) ? (v as Record<string, unknown>[]) : [];
+}
+
+/** Union by id of two JSON lists, later entries winning (source schemas only grow). */
+function unionById(a: Record<string, unknown>[], b: Record<string, unknown>[], key: string): Record<string, unknown>[] {
+  const m = new Map<string, Record<string, unknown>>();
+  for (const x of [...a, ...b]) m.set(String(x[key]), x);
+  return [...m.values()];
+}
+
+export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWriteResult> {
+  const { io, source } = req;
+  const location = req.location.replace(/\/+$/, '');
+  const metaDir = joinLocation(location, 'metadata');
+  const prev = await currentIcdc(io, location);
+  if (req.expectedMetadataLocation !== undefined && (prev?.metadataLocation ?? null) !== req.expectedMetadataLocation) {
+    throw new IpsError('CONFLICT', `ICDC table ${location} moved on (now ${prev?.metadataLocation ?? 'absent'}, expected ${req.expectedMetadataLocation ?? 'absent'}); retry`);
+  }
+  const fv = source.formatVersion;
+  const snapshotId = newSnapshotId();
+  const hasDeletes = req.files.some((f) => f.entry.dataFile.content !== 0);
+  // With delete files, keep the source's data sequence numbers so deletes apply exactly as there.
+  const explicitMax = hasDeletes ? req.files.reduce((m, f) => (f.entry.sequenceNumber !== null && f.entry.sequenceNumber > m ? f.entry.sequenceNumber : m), 0n) : 0n;
+  const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
+  const seq = fv === 1 ? 0n : (prevSeq + 1n > explicitMax ? prevSeq + 1n : explicitMax);
+
+  const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
+  const schemaJson = stringifyJsonLossless(currentSchemaRaw);
+  const groups = new Map<string, { specId: number; content: 0 | 1; entries: EntryToWrite[] }>();
+  for (const f of req.files) {
+    const content: 0 | 1 = f.entry.dataFile.content === 0 ? 0 : 1;
+    const key = `${f.manifest.partitionSpecId}/${content}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { specId: f.manifest.partitionSpecId, content, entries: [] }));
+    g.entries.push({ dataFile: f.entry.dataFile, sequenceNumber: hasDeletes && fv >= 2 ? f.entry.sequenceNumber : null });
+  }
+  const commitUuid = crypto.randomUUID();
+  const manifests: ManifestFile[] = [];
+  let i = 0;
+  for (const g of groups.values()) {
+    const spec = specById(source, g.specId);
+    const written = writeManifest({
+      formatVersion: fv,
+      schemaJson,
+      schemaId: source.currentSchemaId,
+      specId: g.specId,
+      specFieldsJson: JSON.stringify(spec.fields.map((pf) => ({ name: pf.name, transform: pf.transform, 'source-id': pf.sourceId, 'field-id': pf.fieldId }))),
+      spec: bindSpec(source, spec),
+      content: g.content,
+      snapshotId,
+      entries: g.entries,
+    }, seq);
+    const path = joinLocation(metaDir, `${commitUuid}-m${i++}.avro`);
+    await io.write(path, written.bytes, { ifAbsent: true });
+    manifests.push({ ...written.row, path, length: BigInt(written.bytes.length) });
+  }
+  const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
+  const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
+  const list = writeManifestList({ formatVersion: fv, snapshotId, parentSnapshotId: prevSnapshotId, sequenceNumber: seq, firstRowId: nextRowId, manifests });
+  const listPath = joinLocation(metaDir, `snap-${snapshotId}-1-${commitUuid}.avro`);
+  await io.write(listPath, list.bytes, { ifAbsent: true });
+
+  const now = BigInt(Date.now());
+  const dataFiles = req.files.filter((f) => f.entry.dataFile.content === 0);
+  const deleteFiles = req.files.filter((f) => f.entry.dataFile.content !== 0);
+  const sum = (fs: FileChange[], pick: (f: FileChange) => bigint) => fs.reduce((n, f) => n + pick(f), 0n).toString();
+  const records = dataFiles.reduce((n, f) => n + f.entry.dataFile.recordCount, 0n);
+  const prevTotalFiles = prev?.md.snapshots.find((s) => s.snapshotId === prevSnapshotId)?.summary['total-data-files'] ?? '0';
+  const summary: Record<string, string> = {
+    operation: prevSnapshotId === null ? 'append' : 'overwrite',
+    'added-data-files': String(dataFiles.length),
+    'added-records': records.toString(),
+    'added-files-size': sum(dataFiles, (f) => f.entry.dataFile.fileSizeInBytes),
+    'added-delete-files': String(deleteFiles.length),
+    'added-position-delete-files': String(deleteFiles.filter((f) => f.entry.dataFile.content === 1).length),
+    'added-equality-delete-files': String(deleteFiles.filter((f) => f.entry.dataFile.content === 2).length),
+    'deleted-data-files': prevTotalFiles,
+    'total-data-files': String(dataFiles.length),
+    'total-delete-files': String(deleteFiles.length),
+    'total-records': records.toString(),
+    'total-files-size': sum(req.files, (f) => f.entry.dataFile.fileSizeInBytes),
+    'total-position-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 1), (f) => f.entry.dataFile.recordCount),
+    'total-equality-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 2), (f) => f.entry.dataFile.recordCount),
+    ...req.summary,
+  };
+  const snapshot: Record<string, unknown> = {
+    'snapshot-id': snapshotId,
+    ...(prevSnapshotId !== null ? { 'parent-snapshot-id': prevSnapshotId } : {}),
+    ...(fv >= 2 ? { 'sequence-number': seq } : {}),
+    'timestamp-ms': now,
+    'manifest-list': listPath,
+    summary,
+    'schema-id': source.currentSchemaId,
+    ...(fv >= 3 ? { 'first-row-id': nextRowId, 'added-rows': list.assignedRows } : {}),
+  };
+
+  const properties: Record<string, string> = { 'gc.enabled': 'false', 'ips.icdc': 'true' };
+  const nameMapping = source.properties['schema.name-mapping.default'];
+  if (nameMapping !== undefined) properties['schema.name-mapping.default'] = nameMapping;
+  if (source.tableUuid) properties['ips.source-table-uuid'] = source.tableUuid;
+  properties['ips.source-location'] = source.location;
+
+  const prevRaw = prev?.md;
+  const version = (prev?.version ?? 0) + 1;
+  const metadata: Record<string, unknown> = {
+    'format-version': fv,
+    'table-uuid': prevRaw?.tableUuid ?? crypto.randomUUID(),
+    location,
+    ...(fv >= 2 ? { 'last-sequence-number': seq } : {}),
+    'last-updated-ms': now,
+    'last-column-id': Math.max(source.lastColumnId, prevRaw?.lastColumnId ?? 0),
+    schemas: unionById(prevRaw ? rawList(prevRaw, 'schemas') : [], rawList(source, 'schemas').length ? rawList(source, 'schemas') : [source.raw['schema'] as Record<string, unknown>], 'schema-id'),
+    'current-schema-id': source.currentSchemaId,
+    'partition-specs': unionById(prevRaw ? rawList(prevRaw, 'partition-specs') : [], source.specs.map((s) => ({ 'spec-id': s.specId, fields: s.fields.map((f) => ({ name: f.name, transform: f.transform, 'source-id': f.sourceId, 'field-id': f.fieldId })) })), 'spec-id'),
+    'default-spec-id': source.defaultSpecId,
+    'last-partition-id': Math.max(source.lastPartitionId ?? 999, ...source.specs.flatMap((s) => s.fields.map((f) => f.fieldId)), 999),
+    properties,
+    'current-snapshot-id': snapshotId,
+    refs: { main: { 'snapshot-id': snapshotId, type: 'branch' } },
+    snapshots: [...(prevRaw ? rawList(prevRaw, 'snapshots') : []), snapshot],
+    'snapshot-log': [...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []), { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
+    'metadata-log': [...(prevRaw ? rawList(prevRaw, 'metadata-log') : []), ...(prev ? [{ 'timestamp-ms': prev.md.lastUpdatedMs, 'metadata-file': prev.metadataLocation }] : [])],
+    'sort-orders': rawList(source, 'sort-orders').length ? rawList(source, 'sort-orders') : [{ 'order-id': 0, fields: [] }],
+    'default-sort-order-id': source.defaultSortOrderId ?? 0,
+    statistics: [],
+    'partition-statistics': [],
+  };
+  if (fv === 1) {
+    // v1 readers look at the single-schema and single-spec fields.
+    metadata['schema'] = currentSchemaRaw;
+    metadata['partition-spec'] = (metadata['partition-specs'] as { 'spec-id': number; fields: unknown[] }[]).find((s) => s['spec-id'] === source.defaultSpecId)?.fields ?? [];
+  }
+  if (fv >= 3) metadata['next-row-id'] = (nextRowId ?? 0n) + list.assignedRows;
+  const text = stringifyJsonLossless(metadata, 2);
+  parseTableMetadata(text, 'ICDC metadata being written'); // never publish metadata ips itself cannot read
+  const metadataLocation = joinLocation(metaDir, `v${version}.metadata.json`);
+  try {
+    await io.write(metadataLocation, Buffer.from(text, 'utf8'), { ifAbsent: true });
+  } catch (e) {
+    if (isIpsError(e) && e.code === 'ALREADY_EXISTS') throw new IpsError('CONFLICT', `another writer committed version ${version} of ${location} first; retry`, { cause: e });
+    throw e;
+  }
+  // No trailing newline: PyIceberg's StaticTable checks the hint with str.isnumeric().
+  await io.write(joinLocation(metaDir, 'version-hint.text'), Buffer.from(String(version), 'utf8'));
+  return {
+    metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, version,
+    dataFiles: dataFiles.length, deleteFiles: deleteFiles.length, records,
+  };
+}

@@ -1,0 +1,102 @@
+import { Command } from 'commander';
+import { IpsError } from '../errors.js';
+import { loadTable, parseTableRef } from '../catalog/load-table.js';
+import { computeChangeSet } from '../capture/change-set.js';
+import { changesJson, type ChangesJson } from '../capture/changes-json.js';
+import { verifyFilesExist, writeIcdcSnapshot } from '../capture/icdc-table.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import { parsePolicy } from '../capture/policy.js';
+import { resolveRange } from '../capture/range.js';
+import { commitSqlTable } from '../catalog/sql-catalog.js';
+import { joinLocation, parentLocation } from '../io/file-io.js';
+import pg from 'pg';
+import { addTableOptions, catalogOptionsFrom, fileIOFrom, printJson, runAction, type TableOptions } from './common.js';
+
+interface ChangesOptions extends TableOptions {
+  from?: string;
+  to?: string;
+  branch?: string;
+  range?: string;
+  policy?: string;
+  icdc?: string;
+  icdcLocation?: string;
+  icdcCatalog?: string;
+  icdcCatalogName?: string;
+}
+
+function snapshotId(text: string | undefined, flag: string): bigint | null {
+  if (text === undefined) return null;
+  if (!/^\d+$/.test(text)) throw new IpsError('INVALID_ARGUMENT', `${flag} expects a snapshot id (digits), got "${text}"`);
+  return BigInt(text);
+}
+
+export function changesCommand(): Command {
+  const cmd = new Command('changes')
+    .description('what changed in (from, to]: files added and removed per snapshot, ranges, changed partitions; optionally written as an ICDC table')
+    .argument('<table>', 'metadata file, table directory, or ns.table with --catalog')
+    .option('--from <snapshot-id>', 'exclusive start snapshot (omit: from the beginning of the table)')
+    .option('--to <snapshot-id>', 'inclusive end snapshot (default: the branch head)')
+    .option('--branch <name>', 'branch to follow', 'main')
+    .option('--range <fields>', 'comma-separated columns to compute change ranges for')
+    .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail', 'overwrite=include,delete=include')
+    .option('--icdc <namespace.name>', 'write the change set as a zero-copy ICDC table with this name')
+    .option('--icdc-location <uri>', 'directory of the ICDC table (default: <warehouse>/<namespace>/<name> beside the source)')
+    .option('--icdc-catalog <uri>', 'also register the ICDC table in this JDBC/SQL catalog (postgresql://…)')
+    .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips');
+  addTableOptions(cmd).action(async (ref: string, opts: ChangesOptions) => {
+    await runAction(opts.json, async () => {
+      const io = fileIOFrom(opts);
+      try {
+        const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
+        const md = table.metadata;
+        const range = resolveRange(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch });
+        const reader = new ManifestReader(io);
+        const cs = await computeChangeSet(reader, range, parsePolicy(opts.policy));
+        const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const out = changesJson(md, cs, fields);
+        if (opts.icdc) {
+          const name = opts.icdc;
+          if (!/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$/.test(name)) throw new IpsError('INVALID_ARGUMENT', `--icdc expects namespace.name (letters, digits, _), got "${name}"`);
+          // Default: beside the source in its warehouse (<warehouse>/<namespace>/<table> layout).
+          const location = opts.icdcLocation ?? joinLocation(parentLocation(parentLocation(md.location.replace(/\/+$/, ''))), name.split('.').join('/'));
+          await verifyFilesExist(io, cs.added);
+          const w = await writeIcdcSnapshot({
+            io, source: md, location, files: cs.added,
+            summary: { 'ips.source-from': out.from ?? 'start', 'ips.source-to': out.to },
+          });
+          if (opts.icdcCatalog) {
+            const pool = new pg.Pool({ connectionString: opts.icdcCatalog.replace(/^jdbc:/, ''), max: 2 });
+            try {
+              await commitSqlTable(pool, opts.icdcCatalogName ?? 'ips', name, w.metadataLocation, w.previousMetadataLocation);
+            } finally {
+              await pool.end();
+            }
+          }
+          out.icdc = { table: name, metadata_location: w.metadataLocation, snapshot_id: w.snapshotId.toString() };
+        }
+        if (opts.json) printJson(out);
+        else process.stdout.write(renderChanges(out));
+      } finally {
+        io.close();
+      }
+    });
+  });
+  return cmd;
+}
+
+export function renderChanges(c: ChangesJson): string {
+  const lines = [`changes in (${c.from ?? 'start'}, ${c.to}]`];
+  for (const s of c.snapshots) {
+    lines.push(`  ${s.snapshot_id}  seq ${s.sequence_number}  ${s.operation.padEnd(9)} ${s.action.padEnd(10)} +${s.added_files} -${s.removed_files}  ${s.reason}`);
+  }
+  lines.push(`added files: ${c.added_files.length}, removed files: ${c.removed_files.length}`);
+  for (const f of c.added_files) lines.push(`  + ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows  ${f.file_path}`);
+  for (const f of c.removed_files) lines.push(`  - ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows  ${f.file_path}`);
+  for (const [name, r] of Object.entries(c.ranges)) {
+    lines.push(r.flag === 'unbounded' ? `range ${name}: unbounded (no bound in ${r.missing_in?.length} file(s))` : `range ${name}: ${String(r.min)} .. ${String(r.max)} (${r.flag})`);
+  }
+  if (c.changed_partitions.length) lines.push(`changed partitions: ${c.changed_partitions.map((p) => p.name).join(', ')}`);
+  if (c.icdc) lines.push(`ICDC table ${c.icdc.table}: ${c.icdc.metadata_location}`);
+  for (const w of c.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n') + '\n';
+}
