@@ -27,6 +27,8 @@ export interface ChangeSet {
   warnings: string[];
   manifestsRead: number;
   manifestsSkipped: number;
+  /** Set when the files were recovered by the sequence-number fallback instead of the lineage walk. */
+  fallback?: { fromSequenceNumber: bigint };
 }
 
 function summaryLong(s: Snapshot, key: string): bigint | null {

@@ -13,6 +13,8 @@ export interface ChangesJson {
   ranges: Record<string, FieldRange>;
   changed_partitions: ChangedPartition[];
   icdc?: { table: string; metadata_location: string; snapshot_id: string };
+  /** Present when the lineage was broken and files were recovered from sequence numbers. */
+  fallback?: { kind: 'file-sequence-number'; from_sequence_number: string };
   warnings: string[];
 }
 
@@ -39,6 +41,7 @@ export function changesJson(md: TableMetadata, cs: ChangeSet, rangeFields: strin
     changed_partitions: changedPartitions(describer, all),
     warnings: [...cs.warnings],
   };
+  if (cs.fallback) out.fallback = { kind: 'file-sequence-number', from_sequence_number: cs.fallback.fromSequenceNumber.toString() };
   out.warnings.push(...describer.warnings);
   return out;
 }

@@ -1,12 +1,15 @@
 import { Command } from 'commander';
-import { IpsError } from '../errors.js';
+import { IpsError, isIpsError } from '../errors.js';
+import type { TableMetadata } from '../iceberg/metadata.js';
+import type { ChangeSet } from '../capture/change-set.js';
+import { sequenceNumberFallback } from '../capture/sequence-fallback.js';
 import { loadTable, parseTableRef } from '../catalog/load-table.js';
 import { computeChangeSet } from '../capture/change-set.js';
 import { changesJson, type ChangesJson } from '../capture/changes-json.js';
 import { verifyFilesExist, writeIcdcSnapshot } from '../capture/icdc-table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { parsePolicy } from '../capture/policy.js';
-import { resolveRange } from '../capture/range.js';
+import { branchHead, resolveRange } from '../capture/range.js';
 import { commitSqlTable } from '../catalog/sql-catalog.js';
 import { joinLocation, parentLocation } from '../io/file-io.js';
 import pg from 'pg';
@@ -22,6 +25,8 @@ interface ChangesOptions extends TableOptions {
   icdcLocation?: string;
   icdcCatalog?: string;
   icdcCatalogName?: string;
+  fromSequenceNumber?: string;
+  allowSequenceFallback?: boolean;
 }
 
 function snapshotId(text: string | undefined, flag: string): bigint | null {
@@ -39,6 +44,8 @@ export function changesCommand(): Command {
     .option('--branch <name>', 'branch to follow', 'main')
     .option('--range <fields>', 'comma-separated columns to compute change ranges for')
     .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail', 'overwrite=include,delete=include')
+    .option('--from-sequence-number <n>', 'sequence number of --from, for the fallback when --from has expired')
+    .option('--allow-sequence-fallback', 'when expiry broke the lineage, recover added files from file sequence numbers (reported, with its gaps)')
     .option('--icdc <namespace.name>', 'write the change set as a zero-copy ICDC table with this name')
     .option('--icdc-location <uri>', 'directory of the ICDC table (default: <warehouse>/<namespace>/<name> beside the source)')
     .option('--icdc-catalog <uri>', 'also register the ICDC table in this JDBC/SQL catalog (postgresql://…)')
@@ -49,9 +56,8 @@ export function changesCommand(): Command {
       try {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
         const md = table.metadata;
-        const range = resolveRange(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch });
         const reader = new ManifestReader(io);
-        const cs = await computeChangeSet(reader, range, parsePolicy(opts.policy));
+        const cs = await changeSetWithFallback(reader, md, opts);
         const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         const out = changesJson(md, cs, fields);
         if (opts.icdc) {
@@ -84,8 +90,33 @@ export function changesCommand(): Command {
   return cmd;
 }
 
+const FALLBACK_CODES = new Set(['FROM_EXPIRED', 'LINEAGE_BROKEN']);
+
+async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, opts: ChangesOptions): Promise<ChangeSet> {
+  const from = snapshotId(opts.from, '--from');
+  const to = snapshotId(opts.to, '--to');
+  try {
+    const range = resolveRange(md, { from, to, branch: opts.branch });
+    return await computeChangeSet(reader, range, parsePolicy(opts.policy));
+  } catch (e) {
+    if (!isIpsError(e) || !FALLBACK_CODES.has(e.code)) throw e;
+    const known = from === null ? undefined : md.snapshots.find((s) => s.snapshotId === from)?.sequenceNumber;
+    const seqText = opts.fromSequenceNumber ?? known?.toString();
+    if (!opts.allowSequenceFallback || seqText === undefined) {
+      const hint = md.formatVersion >= 2
+        ? ' To recover the added files from file sequence numbers instead, pass --allow-sequence-fallback' + (seqText === undefined ? ' and --from-sequence-number <sequence number of --from>' : '') + '.'
+        : '';
+      throw new IpsError(e.code, e.message + hint, { cause: e, details: e.details });
+    }
+    if (!/^\d+$/.test(seqText)) throw new IpsError('INVALID_ARGUMENT', `--from-sequence-number expects digits, got "${seqText}"`);
+    const head = to ?? branchHead(md, opts.branch ?? 'main');
+    if (head === null) throw new IpsError('EMPTY_TABLE', 'the table has no snapshots');
+    return sequenceNumberFallback(reader, md, head, BigInt(seqText));
+  }
+}
+
 export function renderChanges(c: ChangesJson): string {
-  const lines = [`changes in (${c.from ?? 'start'}, ${c.to}]`];
+  const lines = [c.fallback ? `changes after sequence number ${c.fallback.from_sequence_number} up to ${c.to} (sequence-number fallback)` : `changes in (${c.from ?? 'start'}, ${c.to}]`];
   for (const s of c.snapshots) {
     lines.push(`  ${s.snapshot_id}  seq ${s.sequence_number}  ${s.operation.padEnd(9)} ${s.action.padEnd(10)} +${s.added_files} -${s.removed_files}  ${s.reason}`);
   }
