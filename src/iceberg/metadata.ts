@@ -230,7 +230,8 @@ export function lineage(md: TableMetadata, head: bigint): { chain: Snapshot[]; t
   const chain: Snapshot[] = [];
   let cur = byId.get(head);
   const seen = new Set<bigint>();
-  while (cur && !seen.has(cur.snapshotId)) {
+  while (cur) {
+    if (seen.has(cur.snapshotId)) throw new IpsError('INVALID_METADATA', `snapshot lineage has a cycle at ${cur.snapshotId}`);
     seen.add(cur.snapshotId);
     chain.push(cur);
     if (cur.parentSnapshotId === null) return { chain, truncatedAt: null };
@@ -252,8 +253,19 @@ export function fieldById(md: TableMetadata, id: number): NestedField | undefine
     const f = indexCache(s).get(id);
     if (f) return f.field;
   }
-  return undefined;
+  return RESERVED_FIELDS.get(id);
 }
+
+/**
+ * Reserved metadata columns (spec "Reserved Field IDs") that carry bounds in manifests: row
+ * lineage columns in v3 data files, and the `file_path`/`pos` columns of position delete files.
+ */
+const RESERVED_FIELDS = new Map<number, NestedField>([
+  [2147483546, { id: 2147483546, name: 'file_path', required: true, type: { kind: 'string' } }],
+  [2147483545, { id: 2147483545, name: 'pos', required: true, type: { kind: 'long' } }],
+  [2147483540, { id: 2147483540, name: '_row_id', required: false, type: { kind: 'long' } }],
+  [2147483539, { id: 2147483539, name: '_last_updated_sequence_number', required: false, type: { kind: 'long' } }],
+]);
 
 const indexes = new WeakMap<Schema, Map<number, IndexedField>>();
 function indexCache(s: Schema): Map<number, IndexedField> {

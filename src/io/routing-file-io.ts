@@ -17,10 +17,16 @@ export function parseLocationMapping(text: string): LocationMapping {
   return { from: text.slice(0, i), to: text.slice(i + 1) };
 }
 
+/** `from` covers `location` only at a path boundary: `s3://b/t` maps `s3://b/t/f`, not `s3://b/t2/f`. */
+function covers(from: string, location: string): boolean {
+  if (!location.startsWith(from)) return false;
+  return from.endsWith('/') || location.length === from.length || location[from.length] === '/';
+}
+
 export function applyMappings(location: string, mappings: readonly LocationMapping[]): string {
   // Longest prefix wins, so a specific mapping can override a general one.
   let best: LocationMapping | undefined;
-  for (const m of mappings) if (location.startsWith(m.from) && (!best || m.from.length > best.from.length)) best = m;
+  for (const m of mappings) if (covers(m.from, location) && (!best || m.from.length > best.from.length)) best = m;
   return best ? best.to + location.slice(best.from.length) : location;
 }
 
@@ -56,19 +62,19 @@ export class RoutingFileIO implements FileIO {
     return { io: this.local, loc };
   }
 
-  read(location: string): Promise<Buffer> {
+  async read(location: string): Promise<Buffer> {
     const r = this.route(location);
     return r.io.read(r.loc);
   }
-  exists(location: string): Promise<boolean> {
+  async exists(location: string): Promise<boolean> {
     const r = this.route(location);
     return r.io.exists(r.loc);
   }
-  list(dirLocation: string): Promise<string[]> {
+  async list(dirLocation: string): Promise<string[]> {
     const r = this.route(dirLocation);
     return r.io.list(r.loc);
   }
-  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
+  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
     const r = this.route(location);
     return r.io.write(r.loc, data, opts);
   }

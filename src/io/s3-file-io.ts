@@ -48,7 +48,7 @@ export class S3FileIO implements FileIO {
     this.limit = pLimit(settings.concurrency ?? 32);
   }
 
-  read(location: string): Promise<Buffer> {
+  async read(location: string): Promise<Buffer> {
     const { bucket, key } = parseS3Uri(location);
     return this.limit(async () => {
       try {
@@ -61,7 +61,7 @@ export class S3FileIO implements FileIO {
     });
   }
 
-  exists(location: string): Promise<boolean> {
+  async exists(location: string): Promise<boolean> {
     const { bucket, key } = parseS3Uri(location);
     return this.limit(async () => {
       try {
@@ -87,7 +87,7 @@ export class S3FileIO implements FileIO {
     return names;
   }
 
-  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
+  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
     const { bucket, key } = parseS3Uri(location);
     return this.limit(async () => {
       try {
