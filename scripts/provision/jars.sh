@@ -55,8 +55,10 @@ fetch() {
     [ -s "$(jar_path "$art")" ] && continue
     log "fetching $art with maven..."
     # dependency:copy takes the artifact alone (no transitive deps): the runtime/bundle jars are shaded.
+    # (Maven 3.8 prints bare color resets even with -B: strip escapes and empty lines.)
     mvn -B -q -ntp -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
-      -Dartifact="$art" -DoutputDirectory="$JARS" -Dmdep.overWriteIfNewer=true >&2 \
+      -Dartifact="$art" -DoutputDirectory="$JARS" -Dmdep.overWriteIfNewer=true 2>&1 \
+      | { sed -u 's/\x1b\[[0-9;]*m//g' | grep -v '^[[:space:]]*$' >&2 || true; } \
       || die "mvn dependency:copy $art failed (see above)"
     [ -s "$(jar_path "$art")" ] || die "mvn reported success but $(jar_path "$art") is missing"
   done

@@ -26,13 +26,21 @@ fi
 
 build() {
   [ -x "$BIN" ] && return 0
-  command -v go >/dev/null 2>&1 || apt_install golang-go
-  command -v go >/dev/null 2>&1 || die "the Go toolchain is needed to build MinIO: install Go >= 1.24 (https://go.dev/doc/install or apt-get install golang-go)"
+  # Debian 12's golang-go (1.19) is too old; Go >= 1.21 fetches the toolchain MinIO's go.mod asks
+  # for (1.24) through the module proxy by itself (GOTOOLCHAIN=auto).
+  command -v go >/dev/null 2>&1 \
+    || die "the Go toolchain is needed to build MinIO: install Go >= 1.21, ideally >= 1.24 (https://go.dev/doc/install)"
+  local gov
+  gov="$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')"
+  read -r gomaj gomin <<<"${gov:-0 0}"
+  if [ "$gomaj" -lt 1 ] || { [ "$gomaj" -eq 1 ] && [ "$gomin" -lt 21 ]; }; then
+    die "Go $(go env GOVERSION 2>/dev/null || echo '?') is too old to build MinIO: install Go >= 1.21, ideally >= 1.24 (https://go.dev/doc/install)"
+  fi
   local start tmp
   start=$(date +%s)
   log "building minio $MINIO_PIN with $(go version | awk '{print $3}') (first run only, ~5 min on 2 cores)..."
+  rm -rf "$IPS_CACHE_DIR/bin"/.build.* # left by an interrupted build (we hold the lock)
   tmp="$(mktemp -d "$IPS_CACHE_DIR/bin/.build.XXXXXX")"
-  # Keep the module cache under the cache dir too unless the user has a GOPATH of their own.
   local buildlog="$IPS_CACHE_DIR/bin/minio-build.log"
   if ! CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS="-trimpath" go install "github.com/minio/minio@$MINIO_PIN" >"$buildlog" 2>&1; then
     grep -v '^go: downloading' "$buildlog" | tail -40 >&2 || true

@@ -89,7 +89,9 @@ build() {
     rm -rf "$VENV"
     die "pip install -r $REQ failed (see above)"
   fi
-  "$VENV/bin/python" -m pip check --disable-pip-version-check >&2 || log "warning: pip check reports conflicts (see above)"
+  local conflicts
+  conflicts="$("$VENV/bin/python" -m pip check --disable-pip-version-check 2>&1)" \
+    || log "warning: pip check reports conflicts: $conflicts"
   wanted_stamp >"$STAMP"
   log "python venv ready in $(elapsed_since "$start")s: $("$VENV/bin/python" --version)"
 }
