@@ -91,7 +91,8 @@ describe('test environment', () => {
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
     it('Spark with the Iceberg jars writes and reads tables (Hadoop catalog; JDBC catalog on PostgreSQL + S3), pyiceberg reads them back', async () => {
-      const out = await runPython('test/setup/python/sanity_spark.py', [path.join(tmp, 'warehouse'), `sanity/${runId}/wh`]);
+      const ns = `sanity_${runId.replace(/\W/g, '_')}`; // the compose database outlives runs
+      const out = await runPython('test/setup/python/sanity_spark.py', [path.join(tmp, 'warehouse'), `sanity/${runId}/wh`, ns]);
       const res = JSON.parse(out.trim().split('\n').pop()!) as {
         spark: string;
         hadoop_rows: [number, string][];

@@ -2,7 +2,8 @@
 // pyspark, and the Spark/Iceberg jars to the whole test run.
 //
 // - If a docker-compose stack (docker-compose.yml) answers on localhost:5432 and localhost:9000
-//   with its credentials, it is used. Otherwise the setup runs scripts/provision/all.sh (cached
+//   with its credentials, it is used (IPS_TEST_COMPOSE_PG_URL / IPS_TEST_COMPOSE_S3_ENDPOINT point
+//   the probe elsewhere; the S3 server must accept the test access key). Otherwise the setup runs scripts/provision/all.sh (cached
 //   under ${IPS_CACHE_DIR:-$HOME/.cache/ips}; a warm run takes about a second) and starts a
 //   throwaway PostgreSQL and MinIO on private loopback ports, removed again at teardown.
 // - The servers are started with a parent-death signal (setpriv --pdeathsig), so they die with
@@ -34,8 +35,8 @@ const RUN_DIR = path.join(CACHE_DIR, 'run');
 const IS_CI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
 
 const INSTALL_HINT =
-  'The test suite needs: PostgreSQL server binaries (Debian: apt-get install postgresql), Go >= 1.24 to build MinIO ' +
-  '(apt-get install golang-go or https://go.dev/dl), Python >= 3.9 with venv (apt-get install python3 python3-venv), ' +
+  'The test suite needs: PostgreSQL server binaries (Debian: apt-get install postgresql), Go >= 1.21 (ideally >= 1.24) to build MinIO ' +
+  '(https://go.dev/dl; Debian 12\'s golang-go is too old), Python >= 3.9 with venv (apt-get install python3 python3-venv), ' +
   'Java 17 and Maven (apt-get install openjdk-17-jdk-headless maven), and the network access to PyPI, Maven Central ' +
   'and the Go module proxy on the first run. scripts/provision/all.sh installs what it can when run as root.';
 
@@ -448,11 +449,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const t0 = Date.now();
   cleanupStaleRuns();
 
-  progress('probing for a docker-compose stack on localhost:5432 / localhost:9000...');
-  const [pgUp, minioUp] = await Promise.all([
-    probePostgres(COMPOSE_ENDPOINTS.pgUrl, 1500),
-    probeMinio(COMPOSE_ENDPOINTS.s3Endpoint, 1500),
-  ]);
+  // Where to look for an already running stack: docker-compose.yml's ports unless overridden.
+  const composePg = process.env.IPS_TEST_COMPOSE_PG_URL || COMPOSE_ENDPOINTS.pgUrl;
+  const composeS3 = process.env.IPS_TEST_COMPOSE_S3_ENDPOINT || COMPOSE_ENDPOINTS.s3Endpoint;
+  progress(`probing for a docker-compose stack (${new URL(composePg).host}, ${new URL(composeS3).host})...`);
+  const [pgUp, minioUp] = await Promise.all([probePostgres(composePg, 1500), probeMinio(composeS3, 1500)]);
   const useCompose = pgUp && minioUp;
   if (useCompose) {
     progress('using the docker-compose stack');
@@ -476,8 +477,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   let env: IpsTestEnv;
   try {
-    let pgUrl: string = COMPOSE_ENDPOINTS.pgUrl;
-    let s3Endpoint: string = COMPOSE_ENDPOINTS.s3Endpoint;
+    let pgUrl = composePg;
+    let s3Endpoint = composeS3;
     if (!useCompose) {
       writeRecord(rec);
       const [p, m] = await Promise.allSettled([startPostgres(rec), startMinio(rec)]);

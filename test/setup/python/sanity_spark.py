@@ -7,7 +7,7 @@ import sys
 
 from ips_test_env import hadoop_catalog, jdbc_s3_catalog, pyiceberg_sql_catalog, s3, spark_session
 
-warehouse_dir, s3_prefix = sys.argv[1], sys.argv[2]
+warehouse_dir, s3_prefix, ns = sys.argv[1], sys.argv[2], sys.argv[3]  # ns: unique per run (shared DB)
 s3_warehouse = f"s3://{s3()['bucket']}/{s3_prefix}"
 
 spark = spark_session(
@@ -22,17 +22,17 @@ try:
     out["hadoop_rows"] = [list(r) for r in spark.sql("SELECT id, name FROM local.db.t ORDER BY id").collect()]
     out["hadoop_snapshots"] = spark.sql("SELECT count(*) FROM local.db.t.snapshots").collect()[0][0]
 
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS pgs3.db")
-    spark.sql("CREATE TABLE pgs3.db.t (id BIGINT, v DOUBLE) USING iceberg")
-    spark.sql("INSERT INTO pgs3.db.t VALUES (10, 1.5), (20, 2.5)")
-    out["s3_rows"] = [list(r) for r in spark.sql("SELECT id, v FROM pgs3.db.t ORDER BY id").collect()]
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS pgs3.{ns}")
+    spark.sql(f"CREATE TABLE pgs3.{ns}.t (id BIGINT, v DOUBLE) USING iceberg")
+    spark.sql(f"INSERT INTO pgs3.{ns}.t VALUES (10, 1.5), (20, 2.5)")
+    out["s3_rows"] = [list(r) for r in spark.sql(f"SELECT id, v FROM pgs3.{ns}.t ORDER BY id").collect()]
     out["s3_metadata_location"] = (
-        spark.sql("SELECT file FROM pgs3.db.t.metadata_log_entries ORDER BY timestamp DESC LIMIT 1").collect()[0][0]
+        spark.sql(f"SELECT file FROM pgs3.{ns}.t.metadata_log_entries ORDER BY timestamp DESC LIMIT 1").collect()[0][0]
     )
 finally:
     spark.stop()
 
 catalog = pyiceberg_sql_catalog("pgs3", s3_warehouse)
-tbl = catalog.load_table("db.t")
+tbl = catalog.load_table(f"{ns}.t")
 out["pyiceberg_rows"] = sorted([r["id"], r["v"]] for r in tbl.scan().to_arrow().to_pylist())
 print(json.dumps(out))
