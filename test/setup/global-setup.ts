@@ -78,8 +78,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A sleep that does not keep the process alive (vitest exits when the loop is empty). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 function isAlive(pid: number): boolean {
@@ -376,9 +377,10 @@ async function startPostgres(rec: RunRecord): Promise<{ server: Server; url: str
       '-c', 'max_connections=200',
       '-c', 'log_min_messages=warning',
     ],
-    { runAs, deathSignal: 'SIGQUIT', stopSignal: 'SIGINT' },
+    // Immediate shutdown: the data dir is thrown away, no need for a checkpoint.
+    { runAs, deathSignal: 'SIGQUIT', stopSignal: 'SIGQUIT' },
   );
-  rec.servers.push({ pid: server.child.pid ?? -1, marker: base, signal: 'SIGINT' });
+  rec.servers.push({ pid: server.child.pid ?? -1, marker: base, signal: 'SIGQUIT' });
   writeRecord(rec);
   const adminUrl = `postgres://${TEST_CREDENTIALS.pgUser}:${TEST_CREDENTIALS.pgPassword}@127.0.0.1:${port}/postgres`;
   await waitReady(server, () => probePostgres(adminUrl, 1000), 60_000);
@@ -421,11 +423,12 @@ async function startMinio(rec: RunRecord): Promise<{ server: Server; endpoint: s
         MINIO_UPDATE: 'off',
         MINIO_CI_CD: 'on',
       },
+      // MinIO's graceful stop takes seconds; its data dir is thrown away anyway.
       deathSignal: 'SIGKILL',
-      stopSignal: 'SIGTERM',
+      stopSignal: 'SIGKILL',
     },
   );
-  rec.servers.push({ pid: server.child.pid ?? -1, marker: base, signal: 'SIGTERM' });
+  rec.servers.push({ pid: server.child.pid ?? -1, marker: base, signal: 'SIGKILL' });
   writeRecord(rec);
   const endpoint = `http://127.0.0.1:${port}`;
   await waitReady(
