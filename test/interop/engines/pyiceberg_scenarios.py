@@ -563,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.monotonic()
     scenarios = R.parse_only(args.only, SCENARIOS)
+    R.check_namespace(args.namespace)
     warehouse = R.normalise_warehouse(args.warehouse)
     if warehouse.startswith("file://"):
         os.makedirs(R.file_uri_to_path(warehouse), exist_ok=True)

@@ -432,6 +432,13 @@ def parse_only(only: str | None, known: Iterable[str]) -> list[str]:
     return [s for s in known if s in wanted]
 
 
+def check_namespace(ns: str) -> str:
+    """One-level namespace usable unquoted in Spark SQL and in PyIceberg identifiers."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ns):
+        raise SystemExit(f"--namespace must match [A-Za-z_][A-Za-z0-9_]*, got {ns!r}")
+    return ns
+
+
 def write_report(path: str, report: Mapping[str, Any]) -> None:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)

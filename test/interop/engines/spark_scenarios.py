@@ -94,6 +94,9 @@ def build_session(args: argparse.Namespace, warehouse: str, hadoop_warehouse: st
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.sql.session.timeZone", "UTC")
+        # tiny data: compiling generated code and adaptive re-planning cost more than they save
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
         # count(*) must scan, not answer from manifest statistics
         .config("spark.sql.iceberg.aggregate-push-down.enabled", "false")
@@ -125,6 +128,11 @@ def build_session(args: argparse.Namespace, warehouse: str, hadoop_warehouse: st
             b = b.config("spark.sql.catalog.cat.s3.access-key-id", args.s3_access_key)
         if args.s3_secret_key:
             b = b.config("spark.sql.catalog.cat.s3.secret-access-key", args.s3_secret_key)
+    for kv in args.spark_conf or []:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"--spark-conf expects key=value, got {kv!r}")
+        b = b.config(k, v)
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -524,6 +532,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--s3-region")
     p.add_argument("--jars", help="comma list of jar paths (default: $IPS_JARS_DIR/*.jar or ~/.cache/ips/jars/*.jar)")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--spark-conf", action="append", metavar="KEY=VALUE", help="extra Spark config (repeatable)")
     p.add_argument("--out", required=True, help="report JSON path")
     p.add_argument("--only", help="comma list of scenarios: " + ",".join(SCENARIOS))
     p.add_argument("--keep-going", action="store_true", help="report failed scenarios instead of exiting non-zero")
@@ -534,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.monotonic()
     scenarios = R.parse_only(args.only, SCENARIOS)
+    R.check_namespace(args.namespace)
     warehouse = R.normalise_warehouse(args.warehouse)
     if args.hadoop_warehouse:
         hadoop_wh = R.normalise_warehouse(args.hadoop_warehouse)
@@ -548,39 +558,41 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(R.file_uri_to_path(w), exist_ok=True)
 
     spark = build_session(args, warehouse, hadoop_wh)
-    import pyspark
+    try:
+        import pyspark
 
-    log(f"session up ({time.monotonic() - t_start:.1f}s), spark {spark.version}")
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS cat.{args.namespace}")
-    ctx = {"hadoop_warehouse": hadoop_wh}
+        log(f"session up ({time.monotonic() - t_start:.1f}s), spark {spark.version}")
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS cat.{args.namespace}")
+        ctx = {"hadoop_warehouse": hadoop_wh}
 
-    tables, errors = [], []
-    for name in scenarios:
-        t0 = time.monotonic()
-        try:
-            kind, ident = SCENARIOS[name](spark, args.namespace, ctx)
-            t1 = time.monotonic()
-            tables.append(table_report(spark, name, kind, ident))
-            log(f"{name}: ok (write {t1 - t0:.1f}s, report {time.monotonic() - t1:.1f}s)")
-        except Exception as e:  # noqa: BLE001
-            log(f"{name}: FAILED: {str(e)[:2000]}")
-            traceback.print_exc(file=sys.stderr)
-            errors.append({"scenario": name, "error": str(e)[:4000]})
+        tables, errors = [], []
+        for name in scenarios:
+            t0 = time.monotonic()
+            try:
+                kind, ident = SCENARIOS[name](spark, args.namespace, ctx)
+                t1 = time.monotonic()
+                tables.append(table_report(spark, name, kind, ident))
+                log(f"{name}: ok (write {t1 - t0:.1f}s, report {time.monotonic() - t1:.1f}s)")
+            except Exception as e:  # noqa: BLE001
+                log(f"{name}: FAILED: {str(e)[:2000]}")
+                traceback.print_exc(file=sys.stderr)
+                errors.append({"scenario": name, "error": str(e)[:4000]})
 
-    iceberg_version = spark._jvm.org.apache.iceberg.IcebergBuild.fullVersion()
-    out = {
-        "engine": "spark",
-        "engine_version": f"spark {spark.version}; pyspark {pyspark.__version__}; {iceberg_version}",
-        "spark_version": spark.version,
-        "iceberg_version": spark._jvm.org.apache.iceberg.IcebergBuild.version(),
-        "warehouse": warehouse,
-        "hadoop_warehouse": hadoop_wh,
-        "namespace": args.namespace,
-        "tables": tables,
-        "errors": errors,
-        "elapsed_seconds": round(time.monotonic() - t_start, 1),
-    }
-    spark.stop()
+        iceberg_version = spark._jvm.org.apache.iceberg.IcebergBuild.fullVersion()
+        out = {
+            "engine": "spark",
+            "engine_version": f"spark {spark.version}; pyspark {pyspark.__version__}; {iceberg_version}",
+            "spark_version": spark.version,
+            "iceberg_version": spark._jvm.org.apache.iceberg.IcebergBuild.version(),
+            "warehouse": warehouse,
+            "hadoop_warehouse": hadoop_wh,
+            "namespace": args.namespace,
+            "tables": tables,
+            "errors": errors,
+            "elapsed_seconds": round(time.monotonic() - t_start, 1),
+        }
+    finally:
+        spark.stop()
     R.write_report(args.out, out)
     log(f"wrote {args.out}: {len(tables)} tables, {len(errors)} errors, {out['elapsed_seconds']}s")
     return 1 if errors and not args.keep_going else 0
