@@ -232,7 +232,7 @@ def sc_part_identity(ctx: Ctx):
         PartitionField(source_id=6, field_id=1000, transform=IdentityTransform(), name="category"),
         PartitionField(source_id=4, field_id=1001, transform=IdentityTransform(), name="event_date"),
     )
-    tbl = ctx.create("part_identity", schema, spec)
+    tbl = ctx.create("identity", schema, spec)
     for k in range(3):
         tbl.append(arrow_table(schema, basic_rows(k * 30, 30, day_offset=k)))
     return tbl
@@ -241,7 +241,7 @@ def sc_part_identity(ctx: Ctx):
 def sc_part_day(ctx: Ctx):
     schema = basic_schema()
     spec = PartitionSpec(PartitionField(source_id=5, field_id=1000, transform=DayTransform(), name="ts_day"))
-    tbl = ctx.create("part_day", schema, spec)
+    tbl = ctx.create("day", schema, spec)
     tbl.append(arrow_table(schema, basic_rows(0, 40, day_offset=0)))
     tbl.append(arrow_table(schema, basic_rows(40, 40, day_offset=3)))
     # late rows for old days (day_offset -3 reaches before the first append's days)
@@ -255,7 +255,7 @@ def sc_part_bucket(ctx: Ctx):
         PartitionField(source_id=1, field_id=1000, transform=BucketTransform(8), name="id_bucket"),
         PartitionField(source_id=2, field_id=1001, transform=BucketTransform(3), name="name_bucket"),
     )
-    tbl = ctx.create("part_bucket", schema, spec)
+    tbl = ctx.create("bucket", schema, spec)
     for k in range(3):
         tbl.append(arrow_table(schema, basic_rows(k * 25, 25, day_offset=k)))
     return tbl
@@ -267,7 +267,7 @@ def sc_part_truncate(ctx: Ctx):
         PartitionField(source_id=6, field_id=1000, transform=TruncateTransform(3), name="category_trunc"),
         PartitionField(source_id=7, field_id=1001, transform=TruncateTransform(250), name="qty_trunc"),
     )
-    tbl = ctx.create("part_truncate", schema, spec)
+    tbl = ctx.create("truncate", schema, spec)
     for k in range(3):
         tbl.append(arrow_table(schema, basic_rows(k * 25, 25, day_offset=k)))
     return tbl
@@ -379,7 +379,7 @@ def sc_v1_appends(ctx: Ctx):
 
 # Partitioned writes with bucket/truncate/day transforms need the optional
 # pyiceberg-core package (extra `pyiceberg[pyiceberg-core]`).
-NEEDS_PYICEBERG_CORE = {"part_day", "part_bucket", "part_truncate", "v1_appends"}
+NEEDS_PYICEBERG_CORE = {"day", "bucket", "truncate", "v1_appends"}
 
 
 def have_pyiceberg_core() -> bool:
@@ -395,10 +395,10 @@ SCENARIOS: dict[str, Callable[[Ctx], Any]] = {
     "appends": sc_appends,
     "overwrite": sc_overwrite,
     "delete": sc_delete,
-    "part_identity": sc_part_identity,
-    "part_day": sc_part_day,
-    "part_bucket": sc_part_bucket,
-    "part_truncate": sc_part_truncate,
+    "identity": sc_part_identity,
+    "day": sc_part_day,
+    "bucket": sc_part_bucket,
+    "truncate": sc_part_truncate,
     "evolution": sc_evolution,
     "all_types": sc_all_types,
     "v1_appends": sc_v1_appends,
