@@ -89,6 +89,11 @@ export async function inspectWithIps(io: RoutingFileIO, ref: TableRef): Promise<
   return inspectTable(table, new ManifestReader(io));
 }
 
+/** `file:/x` (as Java writes it) and `file:///x` name the same file. */
+export function sameFile(loc: string): string {
+  return loc.replace(/^file:(\/\/)?(?=\/)/, 'file://');
+}
+
 function byPath(files: { file_path: string }[]): Map<string, { file_path: string }> {
   return new Map(files.map((f) => [f.file_path, f]));
 }
