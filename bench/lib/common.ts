@@ -1,0 +1,108 @@
+// Shared helpers for benchmarks: where things live, running the provisioned Python, statistics
+// and printing. Benchmarks print results; they are not tests and assert only what makes their
+// numbers meaningful (e.g. both sides read the same entries).
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** ${IPS_CACHE_DIR:-$HOME/.cache/ips}, as scripts/provision/lib.sh computes it. */
+export function cacheDir(): string {
+  const env = process.env['IPS_CACHE_DIR'];
+  return env ? path.resolve(env) : path.join(process.env['HOME'] || os.homedir() || '/root', '.cache', 'ips');
+}
+
+/** The venv scripts/provision/python.sh maintains. */
+export function venvPython(): string {
+  return path.join(cacheDir(), 'venv', 'bin', 'python');
+}
+
+export interface BenchContext {
+  /** Python of the provisioned venv (pyiceberg, pyarrow). */
+  python: string;
+  /** Options after the benchmark runner's own (`--rounds`, `--manifests`, …), by name. */
+  options: Map<string, string>;
+  log(msg: string): void;
+}
+
+export interface Benchmark {
+  name: string;
+  description: string;
+  /** Run by a plain `npm run bench`; others only with `--only`. */
+  byDefault: boolean;
+  /** Options this benchmark reads from `ctx.options`, for --help. */
+  options?: Record<string, string>;
+  /** Prints its own results; throws when the measurement is invalid (e.g. counts differ). */
+  run(ctx: BenchContext): Promise<void>;
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+export function intOption(ctx: BenchContext, name: string, dflt: number): number {
+  const v = ctx.options.get(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  return n;
+}
+
+/**
+ * Run a command; stderr streams through (prefixed), stdout is collected and returned.
+ * Rejects with the tail of stderr when it exits non-zero.
+ */
+export function runCommand(cmd: string, args: string[], opts: { prefix: string; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errTail = '';
+    let partial = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      errTail = (errTail + d).slice(-4000);
+      const lines = (partial + d).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) process.stderr.write(`${opts.prefix}${l}\n`);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (partial) process.stderr.write(`${opts.prefix}${partial}\n`);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}\n${errTail}`));
+    });
+  });
+}
+
+/** Last non-empty stdout line parsed as JSON. */
+export function lastJsonLine<T>(stdout: string): T {
+  const line = stdout.trim().split('\n').filter((l) => l.trim()).pop();
+  if (!line) throw new Error('expected a JSON line on stdout, got nothing');
+  return JSON.parse(line) as T;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const fmtRate = (perSec: number): string => `${fmtInt(perSec)}/s`;
+export const fmtSec = (s: number): string => `${s.toFixed(2)}s`;
+
+/** Fixed-width text table. */
+export function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+export function machineSummary(): string {
+  const cpus = os.cpus();
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return `node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${load}`;
+}

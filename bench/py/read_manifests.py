@@ -1,0 +1,91 @@
+"""Time PyIceberg reading every entry of every manifest of a manifest list.
+
+    python read_manifests.py MANIFEST_LIST [--limit N]
+
+Reads the manifest list with pyiceberg.manifest.read_manifest_list, then each manifest with
+ManifestFile.fetch_manifest_entry(io, discard_deleted=False), sequentially, dropping the entries
+after counting them. Prints one JSON line on stdout:
+  {entries, seconds, cpu_seconds, manifests, list_seconds, record_count_sum, status_counts, decoder, …}
+`seconds` (wall clock) covers the manifest list and all manifests (file reads included);
+`cpu_seconds` is the process's CPU time over the same span (all threads), which a busy shared
+machine inflates much less than wall time. Interpreter start-up and imports are not timed.
+`decoder` is "cython" when pyiceberg.avro.decoder_fast (the compiled decoder that
+pyiceberg.avro.decoder.new_decoder prefers) imports, else "python" (the pure-Python fallback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import time
+import warnings
+
+import pyiceberg
+from pyiceberg.io import load_file_io
+from pyiceberg.manifest import read_manifest_list
+
+
+def decoder_kind() -> str:
+    try:
+        from pyiceberg.avro.decoder_fast import CythonBinaryDecoder  # noqa: F401
+
+        return "cython"
+    except ModuleNotFoundError:
+        return "python"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("manifest_list")
+    p.add_argument("--limit", type=int, default=0, help="read only the first N manifests (0 = all)")
+    a = p.parse_args()
+
+    kind = decoder_kind()
+    io = load_file_io(properties={}, location=a.manifest_list)
+    gc.collect()
+    fallback_warnings: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        manifests = list(read_manifest_list(io.new_input(a.manifest_list)))
+        t_list = time.perf_counter() - t0
+        if a.limit:
+            manifests = manifests[: a.limit]
+        entries = 0
+        rows = 0
+        status = [0, 0, 0]
+        for mf in manifests:
+            for e in mf.fetch_manifest_entry(io, discard_deleted=False):
+                entries += 1
+                rows += e.data_file.record_count
+                status[e.status] += 1
+        seconds = time.perf_counter() - t0
+        cpu_seconds = time.process_time() - c0
+        fallback_warnings = [str(w.message) for w in caught if "Cython" in str(w.message)]
+    if fallback_warnings:
+        kind = "python"
+    print(
+        json.dumps(
+            {
+                "entries": entries,
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "manifests": len(manifests),
+                "list_seconds": t_list,
+                "record_count_sum": str(rows),  # a string: may exceed 2^53
+                "status_counts": {"existing": status[0], "added": status[1], "deleted": status[2]},
+                "decoder": kind,
+                "pyiceberg": pyiceberg.__version__,
+                "python": platform.python_version(),
+                "file_io": type(io).__name__,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
