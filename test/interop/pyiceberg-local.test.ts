@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogRef, expectSameAsEngine, inspectWithIps, ipsFileIO, runEngineScenarios, sameFile, type EngineReport } from './engine-report.js';
-import { parseTableRef } from '../../src/catalog/load-table.js';
+import { loadTable, parseTableRef } from '../../src/catalog/load-table.js';
+import { ManifestReader } from '../../src/capture/manifest-reader.js';
+import { snapshotById } from '../../src/iceberg/metadata.js';
 
 // Tables written by PyIceberg on local disk; ips must read exactly what the engine reports.
 describe('pyiceberg tables on local disk', () => {
@@ -13,7 +15,7 @@ describe('pyiceberg tables on local disk', () => {
   afterAll(() => io.close());
 
   it('wrote the scenarios', () => {
-    expect(report.tables.map((t) => t.scenario)).toEqual(expect.arrayContaining(['appends', 'overwrite', 'delete', 'identity', 'day', 'bucket', 'truncate', 'evolution', 'all_types', 'v1_appends']));
+    expect(report.tables.map((t) => t.scenario)).toEqual(expect.arrayContaining(['appends', 'overwrite', 'delete', 'identity', 'day', 'bucket', 'truncate', 'evolution', 'all_types', 'v1_appends', 'codec_snappy', 'codec_zstandard', 'codec_null']));
   });
 
   it('ips reads every snapshot and file as the engine reports them, through the catalog', async () => {
@@ -28,6 +30,23 @@ describe('pyiceberg tables on local disk', () => {
     for (const t of report.tables) {
       const ips = await inspectWithIps(io, parseTableRef(t.metadata_location));
       expectSameAsEngine(t, ips);
+    }
+  });
+
+  it('reads manifests and manifest lists that PyIceberg wrote with the snappy, zstandard and null Avro codecs', async () => {
+    for (const codec of ['snappy', 'zstandard', 'null']) {
+      const t = report.tables.find((x) => x.scenario === `codec_${codec}`)!;
+      const table = await loadTable(io, catalogRef(t));
+      const reader = new ManifestReader(io);
+      for (const snap of table.metadata.snapshots) {
+        const list = await reader.manifestList(snapshotById(table.metadata, snap.snapshotId)!);
+        expect(list.meta.get('avro.codec') ?? 'null', `codec_${codec}: manifest list codec`).toBe(codec);
+        for (const mf of list.manifests) {
+          const m = await reader.manifest(mf);
+          expect(m.meta.get('avro.codec') ?? 'null', `codec_${codec}: manifest codec`).toBe(codec);
+          expect(m.entries.length).toBeGreaterThan(0);
+        }
+      }
     }
   });
 });

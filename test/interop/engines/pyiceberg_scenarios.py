@@ -391,6 +391,20 @@ def have_pyiceberg_core() -> bool:
         return False
 
 
+def codec_scenario(codec: str):
+    """Manifests and manifest lists written with another Avro codec (PyIceberg honours
+    write.avro.compression-codec for both; Iceberg Java 1.10 always writes deflate)."""
+
+    def sc(ctx: Ctx):
+        schema = basic_schema()
+        tbl = ctx.create(f"codec_{codec}", schema, props={"write.avro.compression-codec": codec})
+        for k in range(2):
+            tbl.append(arrow_table(schema, basic_rows(k * 30, 30, day_offset=k)))
+        return tbl
+
+    return sc
+
+
 SCENARIOS: dict[str, Callable[[Ctx], Any]] = {
     "appends": sc_appends,
     "overwrite": sc_overwrite,
@@ -401,6 +415,9 @@ SCENARIOS: dict[str, Callable[[Ctx], Any]] = {
     "truncate": sc_part_truncate,
     "evolution": sc_evolution,
     "all_types": sc_all_types,
+    "codec_snappy": codec_scenario("snappy"),
+    "codec_zstandard": codec_scenario("zstandard"),
+    "codec_null": codec_scenario("null"),
     "v1_appends": sc_v1_appends,
 }
 
