@@ -112,6 +112,10 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     if (!g) groups.set(key, (g = { specId: f.manifest.partitionSpecId, content, entries: [] }));
     g.entries.push({ dataFile: f.entry.dataFile, sequenceNumber: hasDeletes && fv >= 2 ? f.entry.sequenceNumber : null });
   }
+  // An empty batch (e.g. a range holding only a compaction) still gets one empty data manifest:
+  // PyIceberg (0.12) fails on a snapshot whose manifest list is empty in table.inspect.files()
+  // ("ArrowInvalid: Must pass at least one table"), which a consumer may call to list its batch.
+  if (groups.size === 0) groups.set(`${source.defaultSpecId}/0`, { specId: source.defaultSpecId, content: 0, entries: [] });
   const commitUuid = crypto.randomUUID();
   const manifests: ManifestFile[] = [];
   let i = 0;
