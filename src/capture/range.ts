@@ -19,6 +19,11 @@ export interface RangeRequest {
   /** Defaults to the head of `branch`. */
   to?: bigint | null | undefined;
   branch?: string | undefined;
+  /**
+   * Parents that metadata no longer records: PyIceberg's expiry sets the surviving child's
+   * `parent-snapshot-id` to null, but the child's manifest list header still names its parent.
+   */
+  recordedParents?: Map<bigint, bigint> | undefined;
 }
 
 export function branchHead(md: TableMetadata, branch: string): bigint | null {
@@ -49,13 +54,19 @@ export function resolveRange(md: TableMetadata, req: RangeRequest): SnapshotRang
   while (cur) {
     if (from !== null && cur.snapshotId === from) return { from, to, snapshots: chain.reverse() };
     chain.push(cur);
+    const parentId = cur.parentSnapshotId ?? req.recordedParents?.get(cur.snapshotId) ?? null;
     // The exclusive start may itself be expired, as long as its child survives (Java allows this too).
-    if (from !== null && cur.parentSnapshotId === from) return { from, to, snapshots: chain.reverse() };
-    if (cur.parentSnapshotId === null) break;
-    const parent = byId.get(cur.parentSnapshotId);
+    if (from !== null && parentId === from) return { from, to, snapshots: chain.reverse() };
+    if (parentId === null) break;
+    const parent = byId.get(parentId);
     if (!parent) {
       // The chain is cut by snapshot expiry before reaching `from` (or the table's beginning).
-      const oldest = cur;
+      const oldest = { ...cur, parentSnapshotId: parentId };
+      if (from !== null && byId.has(from) && divergesFrom(byId, from, chain)) {
+        throw new IpsError('FROM_NOT_ANCESTOR',
+          `start snapshot ${from} is not an ancestor of ${to} on ${branch}: the table was rolled back or its branch reset past it; reset the consumer to a snapshot on the current lineage`,
+          { details: { from: from.toString(), to: to.toString() } });
+      }
       if (from === null) {
         throw new IpsError('HISTORY_TRUNCATED',
           `snapshots before ${oldest.snapshotId} have expired (its parent ${oldest.parentSnapshotId} is gone), so the changes since the table began cannot be listed; start from ${oldest.parentSnapshotId} explicitly to read what the retained snapshots added, or reset the consumer`,
@@ -73,12 +84,64 @@ export function resolveRange(md: TableMetadata, req: RangeRequest): SnapshotRang
     cur = parent;
   }
   if (from === null) return { from, to, snapshots: chain.reverse() };
+  const root = chain[chain.length - 1];
+  if (!byId.has(from) && root && md.formatVersion >= 2 && root.sequenceNumber > 1n) {
+    // Sequence numbers before the root were assigned to snapshots that no longer exist.
+    throw new IpsError('FROM_EXPIRED',
+      `start snapshot ${from} is not in the table's retained history: snapshots before ${root.snapshotId} (sequence number ${root.sequenceNumber}) have expired; reset the consumer or run a backfill`,
+      { details: { from: from.toString(), oldestRetained: root.snapshotId.toString() } });
+  }
   if (byId.has(from)) {
     throw new IpsError('FROM_NOT_ANCESTOR',
       `start snapshot ${from} is not an ancestor of ${to} on ${branch}: the table was rolled back or its branch reset past it; reset the consumer to a snapshot on the current lineage`,
       { details: { from: from.toString(), to: to.toString() } });
   }
   throw new IpsError('UNKNOWN_SNAPSHOT', `start snapshot ${from} is not in this table's history`, { details: { from: from.toString() } });
+}
+
+/** True when `from`'s own ancestry joins `chain`: `from` sits on a branch that left this lineage. */
+function divergesFrom(byId: Map<bigint, Snapshot>, from: bigint, chain: Snapshot[]): boolean {
+  const onChain = new Set(chain.map((s) => s.snapshotId));
+  let cur = byId.get(from);
+  const seen = new Set<bigint>();
+  while (cur && !seen.has(cur.snapshotId)) {
+    if (onChain.has(cur.snapshotId)) return true;
+    seen.add(cur.snapshotId);
+    cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId);
+  }
+  return false;
+}
+
+/**
+ * Parents of root snapshots as their manifest lists recorded them, for tables whose expiry
+ * cleared `parent-snapshot-id` in metadata (PyIceberg). Reads one manifest list per root on the
+ * lineage of `to`: usually exactly one.
+ */
+export async function recordedRootParents(md: TableMetadata, to: bigint | null, readHeader: (s: Snapshot) => Promise<Map<string, string>>): Promise<Map<bigint, bigint>> {
+  const out = new Map<bigint, bigint>();
+  if (to === null) return out;
+  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
+  let cur = byId.get(to);
+  const seen = new Set<bigint>();
+  while (cur && !seen.has(cur.snapshotId)) {
+    seen.add(cur.snapshotId);
+    if (cur.parentSnapshotId === null) {
+      if (cur.manifestList !== null) {
+        const recorded = (await readHeader(cur)).get('parent-snapshot-id');
+        if (recorded !== undefined && /^\d+$/.test(recorded)) out.set(cur.snapshotId, BigInt(recorded));
+      }
+      break;
+    }
+    cur = byId.get(cur.parentSnapshotId);
+  }
+  return out;
+}
+
+/** `resolveRange`, first recovering parents that expiry erased from metadata (see `recordedParents`). */
+export async function resolveRangeWithHistory(md: TableMetadata, req: RangeRequest, reader: { manifestList(s: Snapshot): Promise<{ meta: Map<string, string> }> }): Promise<SnapshotRange> {
+  const to = req.to ?? branchHead(md, req.branch ?? 'main');
+  const recordedParents = await recordedRootParents(md, to, async (s) => (await reader.manifestList(s)).meta);
+  return resolveRange(md, { ...req, recordedParents });
 }
 
 function isAncestor(byId: Map<bigint, Snapshot>, head: bigint, candidate: bigint): boolean {

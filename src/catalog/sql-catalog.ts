@@ -88,6 +88,13 @@ export async function ensureSqlCatalogTables(pool: pg.Pool): Promise<void> {
     PRIMARY KEY (catalog_name, namespace, property_key))`);
 }
 
+async function hasColumn(pool: pg.Pool, table: string, column: string): Promise<boolean> {
+  const res = await pool.query(
+    `SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2 AND table_schema = ANY (current_schemas(false))`,
+    [table, column]);
+  return (res.rowCount ?? 0) > 0;
+}
+
 /**
  * Points `identifier` at a new metadata file by compare-and-set on the current location (null:
  * the table must not exist yet). A lost race is a CONFLICT, never a silent overwrite.
@@ -99,9 +106,15 @@ export async function commitSqlTable(pool: pg.Pool, catalogName: string, identif
     await pool.query(
       `INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
        VALUES ($1, $2, 'exists', 'true') ON CONFLICT DO NOTHING`, [catalogName, namespace]);
+    // Spark's JdbcCatalog creates the older layout without iceberg_type unless told otherwise.
+    const typed = await hasColumn(pool, 'iceberg_tables', 'iceberg_type');
     const res = await pool.query(
-      `INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
-       VALUES ($1, $2, $3, $4, NULL, 'TABLE') ON CONFLICT DO NOTHING`, [catalogName, namespace, table, newLocation]);
+      typed
+        ? `INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
+           VALUES ($1, $2, $3, $4, NULL, 'TABLE') ON CONFLICT DO NOTHING`
+        : `INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location)
+           VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING`,
+      [catalogName, namespace, table, newLocation]);
     if (res.rowCount !== 1) throw new IpsError('CONFLICT', `table ${identifier} already exists in catalog ${catalogName}`);
     return;
   }

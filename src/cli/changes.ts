@@ -9,7 +9,7 @@ import { changesJson, type ChangesJson } from '../capture/changes-json.js';
 import { verifyFilesExist, writeIcdcSnapshot } from '../capture/icdc-table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { parsePolicy } from '../capture/policy.js';
-import { branchHead, resolveRange } from '../capture/range.js';
+import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { commitSqlTable } from '../catalog/sql-catalog.js';
 import { joinLocation, parentLocation } from '../io/file-io.js';
 import pg from 'pg';
@@ -96,7 +96,7 @@ async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, 
   const from = snapshotId(opts.from, '--from');
   const to = snapshotId(opts.to, '--to');
   try {
-    const range = resolveRange(md, { from, to, branch: opts.branch });
+    const range = await resolveRangeWithHistory(md, { from, to, branch: opts.branch }, reader);
     return await computeChangeSet(reader, range, parsePolicy(opts.policy));
   } catch (e) {
     if (!isIpsError(e) || !FALLBACK_CODES.has(e.code)) throw e;

@@ -14,7 +14,7 @@ import { changesJson, type ChangesJson } from '../../../src/capture/changes-json
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../../../src/capture/icdc-table.js';
 import { ManifestReader } from '../../../src/capture/manifest-reader.js';
 import { DEFAULT_POLICY, type CapturePolicy } from '../../../src/capture/policy.js';
-import { resolveRange } from '../../../src/capture/range.js';
+import { resolveRangeWithHistory } from '../../../src/capture/range.js';
 import type { TableMetadata } from '../../../src/iceberg/metadata.js';
 import type { RoutingFileIO } from '../../../src/io/routing-file-io.js';
 import type { EngineEntry, EngineServer, IcdcReader, IcdcReads, IcdcView, RangeSnapshotFiles, Row, TableMeta } from './engines.js';
@@ -50,8 +50,9 @@ export interface IpsBatch {
 /** One consumer batch through the library: change set of (from, to], ICDC snapshot, SQL-catalog registration. */
 export async function ipsBatch(ctx: IpsContext, table: string, from: string, to: string, icdcName: string, policy: CapturePolicy = DEFAULT_POLICY): Promise<IpsBatch> {
   const md = await loadSource(ctx, table);
-  const range = resolveRange(md, { from: BigInt(from), to: BigInt(to) });
-  const cs = await computeChangeSet(new ManifestReader(ctx.io), range, policy);
+  const reader = new ManifestReader(ctx.io);
+  const range = await resolveRangeWithHistory(md, { from: BigInt(from), to: BigInt(to) }, reader);
+  const cs = await computeChangeSet(reader, range, policy);
   const json = changesJson(md, cs, RANGE_FIELDS);
   await verifyFilesExist(ctx.io, cs.added);
   const write = await writeIcdcSnapshot({
@@ -71,7 +72,7 @@ export function icdcLocation(ctx: IpsContext, icdcName: string): string {
 export async function rangeOutcome(ctx: IpsContext, table: string, from: string, to?: string): Promise<string> {
   const md = await loadSource(ctx, table);
   try {
-    resolveRange(md, { from: BigInt(from), to: to === undefined ? undefined : BigInt(to) });
+    await resolveRangeWithHistory(md, { from: BigInt(from), to: to === undefined ? undefined : BigInt(to) }, new ManifestReader(ctx.io));
     return 'OK';
   } catch (e) {
     if (isIpsError(e)) return e.code;
