@@ -45,7 +45,15 @@ export function orderedSnapshots(md: TableMetadata): { ordered: TableMetadata['s
 export async function inspectTable(table: LoadedTable, reader: ManifestReader, onProgress?: (done: number, total: number) => void): Promise<InspectJson> {
   const md = table.metadata;
   const describer = new FileDescriber(md);
-  const { ordered, onMain, truncatedAt } = orderedSnapshots(md);
+  const ordered0 = orderedSnapshots(md);
+  const { ordered, onMain } = ordered0;
+  let truncatedAt = ordered0.truncatedAt;
+  const root = ordered.find((s) => onMain.has(s.snapshotId));
+  if (truncatedAt === null && root && root.parentSnapshotId === null && root.manifestList !== null) {
+    // PyIceberg's expiry clears the surviving child's parent id; its manifest list still names it.
+    const recorded = (await reader.manifestList(root)).meta.get('parent-snapshot-id');
+    if (recorded !== undefined && /^\d+$/.test(recorded)) truncatedAt = BigInt(recorded);
+  }
   const snapshots: SnapshotJson[] = [];
   for (const [i, s] of ordered.entries()) {
     const ch = await readSnapshotChanges(reader, s);
