@@ -1,7 +1,7 @@
 import { IpsError } from '../errors.js';
 import type { FileIO } from './file-io.js';
 import { LocalFileIO } from './local-file-io.js';
-import { S3FileIO, type S3Settings } from './s3-file-io.js';
+import type { S3FileIO, S3Settings } from './s3-file-io.js';
 
 /** `FROM=TO`: locations that start with FROM are read at TO instead (copied tables, hdfs:// fixtures). */
 export interface LocationMapping {
@@ -38,7 +38,7 @@ export interface FileIOOptions {
 /** Dispatches by URI scheme after applying location mappings. */
 export class RoutingFileIO implements FileIO {
   private readonly local = new LocalFileIO();
-  private s3: S3FileIO | undefined;
+  private s3: Promise<S3FileIO> | undefined;
 
   private readonly implicit: LocationMapping[] = [];
 
@@ -48,12 +48,13 @@ export class RoutingFileIO implements FileIO {
     if (from !== to) this.implicit.push({ from, to });
   }
 
-  private route(location: string): { io: FileIO; loc: string } {
+  private async route(location: string): Promise<{ io: FileIO; loc: string }> {
     const explicit = applyMappings(location, this.opts.mappings ?? []);
     const loc = explicit === location ? applyMappings(location, this.implicit) : explicit;
     if (/^s3[an]?:\/\//.test(loc)) {
-      this.s3 ??= new S3FileIO(this.opts.s3 ?? {});
-      return { io: this.s3, loc };
+      // The AWS SDK takes about a second to load: only pay for it when a table is on S3.
+      this.s3 ??= import('./s3-file-io.js').then((m) => new m.S3FileIO(this.opts.s3 ?? {}));
+      return { io: await this.s3, loc };
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc) && !loc.startsWith('file:')) {
       const scheme = loc.slice(0, loc.indexOf(':'));
@@ -63,22 +64,22 @@ export class RoutingFileIO implements FileIO {
   }
 
   async read(location: string): Promise<Buffer> {
-    const r = this.route(location);
+    const r = await this.route(location);
     return r.io.read(r.loc);
   }
   async exists(location: string): Promise<boolean> {
-    const r = this.route(location);
+    const r = await this.route(location);
     return r.io.exists(r.loc);
   }
   async list(dirLocation: string): Promise<string[]> {
-    const r = this.route(dirLocation);
+    const r = await this.route(dirLocation);
     return r.io.list(r.loc);
   }
   async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
-    const r = this.route(location);
+    const r = await this.route(location);
     return r.io.write(r.loc, data, opts);
   }
   close(): void {
-    this.s3?.destroy();
+    void this.s3?.then((s3) => s3.destroy());
   }
 }
