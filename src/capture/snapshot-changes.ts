@@ -25,6 +25,7 @@ export interface SnapshotChanges {
  * (a null count means unknown and is read).
  */
 export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snapshot): Promise<SnapshotChanges> {
+  if (summarySaysNoChanges(snapshot)) return { snapshot, added: [], removed: [], manifestsRead: 0, manifestsSkipped: 0 };
   const list = await reader.manifestList(snapshot);
   const added: FileChange[] = [];
   const removed: FileChange[] = [];
@@ -49,4 +50,14 @@ export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snap
     }
   }
   return { snapshot, added, removed, manifestsRead: read, manifestsSkipped: skipped };
+}
+
+const CHANGE_COUNTS = ['added-data-files', 'deleted-data-files', 'added-delete-files', 'removed-delete-files'];
+
+/**
+ * A snapshot whose summary states zero for every file-count metric changed no file, so not even
+ * its manifest list needs reading. A missing metric means unknown: then the manifests decide.
+ */
+function summarySaysNoChanges(s: Snapshot): boolean {
+  return CHANGE_COUNTS.every((k) => s.summary[k] === '0');
 }
