@@ -1,22 +1,11 @@
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import avro from 'avsc';
-import { avroType } from './avro.js';
+import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js';
 
 /**
  * Writes an Avro object container file (deflate codec, as Iceberg Java does) with the given
  * writer schema and header metadata. Records are encoded by avsc; longs may be bigint.
  */
-const HEADER_TYPE = avro.Type.forSchema({
-  type: 'record',
-  name: 'org.apache.avro.file.Header',
-  fields: [
-    { name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } },
-    { name: 'meta', type: { type: 'map', values: 'bytes' } },
-    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
-  ],
-});
-const LONG = avro.Type.forSchema('long');
 const BLOCK_RECORDS = 1000;
 
 export function writeAvroFile(schema: object, meta: Record<string, string>, records: readonly unknown[]): Buffer {
@@ -27,7 +16,7 @@ export function writeAvroFile(schema: object, meta: Record<string, string>, reco
     'avro.codec': Buffer.from('deflate', 'utf8'),
   };
   for (const [k, v] of Object.entries(meta)) header[k] = Buffer.from(v, 'utf8');
-  const parts: Buffer[] = [HEADER_TYPE.toBuffer({ magic: Buffer.from([0x4f, 0x62, 0x6a, 0x01]), meta: header, sync })];
+  const parts: Buffer[] = [HEADER_TYPE.toBuffer({ magic: AVRO_MAGIC, meta: header, sync })];
   for (let i = 0; i < records.length; i += BLOCK_RECORDS) {
     const chunk = records.slice(i, i + BLOCK_RECORDS);
     const data = zlib.deflateRawSync(Buffer.concat(chunk.map((r) => type.toBuffer(r))));

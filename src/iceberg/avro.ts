@@ -69,8 +69,8 @@ export function avroType(schemaJson: unknown): avro.Type {
   return t;
 }
 
-const MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
-const HEADER_TYPE = avro.Type.forSchema({
+/** The Avro object container header (magic, metadata map, sync marker). */
+export const HEADER_TYPE = avro.Type.forSchema({
   type: 'record',
   name: 'org.apache.avro.file.Header',
   fields: [
@@ -79,7 +79,8 @@ const HEADER_TYPE = avro.Type.forSchema({
     { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
   ],
 });
-const PLAIN_LONG = avro.Type.forSchema('long');
+export const PLAIN_LONG = avro.Type.forSchema('long');
+export const AVRO_MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
 
 export interface AvroFile {
   /** Header key/value metadata as UTF-8 strings (Iceberg keys: schema, partition-spec, …). */
@@ -113,7 +114,7 @@ function decompressBlock(codec: string, data: Buffer, where: string): Buffer {
 
 export function readAvroFile(buf: Buffer, where: string): AvroFile {
   try {
-    if (buf.length < 4 || !buf.subarray(0, 4).equals(MAGIC)) {
+    if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
       throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
     }
     const { value: header, offset } = HEADER_TYPE.decode(buf, 0) as { value: { meta: Record<string, Buffer>; sync: Buffer }; offset: number };
