@@ -1,0 +1,451 @@
+import { z } from 'zod';
+import { IpsError } from '../errors.js';
+import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
+import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
+import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
+
+export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
+
+/** Limits a prepare was asked for (they may split a snapshot's files across batches). */
+export interface BatchLimits {
+  maxFiles?: number;
+  maxBytes?: bigint;
+  maxRecords?: bigint;
+}
+
+/** The files of one table in a batch, in their JSON form (src/capture/file-json.ts). */
+export interface BatchFiles {
+  added: FileJson[];
+  removed: FileJson[];
+}
+
+export interface IcdcSnapshotRef {
+  /** e.g. icdc.consumer__table */
+  table: string;
+  snapshotId: bigint;
+  metadataLocation: string;
+}
+
+export interface BatchTableInput {
+  sourceTable: string;
+  /** The pinned range (from exclusive, to inclusive]; from null = from the first snapshot. */
+  fromSnapshotId: bigint | null;
+  fromSequenceNumber: bigint | null;
+  toSnapshotId: bigint;
+  toSequenceNumber: bigint;
+  files: BatchFiles;
+  /** Range parameters and changed partitions (JSON, as in ChangesJson). */
+  ranges?: Record<string, unknown>;
+  icdc?: IcdcSnapshotRef | null;
+  /** The watermark version the batch was prepared on: commit compares-and-sets against it. */
+  baseWatermarkVersion: bigint;
+  /** Where commit moves the watermark. */
+  next: WatermarkPosition;
+}
+
+export interface BatchTable extends Required<Omit<BatchTableInput, 'icdc'>> {
+  icdc: IcdcSnapshotRef | null;
+  /** Added plus removed files, their bytes and records. */
+  fileCount: number;
+  byteCount: bigint;
+  recordCount: bigint;
+}
+
+export interface Batch {
+  id: bigint;
+  consumer: string;
+  instanceId: string;
+  state: BatchState;
+  stateReason: string | null;
+  limits: BatchLimits;
+  leaseExpiresAt: Date;
+  claimedBy: string | null;
+  claimExpiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  closedAt: Date | null;
+  tables: BatchTable[];
+}
+
+export interface BatchInput {
+  /** Default: a new random 63-bit id. */
+  id?: bigint;
+  consumer: string;
+  instanceId: string;
+  leaseSeconds: number;
+  limits?: BatchLimits;
+  tables: BatchTableInput[];
+}
+
+const fileSchema = z.looseObject({
+  file_path: z.string().min(1),
+  content: z.enum(CONTENT_NAMES),
+  record_count: int64String,
+  file_size_in_bytes: int64String,
+}) as unknown as z.ZodType<FileJson>;
+
+const filesSchema = z.object({ added: z.array(fileSchema), removed: z.array(fileSchema) });
+
+const limitsInput = z.object({
+  maxFiles: z.number().int().positive().optional(),
+  maxBytes: z.bigint().positive().optional(),
+  maxRecords: z.bigint().positive().optional(),
+}).strict();
+
+const limitsJson = z.object({
+  max_files: z.number().int().positive().optional(),
+  max_bytes: int64FromJson.optional(),
+  max_records: int64FromJson.optional(),
+}).transform((j): BatchLimits => ({
+  ...(j.max_files !== undefined ? { maxFiles: j.max_files } : {}),
+  ...(j.max_bytes !== undefined ? { maxBytes: j.max_bytes } : {}),
+  ...(j.max_records !== undefined ? { maxRecords: j.max_records } : {}),
+}));
+
+function limitsToJson(l: BatchLimits): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (l.maxFiles !== undefined) out.max_files = l.maxFiles;
+  if (l.maxBytes !== undefined) out.max_bytes = int64ToJson(l.maxBytes);
+  if (l.maxRecords !== undefined) out.max_records = int64ToJson(l.maxRecords);
+  return out;
+}
+
+const icdcSchema = z.object({ table: z.string().min(1), snapshotId: z.bigint(), metadataLocation: z.string().min(1) });
+
+const tableInputSchema = z.object({
+  sourceTable: z.string().min(1),
+  fromSnapshotId: z.bigint().nullable(),
+  fromSequenceNumber: z.bigint().nullable(),
+  toSnapshotId: z.bigint(),
+  toSequenceNumber: z.bigint(),
+  files: filesSchema,
+  ranges: z.record(z.string(), z.unknown()).default({}),
+  icdc: icdcSchema.nullish().transform((v) => v ?? null),
+  baseWatermarkVersion: z.bigint(),
+  next: z.custom<WatermarkPosition>((v) => typeof v === 'object' && v !== null),
+});
+
+const inputSchema = z.object({
+  id: z.bigint().positive().optional(),
+  consumer: z.string().min(1),
+  instanceId: z.string().min(1).max(500),
+  leaseSeconds: z.number().int().positive(),
+  limits: limitsInput.default({}),
+  tables: z.array(tableInputSchema).min(1),
+}).superRefine((b, ctx) => {
+  const seen = new Set<string>();
+  for (const t of b.tables) {
+    if (seen.has(t.sourceTable)) ctx.addIssue({ code: 'custom', message: `source table ${t.sourceTable} twice`, path: ['tables'] });
+    seen.add(t.sourceTable);
+  }
+});
+
+const batchRowSchema = z.object({
+  id: z.bigint(),
+  consumer: z.string(),
+  instance_id: z.string(),
+  state: z.enum(['open', 'committed', 'aborted', 'expired']),
+  state_reason: z.string().nullable(),
+  limits: limitsJson,
+  lease_expires_at: z.date(),
+  claimed_by: z.string().nullable(),
+  claim_expires_at: z.date().nullable(),
+  created_at: z.date(),
+  updated_at: z.date(),
+  closed_at: z.date().nullable(),
+});
+
+const tableRowSchema = z.object({
+  batch_id: z.bigint(),
+  source_table: z.string(),
+  from_snapshot_id: z.bigint().nullable(),
+  from_sequence_number: z.bigint().nullable(),
+  to_snapshot_id: z.bigint(),
+  to_sequence_number: z.bigint(),
+  files: filesSchema,
+  file_count: z.number().int(),
+  byte_count: z.bigint(),
+  record_count: z.bigint(),
+  ranges: z.record(z.string(), z.unknown()),
+  icdc_table: z.string().nullable(),
+  icdc_snapshot_id: z.bigint().nullable(),
+  icdc_metadata_location: z.string().nullable(),
+  base_watermark_version: z.bigint(),
+  next_snapshot_id: z.bigint().nullable(),
+  next_sequence_number: z.bigint().nullable(),
+  next_partial_snapshot_id: z.bigint().nullable(),
+  next_partial_sequence_number: z.bigint().nullable(),
+  next_processed_files: z.array(z.string()),
+}).transform((r): BatchTable & { batchId: bigint } => ({
+  batchId: r.batch_id,
+  sourceTable: r.source_table,
+  fromSnapshotId: r.from_snapshot_id,
+  fromSequenceNumber: r.from_sequence_number,
+  toSnapshotId: r.to_snapshot_id,
+  toSequenceNumber: r.to_sequence_number,
+  files: r.files,
+  fileCount: r.file_count,
+  byteCount: r.byte_count,
+  recordCount: r.record_count,
+  ranges: r.ranges,
+  icdc: r.icdc_table !== null && r.icdc_snapshot_id !== null && r.icdc_metadata_location !== null
+    ? { table: r.icdc_table, snapshotId: r.icdc_snapshot_id, metadataLocation: r.icdc_metadata_location }
+    : null,
+  baseWatermarkVersion: r.base_watermark_version,
+  next: {
+    snapshotId: r.next_snapshot_id,
+    sequenceNumber: r.next_sequence_number,
+    partialSnapshotId: r.next_partial_snapshot_id,
+    partialSequenceNumber: r.next_partial_sequence_number,
+    processedFiles: r.next_processed_files,
+  },
+}));
+
+const BATCH_COLUMNS = `id, consumer, instance_id, state, state_reason, limits, lease_expires_at, claimed_by, claim_expires_at,
+  created_at, updated_at, closed_at`;
+const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, files,
+  file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, base_watermark_version,
+  next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files`;
+
+function notFound(id: bigint): IpsError {
+  return new IpsError('NOT_FOUND', `batch ${id} does not exist`, { details: { batch_id: id.toString() } });
+}
+
+function notOpen(b: { id: bigint; state: BatchState }, action: string): IpsError {
+  return new IpsError('BATCH_NOT_OPEN', `batch ${b.id} is ${b.state}: it cannot be ${action}`, { details: { batch_id: b.id.toString(), state: b.state } });
+}
+
+export interface CreateBatchResult {
+  batch: Batch;
+  /** False when a batch with this (consumer, instance_id) existed: it is returned unchanged. */
+  created: boolean;
+}
+
+export class BatchesRepo {
+  constructor(private readonly q: Queryable) {}
+
+  /**
+   * Stores a prepared batch with its tables in one transaction. Idempotent on
+   * (consumer, instance_id): when that batch exists (a retried step, or a concurrent prepare
+   * that committed first), it is returned as it is and nothing is written.
+   */
+  create(input: BatchInput): Promise<CreateBatchResult> {
+    const v = parseInput(inputSchema, input, 'batch');
+    checkName('consumer', v.consumer);
+    const tables = v.tables.map((t) => {
+      const next = checkPosition(t.next);
+      const all = [...t.files.added, ...t.files.removed];
+      return {
+        ...t, next,
+        fileCount: all.length,
+        byteCount: all.reduce((s, f) => s + BigInt(f.file_size_in_bytes), 0n),
+        recordCount: all.reduce((s, f) => s + BigInt(f.record_count), 0n),
+      };
+    });
+    const id = v.id ?? newId();
+    return this.q.withTransaction(async (tx) => {
+      let inserted: boolean;
+      try {
+        const res = await tx.query(
+          `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at)
+           VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second')
+           ON CONFLICT (consumer, instance_id) DO NOTHING
+           RETURNING id`,
+          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds]);
+        inserted = res.rowCount === 1;
+      } catch (e) {
+        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
+        throw e;
+      }
+      if (!inserted) {
+        const existing = await new BatchesRepo(tx).findByInstance(v.consumer, v.instanceId);
+        if (!existing) {
+          // The id itself collided (2^-63 odds) rather than the instance: report, never overwrite.
+          throw new IpsError('CONFLICT', `batch id ${id} is taken; retry the prepare`);
+        }
+        return { batch: existing, created: false };
+      }
+      for (const t of tables) {
+        try {
+          await tx.query(
+            `INSERT INTO batch_tables (batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
+               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
+               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
+               next_processed_files)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB)`,
+            [id, t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
+              jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
+              t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
+              t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
+              jsonParam(t.next.processedFiles)] satisfies SqlParam[]);
+        } catch (e) {
+          if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
+          throw e;
+        }
+      }
+      const batch = (await new BatchesRepo(tx).load([id]))[0];
+      if (!batch) throw notFound(id);
+      return { batch, created: true };
+    });
+  }
+
+  /** Batches by id, in the order given (missing ids left out). */
+  async load(ids: readonly bigint[]): Promise<Batch[]> {
+    if (ids.length === 0) return [];
+    const arr = int8Array(ids);
+    const b = await this.q.query(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ANY($1::INT8[])`, [arr]);
+    const t = await this.q.query(`SELECT ${TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [arr]);
+    const tables = new Map<bigint, BatchTable[]>();
+    for (const row of t.rows) {
+      const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
+      let list = tables.get(batchId);
+      if (!list) tables.set(batchId, (list = []));
+      list.push(table);
+    }
+    const byId = new Map<bigint, Batch>();
+    for (const row of b.rows) {
+      const r = parseRow(batchRowSchema, row, 'batches');
+      byId.set(r.id, {
+        id: r.id, consumer: r.consumer, instanceId: r.instance_id, state: r.state, stateReason: r.state_reason, limits: r.limits,
+        leaseExpiresAt: r.lease_expires_at, claimedBy: r.claimed_by, claimExpiresAt: r.claim_expires_at,
+        createdAt: r.created_at, updatedAt: r.updated_at, closedAt: r.closed_at, tables: tables.get(r.id) ?? [],
+      });
+    }
+    return ids.map((id) => byId.get(id)).filter((x): x is Batch => x !== undefined);
+  }
+
+  async get(id: bigint): Promise<Batch | undefined> {
+    return (await this.load([id]))[0];
+  }
+
+  async require(id: bigint): Promise<Batch> {
+    const b = await this.get(id);
+    if (!b) throw notFound(id);
+    return b;
+  }
+
+  async findByInstance(consumer: string, instanceId: string): Promise<Batch | undefined> {
+    const res = await this.q.query<{ id: bigint }>('SELECT id FROM batches WHERE consumer = $1 AND instance_id = $2', [consumer, instanceId]);
+    return res.rows[0] === undefined ? undefined : this.get(res.rows[0].id);
+  }
+
+  /** Batches, oldest first; filtered by consumer and/or state. */
+  async list(filter: { consumer?: string; state?: BatchState; limit?: number } = {}): Promise<Batch[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (filter.consumer !== undefined) where.push(`consumer = $${params.push(filter.consumer)}`);
+    if (filter.state !== undefined) where.push(`state = $${params.push(filter.state)}`);
+    const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
+    const res = await this.q.query<{ id: bigint }>(
+      `SELECT id FROM batches${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id${limit}`, params);
+    return this.load(res.rows.map((r) => r.id));
+  }
+
+  /** Records the ICDC snapshot written for one table of a batch. */
+  async setIcdc(batchId: bigint, sourceTable: string, icdc: IcdcSnapshotRef): Promise<void> {
+    const v = parseInput(icdcSchema, icdc, 'ICDC snapshot');
+    const res = await this.q.query(
+      `UPDATE batch_tables SET icdc_table = $3, icdc_snapshot_id = $4, icdc_metadata_location = $5
+        WHERE batch_id = $1 AND source_table = $2`,
+      [batchId, sourceTable, v.table, v.snapshotId, v.metadataLocation]);
+    if (res.rowCount === 0) throw new IpsError('NOT_FOUND', `batch ${batchId} has no table "${sourceTable}"`);
+  }
+
+  /** Pushes an open batch's lease to now + seconds; BATCH_NOT_OPEN otherwise. */
+  async extendLease(id: bigint, seconds: number): Promise<Batch> {
+    const res = await this.q.query(
+      `UPDATE batches SET lease_expires_at = now() + $2::INT8 * INTERVAL '1 second', updated_at = now()
+        WHERE id = $1 AND state = 'open' RETURNING id`, [id, seconds]);
+    if (res.rowCount === 0) throw notOpen(await this.require(id), 'extended');
+    return this.require(id);
+  }
+
+  /**
+   * Closes an open batch as aborted or expired. Closing it again the same way is a no-op
+   * (`changed` false); a batch closed another way (e.g. committed) is BATCH_NOT_OPEN.
+   */
+  close(id: bigint, state: 'aborted' | 'expired', reason: string | null = null): Promise<{ batch: Batch; changed: boolean }> {
+    return this.q.withTransaction(async (tx) => {
+      const repo = new BatchesRepo(tx);
+      const res = await tx.query(
+        `UPDATE batches SET state = $2, state_reason = $3, closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+          WHERE id = $1 AND state = 'open' RETURNING id`, [id, state, reason]);
+      const batch = await repo.require(id);
+      if (res.rowCount === 1) return { batch, changed: true };
+      if (batch.state === state) return { batch, changed: false };
+      throw notOpen(batch, state);
+    });
+  }
+
+  /** Marks every open batch whose lease ran out (database clock) as expired; returns their ids. */
+  async expireDue(): Promise<bigint[]> {
+    const res = await this.q.query<{ id: bigint }>(
+      `UPDATE batches SET state = 'expired', state_reason = 'lease expired', closed_at = now(), updated_at = now(),
+              claimed_by = NULL, claim_expires_at = NULL
+        WHERE state = 'open' AND lease_expires_at < now() RETURNING id`);
+    return res.rows.map((r) => r.id);
+  }
+
+  /**
+   * Commits a batch: moves the watermark of each of its tables from its base version to its
+   * `next` position (compare-and-set, audit row with the batch id), then marks it committed,
+   * all in one transaction. Committing a committed batch is a no-op (`alreadyCommitted`).
+   * CONFLICT when a watermark moved since prepare (nothing is changed); BATCH_NOT_OPEN when
+   * aborted or expired, also when its lease ran out and no sweep has marked it yet.
+   */
+  commit(id: bigint, actor: string): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+    return this.q.withTransaction(async (tx) => {
+      const repo = new BatchesRepo(tx);
+      const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
+        'SELECT state, lease_expires_at < now() AS lease_expired FROM batches WHERE id = $1 FOR UPDATE', [id]);
+      const row = lock.rows[0];
+      if (!row) throw notFound(id);
+      const batch = await repo.require(id);
+      if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true };
+      if (row.state !== 'open') throw notOpen(batch, 'committed');
+      if (row.lease_expired) {
+        throw new IpsError('BATCH_NOT_OPEN', `batch ${id} lease expired at ${batch.leaseExpiresAt.toISOString()}: its changes go to the next prepare`,
+          { details: { batch_id: id.toString(), state: 'expired' } });
+      }
+      const watermarks: Watermark[] = [];
+      for (const t of batch.tables) {
+        watermarks.push(await advanceWatermark(tx, batch.consumer, t.sourceTable, t.baseWatermarkVersion, t.next,
+          { actor, reason: 'commit', batchId: id }));
+      }
+      await tx.query(
+        `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+          WHERE id = $1`, [id]);
+      return { batch: await repo.require(id), watermarks, alreadyCommitted: false };
+    });
+  }
+
+  /**
+   * Gives up to `limit` open, unclaimed (or claim-expired) batches to `owner` for
+   * `claimSeconds`, oldest first. Rows another replica is claiming right now are skipped
+   * (FOR UPDATE SKIP LOCKED), never waited for: each batch goes to exactly one claimer.
+   */
+  claimOpen(opts: { owner: string; limit: number; claimSeconds: number }): Promise<Batch[]> {
+    return this.q.withTransaction(async (tx) => {
+      const picked = await tx.query<{ id: bigint }>(
+        `SELECT id FROM batches
+          WHERE state = 'open' AND (claimed_by IS NULL OR claim_expires_at < now())
+          ORDER BY created_at, id
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED`, [opts.limit]);
+      const ids = picked.rows.map((r) => r.id);
+      if (ids.length === 0) return [];
+      await tx.query(
+        `UPDATE batches SET claimed_by = $2, claim_expires_at = now() + $3::INT8 * INTERVAL '1 second', updated_at = now()
+          WHERE id = ANY($1::INT8[])`, [int8Array(ids), opts.owner, opts.claimSeconds]);
+      return new BatchesRepo(tx).load(ids);
+    });
+  }
+
+  /** Drops `owner`'s claim on a batch (false when it was not the owner's). */
+  async releaseClaim(id: bigint, owner: string): Promise<boolean> {
+    const res = await this.q.query(
+      'UPDATE batches SET claimed_by = NULL, claim_expires_at = NULL, updated_at = now() WHERE id = $1 AND claimed_by = $2', [id, owner]);
+    return res.rowCount > 0;
+  }
+}

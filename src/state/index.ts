@@ -1,0 +1,65 @@
+import { BatchesRepo } from './batches.js';
+import { ConsumersRepo } from './consumers.js';
+import { databaseConfigFromEnv, openDatabase, type Database, type DatabaseConfig, type Queryable, type TransactionOptions } from './database.js';
+import { migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
+import { SourceTablesRepo } from './source-tables.js';
+import { WatermarksRepo } from './watermarks.js';
+
+export * from './database.js';
+export * from './common.js';
+export * from './migrate.js';
+export * from './source-tables.js';
+export * from './consumers.js';
+export * from './watermarks.js';
+export * from './batches.js';
+
+/** The repositories over one handle: the database, or a transaction (then all of them share it). */
+export interface Repositories {
+  q: Queryable;
+  sourceTables: SourceTablesRepo;
+  consumers: ConsumersRepo;
+  watermarks: WatermarksRepo;
+  batches: BatchesRepo;
+}
+
+export function repositories(q: Queryable): Repositories {
+  return {
+    q,
+    sourceTables: new SourceTablesRepo(q),
+    consumers: new ConsumersRepo(q),
+    watermarks: new WatermarksRepo(q),
+    batches: new BatchesRepo(q),
+  };
+}
+
+/** The service's state: an open, migrated database and its repositories. */
+export class State {
+  readonly repos: Repositories;
+
+  private constructor(readonly db: Database, readonly migration: MigrateResult) {
+    this.repos = repositories(db);
+  }
+
+  /**
+   * Opens the configured database (default: from the environment, see databaseConfigFromEnv)
+   * and applies pending migrations before returning.
+   */
+  static async open(config: DatabaseConfig = databaseConfigFromEnv(), options: MigrateOptions = {}): Promise<State> {
+    const db = await openDatabase(config);
+    try {
+      return new State(db, await migrate(db, options));
+    } catch (e) {
+      await db.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Runs fn in one transaction with repositories bound to it. */
+  withTransaction<T>(fn: (repos: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return this.db.withTransaction((tx) => fn(repositories(tx)), options);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

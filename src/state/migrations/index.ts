@@ -1,0 +1,16 @@
+import { sql as initial } from './0001-initial.js';
+
+/** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
+export interface SqlMigration {
+  /** Sorts in apply order; never renamed once released (it is the key in ips_migrations). */
+  name: string;
+  up: string;
+}
+
+/**
+ * Every migration, in order. Add new ones at the end: a released migration never changes
+ * (edit the schema with a new one). SQL lives in .ts modules so that the compiled dist/ has it.
+ */
+export const MIGRATIONS: readonly SqlMigration[] = [
+  { name: '0001-initial', up: initial },
+];

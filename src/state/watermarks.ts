@@ -1,0 +1,339 @@
+import { z } from 'zod';
+import { IpsError } from '../errors.js';
+import { int64FromJson, int64ToJson, newId, parseInput, parseRow } from './common.js';
+import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+
+/**
+ * A consumer's position in one source table, at file granularity: every snapshot up to and
+ * including `snapshotId` is processed; of the snapshots after it up to `partialSnapshotId`,
+ * the files in `processedFiles` are processed too (a batch limit split them). A null
+ * snapshotId means nothing is processed yet (from the table's first snapshot).
+ */
+export interface WatermarkPosition {
+  snapshotId: bigint | null;
+  sequenceNumber: bigint | null;
+  partialSnapshotId: bigint | null;
+  partialSequenceNumber: bigint | null;
+  /** Paths, sorted and without duplicates. */
+  processedFiles: string[];
+}
+
+export const START_POSITION: WatermarkPosition = Object.freeze({
+  snapshotId: null, sequenceNumber: null, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [],
+}) as WatermarkPosition;
+
+export interface Watermark extends WatermarkPosition {
+  consumer: string;
+  sourceTable: string;
+  /** Moves by one on every change of the position: the compare-and-set token. */
+  version: bigint;
+  /** Fields the consumer wants range parameters for, in this table. */
+  rangeFields: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Who moved a watermark and why: one audit row per move. */
+export interface MoveAudit {
+  /** The principal or process (token subject, `cli`, replica id). */
+  actor: string;
+  /** `subscribe`, `commit`, `reset`, … */
+  reason: string;
+  batchId?: bigint | null;
+}
+
+export interface WatermarkMove {
+  id: bigint;
+  consumer: string;
+  sourceTable: string;
+  batchId: bigint | null;
+  actor: string;
+  reason: string;
+  fromVersion: bigint | null;
+  toVersion: bigint;
+  from: WatermarkPosition | null;
+  to: WatermarkPosition;
+  movedAt: Date;
+}
+
+const positionSchema = z.object({
+  snapshotId: z.bigint().nullable(),
+  sequenceNumber: z.bigint().nullable(),
+  partialSnapshotId: z.bigint().nullable(),
+  partialSequenceNumber: z.bigint().nullable(),
+  processedFiles: z.array(z.string().min(1)),
+}).superRefine((p, ctx) => {
+  if ((p.snapshotId === null) !== (p.sequenceNumber === null)) {
+    ctx.addIssue({ code: 'custom', message: 'snapshotId and sequenceNumber are set together', path: ['sequenceNumber'] });
+  }
+  if ((p.partialSnapshotId === null) !== (p.partialSequenceNumber === null)) {
+    ctx.addIssue({ code: 'custom', message: 'partialSnapshotId and partialSequenceNumber are set together', path: ['partialSequenceNumber'] });
+  }
+  if (p.partialSnapshotId === null && p.processedFiles.length > 0) {
+    ctx.addIssue({ code: 'custom', message: 'processedFiles need the partialSnapshotId they belong to', path: ['processedFiles'] });
+  }
+  if (p.partialSnapshotId !== null && p.processedFiles.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'a partialSnapshotId needs the processedFiles of it', path: ['processedFiles'] });
+  }
+}).transform((p): WatermarkPosition => ({ ...p, processedFiles: [...new Set(p.processedFiles)].sort() }));
+
+export function checkPosition(p: WatermarkPosition): WatermarkPosition {
+  return parseInput(positionSchema, p, 'watermark position');
+}
+
+/** The JSON form of a position (audit rows, API): 64-bit values as strings. */
+export function positionToJson(p: WatermarkPosition): Record<string, unknown> {
+  return {
+    snapshot_id: int64ToJson(p.snapshotId),
+    sequence_number: int64ToJson(p.sequenceNumber),
+    partial_snapshot_id: int64ToJson(p.partialSnapshotId),
+    partial_sequence_number: int64ToJson(p.partialSequenceNumber),
+    processed_files: p.processedFiles,
+  };
+}
+
+const positionJsonSchema = z.object({
+  snapshot_id: int64FromJson.nullable(),
+  sequence_number: int64FromJson.nullable(),
+  partial_snapshot_id: int64FromJson.nullable(),
+  partial_sequence_number: int64FromJson.nullable(),
+  processed_files: z.array(z.string()),
+}).transform((j): WatermarkPosition => ({
+  snapshotId: j.snapshot_id,
+  sequenceNumber: j.sequence_number,
+  partialSnapshotId: j.partial_snapshot_id,
+  partialSequenceNumber: j.partial_sequence_number,
+  processedFiles: j.processed_files,
+}));
+
+const rowSchema = z.object({
+  consumer: z.string(),
+  source_table: z.string(),
+  snapshot_id: z.bigint().nullable(),
+  sequence_number: z.bigint().nullable(),
+  partial_snapshot_id: z.bigint().nullable(),
+  partial_sequence_number: z.bigint().nullable(),
+  processed_files: z.array(z.string()),
+  version: z.bigint(),
+  range_fields: z.array(z.string()),
+  created_at: z.date(),
+  updated_at: z.date(),
+}).transform((r): Watermark => ({
+  consumer: r.consumer,
+  sourceTable: r.source_table,
+  snapshotId: r.snapshot_id,
+  sequenceNumber: r.sequence_number,
+  partialSnapshotId: r.partial_snapshot_id,
+  partialSequenceNumber: r.partial_sequence_number,
+  processedFiles: r.processed_files,
+  version: r.version,
+  rangeFields: r.range_fields,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+}));
+
+const moveRowSchema = z.object({
+  id: z.bigint(),
+  consumer: z.string(),
+  source_table: z.string(),
+  batch_id: z.bigint().nullable(),
+  actor: z.string(),
+  reason: z.string(),
+  from_version: z.bigint().nullable(),
+  to_version: z.bigint(),
+  from_position: positionJsonSchema.nullable(),
+  to_position: positionJsonSchema,
+  moved_at: z.date(),
+}).transform((r): WatermarkMove => ({
+  id: r.id,
+  consumer: r.consumer,
+  sourceTable: r.source_table,
+  batchId: r.batch_id,
+  actor: r.actor,
+  reason: r.reason,
+  fromVersion: r.from_version,
+  toVersion: r.to_version,
+  from: r.from_position,
+  to: r.to_position,
+  movedAt: r.moved_at,
+}));
+
+const COLUMNS = `consumer, source_table, snapshot_id, sequence_number, partial_snapshot_id, partial_sequence_number,
+  processed_files, version, range_fields, created_at, updated_at`;
+const MOVE_COLUMNS = `id, consumer, source_table, batch_id, actor, reason, from_version, to_version, from_position, to_position, moved_at`;
+
+const auditSchema = z.object({
+  actor: z.string().min(1),
+  reason: z.string().min(1),
+  batchId: z.bigint().nullish().transform((v) => v ?? null),
+});
+
+async function insertMove(
+  tx: Queryable, consumer: string, sourceTable: string, audit: MoveAudit,
+  from: { version: bigint; position: WatermarkPosition } | null, to: { version: bigint; position: WatermarkPosition },
+): Promise<void> {
+  const a = parseInput(auditSchema, audit, 'watermark audit');
+  const params: SqlParam[] = [
+    newId(), consumer, sourceTable, a.batchId, a.actor, a.reason,
+    from?.version ?? null, to.version,
+    from?.position.snapshotId ?? null, from?.position.sequenceNumber ?? null,
+    to.position.snapshotId, to.position.sequenceNumber,
+    from === null ? null : jsonParam(positionToJson(from.position)), jsonParam(positionToJson(to.position)),
+  ];
+  await tx.query(
+    `INSERT INTO watermark_moves (id, consumer, source_table, batch_id, actor, reason, from_version, to_version,
+       from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, from_position, to_position)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::JSONB, $14::JSONB)`, params);
+}
+
+function notFound(consumer: string, sourceTable: string): IpsError {
+  return new IpsError('NOT_FOUND', `consumer "${consumer}" has no watermark on source table "${sourceTable}"`,
+    { details: { consumer, source_table: sourceTable } });
+}
+
+/**
+ * Moves a watermark by compare-and-set on its version, and writes the audit row in the same
+ * transaction (joins the caller's transaction when `q` is one). CONFLICT when the version is
+ * not `expectedVersion` any more (another commit or a reset came first); NOT_FOUND when the
+ * consumer has no watermark on the table. Returns the watermark after the move.
+ */
+export async function advanceWatermark(
+  q: Queryable, consumer: string, sourceTable: string, expectedVersion: bigint, to: WatermarkPosition, audit: MoveAudit,
+): Promise<Watermark> {
+  const pos = checkPosition(to);
+  parseInput(auditSchema, audit, 'watermark audit');
+  return q.withTransaction(async (tx) => {
+    const cur = await tx.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE`, [consumer, sourceTable]);
+    if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
+    const before = parseRow(rowSchema, cur.rows[0], 'watermarks');
+    if (before.version !== expectedVersion) throw conflict(consumer, sourceTable, expectedVersion, before.version);
+    const res = await tx.query(
+      `UPDATE watermarks SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
+              processed_files = $8::JSONB, version = version + 1, updated_at = now()
+        WHERE consumer = $1 AND source_table = $2 AND version = $3
+       RETURNING ${COLUMNS}`,
+      [consumer, sourceTable, expectedVersion, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
+        jsonParam(pos.processedFiles)]);
+    // The row is locked since the SELECT: this only fails if the database ignores FOR UPDATE.
+    if (res.rows[0] === undefined) throw conflict(consumer, sourceTable, expectedVersion, null);
+    const after = parseRow(rowSchema, res.rows[0], 'watermarks');
+    await insertMove(tx, consumer, sourceTable, audit, { version: before.version, position: before }, { version: after.version, position: after });
+    return after;
+  });
+}
+
+function conflict(consumer: string, sourceTable: string, expected: bigint, actual: bigint | null): IpsError {
+  return new IpsError('CONFLICT',
+    `the watermark of consumer "${consumer}" on "${sourceTable}" moved: expected version ${expected}` +
+    `${actual !== null ? `, it is at version ${actual}` : ''} (another commit or a reset came first); prepare a new batch`,
+    { details: { consumer, source_table: sourceTable, expected_version: expected.toString(), actual_version: actual?.toString() ?? null } });
+}
+
+export class WatermarksRepo {
+  constructor(private readonly q: Queryable) {}
+
+  /**
+   * Subscribes a consumer to a source table at a position (default: from the first snapshot),
+   * version 1, with an audit row. ALREADY_EXISTS when subscribed; NOT_FOUND when the consumer or
+   * table does not exist.
+   */
+  create(input: { consumer: string; sourceTable: string; position?: WatermarkPosition; rangeFields?: string[] }, audit: MoveAudit): Promise<Watermark> {
+    const pos = checkPosition(input.position ?? START_POSITION);
+    const rangeFields = parseInput(z.array(z.string().min(1)), input.rangeFields ?? [], 'range fields');
+    parseInput(auditSchema, audit, 'watermark audit');
+    return this.q.withTransaction(async (tx) => {
+      let row: unknown;
+      try {
+        const res = await tx.query(
+          `INSERT INTO watermarks (consumer, source_table, snapshot_id, sequence_number, partial_snapshot_id, partial_sequence_number,
+             processed_files, range_fields)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8::JSONB)
+           RETURNING ${COLUMNS}`,
+          [input.consumer, input.sourceTable, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
+            jsonParam(pos.processedFiles), jsonParam(rangeFields)]);
+        row = res.rows[0];
+      } catch (e) {
+        const s = sqlState(e);
+        if (s === SQLSTATE.UNIQUE_VIOLATION) {
+          throw new IpsError('ALREADY_EXISTS', `consumer "${input.consumer}" already subscribes to "${input.sourceTable}"`, { cause: e });
+        }
+        if (s === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+          throw new IpsError('NOT_FOUND', `consumer "${input.consumer}" or source table "${input.sourceTable}" does not exist`, { cause: e });
+        }
+        throw e;
+      }
+      const wm = parseRow(rowSchema, row, 'watermarks');
+      await insertMove(tx, wm.consumer, wm.sourceTable, audit, null, { version: wm.version, position: wm });
+      return wm;
+    });
+  }
+
+  async get(consumer: string, sourceTable: string): Promise<Watermark | undefined> {
+    const res = await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2`, [consumer, sourceTable]);
+    return res.rows[0] === undefined ? undefined : parseRow(rowSchema, res.rows[0], 'watermarks');
+  }
+
+  async require(consumer: string, sourceTable: string): Promise<Watermark> {
+    const w = await this.get(consumer, sourceTable);
+    if (!w) throw notFound(consumer, sourceTable);
+    return w;
+  }
+
+  async listByConsumer(consumer: string): Promise<Watermark[]> {
+    const res = await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 ORDER BY source_table`, [consumer]);
+    return res.rows.map((r) => parseRow(rowSchema, r, 'watermarks'));
+  }
+
+  async listByTable(sourceTable: string): Promise<Watermark[]> {
+    const res = await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE source_table = $1 ORDER BY consumer`, [sourceTable]);
+    return res.rows.map((r) => parseRow(rowSchema, r, 'watermarks'));
+  }
+
+  /** See advanceWatermark(): compare-and-set on the version, with the audit row. */
+  advance(consumer: string, sourceTable: string, expectedVersion: bigint, to: WatermarkPosition, audit: MoveAudit): Promise<Watermark> {
+    return advanceWatermark(this.q, consumer, sourceTable, expectedVersion, to, audit);
+  }
+
+  /** Changes which fields get range parameters (not a move: the version stays). */
+  async setRangeFields(consumer: string, sourceTable: string, rangeFields: string[]): Promise<Watermark> {
+    const fields = parseInput(z.array(z.string().min(1)), rangeFields, 'range fields');
+    const res = await this.q.query(
+      `UPDATE watermarks SET range_fields = $3::JSONB, updated_at = now() WHERE consumer = $1 AND source_table = $2 RETURNING ${COLUMNS}`,
+      [consumer, sourceTable, jsonParam(fields)]);
+    if (res.rows[0] === undefined) throw notFound(consumer, sourceTable);
+    return parseRow(rowSchema, res.rows[0], 'watermarks');
+  }
+
+  /** Unsubscribes (the audit history stays). */
+  async delete(consumer: string, sourceTable: string): Promise<boolean> {
+    const res = await this.q.query('DELETE FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, sourceTable]);
+    return res.rowCount > 0;
+  }
+
+  /**
+   * The oldest committed position any consumer of the table still stands on (by sequence
+   * number; a consumer that has processed nothing yet comes first, with null ids): snapshot
+   * expiry must keep that snapshot and its descendants. undefined when nobody subscribes.
+   */
+  async oldestNeeded(sourceTable: string): Promise<{ consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined> {
+    const res = await this.q.query<{ consumer: string; snapshot_id: bigint | null; sequence_number: bigint | null }>(
+      `SELECT consumer, snapshot_id, sequence_number FROM watermarks WHERE source_table = $1
+        ORDER BY (sequence_number IS NOT NULL), sequence_number, consumer LIMIT 1`, [sourceTable]);
+    const r = res.rows[0];
+    return r === undefined ? undefined : { consumer: r.consumer, snapshotId: r.snapshot_id, sequenceNumber: r.sequence_number };
+  }
+
+  /** Audit rows of watermark moves, oldest first. */
+  async moves(filter: { consumer?: string; sourceTable?: string; batchId?: bigint; limit?: number } = {}): Promise<WatermarkMove[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (filter.consumer !== undefined) where.push(`consumer = $${params.push(filter.consumer)}`);
+    if (filter.sourceTable !== undefined) where.push(`source_table = $${params.push(filter.sourceTable)}`);
+    if (filter.batchId !== undefined) where.push(`batch_id = $${params.push(filter.batchId)}`);
+    const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
+    const res = await this.q.query(
+      `SELECT ${MOVE_COLUMNS} FROM watermark_moves${where.length ? ` WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY consumer, source_table, moved_at, to_version${limit}`, params);
+    return res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves'));
+  }
+}

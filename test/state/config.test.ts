@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { databaseConfigFromEnv, describeConfig, jsonParam, normalizeParams, openDatabase, parseJsonValue, redactUrl } from '../../src/state/database.js';
+import { pgliteTemplate } from './helpers.js';
+
+describe('state database configuration', () => {
+  test('DATABASE_URL picks the driver; the embedded default lives in IPS_DATA_DIR', () => {
+    expect(databaseConfigFromEnv({ DATABASE_URL: 'postgres://u:p@h:5432/d' })).toEqual({ driver: 'postgres', url: 'postgres://u:p@h:5432/d' });
+    expect(databaseConfigFromEnv({ DATABASE_URL: 'jdbc:postgresql://h/d', IPS_DB_POOL_MAX: '20' })).toEqual({ driver: 'postgres', url: 'postgresql://h/d', poolMax: 20 });
+    expect(databaseConfigFromEnv({ DATABASE_URL: 'memory:' })).toEqual({ driver: 'pglite', dataDir: null });
+    expect(databaseConfigFromEnv({ DATABASE_URL: 'pglite:///var/lib/ips/db' })).toEqual({ driver: 'pglite', dataDir: '/var/lib/ips/db' });
+    expect(databaseConfigFromEnv({ DATABASE_URL: 'pglite:rel/db' })).toEqual({ driver: 'pglite', dataDir: 'rel/db' });
+    expect(databaseConfigFromEnv({ IPS_DATA_DIR: '/data/ips/' })).toEqual({ driver: 'pglite', dataDir: '/data/ips/db' });
+    expect(databaseConfigFromEnv({})).toEqual({ driver: 'pglite', dataDir: '.ips/db' });
+    expect(() => databaseConfigFromEnv({ DATABASE_URL: 'mysql://u:secret@h/d' })).toThrow(/postgres:\/\/.*got "mysql:\/\/u:\*\*\*@h\/d"/);
+    expect(() => databaseConfigFromEnv({ DATABASE_URL: 'postgres://h/d', IPS_DB_POOL_MAX: 'lots' })).toThrow(/IPS_DB_POOL_MAX/);
+  });
+
+  test('passwords never reach a description', () => {
+    expect(redactUrl('postgres://ips:s3cr3t@db:5432/ips')).toBe('postgres://ips:***@db:5432/ips');
+    expect(redactUrl('postgresql://db/ips?user=a&password=s3cr3t')).toBe('postgresql://db/ips?user=a&password=***');
+    expect(redactUrl('postgres://db/ips')).toBe('postgres://db/ips');
+    expect(describeConfig({ driver: 'postgres', url: 'postgres://a:b@h/d' })).toBe('postgres://a:***@h/d');
+  });
+
+  test('parameters: bigint and Date as text, objects only through jsonParam', () => {
+    expect(normalizeParams([9223372036854775807n, new Date('2026-01-02T03:04:05.678Z'), undefined, null, 1, 'x', true]))
+      .toEqual(['9223372036854775807', '2026-01-02T03:04:05.678Z', null, null, 1, 'x', true]);
+    expect(() => normalizeParams([{ a: 1 } as never])).toThrow(/jsonParam/);
+    expect(jsonParam({ id: 9223372036854775807n, s: 'x' })).toBe('{"id":9223372036854775807,"s":"x"}');
+    expect(parseJsonValue('{"id":9223372036854775807,"small":3,"f":1.5}')).toEqual({ id: 9223372036854775807n, small: 3, f: 1.5 });
+  });
+
+  test('an unreachable server is a clear DATABASE_UNAVAILABLE error without the password', async () => {
+    const err = await openDatabase({ driver: 'postgres', url: 'postgres://ips:topsecret@127.0.0.1:1/ips' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+    expect((err as Error).message).toContain('postgres://ips:***@127.0.0.1:1/ips');
+    expect((err as Error).message).not.toContain('topsecret');
+  });
+
+  test('the embedded data directory serves one process at a time', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-state-lock-'));
+    try {
+      const dataDir = path.join(dir, 'db');
+      const first = await openDatabase({ driver: 'pglite', dataDir, loadDataDir: await pgliteTemplate() });
+      try {
+        await expect(openDatabase({ driver: 'pglite', dataDir })).rejects.toMatchObject({ code: 'DATABASE_LOCKED' });
+      } finally {
+        await first.close();
+      }
+      // Closed: the next one opens it, and sees the data.
+      const second = await openDatabase({ driver: 'pglite', dataDir });
+      expect((await second.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await second.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
