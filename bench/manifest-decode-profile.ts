@@ -13,7 +13,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import avro from 'avsc';
-import { readAvroFile } from '../src/iceberg/avro.js';
+import { HEADER_TYPE, PLAIN_LONG, readAvroFile } from '../src/iceberg/avro.js';
 import { readIntKeyedMap } from '../src/iceberg/avro-fields.js';
 import { decodeManifestList, type ManifestFile } from '../src/iceberg/manifest-list.js';
 import { decodeManifest } from '../src/iceberg/manifest.js';
@@ -23,17 +23,6 @@ import { ensureTable } from './lib/manifest-table.js';
 import { ipsDecodeAll } from './manifest-decode.js';
 
 // ---- container framing, as src/iceberg/avro.ts does it (deflate / null codecs only) ----
-
-const HEADER_TYPE = avro.Type.forSchema({
-  type: 'record',
-  name: 'org.apache.avro.file.Header',
-  fields: [
-    { name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } },
-    { name: 'meta', type: { type: 'map', values: 'bytes' } },
-    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
-  ],
-});
-const PLAIN_LONG = avro.Type.forSchema('long');
 
 interface Framed {
   schemaText: string;
