@@ -82,12 +82,26 @@ export const HEADER_TYPE = avro.Type.forSchema({
 export const PLAIN_LONG = avro.Type.forSchema('long');
 export const AVRO_MAGIC = Buffer.from([0x4f, 0x62, 0x6a, 0x01]);
 
-export interface AvroFile {
+export interface AvroFile<T = unknown> {
   /** Header key/value metadata as UTF-8 strings (Iceberg keys: schema, partition-spec, …). */
   meta: Map<string, string>;
   /** The writer's Avro schema (JSON), with Iceberg `field-id` annotations. */
   schema: AvroSchemaNode;
-  records: unknown[];
+  records: T[];
+}
+
+/** Builds, once per file, the function that turns each decoded record into the caller's form. */
+export type RecordMapper<T> = (schema: AvroSchemaNode, meta: Map<string, string>) => (record: unknown, index: number) => T;
+
+const schemaCache = new Map<string, AvroSchemaNode>();
+function parsedSchema(text: string): AvroSchemaNode {
+  let s = schemaCache.get(text);
+  if (!s) {
+    s = JSON.parse(text) as AvroSchemaNode;
+    if (schemaCache.size > 256) schemaCache.clear();
+    schemaCache.set(text, s);
+  }
+  return s;
 }
 
 export type AvroSchemaNode = string | AvroSchemaNode[] | { [k: string]: unknown };
@@ -97,7 +111,9 @@ function decompressBlock(codec: string, data: Buffer, where: string): Buffer {
     case 'null':
       return data;
     case 'deflate':
-      return zlib.inflateRawSync(data);
+      // Output buffers sized to the block: tiny blocks (PyIceberg writes one entry per block)
+      // otherwise pay for a 16 KiB buffer each.
+      return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)) });
     case 'snappy': {
       // Avro's snappy framing: the compressed block is followed by a 4-byte CRC32 of the output.
       const out = Buffer.from(snappy.uncompress(data.subarray(0, data.length - 4)));
@@ -112,7 +128,11 @@ function decompressBlock(codec: string, data: Buffer, where: string): Buffer {
   }
 }
 
-export function readAvroFile(buf: Buffer, where: string): AvroFile {
+/**
+ * Decodes every record. With `mapper`, each record is converted as soon as it is decoded, so the
+ * decoder's intermediate objects die young instead of living until the whole file is read.
+ */
+export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>): AvroFile<T> {
   try {
     if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
       throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
@@ -125,7 +145,9 @@ export function readAvroFile(buf: Buffer, where: string): AvroFile {
     if (!schemaText) throw new IpsError('CORRUPT_FILE', `${where}: Avro header has no avro.schema`);
     const codec = meta.get('avro.codec') ?? 'null';
     const type = avroType(schemaText);
-    const records: unknown[] = [];
+    const schema = parsedSchema(schemaText);
+    const map = mapper ? mapper(schema, meta) : null;
+    const records: T[] = [];
     let pos = offset;
     while (pos < buf.length) {
       const count = PLAIN_LONG.decode(buf, pos);
@@ -140,12 +162,12 @@ export function readAvroFile(buf: Buffer, where: string): AvroFile {
       for (let i = 0; i < (count.value as number); i++) {
         const r = type.decode(block, p);
         if (r.offset < 0) throw new IpsError('CORRUPT_FILE', `${where}: truncated Avro record`);
-        records.push(r.value);
+        records.push(map ? map(r.value, records.length) : (r.value as T));
         p = r.offset;
       }
       pos = end + 16;
     }
-    return { meta, schema: JSON.parse(schemaText) as AvroSchemaNode, records };
+    return { meta, schema, records };
   } catch (e) {
     if (e instanceof IpsError) throw e;
     throw new IpsError('CORRUPT_FILE', `${where}: cannot decode Avro file: ${describeError(e)}`, { cause: e });

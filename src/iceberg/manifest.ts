@@ -1,4 +1,4 @@
-import { readAvroFile } from './avro.js';
+import { readAvroFile, type AvroSchemaNode } from './avro.js';
 import { fieldsById, optionalField, readIntKeyedMap, requireField, unwrapRecord } from './avro-fields.js';
 import type { ManifestFile } from './manifest-list.js';
 import { IpsError } from '../errors.js';
@@ -50,19 +50,33 @@ export interface Manifest {
 
 interface EntryLayout {
   status: string; snapshotId: string | null; seq: string | null; fileSeq: string | null; dataFile: string;
-  df: Record<string, string | null>;
-  /** Writer's partition field name → partition field id. */
+  content: string | null; filePath: string; fileFormat: string; partitionField: string | null;
+  recordCount: string; fileSize: string;
+  columnSizes: MapLayout | null; valueCounts: MapLayout | null; nullValueCounts: MapLayout | null;
+  nanValueCounts: MapLayout | null; lowerBounds: MapLayout | null; upperBounds: MapLayout | null;
+  keyMetadata: string | null; splitOffsets: string | null; equalityIds: string | null; sortOrderId: string | null;
+  firstRowId: string | null; referencedDataFile: string | null; contentOffset: string | null; contentSize: string | null;
+  /** Writer's partition field name → partition field id (null when the writer recorded none). */
   partition: [string, number | null][];
 }
 
-const DF_IDS: Record<string, number> = {
-  content: 134, filePath: 100, fileFormat: 101, partition: 102, recordCount: 103, fileSize: 104,
-  columnSizes: 108, valueCounts: 109, nullValueCounts: 110, nanValueCounts: 137, lowerBounds: 125,
-  upperBounds: 128, keyMetadata: 131, splitOffsets: 132, equalityIds: 135, sortOrderId: 140,
-  firstRowId: 142, referencedDataFile: 143, contentOffset: 144, contentSize: 145,
-};
+/** An int-keyed map field: its name, and the names of its key and value in the pair records. */
+interface MapLayout {
+  field: string;
+  key: string;
+  value: string;
+}
 
 const layoutCache = new WeakMap<object, EntryLayout>();
+
+function mapLayout(ids: Map<number, { name: string; type: AvroSchemaNode }>, id: number, where: string): MapLayout | null {
+  const f = ids.get(id);
+  if (!f) return null;
+  const branch = Array.isArray(f.type) ? f.type.find((b) => typeof b === 'object' && b !== null) : f.type;
+  const pair = unwrapRecord((branch as { items?: AvroSchemaNode } | undefined)?.items, where);
+  // Java and PyIceberg name them key/value; resolve by position so other names work too.
+  return { field: f.name, key: pair?.fields[0]?.name ?? 'key', value: pair?.fields[1]?.name ?? 'value' };
+}
 
 function layoutOf(schema: object, where: string): EntryLayout {
   const cached = layoutCache.get(schema);
@@ -72,20 +86,34 @@ function layoutOf(schema: object, where: string): EntryLayout {
   const ids = fieldsById(rec);
   const dfRec = unwrapRecord(ids.get(2)?.type, where);
   if (!dfRec) throw new IpsError('INVALID_MANIFEST', `${where}: data_file (field-id 2) is missing or not a record`);
-  const dfIds = fieldsById(dfRec);
-  const df: Record<string, string | null> = {};
-  for (const [k, id] of Object.entries(DF_IDS)) df[k] = optionalField(dfIds, id);
-  for (const req of ['filePath', 'fileFormat', 'recordCount', 'fileSize'] as const) {
-    if (!df[req]) requireField(dfIds, DF_IDS[req]!, req, where);
-  }
-  const partRec = unwrapRecord(dfIds.get(102)?.type, where);
+  const d = fieldsById(dfRec);
+  const partRec = unwrapRecord(d.get(102)?.type, where);
   const layout: EntryLayout = {
     status: requireField(ids, 0, 'status', where),
     snapshotId: optionalField(ids, 1),
     seq: optionalField(ids, 3),
     fileSeq: optionalField(ids, 4),
     dataFile: requireField(ids, 2, 'data_file', where),
-    df,
+    content: optionalField(d, 134),
+    filePath: requireField(d, 100, 'file_path', where),
+    fileFormat: requireField(d, 101, 'file_format', where),
+    partitionField: optionalField(d, 102),
+    recordCount: requireField(d, 103, 'record_count', where),
+    fileSize: requireField(d, 104, 'file_size_in_bytes', where),
+    columnSizes: mapLayout(d, 108, where),
+    valueCounts: mapLayout(d, 109, where),
+    nullValueCounts: mapLayout(d, 110, where),
+    nanValueCounts: mapLayout(d, 137, where),
+    lowerBounds: mapLayout(d, 125, where),
+    upperBounds: mapLayout(d, 128, where),
+    keyMetadata: optionalField(d, 131),
+    splitOffsets: optionalField(d, 132),
+    equalityIds: optionalField(d, 135),
+    sortOrderId: optionalField(d, 140),
+    firstRowId: optionalField(d, 142),
+    referencedDataFile: optionalField(d, 143),
+    contentOffset: optionalField(d, 144),
+    contentSize: optionalField(d, 145),
     partition: (partRec?.fields ?? []).map((f) => [f.name, f['field-id'] === undefined ? null : Number(f['field-id'])]),
   };
   layoutCache.set(schema, layout);
@@ -93,6 +121,29 @@ function layoutOf(schema: object, where: string): EntryLayout {
 }
 
 const big = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(v as bigint));
+
+function readMap<V>(d: Record<string, unknown>, m: MapLayout | null): Map<number, V> | null {
+  if (m === null) return null;
+  const raw = d[m.field];
+  if (raw === null || raw === undefined) return null;
+  if (!Array.isArray(raw)) return readIntKeyedMap<V>(raw); // a native Avro map from a non-conforming writer
+  const out = new Map<number, V>();
+  for (let i = 0; i < raw.length; i++) {
+    const kv = raw[i] as Record<string, unknown>;
+    out.set(kv[m.key] as number, kv[m.value] as V);
+  }
+  return out;
+}
+
+const formats = new Map<string, string>();
+function formatName(raw: unknown): string {
+  const s = String(raw);
+  let f = formats.get(s);
+  if (f === undefined) formats.set(s, (f = s.toLowerCase()));
+  return f;
+}
+
+const opt = <T>(d: Record<string, unknown>, name: string | null): T | null => (name === null ? null : ((d[name] as T | undefined) ?? null));
 
 /**
  * Decode a manifest and apply inheritance (spec "Sequence Number Inheritance"; Java
@@ -102,69 +153,66 @@ const big = (v: unknown): bigint | null => (v === null || v === undefined ? null
  * that lack one, in manifest order, from the manifest's first_row_id.
  */
 export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: string): Manifest {
-  const file = readAvroFile(buf, where);
-  const L = layoutOf(file.schema as object, where);
-  const specIdHeader = file.meta.get('partition-spec-id');
-  // Partition fields without ids (very old writers) take the spec's ids by position.
-  const specFieldIds = partitionIdsFromHeader(file.meta.get('partition-spec'));
   const isV1Seq = manifest.sequenceNumber === 0n;
   let nextRowId = manifest.content === 0 ? manifest.firstRowId : null;
-  const entries: ManifestEntry[] = new Array(file.records.length);
-  for (let i = 0; i < file.records.length; i++) {
-    const r = file.records[i] as Record<string, unknown>;
-    const status = Number(r[L.status]) as EntryStatus;
-    const d = r[L.dataFile] as Record<string, unknown>;
-    const partRaw = (d[L.df['partition']!] as Record<string, unknown> | null) ?? {};
-    const partition = new Map<number, unknown>();
-    L.partition.forEach(([name, id], idx) => {
-      const fid = id ?? specFieldIds?.[idx] ?? 1000 + idx;
-      partition.set(fid, partRaw[name] ?? null);
-    });
-    const g = (k: string): unknown => (L.df[k] ? d[L.df[k]!] : null);
-    const dataFile: DataFile = {
-      content: (Number(g('content') ?? 0) as FileContent),
-      filePath: g('filePath') as string,
-      fileFormat: String(g('fileFormat')).toLowerCase(),
-      partition,
-      recordCount: BigInt(g('recordCount') as bigint),
-      fileSizeInBytes: BigInt(g('fileSize') as bigint),
-      columnSizes: readIntKeyedMap<bigint>(g('columnSizes')),
-      valueCounts: readIntKeyedMap<bigint>(g('valueCounts')),
-      nullValueCounts: readIntKeyedMap<bigint>(g('nullValueCounts')),
-      nanValueCounts: readIntKeyedMap<bigint>(g('nanValueCounts')),
-      lowerBounds: readIntKeyedMap<Buffer>(g('lowerBounds')),
-      upperBounds: readIntKeyedMap<Buffer>(g('upperBounds')),
-      keyMetadata: (g('keyMetadata') as Buffer | null) ?? null,
-      splitOffsets: (g('splitOffsets') as bigint[] | null) ?? null,
-      equalityIds: (g('equalityIds') as number[] | null)?.map(Number) ?? null,
-      sortOrderId: g('sortOrderId') === null || g('sortOrderId') === undefined ? null : Number(g('sortOrderId')),
-      firstRowId: big(g('firstRowId')),
-      referencedDataFile: (g('referencedDataFile') as string | null) ?? null,
-      contentOffset: big(g('contentOffset')),
-      contentSizeInBytes: big(g('contentSize')),
+  const file = readAvroFile<ManifestEntry>(buf, where, (schema, meta) => {
+    const L = layoutOf(schema as object, where);
+    // Partition fields without ids (very old writers) take the spec's ids by position.
+    const specFieldIds = partitionIdsFromHeader(meta.get('partition-spec'));
+    const partIds = L.partition.map(([, id], idx) => id ?? specFieldIds?.[idx] ?? 1000 + idx);
+    return (r0, i) => {
+      const r = r0 as Record<string, unknown>;
+      const status = Number(r[L.status]) as EntryStatus;
+      const d = r[L.dataFile] as Record<string, unknown>;
+      const partRaw = (L.partitionField ? (d[L.partitionField] as Record<string, unknown> | null) : null) ?? {};
+      const partition = new Map<number, unknown>();
+      for (let k = 0; k < L.partition.length; k++) partition.set(partIds[k]!, partRaw[L.partition[k]![0]] ?? null);
+      const sortOrderId = opt<number>(d, L.sortOrderId);
+      const dataFile: DataFile = {
+        content: (L.content ? Number(d[L.content] ?? 0) : 0) as FileContent,
+        filePath: d[L.filePath] as string,
+        fileFormat: formatName(d[L.fileFormat]),
+        partition,
+        recordCount: BigInt(d[L.recordCount] as bigint),
+        fileSizeInBytes: BigInt(d[L.fileSize] as bigint),
+        columnSizes: readMap<bigint>(d, L.columnSizes),
+        valueCounts: readMap<bigint>(d, L.valueCounts),
+        nullValueCounts: readMap<bigint>(d, L.nullValueCounts),
+        nanValueCounts: readMap<bigint>(d, L.nanValueCounts),
+        lowerBounds: readMap<Buffer>(d, L.lowerBounds),
+        upperBounds: readMap<Buffer>(d, L.upperBounds),
+        keyMetadata: opt<Buffer>(d, L.keyMetadata),
+        splitOffsets: opt<bigint[]>(d, L.splitOffsets),
+        equalityIds: opt<number[]>(d, L.equalityIds)?.map(Number) ?? null,
+        sortOrderId: sortOrderId === null ? null : Number(sortOrderId),
+        firstRowId: big(opt(d, L.firstRowId)),
+        referencedDataFile: opt<string>(d, L.referencedDataFile),
+        contentOffset: big(opt(d, L.contentOffset)),
+        contentSizeInBytes: big(opt(d, L.contentSize)),
+      };
+      const inherits = status === EntryStatus.ADDED || isV1Seq;
+      const seq = L.seq ? big(r[L.seq]) : null;
+      const fileSeq = L.fileSeq ? big(r[L.fileSeq]) : null;
+      const snapshotId = (L.snapshotId ? big(r[L.snapshotId]) : null) ?? manifest.addedSnapshotId;
+      if (snapshotId === null) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has no snapshot_id and nothing to inherit it from`);
+      if (nextRowId !== null && status !== EntryStatus.DELETED && dataFile.firstRowId === null) {
+        dataFile.firstRowId = nextRowId;
+        nextRowId += dataFile.recordCount;
+      }
+      return {
+        status,
+        snapshotId,
+        sequenceNumber: seq ?? (inherits ? manifest.sequenceNumber : null),
+        fileSequenceNumber: fileSeq ?? (inherits ? manifest.sequenceNumber : null),
+        dataFile,
+      };
     };
-    const inherits = status === EntryStatus.ADDED || isV1Seq;
-    const seq = L.seq ? big(r[L.seq]) : null;
-    const fileSeq = L.fileSeq ? big(r[L.fileSeq]) : null;
-    const snap = L.snapshotId ? big(r[L.snapshotId]) : null;
-    const snapshotId = snap ?? manifest.addedSnapshotId;
-    if (snapshotId === null) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has no snapshot_id and nothing to inherit it from`);
-    if (nextRowId !== null && status !== EntryStatus.DELETED && dataFile.firstRowId === null) {
-      dataFile.firstRowId = nextRowId;
-      nextRowId += dataFile.recordCount;
-    }
-    entries[i] = {
-      status,
-      snapshotId,
-      sequenceNumber: seq ?? (inherits ? manifest.sequenceNumber : null),
-      fileSequenceNumber: fileSeq ?? (inherits ? manifest.sequenceNumber : null),
-      dataFile,
-    };
-  }
+  });
+  const specIdHeader = file.meta.get('partition-spec-id');
   if (specIdHeader !== undefined && Number(specIdHeader) !== manifest.partitionSpecId) {
     throw new IpsError('INVALID_MANIFEST', `${where}: header partition-spec-id ${specIdHeader} differs from the manifest list's ${manifest.partitionSpecId}`);
   }
-  return { meta: file.meta, entries };
+  return { meta: file.meta, entries: file.records };
 }
 
 function partitionIdsFromHeader(text: string | undefined): number[] | null {
