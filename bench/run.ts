@@ -8,8 +8,9 @@ import { REPO_ROOT, log, machineSummary, runCommand, venvPython, type BenchConte
 import { TABLE_OPTIONS } from './lib/manifest-table.js';
 import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
+import { changePlanning } from './change-planning.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning];
 
 function usage(): string {
   const lines = [
