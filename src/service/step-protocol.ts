@@ -1,0 +1,316 @@
+import { IpsError, isIpsError } from '../errors.js';
+import { loadTable } from '../catalog/load-table.js';
+import { computeChangeSet } from '../capture/change-set.js';
+import { FileDescriber } from '../capture/file-json.js';
+import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
+import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
+import type { FileChange } from '../capture/snapshot-changes.js';
+import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
+import { joinLocation, type FileIO } from '../io/file-io.js';
+import { RoutingFileIO } from '../io/routing-file-io.js';
+import {
+  toS3Settings, toTableRef,
+  type Batch, type BatchLimits, type SourceTable, type State, type Watermark, type WatermarkPosition,
+} from '../state/index.js';
+
+/**
+ * The ICDC step protocol (DESIGN.md): prepare → (the workflow reads the ICDC snapshot) → commit,
+ * or abort. The database row is what makes a batch exist: prepare writes the ICDC snapshot
+ * first and stores the batch last, so a crash in between leaves only an ICDC snapshot no batch
+ * names (a retry with the same instance id writes a new one and stores that).
+ */
+
+/** Limits of one prepare; a snapshot's files may be split across batches to respect them. */
+export interface PrepareLimits {
+  maxFiles?: number;
+  maxBytes?: number | bigint;
+  maxRecords?: number | bigint;
+}
+
+export interface PrepareRequest {
+  consumer: string;
+  /** The source table's registered name. */
+  table: string;
+  /** The orchestrator's step id: a retried step gets the same batch. */
+  instanceId: string;
+  limits?: PrepareLimits;
+}
+
+export type PrepareResult =
+  | {
+      kind: 'batch';
+      batch: Batch;
+      /** False when the batch existed (a retry, or a concurrent prepare of the same instance). */
+      created: boolean;
+    }
+  | {
+      /** The watermark is at the head of the table: nothing to hand out, no batch stored. */
+      kind: 'no-changes';
+      consumer: string;
+      table: string;
+      watermark: Watermark;
+    };
+
+export interface StepProtocolOptions {
+  /** Where ICDC tables live: `<icdcRoot>/<consumer>__<table>`. */
+  icdcRoot: string;
+  /** FileIO for a source table (also used to write its ICDC tables). Default: RoutingFileIO with the table's S3 settings. */
+  fileIO?: (table: SourceTable) => FileIO;
+  /** Recorded in the watermark audit (default `step-protocol`). */
+  actor?: string;
+}
+
+/** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
+const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXPIRED', 'HISTORY_TRUNCATED', 'UNKNOWN_SNAPSHOT', 'NOT_ON_BRANCH']);
+
+const ICDC_WRITE_ATTEMPTS = 3;
+
+interface FileEvent {
+  snapshot: Snapshot;
+  kind: 'added' | 'removed';
+  change: FileChange;
+}
+
+function positiveLimit(v: number | bigint | undefined, what: string): bigint | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number' && !Number.isSafeInteger(v)) throw new IpsError('INVALID_ARGUMENT', `${what} must be a positive integer`);
+  const b = BigInt(v);
+  if (b <= 0n) throw new IpsError('INVALID_ARGUMENT', `${what} must be a positive integer`);
+  return b;
+}
+
+export function normalizeLimits(l: PrepareLimits | undefined): BatchLimits {
+  const out: BatchLimits = {};
+  if (!l) return out;
+  if (l.maxFiles !== undefined) {
+    if (!Number.isSafeInteger(l.maxFiles) || l.maxFiles <= 0) throw new IpsError('INVALID_ARGUMENT', 'maxFiles must be a positive integer');
+    out.maxFiles = l.maxFiles;
+  }
+  const bytes = positiveLimit(l.maxBytes, 'maxBytes');
+  if (bytes !== undefined) out.maxBytes = bytes;
+  const records = positiveLimit(l.maxRecords, 'maxRecords');
+  if (records !== undefined) out.maxRecords = records;
+  return out;
+}
+
+/**
+ * The files a batch takes, in snapshot order (within a snapshot: removed, then added, as
+ * computeChangeSet nets them), whole files only, stopping before the first file that would
+ * exceed a limit. The first file is always taken, so one oversized file still makes progress.
+ */
+export function selectFiles(snapshots: { snapshot: Snapshot; events: FileEvent[] }[], limits: BatchLimits): {
+  taken: FileEvent[];
+  /** Snapshots whose files are all taken (or were before), in order. */
+  completed: Snapshot[];
+  /** The snapshot the limit cut through, with the paths of it taken now. */
+  cut: { snapshot: Snapshot; paths: string[] } | null;
+} {
+  const taken: FileEvent[] = [];
+  const completed: Snapshot[] = [];
+  let bytes = 0n;
+  let records = 0n;
+  for (const { snapshot, events } of snapshots) {
+    const now: string[] = [];
+    for (const e of events) {
+      const df = e.change.entry.dataFile;
+      const fits = taken.length === 0 || (
+        (limits.maxFiles === undefined || taken.length + 1 <= limits.maxFiles) &&
+        (limits.maxBytes === undefined || bytes + df.fileSizeInBytes <= limits.maxBytes) &&
+        (limits.maxRecords === undefined || records + df.recordCount <= limits.maxRecords));
+      if (!fits) return { taken, completed, cut: now.length > 0 ? { snapshot, paths: now } : null };
+      taken.push(e);
+      now.push(df.filePath);
+      bytes += df.fileSizeInBytes;
+      records += df.recordCount;
+    }
+    completed.push(snapshot);
+  }
+  return { taken, completed, cut: null };
+}
+
+/** Nets files added and removed inside the taken events, as computeChangeSet does for a range. */
+function net(events: FileEvent[]): { added: FileChange[]; removed: FileChange[] } {
+  const live = new Map<string, FileChange>();
+  const removed = new Map<string, FileChange>();
+  // Per snapshot, removals come before additions (the events are ordered that way).
+  for (const e of events) {
+    const p = e.change.entry.dataFile.filePath;
+    if (e.kind === 'removed') {
+      if (live.has(p)) live.delete(p);
+      else removed.set(p, e.change);
+    } else {
+      live.set(p, e.change);
+    }
+  }
+  return { added: [...live.values()], removed: [...removed.values()] };
+}
+
+function icdcName(consumer: string, table: string): string {
+  return `${consumer}__${table}`;
+}
+
+export class StepProtocol {
+  private readonly fileIO: (table: SourceTable) => FileIO;
+  private readonly actor: string;
+
+  constructor(private readonly state: State, private readonly options: StepProtocolOptions) {
+    this.fileIO = options.fileIO ?? ((t) => new RoutingFileIO({ s3: toS3Settings(t) }));
+    this.actor = options.actor ?? 'step-protocol';
+  }
+
+  /** Where the ICDC table of (consumer, table) lives. */
+  icdcLocation(consumer: string, table: string): string {
+    return joinLocation(this.options.icdcRoot.replace(/\/+$/, ''), icdcName(consumer, table));
+  }
+
+  async prepare(req: PrepareRequest): Promise<PrepareResult> {
+    const repos = this.state.repos;
+    const limits = normalizeLimits(req.limits);
+    if (!req.instanceId) throw new IpsError('INVALID_ARGUMENT', 'instanceId is required');
+
+    // A retried step: the stored batch, exactly as it was handed out.
+    const existing = await repos.batches.findByInstance(req.consumer, req.instanceId);
+    if (existing) return { kind: 'batch', batch: existing, created: false };
+
+    const consumer = await repos.consumers.require(req.consumer);
+    if (consumer.state === 'stale') {
+      throw new IpsError('CONSUMER_STALE', `consumer "${consumer.name}" is stale: ${consumer.stateReason ?? 'no reason recorded'}; reset it or run a backfill`,
+        { details: { consumer: consumer.name, reason: consumer.stateReason } });
+    }
+    const source = await repos.sourceTables.require(req.table);
+    const wm = await repos.watermarks.require(req.consumer, req.table);
+
+    // One batch in flight per consumer: a second one would hand out the same changes again.
+    await repos.batches.expireDue();
+    const open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
+      .filter((b) => b.tables.some((t) => t.sourceTable === req.table));
+    if (open.length > 0) {
+      throw new IpsError('BATCH_IN_FLIGHT',
+        `consumer "${req.consumer}" has batch ${open[0]!.id} open on "${req.table}" (instance ${open[0]!.instanceId}); commit or abort it first`,
+        { details: { consumer: req.consumer, table: req.table, batch_id: open[0]!.id.toString(), instance_id: open[0]!.instanceId } });
+    }
+
+    const io = this.fileIO(source);
+    const loaded = await loadTable(io, toTableRef(source));
+    const md = loaded.metadata;
+    const reader = new ManifestReader(io);
+    const head = branchHead(md, source.branch);
+    if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) {
+      return { kind: 'no-changes', consumer: req.consumer, table: req.table, watermark: wm };
+    }
+
+    let range;
+    try {
+      range = await resolveRangeWithHistory(md, { from: wm.snapshotId, branch: source.branch }, reader);
+      if (wm.partialSnapshotId !== null && range.snapshots[0]?.snapshotId !== wm.partialSnapshotId) {
+        throw new IpsError('LINEAGE_BROKEN',
+          `snapshot ${wm.partialSnapshotId}, partly processed by consumer "${req.consumer}", is no longer the next snapshot after ${wm.snapshotId ?? 'the start'} on ${source.branch}; reset the consumer or run a backfill`,
+          { details: { partial_snapshot_id: wm.partialSnapshotId.toString() } });
+      }
+    } catch (e) {
+      if (isIpsError(e) && HISTORY_ERRORS.has(e.code)) {
+        await repos.consumers.setState(req.consumer, 'stale', `${req.table}: ${e.code}: ${e.message}`);
+      }
+      throw e;
+    }
+    if (range.snapshots.length === 0) return { kind: 'no-changes', consumer: req.consumer, table: req.table, watermark: wm };
+
+    const cs = await computeChangeSet(reader, range, consumer.policy);
+    const processed = new Set(wm.processedFiles);
+    const perSnapshot = cs.snapshots.map((d) => {
+      const partial = wm.partialSnapshotId !== null && d.snapshot.snapshotId === wm.partialSnapshotId;
+      const events: FileEvent[] = [
+        ...d.removed.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'removed', change })),
+        ...d.added.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'added', change })),
+      ].filter((e) => !(partial && processed.has(e.change.entry.dataFile.filePath)));
+      return { snapshot: d.snapshot, events };
+    });
+    const sel = selectFiles(perSnapshot, limits);
+    const files = net(sel.taken);
+
+    const lastDone = sel.completed[sel.completed.length - 1];
+    const fullyProcessed = lastDone
+      ? { snapshotId: lastDone.snapshotId, sequenceNumber: lastDone.sequenceNumber }
+      : { snapshotId: wm.snapshotId, sequenceNumber: wm.sequenceNumber };
+    let next: WatermarkPosition;
+    if (sel.cut) {
+      const earlier = sel.cut.snapshot.snapshotId === wm.partialSnapshotId ? wm.processedFiles : [];
+      next = {
+        ...fullyProcessed,
+        partialSnapshotId: sel.cut.snapshot.snapshotId,
+        partialSequenceNumber: sel.cut.snapshot.sequenceNumber,
+        processedFiles: [...new Set([...earlier, ...sel.cut.paths])].sort(),
+      };
+    } else {
+      next = { ...fullyProcessed, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] };
+    }
+    const to = sel.cut?.snapshot ?? lastDone;
+    if (!to) throw new IpsError('INTERNAL', 'prepare selected no snapshot');
+
+    await verifyFilesExist(io, [...files.added, ...files.removed]);
+
+    const describer = new FileDescriber(md);
+    const ranges = this.rangesJson(md, describer, [...files.added, ...files.removed], wm.rangeFields);
+
+    const icdcTable = `icdc.${icdcName(req.consumer, req.table)}`;
+    const icdc = await this.writeIcdc(io, md, this.icdcLocation(req.consumer, req.table), files.added, {
+      'ips.consumer': req.consumer,
+      'ips.source-table': req.table,
+      'ips.instance-id': req.instanceId,
+      'ips.source-from': wm.snapshotId?.toString() ?? 'start',
+      'ips.source-to': to.snapshotId.toString(),
+    });
+
+    // The batch exists from here on. A concurrent prepare of the same instance that stored first
+    // wins: its batch is returned and the ICDC snapshot written here stays unreferenced.
+    const { batch, created } = await repos.batches.create({
+      consumer: req.consumer,
+      instanceId: req.instanceId,
+      leaseSeconds: consumer.leaseSeconds,
+      limits,
+      tables: [{
+        sourceTable: req.table,
+        fromSnapshotId: wm.snapshotId,
+        fromSequenceNumber: wm.sequenceNumber,
+        toSnapshotId: to.snapshotId,
+        toSequenceNumber: to.sequenceNumber,
+        files: { added: files.added.map((f) => describer.describe(f)), removed: files.removed.map((f) => describer.describe(f)) },
+        ranges,
+        icdc: { table: icdcTable, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation },
+        baseWatermarkVersion: wm.version,
+        next,
+      }],
+    });
+    return { kind: 'batch', batch, created };
+  }
+
+  /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
+  async commit(batchId: bigint): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+    return this.state.repos.batches.commit(batchId, this.actor);
+  }
+
+  /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */
+  async abort(batchId: bigint, reason: string | null = null): Promise<{ batch: Batch; changed: boolean }> {
+    return this.state.repos.batches.close(batchId, 'aborted', reason);
+  }
+
+  private rangesJson(md: TableMetadata, describer: FileDescriber, files: FileChange[], fields: string[]): Record<string, unknown> {
+    const ranges: Record<string, FieldRange> = {};
+    for (const f of fields) ranges[f] = fieldRange(md, describer, files, f);
+    return { ranges, changed_partitions: changedPartitions(describer, files) };
+  }
+
+  private async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], summary: Record<string, string>): Promise<IcdcWriteResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await writeIcdcSnapshot({ io, source: md, location, files, summary });
+      } catch (e) {
+        // Another writer took the next metadata version first: build on top of it.
+        if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) continue;
+        throw e;
+      }
+    }
+  }
+}
