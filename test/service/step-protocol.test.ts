@@ -1,5 +1,5 @@
 // The ICDC step protocol over a real Iceberg table (fixtures/tables/playback, written by PyIceberg)
-// and an in-memory PGlite state database. Expectations come from the table's own snapshot
+// and the state database on both drivers: the real PostgreSQL and in-memory PGlite. Expectations come from the table's own snapshot
 // summaries (added-data-files / deleted-data-files / total-data-files, written by PyIceberg),
 // not from ips' manifest reading.
 import crypto from 'node:crypto';
@@ -11,7 +11,7 @@ import { isIpsError } from '../../src/errors.js';
 import { StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
 import { BatchesRepo, State, type Batch } from '../../src/state/index.js';
 import { REPO_ROOT } from '../setup/env.js';
-import { pgliteTemplate } from '../state/helpers.js';
+import { DRIVERS, createPgDatabase, pgliteTemplate } from '../state/helpers.js';
 
 interface SummarySnapshot {
   'snapshot-id': number | string;
@@ -42,11 +42,12 @@ function paths(b: Batch, which: 'added' | 'removed'): string[] {
   return b.tables.flatMap((t) => t.files[which].map((f) => f.file_path)).sort();
 }
 
-describe('StepProtocol (PGlite, playback fixture)', () => {
+describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => {
   let tmp: string;
   let tableDir: string;
   let state: State;
   let proto: StepProtocol;
+  let dropDb: (() => Promise<void>) | undefined;
   const table = 'playback';
   /** From the PyIceberg-written summaries of the last metadata file. */
   let summaryAdded = 0;
@@ -67,13 +68,20 @@ describe('StepProtocol (PGlite, playback fixture)', () => {
     }
     headTotal = Number(md.snapshots.at(-1)!.summary['total-data-files']);
 
-    state = await State.open({ driver: 'pglite', dataDir: null, loadDataDir: await pgliteTemplate() });
+    if (driver === 'postgres') {
+      const created = await createPgDatabase('step_protocol');
+      dropDb = created.drop;
+      state = await State.open({ driver: 'postgres', url: created.url, poolMax: 4 });
+    } else {
+      state = await State.open({ driver: 'pglite', dataDir: null, loadDataDir: await pgliteTemplate() });
+    }
     await state.repos.sourceTables.create({ name: table, ref: { kind: 'directory', location: tableDir } });
     proto = new StepProtocol(state, { icdcRoot: path.join(tmp, 'icdc'), actor: 'test' });
   });
 
   afterAll(async () => {
     await state?.close();
+    await dropDb?.();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
