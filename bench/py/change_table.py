@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
 import json
 import os
-import shutil
 import time
 
 from bench_spark import ICEBERG_VERSION, cache_dir, helper, log, spark_session
+from table_cache import cached_table
 
 # Bump when the generated content changes, so cached tables of an older generator are not reused.
 GENERATOR_VERSION = 1
@@ -137,32 +136,9 @@ def main() -> None:
         p.error("need --snapshots >= 2, --files-per-snapshot >= 1, --snapshots-per-day >= 1, 0 <= --late-percent <= 100")
 
     name = table_name(a)
-    table_dir = os.path.join(os.path.abspath(a.root), name)
-    marker = os.path.join(table_dir, "_COMPLETE")
-    os.makedirs(a.root, exist_ok=True)
-    with open(os.path.join(a.root, f".{name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two benches at once: the second waits, then reuses
-        if os.path.exists(marker) and not a.force:
-            with open(marker) as f:
-                info = json.load(f)
-            info["cached"] = True
-            log(f"reusing cached table {table_dir} (generated in {info['generation_seconds']}s)")
-        else:
-            if os.path.exists(table_dir):
-                log(f"removing incomplete or forced table {table_dir}")
-                shutil.rmtree(table_dir)
-            log(
-                f"generating {a.snapshots:,} fast appends x {a.files_per_snapshot} data files "
-                f"({a.snapshots * a.files_per_snapshot:,} files, {a.snapshots_per_day} snapshots/day, {a.late_percent}% late) "
-                f"with Iceberg Java {ICEBERG_VERSION} into {table_dir}"
-            )
-            info = generate(a, table_dir)
-            tmp = marker + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(info, f, indent=2)
-            os.rename(tmp, marker)  # last: the table is complete
-            log(f"generated in {info['generation_seconds']}s: {info['avro_files']:,} Avro files, {info['avro_bytes'] / 1e6:.0f} MB")
-            info["cached"] = False
+    info = cached_table(a.root, name, a.force, (f"{a.snapshots:,} fast appends x {a.files_per_snapshot} data files "
+        f"({a.snapshots * a.files_per_snapshot:,} files, {a.snapshots_per_day} snapshots/day, {a.late_percent}% late) "
+        f"with Iceberg Java {ICEBERG_VERSION}"), lambda d: generate(a, d), lambda i: f"{i['avro_files']:,} Avro files, {i['avro_bytes'] / 1e6:.0f} MB", log)
     print(json.dumps(info), flush=True)
 
 

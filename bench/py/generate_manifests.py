@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
 import json
 import multiprocessing
 import os
 import random
-import shutil
 import sys
 import time
 import uuid
 from typing import Any
 
 import pyiceberg
+from table_cache import cached_table
 from pyiceberg.conversions import to_bytes
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
@@ -369,32 +368,9 @@ def main() -> None:
     if a.manifests < 1 or a.entries_per_manifest < 1 or a.entries_per_block < 1:
         p.error("counts must be >= 1")
 
-    table_dir = os.path.join(os.path.abspath(a.root), table_name(a))
-    marker = os.path.join(table_dir, "_COMPLETE")
-    os.makedirs(a.root, exist_ok=True)
-    with open(os.path.join(a.root, f".{table_name(a)}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two benches at once: the second waits, then reuses
-        if os.path.exists(marker) and not a.force:
-            with open(marker) as f:
-                info = json.load(f)
-            info["cached"] = True
-            log(f"reusing cached table {table_dir} (generated in {info['generation_seconds']}s)")
-        else:
-            if os.path.exists(table_dir):
-                log(f"removing incomplete or forced table {table_dir}")
-                shutil.rmtree(table_dir)
-            log(
-                f"generating {a.manifests} manifests x {a.entries_per_manifest} entries "
-                f"({a.manifests * a.entries_per_manifest:,} entries, codec {a.codec}, {a.entries_per_block} entries/block) "
-                f"with pyiceberg {pyiceberg.__version__} on {a.workers} workers into {table_dir}"
-            )
-            info = generate(a, table_dir)
-            tmp = marker + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(info, f, indent=2)
-            os.rename(tmp, marker)  # last: the table is complete
-            log(f"generated in {info['generation_seconds']}s: {info['manifest_bytes'] / 1e6:.1f} MB of manifests")
-            info["cached"] = False
+    info = cached_table(a.root, table_name(a), a.force, (f"{a.manifests} manifests x {a.entries_per_manifest} entries "
+        f"({a.manifests * a.entries_per_manifest:,} entries, codec {a.codec}, {a.entries_per_block} entries/block) "
+        f"with pyiceberg {pyiceberg.__version__} on {a.workers} workers"), lambda d: generate(a, d), lambda i: f"{i['manifest_bytes'] / 1e6:.1f} MB of manifests", log)
     print(json.dumps(info), flush=True)
 
 

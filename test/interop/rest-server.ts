@@ -19,25 +19,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { REPO_ROOT, testEnv } from '../setup/env.js';
+import { OutputTail } from '../setup/shared.js';
 
 const MAIN_CLASS = 'org.apache.iceberg.rest.RESTCatalogServer';
 const HAS_SETPRIV = spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
 
 function verbose(): boolean {
   return process.env.IPS_TEST_VERBOSE === '1';
-}
-
-/** Tail of a child's output, for error messages. */
-class Tail {
-  private text = '';
-  constructor(private readonly max = 20_000) {}
-  push(chunk: Buffer | string): void {
-    this.text += chunk.toString();
-    if (this.text.length > this.max * 2) this.text = this.text.slice(-this.max);
-  }
-  toString(): string {
-    return this.text.slice(-this.max);
-  }
 }
 
 /**
@@ -54,7 +42,7 @@ export function provisionRestCatalog(): Promise<string> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
-    const err = new Tail();
+    const err = new OutputTail();
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => {
       err.push(c);
@@ -197,7 +185,7 @@ async function startOnce(opts: RestServerOptions, port: number): Promise<RestSer
   ];
   const argv = HAS_SETPRIV ? ['setpriv', '--pdeathsig', 'KILL', '--', java, ...jvm] : [java, ...jvm];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail = new Tail();
+  const tail = new OutputTail();
   const onData = (c: Buffer): void => {
     tail.push(c);
     if (verbose()) process.stderr.write(c);

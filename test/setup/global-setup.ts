@@ -26,6 +26,7 @@ import {
   PROVIDE_KEY,
   TEST_CREDENTIALS,
   type IpsTestEnv,
+  OutputTail,
 } from './shared.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -101,19 +102,6 @@ function cmdlineOf(pid: number): string {
 }
 
 const HAS_SETPRIV = spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
-
-/** Tail buffer of a child's output, for error messages. */
-class OutputTail {
-  private text = '';
-  constructor(private readonly max = 16_000) {}
-  push(chunk: Buffer | string): void {
-    this.text += chunk.toString();
-    if (this.text.length > this.max * 2) this.text = this.text.slice(-this.max);
-  }
-  toString(): string {
-    return this.text.slice(-this.max);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // run records: what this setup started, so that a later setup can clean up after a killed run

@@ -76,3 +76,16 @@ declare module 'vitest' {
     ipsTestEnv: IpsTestEnv;
   }
 }
+
+/** Tail buffer of a child's output, for error messages. */
+export class OutputTail {
+  private text = '';
+  constructor(private readonly max = 16_000) {}
+  push(chunk: Buffer | string): void {
+    this.text += chunk.toString();
+    if (this.text.length > this.max * 2) this.text = this.text.slice(-this.max);
+  }
+  toString(): string {
+    return this.text.slice(-this.max);
+  }
+}
