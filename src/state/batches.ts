@@ -76,6 +76,12 @@ export interface BatchInput {
   leaseSeconds: number;
   limits?: BatchLimits;
   tables: BatchTableInput[];
+  /**
+   * When set, refuse (BATCH_IN_FLIGHT) if this many open batches of the consumer already touch
+   * one of the tables, and refuse (CONFLICT) if a watermark moved off baseWatermarkVersion: the
+   * step protocol's guard against handing out the same changes twice.
+   */
+  maxInFlight?: number;
 }
 
 const fileSchema = z.looseObject({
@@ -222,6 +228,35 @@ export interface CreateBatchResult {
   created: boolean;
 }
 
+/**
+ * Refuses a batch when maxInFlight batches of the consumer are open on its tables (another
+ * would hand out the same changes again), or when a watermark moved after the batch was
+ * planned on it.
+ */
+async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): Promise<void> {
+  const names = tables.map((t) => t.sourceTable);
+  const open = await tx.query<{ id: bigint; instance_id: string; source_table: string }>(
+    `SELECT b.id, b.instance_id, t.source_table FROM batches b JOIN batch_tables t ON t.batch_id = b.id
+      WHERE b.consumer = $1 AND b.state = 'open' AND b.lease_expires_at >= now() ORDER BY b.created_at, b.id`, [consumer]);
+  const busyRows = open.rows.filter((r) => names.includes(r.source_table));
+  const busy = busyRows[0];
+  if (busy && new Set(busyRows.map((r) => r.id)).size >= maxInFlight) {
+    throw new IpsError('BATCH_IN_FLIGHT',
+      `consumer "${consumer}" has batch ${busy.id} open on "${busy.source_table}" (instance ${busy.instance_id}); commit or abort it first`,
+      { details: { consumer, table: busy.source_table, batch_id: busy.id.toString(), instance_id: busy.instance_id } });
+  }
+  for (const t of tables) {
+    const wm = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, t.sourceTable]);
+    const version = wm.rows[0]?.version;
+    if (version === undefined) throw new IpsError('NOT_FOUND', `consumer "${consumer}" does not subscribe to "${t.sourceTable}"`);
+    if (version !== t.baseWatermarkVersion) {
+      throw new IpsError('CONFLICT',
+        `the watermark of consumer "${consumer}" on "${t.sourceTable}" moved while the batch was prepared (version ${t.baseWatermarkVersion} → ${version}); prepare again`,
+        { details: { consumer, source_table: t.sourceTable, expected_version: t.baseWatermarkVersion.toString(), actual_version: version.toString() } });
+    }
+  }
+}
+
 export class BatchesRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -245,6 +280,14 @@ export class BatchesRepo {
     });
     const id = v.id ?? newId();
     return this.q.withTransaction(async (tx) => {
+      // Prepares of one consumer queue on its row, so that the checks below see every batch
+      // stored before and no two batches of one consumer hand out the same changes.
+      const locked = await tx.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [v.consumer]);
+      if (locked.rowCount === 0) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`);
+      const repo = new BatchesRepo(tx);
+      const same = await repo.findByInstance(v.consumer, v.instanceId);
+      if (same) return { batch: same, created: false };
+      if (input.maxInFlight !== undefined) await checkInFlight(tx, v.consumer, tables, input.maxInFlight);
       let inserted: boolean;
       try {
         const res = await tx.query(
@@ -259,7 +302,7 @@ export class BatchesRepo {
         throw e;
       }
       if (!inserted) {
-        const existing = await new BatchesRepo(tx).findByInstance(v.consumer, v.instanceId);
+        const existing = await repo.findByInstance(v.consumer, v.instanceId);
         if (!existing) {
           // The id itself collided (2^-63 odds) rather than the instance: report, never overwrite.
           throw new IpsError('CONFLICT', `batch id ${id} is taken; retry the prepare`);
@@ -284,7 +327,7 @@ export class BatchesRepo {
           throw e;
         }
       }
-      const batch = (await new BatchesRepo(tx).load([id]))[0];
+      const batch = (await repo.load([id]))[0];
       if (!batch) throw notFound(id);
       return { batch, created: true };
     });

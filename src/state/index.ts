@@ -3,6 +3,7 @@ import { ConsumersRepo } from './consumers.js';
 import { databaseConfigFromEnv, openDatabase, type Database, type DatabaseConfig, type Queryable, type TransactionOptions } from './database.js';
 import { migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 import { SourceTablesRepo } from './source-tables.js';
+import { TokensRepo } from './tokens.js';
 import { WatermarksRepo } from './watermarks.js';
 
 export * from './database.js';
@@ -12,6 +13,7 @@ export * from './source-tables.js';
 export * from './consumers.js';
 export * from './watermarks.js';
 export * from './batches.js';
+export * from './tokens.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -20,6 +22,7 @@ export interface Repositories {
   consumers: ConsumersRepo;
   watermarks: WatermarksRepo;
   batches: BatchesRepo;
+  tokens: TokensRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -29,6 +32,7 @@ export function repositories(q: Queryable): Repositories {
     consumers: new ConsumersRepo(q),
     watermarks: new WatermarksRepo(q),
     batches: new BatchesRepo(q),
+    tokens: new TokensRepo(q),
   };
 }
 

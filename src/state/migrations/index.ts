@@ -1,4 +1,5 @@
 import { sql as initial } from './0001-initial.js';
+import { sql as apiTokens } from './0002-api-tokens.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -13,4 +14,5 @@ export interface SqlMigration {
  */
 export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0001-initial', up: initial },
+  { name: '0002-api-tokens', up: apiTokens },
 ];
