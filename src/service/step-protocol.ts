@@ -270,6 +270,7 @@ export class StepProtocol {
       instanceId: req.instanceId,
       leaseSeconds: consumer.leaseSeconds,
       limits,
+      maxInFlight: 1,
       tables: [{
         sourceTable: req.table,
         fromSnapshotId: wm.snapshotId,
@@ -287,8 +288,8 @@ export class StepProtocol {
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
-  async commit(batchId: bigint): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
-    return this.state.repos.batches.commit(batchId, this.actor);
+  async commit(batchId: bigint, actor: string = this.actor): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+    return this.state.repos.batches.commit(batchId, actor);
   }
 
   /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */

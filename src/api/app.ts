@@ -1,0 +1,154 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import {
+  hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import sjson from 'secure-json-parse';
+import { IpsError } from '../errors.js';
+import type { IpsService } from '../service/ips-service.js';
+import { Authenticator, type Principal } from './auth.js';
+import type { ApiContext } from './context.js';
+import { Metrics } from './metrics.js';
+import { PROBLEM_CONTENT_TYPE, problem, problemFromError, type Problem } from './problem.js';
+import { batchRoutes } from './routes/batches.js';
+import { consumerRoutes } from './routes/consumers.js';
+import { tableRoutes } from './routes/tables.js';
+import type { Secret } from '../state/index.js';
+
+export interface AppOptions {
+  service: IpsService;
+  auth: 'token' | 'none';
+  adminTokens: Secret[];
+  bodyLimitBytes: number;
+  logLevel?: string;
+  version?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ipsPrincipal: Principal | null;
+  }
+}
+
+/** Fastify's own error codes, turned into our stable codes. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_ARGUMENT',
+};
+
+function toProblem(err: FastifyError | Error, bodyLimit: number): Problem {
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const errors = err.validation.map((v) => ({
+      in: err.validationContext ?? 'body',
+      path: v.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(root)',
+      message: v.message ?? 'invalid',
+    }));
+    return problem('VALIDATION_FAILED',
+      `invalid request ${err.validationContext ?? 'body'}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors });
+  }
+  const code = (err as FastifyError).code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return problem('PAYLOAD_TOO_LARGE', `the request body is larger than ${bodyLimit} bytes`);
+  if (code && FASTIFY_CODES[code]) return problem(FASTIFY_CODES[code]!, err.message);
+  if (err instanceof SyntaxError) return problem('MALFORMED_JSON', `the request body is not valid JSON: ${err.message}`);
+  if (err instanceof IpsError) return problemFromError(err);
+  const status = (err as FastifyError).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return problem('INVALID_ARGUMENT', err.message, {}, status);
+  return problemFromError(err);
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logLevel === undefined || options.logLevel === 'silent' ? false : {
+      level: options.logLevel,
+      // Tokens travel in headers: never log them.
+      redact: ['req.headers.authorization'],
+    },
+    bodyLimit: options.bodyLimitBytes,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  // JSON bodies as usual (prototype-poisoning keys refused), except that an empty body is no
+  // body: `curl -X POST -H 'content-type: application/json' …/commit` is a reasonable call.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (e) {
+      done(new IpsError('MALFORMED_JSON', `the request body is not valid JSON: ${(e as Error).message}`), undefined);
+    }
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const metrics = new Metrics();
+  const auth = new Authenticator(options.auth, options.adminTokens, options.service.state.repos.tokens);
+  app.decorateRequest('ipsPrincipal', null);
+  const ctx: ApiContext = {
+    service: options.service,
+    metrics,
+    principal(req: FastifyRequest): Principal {
+      if (!req.ipsPrincipal) throw new IpsError('UNAUTHORIZED', 'not authenticated');
+      return req.ipsPrincipal;
+    },
+  };
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'ips',
+        description: 'Incremental processing over Apache Iceberg: source tables, consumers, the ICDC step protocol (prepare → commit/abort). ' +
+          'Errors are application/problem+json with a stable `code`. 64-bit values are decimal strings.',
+        version: options.version ?? '0.1.0',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/v1/')) req.ipsPrincipal = await auth.authenticate(req);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    metrics.duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const p = toProblem(err, options.bodyLimitBytes);
+    p.instance = req.url;
+    if (p.status >= 500) req.log.error({ err }, 'request failed');
+    void reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const p = problem('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API`);
+    void reply.code(404).type(PROBLEM_CONTENT_TYPE).send({ ...p, instance: req.url });
+  });
+
+  app.get('/healthz', { schema: { tags: ['system'], summary: 'Liveness: the process serves requests' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { tags: ['system'], summary: 'Readiness: the state database answers' } }, async (_req, reply) => {
+    try {
+      await options.service.state.db.query('SELECT 1');
+      return { status: 'ready', database: options.service.state.db.description };
+    } catch (e) {
+      return reply.code(503).type(PROBLEM_CONTENT_TYPE).send(problem('NOT_READY', `the state database does not answer: ${(e as Error).message}`));
+    }
+  });
+  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(tableRoutes(ctx));
+  await app.register(consumerRoutes(ctx));
+  await app.register(batchRoutes(ctx));
+  await app.ready();
+  return app;
+}

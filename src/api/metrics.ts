@@ -1,0 +1,25 @@
+import client from 'prom-client';
+
+/** Prometheus metrics of one service process (one registry per app, so tests can build many). */
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests: client.Counter<'method' | 'route' | 'status'>;
+  readonly duration: client.Histogram<'method' | 'route'>;
+  readonly batches: client.Counter<'event'>;
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'ips_' });
+    this.requests = new client.Counter({
+      name: 'ips_http_requests_total', help: 'HTTP requests by route template and status', labelNames: ['method', 'route', 'status'], registers: [this.registry],
+    });
+    this.duration = new client.Histogram({
+      name: 'ips_http_request_duration_seconds', help: 'HTTP request latency by route template', labelNames: ['method', 'route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+    });
+    this.batches = new client.Counter({
+      name: 'ips_batch_events_total',
+      help: 'Step protocol outcomes: prepared, reused (retried prepare), no_changes, committed, commit_replayed, aborted, conflict',
+      labelNames: ['event'], registers: [this.registry],
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { isIpsError } from '../../errors.js';
+import { requireConsumer } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { abortBody, batchState, idParams, nameParams, prepareBody } from '../schemas.js';
+import { batchJson, watermarkJson } from '../views.js';
+
+export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
+  /** The batch, when the caller may act on it: 403 for another consumer's batch. */
+  async function ownBatch(req: FastifyRequest, id: bigint) {
+    const batch = await ctx.service.getBatch(id);
+    requireConsumer(ctx.principal(req), batch.consumer);
+    return batch;
+  }
+
+  return async (app) => {
+    app.post('/v1/consumers/:name/batches', {
+      schema: {
+        tags: ['batches'], params: nameParams, body: prepareBody,
+        summary: 'Prepare the next batch (idempotent on instance_id): 201 a new batch, 200 the existing one, 200 with status no_changes',
+      },
+    }, async (req, reply) => {
+      requireConsumer(ctx.principal(req), req.params.name);
+      const b = req.body;
+      const limits = b.limits && {
+        ...(b.limits.max_files !== undefined ? { maxFiles: b.limits.max_files } : {}),
+        ...(b.limits.max_bytes !== undefined ? { maxBytes: b.limits.max_bytes } : {}),
+        ...(b.limits.max_records !== undefined ? { maxRecords: b.limits.max_records } : {}),
+      };
+      const r = await ctx.service.prepare({
+        consumer: req.params.name, instanceId: b.instance_id,
+        ...(b.table !== undefined ? { table: b.table } : {}),
+        ...(limits ? { limits } : {}),
+      });
+      if (r.kind === 'no-changes') {
+        ctx.metrics.batches.inc({ event: 'no_changes' });
+        return reply.code(200).send({ status: 'no_changes', batch: null, consumer: r.consumer, table: r.table, watermark: watermarkJson(r.watermark) });
+      }
+      ctx.metrics.batches.inc({ event: r.created ? 'prepared' : 'reused' });
+      return reply.code(r.created ? 201 : 200).send({ status: r.created ? 'created' : 'existing', batch: batchJson(r.batch) });
+    });
+
+    app.get('/v1/consumers/:name/batches', {
+      schema: {
+        tags: ['batches'], params: nameParams,
+        querystring: z.object({ state: batchState.optional(), limit: z.coerce.number().int().positive().max(1000).optional() }).strict(),
+        summary: 'Batches of a consumer, oldest first',
+      },
+    }, async (req) => {
+      requireConsumer(ctx.principal(req), req.params.name);
+      const batches = await ctx.service.listBatches({
+        consumer: req.params.name,
+        ...(req.query.state ? { state: req.query.state } : {}),
+        ...(req.query.limit ? { limit: req.query.limit } : {}),
+      });
+      return { batches: batches.map(batchJson) };
+    });
+
+    app.get('/v1/batches/:id', { schema: { tags: ['batches'], summary: 'A batch with its files, ranges and ICDC snapshot', params: idParams } }, async (req) => {
+      return batchJson(await ownBatch(req, req.params.id));
+    });
+
+    app.post('/v1/batches/:id/commit', {
+      schema: { tags: ['batches'], params: idParams, summary: 'Commit: move the watermark by compare-and-set; a replay is a no-op (409 CONFLICT when the base moved)' },
+    }, async (req) => {
+      await ownBatch(req, req.params.id);
+      try {
+        const r = await ctx.service.steps.commit(req.params.id, ctx.principal(req).actor);
+        ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
+        return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson) };
+      } catch (e) {
+        if (isIpsError(e) && e.code === 'CONFLICT') ctx.metrics.batches.inc({ event: 'conflict' });
+        throw e;
+      }
+    });
+
+    app.post('/v1/batches/:id/abort', {
+      schema: { tags: ['batches'], params: idParams, body: abortBody.optional(), summary: 'Abort: release the batch; the next prepare hands out the same changes' },
+    }, async (req) => {
+      await ownBatch(req, req.params.id);
+      const r = await ctx.service.steps.abort(req.params.id, req.body?.reason ?? null);
+      if (r.changed) ctx.metrics.batches.inc({ event: 'aborted' });
+      return { batch: batchJson(r.batch), changed: r.changed };
+    });
+  };
+}

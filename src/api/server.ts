@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { describeError } from '../errors.js';
+import { describeConfig, State } from '../state/index.js';
+import { IpsService } from '../service/ips-service.js';
+import type { ServiceConfig } from '../service/config.js';
+import { buildApp } from './app.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  service: IpsService;
+  state: State;
+  /** http://host:port of the listening socket (the real port when 0 was asked for). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the state (migrating it), builds the API and listens. A sweep expires batches whose
+ * lease ran out, so their changes go to the next prepare even when nobody reads the batch.
+ */
+export async function startServer(config: ServiceConfig, opts: { log?: (line: string) => void } = {}): Promise<RunningServer> {
+  const log = opts.log ?? (() => {});
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(config.warehouse)) fs.mkdirSync(config.warehouse, { recursive: true });
+  log(`state: ${describeConfig(config.database)} (configuration from ${config.sources.join(', ')})`);
+  const state = await State.open(config.database);
+  if (state.migration.applied.length) log(`migrations applied: ${state.migration.applied.join(', ')}`);
+  const service = new IpsService(state, { warehouse: config.warehouse });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({
+      service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
+    });
+    await app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    service.close();
+    await state.close();
+    throw e;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  const sweep = setInterval(() => {
+    state.repos.batches.expireDue().catch((e: unknown) => app.log.warn(`lease sweep failed: ${describeError(e)}`));
+  }, config.leaseSweepSeconds * 1000);
+  sweep.unref();
+  let closing: Promise<void> | null = null;
+  return {
+    app, service, state, url,
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweep);
+        await app.close();
+        service.close();
+        await state.close();
+      })();
+      return closing;
+    },
+  };
+}

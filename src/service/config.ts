@@ -1,0 +1,151 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { IpsError, describeError } from '../errors.js';
+import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '../state/database.js';
+import { Secret } from '../state/common.js';
+
+/**
+ * The service's configuration: an optional file (`IPS_CONFIG`, JSON or YAML, snake_case keys),
+ * then the environment over it, validated once at start so that a typo fails the start with the
+ * key named, not a request an hour later.
+ */
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  database: DatabaseConfig;
+  /** Where ICDC tables are written (`<warehouse>/<consumer>__<table>`): a directory or s3:// URI. */
+  warehouse: string;
+  /** `token`: every /v1 request needs a bearer token; `none`: open (loopback only). */
+  auth: 'token' | 'none';
+  /** Tokens with the admin scope from configuration (more are issued through the API). */
+  adminTokens: Secret[];
+  bodyLimitBytes: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** How often a replica expires batches whose lease ran out. */
+  leaseSweepSeconds: number;
+  /** Where the settings came from, for the start-up line. */
+  sources: string[];
+}
+
+export const DEFAULT_PORT = 8742;
+
+const fileSchema = z.object({
+  host: z.string().min(1).optional(),
+  port: z.coerce.number().int().min(0).max(65535).optional(),
+  database_url: z.string().min(1).optional(),
+  data_dir: z.string().min(1).optional(),
+  warehouse: z.string().min(1).optional(),
+  auth: z.enum(['token', 'none']).optional(),
+  admin_tokens: z.array(z.string().min(16, 'an admin token has at least 16 characters')).optional(),
+  body_limit_bytes: z.coerce.number().int().min(1024).max(1024 ** 3).optional(),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  lease_sweep_seconds: z.coerce.number().int().min(1).max(86_400).optional(),
+}).strict();
+
+type FileConfig = z.infer<typeof fileSchema>;
+
+/** Environment variable → file key. */
+const ENV_KEYS: Record<string, keyof FileConfig> = {
+  IPS_HOST: 'host',
+  IPS_PORT: 'port',
+  DATABASE_URL: 'database_url',
+  IPS_DATA_DIR: 'data_dir',
+  IPS_WAREHOUSE: 'warehouse',
+  IPS_AUTH: 'auth',
+  IPS_ADMIN_TOKEN: 'admin_tokens',
+  IPS_BODY_LIMIT_BYTES: 'body_limit_bytes',
+  IPS_LOG_LEVEL: 'log_level',
+  IPS_LEASE_SWEEP_SECONDS: 'lease_sweep_seconds',
+};
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function readFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new IpsError('INVALID_CONFIG', `cannot read the configuration file ${file}: ${describeError(e)}`, { cause: e });
+  }
+  try {
+    return /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new IpsError('INVALID_CONFIG', `the configuration file ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${describeError(e)}`, { cause: e });
+  }
+}
+
+function issues(err: z.ZodError, origin: (key: string) => string): string {
+  return err.issues.map((i) => `${origin(String(i.path[0] ?? ''))}: ${i.message}`).join('; ');
+}
+
+export interface LoadConfigOptions {
+  env?: Record<string, string | undefined>;
+  /** Overrides from the command line (highest precedence), in file-key form. */
+  overrides?: Partial<Record<keyof FileConfig, string | number | string[]>>;
+}
+
+export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfig {
+  const env = options.env ?? process.env;
+  const sources: string[] = [];
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  const file = env.IPS_CONFIG?.trim();
+  if (file) {
+    const raw = readFile(file);
+    if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
+      throw new IpsError('INVALID_CONFIG', `the configuration file ${file} must hold a mapping of settings`);
+    }
+    for (const [k, v] of Object.entries((raw ?? {}) as Record<string, unknown>)) {
+      merged[k] = v;
+      origin.set(k, `${file}: ${k}`);
+    }
+    sources.push(file);
+  }
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const v = env[name]?.trim();
+    if (!v) continue;
+    merged[key] = key === 'admin_tokens' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    origin.set(key, name);
+    if (!sources.includes('environment')) sources.push('environment');
+  }
+  for (const [k, v] of Object.entries(options.overrides ?? {})) {
+    if (v === undefined) continue;
+    merged[k] = v;
+    origin.set(k, `--${k.replace(/_/g, '-')}`);
+  }
+  const parsed = fileSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new IpsError('INVALID_CONFIG', `invalid configuration: ${issues(parsed.error, (k) => origin.get(k) ?? k)}`);
+  }
+  const c = parsed.data;
+  const dataDir = path.resolve(c.data_dir ?? DEFAULT_DATA_DIR);
+  const database = databaseConfigFromEnv({ DATABASE_URL: c.database_url, IPS_DATA_DIR: dataDir, IPS_DB_POOL_MAX: env.IPS_DB_POOL_MAX });
+  const host = c.host ?? '127.0.0.1';
+  const adminTokens = (c.admin_tokens ?? []).map((t) => new Secret(t));
+  const auth = c.auth ?? (adminTokens.length > 0 || !isLoopback(host) ? 'token' : 'none');
+  if (auth === 'none' && !isLoopback(host)) {
+    throw new IpsError('INVALID_CONFIG',
+      `auth "none" is allowed only on a loopback address, and ${origin.get('host') ?? 'host'} is "${host}"; set IPS_ADMIN_TOKEN (and issue consumer tokens) or listen on 127.0.0.1`);
+  }
+  if (auth === 'token' && adminTokens.length === 0) {
+    throw new IpsError('INVALID_CONFIG',
+      `token auth needs at least one admin token to bootstrap: set IPS_ADMIN_TOKEN (16+ random characters, e.g. from \`openssl rand -hex 24\`), or listen on 127.0.0.1 without auth`);
+  }
+  const warehouse = c.warehouse ?? path.join(dataDir, 'warehouse');
+  return {
+    host,
+    port: c.port ?? DEFAULT_PORT,
+    database,
+    warehouse: /^[a-z][a-z0-9+.-]*:\/\//i.test(warehouse) ? warehouse : path.resolve(warehouse),
+    auth,
+    adminTokens,
+    bodyLimitBytes: c.body_limit_bytes ?? 1024 * 1024,
+    logLevel: c.log_level ?? 'info',
+    leaseSweepSeconds: c.lease_sweep_seconds ?? 30,
+    sources: sources.length ? sources : ['defaults'],
+  };
+}

@@ -1,0 +1,334 @@
+import { IpsError } from '../errors.js';
+import { loadTable } from '../catalog/load-table.js';
+import type { LoadedTable } from '../catalog/table.js';
+import { computeChangeSet } from '../capture/change-set.js';
+import { changesJson, type ChangesJson } from '../capture/changes-json.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import type { CapturePolicy } from '../capture/policy.js';
+import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
+import type { Snapshot } from '../iceberg/metadata.js';
+import type { FileIO } from '../io/file-io.js';
+import { RoutingFileIO } from '../io/routing-file-io.js';
+import {
+  START_POSITION, toS3Settings, toTableRef,
+  type ApiToken, type Batch, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
+  type State, type Watermark, type WatermarkPosition,
+} from '../state/index.js';
+import { resolveFieldId } from '../capture/ranges.js';
+import { consumerLag, type LagResult } from './lag.js';
+import { StepProtocol, type PrepareLimits, type PrepareResult } from './step-protocol.js';
+
+/**
+ * What the API and the CLI do, over the state and the step protocol: registering tables,
+ * consumers and their subscriptions, the batch lifecycle, resets, lag and previews. Every
+ * method validates its input and throws IpsError with a stable code.
+ */
+
+/** Where a new subscription starts: the first snapshot, the current head, or a snapshot id. */
+export type StartPosition = 'start' | 'now' | bigint;
+
+export interface SubscriptionInput {
+  table: string;
+  from?: StartPosition;
+  rangeFields?: string[];
+}
+
+export interface TableView {
+  table: SourceTable;
+  head: Snapshot | null;
+  /** The oldest snapshot any consumer still needs; `fullHistory` when one has processed nothing yet. */
+  oldestNeeded: { consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null; fullHistory: boolean } | null;
+  consumers: { watermark: Watermark; lag: LagResult; consumerState: Consumer['state'] }[];
+  /** Set when the table could not be loaded (its catalog or storage is down). */
+  loadError: { code: string; message: string } | null;
+}
+
+export interface ConsumerView {
+  consumer: Consumer;
+  watermarks: Watermark[];
+  openBatches: Batch[];
+}
+
+export interface ServiceOptions {
+  warehouse: string;
+  fileIO?: (table: SourceTable) => FileIO;
+}
+
+/** Whether `id` is `head` or one of its ancestors, by the parent pointers metadata keeps. */
+function isAncestorOrSelf(snapshots: Snapshot[], head: bigint | null, id: bigint): boolean {
+  const byId = new Map(snapshots.map((s) => [s.snapshotId, s] as const));
+  for (let cur = head === null ? undefined : byId.get(head); cur; cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId)) {
+    if (cur.snapshotId === id) return true;
+  }
+  return false;
+}
+
+function closeIO(io: FileIO): void {
+  (io as { close?: () => void }).close?.();
+}
+
+export class IpsService {
+  readonly steps: StepProtocol;
+  private readonly fileIO: (table: SourceTable) => FileIO;
+
+  /** One FileIO (and so one S3 client and its connection pool) per table and settings version. */
+  private readonly ios = new Map<string, { version: number; io: FileIO }>();
+
+  constructor(readonly state: State, options: ServiceOptions) {
+    const make = options.fileIO ?? ((t: SourceTable) => new RoutingFileIO({ s3: toS3Settings(t) }));
+    this.fileIO = (t) => {
+      const version = t.updatedAt.getTime();
+      const cached = this.ios.get(t.name);
+      if (cached && cached.version === version) return cached.io;
+      if (cached) closeIO(cached.io);
+      const io = make(t);
+      this.ios.set(t.name, { version, io });
+      return io;
+    };
+    this.steps = new StepProtocol(state, { icdcRoot: options.warehouse, fileIO: this.fileIO });
+  }
+
+  /** Releases the cached FileIOs (the state is the caller's to close). */
+  close(): void {
+    for (const { io } of this.ios.values()) closeIO(io);
+    this.ios.clear();
+  }
+
+  // -- tables -----------------------------------------------------------------------------
+
+  /** Registers a source table after loading it once, so that a typo fails now, not at the first prepare. */
+  async registerTable(input: SourceTableInput, opts: { verify?: boolean } = {}): Promise<TableView> {
+    const created = await this.state.withTransaction(async (repos) => {
+      const t = await repos.sourceTables.create(input);
+      if (opts.verify !== false) {
+        // Inside the transaction: a table that cannot be loaded is never registered.
+        const loaded = await this.load(t);
+        branchHead(loaded.metadata, t.branch);
+      }
+      return t;
+    });
+    return this.tableView(created);
+  }
+
+  async listTables(): Promise<SourceTable[]> {
+    return this.state.repos.sourceTables.list();
+  }
+
+  async getTable(name: string): Promise<TableView> {
+    return this.tableView(await this.state.repos.sourceTables.require(name));
+  }
+
+  private async load(t: SourceTable): Promise<LoadedTable> {
+    const io = this.fileIO(t);
+    try {
+      return await loadTable(io, toTableRef(t));
+    } catch (e) {
+      if (e instanceof IpsError) throw new IpsError(e.code === 'NOT_FOUND' ? 'TABLE_NOT_FOUND' : e.code, `source table "${t.name}": ${e.message}`, { cause: e, details: e.details });
+      throw e;
+    }
+  }
+
+  private async tableView(t: SourceTable): Promise<TableView> {
+    const repos = this.state.repos;
+    const [watermarks, oldest, consumers] = await Promise.all([
+      repos.watermarks.listByTable(t.name),
+      repos.watermarks.oldestNeeded(t.name),
+      repos.consumers.list(),
+    ]);
+    const states = new Map(consumers.map((c) => [c.name, c.state] as const));
+    let head: Snapshot | null = null;
+    let loadError: TableView['loadError'] = null;
+    let lags: LagResult[];
+    try {
+      const md = (await this.load(t)).metadata;
+      const headId = branchHead(md, t.branch);
+      head = md.snapshots.find((s) => s.snapshotId === headId) ?? null;
+      lags = watermarks.map((w) => consumerLag(md, w, t.branch));
+    } catch (e) {
+      loadError = e instanceof IpsError ? { code: e.code, message: e.message } : { code: 'INTERNAL', message: String(e) };
+      lags = watermarks.map(() => ({ ok: false, code: 'TABLE_UNAVAILABLE', message: 'the table could not be loaded' }));
+    }
+    return {
+      table: t,
+      head,
+      oldestNeeded: oldest ? { ...oldest, fullHistory: oldest.snapshotId === null } : null,
+      consumers: watermarks.map((w, i) => ({ watermark: w, lag: lags[i]!, consumerState: states.get(w.consumer) ?? 'active' })),
+      loadError,
+    };
+  }
+
+  // -- consumers --------------------------------------------------------------------------
+
+  /** Fails with UNKNOWN_FIELD (naming the columns) unless every range field is a column of the table. */
+  private async checkRangeFields(t: SourceTable, fields: string[] | undefined): Promise<void> {
+    if (!fields?.length) return;
+    const md = (await this.load(t)).metadata;
+    for (const f of fields) resolveFieldId(md, f);
+  }
+
+  /** Where `from` puts a new or reset watermark, checked against the table's lineage. */
+  private async position(t: SourceTable, from: StartPosition): Promise<WatermarkPosition> {
+    if (from === 'start') return START_POSITION;
+    const md = (await this.load(t)).metadata;
+    let id: bigint | null;
+    if (from === 'now') id = branchHead(md, t.branch);
+    else {
+      id = from;
+      if (!isAncestorOrSelf(md.snapshots, branchHead(md, t.branch), id)) {
+        throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${id} is not on branch ${t.branch} of "${t.name}" (expired, rolled back, or from another table); use "now", "start" or a snapshot id from \`ips inspect\``);
+      }
+    }
+    if (id === null) return START_POSITION;
+    const snap = md.snapshots.find((s) => s.snapshotId === id);
+    if (!snap) throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${id} does not exist in "${t.name}"`);
+    return { ...START_POSITION, snapshotId: snap.snapshotId, sequenceNumber: snap.sequenceNumber };
+  }
+
+  /** Creates a consumer and its subscriptions in one transaction. */
+  async createConsumer(input: ConsumerInput & { tables?: SubscriptionInput[] }, actor: string): Promise<ConsumerView> {
+    const tables = input.tables ?? [];
+    const names = tables.map((s) => s.table);
+    if (new Set(names).size !== names.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice in the subscriptions');
+    // Positions need table loads (I/O): resolved before the transaction.
+    const positions: WatermarkPosition[] = [];
+    for (const s of tables) {
+      const t = await this.state.repos.sourceTables.require(s.table);
+      await this.checkRangeFields(t, s.rangeFields);
+      positions.push(await this.position(t, s.from ?? 'start'));
+    }
+    const { tables: _t, ...consumer } = input;
+    await this.state.withTransaction(async (repos) => {
+      await repos.consumers.create(consumer);
+      for (const [i, s] of tables.entries()) {
+        await repos.watermarks.create({ consumer: input.name, sourceTable: s.table, position: positions[i]!, rangeFields: s.rangeFields ?? [] },
+          { actor, reason: 'subscribe' });
+      }
+    });
+    return this.getConsumer(input.name);
+  }
+
+  async subscribe(consumer: string, s: SubscriptionInput, actor: string): Promise<ConsumerView> {
+    await this.state.repos.consumers.require(consumer);
+    const t = await this.state.repos.sourceTables.require(s.table);
+    await this.checkRangeFields(t, s.rangeFields);
+    const pos = await this.position(t, s.from ?? 'start');
+    await this.state.repos.watermarks.create({ consumer, sourceTable: s.table, position: pos, rangeFields: s.rangeFields ?? [] }, { actor, reason: 'subscribe' });
+    return this.getConsumer(consumer);
+  }
+
+  async listConsumers(): Promise<Consumer[]> {
+    return this.state.repos.consumers.list();
+  }
+
+  async getConsumer(name: string): Promise<ConsumerView> {
+    const repos = this.state.repos;
+    const consumer = await repos.consumers.require(name);
+    await repos.batches.expireDue();
+    const [watermarks, openBatches] = await Promise.all([
+      repos.watermarks.listByConsumer(name),
+      repos.batches.list({ consumer: name, state: 'open' }),
+    ]);
+    return { consumer, watermarks, openBatches };
+  }
+
+  async updateConsumer(name: string, patch: { description?: string | null; policy?: Partial<CapturePolicy>; leaseSeconds?: number; properties?: Record<string, string> }): Promise<ConsumerView> {
+    await this.state.repos.consumers.update(name, patch);
+    return this.getConsumer(name);
+  }
+
+  /**
+   * Moves a consumer's watermark(s) to `to` (the head, the first snapshot, or a snapshot id)
+   * and makes it active again: its open batches are aborted, each move is audited as `reset`.
+   * This is how a stale consumer (rolled-back or expired history) is brought back.
+   */
+  async resetConsumer(name: string, req: { to: StartPosition; table?: string }, actor: string): Promise<ConsumerView> {
+    const repos = this.state.repos;
+    await repos.consumers.require(name);
+    const all = await repos.watermarks.listByConsumer(name);
+    const targets = req.table === undefined ? all : all.filter((w) => w.sourceTable === req.table);
+    if (req.table !== undefined && targets.length === 0) throw new IpsError('NOT_FOUND', `consumer "${name}" does not subscribe to "${req.table}"`);
+    if (targets.length === 0) throw new IpsError('INVALID_ARGUMENT', `consumer "${name}" subscribes to no table: nothing to reset`);
+    if (typeof req.to === 'bigint' && targets.length > 1) {
+      throw new IpsError('INVALID_ARGUMENT', `a snapshot id belongs to one table: pass the table to reset (consumer "${name}" subscribes to ${targets.map((w) => w.sourceTable).join(', ')})`);
+    }
+    const positions = new Map<string, WatermarkPosition>();
+    for (const w of targets) positions.set(w.sourceTable, await this.position(await repos.sourceTables.require(w.sourceTable), req.to));
+    await this.state.withTransaction(async (tx) => {
+      for (const b of await tx.batches.list({ consumer: name, state: 'open' })) {
+        if (b.tables.some((t) => positions.has(t.sourceTable))) await tx.batches.close(b.id, 'aborted', `consumer reset by ${actor}`);
+      }
+      for (const w of targets) {
+        const current = await tx.watermarks.require(name, w.sourceTable);
+        await tx.watermarks.advance(name, w.sourceTable, current.version, positions.get(w.sourceTable)!, { actor, reason: 'reset' });
+      }
+      await tx.consumers.setState(name, 'active', null);
+    });
+    return this.getConsumer(name);
+  }
+
+  // -- batches ----------------------------------------------------------------------------
+
+  /** Prepares the next batch; the table may be left out when the consumer subscribes to one. */
+  async prepare(req: { consumer: string; table?: string; instanceId: string; limits?: PrepareLimits }): Promise<PrepareResult> {
+    let table = req.table;
+    if (table === undefined) {
+      const subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
+      if (subs.length === 0) {
+        await this.state.repos.consumers.require(req.consumer);
+        throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to no table; subscribe it first`);
+      }
+      if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.sourceTable).join(', ')}: name the table`);
+      table = subs[0]!.sourceTable;
+    }
+    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}) });
+  }
+
+  async getBatch(id: bigint): Promise<Batch> {
+    await this.state.repos.batches.expireDue();
+    return this.state.repos.batches.require(id);
+  }
+
+  async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number }): Promise<Batch[]> {
+    await this.state.repos.batches.expireDue();
+    return this.state.repos.batches.list(filter);
+  }
+
+  // -- preview ----------------------------------------------------------------------------
+
+  /**
+   * What changed in (from, to] of a registered table, computed and returned without storing
+   * anything. `from` defaults to the consumer's watermark when a consumer is given.
+   */
+  async preview(req: { table: string; from?: bigint | null; to?: bigint | null; consumer?: string; policy?: CapturePolicy; rangeFields?: string[] }): Promise<ChangesJson> {
+    const t = await this.state.repos.sourceTables.require(req.table);
+    let from = req.from ?? null;
+    let policy = req.policy;
+    let fields = req.rangeFields;
+    if (req.consumer !== undefined) {
+      const wm = await this.state.repos.watermarks.require(req.consumer, req.table);
+      if (req.from === undefined) from = wm.snapshotId;
+      policy ??= (await this.state.repos.consumers.require(req.consumer)).policy;
+      fields ??= wm.rangeFields;
+    }
+    const io = this.fileIO(t);
+    const md = (await this.load(t)).metadata;
+    const reader = new ManifestReader(io);
+    const range = await resolveRangeWithHistory(md, { from, to: req.to ?? null, branch: t.branch }, reader);
+    const cs = await computeChangeSet(reader, range, policy ?? { overwrite: 'include', delete: 'include' });
+    return changesJson(md, cs, fields ?? []);
+  }
+
+  // -- tokens -----------------------------------------------------------------------------
+
+  issueToken(input: { consumer: string | null; scopes: ApiToken['scopes']; description?: string | null }): Promise<IssuedToken> {
+    return this.state.repos.tokens.issue(input);
+  }
+
+  listTokens(consumer?: string): Promise<ApiToken[]> {
+    return this.state.repos.tokens.list(consumer === undefined ? {} : { consumer });
+  }
+
+  revokeToken(id: bigint): Promise<ApiToken> {
+    return this.state.repos.tokens.revoke(id);
+  }
+}
