@@ -2,9 +2,7 @@
 // The `ips` command. Runs the compiled CLI (dist/, made by `npm run build`, which `npm ci` runs
 // through `prepare`) when it is at least as new as every source file, so it starts in well under
 // a second; otherwise runs the TypeScript sources through tsx, so edits never run stale code.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -31,7 +29,8 @@ function compiledIsFresh() {
 if (compiledIsFresh()) {
   await import(pathToFileURL(compiled).href);
 } else {
-  const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-  const r = spawnSync(process.execPath, [tsx, path.join(root, 'src', 'cli', 'main.ts'), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
+  // In-process (no child): signals such as SIGTERM to `ips serve` reach the CLI itself.
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(pathToFileURL(path.join(root, 'src', 'cli', 'main.ts')).href);
 }

@@ -1,0 +1,172 @@
+import { Command, Option } from 'commander';
+import { IpsError } from '../errors.js';
+import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
+import { printJson, runAction } from './common.js';
+
+/**
+ * `ips step prepare|commit|abort`: the ICDC step protocol for a bash step in any orchestrator.
+ *
+ *   eval "$(ips step prepare --consumer daily --instance-id "$RUN_ID" --env)"
+ *   [ "$IPS_HAS_CHANGES" = true ] && spark-sql … "$IPS_ICDC_METADATA_LOCATION" …
+ *   ips step commit "$IPS_BATCH_ID"
+ */
+
+interface BatchTableJson {
+  table: string;
+  from_snapshot_id: string | null;
+  to_snapshot_id: string;
+  file_count: number;
+  byte_count: string;
+  record_count: string;
+  icdc: { table: string; snapshot_id: string; metadata_location: string } | null;
+  ranges: Record<string, { min: unknown; max: unknown; flag: string }>;
+  changed_partitions: { name: string }[];
+}
+
+interface BatchJson {
+  id: string;
+  consumer: string;
+  instance_id: string;
+  state: string;
+  lease_expires_at: string;
+  tables: BatchTableJson[];
+}
+
+interface PrepareJson {
+  status: 'created' | 'existing' | 'no_changes';
+  batch: BatchJson | null;
+  consumer?: string;
+  table?: string;
+}
+
+/** A value as the shell reads it back: bare when safe, otherwise single-quoted. */
+export function shellValue(v: string): string {
+  return /^[A-Za-z0-9_./:=,+@%-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+function envKey(field: string): string {
+  return field.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
+}
+
+function scalar(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+/** The KEY=value lines of `--env`: one batch table (the step protocol prepares one table). */
+export function prepareEnvLines(r: PrepareJson): string[] {
+  const lines: [string, string][] = [['IPS_STATUS', r.status], ['IPS_HAS_CHANGES', r.batch ? 'true' : 'false']];
+  const b = r.batch;
+  if (b) {
+    const t = b.tables[0];
+    lines.push(['IPS_BATCH_ID', b.id], ['IPS_CONSUMER', b.consumer], ['IPS_INSTANCE_ID', b.instance_id], ['IPS_LEASE_EXPIRES_AT', b.lease_expires_at]);
+    if (t) {
+      lines.push(
+        ['IPS_TABLE', t.table],
+        ['IPS_FROM_SNAPSHOT_ID', t.from_snapshot_id ?? ''],
+        ['IPS_TO_SNAPSHOT_ID', t.to_snapshot_id],
+        ['IPS_FILE_COUNT', String(t.file_count)],
+        ['IPS_RECORD_COUNT', t.record_count],
+        ['IPS_BYTE_COUNT', t.byte_count],
+        ['IPS_ICDC_TABLE', t.icdc?.table ?? ''],
+        ['IPS_ICDC_SNAPSHOT_ID', t.icdc?.snapshot_id ?? ''],
+        ['IPS_ICDC_METADATA_LOCATION', t.icdc?.metadata_location ?? ''],
+        ['IPS_CHANGED_PARTITIONS', t.changed_partitions.map((p) => p.name).join(',')],
+      );
+      for (const [field, range] of Object.entries(t.ranges)) {
+        lines.push([`IPS_RANGE_${envKey(field)}_MIN`, scalar(range.min)], [`IPS_RANGE_${envKey(field)}_MAX`, scalar(range.max)], [`IPS_RANGE_${envKey(field)}_FLAG`, range.flag]);
+      }
+    }
+  } else {
+    lines.push(['IPS_CONSUMER', r.consumer ?? ''], ['IPS_TABLE', r.table ?? '']);
+  }
+  return lines.map(([k, v]) => `${k}=${shellValue(v)}`);
+}
+
+function renderBatch(b: BatchJson): string {
+  const out = [`batch ${b.id} (${b.state}) for consumer ${b.consumer}, instance ${b.instance_id}`];
+  for (const t of b.tables) {
+    out.push(`  ${t.table}: (${t.from_snapshot_id ?? 'start'}, ${t.to_snapshot_id}]  ${t.file_count} files, ${t.record_count} records, ${t.byte_count} bytes`);
+    if (t.icdc) out.push(`  ICDC table ${t.icdc.table}: ${t.icdc.metadata_location}`);
+    for (const [f, r] of Object.entries(t.ranges)) out.push(`  range ${f}: ${scalar(r.min)} .. ${scalar(r.max)} (${r.flag})`);
+  }
+  return out.join('\n') + '\n';
+}
+
+interface PrepareOptions extends ClientOptions {
+  consumer: string;
+  table?: string;
+  instanceId: string;
+  maxFiles?: string;
+  maxBytes?: string;
+  maxRecords?: string;
+  env?: boolean;
+}
+
+function batchIdArg(v: string): string {
+  if (!/^\d{1,19}$/.test(v)) throw new IpsError('INVALID_ARGUMENT', `a batch id is digits, got "${v}"`);
+  return v;
+}
+
+export function stepCommand(): Command {
+  const step = new Command('step').description('the ICDC step protocol for a workflow step: prepare → (process the ICDC table) → commit, or abort');
+
+  step.addCommand(addClientOptions(new Command('prepare')
+    .description('prepare the consumer\'s next batch (a retried step with the same --instance-id gets the same batch)')
+    .addOption(new Option('--consumer <name>', 'the consumer').env('IPS_CONSUMER').makeOptionMandatory())
+    .option('--table <name>', 'source table (needed when the consumer subscribes to several)')
+    .addOption(new Option('--instance-id <id>', 'the orchestrator\'s step instance / run id').env('IPS_INSTANCE_ID').makeOptionMandatory())
+    .option('--max-files <n>', 'at most this many files (splits a snapshot when needed)', positiveIntArg('--max-files'))
+    .option('--max-bytes <n>', 'at most this many bytes', positiveIntArg('--max-bytes'))
+    .option('--max-records <n>', 'at most this many records', positiveIntArg('--max-records'))
+    .option('--env', 'print KEY=value lines (for eval, or $GITHUB_OUTPUT-style files) instead of text'))
+    .action(async (opts: PrepareOptions) => {
+      await runAction(opts.json, async () => {
+        const limits: Record<string, unknown> = {};
+        if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
+        if (opts.maxBytes) limits.max_bytes = opts.maxBytes;
+        if (opts.maxRecords) limits.max_records = opts.maxRecords;
+        const body = { instance_id: opts.instanceId, ...(opts.table ? { table: opts.table } : {}), ...(Object.keys(limits).length ? { limits } : {}) };
+        const r = await new IpsClient(opts).post<PrepareJson>(`/v1/consumers/${enc(opts.consumer)}/batches`, body);
+        if (opts.json) printJson(r);
+        else if (opts.env) process.stdout.write(prepareEnvLines(r).join('\n') + '\n');
+        else if (!r.batch) process.stdout.write(`no changes for consumer ${opts.consumer} on ${r.table ?? '?'}: nothing to do\n`);
+        else process.stdout.write((r.status === 'existing' ? '(the batch this instance prepared before)\n' : '') + renderBatch(r.batch));
+      });
+    }));
+
+  step.addCommand(addClientOptions(new Command('commit')
+    .description('commit a batch: the consumer\'s watermark moves past it (repeating it is a no-op)')
+    .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg))
+    .action(async (id: string, opts: ClientOptions) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`);
+        if (opts.json) printJson(r);
+        else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+      });
+    }));
+
+  step.addCommand(addClientOptions(new Command('abort')
+    .description('abort a batch: the next prepare hands out the same changes')
+    .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg)
+    .option('--reason <text>', 'recorded with the batch'))
+    .action(async (id: string, opts: ClientOptions & { reason?: string }) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).post<{ batch: BatchJson; changed: boolean }>(`/v1/batches/${id}/abort`, opts.reason ? { reason: opts.reason } : {});
+        if (opts.json) printJson(r);
+        else process.stdout.write(r.changed ? `batch ${id} aborted\n` : `batch ${id} was already aborted\n`);
+      });
+    }));
+
+  step.addCommand(addClientOptions(new Command('get')
+    .description('show a batch')
+    .argument('<batch-id>', 'batch id', batchIdArg))
+    .action(async (id: string, opts: ClientOptions) => {
+      await runAction(opts.json, async () => {
+        const b = await new IpsClient(opts).get<BatchJson>(`/v1/batches/${id}`);
+        if (opts.json) printJson(b);
+        else process.stdout.write(renderBatch(b));
+      });
+    }));
+  return step;
+}
