@@ -13,7 +13,8 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { commitSqlTable } from '../catalog/sql-catalog.js';
 import { joinLocation, parentLocation } from '../io/file-io.js';
 import pg from 'pg';
-import { addTableOptions, catalogOptionsFrom, fileIOFrom, printJson, runAction, type TableOptions } from './common.js';
+import { printJson, runAction } from './common.js';
+import { addTableOptions, catalogOptionsFrom, fileIOFrom, type TableOptions } from './table-options.js';
 
 interface ChangesOptions extends TableOptions {
   from?: string;

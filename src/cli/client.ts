@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { IpsError, describeError } from '../errors.js';
-import { DEFAULT_PORT } from '../service/config.js';
+import { DEFAULT_PORT } from '../service/defaults.js';
 
 /**
  * The CLI's way to the service: `ips step`, `ips tables` and `ips consumers` are HTTP clients

@@ -5,7 +5,8 @@ import { ManifestReader } from '../capture/manifest-reader.js';
 import type { FileJson } from '../capture/file-json.js';
 import { currentSchema } from '../iceberg/metadata.js';
 import { indexById } from '../iceberg/types.js';
-import { addTableOptions, catalogOptionsFrom, fileIOFrom, printJson, progress, runAction, type TableOptions } from './common.js';
+import { printJson, progress, runAction } from './common.js';
+import { addTableOptions, catalogOptionsFrom, fileIOFrom, type TableOptions } from './table-options.js';
 
 export function inspectCommand(): Command {
   const cmd = new Command('inspect')

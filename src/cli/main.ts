@@ -1,19 +1,24 @@
-import { Command } from 'commander';
-import { changesCommand } from './changes.js';
-import { consumersCommand } from './consumers.js';
-import { inspectCommand } from './inspect.js';
-import { serveCommand } from './serve.js';
-import { stepCommand } from './step.js';
-import { tablesCommand } from './tables.js';
+import type { Command } from 'commander';
+import { Command as Program } from 'commander';
 
-const program = new Command('ips')
+/**
+ * Each command's module is loaded only when that command runs (or for the full help), so that
+ * `ips step …` in a workflow does not load the Iceberg reader or the HTTP server.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  inspect: async () => (await import('./inspect.js')).inspectCommand(),
+  changes: async () => (await import('./changes.js')).changesCommand(),
+  serve: async () => (await import('./serve.js')).serveCommand(),
+  step: async () => (await import('./step.js')).stepCommand(),
+  tables: async () => (await import('./tables.js')).tablesCommand(),
+  consumers: async () => (await import('./consumers.js')).consumersCommand(),
+};
+
+const program = new Program('ips')
   .description('ips: incremental processing over Apache Iceberg')
   .version('0.1.0')
   .showHelpAfterError();
-program.addCommand(inspectCommand());
-program.addCommand(changesCommand());
-program.addCommand(serveCommand());
-program.addCommand(stepCommand());
-program.addCommand(tablesCommand());
-program.addCommand(consumersCommand());
+const wanted = process.argv[2];
+const names = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? [wanted] : Object.keys(COMMANDS);
+for (const name of names) program.addCommand(await COMMANDS[name]!());
 await program.parseAsync(process.argv);

@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { startServer } from '../api/server.js';
 import { describeConfig } from '../state/index.js';
 import { loadServiceConfig } from '../service/config.js';
 import { printJson, runAction } from './common.js';
@@ -35,6 +34,8 @@ Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address 
         if (opts.warehouse !== undefined) overrides.warehouse = opts.warehouse;
         const config = loadServiceConfig({ overrides: { log_level: process.env.IPS_LOG_LEVEL ?? 'warn', ...overrides } });
         const log = opts.json ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
+        // Loaded here: the HTTP stack is not needed by the client commands, which start faster without it.
+        const { startServer } = await import('../api/server.js');
         const server = await startServer(config, { log });
         const info = {
           url: server.url,

@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { parseTableRef } from '../catalog/load-table.js';
 import { addClientOptions, enc, IpsClient, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
 
@@ -89,6 +88,7 @@ export function tablesCommand(): Command {
     .option('--no-verify', 'register without loading the table'))
     .action(async (name: string, ref: string, opts: RegisterOptions) => {
       await runAction(opts.json, async () => {
+        const { parseTableRef } = await import('../catalog/load-table.js');
         const r = parseTableRef(ref, { catalogUri: opts.catalog, catalogName: opts.catalogName, catalogToken: opts.catalogToken });
         const body: Record<string, unknown> = {
           name,

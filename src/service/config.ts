@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { IpsError, describeError } from '../errors.js';
 import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '../state/database.js';
 import { Secret } from '../state/common.js';
+import { DEFAULT_PORT } from './defaults.js';
+
+export { DEFAULT_PORT };
 
 /**
  * The service's configuration: an optional file (`IPS_CONFIG`, JSON or YAML, snake_case keys),
@@ -29,7 +32,6 @@ export interface ServiceConfig {
   sources: string[];
 }
 
-export const DEFAULT_PORT = 8742;
 
 const fileSchema = z.object({
   host: z.string().min(1).optional(),
