@@ -1,0 +1,704 @@
+// Prepare → commit round trips per second over HTTP, against PostgreSQL and against the embedded
+// PGlite side by side in one run, driven by autocannon.
+//
+// - The source table is a small real Iceberg table written by PyIceberg (bench/py/step_table.py:
+//   appends × files-per-snapshot Parquet files, cached under $IPS_CACHE_DIR/bench).
+// - Each backend gets its own ips server (src/api/server.ts startServer) in its own Node process
+//   (bench/lib/http-step-server.ts), token auth on, logging off; the load generator runs here.
+// - PostgreSQL comes from the test harness (test/setup/global-setup.ts: the docker-compose stack
+//   when it answers, otherwise a private server on a loopback port, started with the test
+//   settings); the benchmark uses a database of its own there, dropped at the end. PGlite is
+//   DATABASE_URL=memory: inside the server process.
+// - One autocannon connection per consumer (a consumer has one batch in flight at most). Each
+//   connection loops: POST /v1/consumers/{c}/batches {limits:{max_files}} → POST
+//   /v1/batches/{id}/commit, the batch id chained from the prepare's response. A consumer that
+//   has consumed the whole table (prepare → no_changes) is reset to the start by the admin and
+//   goes on. Every phase starts with fresh consumers (empty ICDC tables).
+// - Second figure: the no-changes fast path (consumers subscribed at the head: every prepare
+//   answers 200 no_changes after loading the table and checking the watermark).
+// - Phases are bounded by --duration; afterwards every connection finishes the cycle it is in
+//   (its commit still goes out) and only then stops, so that no batch is left open and every
+//   commit's answer is seen. Rates and latencies count only answers inside the window.
+// - At the end, per backend: the commits answered 200 must equal the committed batches in the
+//   state, each with exactly one watermark move (reason commit), and every watermark's version
+//   must equal 1 + its commits + its resets.
+import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type autocannon from 'autocannon';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { ENV_NAMES } from '../test/setup/shared.js';
+import type { VerifyResult } from './lib/http-step-server.js';
+import {
+  REPO_ROOT, fmtInt, intOption, lastJsonLine, machineSummary, median, runCommand, table,
+  type BenchContext, type Benchmark,
+} from './lib/common.js';
+
+interface StepTable {
+  table_path: string;
+  snapshots: number;
+  files_per_snapshot: number;
+  data_files: number;
+  rows_per_file: number;
+  pyiceberg: string;
+  generation_seconds: number;
+  cached: boolean;
+}
+
+type Backend = 'postgres' | 'pglite';
+type Mode = 'full' | 'nochanges';
+
+const BACKEND_LABEL: Record<Backend, string> = { postgres: 'PostgreSQL', pglite: 'PGlite' };
+const MODE_LABEL: Record<Mode, string> = { full: 'prepare+commit', nochanges: 'no-changes prepare' };
+
+const OPTIONS: Record<string, string> = {
+  duration: 'seconds per measured phase (default 10)',
+  warmup: 'seconds of warm-up per backend and phase kind, not reported (default 3)',
+  connections: 'concurrent connections, one consumer each (default 16)',
+  rounds: 'measured rounds; each runs every phase on every backend, alternating which backend goes first (default 1)',
+  'max-files': 'limits.max_files of every prepare (default 1)',
+  backends: 'comma-separated: postgres, pglite (default both)',
+  'pool-max': 'IPS_DB_POOL_MAX of the PostgreSQL server (default: ips\'s, 10)',
+  'step-snapshots': 'appends in the generated source table (default 8)',
+  'step-files-per-snapshot': 'data files per append (default 25)',
+};
+
+// ---- small helpers ----
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+interface Pcts {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+function pcts(xs: number[]): Pcts {
+  const s = Float64Array.from(xs).sort();
+  const a = Array.from(s);
+  return { n: a.length, p50: percentile(a, 0.5), p90: percentile(a, 0.9), p99: percentile(a, 0.99), max: a.length ? a[a.length - 1]! : NaN };
+}
+
+const ms = (x: number): string => (Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)) : '—');
+const fmtPcts = (p: Pcts): string => `p50 ${ms(p.p50)} p90 ${ms(p.p90)} p99 ${ms(p.p99)} max ${ms(p.max)} ms`;
+const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
+
+const CLK_TCK = ((): number => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return Number.isInteger(n) && n > 0 ? n : 100;
+})();
+
+function procStat(pid: number): { ppid: number; self: number; children: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of a PostgreSQL server: the postmaster, its reaped children and its live ones (backends, writers). */
+function pgCpuSeconds(postmaster: number): number {
+  const pm = procStat(postmaster);
+  if (!pm) return NaN;
+  let ticks = pm.self + pm.children;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = procStat(Number(d));
+    if (st && st.ppid === postmaster) ticks += st.self;
+  }
+  return ticks / CLK_TCK;
+}
+
+// ---- the server processes ----
+
+const ANSWER = '@@bench ';
+
+class ServerProcess {
+  private readonly child: ChildProcess;
+  private readonly waiting: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  private errTail = '';
+  private exited = false;
+  readonly ready: Promise<Record<string, unknown>>;
+
+  constructor(readonly name: string, env: NodeJS.ProcessEnv) {
+    this.ready = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'http-step-server.ts')], {
+      cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (out + d).split('\n');
+      out = lines.pop()!;
+      for (const l of lines) {
+        if (l.startsWith(ANSWER)) this.settle(JSON.parse(l.slice(ANSWER.length)) as Record<string, unknown>);
+        else if (l.trim()) process.stderr.write(`[${name}] ${l}\n`);
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.errTail = (this.errTail + d).slice(-4000);
+      process.stderr.write(d.replace(/^(?=.)/gm, `[${name}] `));
+    });
+    this.child.on('error', (e) => this.failAll(e));
+    this.child.on('close', (code) => {
+      this.exited = true;
+      this.failAll(new Error(`${name} server exited with ${code}\n${this.errTail}`));
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  private settle(msg: Record<string, unknown>): void {
+    const w = this.waiting.shift();
+    if (!w) return;
+    if (typeof msg['error'] === 'string') w.reject(new Error(`${this.name} server: ${msg['error']}`));
+    else w.resolve(msg);
+  }
+
+  private failAll(e: Error): void {
+    for (const w of this.waiting.splice(0)) w.reject(e);
+  }
+
+  request<T>(cmd: Record<string, unknown>): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(`${this.name} server has exited\n${this.errTail}`));
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ resolve: resolve as (v: Record<string, unknown>) => void, reject });
+      this.child.stdin!.write(JSON.stringify(cmd) + '\n');
+    });
+  }
+
+  async cpuSeconds(): Promise<number> {
+    const c = await this.request<{ user_us: number; system_us: number }>({ op: 'cpu' });
+    return (c.user_us + c.system_us) / 1e6;
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
+    this.child.stdin!.end(JSON.stringify({ op: 'quit' }) + '\n');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+    await done;
+    clearTimeout(timer);
+  }
+}
+
+interface Server {
+  backend: Backend;
+  proc: ServerProcess;
+  url: string;
+  adminToken: string;
+  database: string;
+  /** The PostgreSQL postmaster, when it runs on this machine (its CPU time is read from /proc). */
+  postmaster: number | null;
+  /** Commits answered 200 (already_committed false), per consumer, over the whole run. */
+  commits: Map<string, number>;
+}
+
+async function api<T = Record<string, unknown>>(srv: Server, method: string, p: string, body?: unknown, token = srv.adminToken): Promise<T> {
+  const res = await fetch(srv.url + p, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${p} on ${BACKEND_LABEL[srv.backend]}: ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+interface Consumer {
+  name: string;
+  token: string;
+}
+
+async function createConsumers(srv: Server, prefix: string, n: number, from: 'start' | 'now'): Promise<Consumer[]> {
+  const out: Consumer[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `${prefix}-c${String(i).padStart(3, '0')}`;
+    const r = await api<{ token: { token: string } }>(srv, 'POST', '/v1/consumers', { name, tables: [{ table: 'events', from }], issue_token: true });
+    out.push({ name, token: r.token.token });
+  }
+  return out;
+}
+
+// ---- one phase: autocannon with a per-connection request sequence ----
+
+type Kind = 'prepare' | 'commit' | 'no_changes' | 'reset' | 'abort' | 'drain' | 'error';
+type Next = { op: 'commit'; batchId: string } | { op: 'reset' } | { op: 'abort'; batchId: string } | null;
+
+interface Conn {
+  consumer: Consumer;
+  next: Next;
+  /** What the request in flight is. */
+  sent: 'prepare' | 'commit' | 'reset' | 'abort' | 'drain';
+  /** How its answer was classified (read by the autocannon 'response' event right after onResponse). */
+  last: Kind | null;
+}
+
+interface PhaseResult {
+  backend: Backend;
+  mode: Mode;
+  round: number;
+  seconds: number;
+  /** Round trips (full) or no-changes prepares answered inside the window. */
+  ops: number;
+  rate: number;
+  perSecond: number[];
+  lat: { prepare: number[]; commit: number[]; no_changes: number[] };
+  counts: Record<Kind, number>;
+  existing: number;
+  errors: Map<string, number>;
+  /** CPU seconds inside the window (the operations they paid for: `ops`). */
+  serverCpu: number;
+  pgCpu: number;
+  driverCpu: number;
+  drainMs: number;
+  autocannon: autocannon.Result;
+  consumers: number;
+  batchesPerConsumer: number;
+}
+
+function describeProblem(status: number, body: string): string {
+  try {
+    const p = JSON.parse(body) as { code?: string; detail?: string };
+    return `${status} ${p.code ?? ''} ${(p.detail ?? '').slice(0, 160)}`.trim();
+  } catch {
+    return `${status} ${body.slice(0, 160)}`;
+  }
+}
+
+async function runPhase(
+  srv: Server, mode: Mode, consumers: Consumer[], seconds: number, maxFiles: number, round: number,
+): Promise<PhaseResult> {
+  const counts: Record<Kind, number> = { prepare: 0, commit: 0, no_changes: 0, reset: 0, abort: 0, drain: 0, error: 0 };
+  const lat = { prepare: [] as number[], commit: [] as number[], no_changes: [] as number[] };
+  const errors = new Map<string, number>();
+  const perSecond = Array.from({ length: Math.ceil(seconds) }, () => 0);
+  let existing = 0;
+  let windowOps = 0;
+  let draining = false;
+  const conns = new Map<autocannon.Client, Conn>();
+  const json = { 'content-type': 'application/json' };
+  let seq = 0;
+  let assigned = 0;
+  const err = (c: Conn, what: string): void => {
+    c.last = 'error';
+    errors.set(what, (errors.get(what) ?? 0) + 1);
+  };
+
+  const sequence = (c: Conn): autocannon.Request[] => {
+    const auth = { authorization: `Bearer ${c.consumer.token}` };
+    const prepare: autocannon.Request = {
+      setupRequest(req) {
+        if (draining) {
+          c.sent = 'drain';
+          return { ...req, method: 'GET', path: '/healthz', headers: {}, body: '' };
+        }
+        c.sent = 'prepare';
+        return {
+          ...req, method: 'POST', path: `/v1/consumers/${c.consumer.name}/batches`, headers: { ...auth, ...json },
+          body: JSON.stringify({ instance_id: `${c.consumer.name}-${++seq}`, limits: { max_files: maxFiles } }),
+        };
+      },
+      onResponse(status, body) {
+        c.next = null;
+        if (c.sent === 'drain') {
+          c.last = 'drain';
+          return;
+        }
+        if (status === 201 || status === 200) {
+          const r = JSON.parse(body) as { status: string; batch: { id: string } | null };
+          if (r.status === 'no_changes') {
+            c.last = 'no_changes';
+            if (mode === 'full') c.next = draining ? null : { op: 'reset' };
+            return;
+          }
+          if (r.status === 'existing') existing++;
+          c.last = mode === 'full' ? 'prepare' : 'error';
+          if (mode !== 'full') errors.set('a no-changes prepare created a batch', (errors.get('a no-changes prepare created a batch') ?? 0) + 1);
+          c.next = { op: 'commit', batchId: r.batch!.id };
+          return;
+        }
+        err(c, `prepare: ${describeProblem(status, body)}`);
+        if (status === 409) {
+          const id = (JSON.parse(body) as { details?: { batch_id?: string } }).details?.batch_id;
+          if (id) c.next = { op: 'abort', batchId: id };
+        }
+      },
+    };
+    const follow: autocannon.Request = {
+      setupRequest(req) {
+        const n = c.next;
+        if (n === null) return null; // back to the prepare
+        if (n.op === 'commit') {
+          c.sent = 'commit';
+          return { ...req, method: 'POST', path: `/v1/batches/${n.batchId}/commit`, headers: auth, body: '' };
+        }
+        if (n.op === 'abort') {
+          c.sent = 'abort';
+          return { ...req, method: 'POST', path: `/v1/batches/${n.batchId}/abort`, headers: { ...auth, ...json }, body: '{}' };
+        }
+        c.sent = 'reset';
+        return {
+          ...req, method: 'POST', path: `/v1/consumers/${c.consumer.name}/reset`,
+          headers: { authorization: `Bearer ${srv.adminToken}`, ...json }, body: JSON.stringify({ to: 'start' }),
+        };
+      },
+      onResponse(status, body) {
+        c.next = null;
+        if (status !== 200) {
+          err(c, `${c.sent}: ${describeProblem(status, body)}`);
+          return;
+        }
+        if (c.sent === 'commit') {
+          const r = JSON.parse(body) as { already_committed: boolean };
+          if (r.already_committed) {
+            err(c, 'commit: already committed');
+            return;
+          }
+          srv.commits.set(c.consumer.name, (srv.commits.get(c.consumer.name) ?? 0) + 1);
+        }
+        c.last = c.sent === 'drain' ? 'drain' : c.sent;
+      },
+    };
+    return [prepare, follow];
+  };
+
+  const cpu0 = { server: await srv.proc.cpuSeconds(), pg: srv.postmaster ? pgCpuSeconds(srv.postmaster) : NaN, driver: process.cpuUsage() };
+  const t0 = performance.now();
+  const tEnd = t0 + seconds * 1000;
+  const { default: run } = await import('autocannon');
+  const instance = run({
+    url: srv.url,
+    connections: consumers.length,
+    pipelining: 1,
+    // A hard bound on the drain; the phase normally stops itself once every connection is idle.
+    duration: seconds + 120,
+    timeout: 60,
+    // autocannon checks stop() on its sampling tick: a short one ends the drain promptly.
+    sampleInt: 50,
+    setupClient(client) {
+      const c: Conn = { consumer: consumers[assigned++ % consumers.length]!, next: null, sent: 'prepare', last: null };
+      conns.set(client, c);
+      client.setRequests(sequence(c));
+    },
+  });
+  instance.on('response', (client: autocannon.Client, _status: number, _bytes: number, responseTime: number) => {
+    const c = conns.get(client);
+    if (!c) return;
+    const kind = c.last ?? 'error';
+    c.last = null;
+    counts[kind]++;
+    const countsAsOp = mode === 'full' ? kind === 'commit' : kind === 'no_changes';
+    const now = performance.now();
+    if (now > tEnd) return;
+    if (kind === 'prepare' || kind === 'commit' || kind === 'no_changes') lat[kind].push(responseTime);
+    if (countsAsOp) {
+      windowOps++;
+      perSecond[Math.min(perSecond.length - 1, Math.floor((now - t0) / 1000))]!++;
+    }
+  });
+  // CPU is read when the window closes: the drain (connections finishing their cycle, then
+  // polling /healthz until all have) is not part of the figures.
+  let cpuEnd: Promise<{ server: number; pg: number; driver: NodeJS.CpuUsage }> | null = null;
+  const stopTimer = setTimeout(() => {
+    draining = true;
+    const driver = process.cpuUsage(cpu0.driver);
+    const pgNow = srv.postmaster ? pgCpuSeconds(srv.postmaster) : NaN;
+    cpuEnd = srv.proc.cpuSeconds().then((server) => ({ server, pg: pgNow, driver }));
+  }, seconds * 1000);
+  let drainStart = 0;
+  const drainPoll = setInterval(() => {
+    if (!draining) return;
+    drainStart ||= performance.now();
+    if (conns.size === consumers.length && [...conns.values()].every((c) => c.sent === 'drain')) instance.stop();
+  }, 10);
+  let result: autocannon.Result;
+  try {
+    result = await instance;
+  } finally {
+    clearTimeout(stopTimer);
+    clearInterval(drainPoll);
+  }
+  const drainMs = drainStart ? performance.now() - drainStart : NaN;
+  if (!cpuEnd) throw new Error('the phase ended before its window closed');
+  const end = await (cpuEnd as Promise<{ server: number; pg: number; driver: NodeJS.CpuUsage }>);
+  const serverCpu = end.server - cpu0.server;
+  const pgCpu = end.pg - cpu0.pg;
+  if (![...conns.values()].every((c) => c.sent === 'drain')) {
+    throw new Error(`${MODE_LABEL[mode]} on ${BACKEND_LABEL[srv.backend]}: the drain did not finish (connections still in a cycle after ${seconds + 120}s)`);
+  }
+  if (result.timeouts > 0 || result.errors > 0) {
+    errors.set(`autocannon: ${result.errors} connection errors, ${result.timeouts} timeouts`, result.errors);
+  }
+  const prepares = counts.prepare + counts.no_changes;
+  return {
+    backend: srv.backend, mode, round, seconds, ops: windowOps, rate: windowOps / seconds, perSecond, lat, counts, existing, errors,
+    serverCpu, pgCpu, driverCpu: (end.driver.user + end.driver.system) / 1e6, drainMs, autocannon: result,
+    consumers: consumers.length, batchesPerConsumer: mode === 'full' ? counts.prepare / consumers.length : prepares / consumers.length,
+  };
+}
+
+function summaryLine(r: PhaseResult): string {
+  const what = r.mode === 'full' ? 'round trips' : 'no-changes prepares';
+  const lat = r.mode === 'full'
+    ? `prepare ${fmtPcts(pcts(r.lat.prepare))}; commit ${fmtPcts(pcts(r.lat.commit))}`
+    : `prepare ${fmtPcts(pcts(r.lat.no_changes))}`;
+  const errs = [...r.errors.values()].reduce((a, b) => a + b, 0);
+  const cpu = `server CPU ${ms((r.serverCpu * 1000) / r.ops)} ms/op` +
+    (Number.isFinite(r.pgCpu) ? `, PostgreSQL CPU ${ms((r.pgCpu * 1000) / r.ops)} ms/op` : '') +
+    `, load generator CPU ${ms((r.driverCpu * 1000) / r.ops)} ms/op`;
+  const resets = (r.mode === 'full' && r.counts.reset ? `, ${r.counts.reset} resets` : '') + (r.existing ? `, ${r.existing} prepares answered an existing batch` : '');
+  return `${MODE_LABEL[r.mode]} on ${BACKEND_LABEL[r.backend]}${r.round ? ` (round ${r.round})` : ' (warm-up)'}: ` +
+    `${fmtInt(r.ops)} ${what} in ${r.seconds}s = ${r.rate.toFixed(1)}/s; ${lat}; ${errs} errors${resets}; ${cpu}`;
+}
+
+// ---- the benchmark ----
+
+export const httpStep: Benchmark = {
+  name: 'http-step',
+  description: 'prepare+commit round trips/s over HTTP (autocannon, one consumer per connection) against PostgreSQL and PGlite side by side, with latency percentiles; and the no-changes prepare',
+  byDefault: false,
+  options: OPTIONS,
+  async run(ctx: BenchContext) {
+    const seconds = intOption(ctx, 'duration', 10);
+    const warmup = intOption(ctx, 'warmup', 3);
+    const connections = intOption(ctx, 'connections', 16);
+    const rounds = intOption(ctx, 'rounds', 1);
+    const maxFiles = intOption(ctx, 'max-files', 1);
+    const backends = (ctx.options.get('backends') ?? 'postgres,pglite').split(',').map((s) => s.trim()).filter(Boolean) as Backend[];
+    for (const b of backends) if (b !== 'postgres' && b !== 'pglite') throw new Error(`--backends: unknown backend ${b} (postgres, pglite)`);
+    const poolMax = ctx.options.get('pool-max');
+    if (poolMax !== undefined) intOption(ctx, 'pool-max', 10);
+
+    const genArgs = [
+      path.join(REPO_ROOT, 'bench', 'py', 'step_table.py'),
+      '--snapshots', String(intOption(ctx, 'step-snapshots', 8)),
+      '--files-per-snapshot', String(intOption(ctx, 'step-files-per-snapshot', 25)),
+    ];
+    const t = lastJsonLine<StepTable>(await runCommand(ctx.python, genArgs, { prefix: '[generate] ' }));
+    ctx.log(`source table ${t.table_path}: ${t.snapshots} snapshots × ${t.files_per_snapshot} files${t.cached ? ' (cached)' : ''}`);
+
+    const cleanups: (() => Promise<void>)[] = [];
+    const servers: Server[] = [];
+    try {
+      // PostgreSQL, the way the test suite gets it.
+      let pgInfo = '';
+      let pgUrl = '';
+      if (backends.includes('postgres')) {
+        ctx.log('PostgreSQL from the test harness (test/setup/global-setup.ts)…');
+        // Imported here, not at the top: it loads the S3 client and more, which other benchmarks do not need.
+        const { default: setupTestServices } = await import('../test/setup/global-setup.js');
+        const teardown = await setupTestServices({ provide() {} } as unknown as TestProject);
+        cleanups.push(teardown);
+        const baseUrl = process.env[ENV_NAMES.pgUrl];
+        if (!baseUrl) throw new Error(`the test setup did not set ${ENV_NAMES.pgUrl}`);
+        const services = process.env[ENV_NAMES.services];
+        const dbName = `ips_bench_http_step_${process.pid}`;
+        const admin = new pg.Client({ connectionString: baseUrl });
+        await admin.connect();
+        cleanups.push(async () => {
+          await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e: unknown) => ctx.log(`could not drop ${dbName}: ${String(e)}`));
+          await admin.end();
+        });
+        await admin.query(`CREATE DATABASE ${dbName}`);
+        const show = async (s: string): Promise<string> => String((await admin.query<Record<string, string>>(`SHOW ${s}`)).rows[0]?.[s]);
+        const u = new URL(baseUrl);
+        u.pathname = `/${dbName}`;
+        pgUrl = u.toString();
+        pgInfo = `PostgreSQL ${await show('server_version')} at ${u.host} (${services === 'compose' ? 'the docker-compose stack' : 'a private server started by the test harness'}; ` +
+          `fsync=${await show('fsync')}, synchronous_commit=${await show('synchronous_commit')}, shared_buffers=${await show('shared_buffers')}), database ${dbName}`;
+      }
+
+      const warehouseRoot = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-http-step-'));
+      cleanups.push(async () => rmSync(warehouseRoot, { recursive: true, force: true }));
+      for (const backend of backends) {
+        const adminToken = randomBytes(24).toString('hex');
+        const env: NodeJS.ProcessEnv = { ...process.env };
+        for (const k of Object.keys(env)) if (k.startsWith('IPS_') || k === 'DATABASE_URL') delete env[k];
+        Object.assign(env, {
+          DATABASE_URL: backend === 'postgres' ? pgUrl : 'memory:',
+          IPS_WAREHOUSE: path.join(warehouseRoot, backend),
+          IPS_ADMIN_TOKEN: adminToken,
+          IPS_HOST: '127.0.0.1',
+          IPS_PORT: '0',
+          IPS_LOG_LEVEL: 'silent',
+          ...(backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {}),
+        });
+        const proc = new ServerProcess(`ips-${backend}`, env);
+        cleanups.push(() => proc.close());
+        const hello = await proc.ready;
+        const srv: Server = {
+          backend, proc, url: String(hello['url']), adminToken, database: String(hello['database']), postmaster: null, commits: new Map(),
+        };
+        servers.push(srv);
+        await api(srv, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
+        ctx.log(`${BACKEND_LABEL[backend]}: ips server pid ${proc.pid} at ${srv.url} (${srv.database})`);
+      }
+      // The postmaster of a PostgreSQL on this machine, for its CPU time: the parent of a backend.
+      const pgServer = servers.find((s) => s.backend === 'postgres');
+      if (pgServer && process.env[ENV_NAMES.services] === 'local') {
+        const c = new pg.Client({ connectionString: pgUrl });
+        await c.connect();
+        const backendPid = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+        const ppid = procStat(backendPid)?.ppid; // while the backend lives
+        await c.end();
+        if (ppid && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('postgres')) pgServer.postmaster = ppid;
+        else ctx.log(`PostgreSQL's postmaster not found through backend ${backendPid}: no PostgreSQL CPU figures`);
+      }
+
+      // Warm-up, then the measured rounds: every phase on every backend, alternating the order.
+      const results: PhaseResult[] = [];
+      const phase = async (srv: Server, mode: Mode, round: number, secs: number): Promise<PhaseResult> => {
+        const prefix = `${round ? `r${round}` : 'w'}-${mode}`;
+        const consumers = await createConsumers(srv, prefix, connections, mode === 'full' ? 'start' : 'now');
+        const r = await runPhase(srv, mode, consumers, secs, maxFiles, round);
+        ctx.log(summaryLine(r));
+        return r;
+      };
+      for (const srv of servers) {
+        for (const mode of ['full', 'nochanges'] as Mode[]) await phase(srv, mode, 0, warmup);
+      }
+      for (let round = 1; round <= rounds; round++) {
+        const order = round % 2 === 1 ? servers : [...servers].reverse();
+        for (const mode of ['full', 'nochanges'] as Mode[]) {
+          for (const srv of order) results.push(await phase(srv, mode, round, seconds));
+        }
+      }
+
+      // Correctness: the state agrees with what the load generator saw.
+      const checks: string[] = [];
+      const failures: string[] = [];
+      for (const srv of servers) {
+        const v = await srv.proc.request<VerifyResult>({ op: 'verify' });
+        const seen = [...srv.commits.values()].reduce((a, b) => a + b, 0);
+        let committed = 0;
+        let movedOnce = 0;
+        let commitMoves = 0;
+        let resets = 0;
+        for (const c of v.consumers) {
+          committed += c.committed;
+          movedOnce += c.moved_once;
+          commitMoves += c.commit_moves;
+          resets += c.reset_moves;
+          const want = srv.commits.get(c.consumer) ?? 0;
+          const bad: string[] = [];
+          if (c.committed !== want) bad.push(`${c.committed} committed batches, ${want} commits answered 200`);
+          if (c.moved_once !== c.committed || c.commit_moves !== c.committed) bad.push(`${c.commit_moves} commit moves for ${c.committed} committed batches (${c.moved_once} moved exactly once)`);
+          if (c.version !== 1 + c.commit_moves + c.reset_moves) bad.push(`watermark version ${c.version} ≠ 1 + ${c.commit_moves} commits + ${c.reset_moves} resets`);
+          if (c.open !== 0) bad.push(`${c.open} batches left open`);
+          if (bad.length) failures.push(`${BACKEND_LABEL[srv.backend]} consumer ${c.consumer}: ${bad.join('; ')}`);
+        }
+        if (v.orphan_commit_moves) failures.push(`${BACKEND_LABEL[srv.backend]}: ${v.orphan_commit_moves} commit moves name a batch that is not committed`);
+        checks.push(
+          `${BACKEND_LABEL[srv.backend]}: ${fmtInt(seen)} commits answered 200 = ${fmtInt(committed)} committed batches in the state = ` +
+            `${fmtInt(commitMoves)} watermark moves (reason commit), ${fmtInt(movedOnce)} batches moved their watermark exactly once; ` +
+            `every watermark's version = 1 + its commits + its resets (${fmtInt(resets)} resets) for all ${v.consumers.length} consumers; no batch left open`,
+        );
+      }
+
+      // ---- report ----
+      const hasPg = servers.some((s) => s.backend === 'postgres');
+      console.log(`\n== http-step: ips prepare → commit over HTTP, ${connections} connections (one consumer each), ${seconds}s per phase, max_files ${maxFiles}`);
+      console.log(`   ${machineSummary()}`);
+      console.log(`   source table: ${t.snapshots} PyIceberg ${t.pyiceberg} appends × ${t.files_per_snapshot} Parquet files (${t.data_files} files, day-partitioned v2), ${t.table_path}`);
+      if (hasPg) console.log(`   ${pgInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
+      if (servers.some((s) => s.backend === 'pglite')) console.log('   PGlite: DATABASE_URL=memory:, inside the ips server process');
+      console.log('   each backend: its own ips server (startServer, token auth, log silent) in its own Node process; ICDC tables on local disk (tmp)');
+      console.log(`   load: autocannon in the bench process, pipelining 1; a connection loops prepare (POST /v1/consumers/{c}/batches) → commit`);
+      console.log(`   (POST /v1/batches/{id}/commit), with an admin reset to the start when its consumer has consumed the table (${t.data_files} files);`);
+      console.log(`   no-changes: consumers subscribed at the head, prepare only. Fresh consumers per phase; ${warmup}s warm-up per backend and phase first.`);
+      console.log('   latencies: client-side (autocannon), answers inside the window only; CPU ms/op: CPU time over the phase ÷ operations (round trips or prepares)\n');
+
+      console.log('   phases, in run order:');
+      for (const r of results) console.log(`   ${summaryLine(r)}`);
+      console.log('');
+
+      const agg = (b: Backend, m: Mode) => {
+        const rs = results.filter((r) => r.backend === b && r.mode === m);
+        if (!rs.length) return null;
+        const sum = (f: (r: PhaseResult) => number): number => rs.reduce((a, r) => a + f(r), 0);
+        return {
+          rate: median(rs.map((r) => r.rate)),
+          prepare: pcts(rs.flatMap((r) => (m === 'full' ? r.lat.prepare : r.lat.no_changes))),
+          commit: pcts(rs.flatMap((r) => r.lat.commit)),
+          serverMs: (sum((r) => r.serverCpu) * 1000) / sum((r) => r.ops),
+          pgMs: (sum((r) => r.pgCpu) * 1000) / sum((r) => r.ops),
+          errors: sum((r) => [...r.errors.values()].reduce((a, x) => a + x, 0)),
+          resets: sum((r) => r.counts.reset),
+          perConsumer: sum((r) => r.batchesPerConsumer) / rs.length,
+        };
+      };
+      const rows: (string | number)[][] = [];
+      for (const m of ['full', 'nochanges'] as Mode[]) {
+        for (const b of backends) {
+          const a = agg(b, m);
+          if (!a) continue;
+          rows.push([
+            MODE_LABEL[m], BACKEND_LABEL[b], a.rate.toFixed(1),
+            ms(a.prepare.p50), ms(a.prepare.p90), ms(a.prepare.p99), ms(a.prepare.max),
+            m === 'full' ? ms(a.commit.p50) : '', m === 'full' ? ms(a.commit.p90) : '', m === 'full' ? ms(a.commit.p99) : '', m === 'full' ? ms(a.commit.max) : '',
+            ms(a.serverMs), Number.isFinite(a.pgMs) ? ms(a.pgMs) : '', a.errors,
+          ]);
+        }
+      }
+      console.log(`   ${rounds > 1 ? `rates: median of ${rounds} rounds; latencies: all rounds pooled` : 'one round'}; latencies in ms`);
+      console.log(table(
+        ['phase', 'backend', 'ops/s', 'prep p50', 'p90', 'p99', 'max', 'commit p50', 'p90', 'p99', 'max', 'server CPU ms/op', 'PG CPU ms/op', 'errors'],
+        rows,
+      ).replace(/^/gm, '   '));
+      if (backends.length === 2) {
+        const f = (m: Mode) => [agg('postgres', m)!, agg('pglite', m)!] as const;
+        const [pf, lf] = f('full');
+        const [pn, ln] = f('nochanges');
+        console.log(`\n   PostgreSQL ÷ PGlite: round trips/s ${ratio(pf.rate, lf.rate)}, prepare p50 ${ratio(pf.prepare.p50, lf.prepare.p50)}, p99 ${ratio(pf.prepare.p99, lf.prepare.p99)}, ` +
+          `commit p50 ${ratio(pf.commit.p50, lf.commit.p50)}, p99 ${ratio(pf.commit.p99, lf.commit.p99)}; no-changes prepares/s ${ratio(pn.rate, ln.rate)}, p50 ${ratio(pn.prepare.p50, ln.prepare.p50)}`);
+        console.log('   (rates: > 1× = PostgreSQL does more per second; latencies: > 1× = PostgreSQL is slower)');
+      }
+      console.log('\n   round trips per second, second by second:');
+      for (const r of results.filter((x) => x.mode === 'full')) {
+        console.log(`   ${BACKEND_LABEL[r.backend].padEnd(10)} r${r.round}: ${r.perSecond.join(' ')}`);
+      }
+      const full = results.filter((r) => r.mode === 'full');
+      console.log(`   (each consumer prepared ~${fmtInt(median(full.map((r) => r.batchesPerConsumer)))} batches per phase: as many ICDC snapshots in its ICDC table, whose metadata grows with each)`);
+      const drains = results.map((r) => r.drainMs);
+      const sent = results.reduce((a, r) => a + r.autocannon['2xx'] + r.autocannon.non2xx, 0);
+      const acErrors = results.reduce((a, r) => a + r.autocannon.errors, 0);
+      const acTimeouts = results.reduce((a, r) => a + r.autocannon.timeouts, 0);
+      console.log(`   autocannon: ${fmtInt(sent)} answers in all measured phases (incl. the drains' /healthz polls), ${acErrors} connection errors, ${acTimeouts} timeouts; ` +
+        `drains took ${ms(Math.min(...drains))}–${ms(Math.max(...drains))} ms`);
+
+      console.log('\n   correctness:');
+      for (const c of checks) console.log(`   ${c}`);
+      if (failures.length) {
+        for (const f of failures.slice(0, 20)) console.log(`   MISMATCH ${f}`);
+        throw new Error(`the state disagrees with the commits autocannon saw (${failures.length} mismatches, see above)`);
+      }
+      const allErrors = new Map<string, number>();
+      for (const r of results) {
+        for (const [k, n] of r.errors) {
+          const key = `${BACKEND_LABEL[r.backend]} ${MODE_LABEL[r.mode]}: ${k}`;
+          allErrors.set(key, (allErrors.get(key) ?? 0) + n);
+        }
+      }
+      if (allErrors.size) {
+        console.log('\n   errors:');
+        for (const [k, n] of allErrors) console.log(`   ${n} × ${k}`);
+      }
+      console.log('');
+    } finally {
+      for (const c of cleanups.reverse()) await c().catch((e: unknown) => ctx.log(`cleanup failed: ${String(e)}`));
+    }
+  },
+};
