@@ -29,6 +29,12 @@ export interface IcdcWriteRequest {
   summary?: Record<string, string>;
   /** Creates or replaces a snapshot built atop this exact previous metadata (compare-and-set). */
   expectedMetadataLocation?: string | null;
+  /**
+   * Keep only this many snapshots (the new one included) and metadata-log entries: an ICDC
+   * table that gets a snapshot per batch would otherwise carry its whole history in every
+   * metadata file, and every write would parse and rewrite it. Default: keep all.
+   */
+  retainSnapshots?: number;
 }
 
 export interface IcdcWriteResult {
@@ -184,6 +190,12 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
 
   const prevRaw = prev?.md;
   const version = (prev?.version ?? 0) + 1;
+  // Older snapshots drop out of the metadata (their files are the source's and stay; the oldest
+  // kept snapshot's parent is then an expired one, as after any expiry).
+  const retain = Math.max(1, req.retainSnapshots ?? Number.MAX_SAFE_INTEGER);
+  const prevSnapshots = prevRaw ? rawList(prevRaw, 'snapshots') : [];
+  const keptSnapshots = prevSnapshots.slice(Math.max(0, prevSnapshots.length - (retain - 1)));
+  const keptIds = new Set(keptSnapshots.map((x) => String(x['snapshot-id'])));
   const metadata: Record<string, unknown> = {
     'format-version': fv,
     'table-uuid': prevRaw?.tableUuid ?? crypto.randomUUID(),
@@ -199,9 +211,9 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     properties,
     'current-snapshot-id': snapshotId,
     refs: { main: { 'snapshot-id': snapshotId, type: 'branch' } },
-    snapshots: [...(prevRaw ? rawList(prevRaw, 'snapshots') : []), snapshot],
-    'snapshot-log': [...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []), { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
-    'metadata-log': [...(prevRaw ? rawList(prevRaw, 'metadata-log') : []), ...(prev ? [{ 'timestamp-ms': prev.md.lastUpdatedMs, 'metadata-file': prev.metadataLocation }] : [])],
+    snapshots: [...keptSnapshots, snapshot],
+    'snapshot-log': [...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []).filter((e) => keptIds.has(String(e['snapshot-id']))), { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
+    'metadata-log': [...(prevRaw ? rawList(prevRaw, 'metadata-log') : []), ...(prev ? [{ 'timestamp-ms': prev.md.lastUpdatedMs, 'metadata-file': prev.metadataLocation }] : [])].slice(-retain),
     'sort-orders': rawList(source, 'sort-orders').length ? rawList(source, 'sort-orders') : [{ 'order-id': 0, fields: [] }],
     'default-sort-order-id': source.defaultSortOrderId ?? 0,
     statistics: [],

@@ -67,6 +67,15 @@ const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXP
 
 const ICDC_WRITE_ATTEMPTS = 3;
 
+/**
+ * Snapshots an ICDC table keeps: the current batch's and a few before it for inspection. With
+ * one batch in flight per consumer and table, only the newest can belong to an open batch.
+ */
+export const ICDC_RETAINED_SNAPSHOTS = 10;
+
+/** Decoded-manifest cache per source table (a service may watch many tables). */
+const READER_BUDGET_BYTES = 32 * 1024 * 1024;
+
 interface FileEvent {
   snapshot: Snapshot;
   kind: 'added' | 'removed';
@@ -154,6 +163,8 @@ function icdcName(consumer: string, table: string): string {
 export class StepProtocol {
   private readonly fileIO: (table: SourceTable) => FileIO;
   private readonly actor: string;
+  /** Manifests never change once written: one cache per FileIO serves every prepare on its table. */
+  private readonly readers = new WeakMap<FileIO, ManifestReader>();
 
   constructor(private readonly state: State, private readonly options: StepProtocolOptions) {
     this.fileIO = options.fileIO ?? ((t) => new RoutingFileIO({ s3: toS3Settings(t) }));
@@ -195,7 +206,8 @@ export class StepProtocol {
     const io = this.fileIO(source);
     const loaded = await loadTable(io, toTableRef(source));
     const md = loaded.metadata;
-    const reader = new ManifestReader(io);
+    let reader = this.readers.get(io);
+    if (!reader) this.readers.set(io, (reader = new ManifestReader(io, READER_BUDGET_BYTES)));
     const head = branchHead(md, source.branch);
     if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) {
       return { kind: 'no-changes', consumer: req.consumer, table: req.table, watermark: wm };
@@ -306,7 +318,7 @@ export class StepProtocol {
   private async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], summary: Record<string, string>): Promise<IcdcWriteResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await writeIcdcSnapshot({ io, source: md, location, files, summary });
+        return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainSnapshots: ICDC_RETAINED_SNAPSHOTS });
       } catch (e) {
         // Another writer took the next metadata version first: build on top of it.
         if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) continue;

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { isIpsError } from '../../src/errors.js';
-import { StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
+import { ICDC_RETAINED_SNAPSHOTS, StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
 import { BatchesRepo, State, type Batch } from '../../src/state/index.js';
-import { REPO_ROOT } from '../setup/env.js';
+import { REPO_ROOT, runPythonCode } from '../setup/env.js';
 import { DRIVERS, createPgDatabase, pgliteTemplate } from '../state/helpers.js';
 
 interface SummarySnapshot {
@@ -185,6 +185,31 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
     expect(wm.partialSnapshotId).toBeNull();
     expect(wm.processedFiles).toEqual([]);
     expect(wm.version).toBe(BigInt(1 + summaryAdded + summaryDeleted));
+
+    // The ICDC table got one snapshot per batch but keeps only the last ICDC_RETAINED_SNAPSHOTS
+    // in its metadata, the newest being the last batch's; the log only names kept snapshots.
+    const icdcMeta = path.join(proto.icdcLocation(c, table), 'metadata');
+    const hint = readFileSync(path.join(icdcMeta, 'version-hint.text'), 'utf8');
+    expect(Number(hint)).toBe(summaryAdded + summaryDeleted);
+    const icdcText = readFileSync(path.join(icdcMeta, `v${hint}.metadata.json`), 'utf8');
+    const ids = [...icdcText.matchAll(/"snapshot-id"\s*:\s*(\d+)/g)].map((m) => m[1]);
+    const icdc = JSON.parse(icdcText) as { snapshots: unknown[]; 'snapshot-log': unknown[]; 'metadata-log': unknown[] };
+    expect(icdc.snapshots).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
+    expect(icdc['snapshot-log']).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
+    expect(icdc['metadata-log']).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
+    const last = (await state.repos.batches.list({ consumer: c })).at(-1)!;
+    expect(ids).toContain(last.tables[0]!.icdc!.snapshotId.toString());
+    expect(/"current-snapshot-id"\s*:\s*(\d+)/.exec(icdcText)![1]).toBe(last.tables[0]!.icdc!.snapshotId.toString());
+    // PyIceberg reads the trimmed table: the current snapshot holds exactly the last batch's file.
+    const read = await runPythonCode([
+      'import json, sys',
+      'from pyiceberg.table import StaticTable',
+      't = StaticTable.from_metadata(sys.argv[1])',
+      'print(json.dumps({"files": sorted(f.file.file_path for f in t.scan().plan_files()), "snapshots": len(t.metadata.snapshots)}))',
+    ].join('\n'), [path.join(icdcMeta, `v${hint}.metadata.json`)]);
+    const got = JSON.parse(read.trim().split('\n').at(-1)!) as { files: string[]; snapshots: number };
+    expect(got.snapshots).toBe(ICDC_RETAINED_SNAPSHOTS);
+    expect(got.files).toEqual(paths(last, 'added'));
   });
 
   test('committing twice is a no-op', async () => {
