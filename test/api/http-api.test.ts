@@ -3,11 +3,13 @@
 // fixtures/tables/playback (written by PyIceberg), copied into a temp directory. Expectations come
 // from the table's own snapshot summaries (PyIceberg wrote them), read with a plain JSON parser,
 // never from ips' own manifest reading.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseLossless } from 'lossless-json';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 import { loadServiceConfig, type ServiceConfig } from '../../src/service/config.js';
@@ -115,6 +117,8 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
   let warehouse: string;
   let server: RunningServer;
   let dropDb: (() => Promise<void>) | undefined;
+  /** postgres only: the suite's database. */
+  let pgUrl: string | undefined;
   /** The fixture's snapshots, oldest first. */
   let snaps: FixtureSnapshot[];
 
@@ -232,6 +236,7 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
       const created = await createPgDatabase('http_api');
       dropDb = created.drop;
       databaseUrl = created.url;
+      pgUrl = created.url;
     }
     let config: ServiceConfig = loadServiceConfig({
       env: {
@@ -468,6 +473,91 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
     expect(again.body.batch).toEqual(b);
     expect((await ok('GET', `/v1/consumers/${c.name}/batches`)).batches.map((x: Json) => x.id)).toEqual([b.id]);
   });
+
+  // The real thing, where a second process can share the state (PostgreSQL): `ips serve` in its
+  // own process prepares, its database transaction waits on a row lock this test holds, the
+  // process is killed with SIGKILL, and another replica (the in-process server) takes the retry.
+  test.runIf(driver === 'postgres')('a real crash: `ips serve` killed after the ICDC write, before the database commit; another replica converges', async () => {
+    const c = await newConsumer('playback');
+    const instance = 'killed-step';
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'ips.js'), 'serve', '--port', '0', '--json'], {
+      cwd: tmp,
+      env: {
+        ...process.env, DATABASE_URL: pgUrl!, IPS_ADMIN_TOKEN: ADMIN_TOKEN, IPS_WAREHOUSE: warehouse,
+        IPS_DATA_DIR: path.join(tmp, 'child-data'), IPS_LOG_LEVEL: 'silent',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+    const locker = new pg.Client({ connectionString: pgUrl! });
+    let lockHeld = false;
+    try {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      const childUrl = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          try {
+            resolve((JSON.parse(out) as { url: string }).url);
+          } catch { /* not complete yet */ }
+        });
+        child.once('exit', (code) => reject(new Error(`ips serve exited with ${code}: ${err}`)));
+      });
+      // Hold the consumer's row: the child's batch transaction queues on it (SELECT … FOR UPDATE).
+      await locker.connect();
+      await locker.query('BEGIN');
+      await locker.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [c.name]);
+      lockHeld = true;
+      const inFlight = fetch(`${childUrl}/v1/consumers/${c.name}/batches`, {
+        method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ instance_id: instance, limits: { max_files: 3 } }),
+      }).then((r) => `answered ${r.status}`, () => 'connection lost');
+      // Wait until the child wrote its ICDC snapshot and its transaction waits on the lock.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const waiting = await locker.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+        if (icdcVersions(c.name, 'playback').length > 0 && (waiting.rows[0] as { n: number }).n > 0) break;
+        if (Date.now() > deadline) throw new Error(`the child never reached the database commit: ${err}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      expect(await inFlight).toBe('connection lost');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (lockHeld) await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    // The dead process's transaction never committed (it never sent COMMIT). Through the surviving replica: nothing visible.
+    expect((await ok('GET', `/v1/consumers/${c.name}/batches`)).batches).toEqual([]);
+    const con = await ok('GET', `/v1/consumers/${c.name}`);
+    expect(con.open_batches).toEqual([]);
+    expect(con.tables[0].version).toBe('1');
+    expect(con.tables[0].snapshot_id).toBeNull();
+    expect((await tableRow('playback', c.name)).lag).toEqual(lagFromSummaries(snaps));
+    const orphan = icdcVersions(c.name, 'playback');
+    expect(orphan).toEqual(['v1.metadata.json']);
+    const orphanMd = readIcdc(path.join(icdcDir(c.name, 'playback'), orphan[0]!));
+    expect((orphanMd.snapshots as Json[])[0].summary['ips.instance-id']).toBe(instance);
+
+    // The orchestrator retries the step against the other replica.
+    const retry = await prepare(c.name, { instance_id: instance, limits: { max_files: 3 } });
+    expect(retry.status, retry.text).toBe(201);
+    const t = retry.body.batch.tables[0];
+    expect(t.to_snapshot_id).toBe(snaps[1]!.id);
+    expect(t.file_count).toBe(Number(sumKeys(snaps.slice(0, 2), ['added-data-files'])));
+    expect(t.record_count).toBe(sumKeys(snaps.slice(0, 2), ['added-records']).toString());
+    expect(t.byte_count).toBe(sumKeys(snaps.slice(0, 2), ['added-files-size']).toString());
+    expect(t.icdc.metadata_location).toBe(path.join(icdcDir(c.name, 'playback'), 'v2.metadata.json'));
+    const md = readIcdc(t.icdc.metadata_location);
+    expect(md['current-snapshot-id']).toBe(t.icdc.snapshot_id);
+    expect(md['current-snapshot-id']).not.toBe(orphanMd['current-snapshot-id']);
+    const committed = await ok('POST', `/v1/batches/${retry.body.batch.id}/commit`);
+    expect(committed.watermarks[0].snapshot_id).toBe(snaps[1]!.id);
+    expect(committed.watermarks[0].version).toBe('2');
+  }, 60_000);
 
   test('committing twice: the replay is 200 already_committed and moves nothing', async () => {
     const c = await newConsumer('playback');
