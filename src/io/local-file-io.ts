@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +49,7 @@ export class LocalFileIO implements FileIO {
     await fs.mkdir(path.dirname(p), { recursive: true });
     if (opts?.ifAbsent) {
       // Write aside, then link: link(2) fails if the target exists, so two writers cannot both win.
-      const tmp = `${p}.${process.pid}.${Date.now()}.tmp`;
+      const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
       await fs.writeFile(tmp, data);
       try {
         await fs.link(tmp, p);
@@ -60,7 +61,7 @@ export class LocalFileIO implements FileIO {
       }
       return;
     }
-    const tmp = `${p}.${process.pid}.${Date.now()}.tmp`;
+    const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
     await fs.writeFile(tmp, data);
     await fs.rename(tmp, p);
   }

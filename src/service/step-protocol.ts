@@ -65,7 +65,7 @@ export interface StepProtocolOptions {
 /** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
 const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXPIRED', 'HISTORY_TRUNCATED', 'UNKNOWN_SNAPSHOT', 'NOT_ON_BRANCH']);
 
-const ICDC_WRITE_ATTEMPTS = 3;
+const ICDC_WRITE_ATTEMPTS = 10;
 
 /**
  * Snapshots an ICDC table keeps: the current batch's and a few before it for inspection. With
@@ -156,6 +156,12 @@ function net(events: FileEvent[]): { added: FileChange[]; removed: FileChange[] 
   return { added: [...live.values()], removed: [...removed.values()] };
 }
 
+function inFlight(table: string, open: Batch): IpsError {
+  return new IpsError('BATCH_IN_FLIGHT',
+    `consumer "${open.consumer}" has batch ${open.id} open on "${table}" (instance ${open.instanceId}); commit or abort it first`,
+    { details: { consumer: open.consumer, table, batch_id: open.id.toString(), instance_id: open.instanceId } });
+}
+
 function icdcName(consumer: string, table: string): string {
   return `${consumer}__${table}`;
 }
@@ -197,11 +203,10 @@ export class StepProtocol {
     await repos.batches.expireDue();
     const open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
       .filter((b) => b.tables.some((t) => t.sourceTable === req.table));
-    if (open.length > 0) {
-      throw new IpsError('BATCH_IN_FLIGHT',
-        `consumer "${req.consumer}" has batch ${open[0]!.id} open on "${req.table}" (instance ${open[0]!.instanceId}); commit or abort it first`,
-        { details: { consumer: req.consumer, table: req.table, batch_id: open[0]!.id.toString(), instance_id: open[0]!.instanceId } });
-    }
+    // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
+    const mine = open.find((b) => b.instanceId === req.instanceId);
+    if (mine) return { kind: 'batch', batch: mine, created: false };
+    if (open[0]) throw inFlight(req.table, open[0]);
 
     const io = this.fileIO(source);
     const loaded = await loadTable(io, toTableRef(source));
@@ -267,13 +272,24 @@ export class StepProtocol {
     const ranges = this.rangesJson(md, describer, [...files.added, ...files.removed], wm.rangeFields);
 
     const icdcTable = `icdc.${icdcName(req.consumer, req.table)}`;
-    const icdc = await this.writeIcdc(io, md, this.icdcLocation(req.consumer, req.table), files.added, {
+    // Concurrent prepares of one consumer race on the ICDC table's next version; before each
+    // retry, the database decides: the same instance stored first → its batch; another → in flight.
+    const decided = async (): Promise<Batch | null> => {
+      const raced = await repos.batches.findByInstance(req.consumer, req.instanceId);
+      if (raced) return raced;
+      const busy = (await repos.batches.list({ consumer: req.consumer, state: 'open' })).find((b) => b.tables.some((t) => t.sourceTable === req.table));
+      if (busy?.instanceId === req.instanceId) return busy;
+      if (busy) throw inFlight(req.table, busy);
+      return null;
+    };
+    const icdc = await this.writeIcdc(io, md, this.icdcLocation(req.consumer, req.table), files.added, decided, {
       'ips.consumer': req.consumer,
       'ips.source-table': req.table,
       'ips.instance-id': req.instanceId,
       'ips.source-from': wm.snapshotId?.toString() ?? 'start',
       'ips.source-to': to.snapshotId.toString(),
     });
+    if ('existing' in icdc) return { kind: 'batch', batch: icdc.existing, created: false };
 
     // The batch exists from here on. A concurrent prepare of the same instance that stored first
     // wins: its batch is returned and the ICDC snapshot written here stays unreferenced.
@@ -315,13 +331,19 @@ export class StepProtocol {
     return { ranges, changed_partitions: changedPartitions(describer, files) };
   }
 
-  private async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], summary: Record<string, string>): Promise<IcdcWriteResult> {
+  private async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], decided: () => Promise<Batch | null>,
+    summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainSnapshots: ICDC_RETAINED_SNAPSHOTS });
       } catch (e) {
         // Another writer took the next metadata version first: build on top of it.
-        if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) continue;
+        if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) {
+          const existing = await decided();
+          if (existing) return { existing };
+          await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+          continue;
+        }
         throw e;
       }
     }

@@ -77,7 +77,7 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     });
 
     app.post('/v1/batches/:id/abort', {
-      schema: { tags: ['batches'], params: idParams, body: abortBody.optional(), summary: 'Abort: release the batch; the next prepare hands out the same changes' },
+      schema: { tags: ['batches'], params: idParams, body: abortBody.nullish(), summary: 'Abort: release the batch; the next prepare hands out the same changes' },
     }, async (req) => {
       await ownBatch(req, req.params.id);
       const r = await ctx.service.steps.abort(req.params.id, req.body?.reason ?? null);
