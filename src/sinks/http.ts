@@ -1,0 +1,153 @@
+import { SinkError } from './types.js';
+import { targetUrl } from './config.js';
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Response bodies are read up to this size (orchestrator answers are small). */
+const MAX_BODY_BYTES = 256 * 1024;
+const EXCERPT_CHARS = 300;
+
+export interface HttpContext {
+  /** `webhook`, `maestro`, `airflow`: prefixes messages. */
+  label: string;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  /** Clear-text secrets to scrub out of anything that ends up in a message. */
+  secrets: readonly string[];
+}
+
+export interface HttpResponse {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  /** The body as text, cut at MAX_BODY_BYTES. */
+  text: string;
+}
+
+/** Replaces every occurrence of a secret with ***. */
+export function scrub(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s.length > 0) out = out.split(s).join('***');
+  return out;
+}
+
+/** A short, single-line, secret-free excerpt of a response body. */
+export function excerpt(text: string, secrets: readonly string[]): string {
+  const one = scrub(text, secrets).replace(/\s+/g, ' ').trim();
+  return one.length > EXCERPT_CHARS ? `${one.slice(0, EXCERPT_CHARS)}…` : one;
+}
+
+function errorCode(e: unknown): string {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && cur instanceof Error; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== '') return code;
+    if (cur.cause === undefined) return cur.message;
+    cur = cur.cause;
+  }
+  return cur instanceof Error ? cur.message : String(cur);
+}
+
+async function readCapped(res: Response): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size >= MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8');
+}
+
+/** Retry-After in ms (seconds or an HTTP date), capped at an hour. */
+export function retryAfterMs(headers: Headers): number | undefined {
+  const v = headers.get('retry-after');
+  if (v === null) return undefined;
+  const secs = Number(v);
+  const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(v) - Date.now();
+  if (!Number.isFinite(ms) || ms < 0) return undefined;
+  return Math.min(ms, 3_600_000);
+}
+
+/**
+ * One HTTP request with the sink's timeout and the caller's signal. Redirects are not followed
+ * (they would leave the allowed hosts and drop credentials): a 3xx comes back as a response.
+ * Network failures, timeouts and aborts throw a retryable SinkError.
+ */
+export async function httpRequest(
+  ctx: HttpContext,
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  body?: string | Uint8Array,
+): Promise<HttpResponse> {
+  const timeout = AbortSignal.timeout(ctx.timeoutMs);
+  const signal = ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout;
+  const where = `${method} ${targetUrl(url)}`;
+  const fail = (e: unknown): never => {
+    if (ctx.signal?.aborted) {
+      throw new SinkError(`${ctx.label}: ${where} was aborted by the caller before an answer arrived`, true, undefined, { cause: e });
+    }
+    if (timeout.aborted) {
+      throw new SinkError(`${ctx.label}: ${where} timed out after ${ctx.timeoutMs} ms without an answer (the orchestrator may be overloaded or unreachable)`, true);
+    }
+    throw new SinkError(`${ctx.label}: could not reach ${where}: ${scrub(errorCode(e), ctx.secrets)}`, true);
+  };
+  let res: Response;
+  try {
+    // A copy typed as Uint8Array<ArrayBuffer> (what BodyInit takes): the exact bytes that were signed.
+    const init: BodyInit | undefined = typeof body === 'string' || body === undefined ? body : new Uint8Array(body);
+    res = await fetch(url, { method, headers, body: init, redirect: 'manual', signal });
+  } catch (e) {
+    return fail(e);
+  }
+  let text: string;
+  try {
+    text = await readCapped(res);
+  } catch (e) {
+    return fail(e);
+  }
+  return { status: res.status, statusText: res.statusText, headers: res.headers, text };
+}
+
+/** JSON of a response body, or undefined when it is not JSON. */
+export function parseJsonBody(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The error for a status no sink treats as success: 408/425/429/5xx retryable, 3xx and other
+ * 4xx not. `hint` says what to fix for the non-retryable ones.
+ */
+export function statusError(ctx: HttpContext, method: string, url: URL, res: HttpResponse, hint?: string): SinkError {
+  const where = `${method} ${targetUrl(url)}`;
+  const body = excerpt(res.text, ctx.secrets);
+  const answered = `${ctx.label}: ${where} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${body ? `: ${body}` : ''}`;
+  if (res.status >= 300 && res.status < 400) {
+    const loc = res.headers.get('location');
+    let to = '';
+    if (loc !== null && URL.canParse(loc, url)) to = ` to ${targetUrl(new URL(loc, url))}`;
+    return new SinkError(`${ctx.label}: ${where} redirected${to} (${res.status}); redirects are not followed: configure the final URL`, false, res.status);
+  }
+  const retryable = res.status === 408 || res.status === 425 || res.status === 429 || res.status >= 500;
+  const after = retryable ? retryAfterMs(res.headers) : undefined;
+  const msg = retryable ? `${answered} (will retry)` : `${answered}${hint ? `. ${hint}` : ''}`;
+  return new SinkError(msg, retryable, res.status, after !== undefined ? { retryAfterMs: after } : undefined);
+}
+
+/** Appends `/seg/seg…` (each segment URL-encoded) to a base URL's path. */
+export function joinPath(base: string, segments: readonly string[]): URL {
+  const u = new URL(base);
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/${segments.map((s) => encodeURIComponent(s)).join('/')}`;
+  return u;
+}
