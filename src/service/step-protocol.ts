@@ -1,6 +1,7 @@
 import { IpsError, isIpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import { computeChangeSet } from '../capture/change-set.js';
+import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
@@ -12,7 +13,7 @@ import { joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef,
-  type Batch, type BatchLimits, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type Batch, type BatchLimits, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -31,8 +32,11 @@ export interface PrepareLimits {
 
 export interface PrepareRequest {
   consumer: string;
-  /** The source table's registered name. */
-  table: string;
+  /** The source table's registered name (or several in `tables`: one batch over all of them). */
+  table?: string;
+  tables?: string[];
+  /** A subscription firing: its trigger is stored with the batch, in one transaction. */
+  trigger?: { subscription: string; seq: bigint };
   /** The orchestrator's step id: a retried step gets the same batch. */
   instanceId: string;
   limits?: PrepareLimits;
@@ -49,8 +53,11 @@ export type PrepareResult =
       /** The watermark is at the head of the table: nothing to hand out, no batch stored. */
       kind: 'no-changes';
       consumer: string;
+      /** The first table asked for (and its watermark); all of them in `tables` and `watermarks`. */
       table: string;
       watermark: Watermark;
+      tables: string[];
+      watermarks: Watermark[];
     };
 
 export interface StepProtocolOptions {
@@ -186,6 +193,9 @@ export class StepProtocol {
     const repos = this.state.repos;
     const limits = normalizeLimits(req.limits);
     if (!req.instanceId) throw new IpsError('INVALID_ARGUMENT', 'instanceId is required');
+    const tables = req.tables ?? (req.table !== undefined ? [req.table] : []);
+    if (tables.length === 0) throw new IpsError('INVALID_ARGUMENT', 'name the table(s) to prepare');
+    if (new Set(tables).size !== tables.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice');
 
     // A retried step: the stored batch, exactly as it was handed out.
     const existing = await repos.batches.findByInstance(req.consumer, req.instanceId);
@@ -196,27 +206,72 @@ export class StepProtocol {
       throw new IpsError('CONSUMER_STALE', `consumer "${consumer.name}" is stale: ${consumer.stateReason ?? 'no reason recorded'}; reset it or run a backfill`,
         { details: { consumer: consumer.name, reason: consumer.stateReason } });
     }
-    const source = await repos.sourceTables.require(req.table);
-    const wm = await repos.watermarks.require(req.consumer, req.table);
 
-    // One batch in flight per consumer: a second one would hand out the same changes again.
-    await repos.batches.expireDue();
-    const open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
-      .filter((b) => b.tables.some((t) => t.sourceTable === req.table));
-    // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
-    const mine = open.find((b) => b.instanceId === req.instanceId);
-    if (mine) return { kind: 'batch', batch: mine, created: false };
-    if (open[0]) throw inFlight(req.table, open[0]);
+    // One batch in flight per consumer and table: a second one would hand out the same changes again.
+    const busy = async (): Promise<Batch | null> => {
+      await repos.batches.expireDue();
+      const open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
+        .filter((b) => b.tables.some((t) => tables.includes(t.sourceTable)));
+      // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
+      const mine = open.find((b) => b.instanceId === req.instanceId);
+      if (mine) return mine;
+      if (open[0]) throw inFlight(open[0].tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]);
+      return null;
+    };
+    const raced = await busy();
+    if (raced) return { kind: 'batch', batch: raced, created: false };
 
+    const planned: BatchTableInput[] = [];
+    const watermarks: Watermark[] = [];
+    for (const table of tables) {
+      const plan = await this.planTable(req, consumer.policy, table, limits);
+      watermarks.push(plan.watermark);
+      if (plan.kind === 'no-changes') continue;
+      // Concurrent prepares of one consumer race on the ICDC table's next version; before each
+      // retry, the database decides: the same instance stored first → its batch; another → in flight.
+      const decided = async (): Promise<Batch | null> => (await repos.batches.findByInstance(req.consumer, req.instanceId)) ?? busy();
+      const icdc = await this.writeIcdc(plan.io, plan.md, this.icdcLocation(req.consumer, table), plan.added, decided, {
+        'ips.consumer': req.consumer,
+        'ips.source-table': table,
+        'ips.instance-id': req.instanceId,
+        'ips.source-from': plan.watermark.snapshotId?.toString() ?? 'start',
+        'ips.source-to': plan.table.toSnapshotId.toString(),
+      });
+      if ('existing' in icdc) return { kind: 'batch', batch: icdc.existing, created: false };
+      planned.push({ ...plan.table, icdc: { table: `icdc.${icdcName(req.consumer, table)}`, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation } });
+    }
+    if (planned.length === 0) {
+      return { kind: 'no-changes', consumer: req.consumer, table: tables[0]!, watermark: watermarks[0]!, tables, watermarks };
+    }
+
+    // The batch exists from here on. A concurrent prepare of the same instance that stored first
+    // wins: its batch is returned and the ICDC snapshots written here stay unreferenced.
+    const { batch, created } = await repos.batches.create({
+      consumer: req.consumer,
+      instanceId: req.instanceId,
+      leaseSeconds: consumer.leaseSeconds,
+      limits,
+      maxInFlight: 1,
+      tables: planned,
+      ...(req.trigger ? { trigger: req.trigger } : {}),
+    });
+    return { kind: 'batch', batch, created };
+  }
+
+  /** What one table contributes to a batch: its files within the limits and where its watermark moves. */
+  private async planTable(req: PrepareRequest, policy: CapturePolicy, table: string, limits: BatchLimits): Promise<
+    | { kind: 'no-changes'; watermark: Watermark }
+    | { kind: 'changes'; watermark: Watermark; table: BatchTableInput; io: FileIO; md: TableMetadata; added: FileChange[] }> {
+    const repos = this.state.repos;
+    const source = await repos.sourceTables.require(table);
+    const wm = await repos.watermarks.require(req.consumer, table);
     const io = this.fileIO(source);
     const loaded = await loadTable(io, toTableRef(source));
     const md = loaded.metadata;
     let reader = this.readers.get(io);
     if (!reader) this.readers.set(io, (reader = new ManifestReader(io, READER_BUDGET_BYTES)));
     const head = branchHead(md, source.branch);
-    if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) {
-      return { kind: 'no-changes', consumer: req.consumer, table: req.table, watermark: wm };
-    }
+    if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) return { kind: 'no-changes', watermark: wm };
 
     let range;
     try {
@@ -228,13 +283,13 @@ export class StepProtocol {
       }
     } catch (e) {
       if (isIpsError(e) && HISTORY_ERRORS.has(e.code)) {
-        await repos.consumers.setState(req.consumer, 'stale', `${req.table}: ${e.code}: ${e.message}`);
+        await repos.consumers.setState(req.consumer, 'stale', `${table}: ${e.code}: ${e.message}`);
       }
       throw e;
     }
-    if (range.snapshots.length === 0) return { kind: 'no-changes', consumer: req.consumer, table: req.table, watermark: wm };
+    if (range.snapshots.length === 0) return { kind: 'no-changes', watermark: wm };
 
-    const cs = await computeChangeSet(reader, range, consumer.policy);
+    const cs = await computeChangeSet(reader, range, policy);
     const processed = new Set(wm.processedFiles);
     const perSnapshot = cs.snapshots.map((d) => {
       const partial = wm.partialSnapshotId !== null && d.snapshot.snapshotId === wm.partialSnapshotId;
@@ -267,52 +322,21 @@ export class StepProtocol {
     if (!to) throw new IpsError('INTERNAL', 'prepare selected no snapshot');
 
     await verifyFilesExist(io, [...files.added, ...files.removed]);
-
     const describer = new FileDescriber(md);
-    const ranges = this.rangesJson(md, describer, [...files.added, ...files.removed], wm.rangeFields);
-
-    const icdcTable = `icdc.${icdcName(req.consumer, req.table)}`;
-    // Concurrent prepares of one consumer race on the ICDC table's next version; before each
-    // retry, the database decides: the same instance stored first → its batch; another → in flight.
-    const decided = async (): Promise<Batch | null> => {
-      const raced = await repos.batches.findByInstance(req.consumer, req.instanceId);
-      if (raced) return raced;
-      const busy = (await repos.batches.list({ consumer: req.consumer, state: 'open' })).find((b) => b.tables.some((t) => t.sourceTable === req.table));
-      if (busy?.instanceId === req.instanceId) return busy;
-      if (busy) throw inFlight(req.table, busy);
-      return null;
-    };
-    const icdc = await this.writeIcdc(io, md, this.icdcLocation(req.consumer, req.table), files.added, decided, {
-      'ips.consumer': req.consumer,
-      'ips.source-table': req.table,
-      'ips.instance-id': req.instanceId,
-      'ips.source-from': wm.snapshotId?.toString() ?? 'start',
-      'ips.source-to': to.snapshotId.toString(),
-    });
-    if ('existing' in icdc) return { kind: 'batch', batch: icdc.existing, created: false };
-
-    // The batch exists from here on. A concurrent prepare of the same instance that stored first
-    // wins: its batch is returned and the ICDC snapshot written here stays unreferenced.
-    const { batch, created } = await repos.batches.create({
-      consumer: req.consumer,
-      instanceId: req.instanceId,
-      leaseSeconds: consumer.leaseSeconds,
-      limits,
-      maxInFlight: 1,
-      tables: [{
-        sourceTable: req.table,
+    return {
+      kind: 'changes', watermark: wm, io, md, added: files.added,
+      table: {
+        sourceTable: table,
         fromSnapshotId: wm.snapshotId,
         fromSequenceNumber: wm.sequenceNumber,
         toSnapshotId: to.snapshotId,
         toSequenceNumber: to.sequenceNumber,
         files: { added: files.added.map((f) => describer.describe(f)), removed: files.removed.map((f) => describer.describe(f)) },
-        ranges,
-        icdc: { table: icdcTable, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation },
+        ranges: this.rangesJson(md, describer, [...files.added, ...files.removed], wm.rangeFields),
         baseWatermarkVersion: wm.version,
         next,
-      }],
-    });
-    return { kind: 'batch', batch, created };
+      },
+    };
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */

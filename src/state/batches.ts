@@ -82,6 +82,16 @@ export interface BatchInput {
    * step protocol's guard against handing out the same changes twice.
    */
   maxInFlight?: number;
+  /**
+   * A batch a subscription fired: its trigger (outbox row, seq) is stored in the same
+   * transaction, so a batch exists exactly when its delivery is owed.
+   */
+  trigger?: { subscription: string; seq: bigint };
+}
+
+/** The orchestrator-side dedup key of a subscription's batch: the same on every redelivery. */
+export function triggerDedupKey(subscription: string, batchId: bigint): string {
+  return `ips:${subscription}:${batchId}`;
 }
 
 const fileSchema = z.looseObject({
@@ -257,6 +267,13 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
   }
 }
 
+/** A closed batch's undelivered trigger is not sent: its changes go to the next batch. */
+async function cancelTriggers(q: Queryable, batchIds: bigint[]): Promise<void> {
+  await q.query(
+    `UPDATE outbox SET state = 'cancelled', claimed_by = NULL, claim_expires_at = NULL
+      WHERE batch_id = ANY($1::INT8[]) AND state IN ('pending', 'dead')`, [int8Array(batchIds)]);
+}
+
 export class BatchesRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -326,6 +343,16 @@ export class BatchesRepo {
           if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
           throw e;
         }
+      }
+      if (input.trigger) {
+        const t = input.trigger;
+        const fired = await tx.query(
+          `UPDATE subscriptions SET fire_seq = GREATEST(fire_seq, $2::INT8), last_fired_at = now(), pending_since = NULL, updated_at = now()
+            WHERE name = $1 RETURNING name`, [t.subscription, t.seq]);
+        if (fired.rowCount === 0) throw new IpsError('NOT_FOUND', `subscription "${t.subscription}" does not exist`);
+        await tx.query(
+          'INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key) VALUES ($1, $2, $3, $4, $5)',
+          [newId(), t.subscription, id, t.seq, triggerDedupKey(t.subscription, id)]);
       }
       const batch = (await repo.load([id]))[0];
       if (!batch) throw notFound(id);
@@ -415,7 +442,10 @@ export class BatchesRepo {
         `UPDATE batches SET state = $2, state_reason = $3, closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
           WHERE id = $1 AND state = 'open' RETURNING id`, [id, state, reason]);
       const batch = await repo.require(id);
-      if (res.rowCount === 1) return { batch, changed: true };
+      if (res.rowCount === 1) {
+        await cancelTriggers(tx, [id]);
+        return { batch, changed: true };
+      }
       if (batch.state === state) return { batch, changed: false };
       throw notOpen(batch, state);
     });
@@ -427,7 +457,9 @@ export class BatchesRepo {
       `UPDATE batches SET state = 'expired', state_reason = 'lease expired', closed_at = now(), updated_at = now(),
               claimed_by = NULL, claim_expires_at = NULL
         WHERE state = 'open' AND lease_expires_at < now() RETURNING id`);
-    return res.rows.map((r) => r.id);
+    const ids = res.rows.map((r) => r.id);
+    if (ids.length > 0) await cancelTriggers(this.q, ids);
+    return ids;
   }
 
   /**

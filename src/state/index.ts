@@ -4,6 +4,9 @@ import { databaseConfigFromEnv, openDatabase, type Database, type DatabaseConfig
 import { migrate, type MigrateOptions, type MigrateResult } from './migrate.js';
 import { SourceTablesRepo } from './source-tables.js';
 import { TokensRepo } from './tokens.js';
+import { OutboxRepo } from './outbox.js';
+import { SubscriptionsRepo } from './subscriptions.js';
+import { TableWatchRepo } from './table-watch.js';
 import { WatermarksRepo } from './watermarks.js';
 
 export * from './database.js';
@@ -14,6 +17,9 @@ export * from './consumers.js';
 export * from './watermarks.js';
 export * from './batches.js';
 export * from './tokens.js';
+export * from './table-watch.js';
+export * from './subscriptions.js';
+export * from './outbox.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -23,6 +29,9 @@ export interface Repositories {
   watermarks: WatermarksRepo;
   batches: BatchesRepo;
   tokens: TokensRepo;
+  watch: TableWatchRepo;
+  subscriptions: SubscriptionsRepo;
+  outbox: OutboxRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -33,6 +42,9 @@ export function repositories(q: Queryable): Repositories {
     watermarks: new WatermarksRepo(q),
     batches: new BatchesRepo(q),
     tokens: new TokensRepo(q),
+    watch: new TableWatchRepo(q),
+    subscriptions: new SubscriptionsRepo(q),
+    outbox: new OutboxRepo(q),
   };
 }
 

@@ -1,5 +1,6 @@
 import { sql as initial } from './0001-initial.js';
 import { sql as apiTokens } from './0002-api-tokens.js';
+import { sql as triggers } from './0003-triggers.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -15,4 +16,5 @@ export interface SqlMigration {
 export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0001-initial', up: initial },
   { name: '0002-api-tokens', up: apiTokens },
+  { name: '0003-triggers', up: triggers },
 ];

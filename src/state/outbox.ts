@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { IpsError } from '../errors.js';
+import { parseRow } from './common.js';
+import type { Queryable, SqlParam } from './database.js';
+
+export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
+
+/** A trigger owed to a subscription's sink (one per fired batch). */
+export interface OutboxEntry {
+  id: bigint;
+  subscription: string;
+  batchId: bigint;
+  seq: bigint;
+  dedupKey: string;
+  state: OutboxState;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  outcome: string | null;
+  runId: string | null;
+  deliveredAt: Date | null;
+  createdAt: Date;
+}
+
+const rowSchema = z.object({
+  id: z.bigint(),
+  subscription: z.string(),
+  batch_id: z.bigint(),
+  seq: z.bigint(),
+  dedup_key: z.string(),
+  state: z.enum(['pending', 'delivered', 'dead', 'cancelled']),
+  attempts: z.number().int(),
+  next_attempt_at: z.date(),
+  last_error: z.string().nullable(),
+  outcome: z.string().nullable(),
+  run_id: z.string().nullable(),
+  delivered_at: z.date().nullable(),
+  created_at: z.date(),
+}).transform((r): OutboxEntry => ({
+  id: r.id, subscription: r.subscription, batchId: r.batch_id, seq: r.seq, dedupKey: r.dedup_key, state: r.state,
+  attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error, outcome: r.outcome, runId: r.run_id,
+  deliveredAt: r.delivered_at, createdAt: r.created_at,
+}));
+
+const COLUMNS = 'id, subscription, batch_id, seq, dedup_key, state, attempts, next_attempt_at, last_error, outcome, run_id, delivered_at, created_at';
+
+export class OutboxRepo {
+  constructor(private readonly q: Queryable) {}
+
+  async get(id: bigint): Promise<OutboxEntry | undefined> {
+    const res = await this.q.query(`SELECT ${COLUMNS} FROM outbox WHERE id = $1`, [id]);
+    return res.rows[0] === undefined ? undefined : parseRow(rowSchema, res.rows[0], 'outbox');
+  }
+
+  async list(filter: { subscription?: string; state?: OutboxState; limit?: number } = {}): Promise<OutboxEntry[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (filter.subscription !== undefined) where.push(`subscription = $${params.push(filter.subscription)}`);
+    if (filter.state !== undefined) where.push(`state = $${params.push(filter.state)}`);
+    const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
+    const res = await this.q.query(
+      `SELECT ${COLUMNS} FROM outbox${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY subscription, seq${limit}`, params);
+    return res.rows.map((r) => parseRow(rowSchema, r, 'outbox'));
+  }
+
+  /**
+   * Triggers due for delivery, to one replica each (SKIP LOCKED) until the claim expires. Only
+   * the oldest undelivered trigger of a subscription is due: a sink gets its backlog in order,
+   * and a dead trigger holds the ones after it until it is retried.
+   */
+  claimDue(owner: string, limit: number, claimSeconds: number): Promise<OutboxEntry[]> {
+    return this.q.withTransaction(async (tx) => {
+      const picked = await tx.query<{ id: bigint }>(
+        `SELECT o.id FROM outbox o
+          WHERE o.state = 'pending' AND o.next_attempt_at <= now() AND (o.claimed_by IS NULL OR o.claim_expires_at < now())
+            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription = o.subscription AND p.seq < o.seq AND p.state IN ('pending', 'dead'))
+          ORDER BY o.next_attempt_at, o.id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit]);
+      if (picked.rows.length === 0) return [];
+      const ids = `{${picked.rows.map((r) => r.id.toString()).join(',')}}`;
+      const res = await tx.query(
+        `UPDATE outbox SET claimed_by = $2, claim_expires_at = now() + $3::INT8 * INTERVAL '1 second'
+          WHERE id = ANY($1::INT8[]) RETURNING ${COLUMNS}`, [ids, owner, claimSeconds]);
+      return res.rows.map((r) => parseRow(rowSchema, r, 'outbox')).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+    });
+  }
+
+  /** Delivered (or the orchestrator already had it). False when the claim was lost meanwhile. */
+  async markDelivered(id: bigint, owner: string, r: { outcome: string; runId?: string | null }): Promise<boolean> {
+    const res = await this.q.query(
+      `UPDATE outbox SET state = 'delivered', attempts = attempts + 1, outcome = $3, run_id = $4, delivered_at = now(), last_error = NULL,
+          claimed_by = NULL, claim_expires_at = NULL
+        WHERE id = $1 AND claimed_by = $2 AND state = 'pending'`, [id, owner, r.outcome, r.runId ?? null]);
+    return res.rowCount > 0;
+  }
+
+  /**
+   * A failed attempt: due again after `retryInMs`, or dead (kept with its last error, for a
+   * person to retry) when it was not retryable or this was attempt `maxAttempts`.
+   */
+  async markFailed(id: bigint, owner: string, r: { error: string; retryable: boolean; maxAttempts: number; retryInMs: number }): Promise<OutboxState | null> {
+    const res = await this.q.query<{ state: OutboxState }>(
+      `UPDATE outbox SET attempts = attempts + 1, last_error = $3,
+          state = CASE WHEN NOT $4 OR attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END,
+          next_attempt_at = now() + $6::INT8 * INTERVAL '1 millisecond', claimed_by = NULL, claim_expires_at = NULL
+        WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING state`,
+      [id, owner, r.error.slice(0, 2000), r.retryable, r.maxAttempts, Math.round(r.retryInMs)]);
+    return res.rows[0]?.state ?? null;
+  }
+
+  /** A person retries a dead trigger: pending again, attempts from zero. */
+  async retry(id: bigint): Promise<OutboxEntry> {
+    const res = await this.q.query(
+      `UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = now(), claimed_by = NULL, claim_expires_at = NULL
+        WHERE id = $1 AND state = 'dead' RETURNING ${COLUMNS}`, [id]);
+    if (res.rows[0] !== undefined) return parseRow(rowSchema, res.rows[0], 'outbox');
+    const e = await this.get(id);
+    if (!e) throw new IpsError('NOT_FOUND', `no trigger ${id}`);
+    throw new IpsError('TRIGGER_NOT_DEAD', `trigger ${id} is ${e.state}: only a dead trigger can be retried`);
+  }
+
+  /** Undelivered triggers per subscription (for the API and for in-flight limits). */
+  async countOpen(subscription: string): Promise<number> {
+    const res = await this.q.query<{ n: number }>(
+      `SELECT count(*)::INT4 AS n FROM outbox WHERE subscription = $1 AND state IN ('pending', 'dead')`, [subscription]);
+    return res.rows[0]?.n ?? 0;
+  }
+}
