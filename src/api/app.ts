@@ -12,6 +12,8 @@ import type { ApiContext } from './context.js';
 import { Metrics } from './metrics.js';
 import { PROBLEM_CONTENT_TYPE, problem, problemFromError, type Problem } from './problem.js';
 import { batchRoutes } from './routes/batches.js';
+import { subscriptionRoutes } from './routes/subscriptions.js';
+import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import type { Secret } from '../state/index.js';
@@ -23,6 +25,11 @@ export interface AppOptions {
   bodyLimitBytes: number;
   logLevel?: string;
   version?: string;
+  metrics?: Metrics;
+  /** Hosts sinks may call (exact or *.suffix); undefined: any. */
+  sinkAllowedHosts?: string[] | undefined;
+  /** The trigger loops of this process, poked by events; absent when they run elsewhere. */
+  triggers?: TriggerService;
 }
 
 declare module 'fastify' {
@@ -85,12 +92,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const metrics = new Metrics();
+  const metrics = options.metrics ?? new Metrics();
   const auth = new Authenticator(options.auth, options.adminTokens, options.service.state.repos.tokens);
   app.decorateRequest('ipsPrincipal', null);
   const ctx: ApiContext = {
     service: options.service,
     metrics,
+    triggers: options.triggers ?? null,
+    sinkAllowedHosts: options.sinkAllowedHosts,
     principal(req: FastifyRequest): Principal {
       if (!req.ipsPrincipal) throw new IpsError('UNAUTHORIZED', 'not authenticated');
       return req.ipsPrincipal;
@@ -149,6 +158,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(tableRoutes(ctx));
   await app.register(consumerRoutes(ctx));
   await app.register(batchRoutes(ctx));
+  await app.register(subscriptionRoutes(ctx));
   await app.ready();
   return app;
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { IpsService } from '../service/ips-service.js';
+import type { TriggerService } from '../service/triggers.js';
 import type { Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
 
@@ -7,5 +8,7 @@ import type { Metrics } from './metrics.js';
 export interface ApiContext {
   service: IpsService;
   metrics: Metrics;
+  triggers: TriggerService | null;
+  sinkAllowedHosts: string[] | undefined;
   principal(req: FastifyRequest): Principal;
 }

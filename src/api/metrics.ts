@@ -6,6 +6,7 @@ export class Metrics {
   readonly requests: client.Counter<'method' | 'route' | 'status'>;
   readonly duration: client.Histogram<'method' | 'route'>;
   readonly batches: client.Counter<'event'>;
+  readonly triggers: client.Counter<'event'>;
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'ips_' });
@@ -19,6 +20,11 @@ export class Metrics {
     this.batches = new client.Counter({
       name: 'ips_batch_events_total',
       help: 'Step protocol outcomes: prepared, reused (retried prepare), no_changes, committed, commit_replayed, aborted, conflict',
+      labelNames: ['event'], registers: [this.registry],
+    });
+    this.triggers = new client.Counter({
+      name: 'ips_trigger_events_total',
+      help: 'Trigger loop outcomes: polled, table_changed, fired, delivered, duplicate (the orchestrator had the run), retry, dead',
       labelNames: ['event'], registers: [this.registry],
     });
   }

@@ -19,6 +19,7 @@ export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 /** HTTP status per error code; anything not listed is a 500. */
 const STATUS: Record<string, number> = {
   INVALID_ARGUMENT: 400,
+  INVALID_SINK: 400,
   VALIDATION_FAILED: 400,
   MALFORMED_JSON: 400,
   INVALID_JSON: 400,
@@ -32,6 +33,7 @@ const STATUS: Record<string, number> = {
   CONFLICT: 409,
   BATCH_IN_FLIGHT: 409,
   BATCH_NOT_OPEN: 409,
+  TRIGGER_NOT_DEAD: 409,
   CONSUMER_STALE: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,

@@ -45,6 +45,7 @@ export const registerTableBody = z.object({
   }).strict().optional(),
   properties: z.record(z.string(), z.string()).optional(),
   verify: z.boolean().optional().describe('load the table once before registering it (default true)'),
+  poll_interval_seconds: z.number().int().positive().max(86_400).optional().describe('how often its metadata pointer is polled (default 30)'),
 }).strict();
 
 export const subscription = z.object({

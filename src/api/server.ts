@@ -5,9 +5,12 @@ import { describeConfig, State } from '../state/index.js';
 import { IpsService } from '../service/ips-service.js';
 import type { ServiceConfig } from '../service/config.js';
 import { buildApp } from './app.js';
+import { Metrics } from './metrics.js';
+import { TriggerService } from '../service/triggers.js';
 
 export interface RunningServer {
   app: FastifyInstance;
+  triggers: TriggerService | null;
   service: IpsService;
   state: State;
   /** http://host:port of the listening socket (the real port when 0 was asked for). */
@@ -26,10 +29,22 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const state = await State.open(config.database);
   if (state.migration.applied.length) log(`migrations applied: ${state.migration.applied.join(', ')}`);
   const service = new IpsService(state, { warehouse: config.warehouse });
+  const metrics = new Metrics();
+  const triggers = config.triggers
+    ? new TriggerService(service, {
+      ...(config.replicaId ? { owner: config.replicaId } : {}),
+      tickMs: config.tickMs,
+      allowedHosts: config.sinkAllowedHosts,
+      log,
+      onEvent: (event) => metrics.triggers.inc({ event }),
+    })
+    : null;
+  if (triggers) service.onRelease = () => triggers.poke('fire');
   let app: FastifyInstance;
   try {
     app = await buildApp({
       service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
+      metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts,
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {
@@ -41,17 +56,19 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
+  await triggers?.start();
   const sweep = setInterval(() => {
     state.repos.batches.expireDue().catch((e: unknown) => app.log.warn(`lease sweep failed: ${describeError(e)}`));
   }, config.leaseSweepSeconds * 1000);
   sweep.unref();
   let closing: Promise<void> | null = null;
   return {
-    app, service, state, url,
+    app, service, state, url, triggers,
     close() {
       closing ??= (async () => {
         clearInterval(sweep);
         await app.close();
+        await triggers?.stop();
         service.close();
         await state.close();
       })();

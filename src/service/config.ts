@@ -28,6 +28,14 @@ export interface ServiceConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How often a replica expires batches whose lease ran out. */
   leaseSweepSeconds: number;
+  /** Run the trigger loops (watch, fire, deliver) in this process. */
+  triggers: boolean;
+  /** Hosts sinks may call (exact or *.suffix); undefined: any. */
+  sinkAllowedHosts: string[] | undefined;
+  /** This replica's name in row claims (default host:pid:random). */
+  replicaId: string | undefined;
+  /** Trigger loop period when idle, ms. */
+  tickMs: number;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -44,6 +52,10 @@ const fileSchema = z.object({
   body_limit_bytes: z.coerce.number().int().min(1024).max(1024 ** 3).optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   lease_sweep_seconds: z.coerce.number().int().min(1).max(86_400).optional(),
+  triggers: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
+  sink_allowed_hosts: z.array(z.string().min(1)).optional(),
+  replica_id: z.string().min(1).max(200).optional(),
+  tick_ms: z.coerce.number().int().min(10).max(60_000).optional(),
 }).strict();
 
 type FileConfig = z.infer<typeof fileSchema>;
@@ -60,6 +72,10 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_BODY_LIMIT_BYTES: 'body_limit_bytes',
   IPS_LOG_LEVEL: 'log_level',
   IPS_LEASE_SWEEP_SECONDS: 'lease_sweep_seconds',
+  IPS_TRIGGERS: 'triggers',
+  IPS_SINK_ALLOWED_HOSTS: 'sink_allowed_hosts',
+  IPS_REPLICA_ID: 'replica_id',
+  IPS_TICK_MS: 'tick_ms',
 };
 
 function isLoopback(host: string): boolean {
@@ -110,7 +126,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name]?.trim();
     if (!v) continue;
-    merged[key] = key === 'admin_tokens' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    merged[key] = key === 'admin_tokens' || key === 'sink_allowed_hosts' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
     origin.set(key, name);
     if (!sources.includes('environment')) sources.push('environment');
   }
@@ -148,6 +164,10 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     bodyLimitBytes: c.body_limit_bytes ?? 1024 * 1024,
     logLevel: c.log_level ?? 'info',
     leaseSweepSeconds: c.lease_sweep_seconds ?? 30,
+    triggers: c.triggers ?? true,
+    sinkAllowedHosts: c.sink_allowed_hosts,
+    replicaId: c.replica_id,
+    tickMs: c.tick_ms ?? 1000,
     sources: sources.length ? sources : ['defaults'],
   };
 }

@@ -74,6 +74,11 @@ export class IpsService {
   /** One FileIO (and so one S3 client and its connection pool) per table and settings version. */
   private readonly ios = new Map<string, { version: number; io: FileIO }>();
 
+  /** The FileIO of a registered table (cached per table and settings version). */
+  ioFor(t: SourceTable): FileIO {
+    return this.fileIO(t);
+  }
+
   constructor(readonly state: State, options: ServiceOptions) {
     const make = options.fileIO ?? ((t: SourceTable) => new RoutingFileIO({ s3: toS3Settings(t) }));
     this.fileIO = (t) => {
@@ -97,9 +102,10 @@ export class IpsService {
   // -- tables -----------------------------------------------------------------------------
 
   /** Registers a source table after loading it once, so that a typo fails now, not at the first prepare. */
-  async registerTable(input: SourceTableInput, opts: { verify?: boolean } = {}): Promise<TableView> {
+  async registerTable(input: SourceTableInput, opts: { verify?: boolean; pollIntervalSeconds?: number } = {}): Promise<TableView> {
     const created = await this.state.withTransaction(async (repos) => {
       const t = await repos.sourceTables.create(input);
+      await repos.watch.ensure(t.name, opts.pollIntervalSeconds ?? 30);
       if (opts.verify !== false) {
         // Inside the transaction: a table that cannot be loaded is never registered.
         const loaded = await this.load(t);
@@ -118,7 +124,8 @@ export class IpsService {
     return this.tableView(await this.state.repos.sourceTables.require(name));
   }
 
-  private async load(t: SourceTable): Promise<LoadedTable> {
+  /** Loads a registered table through its cached FileIO (errors name the table). */
+  async load(t: SourceTable): Promise<LoadedTable> {
     const io = this.fileIO(t);
     try {
       return await loadTable(io, toTableRef(t));
@@ -291,6 +298,30 @@ export class IpsService {
   async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number }): Promise<Batch[]> {
     await this.state.repos.batches.expireDue();
     return this.state.repos.batches.list(filter);
+  }
+
+  /**
+   * Commits a batch (see StepProtocol.commit) and wakes the consumer's subscriptions: with one
+   * batch in flight, the next trigger waits for this commit.
+   */
+  async commit(batchId: bigint, actor: string): ReturnType<StepProtocol['commit']> {
+    const r = await this.steps.commit(batchId, actor);
+    if (!r.alreadyCommitted) await this.afterRelease(r.batch.consumer);
+    return r;
+  }
+
+  /** Aborts a batch; its changes go to the next batch (a subscription fires again). */
+  async abort(batchId: bigint, reason: string | null): ReturnType<StepProtocol['abort']> {
+    const r = await this.steps.abort(batchId, reason);
+    if (r.changed) await this.afterRelease(r.batch.consumer);
+    return r;
+  }
+
+  /** Called when a consumer's batch is released; the trigger service pokes its fire loop. */
+  onRelease: (() => void) | null = null;
+
+  private async afterRelease(consumer: string): Promise<void> {
+    if ((await this.state.repos.subscriptions.wake({ consumer })) > 0) this.onRelease?.();
   }
 
   // -- preview ----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     }, async (req) => {
       await ownBatch(req, req.params.id);
       try {
-        const r = await ctx.service.steps.commit(req.params.id, ctx.principal(req).actor);
+        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor);
         ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
         return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson) };
       } catch (e) {
@@ -80,7 +80,7 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       schema: { tags: ['batches'], params: idParams, body: abortBody.nullish(), summary: 'Abort: release the batch; the next prepare hands out the same changes' },
     }, async (req) => {
       await ownBatch(req, req.params.id);
-      const r = await ctx.service.steps.abort(req.params.id, req.body?.reason ?? null);
+      const r = await ctx.service.abort(req.params.id, req.body?.reason ?? null);
       if (r.changed) ctx.metrics.batches.inc({ event: 'aborted' });
       return { batch: batchJson(r.batch), changed: r.changed };
     });

@@ -27,7 +27,8 @@ export function tableRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
           accessKeyId: b.s3.access_key_id ?? null, secretAccessKey: b.s3.secret_access_key ?? null, sessionToken: b.s3.session_token ?? null,
         };
       }
-      const view = await ctx.service.registerTable(input, { verify: b.verify !== false });
+      const view = await ctx.service.registerTable(input, { verify: b.verify !== false, ...(b.poll_interval_seconds ? { pollIntervalSeconds: b.poll_interval_seconds } : {}) });
+      ctx.triggers?.poke('watch');
       return reply.code(201).send(tableViewJson(view));
     });
 

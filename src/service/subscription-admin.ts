@@ -1,0 +1,52 @@
+import { IpsError } from '../errors.js';
+import { parseSinkConfig, sinkConfigToJson, describeSinkConfig, sinkConfigFromJson } from '../sinks/index.js';
+import type { BatchLimits, FireCondition, OutboxEntry, State, Subscription } from '../state/index.js';
+import { normalizeLimits, type PrepareLimits } from './step-protocol.js';
+
+/** Creating and showing subscriptions; the sink is validated here and stored with its secrets. */
+export interface NewSubscription {
+  name: string;
+  consumer: string;
+  tables: string[];
+  condition?: FireCondition;
+  limits?: PrepareLimits;
+  /** The sink as the API takes it (see src/sinks). */
+  sink: unknown;
+  maxInFlight?: number;
+  maxAttempts?: number;
+  enabled?: boolean;
+}
+
+export async function createSubscription(state: State, input: NewSubscription, allowedHosts: string[] | undefined): Promise<Subscription> {
+  const sink = parseSinkConfig(input.sink, { allowedHosts });
+  if ((input.maxInFlight ?? 1) !== 1) {
+    throw new IpsError('INVALID_ARGUMENT',
+      'max_in_flight above 1 is not supported yet: each trigger waits for the previous batch to be committed or aborted, so runs see changes in order');
+  }
+  const repos = state.repos;
+  await repos.consumers.require(input.consumer);
+  const subscribed = new Set((await repos.watermarks.listByConsumer(input.consumer)).map((w) => w.sourceTable));
+  const missing = input.tables.filter((t) => !subscribed.has(t));
+  if (missing.length) {
+    throw new IpsError('NOT_FOUND', `consumer "${input.consumer}" does not subscribe to ${missing.map((t) => `"${t}"`).join(', ')}; subscribe it first (POST /v1/consumers/${input.consumer}/subscriptions)`);
+  }
+  const limits: BatchLimits = normalizeLimits(input.limits);
+  return repos.subscriptions.create({
+    name: input.name, consumer: input.consumer, tables: input.tables, sink: sinkConfigToJson(sink) as Record<string, unknown>,
+    ...(input.condition ? { condition: input.condition } : {}),
+    limits,
+    ...(input.maxAttempts !== undefined ? { maxAttempts: input.maxAttempts } : {}),
+    ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
+  });
+}
+
+/** The sink of a stored subscription, safe to show (secrets as ***). */
+export function describeStoredSink(s: Subscription): Record<string, unknown> {
+  try {
+    return describeSinkConfig(sinkConfigFromJson(s.sink));
+  } catch (e) {
+    return { type: String(s.sink['type'] ?? 'unknown'), error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+export type { OutboxEntry };

@@ -1,0 +1,234 @@
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { describeError, isIpsError } from '../errors.js';
+import { MetadataPointers } from '../catalog/metadata-pointer.js';
+import { createSink, isSinkError, sinkConfigFromJson, type Sink } from '../sinks/index.js';
+import { toTableRef, type State, type Subscription } from '../state/index.js';
+import type { IpsService } from './ips-service.js';
+import { consumerLag } from './lag.js';
+import { backoffMs, Loop } from './loop.js';
+import { triggerPayload } from './trigger-payload.js';
+
+/**
+ * Incremental triggers (DESIGN.md "Triggers"), as three loops every replica runs:
+ * - watch: polls due tables' metadata pointers (claimed per table, so replicas divide them) and
+ *   wakes the subscriptions of a table whose pointer moved;
+ * - fire: checks due subscriptions (claimed likewise); when the condition holds, prepares the
+ *   batch and stores its trigger (outbox row) in the same transaction;
+ * - deliver: sends due triggers to their sinks, oldest first per subscription, with retries,
+ *   exponential backoff and jitter, dead-lettering after max_attempts.
+ * A replica that dies leaves claims that expire; the others take the rows over. A trigger sent
+ * twice (a replica died between sending and recording it) starts no second run: the dedup key
+ * is derived from the batch.
+ */
+export interface TriggerOptions {
+  /** This replica's name in claims (default host:pid:random). */
+  owner?: string;
+  /** Loop period when idle (default 1000 ms). */
+  tickMs?: number;
+  /** How long a claim lasts (default 60 s): a dead replica's rows wait this long. */
+  claimSeconds?: number;
+  /** Allowed sink hosts (exact or *.suffix); undefined allows any. */
+  allowedHosts?: string[];
+  deliveryTimeoutMs?: number;
+  /** Backoff of failed deliveries and polls (default 1 s doubling to 5 min). */
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  /** Re-check of a subscription with nothing to do (default 60 s; a table change wakes it sooner). */
+  idleCheckMs?: number;
+  log?: (line: string) => void;
+  /** Observes outcomes (metrics). */
+  onEvent?: (event: 'polled' | 'table_changed' | 'fired' | 'delivered' | 'duplicate' | 'retry' | 'dead', detail?: Record<string, unknown>) => void;
+}
+
+export function defaultOwner(): string {
+  return `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+}
+
+export class TriggerService {
+  readonly owner: string;
+  private readonly state: State;
+  private readonly pointers = new MetadataPointers();
+  private readonly sinks = new Map<string, { version: number; sink: Sink }>();
+  private readonly loops: Loop[];
+  private readonly watchLoop: Loop;
+  private readonly fireLoop: Loop;
+  private readonly deliverLoop: Loop;
+  private readonly o: Required<Omit<TriggerOptions, 'allowedHosts' | 'onEvent' | 'owner'>> & Pick<TriggerOptions, 'allowedHosts' | 'onEvent'>;
+
+  constructor(private readonly service: IpsService, options: TriggerOptions = {}) {
+    this.state = service.state;
+    this.owner = options.owner ?? defaultOwner();
+    this.o = {
+      tickMs: options.tickMs ?? 1000,
+      claimSeconds: options.claimSeconds ?? 60,
+      allowedHosts: options.allowedHosts,
+      deliveryTimeoutMs: options.deliveryTimeoutMs ?? 10_000,
+      retryBaseMs: options.retryBaseMs ?? 1000,
+      retryCapMs: options.retryCapMs ?? 300_000,
+      idleCheckMs: options.idleCheckMs ?? 60_000,
+      log: options.log ?? (() => {}),
+      onEvent: options.onEvent,
+    };
+    this.watchLoop = new Loop('watch', this.o.tickMs, () => this.watchTick(), this.o.log);
+    this.fireLoop = new Loop('fire', this.o.tickMs, () => this.fireTick(), this.o.log);
+    this.deliverLoop = new Loop('deliver', this.o.tickMs, () => this.deliverTick(), this.o.log);
+    this.loops = [this.watchLoop, this.fireLoop, this.deliverLoop];
+  }
+
+  async start(): Promise<void> {
+    // Tables registered before watching existed (or by an older replica) get watched too.
+    await this.state.db.query(
+      'INSERT INTO table_watch (source_table) SELECT name FROM source_tables ON CONFLICT (source_table) DO NOTHING');
+    for (const l of this.loops) l.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.loops.map((l) => l.stop()));
+    await this.pointers.close();
+  }
+
+  /** Something changed here (an event, a commit): look now rather than at the next tick. */
+  poke(what: 'watch' | 'fire' | 'deliver'): void {
+    ({ watch: this.watchLoop, fire: this.fireLoop, deliver: this.deliverLoop })[what].poke();
+  }
+
+  // -- watch ------------------------------------------------------------------------------
+
+  private async watchTick(): Promise<boolean> {
+    const due = await this.state.repos.watch.claimDue(this.owner, 25, this.o.claimSeconds);
+    let changed = false;
+    await Promise.all(due.map(async (w) => {
+      const interval = w.pollIntervalSeconds * 1000;
+      const jittered = interval * (0.9 + Math.random() * 0.2);
+      try {
+        const table = await this.state.repos.sourceTables.require(w.sourceTable);
+        const location = await this.pointers.current(this.service.ioFor(table), toTableRef(table));
+        const r = await this.state.repos.watch.recordPoll(w.sourceTable, this.owner, { metadataLocation: location, headSnapshotId: null }, jittered, w.nextPollAt);
+        this.o.onEvent?.('polled', { table: w.sourceTable });
+        if (r.changed || w.metadataLocation === null) {
+          this.o.onEvent?.('table_changed', { table: w.sourceTable });
+          if ((await this.state.repos.subscriptions.wake({ tables: [w.sourceTable] })) > 0) changed = true;
+        }
+      } catch (e) {
+        const delay = Math.max(interval, backoffMs(w.errorCount + 1, this.o.retryBaseMs, this.o.retryCapMs));
+        await this.state.repos.watch.recordError(w.sourceTable, this.owner, describeError(e), delay).catch(() => {});
+      }
+    }));
+    if (changed) this.fireLoop.poke();
+    return due.length === 25;
+  }
+
+  // -- fire -------------------------------------------------------------------------------
+
+  private async fireTick(): Promise<boolean> {
+    const due = await this.state.repos.subscriptions.claimDue(this.owner, 10, this.o.claimSeconds);
+    let fired = false;
+    for (const s of due) {
+      try {
+        const r = await this.check(s);
+        if (r.fired) fired = true;
+        await this.state.repos.subscriptions.release(s.name, this.owner, { nextInMs: r.nextInMs, claimedNextCheckAt: s.nextCheckAt, pending: r.pending, error: null });
+      } catch (e) {
+        const msg = isIpsError(e) ? `${e.code}: ${e.message}` : describeError(e);
+        this.o.log(`subscription ${s.name}: ${msg}`);
+        await this.state.repos.subscriptions.release(s.name, this.owner, {
+          nextInMs: backoffMs(3, this.o.retryBaseMs, this.o.retryCapMs) + this.o.retryBaseMs, claimedNextCheckAt: s.nextCheckAt, pending: true, error: msg,
+        }).catch(() => {});
+      }
+    }
+    if (fired) this.deliverLoop.poke();
+    return due.length === 10;
+  }
+
+  /** Whether the subscription fires now; if not, when to look again. */
+  private async check(s: Subscription): Promise<{ fired: boolean; pending: boolean; nextInMs: number }> {
+    const repos = this.state.repos;
+    const idle = { fired: false, pending: false, nextInMs: this.o.idleCheckMs };
+    // In flight: a committed or aborted batch wakes the subscription again.
+    const open = (await repos.batches.list({ consumer: s.consumer, state: 'open' })).filter((b) => b.tables.some((t) => s.tables.includes(t.sourceTable)));
+    if (open.length >= s.maxInFlight) return { ...idle, pending: s.pendingSince !== null };
+
+    let files = 0n;
+    let bytes = 0n;
+    let records = 0n;
+    let behind = false;
+    for (const name of s.tables) {
+      const table = await repos.sourceTables.require(name);
+      const wm = await repos.watermarks.require(s.consumer, name);
+      const lag = consumerLag((await this.service.load(table)).metadata, wm, table.branch);
+      if (!lag.ok) throw Object.assign(new Error(`${name}: ${lag.code}: ${lag.message}`), { code: lag.code });
+      if (lag.lag.snapshots > 0) behind = true;
+      files += lag.lag.files;
+      bytes += lag.lag.bytes;
+      records += lag.lag.records;
+    }
+    if (!behind) return idle;
+
+    const now = Date.now();
+    const c = s.condition;
+    const waits: number[] = [];
+    if (c.intervalSeconds && s.lastFiredAt) {
+      const next = s.lastFiredAt.getTime() + c.intervalSeconds * 1000;
+      if (next > now) waits.push(next - now);
+    }
+    const thresholds = c.minFiles !== undefined || c.minBytes !== undefined || c.minRecords !== undefined;
+    const enough = !thresholds
+      || (c.minFiles !== undefined && files >= BigInt(c.minFiles))
+      || (c.minBytes !== undefined && bytes >= c.minBytes)
+      || (c.minRecords !== undefined && records >= c.minRecords);
+    const overdue = c.maxDelaySeconds !== undefined && s.pendingSince !== null && now - s.pendingSince.getTime() >= c.maxDelaySeconds * 1000;
+    if (!enough && !overdue) {
+      waits.push(c.maxDelaySeconds !== undefined ? (s.pendingSince ? s.pendingSince.getTime() + c.maxDelaySeconds * 1000 - now : c.maxDelaySeconds * 1000) : this.o.idleCheckMs);
+    }
+    if (waits.length > 0) return { fired: false, pending: true, nextInMs: Math.max(50, Math.min(...waits)) };
+
+    const seq = s.fireSeq + 1n;
+    const r = await this.service.steps.prepare({
+      consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${seq}`, limits: s.limits, trigger: { subscription: s.name, seq },
+    });
+    if (r.kind === 'no-changes') return idle;
+    if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });
+    return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  // -- deliver ----------------------------------------------------------------------------
+
+  private sinkFor(s: Subscription): Sink {
+    const version = s.updatedAt.getTime();
+    const cached = this.sinks.get(s.name);
+    if (cached && cached.version === version) return cached.sink;
+    const sink = createSink(sinkConfigFromJson(s.sink, { allowedHosts: this.o.allowedHosts }), {
+      allowedHosts: this.o.allowedHosts, timeoutMs: this.o.deliveryTimeoutMs,
+    });
+    this.sinks.set(s.name, { version, sink });
+    return sink;
+  }
+
+  private async deliverTick(): Promise<boolean> {
+    const due = await this.state.repos.outbox.claimDue(this.owner, 10, this.o.claimSeconds);
+    // Several subscriptions' triggers go out in parallel; each subscription's in order (claimDue gives one per subscription).
+    await Promise.all(due.map(async (entry) => {
+      const repos = this.state.repos;
+      let maxAttempts = 8;
+      try {
+        const s = await repos.subscriptions.require(entry.subscription);
+        maxAttempts = s.maxAttempts;
+        const batch = await repos.batches.require(entry.batchId);
+        const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch), { attempt: entry.attempts + 1 });
+        if (await repos.outbox.markDelivered(entry.id, this.owner, { outcome: result.outcome, runId: result.runId ?? null })) {
+          // The run starts now: its lease counts from here, not from when the batch waited for the sink.
+          await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
+          this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch.id.toString() });
+        }
+      } catch (e) {
+        const retryable = isSinkError(e) ? e.retryable : !isIpsError(e) || e.code !== 'INVALID_SINK';
+        const wait = Math.max(isSinkError(e) ? e.retryAfterMs ?? 0 : 0, backoffMs(entry.attempts + 1, this.o.retryBaseMs, this.o.retryCapMs));
+        const state = await repos.outbox.markFailed(entry.id, this.owner, { error: describeError(e), retryable, maxAttempts, retryInMs: wait });
+        this.o.onEvent?.(state === 'dead' ? 'dead' : 'retry', { subscription: entry.subscription, error: describeError(e) });
+        if (state === 'dead') this.o.log(`trigger ${entry.id} of ${entry.subscription} is dead after ${entry.attempts + 1} attempt(s): ${describeError(e)}`);
+      }
+    }));
+    return due.length === 10;
+  }
+}
