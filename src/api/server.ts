@@ -34,6 +34,8 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
     ? new TriggerService(service, {
       ...(config.replicaId ? { owner: config.replicaId } : {}),
       tickMs: config.tickMs,
+      claimSeconds: config.claimSeconds,
+      retryBaseMs: config.retryBaseMs,
       allowedHosts: config.sinkAllowedHosts,
       log,
       onEvent: (event) => metrics.triggers.inc({ event }),

@@ -36,6 +36,10 @@ export interface ServiceConfig {
   replicaId: string | undefined;
   /** Trigger loop period when idle, ms. */
   tickMs: number;
+  /** How long a replica's claim on a table, subscription or trigger lasts: a dead replica's work waits this long. */
+  claimSeconds: number;
+  /** First retry delay of a failed delivery or poll (doubling, with jitter, up to 5 min). */
+  retryBaseMs: number;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -56,6 +60,8 @@ const fileSchema = z.object({
   sink_allowed_hosts: z.array(z.string().min(1)).optional(),
   replica_id: z.string().min(1).max(200).optional(),
   tick_ms: z.coerce.number().int().min(10).max(60_000).optional(),
+  claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
+  retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
 }).strict();
 
 type FileConfig = z.infer<typeof fileSchema>;
@@ -76,6 +82,8 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_SINK_ALLOWED_HOSTS: 'sink_allowed_hosts',
   IPS_REPLICA_ID: 'replica_id',
   IPS_TICK_MS: 'tick_ms',
+  IPS_CLAIM_SECONDS: 'claim_seconds',
+  IPS_RETRY_BASE_MS: 'retry_base_ms',
 };
 
 function isLoopback(host: string): boolean {
@@ -168,6 +176,8 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     sinkAllowedHosts: c.sink_allowed_hosts,
     replicaId: c.replica_id,
     tickMs: c.tick_ms ?? 1000,
+    claimSeconds: c.claim_seconds ?? 60,
+    retryBaseMs: c.retry_base_ms ?? 1000,
     sources: sources.length ? sources : ['defaults'],
   };
 }
