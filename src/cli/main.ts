@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   step: async () => (await import('./step.js')).stepCommand(),
   tables: async () => (await import('./tables.js')).tablesCommand(),
   consumers: async () => (await import('./consumers.js')).consumersCommand(),
+  subscriptions: async () => (await import('./subscriptions.js')).subscriptionsCommand(),
 };
 
 const program = new Program('ips')

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { addClientOptions, enc, IpsClient, type ClientOptions } from './client.js';
+import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
 
 interface LagJson {
@@ -49,6 +49,7 @@ interface RegisterOptions extends ClientOptions {
   s3Region?: string;
   s3PathStyle?: boolean;
   verify?: boolean;
+  pollInterval?: string;
 }
 
 export function tablesCommand(): Command {
@@ -85,6 +86,7 @@ export function tablesCommand(): Command {
     .option('--s3-endpoint <url>', 'S3 endpoint of the table\'s storage, e.g. http://127.0.0.1:9000')
     .option('--s3-region <region>', 'S3 region')
     .option('--no-s3-path-style', 'virtual-hosted-style addressing')
+    .option('--poll-interval <seconds>', 'how often its metadata pointer is polled for subscriptions (default 30)', positiveIntArg('--poll-interval'))
     .option('--no-verify', 'register without loading the table'))
     .action(async (name: string, ref: string, opts: RegisterOptions) => {
       await runAction(opts.json, async () => {
@@ -94,6 +96,7 @@ export function tablesCommand(): Command {
           name,
           branch: opts.branch,
           verify: opts.verify !== false,
+          ...(opts.pollInterval ? { poll_interval_seconds: Number(opts.pollInterval) } : {}),
           ref: r.kind === 'sql'
             ? { kind: 'sql', uri: r.uri, identifier: r.identifier, ...(r.catalogName ? { catalog_name: r.catalogName } : {}) }
             : r.kind === 'rest'
@@ -109,6 +112,16 @@ export function tablesCommand(): Command {
         const t = await new IpsClient(opts).post<TableJson>('/v1/tables', body);
         if (opts.json) printJson(t);
         else process.stdout.write(`registered ${t.name}\n` + renderTable(t));
+      });
+    }));
+  tables.addCommand(addClientOptions(new Command('event')
+    .description('tell the service the table changed: it is polled now, and its subscriptions fire without waiting for the poll interval (admin)')
+    .argument('<name>'))
+    .action(async (name: string, opts: ClientOptions) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).post<{ woken: string[] }>(`/v1/tables/${enc(name)}/events`);
+        if (opts.json) printJson(r);
+        else process.stdout.write(`${name}: polled now\n`);
       });
     }));
   return tables;

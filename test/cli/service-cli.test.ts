@@ -2,7 +2,8 @@
 // bash step in an orchestrator) runs them, on the embedded default and on the real PostgreSQL.
 // Expectations come from the PyIceberg-written snapshot summaries of fixtures/tables/playback.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -57,7 +58,7 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
     tmp = mkdtempSync(path.join(os.tmpdir(), 'ips-cli-'));
     tableDir = path.join(tmp, 'playback');
     cpSync(path.join(REPO_ROOT, 'fixtures', 'tables', 'playback'), tableDir, { recursive: true });
-    const env: Record<string, string | undefined> = { ...process.env, IPS_ADMIN_TOKEN: ADMIN, IPS_DATA_DIR: path.join(tmp, 'data'), DATABASE_URL: undefined };
+    const env: Record<string, string | undefined> = { ...process.env, IPS_ADMIN_TOKEN: ADMIN, IPS_DATA_DIR: path.join(tmp, 'data'), DATABASE_URL: undefined, IPS_TICK_MS: '100' };
     if (kind === 'postgres') {
       const db = await createPgDatabase('cli');
       drop = db.drop;
@@ -159,6 +160,49 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
     expect(lines['IPS_HAS_CHANGES']).toBe('true');
     expect(lines['IPS_FILE_COUNT']).toBe('1');
     expect(lines['IPS_BATCH_ID']).toMatch(/^\d+$/);
+  });
+
+  test('a subscription created from the CLI starts a webhook run per batch; ips subscriptions triggers shows them', async () => {
+    // A real webhook receiver: records each CloudEvent and, as the "workflow", commits its batch.
+    const events: { key: string | undefined; batch: string; files: number }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => { body += d.toString(); });
+      req.on('end', () => {
+        const ev = JSON.parse(body) as { id: string; data: { batch_id: string; tables: { file_count: number }[] } };
+        events.push({ key: req.headers['idempotency-key'] as string | undefined, batch: ev.data.batch_id, files: ev.data.tables[0]!.file_count });
+        res.writeHead(200).end('{}');
+        void fetch(`${url}/v1/batches/${ev.data.batch_id}/commit`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const port = (receiver.address() as { port: number }).port;
+      const sinkFile = path.join(tmp, 'sink.json');
+      writeFileSync(sinkFile, JSON.stringify({ type: 'webhook', url: `http://127.0.0.1:${port}/hook`, secret: 'cli-test-secret' }));
+      json(['consumers', 'create', 'hooked', '--table', 'playback']);
+      const created = json(['subscriptions', 'create', 'hooked-sub', '--consumer', 'hooked', '--table', 'playback', '--sink', `@${sinkFile}`, '--max-files', '2']);
+      expect(created.sink).toMatchObject({ type: 'webhook', secret: '***' });
+      const expected = summaries(tableDir).files;
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const lag = json(['tables', 'get', 'playback']).consumers.find((c: { consumer: string }) => c.consumer === 'hooked').lag;
+        if (lag.files === '0') break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(events.reduce((n, e) => n + e.files, 0)).toBe(expected);
+      expect(events).toHaveLength(Math.ceil(expected / 2));
+      expect(new Set(events.map((e) => e.key)).size).toBe(events.length);
+      const triggers = json(['subscriptions', 'triggers', 'hooked-sub']).triggers as { seq: string; state: string; batch_id: string; dedup_key: string }[];
+      expect(triggers.map((t) => t.seq)).toEqual(events.map((_, i) => String(i + 1)));
+      expect(triggers.every((t) => t.state === 'delivered')).toBe(true);
+      expect(triggers.map((t) => t.dedup_key)).toEqual(events.map((e) => e.key));
+      const text = ips(['subscriptions', 'get', 'hooked-sub']);
+      expect(text.stdout).toMatch(/hooked-sub {2}enabled: consumer hooked on playback → webhook/);
+      expect(text.stdout).not.toContain('cli-test-secret');
+    } finally {
+      receiver.close();
+    }
   });
 
   test('errors are typed and actionable, in text and in --json', () => {
