@@ -76,6 +76,8 @@ export const tokenBody = z.object({
 export const prepareBody = z.object({
   instance_id: z.string().min(1).max(500).describe("the orchestrator's step instance id: a retried step gets the same batch"),
   table: name.optional(),
+  tables: z.array(name).min(1).max(100).optional().describe('several tables: one batch over all of them'),
+  max_in_flight: z.number().int().positive().max(1000).optional().describe('batches that may be open at once (default 1); a later one starts where the open ones end and commits after them'),
   limits: z.object({
     max_files: z.number().int().positive().max(10_000_000).optional(),
     max_bytes: int64.optional(),

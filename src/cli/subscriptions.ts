@@ -72,6 +72,7 @@ interface CreateOptions extends ClientOptions {
   maxBytes?: string;
   maxRecords?: string;
   maxAttempts?: string;
+  maxInFlight?: string;
   disabled?: boolean;
 }
 
@@ -93,6 +94,7 @@ export function subscriptionsCommand(): Command {
     .option('--max-bytes <n>', 'batch limit: bytes per batch', positiveIntArg('--max-bytes'))
     .option('--max-records <n>', 'batch limit: records per batch', positiveIntArg('--max-records'))
     .option('--max-attempts <n>', 'deliveries before a trigger is dead-lettered (default 8)', positiveIntArg('--max-attempts'))
+    .option('--max-in-flight <n>', 'batches (runs) that may be open at once (default 1: each waits for the previous commit)', positiveIntArg('--max-in-flight'))
     .option('--disabled', 'create it disabled'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -111,6 +113,7 @@ export function subscriptionsCommand(): Command {
           ...(Object.keys(condition).length ? { condition } : {}),
           ...(Object.keys(limits).length ? { limits } : {}),
           ...(opts.maxAttempts ? { max_attempts: Number(opts.maxAttempts) } : {}),
+          ...(opts.maxInFlight ? { max_in_flight: Number(opts.maxInFlight) } : {}),
           ...(opts.disabled ? { enabled: false } : {}),
         };
         const s = await new IpsClient(opts).post<SubscriptionJson>('/v1/subscriptions', body);

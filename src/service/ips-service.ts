@@ -276,7 +276,10 @@ export class IpsService {
   // -- batches ----------------------------------------------------------------------------
 
   /** Prepares the next batch; the table may be left out when the consumer subscribes to one. */
-  async prepare(req: { consumer: string; table?: string; instanceId: string; limits?: PrepareLimits }): Promise<PrepareResult> {
+  async prepare(req: { consumer: string; table?: string; tables?: string[]; instanceId: string; limits?: PrepareLimits; maxInFlight?: number }): Promise<PrepareResult> {
+    if (req.tables !== undefined && req.tables.length > 0) {
+      return this.steps.prepare({ consumer: req.consumer, tables: req.tables, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
+    }
     let table = req.table;
     if (table === undefined) {
       const subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
@@ -287,7 +290,7 @@ export class IpsService {
       if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.sourceTable).join(', ')}: name the table`);
       table = subs[0]!.sourceTable;
     }
-    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}) });
+    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
   }
 
   async getBatch(id: bigint): Promise<Batch> {

@@ -13,7 +13,7 @@ import { joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef,
-  type Batch, type BatchLimits, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -37,6 +37,11 @@ export interface PrepareRequest {
   tables?: string[];
   /** A subscription firing: its trigger is stored with the batch, in one transaction. */
   trigger?: { subscription: string; seq: bigint };
+  /**
+   * Batches that may be open at once (default 1). A batch prepared while others are open
+   * starts where the last of them ends, and commits only after them (in order).
+   */
+  maxInFlight?: number;
   /** The orchestrator's step id: a retried step gets the same batch. */
   instanceId: string;
   limits?: PrepareLimits;
@@ -207,15 +212,18 @@ export class StepProtocol {
         { details: { consumer: consumer.name, reason: consumer.stateReason } });
     }
 
-    // One batch in flight per consumer and table: a second one would hand out the same changes again.
+    const maxInFlight = req.maxInFlight ?? 1;
+    if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new IpsError('INVALID_ARGUMENT', 'maxInFlight must be a positive integer');
+    // At most maxInFlight batches per consumer and table (default one): more would hand out the same changes again.
+    let open: Batch[] = [];
     const busy = async (): Promise<Batch | null> => {
       await repos.batches.expireDue();
-      const open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
+      open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
         .filter((b) => b.tables.some((t) => tables.includes(t.sourceTable)));
       // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
       const mine = open.find((b) => b.instanceId === req.instanceId);
       if (mine) return mine;
-      if (open[0]) throw inFlight(open[0].tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]);
+      if (open.length >= maxInFlight) throw inFlight(open[0]!.tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]!);
       return null;
     };
     const raced = await busy();
@@ -224,7 +232,10 @@ export class StepProtocol {
     const planned: BatchTableInput[] = [];
     const watermarks: Watermark[] = [];
     for (const table of tables) {
-      const plan = await this.planTable(req, consumer.policy, table, limits);
+      // With batches in flight, this one starts where the last of them ends.
+      const ahead = open.flatMap((b) => b.tables.filter((t) => t.sourceTable === table))
+        .sort((a, b) => (a.baseWatermarkVersion < b.baseWatermarkVersion ? -1 : 1));
+      const plan = await this.planTable(req, consumer.policy, table, limits, ahead.at(-1) ?? null, ahead.length);
       watermarks.push(plan.watermark);
       if (plan.kind === 'no-changes') continue;
       // Concurrent prepares of one consumer race on the ICDC table's next version; before each
@@ -251,7 +262,7 @@ export class StepProtocol {
       instanceId: req.instanceId,
       leaseSeconds: consumer.leaseSeconds,
       limits,
-      maxInFlight: 1,
+      maxInFlight,
       tables: planned,
       ...(req.trigger ? { trigger: req.trigger } : {}),
     });
@@ -259,12 +270,14 @@ export class StepProtocol {
   }
 
   /** What one table contributes to a batch: its files within the limits and where its watermark moves. */
-  private async planTable(req: PrepareRequest, policy: CapturePolicy, table: string, limits: BatchLimits): Promise<
+  private async planTable(req: PrepareRequest, policy: CapturePolicy, table: string, limits: BatchLimits, after: BatchTable | null, ahead: number): Promise<
     | { kind: 'no-changes'; watermark: Watermark }
     | { kind: 'changes'; watermark: Watermark; table: BatchTableInput; io: FileIO; md: TableMetadata; added: FileChange[] }> {
     const repos = this.state.repos;
     const source = await repos.sourceTables.require(table);
-    const wm = await repos.watermarks.require(req.consumer, table);
+    const committed = await repos.watermarks.require(req.consumer, table);
+    // The position this batch starts from: the watermark, or where the open batches before it end.
+    const wm: Watermark = after === null ? committed : { ...committed, ...after.next, version: committed.version + BigInt(ahead) };
     const io = this.fileIO(source);
     const loaded = await loadTable(io, toTableRef(source));
     const md = loaded.metadata;

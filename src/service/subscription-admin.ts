@@ -19,10 +19,6 @@ export interface NewSubscription {
 
 export async function createSubscription(state: State, input: NewSubscription, allowedHosts: string[] | undefined): Promise<Subscription> {
   const sink = parseSinkConfig(input.sink, { allowedHosts });
-  if ((input.maxInFlight ?? 1) !== 1) {
-    throw new IpsError('INVALID_ARGUMENT',
-      'max_in_flight above 1 is not supported yet: each trigger waits for the previous batch to be committed or aborted, so runs see changes in order');
-  }
   const repos = state.repos;
   await repos.consumers.require(input.consumer);
   const subscribed = new Set((await repos.watermarks.listByConsumer(input.consumer)).map((w) => w.sourceTable));
@@ -36,6 +32,7 @@ export async function createSubscription(state: State, input: NewSubscription, a
     ...(input.condition ? { condition: input.condition } : {}),
     limits,
     ...(input.maxAttempts !== undefined ? { maxAttempts: input.maxAttempts } : {}),
+    ...(input.maxInFlight !== undefined ? { maxInFlight: input.maxInFlight } : {}),
     ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
   });
 }

@@ -186,6 +186,7 @@ export class TriggerService {
     const seq = s.fireSeq + 1n;
     const r = await this.service.steps.prepare({
       consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${seq}`, limits: s.limits, trigger: { subscription: s.name, seq },
+      maxInFlight: s.maxInFlight,
     });
     if (r.kind === 'no-changes') return idle;
     if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });

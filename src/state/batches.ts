@@ -259,12 +259,36 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
     const wm = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, t.sourceTable]);
     const version = wm.rows[0]?.version;
     if (version === undefined) throw new IpsError('NOT_FOUND', `consumer "${consumer}" does not subscribe to "${t.sourceTable}"`);
-    if (version !== t.baseWatermarkVersion) {
+    // With batches in flight, a new one chains after them: each commit moves the version by one.
+    const ahead = BigInt(new Set(busyRows.filter((r) => r.source_table === t.sourceTable).map((r) => r.id)).size);
+    if (version + ahead !== t.baseWatermarkVersion) {
       throw new IpsError('CONFLICT',
-        `the watermark of consumer "${consumer}" on "${t.sourceTable}" moved while the batch was prepared (version ${t.baseWatermarkVersion} → ${version}); prepare again`,
+        `the watermark of consumer "${consumer}" on "${t.sourceTable}" moved while the batch was prepared (planned on version ${t.baseWatermarkVersion}, it is at ${version} with ${ahead} batch(es) in flight); prepare again`,
         { details: { consumer, source_table: t.sourceTable, expected_version: t.baseWatermarkVersion.toString(), actual_version: version.toString() } });
     }
   }
+}
+
+/**
+ * Batches chained after a closed one (prepared on top of it, with more than one in flight)
+ * could never commit: their base moves only through it. They are aborted too, and their
+ * changes go to the next prepare with the closed batch's.
+ */
+async function closeLaterBatches(q: Queryable, closed: Batch, reason: string): Promise<void> {
+  const ids = new Set<bigint>();
+  for (const t of closed.tables) {
+    // Chained after it: planned on a later version of the same watermark.
+    const later = await q.query<{ id: bigint }>(
+      `SELECT b.id FROM batches b JOIN batch_tables t ON t.batch_id = b.id
+        WHERE b.consumer = $1 AND b.state = 'open' AND t.source_table = $2 AND t.base_watermark_version > $3`,
+      [closed.consumer, t.sourceTable, t.baseWatermarkVersion]);
+    for (const r of later.rows) ids.add(r.id);
+  }
+  if (ids.size === 0) return;
+  await q.query(
+    `UPDATE batches SET state = 'aborted', state_reason = $2, closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+      WHERE id = ANY($1::INT8[]) AND state = 'open'`, [int8Array([...ids]), reason]);
+  await cancelTriggers(q, [...ids]);
 }
 
 /** A closed batch's undelivered trigger is not sent: its changes go to the next batch. */
@@ -444,6 +468,7 @@ export class BatchesRepo {
       const batch = await repo.require(id);
       if (res.rowCount === 1) {
         await cancelTriggers(tx, [id]);
+        await closeLaterBatches(tx, batch, `an earlier batch (${id}) was ${state}`);
         return { batch, changed: true };
       }
       if (batch.state === state) return { batch, changed: false };
@@ -458,7 +483,10 @@ export class BatchesRepo {
               claimed_by = NULL, claim_expires_at = NULL
         WHERE state = 'open' AND lease_expires_at < now() RETURNING id`);
     const ids = res.rows.map((r) => r.id);
-    if (ids.length > 0) await cancelTriggers(this.q, ids);
+    if (ids.length > 0) {
+      await cancelTriggers(this.q, ids);
+      for (const b of await this.load(ids)) await closeLaterBatches(this.q, b, `an earlier batch (${b.id}) expired`);
+    }
     return ids;
   }
 

@@ -212,6 +212,36 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
     expect(got.files).toEqual(paths(last, 'added'));
   });
 
+  test('maxInFlight 3: batches chain, commit only in order, and an abort releases the ones after it', async () => {
+    const c = await consumer();
+    const opts = { consumer: c, table, limits: { maxFiles: 2 }, maxInFlight: 3 };
+    const a = batchOf(await proto.prepare({ ...opts, instanceId: 'm1' }));
+    const b = batchOf(await proto.prepare({ ...opts, instanceId: 'm2' }));
+    const d = batchOf(await proto.prepare({ ...opts, instanceId: 'm3' }));
+    expect(await code(proto.prepare({ ...opts, instanceId: 'm4' }))).toBe('BATCH_IN_FLIGHT');
+    const [ta, tb, td] = [a.tables[0]!, b.tables[0]!, d.tables[0]!];
+    // Each starts where the one before ends, on the next watermark version.
+    expect([ta.baseWatermarkVersion, tb.baseWatermarkVersion, td.baseWatermarkVersion]).toEqual([1n, 2n, 3n]);
+    expect(tb.fromSnapshotId).toBe(ta.next.snapshotId);
+    expect(td.fromSnapshotId).toBe(tb.next.snapshotId);
+    const all = [...paths(a, 'added'), ...paths(b, 'added'), ...paths(d, 'added'), ...paths(a, 'removed'), ...paths(b, 'removed'), ...paths(d, 'removed')];
+    expect(new Set(all).size).toBe(6);
+
+    // Out of order: the base has not moved there yet.
+    expect(await code(proto.commit(b.id))).toBe('CONFLICT');
+    expect((await proto.commit(a.id)).alreadyCommitted).toBe(false);
+
+    // Aborting b releases d too (it could never commit); the next batch hands out b's files again.
+    const aborted = await proto.abort(b.id, 'test');
+    expect(aborted.changed).toBe(true);
+    expect((await state.repos.batches.require(d.id)).state).toBe('aborted');
+    const again = batchOf(await proto.prepare({ ...opts, instanceId: 'm5' }));
+    expect(again.tables[0]!.fromSnapshotId).toBe(tb.fromSnapshotId);
+    expect(paths(again, 'added')).toEqual(paths(b, 'added'));
+    expect(paths(again, 'removed')).toEqual(paths(b, 'removed'));
+    expect((await proto.commit(again.id)).watermarks[0]!.version).toBe(3n);
+  });
+
   test('committing twice is a no-op', async () => {
     const c = await consumer();
     const b = batchOf(await proto.prepare({ consumer: c, table, instanceId: 'x', limits: { maxFiles: 2 } }));

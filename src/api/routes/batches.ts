@@ -32,6 +32,8 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       const r = await ctx.service.prepare({
         consumer: req.params.name, instanceId: b.instance_id,
         ...(b.table !== undefined ? { table: b.table } : {}),
+        ...(b.tables !== undefined ? { tables: b.tables } : {}),
+        ...(b.max_in_flight !== undefined ? { maxInFlight: b.max_in_flight } : {}),
         ...(limits ? { limits } : {}),
       });
       if (r.kind === 'no-changes') {
