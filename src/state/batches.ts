@@ -109,7 +109,8 @@ const limitsInput = z.object({
   maxRecords: z.bigint().positive().optional(),
 }).strict();
 
-const limitsJson = z.object({
+/** Batch limits as stored (JSONB, snake_case, 64-bit values as strings). */
+export const limitsJson = z.object({
   max_files: z.number().int().positive().optional(),
   max_bytes: int64FromJson.optional(),
   max_records: int64FromJson.optional(),
@@ -119,7 +120,7 @@ const limitsJson = z.object({
   ...(j.max_records !== undefined ? { maxRecords: j.max_records } : {}),
 }));
 
-function limitsToJson(l: BatchLimits): Record<string, unknown> {
+export function limitsToJson(l: BatchLimits): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (l.maxFiles !== undefined) out.max_files = l.maxFiles;
   if (l.maxBytes !== undefined) out.max_bytes = int64ToJson(l.maxBytes);

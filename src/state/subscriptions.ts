@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { checkName, int64FromJson, int64ToJson, parseInput, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, type Queryable } from './database.js';
-import type { BatchLimits } from './batches.js';
+import { limitsJson, limitsToJson, type BatchLimits } from './batches.js';
 import { textArray } from './table-watch.js';
 
 /**
@@ -70,24 +70,6 @@ export function conditionToJson(c: FireCondition): Record<string, unknown> {
   if (c.minBytes !== undefined) out.min_bytes = int64ToJson(c.minBytes);
   if (c.minRecords !== undefined) out.min_records = int64ToJson(c.minRecords);
   if (c.maxDelaySeconds !== undefined) out.max_delay_seconds = c.maxDelaySeconds;
-  return out;
-}
-
-const limitsJson = z.object({
-  max_files: z.number().int().positive().optional(),
-  max_bytes: int64FromJson.optional(),
-  max_records: int64FromJson.optional(),
-}).transform((j): BatchLimits => ({
-  ...(j.max_files !== undefined ? { maxFiles: j.max_files } : {}),
-  ...(j.max_bytes !== undefined ? { maxBytes: j.max_bytes } : {}),
-  ...(j.max_records !== undefined ? { maxRecords: j.max_records } : {}),
-}));
-
-function limitsToJson(l: BatchLimits): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (l.maxFiles !== undefined) out.max_files = l.maxFiles;
-  if (l.maxBytes !== undefined) out.max_bytes = int64ToJson(l.maxBytes);
-  if (l.maxRecords !== undefined) out.max_records = int64ToJson(l.maxRecords);
   return out;
 }
 
