@@ -59,7 +59,14 @@ export function prepareEnvLines(r: PrepareJson): string[] {
   const b = r.batch;
   if (b) {
     const t = b.tables[0];
-    lines.push(['IPS_BATCH_ID', b.id], ['IPS_CONSUMER', b.consumer], ['IPS_INSTANCE_ID', b.instance_id], ['IPS_LEASE_EXPIRES_AT', b.lease_expires_at]);
+    lines.push(['IPS_BATCH_ID', b.id], ['IPS_CONSUMER', b.consumer], ['IPS_INSTANCE_ID', b.instance_id], ['IPS_LEASE_EXPIRES_AT', b.lease_expires_at],
+      ['IPS_TABLES', b.tables.map((x) => x.table).join(',')]);
+    // Several tables: the first one below; every table's ICDC table as IPS_ICDC_TABLE__<TABLE>.
+    if (b.tables.length > 1) {
+      for (const x of b.tables) {
+        lines.push([`IPS_ICDC_TABLE__${envKey(x.table)}`, x.icdc?.table ?? ''], [`IPS_ICDC_METADATA_LOCATION__${envKey(x.table)}`, x.icdc?.metadata_location ?? '']);
+      }
+    }
     if (t) {
       lines.push(
         ['IPS_TABLE', t.table],
@@ -95,7 +102,7 @@ function renderBatch(b: BatchJson): string {
 
 interface PrepareOptions extends ClientOptions {
   consumer: string;
-  table?: string;
+  table: string[];
   instanceId: string;
   maxFiles?: string;
   maxBytes?: string;
@@ -114,7 +121,7 @@ export function stepCommand(): Command {
   step.addCommand(addClientOptions(new Command('prepare')
     .description('prepare the consumer\'s next batch (a retried step with the same --instance-id gets the same batch)')
     .addOption(new Option('--consumer <name>', 'the consumer').env('IPS_CONSUMER').makeOptionMandatory())
-    .option('--table <name>', 'source table (needed when the consumer subscribes to several)')
+    .option('--table <name>', 'source table (needed when the consumer subscribes to several; repeat it for one batch over several tables)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--instance-id <id>', 'the orchestrator\'s step instance / run id').env('IPS_INSTANCE_ID').makeOptionMandatory())
     .option('--max-files <n>', 'at most this many files (splits a snapshot when needed)', positiveIntArg('--max-files'))
     .option('--max-bytes <n>', 'at most this many bytes', positiveIntArg('--max-bytes'))
@@ -126,7 +133,12 @@ export function stepCommand(): Command {
         if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
         if (opts.maxBytes) limits.max_bytes = opts.maxBytes;
         if (opts.maxRecords) limits.max_records = opts.maxRecords;
-        const body = { instance_id: opts.instanceId, ...(opts.table ? { table: opts.table } : {}), ...(Object.keys(limits).length ? { limits } : {}) };
+        const tables = opts.table;
+        const body = {
+          instance_id: opts.instanceId,
+          ...(tables.length === 1 ? { table: tables[0] } : tables.length > 1 ? { tables } : {}),
+          ...(Object.keys(limits).length ? { limits } : {}),
+        };
         const r = await new IpsClient(opts).post<PrepareJson>(`/v1/consumers/${enc(opts.consumer)}/batches`, body);
         if (opts.json) printJson(r);
         else if (opts.env) process.stdout.write(prepareEnvLines(r).join('\n') + '\n');
