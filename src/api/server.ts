@@ -60,7 +60,13 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const url = `http://${host}:${port}`;
   await triggers?.start();
   const sweep = setInterval(() => {
-    state.repos.batches.expireDue().catch((e: unknown) => app.log.warn(`lease sweep failed: ${describeError(e)}`));
+    (async () => {
+      const expired = await state.repos.batches.load(await state.repos.batches.expireDue());
+      // Their changes go to the next batch: a subscription fires again now, not at its next idle check.
+      for (const consumer of new Set(expired.map((b) => b.consumer))) {
+        if ((await state.repos.subscriptions.wake({ consumer })) > 0) triggers?.poke('fire');
+      }
+    })().catch((e: unknown) => app.log.warn(`lease sweep failed: ${describeError(e)}`));
   }, config.leaseSweepSeconds * 1000);
   sweep.unref();
   let closing: Promise<void> | null = null;

@@ -49,7 +49,7 @@ export class TriggerService {
   readonly owner: string;
   private readonly state: State;
   private readonly pointers = new MetadataPointers();
-  private readonly sinks = new Map<string, { version: number; sink: Sink }>();
+  private readonly sinks = new Map<string, { version: string; sink: Sink }>();
   private readonly loops: Loop[];
   private readonly watchLoop: Loop;
   private readonly fireLoop: Loop;
@@ -196,7 +196,8 @@ export class TriggerService {
   // -- deliver ----------------------------------------------------------------------------
 
   private sinkFor(s: Subscription): Sink {
-    const version = s.updatedAt.getTime();
+    // Keyed by the stored config itself: a sink (and its HTTP auth, e.g. Airflow 3's JWT) lives as long as its config.
+    const version = crypto.createHash('sha256').update(JSON.stringify(s.sink)).digest('hex');
     const cached = this.sinks.get(s.name);
     if (cached && cached.version === version) return cached.sink;
     const sink = createSink(sinkConfigFromJson(s.sink, { allowedHosts: this.o.allowedHosts }), {

@@ -187,7 +187,7 @@ export class SubscriptionsRepo {
   async release(name: string, owner: string, r: { nextInMs: number; claimedNextCheckAt: Date; pending: boolean; error?: string | null }): Promise<void> {
     await this.q.query(
       `UPDATE subscriptions SET
-          next_check_at = CASE WHEN next_check_at > $4 THEN next_check_at ELSE now() + $3::INT8 * INTERVAL '1 millisecond' END,
+          next_check_at = CASE WHEN date_trunc('milliseconds', next_check_at) > $4 THEN next_check_at ELSE now() + $3::INT8 * INTERVAL '1 millisecond' END,
           pending_since = CASE WHEN $5 THEN COALESCE(pending_since, now()) ELSE NULL END,
           last_error = $6, claimed_by = NULL, claim_expires_at = NULL, updated_at = now()
         WHERE name = $1 AND claimed_by = $2`,

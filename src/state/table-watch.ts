@@ -80,8 +80,9 @@ export class TableWatchRepo {
       `UPDATE table_watch SET
           changed_at = CASE WHEN metadata_location IS DISTINCT FROM $3 THEN now() ELSE changed_at END,
           metadata_location = $3, head_snapshot_id = $4, polled_at = now(),
-          -- an event during the poll (wake) moved next_poll_at: keep it due
-          next_poll_at = CASE WHEN next_poll_at > $6 THEN next_poll_at ELSE now() + $5::INT8 * INTERVAL '1 millisecond' END,
+          -- an event during the poll (wake) moved next_poll_at: keep it due (milliseconds: the
+          -- claimed value came back through a JS Date, the column keeps microseconds)
+          next_poll_at = CASE WHEN date_trunc('milliseconds', next_poll_at) > $6 THEN next_poll_at ELSE now() + $5::INT8 * INTERVAL '1 millisecond' END,
           error_count = 0, last_error = NULL, claimed_by = NULL, claim_expires_at = NULL
         WHERE source_table = $1 AND claimed_by = $2
         RETURNING changed_at = now() AS changed`,
