@@ -5,7 +5,7 @@ import { tableMetadataFromJson } from '../iceberg/metadata.js';
 import { resolveTableDirectory } from './hadoop-catalog.js';
 import { RestCatalog } from './rest-catalog.js';
 import { SqlCatalog } from './sql-catalog.js';
-import { readMetadataFile, type LoadedTable } from './table.js';
+import { readMetadataFile, type LoadedTable, type MetadataCache } from './table.js';
 
 export interface CatalogOptions {
   /** postgresql://… (JDBC/SQL catalog layout) or http(s)://… (REST catalog). */
@@ -36,13 +36,14 @@ export function parseTableRef(ref: string, opts: CatalogOptions = {}): TableRef 
   return { kind: 'directory', location: ref };
 }
 
-export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable> {
+/** Loads a table's current metadata; with a cache, a metadata file already parsed is not parsed again. */
+export async function loadTable(io: FileIO, ref: TableRef, cache?: MetadataCache): Promise<LoadedTable> {
   switch (ref.kind) {
     case 'metadata-file':
-      return { name: ref.location, metadataLocation: ref.location, metadata: await readMetadataFile(io, ref.location) };
+      return { name: ref.location, metadataLocation: ref.location, metadata: await readMetadataFile(io, ref.location, cache) };
     case 'directory': {
       const loc = await resolveTableDirectory(io, ref.location);
-      const metadata = await readMetadataFile(io, loc);
+      const metadata = await readMetadataFile(io, loc, cache);
       // A copied table still names the place it was written; its files are under this directory now.
       const dir = ref.location.replace(/\/+$/, '');
       const written = metadata.location.replace(/\/+$/, '');
@@ -56,7 +57,7 @@ export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable>
       const cat = SqlCatalog.connect(ref.uri, ref.catalogName);
       try {
         const row = await cat.loadTableRow(ref.identifier);
-        return { name: ref.identifier, metadataLocation: row.metadataLocation, metadata: await readMetadataFile(io, row.metadataLocation) };
+        return { name: ref.identifier, metadataLocation: row.metadataLocation, metadata: await readMetadataFile(io, row.metadataLocation, cache) };
       } finally {
         await cat.close();
       }
@@ -66,7 +67,7 @@ export async function loadTable(io: FileIO, ref: TableRef): Promise<LoadedTable>
       const t = await cat.loadTable(ref.identifier);
       const metadata = t.metadata !== undefined && t.metadata !== null
         ? tableMetadataFromJson(t.metadata, `REST catalog metadata of ${ref.identifier}`)
-        : await readMetadataFile(io, t.metadataLocation);
+        : await readMetadataFile(io, t.metadataLocation, cache);
       return { name: ref.identifier, metadataLocation: t.metadataLocation, metadata };
     }
   }

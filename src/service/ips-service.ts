@@ -1,6 +1,7 @@
 import { IpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
-import type { LoadedTable } from '../catalog/table.js';
+import { MetadataPointers } from '../catalog/metadata-pointer.js';
+import { MetadataCache, readMetadataFile, type LoadedTable } from '../catalog/table.js';
 import { computeChangeSet } from '../capture/change-set.js';
 import { changesJson, type ChangesJson } from '../capture/changes-json.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
@@ -71,6 +72,15 @@ export class IpsService {
   readonly steps: StepProtocol;
   private readonly fileIO: (table: SourceTable) => FileIO;
 
+  private readonly pointers = new MetadataPointers();
+  private readonly metadataCaches = new WeakMap<FileIO, MetadataCache>();
+
+  private metadataCache(io: FileIO): MetadataCache {
+    let c = this.metadataCaches.get(io);
+    if (!c) this.metadataCaches.set(io, (c = new MetadataCache()));
+    return c;
+  }
+
   /** One FileIO (and so one S3 client and its connection pool) per table and settings version. */
   private readonly ios = new Map<string, { version: number; io: FileIO }>();
 
@@ -90,13 +100,14 @@ export class IpsService {
       this.ios.set(t.name, { version, io });
       return io;
     };
-    this.steps = new StepProtocol(state, { icdcRoot: options.warehouse, fileIO: this.fileIO });
+    this.steps = new StepProtocol(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, loadTable: (t) => this.load(t) });
   }
 
   /** Releases the cached FileIOs (the state is the caller's to close). */
   close(): void {
     for (const { io } of this.ios.values()) closeIO(io);
     this.ios.clear();
+    void this.pointers.close();
   }
 
   // -- tables -----------------------------------------------------------------------------
@@ -128,7 +139,13 @@ export class IpsService {
   async load(t: SourceTable): Promise<LoadedTable> {
     const io = this.fileIO(t);
     try {
-      return await loadTable(io, toTableRef(t));
+      const ref = toTableRef(t);
+      if (ref.kind === 'sql') {
+        // The catalog's connection pool is kept between loads; the metadata file is parsed once per version.
+        const location = await this.pointers.current(io, ref);
+        return { name: ref.identifier, metadataLocation: location, metadata: await readMetadataFile(io, location, this.metadataCache(io)) };
+      }
+      return await loadTable(io, ref, this.metadataCache(io));
     } catch (e) {
       if (e instanceof IpsError) throw new IpsError(e.code === 'NOT_FOUND' ? 'TABLE_NOT_FOUND' : e.code, `source table "${t.name}": ${e.message}`, { cause: e, details: e.details });
       throw e;

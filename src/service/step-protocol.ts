@@ -1,5 +1,6 @@
 import { IpsError, isIpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
+import type { LoadedTable } from '../catalog/table.js';
 import { computeChangeSet } from '../capture/change-set.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
@@ -72,6 +73,8 @@ export interface StepProtocolOptions {
   fileIO?: (table: SourceTable) => FileIO;
   /** Recorded in the watermark audit (default `step-protocol`). */
   actor?: string;
+  /** How a source table's current metadata is loaded (default: loadTable through fileIO). */
+  loadTable?: (table: SourceTable) => Promise<LoadedTable>;
 }
 
 /** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
@@ -279,7 +282,7 @@ export class StepProtocol {
     // The position this batch starts from: the watermark, or where the open batches before it end.
     const wm: Watermark = after === null ? committed : { ...committed, ...after.next, version: committed.version + BigInt(ahead) };
     const io = this.fileIO(source);
-    const loaded = await loadTable(io, toTableRef(source));
+    const loaded = this.options.loadTable ? await this.options.loadTable(source) : await loadTable(io, toTableRef(source));
     const md = loaded.metadata;
     let reader = this.readers.get(io);
     if (!reader) this.readers.set(io, (reader = new ManifestReader(io, READER_BUDGET_BYTES)));

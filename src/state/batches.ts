@@ -3,6 +3,7 @@ import { IpsError } from '../errors.js';
 import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
 import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
@@ -470,6 +471,7 @@ export class BatchesRepo {
       if (res.rowCount === 1) {
         await cancelTriggers(tx, [id]);
         await closeLaterBatches(tx, batch, `an earlier batch (${id}) was ${state}`);
+        await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
         return { batch, changed: true };
       }
       if (batch.state === state) return { batch, changed: false };
@@ -520,6 +522,8 @@ export class BatchesRepo {
       await tx.query(
         `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
           WHERE id = $1`, [id]);
+      // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
+      await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
       return { batch: await repo.require(id), watermarks, alreadyCommitted: false };
     });
   }

@@ -4,6 +4,7 @@ import { checkName, int64FromJson, int64ToJson, parseInput, parseRow } from './c
 import { jsonParam, sqlState, SQLSTATE, type Queryable } from './database.js';
 import { limitsJson, limitsToJson, type BatchLimits } from './batches.js';
 import { textArray } from './table-watch.js';
+import { wakeSql } from './wake.js';
 
 /**
  * When a subscription fires: its tables changed, at most once per interval, once enough has
@@ -200,7 +201,7 @@ export class SubscriptionsRepo {
     const names = all.rows.filter((s) => (by.consumer !== undefined && s.consumer === by.consumer)
       || (by.tables !== undefined && s.tables.some((t) => by.tables!.includes(t)))).map((s) => s.name);
     if (names.length === 0) return 0;
-    await this.q.query('UPDATE subscriptions SET next_check_at = now() WHERE name = ANY($1::TEXT[]) AND next_check_at > now()', [textArray(names)]);
+    await this.q.query(wakeSql('name = ANY($1::TEXT[])'), [textArray(names)]);
     return names.length;
   }
 }
