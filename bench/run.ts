@@ -10,8 +10,10 @@ import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
 import { changePlanning } from './change-planning.js';
 import { httpStep } from './http-step.js';
+import { triggerLatency } from './trigger-latency.js';
+import { watchCpu } from './watch-cpu.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu];
 
 function usage(): string {
   const lines = [
