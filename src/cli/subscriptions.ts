@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { IpsError, describeError } from '../errors.js';
+import { parsePolicy } from '../capture/policy.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
 
@@ -73,6 +74,8 @@ interface CreateOptions extends ClientOptions {
   maxRecords?: string;
   maxAttempts?: string;
   maxInFlight?: string;
+  range?: string;
+  policy?: string;
   disabled?: boolean;
 }
 
@@ -95,6 +98,8 @@ export function subscriptionsCommand(): Command {
     .option('--max-records <n>', 'batch limit: records per batch', positiveIntArg('--max-records'))
     .option('--max-attempts <n>', 'deliveries before a trigger is dead-lettered (default 8)', positiveIntArg('--max-attempts'))
     .option('--max-in-flight <n>', 'batches (runs) that may be open at once (default 1: each waits for the previous commit)', positiveIntArg('--max-in-flight'))
+    .option('--range <fields>', 'comma-separated fields its batches get change ranges for (set on the consumer)')
+    .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail (set on the consumer)')
     .option('--disabled', 'create it disabled'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -115,6 +120,8 @@ export function subscriptionsCommand(): Command {
           ...(opts.maxAttempts ? { max_attempts: Number(opts.maxAttempts) } : {}),
           ...(opts.maxInFlight ? { max_in_flight: Number(opts.maxInFlight) } : {}),
           ...(opts.disabled ? { enabled: false } : {}),
+          ...(opts.range ? { range_fields: opts.range.split(',').map((x) => x.trim()).filter(Boolean) } : {}),
+          ...(opts.policy ? { policy: parsePolicy(opts.policy) } : {}),
         };
         const s = await new IpsClient(opts).post<SubscriptionJson>('/v1/subscriptions', body);
         if (opts.json) printJson(s);

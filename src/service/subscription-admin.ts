@@ -1,6 +1,9 @@
 import { IpsError } from '../errors.js';
 import { parseSinkConfig, sinkConfigToJson, describeSinkConfig, sinkConfigFromJson } from '../sinks/index.js';
-import type { BatchLimits, FireCondition, OutboxEntry, State, Subscription } from '../state/index.js';
+import type { BatchLimits, FireCondition, OutboxEntry, SourceTable, State, Subscription } from '../state/index.js';
+import type { LoadedTable } from '../catalog/table.js';
+import type { CapturePolicy } from '../capture/policy.js';
+import { resolveFieldId } from '../capture/ranges.js';
 import { normalizeLimits, type PrepareLimits } from './step-protocol.js';
 
 /** Creating and showing subscriptions; the sink is validated here and stored with its secrets. */
@@ -15,9 +18,14 @@ export interface NewSubscription {
   maxInFlight?: number;
   maxAttempts?: number;
   enabled?: boolean;
+  /** Set on the consumer's watermarks of these tables: the fields its batches get ranges for. */
+  rangeFields?: string[];
+  /** Set on the consumer: what its batches do with overwrite and delete snapshots. */
+  policy?: Partial<CapturePolicy>;
 }
 
-export async function createSubscription(state: State, input: NewSubscription, allowedHosts: string[] | undefined): Promise<Subscription> {
+export async function createSubscription(state: State, input: NewSubscription, allowedHosts: string[] | undefined,
+  load: (t: SourceTable) => Promise<LoadedTable>): Promise<Subscription> {
   const sink = parseSinkConfig(input.sink, { allowedHosts });
   const repos = state.repos;
   await repos.consumers.require(input.consumer);
@@ -27,13 +35,24 @@ export async function createSubscription(state: State, input: NewSubscription, a
     throw new IpsError('NOT_FOUND', `consumer "${input.consumer}" does not subscribe to ${missing.map((t) => `"${t}"`).join(', ')}; subscribe it first (POST /v1/consumers/${input.consumer}/subscriptions)`);
   }
   const limits: BatchLimits = normalizeLimits(input.limits);
-  return repos.subscriptions.create({
+  if (input.rangeFields !== undefined) {
+    // Checked against each table's schema, so a typo fails now rather than at the first batch.
+    for (const t of input.tables) {
+      const md = (await load(await repos.sourceTables.require(t))).metadata;
+      for (const f of input.rangeFields) resolveFieldId(md, f);
+    }
+  }
+  return state.withTransaction(async (tx) => {
+    if (input.rangeFields !== undefined) for (const t of input.tables) await tx.watermarks.setRangeFields(input.consumer, t, input.rangeFields);
+    if (input.policy !== undefined) await tx.consumers.update(input.consumer, { policy: input.policy });
+    return tx.subscriptions.create({
     name: input.name, consumer: input.consumer, tables: input.tables, sink: sinkConfigToJson(sink) as Record<string, unknown>,
     ...(input.condition ? { condition: input.condition } : {}),
     limits,
     ...(input.maxAttempts !== undefined ? { maxAttempts: input.maxAttempts } : {}),
     ...(input.maxInFlight !== undefined ? { maxInFlight: input.maxInFlight } : {}),
     ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
+    });
   });
 }
 

@@ -164,13 +164,13 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
 
   test('a subscription created from the CLI starts a webhook run per batch; ips subscriptions triggers shows them', async () => {
     // A real webhook receiver: records each CloudEvent and, as the "workflow", commits its batch.
-    const events: { key: string | undefined; batch: string; files: number }[] = [];
+    const events: { key: string | undefined; batch: string; files: number; ranged: boolean }[] = [];
     const receiver = http.createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => { body += d.toString(); });
       req.on('end', () => {
-        const ev = JSON.parse(body) as { id: string; data: { batch_id: string; tables: { file_count: number }[] } };
-        events.push({ key: req.headers['idempotency-key'] as string | undefined, batch: ev.data.batch_id, files: ev.data.tables[0]!.file_count });
+        const ev = JSON.parse(body) as { id: string; data: { batch_id: string; tables: { file_count: number; ranges: Record<string, unknown> }[] } };
+        events.push({ key: req.headers['idempotency-key'] as string | undefined, batch: ev.data.batch_id, files: ev.data.tables[0]!.file_count, ranged: 'event_ts' in ev.data.tables[0]!.ranges });
         res.writeHead(200).end('{}');
         void fetch(`${url}/v1/batches/${ev.data.batch_id}/commit`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
       });
@@ -181,8 +181,12 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
       const sinkFile = path.join(tmp, 'sink.json');
       writeFileSync(sinkFile, JSON.stringify({ type: 'webhook', url: `http://127.0.0.1:${port}/hook`, secret: 'cli-test-secret' }));
       json(['consumers', 'create', 'hooked', '--table', 'playback']);
-      const created = json(['subscriptions', 'create', 'hooked-sub', '--consumer', 'hooked', '--table', 'playback', '--sink', `@${sinkFile}`, '--max-files', '2']);
+      const created = json(['subscriptions', 'create', 'hooked-sub', '--consumer', 'hooked', '--table', 'playback', '--sink', `@${sinkFile}`, '--max-files', '2',
+        '--range', 'event_ts']);
       expect(created.sink).toMatchObject({ type: 'webhook', secret: '***' });
+      expect(json(['consumers', 'get', 'hooked']).tables[0].range_fields).toEqual(['event_ts']);
+      const typo = ips(['subscriptions', 'create', 'typo-sub', '--consumer', 'hooked', '--table', 'playback', '--sink', `@${sinkFile}`, '--range', 'event_tss', '--json']);
+      expect(JSON.parse(typo.stderr).error.code).toBe('UNKNOWN_FIELD');
       const expected = summaries(tableDir).files;
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
@@ -193,6 +197,7 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
       expect(events.reduce((n, e) => n + e.files, 0)).toBe(expected);
       expect(events).toHaveLength(Math.ceil(expected / 2));
       expect(new Set(events.map((e) => e.key)).size).toBe(events.length);
+      expect(events.every((e) => e.ranged)).toBe(true);
       const triggers = json(['subscriptions', 'triggers', 'hooked-sub']).triggers as { seq: string; state: string; batch_id: string; dedup_key: string }[];
       expect(triggers.map((t) => t.seq)).toEqual(events.map((_, i) => String(i + 1)));
       expect(triggers.every((t) => t.state === 'delivered')).toBe(true);

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requireAdmin, requireConsumer } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { idParams, int64, name, nameParams } from '../schemas.js';
+import { idParams, int64, name, nameParams, policy } from '../schemas.js';
 import { conditionToJson, int64ToJson, type OutboxEntry, type Subscription } from '../../state/index.js';
 import { createSubscription, describeStoredSink } from '../../service/subscription-admin.js';
 import { apiError } from '../problem.js';
@@ -25,6 +25,8 @@ const createBody = z.object({
   max_in_flight: z.number().int().positive().optional(),
   max_attempts: z.number().int().positive().max(1000).optional(),
   enabled: z.boolean().optional(),
+  range_fields: z.array(z.string().min(1)).max(64).optional().describe("set on the consumer's watermarks of these tables: fields to get change ranges for"),
+  policy: policy.optional().describe('set on the consumer: overwrite include|added-only|fail, delete include|skip|fail'),
 }).strict();
 
 function subscriptionJson(s: Subscription): Record<string, unknown> {
@@ -88,7 +90,9 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.max_in_flight !== undefined ? { maxInFlight: b.max_in_flight } : {}),
         ...(b.max_attempts !== undefined ? { maxAttempts: b.max_attempts } : {}),
         ...(b.enabled !== undefined ? { enabled: b.enabled } : {}),
-      }, ctx.sinkAllowedHosts);
+        ...(b.range_fields !== undefined ? { rangeFields: b.range_fields } : {}),
+        ...(b.policy !== undefined ? { policy: b.policy } : {}),
+      }, ctx.sinkAllowedHosts, (t) => ctx.service.load(t));
       ctx.triggers?.poke('fire');
       return reply.code(201).send(subscriptionJson(s));
     });
