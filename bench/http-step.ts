@@ -671,7 +671,7 @@ export const httpStep: Benchmark = {
         console.log(`   ${BACKEND_LABEL[r.backend].padEnd(10)} r${r.round}: ${r.perSecond.join(' ')}`);
       }
       const full = results.filter((r) => r.mode === 'full');
-      console.log(`   (each consumer prepared ~${fmtInt(median(full.map((r) => r.batchesPerConsumer)))} batches per phase: as many ICDC snapshots in its ICDC table, whose metadata grows with each)`);
+      console.log(`   (each consumer prepared ~${fmtInt(median(full.map((r) => r.batchesPerConsumer)))} batches per phase: one ICDC snapshot each; an ICDC table keeps its last 10 in its metadata)`);
       const drains = results.map((r) => r.drainMs);
       const sent = results.reduce((a, r) => a + r.autocannon['2xx'] + r.autocannon.non2xx, 0);
       const acErrors = results.reduce((a, r) => a + r.autocannon.errors, 0);
