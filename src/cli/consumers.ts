@@ -50,7 +50,7 @@ export function consumersCommand(): Command {
         if (opts.json) printJson(r);
         else process.stdout.write(r.consumers.length ? r.consumers.map((c) => `${c.name}\t${c.state}${c.state_reason ? `\t${c.state_reason}` : ''}\n`).join('') : 'no consumers: see `ips consumers create --help`\n');
       });
-    }));
+    }), { isDefault: true });
 
   consumers.addCommand(addClientOptions(new Command('get').description('a consumer: state, watermark per table, open batches').argument('<name>'))
     .action(async (name: string, opts: ClientOptions) => {

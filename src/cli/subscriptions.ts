@@ -136,7 +136,7 @@ export function subscriptionsCommand(): Command {
         if (opts.json) printJson(r);
         else process.stdout.write(r.subscriptions.length ? r.subscriptions.map(renderSubscription).join('') : 'no subscriptions: see `ips subscriptions create --help`\n');
       });
-    }));
+    }), { isDefault: true });
 
   subs.addCommand(addClientOptions(new Command('get').description('a subscription and its undelivered triggers').argument('<name>'))
     .action(async (name: string, opts: ClientOptions) => {

@@ -62,7 +62,7 @@ export function tablesCommand(): Command {
         if (opts.json) printJson(r);
         else process.stdout.write(r.tables.length ? r.tables.map((t) => `${t.name}\t${t.ref.kind}\t${where(t)}\n`).join('') : 'no tables registered: see `ips tables register --help`\n');
       });
-    }));
+    }), { isDefault: true });
 
   tables.addCommand(addClientOptions(new Command('get')
     .description('a table: head, oldest snapshot still needed, each consumer\'s watermark and lag')

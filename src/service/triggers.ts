@@ -228,7 +228,9 @@ export class TriggerService {
         const wait = Math.max(isSinkError(e) ? e.retryAfterMs ?? 0 : 0, backoffMs(entry.attempts + 1, this.o.retryBaseMs, this.o.retryCapMs));
         const state = await repos.outbox.markFailed(entry.id, this.owner, { error: describeError(e), retryable, maxAttempts, retryInMs: wait });
         this.o.onEvent?.(state === 'dead' ? 'dead' : 'retry', { subscription: entry.subscription, error: describeError(e) });
-        if (state === 'dead') this.o.log(`trigger ${entry.id} of ${entry.subscription} is dead after ${entry.attempts + 1} attempt(s): ${describeError(e)}`);
+        if (state === 'dead') {
+          this.o.log(`trigger ${entry.id} of ${entry.subscription} is dead after ${entry.attempts + 1} attempt(s), until retried by hand: ${describeError(e).replace(/ \(will retry\)$/, '')}`);
+        }
       }
     }));
     return due.length === 10;
