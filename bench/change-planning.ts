@@ -10,7 +10,6 @@
 // start-up are never timed. Rounds interleave all planners, rotating the order; medians are printed.
 // Every round checks that the incremental file sets agree (SHA-256 of the sorted paths), and the
 // lookback sets agree between engines and with the generator's per-day file counts.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -22,9 +21,10 @@ import { loadTable } from '../src/catalog/load-table.js';
 import type { TableMetadata } from '../src/iceberg/metadata.js';
 import { RoutingFileIO } from '../src/io/routing-file-io.js';
 import {
-  REPO_ROOT, cacheDir, fmtInt, intOption, lastJsonLine, machineSummary, median, runCommand, table,
+  REPO_ROOT, cacheDir, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, median, runCommand, table,
   type BenchContext, type Benchmark,
 } from './lib/common.js';
+import { JsonChild } from './lib/json-child.js';
 
 interface ChangeTable {
   table_dir: string;
@@ -61,69 +61,9 @@ interface LoadResult {
 
 // ---- long-lived Python workers: JSON commands on stdin, `@@bench <JSON>` answers on stdout ----
 
-const ANSWER = '@@bench ';
-
-class Worker {
-  private readonly child: ChildProcess;
-  private readonly waiting: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
-  private errTail = '';
-  private exited = false;
-  readonly ready: Promise<Record<string, unknown>>;
-
-  constructor(readonly name: string, python: string, args: string[]) {
-    this.ready = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.child = spawn(python, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    const prefix = `[${name}] `;
-    let out = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      const lines = (out + d).split('\n');
-      out = lines.pop()!;
-      for (const l of lines) {
-        if (l.startsWith(ANSWER)) this.settle(JSON.parse(l.slice(ANSWER.length)) as Record<string, unknown>);
-        else if (l.trim()) process.stderr.write(`${prefix}${l}\n`);
-      }
-    });
-    let err = '';
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      this.errTail = (this.errTail + d).slice(-4000);
-      const lines = (err + d).split('\n');
-      err = lines.pop()!;
-      for (const l of lines) if (l.trim()) process.stderr.write(`${prefix}${l}\n`);
-    });
-    this.child.on('error', (e) => this.failAll(e));
-    this.child.on('close', (code) => {
-      this.exited = true;
-      this.failAll(new Error(`${name} worker exited with ${code}\n${this.errTail}`));
-    });
-  }
-
-  private settle(msg: Record<string, unknown>): void {
-    const w = this.waiting.shift();
-    if (!w) return;
-    if (typeof msg['error'] === 'string') w.reject(new Error(`${this.name} worker: ${msg['error']}`));
-    else w.resolve(msg);
-  }
-
-  private failAll(e: Error): void {
-    for (const w of this.waiting.splice(0)) w.reject(e);
-  }
-
-  request<T>(cmd: Record<string, unknown>): Promise<T> {
-    if (this.exited) return Promise.reject(new Error(`${this.name} worker has exited\n${this.errTail}`));
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ resolve: resolve as (v: Record<string, unknown>) => void, reject });
-      this.child.stdin!.write(JSON.stringify(cmd) + '\n');
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
-    this.child.stdin!.end(JSON.stringify({ op: 'quit' }) + '\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    await done;
-    clearTimeout(timer);
-  }
+/** bench/py/plan_worker.py <engine> …, run by the venv's Python. */
+function planWorker(name: string, python: string, args: string[]): JsonChild {
+  return new JsonChild(name, python, args, { what: 'worker', stderr: 'lines' });
 }
 
 // ---- ips ----
@@ -242,10 +182,9 @@ export const changePlanning: Benchmark = {
   byDefault: false,
   options: OPTIONS,
   async run(ctx: BenchContext) {
-    const rounds = intOption(ctx, 'rounds', 3);
-    const pyLookbackRounds = Math.min(rounds, intOption(ctx, 'pyiceberg-lookback-rounds', 1));
-    const rangeLen = intOption(ctx, 'range', 100);
-    const lookbackDays = intOption(ctx, 'lookback-days', 14);
+    const { rounds, 'pyiceberg-lookback-rounds': pyLookback, range: rangeLen, 'lookback-days': lookbackDays } =
+      intOptions(ctx, { rounds: 3, 'pyiceberg-lookback-rounds': 1, range: 100, 'lookback-days': 14 });
+    const pyLookbackRounds = Math.min(rounds, pyLookback);
 
     ctx.log('Spark jars (scripts/provision/jars.sh)…');
     await runCommand('bash', [path.join(REPO_ROOT, 'scripts', 'provision', 'jars.sh')], { prefix: '' });
@@ -277,8 +216,8 @@ export const changePlanning: Benchmark = {
     ctx.log(`range (${from}, ${to}]: ${rangeLen} snapshots, ${fmtInt(expectedIncremental)} files expected; lookback since ${since}: ${fmtInt(expectedLookback)} files expected`);
 
     const dumpDir = path.join(cacheDir(), 'bench', 'change-planning-paths');
-    const py = new Worker('pyiceberg', ctx.python, [path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'pyiceberg', '--metadata', t.metadata]);
-    const spark = new Worker('spark', ctx.python, [
+    const py = planWorker('pyiceberg', ctx.python, [path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'pyiceberg', '--metadata', t.metadata]);
+    const spark = planWorker('spark', ctx.python, [
       path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'spark', '--warehouse', t.warehouse, '--identifier', t.identifier,
     ]);
     try {

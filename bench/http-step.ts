@@ -22,20 +22,18 @@
 // - At the end, per backend: the commits answered 200 must equal the committed batches in the
 //   state, each with exactly one watermark move (reason commit), and every watermark's version
 //   must equal 1 + its commits + its resets.
-import { randomBytes } from 'node:crypto';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
-import pg from 'pg';
-import type { TestProject } from 'vitest/node';
-import { ENV_NAMES } from '../test/setup/shared.js';
 import type { VerifyResult } from './lib/http-step-server.js';
 import {
-  REPO_ROOT, fmtInt, intOption, lastJsonLine, machineSummary, median, runCommand, table,
-  type BenchContext, type Benchmark,
+  REPO_ROOT, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, median, ms, pcts, runCommand, table,
+  type BenchContext, type Benchmark, type Pcts,
 } from './lib/common.js';
+import { Ips } from './lib/ips-server.js';
+import { startPostgres } from './lib/postgres.js';
+import { pgCpuSeconds } from './lib/proc-cpu.js';
 
 interface StepTable {
   table_path: string;
@@ -68,153 +66,26 @@ const OPTIONS: Record<string, string> = {
 
 // ---- small helpers ----
 
-function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-interface Pcts {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-function pcts(xs: number[]): Pcts {
-  const s = Float64Array.from(xs).sort();
-  const a = Array.from(s);
-  return { n: a.length, p50: percentile(a, 0.5), p90: percentile(a, 0.9), p99: percentile(a, 0.99), max: a.length ? a[a.length - 1]! : NaN };
-}
-
-const ms = (x: number): string => (Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)) : '—');
 const fmtPcts = (p: Pcts): string => `p50 ${ms(p.p50)} p90 ${ms(p.p90)} p99 ${ms(p.p99)} max ${ms(p.max)} ms`;
 const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
 
-const CLK_TCK = ((): number => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isInteger(n) && n > 0 ? n : 100;
-})();
-
-function procStat(pid: number): { ppid: number; self: number; children: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
-  } catch {
-    return null;
-  }
-}
-
-/** CPU seconds of a PostgreSQL server: the postmaster, its reaped children and its live ones (backends, writers). */
-function pgCpuSeconds(postmaster: number): number {
-  const pm = procStat(postmaster);
-  if (!pm) return NaN;
-  let ticks = pm.self + pm.children;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const st = procStat(Number(d));
-    if (st && st.ppid === postmaster) ticks += st.self;
-  }
-  return ticks / CLK_TCK;
-}
-
-// ---- the server processes ----
-
-const ANSWER = '@@bench ';
-
-class ServerProcess {
-  private readonly child: ChildProcess;
-  private readonly waiting: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
-  private errTail = '';
-  private exited = false;
-  readonly ready: Promise<Record<string, unknown>>;
-
-  constructor(readonly name: string, env: NodeJS.ProcessEnv) {
-    this.ready = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'http-step-server.ts')], {
-      cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      const lines = (out + d).split('\n');
-      out = lines.pop()!;
-      for (const l of lines) {
-        if (l.startsWith(ANSWER)) this.settle(JSON.parse(l.slice(ANSWER.length)) as Record<string, unknown>);
-        else if (l.trim()) process.stderr.write(`[${name}] ${l}\n`);
-      }
-    });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      this.errTail = (this.errTail + d).slice(-4000);
-      process.stderr.write(d.replace(/^(?=.)/gm, `[${name}] `));
-    });
-    this.child.on('error', (e) => this.failAll(e));
-    this.child.on('close', (code) => {
-      this.exited = true;
-      this.failAll(new Error(`${name} server exited with ${code}\n${this.errTail}`));
-    });
-  }
-
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  private settle(msg: Record<string, unknown>): void {
-    const w = this.waiting.shift();
-    if (!w) return;
-    if (typeof msg['error'] === 'string') w.reject(new Error(`${this.name} server: ${msg['error']}`));
-    else w.resolve(msg);
-  }
-
-  private failAll(e: Error): void {
-    for (const w of this.waiting.splice(0)) w.reject(e);
-  }
-
-  request<T>(cmd: Record<string, unknown>): Promise<T> {
-    if (this.exited) return Promise.reject(new Error(`${this.name} server has exited\n${this.errTail}`));
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ resolve: resolve as (v: Record<string, unknown>) => void, reject });
-      this.child.stdin!.write(JSON.stringify(cmd) + '\n');
-    });
-  }
-
-  async cpuSeconds(): Promise<number> {
-    const c = await this.request<{ user_us: number; system_us: number }>({ op: 'cpu' });
-    return (c.user_us + c.system_us) / 1e6;
-  }
-
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
-    this.child.stdin!.end(JSON.stringify({ op: 'quit' }) + '\n');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    await done;
-    clearTimeout(timer);
-  }
-}
+// ---- the servers ----
 
 interface Server {
   backend: Backend;
-  proc: ServerProcess;
-  url: string;
-  adminToken: string;
-  database: string;
+  /** Its ips server process (bench/lib/http-step-server.ts). */
+  ips: Ips;
   /** The PostgreSQL postmaster, when it runs on this machine (its CPU time is read from /proc). */
   postmaster: number | null;
   /** Commits answered 200 (already_committed false), per consumer, over the whole run. */
   commits: Map<string, number>;
 }
 
-async function api<T = Record<string, unknown>>(srv: Server, method: string, p: string, body?: unknown, token = srv.adminToken): Promise<T> {
-  const res = await fetch(srv.url + p, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+/** The admin API of a backend's server; a failure names the backend. */
+function api<T = Record<string, unknown>>(srv: Server, method: string, p: string, body?: unknown): Promise<T> {
+  return srv.ips.api<T>(method, p, body).catch((e: unknown) => {
+    throw new Error(`${BACKEND_LABEL[srv.backend]}: ${e instanceof Error ? e.message : String(e)}`);
   });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${p} on ${BACKEND_LABEL[srv.backend]}: ${res.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 interface Consumer {
@@ -352,7 +223,7 @@ async function runPhase(
         c.sent = 'reset';
         return {
           ...req, method: 'POST', path: `/v1/consumers/${c.consumer.name}/reset`,
-          headers: { authorization: `Bearer ${srv.adminToken}`, ...json }, body: JSON.stringify({ to: 'start' }),
+          headers: { authorization: `Bearer ${srv.ips.adminToken}`, ...json }, body: JSON.stringify({ to: 'start' }),
         };
       },
       onResponse(status, body) {
@@ -375,12 +246,12 @@ async function runPhase(
     return [prepare, follow];
   };
 
-  const cpu0 = { server: await srv.proc.cpuSeconds(), pg: srv.postmaster ? pgCpuSeconds(srv.postmaster) : NaN, driver: process.cpuUsage() };
+  const cpu0 = { server: await srv.ips.proc.reportedCpuSeconds(), pg: pgCpuSeconds(srv.postmaster), driver: process.cpuUsage() };
   const t0 = performance.now();
   const tEnd = t0 + seconds * 1000;
   const { default: run } = await import('autocannon');
   const instance = run({
-    url: srv.url,
+    url: srv.ips.url,
     connections: consumers.length,
     pipelining: 1,
     // A hard bound on the drain; the phase normally stops itself once every connection is idle.
@@ -415,8 +286,8 @@ async function runPhase(
   const stopTimer = setTimeout(() => {
     draining = true;
     const driver = process.cpuUsage(cpu0.driver);
-    const pgNow = srv.postmaster ? pgCpuSeconds(srv.postmaster) : NaN;
-    cpuEnd = srv.proc.cpuSeconds().then((server) => ({ server, pg: pgNow, driver }));
+    const pgNow = pgCpuSeconds(srv.postmaster);
+    cpuEnd = srv.ips.proc.reportedCpuSeconds().then((server) => ({ server, pg: pgNow, driver }));
   }, seconds * 1000);
   let drainStart = 0;
   const drainPoll = setInterval(() => {
@@ -472,11 +343,8 @@ export const httpStep: Benchmark = {
   byDefault: false,
   options: OPTIONS,
   async run(ctx: BenchContext) {
-    const seconds = intOption(ctx, 'duration', 10);
-    const warmup = intOption(ctx, 'warmup', 3);
-    const connections = intOption(ctx, 'connections', 16);
-    const rounds = intOption(ctx, 'rounds', 1);
-    const maxFiles = intOption(ctx, 'max-files', 1);
+    const { duration: seconds, warmup, connections, rounds, 'max-files': maxFiles } =
+      intOptions(ctx, { duration: 10, warmup: 3, connections: 16, rounds: 1, 'max-files': 1 });
     const backends = (ctx.options.get('backends') ?? 'postgres,pglite').split(',').map((s) => s.trim()).filter(Boolean) as Backend[];
     for (const b of backends) if (b !== 'postgres' && b !== 'pglite') throw new Error(`--backends: unknown backend ${b} (postgres, pglite)`);
     const poolMax = ctx.options.get('pool-max');
@@ -496,66 +364,29 @@ export const httpStep: Benchmark = {
       // PostgreSQL, the way the test suite gets it.
       let pgInfo = '';
       let pgUrl = '';
+      let postmaster: number | null = null;
       if (backends.includes('postgres')) {
-        ctx.log('PostgreSQL from the test harness (test/setup/global-setup.ts)…');
-        // Imported here, not at the top: it loads the S3 client and more, which other benchmarks do not need.
-        const { default: setupTestServices } = await import('../test/setup/global-setup.js');
-        const teardown = await setupTestServices({ provide() {} } as unknown as TestProject);
-        cleanups.push(teardown);
-        const baseUrl = process.env[ENV_NAMES.pgUrl];
-        if (!baseUrl) throw new Error(`the test setup did not set ${ENV_NAMES.pgUrl}`);
-        const services = process.env[ENV_NAMES.services];
+        const pgs = await startPostgres(ctx);
+        cleanups.push(() => pgs.close());
         const dbName = `ips_bench_http_step_${process.pid}`;
-        const admin = new pg.Client({ connectionString: baseUrl });
-        await admin.connect();
-        cleanups.push(async () => {
-          await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e: unknown) => ctx.log(`could not drop ${dbName}: ${String(e)}`));
-          await admin.end();
-        });
-        await admin.query(`CREATE DATABASE ${dbName}`);
-        const show = async (s: string): Promise<string> => String((await admin.query<Record<string, string>>(`SHOW ${s}`)).rows[0]?.[s]);
-        const u = new URL(baseUrl);
-        u.pathname = `/${dbName}`;
-        pgUrl = u.toString();
-        pgInfo = `PostgreSQL ${await show('server_version')} at ${u.host} (${services === 'compose' ? 'the docker-compose stack' : 'a private server started by the test harness'}; ` +
-          `fsync=${await show('fsync')}, synchronous_commit=${await show('synchronous_commit')}, shared_buffers=${await show('shared_buffers')}), database ${dbName}`;
+        pgUrl = await pgs.createDatabase(dbName);
+        pgInfo = `${pgs.info}, database ${dbName}`;
+        postmaster = pgs.postmaster;
       }
 
       const warehouseRoot = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-http-step-'));
       cleanups.push(async () => rmSync(warehouseRoot, { recursive: true, force: true }));
       for (const backend of backends) {
-        const adminToken = randomBytes(24).toString('hex');
-        const env: NodeJS.ProcessEnv = { ...process.env };
-        for (const k of Object.keys(env)) if (k.startsWith('IPS_') || k === 'DATABASE_URL') delete env[k];
-        Object.assign(env, {
-          DATABASE_URL: backend === 'postgres' ? pgUrl : 'memory:',
-          IPS_WAREHOUSE: path.join(warehouseRoot, backend),
-          IPS_ADMIN_TOKEN: adminToken,
-          IPS_HOST: '127.0.0.1',
-          IPS_PORT: '0',
-          IPS_LOG_LEVEL: 'silent',
-          ...(backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {}),
+        const ips = await Ips.start(`ips-${backend}`, {
+          databaseUrl: backend === 'postgres' ? pgUrl : 'memory:',
+          warehouse: path.join(warehouseRoot, backend),
+          env: backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {},
         });
-        const proc = new ServerProcess(`ips-${backend}`, env);
-        cleanups.push(() => proc.close());
-        const hello = await proc.ready;
-        const srv: Server = {
-          backend, proc, url: String(hello['url']), adminToken, database: String(hello['database']), postmaster: null, commits: new Map(),
-        };
+        cleanups.push(() => ips.close());
+        const srv: Server = { backend, ips, postmaster: backend === 'postgres' ? postmaster : null, commits: new Map() };
         servers.push(srv);
         await api(srv, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
-        ctx.log(`${BACKEND_LABEL[backend]}: ips server pid ${proc.pid} at ${srv.url} (${srv.database})`);
-      }
-      // The postmaster of a PostgreSQL on this machine, for its CPU time: the parent of a backend.
-      const pgServer = servers.find((s) => s.backend === 'postgres');
-      if (pgServer && process.env[ENV_NAMES.services] === 'local') {
-        const c = new pg.Client({ connectionString: pgUrl });
-        await c.connect();
-        const backendPid = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
-        const ppid = procStat(backendPid)?.ppid; // while the backend lives
-        await c.end();
-        if (ppid && readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes('postgres')) pgServer.postmaster = ppid;
-        else ctx.log(`PostgreSQL's postmaster not found through backend ${backendPid}: no PostgreSQL CPU figures`);
+        ctx.log(`${BACKEND_LABEL[backend]}: ips server pid ${ips.proc.pid} at ${ips.url} (${ips.database})`);
       }
 
       // Warm-up, then the measured rounds: every phase on every backend, alternating the order.
@@ -581,7 +412,7 @@ export const httpStep: Benchmark = {
       const checks: string[] = [];
       const failures: string[] = [];
       for (const srv of servers) {
-        const v = await srv.proc.request<VerifyResult>({ op: 'verify' });
+        const v = await srv.ips.proc.request<VerifyResult>({ op: 'verify' });
         const seen = [...srv.commits.values()].reduce((a, b) => a + b, 0);
         let committed = 0;
         let movedOnce = 0;

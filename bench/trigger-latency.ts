@@ -21,10 +21,11 @@
 // TableCopy in bench/lib/trigger-common.ts). Each trigger must name exactly the snapshot appended
 // (or, in commit mode, the next one in order), and each commit must be answered 200.
 import path from 'node:path';
-import { machineSummary, intOption, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { machineSummary, intOption, intOptions, ms, optionalIntOption, pcts, sleep, table, type BenchContext, type Benchmark, type Pcts } from './lib/common.js';
+import { Ips } from './lib/ips-server.js';
+import { benchCpuSeconds, pgCpuSeconds } from './lib/proc-cpu.js';
 import {
-  Ips, TableCopy, WebhookReceiver, applyMsTimestamps, benchCpuSeconds, msTimestampsOption, ms, pcts, pgCpuSeconds, sleep, srcState, startPostgres, triggerTable, workDir,
-  type Pcts, type TriggerEvent, type TriggerTable,
+  TableCopy, WebhookReceiver, applyMsTimestamps, msTimestampsOption, srcState, startTriggerBench, type TriggerEvent, type TriggerTable,
 } from './lib/trigger-common.js';
 
 const OPTIONS: Record<string, string> = {
@@ -310,11 +311,10 @@ export const triggerLatency: Benchmark = {
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const modes = parseModes(ctx.options.get('modes') ?? 'commit,event,poll-1,poll-5');
-    const samplesWanted = intOption(ctx, 'samples', 120);
-    const modeSeconds = intOption(ctx, 'mode-seconds', 13);
-    const pollStreams = intOption(ctx, 'poll-streams', 12);
+    const { samples: samplesWanted, 'mode-seconds': modeSeconds, 'poll-streams': pollStreams } =
+      intOptions(ctx, { samples: 120, 'mode-seconds': 13, 'poll-streams': 12 });
     const pollSecondsOpt = ctx.options.get('poll-seconds');
-    const tickMs = ctx.options.get('tick-ms') !== undefined ? intOption(ctx, 'tick-ms', 1000) : null;
+    const tickMs = optionalIntOption(ctx, 'tick-ms');
     const snapshots = intOption(ctx, 'snapshots', 200);
     const msTimestamps = msTimestampsOption(ctx);
     if (snapshots < 2) throw new Error('--snapshots must be at least 2');
@@ -323,18 +323,8 @@ export const triggerLatency: Benchmark = {
     const src0 = srcState();
     const cleanups: (() => Promise<void>)[] = [];
     try {
-      // The table (cached after the first run) and PostgreSQL, at the same time.
-      const [tr, pr] = await Promise.allSettled([triggerTable(ctx, snapshots), startPostgres(ctx)]);
-      if (pr.status === 'fulfilled') cleanups.push(() => pr.value.close());
-      if (tr.status === 'rejected') throw tr.reason;
-      if (pr.status === 'rejected') throw pr.reason;
-      const t = tr.value;
-      const pgs = pr.value;
-      const work = workDir(t, 'trigger-latency-work');
-      cleanups.push(work.remove);
-      const receiver = new WebhookReceiver();
-      await receiver.start();
-      cleanups.push(() => receiver.close());
+      // The table (cached after the first run) and PostgreSQL, at the same time; a work directory; the receiver.
+      const { t, pgs, work, receiver } = await startTriggerBench(ctx, snapshots, 'trigger-latency-work', cleanups);
 
       // One ips server and database per mode: a mode's tables do not load the next one.
       const results: ModeResult[] = [];

@@ -16,11 +16,11 @@
 //   have passed (registration and its first polls are not counted).
 import path from 'node:path';
 import pg from 'pg';
-import { fmtInt, intOption, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
-import {
-  Ips, PgBackendSampler, TableCopy, WebhookReceiver, applyMsTimestamps, benchCpuSeconds, msTimestampsOption, pgCpuSeconds, sleep,
-  srcState, startPostgres, triggerTable, workDir,
-} from './lib/trigger-common.js';
+import { fmtInt, intOptions, machineSummary, optionalIntOption, sleep, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { Ips } from './lib/ips-server.js';
+import { PgBackendSampler } from './lib/postgres.js';
+import { benchCpuSeconds, pgCpuSeconds } from './lib/proc-cpu.js';
+import { TableCopy, applyMsTimestamps, msTimestampsOption, srcState, startTriggerBench } from './lib/trigger-common.js';
 
 const OPTIONS: Record<string, string> = {
   tables: 'tables watched by the watch variants (default 1000)',
@@ -73,13 +73,9 @@ export const watchCpu: Benchmark = {
   byDefault: false,
   options: OPTIONS,
   async run(ctx: BenchContext) {
-    const tables = intOption(ctx, 'tables', 1000);
-    const interval = intOption(ctx, 'poll-interval', 30);
-    const windowSeconds = intOption(ctx, 'window', 60);
-    const settle = intOption(ctx, 'settle', 10);
-    const segment = intOption(ctx, 'segment', 15);
-    const concurrency = intOption(ctx, 'register-concurrency', 8);
-    const tickMs = ctx.options.get('tick-ms') !== undefined ? intOption(ctx, 'tick-ms', 1000) : null;
+    const { tables, 'poll-interval': interval, window: windowSeconds, settle, segment, 'register-concurrency': concurrency } =
+      intOptions(ctx, { tables: 1000, 'poll-interval': 30, window: 60, settle: 10, segment: 15, 'register-concurrency': 8 });
+    const tickMs = optionalIntOption(ctx, 'tick-ms');
     const msTimestamps = msTimestampsOption(ctx);
     const variants = (ctx.options.get('variants') ?? 'idle,watch').split(',').map((s) => s.trim()).filter(Boolean) as Variant[];
     for (const v of variants) if (v !== 'idle' && v !== 'watch' && v !== 'watch+subs') throw new Error(`--variants: unknown variant ${v} (idle, watch, watch+subs)`);
@@ -89,18 +85,8 @@ export const watchCpu: Benchmark = {
     const src0 = srcState();
     const cleanups: (() => Promise<void>)[] = [];
     try {
-      // The table (cached after the first run) and PostgreSQL, at the same time.
-      const [tr, pr] = await Promise.allSettled([triggerTable(ctx, 3), startPostgres(ctx)]);
-      if (pr.status === 'fulfilled') cleanups.push(() => pr.value.close());
-      if (tr.status === 'rejected') throw tr.reason;
-      if (pr.status === 'rejected') throw pr.reason;
-      const t = tr.value;
-      const pgs = pr.value;
-      const work = workDir(t, 'watch-cpu-work');
-      cleanups.push(work.remove);
-      const receiver = new WebhookReceiver();
-      await receiver.start();
-      cleanups.push(() => receiver.close());
+      // The table (cached after the first run) and PostgreSQL, at the same time; a work directory; the receiver.
+      const { t, pgs, work, receiver } = await startTriggerBench(ctx, 3, 'watch-cpu-work', cleanups);
 
       // The copies, shared by the variants that watch tables (polls only read them).
       const copies: TableCopy[] = [];

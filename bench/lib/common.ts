@@ -50,6 +50,18 @@ export function intOption(ctx: BenchContext, name: string, dflt: number): number
   return n;
 }
 
+/** Integer options by name, each with its default (see intOption), read in the order given. */
+export function intOptions<K extends string>(ctx: BenchContext, defaults: Record<K, number>): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const [name, dflt] of Object.entries(defaults) as [K, number][]) out[name] = intOption(ctx, name, dflt);
+  return out;
+}
+
+/** An integer option with no default of the benchmark's own (the service's applies): null when not given. */
+export function optionalIntOption(ctx: BenchContext, name: string): number | null {
+  return ctx.options.get(name) !== undefined ? intOption(ctx, name, 1) : null;
+}
+
 /**
  * Run a command; stderr streams through (prefixed), stdout is collected and returned.
  * Rejects with the tail of stderr when it exits non-zero.
@@ -88,6 +100,27 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+export interface Pcts {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentiles. */
+export function pcts(xs: readonly number[]): Pcts {
+  const a = Array.from(Float64Array.from(xs).sort());
+  const at = (q: number): number => (a.length ? a[Math.min(a.length - 1, Math.max(0, Math.ceil(q * a.length) - 1))]! : NaN);
+  return { n: a.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: a.length ? a[a.length - 1]! : NaN, mean: a.length ? a.reduce((x, y) => x + y, 0) / a.length : NaN };
+}
+
+/** Milliseconds with 2, 1 or 0 decimals (below 10, below 100, above); '—' when not finite. */
+export const ms = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) < 10 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0)) : '—');
+
+export const sleep = (millis: number): Promise<void> => new Promise((r) => setTimeout(r, millis));
 
 export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
 export const fmtRate = (perSec: number): string => `${fmtInt(perSec)}/s`;

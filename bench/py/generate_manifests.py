@@ -33,13 +33,12 @@ import json
 import multiprocessing
 import os
 import random
-import sys
 import time
 import uuid
 from typing import Any
 
 import pyiceberg
-from table_cache import cached_table
+from table_cache import cached_table, default_root, stderr_log
 from pyiceberg.conversions import to_bytes
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
@@ -97,13 +96,7 @@ SCHEMA = Schema(
 SPEC = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=DayTransform(), name="event_ts_day"), spec_id=0)
 
 
-def log(msg: str) -> None:
-    print(f"[bench:generate] {msg}", file=sys.stderr, flush=True)
-
-
-def default_root() -> str:
-    cache = os.environ.get("IPS_CACHE_DIR") or os.path.join(os.environ.get("HOME", "/root"), ".cache", "ips")
-    return os.path.join(cache, "bench")
+log = stderr_log("generate")
 
 
 def table_name(a: argparse.Namespace) -> str:

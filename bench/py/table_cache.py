@@ -11,7 +11,23 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 from typing import Any, Callable
+
+
+def default_root() -> str:
+    """${IPS_CACHE_DIR:-$HOME/.cache/ips}/bench, where the generated tables are cached."""
+    cache = os.environ.get("IPS_CACHE_DIR") or os.path.join(os.environ.get("HOME", "/root"), ".cache", "ips")
+    return os.path.join(cache, "bench")
+
+
+def stderr_log(tag: str) -> Callable[[str], None]:
+    """A progress log: `[bench:<tag>] <msg>` lines on stderr."""
+
+    def log(msg: str) -> None:
+        print(f"[bench:{tag}] {msg}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def cached_table(root: str, name: str, force: bool, describe: str, generate: Callable[[str], dict[str, Any]],
