@@ -515,12 +515,17 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
         body: JSON.stringify({ instance_id: instance, limits: { max_files: 3 } }),
       }).then((r) => `answered ${r.status}`, () => 'connection lost');
       // Wait until the child wrote its ICDC snapshot and its transaction waits on the lock.
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 60_000;
+      let answered = 'not yet';
+      void inFlight.then((a) => { answered = a; });
       for (;;) {
         const waiting = await locker.query(
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
-        if (icdcVersions(c.name, 'playback').length > 0 && (waiting.rows[0] as { n: number }).n > 0) break;
-        if (Date.now() > deadline) throw new Error(`the child never reached the database commit: ${err}`);
+        const written = icdcVersions(c.name, 'playback');
+        if (written.length > 0 && (waiting.rows[0] as { n: number }).n > 0) break;
+        if (Date.now() > deadline) {
+          throw new Error(`the child never reached the database commit (ICDC files ${written.join(',') || 'none'}, backends waiting on a lock ${(waiting.rows[0] as { n: number }).n}, its answer ${answered}): ${err}`);
+        }
         await new Promise((r) => setTimeout(r, 25));
       }
       child.kill('SIGKILL');
@@ -558,7 +563,7 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
     const committed = await ok('POST', `/v1/batches/${retry.body.batch.id}/commit`);
     expect(committed.watermarks[0].snapshot_id).toBe(snaps[1]!.id);
     expect(committed.watermarks[0].version).toBe('2');
-  }, 60_000);
+  }, 150_000);
 
   test('committing twice: the replay is 200 already_committed and moves nothing', async () => {
     const c = await newConsumer('playback');
