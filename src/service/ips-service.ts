@@ -326,23 +326,22 @@ export class IpsService {
    */
   async commit(batchId: bigint, actor: string): ReturnType<StepProtocol['commit']> {
     const r = await this.steps.commit(batchId, actor);
-    if (!r.alreadyCommitted) await this.afterRelease(r.batch.consumer);
+    if (!r.alreadyCommitted) this.onRelease?.();
     return r;
   }
 
   /** Aborts a batch; its changes go to the next batch (a subscription fires again). */
   async abort(batchId: bigint, reason: string | null): ReturnType<StepProtocol['abort']> {
     const r = await this.steps.abort(batchId, reason);
-    if (r.changed) await this.afterRelease(r.batch.consumer);
+    if (r.changed) this.onRelease?.();
     return r;
   }
 
-  /** Called when a consumer's batch is released; the trigger service pokes its fire loop. */
+  /**
+   * Called when a batch was committed or aborted. The commit or abort transaction already made
+   * the consumer's subscriptions due; this only lets the local trigger loop look at once.
+   */
   onRelease: (() => void) | null = null;
-
-  private async afterRelease(consumer: string): Promise<void> {
-    if ((await this.state.repos.subscriptions.wake({ consumer })) > 0) this.onRelease?.();
-  }
 
   // -- preview ----------------------------------------------------------------------------
 
