@@ -7,11 +7,10 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { isIpsError } from '../../src/errors.js';
 import { ICDC_RETAINED_SNAPSHOTS, StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
 import { BatchesRepo, State, type Batch } from '../../src/state/index.js';
 import { REPO_ROOT, runPythonCode } from '../setup/env.js';
-import { DRIVERS, createPgDatabase, pgliteTemplate } from '../state/helpers.js';
+import { DRIVERS, createPgDatabase, errorCode, pgliteTemplate } from '../state/helpers.js';
 
 interface SummarySnapshot {
   'snapshot-id': number | string;
@@ -23,15 +22,7 @@ function uid(prefix: string): string {
   return `${prefix}-${crypto.randomBytes(4).toString('hex')}`;
 }
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isIpsError(e)) return e.code;
-    throw e;
-  }
-  throw new Error('expected an IpsError, got success');
-}
+const code = errorCode;
 
 function batchOf(r: PrepareResult): Batch {
   if (r.kind !== 'batch') throw new Error(`expected a batch, got ${r.kind}`);

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { isIpsError } from '../../src/errors.js';
 import { openDatabase, type Database, type DatabaseConfig } from '../../src/state/database.js';
 import { REPO_ROOT, testEnv } from '../setup/env.js';
 
@@ -110,4 +111,15 @@ export async function freshDatabase(driver: Driver, label: string, opts: { dataD
       await db.close().catch(() => {});
     },
   };
+}
+
+/** The IpsError code a promise rejects with (fails when it resolves or throws something else). */
+export async function errorCode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (isIpsError(e)) return e.code;
+    throw e;
+  }
+  throw new Error('expected an IpsError, got success');
 }

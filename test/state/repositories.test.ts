@@ -2,12 +2,11 @@ import crypto from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { FileJson } from '../../src/capture/file-json.js';
-import { isIpsError } from '../../src/errors.js';
 import {
   describeSourceTable, migrate, repositories, toS3Settings, toTableRef,
   type BatchTableInput, type Database, type Repositories, type WatermarkPosition,
 } from '../../src/state/index.js';
-import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
+import { DRIVERS, errorCode, freshDatabase, type TestDatabase } from './helpers.js';
 
 const MAX_LONG = 9223372036854775807n; // 2^63 - 1
 const MIN_LONG = -9223372036854775808n;
@@ -28,15 +27,7 @@ function pos(snapshotId: bigint | null, sequenceNumber: bigint | null): Watermar
   return { snapshotId, sequenceNumber, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] };
 }
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isIpsError(e)) return e.code;
-    throw e;
-  }
-  throw new Error('expected an IpsError, got success');
-}
+const code = errorCode;
 
 describe.each(DRIVERS)('state repositories (%s)', (driver) => {
   let t: TestDatabase;
