@@ -134,6 +134,8 @@ export const SQLSTATE = {
   SERIALIZATION_FAILURE: '40001',
   DEADLOCK: '40P01',
   DUPLICATE_TABLE: '42P07',
+  /** duplicate_object: the table's row type lost the same race in pg_type. */
+  DUPLICATE_OBJECT: '42710',
   UNDEFINED_TABLE: '42P01',
 } as const;
 

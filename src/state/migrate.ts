@@ -70,8 +70,8 @@ export function defaultOwner(): string {
 
 /**
  * Two processes running CREATE TABLE IF NOT EXISTS at the same moment can both pass the
- * existence check on PostgreSQL; the loser fails with a unique violation on the catalog (or
- * 42P07). The table is there then: try again.
+ * existence check on PostgreSQL; the loser fails with a unique violation on the catalog, 42P07,
+ * or 42710 when the race is lost on the table's row type in pg_type. The table is there then: try again.
  */
 async function bootstrap(db: Database): Promise<void> {
   for (const stmt of BOOTSTRAP) {
@@ -81,7 +81,7 @@ async function bootstrap(db: Database): Promise<void> {
         break;
       } catch (e) {
         const s = sqlState(e);
-        const race = s === SQLSTATE.UNIQUE_VIOLATION || s === SQLSTATE.DUPLICATE_TABLE || s === SQLSTATE.SERIALIZATION_FAILURE;
+        const race = s === SQLSTATE.UNIQUE_VIOLATION || s === SQLSTATE.DUPLICATE_TABLE || s === SQLSTATE.DUPLICATE_OBJECT || s === SQLSTATE.SERIALIZATION_FAILURE;
         if (!race || attempt >= 5) throw e;
         await sleep(20 + Math.random() * 50);
       }
