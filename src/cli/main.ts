@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tables: async () => (await import('./tables.js')).tablesCommand(),
   consumers: async () => (await import('./consumers.js')).consumersCommand(),
   subscriptions: async () => (await import('./subscriptions.js')).subscriptionsCommand(),
+  demo: async () => (await import('./demo.js')).demoCommand(),
 };
 
 const program = new Program('ips')

@@ -1,0 +1,109 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { IpsError } from '../errors.js';
+import { printJson, runAction } from './common.js';
+
+interface DemoOptions {
+  days?: string;
+  rowsPerDay?: string;
+  profiles?: string;
+  lateFraction?: string;
+  lookbackDays?: string;
+  seed?: string;
+  dir: string;
+  warehouse?: string;
+  catalog?: string;
+  catalogName?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  ipsUrl?: string;
+  ipsToken?: string;
+  callbackHost?: string;
+  json?: boolean;
+}
+
+const MARKER = '.ips-demo';
+
+/** The demo owns its directory: it starts from scratch, but never deletes a directory it did not make. */
+function freshWorkDir(dir: string): void {
+  if (fs.existsSync(dir)) {
+    const entries = fs.readdirSync(dir);
+    if (entries.length > 0 && !entries.includes(MARKER)) {
+      throw new IpsError('INVALID_ARGUMENT', `${dir} exists and was not made by ips demo: pick another --dir (the demo deletes its directory's contents at start)`);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, MARKER), 'made by `ips demo playback`; deleted and remade by its next run\n');
+}
+
+const int = (v: string | undefined, name: string): number | undefined => {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new IpsError('INVALID_ARGUMENT', `--${name} must be a whole number, got "${v}"`);
+  return Number(v);
+};
+
+export function demoCommand(): Command {
+  const demo = new Command('demo').description('demonstrations of what ips is for');
+  demo.command('playback')
+    .description("Netflix's two-stage playback pipeline on a simulated month, incremental (ips) versus a 14-day lookback, runs started by ips triggers")
+    .option('--days <n>', 'simulated days (default 30)')
+    .option('--rows-per-day <n>', 'playback events per day (default 33000: about 1M a month)')
+    .option('--profiles <n>', 'distinct profiles (default 1000)')
+    .option('--late-fraction <x>', 'share of each day\'s events that are late backlogs (default 0.03)')
+    .option('--lookback-days <n>', 'the lookback pipeline\'s window (default 14)')
+    .option('--seed <n>', 'random seed (default 42)')
+    .addOption(new Option('--dir <dir>', 'working directory: engine scratch, embedded state, tables (emptied at start)').env('IPS_DEMO_DIR').default('.ips-demo'))
+    .addOption(new Option('--warehouse <dir-or-uri>', 'where the demo\'s Iceberg tables go, e.g. s3://lake/demo (default <dir>/warehouse)').env('IPS_DEMO_WAREHOUSE'))
+    .addOption(new Option('--catalog <uri>', 'postgresql://… JDBC/SQL catalog for the tables (default: Hadoop layout with version-hint.text)').env('IPS_DEMO_CATALOG'))
+    .option('--catalog-name <name>', 'catalog_name in the SQL catalog (default ips_demo)')
+    .addOption(new Option('--s3-endpoint <url>', 'S3 endpoint for an s3:// warehouse, e.g. http://127.0.0.1:9000 for MinIO').env('IPS_S3_ENDPOINT'))
+    .addOption(new Option('--s3-region <region>', 'S3 region').env('AWS_REGION'))
+    .addOption(new Option('--ips-url <url>', 'use this running ips (e.g. the docker-compose stack) instead of starting one in-process').env('IPS_URL'))
+    .addOption(new Option('--ips-token <token>', 'admin token for --ips-url').env('IPS_TOKEN'))
+    .addOption(new Option('--callback-host <host>', 'host a separate ips uses to reach this process\'s run receiver (default 127.0.0.1)').env('IPS_DEMO_CALLBACK_HOST'))
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: DemoOptions) => {
+      await runAction(opts.json, async () => {
+        const { parsePlaybackOptions } = await import('../playback/model.js');
+        const options = parsePlaybackOptions(Object.fromEntries(Object.entries({
+          days: int(opts.days, 'days'),
+          rowsPerDay: int(opts.rowsPerDay, 'rows-per-day'),
+          profiles: int(opts.profiles, 'profiles'),
+          lateFraction: opts.lateFraction === undefined ? undefined : Number(opts.lateFraction),
+          lookbackDays: int(opts.lookbackDays, 'lookback-days'),
+          maxLatenessDays: opts.lookbackDays === undefined ? undefined : Math.min(13, Number(opts.lookbackDays) - 1),
+          seed: int(opts.seed, 'seed'),
+        }).filter(([, v]) => v !== undefined)));
+        const workDir = path.resolve(opts.dir);
+        freshWorkDir(workDir);
+        const { runPlayback } = await import('../playback/runner.js');
+        const { progressLine, reportJson, reportText } = await import('../playback/report.js');
+        const say = (line: string) => process.stderr.write(`${line}\n`);
+        if (!opts.json) say(`ips demo playback: ${options.days} days × ${options.rowsPerDay.toLocaleString('en-US')} events, incremental versus ${options.lookbackDays}-day lookback (working in ${workDir})`);
+        const result = await runPlayback({
+          options, workDir,
+          ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
+          ...(opts.catalog ? { catalogUri: opts.catalog } : {}),
+          ...(opts.catalogName ? { catalogName: opts.catalogName } : {}),
+          ...(opts.ipsUrl ? { ipsUrl: opts.ipsUrl } : {}),
+          ...(opts.ipsToken ? { ipsToken: opts.ipsToken } : {}),
+          ...(opts.callbackHost ? { callbackHost: opts.callbackHost } : {}),
+          s3: {
+            endpoint: opts.s3Endpoint, region: opts.s3Region ?? 'us-east-1',
+            accessKeyId: process.env['AWS_ACCESS_KEY_ID'], secretAccessKey: process.env['AWS_SECRET_ACCESS_KEY'],
+            ...(opts.s3Endpoint ? { pathStyle: true } : {}),
+          },
+          onLog: opts.json ? () => {} : say,
+          onProgress: (p) => { if (!opts.json || process.stderr.isTTY) say(progressLine(p)); },
+        });
+        if (opts.json) printJson(reportJson(result));
+        else process.stdout.write(`\n${reportText(result)}\n`);
+        if (!result.verification.identical) {
+          throw new IpsError('PIPELINES_DIFFER', 'the incremental and lookback pipelines produced different tables: see the report above');
+        }
+      });
+    });
+  return demo;
+}

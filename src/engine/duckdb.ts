@@ -1,0 +1,200 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { IpsError, describeError } from '../errors.js';
+import type { FileIO } from '../io/file-io.js';
+import type { DataFile } from '../iceberg/manifest.js';
+import type { NestedField, PrimitiveType } from '../iceberg/types.js';
+
+/**
+ * An embedded SQL engine (DuckDB) that reads Iceberg data files and writes Parquet for ips's
+ * table writer. It reads exactly the files it is given (the caller plans them from Iceberg
+ * metadata), maps columns by Iceberg field id as the spec requires (not by name), and counts
+ * what it was asked to read: files, rows and bytes are the resources a pipeline stage costs.
+ *
+ * DuckDB's httpfs cannot be installed everywhere ips runs, so objects on S3 are staged to a
+ * local scratch directory through ips's FileIO first (a data file never changes, so a staged
+ * copy is reused).
+ */
+export interface ScanStats {
+  files: number;
+  rows: bigint;
+  bytes: bigint;
+}
+
+export interface WrittenParquet {
+  localPath: string;
+  /** Hive-style directory of its partition values (`a=1/b=2`), '' when unpartitioned. */
+  partitionDir: string;
+  rows: bigint;
+}
+
+export interface PartitionColumn {
+  /** Directory key, e.g. `event_date`. */
+  name: string;
+  /** SQL over the selected columns giving the value, e.g. `profile_id - profile_id % 32`. */
+  expr: string;
+}
+
+export function emptyStats(): ScanStats {
+  return { files: 0, rows: 0n, bytes: 0n };
+}
+
+export function addStats(a: ScanStats, b: ScanStats): ScanStats {
+  return { files: a.files + b.files, rows: a.rows + b.rows, bytes: a.bytes + b.bytes };
+}
+
+/** DuckDB type of an Iceberg primitive; the demo's tables use only these. */
+export function duckdbType(t: PrimitiveType): string {
+  switch (t.kind) {
+    case 'boolean': return 'BOOLEAN';
+    case 'int': return 'INTEGER';
+    case 'long': return 'BIGINT';
+    case 'float': return 'FLOAT';
+    case 'double': return 'DOUBLE';
+    case 'date': return 'DATE';
+    case 'string': return 'VARCHAR';
+    case 'decimal': return `DECIMAL(${t.precision}, ${t.scale})`;
+    default:
+      throw new IpsError('UNSUPPORTED_TYPE', `the SQL engine does not read Iceberg ${t.kind} columns yet`);
+  }
+}
+
+export function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+export function sqlIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+function localPathOf(location: string): string | null {
+  if (location.startsWith('file:')) return fileURLToPath(location.startsWith('file://') ? location : `file://${location.slice(5)}`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) return null;
+  return location;
+}
+
+export class SqlEngine {
+  private staged = new Map<string, string>();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+    private readonly io: FileIO,
+    private readonly scratchDir: string,
+  ) {}
+
+  static async open(opts: { io: FileIO; scratchDir: string; threads?: number; memoryLimit?: string }): Promise<SqlEngine> {
+    fs.mkdirSync(opts.scratchDir, { recursive: true });
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: String(opts.threads ?? 2),
+      memory_limit: opts.memoryLimit ?? '2GB',
+      temp_directory: path.join(opts.scratchDir, 'duckdb-tmp'),
+    });
+    return new SqlEngine(instance, await instance.connect(), opts.io, opts.scratchDir);
+  }
+
+  async run(sql: string): Promise<void> {
+    try {
+      await this.conn.run(sql);
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+  }
+
+  /** Rows as JSON-friendly objects (BIGINT as decimal strings, DATE as ISO text). */
+  async all<T = Record<string, unknown>>(sql: string): Promise<T[]> {
+    try {
+      return (await this.conn.runAndReadAll(sql)).getRowObjectsJson() as T[];
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+  }
+
+  private async localCopy(location: string): Promise<string> {
+    const local = localPathOf(location);
+    if (local !== null) return local;
+    const hit = this.staged.get(location);
+    if (hit) return hit;
+    const dir = path.join(this.scratchDir, 'staged');
+    fs.mkdirSync(dir, { recursive: true });
+    const target = path.join(dir, `${crypto.createHash('sha1').update(location).digest('hex')}${path.extname(location)}`);
+    if (!fs.existsSync(target)) {
+      const tmp = `${target}.${process.pid}.part`;
+      fs.writeFileSync(tmp, await this.io.read(location));
+      fs.renameSync(tmp, target);
+    }
+    this.staged.set(location, target);
+    return target;
+  }
+
+  /**
+   * (Re)defines view `name` over exactly these data files, with the given Iceberg columns read
+   * by field id (a column missing from a file reads as NULL, as after a schema change).
+   */
+  async registerFiles(name: string, files: DataFile[], columns: NestedField[]): Promise<ScanStats> {
+    for (const f of files) {
+      if (f.content !== 0) throw new IpsError('UNSUPPORTED', `${f.filePath} is a delete file: the SQL engine reads data files only`);
+      if (f.fileFormat.toUpperCase() !== 'PARQUET') throw new IpsError('UNSUPPORTED', `${f.filePath} is ${f.fileFormat}: the SQL engine reads Parquet only`);
+    }
+    const cols = columns.map((c) => {
+      if (c.type.kind === 'struct' || c.type.kind === 'list' || c.type.kind === 'map') {
+        throw new IpsError('UNSUPPORTED_TYPE', `column ${c.name} is nested: the SQL engine reads primitive columns only`);
+      }
+      return { id: c.id, name: c.name, sqlType: duckdbType(c.type) };
+    });
+    let body: string;
+    if (files.length === 0) {
+      body = `SELECT ${cols.map((c) => `NULL::${c.sqlType} AS ${sqlIdent(c.name)}`).join(', ')} WHERE false`;
+    } else {
+      const paths = await Promise.all(files.map((f) => this.localCopy(f.filePath)));
+      const schema = cols.map((c) => `${c.id}: {name: ${sqlString(c.name)}, type: ${sqlString(c.sqlType)}, default_value: NULL}`).join(', ');
+      body = `SELECT ${cols.map((c) => sqlIdent(c.name)).join(', ')} FROM read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${schema}})`;
+    }
+    await this.run(`CREATE OR REPLACE TEMP VIEW ${sqlIdent(name)} AS ${body}`);
+    return {
+      files: files.length,
+      rows: files.reduce((n, f) => n + f.recordCount, 0n),
+      bytes: files.reduce((n, f) => n + f.fileSizeInBytes, 0n),
+    };
+  }
+
+  /**
+   * Writes the query's rows as Parquet files under a fresh local directory, one file per
+   * partition, with Iceberg field ids on the columns. Partition keys are extra expressions,
+   * not columns of the file.
+   */
+  async writeParquet(selectSql: string, opts: { fieldIds: Record<string, number>; partitionBy: PartitionColumn[]; orderBy?: string }): Promise<WrittenParquet[]> {
+    const dir = path.join(this.scratchDir, 'out', crypto.randomUUID());
+    fs.mkdirSync(dir, { recursive: true });
+    const keys = opts.partitionBy.map((p, i) => ({ ...p, alias: `__ips_p${i}` }));
+    const select = `SELECT *${keys.map((k) => `, ${k.expr} AS ${k.alias}`).join('')} FROM (${selectSql}) AS q${opts.orderBy ? ` ORDER BY ${opts.orderBy}` : ''}`;
+    const fieldIds = Object.entries(opts.fieldIds).map(([c, id]) => `${sqlIdent(c)}: ${id}`).join(', ');
+    const partition = keys.length ? `PARTITION_BY (${keys.map((k) => k.alias).join(', ')}), ` : '';
+    const target = keys.length ? dir : path.join(dir, `${crypto.randomUUID()}.parquet`);
+    const rows = await this.all<{ filename: string; count: string }>(
+      `COPY (${select}) TO ${sqlString(target)} (FORMAT PARQUET, ${partition}FIELD_IDS {${fieldIds}}, COMPRESSION ZSTD, FILENAME_PATTERN 'data_{uuid}', RETURN_STATS)`);
+    return rows.map((r) => {
+      const rel = path.relative(dir, path.dirname(r.filename));
+      // Rename the engine's aliases back to the partition names in the directory.
+      const partitionDir = rel === '' ? '' : rel.split(path.sep).map((seg) => {
+        const eq = seg.indexOf('=');
+        const k = keys.find((x) => x.alias === seg.slice(0, eq));
+        return k ? `${k.name}=${seg.slice(eq + 1)}` : seg;
+      }).join('/');
+      return { localPath: r.filename, partitionDir, rows: BigInt(r.count) };
+    });
+  }
+
+  /** Deletes the local output of `writeParquet` once it was uploaded. */
+  discard(files: WrittenParquet[]): void {
+    for (const f of files) fs.rmSync(f.localPath, { force: true });
+  }
+
+  close(): void {
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}

@@ -1,0 +1,103 @@
+import path from 'node:path';
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { IpsError } from '../errors.js';
+import type { FileIO } from '../io/file-io.js';
+import type { WritableCatalog } from '../catalog/table-catalog.js';
+import { readMetadataFile, MetadataCache } from '../catalog/table.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import type { DataFile } from '../iceberg/manifest.js';
+import { currentSchema, specById, type TableMetadata } from '../iceberg/metadata.js';
+import { createTable, commitTableUpdate, type NewTableSpec } from '../table/table-writer.js';
+import { uploadDataFile } from '../table/data-files.js';
+import { planScan, type ScanPredicate } from '../table/scan-planner.js';
+import { sqlIdent, type PartitionColumn, type ScanStats, type SqlEngine } from '../engine/duckdb.js';
+
+/**
+ * The pipeline's view of its Iceberg tables: load, plan which files to read, read them into
+ * the engine, and write a query's result back as a committed snapshot (append or overwrite).
+ */
+export class Lake {
+  readonly reader: ManifestReader;
+  private readonly metadataCache = new MetadataCache(64);
+
+  constructor(readonly catalog: WritableCatalog, readonly io: FileIO, readonly engine: SqlEngine) {
+    this.reader = new ManifestReader(io);
+  }
+
+  async create(identifier: string, spec: Omit<NewTableSpec, 'identifier'>): Promise<void> {
+    await createTable(this.catalog, this.io, { identifier, ...spec });
+  }
+
+  async load(identifier: string): Promise<TableMetadata> {
+    const loc = await this.catalog.currentMetadataLocation(identifier);
+    if (loc === null) throw new IpsError('TABLE_NOT_FOUND', `table ${identifier} does not exist`);
+    return readMetadataFile(this.io, loc, this.metadataCache);
+  }
+
+  async readMetadata(location: string): Promise<TableMetadata> {
+    return readMetadataFile(this.io, location, this.metadataCache);
+  }
+
+  /** Live data files of the current snapshot that may hold rows matching every predicate. */
+  async plan(md: TableMetadata, predicates: ScanPredicate[] = []): Promise<DataFile[]> {
+    if (md.currentSnapshotId === null) return [];
+    return (await planScan(this.io, md, predicates, { reader: this.reader })).files;
+  }
+
+  /** Defines engine view `view` over these files with the table's current columns. */
+  async view(view: string, md: TableMetadata, files: DataFile[]): Promise<ScanStats> {
+    return this.engine.registerFiles(view, files, currentSchema(md).struct.fields);
+  }
+
+  /** Engine expressions for the table's partition values (identity and truncate transforms). */
+  private partitionColumns(md: TableMetadata): PartitionColumn[] {
+    const schema = currentSchema(md);
+    return specById(md, md.defaultSpecId).fields.map((pf) => {
+      const source = schema.struct.fields.find((f) => f.id === pf.sourceId);
+      if (!source) throw new IpsError('INVALID_TABLE', `partition field ${pf.name} has no source column`);
+      const col = sqlIdent(source.name);
+      if (pf.transform === 'identity') return { name: pf.name, expr: col };
+      const t = /^truncate\[(\d+)\]$/.exec(pf.transform);
+      if (t && (source.type.kind === 'long' || source.type.kind === 'int')) {
+        const w = t[1]!;
+        return { name: pf.name, expr: `(${col} - (((${col} % ${w}) + ${w}) % ${w}))` };
+      }
+      throw new IpsError('UNSUPPORTED', `the demo's writer partitions by identity and truncate only, not ${pf.transform}`);
+    });
+  }
+
+  /**
+   * Writes the query's rows as new files of the table, one per partition, and commits them,
+   * replacing `remove` (an overwrite) or adding to the table (an append). Returns rows written.
+   */
+  async write(identifier: string, selectSql: string, remove: DataFile[], summary: Record<string, string> = {}): Promise<{ rows: bigint; files: number; metadata: TableMetadata }> {
+    const md = await this.load(identifier);
+    const fieldIds = Object.fromEntries(currentSchema(md).struct.fields.map((f) => [f.name, f.id]));
+    const written = await this.engine.writeParquet(selectSql, { fieldIds, partitionBy: this.partitionColumns(md) });
+    const added: DataFile[] = [];
+    for (const w of written) {
+      const rel = [w.partitionDir, `${crypto.randomUUID()}.parquet`].filter((s) => s !== '').join('/');
+      added.push(await uploadDataFile(this.io, md, fs.readFileSync(w.localPath), rel));
+    }
+    this.engine.discard(written);
+    if (added.length === 0 && remove.length === 0) return { rows: 0n, files: 0, metadata: md };
+    const operation = remove.length === 0 ? 'append' : added.length === 0 ? 'delete' : 'overwrite';
+    const res = await commitTableUpdate(this.catalog, this.io, identifier, {
+      operation, add: added, removePaths: remove.map((f) => f.filePath), summary,
+    }, { reader: this.reader });
+    return { rows: written.reduce((n, w) => n + w.rows, 0n), files: added.length, metadata: res.metadata };
+  }
+}
+
+/** Key of a file's partition tuple, comparable with keys built from query results. */
+export function partitionKey(md: TableMetadata, f: DataFile): string {
+  const spec = specById(md, md.defaultSpecId);
+  return spec.fields.map((pf) => String(f.partition.get(pf.fieldId) ?? 'null')).join('/');
+}
+
+export function scratchPath(root: string, ...parts: string[]): string {
+  const p = path.join(root, ...parts);
+  fs.mkdirSync(p, { recursive: true });
+  return p;
+}

@@ -1,0 +1,155 @@
+import type { DataFile } from '../iceberg/manifest.js';
+import type { TableMetadata } from '../iceberg/metadata.js';
+import { addStats, emptyStats, type ScanStats } from '../engine/duckdb.js';
+import { isoDate, profileRangeWidth, TABLES, type PlaybackOptions } from './model.js';
+import { partitionKey, type Lake } from './lake.js';
+
+/**
+ * The pipeline's two stages, each in an incremental and a lookback form. Every stage reads
+ * only the files it plans from Iceberg metadata and says what that cost (files, rows, bytes);
+ * the SQL runs in the embedded engine and the result is committed by ips's table writer.
+ */
+export interface StageContext {
+  lake: Lake;
+  options: PlaybackOptions;
+  /** The run's logical day (days since epoch): the newest day of data. */
+  runDay: number;
+}
+
+export interface StageResult {
+  read: ScanStats;
+  rowsWritten: bigint;
+  filesWritten: number;
+}
+
+/** The ICDC table a trigger named: its current snapshot holds exactly the batch's files. */
+export interface IcdcInput {
+  metadata: TableMetadata;
+  files: DataFile[];
+}
+
+const dateLit = (day: number): string => `DATE '${isoDate(day)}'`;
+
+function windowStart(ctx: StageContext): number {
+  return ctx.runDay - (ctx.options.lookbackDays - 1);
+}
+
+function truncSql(ctx: StageContext, col: string): string {
+  const w = profileRangeWidth(ctx.options);
+  return `(${col} - (((${col} % ${w}) + ${w}) % ${w}))`;
+}
+
+/** Partition keys (`day/profile range`) of the rows of `relation`, as partitionKey() spells them. */
+async function partitionsOf(ctx: StageContext, relation: string): Promise<{ keys: Set<string>; lo: number; hi: number } | null> {
+  const rows = await ctx.lake.engine.all<{ d: number; p: string }>(
+    `SELECT DISTINCT (event_date - DATE '1970-01-01')::INTEGER AS d, ${truncSql(ctx, 'profile_id')}::BIGINT AS p FROM ${relation}`);
+  if (rows.length === 0) return null;
+  return {
+    keys: new Set(rows.map((r) => `${r.d}/${r.p}`)),
+    lo: Math.min(...rows.map((r) => r.d)),
+    hi: Math.max(...rows.map((r) => r.d)),
+  };
+}
+
+/** Live files of the partitions in `parts` (a copy-on-write MERGE rewrites exactly these). */
+async function filesOfPartitions(ctx: StageContext, md: TableMetadata, parts: { keys: Set<string>; lo: number; hi: number }): Promise<DataFile[]> {
+  const candidates = await ctx.lake.plan(md, [{ field: 'event_date', op: 'between', lo: parts.lo, hi: parts.hi }]);
+  return candidates.filter((f) => parts.keys.has(partitionKey(md, f)));
+}
+
+/** Live files whose day is within [lo, hi] (identity partitions: exact). */
+async function filesOfDays(ctx: StageContext, md: TableMetadata, lo: number, hi: number): Promise<DataFile[]> {
+  return ctx.lake.plan(md, [{ field: 'event_date', op: 'between', lo, hi }]);
+}
+
+const DAILY_FROM_EVENTS = `SELECT event_date, profile_id, title_id, count(*)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
+const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id)::BIGINT AS titles, sum(plays)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
+
+/**
+ * Stage 1, incremental (`playback_daily`): MERGE the batch's new events into the daily table.
+ * Copy-on-write: the daily files of the partitions the batch touches are read and rewritten.
+ */
+export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, target: string = TABLES.incremental.daily): Promise<StageResult> {
+  const { lake } = ctx;
+  let read = await lake.view('icdc', icdc.metadata, icdc.files);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${DAILY_FROM_EVENTS} FROM icdc GROUP BY ALL`);
+  const parts = await partitionsOf(ctx, 'chg');
+  if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };
+  const md = await lake.load(target);
+  const old = await filesOfPartitions(ctx, md, parts);
+  read = addStats(read, await lake.view('old_daily', md, old));
+  const merged = `
+    SELECT coalesce(o.event_date, c.event_date) AS event_date, coalesce(o.profile_id, c.profile_id) AS profile_id,
+           coalesce(o.title_id, c.title_id) AS title_id,
+           (coalesce(o.plays, 0) + coalesce(c.plays, 0))::BIGINT AS plays,
+           (coalesce(o.watch_seconds, 0) + coalesce(c.watch_seconds, 0))::BIGINT AS watch_seconds
+      FROM old_daily o FULL OUTER JOIN chg c
+        ON o.event_date = c.event_date AND o.profile_id = c.profile_id AND o.title_id = c.title_id`;
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  return { read, rowsWritten: w.rows, filesWritten: w.files };
+}
+
+/** Stage 1, lookback: recompute the last `lookbackDays` days from the events and overwrite them. */
+export async function dailyLookback(ctx: StageContext, target: string = TABLES.lookback.daily): Promise<StageResult> {
+  const { lake } = ctx;
+  const lo = windowStart(ctx);
+  const src = await lake.load(TABLES.source);
+  const read = await lake.view('src', src, await filesOfDays(ctx, src, lo, ctx.runDay));
+  const md = await lake.load(target);
+  const old = await filesOfDays(ctx, md, lo, ctx.runDay);
+  const sql = `${DAILY_FROM_EVENTS} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
+  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  return { read, rowsWritten: w.rows, filesWritten: w.files };
+}
+
+/**
+ * Stage 2, incremental (`playback_daily_agg`): the batch's ICDC rows of the daily table give the
+ * aggregation keys that changed; days 2..14 are re-aggregated for those keys only (the keys are a
+ * row-level filter, and the scan planner skips daily files whose bounds hold none of them),
+ * the current day in full. The aggregate table's rows for those keys are replaced.
+ */
+export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source: string = TABLES.incremental.daily, target: string = TABLES.incremental.agg): Promise<StageResult> {
+  const { lake, runDay } = ctx;
+  const lo = windowStart(ctx);
+  let read = await lake.view('icdc', icdc.metadata, icdc.files);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM icdc
+    WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
+  const daily = await lake.load(source);
+  read = addStats(read, await lake.view('today', daily, await filesOfDays(ctx, daily, runDay, runDay)));
+  const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
+  const older = profiles.length === 0 ? [] : await lake.plan(daily, [
+    { field: 'event_date', op: 'between', lo, hi: runDay - 1 },
+    { field: 'profile_id', op: 'in', values: profiles },
+  ]);
+  read = addStats(read, await lake.view('older', daily, older));
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
+      SELECT * FROM today WHERE event_date = ${dateLit(runDay)}
+      UNION ALL
+      SELECT o.* FROM older o SEMI JOIN agg_keys k ON o.event_date = k.event_date AND o.profile_id = k.profile_id
+    ) GROUP BY event_date, profile_id`);
+  const parts = await partitionsOf(ctx, 'fresh');
+  if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };
+  const md = await lake.load(target);
+  const old = await filesOfPartitions(ctx, md, parts);
+  read = addStats(read, await lake.view('old_agg', md, old));
+  const merged = `
+    SELECT * FROM old_agg o WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_date = o.event_date AND f.profile_id = o.profile_id)
+    UNION ALL SELECT * FROM fresh`;
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_agg', 'ips-demo.run-day': isoDate(runDay) });
+  return { read, rowsWritten: w.rows, filesWritten: w.files };
+}
+
+/** Stage 2, lookback: re-aggregate the last `lookbackDays` days of the daily table and overwrite them. */
+export async function aggLookback(ctx: StageContext, source: string = TABLES.lookback.daily, target: string = TABLES.lookback.agg): Promise<StageResult> {
+  const { lake } = ctx;
+  const lo = windowStart(ctx);
+  const daily = await lake.load(source);
+  const read = await lake.view('daily_window', daily, await filesOfDays(ctx, daily, lo, ctx.runDay));
+  const md = await lake.load(target);
+  const old = await filesOfDays(ctx, md, lo, ctx.runDay);
+  const sql = `${AGG_FROM_DAILY} FROM daily_window WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY event_date, profile_id`;
+  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_agg_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  return { read, rowsWritten: w.rows, filesWritten: w.files };
+}
+
+export { emptyStats };
