@@ -1,5 +1,6 @@
 import { writeAvroFile } from './avro-write.js';
-import type { DataFile } from './manifest.js';
+import { IpsError } from '../errors.js';
+import { EntryStatus, type DataFile } from './manifest.js';
 import type { FieldSummary, ManifestFile } from './manifest-list.js';
 import { avroName, decimalBytes, manifestEntrySchema, manifestListSchema, partitionRecord } from './manifest-schemas.js';
 import type { BoundPartitionField } from './partition-values.js';
@@ -7,11 +8,24 @@ import { partitionValueFromAvro } from './partition-values.js';
 import type { PrimitiveType } from './types.js';
 import { bigIntToTwosComplementBE, compareValues, encodeBinaryValue, type Value } from './values.js';
 
-/** An entry to write: always ADDED, with an explicit data sequence number when one must be kept. */
+/**
+ * An entry to write. ADDED (the default) entries inherit the snapshot id and file sequence
+ * number from the manifest list, and the data sequence number too unless one is given.
+ * EXISTING and DELETED entries must carry their snapshot id and both sequence numbers (spec
+ * "Sequence Number Inheritance": inheritance applies to ADDED entries only): EXISTING keeps
+ * the values of the snapshot that added the file; DELETED names the deleting snapshot and keeps
+ * the file's sequence numbers.
+ */
 export interface EntryToWrite {
   dataFile: DataFile;
-  /** Null: inherit the manifest's sequence number on read. */
+  /** Null: inherit the manifest's sequence number on read (ADDED only). */
   sequenceNumber: bigint | null;
+  /** Default ADDED. */
+  status?: EntryStatus;
+  /** Required for EXISTING and DELETED; ADDED entries leave it null to inherit. */
+  snapshotId?: bigint | null;
+  /** Required for EXISTING and DELETED; ADDED entries leave it null to inherit. */
+  fileSequenceNumber?: bigint | null;
 }
 
 export interface ManifestToWrite {
@@ -111,13 +125,28 @@ function summarize(spec: BoundPartitionField[], files: DataFile[]): FieldSummary
 
 export function writeManifest(m: ManifestToWrite, snapshotSequenceNumber: bigint): WrittenManifest {
   const schema = manifestEntrySchema(m.formatVersion, partitionRecord(m.spec.map((pf) => ({ name: pf.field.name, fieldId: pf.field.fieldId, type: pf.resultType }))));
+  const counts = { files: [0, 0, 0], rows: [0n, 0n, 0n] }; // indexed by status: EXISTING, ADDED, DELETED
+  let minLiveSeq: bigint | null = null;
   const records = m.entries.map((e) => {
-    const rec: Record<string, unknown> = { status: 1, data_file: dataFileRecord(m.formatVersion, m.spec, e.dataFile) };
-    if (m.formatVersion === 1) rec['snapshot_id'] = m.snapshotId;
+    const status = e.status ?? EntryStatus.ADDED;
+    counts.files[status]!++;
+    counts.rows[status]! += e.dataFile.recordCount;
+    const rec: Record<string, unknown> = { status, data_file: dataFileRecord(m.formatVersion, m.spec, e.dataFile) };
+    if (status !== EntryStatus.ADDED) {
+      const missing = [e.snapshotId == null && 'snapshot id', m.formatVersion >= 2 && e.sequenceNumber === null && 'data sequence number', m.formatVersion >= 2 && e.fileSequenceNumber == null && 'file sequence number'].filter(Boolean);
+      if (missing.length > 0) {
+        throw new IpsError('INTERNAL', `manifest entry for ${e.dataFile.filePath} has status ${status === EntryStatus.EXISTING ? 'EXISTING' : 'DELETED'} but no explicit ${missing.join(', ')}: only ADDED entries inherit them`);
+      }
+    }
+    if (m.formatVersion === 1) rec['snapshot_id'] = e.snapshotId ?? m.snapshotId;
     else {
-      rec['snapshot_id'] = null; // inherited from the manifest list
+      rec['snapshot_id'] = e.snapshotId ?? null; // null: inherited from the manifest list
       rec['sequence_number'] = e.sequenceNumber;
-      rec['file_sequence_number'] = null;
+      rec['file_sequence_number'] = e.fileSequenceNumber ?? null;
+    }
+    if (status !== EntryStatus.DELETED) {
+      const seq = e.sequenceNumber ?? snapshotSequenceNumber;
+      if (minLiveSeq === null || seq < minLiveSeq) minLiveSeq = seq;
     }
     return rec;
   });
@@ -130,22 +159,21 @@ export function writeManifest(m: ManifestToWrite, snapshotSequenceNumber: bigint
   };
   if (m.formatVersion >= 2) meta['content'] = m.content === 0 ? 'data' : 'deletes';
   const bytes = writeAvroFile(schema, meta, records);
-  const seqs = m.entries.map((e) => e.sequenceNumber ?? snapshotSequenceNumber);
-  const rows = m.entries.reduce((n, e) => n + e.dataFile.recordCount, 0n);
   return {
     bytes,
     row: {
       partitionSpecId: m.specId,
       content: m.content,
       sequenceNumber: snapshotSequenceNumber,
-      minSequenceNumber: seqs.length ? seqs.reduce((a, b) => (b < a ? b : a)) : snapshotSequenceNumber,
+      // Java: the minimum data sequence number of the live entries; the snapshot's when none.
+      minSequenceNumber: minLiveSeq ?? snapshotSequenceNumber,
       addedSnapshotId: m.snapshotId,
-      addedFilesCount: m.entries.length,
-      existingFilesCount: 0,
-      deletedFilesCount: 0,
-      addedRowsCount: rows,
-      existingRowsCount: 0n,
-      deletedRowsCount: 0n,
+      addedFilesCount: counts.files[EntryStatus.ADDED]!,
+      existingFilesCount: counts.files[EntryStatus.EXISTING]!,
+      deletedFilesCount: counts.files[EntryStatus.DELETED]!,
+      addedRowsCount: counts.rows[EntryStatus.ADDED]!,
+      existingRowsCount: counts.rows[EntryStatus.EXISTING]!,
+      deletedRowsCount: counts.rows[EntryStatus.DELETED]!,
       partitions: summarize(m.spec, m.entries.map((e) => e.dataFile)),
       keyMetadata: null,
       firstRowId: null,
