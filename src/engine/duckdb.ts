@@ -175,7 +175,7 @@ export class SqlEngine {
     const partition = keys.length ? `PARTITION_BY (${keys.map((k) => k.alias).join(', ')}), ` : '';
     const target = keys.length ? dir : path.join(dir, `${crypto.randomUUID()}.parquet`);
     const rows = await this.all<{ filename: string; count: string }>(
-      `COPY (${select}) TO ${sqlString(target)} (FORMAT PARQUET, ${partition}FIELD_IDS {${fieldIds}}, COMPRESSION ZSTD, FILENAME_PATTERN 'data_{uuid}', RETURN_STATS)`);
+      `COPY (${select}) TO ${sqlString(target)} (FORMAT PARQUET, ${partition}FIELD_IDS {${fieldIds}}, COMPRESSION SNAPPY, FILENAME_PATTERN 'data_{uuid}', RETURN_STATS)`);
     return rows.map((r) => {
       const rel = path.relative(dir, path.dirname(r.filename));
       // Rename the engine's aliases back to the partition names in the directory.

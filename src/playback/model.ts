@@ -17,9 +17,9 @@ export const playbackOptions = z.object({
   profiles: z.number().int().min(1).max(100_000_000).default(1_000),
   titles: z.number().int().min(1).max(1_000_000).default(20),
   /** Files per day in the derived tables: profile ids are split in this many truncate ranges. */
-  profileRanges: z.number().int().min(1).max(1024).default(32),
+  profileRanges: z.number().int().min(1).max(1024).default(16),
   lateFraction: z.number().min(0).max(0.5).default(0.03),
-  lateDevicesPerDay: z.number().int().min(1).max(1000).default(4),
+  lateDevicesPerDay: z.number().int().min(1).max(1000).default(2),
   /** A device's backlog covers up to this many consecutive days. */
   backlogDays: z.number().int().min(1).max(13).default(3),
   /** The oldest a late row can be, in days; at most lookbackDays - 1 so both pipelines agree. */

@@ -111,16 +111,22 @@ export async function dailyLookback(ctx: StageContext, target: string = TABLES.l
 export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source: string = TABLES.incremental.daily, target: string = TABLES.incremental.agg): Promise<StageResult> {
   const { lake, runDay } = ctx;
   const lo = windowStart(ctx);
-  let read = await lake.view('icdc', icdc.metadata, icdc.files);
+  // The ICDC table is a real Iceberg table: its files of the current day (recomputed in full
+  // below anyway) are pruned by their partition values and never read.
+  const icdcOlder = await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }]);
+  let read = await lake.view('icdc', icdc.metadata, icdcOlder);
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM icdc
     WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   const daily = await lake.load(source);
   read = addStats(read, await lake.view('today', daily, await filesOfDays(ctx, daily, runDay, runDay)));
+  // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
+  // profiles' bounds, then each file's partition tuple must be one the keys fall in.
   const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
-  const older = profiles.length === 0 ? [] : await lake.plan(daily, [
-    { field: 'event_date', op: 'between', lo, hi: runDay - 1 },
+  const keyParts = await partitionsOf(ctx, 'agg_keys');
+  const older = keyParts === null ? [] : (await lake.plan(daily, [
+    { field: 'event_date', op: 'between', lo: keyParts.lo, hi: keyParts.hi },
     { field: 'profile_id', op: 'in', values: profiles },
-  ]);
+  ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)));
   read = addStats(read, await lake.view('older', daily, older));
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
       SELECT * FROM today WHERE event_date = ${dateLit(runDay)}
