@@ -1,0 +1,128 @@
+// `ips demo playback` (what `npm start` runs) end to end on the embedded default: a real process,
+// PGlite state, tables in the Hadoop layout on local disk, runs started by ips's webhook triggers.
+// Expected values come from outside the demo: event counts from its options, and PyIceberg
+// reading the tables ips wrote and aggregating the events itself.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { REPO_ROOT, runPythonCode } from '../setup/env.js';
+
+const run = promisify(execFile);
+const IPS = path.join(REPO_ROOT, 'bin', 'ips.js');
+const DAYS = 6;
+const ROWS = 2_000;
+const PROFILES = 200;
+
+interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number }
+interface Report {
+  events: string;
+  identical: boolean;
+  stages: { stage: string; incremental: Side; lookback: Side; ratio: Record<string, number> }[];
+  checks: { table: string; rows: string; differences_vs_lookback: string; differences_vs_recomputation: string }[];
+  warehouse: string;
+  duplicate_deliveries: number;
+}
+
+let dir: string;
+let report: Report;
+let stderr: string;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-playback-'));
+  const out = await run(process.execPath, [IPS, 'demo', 'playback', '--json', '--days', String(DAYS), '--rows-per-day', String(ROWS),
+    '--profiles', String(PROFILES), '--dir', path.join(dir, 'demo')], { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, maxBuffer: 64 << 20, timeout: 600_000 });
+  report = JSON.parse(out.stdout) as Report;
+  stderr = out.stderr;
+}, 660_000);
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ips demo playback on the embedded default', () => {
+  test('both pipelines ran every day and produced identical tables, equal to a full recomputation', () => {
+    expect(stderr).toBe(''); // --json: nothing but the report
+    expect(report.identical).toBe(true);
+    expect(BigInt(report.events)).toBe(BigInt(DAYS * ROWS));
+    for (const c of report.checks) {
+      expect(c.differences_vs_lookback).toBe('0');
+      expect(c.differences_vs_recomputation).toBe('0');
+      expect(BigInt(c.rows)).toBeGreaterThan(0n);
+    }
+    for (const s of report.stages.filter((x) => x.stage !== 'total')) {
+      expect(s.incremental.runs).toBe(DAYS);
+      expect(s.lookback.runs).toBe(DAYS);
+    }
+  });
+
+  test('what each pipeline read follows from the workload, and the incremental one read less', () => {
+    const daily = report.stages.find((s) => s.stage === 'playback_daily')!;
+    // The lookback stage 1 reads every event of its window: on day k, min(k, 14) days of events.
+    const windowed = Array.from({ length: DAYS }, (_, k) => Math.min(k + 1, 14) * ROWS).reduce((a, b) => a + b, 0);
+    expect(BigInt(daily.lookback.rows)).toBe(BigInt(windowed));
+    // The incremental stage 1 reads each event once through the ICDC table, plus the daily
+    // partitions the late rows force it to rewrite.
+    expect(BigInt(daily.incremental.rows)).toBeGreaterThanOrEqual(BigInt(DAYS * ROWS));
+    const total = report.stages.find((s) => s.stage === 'total')!;
+    expect(BigInt(total.incremental.rows)).toBeLessThan(BigInt(total.lookback.rows));
+    expect(total.ratio['rows']).toBeCloseTo(Number(total.incremental.rows) / Number(total.lookback.rows), 6);
+  });
+
+  test('PyIceberg reads the tables ips wrote, and its own aggregation of the events equals both pipelines', async () => {
+    const wh = report.warehouse;
+    const out = await runPythonCode(String.raw`
+import json, sys, os
+from pyiceberg.table import StaticTable
+
+def load(ident):
+    ns, name = ident.split(".")
+    meta = os.path.join(sys.argv[1], ns, name, "metadata")
+    version = open(os.path.join(meta, "version-hint.text")).read().strip()
+    return StaticTable.from_metadata(os.path.join(meta, f"v{version}.metadata.json")).scan().to_arrow()
+
+events = load("demo.playback_table")
+daily = events.group_by(["event_date", "profile_id", "title_id"]).aggregate([("event_id", "count"), ("watch_seconds", "sum")])
+agg = daily.group_by(["event_date", "profile_id"]).aggregate([("title_id", "count_distinct"), ("event_id_count", "sum"), ("watch_seconds_sum", "sum")])
+def rows(t, cols):
+    return sorted(tuple(str(v) for v in r) for r in zip(*[t.column(c).to_pylist() for c in cols]))
+expected = rows(agg, ["event_date", "profile_id", "title_id_count_distinct", "event_id_count_sum", "watch_seconds_sum_sum"])
+result = {"events": events.num_rows}
+for ns in ["demo", "lookback"]:
+    t = load(ns + ".playback_daily_agg_table")
+    result[ns] = rows(t, ["event_date", "profile_id", "titles", "plays", "watch_seconds"]) == expected
+    result[ns + "_rows"] = t.num_rows
+result["expected_rows"] = len(expected)
+print(json.dumps(result))
+`, [wh]);
+    const r = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(r['events']).toBe(DAYS * ROWS);
+    expect(r['demo']).toBe(true);
+    expect(r['lookback']).toBe(true);
+    expect(r['demo_rows']).toBe(r['expected_rows']);
+  });
+});
+
+describe('ips demo playback refuses bad input before doing anything', () => {
+  test('a directory it did not make is never emptied', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-playback-mine-'));
+    fs.writeFileSync(path.join(d, 'precious.txt'), 'keep me');
+    const err = await run(process.execPath, [IPS, 'demo', 'playback', '--days', '1', '--dir', d]).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toMatch(/INVALID_ARGUMENT.*was not made by ips demo/);
+    expect(fs.readFileSync(path.join(d, 'precious.txt'), 'utf8')).toBe('keep me');
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  test('options are validated with messages that say what to do', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-playback-opts-'));
+    const bad = async (args: string[]) => run(process.execPath, [IPS, 'demo', 'playback', '--json', '--dir', path.join(d, 'x'), ...args])
+      .then(() => null, (e: { code: number; stderr: string }) => JSON.parse(e.stderr) as { error: { code: string; message: string } });
+    expect((await bad(['--days', 'many']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--days must be a whole number') });
+    expect((await bad(['--days', '0']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('days') });
+    expect((await bad(['--late-fraction', '0.9']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('lateFraction') });
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+});
