@@ -12,8 +12,9 @@ import { changePlanning } from './change-planning.js';
 import { httpStep } from './http-step.js';
 import { triggerLatency } from './trigger-latency.js';
 import { watchCpu } from './watch-cpu.js';
+import { playbackRatio } from './playback-ratio.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio];
 
 function usage(): string {
   const lines = [

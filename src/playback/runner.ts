@@ -43,6 +43,8 @@ export interface StageRun {
   rowsWritten: bigint;
   filesWritten: number;
   wallMs: number;
+  /** CPU of this process during the run (the engine's threads included; runs never overlap). */
+  cpuMs: number;
 }
 
 export interface DayProgress {
@@ -167,6 +169,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       const def = STAGES.find((s) => s.consumer === consumer);
       if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const ctx: StageContext = { lake, options: o, runDay };
       try {
         let result: StageResult;
@@ -184,7 +187,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
         await client.call('POST', `/v1/batches/${data.batch_id}/commit`, {});
         // Event-driven: tell ips the stage's output changed, so downstream runs start now.
         if (STAGES.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
-        runs.push({ consumer, day: isoDate(runDay), batchId: data.batch_id, ...result, wallMs: performance.now() - t0 });
+        runs.push({ consumer, day: isoDate(runDay), batchId: data.batch_id, ...result, wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)) });
       } catch (e) {
         await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
         throw e;
@@ -228,13 +231,18 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
   }
 }
 
+function cpuMs(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000;
+}
+
 /** Totals per consumer over the month. */
-export function totals(runs: StageRun[], consumer: string): { runs: number; read: ScanStats; wallMs: number; rowsWritten: bigint } {
+export function totals(runs: StageRun[], consumer: string): { runs: number; read: ScanStats; wallMs: number; cpuMs: number; rowsWritten: bigint } {
   const mine = runs.filter((r) => r.consumer === consumer);
   return {
     runs: mine.length,
     read: mine.reduce((s, r) => addStats(s, r.read), emptyStats()),
     wallMs: mine.reduce((s, r) => s + r.wallMs, 0),
+    cpuMs: mine.reduce((s, r) => s + r.cpuMs, 0),
     rowsWritten: mine.reduce((s, r) => s + r.rowsWritten, 0n),
   };
 }

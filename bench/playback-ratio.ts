@@ -1,0 +1,71 @@
+// The demo pipeline's resource ratio, incremental (ips) / 14-day lookback, at two data sizes: the
+// figure the Netflix article reports as "about 10%". Both pipelines run in the same process in
+// the same run, stage after stage on the same simulated day (never at once), so they see the
+// same machine; each run is timed from its trigger's arrival to its batch commit, and CPU is the
+// process's (DuckDB's threads included) over the run.
+//
+// - Workload: `ips demo playback` (src/playback): --days days of --sizes events a day (3% late,
+//   backlogs of two devices a day), state in embedded PGlite, tables in the Hadoop layout under a
+//   temporary directory, runs started by ips webhook triggers.
+// - Printed per size and stage: rows, bytes and files read, wall and CPU time of each pipeline
+//   and their ratio; and that both pipelines' tables are identical.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parsePlaybackOptions } from '../src/playback/model.js';
+import { runPlayback } from '../src/playback/runner.js';
+import { compareStages } from '../src/playback/report.js';
+import { fmtInt, intOption, table, type BenchContext, type Benchmark } from './lib/common.js';
+
+const OPTIONS: Record<string, string> = {
+  sizes: 'comma-separated events per day, one run each (default 11000,110000: about 0.33M and 3.3M events a month)',
+  days: 'simulated days (default 30)',
+  profiles: 'distinct profiles (default 1000)',
+};
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const sec = (ms: number): string => (ms / 1000).toFixed(1);
+
+async function run(ctx: BenchContext): Promise<void> {
+  const sizes = (ctx.options.get('sizes') ?? '11000,110000').split(',').map((s) => Number(s.trim()));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 10)) throw new Error('--sizes takes whole numbers of events per day');
+  const days = intOption(ctx, 'days', 30);
+  const profiles = intOption(ctx, 'profiles', 1000);
+  const rows: (string | number)[][] = [];
+  for (const perDay of sizes) {
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-bench-playback-'));
+    try {
+      ctx.log(`${fmtInt(perDay)} events a day for ${days} days…`);
+      const options = parsePlaybackOptions({ days, rowsPerDay: perDay, profiles });
+      const r = await runPlayback({
+        options, workDir, env: { ...process.env, DATABASE_URL: undefined },
+        onProgress: (p) => { if ((p.dayIndex + 1) % 10 === 0) ctx.log(`  day ${p.dayIndex + 1}/${p.days}`); },
+      });
+      if (!r.verification.identical) throw new Error(`the pipelines' tables differ at ${perDay} events a day: ${JSON.stringify(r.verification, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+      for (const s of compareStages(r)) {
+        rows.push([
+          fmtInt(perDay * days), s.stage,
+          fmtInt(Number(s.incremental.rows)), fmtInt(Number(s.lookback.rows)), pct(s.ratio.rows),
+          pct(s.ratio.bytes), pct(s.ratio.files),
+          sec(s.incremental.wall_ms), sec(s.lookback.wall_ms), pct(s.ratio.wall),
+          sec(s.incremental.cpu_ms), sec(s.lookback.cpu_ms), pct(s.ratio.cpu),
+        ]);
+      }
+    } finally {
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+  }
+  console.log(`\nplayback-ratio: incremental / ${14}-day lookback, ${days} simulated days, identical tables checked\n`);
+  console.log(table([
+    'events', 'stage', 'rows inc', 'rows lookback', 'rows', 'bytes', 'files',
+    'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'CPU lookback s', 'CPU',
+  ], rows));
+}
+
+export const playbackRatio: Benchmark = {
+  name: 'playback-ratio',
+  description: 'the demo pipeline: incremental / 14-day lookback rows read, wall and CPU time, at two data sizes',
+  byDefault: true,
+  options: OPTIONS,
+  run,
+};
