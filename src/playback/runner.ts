@@ -143,8 +143,11 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       ipsUrl = server.url;
     }
     const client = new IpsHttpClient(ipsUrl, run.ipsToken);
-    const receiverUrl = await receiver.listen('127.0.0.1');
-    const callback = run.callbackHost ? receiverUrl.replace('127.0.0.1', run.callbackHost) : receiverUrl;
+    // A separate ips (another container) reaches the receiver by a name of this host: listen on
+    // every interface then; otherwise on loopback only.
+    const external = run.callbackHost !== undefined && !/^(127\.|localhost$|\[?::1\]?$)/.test(run.callbackHost);
+    const receiverUrl = await receiver.listen(external ? '0.0.0.0' : '127.0.0.1');
+    const callback = run.callbackHost ? receiverUrl.replace(/\/\/[^/]+:/, `//${run.callbackHost}:`) : receiverUrl;
     log(`ips at ${ipsUrl}; runs are started at ${callback}/runs/<consumer>; tables in ${warehouse}`);
 
     await lake.create(TABLES.source, sourceTableSpec());
