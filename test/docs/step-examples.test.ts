@@ -76,7 +76,7 @@ describe('README: serve, set up, the step protocol, Maestro, Airflow, retention'
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'ips-docs-'));
     pathPrefix = [ipsOnPath(tmp), path.join(EXAMPLES, 'bash')].join(path.delimiter);
-    const written = writePlaybackTable(path.join(tmp, 'lake'), 3);
+    const written = writePlaybackTable(path.join(tmp, 'lake'), 2);
     // README "Run the service": the embedded default, on a free port instead of 8742.
     const script = substitute(example('serve'), [['$(openssl rand -hex 24)', ADMIN]]);
     const base = pythonEnv();
