@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Spark side of test/playback/playback-spark.test.ts: stage 1 of the playback pipeline as
+Spark's MERGE INTO over an ips ICDC table.
+
+One long-lived process (one JVM for the whole test). It starts the Spark session with an
+Iceberg JdbcCatalog on the demo's SQL catalog (PostgreSQL), says it is ready, then reads one JSON
+request per line on stdin and answers with one JSON line on stdout:
+
+    -> {"id": 3, "op": "merge", "icdc": "/…/icdc/…/metadata/v2.metadata.json", "target": "demo.playback_daily_table"}
+    <- {"id": 3, "ok": true, "result": {"snapshot_id": "…", "operation": "overwrite", "summary": {...}, "icdc_rows": 1234}}
+       or {"id": 3, "ok": false, "error": "...", "trace": "..."}
+
+The ICDC table is loaded by its metadata-file path (Iceberg HadoopTables, read-only): the
+trigger names that file, and on local disk Spark can read it directly.
+
+Usage: spark_merge.py --jdbc-url jdbc:postgresql://… --user U --password P --catalog ips_demo --warehouse DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+# Protocol on the original stdout; everything else (py4j, Spark, warnings) goes to stderr.
+PROTO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+from ips_test_env import spark_session  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(f"[spark-merge] {msg}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--jdbc-url", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--warehouse", required=True)
+    a = p.parse_args()
+    cat = a.catalog
+    c = f"spark.sql.catalog.{cat}"
+    t0 = time.monotonic()
+    spark = spark_session(
+        "ips-playback-merge",
+        catalogs={
+            c: "org.apache.iceberg.spark.SparkCatalog",
+            f"{c}.type": "jdbc",
+            f"{c}.uri": a.jdbc_url,
+            f"{c}.jdbc.user": a.user,
+            f"{c}.jdbc.password": a.password,
+            # ips's SQL catalog writes the iceberg_type column (the V1 layout).
+            f"{c}.jdbc.schema-version": "V1",
+            f"{c}.warehouse": a.warehouse,
+            # ips commits the other tables between MERGEs: always read the catalog's pointer.
+            f"{c}.cache-enabled": "false",
+        },
+        conf={
+            "spark.sql.adaptive.enabled": "false",
+            "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss4m -Duser.timezone=UTC",
+        },
+    )
+    spark.sql("SELECT 1").collect()
+    log(f"spark {spark.version} up in {time.monotonic() - t0:.1f}s")
+
+    def merge(req: dict) -> dict:
+        target = f"{cat}.{req['target']}"
+        icdc = spark.read.format("iceberg").load(req["icdc"])
+        icdc.createOrReplaceTempView("icdc_batch")
+        icdc_rows = icdc.count()
+        spark.sql(f"""
+            MERGE INTO {target} t
+            USING (SELECT event_date, profile_id, title_id, count(*) AS plays, sum(watch_seconds) AS watch_seconds
+                     FROM icdc_batch GROUP BY event_date, profile_id, title_id) s
+               ON t.event_date = s.event_date AND t.profile_id = s.profile_id AND t.title_id = s.title_id
+             WHEN MATCHED THEN UPDATE SET plays = t.plays + s.plays, watch_seconds = t.watch_seconds + s.watch_seconds
+             WHEN NOT MATCHED THEN INSERT *""").collect()
+        head = spark.sql(f"SELECT snapshot_id FROM {target}.refs WHERE name = 'main'").collect()[0][0]
+        snap = spark.sql(f"SELECT snapshot_id, operation, summary FROM {target}.snapshots WHERE snapshot_id = {head}").collect()[0]
+        props = spark.sql(f"SHOW TBLPROPERTIES {target}").collect()
+        return {
+            "snapshot_id": str(snap["snapshot_id"]),
+            "operation": snap["operation"],
+            "summary": dict(snap["summary"]),
+            "icdc_rows": icdc_rows,
+            "merge_mode": next((r["value"] for r in props if r["key"] == "write.merge.mode"), "copy-on-write"),
+        }
+
+    ops = {"merge": merge}
+    PROTO.write(json.dumps({"id": 0, "ok": True, "result": "ready"}) + "\n")
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            t1 = time.monotonic()
+            if req["op"] == "exit":
+                PROTO.write(json.dumps({"id": req.get("id"), "ok": True, "result": None}) + "\n")
+                break
+            try:
+                resp = {"id": req.get("id"), "ok": True, "result": ops[req["op"]](req)}
+            except Exception as e:  # noqa: BLE001
+                resp = {"id": req.get("id"), "ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+            log(f"{req['op']}: {time.monotonic() - t1:.1f}s")
+            PROTO.write(json.dumps(resp, default=str) + "\n")
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
