@@ -1,15 +1,16 @@
-// `ips demo playback` by configuration alone against the real PostgreSQL and MinIO the test
+// `ips demo playback` by configuration alone (the docker-compose `demo` service's command) against the real PostgreSQL and MinIO the test
 // setup provides (the docker-compose stack's services): a separate `ips serve` process with its
 // state in PostgreSQL and its ICDC tables on MinIO, the demo as a CLI process with its tables on
 // MinIO in a SQL catalog on PostgreSQL. Afterwards PyIceberg, with no ips code involved, loads
 // the tables from that catalog and checks them against its own aggregation of the raw events.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT, runPython, testEnv } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
 
@@ -108,11 +109,23 @@ describe('ips demo playback on PostgreSQL + MinIO, by configuration alone', () =
   });
 
   test('both pipelines agree, read what they should, and the tables are on MinIO in the SQL catalog', async () => {
+    // The docker-compose `demo` service's command, with the stack's host names replaced by this
+    // test's servers: the configuration users run is the one tested.
+    const compose = parseYaml(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as {
+      services: { demo: { command: string[]; environment: Record<string, string> } };
+    };
+    const local: Record<string, string> = {
+      '--dir': path.join(tmp, 'demo'), '--ips-url': url, '--warehouse': warehouse, '--catalog': catalogDb.url,
+      '--s3-endpoint': env.s3Endpoint, '--callback-host': '127.0.0.1',
+    };
+    const [sub, verb, ...flags] = compose.services.demo.command;
+    expect([sub, verb]).toEqual(['demo', 'playback']);
+    expect(flags.map((f) => f.split('=')[0]).sort()).toEqual(Object.keys(local).sort());
+    expect(Object.keys(compose.services.demo.environment).sort()).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_REGION', 'AWS_SECRET_ACCESS_KEY', 'IPS_TOKEN']);
     const demo = await run([
-      BIN, 'demo', 'playback', '--json', '--days', String(DAYS), '--rows-per-day', String(ROWS_PER_DAY), '--profiles', String(PROFILES),
-      '--dir', path.join(tmp, 'demo'), '--ips-url', url, '--ips-token', ADMIN,
-      '--warehouse', warehouse, '--catalog', catalogDb.url, '--s3-endpoint', env.s3Endpoint,
-    ], { ...process.env, ...s3Env }, 480_000);
+      BIN, sub!, verb!, ...flags.map((f) => `${f.split('=')[0]}=${local[f.split('=')[0]!]}`),
+      '--json', '--days', String(DAYS), '--rows-per-day', String(ROWS_PER_DAY), '--profiles', String(PROFILES),
+    ], { ...process.env, ...s3Env, IPS_TOKEN: ADMIN }, 480_000);
     expect(demo.code, `demo failed:\n${demo.stderr}\n${demo.stdout}\n--- ips serve ---\n${serverErr}`).toBe(0);
     const report = JSON.parse(demo.stdout) as Report;
 
