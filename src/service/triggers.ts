@@ -184,8 +184,10 @@ export class TriggerService {
     if (waits.length > 0) return { fired: false, pending: true, nextInMs: Math.max(50, Math.min(...waits)) };
 
     const seq = s.fireSeq + 1n;
+    // The instance id names this subscription, not just its name: one deleted and created again
+    // restarts at seq 1, and must not be handed its predecessor's (committed) first batch.
     const r = await this.service.steps.prepare({
-      consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${seq}`, limits: s.limits, trigger: { subscription: s.name, seq },
+      consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${s.createdAt.getTime()}:${seq}`, limits: s.limits, trigger: { subscription: s.name, seq },
       maxInFlight: s.maxInFlight,
     });
     if (r.kind === 'no-changes') return idle;

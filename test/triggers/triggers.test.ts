@@ -375,6 +375,31 @@ describe.each(DRIVERS)('triggers (%s state)', (driver) => {
     expect(hook.log.every((l) => l.status === 202)).toBe(true);
   });
 
+  test('a subscription deleted and created again under the same name fires for the changes after its predecessor\'s', async () => {
+    const secret = `whsec-${rand()}`;
+    const table = await newTable('recreated', { poll: 1 });
+    const con = await newConsumer([table.name]);
+    const hook = await newHook(secret, con.token);
+    const sub = `again-${rand()}`;
+    const body = { name: sub, consumer: con.name, tables: [table.name], sink: { type: 'webhook', url: hook.url, secret } };
+    await ok('POST', '/v1/subscriptions', body, 201);
+    await polledOnce(table.name);
+    const a1 = await table.append({ n: 2 });
+    const first = await waitFor('the first subscription\'s event', () => hook.accepted[0], 30_000);
+    expectEntry(first.ev.data.tables[0], table, null, [a1]);
+    expect((await hook.commits[0]!).status).toBe(200);
+
+    await ok('DELETE', `/v1/subscriptions/${sub}`);
+    await ok('POST', '/v1/subscriptions', body, 201);
+    const a2 = await table.append({ n: 3 });
+    // Its first batch must not be mistaken for its predecessor's first batch (same name, seq 1).
+    const second = await waitFor('the new subscription\'s event', () => hook.accepted[1], 30_000);
+    expect(second.ev.data.seq).toBe('1');
+    expect(second.ev.data.batch_id).not.toBe(first.ev.data.batch_id);
+    expectEntry(second.ev.data.tables[0], table, a1.snapshot.snapshot_id, [a2]);
+    expect((await hook.commits[1]!).status).toBe(200);
+  });
+
   test('events: POST /v1/tables/{name}/events wakes a table polled hourly; unknown tables are 404', async () => {
     const secret = `whsec-${rand()}`;
     const table = await newTable('evented', { poll: 3600 });
