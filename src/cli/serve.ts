@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { describeConfig } from '../state/index.js';
-import { loadServiceConfig } from '../service/config.js';
+import { loadServiceConfig, settingsHelp } from '../service/config.js';
 import { printJson, runAction } from './common.js';
 
 interface ServeOptions {
@@ -19,11 +19,10 @@ export function serveCommand(): Command {
     .addOption(new Option('--data-dir <dir>', 'embedded state and default warehouse (default .ips)').env('IPS_DATA_DIR'))
     .addOption(new Option('--warehouse <dir-or-uri>', 'where ICDC tables are written (default <data-dir>/warehouse)').env('IPS_WAREHOUSE'))
     .option('--json', 'print the start-up line as JSON')
-    .addHelpText('after', `
-Configuration: an optional file named by IPS_CONFIG (YAML or JSON: host, port, database_url,
-data_dir, warehouse, auth, admin_tokens, body_limit_bytes, log_level, lease_sweep_seconds),
-then the environment (IPS_HOST, IPS_PORT, DATABASE_URL, IPS_DATA_DIR, IPS_WAREHOUSE, IPS_AUTH,
-IPS_ADMIN_TOKEN, IPS_BODY_LIMIT_BYTES, IPS_LOG_LEVEL, IPS_LEASE_SWEEP_SECONDS), then these flags.
+    .addHelpText('after', () => `
+Configuration: an optional file named by IPS_CONFIG (YAML or JSON), then the environment, then
+these flags. Settings (file key and environment variable; docs/configuration.md says what each does):
+${settingsHelp().map((x) => `  ${x}`).join('\n')}
 Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address only.`)
     .action(async (opts: ServeOptions) => {
       await runAction(opts.json, async () => {
@@ -32,7 +31,7 @@ Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address 
         if (opts.port !== undefined) overrides.port = opts.port;
         if (opts.dataDir !== undefined) overrides.data_dir = opts.dataDir;
         if (opts.warehouse !== undefined) overrides.warehouse = opts.warehouse;
-        const config = loadServiceConfig({ overrides: { log_level: process.env.IPS_LOG_LEVEL ?? 'warn', ...overrides } });
+        const config = loadServiceConfig({ overrides });
         const log = opts.json ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
         // Loaded here: the HTTP stack is not needed by the client commands, which start faster without it.
         const { startServer } = await import('../api/server.js');

@@ -86,6 +86,11 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_RETRY_BASE_MS: 'retry_base_ms',
 };
 
+/** `file_key (ENV_VAR)` for every setting, for help texts. */
+export function settingsHelp(): string[] {
+  return Object.entries(ENV_KEYS).map(([env, key]) => `${key} (${env})`);
+}
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -105,7 +110,11 @@ function readFile(file: string): unknown {
 }
 
 function issues(err: z.ZodError, origin: (key: string) => string): string {
-  return err.issues.map((i) => `${origin(String(i.path[0] ?? ''))}: ${i.message}`).join('; ');
+  return err.issues.map((i) => {
+    // An unknown key has no path of its own: name where each one came from.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${origin(k)}: unknown setting (every setting is in docs/configuration.md)`).join('; ');
+    return `${origin(String(i.path[0] ?? ''))}: ${i.message}`;
+  }).join('; ');
 }
 
 export interface LoadConfigOptions {
@@ -170,7 +179,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     auth,
     adminTokens,
     bodyLimitBytes: c.body_limit_bytes ?? 1024 * 1024,
-    logLevel: c.log_level ?? 'info',
+    logLevel: c.log_level ?? 'warn',
     leaseSweepSeconds: c.lease_sweep_seconds ?? 30,
     triggers: c.triggers ?? true,
     sinkAllowedHosts: c.sink_allowed_hosts,

@@ -65,7 +65,7 @@ describe('README: configuration and replicas', () => {
 
     const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
     const typo = /a misspelled key is reported as `([^`]+)`/.exec(readme)!;
-    const key = /"(\w+)"/.exec(typo[1]!)![1]!; // "prot" for port
+    const key = /: (\w+): unknown setting/.exec(typo[1]!)![1]!; // "prot" for port
     writeFileSync(file, yaml.replace(/^port:/m, `${key}:`));
     const misspelled = bash(cmd, { cwd: tmp, env: env() });
     expect(misspelled.status).toBe(1);

@@ -57,7 +57,13 @@ describe('service configuration', () => {
     expect(c.sources).toEqual([file, 'environment']);
     const bad = path.join(tmp, 'bad.yaml');
     writeFileSync(bad, 'prot: 9001\n');
-    expect(failure({ IPS_CONFIG: bad })).toMatch(/Unrecognized key.*prot/);
+    expect(failure({ IPS_CONFIG: bad })).toContain(`${bad}: prot: unknown setting`);
+    // A file's log_level is used (the default is warn), and the environment still wins over it.
+    const levels = path.join(tmp, 'levels.yaml');
+    writeFileSync(levels, 'log_level: debug\n');
+    expect(loadServiceConfig({ env: {} }).logLevel).toBe('warn');
+    expect(loadServiceConfig({ env: { IPS_CONFIG: levels } }).logLevel).toBe('debug');
+    expect(loadServiceConfig({ env: { IPS_CONFIG: levels, IPS_LOG_LEVEL: 'error' } }).logLevel).toBe('error');
     const json = path.join(tmp, 'broken.json');
     writeFileSync(json, '{"port": ');
     expect(failure({ IPS_CONFIG: json })).toMatch(/is not valid JSON/);
