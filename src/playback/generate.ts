@@ -1,4 +1,4 @@
-import { isoDate, TABLES, type PlaybackOptions } from './model.js';
+import { dayNumber, isoDate, TABLES, type PlaybackOptions } from './model.js';
 import type { Lake } from './lake.js';
 
 /**
@@ -35,7 +35,6 @@ export function dayEventsSql(o: PlaybackOptions, dayIndex: number): string {
 
 /** Appends day `dayIndex` to the source table; returns rows written. */
 export async function appendDay(lake: Lake, o: PlaybackOptions, dayIndex: number): Promise<bigint> {
-  const startDay = Math.round(Date.parse(`${o.startDate}T00:00:00Z`) / 86_400_000);
-  const w = await lake.write(TABLES.source, dayEventsSql(o, dayIndex), [], { 'ips-demo.day': isoDate(startDay + dayIndex) });
+  const w = await lake.write(TABLES.source, dayEventsSql(o, dayIndex), [], { 'ips-demo.day': isoDate(dayNumber(o.startDate) + dayIndex) });
   return w.rows;
 }

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import pLimit from 'p-limit';
@@ -96,10 +95,4 @@ export class Lake {
 export function partitionKey(md: TableMetadata, f: DataFile): string {
   const spec = specById(md, md.defaultSpecId);
   return spec.fields.map((pf) => String(f.partition.get(pf.fieldId) ?? 'null')).join('/');
-}
-
-export function scratchPath(root: string, ...parts: string[]): string {
-  const p = path.join(root, ...parts);
-  fs.mkdirSync(p, { recursive: true });
-  return p;
 }

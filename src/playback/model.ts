@@ -47,7 +47,7 @@ export function profileRangeWidth(o: PlaybackOptions): number {
   return Math.max(1, Math.ceil(o.profiles / o.profileRanges));
 }
 
-export const EPOCH_DAY_MS = 86_400_000;
+const EPOCH_DAY_MS = 86_400_000;
 
 export function dayNumber(isoDate: string): number {
   return Math.round(Date.parse(`${isoDate}T00:00:00Z`) / EPOCH_DAY_MS);

@@ -1,5 +1,4 @@
 import { STAGES, totals, type PlaybackResult, type StageRun } from './runner.js';
-import type { ScanStats } from '../engine/duckdb.js';
 
 interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number }
 
@@ -108,4 +107,3 @@ export function progressLine(p: { dayIndex: number; days: number; date: string; 
   return `day ${String(p.dayIndex + 1).padStart(String(p.days).length)}/${p.days} ${p.date}: +${fmtInt(p.eventsAppended)} events · incremental read ${pair('playback_daily', 'playback_daily_agg')} · lookback read ${pair('playback_daily_lookback', 'playback_daily_agg_lookback')}`;
 }
 
-export type { ScanStats };

@@ -1,6 +1,6 @@
 import type { DataFile } from '../iceberg/manifest.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
-import { addStats, emptyStats, type ScanStats } from '../engine/duckdb.js';
+import { addStats, type ScanStats } from '../engine/duckdb.js';
 import { isoDate, profileRangeWidth, TABLES, type PlaybackOptions } from './model.js';
 import { partitionKey, type Lake } from './lake.js';
 
@@ -158,4 +158,3 @@ export async function aggLookback(ctx: StageContext, source: string = TABLES.loo
   return { read, rowsWritten: w.rows, filesWritten: w.files };
 }
 
-export { emptyStats };
