@@ -23,23 +23,16 @@ import { uploadDataFile } from '../../src/table/data-files.js';
 import { planScan } from '../../src/table/scan-planner.js';
 import { runPythonCode } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
+import { sourceTableSpec } from '../../src/playback/model.js';
 import { Duck, days, sqlList } from '../unit/duckdb-parquet.js';
 
 const io = new LocalFileIO();
 const IDENT = 'demo.playback_daily';
+// The demo's source table, also split by profile ranges (a truncate partition).
 const SPEC: Omit<NewTableSpec, 'identifier'> = {
-  schema: {
-    fields: [
-      { id: 1, name: 'event_id', type: 'long', required: false },
-      { id: 2, name: 'profile_id', type: 'long', required: false },
-      { id: 3, name: 'title_id', type: 'int', required: false },
-      { id: 4, name: 'event_date', type: 'date', required: false },
-      { id: 5, name: 'watch_seconds', type: 'int', required: false },
-      { id: 6, name: 'device', type: 'string', required: false },
-    ],
-  },
+  ...sourceTableSpec(),
   partitionFields: [
-    { name: 'event_date', transform: 'identity', sourceId: 4, fieldId: 1000 },
+    ...sourceTableSpec().partitionFields,
     { name: 'profile_id_trunc', transform: 'truncate[100]', sourceId: 2, fieldId: 1001 },
   ],
 };

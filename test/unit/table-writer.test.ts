@@ -18,6 +18,7 @@ import { createTable, commitTableUpdate, type NewTableSpec } from '../../src/tab
 import { uploadDataFile } from '../../src/table/data-files.js';
 import { planScan, type ScanPredicate } from '../../src/table/scan-planner.js';
 import { createPgDatabase } from '../state/helpers.js';
+import { sourceTableSpec } from '../../src/playback/model.js';
 import { Duck, days, sqlList } from './duckdb-parquet.js';
 
 const io = new LocalFileIO();
@@ -30,19 +31,8 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const PLAYBACK: Omit<NewTableSpec, 'identifier'> = {
-  schema: {
-    fields: [
-      { id: 1, name: 'event_id', type: 'long', required: false },
-      { id: 2, name: 'profile_id', type: 'long', required: false },
-      { id: 3, name: 'title_id', type: 'int', required: false },
-      { id: 4, name: 'event_date', type: 'date', required: false },
-      { id: 5, name: 'watch_seconds', type: 'int', required: false },
-      { id: 6, name: 'device', type: 'string', required: false },
-    ],
-  },
-  partitionFields: [{ name: 'event_date', transform: 'identity', sourceId: 4, fieldId: 1000 }],
-};
+// The demo's source table: the shape the writer is used for.
+const PLAYBACK: Omit<NewTableSpec, 'identifier'> = sourceTableSpec();
 const IDS = { event_id: 1, profile_id: 2, title_id: 3, event_date: 4, watch_seconds: 5, device: 6 };
 
 const local = (loc: string): string => loc.replace(/^file:\/\//, '');
