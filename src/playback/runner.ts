@@ -137,7 +137,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
     if (!ipsUrl) {
       const config = loadServiceConfig({
         env: run.env ?? process.env,
-        overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), tick_ms: 25, log_level: 'warn' },
+        overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
       });
       server = await startServer(config, { log });
       ipsUrl = server.url;
