@@ -57,6 +57,25 @@ export async function createSubscription(state: State, input: NewSubscription, a
 }
 
 /** The sink of a stored subscription, safe to show (secrets as ***). */
+/**
+ * Deletes a subscription and its undelivered triggers. Their batches are aborted in the same
+ * transaction: no run has them, and left open they would hold the consumer's next prepare
+ * (BATCH_IN_FLIGHT) until their lease ran out. A trigger being delivered at this moment keeps
+ * its batch: its run may already be going.
+ */
+export async function deleteSubscription(state: State, name: string): Promise<{ deleted: boolean; abortedBatches: bigint[] }> {
+  return state.withTransaction(async (repos) => {
+    const aborted: bigint[] = [];
+    for (const id of await repos.outbox.lockUndelivered(name)) {
+      const batch = await repos.batches.get(id);
+      if (batch?.state !== 'open') continue;
+      await repos.batches.close(id, 'aborted', `subscription "${name}" was deleted before its trigger was delivered`);
+      aborted.push(id);
+    }
+    return { deleted: await repos.subscriptions.delete(name), abortedBatches: aborted };
+  });
+}
+
 export function describeStoredSink(s: Subscription): Record<string, unknown> {
   try {
     return describeSinkConfig(sinkConfigFromJson(s.sink));

@@ -64,6 +64,19 @@ export class OutboxRepo {
   }
 
   /**
+   * The batches of a subscription's triggers that were never delivered and are not being
+   * delivered right now (no live claim), with those rows locked until the transaction ends: a
+   * delivery that claims one afterwards finds it gone. Undelivered means no run has the batch.
+   */
+  async lockUndelivered(subscription: string): Promise<bigint[]> {
+    const res = await this.q.query<{ batch_id: bigint }>(
+      `SELECT batch_id FROM outbox
+        WHERE subscription = $1 AND state IN ('pending', 'dead') AND (claimed_by IS NULL OR claim_expires_at < now())
+        ORDER BY seq FOR UPDATE`, [subscription]);
+    return res.rows.map((r) => BigInt(r.batch_id));
+  }
+
+  /**
    * Triggers due for delivery, to one replica each (SKIP LOCKED) until the claim expires. Only
    * the oldest undelivered trigger of a subscription is due: a sink gets its backlog in order,
    * and a dead trigger holds the ones after it until it is retried.

@@ -400,6 +400,36 @@ describe.each(DRIVERS)('triggers (%s state)', (driver) => {
     expect((await hook.commits[1]!).status).toBe(200);
   });
 
+  test('deleting a subscription whose trigger was never delivered aborts that batch; the next subscription gets the same changes', async () => {
+    const secret = `whsec-${rand()}`;
+    const table = await newTable('orphaned', { poll: 1 });
+    const con = await newConsumer([table.name]);
+    const hook = await newHook(secret, con.token);
+    hook.mode = 'down';
+    const sub = `gone-${rand()}`;
+    await ok('POST', '/v1/subscriptions', { name: sub, consumer: con.name, tables: [table.name], sink: { type: 'webhook', url: hook.url, secret }, max_attempts: 1000 }, 201);
+    await polledOnce(table.name);
+    const a1 = await table.append({ n: 4 });
+    // Fired (batch and trigger stored) but the sink is down: the trigger stays pending.
+    const pending = await waitFor('a pending trigger that failed once', async () => (await triggers(sub)).find((t) => t.state === 'pending' && t.attempts > 0));
+    const held = await ok('GET', `/v1/batches/${pending!.batch_id}`);
+    expect(held.state).toBe('open');
+
+    const del = await ok('DELETE', `/v1/subscriptions/${sub}`);
+    expect(del).toEqual({ deleted: sub, aborted_batches: [pending!.batch_id] });
+    const aborted = await ok('GET', `/v1/batches/${pending!.batch_id}`);
+    expect(aborted.state).toBe('aborted');
+    expect(JSON.stringify(aborted)).toContain('was deleted before its trigger was delivered');
+
+    // A new subscription (another name) fires at once with the same changes: nothing held them.
+    hook.mode = 'ok';
+    const next = `next-${rand()}`;
+    await ok('POST', '/v1/subscriptions', { name: next, consumer: con.name, tables: [table.name], sink: { type: 'webhook', url: hook.url, secret } }, 201);
+    const ev = await waitFor('the new subscription\'s event', () => hook.accepted.find((a) => a.ev.data.subscription === next), 30_000);
+    expectEntry(ev.ev.data.tables[0], table, null, [a1]);
+    expect(ev.ev.data.batch_id).not.toBe(pending!.batch_id);
+  });
+
   test('events: POST /v1/tables/{name}/events wakes a table polled hourly; unknown tables are 404', async () => {
     const secret = `whsec-${rand()}`;
     const table = await newTable('evented', { poll: 3600 });

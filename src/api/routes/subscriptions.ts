@@ -4,7 +4,7 @@ import { requireAdmin, requireConsumer } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { idParams, int64, name, nameParams, policy } from '../schemas.js';
 import { conditionToJson, int64ToJson, type OutboxEntry, type Subscription } from '../../state/index.js';
-import { createSubscription, describeStoredSink } from '../../service/subscription-admin.js';
+import { createSubscription, deleteSubscription, describeStoredSink } from '../../service/subscription-admin.js';
 import { apiError } from '../problem.js';
 
 const conditionBody = z.object({
@@ -125,10 +125,11 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       });
     }
 
-    app.delete('/v1/subscriptions/:name', { schema: { tags: ['subscriptions'], params: nameParams, summary: 'Delete a subscription and its undelivered triggers; its open batch stays until committed, aborted or expired (admin)' } }, async (req) => {
+    app.delete('/v1/subscriptions/:name', { schema: { tags: ['subscriptions'], params: nameParams, summary: 'Delete a subscription and its undelivered triggers, aborting their batches (no run has them); a batch whose trigger was delivered stays with its run (admin)' } }, async (req) => {
       requireAdmin(ctx.principal(req));
-      if (!(await ctx.service.state.repos.subscriptions.delete(req.params.name))) throw apiError('NOT_FOUND', `subscription "${req.params.name}" does not exist`);
-      return { deleted: req.params.name };
+      const r = await deleteSubscription(ctx.service.state, req.params.name);
+      if (!r.deleted) throw apiError('NOT_FOUND', `subscription "${req.params.name}" does not exist`);
+      return { deleted: req.params.name, aborted_batches: r.abortedBatches.map(String) };
     });
 
     app.get('/v1/subscriptions/:name/triggers', {
