@@ -42,6 +42,17 @@ export function compareStages(r: PlaybackResult): StageComparison[] {
   return out;
 }
 
+function percentile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/** The trigger path: from the commit that changed a run's source table to the webhook's arrival. */
+export function triggerDelays(r: PlaybackResult): { runs: number; p50_ms: number; p99_ms: number; max_ms: number } {
+  const d = r.runs.map((x) => x.triggerDelayMs).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const round = (x: number) => Math.round(x);
+  return { runs: d.length, p50_ms: round(percentile(d, 0.5)), p99_ms: round(percentile(d, 0.99)), max_ms: round(d.at(-1) ?? Number.NaN) };
+}
+
 export function reportJson(r: PlaybackResult): Record<string, unknown> {
   const v = r.verification;
   const check = (c: typeof v.daily) => ({ table: c.table, rows: c.rows.toString(), differences_vs_lookback: c.differencesVsLookback.toString(), differences_vs_recomputation: c.differencesVsRecomputation.toString() });
@@ -55,6 +66,7 @@ export function reportJson(r: PlaybackResult): Record<string, unknown> {
     identical: v.identical,
     checks: [check(v.daily), check(v.agg)],
     duplicate_deliveries: r.duplicateDeliveries,
+    trigger_delay: triggerDelays(r),
   };
 }
 
@@ -93,7 +105,9 @@ export function reportText(r: PlaybackResult): string {
     const ok = c.differencesVsLookback === 0n && c.differencesVsRecomputation === 0n;
     lines.push(`${ok ? '✓' : '✗'} ${c.table}: incremental and lookback ${ok ? 'identical' : 'DIFFER'} (${fmtInt(c.rows)} rows; ${fmtInt(c.differencesVsLookback)} rows differ between them, ${fmtInt(c.differencesVsRecomputation)} from a full recomputation)`);
   }
-  lines.push(`Every run was started by an ips subscription's webhook trigger (${r.runs.length} runs${r.duplicateDeliveries ? `, ${r.duplicateDeliveries} redeliveries ignored` : ''}). Total ${fmtSec(r.wallMs)}. Tables: ${r.warehouse}`);
+  const t = triggerDelays(r);
+  lines.push(`Every run was started by an ips subscription's webhook trigger (${r.runs.length} runs${r.duplicateDeliveries ? `, ${r.duplicateDeliveries} redeliveries ignored` : ''}); from a table's commit to its runs' triggers: p50 ${t.p50_ms} ms, p99 ${t.p99_ms} ms.`);
+  lines.push(`Total ${fmtSec(r.wallMs)}. Tables: ${r.warehouse}`);
   return lines.join('\n');
 }
 

@@ -45,6 +45,8 @@ export interface StageRun {
   wallMs: number;
   /** CPU of this process during the run (the engine's threads included; runs never overlap). */
   cpuMs: number;
+  /** From the commit that changed the run's source table to the trigger's arrival: ips's part. */
+  triggerDelayMs: number;
 }
 
 export interface DayProgress {
@@ -125,9 +127,13 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
   let failure: Error | null = null;
   let runDay = dayNumber(o.startDate);
   let queue = Promise.resolve();
-  let execute: (consumer: string, data: TriggerData) => Promise<void> = () => Promise.reject(new IpsError('DEMO_ERROR', 'a trigger arrived before the demo was set up'));
+  let execute: (consumer: string, data: TriggerData, triggerDelayMs: number) => Promise<void> = () => Promise.reject(new IpsError('DEMO_ERROR', 'a trigger arrived before the demo was set up'));
+  // When each table last changed (its commit returned), to time the trigger path.
+  const changedAt = new Map<string, number>();
   const receiver = new RunReceiver(secret, (consumer, data) => {
-    queue = queue.then(() => execute(consumer, data)).catch((e: unknown) => {
+    const source = STAGES.find((s) => s.consumer === consumer)?.source;
+    const delay = source !== undefined && changedAt.has(source) ? performance.now() - changedAt.get(source)! : Number.NaN;
+    queue = queue.then(() => execute(consumer, data, delay)).catch((e: unknown) => {
       failure ??= e instanceof Error ? e : new Error(String(e));
     });
   });
@@ -168,7 +174,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       });
     }
 
-    execute = async (consumer: string, data: TriggerData): Promise<void> => {
+    execute = async (consumer: string, data: TriggerData, triggerDelayMs: number): Promise<void> => {
       const def = STAGES.find((s) => s.consumer === consumer);
       if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
       const t0 = performance.now();
@@ -187,10 +193,11 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
         } else {
           result = def.stage === 'playback_daily' ? await dailyLookback(ctx, def.target) : await aggLookback(ctx, def.source, def.target);
         }
+        changedAt.set(def.target, performance.now());
         await client.call('POST', `/v1/batches/${data.batch_id}/commit`, {});
         // Event-driven: tell ips the stage's output changed, so downstream runs start now.
         if (STAGES.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
-        runs.push({ consumer, day: isoDate(runDay), batchId: data.batch_id, ...result, wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)) });
+        runs.push({ consumer, day: isoDate(runDay), batchId: data.batch_id, ...result, wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), triggerDelayMs });
       } catch (e) {
         await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
         throw e;
@@ -203,6 +210,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       runDay = dayNumber(o.startDate) + k;
       const date = isoDate(runDay);
       const appended = await appendDay(lake, o, k);
+      changedAt.set(TABLES.source, performance.now());
       events += appended;
       await client.call('POST', `/v1/tables/${ipsName(TABLES.source)}/events`, {});
       const deadline = Date.now() + dayTimeout;

@@ -24,6 +24,7 @@ interface Report {
   checks: { table: string; rows: string; differences_vs_lookback: string; differences_vs_recomputation: string }[];
   warehouse: string;
   duplicate_deliveries: number;
+  trigger_delay: { runs: number; p50_ms: number; p99_ms: number; max_ms: number };
 }
 
 let dir: string;
@@ -56,6 +57,11 @@ describe('ips demo playback on the embedded default', () => {
       expect(s.incremental.runs).toBe(DAYS);
       expect(s.lookback.runs).toBe(DAYS);
     }
+    // Every run's trigger was timed from the commit that changed its source table (no latency
+    // bound here: that is the trigger-latency benchmark's job).
+    expect(report.trigger_delay.runs).toBe(4 * DAYS);
+    expect(report.trigger_delay.p50_ms).toBeGreaterThan(0);
+    expect(report.trigger_delay.max_ms).toBeGreaterThanOrEqual(report.trigger_delay.p99_ms);
   });
 
   test('what each pipeline read follows from the workload, and the incremental one read less', () => {
