@@ -4,13 +4,11 @@
 // shows up as changes of that table; the lookback pipeline runs on DuckDB as usual. The demo's
 // own verification compares Spark's output with the lookback pipeline's and with a full
 // recomputation from the events.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { pythonEnv, REPO_ROOT, testEnv } from '../setup/env.js';
+import { PythonWorker } from '../setup/python-worker.js';
 import { createPgDatabase } from '../state/helpers.js';
 import { runPlayback, totals, type DailyStageOverride, type PlaybackResult } from '../../src/playback/runner.js';
 import { parsePlaybackOptions, TABLES } from '../../src/playback/model.js';
@@ -18,7 +16,6 @@ import { SqlWritableCatalog } from '../../src/catalog/table-catalog.js';
 import { RoutingFileIO } from '../../src/io/routing-file-io.js';
 import { readMetadataFile } from '../../src/catalog/table.js';
 
-const HAS_SETPRIV = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
 const CATALOG = 'ips_demo';
 
 interface MergeResult {
@@ -29,85 +26,10 @@ interface MergeResult {
   merge_mode: string;
 }
 
-/** The long-lived Python/Spark process of spark_merge.py: one JSON request per line, one answer per line. */
-class SparkMerge {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private stderrTail = '';
-  private exited: string | null = null;
-  readonly ready: Promise<void>;
-
-  constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    let markReady!: () => void;
-    let failReady!: (e: Error) => void;
-    this.ready = new Promise((res, rej) => { markReady = res; failReady = rej; });
-    this.ready.catch(() => {});
-    child.stderr.on('data', (c: Buffer) => {
-      this.stderrTail = (this.stderrTail + c.toString('utf8')).slice(-20_000);
-      if (process.env.IPS_TEST_VERBOSE === '1') process.stderr.write(c);
-    });
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      let msg: { id: number; ok: boolean; result?: unknown; error?: string; trace?: string };
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (msg.id === 0) return markReady();
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(new Error(`spark_merge.py: ${msg.error}\n${msg.trace ?? ''}`));
-    });
-    child.on('close', (code, signal) => {
-      this.exited = `spark_merge.py exited (${signal ?? code})\n--- stderr tail ---\n${this.stderrTail.slice(-8000)}`;
-      failReady(new Error(this.exited));
-      for (const p of this.pending.values()) p.reject(new Error(this.exited));
-      this.pending.clear();
-    });
-    process.once('disconnect', () => child.kill('SIGKILL'));
-  }
-
-  static start(args: string[]): SparkMerge {
-    const python = testEnv().python;
-    const argv = [path.join(REPO_ROOT, 'test', 'playback', 'spark_merge.py'), ...args];
-    const [cmd, cmdArgs] = HAS_SETPRIV ? ['setpriv', ['--pdeathsig', 'KILL', '--', python, ...argv]] : [python, argv];
-    return new SparkMerge(spawn(cmd, cmdArgs, { cwd: REPO_ROOT, env: pythonEnv(), stdio: ['pipe', 'pipe', 'pipe'] }));
-  }
-
-  async call<T>(op: string, params: Record<string, unknown>, timeoutMs = 300_000): Promise<T> {
-    await this.ready;
-    if (this.exited) throw new Error(this.exited);
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`spark_merge.py ${op} timed out after ${timeoutMs / 1000}s\n${this.stderrTail.slice(-8000)}`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v as T); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      });
-      this.child.stdin.write(JSON.stringify({ id, op, ...params }) + '\n');
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise<void>((r) => this.child.once('close', () => r()));
-    const id = this.nextId++;
-    this.child.stdin.write(JSON.stringify({ id, op: 'exit' }) + '\n');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    await done;
-    clearTimeout(t);
-  }
-}
-
 describe('ips demo playback with Spark MERGE INTO as the incremental stage 1', () => {
   const options = parsePlaybackOptions({ days: 4, rowsPerDay: 1500, profiles: 150 });
   let tmp: string;
-  let spark: SparkMerge;
+  let spark: PythonWorker;
   let stateDb: Awaited<ReturnType<typeof createPgDatabase>>;
   let catalogDb: Awaited<ReturnType<typeof createPgDatabase>>;
   const merges: MergeResult[] = [];
@@ -117,7 +39,7 @@ describe('ips demo playback with Spark MERGE INTO as the incremental stage 1', (
     stateDb = await createPgDatabase('playback_spark_state');
     catalogDb = await createPgDatabase('playback_spark_catalog');
     const u = new URL(catalogDb.url);
-    spark = SparkMerge.start([
+    spark = PythonWorker.start('spark_merge.py', ['test/playback/spark_merge.py',
       '--jdbc-url', `jdbc:postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`,
       '--user', decodeURIComponent(u.username), '--password', decodeURIComponent(u.password),
       '--catalog', CATALOG, '--warehouse', path.join(tmp, 'warehouse'),

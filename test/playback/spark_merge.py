@@ -4,7 +4,7 @@ Spark's MERGE INTO over an ips ICDC table.
 
 One long-lived process (one JVM for the whole test). It starts the Spark session with an
 Iceberg JdbcCatalog on the demo's SQL catalog (PostgreSQL), says it is ready, then reads one JSON
-request per line on stdin and answers with one JSON line on stdout:
+request per line on stdin and answers with one JSON line on stdout (test/setup/python/jsonl_worker.py):
 
     -> {"id": 3, "op": "merge", "icdc": "/…/icdc/…/metadata/v2.metadata.json", "target": "demo.playback_daily_table"}
     <- {"id": 3, "ok": true, "result": {"snapshot_id": "…", "operation": "overwrite", "summary": {...}, "icdc_rows": 1234}}
@@ -19,19 +19,16 @@ Usage: spark_merge.py --jdbc-url jdbc:postgresql://… --user U --password P --c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-import traceback
+
+from jsonl_worker import protocol_stream, serve
 
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-# Protocol on the original stdout; everything else (py4j, Spark, warnings) goes to stderr.
-PROTO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+PROTO = protocol_stream()
 
 from ips_test_env import spark_session  # noqa: E402
 
@@ -96,23 +93,8 @@ def main() -> int:
             "merge_mode": next((r["value"] for r in props if r["key"] == "write.merge.mode"), "copy-on-write"),
         }
 
-    ops = {"merge": merge}
-    PROTO.write(json.dumps({"id": 0, "ok": True, "result": "ready"}) + "\n")
     try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            req = json.loads(line)
-            t1 = time.monotonic()
-            if req["op"] == "exit":
-                PROTO.write(json.dumps({"id": req.get("id"), "ok": True, "result": None}) + "\n")
-                break
-            try:
-                resp = {"id": req.get("id"), "ok": True, "result": ops[req["op"]](req)}
-            except Exception as e:  # noqa: BLE001
-                resp = {"id": req.get("id"), "ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
-            log(f"{req['op']}: {time.monotonic() - t1:.1f}s")
-            PROTO.write(json.dumps(resp, default=str) + "\n")
+        serve(PROTO, merge, log)
     finally:
         spark.stop()
     return 0

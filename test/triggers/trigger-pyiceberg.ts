@@ -4,12 +4,12 @@
 // the catalog (snapshot id, parent, the summary written into the metadata file, the metadata
 // location). One interpreter for the whole file: PyIceberg takes seconds to import, an append
 // then takes a fraction of a second, which keeps the trigger timings meaningful.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import readline from 'node:readline';
-import { pythonEnv, testEnv } from '../setup/env.js';
+import { PythonWorker } from '../setup/python-worker.js';
 
 const WORKER = String.raw`
-import datetime as dt, json, sys, traceback
+import datetime as dt, sys
+from jsonl_worker import protocol_stream, serve
+PROTO = protocol_stream()
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
@@ -68,14 +68,7 @@ def handle(req):
         return {"metadata_location": tbl.metadata_location, "location": tbl.location(), "snapshot": snapshot_json(tbl)}
     raise ValueError("unknown op " + str(req["op"]))
 
-for line in sys.stdin:
-    req = json.loads(line)
-    try:
-        out = {"id": req["id"], "ok": True, "result": handle(req)}
-    except Exception as e:
-        out = {"id": req["id"], "ok": False, "error": repr(e), "trace": traceback.format_exc()}
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+serve(PROTO, handle, lambda msg: print(f"[pyiceberg-writer] {msg}", file=sys.stderr, flush=True))
 `;
 
 export interface CatalogSpec {
@@ -110,52 +103,14 @@ export interface Row {
 }
 
 export class PyIcebergWriter {
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
-  private stderr = '';
-
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      let msg: { id: number; ok: boolean; result?: unknown; error?: string; trace?: string };
-      try {
-        msg = JSON.parse(line) as typeof msg;
-      } catch {
-        this.stderr += `${line}\n`;
-        return;
-      }
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(new Error(`PyIceberg: ${msg.error}\n${msg.trace ?? ''}`));
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      this.stderr = (this.stderr + c.toString('utf8')).slice(-20_000);
-    });
-    child.on('close', (code) => {
-      for (const p of this.pending.values()) p.reject(new Error(`the PyIceberg worker exited (${code}): ${this.stderr}`));
-      this.pending.clear();
-    });
-  }
+  private constructor(private readonly worker: PythonWorker) {}
 
   static start(): PyIcebergWriter {
-    const child = spawn(testEnv().python, ['-u', '-c', WORKER], { env: pythonEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-    return new PyIcebergWriter(child);
+    return new PyIcebergWriter(PythonWorker.start('the PyIceberg writer', ['-c', WORKER]));
   }
 
-  private call<T>(req: Record<string, unknown>, timeoutMs = 60_000): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`PyIceberg ${String(req.op)} timed out after ${timeoutMs} ms: ${this.stderr}`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v as T); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      });
-      this.child.stdin.write(`${JSON.stringify({ ...req, id })}\n`);
-    });
+  private call<T>(req: { op: string } & Record<string, unknown>, timeoutMs = 60_000): Promise<T> {
+    return this.worker.call<T>(req.op, req, timeoutMs);
   }
 
   createTable(catalog: CatalogSpec, identifier: string): Promise<{ location: string; metadata_location: string }> {
@@ -166,12 +121,7 @@ export class PyIcebergWriter {
     return this.call({ op: 'append', catalog, identifier, rows });
   }
 
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const closed = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await closed;
-    clearTimeout(timer);
+  close(): Promise<void> {
+    return this.worker.close(5000);
   }
 }

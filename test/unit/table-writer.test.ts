@@ -20,6 +20,7 @@ import { planScan, type ScanPredicate } from '../../src/table/scan-planner.js';
 import { createPgDatabase } from '../state/helpers.js';
 import { sourceTableSpec } from '../../src/playback/model.js';
 import { Duck, days, sqlList } from './duckdb-parquet.js';
+import { mulberry32 } from '../setup/random.js';
 
 const io = new LocalFileIO();
 let duck: Duck;
@@ -234,18 +235,6 @@ describe('SqlWritableCatalog', () => {
 
 // -- scan planning -------------------------------------------------------------------------------
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const iso = (d: number): string => new Date(d * 86_400_000).toISOString().slice(0, 10);
 
 function predicateSql(p: ScanPredicate): string {
@@ -295,7 +284,7 @@ describe('planScan', () => {
     const livePaths = live.map((f) => local(f.filePath)).sort();
     expect((await planScan(io, md, [])).files.map((f) => local(f.filePath)).sort()).toEqual(livePaths);
 
-    const rand = rng(42);
+    const rand = mulberry32(42);
     const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
     const gen = (): ScanPredicate => {

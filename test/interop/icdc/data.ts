@@ -1,21 +1,11 @@
 // Deterministic input rows for the ICDC scenarios: [id, ts (µs, UTC), name, qty, batch].
 // Only input: every expected row set is read back from the engines.
 import type { Row } from './engines.js';
+import { mulberry32 } from '../../setup/random.js';
 
 export const DAY_US = 86_400_000_000;
 /** 2026-03-01T00:00:00Z in µs. */
 export const DAY0_US = Date.UTC(2026, 2, 1) * 1000;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KINDS = ['alpha', 'beta', 'gamma', 'delta'];
 

@@ -1,9 +1,6 @@
 // Client of test/interop/icdc/icdc_engines.py: one long-lived Python process per test file
 // (one Spark session, PyIceberg catalogs) answering JSON requests line by line.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import path from 'node:path';
-import readline from 'node:readline';
-import { pythonEnv, REPO_ROOT, testEnv } from '../../setup/env.js';
+import { PythonWorker } from '../../setup/python-worker.js';
 
 export type Engine = 'spark' | 'pyiceberg';
 /** [id, ts (µs since epoch, UTC), name, qty, batch] */
@@ -67,94 +64,22 @@ export interface IcdcView extends TableMeta {
 export type IcdcReader = 'py_catalog' | 'py_static' | 'py_static_dir' | 'spark_catalog' | 'spark_path';
 export type IcdcReads = Partial<Record<IcdcReader, IcdcView | { error: string }>>;
 
-const HAS_SETPRIV = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
-
 export class EngineServer {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; op: string }>();
-  private stderrTail = '';
-  private exited: string | null = null;
-  private ready!: Promise<void>;
-
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {}
+  private constructor(private readonly worker: PythonWorker) {}
 
   static start(opts: { storage: 'local' | 's3'; warehouse: string; icdcWarehouse: string; namespace: string; v0Database?: string }): EngineServer {
-    const env = testEnv();
-    const script = path.join(REPO_ROOT, 'test', 'interop', 'icdc', 'icdc_engines.py');
-    const argv = [script, '--storage', opts.storage, '--warehouse', opts.warehouse, '--icdc-warehouse', opts.icdcWarehouse, '--namespace', opts.namespace, ...(opts.v0Database ? ['--v0-database', opts.v0Database] : [])];
-    const [cmd, args] = HAS_SETPRIV ? ['setpriv', ['--pdeathsig', 'KILL', '--', env.python, ...argv]] : [env.python, argv];
-    const child = spawn(cmd, args, { cwd: REPO_ROOT, env: pythonEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-    const s = new EngineServer(child);
-    const echo = process.env.IPS_TEST_VERBOSE === '1';
-    child.stderr.on('data', (c: Buffer) => {
-      s.stderrTail = (s.stderrTail + c.toString('utf8')).slice(-30_000);
-      if (echo) process.stderr.write(c);
-    });
-    let markReady: () => void;
-    let failReady: (e: Error) => void;
-    s.ready = new Promise((res, rej) => {
-      markReady = res;
-      failReady = rej;
-    });
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      let msg: { id: number; ok: boolean; result?: unknown; error?: string; trace?: string };
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        return; // not protocol
-      }
-      if (msg.id === 0) return markReady();
-      const p = s.pending.get(msg.id);
-      if (!p) return;
-      s.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(new Error(`engine op ${p.op} failed: ${msg.error}\n${msg.trace ?? ''}`));
-    });
-    child.on('close', (code, signal) => {
-      s.exited = `icdc_engines.py exited (${signal ?? code})\n--- stderr tail ---\n${s.stderrTail.slice(-8000)}`;
-      failReady(new Error(s.exited));
-      for (const p of s.pending.values()) p.reject(new Error(s.exited));
-      s.pending.clear();
-    });
-    process.once('disconnect', () => child.kill('SIGKILL'));
-    return s;
+    return new EngineServer(PythonWorker.start('icdc_engines.py', [
+      'test/interop/icdc/icdc_engines.py', '--storage', opts.storage, '--warehouse', opts.warehouse, '--icdc-warehouse', opts.icdcWarehouse,
+      '--namespace', opts.namespace, ...(opts.v0Database ? ['--v0-database', opts.v0Database] : []),
+    ]));
   }
 
-  async call<T>(op: string, params: Record<string, unknown> = {}, timeoutMs = 10 * 60_000): Promise<T> {
-    await this.ready;
-    if (this.exited) throw new Error(this.exited);
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`engine op ${op} timed out after ${timeoutMs / 1000}s\n--- stderr tail ---\n${this.stderrTail.slice(-8000)}`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        op,
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.child.stdin.write(JSON.stringify({ id, op, ...params }) + '\n');
-    });
+  call<T>(op: string, params: Record<string, unknown> = {}, timeoutMs = 10 * 60_000): Promise<T> {
+    return this.worker.call<T>(op, params, timeoutMs);
   }
 
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise<void>((r) => this.child.once('close', () => r()));
-    try {
-      await Promise.race([this.call('exit', {}, 60_000), done]);
-    } catch {
-      /* already gone */
-    }
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    await done;
-    clearTimeout(t);
+  close(): Promise<void> {
+    return this.worker.close();
   }
 
   // ---- typed wrappers

@@ -33,16 +33,14 @@ import json
 import os
 import sys
 import time
-import traceback
 from typing import Any, Callable
 
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-# Protocol on the original stdout; everything else (py4j, Spark, warnings) goes to stderr.
-PROTO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+from jsonl_worker import protocol_stream, serve  # noqa: E402
+
+PROTO = protocol_stream()
 
 import pyarrow as pa  # noqa: E402
 from ips_test_env import pg, pyiceberg_s3_props, s3, s3_fileio_props, spark_session  # noqa: E402
@@ -801,23 +799,9 @@ def main() -> int:
     p.add_argument("--namespace", required=True)
     p.add_argument("--v0-database", help="PostgreSQL database for the Spark JdbcCatalog `v0cat` (default schema version)")
     ctx = Ctx(p.parse_args())
-    PROTO.write(json.dumps({"id": 0, "ok": True, "result": "ready"}) + "\n")
     try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            req = json.loads(line)
-            t0 = time.monotonic()
-            try:
-                if req["op"] == "exit":
-                    PROTO.write(json.dumps({"id": req.get("id"), "ok": True, "result": None}) + "\n")
-                    break
-                result = OPS[req["op"]](ctx, req)
-                resp = {"id": req.get("id"), "ok": True, "result": result}
-            except Exception as e:  # noqa: BLE001
-                resp = {"id": req.get("id"), "ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
-            log(f"{req['op']} {req.get('engine', '')} {req.get('table', req.get('ident', ''))}: {time.monotonic() - t0:.1f}s")
-            PROTO.write(json.dumps(resp, default=str) + "\n")
+        serve(PROTO, lambda req: OPS[req["op"]](ctx, req), log,
+              lambda req: f"{req['op']} {req.get('engine', '')} {req.get('table', req.get('ident', ''))}")
     finally:
         ctx.close()
     return 0
