@@ -86,7 +86,7 @@ export class Lake {
     const operation = remove.length === 0 ? 'append' : added.length === 0 ? 'delete' : 'overwrite';
     const res = await commitTableUpdate(this.catalog, this.io, identifier, {
       operation, add: added, removePaths: remove.map((f) => f.filePath), summary,
-    }, { reader: this.reader });
+    }, { reader: this.reader, metadataCache: this.metadataCache });
     return { rows: written.reduce((n, w) => n + w.rows, 0n), files: added.length, metadata: res.metadata };
   }
 }

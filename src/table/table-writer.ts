@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { IpsError } from '../errors.js';
 import { joinLocation, type FileIO } from '../io/file-io.js';
 import type { WritableCatalog } from '../catalog/table-catalog.js';
-import { readMetadataFile, type LoadedTable } from '../catalog/table.js';
+import { readMetadataFile, type LoadedTable, type MetadataCache } from '../catalog/table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { newSnapshotId } from '../capture/icdc-table.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
@@ -191,7 +191,8 @@ function snapshotSummary(parent: Record<string, string> | null, added: DataFile[
  * error. A concurrent commit in between is a CONFLICT (nothing is retried here).
  */
 export async function commitTableUpdate(
-  cat: WritableCatalog, io: FileIO, identifier: string, update: TableUpdate, opts?: { reader?: ManifestReader },
+  cat: WritableCatalog, io: FileIO, identifier: string, update: TableUpdate,
+  opts?: { reader?: ManifestReader; /** Parsed metadata files: the current one is read from it, the new one put in it. */ metadataCache?: MetadataCache },
 ): Promise<CommitResult> {
   if (update.operation === 'append' && update.removePaths.length > 0) invalid(`an append to ${identifier} cannot remove files (${update.removePaths.length} given); use overwrite`);
   if (update.operation === 'delete' && update.add.length > 0) invalid(`a delete from ${identifier} cannot add files (${update.add.length} given); use overwrite`);
@@ -210,7 +211,7 @@ export async function commitTableUpdate(
 
   const expected = await cat.currentMetadataLocation(identifier);
   if (expected === null) throw new IpsError('TABLE_NOT_FOUND', `table ${identifier} does not exist; create it first`);
-  const md = await readMetadataFile(io, expected);
+  const md = await readMetadataFile(io, expected, opts?.metadataCache);
   if (md.formatVersion !== 2) {
     throw new IpsError('UNSUPPORTED_FORMAT_VERSION', `table ${identifier} is format v${md.formatVersion}; ips writes v2 tables only`);
   }
@@ -335,5 +336,6 @@ export async function commitTableUpdate(
   const text = stringifyJsonLossless(next, 2);
   const metadata = parseTableMetadata(text, `metadata being committed to ${identifier}`); // never publish what ips cannot read
   const metadataLocation = await cat.commit(identifier, text, expected);
+  opts?.metadataCache?.set(metadataLocation, metadata);
   return { metadataLocation, snapshotId, sequenceNumber: seq, metadata };
 }
