@@ -1,6 +1,8 @@
 import { IpsError } from '../errors.js';
-import type { Snapshot } from '../iceberg/metadata.js';
+import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
+import { resolveDeleteFootprints } from './delete-footprint.js';
 import type { ManifestReader } from './manifest-reader.js';
+import { netEvents, type FileEvent } from './netting.js';
 import type { CapturePolicy } from './policy.js';
 import type { SnapshotRange } from './range.js';
 import { readSnapshotChanges, type FileChange } from './snapshot-changes.js';
@@ -14,6 +16,11 @@ export interface SnapshotDecision {
   reason: string;
   added: FileChange[];
   removed: FileChange[];
+  /**
+   * For a `replace` read because files added earlier in the range may be among its inputs:
+   * what it rewrote. Not a change; netting uses it (see netting.ts).
+   */
+  rewritten?: { added: FileChange[]; removed: FileChange[] };
 }
 
 /** What changed in a range: the files a consumer must process, and why each snapshot counted. */
@@ -37,17 +44,54 @@ function summaryLong(s: Snapshot, key: string): bigint | null {
 }
 
 /**
- * Decide per snapshot (policy), then collect files. A file added and removed inside the range
- * by included snapshots cancels out: the consumer never saw it, and handing it over would
- * duplicate rows that a later rewrite carried into another file. Files removed by `replace`
- * (compaction) stay: compaction changes no data, so the rows are still those of the original
- * files, which is why replace snapshots are skipped rather than netted.
+ * Whether a `replace` snapshot's record counts fit a compaction. A compaction may drop rows
+ * only where deletes already deleted them (Spark's rewrite_data_files applies position deletes
+ * and DVs), so the rows it lost may not exceed the deletes it removed plus those live before it.
+ * Returns the warning for a mislabelled rewrite, or null.
  */
-export async function computeChangeSet(reader: ManifestReader, range: SnapshotRange, policy: CapturePolicy): Promise<ChangeSet> {
+export function compactionRecordCheck(s: Snapshot, parent: Snapshot | undefined): string | null {
+  const added = summaryLong(s, 'added-records');
+  const deleted = summaryLong(s, 'deleted-records');
+  if (added === null || deleted === null || added === deleted) return null;
+  const mislabelled = `replace snapshot ${s.snapshotId} added ${added} records but removed ${deleted}`;
+  if (added > deleted) return `${mislabelled}: a rewrite that added rows is labelled as compaction; its changes are not captured`;
+  const counts = [
+    summaryLong(s, 'removed-position-deletes'), summaryLong(s, 'removed-equality-deletes'),
+    parent ? summaryLong(parent, 'total-position-deletes') : null, parent ? summaryLong(parent, 'total-equality-deletes') : null,
+  ];
+  if (counts.every((c) => c === null)) return `${mislabelled} and its summary counts no deletes it could have applied: a rewrite that changed data may be labelled as compaction; its changes are not captured`;
+  const allowance = counts.reduce<bigint>((n, c) => n + (c ?? 0n), 0n);
+  if (deleted - added <= allowance) return null;
+  return `${mislabelled}, more than the ${allowance} deleted rows it could have applied: a rewrite that changed data is labelled as compaction; its changes are not captured`;
+}
+
+/** The file events of a decision, in the order netting needs them (removals first). */
+export function decisionEvents(d: SnapshotDecision): FileEvent[] {
+  if (d.rewritten) {
+    return [
+      ...d.rewritten.removed.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'removed', change, rewrite: true })),
+      ...d.rewritten.added.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'added', change, rewrite: true })),
+    ];
+  }
+  return [
+    ...d.removed.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'removed', change })),
+    ...d.added.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'added', change })),
+  ];
+}
+
+/**
+ * Decide per snapshot (policy), then collect files and net them (netting.ts): a file added and
+ * removed inside the range cancels out; a compaction changes nothing unless later changes in
+ * the range build on its outputs. Delete files get their footprint (the data files they can
+ * touch), which ranges need.
+ */
+export async function computeChangeSet(reader: ManifestReader, range: SnapshotRange, policy: CapturePolicy, md: TableMetadata): Promise<ChangeSet> {
   const warnings: string[] = [];
   const decisions: SnapshotDecision[] = [];
   let manifestsRead = 0;
   let manifestsSkipped = 0;
+  let addedSoFar = false;
+  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
   for (const s of range.snapshots) {
     let op = s.operation;
     if (op === null) {
@@ -62,11 +106,8 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
         break;
       case 'replace': {
         d = decision('skipped', 'replace (compaction) changes no data');
-        const added = summaryLong(s, 'added-records');
-        const deleted = summaryLong(s, 'deleted-records');
-        if (added !== null && deleted !== null && added !== deleted) {
-          warnings.push(`replace snapshot ${s.snapshotId} added ${added} records but removed ${deleted}: a rewrite that changed data is labelled as compaction; its changes are not captured`);
-        }
+        const w = compactionRecordCheck(s, s.parentSnapshotId !== null ? byId.get(s.parentSnapshotId) : undefined);
+        if (w) warnings.push(w);
         break;
       }
       case 'overwrite':
@@ -88,31 +129,35 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
       default:
         throw new IpsError('UNKNOWN_OPERATION', `snapshot ${s.snapshotId} has unknown operation "${op}"; ips cannot tell what it changed`);
     }
-    if (d.action !== 'skipped') {
+    // A compaction matters only when it may have rewritten files the range added.
+    const readRewrite = op === 'replace' && addedSoFar;
+    if (d.action !== 'skipped' || readRewrite) {
       const ch = await readSnapshotChanges(reader, s);
       manifestsRead += ch.manifestsRead;
       manifestsSkipped += ch.manifestsSkipped;
-      if (d.action === 'added-only') {
+      if (readRewrite) {
+        d.rewritten = { added: ch.added, removed: ch.removed };
+      } else if (d.action === 'added-only') {
         d.added = ch.added.filter((c) => c.entry.dataFile.content === 0);
       } else {
         d.added = ch.added;
         d.removed = ch.removed;
       }
+      if (d.added.length > 0) addedSoFar = true;
     }
     decisions.push(d);
   }
 
-  // Net out files added and later removed inside the range. Paths can be re-added after removal
-  // (spec), so the key is (path, snapshot that added it) via order of events.
-  const live = new Map<string, FileChange>();
-  const removed = new Map<string, FileChange>();
+  const net = netEvents(decisions.flatMap(decisionEvents));
+  warnings.push(...net.notes);
   for (const d of decisions) {
-    for (const r of d.removed) {
-      const p = r.entry.dataFile.filePath;
-      if (live.has(p)) live.delete(p);
-      else removed.set(p, r);
+    if (net.rewritesHandedOver.has(d.snapshot.snapshotId)) {
+      d.action = 'included';
+      d.reason = 'replace (compaction) of files the range added, whose outputs later snapshots of the range change: the outputs are handed over instead of the rewritten files';
     }
-    for (const a of d.added) live.set(a.entry.dataFile.filePath, a);
   }
-  return { range, snapshots: decisions, added: [...live.values()], removed: [...removed.values()], warnings, manifestsRead, manifestsSkipped };
+  const deletes = decisions.flatMap((d) => [...d.added, ...(d.rewritten?.added ?? [])]).filter((c) => c.entry.dataFile.content !== 0);
+  const dataFiles = decisions.flatMap((d) => [...d.added, ...d.removed, ...(d.rewritten?.added ?? [])]);
+  await resolveDeleteFootprints(reader, md, deletes, dataFiles);
+  return { range, snapshots: decisions, added: net.added, removed: net.removed, warnings, manifestsRead, manifestsSkipped };
 }

@@ -20,6 +20,9 @@ export interface FileJson {
   lower_bounds: Record<string, JsonValue>;
   upper_bounds: Record<string, JsonValue>;
   referenced_data_file?: string;
+  /** Deletion vectors: where the blob sits in its Puffin file (several DVs share one file). */
+  content_offset?: string;
+  content_size_in_bytes?: string;
   equality_ids?: number[];
   first_row_id?: string;
 }
@@ -83,6 +86,8 @@ export class FileDescriber {
       upper_bounds: this.boundsJson(df, 'upper'),
     };
     if (df.referencedDataFile !== null) f.referenced_data_file = df.referencedDataFile;
+    if (df.contentOffset !== null) f.content_offset = df.contentOffset.toString();
+    if (df.contentSizeInBytes !== null) f.content_size_in_bytes = df.contentSizeInBytes.toString();
     if (df.equalityIds !== null) f.equality_ids = df.equalityIds;
     if (df.firstRowId !== null) f.first_row_id = df.firstRowId.toString();
     return f;

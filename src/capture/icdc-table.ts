@@ -59,7 +59,8 @@ const MAX_CHECKS_IN_FLIGHT = 32;
 /** Zero copy means the source may delete files when its snapshots expire: check before handing out. */
 export async function verifyFilesExist(io: FileIO, files: FileChange[]): Promise<void> {
   const limit = pLimit(MAX_CHECKS_IN_FLIGHT);
-  const missing = (await Promise.all(files.map((f) => limit(async () => ((await io.exists(f.entry.dataFile.filePath)) ? null : f.entry.dataFile.filePath))))).filter((p): p is string => p !== null);
+  const paths = [...new Set(files.map((f) => f.entry.dataFile.filePath))]; // deletion vectors share Puffin files
+  const missing = (await Promise.all(paths.map((p) => limit(async () => ((await io.exists(p)) ? null : p))))).filter((p): p is string => p !== null);
   if (missing.length > 0) {
     throw new IpsError('FILES_MISSING',
       `${missing.length} changed file(s) no longer exist in the source (expired snapshots or orphan-file removal), e.g. ${missing.slice(0, 3).join(', ')}; raise the source's snapshot retention above the consumer's lag, then reset or backfill the consumer`,

@@ -1,5 +1,6 @@
 import { IpsError } from '../errors.js';
 import { currentSchema, type TableMetadata } from '../iceberg/metadata.js';
+import { EntryStatus } from '../iceberg/manifest.js';
 import { partitionValueFromAvro } from '../iceberg/partition-values.js';
 import { indexById, isPrimitive, type PrimitiveType } from '../iceberg/types.js';
 import { humanPartitionValue, type Transform } from '../iceberg/transforms.js';
@@ -10,7 +11,8 @@ import type { FileChange } from './snapshot-changes.js';
 /**
  * `exact`: every file has column metrics and they cannot be truncated; `conservative`: the range
  * contains every changed value but may be wider (truncated string bounds, partition-derived
- * bounds); `unbounded`: some file has neither metrics nor a partition value for the field.
+ * bounds, rows that delete files can remove, bounded by the files they apply to); `unbounded`:
+ * some file has neither metrics nor a partition value for the field.
  */
 export type RangeFlag = 'exact' | 'conservative' | 'unbounded';
 
@@ -114,9 +116,63 @@ export function resolveFieldId(md: TableMetadata, name: string): { id: number; t
   throw new IpsError('UNKNOWN_FIELD', `no column "${name}" in the table's current schema (columns: ${names.join(', ')})`);
 }
 
+type FileBound = Interval | 'no-values' | null;
+
+/** The interval of a data file's values of a field: its column metrics, else its partition value. */
+function dataFileInterval(describer: FileDescriber, fc: FileChange, id: number, type: PrimitiveType, truncLen: number | null): FileBound {
+  const df = fc.entry.dataFile;
+  const nulls = df.nullValueCounts?.get(id);
+  const values = df.valueCounts?.get(id);
+  if (values !== undefined && nulls !== undefined && values === nulls) return 'no-values'; // only nulls: no values to bound
+  const lb = df.lowerBounds?.get(id);
+  const ub = df.upperBounds?.get(id);
+  if (lb !== undefined && ub !== undefined) {
+    const l = decodeBinaryValue(type, lb);
+    const u = decodeBinaryValue(type, ub);
+    return { lo: l, hi: u, exact: !mayBeTruncated(type, l, truncLen) && !mayBeTruncated(type, u, truncLen) };
+  }
+  return partitionBound(describer, fc, id, type);
+}
+
+function partitionBound(describer: FileDescriber, fc: FileChange, id: number, type: PrimitiveType): Interval | null {
+  for (const pf of describer.boundSpec(fc.manifest.partitionSpecId)) {
+    if (pf.field.sourceId !== id || pf.sourceType === null) continue;
+    const pv = partitionValueFromAvro(pf.resultType, fc.entry.dataFile.partition.get(pf.field.fieldId));
+    const cand = partitionInterval(pf.transform, type, pv);
+    if (cand) return { ...cand, exact: false };
+  }
+  return null;
+}
+
 /**
- * min/max of a field over a set of files (added and removed), from column metrics, falling
- * back to partition values where the field is the source of an order-preserving transform.
+ * The values a delete file can remove. An equality delete on the field says so itself (its
+ * bounds over the deleted keys); otherwise the rows it deletes lie in the data files it can
+ * touch (its footprint), so their intervals bound it; failing both, its own partition value.
+ * Always an over-approximation, hence never exact.
+ */
+function deleteFileBounds(describer: FileDescriber, fc: FileChange, id: number, type: PrimitiveType, truncLen: number | null): FileBound[] {
+  const df = fc.entry.dataFile;
+  if (df.content === 2 && df.equalityIds?.includes(id)) {
+    const own = dataFileInterval(describer, fc, id, type, truncLen);
+    if (own !== null) return [own === 'no-values' ? own : { ...own, exact: false }];
+  }
+  const fp = fc.footprint;
+  if (fp !== undefined && 'files' in fp) {
+    return fp.files.map((t) => {
+      const b = dataFileInterval(describer, t, id, type, truncLen);
+      return b === null || b === 'no-values' ? b : { ...b, exact: false };
+    });
+  }
+  return [partitionBound(describer, fc, id, type)];
+}
+
+/**
+ * min/max of a field over a set of files: the data files added and removed, and the rows that
+ * the added delete files (position deletes, deletion vectors, equality deletes) can delete.
+ * Data files are bounded by column metrics, falling back to partition values where the field
+ * is the source of an order-preserving transform; delete files as deleteFileBounds says.
+ * Removed delete files are left out: they delete nothing new (a DV is replaced by one holding
+ * all of its deletes, and a data file's deletes go with it).
  */
 export function fieldRange(md: TableMetadata, describer: FileDescriber, files: FileChange[], name: string): FieldRange {
   const { id, type, path } = resolveFieldId(md, name);
@@ -127,37 +183,22 @@ export function fieldRange(md: TableMetadata, describer: FileDescriber, files: F
   const missing: string[] = [];
   for (const fc of files) {
     const df = fc.entry.dataFile;
-    if (df.content !== 0) continue; // delete files' metrics describe deleted keys or positions, not the changed rows' range
-    const nulls = df.nullValueCounts?.get(id);
-    const values = df.valueCounts?.get(id);
-    if (values !== undefined && nulls !== undefined && values === nulls) continue; // only nulls: no values to bound
-    let iv: Interval | null = null;
-    const lb = df.lowerBounds?.get(id);
-    const ub = df.upperBounds?.get(id);
-    if (lb !== undefined && ub !== undefined) {
-      const l = decodeBinaryValue(type, lb);
-      const u = decodeBinaryValue(type, ub);
-      iv = { lo: l, hi: u, exact: !mayBeTruncated(type, l, truncLen) && !mayBeTruncated(type, u, truncLen) };
-    } else {
-      for (const pf of describer.boundSpec(fc.manifest.partitionSpecId)) {
-        if (pf.field.sourceId !== id || pf.sourceType === null) continue;
-        const pv = partitionValueFromAvro(pf.resultType, df.partition.get(pf.field.fieldId));
-        const cand = partitionInterval(pf.transform, type, pv);
-        if (cand) {
-          iv = { ...cand, exact: false };
-          break;
-        }
+    let bounds: FileBound[];
+    if (df.content === 0) bounds = [dataFileInterval(describer, fc, id, type, truncLen)];
+    else if (fc.entry.status === EntryStatus.DELETED) continue;
+    else bounds = deleteFileBounds(describer, fc, id, type, truncLen);
+    for (const iv of bounds) {
+      if (iv === 'no-values') continue;
+      if (iv === null) {
+        missing.push(df.filePath);
+        break;
       }
+      exact &&= iv.exact;
+      if (lo === null || compareValues(type, iv.lo, lo) < 0) lo = iv.lo;
+      if (hi === null || compareValues(type, iv.hi, hi) > 0) hi = iv.hi;
     }
-    if (!iv) {
-      missing.push(df.filePath);
-      continue;
-    }
-    exact &&= iv.exact;
-    if (lo === null || compareValues(type, iv.lo, lo) < 0) lo = iv.lo;
-    if (hi === null || compareValues(type, iv.hi, hi) > 0) hi = iv.hi;
   }
-  if (missing.length > 0) return { min: null, max: null, flag: 'unbounded', missing_in: missing };
+  if (missing.length > 0) return { min: null, max: null, flag: 'unbounded', missing_in: [...new Set(missing)] };
   return { min: toJsonValue(type, lo), max: toJsonValue(type, hi), flag: exact ? 'exact' : 'conservative' };
 }
 

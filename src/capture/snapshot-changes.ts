@@ -1,12 +1,15 @@
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import type { Snapshot } from '../iceberg/metadata.js';
+import type { DeleteFootprint } from './delete-footprint.js';
 import type { ManifestReader } from './manifest-reader.js';
 
 export interface FileChange {
   entry: ManifestEntry;
   /** The manifest the entry was read from: its partition spec decodes the partition tuple. */
   manifest: ManifestFile;
+  /** For a delete file: the data files its deletes can touch (resolveDeleteFootprints), for ranges. */
+  footprint?: DeleteFootprint;
 }
 
 export interface SnapshotChanges {

@@ -98,7 +98,7 @@ async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, 
   const to = snapshotId(opts.to, '--to');
   try {
     const range = await resolveRangeWithHistory(md, { from, to, branch: opts.branch }, reader);
-    return await computeChangeSet(reader, range, parsePolicy(opts.policy));
+    return await computeChangeSet(reader, range, parsePolicy(opts.policy), md);
   } catch (e) {
     if (!isIpsError(e) || !FALLBACK_CODES.has(e.code)) throw e;
     const known = from === null ? undefined : md.snapshots.find((s) => s.snapshotId === from)?.sequenceNumber;

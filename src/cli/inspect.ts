@@ -54,7 +54,10 @@ function fmtBytes(n: string): string {
 
 function renderFile(sign: string, f: FileJson, names: Map<string, string>): string[] {
   const part = Object.entries(f.partition).map(([k, v]) => `${k}=${fmtValue(v)}`).join(', ');
-  const lines = [`  ${sign} ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows ${fmtBytes(f.file_size_in_bytes).padStart(10)}  ${part ? `[${part}] ` : ''}${f.file_path}`];
+  const kind = f.content_offset !== undefined ? 'deletion_vector' : f.content;
+  const blob = f.content_offset !== undefined ? ` @${f.content_offset}+${f.content_size_in_bytes ?? '?'}` : '';
+  const lines = [`  ${sign} ${kind.padEnd(16)} ${f.record_count.padStart(9)} rows ${fmtBytes(f.file_size_in_bytes).padStart(10)}  ${part ? `[${part}] ` : ''}${f.file_path}${blob}`];
+  if (f.referenced_data_file !== undefined) lines.push(`      for ${f.referenced_data_file}`);
   const ids = new Set([...Object.keys(f.lower_bounds), ...Object.keys(f.upper_bounds)]);
   for (const id of [...ids].sort((a, b) => Number(a) - Number(b))) {
     const lo = id in f.lower_bounds ? fmtValue(f.lower_bounds[id]) : '?';

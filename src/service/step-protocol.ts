@@ -1,7 +1,9 @@
 import { IpsError, isIpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import type { LoadedTable } from '../catalog/table.js';
-import { computeChangeSet } from '../capture/change-set.js';
+import { computeChangeSet, decisionEvents } from '../capture/change-set.js';
+import { changeKey, fileKey } from '../capture/file-key.js';
+import { netEvents, type FileEvent } from '../capture/netting.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
@@ -91,11 +93,6 @@ export const ICDC_RETAINED_SNAPSHOTS = 10;
 /** Decoded-manifest cache per source table (a service may watch many tables). */
 const READER_BUDGET_BYTES = 32 * 1024 * 1024;
 
-interface FileEvent {
-  snapshot: Snapshot;
-  kind: 'added' | 'removed';
-  change: FileChange;
-}
 
 function positiveLimit(v: number | bigint | undefined, what: string): bigint | undefined {
   if (v === undefined) return undefined;
@@ -135,40 +132,30 @@ export function selectFiles(snapshots: { snapshot: Snapshot; events: FileEvent[]
   const completed: Snapshot[] = [];
   let bytes = 0n;
   let records = 0n;
+  let files = 0;
   for (const { snapshot, events } of snapshots) {
     const now: string[] = [];
     for (const e of events) {
+      // A compaction's files are not changes: they cost nothing and a batch takes all or none.
+      if (e.rewrite) {
+        taken.push(e);
+        continue;
+      }
       const df = e.change.entry.dataFile;
-      const fits = taken.length === 0 || (
-        (limits.maxFiles === undefined || taken.length + 1 <= limits.maxFiles) &&
+      const fits = files === 0 || (
+        (limits.maxFiles === undefined || files + 1 <= limits.maxFiles) &&
         (limits.maxBytes === undefined || bytes + df.fileSizeInBytes <= limits.maxBytes) &&
         (limits.maxRecords === undefined || records + df.recordCount <= limits.maxRecords));
       if (!fits) return { taken, completed, cut: now.length > 0 ? { snapshot, paths: now } : null };
       taken.push(e);
-      now.push(df.filePath);
+      files++;
+      now.push(fileKey(df));
       bytes += df.fileSizeInBytes;
       records += df.recordCount;
     }
     completed.push(snapshot);
   }
   return { taken, completed, cut: null };
-}
-
-/** Nets files added and removed inside the taken events, as computeChangeSet does for a range. */
-function net(events: FileEvent[]): { added: FileChange[]; removed: FileChange[] } {
-  const live = new Map<string, FileChange>();
-  const removed = new Map<string, FileChange>();
-  // Per snapshot, removals come before additions (the events are ordered that way).
-  for (const e of events) {
-    const p = e.change.entry.dataFile.filePath;
-    if (e.kind === 'removed') {
-      if (live.has(p)) live.delete(p);
-      else removed.set(p, e.change);
-    } else {
-      live.set(p, e.change);
-    }
-  }
-  return { added: [...live.values()], removed: [...removed.values()] };
 }
 
 function inFlight(table: string, open: Batch): IpsError {
@@ -305,18 +292,15 @@ export class StepProtocol {
     }
     if (range.snapshots.length === 0) return { kind: 'no-changes', watermark: wm };
 
-    const cs = await computeChangeSet(reader, range, policy);
+    const cs = await computeChangeSet(reader, range, policy, md);
     const processed = new Set(wm.processedFiles);
     const perSnapshot = cs.snapshots.map((d) => {
       const partial = wm.partialSnapshotId !== null && d.snapshot.snapshotId === wm.partialSnapshotId;
-      const events: FileEvent[] = [
-        ...d.removed.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'removed', change })),
-        ...d.added.map((change): FileEvent => ({ snapshot: d.snapshot, kind: 'added', change })),
-      ].filter((e) => !(partial && processed.has(e.change.entry.dataFile.filePath)));
+      const events = decisionEvents(d).filter((e) => !(partial && processed.has(changeKey(e.change))));
       return { snapshot: d.snapshot, events };
     });
     const sel = selectFiles(perSnapshot, limits);
-    const files = net(sel.taken);
+    const files = netEvents(sel.taken);
 
     const lastDone = sel.completed[sel.completed.length - 1];
     const fullyProcessed = lastDone

@@ -25,7 +25,7 @@ async function changes(name: FixtureName, from: string | null, to: string | null
   const f = fixture(name);
   const md = (await f.load()).metadata;
   const range = resolveRange(md, { from: from === null ? null : BigInt(from), to: to === null ? null : BigInt(to) });
-  return { md, cs: await computeChangeSet(f.reader, range, policy) };
+  return { md, cs: await computeChangeSet(f.reader, range, policy, md) };
 }
 
 const paths = (fs: { entry: { dataFile: { filePath: string } } }[]) => fs.map((f) => f.entry.dataFile.filePath).sort();

@@ -1,0 +1,170 @@
+import type { Snapshot } from '../iceberg/metadata.js';
+import { changeKey, partitionKey } from './file-key.js';
+import type { FileChange } from './snapshot-changes.js';
+
+/**
+ * One file event of a range, in snapshot order; within a snapshot, removals come first.
+ * `rewrite` marks the files of a `replace` (compaction) snapshot: they are not changes of the
+ * data, but netting needs them when the compaction rewrote files the range itself added.
+ */
+export interface FileEvent {
+  snapshot: Snapshot;
+  kind: 'added' | 'removed';
+  change: FileChange;
+  rewrite?: boolean;
+}
+
+export interface NetResult {
+  /** Files added in the events and still live after them: what the consumer reads. */
+  added: FileChange[];
+  /** Files that existed before the events and were removed by them. */
+  removed: FileChange[];
+  /** What a compaction inside the events did to the answer, for the change set's warnings. */
+  notes: string[];
+  /** Compactions whose outputs stand in for files the range added (see RewriteGroup). */
+  rewritesHandedOver: Set<bigint>;
+}
+
+interface LiveFile {
+  change: FileChange;
+  /** The compaction whose output this file is, while the compaction stands in for its inputs. */
+  group: RewriteGroup | null;
+}
+
+/**
+ * A compaction that rewrote files the range added. Its outputs replace those inputs while
+ * netting; at the end the swap is undone (the inputs go back, exactly the rows added) unless a
+ * later change in the range touched an output: removed it, or added a position delete or DV
+ * aimed at it. Then the inputs are gone for good (their rows live on in the outputs, and the
+ * later delete must apply to the outputs), so the outputs are handed over, possibly with rows
+ * that other, older files brought into the same output (carry-over, as with copy-on-write).
+ */
+interface RewriteGroup {
+  snapshot: Snapshot;
+  inputs: { key: string; file: LiveFile }[];
+  outputKeys: string[];
+  outputPaths: Set<string>;
+  outputPartitions: Set<string>;
+  /** Earlier groups whose outputs this one rewrote again. */
+  consumes: Set<RewriteGroup>;
+  forcedBy: string | null;
+  /** Files from before the range that the compaction merged into the same partitions. */
+  olderInputs: number;
+  /** Outputs taken whole because the compaction moved rows to another partition spec. */
+  crossSpec: boolean;
+}
+
+function bySnapshot(events: FileEvent[]): FileEvent[][] {
+  const out: FileEvent[][] = [];
+  for (const e of events) {
+    const last = out[out.length - 1];
+    if (last && last[0]!.snapshot.snapshotId === e.snapshot.snapshotId && Boolean(last[0]!.rewrite) === Boolean(e.rewrite)) last.push(e);
+    else out.push([e]);
+  }
+  return out;
+}
+
+/**
+ * Nets the file events of a range (or of the part of it a batch takes). A file added and
+ * removed inside the events cancels out: the consumer never saw it, and handing it over would
+ * duplicate rows that a later rewrite carried into another file. Compactions follow the rule
+ * of RewriteGroup: they change nothing, unless later changes in the range build on their output.
+ */
+export function netEvents(events: FileEvent[]): NetResult {
+  const live = new Map<string, LiveFile>();
+  const removed = new Map<string, FileChange>();
+  const groups: RewriteGroup[] = [];
+  const force = (g: RewriteGroup, why: string): void => {
+    g.forcedBy ??= why;
+  };
+
+  const applyChange = (evs: FileEvent[]): void => {
+    for (const e of evs) {
+      const k = changeKey(e.change);
+      if (e.kind === 'removed') {
+        const lf = live.get(k);
+        if (lf) {
+          live.delete(k);
+          if (lf.group) force(lf.group, `snapshot ${e.snapshot.snapshotId} removed its output ${e.change.entry.dataFile.filePath}`);
+        } else {
+          removed.set(k, e.change);
+        }
+        continue;
+      }
+      live.set(k, { change: e.change, group: null });
+      const df = e.change.entry.dataFile;
+      if (df.content !== 1) continue; // equality deletes apply by value and sequence number: to the inputs as well as to the outputs
+      for (const g of groups) {
+        if (g.forcedBy !== null) continue;
+        const aimed = df.referencedDataFile !== null
+          ? g.outputPaths.has(df.referencedDataFile)
+          : g.outputPartitions.has(partitionKey(e.change)); // a position delete file without a referenced file may name any file of its partition
+        if (aimed) force(g, `snapshot ${e.snapshot.snapshotId} added ${df.referencedDataFile !== null ? 'a deletion vector or position delete' : 'position deletes'} for its output${df.referencedDataFile !== null ? ` ${df.referencedDataFile}` : 's'}`);
+      }
+    }
+  };
+
+  const applyRewrite = (evs: FileEvent[]): void => {
+    const gone = evs.filter((e) => e.kind === 'removed');
+    const made = evs.filter((e) => e.kind === 'added');
+    const inRange = gone.filter((e) => live.has(changeKey(e.change)));
+    if (inRange.length === 0) return; // a compaction of files from before the range: nothing changed for the consumer
+    const s = evs[0]!.snapshot;
+    const g: RewriteGroup = {
+      snapshot: s, inputs: [], outputKeys: [], outputPaths: new Set(), outputPartitions: new Set(),
+      consumes: new Set(), forcedBy: null, olderInputs: 0, crossSpec: false,
+    };
+    const inputPartitions = new Set<string>();
+    for (const e of inRange) {
+      const key = changeKey(e.change);
+      const file = live.get(key)!;
+      live.delete(key);
+      g.inputs.push({ key, file });
+      if (file.group) g.consumes.add(file.group);
+      inputPartitions.add(partitionKey(e.change));
+    }
+    g.olderInputs = gone.filter((e) => e.change.entry.dataFile.content === 0 && !live.has(changeKey(e.change)) && !inRange.includes(e) && inputPartitions.has(partitionKey(e.change))).length;
+    // Outputs are matched to inputs by partition; a compaction into another partition spec
+    // moves rows across partitions, so then every output in a spec it did not read counts.
+    const readSpecs = new Set(gone.map((e) => e.change.manifest.partitionSpecId));
+    for (const e of made) {
+      const samePartition = inputPartitions.has(partitionKey(e.change));
+      const newSpec = !readSpecs.has(e.change.manifest.partitionSpecId);
+      if (!samePartition && !newSpec) continue;
+      if (newSpec) g.crossSpec = true;
+      const key = changeKey(e.change);
+      live.set(key, { change: e.change, group: g });
+      g.outputKeys.push(key);
+      if (e.change.entry.dataFile.content === 0) {
+        g.outputPaths.add(e.change.entry.dataFile.filePath);
+        g.outputPartitions.add(partitionKey(e.change));
+      }
+    }
+    groups.push(g);
+  };
+
+  for (const evs of bySnapshot(events)) {
+    if (evs[0]!.rewrite) applyRewrite(evs);
+    else applyChange(evs);
+  }
+
+  // Undo the swaps nobody built on, newest first, so that a compaction of a compaction unwinds
+  // to the original files; a group that stays forces the groups whose outputs it consumed.
+  const notes: string[] = [];
+  const rewritesHandedOver = new Set<bigint>();
+  for (const g of [...groups].reverse()) {
+    if (g.forcedBy !== null) {
+      rewritesHandedOver.add(g.snapshot.snapshotId);
+      for (const c of g.consumes) force(c, `compaction ${g.snapshot.snapshotId}, whose outputs are handed over, rewrote its outputs`);
+      const n = g.outputKeys.filter((k) => live.has(k)).length;
+      notes.push(`replace snapshot ${g.snapshot.snapshotId} rewrote ${g.inputs.length} file(s) that the range added, and ${g.forcedBy}: ` +
+        `its ${n} output file(s) in those partitions are handed over instead of the rewritten files, so the later changes apply to them` +
+        (g.olderInputs > 0 ? `; they may also hold rows of ${g.olderInputs} file(s) written before the range (carried over unchanged, as with copy-on-write)` : '') +
+        (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
+      continue;
+    }
+    for (const k of g.outputKeys) live.delete(k);
+    for (const { key, file } of g.inputs) live.set(key, file);
+  }
+  return { added: [...live.values()].map((f) => f.change), removed: [...removed.values()], notes, rewritesHandedOver };
+}
