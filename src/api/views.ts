@@ -48,6 +48,7 @@ export function tableViewJson(v: TableView, onlyConsumer?: string): Record<strin
       snapshot_id: int64ToJson(v.oldestNeeded.snapshotId),
       sequence_number: int64ToJson(v.oldestNeeded.sequenceNumber),
       full_history: v.oldestNeeded.fullHistory,
+      backfill: v.oldestNeeded.backfill ?? null,
     },
     consumers: rows.map((c) => ({
       consumer: c.watermark.consumer,
@@ -95,6 +96,7 @@ export function batchJson(b: Batch): Record<string, unknown> {
     lease_expires_at: b.leaseExpiresAt.toISOString(),
     created_at: b.createdAt.toISOString(),
     closed_at: b.closedAt?.toISOString() ?? null,
+    backfill: b.backfill === null ? null : { name: b.backfill, chunk: b.backfillChunk },
     tables: b.tables.map((t) => ({
       table: t.sourceTable,
       from_snapshot_id: int64ToJson(t.fromSnapshotId),

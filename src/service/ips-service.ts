@@ -18,6 +18,7 @@ import {
 import { resolveFieldId } from '../capture/ranges.js';
 import { consumerLag, type LagResult } from './lag.js';
 import { StepProtocol, type PrepareLimits, type PrepareResult } from './step-protocol.js';
+import { BackfillService } from '../backfill/service.js';
 
 /**
  * What the API and the CLI do, over the state and the step protocol: registering tables,
@@ -38,7 +39,7 @@ export interface TableView {
   table: SourceTable;
   head: Snapshot | null;
   /** The oldest snapshot any consumer still needs; `fullHistory` when one has processed nothing yet. */
-  oldestNeeded: { consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null; fullHistory: boolean } | null;
+  oldestNeeded: { consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null; fullHistory: boolean; backfill?: string } | null;
   consumers: { watermark: Watermark; lag: LagResult; consumerState: Consumer['state'] }[];
   /** Set when the table could not be loaded (its catalog or storage is down). */
   loadError: { code: string; message: string } | null;
@@ -70,6 +71,7 @@ function closeIO(io: FileIO): void {
 
 export class IpsService {
   readonly steps: StepProtocol;
+  readonly backfills: BackfillService;
   private readonly fileIO: (table: SourceTable) => FileIO;
 
   private readonly pointers = new MetadataPointers();
@@ -101,6 +103,7 @@ export class IpsService {
       return io;
     };
     this.steps = new StepProtocol(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, loadTable: (t) => this.load(t) });
+    this.backfills = new BackfillService(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, load: (t) => this.load(t), steps: this.steps });
   }
 
   /** Releases the cached FileIOs (the state is the caller's to close). */
@@ -154,11 +157,17 @@ export class IpsService {
 
   private async tableView(t: SourceTable): Promise<TableView> {
     const repos = this.state.repos;
-    const [watermarks, oldest, consumers] = await Promise.all([
+    const [watermarks, oldestWatermark, consumers, pinned] = await Promise.all([
       repos.watermarks.listByTable(t.name),
       repos.watermarks.oldestNeeded(t.name),
       repos.consumers.list(),
+      repos.backfills.oldestPinned(t.name),
     ]);
+    // Running backfills pin the snapshot they were planned on (or replay from): retention keeps it too.
+    let oldest: (NonNullable<typeof oldestWatermark> & { backfill?: string }) | undefined = oldestWatermark;
+    if (pinned && (!oldest || (oldest.sequenceNumber !== null && (pinned.sequenceNumber === null || pinned.sequenceNumber < oldest.sequenceNumber)))) {
+      oldest = { consumer: pinned.consumer, snapshotId: pinned.snapshotId, sequenceNumber: pinned.sequenceNumber, backfill: pinned.backfill };
+    }
     const states = new Map(consumers.map((c) => [c.name, c.state] as const));
     let head: Snapshot | null = null;
     let loadError: TableView['loadError'] = null;
@@ -209,7 +218,7 @@ export class IpsService {
   }
 
   /** Creates a consumer and its subscriptions in one transaction. */
-  async createConsumer(input: ConsumerInput & { tables?: SubscriptionInput[] }, actor: string): Promise<ConsumerView> {
+  async createConsumer(input: ConsumerInput & { tables?: SubscriptionInput[]; outputs?: string[] }, actor: string): Promise<ConsumerView> {
     const tables = input.tables ?? [];
     const names = tables.map((s) => s.table);
     if (new Set(names).size !== names.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice in the subscriptions');
@@ -220,13 +229,15 @@ export class IpsService {
       await this.checkRangeFields(t, s.rangeFields);
       positions.push(await this.position(t, s.from ?? 'start'));
     }
-    const { tables: _t, ...consumer } = input;
+    const { tables: _t, outputs, ...consumer } = input;
     await this.state.withTransaction(async (repos) => {
       await repos.consumers.create(consumer);
       for (const [i, s] of tables.entries()) {
         await repos.watermarks.create({ consumer: input.name, sourceTable: s.table, position: positions[i]!, rangeFields: s.rangeFields ?? [] },
           { actor, reason: 'subscribe' });
       }
+      // The tables it writes (lineage); a cycle refuses the whole creation.
+      if (outputs !== undefined) await this.backfills.setOutputs(input.name, outputs, repos);
     });
     return this.getConsumer(input.name);
   }
@@ -236,7 +247,10 @@ export class IpsService {
     const t = await this.state.repos.sourceTables.require(s.table);
     await this.checkRangeFields(t, s.rangeFields);
     const pos = await this.position(t, s.from ?? 'start');
-    await this.state.repos.watermarks.create({ consumer, sourceTable: s.table, position: pos, rangeFields: s.rangeFields ?? [] }, { actor, reason: 'subscribe' });
+    await this.state.withTransaction(async (repos) => {
+      await repos.watermarks.create({ consumer, sourceTable: s.table, position: pos, rangeFields: s.rangeFields ?? [] }, { actor, reason: 'subscribe' });
+      await this.backfills.lineage(repos); // PIPELINE_CYCLE when it reads what it (indirectly) writes
+    });
     return this.getConsumer(consumer);
   }
 
@@ -279,7 +293,7 @@ export class IpsService {
     for (const w of targets) positions.set(w.sourceTable, await this.position(await repos.sourceTables.require(w.sourceTable), req.to));
     await this.state.withTransaction(async (tx) => {
       for (const b of await tx.batches.list({ consumer: name, state: 'open' })) {
-        if (b.tables.some((t) => positions.has(t.sourceTable))) await tx.batches.close(b.id, 'aborted', `consumer reset by ${actor}`);
+        if (b.backfill === null && b.tables.some((t) => positions.has(t.sourceTable))) await tx.batches.close(b.id, 'aborted', `consumer reset by ${actor}`);
       }
       for (const w of targets) {
         const current = await tx.watermarks.require(name, w.sourceTable);
@@ -324,8 +338,11 @@ export class IpsService {
    * Commits a batch (see StepProtocol.commit) and wakes the consumer's subscriptions: with one
    * batch in flight, the next trigger waits for this commit.
    */
-  async commit(batchId: bigint, actor: string): ReturnType<StepProtocol['commit']> {
-    const r = await this.steps.commit(batchId, actor);
+  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}): ReturnType<StepProtocol['commit']> {
+    // A backfill chunk records the output snapshots its run committed (named, or found on the declared outputs).
+    const batch = await this.state.repos.batches.require(batchId);
+    const found = batch.backfill !== null && batch.state === 'open' ? await this.backfills.resolveOutputs(batch, outputs) : {};
+    const r = await this.steps.commit(batchId, actor, found);
     if (!r.alreadyCommitted) this.onRelease?.();
     return r;
   }

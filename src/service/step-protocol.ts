@@ -194,6 +194,10 @@ export class StepProtocol {
 
     // A retried step: the stored batch, exactly as it was handed out.
     const existing = await repos.batches.findByInstance(req.consumer, req.instanceId);
+    if (existing && existing.backfill !== null) {
+      throw new IpsError('INVALID_ARGUMENT', `instance id "${req.instanceId}" belongs to chunk ${existing.backfillChunk} of backfill "${existing.backfill}" (batch ${existing.id}); a live step needs its own instance id`,
+        { details: { batch_id: existing.id.toString(), backfill: existing.backfill } });
+    }
     if (existing) return { kind: 'batch', batch: existing, created: false };
 
     const consumer = await repos.consumers.require(req.consumer);
@@ -209,7 +213,7 @@ export class StepProtocol {
     const busy = async (): Promise<Batch | null> => {
       await repos.batches.expireDue();
       open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
-        .filter((b) => b.tables.some((t) => tables.includes(t.sourceTable)));
+        .filter((b) => b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
       // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
       const mine = open.find((b) => b.instanceId === req.instanceId);
       if (mine) return mine;
@@ -340,8 +344,8 @@ export class StepProtocol {
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
-  async commit(batchId: bigint, actor: string = this.actor): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
-    return this.state.repos.batches.commit(batchId, actor);
+  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+    return this.state.repos.batches.commit(batchId, actor, outputs);
   }
 
   /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */
@@ -355,7 +359,8 @@ export class StepProtocol {
     return { ranges, changed_partitions: changedPartitions(describer, files) };
   }
 
-  private async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], decided: () => Promise<Batch | null>,
+  /** Writes an ICDC snapshot, building on a concurrent writer's version (CONFLICT) until `decided` names a stored batch. */
+  async writeIcdc(io: FileIO, md: TableMetadata, location: string, files: FileChange[], decided: () => Promise<Batch | null>,
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {

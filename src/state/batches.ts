@@ -5,6 +5,7 @@ import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, p
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
+import { backfillBatchClosed } from './backfills.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
 
@@ -67,6 +68,9 @@ export interface Batch {
   updatedAt: Date;
   closedAt: Date | null;
   tables: BatchTable[];
+  /** A chunk of a backfill (its own batch series: committing it never moves the watermark), or null. */
+  backfill: string | null;
+  backfillChunk: number | null;
 }
 
 export interface BatchInput {
@@ -88,6 +92,8 @@ export interface BatchInput {
    * transaction, so a batch exists exactly when its delivery is owed.
    */
   trigger?: { subscription: string; seq: bigint };
+  /** A backfill chunk's attempt: stored with the backfill's name and chunk index, no watermark checks. */
+  backfill?: { name: string; chunk: number };
 }
 
 /** The orchestrator-side dedup key of a subscription's batch: the same on every redelivery. */
@@ -172,6 +178,8 @@ const batchRowSchema = z.object({
   created_at: z.date(),
   updated_at: z.date(),
   closed_at: z.date().nullable(),
+  backfill: z.string().nullable(),
+  backfill_chunk: z.number().int().nullable(),
 });
 
 const tableRowSchema = z.object({
@@ -221,7 +229,7 @@ const tableRowSchema = z.object({
 }));
 
 const BATCH_COLUMNS = `id, consumer, instance_id, state, state_reason, limits, lease_expires_at, claimed_by, claim_expires_at,
-  created_at, updated_at, closed_at`;
+  created_at, updated_at, closed_at, backfill, backfill_chunk`;
 const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, files,
   file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, base_watermark_version,
   next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files`;
@@ -249,7 +257,7 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
   const names = tables.map((t) => t.sourceTable);
   const open = await tx.query<{ id: bigint; instance_id: string; source_table: string }>(
     `SELECT b.id, b.instance_id, t.source_table FROM batches b JOIN batch_tables t ON t.batch_id = b.id
-      WHERE b.consumer = $1 AND b.state = 'open' AND b.lease_expires_at >= now() ORDER BY b.created_at, b.id`, [consumer]);
+      WHERE b.consumer = $1 AND b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now() ORDER BY b.created_at, b.id`, [consumer]);
   const busyRows = open.rows.filter((r) => names.includes(r.source_table));
   const busy = busyRows[0];
   if (busy && new Set(busyRows.map((r) => r.id)).size >= maxInFlight) {
@@ -277,12 +285,13 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
  * changes go to the next prepare with the closed batch's.
  */
 async function closeLaterBatches(q: Queryable, closed: Batch, reason: string): Promise<void> {
+  if (closed.backfill !== null) return; // a backfill's chunks do not chain on the watermark
   const ids = new Set<bigint>();
   for (const t of closed.tables) {
     // Chained after it: planned on a later version of the same watermark.
     const later = await q.query<{ id: bigint }>(
       `SELECT b.id FROM batches b JOIN batch_tables t ON t.batch_id = b.id
-        WHERE b.consumer = $1 AND b.state = 'open' AND t.source_table = $2 AND t.base_watermark_version > $3`,
+        WHERE b.consumer = $1 AND b.state = 'open' AND b.backfill IS NULL AND t.source_table = $2 AND t.base_watermark_version > $3`,
       [closed.consumer, t.sourceTable, t.baseWatermarkVersion]);
     for (const r of later.rows) ids.add(r.id);
   }
@@ -330,15 +339,15 @@ export class BatchesRepo {
       const repo = new BatchesRepo(tx);
       const same = await repo.findByInstance(v.consumer, v.instanceId);
       if (same) return { batch: same, created: false };
-      if (input.maxInFlight !== undefined) await checkInFlight(tx, v.consumer, tables, input.maxInFlight);
+      if (input.maxInFlight !== undefined && input.backfill === undefined) await checkInFlight(tx, v.consumer, tables, input.maxInFlight);
       let inserted: boolean;
       try {
         const res = await tx.query(
-          `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at)
-           VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second')
+          `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
+           VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
            ON CONFLICT (consumer, instance_id) DO NOTHING
            RETURNING id`,
-          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds]);
+          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null]);
         inserted = res.rowCount === 1;
       } catch (e) {
         if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
@@ -406,6 +415,7 @@ export class BatchesRepo {
         id: r.id, consumer: r.consumer, instanceId: r.instance_id, state: r.state, stateReason: r.state_reason, limits: r.limits,
         leaseExpiresAt: r.lease_expires_at, claimedBy: r.claimed_by, claimExpiresAt: r.claim_expires_at,
         createdAt: r.created_at, updatedAt: r.updated_at, closedAt: r.closed_at, tables: tables.get(r.id) ?? [],
+        backfill: r.backfill, backfillChunk: r.backfill_chunk,
       });
     }
     return ids.map((id) => byId.get(id)).filter((x): x is Batch => x !== undefined);
@@ -471,6 +481,7 @@ export class BatchesRepo {
       if (res.rowCount === 1) {
         await cancelTriggers(tx, [id]);
         await closeLaterBatches(tx, batch, `an earlier batch (${id}) was ${state}`);
+        await backfillBatchClosed(tx, batch, state, reason);
         await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
         return { batch, changed: true };
       }
@@ -481,16 +492,25 @@ export class BatchesRepo {
 
   /** Marks every open batch whose lease ran out (database clock) as expired; returns their ids. */
   async expireDue(): Promise<bigint[]> {
-    const res = await this.q.query<{ id: bigint }>(
-      `UPDATE batches SET state = 'expired', state_reason = 'lease expired', closed_at = now(), updated_at = now(),
-              claimed_by = NULL, claim_expires_at = NULL
-        WHERE state = 'open' AND lease_expires_at < now() RETURNING id`);
-    const ids = res.rows.map((r) => r.id);
-    if (ids.length > 0) {
-      await cancelTriggers(this.q, ids);
-      for (const b of await this.load(ids)) await closeLaterBatches(this.q, b, `an earlier batch (${b.id}) expired`);
-    }
-    return ids;
+    // Cheap check first: most calls find nothing due and need no transaction.
+    const due = await this.q.query('SELECT 1 FROM batches WHERE state = \'open\' AND lease_expires_at < now() LIMIT 1');
+    if (due.rowCount === 0) return [];
+    // One transaction: a backfill chunk goes back to pending together with its batch's expiry.
+    return this.q.withTransaction(async (tx) => {
+      const res = await tx.query<{ id: bigint }>(
+        `UPDATE batches SET state = 'expired', state_reason = 'lease expired', closed_at = now(), updated_at = now(),
+                claimed_by = NULL, claim_expires_at = NULL
+          WHERE state = 'open' AND lease_expires_at < now() RETURNING id`);
+      const ids = res.rows.map((r) => r.id);
+      if (ids.length > 0) {
+        await cancelTriggers(tx, ids);
+        for (const b of await new BatchesRepo(tx).load(ids)) {
+          await closeLaterBatches(tx, b, `an earlier batch (${b.id}) expired`);
+          await backfillBatchClosed(tx, b, 'expired', 'lease expired');
+        }
+      }
+      return ids;
+    });
   }
 
   /**
@@ -500,7 +520,7 @@ export class BatchesRepo {
    * CONFLICT when a watermark moved since prepare (nothing is changed); BATCH_NOT_OPEN when
    * aborted or expired, also when its lease ran out and no sweep has marked it yet.
    */
-  commit(id: bigint, actor: string): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
       const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
@@ -515,13 +535,15 @@ export class BatchesRepo {
           { details: { batch_id: id.toString(), state: 'expired' } });
       }
       const watermarks: Watermark[] = [];
-      for (const t of batch.tables) {
+      // A backfill chunk is its own batch series: the consumer's watermark stays where it is.
+      if (batch.backfill === null) for (const t of batch.tables) {
         watermarks.push(await advanceWatermark(tx, batch.consumer, t.sourceTable, t.baseWatermarkVersion, t.next,
           { actor, reason: 'commit', batchId: id }));
       }
       await tx.query(
         `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
           WHERE id = $1`, [id]);
+      await backfillBatchClosed(tx, batch, 'committed', null, outputs);
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
       await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
       return { batch: await repo.require(id), watermarks, alreadyCommitted: false };

@@ -8,6 +8,7 @@ import { OutboxRepo } from './outbox.js';
 import { SubscriptionsRepo } from './subscriptions.js';
 import { TableWatchRepo } from './table-watch.js';
 import { WatermarksRepo } from './watermarks.js';
+import { BackfillsRepo } from './backfills.js';
 
 export * from './database.js';
 export * from './common.js';
@@ -20,6 +21,7 @@ export * from './tokens.js';
 export * from './table-watch.js';
 export * from './subscriptions.js';
 export * from './outbox.js';
+export * from './backfills.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -32,6 +34,7 @@ export interface Repositories {
   watch: TableWatchRepo;
   subscriptions: SubscriptionsRepo;
   outbox: OutboxRepo;
+  backfills: BackfillsRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -45,6 +48,7 @@ export function repositories(q: Queryable): Repositories {
     watch: new TableWatchRepo(q),
     subscriptions: new SubscriptionsRepo(q),
     outbox: new OutboxRepo(q),
+    backfills: new BackfillsRepo(q),
   };
 }
 
