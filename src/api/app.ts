@@ -16,6 +16,7 @@ import { subscriptionRoutes } from './routes/subscriptions.js';
 import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
+import { backfillRoutes } from './routes/backfills.js';
 import type { Secret } from '../state/index.js';
 
 export interface AppOptions {
@@ -159,6 +160,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(consumerRoutes(ctx));
   await app.register(batchRoutes(ctx));
   await app.register(subscriptionRoutes(ctx));
+  await app.register(backfillRoutes(ctx));
   await app.ready();
   return app;
 }

@@ -52,6 +52,14 @@ const STATUS: Record<string, number> = {
   MISSING_FILES: 422,
   DATABASE_UNAVAILABLE: 503,
   NOT_READY: 503,
+  // Lineage and backfills (issue 12).
+  PIPELINE_CYCLE: 409,
+  BACKFILL_OVERLAP: 409,
+  BACKFILL_STATE: 409,
+  INVALID_WHERE: 400,
+  EMPTY_RANGE: 422,
+  RANGE_NOT_PRUNABLE: 422,
+  BACKFILL_SNAPSHOT_EXPIRED: 422,
 };
 
 const TITLES: Record<number, string> = {

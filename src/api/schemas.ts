@@ -61,6 +61,7 @@ export const createConsumerBody = z.object({
   lease_seconds: z.number().int().positive().max(7 * 86_400).optional(),
   properties: z.record(z.string(), z.string()).optional(),
   tables: z.array(subscription).max(100).optional(),
+  outputs: z.array(name).max(100).optional().describe('tables this consumer writes (lineage; each must be registered)'),
   issue_token: z.boolean().optional().describe('also issue a consumer token (shown once in the response)'),
 }).strict();
 

@@ -38,6 +38,7 @@ interface CreateOptions extends ClientOptions {
   leaseSeconds?: string;
   description?: string;
   issueToken?: boolean;
+  output: string[];
 }
 
 export function consumersCommand(): Command {
@@ -70,7 +71,8 @@ export function consumersCommand(): Command {
     .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail')
     .option('--lease-seconds <n>', 'how long a prepared batch stays open', positiveIntArg('--lease-seconds'))
     .option('--description <text>')
-    .option('--issue-token', 'also issue a token for this consumer (printed once)'))
+    .option('--issue-token', 'also issue a token for this consumer (printed once)')
+    .option('--output <tables>', 'table(s) this consumer writes (lineage; comma-separated or repeated; registered tables)', (v: string, acc: string[]) => [...acc, ...list(v)], [] as string[]))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
         const from = startPositionArg(opts.from, '--from');
@@ -82,6 +84,7 @@ export function consumersCommand(): Command {
         if (opts.leaseSeconds) body.lease_seconds = Number(opts.leaseSeconds);
         if (opts.description) body.description = opts.description;
         if (opts.issueToken) body.issue_token = true;
+        if (opts.output.length) body.outputs = opts.output;
         const c = await new IpsClient(opts).post<ConsumerJson>('/v1/consumers', body);
         if (opts.json) printJson(c);
         else process.stdout.write(`created consumer ${c.name}\n` + renderConsumer(c));
@@ -114,6 +117,18 @@ export function consumersCommand(): Command {
         const c = await new IpsClient(opts).post<ConsumerJson>(`/v1/consumers/${enc(name)}/subscriptions`, body);
         if (opts.json) printJson(c);
         else process.stdout.write(renderConsumer(c));
+      });
+    }));
+
+  consumers.addCommand(addClientOptions(new Command('outputs')
+    .description('declare the tables a consumer writes (replaces the list; none clears it) (admin)')
+    .argument('<name>')
+    .option('--output <tables>', 'table(s) it writes (comma-separated or repeated)', (v: string, acc: string[]) => [...acc, ...list(v)], [] as string[]))
+    .action(async (name: string, opts: ClientOptions & { output: string[] }) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).request<{ consumer: string; outputs: string[] }>('PUT', `/v1/consumers/${enc(name)}/outputs`, { outputs: opts.output });
+        if (opts.json) printJson(r.body);
+        else process.stdout.write(`${name} writes ${r.body.outputs.join(', ') || 'no declared table'}\n`);
       });
     }));
 

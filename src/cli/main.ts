@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   consumers: async () => (await import('./consumers.js')).consumersCommand(),
   subscriptions: async () => (await import('./subscriptions.js')).subscriptionsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
+  backfills: async () => (await import('./backfills.js')).backfillsCommand(),
+  lineage: async () => (await import('./backfills.js')).lineageCommand(),
 };
 
 const program = new Program('ips')

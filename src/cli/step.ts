@@ -30,6 +30,7 @@ interface BatchJson {
   state: string;
   lease_expires_at: string;
   tables: BatchTableJson[];
+  backfill?: { name: string; chunk: number; chunks?: number; range?: Record<string, unknown> } | null;
 }
 
 interface PrepareJson {
@@ -61,6 +62,11 @@ export function prepareEnvLines(r: PrepareJson): string[] {
     const t = b.tables[0];
     lines.push(['IPS_BATCH_ID', b.id], ['IPS_CONSUMER', b.consumer], ['IPS_INSTANCE_ID', b.instance_id], ['IPS_LEASE_EXPIRES_AT', b.lease_expires_at],
       ['IPS_TABLES', b.tables.map((x) => x.table).join(',')]);
+    if (b.backfill) {
+      // A backfill chunk: which one, and the range its rows are filtered by.
+      lines.push(['IPS_BACKFILL', b.backfill.name], ['IPS_BACKFILL_CHUNK', String(b.backfill.chunk)], ['IPS_BACKFILL_CHUNKS', String(b.backfill.chunks ?? '')]);
+      for (const [k, v] of Object.entries(b.backfill.range ?? {})) lines.push([`IPS_BACKFILL_RANGE_${envKey(k)}`, scalar(v)]);
+    }
     // Several tables: the first one below; every table's ICDC table as IPS_ICDC_TABLE__<TABLE>.
     if (b.tables.length > 1) {
       for (const x of b.tables) {
@@ -101,7 +107,8 @@ function renderBatch(b: BatchJson): string {
 }
 
 interface PrepareOptions extends ClientOptions {
-  consumer: string;
+  consumer?: string;
+  backfill?: string;
   table: string[];
   instanceId: string;
   maxFiles?: string;
@@ -120,7 +127,8 @@ export function stepCommand(): Command {
 
   step.addCommand(addClientOptions(new Command('prepare')
     .description('prepare the consumer\'s next batch (a retried step with the same --instance-id gets the same batch)')
-    .addOption(new Option('--consumer <name>', 'the consumer').env('IPS_CONSUMER').makeOptionMandatory())
+    .addOption(new Option('--consumer <name>', 'the consumer').env('IPS_CONSUMER'))
+    .option('--backfill <name>', 'hand out the next chunk of this backfill instead (its own batch series; the live watermark stays)')
     .option('--table <name>', 'source table (needed when the consumer subscribes to several; repeat it for one batch over several tables)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--instance-id <id>', 'the orchestrator\'s step instance / run id').env('IPS_INSTANCE_ID').makeOptionMandatory())
     .option('--max-files <n>', 'at most this many files (splits a snapshot when needed)', positiveIntArg('--max-files'))
@@ -129,6 +137,15 @@ export function stepCommand(): Command {
     .option('--env', 'print KEY=value lines (for eval, or $GITHUB_OUTPUT-style files) instead of text'))
     .action(async (opts: PrepareOptions) => {
       await runAction(opts.json, async () => {
+        if (opts.backfill !== undefined) {
+          const r = await new IpsClient(opts).post<PrepareJson & { reason?: string }>(`/v1/backfills/${enc(opts.backfill)}/batches`, { instance_id: opts.instanceId });
+          if (opts.json) printJson(r);
+          else if (opts.env) process.stdout.write(prepareEnvLines(r).join('\n') + '\n');
+          else if (!r.batch) process.stdout.write(`no chunk of backfill ${opts.backfill} to hand out (${r.reason ?? 'none'})\n`);
+          else process.stdout.write((r.status === 'existing' ? '(the batch this instance prepared before)\n' : '') + renderBatch(r.batch));
+          return;
+        }
+        if (!opts.consumer) throw new IpsError('INVALID_ARGUMENT', 'name the consumer (--consumer or IPS_CONSUMER), or a backfill (--backfill)');
         const limits: Record<string, unknown> = {};
         if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
         if (opts.maxBytes) limits.max_bytes = opts.maxBytes;
@@ -139,7 +156,8 @@ export function stepCommand(): Command {
           ...(tables.length === 1 ? { table: tables[0] } : tables.length > 1 ? { tables } : {}),
           ...(Object.keys(limits).length ? { limits } : {}),
         };
-        const r = await new IpsClient(opts).post<PrepareJson>(`/v1/consumers/${enc(opts.consumer)}/batches`, body);
+        const consumer = opts.consumer;
+        const r = await new IpsClient(opts).post<PrepareJson>(`/v1/consumers/${enc(consumer)}/batches`, body);
         if (opts.json) printJson(r);
         else if (opts.env) process.stdout.write(prepareEnvLines(r).join('\n') + '\n');
         else if (!r.batch) process.stdout.write(`no changes for consumer ${opts.consumer} on ${r.table ?? '?'}: nothing to do\n`);
@@ -149,10 +167,17 @@ export function stepCommand(): Command {
 
   step.addCommand(addClientOptions(new Command('commit')
     .description('commit a batch: the consumer\'s watermark moves past it (repeating it is a no-op)')
-    .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg))
-    .action(async (id: string, opts: ClientOptions) => {
+    .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg)
+    .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[]))
+    .action(async (id: string, opts: ClientOptions & { output: string[] }) => {
       await runAction(opts.json, async () => {
-        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`);
+        const outputs: Record<string, string> = {};
+        for (const o of opts.output) {
+          const m = /^([^=]+)=(\d{1,19})$/.exec(o);
+          if (!m) throw new IpsError('INVALID_ARGUMENT', `--output expects TABLE=SNAPSHOT_ID, got "${o}"`);
+          outputs[m[1]!] = m[2]!;
+        }
+        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`, Object.keys(outputs).length ? { outputs } : {});
         if (opts.json) printJson(r);
         else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
       });

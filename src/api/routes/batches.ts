@@ -6,6 +6,7 @@ import { requireConsumer } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { abortBody, batchState, idParams, nameParams, prepareBody } from '../schemas.js';
 import { batchJson, watermarkJson } from '../views.js';
+import { commitBody } from './backfills.js';
 
 export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
   /** The batch, when the caller may act on it: 403 for another consumer's batch. */
@@ -65,11 +66,11 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     });
 
     app.post('/v1/batches/:id/commit', {
-      schema: { tags: ['batches'], params: idParams, summary: 'Commit: move the watermark by compare-and-set; a replay is a no-op (409 CONFLICT when the base moved)' },
+      schema: { tags: ['batches'], params: idParams, body: commitBody.nullish(), summary: 'Commit: move the watermark by compare-and-set; a replay is a no-op (409 CONFLICT when the base moved); a backfill chunk records its output snapshots instead' },
     }, async (req) => {
       await ownBatch(req, req.params.id);
       try {
-        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor);
+        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor, req.body?.outputs ?? {});
         ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
         return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson) };
       } catch (e) {

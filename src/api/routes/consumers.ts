@@ -25,8 +25,10 @@ export function consumerRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.lease_seconds !== undefined ? { leaseSeconds: b.lease_seconds } : {}),
         ...(b.properties ? { properties: b.properties } : {}),
         tables: (b.tables ?? []).map(toSubscription),
+        ...(b.outputs ? { outputs: b.outputs } : {}),
       }, p.actor);
       const out: Record<string, unknown> = consumerViewJson(view);
+      out.outputs = await ctx.service.state.repos.backfills.outputsOf(b.name);
       if (b.issue_token) {
         const t = await ctx.service.issueToken({ consumer: b.name, scopes: ['consumer'], description: 'issued with the consumer' });
         out.token = { ...tokenJson(t.record), token: t.token };
