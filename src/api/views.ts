@@ -48,7 +48,8 @@ export function tableViewJson(v: TableView, onlyConsumer?: string): Record<strin
       snapshot_id: int64ToJson(v.oldestNeeded.snapshotId),
       sequence_number: int64ToJson(v.oldestNeeded.sequenceNumber),
       full_history: v.oldestNeeded.fullHistory,
-      backfill: v.oldestNeeded.backfill ?? null,
+      // Set when a running backfill holds the history back (it pins the snapshot it was planned on).
+      ...(v.oldestNeeded.backfill !== undefined ? { backfill: v.oldestNeeded.backfill } : {}),
     },
     consumers: rows.map((c) => ({
       consumer: c.watermark.consumer,
