@@ -14,6 +14,7 @@ import {
 } from '../state/index.js';
 import type { StepProtocol } from '../service/step-protocol.js';
 import { buildLineage, downstreamOf, type LineageGraph } from './lineage.js';
+import { triggerDedupKey } from '../state/index.js';
 import { parseChunk, planSnapshots, planWhere, snapshotChunkFiles, whereChunkFiles, type Plan } from './plan.js';
 import { parseValue } from './predicate.js';
 import { resolveFieldId } from '../capture/ranges.js';
@@ -247,7 +248,7 @@ export class BackfillService {
    * prepare). Concurrent prepares may plan the same chunk; the transaction that stores the
    * batch decides, and the loser moves on to the next chunk.
    */
-  async prepare(name: string, instanceId: string): Promise<BackfillPrepareResult> {
+  async prepare(name: string, instanceId: string, opts: { subscription?: string; onlyChunk?: number } = {}): Promise<BackfillPrepareResult> {
     if (!instanceId) throw new IpsError('INVALID_ARGUMENT', 'instanceId is required');
     const repos = this.state.repos;
     await repos.batches.expireDue();
@@ -270,6 +271,8 @@ export class BackfillService {
       const next = await repos.backfills.nextChunk(name);
       if ('none' in next) return { kind: 'none', reason: next.none, backfill: next.backfill };
       const chunk = next.chunk;
+      if (opts.onlyChunk !== undefined && chunk.idx !== opts.onlyChunk) return { kind: 'none', reason: 'no-pending', backfill: bf };
+      const chunkCount = (await repos.backfills.chunks(name)).length;
       const io = this.o.fileIO(source);
       const md = (await this.o.load(source)).metadata;
       const reader = this.reader(io);
@@ -312,7 +315,7 @@ export class BackfillService {
         const raced = await tx.batches.findByInstance(bf.consumer, instanceId);
         if (raced) return { batch: raced, created: false };
         if (!(await tx.backfills.startChunk(tx.q, name, chunk.idx, id, instanceId))) return null;
-        return tx.batches.create({
+        const created = await tx.batches.create({
           id, consumer: bf.consumer, instanceId, leaseSeconds: consumer.leaseSeconds,
           backfill: { name, chunk: chunk.idx },
           tables: [{
@@ -321,12 +324,21 @@ export class BackfillService {
             fromSequenceNumber: chunk.fromSnapshotId === null ? null : snapshotById(md, chunk.fromSnapshotId)?.sequenceNumber ?? null,
             toSnapshotId: to.snapshotId, toSequenceNumber: to.sequenceNumber,
             files: { added: added.map((f) => describer.describe(f)), removed: removed.map((f) => describer.describe(f)) },
-            ranges: { ranges, changed_partitions: changedPartitions(describer, all) },
+            ranges: { ranges, changed_partitions: changedPartitions(describer, all), backfill: { name, chunk: chunk.idx, chunks: chunkCount, range: chunk.range } },
             icdc: { table: `icdc.${icdcName(bf)}`, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation },
             baseWatermarkVersion: 0n,
             next: START_POSITION,
           }],
         });
+        if (opts.subscription !== undefined && created.created) {
+          // Delivered through the subscription's sink: the trigger exists exactly when the batch does.
+          const sub = await tx.q.query<{ fire_seq: bigint }>('SELECT fire_seq FROM subscriptions WHERE name = $1 FOR UPDATE', [opts.subscription]);
+          const seq = (sub.rows[0]?.fire_seq ?? 0n) + 1n;
+          await tx.q.query('UPDATE subscriptions SET fire_seq = $2, updated_at = now() WHERE name = $1', [opts.subscription, seq]);
+          await tx.q.query('INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key) VALUES ($1, $2, $3, $4, $5)',
+            [newId(), opts.subscription, id, seq, triggerDedupKey(opts.subscription, id)]);
+        }
+        return created;
       });
       if (stored === null) continue; // another prepare took this chunk (or the backfill paused): look again
       if (!stored.created) return (await mine())!;
@@ -336,6 +348,33 @@ export class BackfillService {
       };
     }
     throw new IpsError('CONFLICT', `backfill "${name}": other prepares kept taking the chunks planned here; prepare again`);
+  }
+
+  /**
+   * Sends chunks of running backfills whose consumer has an enabled subscription on the table
+   * through that subscription's sink: each chunk attempt is prepared with its trigger (outbox
+   * row) in one transaction, under the instance id `backfill:<name>:<chunk>:<attempt>`, so
+   * replicas dispatching at once make one batch and one trigger per attempt. True when it fired.
+   */
+  async dispatch(): Promise<boolean> {
+    const repos = this.state.repos;
+    const running = await repos.backfills.list({ states: ['running'] });
+    if (running.length === 0) return false;
+    await repos.batches.expireDue();
+    const subs = await repos.subscriptions.list();
+    let fired = false;
+    for (const bf of running) {
+      const sub = subs.find((s) => s.enabled && s.consumer === bf.consumer && s.tables.includes(bf.sourceTable));
+      if (!sub) continue; // pulled with `ips step prepare --backfill`
+      for (let i = 0; i < bf.concurrency; i++) {
+        const next = await repos.backfills.nextChunk(bf.name);
+        if ('none' in next) break;
+        const r = await this.prepare(bf.name, `backfill:${bf.name}:${next.chunk.idx}:${next.chunk.attempts + 1}`, { subscription: sub.name, onlyChunk: next.chunk.idx });
+        if (r.kind === 'none') break;
+        if (r.created) fired = true;
+      }
+    }
+    return fired;
   }
 
   /**

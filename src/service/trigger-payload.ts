@@ -51,7 +51,9 @@ export function triggerPayload(entry: OutboxEntry, batch: Batch): TriggerPayload
       changedPartitions: (rj.changed_partitions ?? []).map((p) => p.name),
     };
   });
+  const backfill = (batch.tables[0]?.ranges as { backfill?: TriggerPayload['backfill'] } | undefined)?.backfill;
   return {
+    ...(batch.backfill !== null && backfill ? { backfill } : {}),
     subscription: entry.subscription,
     consumer: batch.consumer,
     batchId: batch.id.toString(),

@@ -122,8 +122,12 @@ export class TriggerService {
   // -- fire -------------------------------------------------------------------------------
 
   private async fireTick(): Promise<boolean> {
+    // Backfill chunks of consumers with a subscription go out through its sink (outbox, in order).
+    let fired = await this.service.backfills.dispatch().catch((e: unknown) => {
+      this.o.log(`backfills: ${isIpsError(e) ? `${e.code}: ${e.message}` : describeError(e)}`);
+      return false;
+    });
     const due = await this.state.repos.subscriptions.claimDue(this.owner, 10, this.o.claimSeconds);
-    let fired = false;
     for (const s of due) {
       try {
         const r = await this.check(s);
@@ -146,7 +150,7 @@ export class TriggerService {
     const repos = this.state.repos;
     const idle = { fired: false, pending: false, nextInMs: this.o.idleCheckMs };
     // In flight: a committed or aborted batch wakes the subscription again.
-    const open = (await repos.batches.list({ consumer: s.consumer, state: 'open' })).filter((b) => b.tables.some((t) => s.tables.includes(t.sourceTable)));
+    const open = (await repos.batches.list({ consumer: s.consumer, state: 'open' })).filter((b) => b.backfill === null && b.tables.some((t) => s.tables.includes(t.sourceTable)));
     if (open.length >= s.maxInFlight) return { ...idle, pending: s.pendingSince !== null };
 
     let files = 0n;

@@ -137,6 +137,16 @@ export function maestroRunParams(p: TriggerPayload): Record<string, MaestroParam
     };
   }
   params.change_ranges = { type: 'MAP', value: ranges };
+  if (p.backfill) {
+    // A backfill chunk: name, chunk, chunks and the chunk's range keys (predicate, min, max, …) as strings.
+    params.backfill = {
+      type: 'STRING_MAP',
+      value: {
+        name: p.backfill.name, chunk: String(p.backfill.chunk), chunks: String(p.backfill.chunks),
+        ...Object.fromEntries(Object.entries(p.backfill.range).map(([k, v]) => [`range_${k}`, boundToString(v) ?? ''])),
+      },
+    };
+  }
   params.record_count = longOrString(integer(p, 'recordCount'));
   params.file_count = longOrString(integer(p, 'fileCount'));
   params.byte_count = longOrString(integer(p, 'byteCount'));

@@ -65,6 +65,8 @@ export interface TriggerPayloadJson {
   created_at: string;
   tables: TriggerTableJson[];
   ranges: Record<string, RangeJson>;
+  /** A backfill chunk: {name, chunk, chunks, range}. */
+  backfill?: TriggerPayload['backfill'];
 }
 
 /** JSON-safe bound: bigints become decimal strings, everything else is kept. */
@@ -108,6 +110,7 @@ export function payloadToJson(p: TriggerPayload): TriggerPayloadJson {
     created_at: p.createdAt,
     tables: p.tables.map(tableJson),
     ranges: rangesJson(p.ranges),
+    ...(p.backfill ? { backfill: p.backfill } : {}),
   };
 }
 

@@ -54,6 +54,16 @@ export interface TriggerPayload {
   ranges: Record<string, { min: unknown; max: unknown; flag: string }>;
   /** ISO 8601. */
   createdAt: string;
+  /** Set when the batch is a chunk of a managed backfill: which one, and the range its rows are filtered by. */
+  backfill?: TriggerBackfill;
+}
+
+export interface TriggerBackfill {
+  name: string;
+  /** 0-based chunk index, of `chunks`. */
+  chunk: number;
+  chunks: number;
+  range: Record<string, unknown>;
 }
 
 export interface DeliveryResult {
