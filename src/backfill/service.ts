@@ -36,6 +36,8 @@ export interface BackfillRequest {
   concurrency?: number;
   order?: ChunkOrder;
   maxAttempts?: number;
+  /** A shell command run per committed chunk by `ips backfills validate` (exit 0 = valid). */
+  validate?: string;
 }
 
 export interface BackfillServiceOptions {
@@ -229,7 +231,7 @@ export class BackfillService {
       }
       return tx.backfills.create({
         name: req.name, consumer: req.consumer, sourceTable: source.name, kind: plan.kind,
-        spec: { ...plan.spec, warnings: plan.warnings },
+        spec: { ...plan.spec, warnings: plan.warnings, ...(req.validate !== undefined ? { validate: req.validate } : {}) },
         pinnedSnapshotId: plan.pinned?.snapshotId ?? null, pinnedSequenceNumber: plan.pinned?.sequenceNumber ?? null,
         concurrency: req.concurrency ?? 1, maxAttempts: req.maxAttempts ?? 3, order: req.order ?? 'oldest-first', createdBy: actor,
         chunks: plan.chunks.map((c) => ({
@@ -363,17 +365,24 @@ export class BackfillService {
     await repos.batches.expireDue();
     const subs = await repos.subscriptions.list();
     let fired = false;
+    const errors: string[] = [];
     for (const bf of running) {
       const sub = subs.find((s) => s.enabled && s.consumer === bf.consumer && s.tables.includes(bf.sourceTable));
       if (!sub) continue; // pulled with `ips step prepare --backfill`
-      for (let i = 0; i < bf.concurrency; i++) {
-        const next = await repos.backfills.nextChunk(bf.name);
-        if ('none' in next) break;
-        const r = await this.prepare(bf.name, `backfill:${bf.name}:${next.chunk.idx}:${next.chunk.attempts + 1}`, { subscription: sub.name, onlyChunk: next.chunk.idx });
-        if (r.kind === 'none') break;
-        if (r.created) fired = true;
+      try {
+        for (let i = 0; i < bf.concurrency; i++) {
+          const next = await repos.backfills.nextChunk(bf.name);
+          if ('none' in next) break;
+          const r = await this.prepare(bf.name, `backfill:${bf.name}:${next.chunk.idx}:${next.chunk.attempts + 1}`, { subscription: sub.name, onlyChunk: next.chunk.idx });
+          if (r.kind === 'none') break;
+          if (r.created) fired = true;
+        }
+      } catch (e) {
+        // One backfill's trouble (recorded on it when it stops it) does not hold up the others.
+        errors.push(`${bf.name}: ${isIpsError(e) ? `${e.code}: ${e.message}` : String(e)}`);
       }
     }
+    if (errors.length > 0) throw new IpsError('BACKFILL_DISPATCH', errors.join('; '));
     return fired;
   }
 
@@ -541,7 +550,9 @@ export class BackfillService {
     const committed = chunks.filter((c) => c.state === 'committed');
     const tracked = stages.filter((s) => s.depth === 1);
     const propagatedAll = chunks.every((c, i) => c.state === 'committed' && outputsInLineage[i] !== false && tracked.every((s) => s.chunks[i]!.state === 'propagated'));
-    const complete = backfill.state === 'committed' && propagatedAll;
+    // With a validation command, every chunk's must have passed.
+    const validated = typeof backfill.spec.validate !== 'string' || chunks.every((c) => c.validation?.passed === true);
+    const complete = backfill.state === 'committed' && propagatedAll && validated;
     const sum = (cs: BackfillChunk[], k: 'recordCount' | 'byteCount'): bigint => cs.reduce((s, c) => s + c[k], 0n);
     const started = chunks.map((c) => c.startedAt).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
     const end = backfill.finishedAt ?? now;

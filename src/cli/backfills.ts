@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { IpsError } from '../errors.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
@@ -22,6 +23,7 @@ interface ChunkJson {
   duration_seconds: number | null;
   outputs: Record<string, string>;
   outputs_in_lineage?: boolean | null;
+  validation?: { passed: boolean; exit_code: number | null; output: string } | null;
 }
 
 interface StageJson {
@@ -120,7 +122,8 @@ export function renderBackfill(b: BackfillJson): string {
     out.push(`  chunk ${c.index} ${c.state.padEnd(9)} ${rangeText(c.range)}  ${c.files} files, ${c.records} records, ${bytesText(c.bytes)}` +
       `${c.attempts ? `, attempt ${c.attempts}` : ''}${c.batch_id ? `, batch ${c.batch_id}` : ''}${c.instance_id ? ` (${c.instance_id})` : ''}` +
       `${c.duration_seconds != null ? `, ${c.duration_seconds.toFixed(1)} s` : ''}${Object.keys(c.outputs).length ? `, output ${Object.entries(c.outputs).map(([k, v]) => `${k}@${v}`).join(',')}` : ''}` +
-      `${downstream.length ? `; ${downstream.join(' ')}` : ''}${c.error ? `\n      error: ${c.error}` : ''}`);
+      `${downstream.length ? `; ${downstream.join(' ')}` : ''}${c.validation ? (c.validation.passed ? '; valid' : `; INVALID (exit ${c.validation.exit_code ?? '?'})`) : ''}` +
+      `${c.error ? `\n      error: ${c.error}` : ''}`);
   }
   return out.join('\n') + '\n';
 }
@@ -140,6 +143,7 @@ interface CreateOptions extends ClientOptions {
   order?: 'oldest-first' | 'newest-first';
   maxAttempts?: string;
   dryRun?: boolean;
+  validate?: string;
 }
 
 export function backfillsCommand(): Command {
@@ -156,6 +160,7 @@ export function backfillsCommand(): Command {
     .option('--concurrency <n>', 'chunks in flight (default 1)', positiveIntArg('--concurrency'))
     .addOption(new Option('--order <order>', 'which chunks first').choices(['oldest-first', 'newest-first']))
     .option('--max-attempts <n>', 'attempts per chunk before the backfill stops in failed (default 3)', positiveIntArg('--max-attempts'))
+    .option('--validate <command>', 'a shell command `ips backfills validate` runs per committed chunk with its range in the environment (exit 0 = valid)')
     .option('--dry-run', 'print the chunks, their files, records and bytes, and what would propagate; create nothing'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -168,6 +173,7 @@ export function backfillsCommand(): Command {
         if (opts.order) body.order = opts.order;
         if (opts.maxAttempts) body.max_attempts = Number(opts.maxAttempts);
         if (opts.dryRun) body.dry_run = true;
+        if (opts.validate) body.validate = opts.validate;
         const r = await new IpsClient(opts).post<DryRunJson & BackfillJson>('/v1/backfills', body);
         if (opts.json) printJson(r);
         else process.stdout.write(opts.dryRun ? renderDryRun(r) : `created backfill ${name}\n${renderBackfill(r)}`);
@@ -214,6 +220,36 @@ export function backfillsCommand(): Command {
         });
       }));
   }
+
+  cmd.addCommand(addClientOptions(new Command('validate')
+    .description('run the backfill\'s --validate command for each committed chunk not yet valid (or --all), here, and record each result (admin)')
+    .argument('<name>')
+    .option('--all', 'validate every committed chunk again')
+    .option('--timeout-seconds <n>', 'per chunk (default 3600)', positiveIntArg('--timeout-seconds')))
+    .action(async (name: string, opts: ClientOptions & { all?: boolean; timeoutSeconds?: string }) => {
+      await runAction(opts.json, async () => {
+        const client = new IpsClient(opts);
+        const b = await client.get<BackfillJson & { spec: { validate?: string } }>(`/v1/backfills/${enc(name)}`);
+        const command = b.spec.validate;
+        if (typeof command !== 'string') throw new IpsError('INVALID_ARGUMENT', `backfill "${name}" has no validation command (create it with --validate)`);
+        const chunks = (Array.isArray(b.chunks) ? b.chunks : []).filter((c) => c.state === 'committed' && (opts.all || c.validation?.passed !== true));
+        const results: { chunk: number; passed: boolean; exit_code: number | null }[] = [];
+        for (const c of chunks) {
+          const env: Record<string, string> = { IPS_BACKFILL: name, IPS_BACKFILL_CHUNK: String(c.index), IPS_BACKFILL_CHUNKS: String(b.totals?.chunks ?? ''), IPS_BATCH_ID: c.batch_id ?? '' };
+          for (const [k, v] of Object.entries(c.range)) env[`IPS_BACKFILL_RANGE_${k.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`] = v === null || v === undefined ? '' : String(v);
+          for (const [t, id] of Object.entries(c.outputs)) env[`IPS_BACKFILL_OUTPUT_${t.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`] = id;
+          const r = spawnSync('sh', ['-c', command], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: Number(opts.timeoutSeconds ?? 3600) * 1000 });
+          const passed = r.status === 0;
+          const output = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}`;
+          await client.post(`/v1/backfills/${enc(name)}/chunks/${c.index}/validation`, { passed, exit_code: r.status, output: output.slice(-4000) });
+          results.push({ chunk: c.index, passed, exit_code: r.status });
+          if (!opts.json) process.stdout.write(`chunk ${c.index}: ${passed ? 'valid' : `INVALID (exit ${r.status ?? 'signal'})${output.trim() ? `: ${output.trim().split('\n').slice(-3).join(' | ')}` : ''}`}\n`);
+        }
+        if (opts.json) printJson({ backfill: name, results });
+        else if (chunks.length === 0) process.stdout.write('no committed chunk left to validate\n');
+        if (results.some((r) => !r.passed)) process.exitCode = 1;
+      });
+    }));
 
   cmd.addCommand(addClientOptions(new Command('retry').description('fresh attempts for the failed (and cancelled) chunks, or one chunk; the backfill runs again (admin)')
     .argument('<name>').option('--chunk <index>', 'only this chunk', chunkIndexArg))

@@ -55,8 +55,17 @@ export interface BackfillChunk {
   lastError: string | null;
   /** Output table → snapshot id the chunk's run committed there. */
   outputs: Record<string, bigint>;
+  /** The validation command's result, when it ran. */
+  validation: ChunkValidation | null;
   startedAt: Date | null;
   finishedAt: Date | null;
+}
+
+export interface ChunkValidation {
+  passed: boolean;
+  exitCode: number | null;
+  output: string;
+  at: string;
 }
 
 export interface ChunkInput {
@@ -121,6 +130,7 @@ const chunkRow = z.object({
   instance_id: z.string().nullable(),
   last_error: z.string().nullable(),
   outputs: z.record(z.string(), z.string()),
+  validation: z.object({ passed: z.boolean(), exit_code: z.number().int().nullable(), output: z.string(), at: z.string() }).nullable(),
   started_at: z.date().nullable(),
   finished_at: z.date().nullable(),
 }).transform((r): BackfillChunk => ({
@@ -128,13 +138,14 @@ const chunkRow = z.object({
   byteCount: r.byte_count, recordCount: r.record_count, fromSnapshotId: r.from_snapshot_id, toSnapshotId: r.to_snapshot_id,
   attempts: r.attempts, batchId: r.batch_id, instanceId: r.instance_id, lastError: r.last_error,
   outputs: Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, BigInt(v)])),
+  validation: r.validation === null ? null : { passed: r.validation.passed, exitCode: r.validation.exit_code, output: r.validation.output, at: r.validation.at },
   startedAt: r.started_at, finishedAt: r.finished_at,
 }));
 
 const BACKFILL_COLUMNS = `name, consumer, source_table, kind, state, state_reason, spec, pinned_snapshot_id, pinned_sequence_number,
   concurrency, max_attempts, chunk_order, created_by, created_at, updated_at, finished_at`;
 const CHUNK_COLUMNS = `backfill, idx, state, range, files, file_count, byte_count, record_count, from_snapshot_id, to_snapshot_id,
-  attempts, batch_id, instance_id, last_error, outputs, started_at, finished_at`;
+  attempts, batch_id, instance_id, last_error, outputs, validation, started_at, finished_at`;
 
 /** States in which a backfill still needs its files and history (retention counts it). */
 export const ACTIVE_BACKFILL_STATES: readonly BackfillState[] = ['running', 'paused', 'failed'];
@@ -346,6 +357,14 @@ export class BackfillsRepo {
     return this.require(name);
   }
 
+  /** Records the validation command's result for a committed chunk. */
+  async setValidation(name: string, idx: number, v: { passed: boolean; exitCode: number | null; output: string }): Promise<void> {
+    const res = await this.q.query(
+      `UPDATE backfill_chunks SET validation = $3::JSONB WHERE backfill = $1 AND idx = $2 AND state = 'committed' RETURNING idx`,
+      [name, idx, jsonParam({ passed: v.passed, exit_code: v.exitCode, output: v.output.slice(0, 4000), at: new Date().toISOString() })]);
+    if (res.rowCount === 0) throw new IpsError('BACKFILL_STATE', `chunk ${idx} of backfill "${name}" is not committed (or does not exist): only a committed chunk is validated`);
+  }
+
   /** Cancels every pending chunk. */
   async cancelPending(name: string): Promise<void> {
     await this.q.query(`UPDATE backfill_chunks SET state = 'cancelled', finished_at = now() WHERE backfill = $1 AND state = 'pending'`, [name]);
@@ -356,7 +375,7 @@ export class BackfillsRepo {
     const params: SqlParam[] = [name];
     const one = only === undefined ? '' : ` AND idx = $${params.push(only)}`;
     const res = await this.q.query(
-      `UPDATE backfill_chunks SET state = 'pending', attempts = 0, finished_at = NULL
+      `UPDATE backfill_chunks SET state = 'pending', attempts = 0, finished_at = NULL, validation = NULL
         WHERE backfill = $1 AND state IN ('failed', 'cancelled')${one} RETURNING idx`, params);
     return res.rowCount;
   }

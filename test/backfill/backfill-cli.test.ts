@@ -4,7 +4,7 @@
 // (written by PyIceberg, partitioned by day(event_ts)); expectations come from its partition
 // directories and snapshot summaries, not from ips.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -107,7 +107,8 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
     // Only an admin creates.
     const denied = ips(['backfills', 'create', 'nov', '--consumer', 'daily', '--where', where], { IPS_TOKEN: token });
     expect(denied.stderr).toMatch(/^error \[FORBIDDEN\]/);
-    const bf = json(['backfills', 'create', 'nov', '--consumer', 'daily', '--where', where, '--concurrency', '2']);
+    const validate = 'test -n "$IPS_BACKFILL_RANGE_PREDICATE" && test "$IPS_BACKFILL_OUTPUT_DAILY_OUT" -gt 0 && test ! -f "bad_$IPS_BACKFILL_CHUNK"';
+    const bf = json(['backfills', 'create', 'nov', '--consumer', 'daily', '--where', where, '--concurrency', '2', '--validate', validate]);
     expect([bf.state, bf.totals.chunks]).toEqual(['running', 4]);
 
     // A consumer's token sees and pulls only its own backfills.
@@ -140,10 +141,21 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
     const v = json(['backfills', 'get', 'nov']);
     expect(v.state).toBe('committed');
     expect(v.chunks.map((c: any) => [c.state, c.outputs])).toEqual(Array.from({ length: 4 }, () => ['committed', { daily_out: outHead }]));
-    // agg started "now" (at outHead): it has passed every chunk's output, so the backfill is complete.
+    // agg started "now" (at outHead): it has passed every chunk's output; validation has not run yet.
     expect(v.stages.map((s: any) => s.consumer)).toEqual(['daily', 'agg']);
     expect(v.stages[1].chunks.map((c: any) => c.state)).toEqual(['propagated', 'propagated', 'propagated', 'propagated']);
-    expect(v.status).toBe('complete');
+    expect(v.status).toBe('committed');
+
+    // The validation command per chunk, with the chunk's range and outputs in its environment: chunk 2 fails, then passes.
+    writeFileSync(path.join(tmp, 'bad_2'), '');
+    const bad = ips(['backfills', 'validate', 'nov']);
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('chunk 0: valid\nchunk 1: valid\nchunk 2: INVALID (exit 1)\nchunk 3: valid\n');
+    expect(json(['backfills', 'get', 'nov']).status).toBe('committed');
+    rmSync(path.join(tmp, 'bad_2'));
+    const good = ips(['backfills', 'validate', 'nov']);
+    expect([good.status, good.stdout]).toEqual([0, 'chunk 2: valid\n']);
+    expect(json(['backfills', 'get', 'nov']).status).toBe('complete');
     const shown = ips(['backfills', 'get', 'nov']).stdout;
     expect(shown).toContain('nov  complete');
     expect(shown).toContain('[##############################] 4/4 chunks committed');
@@ -158,7 +170,7 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
     const doc = await (await fetch(`${url}/openapi.json`)).json() as { paths: Record<string, Record<string, unknown>> };
     for (const [method, route] of [['get', '/v1/lineage'], ['put', '/v1/consumers/{name}/outputs'], ['post', '/v1/backfills'], ['get', '/v1/backfills'],
       ['get', '/v1/backfills/{name}'], ['post', '/v1/backfills/{name}/batches'], ['post', '/v1/backfills/{name}/pause'], ['post', '/v1/backfills/{name}/resume'],
-      ['post', '/v1/backfills/{name}/cancel'], ['post', '/v1/backfills/{name}/retry']] as const) {
+      ['post', '/v1/backfills/{name}/cancel'], ['post', '/v1/backfills/{name}/retry'], ['post', '/v1/backfills/{name}/chunks/{index}/validation']] as const) {
       expect(doc.paths[route]?.[method], `${method} ${route}`).toBeDefined();
     }
   });

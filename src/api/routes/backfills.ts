@@ -24,6 +24,7 @@ export const createBackfillBody = z.object({
   order: z.enum(['oldest-first', 'newest-first']).optional(),
   max_attempts: z.number().int().positive().max(100).optional().describe('attempts per chunk before the backfill stops in failed (default 3)'),
   dry_run: z.boolean().optional().describe('plan and return the chunks without creating anything'),
+  validate: z.string().min(1).max(4000).optional().describe('a shell command `ips backfills validate` runs per committed chunk, with the chunk\'s range in the environment (exit 0 = valid); complete needs every chunk valid'),
 }).strict();
 
 export const outputsBody = z.object({ outputs: z.array(name).max(100) }).strict();
@@ -31,6 +32,12 @@ export const backfillPrepareBody = z.object({
   instance_id: z.string().min(1).max(500).describe("the orchestrator's run id: a retried run gets the same chunk"),
 }).strict();
 export const retryBody = z.object({ chunk: z.number().int().nonnegative().optional() }).strict();
+export const validationBody = z.object({
+  passed: z.boolean(),
+  exit_code: z.number().int().nullable().optional(),
+  output: z.string().max(100_000).optional().describe('the command\'s output (the last 4000 characters are kept)'),
+}).strict();
+const chunkParams = z.object({ name, index: z.coerce.number().int().nonnegative() }).strict();
 export const commitBody = z.object({
   outputs: z.record(name, int64).optional().describe('output table → the snapshot id this run committed there (backfill chunks; default: found on the declared output tables)'),
 }).strict();
@@ -41,6 +48,7 @@ function chunkJson(c: BackfillChunk): Record<string, unknown> {
     from_snapshot_id: c.fromSnapshotId?.toString() ?? null, to_snapshot_id: c.toSnapshotId?.toString() ?? null,
     attempts: c.attempts, batch_id: c.batchId?.toString() ?? null, instance_id: c.instanceId, error: c.lastError,
     outputs: Object.fromEntries(Object.entries(c.outputs).map(([k, v]) => [k, v.toString()])),
+    validation: c.validation === null ? null : { passed: c.validation.passed, exit_code: c.validation.exitCode, output: c.validation.output, at: c.validation.at },
     started_at: c.startedAt?.toISOString() ?? null, finished_at: c.finishedAt?.toISOString() ?? null,
     duration_seconds: c.startedAt && c.finishedAt ? (c.finishedAt.getTime() - c.startedAt.getTime()) / 1000 : null,
   };
@@ -125,6 +133,7 @@ export function backfillRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.concurrency !== undefined ? { concurrency: b.concurrency } : {}),
         ...(b.order !== undefined ? { order: b.order } : {}),
         ...(b.max_attempts !== undefined ? { maxAttempts: b.max_attempts } : {}),
+        ...(b.validate !== undefined ? { validate: b.validate } : {}),
       };
       if (b.dry_run) return reply.code(200).send({ dry_run: true, ...(await svc.dryRun(r)) });
       await svc.create(r, p.actor);
@@ -177,6 +186,15 @@ export function backfillRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         return backfillJson(b);
       });
     }
+
+    app.post('/v1/backfills/:name/chunks/:index/validation', {
+      schema: { tags: ['backfills'], params: chunkParams, body: validationBody, summary: 'Record the validation command\'s result for a committed chunk (admin; `ips backfills validate` does this)' },
+    }, async (req) => {
+      requireAdmin(ctx.principal(req));
+      const out = req.body.output ?? '';
+      await ctx.service.state.repos.backfills.setValidation(req.params.name, req.params.index, { passed: req.body.passed, exitCode: req.body.exit_code ?? null, output: out.slice(-4000) });
+      return backfillViewJson(await svc.get(req.params.name));
+    });
 
     app.post('/v1/backfills/:name/retry', {
       schema: { tags: ['backfills'], params: nameParams, body: retryBody.nullish(), summary: 'Give failed (and cancelled) chunks, or one chunk, fresh attempts and run the backfill again (admin)' },

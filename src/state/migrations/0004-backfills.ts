@@ -60,6 +60,8 @@ CREATE TABLE backfill_chunks (
   last_error TEXT,
   -- output table -> snapshot id (decimal string) the chunk's run committed there
   outputs JSONB NOT NULL DEFAULT '{}'::JSONB,
+  -- the result of the backfill's validation command for this chunk: {passed, exit_code, output, at}
+  validation JSONB,
   started_at TIMESTAMPTZ,
   finished_at TIMESTAMPTZ,
   PRIMARY KEY (backfill, idx)
