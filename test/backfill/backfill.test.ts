@@ -354,6 +354,28 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
     expect(live.kind).toBe('no-changes');
   });
 
+  test('a downstream consumer whose policy refuses the chunk\'s output (overwrite=fail) is reported as blocked, not waited for', async () => {
+    const md0 = (await createTable(cat, io, { identifier: 'db.out2', schema: SCHEMA, partitionFields: [] })).metadata;
+    const seed = await file(md0, ['2026-10-01'], 2);
+    await commitTableUpdate(cat, io, 'db.out2', { operation: 'append', add: [seed.df], removePaths: [] });
+    await service.registerTable({ name: 'out2', ref: cat.registration('db.out2') });
+    await service.createConsumer({ name: 'writer_job', tables: [{ table: 'events', from: 'now' }], outputs: ['out2'] }, 'test');
+    await service.createConsumer({ name: 'strict_job', tables: [{ table: 'out2', from: 'now' }], policy: { overwrite: 'fail' } }, 'test');
+    await service.backfills.create({ name: 'strict', consumer: 'writer_job', where: 'event_date = 2026-10-02' }, 'test');
+    const b = batchOf(await service.backfills.prepare('strict', 'st-0'));
+    // The run rewrites its output (an overwrite snapshot), as a MERGE copy-on-write does.
+    const md1 = await readMetadataFile(io, (await cat.currentMetadataLocation('db.out2'))!);
+    const out = await commitTableUpdate(cat, io, 'db.out2', { operation: 'overwrite', add: [(await file(md1, ['2026-10-02'], 2)).df], removePaths: [seed.df.filePath] });
+    await service.commit(b.id, 'test', { out2: out.snapshotId });
+    const v = await service.backfills.get('strict');
+    const stage = v.stages.find((s) => s.consumer === 'strict_job')!;
+    expect(stage.chunks[0]!.state).toBe('blocked');
+    expect(stage.blocked).toContain('overwrite=fail');
+    expect(v.complete).toBe(false);
+    // And indeed its next batch refuses the overwrite.
+    expect(await errorCode(service.prepare({ consumer: 'strict_job', instanceId: 'strict-1' }))).toBe('OPERATION_NOT_ALLOWED');
+  });
+
   test('concurrent prepares (two connections on PostgreSQL) hand out every chunk exactly once, never more than the concurrency', async () => {
     await service.createConsumer({ name: 'race_job', tables: [{ table: 'events', from: 'now' }] }, 'test');
     await service.backfills.create({ name: 'race', consumer: 'race_job', where: 'event_date >= 2026-10-01 and event_date < 2026-10-06', concurrency: 2 }, 'test');
