@@ -423,7 +423,8 @@ export class BackfillService {
 
   async resume(name: string): Promise<Backfill> {
     const b = await this.state.repos.backfills.require(name);
-    if (b.state !== 'paused') throw new IpsError('BACKFILL_STATE', `backfill "${name}" is ${b.state}: only a paused backfill resumes${b.state === 'failed' ? '; retry the failed chunks with `ips backfills retry`' : ''}`);
+    // A failed backfill resumes too (e.g. after its table's trouble was fixed); its failed chunks stay failed until retried.
+    if (b.state !== 'paused' && b.state !== 'failed') throw new IpsError('BACKFILL_STATE', `backfill "${name}" is ${b.state}: only a paused or failed backfill resumes`);
     return this.state.repos.backfills.setState(name, 'running', null);
   }
 
