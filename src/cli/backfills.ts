@@ -111,7 +111,7 @@ export function renderBackfill(b: BackfillJson): string {
   if (t) {
     out.push(`  ${progressBar(committed, t.chunks)} chunks committed; ${t.committed_records}/${t.records} records, ${t.files} files, ${bytesText(t.bytes)}`);
     const tp = b.throughput;
-    if (tp?.records_per_second != null) out.push(`  throughput ${tp.records_per_second.toFixed(1)} records/s${tp.eta_seconds != null ? `, about ${Math.ceil(tp.eta_seconds)} s left` : ''}`);
+    if (tp?.records_per_second != null) out.push(`  throughput ${tp.records_per_second.toFixed(1)} records/s${tp.eta_seconds != null && tp.eta_seconds > 0 ? `, about ${Math.ceil(tp.eta_seconds)} s left` : ''}`);
   }
   for (const s of b.stages ?? []) {
     const done = s.chunks.filter((c) => c.state === (s.depth === 0 ? 'committed' : 'propagated')).length;
