@@ -392,12 +392,25 @@ export class BackfillService {
    * committed its output before committing the chunk, so the head is at or after it).
    */
   async resolveOutputs(batch: Batch, given: Record<string, bigint>): Promise<Record<string, bigint>> {
-    if (batch.backfill === null) return {};
     const repos = this.state.repos;
     const out: Record<string, bigint> = {};
     const declared = await repos.backfills.outputsOf(batch.consumer);
     const names = Object.keys(given).length > 0 ? Object.keys(given) : declared;
+    const implicit = Object.keys(given).length === 0;
     for (const t of names) {
+      if (implicit) {
+        // Found on the declared outputs: best effort, a table that cannot be loaded records nothing.
+        try {
+          const source = await repos.sourceTables.get(t);
+          if (!source) continue;
+          const md = (await this.o.load(source)).metadata;
+          const head = branchHead(md, source.branch);
+          if (head !== null) out[t] = head;
+        } catch {
+          /* recorded as no output */
+        }
+        continue;
+      }
       const source = await repos.sourceTables.get(t);
       if (!source) throw new IpsError('NOT_FOUND', `output table "${t}" is not registered; register it (\`ips tables register\`) and declare it (\`ips consumers outputs ${batch.consumer} --output ${t}\`)`);
       const md = (await this.o.load(source)).metadata;
@@ -511,26 +524,29 @@ export class BackfillService {
       consumer: backfill.consumer, depth: 0, table: backfill.sourceTable, tracked: true, blocked: null,
       chunks: chunks.map((c) => ({ idx: c.idx, state: c.state, snapshotId: null, passedAt: c.finishedAt, reason: c.lastError })),
     }];
+    // Per chunk, the snapshot of each table that carries the chunk's change: its outputs first;
+    // then, for each downstream consumer that passed it, what that consumer's batch wrote.
+    const carried: Map<string, bigint>[] = chunks.map((c) => new Map(Object.entries(c.outputs)));
     for (const d of downstreamOf(graph, backfill.consumer)) {
-      if (d.depth > 1) {
-        stages.push({ consumer: d.consumer, depth: d.depth, table: d.table, tracked: false, blocked: null,
-          chunks: chunks.map((c) => ({ idx: c.idx, state: 'untracked', snapshotId: null, passedAt: null, reason: 'ips follows chunk outputs one stage down; deeper stages follow their own batches' })) });
-        continue;
-      }
       const consumer = await repos.consumers.get(d.consumer);
       const wm = await repos.watermarks.get(d.consumer, d.table);
       const tv = await table(d.table);
       const moves = await repos.watermarks.moves({ consumer: d.consumer, sourceTable: d.table });
       let blocked: string | null = consumer?.state === 'stale' ? `consumer "${d.consumer}" is stale: ${consumer.stateReason ?? ''}` : null;
-      const stageChunks: StageChunk[] = chunks.map((c) => {
-        const out = c.outputs[d.table];
+      const stageChunks: StageChunk[] = [];
+      for (const [i, c] of chunks.entries()) {
+        const out = carried[i]!.get(d.table);
         if (out === undefined) {
-          return { idx: c.idx, state: c.state === 'committed' ? 'no-output' : 'waiting', snapshotId: null, passedAt: null,
-            reason: c.state === 'committed' ? `the chunk's commit named no snapshot of ${d.table}` : null };
+          const upstreamDone = d.depth === 1 ? c.state === 'committed' : stages.some((s) => s.depth === d.depth - 1 && s.chunks[i]?.state === 'propagated');
+          stageChunks.push({ idx: c.idx, state: upstreamDone ? 'no-output' : 'waiting', snapshotId: null, passedAt: null,
+            reason: upstreamDone ? `no snapshot of ${d.table} was recorded for this chunk upstream (name it with --output, or declare ${d.table} as an output)` : null });
+          continue;
         }
-        if (!tv || !wm) return { idx: c.idx, state: 'unknown', snapshotId: out, passedAt: null, reason: `table ${d.table} could not be loaded` };
-        const snap = snapshotById(tv.md, out);
-        const op = snap?.operation ?? null;
+        if (!tv || !wm) {
+          stageChunks.push({ idx: c.idx, state: 'unknown', snapshotId: out, passedAt: null, reason: `table ${d.table} could not be loaded` });
+          continue;
+        }
+        const op = snapshotById(tv.md, out)?.operation ?? null;
         const policy = consumer?.policy;
         let reason: string | null = null;
         if (policy && op === 'overwrite' && policy.overwrite === 'fail') reason = `consumer "${d.consumer}" has policy overwrite=fail and the chunk's output ${out} is an overwrite: it will refuse it`;
@@ -538,18 +554,23 @@ export class BackfillService {
         const passed = wm.snapshotId !== null && isAncestorOrSelf(tv.md, wm.snapshotId, out);
         if (passed) {
           const move = moves.find((m) => m.to.snapshotId !== null && isAncestorOrSelf(tv.md, m.to.snapshotId, out));
-          return { idx: c.idx, state: 'propagated', snapshotId: out, passedAt: move?.movedAt ?? null, reason: null };
+          // What the batch that passed it wrote carries the change one stage further.
+          if (move?.batchId != null) {
+            for (const [t, snap] of Object.entries(await repos.backfills.batchOutputs(move.batchId))) if (!carried[i]!.has(t)) carried[i]!.set(t, snap);
+          }
+          stageChunks.push({ idx: c.idx, state: 'propagated', snapshotId: out, passedAt: move?.movedAt ?? null, reason: null });
+          continue;
         }
         if (reason) blocked ??= reason;
-        return { idx: c.idx, state: reason ? 'blocked' : 'waiting', snapshotId: out, passedAt: null, reason };
-      });
+        stageChunks.push({ idx: c.idx, state: reason ? 'blocked' : 'waiting', snapshotId: out, passedAt: null, reason });
+      }
       stages.push({ consumer: d.consumer, depth: d.depth, table: d.table, tracked: true, blocked, chunks: stageChunks });
     }
 
     const byState: Record<string, number> = {};
     for (const c of chunks) byState[c.state] = (byState[c.state] ?? 0) + 1;
     const committed = chunks.filter((c) => c.state === 'committed');
-    const tracked = stages.filter((s) => s.depth === 1);
+    const tracked = stages.filter((s) => s.depth >= 1);
     const propagatedAll = chunks.every((c, i) => c.state === 'committed' && outputsInLineage[i] !== false && tracked.every((s) => s.chunks[i]!.state === 'propagated'));
     // With a validation command, every chunk's must have passed.
     const validated = typeof backfill.spec.validate !== 'string' || chunks.every((c) => c.validation?.passed === true);

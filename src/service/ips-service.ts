@@ -341,7 +341,8 @@ export class IpsService {
   async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}): ReturnType<StepProtocol['commit']> {
     // A backfill chunk records the output snapshots its run committed (named, or found on the declared outputs).
     const batch = await this.state.repos.batches.require(batchId);
-    const found = batch.backfill !== null && batch.state === 'open' ? await this.backfills.resolveOutputs(batch, outputs) : {};
+    // Every open batch of a consumer that declares outputs records them, so a backfill can follow a chunk further down.
+    const found = batch.state === 'open' ? await this.backfills.resolveOutputs(batch, outputs) : {};
     const r = await this.steps.commit(batchId, actor, found);
     if (!r.alreadyCommitted) this.onRelease?.();
     return r;

@@ -160,6 +160,13 @@ function notFound(name: string): IpsError {
  * when it was the last; aborted/expired → the chunk goes back to pending, or, after
  * max_attempts attempts, fails and stops the backfill with the cause.
  */
+/** Records the output snapshots of a batch being committed (in the commit's transaction). */
+export async function recordBatchOutputs(q: Queryable, batchId: bigint, outputs: Record<string, bigint>): Promise<void> {
+  for (const [t, id] of Object.entries(outputs)) {
+    await q.query('INSERT INTO batch_outputs (batch_id, source_table, snapshot_id) VALUES ($1, $2, $3) ON CONFLICT (batch_id, source_table) DO NOTHING', [batchId, t, id]);
+  }
+}
+
 export async function backfillBatchClosed(q: Queryable, batch: { id: bigint; backfill: string | null; backfillChunk: number | null },
   outcome: 'committed' | 'aborted' | 'expired', reason: string | null, outputs: Record<string, bigint> = {}): Promise<void> {
   if (batch.backfill === null || batch.backfillChunk === null) return;
@@ -398,6 +405,12 @@ export class BackfillsRepo {
         ORDER BY (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name LIMIT 1`, [sourceTable, `{${ACTIVE_BACKFILL_STATES.join(',')}}`]);
     const r = res.rows[0];
     return r === undefined ? undefined : { backfill: r.name, consumer: r.consumer, snapshotId: r.pinned_snapshot_id, sequenceNumber: r.pinned_sequence_number };
+  }
+
+  /** The output snapshots recorded for a committed batch. */
+  async batchOutputs(batchId: bigint): Promise<Record<string, bigint>> {
+    const res = await this.q.query<{ source_table: string; snapshot_id: bigint }>('SELECT source_table, snapshot_id FROM batch_outputs WHERE batch_id = $1', [batchId]);
+    return Object.fromEntries(res.rows.map((r) => [r.source_table, r.snapshot_id]));
   }
 
   /** Batch ids → chunk for a set of batches (monitoring). */

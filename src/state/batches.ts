@@ -5,7 +5,7 @@ import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, p
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
-import { backfillBatchClosed } from './backfills.js';
+import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
 
@@ -543,6 +543,7 @@ export class BatchesRepo {
       await tx.query(
         `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
           WHERE id = $1`, [id]);
+      await recordBatchOutputs(tx, id, outputs);
       await backfillBatchClosed(tx, batch, 'committed', null, outputs);
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
       await tx.query(wakeSql('consumer = $1'), [batch.consumer]);

@@ -270,6 +270,42 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
     expect((await service.getTable('events')).oldestNeeded?.backfill ?? null).toBeNull();
   });
 
+  test('propagation is followed through every stage: what the batch that passed a chunk wrote carries it one stage further', async () => {
+    await createTable(cat, io, { identifier: 'db.agg_out', schema: SCHEMA, partitionFields: [] });
+    await service.registerTable({ name: 'agg_out', ref: cat.registration('db.agg_out') }, { verify: false });
+    await service.backfills.setOutputs('agg_job', ['agg_out']);
+    await service.createConsumer({ name: 'top_job', tables: [{ table: 'agg_out', from: 'start' }] }, 'test');
+    const appendTo = async (id: string, day: string): Promise<bigint> => {
+      const md = await readMetadataFile(io, (await cat.currentMetadataLocation(id))!);
+      return (await commitTableUpdate(cat, io, id, { operation: 'append', add: [(await file(md, [day], 2)).df], removePaths: [] })).snapshotId;
+    };
+    const stateOf = async (): Promise<Record<string, string>> =>
+      Object.fromEntries((await service.backfills.get('deep')).stages.map((st) => [`${st.depth}:${st.consumer}`, st.chunks[0]!.state]));
+
+    await service.backfills.create({ name: 'deep', consumer: 'daily_job', where: 'event_date = 2026-10-05' }, 'test');
+    const b = batchOf(await service.backfills.prepare('deep', 'deep-0'));
+    const dailyOut = await appendTo('db.daily', '2026-10-05');
+    await service.commit(b.id, 'test'); // the output is found on the declared output table
+    expect((await state.repos.backfills.chunk('deep', 0))!.outputs).toEqual({ daily: dailyOut });
+    expect(await stateOf()).toEqual({ '0:daily_job': 'committed', '1:agg_job': 'waiting', '2:top_job': 'waiting' });
+
+    // agg_job's ordinary batch takes the change and its run writes agg_out.
+    const agg = await service.prepare({ consumer: 'agg_job', instanceId: 'agg-deep' });
+    if (agg.kind !== 'batch') throw new Error('expected an agg batch');
+    const aggOut = await appendTo('db.agg_out', '2026-10-05');
+    await service.commit(agg.batch.id, 'test');
+    expect(await state.repos.backfills.batchOutputs(agg.batch.id)).toEqual({ agg_out: aggOut });
+    expect(await stateOf()).toEqual({ '0:daily_job': 'committed', '1:agg_job': 'propagated', '2:top_job': 'waiting' });
+    expect((await service.backfills.get('deep')).stages[2]!.chunks[0]!.snapshotId).toBe(aggOut);
+    expect((await service.backfills.get('deep')).complete).toBe(false);
+
+    const top = await service.prepare({ consumer: 'top_job', instanceId: 'top-1' });
+    if (top.kind !== 'batch') throw new Error('expected a top batch');
+    await service.commit(top.batch.id, 'test');
+    expect(await stateOf()).toEqual({ '0:daily_job': 'committed', '1:agg_job': 'propagated', '2:top_job': 'propagated' });
+    expect((await service.backfills.get('deep')).complete).toBe(true);
+  });
+
   test('a chunk failing twice then succeeding; a chunk that keeps failing stops the backfill with its cause; retry; pause, resume, cancel', async () => {
     await service.backfills.create({ name: 'retries', consumer: 'daily_job', where: 'event_date >= 2026-10-05 and event_date < 2026-10-06', maxAttempts: 3 }, 'test');
     for (const i of [1, 2]) {

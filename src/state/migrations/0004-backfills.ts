@@ -68,6 +68,15 @@ CREATE TABLE backfill_chunks (
 );
 CREATE INDEX backfill_chunks_by_state ON backfill_chunks (backfill, state);
 
+-- The snapshots a committed batch's run wrote to its consumer's output tables (named at commit,
+-- or the output tables' heads then): how a backfill follows a chunk more than one stage down.
+CREATE TABLE batch_outputs (
+  batch_id BIGINT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+  source_table TEXT NOT NULL,
+  snapshot_id BIGINT NOT NULL,
+  PRIMARY KEY (batch_id, source_table)
+);
+
 ALTER TABLE batches ADD COLUMN backfill TEXT;
 ALTER TABLE batches ADD COLUMN backfill_chunk INT4;
 `;
