@@ -20,6 +20,7 @@ import { commitTableUpdate, createTable, type NewTableSpec } from '../../src/tab
 import { uploadDataFile } from '../../src/table/data-files.js';
 import { Duck } from '../unit/duckdb-parquet.js';
 import { DRIVERS, createPgDatabase, errorCode, pgliteTemplate } from '../state/helpers.js';
+import { runPythonCode } from '../setup/env.js';
 import type { BackfillPrepareResult } from '../../src/backfill/service.js';
 
 const io = new LocalFileIO();
@@ -85,6 +86,8 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
   /** Files of `events`, with the dates they hold. */
   const written: { df: DataFile; dates: string[]; rows: number }[] = [];
   let eventsSnapshots: bigint[] = [];
+  /** The ICDC metadata location of the pull test's first chunk (10-01). */
+  let chunk0Icdc = '';
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-backfill-'));
@@ -212,6 +215,7 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
     const icdcMd = await readMetadataFile(io, t0.icdc!.metadataLocation);
     const icdcAdded = (await readSnapshotChanges(new ManifestReader(io), snapshotById(icdcMd, t0.icdc!.snapshotId)!)).added.map((c) => c.entry.dataFile.filePath).sort();
     expect(icdcAdded).toEqual(paths(day1));
+    chunk0Icdc = t0.icdc!.metadataLocation;
 
     // Same instance: same batch. Concurrency 1: nothing more while chunk 0 runs.
     expect(batchOf(await service.backfills.prepare('oct', 'run-0')).id).toBe(b0.id);
@@ -304,6 +308,17 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
     await service.commit(top.batch.id, 'test');
     expect(await stateOf()).toEqual({ '0:daily_job': 'committed', '1:agg_job': 'propagated', '2:top_job': 'propagated' });
     expect((await service.backfills.get('deep')).complete).toBe(true);
+  });
+
+  test.runIf(driver === 'pglite')('PyIceberg reads a chunk\'s backfill ICDC table: the rows of the chunk\'s files', async () => {
+    const out = await runPythonCode(String.raw`
+import json, sys
+from pyiceberg.table import StaticTable
+t = StaticTable.from_metadata(sys.argv[1]).scan().to_arrow()
+print(json.dumps({"rows": t.num_rows, "dates": sorted({str(d) for d in t.column("event_date").to_pylist()})}))
+`, [chunk0Icdc]);
+    const day1 = written.filter((w) => w.dates.includes('2026-10-01'));
+    expect(JSON.parse(out)).toEqual({ rows: day1.reduce((n, w) => n + w.rows, 0), dates: ['2026-10-01'] });
   });
 
   test('a chunk failing twice then succeeding; a chunk that keeps failing stops the backfill with its cause; retry; pause, resume, cancel', async () => {
