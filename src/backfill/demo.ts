@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HadoopCatalog } from '../catalog/table-catalog.js';
 import { SqlEngine } from '../engine/duckdb.js';
-import { LocalFileIO } from '../io/local-file-io.js';
+import { joinLocation } from '../io/file-io.js';
+import { RoutingFileIO } from '../io/routing-file-io.js';
+import type { S3Settings } from '../io/s3-file-io.js';
 import { formatDate } from '../iceberg/values.js';
 import { Lake } from '../playback/lake.js';
 import { IpsService } from '../service/ips-service.js';
@@ -36,6 +38,9 @@ export interface BackfillDemoOptions {
   to: number;
   startDate: string;
   database?: DatabaseConfig;
+  /** Where the tables and ICDC tables go (default <dir>/warehouse), e.g. s3://lake/demo with `s3`. */
+  warehouse?: string;
+  s3?: S3Settings;
   log?: (line: string) => void;
 }
 
@@ -71,19 +76,27 @@ const DAILY_SPEC = {
 
 export async function runBackfillDemo(o: BackfillDemoOptions): Promise<BackfillDemoResult> {
   const log = o.log ?? (() => {});
-  const io = new LocalFileIO();
-  const warehouse = path.join(o.dir, 'warehouse');
-  fs.mkdirSync(warehouse, { recursive: true });
-  const cat = new HadoopCatalog(io, `file://${warehouse}`);
+  const io = new RoutingFileIO({ s3: o.s3 ?? {} });
+  let warehouse = o.warehouse;
+  if (warehouse === undefined) {
+    const local = path.join(o.dir, 'warehouse');
+    fs.mkdirSync(local, { recursive: true });
+    warehouse = `file://${local}`;
+  }
+  const cat = new HadoopCatalog(io, joinLocation(warehouse, 'tables'));
+  const s3 = o.s3 && {
+    endpoint: o.s3.endpoint ?? null, region: o.s3.region ?? null, pathStyle: o.s3.pathStyle ?? (o.s3.endpoint ? true : null),
+    accessKeyId: o.s3.accessKeyId ?? null, secretAccessKey: o.s3.secretAccessKey ?? null,
+  };
   const engine = await SqlEngine.open({ io, scratchDir: path.join(o.dir, 'engine') });
   const lake = new Lake(cat, io, engine);
   const state = await State.open(o.database ?? { driver: 'pglite', dataDir: path.join(o.dir, 'db') });
-  const service = new IpsService(state, { warehouse: path.join(o.dir, 'icdc') });
+  const service = new IpsService(state, { warehouse: joinLocation(warehouse, 'icdc') });
   try {
     await lake.create(EVENTS, EVENTS_SPEC);
     await lake.create(DAILY, DAILY_SPEC);
-    await service.registerTable({ name: 'events', ref: cat.registration(EVENTS) }, { verify: false });
-    await service.registerTable({ name: 'daily_totals', ref: cat.registration(DAILY) }, { verify: false });
+    await service.registerTable({ name: 'events', ref: cat.registration(EVENTS), ...(s3 ? { s3 } : {}) }, { verify: false });
+    await service.registerTable({ name: 'daily_totals', ref: cat.registration(DAILY), ...(s3 ? { s3 } : {}) }, { verify: false });
     await service.createConsumer({ name: 'daily', tables: [{ table: 'events', rangeFields: ['event_date'] }], outputs: ['daily_totals'] }, 'demo');
     await service.createConsumer({ name: 'summary', tables: [{ table: 'daily_totals' }] }, 'demo');
     const start = Date.parse(`${o.startDate}T00:00:00Z`) / 86_400_000;

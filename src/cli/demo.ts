@@ -112,8 +112,11 @@ export function demoCommand(): Command {
     .option('--from-day <n>', 'first day the backfill re-processes, 0-based (default 3)')
     .option('--to-day <n>', 'last day the backfill re-processes, inclusive (default 7)')
     .addOption(new Option('--dir <dir>', 'working directory: engine scratch, embedded state, tables (emptied at start)').env('IPS_DEMO_DIR').default('.ips-demo-backfill'))
+    .addOption(new Option('--warehouse <dir-or-uri>', 'where the tables and ICDC tables go, e.g. s3://lake/demo (default <dir>/warehouse)').env('IPS_DEMO_WAREHOUSE'))
+    .addOption(new Option('--s3-endpoint <url>', 'S3 endpoint for an s3:// warehouse, e.g. http://127.0.0.1:9000 for MinIO').env('IPS_S3_ENDPOINT'))
+    .addOption(new Option('--s3-region <region>', 'S3 region').env('AWS_REGION'))
     .option('--json', 'print the backfill view as JSON')
-    .action(async (opts: { days?: string; rowsPerDay?: string; fromDay?: string; toDay?: string; dir: string; json?: boolean }) => {
+    .action(async (opts: { days?: string; rowsPerDay?: string; fromDay?: string; toDay?: string; dir: string; json?: boolean; warehouse?: string; s3Endpoint?: string; s3Region?: string }) => {
       await runAction(opts.json, async () => {
         const days = int(opts.days, 'days') ?? 10;
         const from = int(opts.fromDay, 'from-day') ?? 3;
@@ -126,8 +129,18 @@ export function demoCommand(): Command {
         const { backfillViewJson } = await import('../api/routes/backfills.js');
         const { renderBackfill } = await import('./backfills.js');
         const say = (line: string) => process.stderr.write(`${line}\n`);
+        const { databaseConfigFromEnv } = await import('../state/index.js');
         const r = await runBackfillDemo({
           dir: workDir, days, rowsPerDay: int(opts.rowsPerDay, 'rows-per-day') ?? 2000, from, to, startDate: '2026-10-01',
+          // State: DATABASE_URL when set (e.g. PostgreSQL), else embedded in <dir>/db.
+          ...(process.env['DATABASE_URL'] ? { database: databaseConfigFromEnv() } : {}),
+          ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
+          ...(opts.warehouse?.startsWith('s3://') ? {
+            s3: {
+              endpoint: opts.s3Endpoint, region: opts.s3Region ?? 'us-east-1', accessKeyId: process.env['AWS_ACCESS_KEY_ID'],
+              secretAccessKey: process.env['AWS_SECRET_ACCESS_KEY'], ...(opts.s3Endpoint ? { pathStyle: true } : {}),
+            },
+          } : {}),
           ...(opts.json ? {} : { log: say }),
         });
         const json = backfillViewJson(r.view);
