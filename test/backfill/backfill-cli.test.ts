@@ -88,6 +88,7 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
 
     // Lineage, and a cycle refused with a clear error.
     expect(ips(['lineage']).stdout).toBe('playback → daily → daily_out\nplayback → other → (no declared output)\ndaily_out → agg → (no declared output)\n');
+    expect(ips(['lineage'], { IPS_TOKEN: token }).stderr).toMatch(/^error \[FORBIDDEN\]/); // it names every consumer
     const cycle = ips(['consumers', 'outputs', 'agg', '--output', 'playback']);
     expect(cycle.status).toBe(1);
     expect(cycle.stderr).toMatch(/^error \[PIPELINE_CYCLE\]: the lineage would have a cycle: /);

@@ -97,8 +97,8 @@ export function backfillRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       });
     }
 
-    app.get('/v1/lineage', { schema: { tags: ['lineage'], summary: 'The pipeline graph: table → consumer (subscriptions) → table (declared outputs), consumers in dependency order' } }, async (req) => {
-      ctx.principal(req);
+    app.get('/v1/lineage', { schema: { tags: ['lineage'], summary: 'The pipeline graph: table → consumer (subscriptions) → table (declared outputs), consumers in dependency order (admin: it names every consumer)' } }, async (req) => {
+      requireAdmin(ctx.principal(req));
       const g = await svc.lineage();
       return {
         tables: g.tables,
