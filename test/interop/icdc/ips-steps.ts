@@ -52,7 +52,7 @@ export async function ipsBatch(ctx: IpsContext, table: string, from: string, to:
   const md = await loadSource(ctx, table);
   const reader = new ManifestReader(ctx.io);
   const range = await resolveRangeWithHistory(md, { from: BigInt(from), to: BigInt(to) }, reader);
-  const cs = await computeChangeSet(reader, range, policy);
+  const cs = await computeChangeSet(reader, range, policy, md);
   const json = changesJson(md, cs, RANGE_FIELDS);
   await verifyFilesExist(ctx.io, cs.added);
   const write = await writeIcdcSnapshot({
