@@ -42,8 +42,8 @@ describe('ips inspect (the CLI as a user runs it)', () => {
     }
   });
 
-  it('prints a readable table by default', () => {
-    const r = ips('inspect', PLAYBACK);
+  it('prints a readable table of files with --files', () => {
+    const r = ips('inspect', PLAYBACK, '--files');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/format version\s+v2/);
     expect(r.stdout).toMatch(/\[event_day=\d{4}-\d{2}-\d{2}/);
@@ -81,5 +81,34 @@ describe('ips inspect (the CLI as a user runs it)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).format_version).toBe(2);
     expect(JSON.parse(r.stdout).snapshots.length).toBe(5);
+  });
+
+  it('summarises one line per snapshot by default; --snapshot and --limit narrow, --files details', () => {
+    const text = metadataText();
+    const ids = [...new Set([...text.matchAll(/"snapshot-id"\s*:\s*(\d+)/g)].map((m) => m[1]!))];
+    const summary = ips('inspect', PLAYBACK);
+    expect(summary.status, summary.stderr).toBe(0);
+    const rows = summary.stdout.split('\n').filter((l) => /^\d{6,}\s/.test(l));
+    expect(rows.map((l) => l.split(/\s+/)[0]).sort()).toEqual([...ids].sort());
+    expect(summary.stdout).not.toMatch(/^\s+\+ data/m); // no per-file lines
+    const detail = ips('inspect', PLAYBACK, '--files');
+    expect(detail.stdout.split('\n').length).toBeGreaterThan(summary.stdout.split('\n').length);
+    const current = /"current-snapshot-id"\s*:\s*(\d+)/.exec(text)![1]!;
+    const one = JSON.parse(ips('inspect', PLAYBACK, '--snapshot', current, '--json').stdout);
+    expect(one.snapshots.map((s: { snapshot_id: string }) => s.snapshot_id)).toEqual([current]);
+    expect(one.snapshot_count).toBe(ids.length);
+    const last2 = JSON.parse(ips('inspect', PLAYBACK, '--limit', '2', '--json').stdout);
+    expect(last2.snapshots.length).toBe(2);
+    expect(last2.snapshots[1].snapshot_id).toBe(current);
+    const bad = ips('inspect', PLAYBACK, '--snapshot', '12', '--json');
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stderr).error.code).toBe('UNKNOWN_SNAPSHOT');
+  });
+
+  it('a usage error is JSON with --json, ending in a newline', () => {
+    const r = ips('inspect', '--bogus', '--json');
+    expect(r.status).toBe(1);
+    expect(r.stderr.endsWith('\n')).toBe(true);
+    expect(JSON.parse(r.stderr).error).toEqual({ code: 'USAGE', message: "unknown option '--bogus'" });
   });
 });
