@@ -7,6 +7,7 @@ import type { FileJson } from '../capture/file-json.js';
 import { currentSchema } from '../iceberg/metadata.js';
 import { indexById } from '../iceberg/types.js';
 import { printJson, progress, runAction } from './common.js';
+import { fmtBytes } from './format.js';
 import { addTableOptions, catalogOptionsFrom, fileIOFrom, type TableOptions } from './table-options.js';
 
 export function inspectCommand(): Command {
@@ -63,18 +64,6 @@ function fmtValue(v: unknown): string {
   return v === null ? 'null' : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-function fmtBytes(n: string): string {
-  const b = Number(n);
-  if (b < 1024) return `${b} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = b / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 function renderFile(sign: string, f: FileJson, names: Map<string, string>): string[] {
   const part = Object.entries(f.partition).map(([k, v]) => `${k}=${fmtValue(v)}`).join(', ');
