@@ -175,7 +175,9 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
         problems.push(...out.slice(0, 8), ...(out.length > 8 ? [`… and ${out.length - 8} more ${field} values outside`] : []));
         if (deleted.length > 0 && addedDeleteFiles && r.flag === 'exact') problems.push(`${shown}: flag exact although the range deletes ${deleted.length} rows through delete files (expected conservative)`);
       }
-      expect(problems, `${where}: ranges vs the engine's inserted (${inserted.length}) and deleted (${deleted.length}) rows; ips: ${b.json.added_files.length} added, ${b.json.removed_files.length} removed files`).toEqual([]);
+      const ipsSide = `ips: snapshots ${JSON.stringify(b.json.snapshots.map((x) => `${x.operation}:${x.action}(+${x.added_files}/-${x.removed_files})`))}, ` +
+        `${b.json.added_files.length} added files (${b.json.added_files.filter((f) => f.content !== 'data').length} delete files), removed ${JSON.stringify(b.json.removed_files.map((f) => `${f.content} ${f.file_path.split('/').pop()}`))}`;
+      expect(problems, `${where}: ranges vs the engine's inserted (${inserted.length}) and deleted (${deleted.length}) rows; ${ipsSide}`).toEqual([]);
       return { inserted, deleted };
     }
 
@@ -358,10 +360,12 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
     //   s0 append b1 (from) | appends b2, b3, b4 (small files) | rewrite_data_files (replace)
     //   | DELETE id % 4 = 1 against the compaction outputs (to): v3 DVs, v2 position deletes, or
     //   copy-on-write (rewrites the outputs).
+    // `_day0`: the DELETE touches only day 0's compaction output; day 1's output is left alone.
     const variants = [
-      { tag: 'v3_dv', fv: 3, props: MOR, content: 'DV' },
-      { tag: 'v2_pos', fv: 2, props: MOR, content: 'position deletes' },
-      { tag: 'v2_cow', fv: 2, props: COW, content: 'copy-on-write' },
+      { tag: 'v3_dv', fv: 3, props: MOR, content: 'DV', where: 'id % 4 = 1' },
+      { tag: 'v3_dv_day0', fv: 3, props: MOR, content: 'DV', where: `id % 4 = 1 AND ts < timestamp_micros(${DAY0_US + DAY_US})` },
+      { tag: 'v2_pos', fv: 2, props: MOR, content: 'position deletes', where: 'id % 4 = 1' },
+      { tag: 'v2_cow', fv: 2, props: COW, content: 'copy-on-write', where: 'id % 4 = 1' },
     ] as const;
     for (const v of variants) {
       const name = `C/B spark ${v.tag}: appends, rewrite_data_files, then a ${v.content} DELETE on the compaction output, all in one range`;
@@ -372,15 +376,16 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
         const from = await server.append('spark', T, [0, 1].flatMap((d) => gen.rows(d, 10, 1)));
         for (let b = 2; b <= 4; b++) await server.append('spark', T, [0, 1].flatMap((d) => gen.rows(d, 10, b)));
         const rewrite = (await server.sparkSql(T, [REWRITE_ALL(T)])).snapshot_id!;
-        const to = (await server.sparkSql(T, ['DELETE FROM {t} WHERE id % 4 = 1'])).snapshot_id!;
+        const to = (await server.sparkSql(T, [`DELETE FROM {t} WHERE ${v.where}`])).snapshot_id!;
 
         // Engine evidence: the replace rewrote the range's appends, and the DELETE targets its outputs.
         const rf = await server.rangeFiles('spark', T, from, to, { dv: true });
         expect(rf.map((x) => x.operation), `${T}: operations`).toEqual(['append', 'append', 'append', 'replace', v.props === COW ? 'overwrite' : 'delete']);
         const outputs = new Set(rf[3]!.added.filter((e) => e.content === 0).map((e) => e.file_path));
         // The rows the DELETE removes all sit in compaction outputs (Spark's _file at the replace).
-        const hit = (await server.sparkSql(T, [`SELECT DISTINCT _file FROM {t} VERSION AS OF ${rewrite} WHERE id % 4 = 1`])).result.map((r) => r[0]!);
+        const hit = (await server.sparkSql(T, [`SELECT DISTINCT _file FROM {t} VERSION AS OF ${rewrite} WHERE ${v.where}`])).result.map((r) => r[0]!);
         expect(hit.length > 0 && hit.every((f) => outputs.has(f)), `${T}: the DELETE targets compaction outputs only: ${JSON.stringify(hit)} vs ${JSON.stringify([...outputs])}`).toBe(true);
+        if (v.tag.endsWith('_day0')) expect([hit.length, outputs.size], `${T}: one output (day 0) of two is touched`).toEqual([1, 2]);
         const last = rf[4]!;
         if (v.props === COW) {
           expect(last.removed.some((e) => outputs.has(e.file_path)), `${T}: the copy-on-write DELETE rewrote a compaction output`).toBe(true);
