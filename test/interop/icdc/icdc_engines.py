@@ -472,6 +472,43 @@ def op_spark_sql(ctx: Ctx, req: dict[str, Any]) -> Any:
     return out
 
 
+def op_java_eq_delete(ctx: Ctx, req: dict[str, Any]) -> Any:
+    """Commits one equality delete file through the Iceberg Java API in the Spark session's JVM
+    (Spark SQL writes no equality deletes, nor does PyIceberg 0.12): rows whose `column` equals
+    one of `values`, in the day partition `day` (days since epoch; null: unpartitioned), as a
+    RowDelta (operation `delete`). GenericAppenderFactory writes the Parquet file with default
+    metrics. py4j passes a Python int as java.lang.Integer below 2^31 and as Long above: an int
+    column takes small values, a long column (id) only values >= 2^31."""
+    import uuid
+
+    spark = ctx.spark
+    jvm = spark._jvm
+    gw = spark.sparkContext._gateway
+    jt = java_table(spark, spark_ident(ctx, req["table"]))
+    schema = jt.schema()
+    col = req["column"]
+    ids = gw.new_array(jvm.int, 1)
+    ids[0] = schema.findField(col).fieldId()
+    names = gw.new_array(jvm.String, 1)
+    names[0] = col
+    eq_schema = schema.select(names)
+    spec = jt.spec()
+    partition = jvm.org.apache.iceberg.PartitionData(spec.partitionType())
+    if req.get("day") is not None:
+        partition.set(0, int(req["day"]))
+    factory = jvm.org.apache.iceberg.data.GenericAppenderFactory(schema, spec, ids, eq_schema, None)
+    location = jt.locationProvider().newDataLocation(spec, partition, f"eq-deletes-{uuid.uuid4()}.parquet")
+    out = jvm.org.apache.iceberg.encryption.EncryptedFiles.plainAsEncryptedOutput(jt.io().newOutputFile(location))
+    writer = factory.newEqDeleteWriter(out, jvm.org.apache.iceberg.FileFormat.PARQUET, partition)
+    for v in req["values"]:
+        rec = jvm.org.apache.iceberg.data.GenericRecord.create(eq_schema)
+        rec.setField(col, int(v))
+        writer.write(rec)
+    writer.close()
+    jt.newRowDelta().addDeletes(writer.toDeleteFile()).commit()
+    return {"snapshot_id": current_id(ctx, "spark", req["table"]), "file_path": location}
+
+
 def op_py_upsert(ctx: Ctx, req: dict[str, Any]) -> Any:
     tbl = py_table(ctx, req["table"])
     r = tbl.upsert(arrow_batch(req["rows"]), join_cols=["id"])
@@ -885,6 +922,7 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], Any]] = {
     "table_meta": op_table_meta,
     "read_icdc": op_read_icdc,
     "py_metadata_tables": op_py_metadata_tables,
+    "java_eq_delete": op_java_eq_delete,
 }
 
 

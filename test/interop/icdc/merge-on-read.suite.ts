@@ -356,6 +356,53 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
     }), LONG);
 
     // ------------------------------------------------------------------------------------------
+    // B with equality deletes. Neither Spark SQL nor PyIceberg 0.12 writes them: the Iceberg Java
+    // API in the Spark session does (icdc_engines.py java_eq_delete).
+    //   s2: on qty (day 0): the range fields ts and id are not equality fields, so ips must widen
+    //       by the data files the deletes apply to (same partition, lower data sequence number);
+    //   s3: on id (day 1): the delete file's own id bounds can bound id; ts still needs the files.
+    // ids start at 5e9 so that py4j hands the Java writer longs.
+    const eq = 'B spark v2 equality deletes (Iceberg Java API): ranges cover the deleted rows; ICDC rows with the deletes applied (Spark readers)';
+    it(eq, timed(eq, async () => {
+      const T = 'spark_eq_deletes';
+      await server.create('spark', T, 'day', { ...MOR, ...FULL_METRICS });
+      const gen = new RowGen(500);
+      const big = (rows: Row[]): Row[] => rows.map(([id, ...rest]) => [5_000_000_000 + id, ...rest]);
+      const b1 = big([0, 1].flatMap((d) => gen.rows(d, 20, 1)));
+      const s0 = await server.append('spark', T, b1);
+      const b2 = big([0, 1].flatMap((d) => gen.rows(d, 20, 2)));
+      const s1 = await server.append('spark', T, b2);
+      const day0 = (rows: Row[]) => rows.filter((r) => r[1] < DAY0_US + DAY_US);
+      const day1 = (rows: Row[]) => rows.filter((r) => r[1] >= DAY0_US + DAY_US);
+      const qtys = [...day0(b1).slice(0, 3), ...day0(b2).slice(0, 3)].map((r) => r[3]!);
+      const s2 = (await server.call<{ snapshot_id: string }>('java_eq_delete', { table: T, column: 'qty', values: qtys, day: Math.floor(DAY0_US / DAY_US) })).snapshot_id;
+      const ids = [...day1(b1).slice(0, 2), ...day1(b2).slice(0, 2)].map((r) => r[0]);
+      const s3 = (await server.call<{ snapshot_id: string }>('java_eq_delete', { table: T, column: 'id', values: ids, day: Math.floor(DAY0_US / DAY_US) + 1 })).snapshot_id;
+      // Engine evidence: an equality delete file, which Spark applies (6 rows gone) and PyIceberg 0.12 cannot read.
+      const rf = await server.rangeFiles('spark', T, s1, s2, { dv: true });
+      expect(rf.map((x) => [x.operation, x.added.map((e) => e.content)]), `${T}: one equality delete file`).toEqual([['delete', [2]]]);
+      const gone = await server.exceptAll('spark', T, s2, s1);
+      expect(gone.map((r) => r[0]).sort((a, b) => a - b), `${T}: Spark applies the equality deletes on qty`).toEqual([...day0(b1).slice(0, 3), ...day0(b2).slice(0, 3)].map((r) => r[0]).sort((a, b) => a - b));
+      expect((await server.exceptAll('spark', T, s3, s2)).map((r) => r[0]).sort((a, b) => a - b), `${T}: Spark applies the equality deletes on id`).toEqual([...ids].sort((a, b) => a - b));
+      await expect(server.rowsAt('pyiceberg', T, s2), 'engine limit: PyIceberg 0.12 reads no equality deletes').rejects.toThrow(/does not yet support equality deletes/);
+      const meta = await sourceMeta(T);
+      const failures = new Failures();
+      for (const [from, to, tag] of [[s0, s3, 'r1'], [s1, s2, 'r2'], [s2, s3, 'r3'], [s1, s3, 'r4']] as const) {
+        const where = `${T} ${tag} (${from}, ${to}]`;
+        const expected = await expectRowLevel('spark', T, from, to);
+        const rfr = await server.rangeFiles('spark', T, from, to, { dv: true });
+        const b = await ipsBatch(ctx, T, from, to, `${T}_${tag}_icdc`);
+        for (const reader of ['spark_catalog', 'spark_path'] as const) {
+          await failures.check(`ICDC read-back ${where} [${reader}]`, () => expectIcdc(server, {
+            batch: refOf(b), expected, sourceMeta: meta, files: expectedIcdcFilesByKey(rfr), version: 1, readers: [reader], dv: true, where,
+          }));
+        }
+        await failures.check(`ranges ${where}`, () => expectRangesCover('spark', T, from, to, b, where, true));
+      }
+      failures.assertNone();
+    }), LONG);
+
+    // ------------------------------------------------------------------------------------------
     // C (+ B). A compaction inside the range, then changes against its outputs:
     //   s0 append b1 (from) | appends b2, b3, b4 (small files) | rewrite_data_files (replace)
     //   | DELETE id % 4 = 1 against the compaction outputs (to): v3 DVs, v2 position deletes, or
