@@ -509,6 +509,39 @@ def op_java_eq_delete(ctx: Ctx, req: dict[str, Any]) -> Any:
     return {"snapshot_id": current_id(ctx, "spark", req["table"]), "file_path": location}
 
 
+def op_java_lossy_rewrite(ctx: Ctx, req: dict[str, Any]) -> Any:
+    """A negative control for the compaction record check: commits a `replace` (Iceberg Java
+    RewriteFiles) that loses rows without any delete: two live data files of one partition in,
+    one byte-for-byte copy of the first out. Local storage only (the copy is a file copy)."""
+    import shutil
+    import uuid
+
+    spark = ctx.spark
+    jvm = spark._jvm
+    jt = java_table(spark, spark_ident(ctx, req["table"]))
+    files = []
+    it = jt.newScan().planFiles().iterator()  # a CloseableIterable: py4j iterates java.util.Iterator only
+    while it.hasNext():
+        files.append(it.next().file())
+    by_partition: dict[str, list[Any]] = {}
+    for f in files:
+        by_partition.setdefault(str(f.partition()), []).append(f)
+    pair = next(fs for fs in by_partition.values() if len(fs) >= 2)[:2]
+    src = str(pair[0].location())
+    dst = src.rsplit("/", 1)[0] + f"/lossy-rewrite-{uuid.uuid4()}.parquet"
+    def local(uri: str) -> str:  # file:/x and file:///x
+        return "/" + uri.split(":", 1)[1].lstrip("/")
+
+    shutil.copyfile(local(src), local(dst))
+    copy = jvm.org.apache.iceberg.DataFiles.builder(jt.spec()).copy(pair[0]).withPath(dst).build()
+    jt.newRewrite().deleteFile(pair[0]).deleteFile(pair[1]).addFile(copy).commit()
+    return {
+        "snapshot_id": current_id(ctx, "spark", req["table"]),
+        "removed": [str(f.location()) for f in pair], "added": dst,
+        "records_in": sum(int(f.recordCount()) for f in pair), "records_out": int(pair[0].recordCount()),
+    }
+
+
 def op_py_upsert(ctx: Ctx, req: dict[str, Any]) -> Any:
     tbl = py_table(ctx, req["table"])
     r = tbl.upsert(arrow_batch(req["rows"]), join_cols=["id"])
@@ -923,6 +956,7 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], Any]] = {
     "read_icdc": op_read_icdc,
     "py_metadata_tables": op_py_metadata_tables,
     "java_eq_delete": op_java_eq_delete,
+    "java_lossy_rewrite": op_java_lossy_rewrite,
 }
 
 

@@ -512,6 +512,24 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
       }), LONG);
     }
 
+    // The negative control of D: a `replace` that loses rows without applying any delete is still
+    // reported as a mislabelled rewrite (Iceberg Java RewriteFiles: two files in, a copy of one out).
+    const lossy = 'D spark v2: a replace that loses rows without deletes (Java RewriteFiles) is still reported as "labelled as compaction"';
+    it(lossy, timed(lossy, async () => {
+      const T = 'spark_lossy_rewrite';
+      await server.create('spark', T, null, { ...MOR, ...FULL_METRICS });
+      const gen = new RowGen(350);
+      await server.append('spark', T, gen.rows(0, 50, 1));
+      const s2 = await server.append('spark', T, gen.rows(1, 50, 2));
+      const r = await server.call<{ snapshot_id: string; records_in: number; records_out: number }>('java_lossy_rewrite', { table: T });
+      const info = await server.snapshots('spark', T);
+      const rs = info.snapshots.find((x) => x.snapshot_id === r.snapshot_id)!;
+      expect([rs.operation, rs.summary['deleted-records'], rs.summary['added-records']], `${T}: the replace summary ${JSON.stringify(rs.summary)}`).toEqual(['replace', '100', '50']);
+      expect((await server.exceptAll('spark', T, r.snapshot_id, s2)).length, 'the replace lost 50 rows').toBe(50);
+      const b = await ipsBatch(ctx, T, s2, r.snapshot_id, `${T}_icdc`);
+      expect(b.cs.warnings.filter((w) => LABELLED.test(w)), `${T}: warnings ${JSON.stringify(b.cs.warnings)}`).toHaveLength(1);
+    }), LONG);
+
     // ------------------------------------------------------------------------------------------
     // E. --allow-sequence-fallback on a PyIceberg table whose snapshots around `from` expired,
     //    with a Spark compaction after `from`: the rows appended after `from` are all handed over.
