@@ -70,13 +70,15 @@ function lagFromSummaries(snaps: FixtureSnapshot[]): Record<string, unknown> {
   return {
     snapshots: snaps.length,
     files: sumKeys(snaps, FILE_KEYS).toString(),
+    files_added: sumKeys(snaps, FILE_KEYS.filter((k) => k.startsWith('added-'))).toString(),
+    files_removed: sumKeys(snaps, FILE_KEYS.filter((k) => !k.startsWith('added-'))).toString(),
     bytes: sumKeys(snaps, BYTE_KEYS).toString(),
     records: sumKeys(snaps, RECORD_KEYS).toString(),
     estimated: false,
   };
 }
 
-const ZERO_LAG = { snapshots: 0, files: '0', bytes: '0', records: '0', estimated: false };
+const ZERO_LAG = { snapshots: 0, files: '0', files_added: '0', files_removed: '0', bytes: '0', records: '0', estimated: false };
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
