@@ -40,6 +40,7 @@ const STATUS: Record<string, number> = {
   // The table's history no longer reaches the consumer's position: the request is fine, the state is not.
   FROM_NOT_ANCESTOR: 422,
   LINEAGE_BROKEN: 422,
+  LINEAGE_CYCLE: 422,
   FROM_EXPIRED: 422,
   HISTORY_TRUNCATED: 422,
   UNKNOWN_SNAPSHOT: 422,

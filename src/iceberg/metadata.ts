@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { parseJsonLossless } from './json.js';
+import { snapshotIndex, walkLineage } from './lineage.js';
 import { indexById, int32Schema, parseSchema, type IndexedField, type NestedField, type Schema } from './types.js';
 import { partitionFieldJson, partitionSpecJson, toPartitionFields, type PartitionSpec } from './partition-spec.js';
 
@@ -226,18 +227,10 @@ export function snapshotById(md: TableMetadata, id: bigint): Snapshot | undefine
  * history.
  */
 export function lineage(md: TableMetadata, head: bigint): { chain: Snapshot[]; truncatedAt: bigint | null } {
-  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
   const chain: Snapshot[] = [];
-  let cur = byId.get(head);
-  const seen = new Set<bigint>();
-  while (cur) {
-    if (seen.has(cur.snapshotId)) throw new IpsError('INVALID_METADATA', `snapshot lineage has a cycle at ${cur.snapshotId}`);
-    seen.add(cur.snapshotId);
-    chain.push(cur);
-    if (cur.parentSnapshotId === null) return { chain, truncatedAt: null };
-    const parent = byId.get(cur.parentSnapshotId);
-    if (!parent) return { chain, truncatedAt: cur.parentSnapshotId };
-    cur = parent;
+  for (const step of walkLineage(snapshotIndex(md.snapshots), head)) {
+    chain.push(step.snapshot);
+    if (step.parentId !== null && !step.parent) return { chain, truncatedAt: step.parentId };
   }
   return { chain, truncatedAt: null };
 }

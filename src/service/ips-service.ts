@@ -7,6 +7,7 @@ import { changesJson, type ChangesJson } from '../capture/changes-json.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
+import { isAncestorOrSelf, snapshotIndex } from '../iceberg/lineage.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 import type { FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
@@ -53,15 +54,6 @@ export interface ConsumerView {
 export interface ServiceOptions {
   warehouse: string;
   fileIO?: (table: SourceTable) => FileIO;
-}
-
-/** Whether `id` is `head` or one of its ancestors, by the parent pointers metadata keeps. */
-function isAncestorOrSelf(snapshots: Snapshot[], head: bigint | null, id: bigint): boolean {
-  const byId = new Map(snapshots.map((s) => [s.snapshotId, s] as const));
-  for (let cur = head === null ? undefined : byId.get(head); cur; cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId)) {
-    if (cur.snapshotId === id) return true;
-  }
-  return false;
 }
 
 function closeIO(io: FileIO): void {
@@ -198,7 +190,7 @@ export class IpsService {
     if (from === 'now') id = branchHead(md, t.branch);
     else {
       id = from;
-      if (!isAncestorOrSelf(md.snapshots, branchHead(md, t.branch), id)) {
+      if (!isAncestorOrSelf(snapshotIndex(md.snapshots), branchHead(md, t.branch), id)) {
         throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${id} is not on branch ${t.branch} of "${t.name}" (expired, rolled back, or from another table); use "now", "start" or a snapshot id from \`ips inspect\``);
       }
     }
