@@ -178,7 +178,13 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       schema: { tags: ['tables'], body: s3Notification, summary: 'An S3 bucket notification: the tables owning the objects are polled now (admin)' },
     }, async (req, reply) => {
       requireAdmin(ctx.principal(req));
-      const locations = req.body.Records.map((r) => `s3://${r.s3.bucket.name}/${decodeURIComponent(r.s3.object.key.replace(/\+/g, ' '))}`);
+      const locations = req.body.Records.map((r, i) => {
+        try {
+          return `s3://${r.s3.bucket.name}/${decodeURIComponent(r.s3.object.key.replace(/\+/g, ' '))}`;
+        } catch {
+          throw apiError('INVALID_ARGUMENT', `Records[${i}].s3.object.key is not valid URL encoding (S3 notifications %-encode object keys)`);
+        }
+      });
       const woken = await ctx.service.state.repos.watch.wakeByLocations(locations);
       if (woken.length) ctx.triggers?.poke('watch');
       return reply.code(202).send({ woken });
