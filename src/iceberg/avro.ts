@@ -55,6 +55,50 @@ const BIGINT_LONG = avro.types.LongType.__with(
   true,
 );
 
+/**
+ * avsc trusts the item counts of array and map blocks: a count of 2^31 makes it allocate a
+ * 2^31-slot array and then read 2^31 items past the end of the buffer, which never finishes.
+ * Every item of an Iceberg array or map takes at least one byte, so a count larger than the
+ * bytes left is corruption: the reader then stops and marks the read invalid (position past the
+ * end), which `decode` reports as a truncated record. Map values go into objects without a
+ * prototype, so a `__proto__` key is just a key.
+ */
+interface AvscTap { buf: Buffer; pos: number; readLong(): number; skipLong(): void; readString(): string }
+interface AvscReader { _read(tap: AvscTap): unknown }
+function boundedCount(tap: AvscTap, n: number): number | null {
+  let count = n;
+  if (count < 0) {
+    count = -count;
+    tap.skipLong(); // the block's size in bytes
+  }
+  if (!Number.isSafeInteger(count) || count > tap.buf.length - tap.pos) {
+    tap.pos = tap.buf.length + 1;
+    return null;
+  }
+  return count;
+}
+(avro.types.ArrayType.prototype as unknown as { _read: (this: { itemsType: AvscReader }, tap: AvscTap) => unknown[] })._read = function (tap) {
+  const out: unknown[] = [];
+  for (let n = tap.readLong(); n; n = tap.readLong()) {
+    let count = boundedCount(tap, n);
+    if (count === null) return out;
+    while (count--) out.push(this.itemsType._read(tap));
+  }
+  return out;
+};
+(avro.types.MapType.prototype as unknown as { _read: (this: { valuesType: AvscReader }, tap: AvscTap) => Record<string, unknown> })._read = function (tap) {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (let n = tap.readLong(); n; n = tap.readLong()) {
+    let count = boundedCount(tap, n);
+    if (count === null) return out;
+    while (count--) {
+      const key = tap.readString();
+      out[key] = this.valuesType._read(tap);
+    }
+  }
+  return out;
+};
+
 /** Type for a schema, with longs as bigint. Cached by schema text: manifests share schemas. */
 const typeCache = new Map<string, avro.Type>();
 export function avroType(schemaJson: unknown): avro.Type {

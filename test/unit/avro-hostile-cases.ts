@@ -66,6 +66,15 @@ function files(): Record<string, () => { buf: Buffer; limit?: number }> {
     }),
     'zstd frame with a 2 GiB window': () => ({ buf: Buffer.concat([header('zstandard'), block(1, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 1, 0, 0]))]) }),
     'zstd good': () => ({ buf: Buffer.concat([header('zstandard'), block(2, zstdRaw(Buffer.concat([good, rec(2, 's3://b/f2.parquet')])))]) }),
+    // Found by test/fuzz: a header map (and any array or map) whose item count exceeds the bytes left.
+    'map block count beyond the bytes left': () => ({ buf: Buffer.concat([Buffer.from('Obj\x01', 'latin1'), zz(2 ** 31 - 1), avroString('avro.schema'), avroString(JSON.stringify(SCHEMA)), Buffer.from([0]), SYNC]) }),
+    'array block count beyond the bytes left': () => {
+      const schema = { type: 'record', name: 'r', fields: [{ name: 'xs', type: { type: 'array', items: 'long' } }] };
+      const meta: [string, string][] = [['avro.schema', JSON.stringify(schema)], ['avro.codec', 'null']];
+      const hdr = Buffer.concat([Buffer.from('Obj\x01', 'latin1'), zz(meta.length), ...meta.flatMap(([k, v]) => [avroString(k), avroString(v)]), Buffer.from([0]), SYNC]);
+      const recBytes = Buffer.concat([zz(2 ** 31 - 1), zz(5), zz(0)]);
+      return { buf: Buffer.concat([hdr, block(1, recBytes)]) };
+    },
     'deflate good': () => ({ buf: Buffer.concat([header('deflate'), block(1, zlib.deflateRawSync(good))]) }),
   };
 }

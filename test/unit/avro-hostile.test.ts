@@ -22,6 +22,8 @@ describe('readAvroFile on hostile blocks', () => {
     ['zstd bomb (RLE blocks)', 'FILE_TOO_LARGE', /decompresses to more than/],
     ['zstd frame declaring a huge content size', 'FILE_TOO_LARGE', /decompresses to more than/],
     ['zstd frame with a 2 GiB window', 'FILE_TOO_LARGE', /decompresses to more than/],
+    ['map block count beyond the bytes left', 'CORRUPT_FILE', /truncated Avro header/],
+    ['array block count beyond the bytes left', 'CORRUPT_FILE', /truncated Avro record/],
   ])('%s: %s', async (name, code, message) => {
     const out = await runBounded(CASES, 'decodeCase', [name], { timeoutMs: 20_000, heapMb: 192 });
     expect(out).toMatchObject({ kind: 'error', name: 'IpsError', code });
