@@ -151,7 +151,14 @@ export function fuzz(target: FuzzTarget, opts: { budgetMs: number; seed: number;
     // Stacked mutations: 1 to 8 of them, structure-aware ones now and then.
     const n = 1 + Math.floor(rnd() * 8);
     for (let i = 0; i < n; i++) {
-      const m = mutators.length && rnd() < 0.3 ? pick(mutators, rnd)(input, rnd) : null;
+      let m: Buffer | null = null;
+      if (mutators.length && rnd() < 0.3) {
+        try {
+          m = pick(mutators, rnd)(input, rnd);
+        } catch {
+          m = null; // a structure-aware mutator that cannot handle this input: fall back to bytes
+        }
+      }
       input = m ?? mutateBytes(input, rnd, pick(corpus, rnd), maxLen);
     }
     if (exec(input)) corpus.push(input);

@@ -84,7 +84,8 @@ function mutateJson(data: Buffer, rnd: () => number): Buffer | null {
   visit(doc, 0);
   if (!nodes.length) return null;
   const n = nodes[Math.floor(rnd() * nodes.length)]!;
-  const snaps = ((doc as { snapshots?: { 'snapshot-id': bigint }[] }).snapshots ?? []);
+  const rawSnaps = (doc as { snapshots?: unknown } | null)?.snapshots;
+  const snaps = (Array.isArray(rawSnaps) ? rawSnaps : []).filter((x): x is { 'snapshot-id': bigint } => x !== null && typeof x === 'object' && !Array.isArray(x));
   const someId = snaps.length ? snaps[Math.floor(rnd() * snaps.length)]!['snapshot-id'] : 1n;
   const values: unknown[] = [null, -1n, 0n, 2n ** 63n - 1n, -(2n ** 63n), '', 'x', [], {}, true, 1.5, someId, 'hdfs://nn/x', '/dev/zero', 'file://host/x'];
   const r = rnd();
