@@ -33,7 +33,7 @@ describe('ips inspect on the shared corpus', () => {
   });
 
   it('prints a readable table by default', () => {
-    const r = ips('inspect', path.join(FIXTURES, 'impala-v1-bucket/table'));
+    const r = ips('inspect', path.join(FIXTURES, 'impala-v1-bucket/table'), '--files');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/format version\s+v1/);
     expect(r.stdout).toMatch(/\[ID_bucket=3\]/);
