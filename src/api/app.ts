@@ -193,12 +193,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.get('/healthz', { schema: { tags: ['system'], summary: 'Liveness: the process serves requests' } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { tags: ['system'], summary: 'Readiness: the state database answers' } }, async (_req, reply) => {
+  // Anyone may ask whether ips is ready; only an admin learns which database it uses and why it
+  // does not answer (a path or host name is nothing to show a load balancer's neighbours).
+  const isAdmin = async (req: FastifyRequest): Promise<boolean> => {
+    if (req.headers.authorization === undefined) return false;
+    try {
+      return (await auth.authenticate(req)).admin;
+    } catch {
+      return false;
+    }
+  };
+  app.get('/readyz', { schema: { tags: ['system'], summary: 'Readiness: the state database answers (an admin token also gets which database)' } }, async (req, reply) => {
+    const admin = await isAdmin(req);
     try {
       await options.service.state.db.query('SELECT 1');
-      return { status: 'ready', database: options.service.state.db.description };
+      return admin ? { status: 'ready', database: options.service.state.db.description } : { status: 'ready' };
     } catch (e) {
-      return reply.code(503).type(PROBLEM_CONTENT_TYPE).send(problem('NOT_READY', `the state database does not answer: ${(e as Error).message}`));
+      req.log.error({ err: e }, 'readiness check failed');
+      const detail = admin ? `: ${(e as Error).message}` : '';
+      return reply.code(503).type(PROBLEM_CONTENT_TYPE).send(problem('NOT_READY', `the state database does not answer${detail}`));
     }
   });
   app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
