@@ -8,9 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export IPS_PROVISION_NAME=all
 
 pieces=("$@")
-[ ${#pieces[@]} -gt 0 ] || pieces=(postgres minio python jars)
+[ ${#pieces[@]} -gt 0 ] || pieces=(postgres minio python jars node22)
 for p in "${pieces[@]}"; do
-  [ -f "$PROVISION_DIR/$p.sh" ] || die "unknown piece '$p' (known: postgres minio python jars)"
+  [ -f "$PROVISION_DIR/$p.sh" ] || die "unknown piece '$p' (known: postgres minio python jars node22)"
 done
 
 start_all=$(date +%s)

@@ -92,3 +92,26 @@ ensure_java() {
 elapsed_since() {
   echo $(( $(date +%s) - $1 ))
 }
+
+# heartbeat LABEL LOGFILE -- CMD...: runs CMD with its output in LOGFILE, and while it runs
+# prints a line every ${IPS_PROVISION_HEARTBEAT:-15} s with the elapsed time and the log's last
+# line, so that a long first install (a MinIO build, pyspark) is not minutes of silence.
+heartbeat() {
+  local label="$1" logfile="$2"
+  shift 3 # LABEL LOGFILE --
+  local start rc
+  start=$(date +%s)
+  "$@" >"$logfile" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    local i=0
+    while [ $i -lt "${IPS_PROVISION_HEARTBEAT:-15}" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; i=$((i + 1)); done
+    kill -0 "$pid" 2>/dev/null || break
+    local last
+    last="$(tail -n 1 "$logfile" 2>/dev/null | tr -d '\r' | cut -c1-100)"
+    log "$label: $(elapsed_since "$start")s${last:+, last: $last}"
+  done
+  wait "$pid"
+  rc=$?
+  return $rc
+}

@@ -42,8 +42,8 @@ build() {
   rm -rf "$IPS_CACHE_DIR/bin"/.build.* # left by an interrupted build (we hold the lock)
   tmp="$(mktemp -d "$IPS_CACHE_DIR/bin/.build.XXXXXX")"
   local buildlog="$IPS_CACHE_DIR/bin/minio-build.log"
-  if ! CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS="-trimpath" go install "github.com/minio/minio@$MINIO_PIN" >"$buildlog" 2>&1; then
-    grep -v '^go: downloading' "$buildlog" | tail -40 >&2 || true
+  if ! CGO_ENABLED=0 GOBIN="$tmp" GOFLAGS="-trimpath" heartbeat "building minio" "$buildlog" -- go install -x "github.com/minio/minio@$MINIO_PIN"; then
+    grep -v '^go: downloading\|^WORK=\|^mkdir\|^cd \|^cat \|^EOF\|^#' "$buildlog" | tail -40 >&2 || true
     rm -rf "$tmp"
     die "go install github.com/minio/minio@$MINIO_PIN failed (full log: $buildlog)"
   fi

@@ -85,7 +85,8 @@ build() {
   rm -rf "$VENV"
   "$(base_python)" -m venv "$VENV" || die "python -m venv failed: install python3-venv (apt-get install python3-venv)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2 || true
-  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$REQ" >&2; then
+  if ! heartbeat "pip install" "$VENV.pip.log" -- "$VENV/bin/python" -m pip install --progress-bar off --disable-pip-version-check --no-deps -r "$REQ"; then
+    tail -40 "$VENV.pip.log" >&2 || true
     rm -rf "$VENV"
     die "pip install -r $REQ failed (see above)"
   fi

@@ -48,6 +48,48 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_ARGUMENT',
 };
 
+/**
+ * The first key that an object of valid JSON text repeats, or null. JSON.parse keeps the last
+ * one silently, so `{"scopes": ["read"], "scopes": ["admin"]}` would mean what a reviewer of the
+ * request did not see: refused instead.
+ */
+export function duplicateJsonKey(text: string): string | null {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.has(key)) return key;
+        top.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = (stack[stack.length - 1] ?? null) !== null;
+    }
+  }
+  return null;
+}
+
+/** Routes anyone may call; every other routed path needs a principal (decided on the route, never on the raw URL). */
+function isPublicRoute(route: string): boolean {
+  return route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/');
+}
+
 function toProblem(err: FastifyError | Error, bodyLimit: number): Problem {
   if (hasZodFastifySchemaValidationErrors(err)) {
     const errors = err.validation.map((v) => ({
@@ -84,11 +126,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+      value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
     } catch (e) {
-      done(new IpsError('MALFORMED_JSON', `the request body is not valid JSON: ${(e as Error).message}`), undefined);
+      return done(new IpsError('MALFORMED_JSON', `the request body is not valid JSON: ${(e as Error).message}`), undefined);
     }
+    const dup = duplicateJsonKey(text);
+    if (dup !== null) return done(new IpsError('DUPLICATE_JSON_KEY', `the request body repeats the key "${dup}" in one object; send each key once`), undefined);
+    done(null, value);
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -122,8 +168,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
+  // Decided on the route the router matched (its template, after the router decoded and
+  // normalised the path), so no spelling of a URL (%-escapes, double slashes) reaches a handler
+  // unauthenticated. Unmatched paths answer 404 from the not-found handler, which reveals nothing.
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/v1/')) req.ipsPrincipal = await auth.authenticate(req);
+    const route = req.routeOptions.url;
+    if (route === undefined || isPublicRoute(route)) return;
+    req.ipsPrincipal = await auth.authenticate(req);
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -139,16 +190,29 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => {
     const p = problem('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs for the API`);
-    void reply.code(404).type(PROBLEM_CONTENT_TYPE).send({ ...p, instance: req.url });
+    void reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send({ ...p, instance: req.url });
   });
 
   app.get('/healthz', { schema: { tags: ['system'], summary: 'Liveness: the process serves requests' } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { tags: ['system'], summary: 'Readiness: the state database answers' } }, async (_req, reply) => {
+  // Anyone may ask whether ips is ready; only an admin learns which database it uses and why it
+  // does not answer (a path or host name is nothing to show a load balancer's neighbours).
+  const isAdmin = async (req: FastifyRequest): Promise<boolean> => {
+    if (req.headers.authorization === undefined) return false;
+    try {
+      return (await auth.authenticate(req)).admin;
+    } catch {
+      return false;
+    }
+  };
+  app.get('/readyz', { schema: { tags: ['system'], summary: 'Readiness: the state database answers (an admin token also gets which database)' } }, async (req, reply) => {
+    const admin = await isAdmin(req);
     try {
       await options.service.state.db.query('SELECT 1');
-      return { status: 'ready', database: options.service.state.db.description };
+      return admin ? { status: 'ready', database: options.service.state.db.description } : { status: 'ready' };
     } catch (e) {
-      return reply.code(503).type(PROBLEM_CONTENT_TYPE).send(problem('NOT_READY', `the state database does not answer: ${(e as Error).message}`));
+      req.log.error({ err: e }, 'readiness check failed');
+      const detail = admin ? `: ${(e as Error).message}` : '';
+      return reply.code(503).type(PROBLEM_CONTENT_TYPE).send(problem('NOT_READY', `the state database does not answer${detail}`));
     }
   });
   app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {

@@ -16,15 +16,23 @@ export interface Problem {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-/** HTTP status per error code; anything not listed is a 500. */
+/**
+ * HTTP status per error code: the one place that decides it (anything not listed is a 500, an
+ * ips bug). A request the caller got wrong is 4xx; a table whose metadata or files are corrupt,
+ * hostile or unreadable by policy is 422 (the table's fault, not ips's); a catalog or store that
+ * fails is 502, one that does not answer in time 504.
+ */
 const STATUS: Record<string, number> = {
+  // the request
   INVALID_ARGUMENT: 400,
   INVALID_SINK: 400,
   VALIDATION_FAILED: 400,
   MALFORMED_JSON: 400,
-  INVALID_JSON: 400,
+  DUPLICATE_JSON_KEY: 400,
+  INVALID_PROPERTY: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  LOCATION_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   TABLE_NOT_FOUND: 404,
   ROUTE_NOT_FOUND: 404,
@@ -35,6 +43,7 @@ const STATUS: Record<string, number> = {
   BATCH_NOT_OPEN: 409,
   TRIGGER_NOT_DEAD: 409,
   CONSUMER_STALE: 409,
+  AMBIGUOUS_TABLE: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   // The table's history no longer reaches the consumer's position: the request is fine, the state is not.
@@ -46,12 +55,44 @@ const STATUS: Record<string, number> = {
   NOT_ON_BRANCH: 422,
   UNKNOWN_BRANCH: 422,
   UNKNOWN_FIELD: 422,
-  TABLE_UNAVAILABLE: 503,
   EMPTY_TABLE: 422,
   POLICY_VIOLATION: 422,
   MISSING_FILES: 422,
+  FILES_MISSING: 422,
+  FALLBACK_UNAVAILABLE: 422,
+  // the table: corrupt, hostile or out of reach by its own settings
+  LINEAGE_CYCLE: 422,
+  INVALID_JSON: 422,
+  INVALID_METADATA: 422,
+  INVALID_MANIFEST: 422,
+  INVALID_MANIFEST_LIST: 422,
+  INVALID_BOUND: 422,
+  CORRUPT_FILE: 422,
+  FILE_TOO_LARGE: 422,
+  NOT_A_FILE: 422,
+  FILE_NOT_FOUND: 422,
+  FILE_NOT_LIVE: 422,
+  INVALID_LOCATION: 422,
+  UNSUPPORTED_SCHEME: 422,
+  UNSUPPORTED_CODEC: 422,
+  UNSUPPORTED_TYPE: 422,
+  UNSUPPORTED_TRANSFORM: 422,
+  UNSUPPORTED_FORMAT_VERSION: 422,
+  UNSUPPORTED_DELETE_FILES: 422,
+  UNKNOWN_OPERATION: 422,
+  PARTITION_UNKNOWN: 422,
+  PARTITION_MISMATCH: 422,
+  S3_CREDENTIALS: 422,
+  UNSUPPORTED: 422,
+  // upstreams: catalogs and object stores
+  CATALOG_ERROR: 502,
+  CATALOG_UNREACHABLE: 502,
+  CATALOG_UNAUTHORIZED: 502,
+  IO_ERROR: 502,
+  TABLE_UNAVAILABLE: 503,
   DATABASE_UNAVAILABLE: 503,
   NOT_READY: 503,
+  UPSTREAM_TIMEOUT: 504,
   // Lineage and backfills (issue 12).
   PIPELINE_CYCLE: 409,
   BACKFILL_OVERLAP: 409,
@@ -64,7 +105,8 @@ const STATUS: Record<string, number> = {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 
 export function statusOf(code: string): number {

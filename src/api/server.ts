@@ -5,6 +5,7 @@ import { describeConfig, State } from '../state/index.js';
 import { IpsService } from '../service/ips-service.js';
 import type { ServiceConfig } from '../service/config.js';
 import { buildApp } from './app.js';
+import { setReadLimits } from '../io/limits.js';
 import { Metrics } from './metrics.js';
 import { TriggerService } from '../service/triggers.js';
 
@@ -28,7 +29,8 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   log(`state: ${describeConfig(config.database)} (configuration from ${config.sources.join(', ')})`);
   const state = await State.open(config.database);
   if (state.migration.applied.length) log(`migrations applied: ${state.migration.applied.join(', ')}`);
-  const service = new IpsService(state, { warehouse: config.warehouse });
+  setReadLimits(config.readLimits);
+  const service = new IpsService(state, { warehouse: config.warehouse, tableAllowedLocations: config.tableAllowedLocations });
   const metrics = new Metrics();
   const triggers = config.triggers
     ? new TriggerService(service, {

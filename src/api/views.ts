@@ -19,7 +19,7 @@ export function snapshotJson(s: Snapshot | null): Record<string, unknown> | null
 }
 
 function lagJson(l: Lag): Record<string, unknown> {
-  return { snapshots: l.snapshots, files: l.files.toString(), bytes: l.bytes.toString(), records: l.records.toString(), estimated: l.estimated };
+  return { snapshots: l.snapshots, files: l.files.toString(), files_added: l.filesAdded.toString(), files_removed: l.filesRemoved.toString(), bytes: l.bytes.toString(), records: l.records.toString(), estimated: l.estimated };
 }
 
 function lagResultJson(r: LagResult): Record<string, unknown> {

@@ -105,7 +105,13 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   const snapshotId = newSnapshotId();
   const hasDeletes = req.files.some((f) => f.entry.dataFile.content !== 0);
   // With delete files, keep the source's data sequence numbers so deletes apply exactly as there.
-  const explicitMax = hasDeletes ? req.files.reduce((m, f) => (f.entry.sequenceNumber !== null && f.entry.sequenceNumber > m ? f.entry.sequenceNumber : m), 0n) : 0n;
+  // In v3 keep them always, and the file sequence numbers too: a row's `_last_updated_sequence_number`
+  // is inherited from its file's data sequence number (the spec; Iceberg Java up to 1.10 takes
+  // the file sequence number), so an ICDC table read with either rule gives the source's value.
+  const explicitSeqs = fv >= 2 && (hasDeletes || fv >= 3);
+  const explicitFileSeqs = fv >= 3;
+  const maxOf = (m: bigint, v: bigint | null): bigint => (v !== null && v > m ? v : m);
+  const explicitMax = req.files.reduce((m, f) => maxOf(explicitSeqs ? maxOf(m, f.entry.sequenceNumber) : m, explicitFileSeqs ? f.entry.fileSequenceNumber : null), 0n);
   const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
   const seq = fv === 1 ? 0n : (prevSeq + 1n > explicitMax ? prevSeq + 1n : explicitMax);
 
@@ -117,7 +123,11 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     const key = `${f.manifest.partitionSpecId}/${content}`;
     let g = groups.get(key);
     if (!g) groups.set(key, (g = { specId: f.manifest.partitionSpecId, content, entries: [] }));
-    g.entries.push({ dataFile: f.entry.dataFile, sequenceNumber: hasDeletes && fv >= 2 ? f.entry.sequenceNumber : null });
+    g.entries.push({
+      dataFile: f.entry.dataFile,
+      sequenceNumber: explicitSeqs ? f.entry.sequenceNumber : null,
+      ...(explicitFileSeqs ? { fileSequenceNumber: f.entry.fileSequenceNumber } : {}),
+    });
   }
   // An empty batch (e.g. a range holding only a compaction) still gets one empty data manifest:
   // PyIceberg (0.12) fails on a snapshot whose manifest list is empty in table.inspect.files()

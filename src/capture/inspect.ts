@@ -1,3 +1,4 @@
+import { IpsError } from '../errors.js';
 import { lineage, type TableMetadata } from '../iceberg/metadata.js';
 import type { LoadedTable } from '../catalog/table.js';
 import { FileDescriber, type FileJson } from './file-json.js';
@@ -26,6 +27,8 @@ export interface InspectJson {
   current_snapshot_id: string | null;
   /** Set when the oldest retained ancestor's parent was expired: history before it is gone. */
   history_truncated_at: string | null;
+  /** Snapshots in the table; `snapshots` holds fewer with --snapshot or --limit. */
+  snapshot_count: number;
   snapshots: SnapshotJson[];
   warnings: string[];
 }
@@ -42,13 +45,25 @@ export function orderedSnapshots(md: TableMetadata): { ordered: TableMetadata['s
   return { ordered: [...main, ...others], onMain, truncatedAt };
 }
 
-export async function inspectTable(table: LoadedTable, reader: ManifestReader, onProgress?: (done: number, total: number) => void): Promise<InspectJson> {
+/** Which snapshots to describe: one by id, or the newest `limit` (in lineage order). */
+export interface InspectSelection {
+  snapshot?: bigint;
+  limit?: number;
+}
+
+export async function inspectTable(table: LoadedTable, reader: ManifestReader, onProgress?: (done: number, total: number) => void, select: InspectSelection = {}): Promise<InspectJson> {
   const md = table.metadata;
   const describer = new FileDescriber(md);
   const ordered0 = orderedSnapshots(md);
-  const { ordered, onMain } = ordered0;
+  const { onMain } = ordered0;
+  let ordered = ordered0.ordered;
+  if (select.snapshot !== undefined) {
+    ordered = ordered.filter((s) => s.snapshotId === select.snapshot);
+    if (ordered.length === 0) throw new IpsError('UNKNOWN_SNAPSHOT', `the table has no snapshot ${select.snapshot}; \`ips inspect\` without --snapshot lists them`);
+  }
+  if (select.limit !== undefined) ordered = ordered.slice(Math.max(0, ordered.length - select.limit));
   let truncatedAt = ordered0.truncatedAt;
-  const root = ordered.find((s) => onMain.has(s.snapshotId));
+  const root = ordered0.ordered.find((s) => onMain.has(s.snapshotId));
   if (truncatedAt === null && root && root.parentSnapshotId === null && root.manifestList !== null) {
     // PyIceberg's expiry clears the surviving child's parent id; its manifest list still names it.
     const recorded = (await reader.manifestList(root)).meta.get('parent-snapshot-id');
@@ -81,6 +96,7 @@ export async function inspectTable(table: LoadedTable, reader: ManifestReader, o
     location: md.location,
     current_snapshot_id: md.currentSnapshotId?.toString() ?? null,
     history_truncated_at: truncatedAt?.toString() ?? null,
+    snapshot_count: ordered0.ordered.length,
     snapshots,
     warnings,
   };

@@ -1,4 +1,5 @@
 import type { FileIO } from '../io/file-io.js';
+import type { AvroReadOptions } from '../iceberg/avro.js';
 import { decodeManifestList, type ManifestFile, type ManifestList } from '../iceberg/manifest-list.js';
 import { decodeManifest, type Manifest } from '../iceberg/manifest.js';
 import type { Snapshot } from '../iceberg/metadata.js';
@@ -36,6 +37,10 @@ export class ManifestReader {
     return hit.value as T;
   }
 
+  private avroOptions(): AvroReadOptions {
+    return { maxDecompressedBytes: this.io.limits?.avroDecompressedBytes };
+  }
+
   async manifestList(snapshot: Snapshot): Promise<ManifestList> {
     const path = snapshot.manifestList;
     if (path === null) {
@@ -51,9 +56,9 @@ export class ManifestReader {
     }
     const cached = this.recall<ManifestList>(path);
     if (cached) return cached;
-    const buf = await this.io.read(path);
+    const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
-    const list = decodeManifestList(buf, path);
+    const list = decodeManifestList(buf, path, this.avroOptions());
     this.remember(path, list, buf.length);
     return list;
   }
@@ -61,9 +66,9 @@ export class ManifestReader {
   async manifest(mf: ManifestFile): Promise<Manifest> {
     const cached = this.recall<Manifest>(mf.path);
     if (cached) return cached;
-    const buf = await this.io.read(mf.path);
+    const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
-    const m = decodeManifest(buf, mf, mf.path);
+    const m = decodeManifest(buf, mf, mf.path, this.avroOptions());
     this.remember(mf.path, m, buf.length);
     return m;
   }

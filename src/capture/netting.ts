@@ -48,8 +48,13 @@ interface RewriteGroup {
   /** Earlier groups whose outputs this one rewrote again. */
   consumes: Set<RewriteGroup>;
   forcedBy: string | null;
-  /** Files from before the range that the compaction merged into the same partitions. */
-  olderInputs: number;
+  /**
+   * Data files from before the range that the compaction merged into the same partitions. When
+   * the outputs are handed over they carry these rows again, so these files count as removed,
+   * as with a copy-on-write rewrite: a consumer that applies "removed, then added" gets each
+   * row once, and the ranges cover rows of theirs that later changes deleted.
+   */
+  olderInputs: FileChange[];
   /** Outputs taken whole because the compaction moved rows to another partition spec. */
   crossSpec: boolean;
 }
@@ -112,7 +117,7 @@ export function netEvents(events: FileEvent[]): NetResult {
     const s = evs[0]!.snapshot;
     const g: RewriteGroup = {
       snapshot: s, inputs: [], outputKeys: [], outputPaths: new Set(), outputPartitions: new Set(),
-      consumes: new Set(), forcedBy: null, olderInputs: 0, crossSpec: false,
+      consumes: new Set(), forcedBy: null, olderInputs: [], crossSpec: false,
     };
     const inputPartitions = new Set<string>();
     for (const e of inRange) {
@@ -123,7 +128,9 @@ export function netEvents(events: FileEvent[]): NetResult {
       if (file.group) g.consumes.add(file.group);
       inputPartitions.add(partitionKey(e.change));
     }
-    g.olderInputs = gone.filter((e) => e.change.entry.dataFile.content === 0 && !live.has(changeKey(e.change)) && !inRange.includes(e) && inputPartitions.has(partitionKey(e.change))).length;
+    g.olderInputs = gone
+      .filter((e) => e.change.entry.dataFile.content === 0 && !inRange.includes(e) && inputPartitions.has(partitionKey(e.change)))
+      .map((e) => e.change);
     // Outputs are matched to inputs by partition; a compaction into another partition spec
     // moves rows across partitions, so then every output in a spec it did not read counts.
     const readSpecs = new Set(gone.map((e) => e.change.manifest.partitionSpecId));
@@ -157,9 +164,13 @@ export function netEvents(events: FileEvent[]): NetResult {
       rewritesHandedOver.add(g.snapshot.snapshotId);
       for (const c of g.consumes) force(c, `compaction ${g.snapshot.snapshotId}, whose outputs are handed over, rewrote its outputs`);
       const n = g.outputKeys.filter((k) => live.has(k)).length;
+      for (const older of g.olderInputs) {
+        const k = changeKey(older);
+        if (!removed.has(k)) removed.set(k, older);
+      }
       notes.push(`replace snapshot ${g.snapshot.snapshotId} rewrote ${g.inputs.length} file(s) that the range added, and ${g.forcedBy}: ` +
         `its ${n} output file(s) in those partitions are handed over instead of the rewritten files, so the later changes apply to them` +
-        (g.olderInputs > 0 ? `; they may also hold rows of ${g.olderInputs} file(s) written before the range (carried over unchanged, as with copy-on-write)` : '') +
+        (g.olderInputs.length > 0 ? `; they also hold rows of ${g.olderInputs.length} file(s) written before the range, which are listed as removed (as a copy-on-write rewrite would)` : '') +
         (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
       continue;
     }

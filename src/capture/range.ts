@@ -1,4 +1,5 @@
 import { IpsError } from '../errors.js';
+import { isAncestorOrSelf, snapshotIndex, walkLineage, type SnapshotIndex } from '../iceberg/lineage.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 
 /**
@@ -38,27 +39,25 @@ export function branchHead(md: TableMetadata, branch: string): bigint | null {
 
 export function resolveRange(md: TableMetadata, req: RangeRequest): SnapshotRange {
   const branch = req.branch ?? 'main';
-  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
+  const byId = snapshotIndex(md.snapshots);
   const head = branchHead(md, branch);
   const to = req.to ?? head;
   if (to === null) throw new IpsError('EMPTY_TABLE', `the table has no snapshots on ${branch} yet`);
   if (!byId.has(to)) throw new IpsError('UNKNOWN_SNAPSHOT', `end snapshot ${to} does not exist in the table (expired, or from another table)`);
-  if (req.to !== undefined && req.to !== null && head !== null && !isAncestor(byId, head, to)) {
+  if (req.to !== undefined && req.to !== null && head !== null && !isAncestorOrSelf(byId, head, to)) {
     throw new IpsError('NOT_ON_BRANCH', `end snapshot ${to} is not on branch ${branch} (head ${head})`);
   }
   const from = req.from;
   if (from === to) return { from, to, snapshots: [] };
 
   const chain: Snapshot[] = [];
-  let cur = byId.get(to);
-  while (cur) {
+  const parentOf = (s: Snapshot): bigint | null => s.parentSnapshotId ?? req.recordedParents?.get(s.snapshotId) ?? null;
+  for (const { snapshot: cur, parentId, parent } of walkLineage(byId, to, parentOf)) {
     if (from !== null && cur.snapshotId === from) return { from, to, snapshots: chain.reverse() };
     chain.push(cur);
-    const parentId = cur.parentSnapshotId ?? req.recordedParents?.get(cur.snapshotId) ?? null;
     // The exclusive start may itself be expired, as long as its child survives (Java allows this too).
     if (from !== null && parentId === from) return { from, to, snapshots: chain.reverse() };
     if (parentId === null) break;
-    const parent = byId.get(parentId);
     if (!parent) {
       // The chain is cut by snapshot expiry before reaching `from` (or the table's beginning).
       const oldest = { ...cur, parentSnapshotId: parentId };
@@ -81,7 +80,6 @@ export function resolveRange(md: TableMetadata, req: RangeRequest): SnapshotRang
         `start snapshot ${from} is older than the oldest retained snapshot ${oldest.snapshotId} (expired); the changes since then can no longer be listed snapshot by snapshot; reset the consumer or run a backfill`,
         { details: { from: from.toString(), oldestRetained: oldest.snapshotId.toString() } });
     }
-    cur = parent;
   }
   if (from === null) return { from, to, snapshots: chain.reverse() };
   const root = chain[chain.length - 1];
@@ -100,15 +98,9 @@ export function resolveRange(md: TableMetadata, req: RangeRequest): SnapshotRang
 }
 
 /** True when `from`'s own ancestry joins `chain`: `from` sits on a branch that left this lineage. */
-function divergesFrom(byId: Map<bigint, Snapshot>, from: bigint, chain: Snapshot[]): boolean {
+function divergesFrom(byId: SnapshotIndex, from: bigint, chain: Snapshot[]): boolean {
   const onChain = new Set(chain.map((s) => s.snapshotId));
-  let cur = byId.get(from);
-  const seen = new Set<bigint>();
-  while (cur && !seen.has(cur.snapshotId)) {
-    if (onChain.has(cur.snapshotId)) return true;
-    seen.add(cur.snapshotId);
-    cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId);
-  }
+  for (const { snapshot } of walkLineage(byId, from)) if (onChain.has(snapshot.snapshotId)) return true;
   return false;
 }
 
@@ -120,19 +112,14 @@ function divergesFrom(byId: Map<bigint, Snapshot>, from: bigint, chain: Snapshot
 export async function recordedRootParents(md: TableMetadata, to: bigint | null, readHeader: (s: Snapshot) => Promise<Map<string, string>>): Promise<Map<bigint, bigint>> {
   const out = new Map<bigint, bigint>();
   if (to === null) return out;
-  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
-  let cur = byId.get(to);
-  const seen = new Set<bigint>();
-  while (cur && !seen.has(cur.snapshotId)) {
-    seen.add(cur.snapshotId);
-    if (cur.parentSnapshotId === null) {
+  for (const { snapshot: cur, parentId } of walkLineage(snapshotIndex(md.snapshots), to)) {
+    if (parentId === null) {
       if (cur.manifestList !== null) {
         const recorded = (await readHeader(cur)).get('parent-snapshot-id');
         if (recorded !== undefined && /^\d+$/.test(recorded)) out.set(cur.snapshotId, BigInt(recorded));
       }
       break;
     }
-    cur = byId.get(cur.parentSnapshotId);
   }
   return out;
 }
@@ -142,15 +129,4 @@ export async function resolveRangeWithHistory(md: TableMetadata, req: RangeReque
   const to = req.to ?? branchHead(md, req.branch ?? 'main');
   const recordedParents = await recordedRootParents(md, to, async (s) => (await reader.manifestList(s)).meta);
   return resolveRange(md, { ...req, recordedParents });
-}
-
-function isAncestor(byId: Map<bigint, Snapshot>, head: bigint, candidate: bigint): boolean {
-  let cur = byId.get(head);
-  const seen = new Set<bigint>();
-  while (cur && !seen.has(cur.snapshotId)) {
-    if (cur.snapshotId === candidate) return true;
-    seen.add(cur.snapshotId);
-    cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId);
-  }
-  return false;
 }

@@ -19,7 +19,7 @@ export async function resolveTableDirectory(io: FileIO, tableDir: string): Promi
   }
   let hinted: number | null = null;
   if (names.includes('version-hint.text')) {
-    const text = (await io.read(joinLocation(metaDir, 'version-hint.text'))).toString('utf8').trim();
+    const text = (await io.read(joinLocation(metaDir, 'version-hint.text'), 'version-hint')).toString('utf8').trim();
     if (/^\d+$/.test(text)) hinted = Number(text);
     else if (text.endsWith('.metadata.json') && names.includes(text)) return joinLocation(metaDir, text);
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IpsError, describeError } from '../errors.js';
 import { parseJsonLossless } from '../iceberg/json.js';
+import { currentReadLimits, withTimeout } from '../io/limits.js';
 import { splitIdentifier } from './sql-catalog.js';
 
 /**
@@ -21,18 +22,34 @@ export class RestCatalog {
 
   constructor(private readonly opts: RestCatalogOptions) {}
 
+  /** One GET under the remote deadline, its body bounded by the metadata size limit (a catalog answer carries table metadata). */
   private async get(path: string): Promise<unknown> {
     const url = this.opts.uri.replace(/\/+$/, '') + path;
-    let res: Response;
-    try {
-      res = await fetch(url, { headers: { accept: 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) } });
-    } catch (e) {
-      throw new IpsError('CATALOG_UNREACHABLE', `cannot reach the REST catalog at ${url}: ${describeError(e)}`, { cause: e });
-    }
-    const text = await res.text();
-    if (res.status === 404) throw new IpsError('TABLE_NOT_FOUND', `REST catalog: not found (${path})`);
-    if (res.status === 401 || res.status === 403) throw new IpsError('CATALOG_UNAUTHORIZED', `REST catalog refused the request (${res.status}); check --catalog-token`);
-    if (!res.ok) throw new IpsError('CATALOG_ERROR', `REST catalog answered ${res.status} for ${path}: ${text.slice(0, 300)}`);
+    const limits = currentReadLimits();
+    const { status, ok, text } = await withTimeout(`the REST catalog (${url})`, limits.remoteTimeoutMs, async (signal) => {
+      let res: Response;
+      try {
+        res = await fetch(url, { signal, headers: { accept: 'application/json', ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}) } });
+      } catch (e) {
+        throw new IpsError('CATALOG_UNREACHABLE', `cannot reach the REST catalog at ${url}: ${describeError(e)}`, { cause: e });
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      if (res.body) {
+        for await (const c of res.body as AsyncIterable<Uint8Array>) {
+          total += c.length;
+          if (total > limits.metadataBytes) {
+            await res.body.cancel().catch(() => {});
+            throw new IpsError('CATALOG_ERROR', `the REST catalog's answer for ${path} exceeds ${limits.metadataBytes} bytes (max_metadata_bytes)`);
+          }
+          chunks.push(Buffer.from(c));
+        }
+      }
+      return { status: res.status, ok: res.ok, text: Buffer.concat(chunks, total).toString('utf8') };
+    });
+    if (status === 404) throw new IpsError('TABLE_NOT_FOUND', `REST catalog: not found (${path})`);
+    if (status === 401 || status === 403) throw new IpsError('CATALOG_UNAUTHORIZED', `REST catalog refused the request (${status}); check --catalog-token`);
+    if (!ok) throw new IpsError('CATALOG_ERROR', `REST catalog answered ${status} for ${path}`);
     return parseJsonLossless(text, `REST catalog response for ${path}`);
   }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { IpsError, describeError } from '../errors.js';
+import { currentReadLimits } from '../io/limits.js';
 
 /**
  * The JDBC/SQL catalog layout shared by Iceberg Java's JdbcCatalog and PyIceberg's SqlCatalog:
@@ -28,7 +29,12 @@ export class SqlCatalog {
   static connect(uri: string, catalogName?: string): SqlCatalog {
     // The catalog may be given as a SQLAlchemy URL (postgresql+psycopg2://) or a JDBC URL.
     const clean = uri.replace(/^jdbc:/, '').replace(/^postgresql\+\w+:/, 'postgresql:');
-    return new SqlCatalog(new pg.Pool({ connectionString: clean, max: 4 }), catalogName);
+    const ms = currentReadLimits().remoteTimeoutMs;
+    // Every catalog call under a deadline: connecting, and each query (client- and server-side).
+    const pool = new pg.Pool({ connectionString: clean, max: 4, connectionTimeoutMillis: ms, query_timeout: ms, statement_timeout: ms });
+    // An idle connection that the catalog drops must not crash the process (pg emits 'error' on the pool).
+    pool.on('error', () => {});
+    return new SqlCatalog(pool, catalogName);
   }
 
   async loadTableRow(identifier: string): Promise<SqlTableRow> {
@@ -49,7 +55,10 @@ export class SqlCatalog {
       if ((e as { code?: string }).code === '42P01') {
         throw new IpsError('CATALOG_ERROR', 'the database has no iceberg_tables table: is this an Iceberg JDBC/SQL catalog?', { cause: e });
       }
-      throw new IpsError('CATALOG_ERROR', `cannot query the SQL catalog: ${describeError(e)}`, { cause: e });
+      if (/timeout|timed out/i.test(describeError(e))) {
+        throw new IpsError('UPSTREAM_TIMEOUT', `the SQL catalog did not answer within ${currentReadLimits().remoteTimeoutMs} ms (remote_timeout_ms): ${describeError(e)}`, { cause: e });
+      }
+      throw new IpsError('CATALOG_UNREACHABLE', `cannot query the SQL catalog: ${describeError(e)}`, { cause: e });
     }
     if (rows.length === 0) {
       throw new IpsError('TABLE_NOT_FOUND', `table ${identifier} is not in the SQL catalog${this.catalogName ? ` "${this.catalogName}"` : ''}`);

@@ -1,5 +1,7 @@
 import zlib from 'node:zlib';
+import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from '../io/file-io.js';
+import { currentReadLimits, fileTooLarge } from '../io/limits.js';
 import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
 
 /** A table as loaded from some catalog: where its current metadata is, and that metadata. */
@@ -49,7 +51,15 @@ export async function readMetadataFile(io: FileIO, location: string, cache?: Met
 }
 
 async function parseMetadataFile(io: FileIO, location: string): Promise<TableMetadata> {
-  let buf = await io.read(location);
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
+  let buf = await io.read(location, 'metadata');
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    const limit = (io.limits ?? currentReadLimits()).metadataBytes;
+    try {
+      buf = zlib.gunzipSync(buf, { maxOutputLength: limit });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw fileTooLarge(`${location} (unpacked)`, 'metadata', null, limit);
+      throw new IpsError('INVALID_METADATA', `${location}: corrupt gzip: ${describeError(e)}`, { cause: e });
+    }
+  }
   return parseTableMetadata(buf.toString('utf8'), location);
 }

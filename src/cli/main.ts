@@ -25,4 +25,16 @@ const program = new Program('ips')
 const wanted = process.argv[2];
 const names = wanted !== undefined && Object.hasOwn(COMMANDS, wanted) ? [wanted] : Object.keys(COMMANDS);
 for (const name of names) program.addCommand(await COMMANDS[name]!());
+if (process.argv.includes('--json')) jsonUsageErrors(program);
 await program.parseAsync(process.argv);
+
+/**
+ * With --json, a usage error (unknown option, missing argument) is JSON too, like every other
+ * error, so that a script that parses stderr never meets commander's text.
+ */
+function jsonUsageErrors(cmd: Command): void {
+  cmd.showHelpAfterError(false).configureOutput({
+    outputError: (text, write) => write(JSON.stringify({ error: { code: 'USAGE', message: text.trim().replace(/^error: /, '') } }) + '\n'),
+  });
+  for (const sub of cmd.commands) jsonUsageErrors(sub);
+}

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { RoutingFileIO, parseLocationMapping, type LocationMapping } from '../io/routing-file-io.js';
 import type { CatalogOptions } from '../catalog/load-table.js';
+import { readLimitsFromEnv } from '../service/config.js';
 
 /** Options every table-reading command takes: catalog, storage and location mapping. */
 export function addTableOptions(cmd: Command): Command {
@@ -30,6 +31,7 @@ export function fileIOFrom(opts: TableOptions): RoutingFileIO {
   const mappings: LocationMapping[] = opts.mapLocation.map(parseLocationMapping);
   return new RoutingFileIO({
     mappings,
+    limits: readLimitsFromEnv(process.env),
     s3: {
       endpoint: opts.s3Endpoint,
       region: opts.s3Region,

@@ -1,10 +1,13 @@
 import { Command } from "commander";
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
+import { fmtBytes } from './format.js';
 
 interface LagJson {
   snapshots: number;
   files: string;
+  files_added?: string;
+  files_removed?: string;
   bytes: string;
   records: string;
   estimated: boolean;
@@ -33,7 +36,7 @@ function renderTable(t: TableJson): string {
   }
   for (const c of t.consumers ?? []) {
     const lag = c.lag
-      ? `${c.lag.snapshots} snapshots, ${c.lag.files} files, ${c.lag.bytes} bytes, ${c.lag.records} records behind${c.lag.estimated ? ' (estimated)' : ''}`
+      ? `${c.lag.snapshots} snapshots, ${c.lag.files_added ?? '?'} files added and ${c.lag.files_removed ?? '?'} removed (${fmtBytes(c.lag.bytes)}, ${BigInt(c.lag.records).toLocaleString('en-US')} records) behind${c.lag.estimated ? ' (estimated)' : ''}`
       : `lag unknown: [${c.lag_error?.code}] ${c.lag_error?.message}`;
     out.push(`  consumer ${c.consumer} (${c.state}) at ${c.watermark.snapshot_id ?? 'start'}: ${lag}`);
   }

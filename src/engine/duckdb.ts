@@ -123,7 +123,7 @@ export class SqlEngine {
     const target = path.join(dir, `${crypto.createHash('sha1').update(location).digest('hex')}${path.extname(location)}`);
     if (!fs.existsSync(target)) {
       const tmp = `${target}.${process.pid}.part`;
-      fs.writeFileSync(tmp, await this.io.read(location));
+      fs.writeFileSync(tmp, await this.io.read(location, 'data'));
       fs.renameSync(tmp, target);
     }
     this.staged.set(location, target);

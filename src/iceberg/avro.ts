@@ -55,6 +55,50 @@ const BIGINT_LONG = avro.types.LongType.__with(
   true,
 );
 
+/**
+ * avsc trusts the item counts of array and map blocks: a count of 2^31 makes it allocate a
+ * 2^31-slot array and then read 2^31 items past the end of the buffer, which never finishes.
+ * Every item of an Iceberg array or map takes at least one byte, so a count larger than the
+ * bytes left is corruption: the reader then stops and marks the read invalid (position past the
+ * end), which `decode` reports as a truncated record. Map values go into objects without a
+ * prototype, so a `__proto__` key is just a key.
+ */
+interface AvscTap { buf: Buffer; pos: number; readLong(): number; skipLong(): void; readString(): string }
+interface AvscReader { _read(tap: AvscTap): unknown }
+function boundedCount(tap: AvscTap, n: number): number | null {
+  let count = n;
+  if (count < 0) {
+    count = -count;
+    tap.skipLong(); // the block's size in bytes
+  }
+  if (!Number.isSafeInteger(count) || count > tap.buf.length - tap.pos) {
+    tap.pos = tap.buf.length + 1;
+    return null;
+  }
+  return count;
+}
+(avro.types.ArrayType.prototype as unknown as { _read: (this: { itemsType: AvscReader }, tap: AvscTap) => unknown[] })._read = function (tap) {
+  const out: unknown[] = [];
+  for (let n = tap.readLong(); n; n = tap.readLong()) {
+    let count = boundedCount(tap, n);
+    if (count === null) return out;
+    while (count--) out.push(this.itemsType._read(tap));
+  }
+  return out;
+};
+(avro.types.MapType.prototype as unknown as { _read: (this: { valuesType: AvscReader }, tap: AvscTap) => Record<string, unknown> })._read = function (tap) {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (let n = tap.readLong(); n; n = tap.readLong()) {
+    let count = boundedCount(tap, n);
+    if (count === null) return out;
+    while (count--) {
+      const key = tap.readString();
+      out[key] = this.valuesType._read(tap);
+    }
+  }
+  return out;
+};
+
 /** Type for a schema, with longs as bigint. Cached by schema text: manifests share schemas. */
 const typeCache = new Map<string, avro.Type>();
 export function avroType(schemaJson: unknown): avro.Type {
@@ -106,23 +150,133 @@ function parsedSchema(text: string): AvroSchemaNode {
 
 export type AvroSchemaNode = string | AvroSchemaNode[] | { [k: string]: unknown };
 
-function decompressBlock(codec: string, data: Buffer, where: string): Buffer {
+/**
+ * Default bound on what one Avro file may decompress to (all blocks together). Manifests are
+ * written at a few MiB; a file that inflates past this is a decompression bomb or corrupt.
+ */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024;
+
+export interface AvroReadOptions {
+  /** Bytes all blocks of the file may decompress to together (default DEFAULT_MAX_DECOMPRESSED_BYTES). */
+  maxDecompressedBytes?: number | undefined;
+}
+
+/** snappyjs checks the declared uncompressed length against `maxLength` before allocating (its types omit the parameter). */
+const snappyUncompress = snappy.uncompress as (data: Uint8Array, maxLength?: number) => Uint8Array;
+
+function tooLarge(where: string, limit: number): IpsError {
+  return new IpsError('FILE_TOO_LARGE',
+    `${where}: an Avro block decompresses to more than the ${limit} bytes left of the limit for one file (a decompression bomb or a corrupt block); raise max_avro_decompressed_bytes if the file is genuine`,
+    { details: { limitBytes: limit } });
+}
+
+/** zstd frame header (RFC 8878 3.1.1.1): the window and, when present, the declared content size. */
+function zstdFrameHeader(data: Buffer, at: number, where: string): { headerEnd: number; windowSize: number; contentSize: number | null; checksum: boolean } {
+  const fhd = data[at + 4];
+  if (fhd === undefined) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd frame header`);
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  const checksum = ((fhd >> 2) & 1) === 1;
+  const dictFlag = fhd & 3;
+  let p = at + 5;
+  let windowSize = 0;
+  if (!singleSegment) {
+    const wd = data[p++];
+    if (wd === undefined) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd frame header`);
+    const base = 2 ** (10 + (wd >> 3));
+    windowSize = base + (base / 8) * (wd & 7);
+  }
+  p += [0, 1, 2, 4][dictFlag]!;
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag]!;
+  if (p + fcsBytes > data.length) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd frame header`);
+  let contentSize: number | null = null;
+  if (fcsBytes > 0) {
+    contentSize = 0;
+    for (let i = fcsBytes - 1; i >= 0; i--) contentSize = contentSize * 256 + data[p + i]!;
+    if (fcsBytes === 2) contentSize += 256;
+  }
+  if (singleSegment) windowSize = contentSize ?? 0;
+  return { headerEnd: p + fcsBytes, windowSize, contentSize, checksum };
+}
+
+/**
+ * The most a zstd payload can decompress to, from its frame and block headers alone (no
+ * decoding): fzstd allocates the declared content size or window up front, so both are checked
+ * before it runs, and every block's output is at most its regenerated size (raw, RLE) or 128 KiB.
+ */
+function zstdOutputBound(data: Buffer, where: string, limit: number): number {
+  let total = 0;
+  let at = 0;
+  while (at < data.length) {
+    if (at + 4 > data.length) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd frame`);
+    const magic = data.readUInt32LE(at);
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      // Skippable frame: magic, 4-byte size, user data.
+      if (at + 8 > data.length) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd skippable frame`);
+      at += 8 + data.readUInt32LE(at + 4);
+      continue;
+    }
+    if (magic !== 0xfd2fb528) throw new IpsError('CORRUPT_FILE', `${where}: bad zstd frame magic`);
+    const h = zstdFrameHeader(data, at, where);
+    if (h.contentSize !== null && h.contentSize > limit - total) throw tooLarge(where, limit);
+    if (h.contentSize === null && h.windowSize > limit) throw tooLarge(where, limit);
+    const blockMax = Math.min(h.windowSize || 128 * 1024, 128 * 1024);
+    let p = h.headerEnd;
+    let frameOut = 0;
+    for (;;) {
+      if (p + 3 > data.length) throw new IpsError('CORRUPT_FILE', `${where}: truncated zstd block`);
+      const bh = data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16);
+      const last = bh & 1;
+      const type = (bh >> 1) & 3;
+      const size = bh >>> 3;
+      p += 3;
+      if (type === 3) throw new IpsError('CORRUPT_FILE', `${where}: reserved zstd block type`);
+      frameOut += type === 2 ? blockMax : size;
+      p += type === 1 ? 1 : size;
+      if (last) break;
+    }
+    if (h.checksum) p += 4;
+    total += h.contentSize ?? frameOut;
+    if (total > limit) throw tooLarge(where, limit);
+    at = p;
+  }
+  return total;
+}
+
+function decompressBlock(codec: string, data: Buffer, where: string, limit: number): Buffer {
   switch (codec) {
     case 'null':
+      if (data.length > limit) throw tooLarge(where, limit);
       return data;
     case 'deflate':
       // Output buffers sized to the block: tiny blocks (PyIceberg writes one entry per block)
       // otherwise pay for a 16 KiB buffer each.
-      return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)) });
+      try {
+        return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)), maxOutputLength: Math.max(1, limit) });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
+        throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+      }
     case 'snappy': {
       // Avro's snappy framing: the compressed block is followed by a 4-byte CRC32 of the output.
-      const out = Buffer.from(snappy.uncompress(data.subarray(0, data.length - 4)));
+      if (data.length < 4) throw new IpsError('CORRUPT_FILE', `${where}: truncated snappy block`);
+      let out: Buffer;
+      try {
+        out = Buffer.from(snappyUncompress(data.subarray(0, data.length - 4), limit));
+      } catch (e) {
+        if (/too big/.test(describeError(e))) throw tooLarge(where, limit);
+        throw new IpsError('CORRUPT_FILE', `${where}: corrupt snappy block: ${describeError(e)}`, { cause: e });
+      }
       const crc = data.readUInt32BE(data.length - 4);
       if ((zlib.crc32(out) >>> 0) !== crc) throw new IpsError('CORRUPT_FILE', `${where}: snappy block checksum mismatch`);
       return out;
     }
-    case 'zstandard':
-      return Buffer.from(zstdDecompress(data));
+    case 'zstandard': {
+      zstdOutputBound(data, where, limit);
+      const out = Buffer.from(zstdDecompress(data));
+      if (out.length > limit) throw tooLarge(where, limit);
+      return out;
+    }
     default:
       throw new IpsError('UNSUPPORTED_CODEC', `${where}: Avro codec "${codec}" is not supported (null, deflate, snappy and zstandard are)`);
   }
@@ -132,39 +286,52 @@ function decompressBlock(codec: string, data: Buffer, where: string): Buffer {
  * Decodes every record. With `mapper`, each record is converted as soon as it is decoded, so the
  * decoder's intermediate objects die young instead of living until the whole file is read.
  */
-export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>): AvroFile<T> {
+export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>, options: AvroReadOptions = {}): AvroFile<T> {
+  const corrupt = (what: string): IpsError => new IpsError('CORRUPT_FILE', `${where}: ${what}`);
   try {
     if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
       throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
     }
     const { value: header, offset } = HEADER_TYPE.decode(buf, 0) as { value: { meta: Record<string, Buffer>; sync: Buffer }; offset: number };
-    if (offset < 0) throw new IpsError('CORRUPT_FILE', `${where}: truncated Avro header`);
+    if (offset < 0) throw corrupt('truncated Avro header');
     const meta = new Map<string, string>();
     for (const [k, v] of Object.entries(header.meta)) meta.set(k, v.toString('utf8'));
     const schemaText = meta.get('avro.schema');
-    if (!schemaText) throw new IpsError('CORRUPT_FILE', `${where}: Avro header has no avro.schema`);
+    if (!schemaText) throw corrupt('Avro header has no avro.schema');
     const codec = meta.get('avro.codec') ?? 'null';
     const type = avroType(schemaText);
     const schema = parsedSchema(schemaText);
     const map = mapper ? mapper(schema, meta) : null;
     const records: T[] = [];
+    let budget = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
     let pos = offset;
     while (pos < buf.length) {
       const count = PLAIN_LONG.decode(buf, pos);
+      if (count.offset < 0) throw corrupt('truncated Avro block header');
       const size = PLAIN_LONG.decode(buf, count.offset);
-      if (count.offset < 0 || size.offset < 0) throw new IpsError('CORRUPT_FILE', `${where}: truncated Avro block header`);
+      if (size.offset < 0) throw corrupt('truncated Avro block header');
+      const n = count.value as number;
+      const len = size.value as number;
+      // Block counts and sizes are non-negative (the spec's negative counts belong to arrays and
+      // maps, not to container blocks); a negative size would step backwards for ever.
+      if (!Number.isSafeInteger(n) || n < 0) throw corrupt(`Avro block at byte ${pos} has an invalid record count ${String(count.value)}`);
+      if (!Number.isSafeInteger(len) || len < 0) throw corrupt(`Avro block at byte ${pos} has an invalid size ${String(size.value)}`);
       const start = size.offset;
-      const end = start + (size.value as number);
-      if (end + 16 > buf.length) throw new IpsError('CORRUPT_FILE', `${where}: truncated Avro block`);
-      if (!buf.subarray(end, end + 16).equals(header.sync)) throw new IpsError('CORRUPT_FILE', `${where}: Avro sync marker mismatch`);
-      const block = decompressBlock(codec, buf.subarray(start, end), where);
+      const end = start + len;
+      if (end + 16 > buf.length) throw corrupt('truncated Avro block');
+      if (!buf.subarray(end, end + 16).equals(header.sync)) throw corrupt('Avro sync marker mismatch');
+      const block = decompressBlock(codec, buf.subarray(start, end), where, budget);
+      budget -= block.length;
+      // Every Iceberg record takes at least one byte: more records than bytes is a lie.
+      if (n > block.length) throw corrupt(`Avro block at byte ${pos} claims ${n} records in ${block.length} bytes`);
       let p = 0;
-      for (let i = 0; i < (count.value as number); i++) {
+      for (let i = 0; i < n; i++) {
         const r = type.decode(block, p);
-        if (r.offset < 0) throw new IpsError('CORRUPT_FILE', `${where}: truncated Avro record`);
+        if (r.offset < 0) throw corrupt('truncated Avro record');
         records.push(map ? map(r.value, records.length) : (r.value as T));
         p = r.offset;
       }
+      if (p !== block.length) throw corrupt(`Avro block at byte ${pos} has ${block.length - p} byte(s) left over after its ${n} record(s)`);
       pos = end + 16;
     }
     return { meta, schema, records };

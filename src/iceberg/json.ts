@@ -10,7 +10,11 @@ export function parseJsonLossless(text: string, what: string): unknown {
   try {
     return parse(text, null, (value: string) => (isInteger(value) ? BigInt(value) : Number(value)));
   } catch (e) {
-    throw new IpsError('INVALID_JSON', `${what} is not valid JSON: ${describeError(e)}`, { cause: e });
+    // Where, not what: the parser's message quotes the file's characters, and the file may be
+    // one an admin should not learn anything about (a local file outside the tables).
+    const pos = /\(pos(?:ition)?:? ?(\d+)\)|position (\d+)/i.exec(describeError(e));
+    const at = pos ? ` (at character ${pos[1] ?? pos[2]})` : '';
+    throw new IpsError('INVALID_JSON', `${what} is not valid JSON${at}`, { cause: e });
   }
 }
 

@@ -1,4 +1,4 @@
-import { readAvroFile } from './avro.js';
+import { readAvroFile, type AvroReadOptions } from './avro.js';
 import { fieldsById, optionalField, requireField, unwrapRecord } from './avro-fields.js';
 import { IpsError } from '../errors.js';
 
@@ -42,8 +42,8 @@ export interface ManifestList {
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const big = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(v as bigint));
 
-export function decodeManifestList(buf: Buffer, where: string): ManifestList {
-  const file = readAvroFile(buf, where);
+export function decodeManifestList(buf: Buffer, where: string, options: AvroReadOptions = {}): ManifestList {
+  const file = readAvroFile(buf, where, undefined, options);
   const rec = unwrapRecord(file.schema, where);
   if (!rec) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: root schema is not a record`);
   const ids = fieldsById(rec);
@@ -81,15 +81,19 @@ export function decodeManifestList(buf: Buffer, where: string): ManifestList {
       };
     }
   }
-  const manifests = file.records.map((r0): ManifestFile => {
+  const manifests = file.records.map((r0, i): ManifestFile => {
     const r = r0 as Record<string, unknown>;
+    const path = r[f.path];
+    if (typeof path !== 'string' || path === '') throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has an empty manifest_path`);
+    const content = f.content ? Number(r[f.content] ?? 0) : 0;
+    if (content !== 0 && content !== 1) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has content ${content} (0 data, 1 deletes)`);
     const rawParts = f.partitions ? (r[f.partitions] as Record<string, unknown>[] | null) : null;
     const seq = f.seq ? big(r[f.seq]) ?? 0n : 0n;
     return {
-      path: r[f.path] as string,
+      path,
       length: BigInt(r[f.length] as bigint),
       partitionSpecId: Number(r[f.specId]),
-      content: (f.content ? Number(r[f.content] ?? 0) : 0) as 0 | 1,
+      content,
       sequenceNumber: seq,
       minSequenceNumber: f.minSeq ? big(r[f.minSeq]) ?? seq : seq,
       addedSnapshotId: BigInt(r[f.snapshot] as bigint),

@@ -1,4 +1,4 @@
-import { readAvroFile, type AvroSchemaNode } from './avro.js';
+import { readAvroFile, type AvroReadOptions, type AvroSchemaNode } from './avro.js';
 import { fieldsById, optionalField, readIntKeyedMap, requireField, unwrapRecord } from './avro-fields.js';
 import type { ManifestFile } from './manifest-list.js';
 import { IpsError } from '../errors.js';
@@ -152,7 +152,7 @@ const opt = <T>(d: Record<string, unknown>, name: string | null): T | null => (n
  * when the manifest is v1 (sequence number 0). v3 first_row_id is assigned to live data files
  * that lack one, in manifest order, from the manifest's first_row_id.
  */
-export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: string): Manifest {
+export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: string, options: AvroReadOptions = {}): Manifest {
   const isV1Seq = manifest.sequenceNumber === 0n;
   let nextRowId = manifest.content === 0 ? manifest.firstRowId : null;
   const file = readAvroFile<ManifestEntry>(buf, where, (schema, meta) => {
@@ -163,14 +163,22 @@ export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: strin
     return (r0, i) => {
       const r = r0 as Record<string, unknown>;
       const status = Number(r[L.status]) as EntryStatus;
+      if (status !== EntryStatus.EXISTING && status !== EntryStatus.ADDED && status !== EntryStatus.DELETED) {
+        throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has status ${String(r[L.status])} (0 existing, 1 added, 2 deleted)`);
+      }
       const d = r[L.dataFile] as Record<string, unknown>;
+      const filePath = d[L.filePath];
+      // A zero-filled record decodes as an entry with an empty path: corruption, never a file.
+      if (typeof filePath !== 'string' || filePath === '') throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has an empty file_path`);
+      const content = L.content ? Number(d[L.content] ?? 0) : 0;
+      if (content !== 0 && content !== 1 && content !== 2) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has content ${content} (0 data, 1 position deletes, 2 equality deletes)`);
       const partRaw = (L.partitionField ? (d[L.partitionField] as Record<string, unknown> | null) : null) ?? {};
       const partition = new Map<number, unknown>();
       for (let k = 0; k < L.partition.length; k++) partition.set(partIds[k]!, partRaw[L.partition[k]![0]] ?? null);
       const sortOrderId = opt<number>(d, L.sortOrderId);
       const dataFile: DataFile = {
-        content: (L.content ? Number(d[L.content] ?? 0) : 0) as FileContent,
-        filePath: d[L.filePath] as string,
+        content: content as FileContent,
+        filePath,
         fileFormat: formatName(d[L.fileFormat]),
         partition,
         recordCount: BigInt(d[L.recordCount] as bigint),
@@ -199,6 +207,9 @@ export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: strin
         dataFile.firstRowId = nextRowId;
         nextRowId += dataFile.recordCount;
       }
+      if (dataFile.recordCount < 0n || dataFile.fileSizeInBytes < 0n) {
+        throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} (${filePath}) has a negative record count or file size`);
+      }
       return {
         status,
         snapshotId,
@@ -207,7 +218,7 @@ export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: strin
         dataFile,
       };
     };
-  });
+  }, options);
   const specIdHeader = file.meta.get('partition-spec-id');
   if (specIdHeader !== undefined && Number(specIdHeader) !== manifest.partitionSpecId) {
     throw new IpsError('INVALID_MANIFEST', `${where}: header partition-spec-id ${specIdHeader} differs from the manifest list's ${manifest.partitionSpecId}`);

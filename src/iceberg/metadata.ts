@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { parseJsonLossless } from './json.js';
+import { snapshotIndex, walkLineage } from './lineage.js';
 import { indexById, int32Schema, parseSchema, type IndexedField, type NestedField, type Schema } from './types.js';
 import { partitionFieldJson, partitionSpecJson, toPartitionFields, type PartitionSpec } from './partition-spec.js';
 
@@ -75,7 +76,9 @@ const snapshotJson = z.object({
 
 const metadataJson = z.object({
   'format-version': z.union([z.literal(1n), z.literal(2n), z.literal(3n)], {
-    error: 'format-version must be 1, 2 or 3 (v4 is not supported)',
+    error: (iss) => (iss.input === undefined ? 'format-version is missing: not Iceberg table metadata'
+      : typeof iss.input === 'bigint' && iss.input > 3n ? `format-version ${iss.input} is not supported (1, 2 and 3 are)`
+      : 'format-version must be 1, 2 or 3'),
   }),
   'table-uuid': z.string().optional(),
   location: z.string(),
@@ -226,18 +229,10 @@ export function snapshotById(md: TableMetadata, id: bigint): Snapshot | undefine
  * history.
  */
 export function lineage(md: TableMetadata, head: bigint): { chain: Snapshot[]; truncatedAt: bigint | null } {
-  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
   const chain: Snapshot[] = [];
-  let cur = byId.get(head);
-  const seen = new Set<bigint>();
-  while (cur) {
-    if (seen.has(cur.snapshotId)) throw new IpsError('INVALID_METADATA', `snapshot lineage has a cycle at ${cur.snapshotId}`);
-    seen.add(cur.snapshotId);
-    chain.push(cur);
-    if (cur.parentSnapshotId === null) return { chain, truncatedAt: null };
-    const parent = byId.get(cur.parentSnapshotId);
-    if (!parent) return { chain, truncatedAt: cur.parentSnapshotId };
-    cur = parent;
+  for (const step of walkLineage(snapshotIndex(md.snapshots), head)) {
+    chain.push(step.snapshot);
+    if (step.parentId !== null && !step.parent) return { chain, truncatedAt: step.parentId };
   }
   return { chain, truncatedAt: null };
 }

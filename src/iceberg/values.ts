@@ -89,8 +89,26 @@ function floorDiv(a: bigint, b: bigint): bigint {
   return (a % b !== 0n && (a < 0n) !== (b < 0n)) ? q - 1n : q;
 }
 
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * ISO date of a day number (days since 1970-01-01), for any day a bound can hold: the civil
+ * calendar computed in integers (H. Hinnant's civil_from_days), because Date stops at ±275,760
+ * years and a hostile bound must not turn a description into a crash. Years outside 0–9999 are
+ * written as ISO 8601 expanded years (±YYYYYY), as Date's toISOString does.
+ */
 export function formatDate(days: number): string {
-  return new Date(days * 86_400_000).toISOString().slice(0, 10);
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const year = y >= 0 && y <= 9999 ? String(y).padStart(4, '0') : `${y < 0 ? '-' : '+'}${String(Math.abs(y)).padStart(6, '0')}`;
+  return `${year}-${pad2(m)}-${pad2(d)}`;
 }
 
 /** Time of day from units since midnight, `digits` fractional digits (6 for µs, 9 for ns). */
@@ -180,8 +198,10 @@ export function encodeBinaryValue(type: PrimitiveType, v: Value): Buffer {
       return Buffer.from([v ? 1 : 0]);
     case 'int':
     case 'date': {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) throw new IpsError('INVALID_BOUND', `${String(v)} does not fit a 4-byte ${type.kind} value`);
       const b = Buffer.alloc(4);
-      b.writeInt32LE(Number(v));
+      b.writeInt32LE(n);
       return b;
     }
     case 'long':
@@ -190,8 +210,11 @@ export function encodeBinaryValue(type: PrimitiveType, v: Value): Buffer {
     case 'timestamptz':
     case 'timestamp_ns':
     case 'timestamptz_ns': {
+      const x = BigInt(v as bigint);
+      // A promoted value (a date bound read as a timestamp) may not fit 64 bits any more.
+      if (x < -(2n ** 63n) || x >= 2n ** 63n) throw new IpsError('INVALID_BOUND', `${x} does not fit an 8-byte ${type.kind} value`);
       const b = Buffer.alloc(8);
-      b.writeBigInt64LE(BigInt(v as bigint));
+      b.writeBigInt64LE(x);
       return b;
     }
     case 'float': {

@@ -1,6 +1,14 @@
+import type { FileKind, ReadLimits } from './limits.js';
+
 /** Where metadata and data files are read from (and, for ICDC tables, written to). */
 export interface FileIO {
-  read(location: string): Promise<Buffer>;
+  /**
+   * Reads a whole regular file, at most the limit of its `kind` (FILE_TOO_LARGE past it;
+   * NOT_A_FILE for a directory, FIFO, device or socket). Without a kind, the data-file limit.
+   */
+  read(location: string, kind?: FileKind): Promise<Buffer>;
+  /** The bounds this FileIO reads under (absent: the process defaults). */
+  readonly limits?: ReadLimits;
   exists(location: string): Promise<boolean>;
   /** Names (not full paths) of the objects directly under a directory location. */
   list(dirLocation: string): Promise<string[]>;

@@ -1,13 +1,22 @@
 import crypto from 'node:crypto';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from './file-io.js';
+import { currentReadLimits, fileTooLarge, limitOf, type FileKind, type ReadLimits } from './limits.js';
 
 /** `file:///x`, `file:/x` (how Java writes local URIs) and plain paths. */
 export function localPath(location: string): string {
-  if (location.startsWith('file://')) return fileURLToPath(location);
+  if (location.startsWith('file://')) {
+    try {
+      return fileURLToPath(location);
+    } catch (e) {
+      // file://otherhost/… names another machine's file; malformed %-escapes are no path either.
+      throw new IpsError('INVALID_LOCATION', `${location} is not a local file URI (file:///path, or file://localhost/path): ${describeError(e)}`, { cause: e });
+    }
+  }
   if (location.startsWith('file:')) return location.slice('file:'.length);
   return path.resolve(location);
 }
@@ -16,13 +25,60 @@ function notFound(e: unknown): boolean {
   return (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
 
+function kindOfNode(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 export class LocalFileIO implements FileIO {
-  async read(location: string): Promise<Buffer> {
+  constructor(private readonly ownLimits?: ReadLimits) {}
+
+  get limits(): ReadLimits {
+    return this.ownLimits ?? currentReadLimits();
+  }
+
+  /**
+   * Opens without blocking (a FIFO would otherwise wait for a writer for ever), refuses anything
+   * but a regular file by the open handle's own stat, and reads at most the kind's limit.
+   */
+  async read(location: string, kind: FileKind = 'data'): Promise<Buffer> {
+    const limit = limitOf(this.limits, kind);
+    const p = localPath(location);
+    let fh: fs.FileHandle;
     try {
-      return await fs.readFile(localPath(location));
+      fh = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (e) {
       if (notFound(e)) throw new IpsError('FILE_NOT_FOUND', `file not found: ${location}`, { cause: e });
       throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        throw new IpsError('NOT_A_FILE', `${location} is ${kindOfNode(st)}, not a regular file: a table's ${kind} file must be a regular file`, { details: { location, kind } });
+      }
+      if (st.size > limit) throw fileTooLarge(location, kind, st.size, limit);
+      // Read what stat promised, then on to the end (a file may grow), never past the limit.
+      const chunks: Buffer[] = [];
+      let total = 0;
+      let want = Math.max(st.size, 4096);
+      for (;;) {
+        const buf = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > limit) throw fileTooLarge(location, kind, null, limit);
+        want = 64 * 1024;
+      }
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    } catch (e) {
+      if (e instanceof IpsError) throw e;
+      throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+    } finally {
+      await fh.close();
     }
   }
 

@@ -1,5 +1,6 @@
 import { IpsError } from '../errors.js';
 import type { FileIO } from './file-io.js';
+import { currentReadLimits, type FileKind, type ReadLimits } from './limits.js';
 import { LocalFileIO } from './local-file-io.js';
 import type { S3FileIO, S3Settings } from './s3-file-io.js';
 
@@ -33,16 +34,24 @@ export function applyMappings(location: string, mappings: readonly LocationMappi
 export interface FileIOOptions {
   s3?: S3Settings | undefined;
   mappings?: LocationMapping[] | undefined;
+  /** Size limits and remote deadline (default: the process's, see setReadLimits). */
+  limits?: ReadLimits | undefined;
 }
 
 /** Dispatches by URI scheme after applying location mappings. */
 export class RoutingFileIO implements FileIO {
-  private readonly local = new LocalFileIO();
+  private readonly local: LocalFileIO;
   private s3: Promise<S3FileIO> | undefined;
 
   private readonly implicit: LocationMapping[] = [];
 
-  constructor(private readonly opts: FileIOOptions = {}) {}
+  constructor(private readonly opts: FileIOOptions = {}) {
+    this.local = new LocalFileIO(opts.limits);
+  }
+
+  get limits(): ReadLimits {
+    return this.opts.limits ?? currentReadLimits();
+  }
 
   relocate(from: string, to: string): void {
     if (from !== to) this.implicit.push({ from, to });
@@ -53,7 +62,7 @@ export class RoutingFileIO implements FileIO {
     const loc = explicit === location ? applyMappings(location, this.implicit) : explicit;
     if (/^s3[an]?:\/\//.test(loc)) {
       // The AWS SDK takes about a second to load: only pay for it when a table is on S3.
-      this.s3 ??= import('./s3-file-io.js').then((m) => new m.S3FileIO(this.opts.s3 ?? {}));
+      this.s3 ??= import('./s3-file-io.js').then((m) => new m.S3FileIO({ ...this.opts.s3, limits: this.opts.limits }));
       return { io: await this.s3, loc };
     }
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc) && !loc.startsWith('file:')) {
@@ -63,9 +72,9 @@ export class RoutingFileIO implements FileIO {
     return { io: this.local, loc };
   }
 
-  async read(location: string): Promise<Buffer> {
+  async read(location: string, kind?: FileKind): Promise<Buffer> {
     const r = await this.route(location);
-    return r.io.read(r.loc);
+    return r.io.read(r.loc, kind);
   }
   async exists(location: string): Promise<boolean> {
     const r = await this.route(location);

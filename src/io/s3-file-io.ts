@@ -2,6 +2,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCom
 import pLimit from 'p-limit';
 import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from './file-io.js';
+import { currentReadLimits, fileTooLarge, limitOf, withTimeout, type FileKind, type ReadLimits } from './limits.js';
 
 export interface S3Settings {
   /** e.g. http://127.0.0.1:9000 for MinIO; omit for AWS. */
@@ -15,6 +16,8 @@ export interface S3Settings {
   /** Requests in flight at once. */
   concurrency?: number | undefined;
   maxAttempts?: number | undefined;
+  /** Size limits per kind of file and the deadline of each request (default: the process's). */
+  limits?: ReadLimits | undefined;
 }
 
 /** `s3://bucket/key`, `s3a://…` and `s3n://…` (Hadoop spellings of the same thing). */
@@ -28,11 +31,35 @@ function statusOf(e: unknown): number | undefined {
   return e instanceof S3ServiceException ? e.$metadata.httpStatusCode : (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
+/**
+ * A failed S3 call as a typed error: missing or refused credentials are the table settings'
+ * fault (S3_CREDENTIALS, 4xx on the API), anything else the store's (IO_ERROR).
+ */
+function s3Error(what: string, e: unknown): IpsError {
+  const name = (e as { name?: string })?.name ?? '';
+  const st = statusOf(e);
+  if (name === 'CredentialsProviderError' || /credential/i.test(describeError(e)) || st === 403 || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AccessDenied') {
+    return new IpsError('S3_CREDENTIALS', `${what}: the store refused or ips has no credentials (${describeError(e)}); set the table's S3 credentials or the AWS environment`, { cause: e });
+  }
+  return new IpsError('IO_ERROR', `${what}: ${describeError(e)}`, { cause: e });
+}
+
 export class S3FileIO implements FileIO {
   private readonly client: S3Client;
   private readonly limit: ReturnType<typeof pLimit>;
+  private readonly ownLimits: ReadLimits | undefined;
+
+  get limits(): ReadLimits {
+    return this.ownLimits ?? currentReadLimits();
+  }
+
+  /** One request under the remote deadline (retries included): a stalled store is a typed UPSTREAM_TIMEOUT. */
+  private send<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withTimeout(`S3 (${what})`, this.limits.remoteTimeoutMs, fn);
+  }
 
   constructor(settings: S3Settings) {
+    this.ownLimits = settings.limits;
     const credentials = settings.accessKeyId && settings.secretAccessKey
       ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey, sessionToken: settings.sessionToken }
       : undefined;
@@ -48,15 +75,36 @@ export class S3FileIO implements FileIO {
     this.limit = pLimit(settings.concurrency ?? 32);
   }
 
-  async read(location: string): Promise<Buffer> {
+  /** Refuses an object whose ContentLength exceeds the kind's limit before reading its body, and stops a body that runs past it. */
+  async read(location: string, kind: FileKind = 'data'): Promise<Buffer> {
     const { bucket, key } = parseS3Uri(location);
+    const max = limitOf(this.limits, kind);
     return this.limit(async () => {
       try {
-        const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return Buffer.from(await out.Body!.transformToByteArray());
+        return await this.send(`GET ${location}`, async (abortSignal) => {
+          const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal });
+          const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+          if (!body) return Buffer.alloc(0);
+          if (out.ContentLength !== undefined && out.ContentLength > max) {
+            body.destroy?.();
+            throw fileTooLarge(location, kind, out.ContentLength, max);
+          }
+          const chunks: Buffer[] = [];
+          let total = 0;
+          for await (const c of body) {
+            total += c.length;
+            if (total > max) {
+              body.destroy?.();
+              throw fileTooLarge(location, kind, null, max);
+            }
+            chunks.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+          }
+          return Buffer.concat(chunks, total);
+        });
       } catch (e) {
+        if (e instanceof IpsError) throw e;
         if (statusOf(e) === 404) throw new IpsError('FILE_NOT_FOUND', `object not found: ${location}`, { cause: e });
-        throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+        throw s3Error(`cannot read ${location}`, e);
       }
     });
   }
@@ -65,11 +113,12 @@ export class S3FileIO implements FileIO {
     const { bucket, key } = parseS3Uri(location);
     return this.limit(async () => {
       try {
-        await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        await this.send(`HEAD ${location}`, (abortSignal) => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }));
         return true;
       } catch (e) {
+        if (e instanceof IpsError) throw e;
         if (statusOf(e) === 404) return false;
-        throw new IpsError('IO_ERROR', `cannot check ${location}: ${describeError(e)}`, { cause: e });
+        throw s3Error(`cannot check ${location}`, e);
       }
     });
   }
@@ -80,7 +129,13 @@ export class S3FileIO implements FileIO {
     const names: string[] = [];
     let token: string | undefined;
     do {
-      const out = await this.limit(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token })));
+      const out = await this.limit(() => this.send(`LIST ${dirLocation}`, async (abortSignal) => {
+        try {
+          return await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), { abortSignal });
+        } catch (e) {
+          throw s3Error(`cannot list ${dirLocation}`, e);
+        }
+      }));
       for (const o of out.Contents ?? []) if (o.Key) names.push(o.Key.slice(prefix.length));
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
@@ -92,11 +147,12 @@ export class S3FileIO implements FileIO {
     return this.limit(async () => {
       try {
         // If-None-Match: * makes the create conditional, so two writers cannot both create the object.
-        await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, IfNoneMatch: opts?.ifAbsent ? '*' : undefined }));
+        await this.send(`PUT ${location}`, (abortSignal) => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, IfNoneMatch: opts?.ifAbsent ? '*' : undefined }), { abortSignal }));
       } catch (e) {
+        if (e instanceof IpsError) throw e;
         const st = statusOf(e);
         if (opts?.ifAbsent && (st === 412 || st === 409)) throw new IpsError('ALREADY_EXISTS', `${location} already exists`, { cause: e });
-        throw new IpsError('IO_ERROR', `cannot write ${location}: ${describeError(e)}`, { cause: e });
+        throw s3Error(`cannot write ${location}`, e);
       }
     });
   }

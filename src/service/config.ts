@@ -6,6 +6,7 @@ import { IpsError, describeError } from '../errors.js';
 import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '../state/database.js';
 import { Secret } from '../state/common.js';
 import { DEFAULT_PORT } from './defaults.js';
+import { DEFAULT_READ_LIMITS, type ReadLimits } from '../io/limits.js';
 
 export { DEFAULT_PORT };
 
@@ -40,10 +41,64 @@ export interface ServiceConfig {
   claimSeconds: number;
   /** First retry delay of a failed delivery or poll (doubling, with jitter, up to 5 min). */
   retryBaseMs: number;
+  /** Size limits per kind of table file, decompression limit and remote deadline (src/io/limits.ts). */
+  readLimits: ReadLimits;
+  /** Location prefixes a table may be registered at (metadata file, directory or S3 prefix); undefined: any. */
+  tableAllowedLocations: string[] | undefined;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
 
+
+const bytes = (min: number) => z.coerce.number().int().min(min).max(8 * 1024 ** 3).optional();
+
+/** Read limits: also honoured by the table-reading CLI commands (`ips inspect`, `ips changes`) from the environment. */
+const limitSchema = z.object({
+  max_metadata_bytes: bytes(1024),
+  max_version_hint_bytes: bytes(16),
+  max_manifest_list_bytes: bytes(1024),
+  max_manifest_bytes: bytes(1024),
+  max_data_file_bytes: bytes(1024),
+  max_avro_decompressed_bytes: bytes(1024),
+  remote_timeout_ms: z.coerce.number().int().min(100).max(3_600_000).optional(),
+}).strict();
+
+const LIMIT_ENV: Record<string, keyof z.infer<typeof limitSchema>> = {
+  IPS_MAX_METADATA_BYTES: 'max_metadata_bytes',
+  IPS_MAX_VERSION_HINT_BYTES: 'max_version_hint_bytes',
+  IPS_MAX_MANIFEST_LIST_BYTES: 'max_manifest_list_bytes',
+  IPS_MAX_MANIFEST_BYTES: 'max_manifest_bytes',
+  IPS_MAX_DATA_FILE_BYTES: 'max_data_file_bytes',
+  IPS_MAX_AVRO_DECOMPRESSED_BYTES: 'max_avro_decompressed_bytes',
+  IPS_REMOTE_TIMEOUT_MS: 'remote_timeout_ms',
+};
+
+function toReadLimits(c: z.infer<typeof limitSchema>): ReadLimits {
+  return {
+    metadataBytes: c.max_metadata_bytes ?? DEFAULT_READ_LIMITS.metadataBytes,
+    versionHintBytes: c.max_version_hint_bytes ?? DEFAULT_READ_LIMITS.versionHintBytes,
+    manifestListBytes: c.max_manifest_list_bytes ?? DEFAULT_READ_LIMITS.manifestListBytes,
+    manifestBytes: c.max_manifest_bytes ?? DEFAULT_READ_LIMITS.manifestBytes,
+    dataBytes: c.max_data_file_bytes ?? DEFAULT_READ_LIMITS.dataBytes,
+    avroDecompressedBytes: c.max_avro_decompressed_bytes ?? DEFAULT_READ_LIMITS.avroDecompressedBytes,
+    remoteTimeoutMs: c.remote_timeout_ms ?? DEFAULT_READ_LIMITS.remoteTimeoutMs,
+  };
+}
+
+/** The read limits from the environment alone (`IPS_MAX_*_BYTES`, `IPS_REMOTE_TIMEOUT_MS`), for the CLI's table commands. */
+export function readLimitsFromEnv(env: Record<string, string | undefined> = process.env): ReadLimits {
+  const raw: Record<string, string> = {};
+  for (const [name, key] of Object.entries(LIMIT_ENV)) {
+    const v = env[name]?.trim();
+    if (v) raw[key] = v;
+  }
+  const r = limitSchema.safeParse(raw);
+  if (!r.success) {
+    const byKey = new Map(Object.entries(LIMIT_ENV).map(([n, k]) => [k as string, n]));
+    throw new IpsError('INVALID_CONFIG', `invalid configuration: ${issues(r.error, (k) => byKey.get(k) ?? k)}`);
+  }
+  return toReadLimits(r.data);
+}
 
 const fileSchema = z.object({
   host: z.string().min(1).optional(),
@@ -62,6 +117,8 @@ const fileSchema = z.object({
   tick_ms: z.coerce.number().int().min(10).max(60_000).optional(),
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
+  table_allowed_locations: z.array(z.string().min(1)).optional(),
+  ...limitSchema.shape,
 }).strict();
 
 type FileConfig = z.infer<typeof fileSchema>;
@@ -84,6 +141,8 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_TICK_MS: 'tick_ms',
   IPS_CLAIM_SECONDS: 'claim_seconds',
   IPS_RETRY_BASE_MS: 'retry_base_ms',
+  IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
+  ...LIMIT_ENV,
 };
 
 /** `file_key (ENV_VAR)` for every setting, for help texts. */
@@ -143,7 +202,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name]?.trim();
     if (!v) continue;
-    merged[key] = key === 'admin_tokens' || key === 'sink_allowed_hosts' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    merged[key] = key === 'admin_tokens' || key === 'sink_allowed_hosts' || key === 'table_allowed_locations' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
     origin.set(key, name);
     if (!sources.includes('environment')) sources.push('environment');
   }
@@ -187,6 +246,8 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     tickMs: c.tick_ms ?? 1000,
     claimSeconds: c.claim_seconds ?? 60,
     retryBaseMs: c.retry_base_ms ?? 1000,
+    readLimits: toReadLimits(c),
+    tableAllowedLocations: c.table_allowed_locations,
     sources: sources.length ? sources : ['defaults'],
   };
 }

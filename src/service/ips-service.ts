@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { IpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
@@ -7,11 +8,12 @@ import { changesJson, type ChangesJson } from '../capture/changes-json.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
+import { isAncestorOrSelf, snapshotIndex } from '../iceberg/lineage.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 import type { FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
-  START_POSITION, toS3Settings, toTableRef,
+  SourceTablesRepo, START_POSITION, toS3Settings, toTableRef,
   type ApiToken, type Batch, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
   type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
@@ -54,15 +56,30 @@ export interface ConsumerView {
 export interface ServiceOptions {
   warehouse: string;
   fileIO?: (table: SourceTable) => FileIO;
+  /**
+   * Location prefixes a table may be registered at: its metadata file or directory, or its
+   * catalog URI. Undefined: anywhere ips can read.
+   */
+  tableAllowedLocations?: string[] | undefined;
 }
 
-/** Whether `id` is `head` or one of its ancestors, by the parent pointers metadata keeps. */
-function isAncestorOrSelf(snapshots: Snapshot[], head: bigint | null, id: bigint): boolean {
-  const byId = new Map(snapshots.map((s) => [s.snapshotId, s] as const));
-  for (let cur = head === null ? undefined : byId.get(head); cur; cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId)) {
-    if (cur.snapshotId === id) return true;
-  }
-  return false;
+/** Where a table reference points, for the allow-list: a location, or a catalog URI. */
+function refLocation(ref: SourceTable['ref']): string {
+  return ref.kind === 'metadata-file' || ref.kind === 'directory' ? ref.location : ref.uri;
+}
+
+/** A local path or file: URI as an absolute path with `..` resolved, so that a prefix cannot be escaped. */
+function normalizeLocation(loc: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc) && !loc.startsWith('file:')) return loc;
+  const p = loc.startsWith('file://') ? loc.slice('file://'.length) : loc.startsWith('file:') ? loc.slice('file:'.length) : loc;
+  return path.resolve(p);
+}
+
+/** `prefix` covers `loc` at a path boundary (`/data/t` covers `/data/t/x`, not `/data/t2`). */
+function coveredBy(loc: string, prefix: string): boolean {
+  const l = normalizeLocation(loc);
+  const p = normalizeLocation(prefix).replace(/\/+$/, '');
+  return l === p || l.startsWith(`${p}/`) || (p.endsWith(':') && l.startsWith(p));
 }
 
 function closeIO(io: FileIO): void {
@@ -73,6 +90,8 @@ export class IpsService {
   readonly steps: StepProtocol;
   readonly backfills: BackfillService;
   private readonly fileIO: (table: SourceTable) => FileIO;
+  /** A FileIO of its own (not cached), for a table being registered. */
+  private readonly makeIO: (table: SourceTable) => FileIO;
 
   private readonly pointers = new MetadataPointers();
   private readonly metadataCaches = new WeakMap<FileIO, MetadataCache>();
@@ -91,8 +110,12 @@ export class IpsService {
     return this.fileIO(t);
   }
 
+  private readonly allowedLocations: string[] | undefined;
+
   constructor(readonly state: State, options: ServiceOptions) {
+    this.allowedLocations = options.tableAllowedLocations;
     const make = options.fileIO ?? ((t: SourceTable) => new RoutingFileIO({ s3: toS3Settings(t) }));
+    this.makeIO = make;
     this.fileIO = (t) => {
       const version = t.updatedAt.getTime();
       const cached = this.ios.get(t.name);
@@ -115,16 +138,37 @@ export class IpsService {
 
   // -- tables -----------------------------------------------------------------------------
 
-  /** Registers a source table after loading it once, so that a typo fails now, not at the first prepare. */
+  /** Refuses a table outside `table_allowed_locations` before anything of it is read. */
+  checkAllowedLocation(t: Pick<SourceTable, 'ref' | 'name'>): void {
+    if (this.allowedLocations === undefined) return;
+    const loc = refLocation(t.ref);
+    if (this.allowedLocations.some((p) => coveredBy(loc, p))) return;
+    throw new IpsError('LOCATION_NOT_ALLOWED',
+      `table "${t.name}" is not under an allowed location: table_allowed_locations lists where tables may be registered (ask the operator to add the prefix)`,
+      { details: { allowed: this.allowedLocations } });
+  }
+
+  /**
+   * Registers a source table after loading it once, so that a typo fails now, not at the first
+   * prepare. The load (catalog and storage calls, each under a deadline) runs before the
+   * transaction, which then only writes: a slow catalog never holds the database.
+   */
   async registerTable(input: SourceTableInput, opts: { verify?: boolean; pollIntervalSeconds?: number } = {}): Promise<TableView> {
+    const probe = SourceTablesRepo.preview(input);
+    this.checkAllowedLocation(probe);
+    if (await this.state.repos.sourceTables.get(probe.name)) throw new IpsError('ALREADY_EXISTS', `source table "${probe.name}" is already registered`);
+    if (opts.verify !== false) {
+      const io = this.makeIO(probe);
+      try {
+        const loaded = await this.loadWith(io, probe);
+        branchHead(loaded.metadata, probe.branch);
+      } finally {
+        closeIO(io);
+      }
+    }
     const created = await this.state.withTransaction(async (repos) => {
       const t = await repos.sourceTables.create(input);
       await repos.watch.ensure(t.name, opts.pollIntervalSeconds ?? 30);
-      if (opts.verify !== false) {
-        // Inside the transaction: a table that cannot be loaded is never registered.
-        const loaded = await this.load(t);
-        branchHead(loaded.metadata, t.branch);
-      }
       return t;
     });
     return this.tableView(created);
@@ -140,8 +184,12 @@ export class IpsService {
 
   /** Loads a registered table through its cached FileIO (errors name the table). */
   async load(t: SourceTable): Promise<LoadedTable> {
-    const io = this.fileIO(t);
+    return this.loadWith(this.fileIO(t), t);
+  }
+
+  private async loadWith(io: FileIO, t: SourceTable): Promise<LoadedTable> {
     try {
+      this.checkAllowedLocation(t);
       const ref = toTableRef(t);
       if (ref.kind === 'sql') {
         // The catalog's connection pool is kept between loads; the metadata file is parsed once per version.
@@ -207,7 +255,7 @@ export class IpsService {
     if (from === 'now') id = branchHead(md, t.branch);
     else {
       id = from;
-      if (!isAncestorOrSelf(md.snapshots, branchHead(md, t.branch), id)) {
+      if (!isAncestorOrSelf(snapshotIndex(md.snapshots), branchHead(md, t.branch), id)) {
         throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${id} is not on branch ${t.branch} of "${t.name}" (expired, rolled back, or from another table); use "now", "start" or a snapshot id from \`ips inspect\``);
       }
     }

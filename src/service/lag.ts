@@ -13,7 +13,10 @@ import type { Watermark } from '../state/index.js';
  */
 export interface Lag {
   snapshots: number;
+  /** Files added plus files removed: what a batch must look at (a change set lists both). */
   files: bigint;
+  filesAdded: bigint;
+  filesRemoved: bigint;
   bytes: bigint;
   records: bigint;
   estimated: boolean;
@@ -21,7 +24,9 @@ export interface Lag {
 
 export type LagResult = { ok: true; lag: Lag } | { ok: false; code: string; message: string };
 
-const FILE_KEYS = ['added-data-files', 'deleted-data-files', 'added-delete-files', 'removed-delete-files'] as const;
+const ADDED_FILE_KEYS = ['added-data-files', 'added-delete-files'] as const;
+const REMOVED_FILE_KEYS = ['deleted-data-files', 'removed-delete-files'] as const;
+const FILE_KEYS = [...ADDED_FILE_KEYS, ...REMOVED_FILE_KEYS] as const;
 const BYTE_KEYS = ['added-files-size', 'removed-files-size'] as const;
 const RECORD_KEYS = ['added-records', 'deleted-records'] as const;
 
@@ -46,16 +51,18 @@ export function consumerLag(md: TableMetadata, wm: Watermark, branch: string): L
   try {
     const head = branchHead(md, branch);
     if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) {
-      return { ok: true, lag: { snapshots: 0, files: 0n, bytes: 0n, records: 0n, estimated: false } };
+      return { ok: true, lag: { snapshots: 0, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: false } };
     }
     const range = resolveRange(md, { from: wm.snapshotId, branch });
-    const lag: Lag = { snapshots: range.snapshots.length, files: 0n, bytes: 0n, records: 0n, estimated: wm.partialSnapshotId !== null };
+    const lag: Lag = { snapshots: range.snapshots.length, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: wm.partialSnapshotId !== null };
     for (const s of range.snapshots) {
       if (s.operation === 'replace') continue;
       const files = sum(s.summary, FILE_KEYS);
       const bytes = sum(s.summary, BYTE_KEYS);
       const records = sum(s.summary, RECORD_KEYS);
       lag.files += files.total;
+      lag.filesAdded += sum(s.summary, ADDED_FILE_KEYS).total;
+      lag.filesRemoved += sum(s.summary, REMOVED_FILE_KEYS).total;
       lag.bytes += bytes.total;
       lag.records += records.total;
       if (!files.complete || !bytes.complete) lag.estimated = true;

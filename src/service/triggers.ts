@@ -232,7 +232,12 @@ export class TriggerService {
       } catch (e) {
         const retryable = isSinkError(e) ? e.retryable : !isIpsError(e) || e.code !== 'INVALID_SINK';
         const wait = Math.max(isSinkError(e) ? e.retryAfterMs ?? 0 : 0, backoffMs(entry.attempts + 1, this.o.retryBaseMs, this.o.retryCapMs));
-        const state = await repos.outbox.markFailed(entry.id, this.owner, { error: describeError(e), retryable, maxAttempts, retryInMs: wait });
+        // A trigger this attempt kills must not say it will be retried: it waits for a person.
+        const dies = !retryable || entry.attempts + 1 >= maxAttempts;
+        const error = dies
+          ? `${describeError(e).replace(/ \(will retry[^)]*\)|;? will retry/g, '')} [dead after ${entry.attempts + 1} attempt(s): retry it with \`ips subscriptions retry ${entry.id}\` once the sink is fixed]`
+          : describeError(e);
+        const state = await repos.outbox.markFailed(entry.id, this.owner, { error, retryable, maxAttempts, retryInMs: wait });
         this.o.onEvent?.(state === 'dead' ? 'dead' : 'retry', { subscription: entry.subscription, error: describeError(e) });
         if (state === 'dead') {
           this.o.log(`trigger ${entry.id} of ${entry.subscription} is dead after ${entry.attempts + 1} attempt(s), until retried by hand: ${describeError(e).replace(/ \(will retry\)$/, '')}`);

@@ -189,12 +189,58 @@ export interface HostOptions {
   allowedHosts?: string[];
 }
 
-/** Null when allowed, else why not. */
+/** Host names of cloud instance metadata services (they hand out the machine's credentials). */
+const METADATA_HOSTS = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal', 'metadata.azure.com']);
+
+/** IPv4 dotted quad of a host (also IPv4-mapped IPv6 `::ffff:a.b.c.d` / `::ffff:xxxx:xxxx`), else null. */
+function ipv4Of(host: string): number[] | null {
+  let h = host.replace(/^\[|\]$/g, '');
+  const mapped = /^::ffff:(.+)$/i.exec(h);
+  if (mapped) {
+    h = mapped[1]!;
+    const hex = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(h);
+    if (hex) {
+      const a = parseInt(hex[1]!, 16);
+      const b = parseInt(hex[2]!, 16);
+      return [a >> 8, a & 255, b >> 8, b & 255];
+    }
+  }
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return m ? m.slice(1).map(Number) : null;
+}
+
+/**
+ * Link-local and cloud metadata addresses: 169.254.0.0/16 (AWS, GCP, Azure metadata at
+ * 169.254.169.254), fe80::/10, AWS's IPv6 fd00:ec2::254, Alibaba's 100.100.100.200 and the
+ * metadata host names. A sink there would hand the trigger's payload, and its answer, to the
+ * machine's credential service.
+ */
+export function isMetadataOrLinkLocal(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  if (METADATA_HOSTS.has(host)) return true;
+  const v4 = ipv4Of(host);
+  if (v4) return (v4[0] === 169 && v4[1] === 254) || v4.join('.') === '100.100.100.200';
+  const v6 = host.replace(/^\[|\]$/g, '');
+  if (/^fe[89ab][0-9a-f]?:/i.test(v6)) return true;
+  return /^fd00:ec2::254$/i.test(v6);
+}
+
+/**
+ * Null when allowed, else why not. Link-local and metadata addresses are refused unless an
+ * entry names them exactly, even when every host is allowed (no list).
+ */
 export function hostNotAllowed(rawUrl: string, allowedHosts: string[] | undefined): string | null {
-  if (allowedHosts === undefined) return null;
   const u = new URL(rawUrl);
   const host = u.hostname.toLowerCase();
   const hostPort = u.host.toLowerCase();
+  const exact = (allowedHosts ?? []).some((e) => {
+    const x = e.trim().toLowerCase();
+    return x !== '' && (x === host || x === hostPort);
+  });
+  if (isMetadataOrLinkLocal(host) && !exact) {
+    return `host "${u.hostname}" is a link-local or cloud metadata address, which sinks may not call unless sink_allowed_hosts names it exactly`;
+  }
+  if (allowedHosts === undefined) return null;
   for (const entry of allowedHosts) {
     const e = entry.trim().toLowerCase();
     if (e === '') continue;

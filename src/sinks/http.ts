@@ -30,10 +30,34 @@ export function scrub(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-/** A short, single-line, secret-free excerpt of a response body. */
+/**
+ * Masks what looks like a credential in a response body: values of secret-sounding keys
+ * (`"token": "…"`, `password=…`, `Authorization: Bearer …`), JWTs, and long runs of key-like
+ * characters (hex, base64). An orchestrator that echoes a request or a session does not leak it
+ * into a trigger's last_error.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 ***')
+    .replace(/((?:["']?)[\w.-]*(?:token|secret|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|session|cookie|credential|auth\w*|signature)[\w.-]*["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&}]+)/gi, '$1***')
+    .replace(/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, '***')
+    .replace(/[A-Za-z0-9+/_=-]{24,}/g, (m) => (/[0-9]/.test(m) && /[A-Za-z]/.test(m) ? '***' : m));
+}
+
+/** A short, single-line excerpt of a response body, secrets scrubbed and credential-like values masked. */
 export function excerpt(text: string, secrets: readonly string[]): string {
-  const one = scrub(text, secrets).replace(/\s+/g, ' ').trim();
+  const one = redactSecrets(scrub(text, secrets)).replace(/\s+/g, ' ').trim();
   return one.length > EXCERPT_CHARS ? `${one.slice(0, EXCERPT_CHARS)}…` : one;
+}
+
+/** Where a sink error's response excerpt starts: what a consumer's token never sees (see `withoutResponseBody`). */
+export const RESPONSE_MARKER = ' | response: ';
+
+/** A sink error without the orchestrator's response body: what a consumer's token may read. */
+export function withoutResponseBody(message: string | null): string | null {
+  if (message === null) return null;
+  const i = message.indexOf(RESPONSE_MARKER);
+  return i < 0 ? message : `${message.slice(0, i)} (response body shown to admins only)`;
 }
 
 function errorCode(e: unknown): string {
@@ -132,7 +156,8 @@ export function parseJsonBody(text: string): unknown {
 export function statusError(ctx: HttpContext, method: string, url: URL, res: HttpResponse, hint?: string): SinkError {
   const where = `${method} ${targetUrl(url)}`;
   const body = excerpt(res.text, ctx.secrets);
-  const answered = `${ctx.label}: ${where} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${body ? `: ${body}` : ''}`;
+  const answered = `${ctx.label}: ${where} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+  const response = body ? `${RESPONSE_MARKER}${body}` : '';
   if (res.status >= 300 && res.status < 400) {
     const loc = res.headers.get('location');
     let to = '';
@@ -141,7 +166,7 @@ export function statusError(ctx: HttpContext, method: string, url: URL, res: Htt
   }
   const retryable = res.status === 408 || res.status === 425 || res.status === 429 || res.status >= 500;
   const after = retryable ? retryAfterMs(res.headers) : undefined;
-  const msg = retryable ? `${answered} (will retry)` : `${answered}${hint ? `. ${hint}` : ''}`;
+  const msg = retryable ? `${answered} (will retry)${response}` : `${answered}${hint ? `. ${hint}` : ''}${response}`;
   return new SinkError(msg, retryable, res.status, after !== undefined ? { retryAfterMs: after } : undefined);
 }
 

@@ -97,7 +97,18 @@ export function parseJsonValue(text: string): unknown {
 }
 
 /** A structured value as a JSON parameter: bigints become exact integer literals. Use `$n::JSONB`. */
+/** Whether a value holds a NUL character anywhere (strings, object keys, nested): PostgreSQL's text and JSONB cannot store one. */
+function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 64 || value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some((v) => containsNul(v, depth + 1));
+  return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v, depth + 1));
+}
+
+const NUL_REFUSED = 'a text value contains a NUL character (\\u0000), which names, descriptions, properties and ids may not hold; remove it';
+
 export function jsonParam(value: unknown): string {
+  if (containsNul(value)) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
   const text = stringifyLossless(value);
   if (text === undefined) throw new IpsError('INTERNAL', 'value cannot be stored as JSON');
   return text;
@@ -114,6 +125,8 @@ export function normalizeParams(params: readonly SqlParam[] | undefined): (strin
       return p.toISOString();
     }
     if (typeof p === 'object') throw new IpsError('INTERNAL', `query parameter $${i + 1} is an object: pass it through jsonParam() and cast with ::JSONB`);
+    // Every value the API or a caller stores passes here: a NUL is the caller's mistake (400), not a database failure.
+    if (typeof p === 'string' && p.includes('\u0000')) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
     return p;
   });
 }

@@ -212,6 +212,18 @@ export class SourceTablesRepo {
     return [v.name, ref.kind, location, uri, catalogName, identifier, token, v.branch, s3 === null ? null : jsonParam(s3), jsonParam(v.properties)];
   }
 
+  /**
+   * The table `create` would store, validated the same way, without touching the database: what
+   * a registration checks (loads the table) before its short transaction.
+   */
+  static preview(input: SourceTableInput, now = new Date()): SourceTable {
+    const [name, refKind, location, uri, catalogName, identifier, token, branch, s3, properties] = SourceTablesRepo.columns(input);
+    return parseRow(rowSchema, {
+      name, ref_kind: refKind, location, catalog_uri: uri, catalog_name: catalogName, identifier, catalog_token: token, branch,
+      s3: s3 === null ? null : JSON.parse(s3 as string), properties: JSON.parse(properties as string), created_at: now, updated_at: now,
+    }, 'source_tables');
+  }
+
   /** Registers a table; ALREADY_EXISTS when the name is taken. */
   async create(input: SourceTableInput): Promise<SourceTable> {
     const params = SourceTablesRepo.columns(input) as (string | null)[];

@@ -19,19 +19,22 @@ interface Run {
   stderr: string;
 }
 
-function summaries(tableDir: string): { files: number; headId: string } {
+function summaries(tableDir: string): { files: number; added: number; removed: number; headId: string } {
   const metaDir = path.join(tableDir, 'metadata');
   const last = readdirSync(metaDir).filter((f) => f.endsWith('.metadata.json')).sort().at(-1)!;
   const text = readFileSync(path.join(metaDir, last), 'utf8');
   const md = JSON.parse(text) as { snapshots: { summary: Record<string, string> }[] };
-  let files = 0;
+  let added = 0;
+  let removed = 0;
   for (const s of md.snapshots) {
     if (s.summary['operation'] === 'replace') continue;
-    for (const k of ['added-data-files', 'deleted-data-files', 'added-delete-files', 'removed-delete-files']) files += Number(s.summary[k] ?? 0);
+    for (const k of ['added-data-files', 'added-delete-files']) added += Number(s.summary[k] ?? 0);
+    for (const k of ['deleted-data-files', 'removed-delete-files']) removed += Number(s.summary[k] ?? 0);
   }
+  const files = added + removed;
   // The id as written (a JS number would round it).
   const headId = /"current-snapshot-id"\s*:\s*(\d+)/.exec(text)![1]!;
-  return { files, headId };
+  return { files, added, removed, headId };
 }
 
 describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/consumers (%s state)', (kind) => {
@@ -97,6 +100,10 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
     expect(token).toMatch(/^ips_/);
     const before = json(['tables', 'get', 'playback']);
     expect(before.consumers[0].lag.files).toBe(String(expected.files));
+    expect(before.consumers[0].lag).toMatchObject({ files_added: String(expected.added), files_removed: String(expected.removed) });
+    const shown = ips(['tables', 'get', 'playback']);
+    expect(shown.stdout).toContain(`${expected.added} files added and ${expected.removed} removed (`);
+    expect(shown.stdout).toMatch(/\d+(\.\d)? (B|KiB|MiB), [\d,]+ records\) behind/);
     expect(before.head.snapshot_id).toBe(expected.headId);
 
     // The README's bash step, with the consumer's own token.

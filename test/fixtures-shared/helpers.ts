@@ -14,7 +14,14 @@ import { snapshotById, type Snapshot } from '../../src/iceberg/metadata.js';
 import { RoutingFileIO } from '../../src/io/routing-file-io.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const FIXTURES = path.resolve(REPO_ROOT, '../shared/fixtures/iceberg-tables');
+export const FIXTURES = process.env['IPS_SHARED_CORPUS'] ?? path.resolve(REPO_ROOT, '../shared/fixtures/iceberg-tables');
+
+// vitest.config.ts leaves this folder out when the corpus is missing, except with CI=true: then
+// say what is missing instead of failing on the first ENOENT.
+if (!fs.existsSync(FIXTURES)) {
+  throw new Error(`the shared corpus of engine-written Iceberg tables is not at ${FIXTURES}: the tests in test/fixtures-shared/ read it in place. ` +
+    'Put the shared/ folder beside the repository, or point IPS_SHARED_CORPUS at its fixtures/iceberg-tables folder (without CI=true these tests are left out).');
+}
 
 export type FixtureName =
   | 'duckdb-hive-partitioned'

@@ -454,7 +454,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
 
-  await provision(useCompose ? ['python', 'jars'] : ['postgres', 'minio', 'python', 'jars']);
+  await provision(useCompose ? ['python', 'jars', 'node22'] : ['postgres', 'minio', 'python', 'jars', 'node22']);
 
   const rec: RunRecord = { ownerPid: process.pid, servers: [], dirs: [] };
   const servers: Server[] = [];

@@ -9,6 +9,7 @@ import {
   bigIntToTwosComplementBE,
   compareValues,
   decodeBinaryValue,
+  encodeBinaryValue,
   toJsonValue,
 } from '../../src/iceberg/values.js';
 
@@ -331,5 +332,29 @@ describe('toJsonValue: JSON single-value serialisation (spec Appendix D), longs 
     expect(toJsonValue(T.long, decodeBinaryValue(T.long, hex('22000000')))).toBe('34');
     expect(toJsonValue(T.timestamp, decodeBinaryValue(T.timestamp, le4(17486)))).toBe('2017-11-16T00:00:00.000000');
     expect(toJsonValue(dec(9, 2), decodeBinaryValue(dec(9, 2), hex('fa74')))).toBe('-14.20');
+  });
+});
+
+describe('bounds beyond what Date can hold (found by test/fuzz)', () => {
+  it('dates and timestamps of any 32/64-bit value format as ISO expanded years, never throw', () => {
+    expect(toJsonValue({ kind: 'date' }, 2 ** 31 - 1)).toBe('+5881580-07-11');
+    expect(toJsonValue({ kind: 'date' }, -(2 ** 31))).toBe('-5877641-06-23');
+    expect(toJsonValue({ kind: 'date' }, 0)).toBe('1970-01-01');
+    expect(toJsonValue({ kind: 'date' }, 2932896)).toBe('9999-12-31');
+    expect(toJsonValue({ kind: 'date' }, 2932897)).toBe('+010000-01-01');
+    expect(toJsonValue({ kind: 'timestamp' }, 9223372036854775807n)).toBe('+294247-01-10T04:00:54.775807');
+    expect(toJsonValue({ kind: 'timestamptz_ns' }, -9223372036854775808n)).toBe('1677-09-21T00:12:43.145224192+00:00');
+  });
+
+  it('agrees with Date wherever Date works', () => {
+    for (const d of [-719468, -719469, -1, 1, 18000, 2932896, 100_000_000, -100_000_000]) {
+      expect(toJsonValue({ kind: 'date' }, d), String(d)).toBe(new Date(d * 86_400_000).toISOString().split('T')[0]);
+    }
+  });
+
+  it('a promoted bound that no longer fits 64 bits is INVALID_BOUND when encoded', () => {
+    const ts = decodeBinaryValue({ kind: 'timestamp' }, Buffer.from([0xff, 0xff, 0xff, 0x7f]));
+    expect(() => encodeBinaryValue({ kind: 'timestamp' }, ts)).toThrow(/does not fit an 8-byte timestamp/);
+    expect(() => encodeBinaryValue({ kind: 'int' }, 2 ** 31)).toThrow(/does not fit a 4-byte int/);
   });
 });

@@ -6,6 +6,7 @@ import { idParams, int64, name, nameParams, policy } from '../schemas.js';
 import { conditionToJson, int64ToJson, type OutboxEntry, type Subscription } from '../../state/index.js';
 import { createSubscription, deleteSubscription, describeStoredSink } from '../../service/subscription-admin.js';
 import { apiError } from '../problem.js';
+import { withoutResponseBody } from '../../sinks/http.js';
 
 const conditionBody = z.object({
   interval_seconds: z.number().int().nonnegative().max(31 * 86_400).optional().describe('fire at most once per interval (micro-batches), e.g. 900'),
@@ -29,7 +30,15 @@ const createBody = z.object({
   policy: policy.optional().describe('set on the consumer: overwrite include|added-only|fail, delete include|skip|fail'),
 }).strict();
 
-function subscriptionJson(s: Subscription): Record<string, unknown> {
+/**
+ * Errors as the caller may see them: the orchestrator's response body (redacted, but still the
+ * orchestrator's words) only for admins; a consumer's token gets the status line.
+ */
+function shownError(message: string | null, admin: boolean): string | null {
+  return admin ? message : withoutResponseBody(message);
+}
+
+function subscriptionJson(s: Subscription, admin = true): Record<string, unknown> {
   return {
     name: s.name,
     consumer: s.consumer,
@@ -44,15 +53,15 @@ function subscriptionJson(s: Subscription): Record<string, unknown> {
     pending_since: s.pendingSince?.toISOString() ?? null,
     last_fired_at: s.lastFiredAt?.toISOString() ?? null,
     fired: s.fireSeq.toString(),
-    last_error: s.lastError,
+    last_error: shownError(s.lastError, admin),
     created_at: s.createdAt.toISOString(),
   };
 }
 
-function triggerJson(e: OutboxEntry): Record<string, unknown> {
+function triggerJson(e: OutboxEntry, admin = true): Record<string, unknown> {
   return {
     id: e.id.toString(), subscription: e.subscription, batch_id: e.batchId.toString(), seq: e.seq.toString(), dedup_key: e.dedupKey,
-    state: e.state, attempts: e.attempts, next_attempt_at: e.nextAttemptAt.toISOString(), last_error: e.lastError,
+    state: e.state, attempts: e.attempts, next_attempt_at: e.nextAttemptAt.toISOString(), last_error: shownError(e.lastError, admin),
     outcome: e.outcome, run_id: e.runId, delivered_at: e.deliveredAt?.toISOString() ?? null, created_at: e.createdAt.toISOString(),
   };
 }
@@ -103,17 +112,18 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       const p = ctx.principal(req);
       const consumer = p.admin ? req.query.consumer : p.consumer ?? undefined;
       if (!p.admin && consumer === undefined) throw apiError('FORBIDDEN', 'this token has no consumer');
-      return { subscriptions: (await ctx.service.state.repos.subscriptions.list(consumer === undefined ? {} : { consumer })).map(subscriptionJson) };
+      return { subscriptions: (await ctx.service.state.repos.subscriptions.list(consumer === undefined ? {} : { consumer })).map((s) => subscriptionJson(s, p.admin)) };
     });
 
     app.get('/v1/subscriptions/:name', { schema: { tags: ['subscriptions'], params: nameParams, summary: 'A subscription, its sink (secrets hidden) and its triggers not yet delivered' } }, async (req) => {
       const s = await ctx.service.state.repos.subscriptions.require(req.params.name);
-      requireConsumer(ctx.principal(req), s.consumer);
+      const p = ctx.principal(req);
+      requireConsumer(p, s.consumer);
       const open = [
         ...(await ctx.service.state.repos.outbox.list({ subscription: s.name, state: 'pending' })),
         ...(await ctx.service.state.repos.outbox.list({ subscription: s.name, state: 'dead' })),
       ];
-      return { ...subscriptionJson(s), undelivered: open.map(triggerJson) };
+      return { ...subscriptionJson(s, p.admin), undelivered: open.map((e) => triggerJson(e, p.admin)) };
     });
 
     for (const [action, enabled] of [['enable', true], ['disable', false]] as const) {
@@ -139,9 +149,10 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       },
     }, async (req) => {
       const s = await ctx.service.state.repos.subscriptions.require(req.params.name);
-      requireConsumer(ctx.principal(req), s.consumer);
+      const p = ctx.principal(req);
+      requireConsumer(p, s.consumer);
       const entries = await ctx.service.state.repos.outbox.list({ subscription: s.name, ...(req.query.state ? { state: req.query.state } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}) });
-      return { triggers: entries.map(triggerJson) };
+      return { triggers: entries.map((e) => triggerJson(e, p.admin)) };
     });
 
     app.post('/v1/triggers/:id/retry', { schema: { tags: ['subscriptions'], params: idParams, summary: 'Retry a dead trigger (admin)' } }, async (req) => {
@@ -167,7 +178,13 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       schema: { tags: ['tables'], body: s3Notification, summary: 'An S3 bucket notification: the tables owning the objects are polled now (admin)' },
     }, async (req, reply) => {
       requireAdmin(ctx.principal(req));
-      const locations = req.body.Records.map((r) => `s3://${r.s3.bucket.name}/${decodeURIComponent(r.s3.object.key.replace(/\+/g, ' '))}`);
+      const locations = req.body.Records.map((r, i) => {
+        try {
+          return `s3://${r.s3.bucket.name}/${decodeURIComponent(r.s3.object.key.replace(/\+/g, ' '))}`;
+        } catch {
+          throw apiError('INVALID_ARGUMENT', `Records[${i}].s3.object.key is not valid URL encoding (S3 notifications %-encode object keys)`);
+        }
+      });
       const woken = await ctx.service.state.repos.watch.wakeByLocations(locations);
       if (woken.length) ctx.triggers?.poke('watch');
       return reply.code(202).send({ woken });

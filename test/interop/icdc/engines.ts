@@ -29,6 +29,11 @@ export interface EngineEntry {
   file_path: string;
   file_size_in_bytes: string;
   record_count: string;
+  /** With `dv` (rangeFiles / readIcdc): the v3 DV fields; several DVs can share one Puffin path. */
+  file_format?: string;
+  referenced_data_file?: string | null;
+  content_offset?: string | null;
+  content_size_in_bytes?: string | null;
 }
 export interface RangeSnapshotFiles {
   snapshot_id: string;
@@ -105,19 +110,22 @@ export class EngineServer {
   exceptAll(engine: Engine, table: string, a: string, b: string): Promise<Row[]> {
     return this.call('except_all', { engine, table, a, b });
   }
-  addedLiveRows(engine: Engine, table: string, from: string, to: string): Promise<{ rows: Row[]; files: string[] }> {
-    return this.call('added_live_rows', { engine, table, from, to });
+  /** `dv`: the engine's entries are read with the v3 DV fields (PyIceberg: from the manifests, as its inspect.entries fails on DVs). */
+  addedLiveRows(engine: Engine, table: string, from: string, to: string, opts: { dv?: boolean } = {}): Promise<{ rows: Row[]; files: string[] }> {
+    return this.call('added_live_rows', { engine, table, from, to, ...(opts.dv ? { dv: true } : {}) });
   }
-  rangeFiles(engine: Engine, table: string, from: string, to: string): Promise<RangeSnapshotFiles[]> {
-    return this.call('range_files', { engine, table, from, to });
+  /** `dv`: entries carry file_format, referenced_data_file, content_offset, content_size_in_bytes. */
+  rangeFiles(engine: Engine, table: string, from: string, to: string, opts: { dv?: boolean } = {}): Promise<RangeSnapshotFiles[]> {
+    return this.call('range_files', { engine, table, from, to, ...(opts.dv ? { dv: true } : {}) });
   }
   tableMeta(engine: Engine, table: string): Promise<TableMeta> {
     return this.call('table_meta', { engine, table });
   }
   /** Reads an ICDC table with each reader; `tsFromUs` filters `ts >= …` in the engine (pruning by partition summaries and bounds). */
-  readIcdc(ident: string, metadataLocation: string, opts: { snapshotId?: string; readers?: IcdcReader[]; sparkCatalog?: string; tsFromUs?: number } = {}): Promise<IcdcReads> {
+  readIcdc(ident: string, metadataLocation: string, opts: { snapshotId?: string; readers?: IcdcReader[]; sparkCatalog?: string; tsFromUs?: number; dv?: boolean } = {}): Promise<IcdcReads> {
     return this.call('read_icdc', {
       ident, metadata_location: metadataLocation, snapshot_id: opts.snapshotId, readers: opts.readers, spark_catalog: opts.sparkCatalog, ts_from_us: opts.tsFromUs,
+      ...(opts.dv ? { dv: true } : {}),
     });
   }
 }

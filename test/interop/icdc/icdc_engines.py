@@ -276,8 +276,24 @@ def range_snapshots(ctx: Ctx, engine: str, table: str, frm: str, to: str) -> lis
     return list(reversed(out))
 
 
-def snapshot_entries(ctx: Ctx, engine: str, table: str, sid: str) -> list[dict[str, Any]]:
-    """Entries of the manifests of snapshot `sid` (entries metadata table as of `sid`)."""
+def snapshot_entries(ctx: Ctx, engine: str, table: str, sid: str, dv: bool = False) -> list[dict[str, Any]]:
+    """Entries of the manifests of snapshot `sid` (entries metadata table as of `sid`).
+
+    dv=True adds file_format, referenced_data_file, content_offset and content_size_in_bytes
+    (Spark: the entries table's data_file struct; PyIceberg 0.12's inspect.entries lacks them, so
+    the snapshot's manifests are read directly, see py_manifest_entries)."""
+    if dv:
+        if engine == "spark":
+            q = (
+                "SELECT status, snapshot_id, sequence_number, file_sequence_number, data_file.content AS content, "
+                "data_file.file_path AS file_path, data_file.file_size_in_bytes AS size, data_file.record_count AS records, "
+                "data_file.file_format AS file_format, data_file.referenced_data_file AS referenced_data_file, "
+                "data_file.content_offset AS content_offset, data_file.content_size_in_bytes AS content_size_in_bytes "
+                f"FROM {spark_ident(ctx, table)}.entries VERSION AS OF {sid}"
+            )
+            return [entry_json(r.asDict(), dv=True) for r in ctx.spark.sql(q).collect()]
+        tbl = py_table(ctx, table)
+        return py_manifest_entries(tbl, int(sid))
     out = []
     if engine == "spark":
         q = (
@@ -314,6 +330,66 @@ def snapshot_entries(ctx: Ctx, engine: str, table: str, sid: str) -> list[dict[s
                 "record_count": str(int(r["records"])),
             }
         )
+    return out
+
+
+def entry_json(r: dict[str, Any], dv: bool = False) -> dict[str, Any]:
+    """One entry row (status, snapshot_id, sequence numbers, content, file_path, size, records[,
+    DV fields]) in the JSON form the TS side uses (64-bit values as strings)."""
+    out = {
+        "status": int(r["status"]),
+        "snapshot_id": S(r["snapshot_id"]),
+        "sequence_number": S(r["sequence_number"]),
+        "file_sequence_number": S(r["file_sequence_number"]),
+        "content": int(r["content"]),
+        "file_path": r["file_path"],
+        "file_size_in_bytes": str(int(r["size"])),
+        "record_count": str(int(r["records"])),
+    }
+    if dv:
+        out["file_format"] = str(r["file_format"]).lower()
+        out["referenced_data_file"] = r["referenced_data_file"]
+        out["content_offset"] = S(r["content_offset"])
+        out["content_size_in_bytes"] = S(r["content_size_in_bytes"])
+    return out
+
+
+def py_manifest_entries(tbl, sid: int | None) -> list[dict[str, Any]]:
+    """All entries (ADDED, EXISTING, DELETED) of snapshot `sid` (default: current), read from its
+    manifests with PyIceberg's Avro reader, including the v3 DV fields.
+
+    PyIceberg 0.12's inspect.entries fails on DVs (dict(None) of a DV's column_sizes), and
+    ManifestFile.fetch_manifest_entry reads with the v2 schema (DEFAULT_READ_VERSION = 2), which
+    drops referenced_data_file, content_offset and content_size_in_bytes. So the manifests are
+    read here with MANIFEST_ENTRY_SCHEMAS[format version] and the fields taken by position."""
+    from pyiceberg.avro.file import AvroFile
+    from pyiceberg.manifest import MANIFEST_ENTRY_SCHEMAS, DataFile, DataFileContent, FileFormat, ManifestEntry, ManifestEntryStatus, _inherit_from_manifest
+
+    snap = tbl.metadata.snapshot_by_id(sid) if sid is not None else tbl.metadata.current_snapshot()
+    if snap is None:
+        return []
+    schema = MANIFEST_ENTRY_SCHEMAS[min(max(int(tbl.metadata.format_version), 2), 3)]
+    pos = {f.name: i for i, f in enumerate(schema.find_field("data_file").field_type.fields)}
+
+    def field(df, name: str):
+        return df[pos[name]] if name in pos else None
+
+    out = []
+    for m in snap.manifests(tbl.io):
+        with AvroFile[ManifestEntry](
+            tbl.io.new_input(m.manifest_path), schema, read_types={-1: ManifestEntry, 2: DataFile},
+            read_enums={0: ManifestEntryStatus, 101: FileFormat, 134: DataFileContent},
+        ) as reader:
+            entries = [_inherit_from_manifest(e, m) for e in reader]
+        for e in entries:
+            df = e.data_file
+            out.append(entry_json({
+                "status": int(e.status), "snapshot_id": e.snapshot_id, "sequence_number": e.sequence_number,
+                "file_sequence_number": e.file_sequence_number, "content": int(df.content), "file_path": df.file_path,
+                "size": df.file_size_in_bytes, "records": df.record_count, "file_format": getattr(df.file_format, "value", df.file_format),
+                "referenced_data_file": field(df, "referenced_data_file"), "content_offset": field(df, "content_offset"),
+                "content_size_in_bytes": field(df, "content_size_in_bytes"),
+            }, dv=True))
     return out
 
 
@@ -394,6 +470,76 @@ def op_spark_sql(ctx: Ctx, req: dict[str, Any]) -> Any:
     if table:
         out["snapshot_id"] = current_id(ctx, "spark", table)
     return out
+
+
+def op_java_eq_delete(ctx: Ctx, req: dict[str, Any]) -> Any:
+    """Commits one equality delete file through the Iceberg Java API in the Spark session's JVM
+    (Spark SQL writes no equality deletes, nor does PyIceberg 0.12): rows whose `column` equals
+    one of `values`, in the day partition `day` (days since epoch; null: unpartitioned), as a
+    RowDelta (operation `delete`). GenericAppenderFactory writes the Parquet file with default
+    metrics. py4j passes a Python int as java.lang.Integer below 2^31 and as Long above: an int
+    column takes small values, a long column (id) only values >= 2^31."""
+    import uuid
+
+    spark = ctx.spark
+    jvm = spark._jvm
+    gw = spark.sparkContext._gateway
+    jt = java_table(spark, spark_ident(ctx, req["table"]))
+    schema = jt.schema()
+    col = req["column"]
+    ids = gw.new_array(jvm.int, 1)
+    ids[0] = schema.findField(col).fieldId()
+    names = gw.new_array(jvm.String, 1)
+    names[0] = col
+    eq_schema = schema.select(names)
+    spec = jt.spec()
+    partition = jvm.org.apache.iceberg.PartitionData(spec.partitionType())
+    if req.get("day") is not None:
+        partition.set(0, int(req["day"]))
+    factory = jvm.org.apache.iceberg.data.GenericAppenderFactory(schema, spec, ids, eq_schema, None)
+    location = jt.locationProvider().newDataLocation(spec, partition, f"eq-deletes-{uuid.uuid4()}.parquet")
+    out = jvm.org.apache.iceberg.encryption.EncryptedFiles.plainAsEncryptedOutput(jt.io().newOutputFile(location))
+    writer = factory.newEqDeleteWriter(out, jvm.org.apache.iceberg.FileFormat.PARQUET, partition)
+    for v in req["values"]:
+        rec = jvm.org.apache.iceberg.data.GenericRecord.create(eq_schema)
+        rec.setField(col, int(v))
+        writer.write(rec)
+    writer.close()
+    jt.newRowDelta().addDeletes(writer.toDeleteFile()).commit()
+    return {"snapshot_id": current_id(ctx, "spark", req["table"]), "file_path": location}
+
+
+def op_java_lossy_rewrite(ctx: Ctx, req: dict[str, Any]) -> Any:
+    """A negative control for the compaction record check: commits a `replace` (Iceberg Java
+    RewriteFiles) that loses rows without any delete: two live data files of one partition in,
+    one byte-for-byte copy of the first out. Local storage only (the copy is a file copy)."""
+    import shutil
+    import uuid
+
+    spark = ctx.spark
+    jvm = spark._jvm
+    jt = java_table(spark, spark_ident(ctx, req["table"]))
+    files = []
+    it = jt.newScan().planFiles().iterator()  # a CloseableIterable: py4j iterates java.util.Iterator only
+    while it.hasNext():
+        files.append(it.next().file())
+    by_partition: dict[str, list[Any]] = {}
+    for f in files:
+        by_partition.setdefault(str(f.partition()), []).append(f)
+    pair = next(fs for fs in by_partition.values() if len(fs) >= 2)[:2]
+    src = str(pair[0].location())
+    dst = src.rsplit("/", 1)[0] + f"/lossy-rewrite-{uuid.uuid4()}.parquet"
+    def local(uri: str) -> str:  # file:/x and file:///x
+        return "/" + uri.split(":", 1)[1].lstrip("/")
+
+    shutil.copyfile(local(src), local(dst))
+    copy = jvm.org.apache.iceberg.DataFiles.builder(jt.spec()).copy(pair[0]).withPath(dst).build()
+    jt.newRewrite().deleteFile(pair[0]).deleteFile(pair[1]).addFile(copy).commit()
+    return {
+        "snapshot_id": current_id(ctx, "spark", req["table"]),
+        "removed": [str(f.location()) for f in pair], "added": dst,
+        "records_in": sum(int(f.recordCount()) for f in pair), "records_out": int(pair[0].recordCount()),
+    }
 
 
 def op_py_upsert(ctx: Ctx, req: dict[str, Any]) -> Any:
@@ -488,7 +634,8 @@ def op_added_live_rows(ctx: Ctx, req: dict[str, Any]) -> Any:
     ids = [s["snapshot_id"] for s in range_snapshots(ctx, engine, table, frm, to) if s["operation"] != "replace"]
     live = [
         e["file_path"]
-        for e in snapshot_entries(ctx, engine, table, to)
+        # dv: PyIceberg reads the entries from the manifests (its inspect.entries fails on v3 DVs)
+        for e in snapshot_entries(ctx, engine, table, to, bool(req.get("dv")))
         if e["status"] < 2 and e["content"] == 0 and e["snapshot_id"] in ids
     ]
     if not live:
@@ -517,7 +664,7 @@ def op_range_files(ctx: Ctx, req: dict[str, Any]) -> Any:
     out = []
     for s in range_snapshots(ctx, engine, table, frm, to):
         sid = s["snapshot_id"]
-        es = [e for e in snapshot_entries(ctx, engine, table, sid) if e["snapshot_id"] == sid]
+        es = [e for e in snapshot_entries(ctx, engine, table, sid, bool(req.get("dv"))) if e["snapshot_id"] == sid]
         out.append(
             {
                 "snapshot_id": sid,
@@ -571,7 +718,7 @@ def py_meta(tbl) -> dict[str, Any]:
     }
 
 
-def py_icdc_view(tbl, snapshot_id: str | None, ts_from_us: int | None = None) -> dict[str, Any]:
+def py_icdc_view(tbl, snapshot_id: str | None, ts_from_us: int | None = None, dv: bool = False) -> dict[str, Any]:
     from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
 
     sid = int(snapshot_id) if snapshot_id else None
@@ -592,13 +739,18 @@ def py_icdc_view(tbl, snapshot_id: str | None, ts_from_us: int | None = None) ->
     ]
     # Every metadata table must load: they decode manifest lists (partition summaries),
     # manifests and the snapshot log as the ICDC writer wrote them.
-    meta_tables: dict[str, Any] = {}
-    for name in ["snapshots", "history", "refs", "manifests", "all_manifests", "files", "partitions", "metadata_log_entries"]:
-        try:
-            meta_tables[name] = getattr(tbl.inspect, name)().num_rows
-        except Exception as e:  # noqa: BLE001
-            meta_tables[name] = f"error: {type(e).__name__}: {str(e)[:500]}"
-    out["metadata_tables"] = meta_tables
+    out["metadata_tables"] = py_metadata_table_counts(tbl, PY_METADATA_TABLES + (["entries", "delete_files"] if dv else []))
+    if dv:
+        # PyIceberg 0.12 fails on some metadata tables of tables with DVs (DV entries have no
+        # column metrics): those failures are in metadata_tables (compared with the source's by
+        # the TS side), and the rows and the manifests' entries are still checked.
+        if tbl.metadata.current_snapshot_id is not None and "ts_day" in {f.name for f in tbl.spec().fields} and isinstance(out["metadata_tables"].get("partitions"), int):
+            out["partitions"] = sorted(
+                [str(r["partition"]["ts_day"]), int(r["record_count"]), int(r["file_count"])]
+                for r in tbl.inspect.partitions(snapshot_id=sid).to_pylist()
+            )
+        out["entries"] = [e for e in py_manifest_entries(tbl, sid) if e["status"] < 2]
+        return out
     if tbl.metadata.current_snapshot_id is not None and "ts_day" in {f.name for f in tbl.spec().fields}:
         out["partitions"] = sorted(
             [str(r["partition"]["ts_day"]), int(r["record_count"]), int(r["file_count"])]
@@ -621,7 +773,27 @@ def py_icdc_view(tbl, snapshot_id: str | None, ts_from_us: int | None = None) ->
     return out
 
 
-def spark_icdc_view(spark, ident: str, jt, df, snapshot_id: str | None) -> dict[str, Any]:
+PY_METADATA_TABLES = ["snapshots", "history", "refs", "manifests", "all_manifests", "files", "partitions", "metadata_log_entries"]
+
+
+def py_metadata_table_counts(tbl, names: list[str]) -> dict[str, Any]:
+    """Row count of each PyIceberg metadata table, or the error text when it does not load."""
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            out[name] = getattr(tbl.inspect, name)().num_rows
+        except Exception as e:  # noqa: BLE001
+            out[name] = f"error: {type(e).__name__}: {str(e)[:500]}"
+    return out
+
+
+def op_py_metadata_tables(ctx: Ctx, req: dict[str, Any]) -> Any:
+    """PyIceberg's metadata tables of a *source* table (row count or error): where PyIceberg
+    fails on the source itself, that is an engine limit, not a fault of the ICDC table."""
+    return py_metadata_table_counts(py_table(ctx, req["table"]), PY_METADATA_TABLES + ["entries", "delete_files"])
+
+
+def spark_icdc_view(spark, ident: str, jt, df, snapshot_id: str | None, dv: bool = False) -> dict[str, Any]:
     rows = rows_from_spark_df(df)
     out: dict[str, Any] = {"rows": rows, **java_meta(spark, jt)}
     cur = jt.currentSnapshot()
@@ -640,7 +812,12 @@ def spark_icdc_view(spark, ident: str, jt, df, snapshot_id: str | None) -> dict[
         q = (
             "SELECT status, snapshot_id, sequence_number, file_sequence_number, data_file.content AS content, "
             "data_file.file_path AS file_path, data_file.file_size_in_bytes AS size, data_file.record_count AS records "
-            f"FROM {ident}.entries{v}"
+            + (
+                ", data_file.file_format AS file_format, data_file.referenced_data_file AS referenced_data_file, "
+                "data_file.content_offset AS content_offset, data_file.content_size_in_bytes AS content_size_in_bytes "
+                if dv else ""
+            )
+            + f"FROM {ident}.entries{v}"
         )
         meta_tables: dict[str, Any] = {}
         for name in ["snapshots", "history", "refs", "manifests", "all_manifests", "files", "all_data_files", "all_delete_files", "partitions", "metadata_log_entries"]:
@@ -654,19 +831,7 @@ def spark_icdc_view(spark, ident: str, jt, df, snapshot_id: str | None) -> dict[
                 [str(r[0]), int(r[1]), int(r[2])]
                 for r in spark.sql(f"SELECT partition.ts_day, record_count, file_count FROM {ident}.partitions{v}").collect()
             )
-        out["entries"] = [
-            {
-                "status": int(r["status"]),
-                "snapshot_id": S(r["snapshot_id"]),
-                "sequence_number": S(r["sequence_number"]),
-                "file_sequence_number": S(r["file_sequence_number"]),
-                "content": int(r["content"]),
-                "file_path": r["file_path"],
-                "file_size_in_bytes": str(int(r["size"])),
-                "record_count": str(int(r["records"])),
-            }
-            for r in spark.sql(q).collect()
-        ]
+        out["entries"] = [entry_json(r.asDict(), dv=dv) for r in spark.sql(q).collect()]
     return out
 
 
@@ -688,14 +853,14 @@ def spark_filtered(df, ts_from_us: int | None):
     return df if ts_from_us is None else df.filter(f"ts >= timestamp_micros({int(ts_from_us)})")
 
 
-def read_py_catalog(ctx: Ctx, ident: str, snapshot_id: str | None, ts_from_us: int | None) -> dict[str, Any]:
-    return py_icdc_view(ctx.icdc_cat.load_table(ident), snapshot_id, ts_from_us)
+def read_py_catalog(ctx: Ctx, ident: str, snapshot_id: str | None, ts_from_us: int | None, dv: bool = False) -> dict[str, Any]:
+    return py_icdc_view(ctx.icdc_cat.load_table(ident), snapshot_id, ts_from_us, dv)
 
 
-def read_py_static(ctx: Ctx, metadata_location: str, snapshot_id: str | None, ts_from_us: int | None) -> dict[str, Any]:
+def read_py_static(ctx: Ctx, metadata_location: str, snapshot_id: str | None, ts_from_us: int | None, dv: bool = False) -> dict[str, Any]:
     from pyiceberg.table import StaticTable
 
-    return py_icdc_view(StaticTable.from_metadata(metadata_location, properties=ctx.io_props()), snapshot_id, ts_from_us)
+    return py_icdc_view(StaticTable.from_metadata(metadata_location, properties=ctx.io_props()), snapshot_id, ts_from_us, dv)
 
 
 def read_py_static_dir(ctx: Ctx, table_dir: str, snapshot_id: str | None, ts_from_us: int | None) -> dict[str, Any]:
@@ -705,14 +870,14 @@ def read_py_static_dir(ctx: Ctx, table_dir: str, snapshot_id: str | None, ts_fro
     return py_icdc_view(StaticTable.from_metadata(table_dir, properties=ctx.io_props()), snapshot_id, ts_from_us)
 
 
-def read_spark_catalog(ctx: Ctx, ident: str, snapshot_id: str | None, ts_from_us: int | None, catalog: str = "icdc") -> dict[str, Any]:
+def read_spark_catalog(ctx: Ctx, ident: str, snapshot_id: str | None, ts_from_us: int | None, catalog: str = "icdc", dv: bool = False) -> dict[str, Any]:
     spark = ctx.spark
     full = f"{catalog}.{ident}"
     jt = java_table(spark, full)
     r = spark.read.format("iceberg")
     if snapshot_id:
         r = r.option("snapshot-id", snapshot_id)
-    return spark_icdc_view(spark, full, jt, spark_filtered(r.load(full), ts_from_us), snapshot_id)
+    return spark_icdc_view(spark, full, jt, spark_filtered(r.load(full), ts_from_us), snapshot_id, dv)
 
 
 def read_spark_path(ctx: Ctx, metadata_location: str, ident: str, snapshot_id: str | None, ts_from_us: int | None) -> dict[str, Any]:
@@ -759,13 +924,14 @@ def read_spark_path(ctx: Ctx, metadata_location: str, ident: str, snapshot_id: s
 
 def op_read_icdc(ctx: Ctx, req: dict[str, Any]) -> Any:
     ident, loc, sid, tsf = req["ident"], req["metadata_location"], req.get("snapshot_id"), req.get("ts_from_us")
+    dv = bool(req.get("dv"))  # entries with the v3 DV fields (content_offset, content_size_in_bytes, referenced_data_file)
     table_dir = loc.rsplit("/metadata/", 1)[0]
     readers = req.get("readers") or ["py_catalog", "py_static", "spark_catalog", "spark_path"]
     fns = {
-        "py_catalog": lambda: read_py_catalog(ctx, ident, sid, tsf),
-        "py_static": lambda: read_py_static(ctx, loc, sid, tsf),
+        "py_catalog": lambda: read_py_catalog(ctx, ident, sid, tsf, dv),
+        "py_static": lambda: read_py_static(ctx, loc, sid, tsf, dv),
         "py_static_dir": lambda: read_py_static_dir(ctx, table_dir, sid, tsf),
-        "spark_catalog": lambda: read_spark_catalog(ctx, ident, sid, tsf, req.get("spark_catalog") or "icdc"),
+        "spark_catalog": lambda: read_spark_catalog(ctx, ident, sid, tsf, req.get("spark_catalog") or "icdc", dv),
         "spark_path": lambda: read_spark_path(ctx, loc, ident, sid, tsf),
     }
     return {name: guarded(fns[name]) for name in readers}
@@ -788,6 +954,9 @@ OPS: dict[str, Callable[[Ctx, dict[str, Any]], Any]] = {
     "range_files": op_range_files,
     "table_meta": op_table_meta,
     "read_icdc": op_read_icdc,
+    "py_metadata_tables": op_py_metadata_tables,
+    "java_eq_delete": op_java_eq_delete,
+    "java_lossy_rewrite": op_java_lossy_rewrite,
 }
 
 

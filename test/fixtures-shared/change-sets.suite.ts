@@ -1,7 +1,7 @@
 // Change capture over the real tables in ../shared/fixtures. Expected file sets come from the
 // independent decode in derived/changes-by-snapshot.json, never from ips itself.
 import { describe, expect, it } from 'vitest';
-import { fixture, type FixtureName, type Json } from '../fixtures-shared/helpers.js';
+import { fixture, type FixtureName, type Json } from './helpers.js';
 import { computeChangeSet } from '../../src/capture/change-set.js';
 import { changesJson } from '../../src/capture/changes-json.js';
 import { DEFAULT_POLICY, parsePolicy } from '../../src/capture/policy.js';

@@ -1,0 +1,123 @@
+// The bounded reader of src/io: only regular files are read (a FIFO, /dev/zero, a directory are
+// refused by the open handle's own stat, before any byte is read), each kind of file has its
+// size limit (a 1 GiB sparse metadata file fails without being read; a gzip metadata bomb and an
+// S3 object whose ContentLength exceeds the limit too), and malformed file:// URIs are typed errors.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IpsError } from '../../src/errors.js';
+import { readMetadataFile } from '../../src/catalog/table.js';
+import { DEFAULT_READ_LIMITS, type ReadLimits } from '../../src/io/limits.js';
+import { RoutingFileIO } from '../../src/io/routing-file-io.js';
+import { S3FileIO } from '../../src/io/s3-file-io.js';
+import { testEnv } from '../setup/env.js';
+
+async function rejection(p: Promise<unknown>): Promise<IpsError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(IpsError);
+    return e as IpsError;
+  }
+  throw new Error('expected a rejection');
+}
+
+const limits = (over: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...over });
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-bounds-'));
+});
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('local reads: regular files only', () => {
+  const io = new RoutingFileIO();
+
+  it('refuses a FIFO without waiting for a writer', async () => {
+    const fifo = path.join(tmp, 'v1.metadata.json');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const e = await rejection(io.read(fifo, 'metadata'));
+      expect(e.code).toBe('NOT_A_FILE');
+      expect(e.message).toContain('a FIFO');
+    } finally {
+      // Had the read blocked on open, a writer would release it (a non-blocking open for writing fails without a reader).
+      try {
+        fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      } catch { /* no reader waiting: the expected case */ }
+    }
+  });
+
+  it('refuses a device (/dev/zero) and a directory', async () => {
+    const dev = await rejection(io.read('file:///dev/zero', 'manifest'));
+    expect(dev.code).toBe('NOT_A_FILE');
+    expect(dev.message).toContain('a device');
+    const dir = await rejection(io.read(tmp, 'metadata'));
+    expect(dir.code).toBe('NOT_A_FILE');
+    expect(dir.message).toContain('a directory');
+  });
+
+  it('a missing file is FILE_NOT_FOUND, a file://host URI INVALID_LOCATION', async () => {
+    expect((await rejection(io.read(path.join(tmp, 'nope.avro'), 'manifest'))).code).toBe('FILE_NOT_FOUND');
+    expect((await rejection(io.read('file://otherhost/t/metadata/v1.metadata.json', 'metadata'))).code).toBe('INVALID_LOCATION');
+  });
+});
+
+describe('size limits per kind of file', () => {
+  it('a 1 GiB sparse metadata file fails on its size, without being read', async () => {
+    const f = path.join(tmp, 'sparse.metadata.json');
+    fs.writeFileSync(f, '');
+    fs.truncateSync(f, 1024 ** 3);
+    const before = process.memoryUsage().rss;
+    const e = await rejection(new RoutingFileIO().read(f, 'metadata'));
+    expect(e.code).toBe('FILE_TOO_LARGE');
+    expect(e.message).toContain('max_metadata_bytes');
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('each kind has its own limit, and a file at the limit is read whole', async () => {
+    const f = path.join(tmp, 'm.avro');
+    fs.writeFileSync(f, Buffer.alloc(1000, 7));
+    const io = new RoutingFileIO({ limits: limits({ manifestBytes: 1000, manifestListBytes: 999, versionHintBytes: 10 }) });
+    expect((await io.read(f, 'manifest')).length).toBe(1000);
+    const list = await rejection(io.read(f, 'manifest-list'));
+    expect(list.code).toBe('FILE_TOO_LARGE');
+    expect(list.message).toContain('max_manifest_list_bytes');
+    expect((await rejection(io.read(f, 'version-hint'))).code).toBe('FILE_TOO_LARGE');
+  });
+
+  it('a gzip metadata file that unpacks past the metadata limit is FILE_TOO_LARGE', async () => {
+    const f = path.join(tmp, 'v2.gz.metadata.json');
+    fs.writeFileSync(f, zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024, 32)));
+    const e = await rejection(readMetadataFile(new RoutingFileIO({ limits: limits({ metadataBytes: 1024 * 1024 }) }), f));
+    expect(e.code).toBe('FILE_TOO_LARGE');
+  });
+});
+
+describe('S3 reads check ContentLength against the limit', () => {
+  it('refuses an object larger than the kind allows, and reads one within it', async () => {
+    const env = testEnv();
+    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
+    const key = `bounds-${process.pid}-${Date.now()}/m.avro`;
+    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: Buffer.alloc(4096, 1) }));
+    s3.destroy();
+    const io = new S3FileIO({
+      endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey,
+      limits: limits({ manifestBytes: 4095, manifestListBytes: 4096 }),
+    });
+    try {
+      const e = await rejection(io.read(`s3://${env.s3Bucket}/${key}`, 'manifest'));
+      expect(e.code).toBe('FILE_TOO_LARGE');
+      expect(e.details).toMatchObject({ sizeBytes: '4096', limitBytes: 4095 });
+      expect((await io.read(`s3://${env.s3Bucket}/${key}`, 'manifest-list')).length).toBe(4096);
+    } finally {
+      io.destroy();
+    }
+  });
+});
