@@ -78,7 +78,8 @@ export function consumerViewJson(v: ConsumerView): Record<string, unknown> {
   return {
     ...consumerJson(v.consumer),
     tables: v.watermarks.map(watermarkJson),
-    open_batches: v.openBatches.map((b) => ({ id: b.id.toString(), instance_id: b.instanceId, lease_expires_at: b.leaseExpiresAt.toISOString() })),
+    open_batches: v.openBatches.map((b) => ({ id: b.id.toString(), instance_id: b.instanceId, lease_expires_at: b.leaseExpiresAt.toISOString(), ...(b.backfill !== null ? { backfill: b.backfill } : {}) })),
+    outputs: v.outputs,
   };
 }
 

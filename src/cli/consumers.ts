@@ -10,7 +10,8 @@ interface ConsumerJson {
   policy: { overwrite: string; delete: string };
   lease_seconds: number;
   tables?: { table: string; snapshot_id: string | null; partial_snapshot_id: string | null; processed_files: string[]; version: string; range_fields: string[] }[];
-  open_batches?: { id: string; instance_id: string; lease_expires_at: string }[];
+  open_batches?: { id: string; instance_id: string; lease_expires_at: string; backfill?: string }[];
+  outputs?: string[];
   token?: { token: string; prefix: string };
 }
 
@@ -21,7 +22,8 @@ function renderConsumer(c: ConsumerJson): string {
     const partial = t.partial_snapshot_id ? `, and ${t.processed_files.length} files of ${t.partial_snapshot_id}` : '';
     out.push(`  ${t.table}: processed up to ${t.snapshot_id ?? 'nothing yet'}${partial} (watermark version ${t.version})${t.range_fields.length ? `; ranges of ${t.range_fields.join(', ')}` : ''}`);
   }
-  for (const b of c.open_batches ?? []) out.push(`  open batch ${b.id} (instance ${b.instance_id}) until ${b.lease_expires_at}`);
+  if (c.outputs?.length) out.push(`  writes ${c.outputs.join(', ')}`);
+  for (const b of c.open_batches ?? []) out.push(`  open batch ${b.id} (instance ${b.instance_id})${b.backfill ? ` of backfill ${b.backfill}` : ''} until ${b.lease_expires_at}`);
   if (c.token) out.push(`  token (shown once; store it now): ${c.token.token}`);
   return out.join('\n') + '\n';
 }

@@ -51,6 +51,8 @@ export interface ConsumerView {
   consumer: Consumer;
   watermarks: Watermark[];
   openBatches: Batch[];
+  /** The tables it declares it writes (lineage). */
+  outputs: string[];
 }
 
 export interface ServiceOptions {
@@ -310,11 +312,12 @@ export class IpsService {
     const repos = this.state.repos;
     const consumer = await repos.consumers.require(name);
     await repos.batches.expireDue();
-    const [watermarks, openBatches] = await Promise.all([
+    const [watermarks, openBatches, outputs] = await Promise.all([
       repos.watermarks.listByConsumer(name),
       repos.batches.list({ consumer: name, state: 'open' }),
+      repos.backfills.outputsOf(name),
     ]);
-    return { consumer, watermarks, openBatches };
+    return { consumer, watermarks, openBatches, outputs };
   }
 
   async updateConsumer(name: string, patch: { description?: string | null; policy?: Partial<CapturePolicy>; leaseSeconds?: number; properties?: Record<string, string> }): Promise<ConsumerView> {

@@ -28,7 +28,6 @@ export function consumerRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.outputs ? { outputs: b.outputs } : {}),
       }, p.actor);
       const out: Record<string, unknown> = consumerViewJson(view);
-      out.outputs = await ctx.service.state.repos.backfills.outputsOf(b.name);
       if (b.issue_token) {
         const t = await ctx.service.issueToken({ consumer: b.name, scopes: ['consumer'], description: 'issued with the consumer' });
         out.token = { ...tokenJson(t.record), token: t.token };
