@@ -75,6 +75,8 @@ export interface BackfillView {
   /** Per chunk: its output snapshots still in their tables' current lineage (null: no output recorded). */
   outputsInLineage: (boolean | null)[];
   stages: Stage[];
+  /** Per chunk index: its current batch's trigger (pushed through a subscription), if any. */
+  deliveries: Map<number, { state: string; runId: string | null; subscription: string }>;
   /** running/paused/failed/cancelled as stored; `committed` until propagation is seen; `complete` when every check holds. */
   status: string;
   complete: boolean;
@@ -586,7 +588,7 @@ export class BackfillService {
     const left = chunks.filter((c) => c.state === 'pending' || c.state === 'running');
     const etaSeconds = rps && rps > 0 ? Number(sum(left, 'recordCount')) / rps : left.length === 0 ? 0 : null;
     return {
-      backfill, chunks, outputsInLineage, stages,
+      backfill, chunks, outputsInLineage, stages, deliveries: await repos.backfills.deliveries(name),
       status: complete ? 'complete' : backfill.state,
       complete,
       totals: { chunks: chunks.length, byState, files: chunks.reduce((n, c) => n + c.fileCount, 0), records: total, bytes: sum(chunks, 'byteCount'), committedRecords: cr, committedBytes: cb },

@@ -24,6 +24,7 @@ interface ChunkJson {
   outputs: Record<string, string>;
   outputs_in_lineage?: boolean | null;
   validation?: { passed: boolean; exit_code: number | null; output: string } | null;
+  trigger?: { subscription: string; state: string; run_id: string | null } | null;
 }
 
 interface StageJson {
@@ -121,6 +122,7 @@ export function renderBackfill(b: BackfillJson): string {
     const downstream = (b.stages ?? []).filter((s) => s.depth > 0 && s.tracked).map((s) => `${s.consumer}=${s.chunks[c.index]?.state ?? '?'}`);
     out.push(`  chunk ${c.index} ${c.state.padEnd(9)} ${rangeText(c.range)}  ${c.files} files, ${c.records} records, ${bytesText(c.bytes)}` +
       `${c.attempts ? `, attempt ${c.attempts}` : ''}${c.batch_id ? `, batch ${c.batch_id}` : ''}${c.instance_id ? ` (${c.instance_id})` : ''}` +
+      `${c.trigger ? `, trigger ${c.trigger.state}${c.trigger.run_id ? ` run ${c.trigger.run_id}` : ''}` : ''}` +
       `${c.duration_seconds != null ? `, ${c.duration_seconds.toFixed(1)} s` : ''}${Object.keys(c.outputs).length ? `, output ${Object.entries(c.outputs).map(([k, v]) => `${k}@${v}`).join(',')}` : ''}` +
       `${downstream.length ? `; ${downstream.join(' ')}` : ''}${c.validation ? (c.validation.passed ? '; valid' : `; INVALID (exit ${c.validation.exit_code ?? '?'})`) : ''}` +
       `${c.error ? `\n      error: ${c.error}` : ''}`);

@@ -413,6 +413,13 @@ export class BackfillsRepo {
     return Object.fromEntries(res.rows.map((r) => [r.source_table, r.snapshot_id]));
   }
 
+  /** The delivery of each chunk's current batch through a subscription: trigger state and the orchestrator's run id. */
+  async deliveries(name: string): Promise<Map<number, { state: string; runId: string | null; subscription: string }>> {
+    const res = await this.q.query<{ idx: number; state: string; run_id: string | null; subscription: string }>(
+      `SELECT c.idx, o.state, o.run_id, o.subscription FROM backfill_chunks c JOIN outbox o ON o.batch_id = c.batch_id WHERE c.backfill = $1`, [name]);
+    return new Map(res.rows.map((r) => [r.idx, { state: r.state, runId: r.run_id, subscription: r.subscription }]));
+  }
+
   /** Batch ids → chunk for a set of batches (monitoring). */
   async batchesOf(ids: bigint[]): Promise<Map<bigint, { backfill: string; idx: number }>> {
     if (ids.length === 0) return new Map();

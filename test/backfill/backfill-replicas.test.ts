@@ -145,7 +145,8 @@ describe('backfill chunks through three `ips serve` replicas, SIGKILLed while de
     let v: Json = {};
     while (Date.now() < deadline) {
       v = await ok('GET', '/v1/backfills/hours');
-      if (v.state === 'committed') break;
+      // Committed, and every trigger marked delivered (a run may commit before its start answer is recorded).
+      if (v.state === 'committed' && v.chunks.every((c: Json) => c.trigger?.state === 'delivered')) break;
       await sleep(300);
     }
     finished = true;
@@ -160,6 +161,10 @@ describe('backfill chunks through three `ips serve` replicas, SIGKILLed while de
     const runBatches = [...orch.runsByBatch.keys()].sort();
     expect(runBatches).toEqual(v.chunks.map((c: Json) => c.batch_id).sort());
     for (const [batch, runs] of orch.runsByBatch) expect(runs, batch).toHaveLength(1);
+    // Each chunk shows its trigger delivered; the run ids Maestro answered (a DUPLICATED answer to a redelivery has none) are distinct.
+    expect(v.chunks.map((c: Json) => c.trigger?.state)).toEqual(Array.from({ length: chunks }, () => 'delivered'));
+    const runIds = v.chunks.map((c: Json) => c.trigger.run_id).filter((r: unknown) => typeof r === 'string');
+    expect(new Set(runIds).size).toBe(runIds.length);
     const outbox = await ok('GET', '/v1/subscriptions/sub-daily/triggers');
     const triggers = (outbox.triggers ?? outbox.entries ?? []) as Json[];
     expect(triggers.filter((t) => t.state === 'delivered')).toHaveLength(chunks);

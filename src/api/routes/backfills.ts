@@ -72,7 +72,10 @@ export function backfillViewJson(v: BackfillView): Record<string, unknown> {
       committed_records: v.totals.committedRecords.toString(), committed_bytes: v.totals.committedBytes.toString(),
     },
     throughput: { records_per_second: v.throughput.recordsPerSecond, bytes_per_second: v.throughput.bytesPerSecond, eta_seconds: v.throughput.etaSeconds },
-    chunks: v.chunks.map((c, i) => ({ ...chunkJson(c), outputs_in_lineage: v.outputsInLineage[i] })),
+    chunks: v.chunks.map((c, i) => {
+      const d = v.deliveries.get(c.idx);
+      return { ...chunkJson(c), outputs_in_lineage: v.outputsInLineage[i], trigger: d ? { subscription: d.subscription, state: d.state, run_id: d.runId } : null };
+    }),
     stages: v.stages.map((s) => ({
       consumer: s.consumer, depth: s.depth, table: s.table, tracked: s.tracked, blocked: s.blocked,
       chunks: s.chunks.map((c) => ({ index: c.idx, state: c.state, snapshot_id: c.snapshotId?.toString() ?? null, passed_at: c.passedAt?.toISOString() ?? null, reason: c.reason })),
