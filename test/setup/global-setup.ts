@@ -1,5 +1,5 @@
 // vitest globalSetup: provides PostgreSQL, an S3 server (MinIO), a Python venv with pyiceberg and
-// pyspark, and the Spark/Iceberg jars to the whole test run.
+// pyspark, the Spark/Iceberg jars and an Apache Airflow 3 venv to the whole test run.
 //
 // - If a docker-compose stack (docker-compose.yml) answers on localhost:5432 and localhost:9000
 //   with its credentials, it is used (IPS_TEST_COMPOSE_PG_URL / IPS_TEST_COMPOSE_S3_ENDPOINT point
@@ -454,7 +454,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
 
-  await provision(useCompose ? ['python', 'jars'] : ['postgres', 'minio', 'python', 'jars']);
+  // airflow: Apache Airflow 3 in its own venv, for test/airflow/ (which reads env/airflow itself).
+  await provision(useCompose ? ['python', 'jars', 'airflow'] : ['postgres', 'minio', 'python', 'jars', 'airflow']);
 
   const rec: RunRecord = { ownerPid: process.pid, servers: [], dirs: [] };
   const servers: Server[] = [];
