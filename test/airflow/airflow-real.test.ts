@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createSink, parseSinkConfig, type TriggerPayload, type TriggerPayloadJson } from '../../src/sinks/index.js';
 import { runPythonCode, testEnv } from '../setup/env.js';
 import { bash, example, EXAMPLES, ipsOnPath, startServe, substitute, writePlaybackTable, type Served, type WrittenTable } from '../docs/helpers.js';
-import { Airflow } from './airflow-server.js';
+import { Airflow, Hopeless } from './airflow-server.js';
 
 const ADMIN = 'airflow-real-admin-token-0123456789';
 const DAG_ID = 'playback_daily';
@@ -154,8 +154,11 @@ describe('a real Airflow 3: the README sink triggers the example DAG, whose task
   /** Waits for a DAG run beyond the `known` ones, then for it to reach one of `states`. */
   async function nextRun(known: number, states: string[], what: string): Promise<DagRun> {
     const run = await airflow.waitUntil(`DAG run #${known + 1} (${what})`, async () => {
+      // A trigger that ips gave up on will start no run: fail at once with its error.
+      const dead = (await triggers()).find((t) => t.state === 'dead');
+      if (dead) throw new Hopeless(`ips marked trigger ${dead.id} (batch ${dead.batch_id}) dead after ${dead.attempts} attempt(s): ${dead.last_error}`);
       const runs = await dagRuns();
-      if (runs.length > known + 1) throw new Error(`expected one new DAG run, Airflow has ${runs.length - known}: ${runs.map((r) => r.dag_run_id).join(', ')}`);
+      if (runs.length > known + 1) throw new Hopeless(`expected one new DAG run, Airflow has ${runs.length - known}: ${runs.map((r) => r.dag_run_id).join(', ')}`);
       return runs.length === known + 1 ? runs.at(-1)! : undefined;
     }, 120_000);
     return waitRunState(run.dag_run_id, states, what);
@@ -169,7 +172,7 @@ describe('a real Airflow 3: the README sink triggers the example DAG, whose task
       if (states.includes(r.json.state)) return r.json;
       if (done.includes(r.json.state)) {
         const ti = await taskInstance(runId);
-        throw new Error(`DAG run ${runId} ended ${r.json.state}, expected ${states.join('/')}; task log of try ${ti.try_number}:\n${await taskLog(runId, ti.try_number)}`);
+        throw new Hopeless(`DAG run ${runId} ended ${r.json.state}, expected ${states.join('/')}; task log of try ${ti.try_number}:\n${await taskLog(runId, ti.try_number)}`);
       }
       return undefined;
     }, 300_000);
@@ -253,7 +256,7 @@ describe('a real Airflow 3: the README sink triggers the example DAG, whose task
     expect(again).toMatchObject({ outcome: 'duplicate', status: 409, runId: run.dag_run_id });
     const runs = await dagRuns();
     expect(runs.map((r) => r.dag_run_id)).toEqual([run.dag_run_id]);
-  });
+  }, 420_000);
 
   test('Airflow restarted with another jwt_secret answers 403 for the cached JWT; the next trigger still starts its run in one attempt', async () => {
     const before = await dagRuns();
@@ -274,7 +277,7 @@ describe('a real Airflow 3: the README sink triggers the example DAG, whose task
     // One attempt: the 403 was answered by renewing the JWT inside the same delivery.
     expect(t).toMatchObject({ state: 'delivered', outcome: 'started', run_id: run.dag_run_id, attempts: 1 });
     expect(await lagFiles()).toBe('0');
-  });
+  }, 420_000);
 
   test('a DAG run whose task fails commits nothing: the next prepare hands out the same batch; clearing the run commits it', async () => {
     writeFileSync(failSwitch, '');
@@ -322,5 +325,5 @@ describe('a real Airflow 3: the README sink triggers the example DAG, whose task
     const ts = await triggers();
     expect(ts.map((t) => [t.state, t.outcome, t.attempts])).toEqual([['delivered', 'started', 1], ['delivered', 'started', 1], ['delivered', 'started', 1]]);
     expect(new Set(ts.map((t) => t.run_id))).toEqual(new Set(runs.map((r) => r.dag_run_id)));
-  });
+  }, 420_000);
 });

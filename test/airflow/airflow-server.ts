@@ -64,6 +64,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Thrown by a waitUntil check that knows the state waited for will not come; other errors are retried. */
+export class Hopeless extends Error {}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Airflow {
@@ -239,6 +242,7 @@ export class Airflow {
         const v = await check();
         if (v !== undefined) return v;
       } catch (e) {
+        if (e instanceof Hopeless) throw new Error(`${e.message}\n(while waiting for ${what})`);
         last = String(e);
       }
       if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}:\n${this.output()}`);
