@@ -1,9 +1,16 @@
-// A real Apache Airflow 3 on loopback for the tests: the venv that scripts/provision/airflow.sh
-// installs (its `airflow` command is recorded in $IPS_CACHE_DIR/env/airflow), AIRFLOW_HOME in a
-// temp dir, SQLite, the LocalExecutor, and the three processes a deployment runs: the API server
-// (REST API v2, /auth/token, the execution API the tasks talk to), the scheduler and the
-// DAG processor. The simple auth manager gets fixed users and passwords, and the JWT secret is
-// fixed, so tokens stay valid across restarts unless a test restarts with another secret.
+// A real Apache Airflow on loopback for the tests, AIRFLOW_HOME in a temp dir, on SQLite.
+//
+// Airflow 3 (major 3): the venv that scripts/provision/airflow.sh installs (its `airflow` command
+// is recorded in $IPS_CACHE_DIR/env/airflow), the LocalExecutor, and the three processes a
+// deployment runs: the API server (REST API v2, /auth/token, the execution API the tasks talk
+// to), the scheduler and the DAG processor. The simple auth manager gets fixed users and
+// passwords, and the JWT secret is fixed, so tokens stay valid across restarts unless a test
+// restarts with another secret.
+//
+// Airflow 2 (major 2): scripts/provision/airflow2.sh's venv (env/airflow2), the
+// SequentialExecutor (the one Airflow 2 allows on SQLite), the webserver (REST API v1 with the
+// basic_auth backend, FAB users made with `airflow users create`) and the scheduler (which
+// parses the DAGs itself).
 //
 // Each process leads its own process group (the scheduler forks executors and task supervisors):
 // stop() ends the groups. With setpriv, each also dies with the test worker (parent-death signal).
@@ -17,12 +24,13 @@ const HAS_SETPRIV = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).sta
 
 export interface AirflowUser {
   username: string;
-  /** A simple-auth-manager role: viewer, user, op or admin. */
+  /** A simple-auth-manager role (Airflow 3), or the FAB role of that name (Airflow 2). */
   role: 'viewer' | 'user' | 'op' | 'admin';
   password: string;
 }
 
 export interface AirflowOptions {
+  major: 2 | 3;
   /** $IPS_CACHE_DIR: where provisioning recorded the airflow command. */
   cacheDir: string;
   /** AIRFLOW_HOME (a fresh temp dir). */
@@ -44,11 +52,12 @@ interface Proc {
   exited: Promise<void>;
 }
 
-export function airflowCommand(cacheDir: string): string {
-  const file = path.join(cacheDir, 'env', 'airflow');
-  if (!existsSync(file)) throw new Error(`${file} is missing: scripts/provision/airflow.sh records the airflow command there (the global setup runs it)`);
+export function airflowCommand(cacheDir: string, major: 2 | 3): string {
+  const piece = major === 3 ? 'airflow' : 'airflow2';
+  const file = path.join(cacheDir, 'env', piece);
+  if (!existsSync(file)) throw new Error(`${file} is missing: scripts/provision/${piece}.sh records the airflow command there (the global setup runs it)`);
   const bin = readFileSync(file, 'utf8').trim();
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run scripts/provision/airflow.sh`);
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run scripts/provision/${piece}.sh`);
   return bin;
 }
 
@@ -78,7 +87,7 @@ export class Airflow {
 
   private constructor(private readonly o: AirflowOptions, private readonly port: number) {
     this.url = `http://127.0.0.1:${port}`;
-    this.bin = airflowCommand(o.cacheDir);
+    this.bin = airflowCommand(o.cacheDir, o.major);
     this.jwtSecret = o.jwtSecret;
   }
 
@@ -90,6 +99,13 @@ export class Airflow {
     for (const f of o.dagFiles) writeFileSync(path.join(dags, path.basename(f)), readFileSync(f));
     writeFileSync(path.join(o.home, 'passwords.json'), JSON.stringify(Object.fromEntries(o.users.map((u) => [u.username, u.password]))));
     await af.runOnce(['db', 'migrate'], 180_000);
+    if (o.major === 2) {
+      await af.runOnce(['sync-perm'], 120_000); // creates the FAB roles
+      for (const u of o.users) {
+        const role = u.role === 'op' ? 'Op' : u.role[0]!.toUpperCase() + u.role.slice(1);
+        await af.runOnce(['users', 'create', '--username', u.username, '--password', u.password, '--role', role, '--firstname', u.username, '--lastname', 'test', '--email', `${u.username}@example.com`], 120_000);
+      }
+    }
     return af;
   }
 
@@ -100,15 +116,37 @@ export class Airflow {
 
   env(): NodeJS.ProcessEnv {
     const home = this.o.home;
-    return {
+    const common = {
       ...this.o.env,
       AIRFLOW_HOME: home,
       AIRFLOW__CORE__DAGS_FOLDER: path.join(home, 'dags'),
       AIRFLOW__CORE__LOAD_EXAMPLES: 'False',
       AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION: 'False',
+      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: `sqlite:///${path.join(home, 'airflow.db')}`,
+      // A failing task retries after 1 s instead of 5 min (the example DAG sets retries, not the delay).
+      AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY: '1',
+      AIRFLOW__LOGGING__LOGGING_LEVEL: 'INFO',
+      PYTHONUNBUFFERED: '1',
+    };
+    if (this.o.major === 2) {
+      return {
+        ...common,
+        // The SequentialExecutor runs `airflow tasks run` by name: the venv's bin goes last, so
+        // the PATH the tasks get (python3, ips, step.sh) comes first.
+        PATH: `${this.o.env.PATH ?? ''}${path.delimiter}${path.dirname(this.bin)}`,
+        AIRFLOW__CORE__EXECUTOR: 'SequentialExecutor',
+        AIRFLOW__API__AUTH_BACKENDS: 'airflow.api.auth.backend.basic_auth',
+        AIRFLOW__WEBSERVER__WEB_SERVER_HOST: '127.0.0.1',
+        AIRFLOW__WEBSERVER__WEB_SERVER_PORT: String(this.port),
+        AIRFLOW__WEBSERVER__WORKERS: '1',
+        AIRFLOW__WEBSERVER__SECRET_KEY: 'airflow2-webserver-secret-key-for-tests',
+        AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: '5',
+      };
+    }
+    return {
+      ...common,
       AIRFLOW__CORE__EXECUTOR: 'LocalExecutor',
       AIRFLOW__CORE__PARALLELISM: '2',
-      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: `sqlite:///${path.join(home, 'airflow.db')}`,
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS: this.o.users.map((u) => `${u.username}:${u.role}`).join(','),
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE: path.join(home, 'passwords.json'),
       AIRFLOW__API_AUTH__JWT_SECRET: this.jwtSecret,
@@ -118,10 +156,6 @@ export class Airflow {
       AIRFLOW__CORE__EXECUTION_API_SERVER_URL: `${this.url}/execution/`,
       // The DAGs folder is listed every few seconds, not every 5 minutes.
       AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL: '5',
-      // A failing task retries after 1 s instead of 5 min (the example DAG sets retries, not the delay).
-      AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY: '1',
-      AIRFLOW__LOGGING__LOGGING_LEVEL: 'INFO',
-      PYTHONUNBUFFERED: '1',
     };
   }
 
@@ -157,14 +191,16 @@ export class Airflow {
     return { name, child, tail, exited };
   }
 
-  /** Starts the API server, the scheduler and the DAG processor; waits until all three are healthy. */
+  /** Starts the API server (webserver), the scheduler and (Airflow 3) the DAG processor; waits until they are healthy. */
   async start(): Promise<void> {
-    this.procs = [this.spawnProc('api-server', ['api-server']), this.spawnProc('scheduler', ['scheduler']), this.spawnProc('dag-processor', ['dag-processor'])];
-    await this.waitUntil('Airflow healthy (api-server, scheduler, dag-processor)', async () => {
-      const r = await fetch(`${this.url}/api/v2/monitor/health`, { signal: AbortSignal.timeout(2000) });
+    this.procs = this.o.major === 3
+      ? [this.spawnProc('api-server', ['api-server']), this.spawnProc('scheduler', ['scheduler']), this.spawnProc('dag-processor', ['dag-processor'])]
+      : [this.spawnProc('webserver', ['webserver']), this.spawnProc('scheduler', ['scheduler'])];
+    await this.waitUntil(`Airflow ${this.o.major} healthy (${this.procs.map((p) => p.name).join(', ')})`, async () => {
+      const r = await fetch(`${this.url}${this.o.major === 3 ? '/api/v2/monitor/health' : '/health'}`, { signal: AbortSignal.timeout(2000) });
       if (!r.ok) return undefined;
       const h = (await r.json()) as Record<string, { status: string | null }>;
-      return h.metadatabase?.status === 'healthy' && h.scheduler?.status === 'healthy' && h.dag_processor?.status === 'healthy' ? true : undefined;
+      return h.metadatabase?.status === 'healthy' && h.scheduler?.status === 'healthy' && (this.o.major === 2 || h.dag_processor?.status === 'healthy') ? true : undefined;
     }, 180_000);
   }
 
@@ -210,9 +246,19 @@ export class Airflow {
     return { status: r.status, ...(body.access_token ? { token: body.access_token } : {}) };
   }
 
-  /** A REST API v2 call as the admin user (a JWT from /auth/token, renewed once on 401/403). */
+  /** A REST API call as the admin user: v2 with a JWT from /auth/token (renewed once on 401/403), or v1 with basic auth. */
   async api<T = Record<string, any>>(method: string, p: string, body?: unknown): Promise<{ status: number; json: T }> {
     for (let attempt = 0; ; attempt++) {
+      if (this.o.major === 2) {
+        const u = this.o.users.find((x) => x.username === this.o.admin)!;
+        this.adminJwt = null;
+        const r = await fetch(`${this.url}/api/v1${p}`, {
+          method,
+          headers: { authorization: `Basic ${Buffer.from(`${u.username}:${u.password}`).toString('base64')}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+        return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
+      }
       if (this.adminJwt === null) {
         const t = await this.token(this.o.admin);
         if (!t.token) throw new Error(`Airflow /auth/token answered ${t.status} for ${this.o.admin}`);
