@@ -248,33 +248,29 @@ export class Airflow {
 
   /** A REST API call as the admin user: v2 with a JWT from /auth/token (renewed once on 401/403), or v1 with basic auth. */
   async api<T = Record<string, any>>(method: string, p: string, body?: unknown): Promise<{ status: number; json: T }> {
-    for (let attempt = 0; ; attempt++) {
-      if (this.o.major === 2) {
-        const u = this.o.users.find((x) => x.username === this.o.admin)!;
-        this.adminJwt = null;
-        const r = await fetch(`${this.url}/api/v1${p}`, {
-          method,
-          headers: { authorization: `Basic ${Buffer.from(`${u.username}:${u.password}`).toString('base64')}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-        return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
-      }
-      if (this.adminJwt === null) {
-        const t = await this.token(this.o.admin);
-        if (!t.token) throw new Error(`Airflow /auth/token answered ${t.status} for ${this.o.admin}`);
-        this.adminJwt = t.token;
-      }
-      const r = await fetch(`${this.url}/api/v2${p}`, {
+    const send = async (authorization: string): Promise<Response> =>
+      fetch(`${this.url}/api/${this.o.major === 3 ? 'v2' : 'v1'}${p}`, {
         method,
-        headers: { authorization: `Bearer ${this.adminJwt}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: { authorization, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
-      if ((r.status === 401 || r.status === 403) && attempt === 0) {
+    let r: Response;
+    if (this.o.major === 2) {
+      const u = this.o.users.find((x) => x.username === this.o.admin)!;
+      r = await send(`Basic ${Buffer.from(`${u.username}:${u.password}`).toString('base64')}`);
+    } else {
+      for (let attempt = 0; ; attempt++) {
+        if (this.adminJwt === null) {
+          const t = await this.token(this.o.admin);
+          if (!t.token) throw new Error(`Airflow /auth/token answered ${t.status} for ${this.o.admin}`);
+          this.adminJwt = t.token;
+        }
+        r = await send(`Bearer ${this.adminJwt}`);
+        if ((r.status !== 401 && r.status !== 403) || attempt > 0) break;
         this.adminJwt = null;
-        continue;
       }
-      return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
     }
+    return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
   }
 
   /** Polls `check` until it returns a value; fails with the processes' output when one of them died. */
