@@ -17,7 +17,12 @@ import { SinkError, type DeliverOptions, type DeliveryResult, type Sink, type Tr
  * Credentials: `token` → `Authorization: Bearer <token>`. `username`/`password` → HTTP basic
  * auth for v1; for v2 (Airflow 3 only accepts JWTs) the sink first gets a token from
  * `POST <url>/auth/token` `{username, password}` (the simple, FAB and Keycloak auth managers),
- * keeps it, and gets a new one once when a request answers 401.
+ * keeps it, and gets a new one once when a request answers 401 or 403: Airflow 3 answers 401
+ * "Token Expired" for an expired JWT and 403 "Invalid JWT token" for one whose signature it
+ * cannot check (an API server restarted with another `[api_auth] jwt_secret`, or none shared
+ * between API servers). A 403 that a fresh token does not cure is a missing permission.
+ * A static `token` on Airflow 3 is such a JWT too: it expires (`[api_auth] jwt_expiration_time`,
+ * 24 h by default) and cannot be renewed by the sink, so use username/password with api "v2".
  *
  * Answers: 200/201 → started (runId = dag_run_id). 409 → the sink reads
  * `GET …/dagRuns/<dag_run_id>`: found → duplicate (a redelivery of a trigger that already
@@ -105,7 +110,8 @@ export class AirflowSink implements Sink {
   async deliver(p: TriggerPayload, opts?: DeliverOptions): Promise<DeliveryResult> {
     const runId = airflowRunId(p);
     let { res, ctx } = await this.post(p, opts, false);
-    if (res.status === 401 && this.usesJwtExchange()) ({ res, ctx } = await this.post(p, opts, true)); // the JWT may have expired
+    // 401: the JWT expired; 403: Airflow 3 could not verify it (another jwt_secret). Once.
+    if ((res.status === 401 || res.status === 403) && this.usesJwtExchange()) ({ res, ctx } = await this.post(p, opts, true));
     const url = this.dagRunsUrl();
     const dag = `DAG "${this.config.dag_id}"`;
     if (res.status === 200 || res.status === 201) {
@@ -145,9 +151,15 @@ export class AirflowSink implements Sink {
       case 400:
         return `Airflow rejected the run for ${dag}: the DAG may have import errors, or its Params reject the conf`;
       case 401:
-        return 'Airflow did not accept the credentials: check "token" or "username"/"password" (Airflow 3 needs api "v2" and a JWT)';
+        return this.config.token !== undefined && this.config.api === 'v2'
+          ? 'Airflow did not accept the token: with api "v2" (Airflow 3) a token is a JWT that expires (24 h by default); configure "username"/"password" instead, so the sink gets fresh credentials from /auth/token'
+          : 'Airflow did not accept the credentials: check "token" or "username"/"password" (Airflow 3 needs api "v2" and a JWT)';
       case 403:
-        return `The Airflow user may not trigger ${dag}: grant it permission to create DAG runs`;
+        return this.usesJwtExchange()
+          ? `A fresh JWT from /auth/token was refused too: the Airflow user may not trigger ${dag} (grant it permission to create DAG runs), or the API servers do not share one [api_auth] jwt_secret`
+          : this.config.token !== undefined && this.config.api === 'v2'
+            ? `Airflow refused the token: a JWT signed with another [api_auth] jwt_secret (configure "username"/"password" with api "v2" so the sink gets fresh JWTs), or a user without permission to trigger ${dag}`
+            : `The Airflow user may not trigger ${dag}: grant it permission to create DAG runs`;
       case 404:
         return `Airflow has no ${dag} (or it is not parsed yet), or the API version is wrong: fix "dag_id", or set api to "v1" for Airflow 2 and "v2" for Airflow 3`;
       case 405:

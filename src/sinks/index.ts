@@ -44,7 +44,7 @@ export {
 export { maestroRequestId, airflowRunId, payloadToJson, AIRFLOW_RUN_ID_PATTERN, type TriggerPayloadJson, type TriggerTableJson } from './payload.js';
 export { SinkError, isSinkError, type TriggerTable, type TriggerPayload, type TriggerRange, type RangeFlag, type DeliveryResult, type DeliverOptions, type Sink } from './types.js';
 export { webhookEvent, webhookSignature, CLOUDEVENT_TYPE, SIGNATURE_HEADER, WebhookSink, type TriggerCloudEvent } from './webhook.js';
-export { maestroRunParams, maestroStartRequest, MaestroSink, MAESTRO_RESERVED_PARAM_NAMES, MAESTRO_PARAM_LIMIT, type MaestroParam, type MaestroStartRequest } from './maestro.js';
+export { maestroRunParams, maestroStartRequest, MaestroSink, MAESTRO_RESERVED_PARAM_NAMES, MAESTRO_PARAM_LIMIT, MAESTRO_PARAMS_SIZE_LIMIT, MAESTRO_DEFAULT_USER, maestroEvaluatedSize, type MaestroParam, type MaestroStartRequest } from './maestro.js';
 export { airflowTriggerBody, AirflowSink, type AirflowTriggerBody } from './airflow.js';
 export { DEFAULT_TIMEOUT_MS } from './http.js';
 

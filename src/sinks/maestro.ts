@@ -8,7 +8,7 @@ import { SinkError, type DeliverOptions, type DeliveryResult, type Sink, type Tr
  *
  *   POST <url>/api/v3/workflows/<workflow_id>/versions/<version>/actions/start
  *   content-type: application/json
- *   user: <user>                       (when configured: Maestro's caller header)
+ *   user: <user>                       (Maestro's caller header; "ips" unless configured)
  *   authorization: Bearer <token>      (when configured)
  *
  *   { "initiator": { "type": "manual" },
@@ -33,6 +33,12 @@ import { SinkError, type DeliverOptions, type DeliveryResult, type Sink, type Tr
  *   changed_partitions_truncated  BOOLEAN true, only when the partition lists were left out to
  *                                 stay within Maestro's params size limit (the workflow then gets
  *                                 the full change set from `ips step prepare --instance-id`).
+ * The partition lists are left out when Maestro would refuse the params as too large: Maestro
+ * evaluates every param into one that holds both its `value` and its `evaluated_result` (plus
+ * `evaluated_time`), about twice what is sent, and ParamEvaluator.paramsSizeCheck refuses a
+ * workflow whose evaluated params serialize to more than JSONIFIED_PARAMS_STRING_SIZE_LIMIT
+ * (750,000) characters with a 400. ips estimates that size from above (maestroEvaluatedSize)
+ * and keeps it under the limit less a reserve for the workflow's own params and Maestro's.
  * A null value (no previous snapshot, no ICDC table, an unbounded range) is sent as "". Range
  * bounds that are not strings are stringified: objects and arrays as JSON, others with String().
  * The names avoid Maestro's reserved param names and stay far below its 128-param limit.
@@ -47,7 +53,10 @@ import { SinkError, type DeliverOptions, type DeliveryResult, type Sink, type Tr
  *                           change the run strategy), not a silent success.
  *   status INTERNAL_ERROR → retryable (Maestro failed server-side; the request_id makes a retry safe)
  *   HTTP 408/425/429/5xx, network errors, timeouts → retryable
- *   HTTP 400/401/403/404/409/422 and others → non-retryable, with what to fix.
+ *   HTTP 400/401/403/404/409/422 and others → non-retryable, with what to fix. Maestro answers
+ *   400 when the `user` header is missing (User.build: "the user name cannot be null") and 404
+ *   for `versions/active` of a workflow without an active version ("Cannot find an active
+ *   version for workflow [id]", MaestroWorkflowDao.deriveVersionId).
  */
 
 export type MaestroParam =
@@ -65,8 +74,33 @@ export const MAESTRO_RESERVED_PARAM_NAMES: readonly string[] = [
 ];
 /** Constants.PARAM_MAP_SIZE_LIMIT. */
 export const MAESTRO_PARAM_LIMIT = 128;
-/** Constants.JSONIFIED_PARAMS_STRING_SIZE_LIMIT is 750000 for all of an instance's params; ours stay well below. */
-const PARAMS_JSON_BUDGET = 512 * 1024;
+/** Constants.JSONIFIED_PARAMS_STRING_SIZE_LIMIT: the evaluated params of an instance, as JSON. */
+export const MAESTRO_PARAMS_SIZE_LIMIT = 750_000;
+/** Left for the params ips does not send: the workflow's own (defaults) and those Maestro adds. */
+export const MAESTRO_PARAMS_RESERVE = 50_000;
+/** The caller ips names in Maestro's `user` header when the sink configures none. */
+export const MAESTRO_DEFAULT_USER = 'ips';
+
+/** A param's plain value, as Maestro's evaluated_result holds it (MAP: nested values). */
+function evaluatedResult(p: MaestroParam): unknown {
+  if (p.type === 'MAP') return Object.fromEntries(Object.entries(p.value).map(([k, v]) => [k, evaluatedResult(v)]));
+  return p.value;
+}
+
+/**
+ * An upper estimate of the length of Maestro's JSON of these params once evaluated: each one
+ * serialized with its `value` (as sent), `evaluated_result` (the plain value again), an
+ * `evaluated_time` and room for the fields Maestro fills in (mode, source, meta).
+ */
+export function maestroEvaluatedSize(params: Record<string, MaestroParam>): number {
+  let size = 2;
+  for (const [name, def] of Object.entries(params)) {
+    size += stringifyJson(name).length + 1 + stringifyJson(def).length + ',"evaluated_result":'.length + stringifyJson(evaluatedResult(def)).length +
+      ',"evaluated_time":1234567890123'.length + 80;
+  }
+  return size;
+}
+const PARAMS_BUDGET = MAESTRO_PARAMS_SIZE_LIMIT - MAESTRO_PARAMS_RESERVE;
 
 export interface MaestroStartRequest {
   initiator: { type: 'manual' };
@@ -160,10 +194,15 @@ export function maestroRunParams(p: TriggerPayload): Record<string, MaestroParam
     };
   }
   let out = withPartitions;
-  if (stringifyJson(withPartitions).length > PARAMS_JSON_BUDGET) {
+  if (maestroEvaluatedSize(withPartitions) > PARAMS_BUDGET) {
     out = { ...params, changed_partitions_truncated: { type: 'BOOLEAN', value: true } };
-    if (stringifyJson(out).length > PARAMS_JSON_BUDGET) {
-      throw new SinkError(`maestro: the run params of batch ${p.batchId} exceed Maestro's params size limit even without the partition lists (${Object.keys(p.ranges).length} ranged columns)`, false);
+    const size = maestroEvaluatedSize(out);
+    if (size > PARAMS_BUDGET) {
+      throw new SinkError(
+        `maestro: the run params of batch ${p.batchId} would exceed Maestro's params size limit (${MAESTRO_PARAMS_SIZE_LIMIT} characters once evaluated; about ${size} ` +
+          `without the partition lists) because of ${Object.keys(p.ranges).length} ranged columns with long bounds: give the consumer fewer --range fields`,
+        false,
+      );
     }
   }
   checkMaestroParams(out);
@@ -202,7 +241,9 @@ export class MaestroSink implements Sink {
     const ctx: HttpContext = { label: 'maestro', timeoutMs: this.timeoutMs, signal: opts?.signal, secrets: secretsOf(this.config) };
     const body = stringifyJson(maestroStartRequest(p));
     const headers: Record<string, string> = { ...revealHeaders(this.config.headers), 'content-type': 'application/json', accept: 'application/json' };
+    // Maestro reads the caller from the "user" header and answers 400 without it.
     if (this.config.user !== undefined) headers.user = this.config.user;
+    else if (!Object.keys(headers).some((k) => k.toLowerCase() === 'user')) headers.user = MAESTRO_DEFAULT_USER;
     if (this.config.token !== undefined) headers.authorization = `Bearer ${this.config.token.reveal()}`;
     const url = this.startUrl();
     const res = await httpRequest(ctx, 'POST', url, headers, body);
@@ -240,16 +281,19 @@ export class MaestroSink implements Sink {
   private hint(status: number, wf: string): string {
     switch (status) {
       case 400:
-        return `Maestro rejected the start request for ${wf}: check the run params against the workflow's param definitions (types, and modes that forbid overriding at start)`;
+        return `Maestro rejected the start request for ${wf}: check the run params against the workflow's param definitions (types, and modes that forbid overriding at start), and that the caller in "user" (default "${MAESTRO_DEFAULT_USER}") is one Maestro accepts`;
       case 401:
       case 403:
         return `Maestro refused the caller: check the sink's "user" and "token" and the caller's permissions on ${wf}`;
       case 404:
-        return `Maestro has no ${wf}: create the workflow, or fix "workflow_id"/"version" in the sink`;
+        return this.config.version.toLowerCase() === 'active'
+          ? `Maestro has no ${wf}: the workflow does not exist, or it is inactive (no active version); create it, activate a version ` +
+              `(PUT /api/v3/workflows/${this.config.workflow_id}/versions/{version}/actions/activate), or fix "workflow_id"/"version" in the sink`
+          : `Maestro has no ${wf}: create the workflow, or fix "workflow_id"/"version" in the sink`;
       case 405:
         return 'Check that "url" is the Maestro server\'s base URL (the sink appends /api/v3/…)';
       case 409:
-        return `Maestro refused to start ${wf} (conflict): the workflow may be inactive or have no active version; activate one (PUT /api/v3/workflows/{id}/versions/{version}/actions/activate) or set "version"`;
+        return `Maestro refused to start ${wf} (conflict): see Maestro's message, fix the workflow, then retry the delivery`;
       case 422:
         return `Maestro could not process the start request for ${wf}: the workflow may be inactive, or the run params conflict with its param definitions; see Maestro's message`;
       default:

@@ -1,5 +1,5 @@
 // vitest globalSetup: provides PostgreSQL, an S3 server (MinIO), a Python venv with pyiceberg and
-// pyspark, and the Spark/Iceberg jars to the whole test run.
+// pyspark, the Spark/Iceberg jars and Apache Airflow 3 and 2 venvs to the whole test run.
 //
 // - If a docker-compose stack (docker-compose.yml) answers on localhost:5432 and localhost:9000
 //   with its credentials, it is used (IPS_TEST_COMPOSE_PG_URL / IPS_TEST_COMPOSE_S3_ENDPOINT point
@@ -454,7 +454,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
 
-  await provision(useCompose ? ['python', 'jars', 'node22'] : ['postgres', 'minio', 'python', 'jars', 'node22']);
+  // node22: a Node 22 runtime for test/node22/; airflow, airflow2: Apache Airflow 3 and 2 in venvs
+  // of their own, for test/airflow/ (which reads env/airflow and env/airflow2 itself).
+  const extras = ['node22', 'airflow', 'airflow2'];
+  await provision(useCompose ? ['python', 'jars', ...extras] : ['postgres', 'minio', 'python', 'jars', ...extras]);
 
   const rec: RunRecord = { ownerPid: process.pid, servers: [], dirs: [] };
   const servers: Server[] = [];

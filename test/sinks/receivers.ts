@@ -154,6 +154,29 @@ export interface MaestroReceiver {
   forceStatus: string | null;
 }
 
+/** Constants.JSONIFIED_PARAMS_STRING_SIZE_LIMIT. */
+export const MAESTRO_PARAMS_SIZE_LIMIT = 750_000;
+
+/** A ParamDefinition's plain value, as Maestro's evaluated_result holds it. */
+function plainValue(def: Record<string, unknown>): unknown {
+  if (def.type === 'MAP' && isObject(def.value)) return Object.fromEntries(Object.entries(def.value).map(([k, v]) => [k, plainValue(v as Record<string, unknown>)]));
+  return def.value;
+}
+
+/**
+ * The JSON Maestro's ParamEvaluator.paramsSizeCheck measures: every param evaluated, holding its
+ * definition's fields, `evaluated_result` and `evaluated_time` (AbstractParameter and its typed
+ * subclasses; `name` is not serialized). Workflow default params would add to it; the
+ * receiver's workflows declare none.
+ */
+export function maestroEvaluatedParamsJson(params: Record<string, unknown>): string {
+  const now = Date.now();
+  return JSON.stringify(Object.fromEntries(Object.entries(params).map(([n, d]) => {
+    const def = d as Record<string, unknown>;
+    return [n, { ...def, evaluated_result: plainValue(def), evaluated_time: now }];
+  })));
+}
+
 export function maestroReceiver(opts: { workflows: string[]; token?: string; user?: string; inactive?: string[] }): MaestroReceiver {
   const uuids = new Map<string, Set<string>>(opts.workflows.map((w) => [w, new Set<string>()]));
   const starts: Record<string, unknown>[] = [];
@@ -168,11 +191,15 @@ export function maestroReceiver(opts: { workflows: string[]; token?: string; use
       const wf = decodeURIComponent(m[1]!);
       const version = decodeURIComponent(m[2]!);
       if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) return send(res, 401, { status: 401, message: 'unauthorized' });
+      // UserInfoInterceptor reads the caller from the "user" header; User.build() refuses a null
+      // name (NullPointerException → 400 in MaestroRestExceptionHandler).
+      if (req.headers.user === undefined) return send(res, 400, { status: 400, message: 'the user name cannot be null' });
       if (opts.user !== undefined && req.headers.user !== opts.user) return send(res, 403, { status: 403, message: `caller ${String(req.headers.user)} is not allowed` });
       if (!String(req.headers['content-type']).startsWith('application/json')) return send(res, 415, { status: 415, message: 'json only' });
       const known = uuids.get(wf);
       if (!known) return send(res, 404, { status: 404, message: `Cannot find workflow [${wf}] while trying to start it` });
-      if (opts.inactive?.includes(wf)) return send(res, 409, { status: 409, message: `Cannot start workflow [${wf}][${version}] as it is inactive` });
+      // MaestroWorkflowDao.deriveVersionId: no active version → MaestroNotFoundException (404).
+      if (opts.inactive?.includes(wf) && version.toLowerCase() === 'active') return send(res, 404, { status: 404, message: `Cannot find an active version for workflow [${wf}]` });
       const body = jsonBody(req);
       if (!isObject(body)) return send(res, 400, { status: 400, message: 'body is not JSON' });
       const extra = Object.keys(body).filter((k) => !START_REQUEST_KEYS.includes(k));
@@ -189,6 +216,8 @@ export function maestroReceiver(opts: { workflows: string[]; token?: string; use
         const p = paramProblem(n, d);
         if (p) return send(res, 400, { status: 400, message: p });
       }
+      const size = maestroEvaluatedParamsJson(params).length;
+      if (size > MAESTRO_PARAMS_SIZE_LIMIT) return send(res, 400, { status: 400, message: `Parameters' total size [${size}] is larger than system limit [${MAESTRO_PARAMS_SIZE_LIMIT}]` });
       starts.push(body);
       if (known.has(body.request_id)) {
         return send(res, 200, { workflow_id: wf, workflow_version_id: 1, workflow_instance_id: 0, workflow_run_id: 0, workflow_uuid: body.request_id, status: 'DUPLICATED' });
@@ -216,8 +245,13 @@ export interface AirflowReceiver {
   /** Answer every POST with 409 without creating a run (a logical-date clash). */
   clashAlways: boolean;
   tokensIssued: number;
-  /** Forget issued JWTs (they "expired"). */
+  /** Issued JWTs expire: Airflow 3 answers 401 "Token Expired" for them. */
   expireTokens(): void;
+  /**
+   * The API server restarts with another `[api_auth] jwt_secret`: issued JWTs no longer verify,
+   * and Airflow 3 answers 403 "Invalid JWT token" for them (api_fastapi/core_api/security.py).
+   */
+  rotateJwtSecret(): void;
 }
 
 export function airflowReceiver(opts: {
@@ -229,29 +263,42 @@ export function airflowReceiver(opts: {
   jwtFor?: { username: string; password: string };
 }): AirflowReceiver {
   const runs = new Map<string, Map<string, unknown>>(opts.dags.map((d) => [d, new Map()]));
-  const jwts = new Set<string>();
+  // Issued JWTs and what became of them: 'valid', 'expired', or 'foreign' (signed with a secret
+  // the server no longer has). An unknown bearer is a token it cannot verify at all.
+  const jwts = new Map<string, 'valid' | 'expired' | 'foreign'>();
   const r: AirflowReceiver = {
     runs,
     clashAlways: false,
     tokensIssued: 0,
-    expireTokens: () => jwts.clear(),
+    expireTokens: () => {
+      for (const [t, st] of jwts) if (st === 'valid') jwts.set(t, 'expired');
+    },
+    rotateJwtSecret: () => {
+      for (const t of jwts.keys()) jwts.set(t, 'foreign');
+    },
     handler: (req, res) => {
       if (req.url === '/auth/token' && req.method === 'POST') {
         const b = jsonBody(req);
         if (!opts.jwtFor) return send(res, 404, { detail: 'Not Found' });
         if (!isObject(b) || b.username !== opts.jwtFor.username || b.password !== opts.jwtFor.password) return send(res, 401, { detail: 'Invalid credentials' });
         const t = `jwt-${crypto.randomBytes(12).toString('hex')}`;
-        jwts.add(t);
+        jwts.set(t, 'valid');
         r.tokensIssued++;
         return send(res, 201, { access_token: t });
       }
       const m = /^\/api\/(v1|v2)\/dags\/([^/]+)\/dagRuns(?:\/([^/]+))?$/.exec(req.url);
       if (!m || m[1] !== opts.api) return send(res, 404, { detail: 'Not Found' });
       const auth = req.headers.authorization;
+      if (opts.api === 'v2' && opts.jwtFor && auth?.startsWith('Bearer ') && auth.slice(7) !== opts.bearer) {
+        // Airflow 3: every bearer is a JWT; expired → 401, not verifiable → 403.
+        const st = jwts.get(auth.slice(7));
+        if (st === 'expired') return send(res, 401, { detail: 'Token Expired' });
+        if (st !== 'valid') return send(res, 403, { detail: 'Invalid JWT token' });
+      }
       const authorized =
         (opts.basic && auth === `Basic ${Buffer.from(`${opts.basic.username}:${opts.basic.password}`).toString('base64')}`) ||
         (opts.bearer && auth === `Bearer ${opts.bearer}`) ||
-        (opts.jwtFor && auth?.startsWith('Bearer ') && jwts.has(auth.slice(7))) ||
+        (opts.jwtFor && auth?.startsWith('Bearer ') && jwts.get(auth.slice(7)) === 'valid') ||
         (!opts.basic && !opts.bearer && !opts.jwtFor);
       if (!authorized) return send(res, 401, { detail: 'Not authenticated' });
       const dag = decodeURIComponent(m[2]!);

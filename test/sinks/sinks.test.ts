@@ -11,15 +11,20 @@ import {
   airflowRunId,
   createSink,
   describeSinkConfig,
+  MAESTRO_PARAMS_SIZE_LIMIT,
+  maestroEvaluatedSize,
   maestroRequestId,
+  maestroRunParams,
+  maestroStartRequest,
   parseSinkConfig,
   SinkError,
   sinkConfigFromJson,
   sinkConfigToJson,
+  type MaestroParam,
   type SinkConfig,
   type TriggerPayload,
 } from '../../src/sinks/index.js';
-import { airflowReceiver, maestroReceiver, paramProblem, send, startServer, webhookReceiver, type TestServer } from './receivers.js';
+import { airflowReceiver, maestroEvaluatedParamsJson, maestroReceiver, paramProblem, send, startServer, webhookReceiver, type TestServer } from './receivers.js';
 
 const servers: TestServer[] = [];
 async function serve(...args: Parameters<typeof startServer>): Promise<TestServer> {
@@ -500,21 +505,63 @@ describe('maestro sink', () => {
     }
   });
 
-  it('errors say what to fix: unknown workflow (404), inactive (409), bad token (401); none leak the token', async () => {
+  it('errors say what to fix: unknown workflow (404), inactive (404 for versions/active), bad token (401); none leak the token', async () => {
     const e404 = await rejection(sinkFor({ workflow_id: 'no_such_wf' }).deliver(payload()));
     expect(e404).toMatchObject({ retryable: false, status: 404 });
     expect(e404.message).toMatch(/no_such_wf/);
     expect(e404.message).toMatch(/workflow_id/);
-    const e409 = await rejection(sinkFor({ workflow_id: 'old_wf' }).deliver(payload()));
-    expect(e409).toMatchObject({ retryable: false, status: 409 });
-    expect(e409.message).toMatch(/inactive|activate/);
+    // Maestro answers 404 "Cannot find an active version" for an inactive workflow (not 409).
+    const inactive = await rejection(sinkFor({ workflow_id: 'old_wf' }).deliver(payload()));
+    expect(inactive).toMatchObject({ retryable: false, status: 404 });
+    expect(inactive.message).toMatch(/inactive/);
+    expect(inactive.message).toContain('/api/v3/workflows/old_wf/versions/{version}/actions/activate');
+    // The receiver starts an inactive workflow's exact version (Maestro does too).
+    expect(await sinkFor({ workflow_id: 'old_wf', version: '1' }).deliver(payload({ dedupKey: 'old-v1' }))).toMatchObject({ outcome: 'started' });
     const e401 = await rejection(sinkFor({ token: 'wrong-token-abc123' }).deliver(payload()));
     expect(e401).toMatchObject({ retryable: false, status: 401 });
     expect(e401.message).toMatch(/token/);
-    for (const e of [e404, e409, e401]) {
+    for (const e of [e404, inactive, e401]) {
       expect(e.message).not.toContain(TOKEN);
       expect(e.message).not.toContain('wrong-token-abc123');
     }
+  });
+
+  it('sends the caller "ips" in the user header when none is configured (Maestro answers 400 without one)', async () => {
+    const open = maestroReceiver({ workflows: ['wf_user'] });
+    const s2 = await serve(open.handler);
+    const r = await createSink(parseSinkConfig({ type: 'maestro', url: s2.url, workflow_id: 'wf_user' })).deliver(payload({ dedupKey: 'user-default' }));
+    expect(r.outcome).toBe('started');
+    expect(s2.requests.at(-1)!.headers.user).toBe('ips');
+    // a user given as a plain header is kept
+    await createSink(parseSinkConfig({ type: 'maestro', url: s2.url, workflow_id: 'wf_user', headers: { User: 'etl-bot' } })).deliver(payload({ dedupKey: 'user-header' }));
+    expect(s2.requests.at(-1)!.headers.user).toBe('etl-bot');
+    // the receiver answers as Maestro does without the header
+    const raw = await fetch(`${s2.url}/api/v3/workflows/wf_user/versions/active/actions/start`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(maestroStartRequest(payload({ dedupKey: 'user-none' }))),
+    });
+    expect(raw.status).toBe(400);
+    expect(await raw.text()).toContain('the user name cannot be null');
+  });
+
+  it('sizes the params by Maestro\'s rule (750,000 characters of evaluated params): a batch under 512 KiB as sent but over it evaluated goes without partition lists', async () => {
+    // ~470 KB of partition names as sent: under the old 512 KiB budget, about 950,000 characters
+    // once Maestro holds each one as value and evaluated_result.
+    const parts = Array.from({ length: 9000 }, (_, i) => `event_day=2026-11-01/bucket=${String(i).padStart(5, '0')}/region=eu-west-${i % 7}`);
+    const base = payload().tables[0]!;
+    const p = payload({ dedupKey: 'big-partitions', tables: [{ ...base, changedPartitions: parts }] });
+    const full = { ...maestroRunParams(payload({ dedupKey: 'x', tables: [base] })), changed_partitions: { type: 'STRING_ARRAY', value: parts } } as Record<string, MaestroParam>;
+    expect(JSON.stringify(full).length).toBeLessThan(512 * 1024);
+    expect(maestroEvaluatedParamsJson(full).length).toBeGreaterThan(MAESTRO_PARAMS_SIZE_LIMIT);
+    const r = await sinkFor({ workflow_id: 'multi_wf' }).deliver(p);
+    expect(r.outcome).toBe('started');
+    const rp = (JSON.parse(srv.requests.at(-1)!.body.toString('utf8')) as { run_params: Record<string, MaestroParam> }).run_params;
+    expect(rp.changed_partitions).toBeUndefined();
+    expect(rp.changed_partitions_truncated).toEqual({ type: 'BOOLEAN', value: true });
+    // A batch that fits keeps its lists, and ips's estimate is never below what Maestro measures.
+    const fits = Array.from({ length: 2000 }, (_, i) => `event_day=2026-11-01/bucket=${String(i).padStart(5, '0')}`);
+    const small = maestroRunParams(payload({ dedupKey: 'fits', tables: [{ ...base, changedPartitions: fits }] }));
+    expect(small.changed_partitions).toEqual({ type: 'STRING_ARRAY', value: fits });
+    for (const params of [small, full]) expect(maestroEvaluatedSize(params)).toBeGreaterThanOrEqual(maestroEvaluatedParamsJson(params).length);
   });
 
   it('5xx and 429 are retryable; 422 is not', async () => {
@@ -601,6 +648,52 @@ describe('airflow sink', () => {
     const e = await rejection(bad.deliver(payload({ dedupKey: 'jwt-4' })));
     expect(e).toMatchObject({ retryable: false, status: 401 });
     expect(e.message).not.toContain('wrong-pw-9z9');
+  });
+
+  it('v2 renews the JWT once on 403: Airflow 3 answers 403 for a JWT signed with another jwt_secret (api-server restarted)', async () => {
+    const recv = airflowReceiver({ api: 'v2', dags: ['d'], jwtFor: { username: 'ips', password: 'af3-pw-403' } });
+    const srv = await serve(recv.handler);
+    const sink = createSink(parseSinkConfig({ type: 'airflow', url: srv.url, dag_id: 'd', username: 'ips', password: 'af3-pw-403' }));
+    expect(await sink.deliver(payload({ dedupKey: 'rot-1' }))).toMatchObject({ outcome: 'started' });
+    recv.rotateJwtSecret();
+    // the receiver answers as Airflow 3 does for the old token
+    const stale = srv.requests.at(-1)!.headers.authorization!;
+    const raw = await fetch(`${srv.url}/api/v2/dags/d/dagRuns/x`, { headers: { authorization: stale } });
+    expect(raw.status).toBe(403);
+    expect(await raw.json()).toEqual({ detail: 'Invalid JWT token' });
+    expect(await sink.deliver(payload({ dedupKey: 'rot-2' }))).toMatchObject({ outcome: 'started' });
+    expect(await sink.deliver(payload({ dedupKey: 'rot-3' }))).toMatchObject({ outcome: 'started' });
+    expect(recv.tokensIssued).toBe(2);
+    expect(recv.runs.get('d')!.size).toBe(3);
+  });
+
+  it('v2: a 403 that a fresh JWT does not cure (no permission) fails after one renewal, saying so', async () => {
+    let tokens = 0;
+    const srv = await serve((req, res) => {
+      if (req.url === '/auth/token') return send(res, 201, { access_token: `jwt-${++tokens}` });
+      return send(res, 403, { detail: 'Forbidden' });
+    });
+    const sink = createSink(parseSinkConfig({ type: 'airflow', url: srv.url, dag_id: 'd', username: 'ips', password: 'af3-pw-perm' }));
+    const e = await rejection(sink.deliver(payload()));
+    expect(e).toMatchObject({ retryable: false, status: 403 });
+    expect(e.message).toMatch(/permission/);
+    expect(e.message).toMatch(/jwt_secret/);
+    expect(tokens).toBe(2);
+    expect(srv.requests.filter((r) => r.url.includes('/dagRuns')).length).toBe(2);
+  });
+
+  it('v2 with a static token: a 401 says an Airflow 3 token expires and steers to username/password', async () => {
+    const recv = airflowReceiver({ api: 'v2', dags: ['d'], jwtFor: { username: 'ips', password: 'af3-pw-static' } });
+    const srv = await serve(recv.handler);
+    const tok = ((await (await fetch(`${srv.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ips', password: 'af3-pw-static' }) })).json()) as { access_token: string }).access_token;
+    const sink = createSink(parseSinkConfig({ type: 'airflow', url: srv.url, dag_id: 'd', token: tok }));
+    expect(await sink.deliver(payload({ dedupKey: 'static-1' }))).toMatchObject({ outcome: 'started' });
+    recv.expireTokens();
+    const e = await rejection(sink.deliver(payload({ dedupKey: 'static-2' })));
+    expect(e).toMatchObject({ retryable: false, status: 401 });
+    expect(e.message).toMatch(/expires/);
+    expect(e.message).toMatch(/"username"\/"password"/);
+    expect(e.message).not.toContain(tok);
   });
 
   it('a 409 without the run (another unique key clashed) is retryable', async () => {
