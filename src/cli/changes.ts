@@ -1,4 +1,7 @@
-import { Command } from 'commander';
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { DEFAULT_MAX_ROWS, netRowChanges } from '../rows/net-rows.js';
+import { stringifyJsonLossless } from '../iceberg/json.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from '../capture/change-set.js';
@@ -28,6 +31,11 @@ interface ChangesOptions extends TableOptions {
   icdcCatalogName?: string;
   fromSequenceNumber?: string;
   allowSequenceFallback?: boolean;
+  rows?: boolean;
+  net?: boolean;
+  format?: string;
+  out?: string;
+  maxRows?: string;
 }
 
 function snapshotId(text: string | undefined, flag: string): bigint | null {
@@ -50,9 +58,15 @@ export function changesCommand(): Command {
     .option('--icdc <namespace.name>', 'write the change set as a zero-copy ICDC table with this name')
     .option('--icdc-location <uri>', 'directory of the ICDC table (default: <warehouse>/<namespace>/<name> beside the source)')
     .option('--icdc-catalog <uri>', 'also register the ICDC table in this JDBC/SQL catalog (postgresql://…)')
-    .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips');
+    .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips')
+    .option('--rows', 'row-level changes instead of files (with --net: the net inserted and deleted rows of the range)')
+    .option('--net', 'with --rows: the net change of the whole range (the only mode built so far)')
+    .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
+    .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
+    .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
   addTableOptions(cmd).action(async (ref: string, opts: ChangesOptions) => {
     await runAction(opts.json, async () => {
+      if (opts.rows) return rowChanges(ref, opts);
       const io = fileIOFrom(opts);
       try {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
@@ -89,6 +103,48 @@ export function changesCommand(): Command {
     });
   });
   return cmd;
+}
+
+/** `ips changes --rows --net`: the net row changes of (from, to] as JSON lines. */
+async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
+  if (!opts.net) {
+    throw new IpsError('NOT_BUILT', '--rows without --net (a changelog per snapshot, with carry-over removal and update pairing) is not built yet; use --rows --net for the net inserted and deleted rows of the range');
+  }
+  if ((opts.format ?? 'jsonl') !== 'jsonl') throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use --format jsonl`);
+  for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {
+    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are JSON lines; run ips changes without --rows for files, ranges and ICDC tables)`);
+  }
+  if (opts.policy !== undefined && opts.policy !== 'overwrite=include,delete=include') {
+    throw new IpsError('INVALID_ARGUMENT', '--policy does not apply to --rows: the net row changes always include every operation');
+  }
+  let maxRows: bigint | undefined;
+  if (opts.maxRows !== undefined) {
+    if (!/^\d+$/.test(opts.maxRows)) throw new IpsError('INVALID_ARGUMENT', `--max-rows expects a number of rows, got "${opts.maxRows}"`);
+    maxRows = BigInt(opts.maxRows);
+  }
+  const io = fileIOFrom(opts);
+  try {
+    const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
+    const md = table.metadata;
+    const reader = new ManifestReader(io);
+    const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
+    const lines: string[] = [];
+    await netRowChanges(io, md, reader, range, (row) => lines.push(stringifyJsonLossless(row)), {
+      ...(maxRows !== undefined ? { maxRows } : {}),
+      progress: (line) => process.stderr.write(`${line}\n`),
+    });
+    const text = lines.length > 0 ? lines.join('\n') + '\n' : '';
+    // Written only once the whole answer is there: never a partial answer.
+    if (opts.out) {
+      const tmp = `${opts.out}.${process.pid}.part`;
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, opts.out);
+    } else {
+      process.stdout.write(text);
+    }
+  } finally {
+    io.close();
+  }
 }
 
 const FALLBACK_CODES = new Set(['FROM_EXPIRED', 'LINEAGE_BROKEN']);
