@@ -202,6 +202,32 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     expect(notNet.stderr).toMatch(/error \[NOT_BUILT\]: --rows without --net/);
   }), LONG);
 
+  // 2b. deletion vectors over a 70,000-row file: positions in two 64Ki chunks, a contiguous
+  //     range (Iceberg run-length encodes it: a run container) and every other row (a bitmap
+  //     container), then the DV replaced by their union.
+  const big = '2b spark v3 deletion vectors of a 70,000-row file: run, bitmap and array containers';
+  it(big, timed(big, async () => {
+    const T = 'rows_v3_big_dv';
+    await server.create('spark', T, null, { 'format-version': '3', ...MOR, ...FULL_METRICS });
+    const a = await sql(T, [`INSERT INTO {t} SELECT /*+ COALESCE(1) */ id + 1000000, timestamp_micros(${DAY0_US} + id * 1000000), concat('big-', id), CAST(id % 97 AS INT), 9 FROM range(70000)`]);
+    const d1 = await sql(T, ['DELETE FROM {t} WHERE id BETWEEN 1000100 AND 1010100']);
+    const d2 = await sql(T, ['DELETE FROM {t} WHERE id % 2 = 0 AND (id < 1020000 OR id >= 1066000)']);
+    const rf = await server.rangeFiles('spark', T, a, d2, { dv: true });
+    expect(rf.map((x) => [x.added.filter((e) => e.content === 0).length, x.added.filter((e) => e.file_format === 'puffin').length]), `${T}: one DV per DELETE on the one data file`).toEqual([[0, 1], [0, 1]]);
+    const dv1 = rf[0]!.added[0]!;
+    const blob = await ctx.io.read(dv1.file_path);
+    const cookie = blob.readUInt32LE(Number(dv1.content_offset) + 8 + 8 + 4);
+    expect(cookie & 0xffff, `${T}: the first DV holds a run container (Roaring cookie)`).toBe(12347);
+    expect((await server.sparkSql(T, [`SELECT count(*) FROM {t} VERSION AS OF ${a}`])).result).toEqual([['70000']]);
+    for (const [from, to] of [[a, d1], [d1, d2]] as const) {
+      const t0 = Date.now();
+      const r = await expectNet(T, from, to, T);
+      timings.push(`${T} (${from}, ${to}]: ${r.deletes.length} deletes in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+      expect(r.deletes.length, `${T} (${from}, ${to}] deletes rows`).toBeGreaterThan(5000);
+      expect(r.inserts).toEqual([]);
+    }
+  }), LONG);
+
   // 3. copy-on-write: the MERGE and the DELETE rewrite whole files; their unchanged rows are
   //    removed and added again (carry-over) and must cancel.
   const cow = '3 spark v2 copy-on-write MERGE and DELETE: carry-over rows cancel';
