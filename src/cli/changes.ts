@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { DEFAULT_MAX_ROWS, netRowChanges } from '../rows/net-rows.js';
+import { rowChangelog } from '../rows/changelog.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
@@ -36,6 +37,7 @@ interface ChangesOptions extends TableOptions {
   format?: string;
   out?: string;
   maxRows?: string;
+  identifierColumns?: string;
 }
 
 function snapshotId(text: string | undefined, flag: string): bigint | null {
@@ -59,8 +61,9 @@ export function changesCommand(): Command {
     .option('--icdc-location <uri>', 'directory of the ICDC table (default: <warehouse>/<namespace>/<name> beside the source)')
     .option('--icdc-catalog <uri>', 'also register the ICDC table in this JDBC/SQL catalog (postgresql://…)')
     .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips')
-    .option('--rows', 'row-level changes instead of files (with --net: the net inserted and deleted rows of the range)')
-    .option('--net', 'with --rows: the net change of the whole range (the only mode built so far)')
+    .option('--rows', 'row-level changes instead of files: the changelog per snapshot, or with --net the net inserted and deleted rows of the range')
+    .option('--net', 'with --rows: the net change of the whole range')
+    .option('--identifier-columns <columns>', 'with --rows (without --net): pair a DELETE and an INSERT of one snapshot with equal values in these columns as UPDATE_BEFORE / UPDATE_AFTER')
     .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
     .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
     .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
@@ -105,10 +108,11 @@ export function changesCommand(): Command {
   return cmd;
 }
 
-/** `ips changes --rows --net`: the net row changes of (from, to] as JSON lines. */
+/** `ips changes --rows [--net]`: the row changes of (from, to] as JSON lines, per snapshot or net. */
 async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
-  if (!opts.net) {
-    throw new IpsError('NOT_BUILT', '--rows without --net (a changelog per snapshot, with carry-over removal and update pairing) is not built yet; use --rows --net for the net inserted and deleted rows of the range');
+  const identifierColumns = (opts.identifierColumns ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  if (opts.net && identifierColumns.length > 0) {
+    throw new IpsError('INVALID_ARGUMENT', '--identifier-columns pairs updates per snapshot and does not combine with --net (net changes have no update images, as in Spark); leave out --net for the changelog per snapshot');
   }
   if ((opts.format ?? 'jsonl') !== 'jsonl') throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use --format jsonl`);
   for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {
@@ -129,10 +133,13 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
     const reader = new ManifestReader(io);
     const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
     const lines: string[] = [];
-    await netRowChanges(io, md, reader, range, (row) => lines.push(stringifyJsonLossless(row)), {
+    const common = {
       ...(maxRows !== undefined ? { maxRows } : {}),
-      progress: (line) => process.stderr.write(`${line}\n`),
-    });
+      progress: (line: string) => process.stderr.write(`${line}\n`),
+    };
+    const emit = (row: Record<string, unknown>) => lines.push(stringifyJsonLossless(row));
+    if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
+    else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, warn: common.progress });
     const text = lines.length > 0 ? lines.join('\n') + '\n' : '';
     // Written only once the whole answer is there: never a partial answer.
     if (opts.out) {
