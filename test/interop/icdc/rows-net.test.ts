@@ -9,8 +9,10 @@
 //   4 equality deletes written by Iceberg Java (test/interop/java/EqualityDeletesTable.java),
 //     day-partitioned and unpartitioned (global deletes)
 //   5 a compaction inside the range (before and after deletes on its outputs)
-// plus the typed refusals: row budget, schema change, a missing deletion-vector file, --rows
-// without --net.
+// and, without --net, the changelog per snapshot: against Spark's create_changelog_view on
+// copy-on-write tables (carry-over removal, update pairing by id) and against EXCEPT ALL per
+// snapshot on merge-on-read tables (whose delete files Spark's changelog refuses); plus the
+// typed refusals: row budget, schema change, a missing deletion-vector file, bad arguments.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -25,6 +27,7 @@ import { ManifestReader } from '../../../src/capture/manifest-reader.js';
 import { resolveRangeWithHistory } from '../../../src/capture/range.js';
 import { isIpsError } from '../../../src/errors.js';
 import { netRowChanges, type NetRowOptions, type NetRowResult, type RowChange } from '../../../src/rows/net-rows.js';
+import { rowChangelog } from '../../../src/rows/changelog.js';
 import { ipsFileIO } from '../engine-report.js';
 import { DAY0_US, DAY_US, RowGen } from './data.js';
 import { EngineServer, type Row } from './engines.js';
@@ -57,7 +60,7 @@ interface IpsRows {
   raw: RowChange[];
 }
 
-describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in both directions', () => {
+describe('ips changes --rows: net row changes and the changelog per snapshot equal Spark\'s', () => {
   let server: EngineServer;
   let ctx: IpsContext;
   let work: string;
@@ -120,11 +123,49 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     return { ips, inserts, deletes };
   }
 
+  async function ipsChangelog(T: string, from: string, to: string, identifierColumns: string[] = []): Promise<RowChange[]> {
+    const md = await loadSource(ctx, T);
+    const reader = new ManifestReader(ctx.io);
+    const range = await resolveRangeWithHistory(md, { from: BigInt(from), to: BigInt(to) }, reader);
+    const out: RowChange[] = [];
+    await rowChangelog(ctx.io, md, reader, range, (r) => out.push(r), { identifierColumns });
+    return out;
+  }
+
+  /**
+   * The changelog of (from, to] per snapshot against Spark: for each snapshot but compactions
+   * (Iceberg's changelog skips `replace` and gives the others ordinals 0, 1, …), its rows
+   * EXCEPT ALL its parent's (INSERT) and the reverse (DELETE), tagged with ordinal and snapshot.
+   */
+  async function expectChangelog(T: string, from: string, to: string): Promise<number> {
+    const info = await server.snapshots('spark', T);
+    const lineage = info.lineage;
+    const ids = lineage.slice(lineage.indexOf(from) + 1, lineage.indexOf(to) + 1);
+    expect(ids.length, `${T}: (${from}, ${to}] on the lineage`).toBeGreaterThan(0);
+    const want: string[] = [];
+    let parent = from;
+    let ordinal = 0;
+    for (const id of ids) {
+      const prev = parent;
+      parent = id;
+      if (info.snapshots.find((x) => x.snapshot_id === id)!.operation === 'replace') continue;
+      for (const [kind, a, b] of [['INSERT', prev, id], ['DELETE', id, prev]] as const) {
+        for (const r of await server.exceptAll('spark', T, a, b)) want.push(JSON.stringify([...r, kind, ordinal, id]));
+      }
+      ordinal++;
+    }
+    const got = (await ipsChangelog(T, from, to)).map((x) => JSON.stringify([...asRow(x), x['_change_type'], x['_change_ordinal'], x['_commit_snapshot_id']]));
+    expect(got.sort(), `${T} (${from}, ${to}]: changelog per snapshot vs Spark EXCEPT ALL per snapshot`).toEqual(want.sort());
+    return want.length;
+  }
+
   const sql = async (T: string, stmts: string[], rows?: Row[]): Promise<string> => (await server.sparkSql(T, stmts, rows)).snapshot_id!;
   const day = (d: number) => (r: Row) => r[1] >= DAY0_US + d * DAY_US && r[1] < DAY0_US + (d + 1) * DAY_US;
 
   // 1. v2 merge-on-read: MERGE, UPDATE, DELETE write position delete files (partition-scoped: one
   //    file per partition covering several data files, without referenced_data_file).
+  let v2Table: { T: string; s: string[] } | undefined;
+  let compactTable: { T: string; s: string[] } | undefined;
   const v2 = '1 spark v2 merge-on-read MERGE / UPDATE / DELETE (position deletes)';
   it(v2, timed(v2, async () => {
     const T = 'rows_v2_mor';
@@ -151,6 +192,7 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     }
     // The delete-only range reads only the data files its position deletes apply to, at both ends.
     const onlyDelete = await ipsRows(T, u, d);
+    v2Table = { T, s: [a1, a2, m, u, d] };
     expect(onlyDelete.inserts, 'a DELETE inserts nothing').toEqual([]);
     expect(onlyDelete.result.plan.readAtTo).toBe(onlyDelete.result.plan.readAtFrom);
   }), LONG);
@@ -197,9 +239,14 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     const lines = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RowChange);
     expect(bag(lines.filter((l) => l['_change_type'] === 'INSERT').map(asRow))).toEqual(bag(await server.exceptAll('spark', T, a[0]!, m)));
     expect(bag(lines.filter((l) => l['_change_type'] === 'DELETE').map(asRow))).toEqual(bag(await server.exceptAll('spark', T, m, a[0]!)));
-    const notNet = await runIps(ctx, ['changes', `${ctx.ns}.${T}`, '--catalog', env.pgUrl, '--catalog-name', SOURCE_CATALOG, '--from', a[0]!, '--rows']);
-    expect([notNet.code, notNet.stdout], 'no partial answer').toEqual([1, '']);
-    expect(notNet.stderr).toMatch(/error \[NOT_BUILT\]: --rows without --net/);
+    const perSnapshot = await runIps(ctx, ['changes', `${ctx.ns}.${T}`, '--catalog', env.pgUrl, '--catalog-name', SOURCE_CATALOG, '--from', a[0]!, '--to', m, '--rows', '--identifier-columns', 'id']);
+    expect(perSnapshot.code, perSnapshot.stderr).toBe(0);
+    const cl = perSnapshot.stdout.trim().split('\n').map((l) => JSON.parse(l) as RowChange);
+    expect([...new Set(cl.map((x) => `${x['_change_ordinal']}@${x['_commit_snapshot_id']}`))].sort(), 'one ordinal per snapshot').toEqual([a[1]!, a[2]!, del, upd, m].map((id, i) => `${i}@${id}`).sort());
+    expect(cl.filter((x) => x['_change_type'] === 'UPDATE_AFTER' && x['_commit_snapshot_id'] === upd).length, 'the UPDATE as update pairs').toBe(3);
+    const bad = await runIps(ctx, ['changes', `${ctx.ns}.${T}`, '--catalog', env.pgUrl, '--catalog-name', SOURCE_CATALOG, '--from', a[0]!, '--rows', '--net', '--identifier-columns', 'id']);
+    expect([bad.code, bad.stdout], 'no partial answer').toEqual([1, '']);
+    expect(bad.stderr).toMatch(/error \[INVALID_ARGUMENT\]: --identifier-columns/);
   }), LONG);
 
   // 2b. deletion vectors over a 70,000-row file: positions in two 64Ki chunks, a contiguous
@@ -249,6 +296,20 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     }
     const r = await expectNet(T, a2, m, T);
     expect([r.inserts.length, r.deletes.length], `${T}: the MERGE updated 3 rows and inserted 5`).toEqual([8, 3]);
+
+    // The changelog per snapshot (without --net) against Spark's own changelog view, which works
+    // on copy-on-write tables: carry-over removal, and with identifier columns update pairing.
+    for (const [from, to] of [[a1, d], [a2, m]] as const) {
+      for (const ids of [[], ['id']]) {
+        const view = `cl_${to}_${ids.length}`;
+        const call = `CALL src.system.create_changelog_view(table => '{ns}.${T}', changelog_view => '${view}', options => map('start-snapshot-id', '${from}', 'end-snapshot-id', '${to}')${ids.length ? `, identifier_columns => array('id')` : ''})`;
+        const spark = (await server.sparkSql(T, [call, `SELECT id, unix_micros(ts), name, qty, batch, _change_type, _change_ordinal, CAST(_commit_snapshot_id AS STRING) FROM ${view}`])).result;
+        const want = spark.map((x) => JSON.stringify([Number(x[0]), Number(x[1]), x[2], Number(x[3]), Number(x[4]), x[5], Number(x[6]), x[7]])).sort();
+        const got = (await ipsChangelog(T, from, to, ids)).map((x) => JSON.stringify([...asRow(x), x['_change_type'], x['_change_ordinal'], x['_commit_snapshot_id']])).sort();
+        expect(got, `${T} (${from}, ${to}] changelog${ids.length ? ' with updates by id' : ''} vs Spark create_changelog_view`).toEqual(want);
+        if (ids.length) expect(want.filter((x) => x.includes('UPDATE_AFTER')).length, 'Spark pairs the MERGE\'s updates').toBe(3);
+      }
+    }
   }), LONG);
 
   // 4. equality deletes, written by Iceberg Java's API (GenericAppenderFactory + RowDelta).
@@ -298,11 +359,30 @@ describe('ips changes --rows --net: net row changes equal Spark\'s EXCEPT ALL in
     expect(ops, `${T}: operations`).toEqual(['append', 'delete', 'append', 'replace', 'delete']);
     for (const [from, to] of [[a1, d2], [a2, rw], [a3, d2], [d1, d2], [a1, rw]] as const) await expectNet(T, from, to, T);
     // The compaction alone changes no row, although it reads every file it rewrote.
+    compactTable = { T, s: [a1, a2, d1, a3, rw, d2] };
     const alone = await ipsRows(T, a3, rw);
     expect([alone.inserts, alone.deletes]).toEqual([[], []]);
     expect(alone.result.plan.readAtTo, 'the compaction outputs are read').toBeGreaterThan(0);
     const across = await expectNet(T, a1, d2, T);
     expect(across.inserts.length > 0 && across.deletes.length > 0, `${T}: the range inserts and deletes`).toBe(true);
+  }), LONG);
+
+  // 6. The changelog per snapshot on merge-on-read tables, where Spark's changelog view refuses
+  //    delete files: per snapshot EXCEPT ALL is the oracle; compactions get no ordinal.
+  const changelog = '6 changelog per snapshot (without --net) on v2 position deletes, v3 DVs and across a compaction';
+  it(changelog, timed(changelog, async () => {
+    expect(v2Table && dvTable && compactTable, 'scenarios 1, 2 and 5 ran').toBeTruthy();
+    const counts: number[] = [];
+    counts.push(await expectChangelog(v2Table!.T, v2Table!.s[0]!, v2Table!.s[4]!));
+    counts.push(await expectChangelog(dvTable!.T, dvTable!.s[0]!, dvTable!.s[5]!));
+    counts.push(await expectChangelog(compactTable!.T, compactTable!.s[0]!, compactTable!.s[5]!));
+    expect(counts.every((n) => n > 0), `rows in every changelog: ${counts.join(', ')}`).toBe(true);
+    // An update pairing that is not unique is refused: the v2 MERGE source updates ids that are
+    // unique, so pairing by batch (not unique) must fail.
+    await expect(ipsChangelog(v2Table!.T, v2Table!.s[1]!, v2Table!.s[2]!, ['batch'])).rejects.toThrow(/UPDATE_AMBIGUOUS|cannot be paired/);
+    const paired = await ipsChangelog(v2Table!.T, v2Table!.s[1]!, v2Table!.s[2]!, ['id']);
+    expect(paired.filter((x) => x['_change_type'] === 'UPDATE_AFTER').length, 'the MERGE updated 7 rows').toBe(7);
+    expect(paired.filter((x) => x['_change_type'] === 'UPDATE_BEFORE').length).toBe(7);
   }), LONG);
 
   // Typed refusals: never a partial answer.
