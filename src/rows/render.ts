@@ -31,9 +31,13 @@ export function renderValue(t: PrimitiveType, text: string | null): JsonValue {
     case 'int': return Number(text);
     case 'float':
     case 'double': {
+      // JSON has no NaN or infinities: as text, like Spark's JSON writer (DuckDB says nan, inf, -inf).
+      const special: Record<string, string> = { nan: 'NaN', '-nan': 'NaN', inf: 'Infinity', infinity: 'Infinity', '-inf': '-Infinity', '-infinity': '-Infinity' };
+      const s = special[text.toLowerCase()];
+      if (s !== undefined) return s;
       const n = Number(text);
-      // JSON has no NaN or infinities: as text, like Spark's JSON writer.
-      return Number.isFinite(n) ? n : text === 'nan' || text === '-nan' ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity';
+      if (!Number.isFinite(n)) throw new IpsError('ROWS_FAILED', `cannot read the floating-point value "${text}"`);
+      return n;
     }
     case 'long':
     case 'decimal':
