@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { IpsError, describeError } from '../errors.js';
 import { changeKey, partitionKey } from '../capture/file-key.js';
+import { mayHoldPartition } from '../capture/delete-footprint.js';
 import type { ManifestReader } from '../capture/manifest-reader.js';
+import { bindSpec, type BoundPartitionField } from '../iceberg/partition-values.js';
 import type { SnapshotRange } from '../capture/range.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { SqlEngine, sqlString } from '../engine/duckdb.js';
@@ -236,7 +238,17 @@ export async function netRowChanges(
   const changed: LiveFile[] = [];
   if (deletesAddedOrRemoved.length > 0) {
     const both: LiveSet = { data: new Map(), deletes: new Map() };
-    await readLive(reader, common.filter((m) => m.content === 0), both, `snapshots ${range.from} and ${range.to}`);
+    // Only manifests that may hold a partition a changed delete applies to (all for a global equality delete).
+    const global = deletesAddedOrRemoved.some((d) => d.fc.entry.dataFile.content === 2 && specById(md, d.fc.manifest.partitionSpecId).fields.length === 0);
+    const bound = new Map<number, BoundPartitionField[]>();
+    const bind = (specId: number) => {
+      let b = bound.get(specId);
+      if (!b) bound.set(specId, (b = bindSpec(md, specById(md, specId))));
+      return b;
+    };
+    const mayHold = (mf: ManifestFile) => global || deletesAddedOrRemoved.some((d) =>
+      d.fc.manifest.partitionSpecId === mf.partitionSpecId && mayHoldPartition(bind(mf.partitionSpecId), mf.partitions, d.fc.entry.dataFile.partition));
+    await readLive(reader, common.filter((m) => m.content === 0 && mayHold(m)), both, `snapshots ${range.from} and ${range.to}`);
     for (const [k, f] of toOnly.data) if (fromOnly.data.has(k)) both.data.set(k, f);
     const index = new DeleteIndex(md, deletesAddedOrRemoved);
     for (const f of both.data.values()) if (index.applying(f).length > 0) changed.push(f);
