@@ -1,5 +1,6 @@
-// Issue 17, first slice: `ips changes --rows --net`, the net row changes of (from, to], against
-// Spark. The oracle is Spark alone: time travel and EXCEPT ALL in both directions,
+// Issue 17, first slice: `ips changes --rows`, row-level changes of (from, to], against Spark
+// (rows-local.test.ts: every scenario on local disk; rows-s3.test.ts: scenarios 1, 2, 5 and the
+// changelog on MinIO). The oracle is Spark alone: time travel and EXCEPT ALL in both directions,
 //   inserts = (SELECT * FROM t VERSION AS OF to) EXCEPT ALL (SELECT * FROM t VERSION AS OF from)
 //   deletes = (… VERSION AS OF from) EXCEPT ALL (… VERSION AS OF to)
 // and ips's answer must equal both as multisets, for several ranges of each scenario:
@@ -60,7 +61,14 @@ interface IpsRows {
   raw: RowChange[];
 }
 
-describe('ips changes --rows: net row changes and the changelog per snapshot equal Spark\'s', () => {
+export type RowsScenario = 'v2' | 'v3' | 'big' | 'cow' | 'eq' | 'compact' | 'changelog' | 'refusals';
+
+/**
+ * Defines the suite on one storage. `only` picks scenarios (default: all); the equality-delete
+ * writer and the refusals (which delete a file) need local storage.
+ */
+export function defineRowsSuite(storage: 'local' | 's3', only?: RowsScenario[]): void {
+describe(`ips changes --rows: net row changes and the changelog per snapshot equal Spark's (${storage})`, () => {
   let server: EngineServer;
   let ctx: IpsContext;
   let work: string;
@@ -70,12 +78,12 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   beforeAll(async () => {
     const env = testEnv();
     work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ips-rows-'));
-    const ns = `rows_${process.pid}_${Date.now().toString(36)}`;
-    const root = `file://${work}`;
+    const ns = `rows_${storage}_${process.pid}_${Date.now().toString(36)}`;
+    const root = storage === 'local' ? `file://${work}` : `s3://${env.s3Bucket}/${ns}`;
     warehouse = `${root}/wh/java`;
-    ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage: 'local' };
+    ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage };
     await ensureSqlCatalogTables(ctx.pool).catch(() => ensureSqlCatalogTables(ctx.pool)); // another file may create them concurrently
-    server = EngineServer.start({ storage: 'local', warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
+    server = EngineServer.start({ storage, warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
     await server.call('versions', { spark: true }); // the Spark session
   }, LONG);
 
@@ -87,6 +95,9 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
     process.stderr.write(`[rows] ${timings.join('\n[rows] ')}\n`);
   });
 
+  const scenario = (key: RowsScenario) => (name: string, fn: () => Promise<void>, timeout: number): void => {
+    if (only === undefined || only.includes(key)) it(name, fn, timeout);
+  };
   const timed = (name: string, fn: () => Promise<void>) => async () => {
     const t0 = Date.now();
     try {
@@ -167,7 +178,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   let v2Table: { T: string; s: string[] } | undefined;
   let compactTable: { T: string; s: string[] } | undefined;
   const v2 = '1 spark v2 merge-on-read MERGE / UPDATE / DELETE (position deletes)';
-  it(v2, timed(v2, async () => {
+  scenario('v2')(v2, timed(v2, async () => {
     const T = 'rows_v2_mor';
     await server.create('spark', T, 'day', { 'format-version': '2', ...MOR, ...FULL_METRICS, 'write.delete.granularity': 'partition' });
     const gen = new RowGen(1701);
@@ -201,7 +212,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   //    three (three DVs in one Puffin file); an UPDATE replaces one DV; a MERGE.
   const v3 = '2 spark v3 deletion vectors: several DVs per Puffin file, DVs replaced';
   let dvTable: { T: string; s: string[] } | undefined;
-  it(v3, timed(v3, async () => {
+  scenario('v3')(v3, timed(v3, async () => {
     const T = 'rows_v3_dv';
     await server.create('spark', T, 'day', { 'format-version': '3', ...MOR, ...FULL_METRICS });
     const gen = new RowGen(1702);
@@ -253,7 +264,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   //     range (Iceberg run-length encodes it: a run container) and every other row (a bitmap
   //     container), then the DV replaced by their union.
   const big = '2b spark v3 deletion vectors of a 70,000-row file: run, bitmap and array containers';
-  it(big, timed(big, async () => {
+  scenario('big')(big, timed(big, async () => {
     const T = 'rows_v3_big_dv';
     await server.create('spark', T, null, { 'format-version': '3', ...MOR, ...FULL_METRICS });
     const a = await sql(T, [`INSERT INTO {t} SELECT /*+ COALESCE(1) */ id + 1000000, timestamp_micros(${DAY0_US} + id * 1000000), concat('big-', id), CAST(id % 97 AS INT), 9 FROM range(70000)`]);
@@ -278,7 +289,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   // 3. copy-on-write: the MERGE and the DELETE rewrite whole files; their unchanged rows are
   //    removed and added again (carry-over) and must cancel.
   const cow = '3 spark v2 copy-on-write MERGE and DELETE: carry-over rows cancel';
-  it(cow, timed(cow, async () => {
+  scenario('cow')(cow, timed(cow, async () => {
     const T = 'rows_cow';
     await server.create('spark', T, 'day', { 'format-version': '2', ...COW, ...FULL_METRICS });
     const gen = new RowGen(1703);
@@ -314,7 +325,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
 
   // 4. equality deletes, written by Iceberg Java's API (GenericAppenderFactory + RowDelta).
   const eq = '4 equality deletes (Iceberg Java): day-partitioned and unpartitioned (global)';
-  it(eq, timed(eq, async () => {
+  scenario('eq')(eq, timed(eq, async () => {
     const classpath = helperClasspath();
     for (const partition of ['day', 'none'] as const) {
       const T = `rows_eqdel_${partition}`;
@@ -345,7 +356,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   // 5. a compaction inside the range: appends, deletes, rewrite_data_files (which applies the
   //    deletes), then a DELETE on the compaction outputs (DVs); ranges across and around it.
   const compact = '5 spark v3: rewrite_data_files inside the range, before and after deletes on its outputs';
-  it(compact, timed(compact, async () => {
+  scenario('compact')(compact, timed(compact, async () => {
     const T = 'rows_compact';
     await server.create('spark', T, 'day', { 'format-version': '3', ...MOR, ...FULL_METRICS });
     const gen = new RowGen(1706);
@@ -370,7 +381,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
   // 6. The changelog per snapshot on merge-on-read tables, where Spark's changelog view refuses
   //    delete files: per snapshot EXCEPT ALL is the oracle; compactions get no ordinal.
   const changelog = '6 changelog per snapshot (without --net) on v2 position deletes, v3 DVs and across a compaction';
-  it(changelog, timed(changelog, async () => {
+  scenario('changelog')(changelog, timed(changelog, async () => {
     expect(v2Table && dvTable && compactTable, 'scenarios 1, 2 and 5 ran').toBeTruthy();
     const counts: number[] = [];
     counts.push(await expectChangelog(v2Table!.T, v2Table!.s[0]!, v2Table!.s[4]!));
@@ -387,7 +398,7 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
 
   // Typed refusals: never a partial answer.
   const refusals = 'refusals: row budget, schema change, a missing deletion-vector file';
-  it(refusals, timed(refusals, async () => {
+  scenario('refusals')(refusals, timed(refusals, async () => {
     expect(dvTable, 'scenario 2 ran').toBeDefined();
     const { T, s } = dvTable!;
     const code = async (p: Promise<unknown>): Promise<string> => {
@@ -457,3 +468,5 @@ describe('ips changes --rows: net row changes and the changelog per snapshot equ
     return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { snapshots: (string | null)[] }).snapshots;
   }
 });
+}
+
