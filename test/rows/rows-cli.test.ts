@@ -34,6 +34,11 @@ describe('ips changes --rows (CLI) on the PyIceberg-written playback table', () 
     expect(typeof rows[0]!['profile_id'], 'long values as strings').toBe('string');
     expect(String(rows[0]!['event_ts'])).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/);
 
+    // Without --from: from the beginning of the table.
+    const first = ips(['changes', PLAYBACK, '--to', s1!.snapshot_id, '--rows', '--net']);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout.trim().split('\n').length).toBe(Number(s1!.summary['added-records']));
+
     // The copy-on-write delete rewrote files: deleted-records minus added-records rows are gone,
     // nothing is inserted (carry-over cancels).
     const d = ips(['changes', PLAYBACK, '--from', s4!.snapshot_id, '--to', s5!.snapshot_id, '--rows', '--net']);

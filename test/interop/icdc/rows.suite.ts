@@ -173,14 +173,17 @@ describe(`ips changes --rows: net row changes and the changelog per snapshot equ
   const sql = async (T: string, stmts: string[], rows?: Row[]): Promise<string> => (await server.sparkSql(T, stmts, rows)).snapshot_id!;
   const day = (d: number) => (r: Row) => r[1] >= DAY0_US + d * DAY_US && r[1] < DAY0_US + (d + 1) * DAY_US;
 
-  // 1. v2 merge-on-read: MERGE, UPDATE, DELETE write position delete files (partition-scoped: one
-  //    file per partition covering several data files, without referenced_data_file).
+  // 1. v2 merge-on-read: MERGE, UPDATE, DELETE write position delete files (partition-scoped on
+  //    local disk, file-scoped on S3).
   let v2Table: { T: string; s: string[] } | undefined;
   let compactTable: { T: string; s: string[] } | undefined;
   const v2 = '1 spark v2 merge-on-read MERGE / UPDATE / DELETE (position deletes)';
   scenario('v2')(v2, timed(v2, async () => {
     const T = 'rows_v2_mor';
-    await server.create('spark', T, 'day', { 'format-version': '2', ...MOR, ...FULL_METRICS, 'write.delete.granularity': 'partition' });
+    // Local: one position delete file per partition (no referenced_data_file when it covers
+    // several data files); S3: Iceberg's default, one per data file (with referenced_data_file).
+    const granularity = storage === 'local' ? 'partition' : 'file';
+    await server.create('spark', T, 'day', { 'format-version': '2', ...MOR, ...FULL_METRICS, 'write.delete.granularity': granularity });
     const gen = new RowGen(1701);
     const b1 = [0, 1].flatMap((d) => gen.rows(d, 20, 1));
     const a1 = await server.append('spark', T, b1);
@@ -194,7 +197,8 @@ describe(`ips changes --rows: net row changes and the changelog per snapshot equ
     expect(rf.map((x) => x.operation), `${T}: operations`).toEqual(['overwrite', 'overwrite', 'delete']);
     const posDeletes = rf.flatMap((x) => x.added).filter((e) => e.content === 1);
     expect(posDeletes.length > 0 && posDeletes.every((e) => e.file_format === 'parquet'), `${T}: position delete files`).toBe(true);
-    expect(posDeletes.some((e) => e.referenced_data_file === null), `${T}: a position delete file covering several data files`).toBe(true);
+    if (granularity === 'partition') expect(posDeletes.some((e) => e.referenced_data_file === null), `${T}: a position delete file covering several data files`).toBe(true);
+    else expect(posDeletes.every((e) => e.referenced_data_file !== null), `${T}: position delete files of one data file each`).toBe(true);
     expect(rf[2]!.added.every((e) => e.content === 1), `${T}: the DELETE only adds delete files`).toBe(true);
 
     for (const [from, to] of [[a1, m], [a1, d], [m, d], [u, d], [a2, u], [a1, a2]] as const) {
