@@ -305,51 +305,75 @@ export async function netRowChanges(
       { name: 'x', files: xFiles, at: atTo },
       { name: 'y', files: yFiles, at: atFrom },
     ];
+    // Every data file to read, numbered (k), with the deletes that apply to it at its end.
+    let n = 0;
+    const work = sides.flatMap((side) => side.files.map((f) => ({ side: side.name, f, k: ++n, dels: side.at.applying(f) })));
+    // Position delete files: each read once, its positions routed to every data file it names.
+    const posTargets = new Map<string, { file: LiveFile; targets: { k: number; path: string }[] }>();
+    for (const w of work) {
+      for (const d of w.dels) {
+        const dd = d.fc.entry.dataFile;
+        if (dd.content !== 1 || dd.fileFormat.toUpperCase() === 'PUFFIN') continue;
+        const key = changeKey(d.fc);
+        let e = posTargets.get(key);
+        if (!e) posTargets.set(key, (e = { file: d, targets: [] }));
+        e.targets.push({ k: w.k, path: w.f.fc.entry.dataFile.filePath });
+      }
+    }
+    for (const { file, targets } of posTargets.values()) {
+      const local = await localFile(engine, io, file.fc.entry.dataFile.filePath);
+      const values = targets.map((t) => `(${t.k}, ${sqlString(t.path)})`).join(', ');
+      await engine.run(
+        `INSERT INTO __pos SELECT m.k, p.pos FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = MAP {${POS_FILE_PATH_ID}: {name: 'file_path', type: 'VARCHAR', default_value: NULL}, ${POS_POS_ID}: {name: 'pos', type: 'BIGINT', default_value: NULL}}) p ` +
+        `JOIN (VALUES ${values}) m(k, path) ON p.file_path = m.path`);
+    }
+    // Equality delete files: each loaded once into a table of its equality columns.
+    const eqTables = new Map<string, string>();
+    for (const w of work) {
+      for (const d of w.dels) {
+        const dd = d.fc.entry.dataFile;
+        const key = changeKey(d.fc);
+        if (dd.content !== 2 || eqTables.has(key)) continue;
+        const name = `__eq${eqTables.size}`;
+        const local = await localFile(engine, io, dd.filePath);
+        await engine.run(`CREATE TEMP TABLE ${name} AS SELECT DISTINCT * FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = ${schemaMap(dd.equalityIds!.map((id) => byId.get(id)!))})`);
+        eqTables.set(key, name);
+      }
+    }
     const puffins = new Map<string, Buffer>();
-    let k = 0;
     let done = 0;
-    const total = xFiles.length + yFiles.length;
+    const total = work.length;
     for (const side of sides) {
       await engine.run(`CREATE TEMP TABLE ${side.name} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')} WHERE false`);
-      for (const f of side.files) {
-        k++;
-        const df = f.fc.entry.dataFile;
-        const dels = side.at.applying(f);
-        // Positions: deletion vectors decoded here, position delete files filtered by DuckDB.
-        for (const d of dels.filter((x) => x.fc.entry.dataFile.content === 1)) {
-          const dd = d.fc.entry.dataFile;
-          if (dd.fileFormat.toUpperCase() === 'PUFFIN') {
-            let file = puffins.get(dd.filePath);
-            if (!file) puffins.set(dd.filePath, (file = await readFile(io, dd.filePath)));
-            const off = Number(dd.contentOffset!);
-            const size = Number(dd.contentSizeInBytes!);
-            if (off < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
-            const positions = decodeDeletionVector(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`);
-            if (BigInt(positions.length) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${positions.length} positions, its manifest entry says ${dd.recordCount}`);
-            for (let i = 0; i < positions.length; i += 2000) {
-              await engine.run(`INSERT INTO __pos VALUES ${positions.slice(i, i + 2000).map((p) => `(${k}, ${p})`).join(', ')}`);
-            }
-          } else {
-            const local = await localFile(engine, io, dd.filePath);
-            await engine.run(`INSERT INTO __pos SELECT ${k}, pos FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = MAP {${POS_FILE_PATH_ID}: {name: 'file_path', type: 'VARCHAR', default_value: NULL}, ${POS_POS_ID}: {name: 'pos', type: 'BIGINT', default_value: NULL}}) WHERE file_path = ${sqlString(df.filePath)}`);
-          }
+    }
+    for (const { side, f, k, dels } of work) {
+      const df = f.fc.entry.dataFile;
+      // Deletion vectors: decoded here.
+      for (const d of dels) {
+        const dd = d.fc.entry.dataFile;
+        if (dd.content !== 1 || dd.fileFormat.toUpperCase() !== 'PUFFIN') continue;
+        let file = puffins.get(dd.filePath);
+        if (!file) puffins.set(dd.filePath, (file = await readFile(io, dd.filePath)));
+        const off = Number(dd.contentOffset!);
+        const size = Number(dd.contentSizeInBytes!);
+        if (off < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
+        const positions = decodeDeletionVector(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`);
+        if (BigInt(positions.length) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${positions.length} positions, its manifest entry says ${dd.recordCount}`);
+        for (let i = 0; i < positions.length; i += 2000) {
+          await engine.run(`INSERT INTO __pos VALUES ${positions.slice(i, i + 2000).map((p) => `(${k}, ${p})`).join(', ')}`);
         }
-        const eq: string[] = [];
-        for (const d of dels.filter((x) => x.fc.entry.dataFile.content === 2)) {
-          const dd = d.fc.entry.dataFile;
-          const ids = dd.equalityIds!;
-          const local = await localFile(engine, io, dd.filePath);
-          const m = schemaMap(ids.map((id) => byId.get(id)!));
-          eq.push(`NOT EXISTS (SELECT 1 FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = ${m}) e WHERE ${ids.map((id) => `e.${col(id)} IS NOT DISTINCT FROM t.${col(id)}`).join(' AND ')})`);
-        }
-        const local = await localFile(engine, io, df.filePath);
-        await engine.run(
-          `INSERT INTO ${side.name} SELECT ${columns.map((c) => `t.${col(c.id)}`).join(', ')} ` +
-          `FROM read_parquet(${sqlString(local)}, hive_partitioning = false, file_row_number = true, schema = ${dataSchema}) t ` +
-          `WHERE t.file_row_number NOT IN (SELECT pos FROM __pos WHERE k = ${k})${eq.map((e) => ` AND ${e}`).join('')}`);
-        done++;
-        if (total >= 20 && done % Math.ceil(total / 10) === 0) progress(`rows: read ${done}/${total} data files`);
       }
+      const eq = dels.filter((d) => d.fc.entry.dataFile.content === 2).map((d) => {
+        const ids = d.fc.entry.dataFile.equalityIds!;
+        return ` AND NOT EXISTS (SELECT 1 FROM ${eqTables.get(changeKey(d.fc))!} e WHERE ${ids.map((id) => `e.${col(id)} IS NOT DISTINCT FROM t.${col(id)}`).join(' AND ')})`;
+      });
+      const local = await localFile(engine, io, df.filePath);
+      await engine.run(
+        `INSERT INTO ${side} SELECT ${columns.map((c) => `t.${col(c.id)}`).join(', ')} ` +
+        `FROM read_parquet(${sqlString(local)}, hive_partitioning = false, file_row_number = true, schema = ${dataSchema}) t ` +
+        `WHERE t.file_row_number NOT IN (SELECT pos FROM __pos WHERE k = ${k})${eq.join('')}`);
+      done++;
+      if (total >= 20 && done % Math.ceil(total / 10) === 0) progress(`rows: read ${done}/${total} data files`);
     }
     const to = range.to.toString();
     const select = columns.map((c) => selectExpr(col(c.id), c.prim)).join(', ');
