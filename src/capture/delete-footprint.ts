@@ -22,7 +22,7 @@ interface SnapshotIndex {
   byPartition: Map<string, FileChange[]>;
 }
 
-function mayHoldPartition(bound: BoundPartitionField[], summaries: FieldSummary[] | null, partition: Map<number, unknown>): boolean {
+export function mayHoldPartition(bound: BoundPartitionField[], summaries: FieldSummary[] | null, partition: Map<number, unknown>): boolean {
   if (summaries === null) return true;
   for (const [i, pf] of bound.entries()) {
     const s = summaries[i];

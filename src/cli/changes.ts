@@ -1,4 +1,8 @@
-import { Command } from 'commander';
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { DEFAULT_MAX_ROWS, netRowChanges } from '../rows/net-rows.js';
+import { rowChangelog } from '../rows/changelog.js';
+import { stringifyJsonLossless } from '../iceberg/json.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from '../capture/change-set.js';
@@ -28,6 +32,12 @@ interface ChangesOptions extends TableOptions {
   icdcCatalogName?: string;
   fromSequenceNumber?: string;
   allowSequenceFallback?: boolean;
+  rows?: boolean;
+  net?: boolean;
+  format?: string;
+  out?: string;
+  maxRows?: string;
+  identifierColumns?: string;
 }
 
 function snapshotId(text: string | undefined, flag: string): bigint | null {
@@ -50,9 +60,16 @@ export function changesCommand(): Command {
     .option('--icdc <namespace.name>', 'write the change set as a zero-copy ICDC table with this name')
     .option('--icdc-location <uri>', 'directory of the ICDC table (default: <warehouse>/<namespace>/<name> beside the source)')
     .option('--icdc-catalog <uri>', 'also register the ICDC table in this JDBC/SQL catalog (postgresql://…)')
-    .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips');
+    .option('--icdc-catalog-name <name>', 'catalog_name for the registration', 'ips')
+    .option('--rows', 'row-level changes instead of files: the changelog per snapshot, or with --net the net inserted and deleted rows of the range')
+    .option('--net', 'with --rows: the net change of the whole range')
+    .option('--identifier-columns <columns>', 'with --rows (without --net): pair a DELETE and an INSERT of one snapshot with equal values in these columns as UPDATE_BEFORE / UPDATE_AFTER')
+    .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
+    .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
+    .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
   addTableOptions(cmd).action(async (ref: string, opts: ChangesOptions) => {
     await runAction(opts.json, async () => {
+      if (opts.rows) return rowChanges(ref, opts);
       const io = fileIOFrom(opts);
       try {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
@@ -89,6 +106,52 @@ export function changesCommand(): Command {
     });
   });
   return cmd;
+}
+
+/** `ips changes --rows [--net]`: the row changes of (from, to] as JSON lines, per snapshot or net. */
+async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
+  const identifierColumns = (opts.identifierColumns ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  if (opts.net && identifierColumns.length > 0) {
+    throw new IpsError('INVALID_ARGUMENT', '--identifier-columns pairs updates per snapshot and does not combine with --net (net changes have no update images, as in Spark); leave out --net for the changelog per snapshot');
+  }
+  if ((opts.format ?? 'jsonl') !== 'jsonl') throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use --format jsonl`);
+  for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {
+    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are JSON lines; run ips changes without --rows for files, ranges and ICDC tables)`);
+  }
+  if (opts.policy !== undefined && opts.policy !== 'overwrite=include,delete=include') {
+    throw new IpsError('INVALID_ARGUMENT', '--policy does not apply to --rows: the net row changes always include every operation');
+  }
+  let maxRows: bigint | undefined;
+  if (opts.maxRows !== undefined) {
+    if (!/^\d+$/.test(opts.maxRows)) throw new IpsError('INVALID_ARGUMENT', `--max-rows expects a number of rows, got "${opts.maxRows}"`);
+    maxRows = BigInt(opts.maxRows);
+  }
+  const io = fileIOFrom(opts);
+  try {
+    const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
+    const md = table.metadata;
+    const reader = new ManifestReader(io);
+    const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
+    const lines: string[] = [];
+    const common = {
+      ...(maxRows !== undefined ? { maxRows } : {}),
+      progress: (line: string) => process.stderr.write(`${line}\n`),
+    };
+    const emit = (row: Record<string, unknown>) => lines.push(stringifyJsonLossless(row));
+    if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
+    else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, warn: common.progress });
+    const text = lines.length > 0 ? lines.join('\n') + '\n' : '';
+    // Written only once the whole answer is there: never a partial answer.
+    if (opts.out) {
+      const tmp = `${opts.out}.${process.pid}.part`;
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, opts.out);
+    } else {
+      process.stdout.write(text);
+    }
+  } finally {
+    io.close();
+  }
 }
 
 const FALLBACK_CODES = new Set(['FROM_EXPIRED', 'LINEAGE_BROKEN']);

@@ -113,7 +113,8 @@ export class SqlEngine {
     }
   }
 
-  private async localCopy(location: string): Promise<string> {
+  /** A local path of the file: itself when local, else a staged copy (read through the FileIO once). */
+  async localCopy(location: string): Promise<string> {
     const local = localPathOf(location);
     if (local !== null) return local;
     const hit = this.staged.get(location);

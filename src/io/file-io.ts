@@ -19,6 +19,8 @@ export interface FileIO {
    * Used when a table was copied: its metadata still names the place it was written.
    */
   relocate?(from: string, to: string): void;
+  /** Where a location is actually read from (after relocations and mappings), when that differs. */
+  resolve?(location: string): string;
 }
 
 export function joinLocation(dir: string, name: string): string {

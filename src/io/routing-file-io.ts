@@ -57,9 +57,14 @@ export class RoutingFileIO implements FileIO {
     if (from !== to) this.implicit.push({ from, to });
   }
 
-  private async route(location: string): Promise<{ io: FileIO; loc: string }> {
+  /** Where `location` is read from after the location mappings (explicit, then implicit). */
+  resolve(location: string): string {
     const explicit = applyMappings(location, this.opts.mappings ?? []);
-    const loc = explicit === location ? applyMappings(location, this.implicit) : explicit;
+    return explicit === location ? applyMappings(location, this.implicit) : explicit;
+  }
+
+  private async route(location: string): Promise<{ io: FileIO; loc: string }> {
+    const loc = this.resolve(location);
     if (/^s3[an]?:\/\//.test(loc)) {
       // The AWS SDK takes about a second to load: only pay for it when a table is on S3.
       this.s3 ??= import('./s3-file-io.js').then((m) => new m.S3FileIO({ ...this.opts.s3, limits: this.opts.limits }));

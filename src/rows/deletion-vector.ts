@@ -1,0 +1,127 @@
+import zlib from 'node:zlib';
+import { IpsError } from '../errors.js';
+
+/** Magic bytes of a `deletion-vector-v1` Puffin blob (spec, Puffin "deletion-vector-v1"). */
+const DV_MAGIC = Buffer.from([0xd1, 0xd3, 0x39, 0x64]);
+const SERIAL_COOKIE_NO_RUNCONTAINER = 12346;
+const SERIAL_COOKIE = 12347;
+const NO_OFFSET_THRESHOLD = 4;
+
+/**
+ * Decodes one deletion vector: the blob at `content_offset` / `content_size_in_bytes` of a
+ * Puffin file. Layout: 4-byte big-endian length of magic + bitmap, magic `D1 D3 39 64`, a
+ * Roaring "portable" 64-bit bitmap, 4-byte big-endian CRC-32 of magic + bitmap. Returns the
+ * deleted row positions in ascending order. `where` names the blob in errors.
+ */
+export function decodeDeletionVector(blob: Buffer, where: string): bigint[] {
+  const bad = (why: string): IpsError => new IpsError('CORRUPT_FILE', `${where}: not a valid deletion vector: ${why}`);
+  if (blob.length < 12) throw bad(`${blob.length} bytes`);
+  const len = blob.readUInt32BE(0);
+  if (len + 8 !== blob.length) throw bad(`length field ${len} does not match the blob size ${blob.length} (content_size_in_bytes)`);
+  if (!blob.subarray(4, 8).equals(DV_MAGIC)) throw bad(`magic ${blob.subarray(4, 8).toString('hex')} instead of d1d33964`);
+  const crc = blob.readUInt32BE(4 + len);
+  if ((zlib.crc32(blob.subarray(4, 4 + len)) >>> 0) !== crc) throw bad('CRC-32 mismatch');
+  return decodeRoaring64Portable(blob.subarray(8, 4 + len), where);
+}
+
+/** A Roaring 64-bit bitmap in the portable format: 8-byte LE count, then per 32-bit bitmap a 4-byte LE high key and the bitmap. */
+export function decodeRoaring64Portable(buf: Buffer, where: string): bigint[] {
+  const r = new Reader(buf, where);
+  const count = r.u64();
+  if (count > BigInt(buf.length)) throw r.bad(`bitmap count ${count}`);
+  const out: bigint[] = [];
+  let lastKey = -1;
+  for (let i = 0n; i < count; i++) {
+    const key = r.u32();
+    if (key <= lastKey) throw r.bad('32-bit bitmap keys are not ascending');
+    lastKey = key;
+    const high = BigInt(key) << 32n;
+    for (const low of decodeRoaring32(r)) out.push(high | BigInt(low));
+  }
+  if (r.pos !== buf.length) throw r.bad(`${buf.length - r.pos} trailing bytes`);
+  return out;
+}
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Buffer, readonly where: string) {}
+  bad(why: string): IpsError {
+    return new IpsError('CORRUPT_FILE', `${this.where}: not a valid Roaring bitmap: ${why}`);
+  }
+  need(n: number): void {
+    if (this.pos + n > this.buf.length) throw this.bad('truncated');
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(): bigint {
+    this.need(8);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+}
+
+/** One 32-bit Roaring bitmap (portable serialization, as CRoaring and RoaringBitmap Java write it). */
+function decodeRoaring32(r: Reader): number[] {
+  const cookie = r.u32();
+  let size: number;
+  let runBits: Buffer | null = null;
+  if ((cookie & 0xffff) === SERIAL_COOKIE) {
+    size = (cookie >>> 16) + 1;
+    const n = Math.ceil(size / 8);
+    r.need(n);
+    runBits = r.buf.subarray(r.pos, r.pos + n);
+    r.pos += n;
+  } else if (cookie === SERIAL_COOKIE_NO_RUNCONTAINER) {
+    size = r.u32();
+  } else {
+    throw r.bad(`unknown cookie ${cookie}`);
+  }
+  if (size > 65536) throw r.bad(`${size} containers`);
+  const keys: number[] = [];
+  const cards: number[] = [];
+  for (let i = 0; i < size; i++) {
+    keys.push(r.u16());
+    cards.push(r.u16() + 1);
+  }
+  if (runBits === null || size >= NO_OFFSET_THRESHOLD) {
+    r.need(4 * size);
+    r.pos += 4 * size; // offset header: containers follow in order anyway
+  }
+  const out: number[] = [];
+  for (let i = 0; i < size; i++) {
+    const high = keys[i]! * 65536;
+    const isRun = runBits !== null && (runBits[i >> 3]! & (1 << (i & 7))) !== 0;
+    if (isRun) {
+      const runs = r.u16();
+      for (let j = 0; j < runs; j++) {
+        const start = r.u16();
+        const length = r.u16();
+        if (start + length > 0xffff) throw r.bad('run past the container');
+        for (let v = start; v <= start + length; v++) out.push(high + v);
+      }
+    } else if (cards[i]! > 4096) {
+      r.need(8192);
+      const base = r.pos;
+      for (let w = 0; w < 2048; w++) {
+        const word = r.buf.readUInt32LE(base + w * 4);
+        if (word === 0) continue;
+        for (let b = 0; b < 32; b++) if ((word >>> b) & 1) out.push(high + w * 32 + b);
+      }
+      r.pos += 8192;
+    } else {
+      for (let j = 0; j < cards[i]!; j++) out.push(high + r.u16());
+    }
+  }
+  return out;
+}

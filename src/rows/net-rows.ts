@@ -1,0 +1,414 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { IpsError, describeError } from '../errors.js';
+import { changeKey, partitionKey } from '../capture/file-key.js';
+import { mayHoldPartition } from '../capture/delete-footprint.js';
+import type { ManifestReader } from '../capture/manifest-reader.js';
+import { bindSpec, type BoundPartitionField } from '../iceberg/partition-values.js';
+import type { SnapshotRange } from '../capture/range.js';
+import type { FileChange } from '../capture/snapshot-changes.js';
+import { SqlEngine, sqlString } from '../engine/duckdb.js';
+import { EntryStatus } from '../iceberg/manifest.js';
+import type { ManifestFile } from '../iceberg/manifest-list.js';
+import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
+import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
+import type { FileIO } from '../io/file-io.js';
+import { decodeDeletionVector } from './deletion-vector.js';
+import { renderRow, selectExpr } from './render.js';
+
+/** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
+const POS_FILE_PATH_ID = 2147483546;
+const POS_POS_ID = 2147483545;
+
+/** Default bound on the data rows one `--rows` answer may read (both ends together). */
+export const DEFAULT_MAX_ROWS = 5_000_000n;
+
+export interface NetRowOptions {
+  /** Refuse (ROW_BUDGET_EXCEEDED) when the data files to read hold more rows than this. */
+  maxRows?: bigint;
+  /** Progress lines (stderr in the CLI). */
+  progress?: (line: string) => void;
+  /** Scratch directory for DuckDB and staged S3 files (default: a fresh one under the OS temp dir, removed after). */
+  scratchDir?: string;
+}
+
+/** One changed row: the table's columns by name (JSON values as `ips inspect --json`) plus the changelog columns. */
+export type RowChange = Record<string, unknown>;
+
+export interface NetRowPlan {
+  from: bigint | null;
+  to: bigint;
+  schema: Schema;
+  /** Data files read at `to` (added by the range, or whose deletes changed) and at `from`. */
+  readAtTo: number;
+  readAtFrom: number;
+  /** Data rows those files hold before deletes. */
+  rowsToRead: bigint;
+  manifestsRead: number;
+}
+
+export interface NetRowResult {
+  plan: NetRowPlan;
+  inserts: number;
+  deletes: number;
+}
+
+interface LiveFile {
+  fc: FileChange;
+  seq: bigint;
+}
+
+/** Live data and delete files of one snapshot's manifests, keyed by file key. */
+interface LiveSet {
+  data: Map<string, LiveFile>;
+  deletes: Map<string, LiveFile>;
+}
+
+/** The delete files live at one snapshot, indexed for "which of them apply to this data file". */
+class DeleteIndex {
+  readonly byReferenced = new Map<string, LiveFile[]>();
+  readonly byPartition = new Map<string, LiveFile[]>();
+  readonly global: LiveFile[] = [];
+
+  constructor(md: TableMetadata, deletes: Iterable<LiveFile>) {
+    for (const d of deletes) {
+      const df = d.fc.entry.dataFile;
+      if (df.content === 1 && df.referencedDataFile !== null) {
+        push(this.byReferenced, df.referencedDataFile, d);
+      } else if (df.content === 2 && specById(md, d.fc.manifest.partitionSpecId).fields.length === 0) {
+        this.global.push(d);
+      } else {
+        push(this.byPartition, partitionKey(d.fc), d);
+      }
+    }
+  }
+
+  /** The delete files that apply to data file `f` (spec "Scan Planning": sequence numbers and partitions). */
+  applying(f: LiveFile): LiveFile[] {
+    const path = f.fc.entry.dataFile.filePath;
+    const out: LiveFile[] = [];
+    for (const d of this.byReferenced.get(path) ?? []) if (d.seq >= f.seq) out.push(d);
+    for (const d of [...(this.byPartition.get(partitionKey(f.fc)) ?? []), ...this.global]) {
+      const df = d.fc.entry.dataFile;
+      if (df.content === 1) {
+        if (d.seq >= f.seq && pathWithinBounds(d, path)) out.push(d);
+      } else if (d.seq > f.seq) {
+        out.push(d);
+      }
+    }
+    return out;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const l = m.get(k);
+  if (l) l.push(v);
+  else m.set(k, [v]);
+}
+
+/** Whether a position delete file's `file_path` bounds admit this data file path (no bounds: yes). */
+function pathWithinBounds(d: LiveFile, filePath: string): boolean {
+  const df = d.fc.entry.dataFile;
+  const p = Buffer.from(filePath, 'utf8');
+  const lo = df.lowerBounds?.get(POS_FILE_PATH_ID);
+  const hi = df.upperBounds?.get(POS_FILE_PATH_ID);
+  // Upper bounds may be truncated and incremented: still an upper bound under byte order.
+  return (lo === undefined || Buffer.compare(p, lo) >= 0) && (hi === undefined || Buffer.compare(p, hi) <= 0);
+}
+
+function seqOf(fc: FileChange, where: string): bigint {
+  const s = fc.entry.sequenceNumber;
+  if (s === null) throw new IpsError('INVALID_METADATA', `${fc.entry.dataFile.filePath}: its manifest entry in ${where} has no data sequence number; row-level changes need it to apply deletes`);
+  return s;
+}
+
+async function readLive(reader: ManifestReader, manifests: ManifestFile[], into: LiveSet, where: string): Promise<void> {
+  for (const mf of manifests) {
+    const m = await reader.manifest(mf);
+    for (const entry of m.entries) {
+      if (entry.status === EntryStatus.DELETED) continue;
+      const fc: FileChange = { entry, manifest: mf };
+      const lf: LiveFile = { fc, seq: seqOf(fc, where) };
+      (mf.content === 0 ? into.data : into.deletes).set(changeKey(fc), lf);
+    }
+  }
+}
+
+function sameColumns(a: Schema, b: Schema): boolean {
+  const cols = (s: Schema) => s.struct.fields.map((f) => `${f.id}:${f.name}:${typeToString(f.type)}`).join(',');
+  return cols(a) === cols(b);
+}
+
+/** DuckDB type of a column for reading Parquet by field id. */
+function readType(f: NestedField): string {
+  const t = f.type;
+  if (t.kind === 'struct' || t.kind === 'list' || t.kind === 'map') {
+    throw new IpsError('UNSUPPORTED_TYPE', `column ${f.name} is ${t.kind}: row-level changes (--rows) read primitive columns only; use the file-level change set (without --rows) for this table`);
+  }
+  switch (t.kind) {
+    case 'boolean': return 'BOOLEAN';
+    case 'int': return 'INTEGER';
+    case 'long': return 'BIGINT';
+    case 'float': return 'FLOAT';
+    case 'double': return 'DOUBLE';
+    case 'decimal': return `DECIMAL(${t.precision}, ${t.scale})`;
+    case 'date': return 'DATE';
+    case 'time': return 'TIME';
+    case 'timestamp': return 'TIMESTAMP';
+    case 'timestamptz': return 'TIMESTAMPTZ';
+    case 'timestamp_ns': return 'TIMESTAMP_NS';
+    case 'string': return 'VARCHAR';
+    case 'uuid': return 'UUID';
+    case 'fixed':
+    case 'binary': return 'BLOB';
+    default:
+      throw new IpsError('UNSUPPORTED_TYPE', `column ${f.name} is ${typeToString(t)}: row-level changes (--rows) cannot read it yet; use the file-level change set (without --rows)`);
+  }
+}
+
+const col = (id: number): string => `c${id}`;
+
+function schemaMap(fields: { id: number; type: string }[]): string {
+  return `MAP {${fields.map((f) => `${f.id}: {name: ${sqlString(col(f.id))}, type: ${sqlString(f.type)}, default_value: NULL}`).join(', ')}}`;
+}
+
+/**
+ * The net row changes of (from, to]: rows of the table at `to` that are not at `from`
+ * (INSERT) and the reverse (DELETE), as multisets, i.e. Spark's
+ * `(SELECT * FROM t VERSION AS OF to) EXCEPT ALL (… VERSION AS OF from)` and its reverse.
+ *
+ * Proportional to the change: the live files of both ends are compared through the manifests
+ * the two manifest lists do not share (a manifest path always has the same content), so only
+ * data files one end has and the other has not (added, removed, compaction inputs and outputs)
+ * are read, plus data files live at both ends that a delete file added or removed in between
+ * applies to. Every other data file holds the same live rows at both ends and cancels out of
+ * the difference. Each file is read with the deletes live at its end (position deletes,
+ * deletion vectors, equality deletes, by the spec's sequence-number and partition rules), and
+ * DuckDB computes EXCEPT ALL in both directions.
+ */
+export async function netRowChanges(
+  io: FileIO, md: TableMetadata, reader: ManifestReader, range: SnapshotRange, emit: (row: RowChange) => void, opts: NetRowOptions = {},
+): Promise<NetRowResult> {
+  const progress = opts.progress ?? (() => {});
+  const toSnap = snapshotById(md, range.to);
+  if (!toSnap) throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${range.to} is not in the table metadata`);
+  let fromSnap: Snapshot | null = null;
+  if (range.from !== null) {
+    fromSnap = snapshotById(md, range.from) ?? null;
+    if (!fromSnap) {
+      throw new IpsError('FROM_EXPIRED', `snapshot ${range.from} (--from) has expired: row-level changes read the table as of --from, which needs its manifests; pick a --from that still exists (ips inspect lists them)`);
+    }
+  }
+  const schema = schemaById(md, toSnap.schemaId);
+  if (fromSnap) {
+    const fromSchema = schemaById(md, fromSnap.schemaId);
+    if (!sameColumns(schema, fromSchema)) {
+      throw new IpsError('SCHEMA_CHANGED', `the schema changed between ${range.from} (schema ${fromSchema.schemaId}) and ${range.to} (schema ${schema.schemaId}); row-level changes (--rows) across a schema change are not supported: split the range at the schema change`);
+    }
+  }
+  const columns = schema.struct.fields.map((f) => ({ field: f, id: f.id, type: readType(f), prim: f.type as PrimitiveType }));
+  const byId = new Map(columns.map((c) => [c.id, c]));
+
+  // Live files at both ends, through the manifests the two lists do not share.
+  const listTo = (await reader.manifestList(toSnap)).manifests;
+  const listFrom = fromSnap ? (await reader.manifestList(fromSnap)).manifests : [];
+  const inTo = new Set(listTo.map((m) => m.path));
+  const inFrom = new Set(listFrom.map((m) => m.path));
+  const toOnly: LiveSet = { data: new Map(), deletes: new Map() };
+  const fromOnly: LiveSet = { data: new Map(), deletes: new Map() };
+  const unique = (l: ManifestFile[]) => [...new Map(l.map((m) => [m.path, m])).values()];
+  await readLive(reader, unique(listTo.filter((m) => !inFrom.has(m.path))), toOnly, `snapshot ${range.to}`);
+  await readLive(reader, unique(listFrom.filter((m) => !inTo.has(m.path))), fromOnly, `snapshot ${range.from}`);
+  const common = unique(listTo.filter((m) => inFrom.has(m.path)));
+  const commonLive: LiveSet = { data: new Map(), deletes: new Map() };
+  await readLive(reader, common.filter((m) => m.content === 1), commonLive, `snapshots ${range.from} and ${range.to}`);
+
+  const added = [...toOnly.data].filter(([k]) => !fromOnly.data.has(k)).map(([, f]) => f);
+  const removed = [...fromOnly.data].filter(([k]) => !toOnly.data.has(k)).map(([, f]) => f);
+  const deletesAddedOrRemoved = [
+    ...[...toOnly.deletes].filter(([k]) => !fromOnly.deletes.has(k)).map(([, f]) => f),
+    ...[...fromOnly.deletes].filter(([k]) => !toOnly.deletes.has(k)).map(([, f]) => f),
+  ];
+  const deletesAt = (only: LiveSet) => new DeleteIndex(md, [...commonLive.deletes.values(), ...only.deletes.values()]);
+  const atTo = deletesAt(toOnly);
+  const atFrom = deletesAt(fromOnly);
+
+  // Data files live at both ends that a changed delete file applies to.
+  const changed: LiveFile[] = [];
+  if (deletesAddedOrRemoved.length > 0) {
+    const both: LiveSet = { data: new Map(), deletes: new Map() };
+    // Only manifests that may hold a partition a changed delete applies to (all for a global equality delete).
+    const global = deletesAddedOrRemoved.some((d) => d.fc.entry.dataFile.content === 2 && specById(md, d.fc.manifest.partitionSpecId).fields.length === 0);
+    const bound = new Map<number, BoundPartitionField[]>();
+    const bind = (specId: number) => {
+      let b = bound.get(specId);
+      if (!b) bound.set(specId, (b = bindSpec(md, specById(md, specId))));
+      return b;
+    };
+    const mayHold = (mf: ManifestFile) => global || deletesAddedOrRemoved.some((d) =>
+      d.fc.manifest.partitionSpecId === mf.partitionSpecId && mayHoldPartition(bind(mf.partitionSpecId), mf.partitions, d.fc.entry.dataFile.partition));
+    await readLive(reader, common.filter((m) => m.content === 0 && mayHold(m)), both, `snapshots ${range.from} and ${range.to}`);
+    for (const [k, f] of toOnly.data) if (fromOnly.data.has(k)) both.data.set(k, f);
+    const index = new DeleteIndex(md, deletesAddedOrRemoved);
+    for (const f of both.data.values()) if (index.applying(f).length > 0) changed.push(f);
+  }
+
+  const xFiles = [...added, ...changed];
+  const yFiles = [...removed, ...changed];
+  const plan: NetRowPlan = {
+    from: range.from, to: range.to, schema,
+    readAtTo: xFiles.length, readAtFrom: yFiles.length,
+    rowsToRead: [...xFiles, ...yFiles].reduce((n, f) => n + f.fc.entry.dataFile.recordCount, 0n),
+    manifestsRead: reader.manifestsRead,
+  };
+  const maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS;
+  if (plan.rowsToRead > maxRows) {
+    throw new IpsError('ROW_BUDGET_EXCEEDED', `row-level changes of (${range.from ?? 'start'}, ${range.to}] need to read ${plan.rowsToRead} rows in ${xFiles.length + yFiles.length} data files, above the budget of ${maxRows}; raise it with --max-rows (or IPS_ROWS_MAX_ROWS), or split the range`, { details: { rows: plan.rowsToRead.toString(), max_rows: maxRows.toString() } });
+  }
+  progress(`rows: (${range.from ?? 'start'}, ${range.to}]: reading ${xFiles.length} data file(s) at ${range.to} and ${yFiles.length} at ${range.from ?? 'start'} (${plan.rowsToRead} rows before deletes; ${changed.length} file(s) whose deletes changed)`);
+
+  // Every file this answer reads must exist: never a partial answer.
+  const toRead = new Map<string, string>();
+  const plans = [...xFiles.map((f) => ({ f, dels: atTo.applying(f) })), ...yFiles.map((f) => ({ f, dels: atFrom.applying(f) }))];
+  for (const { f, dels } of plans) {
+    const df = f.fc.entry.dataFile;
+    if (df.fileFormat.toUpperCase() !== 'PARQUET') throw new IpsError('UNSUPPORTED_FILE_FORMAT', `data file ${df.filePath} is ${df.fileFormat}: row-level changes read Parquet data files only`);
+    toRead.set(df.filePath, 'data file');
+    for (const d of dels) {
+      const dd = d.fc.entry.dataFile;
+      const fmt = dd.fileFormat.toUpperCase();
+      const ok = dd.content === 1 ? fmt === 'PARQUET' || (fmt === 'PUFFIN' && dd.contentOffset !== null && dd.contentSizeInBytes !== null) : fmt === 'PARQUET';
+      if (!ok) throw new IpsError('UNSUPPORTED_DELETE_FORMAT', `delete file ${dd.filePath} (${['data', 'position deletes', 'equality deletes'][dd.content]}, ${dd.fileFormat}) applies to ${df.filePath}, and row-level changes read Parquet position and equality deletes and Puffin deletion vectors only`);
+      toRead.set(dd.filePath, dd.content === 2 ? 'equality delete file' : fmt === 'PUFFIN' ? 'deletion vector file' : 'position delete file');
+      if (dd.content === 2) {
+        for (const id of dd.equalityIds ?? []) {
+          if (!byId.has(id)) throw new IpsError('UNSUPPORTED', `equality delete file ${dd.filePath} compares field ${id}, which is not a column of schema ${schema.schemaId}; row-level changes cannot apply it`);
+        }
+        if (!dd.equalityIds || dd.equalityIds.length === 0) throw new IpsError('INVALID_METADATA', `equality delete file ${dd.filePath} lists no equality field ids`);
+      }
+    }
+  }
+  const missing: string[] = [];
+  for (const [loc, kind] of toRead) if (!(await io.exists(loc))) missing.push(`${kind} ${loc}`);
+  if (missing.length > 0) {
+    throw new IpsError('FILES_MISSING', `${missing.length} file(s) needed for the row-level changes no longer exist (expired snapshots or orphan-file removal), e.g. ${missing[0]}; raise the source's snapshot retention, or pick a newer --from`, { details: { missing } });
+  }
+
+  const scratch = opts.scratchDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-'));
+  const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: 2, memoryLimit: '1GB' });
+  try {
+    const colList = columns.map((c) => col(c.id)).join(', ');
+    const dataSchema = schemaMap(columns);
+    await engine.run(`CREATE TEMP TABLE __pos (k INTEGER, pos BIGINT)`);
+    const sides: { name: 'x' | 'y'; files: LiveFile[]; at: DeleteIndex }[] = [
+      { name: 'x', files: xFiles, at: atTo },
+      { name: 'y', files: yFiles, at: atFrom },
+    ];
+    // Every data file to read, numbered (k), with the deletes that apply to it at its end.
+    let n = 0;
+    const work = sides.flatMap((side) => side.files.map((f) => ({ side: side.name, f, k: ++n, dels: side.at.applying(f) })));
+    // Position delete files: each read once, its positions routed to every data file it names.
+    const posTargets = new Map<string, { file: LiveFile; targets: { k: number; path: string }[] }>();
+    for (const w of work) {
+      for (const d of w.dels) {
+        const dd = d.fc.entry.dataFile;
+        if (dd.content !== 1 || dd.fileFormat.toUpperCase() === 'PUFFIN') continue;
+        const key = changeKey(d.fc);
+        let e = posTargets.get(key);
+        if (!e) posTargets.set(key, (e = { file: d, targets: [] }));
+        e.targets.push({ k: w.k, path: w.f.fc.entry.dataFile.filePath });
+      }
+    }
+    for (const { file, targets } of posTargets.values()) {
+      const local = await localFile(engine, io, file.fc.entry.dataFile.filePath);
+      const values = targets.map((t) => `(${t.k}, ${sqlString(t.path)})`).join(', ');
+      await engine.run(
+        `INSERT INTO __pos SELECT m.k, p.pos FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = MAP {${POS_FILE_PATH_ID}: {name: 'file_path', type: 'VARCHAR', default_value: NULL}, ${POS_POS_ID}: {name: 'pos', type: 'BIGINT', default_value: NULL}}) p ` +
+        `JOIN (VALUES ${values}) m(k, path) ON p.file_path = m.path`);
+    }
+    // Equality delete files: each loaded once into a table of its equality columns.
+    const eqTables = new Map<string, string>();
+    for (const w of work) {
+      for (const d of w.dels) {
+        const dd = d.fc.entry.dataFile;
+        const key = changeKey(d.fc);
+        if (dd.content !== 2 || eqTables.has(key)) continue;
+        const name = `__eq${eqTables.size}`;
+        const local = await localFile(engine, io, dd.filePath);
+        await engine.run(`CREATE TEMP TABLE ${name} AS SELECT DISTINCT * FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = ${schemaMap(dd.equalityIds!.map((id) => byId.get(id)!))})`);
+        eqTables.set(key, name);
+      }
+    }
+    const puffins = new Map<string, Buffer>();
+    let done = 0;
+    const total = work.length;
+    for (const side of sides) {
+      await engine.run(`CREATE TEMP TABLE ${side.name} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')} WHERE false`);
+    }
+    for (const { side, f, k, dels } of work) {
+      const df = f.fc.entry.dataFile;
+      // Deletion vectors: decoded here.
+      for (const d of dels) {
+        const dd = d.fc.entry.dataFile;
+        if (dd.content !== 1 || dd.fileFormat.toUpperCase() !== 'PUFFIN') continue;
+        let file = puffins.get(dd.filePath);
+        if (!file) puffins.set(dd.filePath, (file = await readFile(io, dd.filePath)));
+        const off = Number(dd.contentOffset!);
+        const size = Number(dd.contentSizeInBytes!);
+        if (off < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
+        const positions = decodeDeletionVector(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`);
+        if (BigInt(positions.length) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${positions.length} positions, its manifest entry says ${dd.recordCount}`);
+        for (let i = 0; i < positions.length; i += 2000) {
+          await engine.run(`INSERT INTO __pos VALUES ${positions.slice(i, i + 2000).map((p) => `(${k}, ${p})`).join(', ')}`);
+        }
+      }
+      const eq = dels.filter((d) => d.fc.entry.dataFile.content === 2).map((d) => {
+        const ids = d.fc.entry.dataFile.equalityIds!;
+        return ` AND NOT EXISTS (SELECT 1 FROM ${eqTables.get(changeKey(d.fc))!} e WHERE ${ids.map((id) => `e.${col(id)} IS NOT DISTINCT FROM t.${col(id)}`).join(' AND ')})`;
+      });
+      const local = await localFile(engine, io, df.filePath);
+      await engine.run(
+        `INSERT INTO ${side} SELECT ${columns.map((c) => `t.${col(c.id)}`).join(', ')} ` +
+        `FROM read_parquet(${sqlString(local)}, hive_partitioning = false, file_row_number = true, schema = ${dataSchema}) t ` +
+        `WHERE t.file_row_number NOT IN (SELECT pos FROM __pos WHERE k = ${k})${eq.join('')}`);
+      done++;
+      if (total >= 20 && done % Math.ceil(total / 10) === 0) progress(`rows: read ${done}/${total} data files`);
+    }
+    const to = range.to.toString();
+    const select = columns.map((c) => selectExpr(col(c.id), c.prim)).join(', ');
+    let inserts = 0;
+    let deletes = 0;
+    for (const [kind, a, b] of [['DELETE', 'y', 'x'], ['INSERT', 'x', 'y']] as const) {
+      const rows = await engine.all<Record<string, string | null>>(`SELECT ${select} FROM (SELECT ${colList} FROM ${a} EXCEPT ALL SELECT ${colList} FROM ${b})`);
+      for (const r of rows) {
+        emit({ ...renderRow(columns.map((c) => ({ name: c.field.name, key: col(c.id), type: c.prim })), r), _change_type: kind, _change_ordinal: 0, _commit_snapshot_id: to });
+      }
+      if (kind === 'DELETE') deletes = rows.length;
+      else inserts = rows.length;
+    }
+    progress(`rows: ${inserts} inserted, ${deletes} deleted`);
+    return { plan, inserts, deletes };
+  } catch (e) {
+    if (e instanceof IpsError) throw e;
+    throw new IpsError('ROWS_FAILED', `row-level changes failed: ${describeError(e)}`, { cause: e });
+  } finally {
+    engine.close();
+    if (!opts.scratchDir) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A local path DuckDB can read for a table file: relocations and mappings applied, S3 objects staged. */
+function localFile(engine: SqlEngine, io: FileIO, loc: string): Promise<string> {
+  const resolved = io.resolve?.(loc) ?? loc;
+  const isLocal = resolved.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(resolved);
+  return engine.localCopy(isLocal ? resolved : loc);
+}
+
+async function readFile(io: FileIO, loc: string): Promise<Buffer> {
+  try {
+    return await io.read(loc);
+  } catch (e) {
+    throw new IpsError('FILES_MISSING', `cannot read ${loc}: ${describeError(e)}`, { cause: e });
+  }
+}
