@@ -100,6 +100,19 @@ describe('size limits per kind of file', () => {
   });
 });
 
+describe('S3 errors are typed by whose fault they are', () => {
+  it('credentials the store refuses are S3_CREDENTIALS (the table settings), not an internal error', async () => {
+    const env = testEnv();
+    const io = new S3FileIO({ endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: 'not-the-secret-key', maxAttempts: 1 });
+    try {
+      const e = await rejection(io.read(`s3://${env.s3Bucket}/any/m.avro`, 'manifest'));
+      expect(e.code).toBe('S3_CREDENTIALS');
+    } finally {
+      io.destroy();
+    }
+  });
+});
+
 describe('S3 reads check ContentLength against the limit', () => {
   it('refuses an object larger than the kind allows, and reads one within it', async () => {
     const env = testEnv();
