@@ -6,23 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { IpsError } from '../../src/errors.js';
 import { decompressAvroFile, readAvroFile } from '../../src/iceberg/avro.js';
 import { block, header, readParts } from '../setup/avro-rewrite.js';
 import { REPO_ROOT } from '../setup/env.js';
+import { rejection } from '../setup/errors.js';
 
 const META = path.join(REPO_ROOT, 'fixtures/tables/playback/metadata');
 const avroFiles = fs.readdirSync(META).filter((f) => f.endsWith('.avro')).map((f) => path.join(META, f));
-
-async function rejection(p: Promise<unknown>): Promise<IpsError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpsError);
-    return e as IpsError;
-  }
-  throw new Error('expected a rejection');
-}
 
 const plain = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
 

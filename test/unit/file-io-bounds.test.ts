@@ -9,22 +9,12 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IpsError } from '../../src/errors.js';
 import { readMetadataFile } from '../../src/catalog/table.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from '../../src/io/limits.js';
 import { RoutingFileIO } from '../../src/io/routing-file-io.js';
 import { S3FileIO } from '../../src/io/s3-file-io.js';
 import { testEnv } from '../setup/env.js';
-
-async function rejection(p: Promise<unknown>): Promise<IpsError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpsError);
-    return e as IpsError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from '../setup/errors.js';
 
 const limits = (over: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...over });
 
