@@ -60,6 +60,8 @@ const STATUS: Record<string, number> = {
   MISSING_FILES: 422,
   FILES_MISSING: 422,
   FALLBACK_UNAVAILABLE: 422,
+  // The consumer's capture policy refuses what the table did (overwrite=fail, delete=fail).
+  OPERATION_NOT_ALLOWED: 422,
   // the table: corrupt, hostile or out of reach by its own settings
   LINEAGE_CYCLE: 422,
   INVALID_JSON: 422,
@@ -84,6 +86,9 @@ const STATUS: Record<string, number> = {
   PARTITION_MISMATCH: 422,
   S3_CREDENTIALS: 422,
   UNSUPPORTED: 422,
+  INVALID_TABLE: 422,
+  INVALID_ICDC_TABLE: 422,
+  TABLE_EXISTS: 409,
   // upstreams: catalogs and object stores
   CATALOG_ERROR: 502,
   CATALOG_UNREACHABLE: 502,
@@ -91,6 +96,7 @@ const STATUS: Record<string, number> = {
   IO_ERROR: 502,
   TABLE_UNAVAILABLE: 503,
   DATABASE_UNAVAILABLE: 503,
+  DATABASE_LOCKED: 503,
   NOT_READY: 503,
   UPSTREAM_TIMEOUT: 504,
   // Lineage and backfills (issue 12).

@@ -1,5 +1,5 @@
 import type { FileIO } from '../io/file-io.js';
-import type { AvroReadOptions } from '../iceberg/avro.js';
+import { decompressAvroFile, type AvroReadOptions } from '../iceberg/avro.js';
 import { decodeManifestList, type ManifestFile, type ManifestList } from '../iceberg/manifest-list.js';
 import { decodeManifest, type Manifest } from '../iceberg/manifest.js';
 import type { Snapshot } from '../iceberg/metadata.js';
@@ -58,7 +58,7 @@ export class ManifestReader {
     if (cached) return cached;
     const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
-    const list = decodeManifestList(buf, path, this.avroOptions());
+    const list = decodeManifestList(await decompressAvroFile(buf, path, this.avroOptions()), path, this.avroOptions());
     this.remember(path, list, buf.length);
     return list;
   }
@@ -68,7 +68,7 @@ export class ManifestReader {
     if (cached) return cached;
     const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
-    const m = decodeManifest(buf, mf, mf.path, this.avroOptions());
+    const m = decodeManifest(await decompressAvroFile(buf, mf.path, this.avroOptions()), mf, mf.path, this.avroOptions());
     this.remember(mf.path, m, buf.length);
     return m;
   }

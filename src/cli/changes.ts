@@ -17,6 +17,7 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { commitSqlTable } from '../catalog/sql-catalog.js';
 import { joinLocation, parentLocation } from '../io/file-io.js';
 import pg from 'pg';
+import { readLimitsFromEnv } from '../service/config.js';
 import { printJson, runAction } from './common.js';
 import { addTableOptions, catalogOptionsFrom, fileIOFrom, type TableOptions } from './table-options.js';
 
@@ -89,7 +90,9 @@ export function changesCommand(): Command {
             summary: { 'ips.source-from': out.from ?? 'start', 'ips.source-to': out.to },
           });
           if (opts.icdcCatalog) {
-            const pool = new pg.Pool({ connectionString: opts.icdcCatalog.replace(/^jdbc:/, ''), max: 2 });
+            const ms = readLimitsFromEnv(process.env).remoteTimeoutMs;
+            const pool = new pg.Pool({ connectionString: opts.icdcCatalog.replace(/^jdbc:/, ''), max: 2, connectionTimeoutMillis: ms, query_timeout: ms, statement_timeout: ms });
+            pool.on('error', () => {});
             try {
               await commitSqlTable(pool, opts.icdcCatalogName ?? 'ips', name, w.metadataLocation, w.previousMetadataLocation);
             } finally {

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { RoutingFileIO, parseLocationMapping, type LocationMapping } from '../io/routing-file-io.js';
 import type { CatalogOptions } from '../catalog/load-table.js';
 import { readLimitsFromEnv } from '../service/config.js';
+import { setReadLimits } from '../io/limits.js';
 
 /** Options every table-reading command takes: catalog, storage and location mapping. */
 export function addTableOptions(cmd: Command): Command {
@@ -29,9 +30,12 @@ export interface TableOptions {
 
 export function fileIOFrom(opts: TableOptions): RoutingFileIO {
   const mappings: LocationMapping[] = opts.mapLocation.map(parseLocationMapping);
+  // The same limits for the catalogs this command talks to (their clients read the process's).
+  const limits = readLimitsFromEnv(process.env);
+  setReadLimits(limits);
   return new RoutingFileIO({
     mappings,
-    limits: readLimitsFromEnv(process.env),
+    limits,
     s3: {
       endpoint: opts.s3Endpoint,
       region: opts.s3Region,

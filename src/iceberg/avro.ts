@@ -282,62 +282,142 @@ function decompressBlock(codec: string, data: Buffer, where: string, limit: numb
   }
 }
 
+interface Container {
+  header: { magic: Buffer; meta: Record<string, Buffer>; sync: Buffer };
+  meta: Map<string, string>;
+  codec: string;
+  /** Where the first block starts. */
+  offset: number;
+}
+
+interface BlockFrame {
+  /** Where the block's header starts (for messages). */
+  pos: number;
+  count: number;
+  start: number;
+  end: number;
+}
+
+function corruptError(where: string, what: string): IpsError {
+  return new IpsError('CORRUPT_FILE', `${where}: ${what}`);
+}
+
+function parseContainer(buf: Buffer, where: string): Container {
+  if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
+    throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
+  }
+  const { value: header, offset } = HEADER_TYPE.decode(buf, 0) as { value: Container['header']; offset: number };
+  if (offset < 0) throw corruptError(where, 'truncated Avro header');
+  const meta = new Map<string, string>();
+  for (const [k, v] of Object.entries(header.meta)) meta.set(k, v.toString('utf8'));
+  return { header, meta, codec: meta.get('avro.codec') ?? 'null', offset };
+}
+
+/**
+ * The blocks of a container, checked before anything is decompressed or decoded: counts and
+ * sizes are non-negative (the spec's negative counts belong to arrays and maps, not to container
+ * blocks; a negative size would step backwards for ever), and each ends in the sync marker.
+ */
+function* containerBlocks(buf: Buffer, where: string, c: Container): Generator<BlockFrame> {
+  let pos = c.offset;
+  while (pos < buf.length) {
+    const count = PLAIN_LONG.decode(buf, pos);
+    if (count.offset < 0) throw corruptError(where, 'truncated Avro block header');
+    const size = PLAIN_LONG.decode(buf, count.offset);
+    if (size.offset < 0) throw corruptError(where, 'truncated Avro block header');
+    const n = count.value as number;
+    const len = size.value as number;
+    if (!Number.isSafeInteger(n) || n < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid record count ${String(count.value)}`);
+    if (!Number.isSafeInteger(len) || len < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid size ${String(size.value)}`);
+    const start = size.offset;
+    const end = start + len;
+    if (end + 16 > buf.length) throw corruptError(where, 'truncated Avro block');
+    if (!buf.subarray(end, end + 16).equals(c.header.sync)) throw corruptError(where, 'Avro sync marker mismatch');
+    yield { pos, count: n, start, end };
+    pos = end + 16;
+  }
+}
+
+function wrapDecodeError(e: unknown, where: string): never {
+  if (e instanceof IpsError) throw e;
+  throw new IpsError('CORRUPT_FILE', `${where}: cannot decode Avro file: ${describeError(e)}`, { cause: e });
+}
+
 /**
  * Decodes every record. With `mapper`, each record is converted as soon as it is decoded, so the
  * decoder's intermediate objects die young instead of living until the whole file is read.
  */
 export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>, options: AvroReadOptions = {}): AvroFile<T> {
-  const corrupt = (what: string): IpsError => new IpsError('CORRUPT_FILE', `${where}: ${what}`);
   try {
-    if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
-      throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
-    }
-    const { value: header, offset } = HEADER_TYPE.decode(buf, 0) as { value: { meta: Record<string, Buffer>; sync: Buffer }; offset: number };
-    if (offset < 0) throw corrupt('truncated Avro header');
-    const meta = new Map<string, string>();
-    for (const [k, v] of Object.entries(header.meta)) meta.set(k, v.toString('utf8'));
-    const schemaText = meta.get('avro.schema');
-    if (!schemaText) throw corrupt('Avro header has no avro.schema');
-    const codec = meta.get('avro.codec') ?? 'null';
+    const c = parseContainer(buf, where);
+    const schemaText = c.meta.get('avro.schema');
+    if (!schemaText) throw corruptError(where, 'Avro header has no avro.schema');
     const type = avroType(schemaText);
     const schema = parsedSchema(schemaText);
-    const map = mapper ? mapper(schema, meta) : null;
+    const map = mapper ? mapper(schema, c.meta) : null;
     const records: T[] = [];
     let budget = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
-    let pos = offset;
-    while (pos < buf.length) {
-      const count = PLAIN_LONG.decode(buf, pos);
-      if (count.offset < 0) throw corrupt('truncated Avro block header');
-      const size = PLAIN_LONG.decode(buf, count.offset);
-      if (size.offset < 0) throw corrupt('truncated Avro block header');
-      const n = count.value as number;
-      const len = size.value as number;
-      // Block counts and sizes are non-negative (the spec's negative counts belong to arrays and
-      // maps, not to container blocks); a negative size would step backwards for ever.
-      if (!Number.isSafeInteger(n) || n < 0) throw corrupt(`Avro block at byte ${pos} has an invalid record count ${String(count.value)}`);
-      if (!Number.isSafeInteger(len) || len < 0) throw corrupt(`Avro block at byte ${pos} has an invalid size ${String(size.value)}`);
-      const start = size.offset;
-      const end = start + len;
-      if (end + 16 > buf.length) throw corrupt('truncated Avro block');
-      if (!buf.subarray(end, end + 16).equals(header.sync)) throw corrupt('Avro sync marker mismatch');
-      const block = decompressBlock(codec, buf.subarray(start, end), where, budget);
+    for (const f of containerBlocks(buf, where, c)) {
+      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
       budget -= block.length;
       // Every Iceberg record takes at least one byte: more records than bytes is a lie.
-      if (n > block.length) throw corrupt(`Avro block at byte ${pos} claims ${n} records in ${block.length} bytes`);
+      if (f.count > block.length) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${block.length} bytes`);
       let p = 0;
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < f.count; i++) {
         const r = type.decode(block, p);
-        if (r.offset < 0) throw corrupt('truncated Avro record');
+        if (r.offset < 0) throw corruptError(where, 'truncated Avro record');
         records.push(map ? map(r.value, records.length) : (r.value as T));
         p = r.offset;
       }
-      if (p !== block.length) throw corrupt(`Avro block at byte ${pos} has ${block.length - p} byte(s) left over after its ${n} record(s)`);
-      pos = end + 16;
+      if (p !== block.length) throw corruptError(where, `Avro block at byte ${f.pos} has ${block.length - p} byte(s) left over after its ${f.count} record(s)`);
     }
-    return { meta, schema, records };
+    return { meta: c.meta, schema, records };
   } catch (e) {
-    if (e instanceof IpsError) throw e;
-    throw new IpsError('CORRUPT_FILE', `${where}: cannot decode Avro file: ${describeError(e)}`, { cause: e });
+    return wrapDecodeError(e, where);
+  }
+}
+
+const inflateRawAsync = (data: Buffer, opts: zlib.ZlibOptions): Promise<Buffer> =>
+  new Promise((resolve, reject) => zlib.inflateRaw(data, opts, (err, out) => (err ? reject(err) : resolve(out))));
+
+/**
+ * The same container with every block decompressed (codec null), for a service that must keep
+ * answering while it reads: large deflate blocks inflate on libuv's thread pool instead of the
+ * event loop, and the loop gets a turn between blocks. Every check of `readAvroFile` applies
+ * (framing before decompression, the budget over all blocks); the result then decodes cheaply.
+ */
+export async function decompressAvroFile(buf: Buffer, where: string, options: AvroReadOptions = {}): Promise<Buffer> {
+  try {
+    const c = parseContainer(buf, where);
+    if (c.codec === 'null') return buf;
+    const limit = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
+    let budget = limit;
+    const parts: Buffer[] = [];
+    let slice = Date.now();
+    for (const f of containerBlocks(buf, where, c)) {
+      const data = buf.subarray(f.start, f.end);
+      let block: Buffer;
+      if (c.codec === 'deflate' && data.length >= 4096) {
+        try {
+          block = await inflateRawAsync(data, { chunkSize: 65536, maxOutputLength: Math.max(1, budget) });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) throw tooLarge(where, budget);
+          throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+        }
+      } else {
+        block = decompressBlock(c.codec, data, where, budget);
+      }
+      budget -= block.length;
+      parts.push(bigIntToVarint(BigInt(f.count)), bigIntToVarint(BigInt(block.length)), block, c.header.sync);
+      if (Date.now() - slice > 5) {
+        await new Promise((r) => setImmediate(r));
+        slice = Date.now();
+      }
+    }
+    const meta = Object.assign(Object.create(null) as Record<string, Buffer>, c.header.meta, { 'avro.codec': Buffer.from('null') });
+    return Buffer.concat([HEADER_TYPE.toBuffer({ magic: c.header.magic, meta, sync: c.header.sync }), ...parts]);
+  } catch (e) {
+    return wrapDecodeError(e, where);
   }
 }
 

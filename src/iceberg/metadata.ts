@@ -77,7 +77,7 @@ const snapshotJson = z.object({
 const metadataJson = z.object({
   'format-version': z.union([z.literal(1n), z.literal(2n), z.literal(3n)], {
     error: (iss) => (iss.input === undefined ? 'format-version is missing: not Iceberg table metadata'
-      : typeof iss.input === 'bigint' && iss.input > 3n ? `format-version ${iss.input} is not supported (1, 2 and 3 are)`
+      : typeof iss.input === 'bigint' && iss.input > 3n ? `format-version ${iss.input} is not supported (ips reads 1, 2 or 3)`
       : 'format-version must be 1, 2 or 3'),
   }),
   'table-uuid': z.string().optional(),

@@ -1,6 +1,7 @@
 import { IpsError } from '../errors.js';
 import type { FileIO } from './file-io.js';
 import { currentReadLimits, type FileKind, type ReadLimits } from './limits.js';
+import { locationCovered } from './locations.js';
 import { LocalFileIO } from './local-file-io.js';
 import type { S3FileIO, S3Settings } from './s3-file-io.js';
 
@@ -36,6 +37,12 @@ export interface FileIOOptions {
   mappings?: LocationMapping[] | undefined;
   /** Size limits and remote deadline (default: the process's, see setReadLimits). */
   limits?: ReadLimits | undefined;
+  /**
+   * Prefixes every location must be under, after mapping (`table_allowed_locations` plus the
+   * warehouse): a manifest list or manifest that a table's metadata points elsewhere (another
+   * table, /etc, another bucket) is refused before it is opened. Undefined: anywhere.
+   */
+  allowedLocations?: readonly string[] | undefined;
 }
 
 /** Dispatches by URI scheme after applying location mappings. */
@@ -60,7 +67,13 @@ export class RoutingFileIO implements FileIO {
   /** Where `location` is read from after the location mappings (explicit, then implicit). */
   resolve(location: string): string {
     const explicit = applyMappings(location, this.opts.mappings ?? []);
-    return explicit === location ? applyMappings(location, this.implicit) : explicit;
+    const loc = explicit === location ? applyMappings(location, this.implicit) : explicit;
+    // Every place a read goes through (the FileIO and DuckDB's rows reader) is bounded by the allow-list.
+    const allowed = this.opts.allowedLocations;
+    if (allowed !== undefined && !allowed.some((p) => locationCovered(loc, p))) {
+      throw new IpsError('LOCATION_NOT_ALLOWED', `${location} is outside the locations this table may read (table_allowed_locations)`, { details: { location } });
+    }
+    return loc;
   }
 
   private async route(location: string): Promise<{ io: FileIO; loc: string }> {

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { IpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
@@ -11,6 +10,7 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { isAncestorOrSelf, snapshotIndex } from '../iceberg/lineage.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 import type { FileIO } from '../io/file-io.js';
+import { locationCovered } from '../io/locations.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   SourceTablesRepo, START_POSITION, toS3Settings, toTableRef,
@@ -70,20 +70,6 @@ function refLocation(ref: SourceTable['ref']): string {
   return ref.kind === 'metadata-file' || ref.kind === 'directory' ? ref.location : ref.uri;
 }
 
-/** A local path or file: URI as an absolute path with `..` resolved, so that a prefix cannot be escaped. */
-function normalizeLocation(loc: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc) && !loc.startsWith('file:')) return loc;
-  const p = loc.startsWith('file://') ? loc.slice('file://'.length) : loc.startsWith('file:') ? loc.slice('file:'.length) : loc;
-  return path.resolve(p);
-}
-
-/** `prefix` covers `loc` at a path boundary (`/data/t` covers `/data/t/x`, not `/data/t2`). */
-function coveredBy(loc: string, prefix: string): boolean {
-  const l = normalizeLocation(loc);
-  const p = normalizeLocation(prefix).replace(/\/+$/, '');
-  return l === p || l.startsWith(`${p}/`) || (p.endsWith(':') && l.startsWith(p));
-}
-
 function closeIO(io: FileIO): void {
   (io as { close?: () => void }).close?.();
 }
@@ -116,7 +102,9 @@ export class IpsService {
 
   constructor(readonly state: State, options: ServiceOptions) {
     this.allowedLocations = options.tableAllowedLocations;
-    const make = options.fileIO ?? ((t: SourceTable) => new RoutingFileIO({ s3: toS3Settings(t) }));
+    // With an allow-list, every file a table's metadata names must be under it too (the ICDC tables under the warehouse).
+    const allowed = options.tableAllowedLocations === undefined ? undefined : [...options.tableAllowedLocations, options.warehouse];
+    const make = options.fileIO ?? ((t: SourceTable) => new RoutingFileIO({ s3: toS3Settings(t), allowedLocations: allowed }));
     this.makeIO = make;
     this.fileIO = (t) => {
       const version = t.updatedAt.getTime();
@@ -144,7 +132,7 @@ export class IpsService {
   checkAllowedLocation(t: Pick<SourceTable, 'ref' | 'name'>): void {
     if (this.allowedLocations === undefined) return;
     const loc = refLocation(t.ref);
-    if (this.allowedLocations.some((p) => coveredBy(loc, p))) return;
+    if (this.allowedLocations.some((p) => locationCovered(loc, p))) return;
     throw new IpsError('LOCATION_NOT_ALLOWED',
       `table "${t.name}" is not under an allowed location: table_allowed_locations lists where tables may be registered (ask the operator to add the prefix)`,
       { details: { allowed: this.allowedLocations } });

@@ -1,5 +1,7 @@
 import { SinkError } from './types.js';
-import { targetUrl } from './config.js';
+import dns from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { isMetadataOrLinkLocal, targetUrl } from './config.js';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Response bodies are read up to this size (orchestrator answers are small). */
@@ -13,6 +15,31 @@ export interface HttpContext {
   signal: AbortSignal | undefined;
   /** Clear-text secrets to scrub out of anything that ends up in a message. */
   secrets: readonly string[];
+  /** How host names resolve (default: the system resolver, as fetch does). */
+  lookup?: (host: string) => Promise<readonly { address: string }[]>;
+}
+
+const systemLookup = (host: string): Promise<readonly { address: string }[]> => dns.lookup(host, { all: true });
+
+/**
+ * A host name that resolves to a link-local or cloud metadata address is refused before the
+ * request (the configured URL's text was checked when the sink was created; a name can point
+ * there all the same). Not retryable: the sink's configuration has to change. A name that does
+ * not resolve is left to fetch, which fails with its retryable network error.
+ */
+async function refuseMetadataAddresses(ctx: HttpContext, url: URL): Promise<void> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0) return;
+  let addresses: readonly { address: string }[];
+  try {
+    addresses = await (ctx.lookup ?? systemLookup)(host);
+  } catch {
+    return;
+  }
+  const bad = addresses.find((a) => isMetadataOrLinkLocal(a.address));
+  if (bad) {
+    throw new SinkError(`${ctx.label}: ${host} resolves to ${bad.address}, a link-local or cloud metadata address, which sinks may not call`, false);
+  }
 }
 
 export interface HttpResponse {
@@ -123,6 +150,7 @@ export async function httpRequest(
     }
     throw new SinkError(`${ctx.label}: could not reach ${where}: ${scrub(errorCode(e), ctx.secrets)}`, true);
   };
+  await refuseMetadataAddresses(ctx, url);
   let res: Response;
   try {
     // A copy typed as Uint8Array<ArrayBuffer> (what BodyInit takes): the exact bytes that were signed.

@@ -121,6 +121,13 @@ describe('client errors are 4xx (or 502/504) with a code', () => {
     expect(r.status).toBe(status);
   });
 
+  it('a capture policy that refuses an overwrite is 422, not 500 (found by schemathesis)', async () => {
+    expect((await call('POST', '/v1/consumers', { body: { name: 'strict', tables: [{ table: 'playback' }], policy: { overwrite: 'fail' } } })).status).toBe(201);
+    const r = await call('POST', '/v1/consumers/strict/batches', { body: { instance_id: 'run-1' } });
+    expect(r.body.code).toBe('OPERATION_NOT_ALLOWED');
+    expect(r.status).toBe(422);
+  });
+
   it('the invalid-JSON error does not quote the file', async () => {
     const r = await call('POST', '/v1/tables', { body: { name: 'badjson2', ref: { kind: 'metadata-file', location: invalidJson() } } });
     expect(String(r.body.detail)).not.toMatch(/secret|'s'|"s"/);

@@ -7,6 +7,7 @@
 // (test/fuzz/runner.ts), which the test terminates on a hang or an out-of-memory.
 import { Session } from 'node:inspector';
 import { IpsError } from '../../src/errors.js';
+import { mulberry32 as rng } from '../setup/random.js';
 
 export interface FuzzTarget {
   /** Real files (engine-written fixtures) and hand-made variants to start from. */
@@ -31,18 +32,6 @@ export interface FuzzReport {
   accepted: number;
   failures: Failure[];
   codes: Record<string, number>;
-}
-
-/** mulberry32: reproducible runs from a seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0x22, 0x2c, 0x7b, 0x7d, 0x5b, 0x5d];

@@ -2,7 +2,7 @@
 // test/fuzz/targets.ts). Each target runs for a fixed budget in a worker with a heap limit; the
 // test fails on any error that is not a typed IpsError (a crash), on a worker that does not come
 // back (a hang), or on one that runs out of memory, and saves the input that did it. The budget
-// is IPS_FUZZ_SECONDS per target (default 8: about 45 s for all five); `npm run fuzz` runs
+// is IPS_FUZZ_SECONDS per target (default 6: about 40 s for all five); `npm run fuzz` runs
 // longer, and IPS_FUZZ_SEED picks another reproducible run.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import type { FuzzReport } from './engine.js';
 import { REPO_ROOT } from '../setup/env.js';
 
-const SECONDS = Number(process.env.IPS_FUZZ_SECONDS ?? 8);
+const SECONDS = Number(process.env.IPS_FUZZ_SECONDS ?? 6);
 const BASE_SEED = Number(process.env.IPS_FUZZ_SEED ?? 20261205);
 const CRASH_DIR = path.join(os.tmpdir(), 'ips-fuzz-crashes');
 

@@ -4,7 +4,7 @@
 // (UPSTREAM_TIMEOUT); table_allowed_locations refuses a table outside its prefixes before
 // anything of it is read. The slow catalog is an HTTP server on loopback that answers only
 // when the test lets it, so the ordering is asserted, not timed.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -30,14 +30,14 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'ips-remote-'));
   tableDir = path.join(tmp, 'playback');
   cpSync(path.join(REPO_ROOT, 'fixtures', 'tables', 'playback'), tableDir, { recursive: true });
-  state = await State.open({ driver: 'pglite', dataDir: null, loadDataDir: await pgliteTemplate() });
-  service = new IpsService(state, { warehouse: path.join(tmp, 'wh'), tableAllowedLocations: [tableDir, 'http://127.0.0.1:'] });
   server = http.createServer((req, res) => {
     held.push({ res, url: req.url ?? '' });
     arrived?.();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   catalogUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state = await State.open({ driver: 'pglite', dataDir: null, loadDataDir: await pgliteTemplate() });
+  service = new IpsService(state, { warehouse: path.join(tmp, 'wh'), tableAllowedLocations: [tableDir, catalogUrl] });
 });
 
 afterAll(async () => {
@@ -93,5 +93,21 @@ describe('table_allowed_locations', () => {
   it('allows one under a prefix, in any spelling of it', async () => {
     const v = await service.registerTable({ name: 'again', ref: { kind: 'directory', location: `file://${tableDir}/` } });
     expect(v.head).not.toBeNull();
+  });
+
+  it('refuses the files its metadata names outside the prefixes, before opening them', async () => {
+    // The head's manifest list now points at a local file outside the table: reading it would
+    // tell whether it exists and what it starts with.
+    const copy = path.join(tableDir, 'copy');
+    cpSync(path.join(REPO_ROOT, 'fixtures', 'tables', 'playback'), copy, { recursive: true });
+    const metaDir = path.join(copy, 'metadata');
+    const newest = path.join(metaDir, readdirSync(metaDir).filter((f) => f.endsWith('.metadata.json')).sort().at(-1)!);
+    const text = readFileSync(newest, 'utf8');
+    const m = /"manifest-list"\s*:\s*"([^"]+)"/g;
+    let last: RegExpExecArray | null = null;
+    for (let x = m.exec(text); x; x = m.exec(text)) last = x;
+    writeFileSync(newest, text.slice(0, last!.index) + '"manifest-list":"file:///etc/hostname"' + text.slice(last!.index + last![0].length));
+    await service.registerTable({ name: 'pointing-out', ref: { kind: 'directory', location: copy } }, { verify: false });
+    expect(await errorCode(service.preview({ table: 'pointing-out' }))).toBe('LOCATION_NOT_ALLOWED');
   });
 });

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { IpsError } from '../../src/errors.js';
 import { hostNotAllowed, isMetadataOrLinkLocal, parseSinkConfig } from '../../src/sinks/config.js';
-import { excerpt, redactSecrets, statusError, withoutResponseBody } from '../../src/sinks/http.js';
+import { excerpt, httpRequest, redactSecrets, statusError, withoutResponseBody } from '../../src/sinks/http.js';
+import { SinkError } from '../../src/sinks/types.js';
 
 describe('sink hosts', () => {
   const refused = ['169.254.169.254', '169.254.0.1', '[fe80::1]', '[fd00:ec2::254]', 'metadata.google.internal', 'METADATA.GOOGLE.INTERNAL.', '100.100.100.200', '[::ffff:169.254.169.254]', 'instance-data'];
@@ -35,6 +36,35 @@ describe('sink hosts', () => {
     }
     expect(err).toBeInstanceOf(IpsError);
     expect((err as IpsError).code).toBe('INVALID_SINK');
+  });
+});
+
+describe('sink host names that resolve to metadata addresses', () => {
+  const ctx = (addresses: string[]) => ({ label: 'webhook', timeoutMs: 2000, signal: undefined, secrets: [], lookup: async () => addresses.map((address) => ({ address })) });
+
+  it.each([['169.254.169.254'], ['fe80::1'], ['::ffff:169.254.169.254'], ['fd00:ec2::254']])('a name resolving to %s is refused before any request, not retried', async (address) => {
+    let err: unknown;
+    try {
+      await httpRequest(ctx(['10.1.2.3', address]), 'POST', new URL('http://hooks.example.test/h'), {}, '{}');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SinkError);
+    expect((err as SinkError).message).toContain(`resolves to ${address}`);
+    expect((err as SinkError).retryable).toBe(false);
+  });
+
+  it('a name resolving to ordinary addresses goes on to the request', async () => {
+    let err: unknown;
+    try {
+      // Port 9 on loopback: nothing listens, so the request itself fails (retryable), after the check.
+      await httpRequest({ label: 'webhook', timeoutMs: 2000, signal: undefined, secrets: [] }, 'POST', new URL('http://localhost:9/h'), {}, '{}');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SinkError);
+    expect((err as SinkError).message).toContain('could not reach');
+    expect((err as SinkError).retryable).toBe(true);
   });
 });
 

@@ -9,22 +9,12 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IpsError } from '../../src/errors.js';
 import { readMetadataFile } from '../../src/catalog/table.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from '../../src/io/limits.js';
 import { RoutingFileIO } from '../../src/io/routing-file-io.js';
 import { S3FileIO } from '../../src/io/s3-file-io.js';
 import { testEnv } from '../setup/env.js';
-
-async function rejection(p: Promise<unknown>): Promise<IpsError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpsError);
-    return e as IpsError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from '../setup/errors.js';
 
 const limits = (over: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...over });
 
@@ -97,6 +87,19 @@ describe('size limits per kind of file', () => {
     fs.writeFileSync(f, zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024, 32)));
     const e = await rejection(readMetadataFile(new RoutingFileIO({ limits: limits({ metadataBytes: 1024 * 1024 }) }), f));
     expect(e.code).toBe('FILE_TOO_LARGE');
+  });
+});
+
+describe('S3 errors are typed by whose fault they are', () => {
+  it('credentials the store refuses are S3_CREDENTIALS (the table settings), not an internal error', async () => {
+    const env = testEnv();
+    const io = new S3FileIO({ endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: 'not-the-secret-key', maxAttempts: 1 });
+    try {
+      const e = await rejection(io.read(`s3://${env.s3Bucket}/any/m.avro`, 'manifest'));
+      expect(e.code).toBe('S3_CREDENTIALS');
+    } finally {
+      io.destroy();
+    }
   });
 });
 

@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IpsError } from '../../src/errors.js';
 import { decodeManifestList } from '../../src/iceberg/manifest-list.js';
 import { decodeManifest } from '../../src/iceberg/manifest.js';
 import { readParts, writeContainer } from '../setup/avro-rewrite.js';
 import { REPO_ROOT } from '../setup/env.js';
+import { thrown } from '../setup/errors.js';
 
 const META = path.join(REPO_ROOT, 'fixtures/tables/playback/metadata');
 const listFile = fs.readdirSync(META).find((f) => f.startsWith('snap-'))!;
@@ -16,16 +16,6 @@ const listBuf = fs.readFileSync(path.join(META, listFile));
 const list = decodeManifestList(listBuf, listFile);
 const mf = list.manifests[0]!;
 const manifestBuf = fs.readFileSync(path.join(META, path.basename(mf.path)));
-
-function thrown(fn: () => unknown): IpsError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpsError);
-    return e as IpsError;
-  }
-  throw new Error('expected an error');
-}
 
 function manifestWith(change: (entry: Record<string, unknown>, dataFile: Record<string, unknown>) => void): Buffer {
   const parts = readParts(manifestBuf);

@@ -183,7 +183,7 @@ describe('invalid metadata: code INVALID_METADATA and a message that names the p
     const e = thrown(() => parseTableMetadata(v2Doc({ 'format-version': '4' }), where));
     expect(e.code).toBe('INVALID_METADATA');
     expect(e.message).toContain('format-version');
-    expect(e.message).toMatch(/1, 2 and 3/);
+    expect(e.message).toMatch(/1, 2 or 3/);
   });
 
   it('a 32-bit field out of range is rejected, not wrapped', () => {
