@@ -174,5 +174,5 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
       ['post', '/v1/backfills/{name}/cancel'], ['post', '/v1/backfills/{name}/retry'], ['post', '/v1/backfills/{name}/chunks/{index}/validation']] as const) {
       expect(doc.paths[route]?.[method], `${method} ${route}`).toBeDefined();
     }
-  });
+  }, 300_000); // a few dozen CLI processes and a bash step: minutes when the suite shares the cores
 });

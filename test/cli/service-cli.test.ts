@@ -201,14 +201,22 @@ describe.each(['embedded', 'postgres'] as const)('ips serve + ips step/tables/co
         if (lag.files === '0') break;
         await new Promise((r) => setTimeout(r, 250));
       }
-      expect(events.reduce((n, e) => n + e.files, 0)).toBe(expected);
-      expect(events).toHaveLength(Math.ceil(expected / 2));
-      expect(new Set(events.map((e) => e.key)).size).toBe(events.length);
-      expect(events.every((e) => e.ranged)).toBe(true);
+      // Delivery is at least once with a dedup key (a request that times out on a loaded machine is
+      // sent again): like an orchestrator, count one run per key, and a resend must be the same batch.
+      const runs = new Map<string | undefined, (typeof events)[number]>();
+      for (const e of events) {
+        const first = runs.get(e.key);
+        if (first) expect(e, `a redelivery of ${e.key} carries the same batch`).toEqual(first);
+        else runs.set(e.key, e);
+      }
+      const unique = [...runs.values()];
+      expect(unique.reduce((n, e) => n + e.files, 0)).toBe(expected);
+      expect(unique).toHaveLength(Math.ceil(expected / 2));
+      expect(unique.every((e) => e.key !== undefined && e.ranged)).toBe(true);
       const triggers = json(['subscriptions', 'triggers', 'hooked-sub']).triggers as { seq: string; state: string; batch_id: string; dedup_key: string }[];
-      expect(triggers.map((t) => t.seq)).toEqual(events.map((_, i) => String(i + 1)));
+      expect(triggers.map((t) => t.seq)).toEqual(unique.map((_, i) => String(i + 1)));
       expect(triggers.every((t) => t.state === 'delivered')).toBe(true);
-      expect(triggers.map((t) => t.dedup_key)).toEqual(events.map((e) => e.key));
+      expect(triggers.map((t) => t.dedup_key)).toEqual(unique.map((e) => e.key));
       const text = ips(['subscriptions', 'get', 'hooked-sub']);
       expect(text.stdout).toMatch(/hooked-sub {2}enabled: consumer hooked on playback → webhook/);
       expect(text.stdout).not.toContain('cli-test-secret');
