@@ -4,42 +4,20 @@
 // read equality deletes, which is checked on the source table), and the ranges must cover every
 // row the deletes removed. Expected rows come from Spark: time travel and EXCEPT ALL, and the
 // source's rows narrowed to the data files the range added (op_added_live_rows).
-import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, testEnv } from '../../setup/env.js';
+import { testEnv } from '../../setup/env.js';
 import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
 import { ipsFileIO } from '../engine-report.js';
+import { writeWithEqualityDeletes, type EqualityDeleteOp } from '../java/equality-deletes-table.js';
 import { RowGen } from './data.js';
 import { EngineServer, type Row } from './engines.js';
 import { bag, expectedIcdcFiles, expectIcdc, ipsBatch, minus, refOf, type IpsBatch, type IpsContext } from './ips-steps.js';
 
 const LONG = 10 * 60_000;
-const SOURCE = path.join(REPO_ROOT, 'test/interop/java/EqualityDeletesTable.java');
-
-/** Compiles the Java helper once per source and classpath, cached under the test cache dir. */
-function helperClasspath(): string {
-  const env = testEnv();
-  const runtime = env.sparkJars.filter((j) => /iceberg-spark-runtime|postgresql/.test(j));
-  const pysparkJars = spawnSync(env.python, ['-c', 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))'], { encoding: 'utf8' }).stdout.trim();
-  const cp = [...runtime, `${pysparkJars}/*`];
-  const h = crypto.createHash('sha256').update(fs.readFileSync(SOURCE)).update(cp.join(':')).digest('hex').slice(0, 16);
-  const out = path.join(env.cacheDir, 'test-java', h);
-  if (!fs.existsSync(path.join(out, 'ipstest', 'EqualityDeletesTable.class'))) {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-javac-'));
-    const r = spawnSync(path.join(env.javaHome, 'bin', 'javac'), ['-nowarn', '-encoding', 'UTF-8', '--release', '11', '-cp', cp.join(':'), '-d', tmp, SOURCE], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`javac failed: ${r.stderr}`);
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.rmSync(out, { recursive: true, force: true });
-    fs.renameSync(tmp, out);
-  }
-  return [out, ...cp].join(':');
-}
-
 /** µs since the epoch of ips's ISO rendering of a timestamptz bound (`2026-03-01T05:00:00.123456+00:00`). */
 function isoMicros(s: string): number {
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)?$/.exec(s);
@@ -47,14 +25,10 @@ function isoMicros(s: string): number {
   return Date.parse(`${m[1]}Z`) * 1000 + Number((m[2] ?? '').padEnd(6, '0'));
 }
 
-interface Op { op: 'create'; partition: 'day' | 'none' }
-type WriteOp = Op | { op: 'append'; rows: Row[] } | { op: 'delete'; fields: string[]; rows: Row[] };
-
 describe('equality deletes written by Iceberg Java: change sets, ICDC tables read by Spark, ranges', () => {
   let server: EngineServer;
   let ctx: IpsContext;
   let work: string;
-  let classpath: string;
   let warehouse: string;
 
   beforeAll(async () => {
@@ -66,7 +40,6 @@ describe('equality deletes written by Iceberg Java: change sets, ICDC tables rea
     ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage: 'local' };
     await ensureSqlCatalogTables(ctx.pool).catch(() => ensureSqlCatalogTables(ctx.pool)); // another file may create them concurrently
     server = EngineServer.start({ storage: 'local', warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
-    classpath = helperClasspath();
     await server.call('versions', { spark: true }); // the Spark session
   }, LONG);
 
@@ -78,18 +51,8 @@ describe('equality deletes written by Iceberg Java: change sets, ICDC tables rea
   });
 
   /** Runs the Java writer on one table; the snapshot id after each op (null for create). */
-  function javaWrite(table: string, ops: WriteOp[]): (string | null)[] {
-    const env = testEnv();
-    const u = new URL(env.pgUrl);
-    const input = JSON.stringify({
-      catalog: { uri: `jdbc:postgresql://${u.host}${u.pathname}`, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), name: 'src', warehouse },
-      table: `${ctx.ns}.${table}`, ops,
-    });
-    const r = spawnSync(path.join(env.javaHome, 'bin', 'java'), ['-Xss4m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', classpath, 'ipstest.EqualityDeletesTable'],
-      { input, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 5 * 60_000 });
-    if (r.status !== 0) throw new Error(`EqualityDeletesTable failed (${r.status}): ${r.stderr.slice(-3000)}`);
-    return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { snapshots: (string | null)[] }).snapshots;
-  }
+  const javaWrite = (table: string, ops: EqualityDeleteOp[]): (string | null)[] =>
+    writeWithEqualityDeletes({ catalogName: 'src', warehouse, namespace: ctx.ns, table, ops });
 
   /** Every inserted and deleted row's ts and id lie inside the ranges ips reported. */
   async function expectRangesCover(T: string, from: string, to: string, b: IpsBatch, where: string): Promise<{ deleted: Row[] }> {

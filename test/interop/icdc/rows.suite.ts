@@ -14,15 +14,13 @@
 // copy-on-write tables (carry-over removal, update pairing by id) and against EXCEPT ALL per
 // snapshot on merge-on-read tables (whose delete files Spark's changelog refuses); plus the
 // typed refusals: row budget, schema change, a missing deletion-vector file, bad arguments.
-import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, testEnv } from '../../setup/env.js';
+import { testEnv } from '../../setup/env.js';
 import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
 import { ManifestReader } from '../../../src/capture/manifest-reader.js';
 import { resolveRangeWithHistory } from '../../../src/capture/range.js';
@@ -30,6 +28,7 @@ import { isIpsError } from '../../../src/errors.js';
 import { netRowChanges, type NetRowOptions, type NetRowResult, type RowChange } from '../../../src/rows/net-rows.js';
 import { rowChangelog } from '../../../src/rows/changelog.js';
 import { ipsFileIO } from '../engine-report.js';
+import { writeWithEqualityDeletes, type EqualityDeleteOp } from '../java/equality-deletes-table.js';
 import { DAY0_US, DAY_US, RowGen } from './data.js';
 import { EngineServer, type Row } from './engines.js';
 import { bag, loadSource, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
@@ -39,7 +38,6 @@ const FULL_METRICS = { 'write.metadata.metrics.default': 'full' };
 const MOR = { 'write.delete.mode': 'merge-on-read', 'write.update.mode': 'merge-on-read', 'write.merge.mode': 'merge-on-read' };
 const COW = { 'write.delete.mode': 'copy-on-write', 'write.update.mode': 'copy-on-write', 'write.merge.mode': 'copy-on-write' };
 const MERGE = 'MERGE INTO {t} t USING batch_rows s ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *';
-const JAVA_SOURCE = path.join(REPO_ROOT, 'test/interop/java/EqualityDeletesTable.java');
 
 /** µs since epoch of ips's rendering of a timestamptz (`2026-03-01T05:00:00.123456+00:00`). */
 function isoMicros(s: string): number {
@@ -330,14 +328,13 @@ describe(`ips changes --rows: net row changes and the changelog per snapshot equ
   // 4. equality deletes, written by Iceberg Java's API (GenericAppenderFactory + RowDelta).
   const eq = '4 equality deletes (Iceberg Java): day-partitioned and unpartitioned (global)';
   scenario('eq')(eq, timed(eq, async () => {
-    const classpath = helperClasspath();
     for (const partition of ['day', 'none'] as const) {
       const T = `rows_eqdel_${partition}`;
       const gen = new RowGen(partition === 'day' ? 1704 : 1705);
       const b1 = [0, 1, 2].flatMap((d) => gen.rows(d, 15, 1));
       const b2 = [2, 3].flatMap((d) => gen.rows(d, 15, 2));
       const b3 = gen.rows(3, 10, 3);
-      const [, s1, s2, s3, s4, s5, s6] = javaWrite(classpath, T, [
+      const [, s1, s2, s3, s4, s5, s6] = javaWrite(T, [
         { op: 'create', partition }, { op: 'append', rows: b1 }, { op: 'append', rows: b2 },
         { op: 'delete', fields: ['id'], rows: [b1[3]!, b1[20]!, b1[40]!, b2[5]!, b2[25]!] },
         { op: 'delete', fields: ['name'], rows: [b2[10]!, b1[30]!] },
@@ -435,42 +432,10 @@ describe(`ips changes --rows: net row changes and the changelog per snapshot equ
     expect(emitted).toEqual([]);
   }), LONG);
 
-  // ---- the Java writer of equality deletes (as in equality-deletes.test.ts)
+  // ---- the Java writer of equality deletes (test/interop/java/equality-deletes-table.ts)
 
-  type WriteOp = { op: 'create'; partition: 'day' | 'none' } | { op: 'append'; rows: Row[] } | { op: 'delete'; fields: string[]; rows: Row[] };
-
-  function helperClasspath(): string {
-    const env = testEnv();
-    const runtime = env.sparkJars.filter((j) => /iceberg-spark-runtime|postgresql/.test(j));
-    const pysparkJars = spawnSync(env.python, ['-c', 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))'], { encoding: 'utf8' }).stdout.trim();
-    const cp = [...runtime, `${pysparkJars}/*`];
-    const h = crypto.createHash('sha256').update(fs.readFileSync(JAVA_SOURCE)).update(cp.join(':')).digest('hex').slice(0, 16);
-    const out = path.join(env.cacheDir, 'test-java', h);
-    if (!fs.existsSync(path.join(out, 'ipstest', 'EqualityDeletesTable.class'))) {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-javac-'));
-      const r = spawnSync(path.join(env.javaHome, 'bin', 'javac'), ['-nowarn', '-encoding', 'UTF-8', '--release', '11', '-cp', cp.join(':'), '-d', tmp, JAVA_SOURCE], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`javac failed: ${r.stderr}`);
-      fs.mkdirSync(path.dirname(out), { recursive: true });
-      if (!fs.existsSync(path.join(out, 'ipstest', 'EqualityDeletesTable.class'))) {
-        fs.rmSync(out, { recursive: true, force: true });
-        fs.renameSync(tmp, out);
-      }
-    }
-    return [out, ...cp].join(':');
-  }
-
-  function javaWrite(classpath: string, table: string, ops: WriteOp[]): (string | null)[] {
-    const env = testEnv();
-    const u = new URL(env.pgUrl);
-    const input = JSON.stringify({
-      catalog: { uri: `jdbc:postgresql://${u.host}${u.pathname}`, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), name: SOURCE_CATALOG, warehouse },
-      table: `${ctx.ns}.${table}`, ops,
-    });
-    const r = spawnSync(path.join(env.javaHome, 'bin', 'java'), ['-Xss4m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', classpath, 'ipstest.EqualityDeletesTable'],
-      { input, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 5 * 60_000 });
-    if (r.status !== 0) throw new Error(`EqualityDeletesTable failed (${r.status}): ${r.stderr.slice(-3000)}`);
-    return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { snapshots: (string | null)[] }).snapshots;
-  }
+  const javaWrite = (table: string, ops: EqualityDeleteOp[]): (string | null)[] =>
+    writeWithEqualityDeletes({ catalogName: SOURCE_CATALOG, warehouse, namespace: ctx.ns, table, ops });
 });
 }
 
