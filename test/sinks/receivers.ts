@@ -1,5 +1,5 @@
 // Real HTTP receivers for the sink tests: node:http servers on 127.0.0.1 that check the request
-// shapes documented in /work/shared/docs/orchestrators.md (Maestro §1.1–1.4, Airflow §2.1–2.2)
+// shapes of Maestro's start-workflow API and Airflow's dagRuns API (read from their source; see docs/triggers.md)
 // and the webhook contract (CloudEvents 1.0 structured mode, HMAC-SHA256 signature), and answer
 // like the real services do (Maestro 200 CREATED/DUPLICATED, Airflow 409 on a duplicate run id).
 // They are written from those documents, not from src/sinks: a request the sink shapes wrongly
