@@ -310,7 +310,7 @@ describe.each(DRIVERS)('backfills (%s state)', (driver) => {
     expect((await service.backfills.get('deep')).complete).toBe(true);
   });
 
-  test.runIf(driver === 'pglite')('PyIceberg reads a chunk\'s backfill ICDC table: the rows of the chunk\'s files', async () => {
+  test('PyIceberg reads a chunk\'s backfill ICDC table: the rows of the chunk\'s files', async () => {
     const out = await runPythonCode(String.raw`
 import json, sys
 from pyiceberg.table import StaticTable
