@@ -310,7 +310,14 @@ function parseContainer(buf: Buffer, where: string): Container {
   if (offset < 0) throw corruptError(where, 'truncated Avro header');
   const meta = new Map<string, string>();
   for (const [k, v] of Object.entries(header.meta)) meta.set(k, v.toString('utf8'));
-  return { header, meta, codec: meta.get('avro.codec') ?? 'null', offset };
+  const codec = meta.get('avro.codec') ?? 'null';
+  // A container decompressed ahead of decoding (decompressAvroFile) says what its writer used.
+  const original = meta.get(ORIGINAL_CODEC_KEY);
+  if (original !== undefined) {
+    meta.set('avro.codec', original);
+    meta.delete(ORIGINAL_CODEC_KEY);
+  }
+  return { header, meta, codec, offset };
 }
 
 /**
@@ -377,6 +384,9 @@ export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: R
   }
 }
 
+/** Header key under which decompressAvroFile keeps the writer's codec (readers see `avro.codec` as written). */
+const ORIGINAL_CODEC_KEY = 'ips.avro.original-codec';
+
 const inflateRawAsync = (data: Buffer, opts: zlib.ZlibOptions): Promise<Buffer> =>
   new Promise((resolve, reject) => zlib.inflateRaw(data, opts, (err, out) => (err ? reject(err) : resolve(out))));
 
@@ -414,7 +424,7 @@ export async function decompressAvroFile(buf: Buffer, where: string, options: Av
         slice = Date.now();
       }
     }
-    const meta = Object.assign(Object.create(null) as Record<string, Buffer>, c.header.meta, { 'avro.codec': Buffer.from('null') });
+    const meta = Object.assign(Object.create(null) as Record<string, Buffer>, c.header.meta, { 'avro.codec': Buffer.from('null'), [ORIGINAL_CODEC_KEY]: Buffer.from(c.codec) });
     return Buffer.concat([HEADER_TYPE.toBuffer({ magic: c.header.magic, meta, sync: c.header.sync }), ...parts]);
   } catch (e) {
     return wrapDecodeError(e, where);
