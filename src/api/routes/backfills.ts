@@ -31,13 +31,13 @@ export const outputsBody = z.object({ outputs: z.array(name).max(100) }).strict(
 export const backfillPrepareBody = z.object({
   instance_id: z.string().min(1).max(500).describe("the orchestrator's run id: a retried run gets the same chunk"),
 }).strict();
-export const retryBody = z.object({ chunk: z.number().int().nonnegative().optional() }).strict();
+export const retryBody = z.object({ chunk: z.number().int().nonnegative().max(2_147_483_647).optional() }).strict();
 export const validationBody = z.object({
   passed: z.boolean(),
-  exit_code: z.number().int().nullable().optional(),
+  exit_code: z.number().int().min(-2_147_483_648).max(2_147_483_647).nullable().optional(),
   output: z.string().max(100_000).optional().describe('the command\'s output (the last 4000 characters are kept)'),
 }).strict();
-const chunkParams = z.object({ name, index: z.coerce.number().int().nonnegative() }).strict();
+const chunkParams = z.object({ name, index: z.coerce.number().int().nonnegative().max(2_147_483_647) }).strict();
 export const commitBody = z.object({
   outputs: z.record(name, int64).optional().describe('output table → the snapshot id this run committed there (backfill chunks; default: found on the declared output tables)'),
 }).strict();
