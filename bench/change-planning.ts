@@ -88,7 +88,7 @@ async function ipsPlan(md: TableMetadata, from: bigint, to: bigint): Promise<Ips
   const t0 = performance.now();
   const range = resolveRange(md, { from, to });
   const reader = new ManifestReader(io);
-  const cs = await computeChangeSet(reader, range, DEFAULT_POLICY, md);
+  const cs = await computeChangeSet(reader, range, DEFAULT_POLICY, md, { deleteFootprints: false }); // no ranges: as the peers plan
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
   io.close();

@@ -85,7 +85,16 @@ export function decisionEvents(d: SnapshotDecision): FileEvent[] {
  * the range build on its outputs. Delete files get their footprint (the data files they can
  * touch), which ranges need.
  */
-export async function computeChangeSet(reader: ManifestReader, range: SnapshotRange, policy: CapturePolicy, md: TableMetadata): Promise<ChangeSet> {
+export interface ChangeSetOptions {
+  /**
+   * Resolve what each delete file can touch (reads data manifests of the snapshots that added
+   * deletes). Change ranges need it; a caller that computes no ranges skips that work.
+   * Without it, ranges over delete files fall back to partition values or `unbounded`.
+   */
+  deleteFootprints?: boolean;
+}
+
+export async function computeChangeSet(reader: ManifestReader, range: SnapshotRange, policy: CapturePolicy, md: TableMetadata, opts: ChangeSetOptions = {}): Promise<ChangeSet> {
   const warnings: string[] = [];
   const decisions: SnapshotDecision[] = [];
   let manifestsRead = 0;
@@ -156,8 +165,10 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
       d.reason = 'replace (compaction) of files the range added, whose outputs later snapshots of the range change: the outputs are handed over instead of the rewritten files';
     }
   }
-  const deletes = decisions.flatMap((d) => [...d.added, ...(d.rewritten?.added ?? [])]).filter((c) => c.entry.dataFile.content !== 0);
-  const dataFiles = decisions.flatMap((d) => [...d.added, ...d.removed, ...(d.rewritten?.added ?? [])]);
-  await resolveDeleteFootprints(reader, md, deletes, dataFiles);
+  if (opts.deleteFootprints ?? true) {
+    const deletes = decisions.flatMap((d) => [...d.added, ...(d.rewritten?.added ?? [])]).filter((c) => c.entry.dataFile.content !== 0);
+    const dataFiles = decisions.flatMap((d) => [...d.added, ...d.removed, ...(d.rewritten?.added ?? [])]);
+    await resolveDeleteFootprints(reader, md, deletes, dataFiles);
+  }
   return { range, snapshots: decisions, added: net.added, removed: net.removed, warnings, manifestsRead, manifestsSkipped };
 }

@@ -76,8 +76,8 @@ export function changesCommand(): Command {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
         const md = table.metadata;
         const reader = new ManifestReader(io);
-        const cs = await changeSetWithFallback(reader, md, opts);
         const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const cs = await changeSetWithFallback(reader, md, opts, fields.length > 0);
         const out = changesJson(md, cs, fields);
         if (opts.icdc) {
           const name = opts.icdc;
@@ -159,12 +159,12 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
 
 const FALLBACK_CODES = new Set(['FROM_EXPIRED', 'LINEAGE_BROKEN']);
 
-async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, opts: ChangesOptions): Promise<ChangeSet> {
+async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, opts: ChangesOptions, deleteFootprints: boolean): Promise<ChangeSet> {
   const from = snapshotId(opts.from, '--from');
   const to = snapshotId(opts.to, '--to');
   try {
     const range = await resolveRangeWithHistory(md, { from, to, branch: opts.branch }, reader);
-    return await computeChangeSet(reader, range, parsePolicy(opts.policy), md);
+    return await computeChangeSet(reader, range, parsePolicy(opts.policy), md, { deleteFootprints });
   } catch (e) {
     if (!isIpsError(e) || !FALLBACK_CODES.has(e.code)) throw e;
     const known = from === null ? undefined : md.snapshots.find((s) => s.snapshotId === from)?.sequenceNumber;

@@ -421,7 +421,7 @@ export class IpsService {
     const md = (await this.load(t)).metadata;
     const reader = new ManifestReader(io);
     const range = await resolveRangeWithHistory(md, { from, to: req.to ?? null, branch: t.branch }, reader);
-    const cs = await computeChangeSet(reader, range, policy ?? { overwrite: 'include', delete: 'include' }, md);
+    const cs = await computeChangeSet(reader, range, policy ?? { overwrite: 'include', delete: 'include' }, md, { deleteFootprints: (fields ?? []).length > 0 });
     return changesJson(md, cs, fields ?? []);
   }
 

@@ -296,7 +296,7 @@ export class StepProtocol {
     }
     if (range.snapshots.length === 0) return { kind: 'no-changes', watermark: wm };
 
-    const cs = await computeChangeSet(reader, range, policy, md);
+    const cs = await computeChangeSet(reader, range, policy, md, { deleteFootprints: wm.rangeFields.length > 0 });
     const processed = new Set(wm.processedFiles);
     const perSnapshot = cs.snapshots.map((d) => {
       const partial = wm.partialSnapshotId !== null && d.snapshot.snapshotId === wm.partialSnapshotId;

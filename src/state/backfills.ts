@@ -75,18 +75,9 @@ export interface ChunkInput {
   toSnapshotId: bigint | null;
 }
 
-export interface BackfillInput {
-  name: string;
-  consumer: string;
-  sourceTable: string;
-  kind: BackfillKind;
-  spec: Record<string, unknown>;
-  pinnedSnapshotId: bigint | null;
-  pinnedSequenceNumber: bigint | null;
-  concurrency: number;
-  maxAttempts: number;
-  order: ChunkOrder;
-  createdBy: string;
+/** What creating a backfill stores: the request as planned, and its chunks. */
+export interface BackfillInput extends Pick<Backfill,
+  'name' | 'consumer' | 'sourceTable' | 'kind' | 'spec' | 'pinnedSnapshotId' | 'pinnedSequenceNumber' | 'concurrency' | 'maxAttempts' | 'order' | 'createdBy'> {
   chunks: ChunkInput[];
 }
 
