@@ -1,7 +1,8 @@
+import { IpsError } from '../errors.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import { addStats, type ScanStats } from '../engine/duckdb.js';
-import { isoDate, profileRangeWidth, TABLES, type PlaybackOptions } from './model.js';
+import { dayNumber, isoDate, profileRangeWidth, TABLES, watchSecondsSql, type DailyLogic, type PlaybackOptions } from './model.js';
 import { partitionKey, type Lake } from './lake.js';
 
 /**
@@ -14,12 +15,16 @@ export interface StageContext {
   options: PlaybackOptions;
   /** The run's logical day (days since epoch): the newest day of data. */
   runDay: number;
+  /** Stage 1's business logic (default: the original). */
+  logic?: DailyLogic;
 }
 
 export interface StageResult {
   read: ScanStats;
   rowsWritten: bigint;
   filesWritten: number;
+  /** The snapshot the run committed to its target (null: it committed nothing). */
+  snapshotId?: bigint | null;
 }
 
 /** The ICDC table a trigger named: its current snapshot holds exactly the batch's files. */
@@ -62,7 +67,11 @@ async function filesOfDays(ctx: StageContext, md: TableMetadata, lo: number, hi:
   return ctx.lake.plan(md, [{ field: 'event_date', op: 'between', lo, hi }]);
 }
 
-const DAILY_FROM_EVENTS = `SELECT event_date, profile_id, title_id, count(*)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
+/** Stage 1's projection of events into daily rows, under the run's business logic. */
+export function dailyFromEvents(logic: DailyLogic = ORIGINAL): string {
+  return `SELECT event_date, profile_id, title_id, count(*)::BIGINT AS plays, sum(${watchSecondsSql(logic)})::BIGINT AS watch_seconds`;
+}
+const ORIGINAL: DailyLogic = { consoleMillisFrom: null };
 const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id)::BIGINT AS titles, sum(plays)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
 
 /**
@@ -72,7 +81,7 @@ const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id):
 export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, target: string = TABLES.incremental.daily): Promise<StageResult> {
   const { lake } = ctx;
   let read = await lake.view('icdc', icdc.metadata, icdc.files);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${DAILY_FROM_EVENTS} FROM icdc GROUP BY ALL`);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${dailyFromEvents(ctx.logic)} FROM icdc GROUP BY ALL`);
   const parts = await partitionsOf(ctx, 'chg');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };
   const md = await lake.load(target);
@@ -86,7 +95,35 @@ export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, targe
       FROM old_daily o FULL OUTER JOIN chg c
         ON o.event_date = c.event_date AND o.profile_id = c.profile_id AND o.title_id = c.title_id`;
   const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily', 'ips-demo.run-day': isoDate(ctx.runDay) });
-  return { read, rowsWritten: w.rows, filesWritten: w.files };
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
+}
+
+/** A backfill chunk's range of days (inclusive), from the `--where` range ips hands out (validated by the runner). */
+export interface ChunkRange {
+  field: string;
+  /** ISO dates, inclusive. */
+  min: string;
+  max: string;
+}
+
+/**
+ * Stage 1 re-run for one backfill chunk: the chunk's ICDC table holds every live source file
+ * that can hold rows of its days; the rows are filtered by the chunk's days (a file spanning
+ * several chunks goes to each), aggregated with the run's logic, and the chunk's days of the
+ * daily table are replaced as a whole (INSERT OVERWRITE of their partitions: the old files are
+ * removed unread).
+ */
+export async function dailyBackfillChunk(ctx: StageContext, icdc: IcdcInput, range: ChunkRange, target: string = TABLES.incremental.daily): Promise<StageResult> {
+  const { lake } = ctx;
+  if (range.field !== 'event_date') throw new IpsError('DEMO_ERROR', `the demo backfills by event_date, not ${range.field}`);
+  const read = await lake.view('icdc', icdc.metadata, icdc.files);
+  const lo = dayNumber(range.min);
+  const hi = dayNumber(range.max);
+  const md = await lake.load(target);
+  const old = await filesOfDays(ctx, md, lo, hi);
+  const sql = `${dailyFromEvents(ctx.logic)} FROM icdc WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(hi)} GROUP BY ALL`;
+  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_backfill', 'ips-demo.days': `${range.min}..${range.max}` });
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
 /** Stage 1, lookback: recompute the last `lookbackDays` days from the events and overwrite them. */
@@ -97,9 +134,9 @@ export async function dailyLookback(ctx: StageContext, target: string = TABLES.l
   const read = await lake.view('src', src, await filesOfDays(ctx, src, lo, ctx.runDay));
   const md = await lake.load(target);
   const old = await filesOfDays(ctx, md, lo, ctx.runDay);
-  const sql = `${DAILY_FROM_EVENTS} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
+  const sql = `${dailyFromEvents(ctx.logic)} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
   const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
-  return { read, rowsWritten: w.rows, filesWritten: w.files };
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
 /**
@@ -118,7 +155,10 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM icdc
     WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   const daily = await lake.load(source);
-  read = addStats(read, await lake.view('today', daily, await filesOfDays(ctx, daily, runDay, runDay)));
+  // The current day is re-aggregated in full when the batch changed it (every live batch does);
+  // a batch that only rewrote older days (a backfill's output) leaves it alone.
+  const changesToday = (await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo: runDay, hi: runDay }])).length > 0;
+  read = addStats(read, await lake.view('today', daily, changesToday ? await filesOfDays(ctx, daily, runDay, runDay) : []));
   // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
   // profiles' bounds, then each file's partition tuple must be one the keys fall in.
   const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
