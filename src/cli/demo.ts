@@ -123,13 +123,15 @@ export function demoCommand(): Command {
     .description('the playback month, then a corrected stage 1 re-applied to the last 14 days by one managed backfill (chunked by day), followed by stage 2 through lineage'), '.ips-demo-backfill')
     .option('--backfill-days <n>', 'the newest days the backfill re-processes (default 14, at most --lookback-days)')
     .option('--concurrency <n>', 'backfill chunks in flight (default 2)')
-    .action(async (opts: DemoOptions & { backfillDays?: string; concurrency?: string }) => {
+    .option('--live-days <n>', 'days that keep arriving while the backfill runs, through the live pipeline beside it (default 0)')
+    .action(async (opts: DemoOptions & { backfillDays?: string; concurrency?: string; liveDays?: string }) => {
       await runAction(opts.json, async () => {
         const run = await monthRun(opts);
         const backfillDays = int(opts.backfillDays, 'backfill-days') ?? Math.min(14, run.options.days, run.options.lookbackDays);
         const concurrency = int(opts.concurrency, 'concurrency') ?? 2;
+        const liveDays = int(opts.liveDays, 'live-days') ?? 0;
         const { backfillDemoOptions, runBackfillDemo } = await import('../playback/backfill-demo.js');
-        backfillDemoOptions(run.options, backfillDays, concurrency); // bad knobs fail before the directory is touched
+        backfillDemoOptions(run.options, backfillDays, concurrency, liveDays); // bad knobs fail before the directory is touched
         freshWorkDir(run.workDir);
         const { backfillProgressLine, backfillReportJson, backfillReportText, monthProgressLine } = await import('../playback/backfill-report.js');
         const { renderBackfill } = await import('./backfills.js');
@@ -137,7 +139,7 @@ export function demoCommand(): Command {
         const chatty = !opts.json || process.stderr.isTTY;
         if (!opts.json) say(`ips demo backfill: ${run.options.days} days × ${run.options.rowsPerDay.toLocaleString('en-US')} events, then a backfill of the last ${backfillDays} (working in ${run.workDir})`);
         const r = await runBackfillDemo({
-          ...run, backfillDays, concurrency,
+          ...run, backfillDays, concurrency, liveDays,
           onLog: chatty ? say : () => {},
           onProgress: (p) => { if (chatty) say(monthProgressLine(p)); },
           onBackfill: (v) => { if (chatty) say(backfillProgressLine(v)); },

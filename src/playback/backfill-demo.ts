@@ -28,6 +28,11 @@ export interface BackfillDemoRunOptions extends Omit<PlaybackRunOptions, 'pipeli
   backfillDays: number;
   /** Chunks in flight (default 2). */
   concurrency: number;
+  /**
+   * Days that go on arriving while the backfill runs (default 0): the live pipeline keeps
+   * running beside it, and their late rows land in the days being backfilled.
+   */
+  liveDays?: number;
   /** Longest wait for the backfill to complete, ms (default 30 min). */
   backfillTimeoutMs?: number;
   /** Called whenever the backfill's view changes (the API's JSON of GET /v1/backfills/{name}). */
@@ -70,7 +75,11 @@ export interface BackfillDemoResult {
   after: Verification;
   view: BackfillViewJson;
   reread: { daily: ReRead; agg: ReRead };
+  /** Whether stage 1's live watermark moved other than by its live batches (a chunk commit must never move it). */
   liveWatermarkMoved: boolean;
+  /** Live batches of stage 1 committed while the backfill ran (the --live-days). */
+  liveBatches: number;
+  liveDays: number;
   monthRuns: StageRun[];
   backfillRuns: StageRun[];
   duplicateDeliveries: number;
@@ -82,28 +91,30 @@ const STAGE1 = 'playback_daily';
 const STAGE2 = 'playback_daily_agg';
 
 /** Checks the backfill knobs against the month; returns the options with the release day set. */
-export function backfillDemoOptions(o: PlaybackOptions, backfillDays: number, concurrency: number): PlaybackOptions {
+export function backfillDemoOptions(o: PlaybackOptions, backfillDays: number, concurrency: number, liveDays = 0): PlaybackOptions {
+  if (!Number.isSafeInteger(liveDays) || liveDays < 0 || liveDays > 366) throw new IpsError('INVALID_ARGUMENT', '--live-days must be 0..366');
   if (!Number.isSafeInteger(backfillDays) || backfillDays < 1 || backfillDays > o.days) {
     throw new IpsError('INVALID_ARGUMENT', `--backfill-days must be 1..${o.days} (the simulated days)`);
   }
-  if (backfillDays > o.lookbackDays) {
-    // Stage 2 re-aggregates keys within its window of lookbackDays days: a longer backfill would reach past it.
-    throw new IpsError('INVALID_ARGUMENT', `--backfill-days must be at most --lookback-days (${o.lookbackDays}): stage 2 re-aggregates within that window`);
+  if (backfillDays + liveDays > o.lookbackDays) {
+    // Stage 2 re-aggregates keys within its window of lookbackDays days: a backfilled day must stay in it until the end.
+    throw new IpsError('INVALID_ARGUMENT', `--backfill-days plus --live-days must be at most --lookback-days (${o.lookbackDays}): stage 2 re-aggregates within that window`);
   }
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 10) throw new IpsError('INVALID_ARGUMENT', '--concurrency must be 1..10');
   return parsePlaybackOptions({ ...o, consoleMillisFromDay: o.days - backfillDays });
 }
 
-async function watermark(session: PlaybackSession): Promise<string> {
-  // The live watermark (position and version) of stage 1 on the events table.
-  const c = await session.client.call<{ tables: unknown[] }>('GET', `/v1/consumers/${STAGE1}`);
-  return JSON.stringify(c.tables);
+/** The version of stage 1's live watermark on the events table: every move of it counts one. */
+async function watermarkVersion(session: PlaybackSession): Promise<bigint> {
+  const c = await session.client.call<{ tables: { version: string }[] }>('GET', `/v1/consumers/${STAGE1}`);
+  return BigInt(c.tables[0]!.version);
 }
 
 const sumRead = (runs: StageRun[]): ScanStats => runs.reduce((s, r) => addStats(s, r.read), emptyStats());
 
 export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<BackfillDemoResult> {
-  const options = backfillDemoOptions(run.options, run.backfillDays, run.concurrency);
+  const liveDays = run.liveDays ?? 0;
+  const options = backfillDemoOptions(run.options, run.backfillDays, run.concurrency, liveDays);
   const release = isoDate(dayNumber(options.startDate) + (options.consoleMillisFromDay ?? 0));
   const end = isoDate(dayNumber(options.startDate) + options.days);
   const logic: DailyLogic = { consoleMillisFrom: release };
@@ -118,8 +129,9 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
     log(`the month ran; from ${release} console plays were reported in milliseconds: ${corrected.daily.differencesVsRecomputation} daily rows and ${corrected.agg.differencesVsRecomputation} aggregate rows differ from the corrected logic`);
 
     // 2. The logic changes; one backfill re-runs stage 1 over the window, chunked by day.
+    session.previousLogic = ORIGINAL_LOGIC;
     session.logic = logic;
-    const before = await watermark(session);
+    const before = await watermarkVersion(session);
     const where = `event_date >= ${release} and event_date < ${end}`;
     const command = `ips backfills create ${BACKFILL_NAME} --consumer ${STAGE1} --table ${ipsName(TABLES.source)} --where '${where}' --chunk day --concurrency ${run.concurrency}`;
     log(`$ ${command}`);
@@ -128,7 +140,10 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
       name: BACKFILL_NAME, consumer: STAGE1, table: ipsName(TABLES.source), where, chunk: 'day', concurrency: run.concurrency,
     });
 
-    // 3. ips runs the chunks through the subscription; stage 2 follows. Watch until complete.
+    // 3. ips runs the chunks through the subscription; stage 2 follows; meanwhile new days may
+    //    arrive and run through the live pipeline. Watch until complete.
+    const live = session.runDays(options.days, options.days + liveDays);
+    live.catch(() => {}); // awaited below; a failure also stops the watch through session.check()
     const deadline = Date.now() + (run.backfillTimeoutMs ?? 30 * 60_000);
     let view: BackfillViewJson;
     let last = '';
@@ -149,11 +164,16 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
       if (Date.now() > deadline) throw new IpsError('DEMO_TIMEOUT', `backfill ${BACKFILL_NAME} did not complete in time: ${JSON.stringify(view.totals)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await session.idle();
+    await live;
+    await session.settle();
     const after = await verifyPipelines(session.lake, { lookback: false, logic });
-    const liveWatermarkMoved = (await watermark(session)) !== before;
+    // Only the live batches moved stage 1's watermark: one version each; the chunks' commits none.
+    const liveBatches = session.runs.slice(firstBackfillRun).filter((r) => r.consumer === STAGE1 && !r.backfill).length;
+    const liveWatermarkMoved = (await watermarkVersion(session)) - before !== BigInt(liveBatches);
     const backfillRuns = session.runs.slice(firstBackfillRun);
-    const stage = (c: string) => backfillRuns.filter((r) => r.consumer === c);
+    // What the backfill cost: its chunks' runs, and stage 2's runs of the backfill phase (with
+    // --live-days these also carry the live days' changes: one run can carry both).
+    const stage = (c: string) => backfillRuns.filter((r) => r.consumer === c && (c === STAGE1 ? r.backfill !== undefined : true));
     log(`backfill ${BACKFILL_NAME} complete`);
     return {
       options, ipsUrl: session.ipsUrl, warehouse: session.warehouse, events: session.events, name: BACKFILL_NAME, command, where, logic,
@@ -162,7 +182,7 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
         daily: { runs: stage(STAGE1).length, backfill: sumRead(stage(STAGE1)), rebuild: after.rebuild.daily },
         agg: { runs: stage(STAGE2).length, backfill: sumRead(stage(STAGE2)), rebuild: after.rebuild.agg },
       },
-      liveWatermarkMoved, monthRuns, backfillRuns, duplicateDeliveries: session.duplicateDeliveries, wallMs: session.elapsedMs(),
+      liveWatermarkMoved, liveBatches, liveDays, monthRuns, backfillRuns, duplicateDeliveries: session.duplicateDeliveries, wallMs: session.elapsedMs(),
     };
   } finally {
     await session.close();

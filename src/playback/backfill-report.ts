@@ -34,6 +34,8 @@ export function backfillReportJson(r: BackfillDemoResult): Record<string, unknow
     checks: [check(r.after.daily), check(r.after.agg)],
     identical: r.after.identical,
     reread: { playback_daily: reread(r.reread.daily), playback_daily_agg: reread(r.reread.agg) },
+    live_days: r.liveDays,
+    live_batches: r.liveBatches,
     live_watermark_moved: r.liveWatermarkMoved,
     duplicate_deliveries: r.duplicateDeliveries,
   };
@@ -61,6 +63,7 @@ export function backfillReportText(r: BackfillDemoResult): string {
   lines.push(`Simulated ${o.days} days from ${o.startDate}: ${fmtInt(r.events)} playback events, ${r.monthRuns.length} incremental runs started by ips triggers.`);
   lines.push(`From ${r.logic.consoleMillisFrom} console clients reported watch time in milliseconds; stage 1's logic was corrected and one backfill re-ran the last ${r.view.totals.chunks} days:`);
   lines.push(`  $ ${r.command}`);
+  if (r.liveDays > 0) lines.push(`Meanwhile ${r.liveDays} more day(s) arrived and ran through the live pipeline beside it (${r.liveBatches} live batches of playback_daily).`);
   lines.push('');
   const rows: string[][] = [['stage', 'run by', 'runs', 'files read', 'rows read', 'bytes read']];
   for (const [stage, x] of [['playback_daily', r.reread.daily], ['playback_daily_agg', r.reread.agg]] as const) {
@@ -74,7 +77,7 @@ export function backfillReportText(r: BackfillDemoResult): string {
     const ok = a.differencesVsRecomputation === 0n && a.rows > 0n;
     lines.push(`${ok ? '✓' : '✗'} ${a.table}: ${ok ? 'equals' : 'DIFFERS FROM'} a one-shot recomputation with the new logic (${fmtInt(a.rows)} rows, ${fmtInt(a.differencesVsRecomputation)} differ; before the backfill ${fmtInt(b.differencesVsRecomputation)} did)`);
   }
-  lines.push(`${r.liveWatermarkMoved ? '✗' : '✓'} the live watermark of playback_daily ${r.liveWatermarkMoved ? 'MOVED' : 'did not move'} for the backfill; stage 2 followed through its ordinary incremental batches`);
+  lines.push(`${r.liveWatermarkMoved ? '✗' : '✓'} the live watermark of playback_daily ${r.liveWatermarkMoved ? 'MOVED' : 'did not move'} for the backfill${r.liveBatches ? ` (only its ${r.liveBatches} live batches moved it)` : ''}; stage 2 followed through its ordinary incremental batches`);
   lines.push(`Total ${fmtSec(r.wallMs)}. Tables: ${r.warehouse}`);
   return lines.join('\n');
 }

@@ -137,6 +137,8 @@ export class PlaybackSession {
   readonly runs: StageRun[] = [];
   /** Stage 1's business logic for the runs from now on (the backfill demo corrects it). */
   logic: DailyLogic = ORIGINAL_LOGIC;
+  /** The logic before the last change (what a backfill corrects from). */
+  previousLogic: DailyLogic = ORIGINAL_LOGIC;
   ipsUrl = '';
   client!: IpsHttpClient;
   events = 0n;
@@ -247,7 +249,7 @@ export class PlaybackSession {
     if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const ctx: StageContext = { lake, options: this.options, runDay: this.runDay, logic: this.logic };
+    const ctx: StageContext = { lake, options: this.options, runDay: this.runDay, logic: this.logic, previousLogic: this.previousLogic };
     let chunk: z.infer<typeof chunkPayload> | null = null;
     try {
       let result: StageResult;
@@ -263,7 +265,7 @@ export class PlaybackSession {
             throw new IpsError('DEMO_ERROR', `backfill trigger for ${consumer}: ${parsed.success ? 'only stage 1 is backfilled in the demo' : parsed.error.issues.map((i) => i.message).join('; ')}`);
           }
           chunk = parsed.data;
-          const range = { field: chunk.range.field, min: chunk.range.min, max: chunk.range.max };
+          const range = { field: chunk.range.field, min: chunk.range.min, max: chunk.range.max, key: `${chunk.name}/${chunk.chunk}` };
           result = run.backfillStage
             ? await run.backfillStage({ icdc, icdcMetadataLocation: loc, ctx, target: def.target, range })
             : await dailyBackfillChunk(ctx, icdc, range, def.target);
@@ -301,12 +303,33 @@ export class PlaybackSession {
     this.check();
   }
 
-  /** Appends the simulated days and waits, day by day, for every stage's run. */
-  async runDays(): Promise<void> {
+  /**
+   * Waits until every stage has committed everything of its source table (its watermark is at
+   * the table's head) and no run is queued: nothing is left to run.
+   */
+  async settle(timeoutMs = this.run.dayTimeoutMs ?? 300_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.check();
+      const behind: string[] = [];
+      for (const s of this.stages) {
+        const head = (await this.lake.load(s.source)).currentSnapshotId?.toString() ?? null;
+        const c = await this.client.call<{ tables: { snapshot_id: string | null; partial_snapshot_id: string | null }[] }>('GET', `/v1/consumers/${s.consumer}`);
+        const wm = c.tables[0];
+        if (!wm || wm.snapshot_id !== head || wm.partial_snapshot_id !== null) behind.push(s.consumer);
+      }
+      if (behind.length === 0) return this.idle();
+      if (Date.now() > deadline) throw new IpsError('DEMO_TIMEOUT', `${behind.join(', ')} did not catch up with their source tables within ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Appends the simulated days [from, to) (default the month) and waits, day by day, for every stage's run. */
+  async runDays(from = 0, to = this.options.days): Promise<void> {
     const o = this.options;
     const { client } = this;
     const dayTimeout = this.run.dayTimeoutMs ?? 300_000;
-    for (let k = 0; k < o.days; k++) {
+    for (let k = from; k < to; k++) {
       this.runDay = dayNumber(o.startDate) + k;
       const date = isoDate(this.runDay);
       const appended = await appendDay(this.lake, o, k);
@@ -314,7 +337,7 @@ export class PlaybackSession {
       this.events += appended;
       await client.call('POST', `/v1/tables/${ipsName(TABLES.source)}/events`, {});
       const deadline = Date.now() + dayTimeout;
-      const ran = (s: StageDef) => this.runs.some((r) => r.consumer === s.consumer && r.day === date);
+      const ran = (s: StageDef) => this.runs.some((r) => r.consumer === s.consumer && r.day === date && !r.backfill);
       while (!this.stages.every(ran)) {
         this.check();
         if (Date.now() > deadline) {
@@ -325,7 +348,7 @@ export class PlaybackSession {
         await new Promise((r) => setTimeout(r, 10));
       }
       await this.idle();
-      this.run.onProgress?.({ dayIndex: k, days: o.days, date, eventsAppended: appended, runs: this.runs.filter((r) => r.day === date) });
+      this.run.onProgress?.({ dayIndex: k, days: to, date, eventsAppended: appended, runs: this.runs.filter((r) => r.day === date && !r.backfill) });
     }
   }
 

@@ -1,7 +1,7 @@
 import { IpsError } from '../errors.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
-import { addStats, type ScanStats } from '../engine/duckdb.js';
+import { addStats, emptyStats, type ScanStats } from '../engine/duckdb.js';
 import { dayNumber, isoDate, profileRangeWidth, TABLES, watchSecondsSql, type DailyLogic, type PlaybackOptions } from './model.js';
 import { partitionKey, type Lake } from './lake.js';
 
@@ -17,6 +17,8 @@ export interface StageContext {
   runDay: number;
   /** Stage 1's business logic (default: the original). */
   logic?: DailyLogic;
+  /** The logic the live runs applied before it changed (a backfill corrects from it to `logic`). */
+  previousLogic?: DailyLogic;
 }
 
 export interface StageResult {
@@ -104,25 +106,58 @@ export interface ChunkRange {
   /** ISO dates, inclusive. */
   min: string;
   max: string;
+  /** `<backfill>/<chunk>`: recorded in the snapshot summary, so a re-run of an applied chunk applies nothing twice. */
+  key: string;
+}
+
+export const BACKFILL_CHUNK_PROPERTY = 'ips-demo.backfill-chunk';
+
+/** The snapshot on the table's current lineage that applied `key` already, if any (cycle-safe). */
+function appliedBy(md: TableMetadata, key: string): bigint | null {
+  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
+  const seen = new Set<bigint>();
+  for (let cur = md.currentSnapshotId === null ? undefined : byId.get(md.currentSnapshotId); cur && !seen.has(cur.snapshotId);
+    cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId)) {
+    if (cur.summary[BACKFILL_CHUNK_PROPERTY] === key) return cur.snapshotId;
+    seen.add(cur.snapshotId);
+  }
+  return null;
 }
 
 /**
- * Stage 1 re-run for one backfill chunk: the chunk's ICDC table holds every live source file
- * that can hold rows of its days; the rows are filtered by the chunk's days (a file spanning
- * several chunks goes to each), aggregated with the run's logic, and the chunk's days of the
- * daily table are replaced as a whole (INSERT OVERWRITE of their partitions: the old files are
- * removed unread).
+ * Stage 1 re-run for one backfill chunk, as a correction: the chunk's ICDC table holds the
+ * event files of its days as of the snapshot the backfill was planned on (pinned: every retry
+ * sees the same rows); their rows, filtered by the chunk's days, give per daily row what the new
+ * logic changes against the logic the live runs applied to them (new − previous). That
+ * difference is merged into the daily table (copy-on-write by partition, like the live MERGE).
+ * Adding a difference commutes with the live runs that merge newer events of the same days
+ * meanwhile, in whatever order they commit, so the backfill never loses or double-counts them;
+ * and the commit records the chunk in its snapshot summary, so a re-run of a chunk whose output
+ * was committed (the run died before telling ips) applies nothing twice.
  */
 export async function dailyBackfillChunk(ctx: StageContext, icdc: IcdcInput, range: ChunkRange, target: string = TABLES.incremental.daily): Promise<StageResult> {
   const { lake } = ctx;
   if (range.field !== 'event_date') throw new IpsError('DEMO_ERROR', `the demo backfills by event_date, not ${range.field}`);
-  const read = await lake.view('icdc', icdc.metadata, icdc.files);
+  const md = await lake.load(target);
+  const applied = appliedBy(md, range.key);
+  if (applied !== null) return { read: emptyStats(), rowsWritten: 0n, filesWritten: 0, snapshotId: applied };
+  let read = await lake.view('icdc', icdc.metadata, icdc.files);
   const lo = dayNumber(range.min);
   const hi = dayNumber(range.max);
-  const md = await lake.load(target);
-  const old = await filesOfDays(ctx, md, lo, hi);
-  const sql = `${dailyFromEvents(ctx.logic)} FROM icdc WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(hi)} GROUP BY ALL`;
-  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_backfill', 'ips-demo.days': `${range.min}..${range.max}` });
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE delta AS
+    SELECT event_date, profile_id, title_id, (sum(${watchSecondsSql(ctx.logic ?? ORIGINAL)}) - sum(${watchSecondsSql(ctx.previousLogic ?? ORIGINAL)}))::BIGINT AS delta
+      FROM icdc WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(hi)} GROUP BY ALL HAVING delta <> 0`);
+  const parts = await partitionsOf(ctx, 'delta');
+  if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0, snapshotId: null };
+  const old = await filesOfPartitions(ctx, md, parts);
+  read = addStats(read, await lake.view('old_daily', md, old));
+  const [missing] = await lake.engine.all<{ n: number }>(`SELECT count(*)::INTEGER AS n FROM delta d ANTI JOIN old_daily o
+    ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`);
+  if (missing!.n > 0) throw new IpsError('DEMO_ERROR', `backfill chunk ${range.key}: ${missing!.n} daily rows to correct were never written by the live runs`);
+  const merged = `
+    SELECT o.event_date, o.profile_id, o.title_id, o.plays, (o.watch_seconds + coalesce(d.delta, 0))::BIGINT AS watch_seconds
+      FROM old_daily o LEFT JOIN delta d ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`;
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_backfill', [BACKFILL_CHUNK_PROPERTY]: range.key });
   return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 

@@ -21,6 +21,8 @@ const DAYS = 6;
 const ROWS = 1_500;
 const PROFILES = 150;
 const BACKFILL_DAYS = 4;
+// Days that keep arriving while the backfill runs (their late rows land in the backfilled days).
+const LIVE_DAYS = 2;
 // The newest BACKFILL_DAYS days of a month from the demo's default start date.
 const DATES = Array.from({ length: BACKFILL_DAYS }, (_, i) => new Date(Date.UTC(2026, 9, 1 + DAYS - BACKFILL_DAYS + i)).toISOString().slice(0, 10));
 const RELEASE = DATES[0]!;
@@ -35,7 +37,7 @@ interface Report {
   backfill: {
     name: string; command: string; status: string; complete: boolean; chunks: number;
     view: {
-      chunks: { index: number; state: string; range: { min: string; max: string; predicate: string }; outputs: Record<string, string>; trigger: { state: string } | null }[];
+      chunks: { index: number; state: string; records: string; range: { min: string; max: string; predicate: string }; outputs: Record<string, string>; trigger: { state: string } | null }[];
       stages: { consumer: string; depth: number; chunks: { state: string }[] }[];
     };
   };
@@ -44,15 +46,20 @@ interface Report {
   identical: boolean;
   reread: Record<'playback_daily' | 'playback_daily_agg', { runs: number; backfill: Stats; full_rebuild: Stats }>;
   live_watermark_moved: boolean;
+  live_days: number;
+  live_batches: number;
 }
 interface PyCheck {
-  source_rows: number; window_rows: number; millis_rows: number; daily_rows: number; agg_rows: number;
+  source_rows: number; window_rows: number; window_rows_planned: number; millis_rows: number; daily_rows: number; agg_rows: number;
   daily_equals_truth: boolean; agg_equals_truth: boolean; daily_equals_original: boolean; first_differences: unknown[];
 }
 
-function checkReport(r: Report, py: PyCheck): void {
-  expect(BigInt(r.events)).toBe(BigInt(DAYS * ROWS));
+function checkReport(r: Report, py: PyCheck, liveDays: number): void {
+  expect(BigInt(r.events)).toBe(BigInt((DAYS + liveDays) * ROWS));
   expect(r.month_runs).toBe(2 * DAYS);
+  expect(r.live_days).toBe(liveDays);
+  expect(r.live_batches).toBe(liveDays); // one live batch of stage 1 per new day
+  if (liveDays > 0) expect(py.window_rows).toBeGreaterThan(py.window_rows_planned); // late rows of the new days landed in the window
   expect(r.logic_change.console_millis_from).toBe(RELEASE);
   // Before: the tables were right for the original logic and wrong for the corrected one.
   for (const c of r.before.vs_original_logic) expect(c.differences_vs_recomputation, c.table).toBe('0');
@@ -70,23 +77,26 @@ function checkReport(r: Report, py: PyCheck): void {
   }
   expect(r.backfill.view.stages.map((s) => [s.consumer, s.depth])).toEqual([['playback_daily', 0], ['playback_daily_agg', 1]]);
   expect(r.backfill.view.stages[1]!.chunks.every((c) => c.state === 'propagated')).toBe(true);
-  // After: both tables equal the recomputation with the new logic, and the live watermark stayed.
+  // After: both tables equal the recomputation with the new logic (the live days' rows included),
+  // and only the live batches moved the live watermark.
   expect(r.identical).toBe(true);
   for (const c of r.checks) {
     expect(c.differences_vs_recomputation, c.table).toBe('0');
     expect(BigInt(c.rows), c.table).toBeGreaterThan(0n);
   }
   expect(r.live_watermark_moved).toBe(false);
-  // What stage 1 re-read: the chunks' ICDC files hold the window's partitions, i.e. exactly the
-  // events dated in the window (PyIceberg's count); a full rebuild reads every event.
+  // What stage 1 re-read: the chunks' ICDC files hold the window's partitions as planned, i.e.
+  // exactly the month's events dated in the window (PyIceberg's count), plus the daily rows of
+  // the partitions each chunk corrects; a full rebuild reads every event.
   expect(r.reread.playback_daily.runs).toBe(BACKFILL_DAYS);
-  expect(BigInt(r.reread.playback_daily.backfill.rows)).toBe(BigInt(py.window_rows));
-  expect(BigInt(r.reread.playback_daily.full_rebuild.rows)).toBe(BigInt(DAYS * ROWS));
-  expect(r.reread.playback_daily.backfill.files).toBeLessThan(r.reread.playback_daily.full_rebuild.files);
+  expect(BigInt(r.reread.playback_daily.backfill.rows)).toBeGreaterThan(BigInt(py.window_rows_planned));
+  expect(BigInt(r.reread.playback_daily.backfill.rows)).toBeLessThanOrEqual(BigInt(py.window_rows_planned + py.daily_rows));
+  expect(r.backfill.view.chunks.reduce((n, c) => n + Number(c.records), 0)).toBe(py.window_rows_planned);
+  expect(BigInt(r.reread.playback_daily.full_rebuild.rows)).toBe(BigInt((DAYS + liveDays) * ROWS));
   expect(r.reread.playback_daily_agg.runs).toBeGreaterThanOrEqual(1);
   expect(BigInt(r.reread.playback_daily_agg.full_rebuild.rows)).toBe(BigInt(py.daily_rows));
   // PyIceberg's own recomputation with the new logic equals both tables.
-  expect(py.source_rows).toBe(DAYS * ROWS);
+  expect(py.source_rows).toBe((DAYS + liveDays) * ROWS);
   expect(py.millis_rows).toBeGreaterThan(0);
   expect(py.daily_equals_truth, JSON.stringify(py.first_differences)).toBe(true);
   expect(py.agg_equals_truth, JSON.stringify(py.first_differences)).toBe(true);
@@ -105,12 +115,12 @@ describe('ips demo backfill on the embedded default', () => {
 
   test('the window is re-run by one backfill, stage 2 follows, both tables equal a recomputation with the new logic', async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-backfill-demo-'));
-    const out = await run(process.execPath, [IPS, ...DEMO_ARGS, '--dir', path.join(dir, 'demo')],
+    const out = await run(process.execPath, [IPS, ...DEMO_ARGS, '--live-days', String(LIVE_DAYS), '--dir', path.join(dir, 'demo')],
       { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, maxBuffer: 64 << 20, timeout: 600_000 });
     expect(out.stderr).toBe(''); // --json: nothing but the report
     const report = JSON.parse(out.stdout) as Report;
-    const py = JSON.parse(await runPython('test/backfill/backfill_demo_check.py', ['--release', RELEASE, '--hadoop', report.warehouse], { timeoutMs: 300_000 })) as PyCheck;
-    checkReport(report, py);
+    const py = JSON.parse(await runPython('test/backfill/backfill_demo_check.py', ['--release', RELEASE, '--hadoop', report.warehouse, '--month-events', String(DAYS * ROWS)], { timeoutMs: 300_000 })) as PyCheck;
+    checkReport(report, py, LIVE_DAYS);
   }, 660_000);
 
   test('bad backfill knobs are refused before the directory is touched', async () => {
@@ -119,7 +129,7 @@ describe('ips demo backfill on the embedded default', () => {
       const bad = async (args: string[]) => run(process.execPath, [IPS, 'demo', 'backfill', '--json', '--dir', path.join(d, 'x'), ...args])
         .then(() => null, (e: { code: number; stderr: string }) => JSON.parse(e.stderr) as { error: { code: string; message: string } });
       expect((await bad(['--days', '5', '--backfill-days', '6']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--backfill-days must be 1..5') });
-      expect((await bad(['--lookback-days', '7', '--backfill-days', '8']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('at most --lookback-days (7)') });
+      expect((await bad(['--lookback-days', '7', '--backfill-days', '6', '--live-days', '2']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--backfill-days plus --live-days must be at most --lookback-days (7)') });
       expect((await bad(['--concurrency', '11']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--concurrency must be 1..10') });
       expect(fs.existsSync(path.join(d, 'x'))).toBe(false);
     } finally {
@@ -179,16 +189,16 @@ describe('ips demo backfill on PostgreSQL + MinIO, against a separate ips serve'
   });
 
   test('the same demo, with its tables and the backfill ICDC tables on MinIO', async () => {
-    const out = await run(process.execPath, [IPS, ...DEMO_ARGS, '--dir', path.join(tmp, 'demo'), '--ips-url', url, '--warehouse', warehouse,
+    const out = await run(process.execPath, [IPS, ...DEMO_ARGS, '--live-days', '1', '--dir', path.join(tmp, 'demo'), '--ips-url', url, '--warehouse', warehouse,
       '--catalog', catalogDb.url, '--s3-endpoint', env.s3Endpoint, '--callback-host', '127.0.0.1'],
     { cwd: tmp, env: { ...process.env, ...s3Env, IPS_TOKEN: admin }, maxBuffer: 64 << 20, timeout: 600_000 })
       .catch((e: { stdout: string; stderr: string }) => { throw new Error(`demo failed:\n${e.stderr}\n${e.stdout}\n--- ips serve ---\n${serverErr}`); });
     const report = JSON.parse(out.stdout) as Report;
     expect(report.warehouse).toBe(warehouse);
     const py = JSON.parse(await runPython('test/backfill/backfill_demo_check.py', [
-      '--release', RELEASE, '--catalog-uri', catalogDb.url, '--catalog-name', 'ips_demo', '--warehouse', warehouse,
+      '--release', RELEASE, '--catalog-uri', catalogDb.url, '--catalog-name', 'ips_demo', '--warehouse', warehouse, '--month-events', String(DAYS * ROWS),
     ], { timeoutMs: 300_000 })) as PyCheck;
-    checkReport(report, py);
+    checkReport(report, py, 1);
     // The backfill's chunks were handed out from its own ICDC table, written by ips serve on MinIO.
     const b = await fetch(`${url}/v1/backfills/fix_console_ms`, { headers: { authorization: `Bearer ${admin}` } });
     const view = await b.json() as { chunks: { batch_id: string }[] };

@@ -6,7 +6,7 @@ PostgreSQL with S3 FileIO on the test MinIO), recomputes both stages from the ra
 the corrected logic (console plays reported in milliseconds from --release on are converted to
 seconds) and prints one JSON object on stdout:
 
-    {"source_rows": N, "window_rows": N (events dated in [--release, end)), "daily_rows": N, "agg_rows": N,
+    {"source_rows": N, "window_rows": N (events dated from --release on), "window_rows_planned": N (of those, event_id < --month-events), "daily_rows": N, "agg_rows": N,
      "daily_equals_truth": bool, "agg_equals_truth": bool, "daily_equals_original": bool,
      "first_differences": [...]}
 
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--catalog-uri")
     ap.add_argument("--catalog-name")
     ap.add_argument("--warehouse")
+    ap.add_argument("--month-events", type=int, help="events of the month (event_id below it): the rest arrived during the backfill")
     a = ap.parse_args()
     if a.hadoop:
         load = lambda ident: load_hadoop(a.hadoop, ident)  # noqa: E731
@@ -89,6 +90,8 @@ def main() -> None:
     print(json.dumps({
         "source_rows": events.num_rows,
         "window_rows": int(pc.sum(in_window.cast(pa.int64())).as_py() or 0),
+        # The events dated in the window that were there when the backfill was planned (the month's).
+        "window_rows_planned": int(pc.sum(pc.and_(in_window, pc.less(events.column("event_id"), a.month_events or 2**62)).cast(pa.int64())).as_py() or 0),
         "millis_rows": int(pc.sum(millis.cast(pa.int64())).as_py() or 0),
         "daily_rows": len(daily),
         "agg_rows": len(agg),

@@ -96,26 +96,25 @@ def main() -> int:
         }
 
     def backfill_merge(req: dict) -> dict:
-        # `ips demo backfill`'s stage 1 for one chunk: the chunk's ICDC table (its own batch
-        # series) holds every live event file of its days; its rows, filtered by the chunk's days,
-        # recomputed with the corrected logic (console plays reported in milliseconds from the
-        # release on), replace the target's rows of those days.
+        # `ips demo backfill`'s stage 1 for one chunk: the chunk's ICDC table (the backfill's own
+        # batch series) holds the event files of its days as planned; their rows, filtered by the
+        # chunk's days, give per daily row what the corrected logic changes (console plays
+        # reported in milliseconds from the release on, against the original logic), and that
+        # difference is merged into the target (so live MERGEs of newer events are kept).
         target = f"{cat}.{req['target']}"
-        lo, hi, release = req["min"], req["max"], req.get("console_millis_from")
+        lo, hi, release = req["min"], req["max"], req["console_millis_from"]
         icdc = spark.read.format("iceberg").load(req["icdc"])
         icdc.createOrReplaceTempView("icdc_chunk")
         days = f"event_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
-        watch = "watch_seconds" if not release else (
-            f"CASE WHEN device = 'console' AND event_date >= DATE '{release}' THEN CAST(watch_seconds DIV 1000 AS INT) ELSE watch_seconds END")
+        corrected = f"CASE WHEN device = 'console' AND event_date >= DATE '{release}' THEN CAST(watch_seconds DIV 1000 AS INT) ELSE watch_seconds END"
         chunk_rows = spark.sql(f"SELECT count(*) FROM icdc_chunk WHERE {days}").collect()[0][0]
         spark.sql(f"""
             MERGE INTO {target} t
-            USING (SELECT event_date, profile_id, title_id, count(*) AS plays, sum({watch}) AS watch_seconds
-                     FROM icdc_chunk WHERE {days} GROUP BY event_date, profile_id, title_id) s
+            USING (SELECT event_date, profile_id, title_id, sum({corrected}) - sum(watch_seconds) AS delta
+                     FROM icdc_chunk WHERE {days} GROUP BY event_date, profile_id, title_id
+                   HAVING sum({corrected}) <> sum(watch_seconds)) s
                ON t.event_date = s.event_date AND t.profile_id = s.profile_id AND t.title_id = s.title_id
-             WHEN MATCHED THEN UPDATE SET plays = s.plays, watch_seconds = s.watch_seconds
-             WHEN NOT MATCHED THEN INSERT *
-             WHEN NOT MATCHED BY SOURCE AND t.{days} THEN DELETE""").collect()
+             WHEN MATCHED THEN UPDATE SET watch_seconds = t.watch_seconds + s.delta""").collect()
         head = spark.sql(f"SELECT snapshot_id FROM {target}.refs WHERE name = 'main'").collect()[0][0]
         snap = spark.sql(f"SELECT snapshot_id, operation, summary FROM {target}.snapshots WHERE snapshot_id = {head}").collect()[0]
         return {
