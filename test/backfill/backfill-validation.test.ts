@@ -96,6 +96,12 @@ describe('validation run by the step that commits a pulled chunk (ips step commi
     // The command sees the chunk's range; it writes a marker so that any run of it shows.
     const validate = 'echo "ran $IPS_BACKFILL_CHUNK" >> ran.log; echo "day $IPS_BACKFILL_RANGE_MIN"; test ! -f "bad_$IPS_BACKFILL_CHUNK"';
     c.json(['backfills', 'create', 'nov', '--consumer', 'daily', '--where', WHERE, '--validate', validate, '--validate-timeout', '60']);
+    // `get --watch` redraws until the backfill is done (here: all committed, one invalid).
+    const watch = spawn(process.execPath, [BIN, 'backfills', 'get', 'nov', '--watch', '1'], { cwd: tmp, env: { ...process.env, IPS_URL: server.url, IPS_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let watched = '';
+    watch.stdout!.on('data', (d: Buffer) => { watched += d.toString(); });
+    const watchExit = new Promise<number | null>((r) => watch.once('exit', r));
+    await until('the first redraw', () => (watched.includes('nov  running') ? true : undefined));
 
     const ok = pullAndCommit(c, 'nov', 'run-0', token, ['--validate']);
     expect([ok.chunk, ok.commit.status, ok.commit.stderr]).toEqual([0, 0, '']);
@@ -117,6 +123,10 @@ describe('validation run by the step that commits a pulled chunk (ips step commi
     expect([v.state, v.status, v.complete]).toEqual(['committed', 'invalid', false]);
     expect(readFileSync(path.join(tmp, 'ran.log'), 'utf8')).toBe('ran 0\nran 1\n');
     expect(c.ips(['backfills', 'get', 'nov']).stdout).toContain('validation [#####...............] 1/4 valid, 1 INVALID, 2 not validated yet');
+    expect(await watchExit).toBe(0);
+    expect(watched).toContain('nov  running');
+    expect(watched).toContain('nov  invalid');
+    expect(watched.split('\n').filter((l) => /^nov {2}/.test(l)).length).toBeGreaterThanOrEqual(2);
 
     // The rest by hand, then the fixed chunk re-run through retry: complete.
     rmSync(path.join(tmp, 'bad_1'));
