@@ -190,7 +190,7 @@ export function stepCommand(): Command {
         if (opts.json) printJson({ ...r, ...(chunk ? { validation } : {}) });
         else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
         if (validation && !validation.passed) {
-          throw new IpsError('VALIDATION_FAILED', `backfill "${chunk!.name}" chunk ${chunk!.chunk} is invalid (exit ${validation.exit_code ?? 'none: killed'}): fix it and run \`ips backfills retry ${chunk!.name} --chunk ${chunk!.chunk}\``);
+          throw new IpsError('BACKFILL_CHUNK_INVALID', `backfill "${chunk!.name}" chunk ${chunk!.chunk} is invalid (exit ${validation.exit_code ?? 'none: killed'}): fix it and run \`ips backfills retry ${chunk!.name} --chunk ${chunk!.chunk}\``);
         }
       });
     }));

@@ -186,27 +186,35 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   // The ICDC table is a real Iceberg table: its files of the current day (recomputed in full
   // below anyway) are pruned by their partition values and never read.
   const icdcOlder = await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }]);
-  let read = await lake.view('icdc', icdc.metadata, icdcOlder);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM icdc
-    WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   const daily = await lake.load(source);
+  // ICDC files still live in the daily table are the current rows of their partitions: read once,
+  // for the changed keys and for the re-aggregation (planning the window reads metadata only).
+  const liveDaily = new Set((await lake.plan(daily, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }])).map((f) => f.filePath));
+  const icdcLive = icdcOlder.filter((f) => liveDaily.has(f.filePath));
+  const reused = new Set(icdcLive.map((f) => f.filePath));
+  let read = addStats(await lake.view('icdc_live', icdc.metadata, icdcLive), await lake.view('icdc_gone', icdc.metadata, icdcOlder.filter((f) => !reused.has(f.filePath))));
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM (
+      SELECT event_date, profile_id FROM icdc_live UNION ALL SELECT event_date, profile_id FROM icdc_gone)
+    WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   // The current day is re-aggregated in full when the batch changed it (every live batch does);
   // a batch that only rewrote older days (a backfill's output) leaves it alone.
   const changesToday = (await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo: runDay, hi: runDay }])).length > 0;
   read = addStats(read, await lake.view('today', daily, changesToday ? await filesOfDays(ctx, daily, runDay, runDay) : []));
   // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
-  // profiles' bounds, then each file's partition tuple must be one the keys fall in.
+  // profiles' bounds, then each file's partition tuple must be one the keys fall in; the ones
+  // the ICDC table had are read already.
   const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
   const keyParts = await partitionsOf(ctx, 'agg_keys');
   const older = keyParts === null ? [] : (await lake.plan(daily, [
     { field: 'event_date', op: 'between', lo: keyParts.lo, hi: keyParts.hi },
     { field: 'profile_id', op: 'in', values: profiles },
-  ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)));
+  ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)) && !reused.has(f.filePath));
   read = addStats(read, await lake.view('older', daily, older));
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
       SELECT * FROM today WHERE event_date = ${dateLit(runDay)}
       UNION ALL
-      SELECT o.* FROM older o SEMI JOIN agg_keys k ON o.event_date = k.event_date AND o.profile_id = k.profile_id
+      SELECT o.* FROM (SELECT * FROM older UNION ALL SELECT * FROM icdc_live) o
+        SEMI JOIN agg_keys k ON o.event_date = k.event_date AND o.profile_id = k.profile_id
     ) GROUP BY event_date, profile_id`);
   const parts = await partitionsOf(ctx, 'fresh');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };

@@ -110,7 +110,7 @@ describe('validation run by the step that commits a pulled chunk (ips step commi
     const bad = pullAndCommit(c, 'nov', 'run-1', token, ['--validate']);
     expect([bad.chunk, bad.commit.status]).toEqual([1, 1]);
     expect(bad.commit.stdout).toContain('chunk 1: INVALID (exit 1): day 2026-11-02T00:00:00.000000');
-    expect(bad.commit.stderr).toMatch(/^error \[VALIDATION_FAILED\]: backfill "nov" chunk 1 is invalid \(exit 1\): fix it and run `ips backfills retry nov --chunk 1`/);
+    expect(bad.commit.stderr).toMatch(/^error \[BACKFILL_CHUNK_INVALID\]: backfill "nov" chunk 1 is invalid \(exit 1\): fix it and run `ips backfills retry nov --chunk 1`/);
     // Two chunks committed without --validate: nothing runs their command.
     for (const i of [2, 3]) expect(pullAndCommit(c, 'nov', `run-${i}`, token).commit.status).toBe(0);
 
