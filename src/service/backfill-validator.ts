@@ -54,8 +54,8 @@ export class BackfillValidator {
   /** Validates one chunk; true when it found one (the loop then looks again at once). */
   async tick(): Promise<boolean> {
     const repos = this.state.repos;
-    // The claim outlives the longest run a backfill allows, so no other replica starts the same command meanwhile.
-    const claimed = await repos.backfills.claimValidation(this.o.owner, this.o.claimSeconds + 86_400);
+    // The claim outlives the backfill's timeout for its command, so no other replica starts the same command meanwhile.
+    const claimed = await repos.backfills.claimValidation(this.o.owner, this.o.claimSeconds, DEFAULT_VALIDATION_TIMEOUT_SECONDS);
     if (!claimed) return false;
     const { backfill, chunk, chunks } = claimed;
     const command = backfill.spec.validate;

@@ -371,7 +371,7 @@ export class BackfillsRepo {
    * whose backfill has a command (and is not cancelled), for `owner` until the claim expires.
    * Each chunk goes to one replica at a time (SKIP LOCKED, then the claim columns).
    */
-  async claimValidation(owner: string, claimSeconds: number): Promise<{ backfill: Backfill; chunk: BackfillChunk; chunks: number } | undefined> {
+  async claimValidation(owner: string, claimSeconds: number, defaultTimeoutSeconds: number): Promise<{ backfill: Backfill; chunk: BackfillChunk; chunks: number } | undefined> {
     const claimed = await this.q.withTransaction(async (tx) => {
       const res = await tx.query<{ backfill: string; idx: number }>(
         `SELECT backfill, idx FROM backfill_chunks
@@ -381,9 +381,12 @@ export class BackfillsRepo {
           ORDER BY finished_at, backfill, idx LIMIT 1 FOR UPDATE SKIP LOCKED`);
       const row = res.rows[0];
       if (!row) return undefined;
+      // The claim outlasts the command's own timeout by claimSeconds: a replica that dies mid-run frees the chunk soon after.
+      const spec = await tx.query<{ t: string | null }>(`SELECT spec->>'validate_timeout_seconds' AS t FROM backfills WHERE name = $1`, [row.backfill]);
+      const timeout = Number(spec.rows[0]?.t ?? defaultTimeoutSeconds);
       await tx.query(
         `UPDATE backfill_chunks SET validation_claimed_by = $3, validation_claim_expires_at = now() + $4::INT8 * INTERVAL '1 second'
-          WHERE backfill = $1 AND idx = $2`, [row.backfill, row.idx, owner, claimSeconds]);
+          WHERE backfill = $1 AND idx = $2`, [row.backfill, row.idx, owner, (Number.isSafeInteger(timeout) ? timeout : defaultTimeoutSeconds) + claimSeconds]);
       return row;
     });
     if (!claimed) return undefined;
