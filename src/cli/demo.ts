@@ -123,7 +123,7 @@ export function demoCommand(): Command {
     .description('the playback month, then a corrected stage 1 re-applied to the last 14 days by one managed backfill (chunked by day), followed by stage 2 through lineage'), '.ips-demo-backfill')
     .option('--backfill-days <n>', 'the newest days the backfill re-processes (default 14, at most --lookback-days)')
     .option('--concurrency <n>', 'backfill chunks in flight (default 2)')
-    .option('--live-days <n>', 'days that keep arriving while the backfill runs, through the live pipeline beside it (default 0)')
+    .option('--live-days <n>', 'days that arrive while the backfill is open (paused meanwhile), through the live pipeline beside it (default 0)')
     .action(async (opts: DemoOptions & { backfillDays?: string; concurrency?: string; liveDays?: string }) => {
       await runAction(opts.json, async () => {
         const run = await monthRun(opts);

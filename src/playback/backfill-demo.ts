@@ -29,8 +29,9 @@ export interface BackfillDemoRunOptions extends Omit<PlaybackRunOptions, 'pipeli
   /** Chunks in flight (default 2). */
   concurrency: number;
   /**
-   * Days that go on arriving while the backfill runs (default 0): the live pipeline keeps
-   * running beside it, and their late rows land in the days being backfilled.
+   * Days that arrive while the backfill is open (default 0): it is paused, the days run through
+   * the live pipeline beside it (their late rows land in the days being backfilled), and it
+   * resumes, so live batches commit before most of its chunks.
    */
   liveDays?: number;
   /** Longest wait for the backfill to complete, ms (default 30 min). */
@@ -140,10 +141,18 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
       name: BACKFILL_NAME, consumer: STAGE1, table: ipsName(TABLES.source), where, chunk: 'day', concurrency: run.concurrency,
     });
 
-    // 3. ips runs the chunks through the subscription; stage 2 follows; meanwhile new days may
-    //    arrive and run through the live pipeline. Watch until complete.
-    const live = session.runDays(options.days, options.days + liveDays);
-    live.catch(() => {}); // awaited below; a failure also stops the watch through session.check()
+    // 3. With --live-days, the backfill is paused at once (chunks already handed out finish) while
+    //    new days arrive and run through the live pipeline: their batches commit while the
+    //    backfill is open, before the rest of its chunks, and their late rows land in the days
+    //    being backfilled. Then it resumes.
+    if (liveDays > 0) {
+      await session.client.call('POST', `/v1/backfills/${BACKFILL_NAME}/pause`);
+      log(`$ ips backfills pause ${BACKFILL_NAME}   # while ${liveDays} more day(s) arrive`);
+      await session.runDays(options.days, options.days + liveDays);
+      await session.client.call('POST', `/v1/backfills/${BACKFILL_NAME}/resume`);
+      log(`$ ips backfills resume ${BACKFILL_NAME}`);
+    }
+    // ips runs the chunks through the subscription; stage 2 follows. Watch until complete.
     const deadline = Date.now() + (run.backfillTimeoutMs ?? 30 * 60_000);
     let view: BackfillViewJson;
     let last = '';
@@ -164,7 +173,6 @@ export async function runBackfillDemo(run: BackfillDemoRunOptions): Promise<Back
       if (Date.now() > deadline) throw new IpsError('DEMO_TIMEOUT', `backfill ${BACKFILL_NAME} did not complete in time: ${JSON.stringify(view.totals)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    await live;
     await session.settle();
     const after = await verifyPipelines(session.lake, { lookback: false, logic });
     // Only the live batches moved stage 1's watermark: one version each; the chunks' commits none.
