@@ -123,6 +123,26 @@ describe('ips demo backfill on the embedded default', () => {
     checkReport(report, py, LIVE_DAYS);
   }, 660_000);
 
+  test('in the terminal: a line per day, the backfill command, its progress per stage, the view and the report', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-backfill-demo-text-'));
+    try {
+      const out = await run(process.execPath, [IPS, 'demo', 'backfill', '--days', '3', '--rows-per-day', '300', '--profiles', '30', '--backfill-days', '2', '--dir', path.join(d, 'demo')],
+        { cwd: d, env: { ...process.env, DATABASE_URL: '' }, maxBuffer: 16 << 20, timeout: 600_000 });
+      expect(out.stderr).toMatch(/^day 1\/3 2026-10-01: \+300 events/m);
+      expect(out.stderr).toContain("$ ips backfills create fix_console_ms --consumer playback_daily --table demo__playback_table --where 'event_date >= 2026-10-02 and event_date < 2026-10-04' --chunk day --concurrency 2");
+      // Progress lines, from nothing done to complete, with a bar per stage.
+      expect(out.stderr).toMatch(/^backfill fix_console_ms running: [^·]+ · playback_daily \[[#.]{14}\] [01]\/2 · playback_daily_agg \[[#.]{14}\] [012]\/2$/m);
+      expect(out.stderr).toMatch(/^backfill fix_console_ms complete: 2 committed · playback_daily \[#{14}\] 2\/2 · playback_daily_agg \[#{14}\] 2\/2$/m);
+      expect(out.stdout).toContain('fix_console_ms  complete');
+      expect(out.stdout).toMatch(/^playback_daily +backfill chunks +2 /m);
+      expect(out.stdout).toMatch(/^ +full rebuild +1 /m);
+      expect(out.stdout).toContain('✓ playback_daily_table: equals a one-shot recomputation with the new logic');
+      expect(out.stdout).toContain('✓ playback_daily_agg_table: equals a one-shot recomputation with the new logic');
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  }, 660_000);
+
   test('bad backfill knobs are refused before the directory is touched', async () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-backfill-demo-opts-'));
     try {
