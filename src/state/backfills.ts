@@ -422,12 +422,16 @@ export class BackfillsRepo {
 
   /**
    * The oldest snapshot a running, paused or failed backfill of the table pins (its planned-on
-   * snapshot, or the start of its replayed range): snapshot expiry must keep it.
+   * snapshot, or the start of its replayed range), or a committed one whose validation is
+   * pending or failed (retrying an invalid chunk reads its files again): expiry must keep it.
    */
   async oldestPinned(sourceTable: string): Promise<{ backfill: string; consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined> {
     const res = await this.q.query<{ name: string; consumer: string; pinned_snapshot_id: bigint | null; pinned_sequence_number: bigint | null }>(
-      `SELECT name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills
-        WHERE source_table = $1 AND state = ANY($2::TEXT[])
+      `SELECT name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills b
+        WHERE source_table = $1 AND (state = ANY($2::TEXT[])
+          -- committed but not validated yet, or a chunk invalid: a retry of it needs the files again
+          OR (state = 'committed' AND spec->>'validate' IS NOT NULL AND EXISTS (
+                SELECT 1 FROM backfill_chunks c WHERE c.backfill = b.name AND (c.validation IS NULL OR c.validation->>'passed' = 'false'))))
         ORDER BY (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name LIMIT 1`, [sourceTable, `{${ACTIVE_BACKFILL_STATES.join(',')}}`]);
     const r = res.rows[0];
     return r === undefined ? undefined : { backfill: r.name, consumer: r.consumer, snapshotId: r.pinned_snapshot_id, sequenceNumber: r.pinned_sequence_number };

@@ -474,11 +474,18 @@ print(json.dumps({"rows": t.num_rows, "dates": sorted({str(d) for d in t.column(
       await state.db.query(`UPDATE backfill_chunks SET validation_claim_expires_at = now() - INTERVAL '1 second' WHERE backfill = 'checked' AND idx = 1`);
       const again = await otherState.repos.backfills.claimValidation('e', 60, 600);
       expect(again?.chunk.idx).toBe(1);
+      // Committed but not every chunk valid: it still pins its planned-on snapshot (a retry reads the files again).
+      expect((await state.repos.backfills.require('checked')).state).toBe('committed');
+      expect((await state.repos.backfills.oldestPinned('events'))?.backfill).toBe('checked');
       expect(await state.repos.backfills.claimValidation('f', 60, 600)).toBeUndefined();
       // The claim lasts the backfill's timeout (5 s) plus the claim time (60 s).
       const left = await state.db.query<{ s: number }>(`SELECT EXTRACT(EPOCH FROM validation_claim_expires_at - now())::INT4 AS s FROM backfill_chunks WHERE backfill = 'checked' AND idx = 1`);
       expect(left.rows[0]!.s).toBeGreaterThan(50);
       expect(left.rows[0]!.s).toBeLessThanOrEqual(65);
+      // Every chunk valid: complete, and it pins nothing any more.
+      for (const i of [1, 2]) await state.repos.backfills.setValidation('checked', i, { passed: true, exitCode: 0, output: '' });
+      expect((await service.backfills.get('checked')).status).toBe('complete');
+      expect((await state.repos.backfills.oldestPinned('events'))?.backfill).not.toBe('checked');
     } finally {
       if (otherState !== state) await otherState.close();
     }
