@@ -7,6 +7,7 @@ export class Metrics {
   readonly duration: client.Histogram<'method' | 'route'>;
   readonly batches: client.Counter<'event'>;
   readonly triggers: client.Counter<'event'>;
+  readonly backfillValidations: client.Counter<'result'>;
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'ips_' });
@@ -26,6 +27,11 @@ export class Metrics {
       name: 'ips_trigger_events_total',
       help: 'Trigger loop outcomes: polled, table_changed, fired, delivered, duplicate (the orchestrator had the run), retry, dead',
       labelNames: ['event'], registers: [this.registry],
+    });
+    this.backfillValidations = new client.Counter({
+      name: 'ips_backfill_validations_total',
+      help: 'Backfill validation commands run by this process (backfill_validation: on), by result: passed, failed',
+      labelNames: ['result'], registers: [this.registry],
     });
   }
 }

@@ -7,11 +7,14 @@ import type { ServiceConfig } from '../service/config.js';
 import { buildApp } from './app.js';
 import { setReadLimits } from '../io/limits.js';
 import { Metrics } from './metrics.js';
-import { TriggerService } from '../service/triggers.js';
+import { defaultOwner, TriggerService } from '../service/triggers.js';
+import { BackfillValidator } from '../service/backfill-validator.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   triggers: TriggerService | null;
+  /** Runs backfills' validation commands; null unless the configuration turns it on. */
+  validator: BackfillValidator | null;
   service: IpsService;
   state: State;
   /** http://host:port of the listening socket (the real port when 0 was asked for). */
@@ -61,6 +64,23 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   await triggers?.start();
+  const validator = config.backfillValidation
+    ? new BackfillValidator(state, {
+      owner: config.replicaId ?? triggers?.owner ?? defaultOwner(), tickMs: config.tickMs, claimSeconds: config.claimSeconds,
+      passEnv: config.backfillValidationEnv, log: (line) => app.log.warn(line),
+      onResult: (passed) => metrics.backfillValidations.inc({ result: passed ? 'passed' : 'failed' }),
+    })
+    : null;
+  if (validator) {
+    log('backfill validation commands run in this process (backfill_validation: on)');
+    validator.start();
+    // A chunk committed here is validated at once, not at the next tick.
+    const previous = service.onRelease;
+    service.onRelease = () => {
+      previous?.();
+      validator.poke();
+    };
+  }
   const sweep = setInterval(() => {
     (async () => {
       const expired = await state.repos.batches.load(await state.repos.batches.expireDue());
@@ -73,11 +93,12 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   sweep.unref();
   let closing: Promise<void> | null = null;
   return {
-    app, service, state, url, triggers,
+    app, service, state, url, triggers, validator,
     close() {
       closing ??= (async () => {
         clearInterval(sweep);
         await app.close();
+        await validator?.stop();
         await triggers?.stop();
         service.close();
         await state.close();

@@ -18,6 +18,7 @@ import { triggerDedupKey } from '../state/index.js';
 import { parseChunk, planSnapshots, planWhere, snapshotChunkFiles, whereChunkFiles, type Plan } from './plan.js';
 import { parseValue } from './predicate.js';
 import { resolveFieldId } from '../capture/ranges.js';
+import { DEFAULT_VALIDATION_TIMEOUT_SECONDS, MAX_VALIDATION_TIMEOUT_SECONDS } from './validation.js';
 
 /**
  * Managed backfills (DESIGN.md "Managed backfill"): plan a range into chunks, hand the chunks
@@ -36,8 +37,10 @@ export interface BackfillRequest {
   concurrency?: number;
   order?: ChunkOrder;
   maxAttempts?: number;
-  /** A shell command run per committed chunk by `ips backfills validate` (exit 0 = valid). */
+  /** A shell command run per committed chunk (exit 0 = valid); see src/backfill/validation.ts for who runs it. */
   validate?: string;
+  /** Longest a validation run may take per chunk (default 600 s). */
+  validateTimeoutSeconds?: number;
 }
 
 export interface BackfillServiceOptions {
@@ -77,9 +80,11 @@ export interface BackfillView {
   stages: Stage[];
   /** Per chunk index: its current batch's trigger (pushed through a subscription), if any. */
   deliveries: Map<number, { state: string; runId: string | null; subscription: string }>;
-  /** running/paused/failed/cancelled as stored; `committed` until propagation is seen; `complete` when every check holds. */
+  /** running/paused/failed/cancelled as stored; `committed` until propagation (and validation) is seen; `invalid` when a chunk's validation failed; `complete` when every check holds. */
   status: string;
   complete: boolean;
+  /** The validation command's results: chunks passed, failed, and committed-or-not without a result. */
+  validation: { required: boolean; passed: number; failed: number; pending: number };
   totals: { chunks: number; byState: Record<string, number>; files: number; records: bigint; bytes: bigint; committedRecords: bigint; committedBytes: bigint };
   throughput: { recordsPerSecond: number | null; bytesPerSecond: number | null; etaSeconds: number | null };
 }
@@ -199,6 +204,12 @@ export class BackfillService {
     if (req.maxAttempts !== undefined && (!Number.isSafeInteger(req.maxAttempts) || req.maxAttempts < 1 || req.maxAttempts > 100)) {
       throw new IpsError('INVALID_ARGUMENT', '--max-attempts must be 1..100');
     }
+    if (req.validateTimeoutSeconds !== undefined) {
+      if (req.validate === undefined) throw new IpsError('INVALID_ARGUMENT', '--validate-timeout needs --validate');
+      if (!Number.isSafeInteger(req.validateTimeoutSeconds) || req.validateTimeoutSeconds < 1 || req.validateTimeoutSeconds > MAX_VALIDATION_TIMEOUT_SECONDS) {
+        throw new IpsError('INVALID_ARGUMENT', `--validate-timeout must be 1..${MAX_VALIDATION_TIMEOUT_SECONDS} seconds`);
+      }
+    }
   }
 
   /** Whether two backfills of one consumer and table cover common data (same kind only). */
@@ -233,7 +244,10 @@ export class BackfillService {
       }
       return tx.backfills.create({
         name: req.name, consumer: req.consumer, sourceTable: source.name, kind: plan.kind,
-        spec: { ...plan.spec, warnings: plan.warnings, ...(req.validate !== undefined ? { validate: req.validate } : {}) },
+        spec: {
+          ...plan.spec, warnings: plan.warnings,
+          ...(req.validate !== undefined ? { validate: req.validate, validate_timeout_seconds: req.validateTimeoutSeconds ?? DEFAULT_VALIDATION_TIMEOUT_SECONDS } : {}),
+        },
         pinnedSnapshotId: plan.pinned?.snapshotId ?? null, pinnedSequenceNumber: plan.pinned?.sequenceNumber ?? null,
         concurrency: req.concurrency ?? 1, maxAttempts: req.maxAttempts ?? 3, order: req.order ?? 'oldest-first', createdBy: actor,
         chunks: plan.chunks.map((c) => ({
@@ -466,7 +480,7 @@ export class BackfillService {
     const b = await repos.backfills.require(name);
     if (chunk !== undefined && !(await repos.backfills.chunk(name, chunk))) throw new IpsError('NOT_FOUND', `backfill "${name}" has no chunk ${chunk}`);
     const n = await repos.backfills.retryChunks(name, chunk);
-    if (n === 0) throw new IpsError('BACKFILL_STATE', `backfill "${name}" has no failed or cancelled chunk${chunk === undefined ? '' : ` ${chunk}`} to retry`);
+    if (n === 0) throw new IpsError('BACKFILL_STATE', `backfill "${name}" has no failed, cancelled or invalid chunk${chunk === undefined ? '' : ` ${chunk}`} to retry`);
     if (b.state !== 'running') await repos.backfills.setState(name, 'running', null);
     return repos.backfills.require(name);
   }
@@ -575,7 +589,14 @@ export class BackfillService {
     const tracked = stages.filter((s) => s.depth >= 1);
     const propagatedAll = chunks.every((c, i) => c.state === 'committed' && outputsInLineage[i] !== false && tracked.every((s) => s.chunks[i]!.state === 'propagated'));
     // With a validation command, every chunk's must have passed.
-    const validated = typeof backfill.spec.validate !== 'string' || chunks.every((c) => c.validation?.passed === true);
+    const required = typeof backfill.spec.validate === 'string';
+    const validation = {
+      required,
+      passed: chunks.filter((c) => c.validation?.passed === true).length,
+      failed: chunks.filter((c) => c.validation?.passed === false).length,
+      pending: required ? chunks.filter((c) => c.validation === null).length : 0,
+    };
+    const validated = !required || validation.passed === chunks.length;
     const complete = backfill.state === 'committed' && propagatedAll && validated;
     const sum = (cs: BackfillChunk[], k: 'recordCount' | 'byteCount'): bigint => cs.reduce((s, c) => s + c[k], 0n);
     const started = chunks.map((c) => c.startedAt).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
@@ -589,8 +610,10 @@ export class BackfillService {
     const etaSeconds = rps && rps > 0 ? Number(sum(left, 'recordCount')) / rps : left.length === 0 ? 0 : null;
     return {
       backfill, chunks, outputsInLineage, stages, deliveries: await repos.backfills.deliveries(name),
-      status: complete ? 'complete' : backfill.state,
+      // `invalid`: every chunk committed, but a validation failed (retry the chunk once fixed).
+      status: complete ? 'complete' : backfill.state === 'committed' && validation.failed > 0 ? 'invalid' : backfill.state,
       complete,
+      validation,
       totals: { chunks: chunks.length, byState, files: chunks.reduce((n, c) => n + c.fileCount, 0), records: total, bytes: sum(chunks, 'byteCount'), committedRecords: cr, committedBytes: cb },
       throughput: { recordsPerSecond: rps, bytesPerSecond: seconds !== null && committed.length > 0 ? Number(cb) / seconds : null, etaSeconds },
     };

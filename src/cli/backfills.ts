@@ -1,6 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { IpsError } from '../errors.js';
+import { DEFAULT_VALIDATION_TIMEOUT_SECONDS, runValidationCommand, validationEnv } from '../backfill/validation.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
 
@@ -23,7 +23,7 @@ interface ChunkJson {
   duration_seconds: number | null;
   outputs: Record<string, string>;
   outputs_in_lineage?: boolean | null;
-  validation?: { passed: boolean; exit_code: number | null; output: string } | null;
+  validation?: { passed: boolean; exit_code: number | null; output: string; by?: string | null } | null;
   trigger?: { subscription: string; state: string; run_id: string | null } | null;
 }
 
@@ -49,6 +49,7 @@ interface BackfillJson {
   order: string;
   totals?: { chunks: number; by_state: Record<string, number>; files: number; records: string; bytes: string; committed_records: string };
   throughput?: { records_per_second: number | null; bytes_per_second: number | null; eta_seconds: number | null };
+  validation?: { required: boolean; passed: number; failed: number; pending: number };
   chunks?: ChunkJson[] | number;
   by_state?: Record<string, number>;
   stages?: StageJson[];
@@ -114,6 +115,8 @@ export function renderBackfill(b: BackfillJson): string {
     const tp = b.throughput;
     if (tp?.records_per_second != null) out.push(`  throughput ${tp.records_per_second.toFixed(1)} records/s${tp.eta_seconds != null && tp.eta_seconds > 0 ? `, about ${Math.ceil(tp.eta_seconds)} s left` : ''}`);
   }
+  const v = b.validation;
+  if (v?.required) out.push(`  validation ${progressBar(v.passed, t?.chunks ?? 0, 20)} valid${v.failed ? `, ${v.failed} INVALID` : ''}${v.pending ? `, ${v.pending} not validated yet` : ''}`);
   for (const s of b.stages ?? []) {
     const done = s.chunks.filter((c) => c.state === (s.depth === 0 ? 'committed' : 'propagated')).length;
     out.push(`  stage ${s.depth} ${s.consumer}${s.table ? ` (${s.depth === 0 ? 'backfilling' : 'reads'} ${s.table})` : ''}: ${s.tracked ? progressBar(done, s.chunks.length, 20) : 'not tracked'}${s.blocked ? `  BLOCKED: ${s.blocked}` : ''}`);
@@ -124,10 +127,35 @@ export function renderBackfill(b: BackfillJson): string {
       `${c.attempts ? `, attempt ${c.attempts}` : ''}${c.batch_id ? `, batch ${c.batch_id}` : ''}${c.instance_id ? ` (${c.instance_id})` : ''}` +
       `${c.trigger ? `, trigger ${c.trigger.state}${c.trigger.run_id ? ` run ${c.trigger.run_id}` : ''}` : ''}` +
       `${c.duration_seconds != null ? `, ${c.duration_seconds.toFixed(1)} s` : ''}${Object.keys(c.outputs).length ? `, output ${Object.entries(c.outputs).map(([k, v]) => `${k}@${v}`).join(',')}` : ''}` +
-      `${downstream.length ? `; ${downstream.join(' ')}` : ''}${c.validation ? (c.validation.passed ? '; valid' : `; INVALID (exit ${c.validation.exit_code ?? '?'})`) : ''}` +
+      `${downstream.length ? `; ${downstream.join(' ')}` : ''}${c.validation ? (c.validation.passed ? '; valid' : `; INVALID (exit ${c.validation.exit_code ?? 'none: killed'})`) : v?.required && c.state === 'committed' ? '; not validated yet' : ''}` +
       `${c.error ? `\n      error: ${c.error}` : ''}`);
   }
   return out.join('\n') + '\n';
+}
+
+export interface ValidationResult { chunk: number; passed: boolean; exit_code: number | null }
+
+/**
+ * Runs a backfill's validation command here, on this machine, for the chunks `pick` selects,
+ * with this process's environment plus the chunk's IPS_BACKFILL_* variables, and records each
+ * result on the chunk (`POST /v1/backfills/{name}/chunks/{i}/validation`).
+ */
+export async function validateChunks(client: IpsClient, name: string, pick: (c: ChunkJson) => boolean,
+  o: { timeoutSeconds?: number; print?: (line: string) => void } = {}): Promise<ValidationResult[]> {
+  const b = await client.get<BackfillJson & { spec: { validate?: unknown; validate_timeout_seconds?: unknown } }>(`/v1/backfills/${enc(name)}`);
+  const command = b.spec.validate;
+  if (typeof command !== 'string') throw new IpsError('INVALID_ARGUMENT', `backfill "${name}" has no validation command (create it with --validate)`);
+  const timeout = o.timeoutSeconds ?? (typeof b.spec.validate_timeout_seconds === 'number' ? b.spec.validate_timeout_seconds : DEFAULT_VALIDATION_TIMEOUT_SECONDS);
+  const chunks = Array.isArray(b.chunks) ? b.chunks : [];
+  const results: ValidationResult[] = [];
+  for (const c of chunks.filter(pick)) {
+    const env = validationEnv(name, { index: c.index, range: c.range, outputs: c.outputs, batchId: c.batch_id }, chunks.length);
+    const r = await runValidationCommand(command, { ...process.env, ...env }, timeout);
+    await client.post(`/v1/backfills/${enc(name)}/chunks/${c.index}/validation`, { passed: r.passed, exit_code: r.exitCode, output: r.output });
+    results.push({ chunk: c.index, passed: r.passed, exit_code: r.exitCode });
+    o.print?.(`chunk ${c.index}: ${r.passed ? 'valid' : `INVALID (exit ${r.exitCode ?? 'none: killed'})${r.output.trim() ? `: ${r.output.trim().split('\n').slice(-3).join(' | ')}` : ''}`}`);
+  }
+  return results;
 }
 
 function chunkIndexArg(v: string): number {
@@ -146,6 +174,7 @@ interface CreateOptions extends ClientOptions {
   maxAttempts?: string;
   dryRun?: boolean;
   validate?: string;
+  validateTimeout?: string;
 }
 
 export function backfillsCommand(): Command {
@@ -162,7 +191,8 @@ export function backfillsCommand(): Command {
     .option('--concurrency <n>', 'chunks in flight (default 1)', positiveIntArg('--concurrency'))
     .addOption(new Option('--order <order>', 'which chunks first').choices(['oldest-first', 'newest-first']))
     .option('--max-attempts <n>', 'attempts per chunk before the backfill stops in failed (default 3)', positiveIntArg('--max-attempts'))
-    .option('--validate <command>', 'a shell command `ips backfills validate` runs per committed chunk with its range in the environment (exit 0 = valid)')
+    .option('--validate <command>', 'a shell command run once per committed chunk with its range in the environment (exit 0 = valid): by `ips step commit --validate`, `ips backfills validate`, or `ips serve` with backfill_validation on')
+    .option('--validate-timeout <seconds>', 'longest a validation run may take per chunk (default 600)', positiveIntArg('--validate-timeout'))
     .option('--dry-run', 'print the chunks, their files, records and bytes, and what would propagate; create nothing'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -176,6 +206,7 @@ export function backfillsCommand(): Command {
         if (opts.maxAttempts) body.max_attempts = Number(opts.maxAttempts);
         if (opts.dryRun) body.dry_run = true;
         if (opts.validate) body.validate = opts.validate;
+        if (opts.validateTimeout) body.validate_timeout_seconds = Number(opts.validateTimeout);
         const r = await new IpsClient(opts).post<DryRunJson & BackfillJson>('/v1/backfills', body);
         if (opts.json) printJson(r);
         else process.stdout.write(opts.dryRun ? renderDryRun(r) : `created backfill ${name}\n${renderBackfill(r)}`);
@@ -205,7 +236,7 @@ export function backfillsCommand(): Command {
           const b = await client.get<BackfillJson>(`/v1/backfills/${enc(name)}`);
           if (opts.json) printJson(b);
           else process.stdout.write((interval && process.stdout.isTTY ? '\x1b[2J\x1b[H' : '') + renderBackfill(b));
-          const done = ['complete', 'failed', 'cancelled'].includes(b.status ?? b.state);
+          const done = ['complete', 'invalid', 'failed', 'cancelled'].includes(b.status ?? b.state);
           if (!interval || done) return;
           await new Promise((r) => setTimeout(r, interval * 1000));
         }
@@ -224,31 +255,16 @@ export function backfillsCommand(): Command {
   }
 
   cmd.addCommand(addClientOptions(new Command('validate')
-    .description('run the backfill\'s --validate command for each committed chunk not yet valid (or --all), here, and record each result (admin)')
+    .description('run the backfill\'s --validate command here for each committed chunk not yet valid (or --all), and record each result')
     .argument('<name>')
     .option('--all', 'validate every committed chunk again')
-    .option('--timeout-seconds <n>', 'per chunk (default 3600)', positiveIntArg('--timeout-seconds')))
+    .option('--timeout-seconds <n>', 'per chunk (default: the backfill\'s --validate-timeout)', positiveIntArg('--timeout-seconds')))
     .action(async (name: string, opts: ClientOptions & { all?: boolean; timeoutSeconds?: string }) => {
       await runAction(opts.json, async () => {
-        const client = new IpsClient(opts);
-        const b = await client.get<BackfillJson & { spec: { validate?: string } }>(`/v1/backfills/${enc(name)}`);
-        const command = b.spec.validate;
-        if (typeof command !== 'string') throw new IpsError('INVALID_ARGUMENT', `backfill "${name}" has no validation command (create it with --validate)`);
-        const chunks = (Array.isArray(b.chunks) ? b.chunks : []).filter((c) => c.state === 'committed' && (opts.all || c.validation?.passed !== true));
-        const results: { chunk: number; passed: boolean; exit_code: number | null }[] = [];
-        for (const c of chunks) {
-          const env: Record<string, string> = { IPS_BACKFILL: name, IPS_BACKFILL_CHUNK: String(c.index), IPS_BACKFILL_CHUNKS: String(b.totals?.chunks ?? ''), IPS_BATCH_ID: c.batch_id ?? '' };
-          for (const [k, v] of Object.entries(c.range)) env[`IPS_BACKFILL_RANGE_${k.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`] = v === null || v === undefined ? '' : String(v);
-          for (const [t, id] of Object.entries(c.outputs)) env[`IPS_BACKFILL_OUTPUT_${t.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`] = id;
-          const r = spawnSync('sh', ['-c', command], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: Number(opts.timeoutSeconds ?? 3600) * 1000 });
-          const passed = r.status === 0;
-          const output = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}`;
-          await client.post(`/v1/backfills/${enc(name)}/chunks/${c.index}/validation`, { passed, exit_code: r.status, output: output.slice(-4000) });
-          results.push({ chunk: c.index, passed, exit_code: r.status });
-          if (!opts.json) process.stdout.write(`chunk ${c.index}: ${passed ? 'valid' : `INVALID (exit ${r.status ?? 'signal'})${output.trim() ? `: ${output.trim().split('\n').slice(-3).join(' | ')}` : ''}`}\n`);
-        }
+        const results = await validateChunks(new IpsClient(opts), name, (c) => c.state === 'committed' && (opts.all === true || c.validation?.passed !== true),
+          { ...(opts.timeoutSeconds ? { timeoutSeconds: Number(opts.timeoutSeconds) } : {}), ...(opts.json ? {} : { print: (l) => process.stdout.write(`${l}\n`) }) });
         if (opts.json) printJson({ backfill: name, results });
-        else if (chunks.length === 0) process.stdout.write('no committed chunk left to validate\n');
+        else if (results.length === 0) process.stdout.write('no committed chunk left to validate\n');
         if (results.some((r) => !r.passed)) process.exitCode = 1;
       });
     }));

@@ -44,17 +44,16 @@ const int = (v: string | undefined, name: string): number | undefined => {
   return Number(v);
 };
 
-export function demoCommand(): Command {
-  const demo = new Command('demo').description('demonstrations of what ips is for');
-  demo.command('playback')
-    .description("Netflix's two-stage playback pipeline on a simulated month, incremental (ips) versus a 14-day lookback, runs started by ips triggers")
+/** The options both demos take (the playback month's), so `ips demo backfill` runs the same month. */
+function monthOptions(cmd: Command, defaultDir: string): Command {
+  return cmd
     .option('--days <n>', 'simulated days (default 30)')
     .option('--rows-per-day <n>', 'playback events per day (default 33000: about 1M a month)')
     .option('--profiles <n>', 'distinct profiles (default 1000)')
     .option('--late-fraction <x>', 'share of each day\'s events that are late backlogs (default 0.03)')
     .option('--lookback-days <n>', 'the lookback pipeline\'s window (default 14)')
     .option('--seed <n>', 'random seed (default 42)')
-    .addOption(new Option('--dir <dir>', 'working directory: engine scratch, embedded state, tables (emptied at start)').env('IPS_DEMO_DIR').default('.ips-demo'))
+    .addOption(new Option('--dir <dir>', 'working directory: engine scratch, embedded state, tables (emptied at start)').env('IPS_DEMO_DIR').default(defaultDir))
     .addOption(new Option('--warehouse <dir-or-uri>', 'where the demo\'s Iceberg tables go, e.g. s3://lake/demo (default <dir>/warehouse)').env('IPS_DEMO_WAREHOUSE'))
     .addOption(new Option('--catalog <uri>', 'postgresql://… JDBC/SQL catalog for the tables (default: Hadoop layout with version-hint.text)').env('IPS_DEMO_CATALOG'))
     .option('--catalog-name <name>', 'catalog_name in the SQL catalog (default ips_demo)')
@@ -63,38 +62,53 @@ export function demoCommand(): Command {
     .addOption(new Option('--ips-url <url>', 'use this running ips (e.g. the docker-compose stack) instead of starting one in-process').env('IPS_URL'))
     .addOption(new Option('--ips-token <token>', 'admin token for --ips-url').env('IPS_TOKEN'))
     .addOption(new Option('--callback-host <host>', 'host a separate ips uses to reach this process\'s run receiver (default 127.0.0.1)').env('IPS_DEMO_CALLBACK_HOST'))
-    .option('--json', 'print the report as JSON')
+    .option('--json', 'print the report as JSON');
+}
+
+async function monthRun(opts: DemoOptions, extra: Record<string, number | undefined> = {}) {
+  const { parsePlaybackOptions } = await import('../playback/model.js');
+  const options = parsePlaybackOptions(Object.fromEntries(Object.entries({
+    days: int(opts.days, 'days'),
+    rowsPerDay: int(opts.rowsPerDay, 'rows-per-day'),
+    profiles: int(opts.profiles, 'profiles'),
+    lateFraction: opts.lateFraction === undefined ? undefined : Number(opts.lateFraction),
+    lookbackDays: int(opts.lookbackDays, 'lookback-days'),
+    maxLatenessDays: opts.lookbackDays === undefined ? undefined : Math.min(13, Number(opts.lookbackDays) - 1),
+    seed: int(opts.seed, 'seed'),
+    ...extra,
+  }).filter(([, v]) => v !== undefined)));
+  const workDir = path.resolve(opts.dir);
+  return {
+    options, workDir,
+    ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
+    ...(opts.catalog ? { catalogUri: opts.catalog } : {}),
+    ...(opts.catalogName ? { catalogName: opts.catalogName } : {}),
+    ...(opts.ipsUrl ? { ipsUrl: opts.ipsUrl } : {}),
+    ...(opts.ipsToken ? { ipsToken: opts.ipsToken } : {}),
+    ...(opts.callbackHost ? { callbackHost: opts.callbackHost } : {}),
+    s3: {
+      endpoint: opts.s3Endpoint, region: opts.s3Region ?? 'us-east-1',
+      accessKeyId: process.env['AWS_ACCESS_KEY_ID'], secretAccessKey: process.env['AWS_SECRET_ACCESS_KEY'],
+      ...(opts.s3Endpoint ? { pathStyle: true } : {}),
+    },
+  };
+}
+
+export function demoCommand(): Command {
+  const demo = new Command('demo').description('demonstrations of what ips is for');
+  monthOptions(demo.command('playback')
+    .description("Netflix's two-stage playback pipeline on a simulated month, incremental (ips) versus a 14-day lookback, runs started by ips triggers"), '.ips-demo')
     .action(async (opts: DemoOptions) => {
       await runAction(opts.json, async () => {
-        const { parsePlaybackOptions } = await import('../playback/model.js');
-        const options = parsePlaybackOptions(Object.fromEntries(Object.entries({
-          days: int(opts.days, 'days'),
-          rowsPerDay: int(opts.rowsPerDay, 'rows-per-day'),
-          profiles: int(opts.profiles, 'profiles'),
-          lateFraction: opts.lateFraction === undefined ? undefined : Number(opts.lateFraction),
-          lookbackDays: int(opts.lookbackDays, 'lookback-days'),
-          maxLatenessDays: opts.lookbackDays === undefined ? undefined : Math.min(13, Number(opts.lookbackDays) - 1),
-          seed: int(opts.seed, 'seed'),
-        }).filter(([, v]) => v !== undefined)));
-        const workDir = path.resolve(opts.dir);
-        freshWorkDir(workDir);
+        const run = await monthRun(opts);
+        freshWorkDir(run.workDir);
+        const { options, workDir } = run;
         const { runPlayback } = await import('../playback/runner.js');
         const { progressLine, reportJson, reportText } = await import('../playback/report.js');
         const say = (line: string) => process.stderr.write(`${line}\n`);
         if (!opts.json) say(`ips demo playback: ${options.days} days × ${options.rowsPerDay.toLocaleString('en-US')} events, incremental versus ${options.lookbackDays}-day lookback (working in ${workDir})`);
         const result = await runPlayback({
-          options, workDir,
-          ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
-          ...(opts.catalog ? { catalogUri: opts.catalog } : {}),
-          ...(opts.catalogName ? { catalogName: opts.catalogName } : {}),
-          ...(opts.ipsUrl ? { ipsUrl: opts.ipsUrl } : {}),
-          ...(opts.ipsToken ? { ipsToken: opts.ipsToken } : {}),
-          ...(opts.callbackHost ? { callbackHost: opts.callbackHost } : {}),
-          s3: {
-            endpoint: opts.s3Endpoint, region: opts.s3Region ?? 'us-east-1',
-            accessKeyId: process.env['AWS_ACCESS_KEY_ID'], secretAccessKey: process.env['AWS_SECRET_ACCESS_KEY'],
-            ...(opts.s3Endpoint ? { pathStyle: true } : {}),
-          },
+          ...run,
           onLog: opts.json ? () => {} : say,
           onProgress: (p) => { if (!opts.json || process.stderr.isTTY) say(progressLine(p)); },
         });
@@ -105,53 +119,35 @@ export function demoCommand(): Command {
         }
       });
     });
-  demo.command('backfill')
-    .description('a two-stage pipeline, then a change of logic re-applied to a range of days by a managed backfill (one chunk per day, two in flight), followed downstream')
-    .option('--days <n>', 'simulated days (default 10)')
-    .option('--rows-per-day <n>', 'events per day (default 2000)')
-    .option('--from-day <n>', 'first day the backfill re-processes, 0-based (default 3)')
-    .option('--to-day <n>', 'last day the backfill re-processes, inclusive (default 7)')
-    .addOption(new Option('--dir <dir>', 'working directory: engine scratch, embedded state, tables (emptied at start)').env('IPS_DEMO_DIR').default('.ips-demo-backfill'))
-    .addOption(new Option('--warehouse <dir-or-uri>', 'where the tables and ICDC tables go, e.g. s3://lake/demo (default <dir>/warehouse)').env('IPS_DEMO_WAREHOUSE'))
-    .addOption(new Option('--s3-endpoint <url>', 'S3 endpoint for an s3:// warehouse, e.g. http://127.0.0.1:9000 for MinIO').env('IPS_S3_ENDPOINT'))
-    .addOption(new Option('--s3-region <region>', 'S3 region').env('AWS_REGION'))
-    .option('--json', 'print the backfill view as JSON')
-    .action(async (opts: { days?: string; rowsPerDay?: string; fromDay?: string; toDay?: string; dir: string; json?: boolean; warehouse?: string; s3Endpoint?: string; s3Region?: string }) => {
+  monthOptions(demo.command('backfill')
+    .description('the playback month, then a corrected stage 1 re-applied to the last 14 days by one managed backfill (chunked by day), followed by stage 2 through lineage'), '.ips-demo-backfill')
+    .option('--backfill-days <n>', 'the newest days the backfill re-processes (default 14, at most --lookback-days)')
+    .option('--concurrency <n>', 'backfill chunks in flight (default 2)')
+    .option('--live-days <n>', 'days that arrive while the backfill is open (paused meanwhile), through the live pipeline beside it (default 0)')
+    .action(async (opts: DemoOptions & { backfillDays?: string; concurrency?: string; liveDays?: string }) => {
       await runAction(opts.json, async () => {
-        const days = int(opts.days, 'days') ?? 10;
-        const from = int(opts.fromDay, 'from-day') ?? 3;
-        const to = int(opts.toDay, 'to-day') ?? 7;
-        if (days < 1 || days > 366) throw new IpsError('INVALID_ARGUMENT', '--days must be 1..366');
-        if (from > to || to >= days) throw new IpsError('INVALID_ARGUMENT', `--from-day and --to-day must satisfy 0 <= from <= to < days (${days})`);
-        const workDir = path.resolve(opts.dir);
-        freshWorkDir(workDir);
-        const { runBackfillDemo } = await import('../backfill/demo.js');
-        const { backfillViewJson } = await import('../api/routes/backfills.js');
+        const run = await monthRun(opts);
+        const backfillDays = int(opts.backfillDays, 'backfill-days') ?? Math.min(14, run.options.days, run.options.lookbackDays);
+        const concurrency = int(opts.concurrency, 'concurrency') ?? 2;
+        const liveDays = int(opts.liveDays, 'live-days') ?? 0;
+        const { backfillDemoOptions, runBackfillDemo } = await import('../playback/backfill-demo.js');
+        backfillDemoOptions(run.options, backfillDays, concurrency, liveDays); // bad knobs fail before the directory is touched
+        freshWorkDir(run.workDir);
+        const { backfillProgressLine, backfillReportJson, backfillReportText, monthProgressLine } = await import('../playback/backfill-report.js');
         const { renderBackfill } = await import('./backfills.js');
         const say = (line: string) => process.stderr.write(`${line}\n`);
-        const { databaseConfigFromEnv } = await import('../state/index.js');
+        const chatty = !opts.json || process.stderr.isTTY;
+        if (!opts.json) say(`ips demo backfill: ${run.options.days} days × ${run.options.rowsPerDay.toLocaleString('en-US')} events, then a backfill of the last ${backfillDays} (working in ${run.workDir})`);
         const r = await runBackfillDemo({
-          dir: workDir, days, rowsPerDay: int(opts.rowsPerDay, 'rows-per-day') ?? 2000, from, to, startDate: '2026-10-01',
-          // State: DATABASE_URL when set (e.g. PostgreSQL), else embedded in <dir>/db.
-          ...(process.env['DATABASE_URL'] ? { database: databaseConfigFromEnv() } : {}),
-          ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
-          ...(opts.warehouse?.startsWith('s3://') ? {
-            s3: {
-              endpoint: opts.s3Endpoint, region: opts.s3Region ?? 'us-east-1', accessKeyId: process.env['AWS_ACCESS_KEY_ID'],
-              secretAccessKey: process.env['AWS_SECRET_ACCESS_KEY'], ...(opts.s3Endpoint ? { pathStyle: true } : {}),
-            },
-          } : {}),
-          ...(opts.json ? {} : { log: say }),
+          ...run, backfillDays, concurrency, liveDays,
+          onLog: chatty ? say : () => {},
+          onProgress: (p) => { if (chatty) say(monthProgressLine(p)); },
+          onBackfill: (v) => { if (chatty) say(backfillProgressLine(v)); },
         });
-        const json = backfillViewJson(r.view);
-        if (opts.json) printJson({ ...json, rows_differing: r.rowsDiffering, rows: r.rows, live_watermark_moved: r.liveWatermarkMoved });
-        else {
-          process.stdout.write(`\n${renderBackfill(json as unknown as Parameters<typeof renderBackfill>[0])}\n`);
-          process.stdout.write(`${r.rowsDiffering === 0 ? '✓' : '✗'} daily_totals: ${r.rows} rows, ${r.rowsDiffering} differ from a recomputation from all events (cents in the backfilled days, units elsewhere)\n`);
-          process.stdout.write(`${r.liveWatermarkMoved ? '✗' : '✓'} the live watermark of "daily" did not move for the backfill; ${r.liveBatches} live batches before it\n`);
-        }
-        if (r.rowsDiffering !== 0 || r.liveWatermarkMoved || r.view.status !== 'complete') {
-          throw new IpsError('DEMO_FAILED', `the backfill demo did not end right: status ${r.view.status}, ${r.rowsDiffering} rows differ`);
+        if (opts.json) printJson(backfillReportJson(r));
+        else process.stdout.write(`\n${renderBackfill(r.view as unknown as Parameters<typeof renderBackfill>[0])}\n${backfillReportText(r)}\n`);
+        if (!r.after.identical || r.liveWatermarkMoved || !r.view.complete) {
+          throw new IpsError('DEMO_FAILED', `the backfill demo did not end right: status ${r.view.status}, ${r.after.daily.differencesVsRecomputation + r.after.agg.differencesVsRecomputation} rows differ from the recomputation`);
         }
       });
     });

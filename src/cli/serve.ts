@@ -43,6 +43,7 @@ Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address 
           auth: config.auth,
           docs: `${server.url}/docs`,
           pid: process.pid,
+          backfill_validation: config.backfillValidation,
         };
         if (opts.json) printJson(info);
         else {
@@ -51,6 +52,7 @@ Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address 
           process.stdout.write(config.auth === 'none'
             ? '  auth: none (loopback only; set IPS_ADMIN_TOKEN to require tokens)\n'
             : '  auth: bearer tokens\n');
+          if (config.backfillValidation) process.stdout.write('  backfill validation: on (backfills\' --validate commands run in this process)\n');
         }
         await new Promise<void>((resolve) => {
           const stop = (signal: string) => {

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { IpsError } from '../errors.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
+import { validateChunks } from './backfills.js';
 
 /**
  * `ips step prepare|commit|abort`: the ICDC step protocol for a bash step in any orchestrator.
@@ -168,8 +169,9 @@ export function stepCommand(): Command {
   step.addCommand(addClientOptions(new Command('commit')
     .description('commit a batch: the consumer\'s watermark moves past it (repeating it is a no-op)')
     .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg)
-    .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[]))
-    .action(async (id: string, opts: ClientOptions & { output: string[] }) => {
+    .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--validate', 'a backfill chunk: then run the backfill\'s --validate command here, with the chunk\'s range in its environment, and record the result (exit 1 when invalid)'))
+    .action(async (id: string, opts: ClientOptions & { output: string[]; validate?: boolean }) => {
       await runAction(opts.json, async () => {
         const outputs: Record<string, string> = {};
         for (const o of opts.output) {
@@ -177,9 +179,19 @@ export function stepCommand(): Command {
           if (!m) throw new IpsError('INVALID_ARGUMENT', `--output expects TABLE=SNAPSHOT_ID, got "${o}"`);
           outputs[m[1]!] = m[2]!;
         }
-        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`, Object.keys(outputs).length ? { outputs } : {});
-        if (opts.json) printJson(r);
+        const client = new IpsClient(opts);
+        const r = await client.post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`, Object.keys(outputs).length ? { outputs } : {});
+        // The validation command comes from the server: it runs here only when the step asks (--validate).
+        const chunk = opts.validate ? r.batch.backfill ?? null : null;
+        if (opts.validate && !chunk) throw new IpsError('INVALID_ARGUMENT', `batch ${id} is not a backfill chunk: --validate applies to backfill chunks only (it was committed)`);
+        const validation = chunk
+          ? (await validateChunks(client, chunk.name, (c) => c.index === chunk.chunk, opts.json ? {} : { print: (l) => process.stdout.write(`${l}\n`) }))[0] ?? null
+          : null;
+        if (opts.json) printJson({ ...r, ...(chunk ? { validation } : {}) });
         else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+        if (validation && !validation.passed) {
+          throw new IpsError('BACKFILL_CHUNK_INVALID', `backfill "${chunk!.name}" chunk ${chunk!.chunk} is invalid (exit ${validation.exit_code ?? 'none: killed'}): fix it and run \`ips backfills retry ${chunk!.name} --chunk ${chunk!.chunk}\``);
+        }
       });
     }));
 

@@ -13,9 +13,12 @@ export function dayEventsSql(o: PlaybackOptions, dayIndex: number): string {
   const day0 = `DATE '${o.startDate}'`;
   const maxLag = Math.min(o.maxLatenessDays, dayIndex);
   const span = o.backlogDays;
+  // A client release's bug from day consoleMillisFromDay on: console plays report milliseconds.
+  const millis = o.consoleMillisFromDay === undefined ? null : `DATE '${isoDate(dayNumber(o.startDate) + o.consoleMillisFromDay)}'`;
+  const select = millis === null ? '*' : `* REPLACE (CASE WHEN device = 'console' AND event_date >= ${millis} THEN watch_seconds * 1000 ELSE watch_seconds END AS watch_seconds)`;
   // hash() of (seed, day, row, salt) drives every choice; device d of today's backlogs picks its
   // profile and the newest day of its backlog, each row then one of `span` days back from there.
-  return `
+  return `SELECT ${select} FROM (
     WITH r AS (
       SELECT i, hash(${o.seed}, ${dayIndex}, i, 'row') AS h, i < ${late} AS is_late, i % ${o.lateDevicesPerDay} AS device
         FROM range(${n}) t(i)
@@ -30,7 +33,7 @@ export function dayEventsSql(o: PlaybackOptions, dayIndex: number): string {
                  ELSE 0 END)::INTEGER) AS event_date,
            (60 + (h >> 8) % 3540)::INTEGER AS watch_seconds,
            (['tv', 'phone', 'tablet', 'web', 'console'])[1 + ((h >> 32) % 5)::INTEGER] AS device
-      FROM d`;
+      FROM d)`;
 }
 
 /** Appends day `dayIndex` to the source table; returns rows written. */

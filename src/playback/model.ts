@@ -27,6 +27,11 @@ export const playbackOptions = z.object({
   lookbackDays: z.number().int().min(1).max(366).default(14),
   startDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).default('2026-10-01'),
   seed: z.number().int().min(0).max(2 ** 31).default(42),
+  /**
+   * From this day (0-based) on, console clients report watch time in milliseconds in the
+   * `watch_seconds` column (a client release's bug; `ips demo backfill`). Unset: never.
+   */
+  consoleMillisFromDay: z.number().int().min(0).max(365).optional(),
 }).strict().superRefine((o, ctx) => {
   if (o.maxLatenessDays > o.lookbackDays - 1) {
     ctx.addIssue({ code: 'custom', path: ['maxLatenessDays'], message: `late rows up to ${o.maxLatenessDays} days old would fall outside a ${o.lookbackDays}-day lookback window, and the two pipelines could not agree: use at most ${o.lookbackDays - 1}` });
@@ -40,6 +45,23 @@ export function parsePlaybackOptions(input: unknown): PlaybackOptions {
     throw new IpsError('INVALID_ARGUMENT', r.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '));
   }
   return r.data;
+}
+
+/**
+ * Stage 1's business logic. The original sums `watch_seconds` as reported; the corrected one
+ * (`ips demo backfill`) converts the milliseconds console clients reported from
+ * `consoleMillisFrom` (an ISO date) on back to seconds.
+ */
+export interface DailyLogic {
+  consoleMillisFrom: string | null;
+}
+
+export const ORIGINAL_LOGIC: DailyLogic = { consoleMillisFrom: null };
+
+/** The watch-time expression of stage 1 under `logic`, per event row (portable SQL: DuckDB and Spark). */
+export function watchSecondsSql(logic: DailyLogic): string {
+  if (logic.consoleMillisFrom === null) return 'watch_seconds';
+  return `CASE WHEN device = 'console' AND event_date >= DATE '${logic.consoleMillisFrom}' THEN CAST(watch_seconds / 1000 AS INTEGER) ELSE watch_seconds END`;
 }
 
 /** Width of the truncate transform that splits profile ids into `profileRanges` files per day. */

@@ -9,6 +9,8 @@ export interface TriggerData {
   batch_id: string;
   dedup_key: string;
   tables: { table: string; icdc_table: string | null; icdc_metadata_location: string | null; record_count: string; file_count: number }[];
+  /** A backfill chunk's trigger: which chunk, and its range (validated where it is used). */
+  backfill?: unknown;
 }
 
 /**

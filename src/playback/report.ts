@@ -55,7 +55,7 @@ export function triggerDelays(r: PlaybackResult): { runs: number; p50_ms: number
 
 export function reportJson(r: PlaybackResult): Record<string, unknown> {
   const v = r.verification;
-  const check = (c: typeof v.daily) => ({ table: c.table, rows: c.rows.toString(), differences_vs_lookback: c.differencesVsLookback.toString(), differences_vs_recomputation: c.differencesVsRecomputation.toString() });
+  const check = (c: typeof v.daily) => ({ table: c.table, rows: c.rows.toString(), differences_vs_lookback: c.differencesVsLookback?.toString() ?? null, differences_vs_recomputation: c.differencesVsRecomputation.toString() });
   return {
     options: r.options,
     ips_url: r.ipsUrl,
@@ -70,18 +70,18 @@ export function reportJson(r: PlaybackResult): Record<string, unknown> {
   };
 }
 
-const fmtInt = (v: bigint | number | string): string => BigInt(v).toLocaleString('en-US');
-function fmtBytes(v: bigint | string): string {
+export const fmtInt = (v: bigint | number | string): string => BigInt(v).toLocaleString('en-US');
+export function fmtBytes(v: bigint | string): string {
   const n = Number(v);
   if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
   if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
   if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
   return `${n} B`;
 }
-const fmtSec = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+export const fmtSec = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+export const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
@@ -102,8 +102,8 @@ export function reportText(r: PlaybackResult): string {
   lines.push('');
   const v = r.verification;
   for (const c of [v.daily, v.agg]) {
-    const ok = c.differencesVsLookback === 0n && c.differencesVsRecomputation === 0n;
-    lines.push(`${ok ? '✓' : '✗'} ${c.table}: incremental and lookback ${ok ? 'identical' : 'DIFFER'} (${fmtInt(c.rows)} rows; ${fmtInt(c.differencesVsLookback)} rows differ between them, ${fmtInt(c.differencesVsRecomputation)} from a full recomputation)`);
+    const ok = (c.differencesVsLookback ?? 0n) === 0n && c.differencesVsRecomputation === 0n;
+    lines.push(`${ok ? '✓' : '✗'} ${c.table}: incremental and lookback ${ok ? 'identical' : 'DIFFER'} (${fmtInt(c.rows)} rows; ${fmtInt(c.differencesVsLookback ?? 0n)} rows differ between them, ${fmtInt(c.differencesVsRecomputation)} from a full recomputation)`);
   }
   const t = triggerDelays(r);
   lines.push(`Every run was started by an ips subscription's webhook trigger (${r.runs.length} runs${r.duplicateDeliveries ? `, ${r.duplicateDeliveries} redeliveries ignored` : ''}); from a table's commit to its runs' triggers: p50 ${t.p50_ms} ms, p99 ${t.p99_ms} ms.`);

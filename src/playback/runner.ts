@@ -10,9 +10,10 @@ import { startServer, type RunningServer } from '../api/server.js';
 import { loadServiceConfig } from '../service/config.js';
 import { addStats, emptyStats, SqlEngine, type ScanStats } from '../engine/duckdb.js';
 import { Lake } from './lake.js';
-import { aggTableSpec, dailyTableSpec, dayNumber, ipsName, isoDate, sourceTableSpec, TABLES, type PlaybackOptions } from './model.js';
+import { z } from 'zod';
+import { aggTableSpec, dailyTableSpec, dayNumber, ipsName, isoDate, ORIGINAL_LOGIC, sourceTableSpec, TABLES, type DailyLogic, type PlaybackOptions } from './model.js';
 import { appendDay } from './generate.js';
-import { aggIncremental, aggLookback, dailyIncremental, dailyLookback, type IcdcInput, type StageContext, type StageResult } from './stages.js';
+import { aggIncremental, aggLookback, dailyBackfillChunk, dailyIncremental, dailyLookback, type ChunkRange, type IcdcInput, type StageContext, type StageResult } from './stages.js';
 import { IpsHttpClient } from './ips-client.js';
 import { RunReceiver, type TriggerData } from './receiver.js';
 import { verifyPipelines, type Verification } from './verify.js';
@@ -47,6 +48,8 @@ export interface StageRun {
   cpuMs: number;
   /** From the commit that changed the run's source table to the trigger's arrival: ips's part. */
   triggerDelayMs: number;
+  /** Set when the run was a backfill chunk. */
+  backfill?: { name: string; chunk: number };
 }
 
 export interface DayProgress {
@@ -59,6 +62,9 @@ export interface DayProgress {
 
 /** Replaces the demo's stage 1 of the incremental pipeline, e.g. with Spark's MERGE INTO. */
 export type DailyStageOverride = (input: { icdc: IcdcInput; icdcMetadataLocation: string; ctx: StageContext; target: string }) => Promise<StageResult>;
+
+/** Replaces stage 1's run of a backfill chunk (`ips demo backfill`), e.g. with Spark's MERGE INTO; returns the snapshot it committed. */
+export type BackfillStageOverride = (input: { icdc: IcdcInput; icdcMetadataLocation: string; ctx: StageContext; target: string; range: ChunkRange }) => Promise<StageResult>;
 
 export interface PlaybackRunOptions {
   options: PlaybackOptions;
@@ -78,6 +84,9 @@ export interface PlaybackRunOptions {
   /** Environment for the in-process ips (DATABASE_URL, IPS_WAREHOUSE, …); default process.env. */
   env?: Record<string, string | undefined>;
   dailyStage?: DailyStageOverride;
+  backfillStage?: BackfillStageOverride;
+  /** Which pipelines run (default both; `ips demo backfill` runs the incremental one). */
+  pipelines?: Pipeline[];
   onProgress?: (p: DayProgress) => void;
   onLog?: (line: string) => void;
   /** Longest wait for one simulated day's four runs. */
@@ -106,139 +115,267 @@ function s3Registration(s3: S3Settings | undefined): Record<string, unknown> | u
   };
 }
 
+/** A backfill chunk as the trigger's payload carries it (`backfill: {name, chunk, chunks, range}`). */
+const chunkPayload = z.object({
+  name: z.string().min(1).max(200),
+  chunk: z.number().int().nonnegative(),
+  chunks: z.number().int().positive().optional(),
+  range: z.object({
+    field: z.string().min(1).max(200),
+    min: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'the demo backfills by day: the range\'s min is a date'),
+    max: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'the demo backfills by day: the range\'s max is a date'),
+  }).passthrough(),
+}).passthrough();
+
 /**
- * Runs the two-stage playback pipeline for a simulated month, incrementally and with a
- * lookback window side by side, every run started by an ips subscription's webhook trigger.
+ * The playback pipeline's running parts, set up once: the tables, ips (in-process or
+ * `--ips-url`), the consumers (each declaring the table it writes, so ips knows the lineage)
+ * with their webhook subscriptions, and the run receiver that executes each trigger. The month
+ * is run with runDays(); `ips demo backfill` then keeps the same session for its backfill.
  */
-export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResult> {
-  const o = run.options;
-  const log = run.onLog ?? (() => {});
-  fs.mkdirSync(run.workDir, { recursive: true });
-  const warehouse = run.warehouse ?? path.join(run.workDir, 'warehouse');
-  const io = new RoutingFileIO({ s3: run.s3 ?? {} });
-  const catalog: WritableCatalog = run.catalogUri
-    ? new SqlWritableCatalog(run.catalogUri, run.catalogName ?? 'ips_demo', warehouse, io)
-    : new HadoopCatalog(io, warehouse);
-  const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine') });
-  const lake = new Lake(catalog, io, engine);
-  let server: RunningServer | null = null;
-  const secret = crypto.randomBytes(24).toString('hex');
-  const runs: StageRun[] = [];
-  let failure: Error | null = null;
-  let runDay = dayNumber(o.startDate);
-  let queue = Promise.resolve();
-  let execute: (consumer: string, data: TriggerData, triggerDelayMs: number) => Promise<void> = () => Promise.reject(new IpsError('DEMO_ERROR', 'a trigger arrived before the demo was set up'));
-  // When each table last changed (its commit returned), to time the trigger path.
-  const changedAt = new Map<string, number>();
-  const receiver = new RunReceiver(secret, (consumer, data) => {
-    const source = STAGES.find((s) => s.consumer === consumer)?.source;
-    const delay = source !== undefined && changedAt.has(source) ? performance.now() - changedAt.get(source)! : Number.NaN;
-    queue = queue.then(() => execute(consumer, data, delay)).catch((e: unknown) => {
-      failure ??= e instanceof Error ? e : new Error(String(e));
+export class PlaybackSession {
+  readonly runs: StageRun[] = [];
+  /** Stage 1's business logic for the runs from now on (the backfill demo corrects it). */
+  logic: DailyLogic = ORIGINAL_LOGIC;
+  /** The logic before the last change (what a backfill corrects from). */
+  previousLogic: DailyLogic = ORIGINAL_LOGIC;
+  ipsUrl = '';
+  client!: IpsHttpClient;
+  events = 0n;
+  private failure: Error | null = null;
+  private queue = Promise.resolve();
+  private runDay: number;
+  private server: RunningServer | null = null;
+  private readonly receiver: RunReceiver;
+  private readonly changedAt = new Map<string, number>();
+  private readonly started = performance.now();
+
+  private constructor(
+    readonly run: PlaybackRunOptions,
+    readonly lake: Lake,
+    readonly catalog: WritableCatalog,
+    readonly warehouse: string,
+    readonly stages: StageDef[],
+    private readonly secret: string,
+  ) {
+    this.runDay = dayNumber(run.options.startDate);
+    this.receiver = new RunReceiver(secret, (consumer, data) => {
+      const source = this.stages.find((s) => s.consumer === consumer)?.source;
+      const delay = source !== undefined && this.changedAt.has(source) ? performance.now() - this.changedAt.get(source)! : Number.NaN;
+      this.queue = this.queue.then(() => this.execute(consumer, data, delay)).catch((e: unknown) => {
+        this.failure ??= e instanceof Error ? e : new Error(String(e));
+      });
     });
-  });
-  const started = performance.now();
-  try {
-    let ipsUrl = run.ipsUrl;
-    if (!ipsUrl) {
-      const config = loadServiceConfig({
-        env: run.env ?? process.env,
-        overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
-      });
-      server = await startServer(config, { log });
-      ipsUrl = server.url;
-    }
-    const client = new IpsHttpClient(ipsUrl, run.ipsToken);
-    // A separate ips (another container) reaches the receiver by a name of this host: listen on
-    // every interface then; otherwise on loopback only.
-    const external = run.callbackHost !== undefined && !/^(127\.|localhost$|\[?::1\]?$)/.test(run.callbackHost);
-    const receiverUrl = await receiver.listen(external ? '0.0.0.0' : '127.0.0.1');
-    const callback = run.callbackHost ? receiverUrl.replace(/\/\/[^/]+:/, `//${run.callbackHost}:`) : receiverUrl;
-    log(`ips at ${ipsUrl}; runs are started at ${callback}/runs/<consumer>; tables in ${warehouse}`);
+  }
 
-    await lake.create(TABLES.source, sourceTableSpec());
-    for (const p of [TABLES.incremental, TABLES.lookback]) {
-      await lake.create(p.daily, dailyTableSpec(o));
-      await lake.create(p.agg, aggTableSpec(o));
-    }
-    const s3 = s3Registration(run.s3);
-    for (const t of [TABLES.source, TABLES.incremental.daily, TABLES.lookback.daily]) {
-      await client.call('POST', '/v1/tables', { name: ipsName(t), ref: catalog.registration(t), verify: false, ...(s3 ? { s3 } : {}) });
-    }
-    for (const s of STAGES) {
-      await client.call('POST', '/v1/consumers', { name: s.consumer, description: `${s.pipeline} ${s.stage} (ips demo playback)`, tables: [{ table: ipsName(s.source), from: 'start' }] });
-      await client.call('POST', '/v1/subscriptions', {
-        name: s.consumer, consumer: s.consumer, tables: [ipsName(s.source)],
-        sink: { type: 'webhook', url: `${callback}/runs/${s.consumer}`, secret },
-        range_fields: ['event_date'],
-      });
-    }
+  get options(): PlaybackOptions {
+    return this.run.options;
+  }
 
-    execute = async (consumer: string, data: TriggerData, triggerDelayMs: number): Promise<void> => {
-      const def = STAGES.find((s) => s.consumer === consumer);
-      if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
-      const t0 = performance.now();
-      const cpu0 = process.cpuUsage();
-      const ctx: StageContext = { lake, options: o, runDay };
-      try {
-        let result: StageResult;
-        if (def.pipeline === 'incremental') {
-          const loc = data.tables[0]?.icdc_metadata_location;
-          if (!loc) throw new IpsError('DEMO_ERROR', `trigger for ${consumer} names no ICDC table`);
-          const metadata = await lake.readMetadata(loc);
-          const icdc: IcdcInput = { metadata, files: await lake.plan(metadata) };
-          if (def.stage === 'playback_daily') {
-            result = run.dailyStage ? await run.dailyStage({ icdc, icdcMetadataLocation: loc, ctx, target: def.target }) : await dailyIncremental(ctx, icdc, def.target);
-          } else result = await aggIncremental(ctx, icdc, def.source, def.target);
-        } else {
-          result = def.stage === 'playback_daily' ? await dailyLookback(ctx, def.target) : await aggLookback(ctx, def.source, def.target);
-        }
-        changedAt.set(def.target, performance.now());
-        await client.call('POST', `/v1/batches/${data.batch_id}/commit`, {});
-        // Event-driven: tell ips the stage's output changed, so downstream runs start now.
-        if (STAGES.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
-        runs.push({ consumer, day: isoDate(runDay), batchId: data.batch_id, ...result, wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), triggerDelayMs });
-      } catch (e) {
-        await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
-        throw e;
+  get duplicateDeliveries(): number {
+    return this.receiver.duplicates;
+  }
+
+  elapsedMs(): number {
+    return performance.now() - this.started;
+  }
+
+  static async open(run: PlaybackRunOptions): Promise<PlaybackSession> {
+    const o = run.options;
+    const log = run.onLog ?? (() => {});
+    fs.mkdirSync(run.workDir, { recursive: true });
+    const warehouse = run.warehouse ?? path.join(run.workDir, 'warehouse');
+    const io = new RoutingFileIO({ s3: run.s3 ?? {} });
+    const catalog: WritableCatalog = run.catalogUri
+      ? new SqlWritableCatalog(run.catalogUri, run.catalogName ?? 'ips_demo', warehouse, io)
+      : new HadoopCatalog(io, warehouse);
+    const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine') });
+    const pipelines = run.pipelines ?? ['incremental', 'lookback'];
+    const stages = STAGES.filter((s) => pipelines.includes(s.pipeline));
+    const session = new PlaybackSession(run, new Lake(catalog, io, engine), catalog, warehouse, stages, crypto.randomBytes(24).toString('hex'));
+    try {
+      let ipsUrl = run.ipsUrl;
+      if (!ipsUrl) {
+        const config = loadServiceConfig({
+          env: run.env ?? process.env,
+          overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
+        });
+        session.server = await startServer(config, { log });
+        ipsUrl = session.server.url;
       }
-    };
+      session.ipsUrl = ipsUrl;
+      const client = new IpsHttpClient(ipsUrl, run.ipsToken);
+      session.client = client;
+      // A separate ips (another container) reaches the receiver by a name of this host: listen on
+      // every interface then; otherwise on loopback only.
+      const external = run.callbackHost !== undefined && !/^(127\.|localhost$|\[?::1\]?$)/.test(run.callbackHost);
+      const receiverUrl = await session.receiver.listen(external ? '0.0.0.0' : '127.0.0.1');
+      const callback = run.callbackHost ? receiverUrl.replace(/\/\/[^/]+:/, `//${run.callbackHost}:`) : receiverUrl;
+      log(`ips at ${ipsUrl}; runs are started at ${callback}/runs/<consumer>; tables in ${warehouse}`);
 
-    let events = 0n;
-    const dayTimeout = run.dayTimeoutMs ?? 300_000;
-    for (let k = 0; k < o.days; k++) {
-      runDay = dayNumber(o.startDate) + k;
-      const date = isoDate(runDay);
-      const appended = await appendDay(lake, o, k);
-      changedAt.set(TABLES.source, performance.now());
-      events += appended;
+      const { lake } = session;
+      await lake.create(TABLES.source, sourceTableSpec());
+      for (const p of pipelines) {
+        await lake.create(TABLES[p].daily, dailyTableSpec(o));
+        await lake.create(TABLES[p].agg, aggTableSpec(o));
+      }
+      const s3 = s3Registration(run.s3);
+      const registered = [TABLES.source, ...pipelines.map((p) => TABLES[p].daily)];
+      for (const t of registered) {
+        await client.call('POST', '/v1/tables', { name: ipsName(t), ref: catalog.registration(t), verify: false, ...(s3 ? { s3 } : {}) });
+      }
+      for (const s of stages) {
+        await client.call('POST', '/v1/consumers', {
+          name: s.consumer, description: `${s.pipeline} ${s.stage} (ips demo playback)`, tables: [{ table: ipsName(s.source), from: 'start' }],
+          // Lineage: stage 1 declares the daily table it writes, so a backfill of it is followed to stage 2.
+          ...((registered as string[]).includes(s.target) ? { outputs: [ipsName(s.target)] } : {}),
+        });
+        await client.call('POST', '/v1/subscriptions', {
+          name: s.consumer, consumer: s.consumer, tables: [ipsName(s.source)],
+          sink: { type: 'webhook', url: `${callback}/runs/${s.consumer}`, secret: session.secret },
+          range_fields: ['event_date'],
+        });
+      }
+      return session;
+    } catch (e) {
+      await session.close();
+      throw e;
+    }
+  }
+
+  private async execute(consumer: string, data: TriggerData, triggerDelayMs: number): Promise<void> {
+    const { lake, client, run } = this;
+    const def = this.stages.find((s) => s.consumer === consumer);
+    if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const ctx: StageContext = { lake, options: this.options, runDay: this.runDay, logic: this.logic, previousLogic: this.previousLogic };
+    let chunk: z.infer<typeof chunkPayload> | null = null;
+    try {
+      let result: StageResult;
+      if (def.pipeline === 'incremental') {
+        const loc = data.tables[0]?.icdc_metadata_location;
+        if (!loc) throw new IpsError('DEMO_ERROR', `trigger for ${consumer} names no ICDC table`);
+        const metadata = await lake.readMetadata(loc);
+        const icdc: IcdcInput = { metadata, files: await lake.plan(metadata) };
+        if (data.backfill) {
+          // A backfill chunk, delivered through the same subscription as the live batches.
+          const parsed = chunkPayload.safeParse(data.backfill);
+          if (!parsed.success || def.stage !== 'playback_daily') {
+            throw new IpsError('DEMO_ERROR', `backfill trigger for ${consumer}: ${parsed.success ? 'only stage 1 is backfilled in the demo' : parsed.error.issues.map((i) => i.message).join('; ')}`);
+          }
+          chunk = parsed.data;
+          const range = { field: chunk.range.field, min: chunk.range.min, max: chunk.range.max, key: `${chunk.name}/${chunk.chunk}` };
+          result = run.backfillStage
+            ? await run.backfillStage({ icdc, icdcMetadataLocation: loc, ctx, target: def.target, range })
+            : await dailyBackfillChunk(ctx, icdc, range, def.target);
+        } else if (def.stage === 'playback_daily') {
+          result = run.dailyStage ? await run.dailyStage({ icdc, icdcMetadataLocation: loc, ctx, target: def.target }) : await dailyIncremental(ctx, icdc, def.target);
+        } else result = await aggIncremental(ctx, icdc, def.source, def.target);
+      } else {
+        result = def.stage === 'playback_daily' ? await dailyLookback(ctx, def.target) : await aggLookback(ctx, def.source, def.target);
+      }
+      this.changedAt.set(def.target, performance.now());
+      // The commit names the snapshot the run wrote to its declared output (lineage follows it).
+      const outputs = result.snapshotId != null && this.stages.some((s) => s.source === def.target) ? { outputs: { [ipsName(def.target)]: result.snapshotId.toString() } } : {};
+      await client.call('POST', `/v1/batches/${data.batch_id}/commit`, outputs);
+      // Event-driven: tell ips the stage's output changed, so downstream runs start now.
+      if (this.stages.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
+      this.runs.push({
+        consumer, day: isoDate(this.runDay), batchId: data.batch_id, read: result.read, rowsWritten: result.rowsWritten, filesWritten: result.filesWritten,
+        wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), triggerDelayMs,
+        ...(chunk ? { backfill: { name: chunk.name, chunk: chunk.chunk } } : {}),
+      });
+    } catch (e) {
+      await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Throws the first run's failure, if any. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for the runs queued so far. */
+  async idle(): Promise<void> {
+    await this.queue;
+    this.check();
+  }
+
+  /**
+   * Waits until every stage has committed everything of its source table (its watermark is at
+   * the table's head) and no run is queued: nothing is left to run.
+   */
+  async settle(timeoutMs = this.run.dayTimeoutMs ?? 300_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.check();
+      const behind: string[] = [];
+      for (const s of this.stages) {
+        const head = (await this.lake.load(s.source)).currentSnapshotId?.toString() ?? null;
+        const c = await this.client.call<{ tables: { snapshot_id: string | null; partial_snapshot_id: string | null }[] }>('GET', `/v1/consumers/${s.consumer}`);
+        const wm = c.tables[0];
+        if (!wm || wm.snapshot_id !== head || wm.partial_snapshot_id !== null) behind.push(s.consumer);
+      }
+      if (behind.length === 0) return this.idle();
+      if (Date.now() > deadline) throw new IpsError('DEMO_TIMEOUT', `${behind.join(', ')} did not catch up with their source tables within ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Appends the simulated days [from, to) (default the month) and waits, day by day, for every stage's run. */
+  async runDays(from = 0, to = this.options.days): Promise<void> {
+    const o = this.options;
+    const { client } = this;
+    const dayTimeout = this.run.dayTimeoutMs ?? 300_000;
+    for (let k = from; k < to; k++) {
+      this.runDay = dayNumber(o.startDate) + k;
+      const date = isoDate(this.runDay);
+      const appended = await appendDay(this.lake, o, k);
+      this.changedAt.set(TABLES.source, performance.now());
+      this.events += appended;
       await client.call('POST', `/v1/tables/${ipsName(TABLES.source)}/events`, {});
       const deadline = Date.now() + dayTimeout;
-      const done = () => STAGES.every((s) => runs.some((r) => r.consumer === s.consumer && r.day === date));
-      while (!done()) {
-        if (failure) throw failure;
+      const ran = (s: StageDef) => this.runs.some((r) => r.consumer === s.consumer && r.day === date && !r.backfill);
+      while (!this.stages.every(ran)) {
+        this.check();
         if (Date.now() > deadline) {
-          const missing = STAGES.filter((s) => !runs.some((r) => r.consumer === s.consumer && r.day === date)).map((s) => s.consumer);
+          const missing = this.stages.filter((s) => !ran(s)).map((s) => s.consumer);
           const triggers = await Promise.all(missing.map(async (m) => `${m}: ${JSON.stringify(await client.call('GET', `/v1/subscriptions/${m}/triggers?limit=3`).catch((e: unknown) => describeError(e)))}`));
           throw new IpsError('DEMO_TIMEOUT', `day ${date}: no run of ${missing.join(', ')} within ${dayTimeout / 1000} s. Their latest triggers: ${triggers.join('; ')}`);
         }
         await new Promise((r) => setTimeout(r, 10));
       }
-      await queue;
-      if (failure) throw failure;
-      run.onProgress?.({ dayIndex: k, days: o.days, date, eventsAppended: appended, runs: runs.filter((r) => r.day === date) });
+      await this.idle();
+      this.run.onProgress?.({ dayIndex: k, days: to, date, eventsAppended: appended, runs: this.runs.filter((r) => r.day === date && !r.backfill) });
     }
-    const verification = await verifyPipelines(lake);
+  }
+
+  async close(): Promise<void> {
+    await this.receiver.close();
+    await this.queue.catch(() => {});
+    await this.server?.close();
+    this.lake.engine.close();
+    await this.catalog.close();
+  }
+}
+
+/**
+ * Runs the two-stage playback pipeline for a simulated month, incrementally and with a
+ * lookback window side by side, every run started by an ips subscription's webhook trigger.
+ */
+export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResult> {
+  const session = await PlaybackSession.open(run);
+  try {
+    await session.runDays();
+    const verification = await verifyPipelines(session.lake, { lookback: session.stages.some((s) => s.pipeline === 'lookback') });
     return {
-      options: o, ipsUrl, warehouse, runs, eventsAppended: events, wallMs: performance.now() - started,
-      verification, duplicateDeliveries: receiver.duplicates,
+      options: run.options, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
+      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries,
     };
   } finally {
-    await receiver.close();
-    await queue.catch(() => {});
-    await server?.close();
-    engine.close();
-    await catalog.close();
+    await session.close();
   }
 }
 

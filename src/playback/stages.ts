@@ -1,7 +1,8 @@
+import { IpsError } from '../errors.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
-import { addStats, type ScanStats } from '../engine/duckdb.js';
-import { isoDate, profileRangeWidth, TABLES, type PlaybackOptions } from './model.js';
+import { addStats, emptyStats, type ScanStats } from '../engine/duckdb.js';
+import { dayNumber, isoDate, profileRangeWidth, TABLES, watchSecondsSql, type DailyLogic, type PlaybackOptions } from './model.js';
 import { partitionKey, type Lake } from './lake.js';
 
 /**
@@ -14,12 +15,18 @@ export interface StageContext {
   options: PlaybackOptions;
   /** The run's logical day (days since epoch): the newest day of data. */
   runDay: number;
+  /** Stage 1's business logic (default: the original). */
+  logic?: DailyLogic;
+  /** The logic the live runs applied before it changed (a backfill corrects from it to `logic`). */
+  previousLogic?: DailyLogic;
 }
 
 export interface StageResult {
   read: ScanStats;
   rowsWritten: bigint;
   filesWritten: number;
+  /** The snapshot the run committed to its target (null: it committed nothing). */
+  snapshotId?: bigint | null;
 }
 
 /** The ICDC table a trigger named: its current snapshot holds exactly the batch's files. */
@@ -62,7 +69,11 @@ async function filesOfDays(ctx: StageContext, md: TableMetadata, lo: number, hi:
   return ctx.lake.plan(md, [{ field: 'event_date', op: 'between', lo, hi }]);
 }
 
-const DAILY_FROM_EVENTS = `SELECT event_date, profile_id, title_id, count(*)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
+/** Stage 1's projection of events into daily rows, under the run's business logic. */
+export function dailyFromEvents(logic: DailyLogic = ORIGINAL): string {
+  return `SELECT event_date, profile_id, title_id, count(*)::BIGINT AS plays, sum(${watchSecondsSql(logic)})::BIGINT AS watch_seconds`;
+}
+const ORIGINAL: DailyLogic = { consoleMillisFrom: null };
 const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id)::BIGINT AS titles, sum(plays)::BIGINT AS plays, sum(watch_seconds)::BIGINT AS watch_seconds`;
 
 /**
@@ -72,7 +83,7 @@ const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id):
 export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, target: string = TABLES.incremental.daily): Promise<StageResult> {
   const { lake } = ctx;
   let read = await lake.view('icdc', icdc.metadata, icdc.files);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${DAILY_FROM_EVENTS} FROM icdc GROUP BY ALL`);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${dailyFromEvents(ctx.logic)} FROM icdc GROUP BY ALL`);
   const parts = await partitionsOf(ctx, 'chg');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };
   const md = await lake.load(target);
@@ -86,7 +97,68 @@ export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, targe
       FROM old_daily o FULL OUTER JOIN chg c
         ON o.event_date = c.event_date AND o.profile_id = c.profile_id AND o.title_id = c.title_id`;
   const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily', 'ips-demo.run-day': isoDate(ctx.runDay) });
-  return { read, rowsWritten: w.rows, filesWritten: w.files };
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
+}
+
+/** A backfill chunk's range of days (inclusive), from the `--where` range ips hands out (validated by the runner). */
+export interface ChunkRange {
+  field: string;
+  /** ISO dates, inclusive. */
+  min: string;
+  max: string;
+  /** `<backfill>/<chunk>`: recorded in the snapshot summary, so a re-run of an applied chunk applies nothing twice. */
+  key: string;
+}
+
+export const BACKFILL_CHUNK_PROPERTY = 'ips-demo.backfill-chunk';
+
+/** The snapshot on the table's current lineage that applied `key` already, if any (cycle-safe). */
+function appliedBy(md: TableMetadata, key: string): bigint | null {
+  const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
+  const seen = new Set<bigint>();
+  for (let cur = md.currentSnapshotId === null ? undefined : byId.get(md.currentSnapshotId); cur && !seen.has(cur.snapshotId);
+    cur = cur.parentSnapshotId === null ? undefined : byId.get(cur.parentSnapshotId)) {
+    if (cur.summary[BACKFILL_CHUNK_PROPERTY] === key) return cur.snapshotId;
+    seen.add(cur.snapshotId);
+  }
+  return null;
+}
+
+/**
+ * Stage 1 re-run for one backfill chunk, as a correction: the chunk's ICDC table holds the
+ * event files of its days as of the snapshot the backfill was planned on (pinned: every retry
+ * sees the same rows); their rows, filtered by the chunk's days, give per daily row what the new
+ * logic changes against the logic the live runs applied to them (new − previous). That
+ * difference is merged into the daily table (copy-on-write by partition, like the live MERGE).
+ * Adding a difference commutes with the live runs that merge newer events of the same days
+ * meanwhile, in whatever order they commit, so the backfill never loses or double-counts them;
+ * and the commit records the chunk in its snapshot summary, so a re-run of a chunk whose output
+ * was committed (the run died before telling ips) applies nothing twice.
+ */
+export async function dailyBackfillChunk(ctx: StageContext, icdc: IcdcInput, range: ChunkRange, target: string = TABLES.incremental.daily): Promise<StageResult> {
+  const { lake } = ctx;
+  if (range.field !== 'event_date') throw new IpsError('DEMO_ERROR', `the demo backfills by event_date, not ${range.field}`);
+  const md = await lake.load(target);
+  const applied = appliedBy(md, range.key);
+  if (applied !== null) return { read: emptyStats(), rowsWritten: 0n, filesWritten: 0, snapshotId: applied };
+  let read = await lake.view('icdc', icdc.metadata, icdc.files);
+  const lo = dayNumber(range.min);
+  const hi = dayNumber(range.max);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE delta AS
+    SELECT event_date, profile_id, title_id, (sum(${watchSecondsSql(ctx.logic ?? ORIGINAL)}) - sum(${watchSecondsSql(ctx.previousLogic ?? ORIGINAL)}))::BIGINT AS delta
+      FROM icdc WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(hi)} GROUP BY ALL HAVING delta <> 0`);
+  const parts = await partitionsOf(ctx, 'delta');
+  if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0, snapshotId: null };
+  const old = await filesOfPartitions(ctx, md, parts);
+  read = addStats(read, await lake.view('old_daily', md, old));
+  const [missing] = await lake.engine.all<{ n: number }>(`SELECT count(*)::INTEGER AS n FROM delta d ANTI JOIN old_daily o
+    ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`);
+  if (missing!.n > 0) throw new IpsError('DEMO_ERROR', `backfill chunk ${range.key}: ${missing!.n} daily rows to correct were never written by the live runs`);
+  const merged = `
+    SELECT o.event_date, o.profile_id, o.title_id, o.plays, (o.watch_seconds + coalesce(d.delta, 0))::BIGINT AS watch_seconds
+      FROM old_daily o LEFT JOIN delta d ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`;
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_backfill', [BACKFILL_CHUNK_PROPERTY]: range.key });
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
 /** Stage 1, lookback: recompute the last `lookbackDays` days from the events and overwrite them. */
@@ -97,9 +169,9 @@ export async function dailyLookback(ctx: StageContext, target: string = TABLES.l
   const read = await lake.view('src', src, await filesOfDays(ctx, src, lo, ctx.runDay));
   const md = await lake.load(target);
   const old = await filesOfDays(ctx, md, lo, ctx.runDay);
-  const sql = `${DAILY_FROM_EVENTS} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
+  const sql = `${dailyFromEvents(ctx.logic)} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
   const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
-  return { read, rowsWritten: w.rows, filesWritten: w.files };
+  return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
 /**
@@ -114,24 +186,35 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   // The ICDC table is a real Iceberg table: its files of the current day (recomputed in full
   // below anyway) are pruned by their partition values and never read.
   const icdcOlder = await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }]);
-  let read = await lake.view('icdc', icdc.metadata, icdcOlder);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM icdc
-    WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   const daily = await lake.load(source);
-  read = addStats(read, await lake.view('today', daily, await filesOfDays(ctx, daily, runDay, runDay)));
+  // ICDC files still live in the daily table are the current rows of their partitions: read once,
+  // for the changed keys and for the re-aggregation (planning the window reads metadata only).
+  const liveDaily = new Set((await lake.plan(daily, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }])).map((f) => f.filePath));
+  const icdcLive = icdcOlder.filter((f) => liveDaily.has(f.filePath));
+  const reused = new Set(icdcLive.map((f) => f.filePath));
+  let read = addStats(await lake.view('icdc_live', icdc.metadata, icdcLive), await lake.view('icdc_gone', icdc.metadata, icdcOlder.filter((f) => !reused.has(f.filePath))));
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM (
+      SELECT event_date, profile_id FROM icdc_live UNION ALL SELECT event_date, profile_id FROM icdc_gone)
+    WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
+  // The current day is re-aggregated in full when the batch changed it (every live batch does);
+  // a batch that only rewrote older days (a backfill's output) leaves it alone.
+  const changesToday = (await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo: runDay, hi: runDay }])).length > 0;
+  read = addStats(read, await lake.view('today', daily, changesToday ? await filesOfDays(ctx, daily, runDay, runDay) : []));
   // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
-  // profiles' bounds, then each file's partition tuple must be one the keys fall in.
+  // profiles' bounds, then each file's partition tuple must be one the keys fall in; the ones
+  // the ICDC table had are read already.
   const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
   const keyParts = await partitionsOf(ctx, 'agg_keys');
   const older = keyParts === null ? [] : (await lake.plan(daily, [
     { field: 'event_date', op: 'between', lo: keyParts.lo, hi: keyParts.hi },
     { field: 'profile_id', op: 'in', values: profiles },
-  ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)));
+  ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)) && !reused.has(f.filePath));
   read = addStats(read, await lake.view('older', daily, older));
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
       SELECT * FROM today WHERE event_date = ${dateLit(runDay)}
       UNION ALL
-      SELECT o.* FROM older o SEMI JOIN agg_keys k ON o.event_date = k.event_date AND o.profile_id = k.profile_id
+      SELECT o.* FROM (SELECT * FROM older UNION ALL SELECT * FROM icdc_live) o
+        SEMI JOIN agg_keys k ON o.event_date = k.event_date AND o.profile_id = k.profile_id
     ) GROUP BY event_date, profile_id`);
   const parts = await partitionsOf(ctx, 'fresh');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };

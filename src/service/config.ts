@@ -45,6 +45,13 @@ export interface ServiceConfig {
   readLimits: ReadLimits;
   /** Location prefixes a table may be registered at (metadata file, directory or S3 prefix); undefined: any. */
   tableAllowedLocations: string[] | undefined;
+  /**
+   * Run backfills' `--validate` commands in this process (src/service/backfill-validator.ts).
+   * Off by default: it lets an admin token run shell commands on this host.
+   */
+  backfillValidation: boolean;
+  /** Environment variables of this process the validation commands also get (they get none of its others). */
+  backfillValidationEnv: string[];
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -118,6 +125,8 @@ const fileSchema = z.object({
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
   table_allowed_locations: z.array(z.string().min(1)).optional(),
+  backfill_validation: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
+  backfill_validation_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).max(100).optional(),
   ...limitSchema.shape,
 }).strict();
 
@@ -142,6 +151,8 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_CLAIM_SECONDS: 'claim_seconds',
   IPS_RETRY_BASE_MS: 'retry_base_ms',
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
+  IPS_BACKFILL_VALIDATION: 'backfill_validation',
+  IPS_BACKFILL_VALIDATION_ENV: 'backfill_validation_env',
   ...LIMIT_ENV,
 };
 
@@ -202,7 +213,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name]?.trim();
     if (!v) continue;
-    merged[key] = key === 'admin_tokens' || key === 'sink_allowed_hosts' || key === 'table_allowed_locations' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    merged[key] = key === 'admin_tokens' || key === 'sink_allowed_hosts' || key === 'table_allowed_locations' || key === 'backfill_validation_env' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
     origin.set(key, name);
     if (!sources.includes('environment')) sources.push('environment');
   }
@@ -248,6 +259,8 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     retryBaseMs: c.retry_base_ms ?? 1000,
     readLimits: toReadLimits(c),
     tableAllowedLocations: c.table_allowed_locations,
+    backfillValidation: c.backfill_validation ?? false,
+    backfillValidationEnv: c.backfill_validation_env ?? [],
     sources: sources.length ? sources : ['defaults'],
   };
 }

@@ -66,6 +66,8 @@ export interface ChunkValidation {
   exitCode: number | null;
   output: string;
   at: string;
+  /** Who ran it: `ips serve` replica, or the actor that recorded it. */
+  by?: string;
 }
 
 export interface ChunkInput {
@@ -121,7 +123,7 @@ const chunkRow = z.object({
   instance_id: z.string().nullable(),
   last_error: z.string().nullable(),
   outputs: z.record(z.string(), z.string()),
-  validation: z.object({ passed: z.boolean(), exit_code: z.number().int().nullable(), output: z.string(), at: z.string() }).nullable(),
+  validation: z.object({ passed: z.boolean(), exit_code: z.number().int().nullable(), output: z.string(), at: z.string(), by: z.string().optional() }).nullable(),
   started_at: z.date().nullable(),
   finished_at: z.date().nullable(),
 }).transform((r): BackfillChunk => ({
@@ -129,7 +131,7 @@ const chunkRow = z.object({
   byteCount: r.byte_count, recordCount: r.record_count, fromSnapshotId: r.from_snapshot_id, toSnapshotId: r.to_snapshot_id,
   attempts: r.attempts, batchId: r.batch_id, instanceId: r.instance_id, lastError: r.last_error,
   outputs: Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, BigInt(v)])),
-  validation: r.validation === null ? null : { passed: r.validation.passed, exitCode: r.validation.exit_code, output: r.validation.output, at: r.validation.at },
+  validation: r.validation === null ? null : { passed: r.validation.passed, exitCode: r.validation.exit_code, output: r.validation.output, at: r.validation.at, ...(r.validation.by ? { by: r.validation.by } : {}) },
   startedAt: r.started_at, finishedAt: r.finished_at,
 }));
 
@@ -355,12 +357,42 @@ export class BackfillsRepo {
     return this.require(name);
   }
 
-  /** Records the validation command's result for a committed chunk. */
-  async setValidation(name: string, idx: number, v: { passed: boolean; exitCode: number | null; output: string }): Promise<void> {
+  /** Records the validation command's result for a committed chunk (and releases a service claim on it). */
+  async setValidation(name: string, idx: number, v: { passed: boolean; exitCode: number | null; output: string; by?: string }): Promise<void> {
     const res = await this.q.query(
-      `UPDATE backfill_chunks SET validation = $3::JSONB WHERE backfill = $1 AND idx = $2 AND state = 'committed' RETURNING idx`,
-      [name, idx, jsonParam({ passed: v.passed, exit_code: v.exitCode, output: v.output.slice(0, 4000), at: new Date().toISOString() })]);
+      `UPDATE backfill_chunks SET validation = $3::JSONB, validation_claimed_by = NULL, validation_claim_expires_at = NULL
+        WHERE backfill = $1 AND idx = $2 AND state = 'committed' RETURNING idx`,
+      [name, idx, jsonParam({ passed: v.passed, exit_code: v.exitCode, output: v.output.slice(-4000), at: new Date().toISOString(), ...(v.by ? { by: v.by } : {}) })]);
     if (res.rowCount === 0) throw new IpsError('BACKFILL_STATE', `chunk ${idx} of backfill "${name}" is not committed (or does not exist): only a committed chunk is validated`);
+  }
+
+  /**
+   * For the service's validation loop: claims one committed chunk without a validation result
+   * whose backfill has a command (and is not cancelled), for `owner` until the claim expires.
+   * Each chunk goes to one replica at a time (SKIP LOCKED, then the claim columns).
+   */
+  async claimValidation(owner: string, claimSeconds: number, defaultTimeoutSeconds: number): Promise<{ backfill: Backfill; chunk: BackfillChunk; chunks: number } | undefined> {
+    const claimed = await this.q.withTransaction(async (tx) => {
+      const res = await tx.query<{ backfill: string; idx: number }>(
+        `SELECT backfill, idx FROM backfill_chunks
+          WHERE state = 'committed' AND validation IS NULL
+            AND (validation_claim_expires_at IS NULL OR validation_claim_expires_at < now())
+            AND backfill IN (SELECT name FROM backfills WHERE state <> 'cancelled' AND spec->>'validate' IS NOT NULL)
+          ORDER BY finished_at, backfill, idx LIMIT 1 FOR UPDATE SKIP LOCKED`);
+      const row = res.rows[0];
+      if (!row) return undefined;
+      // The claim outlasts the command's own timeout by claimSeconds: a replica that dies mid-run frees the chunk soon after.
+      const spec = await tx.query<{ t: string | null }>(`SELECT spec->>'validate_timeout_seconds' AS t FROM backfills WHERE name = $1`, [row.backfill]);
+      const timeout = Number(spec.rows[0]?.t ?? defaultTimeoutSeconds);
+      await tx.query(
+        `UPDATE backfill_chunks SET validation_claimed_by = $3, validation_claim_expires_at = now() + $4::INT8 * INTERVAL '1 second'
+          WHERE backfill = $1 AND idx = $2`, [row.backfill, row.idx, owner, (Number.isSafeInteger(timeout) ? timeout : defaultTimeoutSeconds) + claimSeconds]);
+      return row;
+    });
+    if (!claimed) return undefined;
+    const chunk = await this.chunk(claimed.backfill, claimed.idx);
+    if (!chunk) return undefined;
+    return { backfill: await this.require(claimed.backfill), chunk, chunks: (await this.chunks(claimed.backfill)).length };
   }
 
   /** Cancels every pending chunk. */
@@ -368,13 +400,16 @@ export class BackfillsRepo {
     await this.q.query(`UPDATE backfill_chunks SET state = 'cancelled', finished_at = now() WHERE backfill = $1 AND state = 'pending'`, [name]);
   }
 
-  /** Failed (or, with `all`, cancelled too) chunks back to pending with fresh attempts; `only` limits it to one chunk. */
+  /** Failed, cancelled and committed-but-invalid chunks back to pending with fresh attempts; `only` limits it to one chunk. */
   async retryChunks(name: string, only?: number): Promise<number> {
     const params: SqlParam[] = [name];
     const one = only === undefined ? '' : ` AND idx = $${params.push(only)}`;
     const res = await this.q.query(
-      `UPDATE backfill_chunks SET state = 'pending', attempts = 0, finished_at = NULL, validation = NULL
-        WHERE backfill = $1 AND state IN ('failed', 'cancelled')${one} RETURNING idx`, params);
+      `UPDATE backfill_chunks SET state = 'pending', attempts = 0, finished_at = NULL, validation = NULL, outputs = '{}'::JSONB,
+              validation_claimed_by = NULL, validation_claim_expires_at = NULL
+        WHERE backfill = $1${one}
+          AND (state IN ('failed', 'cancelled') OR (state = 'committed' AND validation IS NOT NULL AND validation->>'passed' = 'false'))
+        RETURNING idx`, params);
     return res.rowCount;
   }
 
@@ -387,12 +422,16 @@ export class BackfillsRepo {
 
   /**
    * The oldest snapshot a running, paused or failed backfill of the table pins (its planned-on
-   * snapshot, or the start of its replayed range): snapshot expiry must keep it.
+   * snapshot, or the start of its replayed range), or a committed one whose validation is
+   * pending or failed (retrying an invalid chunk reads its files again): expiry must keep it.
    */
   async oldestPinned(sourceTable: string): Promise<{ backfill: string; consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined> {
     const res = await this.q.query<{ name: string; consumer: string; pinned_snapshot_id: bigint | null; pinned_sequence_number: bigint | null }>(
-      `SELECT name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills
-        WHERE source_table = $1 AND state = ANY($2::TEXT[])
+      `SELECT name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills b
+        WHERE source_table = $1 AND (state = ANY($2::TEXT[])
+          -- committed but not validated yet, or a chunk invalid: a retry of it needs the files again
+          OR (state = 'committed' AND spec->>'validate' IS NOT NULL AND EXISTS (
+                SELECT 1 FROM backfill_chunks c WHERE c.backfill = b.name AND (c.validation IS NULL OR c.validation->>'passed' = 'false'))))
         ORDER BY (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name LIMIT 1`, [sourceTable, `{${ACTIVE_BACKFILL_STATES.join(',')}}`]);
     const r = res.rows[0];
     return r === undefined ? undefined : { backfill: r.name, consumer: r.consumer, snapshotId: r.pinned_snapshot_id, sequenceNumber: r.pinned_sequence_number };

@@ -152,7 +152,7 @@ describe.each(['embedded', 'postgres'] as const)('ips backfills and lineage thro
     const bad = ips(['backfills', 'validate', 'nov']);
     expect(bad.status).toBe(1);
     expect(bad.stdout).toBe('chunk 0: valid\nchunk 1: valid\nchunk 2: INVALID (exit 1)\nchunk 3: valid\n');
-    expect(json(['backfills', 'get', 'nov']).status).toBe('committed');
+    expect(json(['backfills', 'get', 'nov']).status).toBe('invalid'); // every chunk committed, one invalid
     rmSync(path.join(tmp, 'bad_2'));
     const good = ips(['backfills', 'validate', 'nov']);
     expect([good.status, good.stdout]).toEqual([0, 'chunk 2: valid\n']);

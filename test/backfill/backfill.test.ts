@@ -457,6 +457,40 @@ print(json.dumps({"rows": t.num_rows, "dates": sorted({str(d) for d in t.column(
     }
   });
 
+  test('service validation claims: each committed chunk to one replica at a time (two connections on PostgreSQL); a result releases it; a dead claim expires', async () => {
+    await service.createConsumer({ name: 'check_job', tables: [{ table: 'events', from: 'now' }] }, 'test');
+    await service.backfills.create({ name: 'checked', consumer: 'check_job', where: 'event_date >= 2026-10-01 and event_date < 2026-10-04', concurrency: 3, validate: 'true', validateTimeoutSeconds: 5 }, 'test');
+    expect(await state.repos.backfills.claimValidation('a', 60, 600)).toBeUndefined(); // nothing committed yet
+    for (let i = 0; i < 3; i++) await service.commit(batchOf(await service.backfills.prepare('checked', `check-${i}`)).id, 'test');
+    const otherState = driver === 'postgres' ? await State.open({ driver: 'postgres', url: pgUrl!, poolMax: 4 }) : state;
+    try {
+      const claims = await Promise.all([state.repos.backfills.claimValidation('a', 60, 600), otherState.repos.backfills.claimValidation('b', 60, 600),
+        state.repos.backfills.claimValidation('c', 60, 600), otherState.repos.backfills.claimValidation('d', 60, 600)]);
+      const got = claims.filter((c) => c !== undefined).map((c) => c!.chunk.idx).sort();
+      expect(got).toEqual([0, 1, 2]); // each chunk once; the fourth claimer gets none
+      for (const c of claims) if (c) expect(c.backfill.spec.validate).toBe('true');
+      // A recorded result releases the chunk for good; an expired claim (a dead replica) is taken again.
+      await state.repos.backfills.setValidation('checked', 0, { passed: true, exitCode: 0, output: '' });
+      await state.db.query(`UPDATE backfill_chunks SET validation_claim_expires_at = now() - INTERVAL '1 second' WHERE backfill = 'checked' AND idx = 1`);
+      const again = await otherState.repos.backfills.claimValidation('e', 60, 600);
+      expect(again?.chunk.idx).toBe(1);
+      // Committed but not every chunk valid: it still pins its planned-on snapshot (a retry reads the files again).
+      expect((await state.repos.backfills.require('checked')).state).toBe('committed');
+      expect((await state.repos.backfills.oldestPinned('events'))?.backfill).toBe('checked');
+      expect(await state.repos.backfills.claimValidation('f', 60, 600)).toBeUndefined();
+      // The claim lasts the backfill's timeout (5 s) plus the claim time (60 s).
+      const left = await state.db.query<{ s: number }>(`SELECT EXTRACT(EPOCH FROM validation_claim_expires_at - now())::INT4 AS s FROM backfill_chunks WHERE backfill = 'checked' AND idx = 1`);
+      expect(left.rows[0]!.s).toBeGreaterThan(50);
+      expect(left.rows[0]!.s).toBeLessThanOrEqual(65);
+      // Every chunk valid: complete, and it pins nothing any more.
+      for (const i of [1, 2]) await state.repos.backfills.setValidation('checked', i, { passed: true, exitCode: 0, output: '' });
+      expect((await service.backfills.get('checked')).status).toBe('complete');
+      expect((await state.repos.backfills.oldestPinned('events'))?.backfill).not.toBe('checked');
+    } finally {
+      if (otherState !== state) await otherState.close();
+    }
+  });
+
   test('--snapshots replays the change sets of (FROM, TO], whole snapshots per chunk', async () => {
     await service.createConsumer({ name: 'replay_job', tables: [{ table: 'events', from: 'now' }] }, 'test');
     const [s1, s2, s3] = eventsSnapshots as [bigint, bigint, bigint];

@@ -13,6 +13,8 @@ request per line on stdin and answers with one JSON line on stdout (test/setup/p
 The ICDC table is loaded by its metadata-file path (Iceberg HadoopTables, read-only): the
 trigger names that file, and on local disk Spark can read it directly.
 
+The "backfill_merge" op does the same for one chunk of `ips demo backfill` (test/backfill/backfill-spark.test.ts).
+
 Usage: spark_merge.py --jdbc-url jdbc:postgresql://… --user U --password P --catalog ips_demo --warehouse DIR
 """
 
@@ -93,8 +95,42 @@ def main() -> int:
             "merge_mode": next((r["value"] for r in props if r["key"] == "write.merge.mode"), "copy-on-write"),
         }
 
+    def backfill_merge(req: dict) -> dict:
+        # `ips demo backfill`'s stage 1 for one chunk: the chunk's ICDC table (the backfill's own
+        # batch series) holds the event files of its days as planned; their rows, filtered by the
+        # chunk's days, give per daily row what the corrected logic changes (console plays
+        # reported in milliseconds from the release on, against the original logic), and that
+        # difference is merged into the target (so live MERGEs of newer events are kept).
+        target = f"{cat}.{req['target']}"
+        lo, hi, release = req["min"], req["max"], req["console_millis_from"]
+        icdc = spark.read.format("iceberg").load(req["icdc"])
+        icdc.createOrReplaceTempView("icdc_chunk")
+        days = f"event_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
+        corrected = f"CASE WHEN device = 'console' AND event_date >= DATE '{release}' THEN CAST(watch_seconds DIV 1000 AS INT) ELSE watch_seconds END"
+        chunk_rows = spark.sql(f"SELECT count(*) FROM icdc_chunk WHERE {days}").collect()[0][0]
+        spark.sql(f"""
+            MERGE INTO {target} t
+            USING (SELECT event_date, profile_id, title_id, sum({corrected}) - sum(watch_seconds) AS delta
+                     FROM icdc_chunk WHERE {days} GROUP BY event_date, profile_id, title_id
+                   HAVING sum({corrected}) <> sum(watch_seconds)) s
+               ON t.event_date = s.event_date AND t.profile_id = s.profile_id AND t.title_id = s.title_id
+             WHEN MATCHED THEN UPDATE SET watch_seconds = t.watch_seconds + s.delta""").collect()
+        head = spark.sql(f"SELECT snapshot_id FROM {target}.refs WHERE name = 'main'").collect()[0][0]
+        snap = spark.sql(f"SELECT snapshot_id, operation, summary FROM {target}.snapshots WHERE snapshot_id = {head}").collect()[0]
+        return {
+            "snapshot_id": str(snap["snapshot_id"]),
+            "operation": snap["operation"],
+            "summary": dict(snap["summary"]),
+            "icdc_rows": icdc.count(),
+            "chunk_rows": chunk_rows,
+            "icdc_files": len(icdc.inputFiles()),
+        }
+
+    def handle(req: dict) -> dict:
+        return backfill_merge(req) if req.get("op") == "backfill_merge" else merge(req)
+
     try:
-        serve(PROTO, merge, log)
+        serve(PROTO, handle, log)
     finally:
         spark.stop()
     return 0

@@ -31,6 +31,15 @@ describe('service configuration', () => {
     expect(c.sources).toEqual(['environment']);
   });
 
+  test('backfill validation commands run in the service only when the configuration turns it on', () => {
+    const d = { IPS_DATA_DIR: path.join(tmp, 'd') };
+    expect(loadServiceConfig({ env: d })).toMatchObject({ backfillValidation: false, backfillValidationEnv: [] });
+    expect(loadServiceConfig({ env: { ...d, IPS_BACKFILL_VALIDATION: 'on', IPS_BACKFILL_VALIDATION_ENV: 'CATALOG_URI, SPARK_HOME' } }))
+      .toMatchObject({ backfillValidation: true, backfillValidationEnv: ['CATALOG_URI', 'SPARK_HOME'] });
+    expect(failure({ ...d, IPS_BACKFILL_VALIDATION: 'yes' })).toMatch(/^INVALID_CONFIG: .*IPS_BACKFILL_VALIDATION/);
+    expect(failure({ ...d, IPS_BACKFILL_VALIDATION_ENV: 'OK,NOT-A-NAME' })).toMatch(/^INVALID_CONFIG: .*IPS_BACKFILL_VALIDATION_ENV: an environment variable name/);
+  });
+
   test('a bad value names its variable', () => {
     expect(failure({ IPS_PORT: 'eighty' })).toMatch(/^INVALID_CONFIG: .*IPS_PORT/);
     expect(failure({ IPS_PORT: '70000' })).toMatch(/IPS_PORT/);

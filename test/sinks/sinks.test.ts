@@ -604,6 +604,19 @@ describe('airflow sink', () => {
     expect(srv.requests.at(-1)!.url).toBe(`/api/v2/dags/orders_incremental/dagRuns/${encodeURIComponent(airflowRunId(p))}`);
   });
 
+  it('a backfill chunk goes through dagRuns like any trigger, its backfill block in conf (never /api/v2/backfills)', async () => {
+    const recv = airflowReceiver({ api: 'v2', dags: ['orders_incremental'] });
+    const srv = await serve(recv.handler);
+    const sink = createSink(parseSinkConfig({ type: 'airflow', url: srv.url, dag_id: 'orders_incremental' }));
+    const range = { field: 'event_day', lower: '2026-11-02', upper: '2026-11-03', min: '2026-11-02', max: '2026-11-02', predicate: "event_day >= '2026-11-02' and event_day < '2026-11-03'" };
+    const p = payload({ backfill: { name: 'nov_fix', chunk: 1, chunks: 4, range } });
+    expect(await sink.deliver(p)).toMatchObject({ outcome: 'started', status: 200, runId: airflowRunId(p) });
+    expect(srv.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /api/v2/dags/orders_incremental/dagRuns']);
+    const body = JSON.parse(srv.requests.at(-1)!.body.toString('utf8')) as { conf: Record<string, unknown>; dag_run_id: string };
+    expect(body.conf.backfill).toEqual({ name: 'nov_fix', chunk: 1, chunks: 4, range });
+    expect(body.dag_run_id).not.toMatch(/^backfill__/); // Airflow's own backfill runs have that prefix
+  });
+
   it('the Airflow 3-like receiver rejects a body without logical_date or with extra keys (422)', async () => {
     const srv = await serve(airflowReceiver({ api: 'v2', dags: ['d'] }).handler);
     const post = (b: unknown) => fetch(`${srv.url}/api/v2/dags/d/dagRuns`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });

@@ -24,7 +24,8 @@ export const createBackfillBody = z.object({
   order: z.enum(['oldest-first', 'newest-first']).optional(),
   max_attempts: z.number().int().positive().max(100).optional().describe('attempts per chunk before the backfill stops in failed (default 3)'),
   dry_run: z.boolean().optional().describe('plan and return the chunks without creating anything'),
-  validate: z.string().min(1).max(4000).optional().describe('a shell command `ips backfills validate` runs per committed chunk, with the chunk\'s range in the environment (exit 0 = valid); complete needs every chunk valid'),
+  validate: z.string().min(1).max(4000).optional().describe('a shell command run once per committed chunk, with the chunk\'s range in the environment (exit 0 = valid), by `ips step commit --validate`, `ips backfills validate`, or `ips serve` when its configuration has backfill_validation on; complete needs every chunk valid'),
+  validate_timeout_seconds: z.number().int().min(1).max(86_400).optional().describe('longest a validation run may take per chunk (default 600); then it is killed and the chunk is invalid'),
 }).strict();
 
 export const outputsBody = z.object({ outputs: z.array(name).max(100) }).strict();
@@ -48,7 +49,7 @@ function chunkJson(c: BackfillChunk): Record<string, unknown> {
     from_snapshot_id: c.fromSnapshotId?.toString() ?? null, to_snapshot_id: c.toSnapshotId?.toString() ?? null,
     attempts: c.attempts, batch_id: c.batchId?.toString() ?? null, instance_id: c.instanceId, error: c.lastError,
     outputs: Object.fromEntries(Object.entries(c.outputs).map(([k, v]) => [k, v.toString()])),
-    validation: c.validation === null ? null : { passed: c.validation.passed, exit_code: c.validation.exitCode, output: c.validation.output, at: c.validation.at },
+    validation: c.validation === null ? null : { passed: c.validation.passed, exit_code: c.validation.exitCode, output: c.validation.output, at: c.validation.at, by: c.validation.by ?? null },
     started_at: c.startedAt?.toISOString() ?? null, finished_at: c.finishedAt?.toISOString() ?? null,
     duration_seconds: c.startedAt && c.finishedAt ? (c.finishedAt.getTime() - c.startedAt.getTime()) / 1000 : null,
   };
@@ -67,6 +68,7 @@ export function backfillViewJson(v: BackfillView): Record<string, unknown> {
     ...backfillJson(v.backfill),
     status: v.status,
     complete: v.complete,
+    validation: v.validation,
     totals: {
       chunks: v.totals.chunks, by_state: v.totals.byState, files: v.totals.files, records: v.totals.records.toString(), bytes: v.totals.bytes.toString(),
       committed_records: v.totals.committedRecords.toString(), committed_bytes: v.totals.committedBytes.toString(),
@@ -137,6 +139,7 @@ export function backfillRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.order !== undefined ? { order: b.order } : {}),
         ...(b.max_attempts !== undefined ? { maxAttempts: b.max_attempts } : {}),
         ...(b.validate !== undefined ? { validate: b.validate } : {}),
+        ...(b.validate_timeout_seconds !== undefined ? { validateTimeoutSeconds: b.validate_timeout_seconds } : {}),
       };
       if (b.dry_run) return reply.code(200).send({ dry_run: true, ...(await svc.dryRun(r)) });
       await svc.create(r, p.actor);
@@ -191,11 +194,13 @@ export function backfillRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     }
 
     app.post('/v1/backfills/:name/chunks/:index/validation', {
-      schema: { tags: ['backfills'], params: chunkParams, body: validationBody, summary: 'Record the validation command\'s result for a committed chunk (admin; `ips backfills validate` does this)' },
+      schema: { tags: ['backfills'], params: chunkParams, body: validationBody, summary: 'Record the validation command\'s result for a committed chunk (admin, or the backfill consumer\'s token: `ips step commit --validate` and `ips backfills validate` do this)' },
     }, async (req) => {
-      requireAdmin(ctx.principal(req));
+      const p = ctx.principal(req);
+      // The consumer's own run validates the chunks it commits (the same trust as committing them).
+      requireConsumer(p, (await ctx.service.state.repos.backfills.require(req.params.name)).consumer);
       const out = req.body.output ?? '';
-      await ctx.service.state.repos.backfills.setValidation(req.params.name, req.params.index, { passed: req.body.passed, exitCode: req.body.exit_code ?? null, output: out.slice(-4000) });
+      await ctx.service.state.repos.backfills.setValidation(req.params.name, req.params.index, { passed: req.body.passed, exitCode: req.body.exit_code ?? null, output: out.slice(-4000), by: p.actor });
       return backfillViewJson(await svc.get(req.params.name));
     });
 
