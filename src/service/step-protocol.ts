@@ -85,10 +85,10 @@ const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXP
 const ICDC_WRITE_ATTEMPTS = 10;
 
 /**
- * Snapshots an ICDC table keeps: the current batch's and a few before it for inspection. With
+ * Batches whose snapshots an ICDC table keeps: the current batch and a few before it for inspection. With
  * one batch in flight per consumer and table, only the newest can belong to an open batch.
  */
-export const ICDC_RETAINED_SNAPSHOTS = 10;
+export const ICDC_RETAINED_BATCHES = 10;
 
 /** Decoded-manifest cache per source table (a service may watch many tables). */
 const READER_BUDGET_BYTES = 32 * 1024 * 1024;
@@ -364,7 +364,7 @@ export class StepProtocol {
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainSnapshots: ICDC_RETAINED_SNAPSHOTS });
+        return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
       } catch (e) {
         // Another writer took the next metadata version first: build on top of it.
         if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) {
