@@ -49,6 +49,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
     app = await buildApp({
       service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
       metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts,
+      restCatalog: { vendCredentials: config.restVendCredentials },
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {

@@ -45,6 +45,8 @@ export interface ServiceConfig {
   readLimits: ReadLimits;
   /** Location prefixes a table may be registered at (metadata file, directory or S3 prefix); undefined: any. */
   tableAllowedLocations: string[] | undefined;
+  /** The Iceberg REST catalog (/iceberg) hands out a source table's S3 keys in its ICDC tables' config. */
+  restVendCredentials: boolean;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -118,6 +120,7 @@ const fileSchema = z.object({
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
   table_allowed_locations: z.array(z.string().min(1)).optional(),
+  rest_vend_credentials: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
   ...limitSchema.shape,
 }).strict();
 
@@ -142,6 +145,7 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_CLAIM_SECONDS: 'claim_seconds',
   IPS_RETRY_BASE_MS: 'retry_base_ms',
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
+  IPS_REST_VEND_CREDENTIALS: 'rest_vend_credentials',
   ...LIMIT_ENV,
 };
 
@@ -248,6 +252,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     retryBaseMs: c.retry_base_ms ?? 1000,
     readLimits: toReadLimits(c),
     tableAllowedLocations: c.table_allowed_locations,
+    restVendCredentials: c.rest_vend_credentials ?? false,
     sources: sources.length ? sources : ['defaults'],
   };
 }

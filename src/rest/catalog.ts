@@ -1,0 +1,131 @@
+import crypto from 'node:crypto';
+import { IpsError } from '../errors.js';
+import { parseTableMetadata } from '../iceberg/metadata.js';
+import type { IpsService } from '../service/ips-service.js';
+import type { IcdcTableRow, SourceTable } from '../state/index.js';
+import type { Principal } from '../api/auth.js';
+
+/**
+ * The read-only Iceberg REST catalog of the ICDC tables: what each route answers, apart from
+ * HTTP. One namespace, `icdc`, holds every ICDC table a batch was handed out on (live and
+ * backfill), at its newest batch's metadata file. An admin sees all of them; a consumer's token
+ * only its own, and any other name is simply not there (404, the same as a name nobody has).
+ */
+export const ICDC_NAMESPACE = 'icdc';
+/** The one warehouse, advertised as the `prefix` override of /v1/config. */
+export const WAREHOUSE = 'ips';
+
+/** What an engine needs to open the files of a table: FileIO properties (Java and PyIceberg names). */
+export interface RestCatalogOptions {
+  /** Hand out the source table's S3 keys in the table's `config` (off by default: engines use their own credentials). */
+  vendCredentials: boolean;
+}
+
+export interface LoadedRestTable {
+  metadataLocation: string;
+  /** The metadata file's own text (valid JSON, 64-bit ids exact), embedded as the `metadata` member. */
+  metadataText: string;
+  config: Record<string, string>;
+  etag: string;
+}
+
+/** Identifiers are bounded before they reach the database (names are at most 200+2+200+12+200 characters). */
+const MAX_NAME = 1000;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export function noSuchNamespace(ns: string[]): IpsError {
+  const shown = ns.join('.').slice(0, 200);
+  return new IpsError('NO_SUCH_NAMESPACE', `Namespace does not exist: ${shown}; this catalog has one namespace, "${ICDC_NAMESPACE}"`);
+}
+
+export function noSuchTable(ns: string[], name: string): IpsError {
+  return new IpsError('NO_SUCH_TABLE', `Table does not exist: ${ns.join('.').slice(0, 200)}.${name.slice(0, 300)}; list the tables your token may read with GET …/namespaces/${ICDC_NAMESPACE}/tables`);
+}
+
+/** A namespace path parameter: levels separated by 0x1F (the spec's default separator). */
+export function parseNamespace(raw: string): string[] {
+  if (raw.length === 0 || raw.length > MAX_NAME) throw noSuchNamespace([raw]);
+  return raw.split('\x1f');
+}
+
+export class IcdcRestCatalog {
+  constructor(private readonly service: IpsService, private readonly options: RestCatalogOptions) {}
+
+  /** Top-level namespaces (there are no nested ones). */
+  listNamespaces(parent: string[] | null): string[][] {
+    if (parent === null) return [[ICDC_NAMESPACE]];
+    this.requireNamespace(parent);
+    return [];
+  }
+
+  requireNamespace(ns: string[]): void {
+    if (ns.length !== 1 || ns[0] !== ICDC_NAMESPACE) throw noSuchNamespace(ns);
+  }
+
+  private visibleTo(p: Principal): string | null {
+    if (p.admin) return null;
+    // A token with neither scope sees nothing; the repositories take a consumer name or null (all).
+    return p.consumer ?? '\u0000none';
+  }
+
+  async listTables(p: Principal, ns: string[], page: { token: string | null; size: number }): Promise<{ names: string[]; next: string | null }> {
+    this.requireNamespace(ns);
+    const rows = await this.service.state.repos.icdcTables.list({ consumer: this.visibleTo(p), after: page.token, limit: page.size + 1 });
+    const names = rows.slice(0, page.size).map((r) => r.name);
+    return { names, next: rows.length > page.size ? names.at(-1) ?? null : null };
+  }
+
+  private async row(p: Principal, ns: string[], name: string): Promise<IcdcTableRow> {
+    this.requireNamespace(ns);
+    if (name.length > MAX_NAME || !NAME.test(name)) throw noSuchTable(ns, name);
+    const row = await this.service.state.repos.icdcTables.get(name, this.visibleTo(p));
+    if (!row) throw noSuchTable(ns, name);
+    return row;
+  }
+
+  async exists(p: Principal, ns: string[], name: string): Promise<void> {
+    await this.row(p, ns, name);
+  }
+
+  async load(p: Principal, ns: string[], name: string): Promise<LoadedRestTable> {
+    const row = await this.row(p, ns, name);
+    const source = await this.service.state.repos.sourceTables.require(row.sourceTable);
+    // The ICDC table was written through its source table's FileIO: read it back the same way.
+    const io = this.service.ioFor(source);
+    const text = (await io.read(row.metadataLocation, 'metadata')).toString('utf8');
+    parseTableMetadata(text, row.metadataLocation); // only metadata ips can read goes out (and it is JSON)
+    return {
+      metadataLocation: row.metadataLocation,
+      metadataText: text,
+      config: this.fileIOConfig(source, row.metadataLocation),
+      etag: `"${crypto.createHash('sha256').update(row.metadataLocation).digest('hex').slice(0, 32)}"`,
+    };
+  }
+
+  /**
+   * FileIO properties for a table on S3: endpoint, region and addressing style in the names
+   * Iceberg Java (S3FileIO, AwsClientProperties) and PyIceberg read; keys only when configured
+   * to vend them. Local tables need nothing.
+   */
+  fileIOConfig(source: SourceTable, location: string): Record<string, string> {
+    if (!/^s3[an]?:\/\//.test(location)) return {};
+    const out: Record<string, string> = {};
+    const s3 = source.s3;
+    if (s3?.endpoint) out['s3.endpoint'] = s3.endpoint;
+    if (s3?.region) {
+      out['client.region'] = s3.region;
+      out['s3.region'] = s3.region;
+    }
+    const pathStyle = s3?.pathStyle ?? (s3?.endpoint ? true : null);
+    if (pathStyle !== null) {
+      out['s3.path-style-access'] = String(pathStyle);
+      out['s3.force-virtual-addressing'] = String(!pathStyle);
+    }
+    if (this.options.vendCredentials && s3?.accessKeyId && s3.secretAccessKey) {
+      out['s3.access-key-id'] = s3.accessKeyId;
+      out['s3.secret-access-key'] = s3.secretAccessKey.reveal();
+      if (s3.sessionToken) out['s3.session-token'] = s3.sessionToken.reveal();
+    }
+    return out;
+  }
+}
