@@ -81,6 +81,8 @@ const STATUS: Record<string, number> = {
   UNSUPPORTED_TRANSFORM: 422,
   UNSUPPORTED_FORMAT_VERSION: 422,
   UNSUPPORTED_DELETE_FILES: 422,
+  // Position deletes of a table read through a location mapping (src/capture/icdc-table.ts).
+  MAPPED_POSITION_DELETES: 422,
   UNKNOWN_OPERATION: 422,
   PARTITION_UNKNOWN: 422,
   PARTITION_MISMATCH: 422,

@@ -159,8 +159,35 @@ function groupKey(specId: number, content: number): string {
   return `${specId}/${content === 0 ? 0 : 1}`;
 }
 
+/**
+ * The batch's files at the paths an engine can open. When ips reads the source through a
+ * location mapping (`--map-location`, or a table directory that moved since its metadata was
+ * written), its metadata names files where they no longer are; the ICDC table names them where
+ * ips found them. Position delete files and deletion vectors name their data files by path
+ * inside the delete file, which ips cannot rewrite: such a batch is refused, not handed out with
+ * deletes that would silently apply to nothing.
+ */
+export function mappedFiles(io: FileIO, files: FileChange[]): FileChange[] {
+  if (!io.resolve) return files;
+  const resolve = io.resolve.bind(io);
+  const moved = files.filter((f) => resolve(f.entry.dataFile.filePath) !== f.entry.dataFile.filePath);
+  if (moved.length === 0) return files;
+  const positional = files.filter((f) => f.entry.dataFile.content === 1);
+  if (positional.length > 0) {
+    throw new IpsError('MAPPED_POSITION_DELETES',
+      `the batch holds ${positional.length} position delete file(s) or deletion vector(s) of a table read through a location mapping (e.g. ${moved[0]!.entry.dataFile.filePath} is read at ${resolve(moved[0]!.entry.dataFile.filePath)}); ` +
+      'they name their data files by the original paths, so an ICDC table at the mapped paths would not apply them: read the table where its metadata says its files are (or rewrite its metadata for the new place)',
+      { details: { file: positional[0]!.entry.dataFile.filePath } });
+  }
+  return files.map((f) => {
+    const to = resolve(f.entry.dataFile.filePath);
+    return to === f.entry.dataFile.filePath ? f : { ...f, entry: { ...f.entry, dataFile: { ...f.entry.dataFile, filePath: to } } };
+  });
+}
+
 export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWriteResult> {
   const { io, source } = req;
+  req = { ...req, files: mappedFiles(io, req.files) };
   const location = req.location.replace(/\/+$/, '');
   const metaDir = joinLocation(location, 'metadata');
   const prev = await currentIcdc(io, location);
