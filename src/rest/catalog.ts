@@ -76,7 +76,10 @@ export class IcdcRestCatalog {
   }
 
   private async row(p: Principal, ns: string[], name: string): Promise<IcdcTableRow> {
-    this.requireNamespace(ns);
+    // A table in a namespace that does not exist is a table that does not exist: Iceberg Java
+    // catalogs say NoSuchTable there, and Spark relies on it to try `ns.table.snapshots` as the
+    // metadata table `snapshots` of `ns.table` after the table `snapshots` in namespace `ns.table`.
+    if (ns.length !== 1 || ns[0] !== ICDC_NAMESPACE) throw noSuchTable(ns, name);
     if (name.length > MAX_NAME || !NAME.test(name)) throw noSuchTable(ns, name);
     const row = await this.service.state.repos.icdcTables.get(name, this.visibleTo(p));
     if (!row) throw noSuchTable(ns, name);

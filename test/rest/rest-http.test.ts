@@ -121,8 +121,11 @@ describe.each(DRIVERS)('Iceberg REST catalog over HTTP (%s state)', (driver) => 
     expectError(await call('GET', `${P}/namespaces/icdc%1Fsub`), 404, 'NoSuchNamespaceException');
     expectError(await call('GET', `${P}/namespaces/nope/tables`), 404, 'NoSuchNamespaceException');
     expectError(await call('GET', `${P}/namespaces?parent=nope`), 404, 'NoSuchNamespaceException');
-    // A table route in a namespace that does not exist says which one is missing (Java maps the type).
-    expectError(await call('GET', `${P}/namespaces/nope/tables/x`), 404, 'NoSuchNamespaceException');
+    // A table in a namespace that does not exist is a table that does not exist (as Iceberg Java's
+    // catalogs answer; Spark relies on it to resolve `icdc.t.snapshots` as a metadata table).
+    expectError(await call('GET', `${P}/namespaces/nope/tables/x`), 404, 'NoSuchTableException');
+    expectError(await call('GET', `${P}/namespaces/icdc%1Fsome_table/tables/snapshots`), 404, 'NoSuchTableException');
+    expect((await call('HEAD', `${P}/namespaces/nope/tables/x`)).status).toBe(404);
   });
 
   test('the admin lists every ICDC table; a consumer token only its own', async () => {
