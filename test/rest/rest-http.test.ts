@@ -195,6 +195,25 @@ describe.each(DRIVERS)('Iceberg REST catalog over HTTP (%s state)', (driver) => 
     expect(ids).toContain(c.snapshotId);
   });
 
+  test("a backfill's chunks are an ICDC table of their own, seen by the backfill's consumer only", async () => {
+    const [a, b] = consumers as [typeof consumers[0], typeof consumers[0]];
+    const created = await call('POST', '/v1/backfills', { body: JSON.stringify({ name: 'fix', consumer: a.name, table: 'playback', where: 'event_ts >= 2026-11-01 and event_ts < 2026-11-03', chunk: 'day' }) });
+    expect(created.status, created.text).toBe(201);
+    const chunk = await call('POST', '/v1/backfills/fix/batches', { token: a.token, body: JSON.stringify({ instance_id: 'fix-1' }) });
+    expect(chunk.status, chunk.text).toBe(201);
+    const icdc = chunk.json.batch.tables[0].icdc;
+    const name = String(icdc.table).slice('icdc.'.length);
+    expect(name).toBe(`${a.name}__playback__backfill__fix`);
+    const mine = await call('GET', `${P}/namespaces/icdc/tables`, { token: a.token });
+    expect(mine.json.identifiers.map((i: any) => i.name).sort()).toEqual([a.icdc.slice('icdc.'.length), name].sort());
+    const theirs = await call('GET', `${P}/namespaces/icdc/tables`, { token: b.token });
+    expect(theirs.json.identifiers.map((i: any) => i.name)).toEqual([b.icdc.slice('icdc.'.length)]);
+    const loaded = await call('GET', `${P}/namespaces/icdc/tables/${name}`, { token: a.token });
+    expect(loaded.json['metadata-location']).toBe(icdc.metadata_location);
+    expect(loaded.json.metadata['current-snapshot-id']).toBe(String(icdc.snapshot_id));
+    expectError(await call('GET', `${P}/namespaces/icdc/tables/${name}`, { token: b.token }), 404, 'NoSuchTableException');
+  });
+
   test('every write endpoint of the spec is refused with 406 UnsupportedOperationException, and changes nothing', async () => {
     const before = await call('GET', `${P}/namespaces/icdc/tables`);
     const t = consumers[1]!.icdc.slice('icdc.'.length);
