@@ -47,6 +47,8 @@ export interface ServiceConfig {
   tableAllowedLocations: string[] | undefined;
   /** The Iceberg REST catalog (/iceberg) hands out a source table's S3 keys in its ICDC tables' config. */
   restVendCredentials: boolean;
+  /** Also register every ICDC table in this JDBC/SQL catalog (postgres URL) under this catalog_name. */
+  icdcCatalog: { url: string; name: string } | undefined;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -120,6 +122,8 @@ const fileSchema = z.object({
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
   table_allowed_locations: z.array(z.string().min(1)).optional(),
+  icdc_catalog_url: z.string().regex(/^(jdbc:)?postgres(ql)?:\/\//, 'a postgres://… (or jdbc:postgresql://…) URL of an Iceberg JDBC/SQL catalog database').optional(),
+  icdc_catalog_name: z.string().min(1).max(255).optional(),
   rest_vend_credentials: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
   ...limitSchema.shape,
 }).strict();
@@ -146,6 +150,8 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_RETRY_BASE_MS: 'retry_base_ms',
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
   IPS_REST_VEND_CREDENTIALS: 'rest_vend_credentials',
+  IPS_ICDC_CATALOG_URL: 'icdc_catalog_url',
+  IPS_ICDC_CATALOG_NAME: 'icdc_catalog_name',
   ...LIMIT_ENV,
 };
 
@@ -253,6 +259,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     readLimits: toReadLimits(c),
     tableAllowedLocations: c.table_allowed_locations,
     restVendCredentials: c.rest_vend_credentials ?? false,
+    icdcCatalog: c.icdc_catalog_url ? { url: c.icdc_catalog_url, name: c.icdc_catalog_name ?? 'ips' } : undefined,
     sources: sources.length ? sources : ['defaults'],
   };
 }

@@ -12,7 +12,7 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
-import { joinLocation, type FileIO } from '../io/file-io.js';
+import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef,
@@ -77,6 +77,8 @@ export interface StepProtocolOptions {
   actor?: string;
   /** How a source table's current metadata is loaded (default: loadTable through fileIO). */
   loadTable?: (table: SourceTable) => Promise<LoadedTable>;
+  /** Called after each ICDC snapshot is written, with the table's name (`<consumer>__<table>`): `icdc_catalog_url` registers it. */
+  onIcdcWritten?: (name: string, metadataLocation: string) => Promise<void>;
 }
 
 /** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
@@ -364,7 +366,9 @@ export class StepProtocol {
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
+        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
+        await this.options.onIcdcWritten?.(baseName(location.replace(/\/+$/, '')), written.metadataLocation);
+        return written;
       } catch (e) {
         // Another writer took the next metadata version first: build on top of it.
         if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) {
