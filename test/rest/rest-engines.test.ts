@@ -134,6 +134,12 @@ describe('engines attach ips as an Iceberg REST catalog (PyIceberg and Spark, lo
         [`${c}.cache-enabled`]: 'false',
       });
     }
+    // The same local catalog through the OAuth2 client-credentials flow: the token as client secret.
+    Object.assign(catalogs, {
+      'spark.sql.catalog.ips_oauth': 'org.apache.iceberg.spark.SparkCatalog', 'spark.sql.catalog.ips_oauth.type': 'rest',
+      'spark.sql.catalog.ips_oauth.uri': sides.local.uri, 'spark.sql.catalog.ips_oauth.credential': `alice:${sides.local.tokens.alice}`,
+      'spark.sql.catalog.ips_oauth.oauth2-server-uri': `${sides.local.uri}/v1/oauth/tokens`, 'spark.sql.catalog.ips_oauth.cache-enabled': 'false',
+    });
     const started = await engines.call<{ jars: string }>('spark_start', { catalogs });
     // The S3 reads below go through Iceberg's S3FileIO (iceberg-aws-bundle), not Hadoop's s3a.
     expect(started.jars).toMatch(/iceberg-aws-bundle/);
@@ -175,6 +181,12 @@ describe('engines attach ips as an Iceberg REST catalog (PyIceberg and Spark, lo
       expect(read.rows).toEqual(byId(side.appends[0]!.rows));
       const merged = await engines.call<unknown[]>('spark_merge', { icdc: `${sparkCatalog}.icdc.${first.icdc}`, target: `tgt.db.daily_${storage}` });
       expect(merged).toEqual(aggregate(side.appends[0]!.rows));
+      if (storage === 'local') {
+        // Spark configured with `credential` (client id:secret) gets its bearer token from /v1/oauth/tokens.
+        const viaOauth = await engines.call<SparkRead>('spark_select', { ident: `ips_oauth.icdc.${first.icdc}` });
+        expect(viaOauth.tables).toEqual([first.icdc]);
+        expect(viaOauth.rows).toEqual(byId(side.appends[0]!.rows));
+      }
     });
 
     test('the next batch replaces the previous one: current rows, history, entries and incremental reads in both engines', async () => {
