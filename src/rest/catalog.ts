@@ -64,8 +64,8 @@ export class IcdcRestCatalog {
 
   private visibleTo(p: Principal): string | null {
     if (p.admin) return null;
-    // A token with neither scope sees nothing; the repositories take a consumer name or null (all).
-    return p.consumer ?? '\u0000none';
+    // A token with neither scope sees nothing: a name no consumer can have (names never hold spaces).
+    return p.consumer ?? ' no consumer ';
   }
 
   async listTables(p: Principal, ns: string[], page: { token: string | null; size: number }): Promise<{ names: string[]; next: string | null }> {
