@@ -1,17 +1,23 @@
 import crypto from 'node:crypto';
 import { IpsError } from '../errors.js';
 import { parseTableMetadata } from '../iceberg/metadata.js';
+import { stringifyJsonLossless } from '../iceberg/json.js';
 import type { IpsService } from '../service/ips-service.js';
 import type { IcdcTableRow, SourceTable } from '../state/index.js';
 import type { Principal } from '../api/auth.js';
 
 /**
  * The read-only Iceberg REST catalog of the ICDC tables: what each route answers, apart from
- * HTTP. One namespace, `icdc`, holds every ICDC table a batch was handed out on (live and
- * backfill), at its newest batch's metadata file. An admin sees all of them; a consumer's token
- * only its own, and any other name is simply not there (404, the same as a name nobody has).
+ * HTTP. Namespace `icdc` holds every ICDC table a batch was handed out on (live and backfill),
+ * at its newest batch's metadata file; namespace `sources` the registered source tables, at
+ * their current metadata. An admin sees all of them; a consumer's token only its own ICDC tables
+ * and the source tables it subscribes to, and any other name is simply not there (404, the same
+ * as a name nobody has).
  */
 export const ICDC_NAMESPACE = 'icdc';
+/** The registered source tables, read-only like everything here. */
+export const SOURCES_NAMESPACE = 'sources';
+const NAMESPACES = [ICDC_NAMESPACE, SOURCES_NAMESPACE];
 /** The one warehouse, advertised as the `prefix` override of /v1/config. */
 export const WAREHOUSE = 'ips';
 
@@ -35,7 +41,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export function noSuchNamespace(ns: string[]): IpsError {
   const shown = ns.join('.').slice(0, 200);
-  return new IpsError('NO_SUCH_NAMESPACE', `Namespace does not exist: ${shown}; this catalog has one namespace, "${ICDC_NAMESPACE}"`);
+  return new IpsError('NO_SUCH_NAMESPACE', `Namespace does not exist: ${shown}; this catalog's namespaces are "${ICDC_NAMESPACE}" and "${SOURCES_NAMESPACE}"`);
 }
 
 export function noSuchTable(ns: string[], name: string): IpsError {
@@ -53,13 +59,22 @@ export class IcdcRestCatalog {
 
   /** Top-level namespaces (there are no nested ones). */
   listNamespaces(parent: string[] | null): string[][] {
-    if (parent === null) return [[ICDC_NAMESPACE]];
+    if (parent === null) return NAMESPACES.map((n) => [n]);
     this.requireNamespace(parent);
     return [];
   }
 
-  requireNamespace(ns: string[]): void {
-    if (ns.length !== 1 || ns[0] !== ICDC_NAMESPACE) throw noSuchNamespace(ns);
+  /** The namespace's one level, or NoSuchNamespace. */
+  requireNamespace(ns: string[]): string {
+    if (ns.length !== 1 || !NAMESPACES.includes(ns[0]!)) throw noSuchNamespace(ns);
+    return ns[0]!;
+  }
+
+  /** The source tables this principal may see, by name. */
+  private async sourceNames(p: Principal): Promise<string[]> {
+    if (p.admin) return (await this.service.state.repos.sourceTables.list()).map((t) => t.name).sort();
+    if (p.consumer === null) return [];
+    return [...new Set((await this.service.state.repos.watermarks.listByConsumer(p.consumer)).map((w) => w.sourceTable))].sort();
   }
 
   private visibleTo(p: Principal): string | null {
@@ -69,7 +84,11 @@ export class IcdcRestCatalog {
   }
 
   async listTables(p: Principal, ns: string[], page: { token: string | null; size: number }): Promise<{ names: string[]; next: string | null }> {
-    this.requireNamespace(ns);
+    if (this.requireNamespace(ns) === SOURCES_NAMESPACE) {
+      const all = (await this.sourceNames(p)).filter((n) => page.token === null || n > page.token);
+      const names = all.slice(0, page.size);
+      return { names, next: all.length > page.size ? names.at(-1) ?? null : null };
+    }
     const rows = await this.service.state.repos.icdcTables.list({ consumer: this.visibleTo(p), after: page.token, limit: page.size + 1 });
     const names = rows.slice(0, page.size).map((r) => r.name);
     return { names, next: rows.length > page.size ? names.at(-1) ?? null : null };
@@ -86,11 +105,44 @@ export class IcdcRestCatalog {
     return row;
   }
 
+  private async sourceTable(p: Principal, ns: string[], name: string): Promise<SourceTable> {
+    if (name.length > MAX_NAME || !NAME.test(name) || !(await this.sourceNames(p)).includes(name)) throw noSuchTable(ns, name);
+    const t = await this.service.state.repos.sourceTables.get(name);
+    if (!t) throw noSuchTable(ns, name);
+    return t;
+  }
+
+  private isSources(ns: string[]): boolean {
+    return ns.length === 1 && ns[0] === SOURCES_NAMESPACE;
+  }
+
   async exists(p: Principal, ns: string[], name: string): Promise<void> {
-    await this.row(p, ns, name);
+    if (this.isSources(ns)) await this.sourceTable(p, ns, name);
+    else await this.row(p, ns, name);
+  }
+
+  /**
+   * A source table at its current metadata, as ips loads it (metadata file, directory, SQL or
+   * REST catalog). One ips reads through a relocation is refused: its metadata names files
+   * where they no longer are, so an engine could not open them.
+   */
+  private async loadSource(p: Principal, ns: string[], name: string): Promise<LoadedRestTable> {
+    const source = await this.sourceTable(p, ns, name);
+    const loaded = await this.service.load(source);
+    if (loaded.relocatedFrom !== undefined) {
+      throw new IpsError('TABLE_RELOCATED', `source table ${name} was written at ${loaded.relocatedFrom} and is read elsewhere; its metadata names files an engine cannot open there, so it is not served (its ICDC tables are: they name the files where ips reads them)`);
+    }
+    return {
+      metadataLocation: loaded.metadataLocation,
+      // Re-serialised losslessly (a gzipped metadata file has no text to pass on); 64-bit ids stay exact.
+      metadataText: stringifyJsonLossless(loaded.metadata.raw),
+      config: this.fileIOConfig(source, loaded.metadataLocation),
+      etag: `"${crypto.createHash('sha256').update(loaded.metadataLocation).digest('hex').slice(0, 32)}"`,
+    };
   }
 
   async load(p: Principal, ns: string[], name: string): Promise<LoadedRestTable> {
+    if (this.isSources(ns)) return this.loadSource(p, ns, name);
     const row = await this.row(p, ns, name);
     const source = await this.service.state.repos.sourceTables.require(row.sourceTable);
     // The ICDC table was written through its source table's FileIO: read it back the same way.

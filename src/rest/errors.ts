@@ -19,6 +19,7 @@ const REST_CODES: Record<string, [number, string]> = {
   NO_SUCH_VIEW: [404, 'NoSuchViewException'],
   NO_SUCH_WAREHOUSE: [404, 'NoSuchWarehouseException'],
   UNSUPPORTED_OPERATION: [406, 'UnsupportedOperationException'],
+  TABLE_RELOCATED: [422, 'UnprocessableEntityException'],
 };
 
 /** The exception type per status for every other code (the spec's examples). */

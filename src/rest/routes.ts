@@ -150,8 +150,10 @@ export function restCatalogRoutes(service: ConstructorParameters<typeof IcdcRest
     }, async (req) => {
       requirePrefix(req.params.prefix);
       const ns = parseNamespace(req.params.namespace);
-      catalog.requireNamespace(ns);
-      return { namespace: ns, properties: { comment: 'ICDC tables served by ips: one per consumer and source table (and per backfill)' } };
+      const comment = catalog.requireNamespace(ns) === ICDC_NAMESPACE
+        ? 'ICDC tables served by ips: one per consumer and source table (and per backfill), at the newest batch'
+        : 'the source tables registered in ips, read-only, at their current metadata';
+      return { namespace: ns, properties: { comment } };
     });
 
     app.head('/v1/:prefix/namespaces/:namespace', {

@@ -161,8 +161,9 @@ describe('engines attach ips as an Iceberg REST catalog (PyIceberg and Spark, lo
       const side = sides[storage];
       first = await prepare(side, 'alice', 'a-1');
       const bobs = await prepare(side, 'bob', 'b-1');
-      const alice = await engines.call<{ namespaces: string[][]; tables: string[] }>('py_list', { uri: side.uri, token: side.tokens.alice });
-      expect(alice.namespaces).toEqual([['icdc']]);
+      const alice = await engines.call<{ namespaces: string[][]; tables: string[]; sources: string[] }>('py_list', { uri: side.uri, token: side.tokens.alice });
+      expect(alice.namespaces).toEqual([['icdc'], ['sources']]);
+      expect(alice.sources).toEqual([`sources.${side.table}`]);
       expect(alice.tables).toEqual([`icdc.${first.icdc}`]);
       const admin = await engines.call<{ tables: string[] }>('py_list', { uri: side.uri, token: ADMIN });
       expect(admin.tables).toEqual([`icdc.${bobs.icdc}`, `icdc.${first.icdc}`].sort());
@@ -230,6 +231,17 @@ describe('engines attach ips as an Iceberg REST catalog (PyIceberg and Spark, lo
 
       const merged = await engines.call<unknown[]>('spark_merge', { icdc: `${sparkCatalog}.icdc.${second.icdc}`, target: `tgt.db.daily_${storage}` });
       expect(merged).toEqual(aggregate([...a1.rows, ...a2.rows]));
+    });
+
+    test('the source table is served read-only in namespace sources, at its current metadata', async () => {
+      const side = sides[storage];
+      const all = byId(side.appends.flatMap((a) => a.rows));
+      const py = await engines.call<PyRead>('py_read', { uri: side.uri, token: side.tokens.alice, name: `sources.${side.table}` });
+      expect(py.rows).toEqual(all);
+      expect(py.current_snapshot_id).toBe(side.appends.at(-1)!.snapshotId);
+      const spark = await engines.call<SparkRead>('spark_select', { ident: `${sparkCatalog}.sources.${side.table}` });
+      expect(spark.rows).toEqual(all);
+      expect(spark.snapshots.map((s) => s.snapshot_id)).toEqual(side.appends.map((a) => a.snapshotId));
     });
 
     test("tokens are isolated and writes are refused through the engines' own clients", async () => {

@@ -110,7 +110,7 @@ describe.each(DRIVERS)('Iceberg REST catalog over HTTP (%s state)', (driver) => 
   test('namespaces: one, icdc; nested or unknown ones do not exist', async () => {
     const list = await call('GET', `${P}/namespaces`);
     expect(list.status).toBe(200);
-    expect(list.json.namespaces).toEqual([['icdc']]);
+    expect(list.json.namespaces).toEqual([['icdc'], ['sources']]);
     expect((await call('GET', `${P}/namespaces?parent=icdc`)).json.namespaces).toEqual([]);
     const ns = await call('GET', `${P}/namespaces/icdc`);
     expect(ns.status).toBe(200);
@@ -212,6 +212,28 @@ describe.each(DRIVERS)('Iceberg REST catalog over HTTP (%s state)', (driver) => 
     expect(loaded.json['metadata-location']).toBe(icdc.metadata_location);
     expect(loaded.json.metadata['current-snapshot-id']).toBe(String(icdc.snapshot_id));
     expectError(await call('GET', `${P}/namespaces/icdc/tables/${name}`, { token: b.token }), 404, 'NoSuchTableException');
+  });
+
+  test('namespace sources: the registered tables a token may see; one read through a relocation is refused', async () => {
+    const admin = await call('GET', `${P}/namespaces/sources/tables`);
+    expect(admin.json.identifiers).toEqual([{ namespace: ['sources'], name: 'playback' }]);
+    for (const c of consumers) {
+      expect((await call('GET', `${P}/namespaces/sources/tables`, { token: c.token })).json.identifiers.map((i: any) => i.name)).toEqual(['playback']);
+    }
+    // A consumer subscribed to nothing sees no source table, and loading one is the 404 of a name nobody has.
+    const loner = await call('POST', '/v1/consumers', { body: JSON.stringify({ name: 'loner', issue_token: true }) });
+    expect(loner.status, loner.text).toBe(201);
+    const lonerToken = loner.json.token.token as string;
+    expect((await call('GET', `${P}/namespaces/sources/tables`, { token: lonerToken })).json.identifiers).toEqual([]);
+    expectError(await call('GET', `${P}/namespaces/sources/tables/playback`, { token: lonerToken }), 404, 'NoSuchTableException');
+    expect((await call('HEAD', `${P}/namespaces/sources/tables/playback`, { token: lonerToken })).status).toBe(404);
+    expect((await call('HEAD', `${P}/namespaces/sources/tables/playback`)).status).toBe(204);
+    expect((await call('GET', `${P}/namespaces/icdc/tables`, { token: lonerToken })).json.identifiers).toEqual([]);
+    // The fixture is a copied directory whose metadata names where PyIceberg wrote it: an engine
+    // could not open its files, so it is refused rather than served.
+    const r = await call('GET', `${P}/namespaces/sources/tables/playback`);
+    expectError(r, 422, 'UnprocessableEntityException');
+    expect(r.json.error.message).toMatch(/file:\/\/\/ips-fixtures\/demo\/playback/);
   });
 
   test('every write endpoint of the spec is refused with 406 UnsupportedOperationException, and changes nothing', async () => {

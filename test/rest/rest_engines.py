@@ -132,12 +132,13 @@ def op_py_list(ctx: Ctx, req: dict) -> Any:
     return {
         "namespaces": [list(n) for n in cat.list_namespaces()],
         "tables": sorted(".".join(i) for i in cat.list_tables("icdc")),
+        "sources": sorted(".".join(i) for i in cat.list_tables("sources")),
     }
 
 
 def op_py_read(ctx: Ctx, req: dict) -> Any:
     cat = rest(req)
-    t = cat.load_table(f"icdc.{req['name']}")
+    t = cat.load_table(req["name"] if "." in req["name"] else f"icdc.{req['name']}")
     snaps = [
         {"snapshot_id": str(s.snapshot_id), "parent_id": None if s.parent_snapshot_id is None else str(s.parent_snapshot_id),
          "operation": s.summary.operation.value if s.summary else None, "summary": {k: v for k, v in (s.summary.additional_properties if s.summary else {}).items()}}
