@@ -126,7 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Iceberg REST identifiers (`<consumer>__<table>__backfill__<name>`) are longer than the
     // default 100; every param is still bounded by its route's schema.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // Requests the router refuses before any route (a malformed %-escape, an overlong param):
     // still our error bodies, the Iceberg REST one under /iceberg.
     frameworkErrors: (err, req, res) => {
