@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 import { loadServiceConfig, type ServiceConfig } from '../../src/service/config.js';
 import { REPO_ROOT } from '../setup/env.js';
+import { IcdcRestCatalog } from '../../src/rest/catalog.js';
+import { Secret, type SourceTable } from '../../src/state/index.js';
 import { DRIVERS, createPgDatabase, pgliteTemplate } from '../state/helpers.js';
 
 const ADMIN = `admin-${crypto.randomBytes(12).toString('hex')}`;
@@ -288,6 +290,21 @@ describe.each(DRIVERS)('Iceberg REST catalog over HTTP (%s state)', (driver) => 
     expectError(await call('POST', `${P}/namespaces/icdc/tables`, { body: '{"name":' }), 400, 'BadRequestException');
     expectError(await call('POST', `${P}/namespaces/icdc/tables`, { body: JSON.stringify({ pad: 'x'.repeat(10_000) }) }), 413, 'BadRequestException');
     expectError(await call('GET', `${BASE}/ips/nothing-here`), 404, 'NotFoundException');
+  });
+
+  test('FileIO config of a table on S3: endpoint, region and addressing for Java and PyIceberg; keys only when vending', () => {
+    const t = {
+      name: 't', s3: { endpoint: 'http://minio:9000', region: 'eu-west-1', pathStyle: null, accessKeyId: 'AKIA1', secretAccessKey: new Secret('s3cr3t'), sessionToken: null },
+    } as unknown as SourceTable;
+    const plain = new IcdcRestCatalog(server.service, { vendCredentials: false }).fileIOConfig(t, 's3://lake/icdc/x/metadata/v1.metadata.json');
+    expect(plain).toEqual({
+      's3.endpoint': 'http://minio:9000', 'client.region': 'eu-west-1', 's3.region': 'eu-west-1',
+      's3.path-style-access': 'true', 's3.force-virtual-addressing': 'false',
+    });
+    const vending = new IcdcRestCatalog(server.service, { vendCredentials: true }).fileIOConfig(t, 's3a://lake/icdc/x/metadata/v1.metadata.json');
+    expect(vending).toEqual({ ...plain, 's3.access-key-id': 'AKIA1', 's3.secret-access-key': 's3cr3t' });
+    // Local tables need nothing, whatever the S3 settings.
+    expect(new IcdcRestCatalog(server.service, { vendCredentials: true }).fileIOConfig(t, '/data/icdc/x/metadata/v1.metadata.json')).toEqual({});
   });
 
   test('OAuth2 client credentials: an ips token as client secret comes back as the bearer token', async () => {
