@@ -207,7 +207,11 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
     ].join('\n'), [path.join(icdcMeta, `v${hint}.metadata.json`)]);
     const got = JSON.parse(read.trim().split('\n').at(-1)!) as { files: string[]; snapshots: number };
     expect(got.snapshots).toBe(ICDC_RETAINED_BATCHES + clears);
-    expect(got.files).toEqual(paths(last, 'added'));
+    // The fixture is a copy of a table PyIceberg wrote elsewhere: the ICDC table names the files
+    // where ips read them (the batch lists them as the source's metadata does).
+    const written = (JSON.parse(readFileSync(path.join(tableDir, 'metadata', readdirSync(path.join(tableDir, 'metadata')).filter((f) => f.endsWith('.metadata.json')).sort().at(-1)!), 'utf8')) as { location: string }).location;
+    expect(got.files).toEqual(paths(last, 'added').map((p) => p.replace(written, tableDir)));
+    expect(got.files.every((f) => f.startsWith(`${tableDir}/`))).toBe(true);
   });
 
   test('maxInFlight 3: batches chain, commit only in order, and an abort releases the ones after it', async () => {
