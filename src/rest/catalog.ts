@@ -148,7 +148,12 @@ export class IcdcRestCatalog {
     // The ICDC table was written through its source table's FileIO: read it back the same way.
     const io = this.service.ioFor(source);
     const text = (await io.read(row.metadataLocation, 'metadata')).toString('utf8');
-    parseTableMetadata(text, row.metadataLocation); // only metadata ips can read goes out (and it is JSON)
+    const md = parseTableMetadata(text, row.metadataLocation); // only metadata ips can read goes out (and it is JSON)
+    // ICDC names are `<consumer>__<table>`, so consumer `a__b` of table `c` and consumer `a` of
+    // table `b__c` would share one: a consumer token is only ever served a snapshot ips wrote for it.
+    const head = md.snapshots.find((x) => x.snapshotId === md.currentSnapshotId);
+    const writtenFor = head?.summary['ips.consumer'];
+    if (!p.admin && writtenFor !== undefined && writtenFor !== p.consumer) throw noSuchTable(ns, name);
     return {
       metadataLocation: row.metadataLocation,
       metadataText: text,
