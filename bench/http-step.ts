@@ -502,7 +502,7 @@ export const httpStep: Benchmark = {
         console.log(`   ${BACKEND_LABEL[r.backend].padEnd(10)} r${r.round}: ${r.perSecond.join(' ')}`);
       }
       const full = results.filter((r) => r.mode === 'full');
-      console.log(`   (each consumer prepared ~${fmtInt(median(full.map((r) => r.batchesPerConsumer)))} batches per phase: one ICDC snapshot each; an ICDC table keeps its last 10 in its metadata)`);
+      console.log(`   (each consumer prepared ~${fmtInt(median(full.map((r) => r.batchesPerConsumer)))} batches per phase: an ICDC append snapshot each, after a delete snapshot of the previous batch; an ICDC table keeps the snapshots of its last 10 batches in its metadata)`);
       const drains = results.map((r) => r.drainMs);
       const sent = results.reduce((a, r) => a + r.autocannon['2xx'] + r.autocannon.non2xx, 0);
       const acErrors = results.reduce((a, r) => a + r.autocannon.errors, 0);

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import {
@@ -18,6 +18,8 @@ import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
 import type { Secret } from '../state/index.js';
+import { restCatalogRoutes } from '../rest/routes.js';
+import { icebergErrorFrom } from '../rest/errors.js';
 
 export interface AppOptions {
   service: IpsService;
@@ -31,6 +33,8 @@ export interface AppOptions {
   sinkAllowedHosts?: string[] | undefined;
   /** The trigger loops of this process, poked by events; absent when they run elsewhere. */
   triggers?: TriggerService;
+  /** The Iceberg REST catalog under /iceberg: whether table configs carry the source tables' S3 keys. */
+  restCatalog?: { vendCredentials: boolean };
 }
 
 declare module 'fastify' {
@@ -87,7 +91,8 @@ export function duplicateJsonKey(text: string): string | null {
 
 /** Routes anyone may call; every other routed path needs a principal (decided on the route, never on the raw URL). */
 function isPublicRoute(route: string): boolean {
-  return route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/');
+  // The OAuth2 token endpoint authenticates its own way (the client secret is a token).
+  return route === '/iceberg/v1/oauth/tokens' || route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/');
 }
 
 function toProblem(err: FastifyError | Error, bodyLimit: number): Problem {
@@ -119,6 +124,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     bodyLimit: options.bodyLimitBytes,
     return503OnClosing: true,
+    // Iceberg REST identifiers (`<consumer>__<table>__backfill__<name>`) are longer than the
+    // default 100; every param is still bounded by its route's schema.
+    routerOptions: { maxParamLength: 2048 },
+    // Requests the router refuses before any route (a malformed %-escape, an overlong param):
+    // still our error bodies, the Iceberg REST one under /iceberg.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as unknown as FastifyReply;
+      const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      if (req.url.startsWith('/iceberg/')) {
+        const e = icebergErrorFrom(err, status);
+        void reply.code(e.status).type('application/json').send(e.body);
+        return;
+      }
+      const p = problem('INVALID_ARGUMENT', err.message, {}, status);
+      void reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send({ ...p, instance: req.url.slice(0, 500) });
+    },
   }).withTypeProvider<ZodTypeProvider>();
   // JSON bodies as usual (prototype-poisoning keys refused), except that an empty body is no
   // body: `curl -X POST -H 'content-type: application/json' …/commit` is a reasonable call.
@@ -225,6 +246,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(batchRoutes(ctx));
   await app.register(subscriptionRoutes(ctx));
   await app.register(backfillRoutes(ctx));
+  await app.register(restCatalogRoutes(options.service, {
+    vendCredentials: options.restCatalog?.vendCredentials ?? false,
+    authenticateToken: (t) => auth.authenticateToken(t),
+    principal: (req) => ctx.principal(req),
+  }), { prefix: '/iceberg' });
   await app.ready();
   return app;
 }

@@ -32,7 +32,11 @@ export class Authenticator {
     if (header === undefined) throw apiError('UNAUTHORIZED', 'missing bearer token: send "Authorization: Bearer <token>" (an admin token, or a consumer token from POST /v1/consumers/{name}/tokens)');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) throw apiError('UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"');
-    const token = m[1]!;
+    return this.authenticateToken(m[1]!);
+  }
+
+  /** The principal of a bearer token (also given as an OAuth2 client secret to the Iceberg REST catalog). */
+  async authenticateToken(token: string): Promise<Principal> {
     if (this.adminTokens.some((s) => sameSecret(s.reveal(), token))) return { actor: 'admin:configured', admin: true, consumer: null };
     const issued = await this.tokens.authenticate(token);
     if (!issued) throw apiError('UNAUTHORIZED', 'unknown or revoked token');

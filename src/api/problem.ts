@@ -81,6 +81,8 @@ const STATUS: Record<string, number> = {
   UNSUPPORTED_TRANSFORM: 422,
   UNSUPPORTED_FORMAT_VERSION: 422,
   UNSUPPORTED_DELETE_FILES: 422,
+  // Position deletes of a table read through a location mapping (src/capture/icdc-table.ts).
+  MAPPED_POSITION_DELETES: 422,
   UNKNOWN_OPERATION: 422,
   PARTITION_UNKNOWN: 422,
   PARTITION_MISMATCH: 422,
@@ -111,7 +113,7 @@ const STATUS: Record<string, number> = {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 500: 'Internal Server Error', 502: 'Bad Gateway',
   503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 

@@ -33,7 +33,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const state = await State.open(config.database);
   if (state.migration.applied.length) log(`migrations applied: ${state.migration.applied.join(', ')}`);
   setReadLimits(config.readLimits);
-  const service = new IpsService(state, { warehouse: config.warehouse, tableAllowedLocations: config.tableAllowedLocations });
+  const service = new IpsService(state, { warehouse: config.warehouse, tableAllowedLocations: config.tableAllowedLocations, icdcCatalog: config.icdcCatalog });
   const metrics = new Metrics();
   const triggers = config.triggers
     ? new TriggerService(service, {
@@ -52,6 +52,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
     app = await buildApp({
       service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
       metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts,
+      restCatalog: { vendCredentials: config.restVendCredentials },
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {

@@ -89,7 +89,7 @@ export interface BackfillView {
   throughput: { recordsPerSecond: number | null; bytesPerSecond: number | null; etaSeconds: number | null };
 }
 
-const MAX_CONCURRENCY = 10; // ICDC_RETAINED_SNAPSHOTS: every running chunk's ICDC snapshot must stay
+const MAX_CONCURRENCY = 10; // ICDC_RETAINED_BATCHES: every running chunk's ICDC snapshot must stay
 
 function icdcName(b: { consumer: string; sourceTable: string; name: string }): string {
   return `${b.consumer}__${b.sourceTable}__backfill__${b.name}`;

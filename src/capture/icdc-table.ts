@@ -7,6 +7,8 @@ import { readMetadataFile } from '../catalog/table.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
 import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
+import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
+import { ManifestReader } from './manifest-reader.js';
 import { writeManifest, writeManifestList, type EntryToWrite } from '../iceberg/manifest-writer.js';
 import { bindSpec } from '../iceberg/partition-values.js';
 import { specById } from '../iceberg/metadata.js';
@@ -15,7 +17,13 @@ import type { FileChange } from './snapshot-changes.js';
 /**
  * The ICDC table: a real Iceberg table whose snapshot references exactly one batch's changed
  * files by their original paths (zero copy). Each batch is a new snapshot, so the table's
- * history is the consumer's batch history. It copies the source's format version, schemas,
+ * history is the consumer's batch history. Each batch after the first is committed as two
+ * snapshots, as Iceberg Java would commit "drop the previous batch, then append this one": a
+ * `delete` snapshot whose manifests hold the previous batch's files as DELETED entries, then an
+ * `append` snapshot (`overwrite`/`delete` when the batch carries delete files, Java's RowDelta
+ * rule) holding the batch's files. An engine's own incremental read between two batch snapshots
+ * (Spark `start-snapshot-id`/`end-snapshot-id`, PyIceberg `incremental_append_scan`) then gets
+ * exactly the later batch, and its `entries`/`snapshots` tables tell the truth. It copies the source's format version, schemas,
  * partition specs (same field ids), sort orders and name mapping, and sets gc.enabled=false
  * so that no engine can delete source files through it.
  */
@@ -30,17 +38,21 @@ export interface IcdcWriteRequest {
   /** Creates or replaces a snapshot built atop this exact previous metadata (compare-and-set). */
   expectedMetadataLocation?: string | null;
   /**
-   * Keep only this many snapshots (the new one included) and metadata-log entries: an ICDC
-   * table that gets a snapshot per batch would otherwise carry its whole history in every
+   * Keep only the snapshots of this many batches (the new one included; a batch's snapshots are
+   * its append snapshot and the delete snapshot before it) and as many metadata-log entries: an
+   * ICDC table that gets snapshots per batch would otherwise carry its whole history in every
    * metadata file, and every write would parse and rewrite it. Default: keep all.
    */
-  retainSnapshots?: number;
+  retainBatches?: number;
 }
 
 export interface IcdcWriteResult {
   metadataLocation: string;
   previousMetadataLocation: string | null;
+  /** The batch's snapshot: it holds exactly the batch's files. */
   snapshotId: bigint;
+  /** The snapshot before it that removed the previous batch's files (null for the first batch, or when it held none). */
+  deleteSnapshotId: bigint | null;
   version: number;
   dataFiles: number;
   deleteFiles: number;
@@ -93,46 +105,30 @@ function unionById(a: Record<string, unknown>[], b: Record<string, unknown>[], k
   return [...m.values()];
 }
 
-export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWriteResult> {
-  const { io, source } = req;
-  const location = req.location.replace(/\/+$/, '');
-  const metaDir = joinLocation(location, 'metadata');
-  const prev = await currentIcdc(io, location);
-  if (req.expectedMetadataLocation !== undefined && (prev?.metadataLocation ?? null) !== req.expectedMetadataLocation) {
-    throw new IpsError('CONFLICT', `ICDC table ${location} moved on (now ${prev?.metadataLocation ?? 'absent'}, expected ${req.expectedMetadataLocation ?? 'absent'}); retry`);
-  }
-  const fv = source.formatVersion;
-  const snapshotId = newSnapshotId();
-  const hasDeletes = req.files.some((f) => f.entry.dataFile.content !== 0);
-  // With delete files, keep the source's data sequence numbers so deletes apply exactly as there.
-  // In v3 keep them always, and the file sequence numbers too: a row's `_last_updated_sequence_number`
-  // is inherited from its file's data sequence number (the spec; Iceberg Java up to 1.10 takes
-  // the file sequence number), so an ICDC table read with either rule gives the source's value.
-  const explicitSeqs = fv >= 2 && (hasDeletes || fv >= 3);
-  const explicitFileSeqs = fv >= 3;
-  const maxOf = (m: bigint, v: bigint | null): bigint => (v !== null && v > m ? v : m);
-  const explicitMax = req.files.reduce((m, f) => maxOf(explicitSeqs ? maxOf(m, f.entry.sequenceNumber) : m, explicitFileSeqs ? f.entry.fileSequenceNumber : null), 0n);
-  const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
-  const seq = fv === 1 ? 0n : (prevSeq + 1n > explicitMax ? prevSeq + 1n : explicitMax);
+/** Marks the snapshot that removes the previous batch's files (the batch's own snapshot follows it). */
+const CLEAR_ROLE = 'clear-previous-batch';
 
-  const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
-  const schemaJson = stringifyJsonLossless(currentSchemaRaw);
-  const groups = new Map<string, { specId: number; content: 0 | 1; entries: EntryToWrite[] }>();
-  for (const f of req.files) {
-    const content: 0 | 1 = f.entry.dataFile.content === 0 ? 0 : 1;
-    const key = `${f.manifest.partitionSpecId}/${content}`;
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { specId: f.manifest.partitionSpecId, content, entries: [] }));
-    g.entries.push({
-      dataFile: f.entry.dataFile,
-      sequenceNumber: explicitSeqs ? f.entry.sequenceNumber : null,
-      ...(explicitFileSeqs ? { fileSequenceNumber: f.entry.fileSequenceNumber } : {}),
-    });
+/** The live entries (ADDED or EXISTING) of a snapshot of an ICDC table: the previous batch's files. */
+async function liveEntries(io: FileIO, md: TableMetadata, snapshotId: bigint): Promise<{ entry: ManifestEntry; specId: number }[]> {
+  const snapshot = md.snapshots.find((s) => s.snapshotId === snapshotId);
+  if (!snapshot) throw new IpsError('INVALID_ICDC_TABLE', `the ICDC table's current snapshot ${snapshotId} is not in its metadata`);
+  const reader = new ManifestReader(io);
+  const out: { entry: ManifestEntry; specId: number }[] = [];
+  for (const mf of (await reader.manifestList(snapshot)).manifests) {
+    for (const entry of (await reader.manifest(mf)).entries) {
+      if (entry.status !== EntryStatus.DELETED) out.push({ entry, specId: mf.partitionSpecId });
+    }
   }
-  // An empty batch (e.g. a range holding only a compaction) still gets one empty data manifest:
-  // PyIceberg (0.12) fails on a snapshot whose manifest list is empty in table.inspect.files()
-  // ("ArrowInvalid: Must pass at least one table"), which a consumer may call to list its batch.
-  if (groups.size === 0) groups.set(`${source.defaultSpecId}/0`, { specId: source.defaultSpecId, content: 0, entries: [] });
+  return out;
+}
+
+interface ManifestGroup { specId: number; content: 0 | 1; entries: EntryToWrite[] }
+
+/** Writes one snapshot's manifests (grouped by spec and content) and its manifest list. */
+async function writeSnapshotFiles(io: FileIO, source: TableMetadata, metaDir: string, schemaJson: string, groups: Map<string, ManifestGroup>, snap: {
+  snapshotId: bigint; parentSnapshotId: bigint | null; seq: bigint; firstRowId: bigint | null;
+}): Promise<{ listPath: string; assignedRows: bigint }> {
+  const fv = source.formatVersion;
   const commitUuid = crypto.randomUUID();
   const manifests: ManifestFile[] = [];
   let i = 0;
@@ -146,48 +142,175 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
       specFieldsJson: JSON.stringify(spec.fields.map((pf) => ({ name: pf.name, transform: pf.transform, 'source-id': pf.sourceId, 'field-id': pf.fieldId }))),
       spec: bindSpec(source, spec),
       content: g.content,
-      snapshotId,
+      snapshotId: snap.snapshotId,
       entries: g.entries,
-    }, seq);
+    }, snap.seq);
     const path = joinLocation(metaDir, `${commitUuid}-m${i++}.avro`);
     await io.write(path, written.bytes, { ifAbsent: true });
     manifests.push({ ...written.row, path, length: BigInt(written.bytes.length) });
   }
-  const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
-  const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
-  const list = writeManifestList({ formatVersion: fv, snapshotId, parentSnapshotId: prevSnapshotId, sequenceNumber: seq, firstRowId: nextRowId, manifests });
-  const listPath = joinLocation(metaDir, `snap-${snapshotId}-1-${commitUuid}.avro`);
+  const list = writeManifestList({ formatVersion: fv, snapshotId: snap.snapshotId, parentSnapshotId: snap.parentSnapshotId, sequenceNumber: snap.seq, firstRowId: snap.firstRowId, manifests });
+  const listPath = joinLocation(metaDir, `snap-${snap.snapshotId}-1-${commitUuid}.avro`);
   await io.write(listPath, list.bytes, { ifAbsent: true });
+  return { listPath, assignedRows: list.assignedRows };
+}
 
+function groupKey(specId: number, content: number): string {
+  return `${specId}/${content === 0 ? 0 : 1}`;
+}
+
+/**
+ * The batch's files at the paths an engine can open. When ips reads the source through a
+ * location mapping (`--map-location`, or a table directory that moved since its metadata was
+ * written), its metadata names files where they no longer are; the ICDC table names them where
+ * ips found them. Position delete files and deletion vectors name their data files by path
+ * inside the delete file, which ips cannot rewrite: such a batch is refused, not handed out with
+ * deletes that would silently apply to nothing.
+ */
+export function mappedFiles(io: FileIO, files: FileChange[]): FileChange[] {
+  if (!io.resolve) return files;
+  const resolve = io.resolve.bind(io);
+  const moved = files.filter((f) => resolve(f.entry.dataFile.filePath) !== f.entry.dataFile.filePath);
+  if (moved.length === 0) return files;
+  const positional = files.filter((f) => f.entry.dataFile.content === 1);
+  if (positional.length > 0) {
+    throw new IpsError('MAPPED_POSITION_DELETES',
+      `the batch holds ${positional.length} position delete file(s) or deletion vector(s) of a table read through a location mapping (e.g. ${moved[0]!.entry.dataFile.filePath} is read at ${resolve(moved[0]!.entry.dataFile.filePath)}); ` +
+      'they name their data files by the original paths, so an ICDC table at the mapped paths would not apply them: read the table where its metadata says its files are (or rewrite its metadata for the new place)',
+      { details: { file: positional[0]!.entry.dataFile.filePath } });
+  }
+  return files.map((f) => {
+    const to = resolve(f.entry.dataFile.filePath);
+    return to === f.entry.dataFile.filePath ? f : { ...f, entry: { ...f.entry, dataFile: { ...f.entry.dataFile, filePath: to } } };
+  });
+}
+
+export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWriteResult> {
+  const { io, source } = req;
+  req = { ...req, files: mappedFiles(io, req.files) };
+  const location = req.location.replace(/\/+$/, '');
+  const metaDir = joinLocation(location, 'metadata');
+  const prev = await currentIcdc(io, location);
+  if (req.expectedMetadataLocation !== undefined && (prev?.metadataLocation ?? null) !== req.expectedMetadataLocation) {
+    throw new IpsError('CONFLICT', `ICDC table ${location} moved on (now ${prev?.metadataLocation ?? 'absent'}, expected ${req.expectedMetadataLocation ?? 'absent'}); retry`);
+  }
+  const fv = source.formatVersion;
+  const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
+  const previous = prev && prevSnapshotId !== null ? await liveEntries(io, prev.md, prevSnapshotId) : [];
+  const deleteSnapshotId = previous.length > 0 ? newSnapshotId() : null;
+  const snapshotId = newSnapshotId();
+  const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
+  const deleteSeq = fv === 1 || deleteSnapshotId === null ? prevSeq : prevSeq + 1n;
+  const hasDeletes = req.files.some((f) => f.entry.dataFile.content !== 0);
+  // With delete files, keep the source's data sequence numbers so deletes apply exactly as there.
+  // In v3 keep them always, and the file sequence numbers too: a row's `_last_updated_sequence_number`
+  // is inherited from its file's data sequence number (the spec; Iceberg Java up to 1.10 takes
+  // the file sequence number), so an ICDC table read with either rule gives the source's value.
+  const explicitSeqs = fv >= 2 && (hasDeletes || fv >= 3);
+  const explicitFileSeqs = fv >= 3;
+  const maxOf = (m: bigint, v: bigint | null): bigint => (v !== null && v > m ? v : m);
+  const explicitMax = req.files.reduce((m, f) => maxOf(explicitSeqs ? maxOf(m, f.entry.sequenceNumber) : m, explicitFileSeqs ? f.entry.fileSequenceNumber : null), 0n);
+  const seq = fv === 1 ? 0n : (deleteSeq + 1n > explicitMax ? deleteSeq + 1n : explicitMax);
+
+  const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
+  const schemaJson = stringifyJsonLossless(currentSchemaRaw);
+  const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
   const now = BigInt(Date.now());
+  const sum = (fs: { entry: { dataFile: { recordCount: bigint; fileSizeInBytes: bigint } } }[], pick: (df: { recordCount: bigint; fileSizeInBytes: bigint }) => bigint) =>
+    fs.reduce((n, f) => n + pick(f.entry.dataFile), 0n).toString();
+
+  // 1. The previous batch's files leave, as DELETED entries that keep their sequence numbers.
+  let deleteSnapshot: Record<string, unknown> | null = null;
+  if (deleteSnapshotId !== null) {
+    const groups = new Map<string, ManifestGroup>();
+    for (const { entry, specId } of previous) {
+      const key = groupKey(specId, entry.dataFile.content);
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { specId, content: entry.dataFile.content === 0 ? 0 : 1, entries: [] }));
+      g.entries.push({
+        dataFile: entry.dataFile, status: EntryStatus.DELETED, snapshotId: deleteSnapshotId,
+        sequenceNumber: fv >= 2 ? entry.sequenceNumber : null, fileSequenceNumber: fv >= 2 ? entry.fileSequenceNumber : null,
+      });
+    }
+    const written = await writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId: deleteSnapshotId, parentSnapshotId: prevSnapshotId, seq: deleteSeq, firstRowId: nextRowId });
+    const gone = previous.filter((p) => p.entry.dataFile.content === 0);
+    const goneDeletes = previous.filter((p) => p.entry.dataFile.content !== 0);
+    deleteSnapshot = {
+      'snapshot-id': deleteSnapshotId,
+      'parent-snapshot-id': prevSnapshotId,
+      ...(fv >= 2 ? { 'sequence-number': deleteSeq } : {}),
+      'timestamp-ms': now,
+      'manifest-list': written.listPath,
+      // Java's summary keys for a commit that removes files (SnapshotSummary).
+      summary: {
+        operation: 'delete',
+        'deleted-data-files': String(gone.length),
+        'deleted-records': sum(gone, (d) => d.recordCount),
+        'removed-files-size': sum(previous, (d) => d.fileSizeInBytes),
+        'removed-delete-files': String(goneDeletes.length),
+        'removed-position-delete-files': String(goneDeletes.filter((f) => f.entry.dataFile.content === 1).length),
+        'removed-equality-delete-files': String(goneDeletes.filter((f) => f.entry.dataFile.content === 2).length),
+        'total-data-files': '0',
+        'total-delete-files': '0',
+        'total-records': '0',
+        'total-files-size': '0',
+        'total-position-deletes': '0',
+        'total-equality-deletes': '0',
+        'ips.role': CLEAR_ROLE,
+        ...(req.summary?.['ips.consumer'] !== undefined ? { 'ips.consumer': req.summary['ips.consumer'] } : {}),
+      },
+      'schema-id': source.currentSchemaId,
+      ...(fv >= 3 ? { 'first-row-id': nextRowId, 'added-rows': 0n } : {}),
+    };
+  }
+
+  // 2. The batch's files arrive.
+  const groups = new Map<string, ManifestGroup>();
+  for (const f of req.files) {
+    const key = groupKey(f.manifest.partitionSpecId, f.entry.dataFile.content);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { specId: f.manifest.partitionSpecId, content: f.entry.dataFile.content === 0 ? 0 : 1, entries: [] }));
+    g.entries.push({
+      dataFile: f.entry.dataFile,
+      sequenceNumber: explicitSeqs ? f.entry.sequenceNumber : null,
+      ...(explicitFileSeqs ? { fileSequenceNumber: f.entry.fileSequenceNumber } : {}),
+    });
+  }
+  // An empty batch (e.g. a range holding only a compaction) still gets one empty data manifest:
+  // PyIceberg (0.12) fails on a snapshot whose manifest list is empty in table.inspect.files()
+  // ("ArrowInvalid: Must pass at least one table"), which a consumer may call to list its batch.
+  if (groups.size === 0) groups.set(groupKey(source.defaultSpecId, 0), { specId: source.defaultSpecId, content: 0, entries: [] });
+  const parentOfBatch = deleteSnapshotId ?? prevSnapshotId;
+  const list = await writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId, parentSnapshotId: parentOfBatch, seq, firstRowId: nextRowId });
+
   const dataFiles = req.files.filter((f) => f.entry.dataFile.content === 0);
   const deleteFiles = req.files.filter((f) => f.entry.dataFile.content !== 0);
-  const sum = (fs: FileChange[], pick: (f: FileChange) => bigint) => fs.reduce((n, f) => n + pick(f), 0n).toString();
   const records = dataFiles.reduce((n, f) => n + f.entry.dataFile.recordCount, 0n);
-  const prevTotalFiles = prev?.md.snapshots.find((s) => s.snapshotId === prevSnapshotId)?.summary['total-data-files'] ?? '0';
+  // The operation Iceberg Java writes: FastAppend for data files alone; RowDelta with delete
+  // files (`overwrite` with data files too, `delete` with delete files only).
+  const operation = deleteFiles.length === 0 ? 'append' : dataFiles.length > 0 ? 'overwrite' : 'delete';
   const summary: Record<string, string> = {
-    operation: prevSnapshotId === null ? 'append' : 'overwrite',
+    operation,
     'added-data-files': String(dataFiles.length),
     'added-records': records.toString(),
-    'added-files-size': sum(dataFiles, (f) => f.entry.dataFile.fileSizeInBytes),
+    'added-files-size': sum(dataFiles, (d) => d.fileSizeInBytes),
     'added-delete-files': String(deleteFiles.length),
     'added-position-delete-files': String(deleteFiles.filter((f) => f.entry.dataFile.content === 1).length),
     'added-equality-delete-files': String(deleteFiles.filter((f) => f.entry.dataFile.content === 2).length),
-    'deleted-data-files': prevTotalFiles,
     'total-data-files': String(dataFiles.length),
     'total-delete-files': String(deleteFiles.length),
     'total-records': records.toString(),
-    'total-files-size': sum(req.files, (f) => f.entry.dataFile.fileSizeInBytes),
-    'total-position-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 1), (f) => f.entry.dataFile.recordCount),
-    'total-equality-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 2), (f) => f.entry.dataFile.recordCount),
+    'total-files-size': sum(req.files, (d) => d.fileSizeInBytes),
+    'total-position-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 1), (d) => d.recordCount),
+    'total-equality-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 2), (d) => d.recordCount),
     ...req.summary,
   };
   const snapshot: Record<string, unknown> = {
     'snapshot-id': snapshotId,
-    ...(prevSnapshotId !== null ? { 'parent-snapshot-id': prevSnapshotId } : {}),
+    ...(parentOfBatch !== null ? { 'parent-snapshot-id': parentOfBatch } : {}),
     ...(fv >= 2 ? { 'sequence-number': seq } : {}),
     'timestamp-ms': now,
-    'manifest-list': listPath,
+    'manifest-list': list.listPath,
     summary,
     'schema-id': source.currentSchemaId,
     ...(fv >= 3 ? { 'first-row-id': nextRowId, 'added-rows': list.assignedRows } : {}),
@@ -201,12 +324,20 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
 
   const prevRaw = prev?.md;
   const version = (prev?.version ?? 0) + 1;
-  // Older snapshots drop out of the metadata (their files are the source's and stay; the oldest
-  // kept snapshot's parent is then an expired one, as after any expiry).
-  const retain = Math.max(1, req.retainSnapshots ?? Number.MAX_SAFE_INTEGER);
+  // Older batches' snapshots drop out of the metadata (their files are the source's and stay;
+  // the oldest kept snapshot's parent is then an expired one, as after any expiry).
+  const retain = Math.max(1, req.retainBatches ?? Number.MAX_SAFE_INTEGER);
   const prevSnapshots = prevRaw ? rawList(prevRaw, 'snapshots') : [];
-  const keptSnapshots = prevSnapshots.slice(Math.max(0, prevSnapshots.length - (retain - 1)));
+  const isClear = (x: Record<string, unknown>): boolean => (x['summary'] as Record<string, unknown> | undefined)?.['ips.role'] === CLEAR_ROLE;
+  let cut = prevSnapshots.length;
+  for (let batches = 0; cut > 0 && batches < retain - 1;) {
+    cut--;
+    if (!isClear(prevSnapshots[cut]!)) batches++;
+    if (batches === retain - 1 && cut > 0 && isClear(prevSnapshots[cut - 1]!)) cut--; // the kept batch's own clear snapshot
+  }
+  const keptSnapshots = prevSnapshots.slice(cut);
   const keptIds = new Set(keptSnapshots.map((x) => String(x['snapshot-id'])));
+  const newSnapshots = [...(deleteSnapshot ? [deleteSnapshot] : []), snapshot];
   const metadata: Record<string, unknown> = {
     'format-version': fv,
     'table-uuid': prevRaw?.tableUuid ?? crypto.randomUUID(),
@@ -222,8 +353,11 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     properties,
     'current-snapshot-id': snapshotId,
     refs: { main: { 'snapshot-id': snapshotId, type: 'branch' } },
-    snapshots: [...keptSnapshots, snapshot],
-    'snapshot-log': [...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []).filter((e) => keptIds.has(String(e['snapshot-id']))), { 'timestamp-ms': now, 'snapshot-id': snapshotId }],
+    snapshots: [...keptSnapshots, ...newSnapshots],
+    'snapshot-log': [
+      ...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []).filter((e) => keptIds.has(String(e['snapshot-id']))),
+      ...newSnapshots.map((s) => ({ 'timestamp-ms': now, 'snapshot-id': s['snapshot-id'] })),
+    ],
     'metadata-log': [...(prevRaw ? rawList(prevRaw, 'metadata-log') : []), ...(prev ? [{ 'timestamp-ms': prev.md.lastUpdatedMs, 'metadata-file': prev.metadataLocation }] : [])].slice(-retain),
     'sort-orders': rawList(source, 'sort-orders').length ? rawList(source, 'sort-orders') : [{ 'order-id': 0, fields: [] }],
     'default-sort-order-id': source.defaultSortOrderId ?? 0,
@@ -248,7 +382,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   // No trailing newline: PyIceberg's StaticTable checks the hint with str.isnumeric().
   await io.write(joinLocation(metaDir, 'version-hint.text'), Buffer.from(String(version), 'utf8'));
   return {
-    metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, version,
+    metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, deleteSnapshotId, version,
     dataFiles: dataFiles.length, deleteFiles: deleteFiles.length, records,
   };
 }

@@ -133,3 +133,35 @@ export async function commitSqlTable(pool: pg.Pool, catalogName: string, identif
     [catalogName, namespace, table, newLocation, expected]);
   if (res.rowCount !== 1) throw new IpsError('CONFLICT', `table ${identifier} was changed by another writer (expected metadata ${expected}); retry`);
 }
+
+/** The N of `…/vN.metadata.json` (or `…/NNNNN-uuid.metadata.json`), or null. */
+function metadataVersion(location: string): number | null {
+  const m = /\/v?(\d{1,9})(?:-[^/]*)?\.metadata\.json$/.exec(location);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Points `identifier` at `newLocation` unless the catalog already names a newer version of it
+ * (writers racing on one table commit versions in order, but may register them out of order):
+ * compare-and-set, retried on a lost race, creating the row on first use. Returns whether it moved.
+ */
+export async function advanceSqlTable(pool: pg.Pool, catalogName: string, identifier: string, newLocation: string): Promise<boolean> {
+  const { namespace, table } = splitIdentifier(identifier);
+  const next = metadataVersion(newLocation);
+  for (let attempt = 1; ; attempt++) {
+    await ensureSqlCatalogTables(pool);
+    const res = await pool.query<{ metadata_location: string | null }>(
+      'SELECT metadata_location FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3',
+      [catalogName, namespace, table]);
+    const current = res.rows[0]?.metadata_location ?? null;
+    if (current === newLocation) return false;
+    const cur = current === null ? null : metadataVersion(current);
+    if (cur !== null && next !== null && cur >= next) return false;
+    try {
+      await commitSqlTable(pool, catalogName, identifier, newLocation, current);
+      return true;
+    } catch (e) {
+      if (!(e instanceof IpsError && e.code === 'CONFLICT') || attempt >= 5) throw e;
+    }
+  }
+}

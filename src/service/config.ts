@@ -52,6 +52,10 @@ export interface ServiceConfig {
   backfillValidation: boolean;
   /** Environment variables of this process the validation commands also get (they get none of its others). */
   backfillValidationEnv: string[];
+  /** The Iceberg REST catalog (/iceberg) hands out a source table's S3 keys in its ICDC tables' config. */
+  restVendCredentials: boolean;
+  /** Also register every ICDC table in this JDBC/SQL catalog (postgres URL) under this catalog_name. */
+  icdcCatalog: { url: string; name: string } | undefined;
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
@@ -127,6 +131,9 @@ const fileSchema = z.object({
   table_allowed_locations: z.array(z.string().min(1)).optional(),
   backfill_validation: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
   backfill_validation_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).max(100).optional(),
+  icdc_catalog_url: z.string().regex(/^(jdbc:)?postgres(ql)?:\/\//, 'a postgres://… (or jdbc:postgresql://…) URL of an Iceberg JDBC/SQL catalog database').optional(),
+  icdc_catalog_name: z.string().min(1).max(255).optional(),
+  rest_vend_credentials: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
   ...limitSchema.shape,
 }).strict();
 
@@ -153,6 +160,9 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
   IPS_BACKFILL_VALIDATION: 'backfill_validation',
   IPS_BACKFILL_VALIDATION_ENV: 'backfill_validation_env',
+  IPS_REST_VEND_CREDENTIALS: 'rest_vend_credentials',
+  IPS_ICDC_CATALOG_URL: 'icdc_catalog_url',
+  IPS_ICDC_CATALOG_NAME: 'icdc_catalog_name',
   ...LIMIT_ENV,
 };
 
@@ -261,6 +271,8 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     tableAllowedLocations: c.table_allowed_locations,
     backfillValidation: c.backfill_validation ?? false,
     backfillValidationEnv: c.backfill_validation_env ?? [],
+    restVendCredentials: c.rest_vend_credentials ?? false,
+    icdcCatalog: c.icdc_catalog_url ? { url: c.icdc_catalog_url, name: c.icdc_catalog_name ?? 'ips' } : undefined,
     sources: sources.length ? sources : ['defaults'],
   };
 }

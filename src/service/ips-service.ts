@@ -21,6 +21,7 @@ import { resolveFieldId } from '../capture/ranges.js';
 import { consumerLag, type LagResult } from './lag.js';
 import { StepProtocol, type PrepareLimits, type PrepareResult } from './step-protocol.js';
 import { BackfillService } from '../backfill/service.js';
+import { IcdcCatalogRegistrar } from './icdc-catalog.js';
 
 /**
  * What the API and the CLI do, over the state and the step protocol: registering tables,
@@ -63,6 +64,8 @@ export interface ServiceOptions {
    * catalog URI. Undefined: anywhere ips can read.
    */
   tableAllowedLocations?: string[] | undefined;
+  /** `icdc_catalog_url`: also register every ICDC table in this JDBC/SQL catalog (`catalog_name` `name`). */
+  icdcCatalog?: { url: string; name: string } | undefined;
 }
 
 /** Where a table reference points, for the allow-list: a location, or a catalog URI. */
@@ -99,6 +102,7 @@ export class IpsService {
   }
 
   private readonly allowedLocations: string[] | undefined;
+  private readonly registrar: IcdcCatalogRegistrar | null;
 
   constructor(readonly state: State, options: ServiceOptions) {
     this.allowedLocations = options.tableAllowedLocations;
@@ -115,7 +119,12 @@ export class IpsService {
       this.ios.set(t.name, { version, io });
       return io;
     };
-    this.steps = new StepProtocol(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, loadTable: (t) => this.load(t) });
+    const registrar = options.icdcCatalog ? new IcdcCatalogRegistrar(options.icdcCatalog.url, options.icdcCatalog.name) : null;
+    this.registrar = registrar;
+    this.steps = new StepProtocol(state, {
+      icdcRoot: options.warehouse, fileIO: this.fileIO, loadTable: (t) => this.load(t),
+      ...(registrar ? { onIcdcWritten: (name: string, loc: string) => registrar.register(name, loc) } : {}),
+    });
     this.backfills = new BackfillService(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, load: (t) => this.load(t), steps: this.steps });
   }
 
@@ -124,6 +133,7 @@ export class IpsService {
     for (const { io } of this.ios.values()) closeIO(io);
     this.ios.clear();
     void this.pointers.close();
+    void this.registrar?.close().catch(() => {});
   }
 
   // -- tables -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
-import { joinLocation, type FileIO } from '../io/file-io.js';
+import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef,
@@ -77,6 +77,8 @@ export interface StepProtocolOptions {
   actor?: string;
   /** How a source table's current metadata is loaded (default: loadTable through fileIO). */
   loadTable?: (table: SourceTable) => Promise<LoadedTable>;
+  /** Called after each ICDC snapshot is written, with the table's name (`<consumer>__<table>`): `icdc_catalog_url` registers it. */
+  onIcdcWritten?: (name: string, metadataLocation: string) => Promise<void>;
 }
 
 /** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
@@ -85,10 +87,10 @@ const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXP
 const ICDC_WRITE_ATTEMPTS = 10;
 
 /**
- * Snapshots an ICDC table keeps: the current batch's and a few before it for inspection. With
+ * Batches whose snapshots an ICDC table keeps: the current batch and a few before it for inspection. With
  * one batch in flight per consumer and table, only the newest can belong to an open batch.
  */
-export const ICDC_RETAINED_SNAPSHOTS = 10;
+export const ICDC_RETAINED_BATCHES = 10;
 
 /** Decoded-manifest cache per source table (a service may watch many tables). */
 const READER_BUDGET_BYTES = 32 * 1024 * 1024;
@@ -364,7 +366,9 @@ export class StepProtocol {
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await writeIcdcSnapshot({ io, source: md, location, files, summary, retainSnapshots: ICDC_RETAINED_SNAPSHOTS });
+        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
+        await this.options.onIcdcWritten?.(baseName(location.replace(/\/+$/, '')), written.metadataLocation);
+        return written;
       } catch (e) {
         // Another writer took the next metadata version first: build on top of it.
         if (isIpsError(e) && e.code === 'CONFLICT' && attempt < ICDC_WRITE_ATTEMPTS) {

@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { ICDC_RETAINED_SNAPSHOTS, StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
+import { ICDC_RETAINED_BATCHES, StepProtocol, type PrepareResult } from '../../src/service/step-protocol.js';
 import { BatchesRepo, State, type Batch } from '../../src/state/index.js';
 import { REPO_ROOT, runPythonCode } from '../setup/env.js';
 import { DRIVERS, createPgDatabase, errorCode, pgliteTemplate } from '../state/helpers.js';
@@ -177,18 +177,25 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
     expect(wm.processedFiles).toEqual([]);
     expect(wm.version).toBe(BigInt(1 + summaryAdded + summaryDeleted));
 
-    // The ICDC table got one snapshot per batch but keeps only the last ICDC_RETAINED_SNAPSHOTS
-    // in its metadata, the newest being the last batch's; the log only names kept snapshots.
+    // The ICDC table got two snapshots per batch after the first (the previous batch's files
+    // deleted, then the batch appended) but keeps only those of the last ICDC_RETAINED_BATCHES
+    // batches in its metadata, the newest being the last batch's; the log only names kept snapshots.
     const icdcMeta = path.join(proto.icdcLocation(c, table), 'metadata');
     const hint = readFileSync(path.join(icdcMeta, 'version-hint.text'), 'utf8');
     expect(Number(hint)).toBe(summaryAdded + summaryDeleted);
     const icdcText = readFileSync(path.join(icdcMeta, `v${hint}.metadata.json`), 'utf8');
     const ids = [...icdcText.matchAll(/"snapshot-id"\s*:\s*(\d+)/g)].map((m) => m[1]);
     const icdc = JSON.parse(icdcText) as { snapshots: unknown[]; 'snapshot-log': unknown[]; 'metadata-log': unknown[] };
-    expect(icdc.snapshots).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
-    expect(icdc['snapshot-log']).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
-    expect(icdc['metadata-log']).toHaveLength(ICDC_RETAINED_SNAPSHOTS);
-    const last = (await state.repos.batches.list({ consumer: c })).at(-1)!;
+    // A batch gets a delete snapshot when the batch before it handed out files (a batch of
+    // removed files only leaves nothing to delete).
+    const all = await state.repos.batches.list({ consumer: c });
+    const kept = all.slice(-ICDC_RETAINED_BATCHES);
+    const clears = kept.filter((_, i) => (all[all.length - kept.length + i - 1]?.tables[0]!.files.added.length ?? 0) > 0).length;
+    expect(clears).toBeGreaterThan(0);
+    expect(icdc.snapshots).toHaveLength(ICDC_RETAINED_BATCHES + clears);
+    expect(icdc['snapshot-log']).toHaveLength(ICDC_RETAINED_BATCHES + clears);
+    expect(icdc['metadata-log']).toHaveLength(ICDC_RETAINED_BATCHES);
+    const last = all.at(-1)!;
     expect(ids).toContain(last.tables[0]!.icdc!.snapshotId.toString());
     expect(/"current-snapshot-id"\s*:\s*(\d+)/.exec(icdcText)![1]).toBe(last.tables[0]!.icdc!.snapshotId.toString());
     // PyIceberg reads the trimmed table: the current snapshot holds exactly the last batch's file.
@@ -199,8 +206,12 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
       'print(json.dumps({"files": sorted(f.file.file_path for f in t.scan().plan_files()), "snapshots": len(t.metadata.snapshots)}))',
     ].join('\n'), [path.join(icdcMeta, `v${hint}.metadata.json`)]);
     const got = JSON.parse(read.trim().split('\n').at(-1)!) as { files: string[]; snapshots: number };
-    expect(got.snapshots).toBe(ICDC_RETAINED_SNAPSHOTS);
-    expect(got.files).toEqual(paths(last, 'added'));
+    expect(got.snapshots).toBe(ICDC_RETAINED_BATCHES + clears);
+    // The fixture is a copy of a table PyIceberg wrote elsewhere: the ICDC table names the files
+    // where ips read them (the batch lists them as the source's metadata does).
+    const written = (JSON.parse(readFileSync(path.join(tableDir, 'metadata', readdirSync(path.join(tableDir, 'metadata')).filter((f) => f.endsWith('.metadata.json')).sort().at(-1)!), 'utf8')) as { location: string }).location;
+    expect(got.files).toEqual(paths(last, 'added').map((p) => p.replace(written, tableDir)));
+    expect(got.files.every((f) => f.startsWith(`${tableDir}/`))).toBe(true);
   });
 
   test('maxInFlight 3: batches chain, commit only in order, and an abort releases the ones after it', async () => {
