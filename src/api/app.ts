@@ -17,6 +17,8 @@ import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
+import { retentionRoutes } from './routes/retention.js';
+import type { RetentionService } from '../service/retention.js';
 import type { Secret } from '../state/index.js';
 
 export interface AppOptions {
@@ -31,6 +33,8 @@ export interface AppOptions {
   sinkAllowedHosts?: string[] | undefined;
   /** The trigger loops of this process, poked by events; absent when they run elsewhere. */
   triggers?: TriggerService;
+  /** Retention (bounded state): its status and a pass by hand; absent, the routes say it is not configured. */
+  retention?: RetentionService;
 }
 
 declare module 'fastify' {
@@ -147,6 +151,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics,
     triggers: options.triggers ?? null,
     sinkAllowedHosts: options.sinkAllowedHosts,
+    retention: options.retention ?? null,
     principal(req: FastifyRequest): Principal {
       if (!req.ipsPrincipal) throw new IpsError('UNAUTHORIZED', 'not authenticated');
       return req.ipsPrincipal;
@@ -225,6 +230,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(batchRoutes(ctx));
   await app.register(subscriptionRoutes(ctx));
   await app.register(backfillRoutes(ctx));
+  await app.register(retentionRoutes(ctx));
   await app.ready();
   return app;
 }

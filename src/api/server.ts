@@ -8,6 +8,7 @@ import { buildApp } from './app.js';
 import { setReadLimits } from '../io/limits.js';
 import { Metrics } from './metrics.js';
 import { TriggerService } from '../service/triggers.js';
+import { RetentionService } from '../service/retention.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -44,11 +45,16 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
     })
     : null;
   if (triggers) service.onRelease = () => triggers.poke('fire');
+  // Every replica can run a pass by hand (the API); the background loop only where enabled.
+  const retention = new RetentionService(state, {
+    policy: config.retention.policy, intervalSeconds: config.retention.intervalSeconds, claimSeconds: config.claimSeconds,
+    ...(config.replicaId ? { owner: config.replicaId } : {}), log,
+  });
   let app: FastifyInstance;
   try {
     app = await buildApp({
       service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
-      metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts,
+      metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts, retention,
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {
@@ -61,6 +67,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   await triggers?.start();
+  if (config.retention.enabled) retention.start();
   const sweep = setInterval(() => {
     (async () => {
       const expired = await state.repos.batches.load(await state.repos.batches.expireDue());
@@ -79,6 +86,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
         clearInterval(sweep);
         await app.close();
         await triggers?.stop();
+        await retention.stop();
         service.close();
         await state.close();
       })();

@@ -7,6 +7,7 @@ import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '..
 import { Secret } from '../state/common.js';
 import { DEFAULT_PORT } from './defaults.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from '../io/limits.js';
+import { DEFAULT_RETENTION, type RetentionPolicy } from '../state/retention.js';
 
 export { DEFAULT_PORT };
 
@@ -45,10 +46,15 @@ export interface ServiceConfig {
   readLimits: ReadLimits;
   /** Location prefixes a table may be registered at (metadata file, directory or S3 prefix); undefined: any. */
   tableAllowedLocations: string[] | undefined;
+  /** Bounded state (src/state/retention.ts): the policy, and whether this replica runs the loop. */
+  retention: { enabled: boolean; intervalSeconds: number; policy: RetentionPolicy };
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
 
+
+/** Retention ages: whole days, at least one (nothing younger than a day is ever deleted), at most 100 years. */
+const days = z.coerce.number().int().min(1, 'at least 1 day').max(36_500).optional();
 
 const bytes = (min: number) => z.coerce.number().int().min(min).max(8 * 1024 ** 3).optional();
 
@@ -118,6 +124,13 @@ const fileSchema = z.object({
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
   table_allowed_locations: z.array(z.string().min(1)).optional(),
+  retention: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
+  retention_interval_seconds: z.coerce.number().int().min(1).max(7 * 86_400).optional(),
+  retention_batch_files_days: days,
+  retention_batch_days: days,
+  retention_outbox_days: days,
+  retention_watermark_moves_days: days,
+  retention_backfill_days: days,
   ...limitSchema.shape,
 }).strict();
 
@@ -142,6 +155,13 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_CLAIM_SECONDS: 'claim_seconds',
   IPS_RETRY_BASE_MS: 'retry_base_ms',
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
+  IPS_RETENTION: 'retention',
+  IPS_RETENTION_INTERVAL_SECONDS: 'retention_interval_seconds',
+  IPS_RETENTION_BATCH_FILES_DAYS: 'retention_batch_files_days',
+  IPS_RETENTION_BATCH_DAYS: 'retention_batch_days',
+  IPS_RETENTION_OUTBOX_DAYS: 'retention_outbox_days',
+  IPS_RETENTION_WATERMARK_MOVES_DAYS: 'retention_watermark_moves_days',
+  IPS_RETENTION_BACKFILL_DAYS: 'retention_backfill_days',
   ...LIMIT_ENV,
 };
 
@@ -248,6 +268,17 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     retryBaseMs: c.retry_base_ms ?? 1000,
     readLimits: toReadLimits(c),
     tableAllowedLocations: c.table_allowed_locations,
+    retention: {
+      enabled: c.retention ?? true,
+      intervalSeconds: c.retention_interval_seconds ?? 3600,
+      policy: {
+        batchFilesDays: c.retention_batch_files_days ?? DEFAULT_RETENTION.batchFilesDays,
+        batchDays: c.retention_batch_days ?? DEFAULT_RETENTION.batchDays,
+        outboxDays: c.retention_outbox_days ?? DEFAULT_RETENTION.outboxDays,
+        watermarkMovesDays: c.retention_watermark_moves_days ?? DEFAULT_RETENTION.watermarkMovesDays,
+        backfillDays: c.retention_backfill_days ?? DEFAULT_RETENTION.backfillDays,
+      },
+    },
     sources: sources.length ? sources : ['defaults'],
   };
 }

@@ -9,6 +9,7 @@ import { SubscriptionsRepo } from './subscriptions.js';
 import { TableWatchRepo } from './table-watch.js';
 import { WatermarksRepo } from './watermarks.js';
 import { BackfillsRepo } from './backfills.js';
+import { RetentionRepo } from './retention.js';
 
 export * from './database.js';
 export * from './common.js';
@@ -22,6 +23,7 @@ export * from './table-watch.js';
 export * from './subscriptions.js';
 export * from './outbox.js';
 export * from './backfills.js';
+export * from './retention.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -35,6 +37,7 @@ export interface Repositories {
   subscriptions: SubscriptionsRepo;
   outbox: OutboxRepo;
   backfills: BackfillsRepo;
+  retention: RetentionRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -49,6 +52,7 @@ export function repositories(q: Queryable): Repositories {
     subscriptions: new SubscriptionsRepo(q),
     outbox: new OutboxRepo(q),
     backfills: new BackfillsRepo(q),
+    retention: new RetentionRepo(q),
   };
 }
 
