@@ -108,7 +108,7 @@ export class RetentionService {
         error = e instanceof Error ? e.message : String(e);
         throw e;
       } finally {
-        const result = { ...counts, duration_ms: Date.now() - started, completed: error === null && held && !this.stopping, ...(error ? { error } : {}) };
+        const result = { ...countsToJson(counts), duration_ms: Date.now() - started, completed: error === null && held && !this.stopping, ...(error ? { error } : {}) };
         if (held) await repo.finish(JOB, this.owner, result).catch(() => {});
         const total = Object.values(counts).reduce((a, b) => a + b, 0);
         if (total > 0 || error) log(`retention: ${error ? `failed (${error}) after ` : ''}${describeCounts(counts)} in ${result.duration_ms} ms`);
@@ -118,6 +118,14 @@ export class RetentionService {
     })();
     return this.current;
   }
+}
+
+/** The counts as the API and the lease row show them. */
+export function countsToJson(c: RetentionCounts): Record<string, number> {
+  return {
+    batch_file_lists_pruned: c.batchFileListsPruned, chunk_file_lists_pruned: c.chunkFileListsPruned, batches_deleted: c.batchesDeleted,
+    outbox_deleted: c.outboxDeleted, watermark_moves_deleted: c.watermarkMovesDeleted, backfills_deleted: c.backfillsDeleted,
+  };
 }
 
 export function describeCounts(c: RetentionCounts): string {

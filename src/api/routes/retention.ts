@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { IpsError } from '../../errors.js';
 import { requireAdmin } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import type { RetentionCounts, RetentionPolicy } from '../../state/index.js';
-import type { RetentionService } from '../../service/retention.js';
+import type { RetentionPolicy } from '../../state/index.js';
+import { countsToJson, type RetentionService } from '../../service/retention.js';
 
 /** Bounded state over HTTP (admin): the policy and the last pass, a pass by hand, a dry run. */
 
@@ -12,13 +12,6 @@ export function policyJson(p: RetentionPolicy): Record<string, number> {
   return {
     batch_files_days: p.batchFilesDays, batch_days: p.batchDays, outbox_days: p.outboxDays,
     watermark_moves_days: p.watermarkMovesDays, backfill_days: p.backfillDays,
-  };
-}
-
-export function countsJson(c: RetentionCounts): Record<string, number> {
-  return {
-    batch_file_lists_pruned: c.batchFileListsPruned, chunk_file_lists_pruned: c.chunkFileListsPruned, batches_deleted: c.batchesDeleted,
-    outbox_deleted: c.outboxDeleted, watermark_moves_deleted: c.watermarkMovesDeleted, backfills_deleted: c.backfillsDeleted,
   };
 }
 
@@ -47,7 +40,7 @@ export function retentionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       requireAdmin(ctx.principal(req));
       const dryRun = req.body?.dry_run ?? false;
       const counts = await service().runNow({ dryRun });
-      return { dry_run: dryRun, policy: policyJson(service().policy), counts: countsJson(counts) };
+      return { dry_run: dryRun, policy: policyJson(service().policy), counts: countsToJson(counts) };
     });
   };
 }
