@@ -32,8 +32,14 @@ export interface RetentionPolicy {
   backfillDays: number;
 }
 
+/**
+ * A committed batch's file list is what its run read; a day covers "what did the last runs get",
+ * and after that the batch keeps its counts, range, partitions and ICDC snapshot, and `ips
+ * changes --from --to` recomputes any range the table's history still holds. File lists are the
+ * bulk of the state (bench/state-growth.ts), so this default bounds it.
+ */
 export const DEFAULT_RETENTION: RetentionPolicy = {
-  batchFilesDays: 7,
+  batchFilesDays: 1,
   batchDays: 90,
   outboxDays: 30,
   watermarkMovesDays: 365,

@@ -5,11 +5,13 @@
 // uses, then aged by moving its timestamps back (the one thing a test cannot wait for). What each
 // row must become is written down beside it, from the policy as docs/retention.md states it.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_RETENTION, migrate, repositories, type Database, type Repositories, type RetentionCounts } from '../../src/state/index.js';
+import { migrate, repositories, type Database, type Repositories, type RetentionCounts, type RetentionPolicy } from '../../src/state/index.js';
 import type { FileJson } from '../../src/capture/file-json.js';
 import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
 
 const DAY = 86_400_000;
+/** The policy the fates below are written for (explicit, so a change of the defaults does not change this test). */
+const POLICY: RetentionPolicy = { batchFilesDays: 7, batchDays: 90, outboxDays: 30, watermarkMovesDays: 365, backfillDays: 90 };
 
 type Fate = 'kept' | 'files-dropped' | 'deleted';
 
@@ -193,7 +195,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
 
   test('a dry run counts exactly what the pass then does, and changes nothing', async () => {
     const before = await snapshot();
-    const dry = await r.retention.run(DEFAULT_RETENTION, { dryRun: true });
+    const dry = await r.retention.run(POLICY, { dryRun: true });
     expect(await snapshot()).toEqual(before);
     const expectBatches = [...batchFate.values()];
     // Counted independently from the table of fates above.
@@ -208,7 +210,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
       watermarkMovesDeleted: 1, // c1's subscribe move: 400 days old and not c1's newest
     };
     expect(dry).toEqual(want);
-    const done = await r.retention.run(DEFAULT_RETENTION, { sliceSize: 2 });
+    const done = await r.retention.run(POLICY, { sliceSize: 2 });
     expect(done).toEqual(dry);
   });
 
@@ -241,7 +243,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
   });
 
   test('a second pass finds nothing left to do', async () => {
-    expect(Object.values(await r.retention.run(DEFAULT_RETENTION)).every((n) => n === 0)).toBe(true);
+    expect(Object.values(await r.retention.run(POLICY)).every((n) => n === 0)).toBe(true);
   });
 
   test('watermark moves since a running backfill started are kept; once it is long finished, each watermark keeps only its newest', async () => {
@@ -249,7 +251,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     const before = { c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') };
     expect(before.c1).toBeGreaterThan(1);
     expect(before.c2).toBeGreaterThan(1);
-    const policy = { ...DEFAULT_RETENTION, watermarkMovesDays: 50 };
+    const policy = { ...POLICY, watermarkMovesDays: 50 };
     // The moves are 100 days old, but bf-live (running, started 120 days ago) may read any of them.
     expect((await r.retention.run(policy)).watermarkMovesDeleted).toBe(0);
     expect({ c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') }).toEqual(before);
