@@ -7,15 +7,17 @@
 //   bounds, counts, sequence numbers) — written through the repositories the service uses: the
 //   batch with its trigger (outbox row), the trigger marked delivered, the commit that moves the
 //   watermark (and writes its audit row).
-// - Simulated time: the rows a simulated day made are moved to that day (their timestamps shifted
-//   forward by d days, once), and the retention pass runs with its clock at the end of day d. No
-//   row is touched again by the simulation, so table sizes are what a real week would leave.
-// - Size: after each day, a plain VACUUM (what autovacuum does: space reusable, files not shrunk),
-//   then pg_total_relation_size of every ips table, and the rows of the big ones.
+// - Simulated time: each day runs in --passes-per-day slices (24: the service's hourly pass); the
+//   rows a slice made are moved to their simulated time (timestamps shifted forward, once), then
+//   the retention pass runs with its clock at that time, then a plain VACUUM (what autovacuum
+//   does: space reusable, files not shrunk). No row is touched again by the simulation, so table
+//   sizes are what a real week would leave.
+// - Size: at the end of each day, pg_total_relation_size of every ips table, the rows of the big
+//   ones, and the live bytes of the file lists (pg_column_size) against everything else.
 import pg from 'pg';
 import { fmtInt, intOptions, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
 import { startPostgres } from './lib/postgres.js';
-import { DEFAULT_RETENTION, State, type RetentionCounts, type RetentionPolicy } from '../src/state/index.js';
+import { DEFAULT_RETENTION, NO_COUNTS, State, type RetentionCounts, type RetentionPolicy } from '../src/state/index.js';
 import type { FileJson } from '../src/capture/file-json.js';
 
 const OPTIONS: Record<string, string> = {
@@ -25,6 +27,7 @@ const OPTIONS: Record<string, string> = {
   'files-per-batch': 'data files in each batch\'s file list (default 50)',
   days: 'simulated days (default 7)',
   concurrency: 'consumers working at once (default 8)',
+  'passes-per-day': 'retention passes per simulated day (default 24: the service\'s default interval of an hour); the day\'s batches are spread over them',
 };
 
 const DAY_MS = 86_400_000;
@@ -35,6 +38,8 @@ interface DayFigures {
   bytes: number;
   byTable: Map<string, number>;
   rows: { batches: number; fileLists: number; outbox: number; moves: number };
+  /** Live bytes of the stored file lists (the JSONB values, compressed as stored). */
+  fileListBytes: number;
   removed: RetentionCounts | null;
   seconds: number;
 }
@@ -60,7 +65,7 @@ async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<vo
 }
 
 async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
-  o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number }): Promise<DayFigures[]> {
+  o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number; passesPerDay: number }): Promise<DayFigures[]> {
   const state = await State.open({ driver: 'postgres', url, poolMax: o.concurrency + 2, applicationName: `ips-bench-${label.split(' ')[1]}` });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
@@ -83,40 +88,49 @@ async function simulate(ctx: BenchContext, url: string, label: string, policy: R
     let snapshot = 1n;
     for (let day = 1; day <= o.days; day++) {
       const t0 = performance.now();
-      const realStart = (await admin.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
-      await pool(consumers, o.concurrency, async (c) => {
-        for (let b = 0; b < o.batchesPerDay; b++) {
-          const wm = await r.watermarks.require(c.name, c.table);
-          const to = snapshot++;
-          const files = Array.from({ length: o.filesPerBatch }, (_, i) => dataFile(c.t, day, b * o.filesPerBatch + i));
-          const { batch } = await r.batches.create({
-            consumer: c.name, instanceId: `d${day}-b${b}`, leaseSeconds: 3600, trigger: { subscription: c.subscription, seq: ++c.seq },
-            tables: [{
-              sourceTable: c.table, fromSnapshotId: wm.snapshotId, fromSequenceNumber: wm.sequenceNumber, toSnapshotId: to, toSequenceNumber: to,
-              files: { added: files, removed: [] }, baseWatermarkVersion: wm.version,
-              ranges: { ranges: { event_ts: { min: files[0]!.lower_bounds['event_ts'], max: files[0]!.upper_bounds['event_ts'], flag: 'exact' } }, changed_partitions: [{ name: `event_date=${String(files[0]!.partition['event_date'])}` }] },
-              icdc: { table: `icdc.${c.name}__${c.table}`, snapshotId: to, metadataLocation: `s3://lake/icdc/${c.name}__${c.table}/metadata/${String(to).padStart(5, '0')}-x.metadata.json` },
-              next: { snapshotId: to, sequenceNumber: to, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] },
-            }],
-          });
-          // What the delivery loop writes when the orchestrator took the trigger.
-          await state.db.query(`UPDATE outbox SET state = 'delivered', attempts = 1, outcome = 'started', run_id = $2, delivered_at = now() WHERE batch_id = $1`,
-            [batch.id, `run-${batch.id}`]);
-          await r.batches.commit(batch.id, 'bench');
+      let removed: RetentionCounts | null = policy ? { ...NO_COUNTS } : null;
+      // The day in slices, one per retention pass (the service runs one every
+      // retention_interval_seconds: hourly by default); each slice's rows move to their simulated time.
+      for (let slice = 0; slice < o.passesPerDay; slice++) {
+        const batchesNow = Math.floor(((slice + 1) * o.batchesPerDay) / o.passesPerDay) - Math.floor((slice * o.batchesPerDay) / o.passesPerDay);
+        const realStart = (await admin.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
+        await pool(consumers, o.concurrency, async (c) => {
+          for (let b = 0; b < batchesNow; b++) {
+            const wm = await r.watermarks.require(c.name, c.table);
+            const to = snapshot++;
+            const files = Array.from({ length: o.filesPerBatch }, (_, i) => dataFile(c.t, day, Number(to % 100_000n) * o.filesPerBatch + i));
+            const { batch } = await r.batches.create({
+              consumer: c.name, instanceId: `s${to}`, leaseSeconds: 3600, trigger: { subscription: c.subscription, seq: ++c.seq },
+              tables: [{
+                sourceTable: c.table, fromSnapshotId: wm.snapshotId, fromSequenceNumber: wm.sequenceNumber, toSnapshotId: to, toSequenceNumber: to,
+                files: { added: files, removed: [] }, baseWatermarkVersion: wm.version,
+                ranges: { ranges: { event_ts: { min: files[0]!.lower_bounds['event_ts'], max: files[0]!.upper_bounds['event_ts'], flag: 'exact' } }, changed_partitions: [{ name: `event_date=${String(files[0]!.partition['event_date'])}` }] },
+                icdc: { table: `icdc.${c.name}__${c.table}`, snapshotId: to, metadataLocation: `s3://lake/icdc/${c.name}__${c.table}/metadata/${String(to).padStart(5, '0')}-x.metadata.json` },
+                next: { snapshotId: to, sequenceNumber: to, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] },
+              }],
+            });
+            // What the delivery loop writes when the orchestrator took the trigger.
+            await state.db.query(`UPDATE outbox SET state = 'delivered', attempts = 1, outcome = 'started', run_id = $2, delivered_at = now() WHERE batch_id = $1`,
+              [batch.id, `run-${batch.id}`]);
+            await r.batches.commit(batch.id, 'bench');
+          }
+        });
+        const realEnd = (await admin.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
+        // The slice's rows move to their simulated time, once: `offset` after the real start.
+        const offsetMs = ((day - 1) * o.passesPerDay + slice + 1) * (DAY_MS / o.passesPerDay);
+        const shift = [realStart, realEnd, offsetMs];
+        const by = `$3::INT8 * INTERVAL '1 millisecond'`;
+        await admin.query(`UPDATE batches SET created_at = created_at + ${by}, updated_at = updated_at + ${by}, closed_at = closed_at + ${by},
+          lease_expires_at = lease_expires_at + ${by} WHERE created_at BETWEEN $1 AND $2`, shift);
+        await admin.query(`UPDATE outbox SET created_at = created_at + ${by}, delivered_at = delivered_at + ${by} WHERE created_at BETWEEN $1 AND $2`, shift);
+        await admin.query(`UPDATE watermark_moves SET moved_at = moved_at + ${by} WHERE moved_at BETWEEN $1 AND $2`, shift);
+        if (policy && removed) {
+          const done = await r.retention.run(policy, { now: new Date(realEnd.getTime() + offsetMs) });
+          for (const k of Object.keys(done) as (keyof RetentionCounts)[]) removed[k] += done[k];
         }
-      });
-      const realEnd = (await admin.query<{ now: Date }>('SELECT clock_timestamp() AS now')).rows[0]!.now;
-      // The day's rows move to simulated day `day` (days after the real start), once.
-      const shift = [realStart, realEnd, day];
-      await admin.query(`UPDATE batches SET created_at = created_at + $3::INT8 * INTERVAL '1 day', updated_at = updated_at + $3::INT8 * INTERVAL '1 day',
-        closed_at = closed_at + $3::INT8 * INTERVAL '1 day', lease_expires_at = lease_expires_at + $3::INT8 * INTERVAL '1 day'
-        WHERE created_at BETWEEN $1 AND $2`, shift);
-      await admin.query(`UPDATE outbox SET created_at = created_at + $3::INT8 * INTERVAL '1 day', delivered_at = delivered_at + $3::INT8 * INTERVAL '1 day'
-        WHERE created_at BETWEEN $1 AND $2`, shift);
-      await admin.query(`UPDATE watermark_moves SET moved_at = moved_at + $3::INT8 * INTERVAL '1 day' WHERE moved_at BETWEEN $1 AND $2`, shift);
-      let removed: RetentionCounts | null = null;
-      if (policy) removed = await r.retention.run(policy, { now: new Date(realEnd.getTime() + day * DAY_MS + 60_000) });
-      await admin.query('VACUUM');
+        // What autovacuum does between passes: the space of removed rows becomes reusable.
+        await admin.query('VACUUM');
+      }
       const sizes = await admin.query<{ t: string; b: string }>(
         `SELECT c.relname AS t, pg_total_relation_size(c.oid) AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname = ANY($1::TEXT[])`, [`{${TABLES.join(',')}}`]);
@@ -128,7 +142,8 @@ async function simulate(ctx: BenchContext, url: string, label: string, policy: R
         outbox: await count('SELECT count(*) AS n FROM outbox'),
         moves: await count('SELECT count(*) AS n FROM watermark_moves'),
       };
-      const f: DayFigures = { day, bytes: [...byTable.values()].reduce((a, b) => a + b, 0), byTable, rows, removed, seconds: (performance.now() - t0) / 1000 };
+      const fileListBytes = await count('SELECT COALESCE(sum(pg_column_size(files)), 0) AS n FROM batch_tables');
+      const f: DayFigures = { day, fileListBytes, bytes: [...byTable.values()].reduce((a, b) => a + b, 0), byTable, rows, removed, seconds: (performance.now() - t0) / 1000 };
       out.push(f);
       ctx.log(`${label}: day ${day}: ${(f.bytes / 2 ** 20).toFixed(1)} MiB, ${fmtInt(rows.batches)} batches (${fmtInt(rows.fileLists)} with file lists), ${f.seconds.toFixed(0)}s`);
     }
@@ -145,8 +160,8 @@ export const stateGrowth: Benchmark = {
   byDefault: false,
   options: OPTIONS,
   async run(ctx: BenchContext) {
-    const o = intOptions(ctx, { tables: 10, 'consumers-per-table': 10, 'batches-per-day': 24, 'files-per-batch': 50, days: 7, concurrency: 8 });
-    const opts = { tables: o.tables, perTable: o['consumers-per-table'], batchesPerDay: o['batches-per-day'], filesPerBatch: o['files-per-batch'], days: o.days, concurrency: o.concurrency };
+    const o = intOptions(ctx, { tables: 10, 'consumers-per-table': 10, 'batches-per-day': 24, 'files-per-batch': 50, days: 7, concurrency: 8, 'passes-per-day': 24 });
+    const opts = { tables: o.tables, perTable: o['consumers-per-table'], batchesPerDay: o['batches-per-day'], filesPerBatch: o['files-per-batch'], days: o.days, concurrency: o.concurrency, passesPerDay: o['passes-per-day'] };
     const pgs = await startPostgres(ctx);
     try {
       const runs: { label: string; policy: RetentionPolicy | null; days: DayFigures[] }[] = [];
@@ -173,6 +188,8 @@ export const stateGrowth: Benchmark = {
         const first = r.days[0]!;
         const last = r.days[r.days.length - 1]!;
         const perK = (b: number): string => `${(b / 2 ** 20 / (consumers / 1000)).toFixed(1)} MiB`;
+        console.log(`   ${r.label}: live file lists ${mib(last.fileListBytes)} MiB (${fmtInt(last.fileListBytes / Math.max(1, last.rows.fileLists))} B per batch); ` +
+          `everything else ${mib(last.bytes - last.fileListBytes)} MiB on disk (${fmtInt((last.bytes - last.fileListBytes) / Math.max(1, last.rows.batches))} B per batch kept)`);
         console.log(`   ${r.label}: day ${last.day} / day 1 = ${(last.bytes / first.bytes).toFixed(2)}×; per 1,000 consumers: ${perK(first.bytes)} after a day, ${perK(last.bytes)} after ${last.day} days` +
           `; biggest: ${[...last.byTable].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([t, b]) => `${t} ${mib(b)} MiB`).join(', ')}`);
       }
