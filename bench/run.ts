@@ -13,8 +13,9 @@ import { httpStep } from './http-step.js';
 import { triggerLatency } from './trigger-latency.js';
 import { watchCpu } from './watch-cpu.js';
 import { playbackRatio } from './playback-ratio.js';
+import { stateGrowth } from './state-growth.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth];
 
 function usage(): string {
   const lines = [

@@ -17,6 +17,8 @@ import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
+import { retentionRoutes } from './routes/retention.js';
+import type { RetentionService } from '../service/retention.js';
 import type { Secret } from '../state/index.js';
 import { restCatalogRoutes } from '../rest/routes.js';
 import { icebergErrorFrom } from '../rest/errors.js';
@@ -35,6 +37,8 @@ export interface AppOptions {
   triggers?: TriggerService;
   /** The Iceberg REST catalog under /iceberg: whether table configs carry the source tables' S3 keys. */
   restCatalog?: { vendCredentials: boolean };
+  /** Retention (bounded state): its status and a pass by hand; absent, the routes say it is not configured. */
+  retention?: RetentionService;
 }
 
 declare module 'fastify' {
@@ -168,6 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics,
     triggers: options.triggers ?? null,
     sinkAllowedHosts: options.sinkAllowedHosts,
+    retention: options.retention ?? null,
     principal(req: FastifyRequest): Principal {
       if (!req.ipsPrincipal) throw new IpsError('UNAUTHORIZED', 'not authenticated');
       return req.ipsPrincipal;
@@ -251,6 +256,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     authenticateToken: (t) => auth.authenticateToken(t),
     principal: (req) => ctx.principal(req),
   }), { prefix: '/iceberg' });
+  await app.register(retentionRoutes(ctx));
   await app.ready();
   return app;
 }

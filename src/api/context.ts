@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { IpsService } from '../service/ips-service.js';
 import type { TriggerService } from '../service/triggers.js';
+import type { RetentionService } from '../service/retention.js';
 import type { Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
 
@@ -10,5 +11,6 @@ export interface ApiContext {
   metrics: Metrics;
   triggers: TriggerService | null;
   sinkAllowedHosts: string[] | undefined;
+  retention: RetentionService | null;
   principal(req: FastifyRequest): Principal;
 }

@@ -109,6 +109,8 @@ const STATUS: Record<string, number> = {
   EMPTY_RANGE: 422,
   RANGE_NOT_PRUNABLE: 422,
   BACKFILL_SNAPSHOT_EXPIRED: 422,
+  // Bounded state (issue 19).
+  RETENTION_RUNNING: 409,
 };
 
 const TITLES: Record<number, string> = {

@@ -9,6 +9,7 @@ import { setReadLimits } from '../io/limits.js';
 import { Metrics } from './metrics.js';
 import { defaultOwner, TriggerService } from '../service/triggers.js';
 import { BackfillValidator } from '../service/backfill-validator.js';
+import { RetentionService } from '../service/retention.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -47,11 +48,16 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
     })
     : null;
   if (triggers) service.onRelease = () => triggers.poke('fire');
+  // Every replica can run a pass by hand (the API); the background loop only where enabled.
+  const retention = new RetentionService(state, {
+    policy: config.retention.policy, intervalSeconds: config.retention.intervalSeconds, claimSeconds: config.claimSeconds,
+    ...(config.replicaId ? { owner: config.replicaId } : {}), log,
+  });
   let app: FastifyInstance;
   try {
     app = await buildApp({
       service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
-      metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts,
+      metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts, retention,
       restCatalog: { vendCredentials: config.restVendCredentials },
     });
     await app.listen({ host: config.host, port: config.port });
@@ -82,6 +88,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
       validator.poke();
     };
   }
+  if (config.retention.enabled) retention.start();
   const sweep = setInterval(() => {
     (async () => {
       const expired = await state.repos.batches.load(await state.repos.batches.expireDue());
@@ -101,6 +108,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
         await app.close();
         await validator?.stop();
         await triggers?.stop();
+        await retention.stop();
         service.close();
         await state.close();
       })();

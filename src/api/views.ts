@@ -113,7 +113,9 @@ export function batchJson(b: Batch): Record<string, unknown> {
       changed_partitions: (t.ranges as { changed_partitions?: unknown }).changed_partitions ?? [],
       base_watermark_version: t.baseWatermarkVersion.toString(),
       commits_to: positionToJson(t.next),
-      files: t.files,
+      // Present when read (listings read file lists only when asked for); empty once retention dropped them.
+      ...(t.filesLoaded ? { files: t.files } : {}),
+      files_pruned_at: t.filesPrunedAt?.toISOString() ?? null,
     })),
   };
 }

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demoCommand(),
   backfills: async () => (await import('./backfills.js')).backfillsCommand(),
   lineage: async () => (await import('./backfills.js')).lineageCommand(),
+  retention: async () => (await import('./retention.js')).retentionCommand(),
 };
 
 const program = new Program('ips')

@@ -22,6 +22,8 @@ interface BatchTableJson {
   icdc: { table: string; snapshot_id: string; metadata_location: string } | null;
   ranges: Record<string, { min: unknown; max: unknown; flag: string }>;
   changed_partitions: { name: string }[];
+  files?: { added: { file_path: string; content: string; record_count: string }[]; removed: { file_path: string; content: string; record_count: string }[] };
+  files_pruned_at?: string | null;
 }
 
 interface BatchJson {
@@ -97,12 +99,19 @@ export function prepareEnvLines(r: PrepareJson): string[] {
   return lines.map(([k, v]) => `${k}=${shellValue(v)}`);
 }
 
-function renderBatch(b: BatchJson): string {
+function renderBatch(b: BatchJson, withFiles = false): string {
   const out = [`batch ${b.id} (${b.state}) for consumer ${b.consumer}, instance ${b.instance_id}`];
   for (const t of b.tables) {
     out.push(`  ${t.table}: (${t.from_snapshot_id ?? 'start'}, ${t.to_snapshot_id}]  ${t.file_count} files, ${t.record_count} records, ${t.byte_count} bytes`);
     if (t.icdc) out.push(`  ICDC table ${t.icdc.table}: ${t.icdc.metadata_location}`);
     for (const [f, r] of Object.entries(t.ranges)) out.push(`  range ${f}: ${scalar(r.min)} .. ${scalar(r.max)} (${r.flag})`);
+    if (!withFiles) continue;
+    if (t.files_pruned_at) {
+      out.push(`  files: dropped by retention at ${t.files_pruned_at} (the counts above stay; see docs/retention.md)`);
+      continue;
+    }
+    for (const f of t.files?.added ?? []) out.push(`  + ${f.content} ${f.file_path} (${f.record_count} records)`);
+    for (const f of t.files?.removed ?? []) out.push(`  - ${f.content} ${f.file_path} (${f.record_count} records)`);
   }
   return out.join('\n') + '\n';
 }
@@ -208,13 +217,14 @@ export function stepCommand(): Command {
     }));
 
   step.addCommand(addClientOptions(new Command('get')
-    .description('show a batch')
-    .argument('<batch-id>', 'batch id', batchIdArg))
-    .action(async (id: string, opts: ClientOptions) => {
+    .description('show a batch (--files: with its file list; --json always has it)')
+    .argument('<batch-id>', 'batch id', batchIdArg)
+    .option('--files', 'list the files added and removed'))
+    .action(async (id: string, opts: ClientOptions & { files?: boolean }) => {
       await runAction(opts.json, async () => {
         const b = await new IpsClient(opts).get<BatchJson>(`/v1/batches/${id}`);
         if (opts.json) printJson(b);
-        else process.stdout.write(renderBatch(b));
+        else process.stdout.write(renderBatch(b, opts.files === true));
       });
     }));
   return step;

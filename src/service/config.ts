@@ -7,6 +7,7 @@ import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '..
 import { Secret } from '../state/common.js';
 import { DEFAULT_PORT } from './defaults.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from '../io/limits.js';
+import { DEFAULT_RETENTION, type RetentionPolicy } from '../state/retention.js';
 
 export { DEFAULT_PORT };
 
@@ -56,10 +57,15 @@ export interface ServiceConfig {
   restVendCredentials: boolean;
   /** Also register every ICDC table in this JDBC/SQL catalog (postgres URL) under this catalog_name. */
   icdcCatalog: { url: string; name: string } | undefined;
+  /** Bounded state (src/state/retention.ts): the policy, and whether this replica runs the loop. */
+  retention: { enabled: boolean; intervalSeconds: number; policy: RetentionPolicy };
   /** Where the settings came from, for the start-up line. */
   sources: string[];
 }
 
+
+/** Retention ages: whole days, at least one (nothing younger than a day is ever deleted), at most 100 years. */
+const days = z.coerce.number().int().min(1, 'at least 1 day').max(36_500).optional();
 
 const bytes = (min: number) => z.coerce.number().int().min(min).max(8 * 1024 ** 3).optional();
 
@@ -134,6 +140,13 @@ const fileSchema = z.object({
   icdc_catalog_url: z.string().regex(/^(jdbc:)?postgres(ql)?:\/\//, 'a postgres://… (or jdbc:postgresql://…) URL of an Iceberg JDBC/SQL catalog database').optional(),
   icdc_catalog_name: z.string().min(1).max(255).optional(),
   rest_vend_credentials: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
+  retention: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
+  retention_interval_seconds: z.coerce.number().int().min(1).max(7 * 86_400).optional(),
+  retention_batch_files_days: days,
+  retention_batch_days: days,
+  retention_outbox_days: days,
+  retention_watermark_moves_days: days,
+  retention_backfill_days: days,
   ...limitSchema.shape,
 }).strict();
 
@@ -163,6 +176,13 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_REST_VEND_CREDENTIALS: 'rest_vend_credentials',
   IPS_ICDC_CATALOG_URL: 'icdc_catalog_url',
   IPS_ICDC_CATALOG_NAME: 'icdc_catalog_name',
+  IPS_RETENTION: 'retention',
+  IPS_RETENTION_INTERVAL_SECONDS: 'retention_interval_seconds',
+  IPS_RETENTION_BATCH_FILES_DAYS: 'retention_batch_files_days',
+  IPS_RETENTION_BATCH_DAYS: 'retention_batch_days',
+  IPS_RETENTION_OUTBOX_DAYS: 'retention_outbox_days',
+  IPS_RETENTION_WATERMARK_MOVES_DAYS: 'retention_watermark_moves_days',
+  IPS_RETENTION_BACKFILL_DAYS: 'retention_backfill_days',
   ...LIMIT_ENV,
 };
 
@@ -273,6 +293,17 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     backfillValidationEnv: c.backfill_validation_env ?? [],
     restVendCredentials: c.rest_vend_credentials ?? false,
     icdcCatalog: c.icdc_catalog_url ? { url: c.icdc_catalog_url, name: c.icdc_catalog_name ?? 'ips' } : undefined,
+    retention: {
+      enabled: c.retention ?? true,
+      intervalSeconds: c.retention_interval_seconds ?? 3600,
+      policy: {
+        batchFilesDays: c.retention_batch_files_days ?? DEFAULT_RETENTION.batchFilesDays,
+        batchDays: c.retention_batch_days ?? DEFAULT_RETENTION.batchDays,
+        outboxDays: c.retention_outbox_days ?? DEFAULT_RETENTION.outboxDays,
+        watermarkMovesDays: c.retention_watermark_moves_days ?? DEFAULT_RETENTION.watermarkMovesDays,
+        backfillDays: c.retention_backfill_days ?? DEFAULT_RETENTION.backfillDays,
+      },
+    },
     sources: sources.length ? sources : ['defaults'],
   };
 }

@@ -378,7 +378,7 @@ export class IpsService {
     return this.state.repos.batches.require(id);
   }
 
-  async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number }): Promise<Batch[]> {
+  async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number; files?: boolean }): Promise<Batch[]> {
     await this.state.repos.batches.expireDue();
     return this.state.repos.batches.list(filter);
   }

@@ -48,6 +48,13 @@ export interface BatchTableInput {
 
 export interface BatchTable extends Required<Omit<BatchTableInput, 'icdc'>> {
   icdc: IcdcSnapshotRef | null;
+  /**
+   * False when the file list was not read (listings read it only when asked for): `files` is
+   * then empty and says nothing. Counts, ranges and the ICDC snapshot are always there.
+   */
+  filesLoaded: boolean;
+  /** When retention dropped the file list of this closed batch (`files` is then empty), or null. */
+  filesPrunedAt: Date | null;
   /** Added plus removed files, their bytes and records. */
   fileCount: number;
   byteCount: bigint;
@@ -203,6 +210,8 @@ const tableRowSchema = z.object({
   next_partial_snapshot_id: z.bigint().nullable(),
   next_partial_sequence_number: z.bigint().nullable(),
   next_processed_files: z.array(z.string()),
+  files_loaded: z.boolean(),
+  files_pruned_at: z.date().nullable(),
 }).transform((r): BatchTable & { batchId: bigint } => ({
   batchId: r.batch_id,
   sourceTable: r.source_table,
@@ -211,6 +220,8 @@ const tableRowSchema = z.object({
   toSnapshotId: r.to_snapshot_id,
   toSequenceNumber: r.to_sequence_number,
   files: r.files,
+  filesLoaded: r.files_loaded,
+  filesPrunedAt: r.files_pruned_at,
   fileCount: r.file_count,
   byteCount: r.byte_count,
   recordCount: r.record_count,
@@ -232,10 +243,16 @@ const BATCH_COLUMNS = `id, consumer, instance_id, state, state_reason, limits, l
   created_at, updated_at, closed_at, backfill, backfill_chunk`;
 const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, files,
   file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, base_watermark_version,
-  next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files`;
+  next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files,
+  true AS files_loaded, files_pruned_at`;
+/** The same without the file lists (the bulk of a batch's row): for listings. */
+const TABLE_COLUMNS_NO_FILES = TABLE_COLUMNS
+  .replace(' files,', ` '{"added":[],"removed":[]}'::JSONB AS files,`)
+  .replace('true AS files_loaded', 'false AS files_loaded');
 
 function notFound(id: bigint): IpsError {
-  return new IpsError('NOT_FOUND', `batch ${id} does not exist`, { details: { batch_id: id.toString() } });
+  return new IpsError('NOT_FOUND', `batch ${id} does not exist (closed batches are deleted by retention after batch_days; see docs/retention.md)`,
+    { details: { batch_id: id.toString() } });
 }
 
 function notOpen(b: { id: bigint; state: BatchState }, action: string): IpsError {
@@ -395,12 +412,12 @@ export class BatchesRepo {
     });
   }
 
-  /** Batches by id, in the order given (missing ids left out). */
-  async load(ids: readonly bigint[]): Promise<Batch[]> {
+  /** Batches by id, in the order given (missing ids left out); `files: false` leaves the file lists unread. */
+  async load(ids: readonly bigint[], options: { files?: boolean } = {}): Promise<Batch[]> {
     if (ids.length === 0) return [];
     const arr = int8Array(ids);
     const b = await this.q.query(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ANY($1::INT8[])`, [arr]);
-    const t = await this.q.query(`SELECT ${TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [arr]);
+    const t = await this.q.query(`SELECT ${options.files === false ? TABLE_COLUMNS_NO_FILES : TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [arr]);
     const tables = new Map<bigint, BatchTable[]>();
     for (const row of t.rows) {
       const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
@@ -436,8 +453,8 @@ export class BatchesRepo {
     return res.rows[0] === undefined ? undefined : this.get(res.rows[0].id);
   }
 
-  /** Batches, oldest first; filtered by consumer and/or state. */
-  async list(filter: { consumer?: string; state?: BatchState; limit?: number } = {}): Promise<Batch[]> {
+  /** Batches, oldest first; filtered by consumer and/or state; `files: false` leaves the file lists unread. */
+  async list(filter: { consumer?: string; state?: BatchState; limit?: number; files?: boolean } = {}): Promise<Batch[]> {
     const where: string[] = [];
     const params: SqlParam[] = [];
     if (filter.consumer !== undefined) where.push(`consumer = $${params.push(filter.consumer)}`);
@@ -445,7 +462,7 @@ export class BatchesRepo {
     const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
     const res = await this.q.query<{ id: bigint }>(
       `SELECT id FROM batches${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id${limit}`, params);
-    return this.load(res.rows.map((r) => r.id));
+    return this.load(res.rows.map((r) => r.id), { files: filter.files !== false });
   }
 
   /** Records the ICDC snapshot written for one table of a batch. */

@@ -10,6 +10,7 @@ import { TableWatchRepo } from './table-watch.js';
 import { WatermarksRepo } from './watermarks.js';
 import { BackfillsRepo } from './backfills.js';
 import { IcdcTablesRepo } from './icdc-tables.js';
+import { RetentionRepo } from './retention.js';
 
 export * from './database.js';
 export * from './common.js';
@@ -24,6 +25,7 @@ export * from './subscriptions.js';
 export * from './outbox.js';
 export * from './backfills.js';
 export * from './icdc-tables.js';
+export * from './retention.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -38,6 +40,7 @@ export interface Repositories {
   outbox: OutboxRepo;
   backfills: BackfillsRepo;
   icdcTables: IcdcTablesRepo;
+  retention: RetentionRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -53,6 +56,7 @@ export function repositories(q: Queryable): Repositories {
     outbox: new OutboxRepo(q),
     backfills: new BackfillsRepo(q),
     icdcTables: new IcdcTablesRepo(q),
+    retention: new RetentionRepo(q),
   };
 }
 

@@ -48,8 +48,12 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     app.get('/v1/consumers/:name/batches', {
       schema: {
         tags: ['batches'], params: nameParams,
-        querystring: z.object({ state: batchState.optional(), limit: z.coerce.number().int().positive().max(1000).optional() }).strict(),
-        summary: 'Batches of a consumer, oldest first',
+        querystring: z.object({
+          state: batchState.optional(),
+          limit: z.coerce.number().int().positive().max(1000).optional(),
+          files: z.enum(['true', 'false']).optional().describe('include each table\'s file list (default false: counts only)'),
+        }).strict(),
+        summary: 'Batches of a consumer, oldest first (file lists only with files=true)',
       },
     }, async (req) => {
       requireConsumer(ctx.principal(req), req.params.name);
@@ -57,6 +61,7 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         consumer: req.params.name,
         ...(req.query.state ? { state: req.query.state } : {}),
         ...(req.query.limit ? { limit: req.query.limit } : {}),
+        files: req.query.files === 'true',
       });
       return { batches: batches.map(batchJson) };
     });

@@ -4,6 +4,7 @@ import { sql as triggers } from './0003-triggers.js';
 import { sql as backfills } from './0004-backfills.js';
 import { sql as restCatalog } from './0006-rest-catalog.js';
 import { sql as backfillValidation } from './0007-backfill-validation.js';
+import { sql as retention } from './0009-retention.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0004-backfills', up: backfills },
   { name: '0006-rest-catalog', up: restCatalog },
   { name: '0007-backfill-validation', up: backfillValidation },
+  { name: '0009-retention', up: retention },
 ];

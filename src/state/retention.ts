@@ -1,0 +1,261 @@
+import { z } from 'zod';
+import { parseRow } from './common.js';
+import type { Queryable, SqlParam } from './database.js';
+
+/**
+ * Bounded state: what the service may forget, and when. Everything here is a pure function of
+ * the policy and a clock (`now`), so a test can run it a simulated week ahead.
+ *
+ * What is never touched, whatever the policy:
+ * - an open batch, a batch whose trigger is pending or dead (a dead trigger can be retried by
+ *   hand, and its batch must still be there), the newest committed batch of each consumer;
+ * - the batches and file lists of a backfill that is running, paused or failed, or finished less
+ *   than `backfillDays` ago;
+ * - any batch and any watermark move since the oldest such backfill was created: the backfill's
+ *   propagation report reads downstream consumers' batch outputs and watermark moves;
+ * - the newest move of every watermark (the audit trail always says how each watermark got where
+ *   it is), the watermarks themselves, consumers, subscriptions, tables, tokens.
+ */
+export interface RetentionPolicy {
+  /**
+   * File lists of closed batches, and of the committed chunks of finished backfills, are dropped
+   * after this many days (a cancelled backfill's other chunks keep theirs: `retry` needs them).
+   */
+  batchFilesDays: number;
+  /** Closed batches (their summaries, ranges and ICDC references) are deleted after this many days. */
+  batchDays: number;
+  /** Delivered and cancelled triggers are deleted after this many days. */
+  outboxDays: number;
+  /** Watermark moves (the audit log) are deleted after this many days, but never a watermark's newest. */
+  watermarkMovesDays: number;
+  /** Committed and cancelled backfills are deleted (with their chunks) after this many days. */
+  backfillDays: number;
+}
+
+/**
+ * A committed batch's file list is what its run read; a day covers "what did the last runs get",
+ * and after that the batch keeps its counts, range, partitions and ICDC snapshot, and `ips
+ * changes --from --to` recomputes any range the table's history still holds. File lists are the
+ * bulk of the state (bench/state-growth.ts), so this default bounds it.
+ */
+export const DEFAULT_RETENTION: RetentionPolicy = {
+  batchFilesDays: 1,
+  batchDays: 90,
+  outboxDays: 30,
+  watermarkMovesDays: 365,
+  backfillDays: 90,
+};
+
+/** What one pass did (or, on a dry run, would do), per kind of row. */
+export interface RetentionCounts {
+  batchFileListsPruned: number;
+  chunkFileListsPruned: number;
+  batchesDeleted: number;
+  outboxDeleted: number;
+  watermarkMovesDeleted: number;
+  backfillsDeleted: number;
+}
+
+export const NO_COUNTS: RetentionCounts = {
+  batchFileListsPruned: 0, chunkFileListsPruned: 0, batchesDeleted: 0, outboxDeleted: 0, watermarkMovesDeleted: 0, backfillsDeleted: 0,
+};
+
+const DAY_MS = 86_400_000;
+const EMPTY_FILES = '{"added":[],"removed":[]}';
+
+function cutoff(now: Date, days: number): Date {
+  return new Date(now.getTime() - days * DAY_MS);
+}
+
+/**
+ * A backfill still needs its history when it is not finished, or finished after `since`.
+ * `$since` is the parameter holding that instant.
+ */
+const liveBackfill = (alias: string, since: string) =>
+  `(${alias}.state IN ('running', 'paused', 'failed') OR ${alias}.finished_at IS NULL OR ${alias}.finished_at >= ${since})`;
+
+/**
+ * A closed batch that nothing protects (see RetentionPolicy).
+ * The caller adds the age condition.
+ */
+const unprotectedBatch = `
+  b.state IN ('committed', 'aborted', 'expired')
+  AND b.closed_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id AND o.state IN ('pending', 'dead'))
+  AND NOT (b.state = 'committed' AND b.backfill IS NULL AND NOT EXISTS (
+    SELECT 1 FROM batches n WHERE n.consumer = b.consumer AND n.state = 'committed' AND n.backfill IS NULL
+      AND (n.closed_at > b.closed_at OR (n.closed_at = b.closed_at AND n.id > b.id))))
+  AND NOT EXISTS (SELECT 1 FROM backfills f WHERE f.name = b.backfill AND ${liveBackfill('f', ':backfillCutoff')})`;
+
+/** Nothing created since the oldest live backfill started may go: its propagation report reads it. */
+const beforeLiveBackfills = (column: string) =>
+  `NOT EXISTS (SELECT 1 FROM backfills f WHERE ${liveBackfill('f', ':backfillCutoff')} AND f.created_at <= ${column})`;
+
+/** A later move of the same watermark exists: the newest move of each watermark is always kept. */
+const newerMoveExists = `EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consumer = m.consumer AND n.source_table = m.source_table
+  AND (n.moved_at > m.moved_at OR (n.moved_at = m.moved_at AND n.to_version > m.to_version)))`;
+
+/** One kind of row the policy removes or shrinks: how to count it and how to act on a slice of it. */
+interface Rule {
+  key: keyof RetentionCounts;
+  /** Named parameters: :cutoff the rule's own cutoff, :backfillCutoff the backfill cutoff, :limit the slice size. */
+  cutoff: (p: RetentionPolicy, now: Date) => Date;
+  count: string;
+  /** Acts on at most `:limit` rows; returns how many it did. */
+  apply: string;
+}
+
+// In this order: a dry run counts each rule on the state before the pass, so no rule may remove
+// rows a later rule counts (delivered triggers go before the batches whose deletion would
+// cascade to them; file lists are dropped before their rows go, and counted for both).
+const RULES: Rule[] = [
+  {
+    key: 'batchFileListsPruned',
+    cutoff: (p, now) => cutoff(now, p.batchFilesDays),
+    count: `SELECT count(*) AS n FROM batch_tables t JOIN batches b ON b.id = t.batch_id
+      WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch}`,
+    apply: `UPDATE batch_tables SET files = '${EMPTY_FILES}'::JSONB, next_processed_files = '[]'::JSONB, files_pruned_at = now()
+      WHERE (batch_id, source_table) IN (
+        SELECT t.batch_id, t.source_table FROM batch_tables t JOIN batches b ON b.id = t.batch_id
+         WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch}
+         LIMIT :limit)`,
+  },
+  {
+    key: 'chunkFileListsPruned',
+    cutoff: (p, now) => cutoff(now, p.batchFilesDays),
+    count: `SELECT count(*) AS n FROM backfill_chunks c JOIN backfills f ON f.name = c.backfill
+      WHERE c.files_pruned_at IS NULL AND c.state = 'committed' AND f.state IN ('committed', 'cancelled') AND f.finished_at < :cutoff`,
+    apply: `UPDATE backfill_chunks SET files = '${EMPTY_FILES}'::JSONB, files_pruned_at = now()
+      WHERE (backfill, idx) IN (
+        SELECT c.backfill, c.idx FROM backfill_chunks c JOIN backfills f ON f.name = c.backfill
+         WHERE c.files_pruned_at IS NULL AND c.state = 'committed' AND f.state IN ('committed', 'cancelled') AND f.finished_at < :cutoff
+         LIMIT :limit)`,
+  },
+  {
+    key: 'backfillsDeleted',
+    cutoff: (p, now) => cutoff(now, p.backfillDays),
+    count: `SELECT count(*) AS n FROM backfills f WHERE f.state IN ('committed', 'cancelled') AND f.finished_at < :cutoff`,
+    apply: `DELETE FROM backfills WHERE name IN (
+      SELECT f.name FROM backfills f WHERE f.state IN ('committed', 'cancelled') AND f.finished_at < :cutoff LIMIT :limit)`,
+  },
+  {
+    key: 'outboxDeleted',
+    cutoff: (p, now) => cutoff(now, p.outboxDays),
+    count: `SELECT count(*) AS n FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff`,
+    apply: `DELETE FROM outbox WHERE id IN (
+      SELECT o.id FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff LIMIT :limit)`,
+  },
+  {
+    key: 'batchesDeleted',
+    cutoff: (p, now) => cutoff(now, p.batchDays),
+    count: `SELECT count(*) AS n FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}`,
+    apply: `DELETE FROM batches WHERE id IN (
+      SELECT b.id FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')} LIMIT :limit)`,
+  },
+  {
+    key: 'watermarkMovesDeleted',
+    cutoff: (p, now) => cutoff(now, p.watermarkMovesDays),
+    count: `SELECT count(*) AS n FROM watermark_moves m WHERE m.moved_at < :cutoff AND ${newerMoveExists} AND ${beforeLiveBackfills('m.moved_at')}`,
+    apply: `DELETE FROM watermark_moves WHERE id IN (
+      SELECT m.id FROM watermark_moves m WHERE m.moved_at < :cutoff AND ${newerMoveExists} AND ${beforeLiveBackfills('m.moved_at')} LIMIT :limit)`,
+  },
+];
+
+const countRow = z.object({ n: z.union([z.bigint(), z.number(), z.string()]) });
+
+export interface RetentionRunOptions {
+  now?: Date;
+  /** Rows acted on per transaction (small transactions keep locks short beside live traffic). */
+  sliceSize?: number;
+  /** Count only. */
+  dryRun?: boolean;
+  /** Called after every slice with the counts so far (progress on a long first pass). */
+  onProgress?: (counts: RetentionCounts) => void;
+  /** Stops between slices when it returns false (the replica lost its lease or is shutting down). */
+  keepGoing?: () => boolean | Promise<boolean>;
+}
+
+/** Named parameters to positional ones (each used name once, in order of first use). */
+function bind(sql: string, values: Record<string, SqlParam>): { text: string; params: SqlParam[] } {
+  const order: string[] = [];
+  const text = sql.replace(/:(cutoff|backfillCutoff|limit)\b/g, (_m, name: string) => {
+    let i = order.indexOf(name);
+    if (i < 0) i = order.push(name) - 1;
+    const cast = name === 'limit' ? 'INT8' : 'TIMESTAMPTZ';
+    return `$${i + 1}::${cast}`;
+  });
+  return { text, params: order.map((n) => values[n]!) };
+}
+
+export class RetentionRepo {
+  constructor(private readonly q: Queryable) {}
+
+  /** Applies the policy in slices of `sliceSize` rows, one transaction each; returns what it did. */
+  async run(policy: RetentionPolicy, options: RetentionRunOptions = {}): Promise<RetentionCounts> {
+    const now = options.now ?? new Date();
+    const slice = options.sliceSize ?? 500;
+    const backfillCutoff = cutoff(now, policy.backfillDays);
+    const counts: RetentionCounts = { ...NO_COUNTS };
+    for (const rule of RULES) {
+      const values = { cutoff: rule.cutoff(policy, now), backfillCutoff, limit: slice };
+      if (options.dryRun) {
+        const q = bind(rule.count, values);
+        const res = await this.q.query(q.text, q.params);
+        counts[rule.key] = Number(parseRow(countRow, res.rows[0], 'count').n);
+        continue;
+      }
+      for (;;) {
+        if (options.keepGoing && !(await options.keepGoing())) return counts;
+        const q = bind(rule.apply, values);
+        const res = await this.q.withTransaction((tx) => tx.query(q.text, q.params));
+        const n = res.rowCount ?? 0;
+        counts[rule.key] += n;
+        if (n > 0) options.onProgress?.({ ...counts });
+        if (n < slice) break;
+      }
+    }
+    return counts;
+  }
+
+  /**
+   * Claims the named maintenance job for `owner` when it is due (its last run started more than
+   * `everySeconds` ago) and no other replica holds it: at most one replica runs it at a time.
+   */
+  async claim(name: string, owner: string, everySeconds: number, claimSeconds: number): Promise<boolean> {
+    await this.q.query('INSERT INTO maintenance_leases (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [name]);
+    const res = await this.q.query(
+      `UPDATE maintenance_leases SET claimed_by = $2, claim_expires_at = now() + $3::INT8 * INTERVAL '1 second', last_started_at = now()
+        WHERE name = $1
+          AND (claimed_by IS NULL OR claim_expires_at < now())
+          AND (last_started_at IS NULL OR last_started_at < now() - $4::INT8 * INTERVAL '1 second')`,
+      [name, owner, claimSeconds, everySeconds]);
+    return (res.rowCount ?? 0) === 1;
+  }
+
+  /** Extends a held claim; false when the claim was lost (expired and taken by another replica). */
+  async extend(name: string, owner: string, claimSeconds: number): Promise<boolean> {
+    const res = await this.q.query(
+      `UPDATE maintenance_leases SET claim_expires_at = now() + $3::INT8 * INTERVAL '1 second' WHERE name = $1 AND claimed_by = $2`,
+      [name, owner, claimSeconds]);
+    return (res.rowCount ?? 0) === 1;
+  }
+
+  /** Releases the claim and records the run's result. */
+  async finish(name: string, owner: string, result: unknown): Promise<void> {
+    await this.q.query(
+      `UPDATE maintenance_leases SET claimed_by = NULL, claim_expires_at = NULL, last_finished_at = now(), last_result = $3::JSONB
+        WHERE name = $1 AND claimed_by = $2`,
+      [name, owner, JSON.stringify(result)]);
+  }
+
+  async status(name: string): Promise<{ claimedBy: string | null; lastStartedAt: Date | null; lastFinishedAt: Date | null; lastResult: unknown } | undefined> {
+    const res = await this.q.query(
+      'SELECT claimed_by, last_started_at, last_finished_at, last_result FROM maintenance_leases WHERE name = $1', [name]);
+    const r = res.rows[0];
+    if (r === undefined) return undefined;
+    const row = parseRow(z.object({
+      claimed_by: z.string().nullable(), last_started_at: z.date().nullable(), last_finished_at: z.date().nullable(), last_result: z.unknown(),
+    }), r, 'maintenance_leases');
+    return { claimedBy: row.claimed_by, lastStartedAt: row.last_started_at, lastFinishedAt: row.last_finished_at, lastResult: row.last_result ?? null };
+  }
+}

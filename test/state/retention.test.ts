@@ -1,0 +1,278 @@
+// Bounded state: the retention pass against a state that has every kind of row it must keep or
+// may remove — open, committed, aborted and expired batches, triggers pending, dead and
+// delivered, running, finished and cancelled backfills with their chunk batches, and the
+// watermark audit log — on both drivers. Each row is built through the repositories the service
+// uses, then aged by moving its timestamps back (the one thing a test cannot wait for). What each
+// row must become is written down beside it, from the policy as docs/retention.md states it.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { migrate, repositories, type Database, type Repositories, type RetentionCounts, type RetentionPolicy } from '../../src/state/index.js';
+import type { FileJson } from '../../src/capture/file-json.js';
+import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
+
+const DAY = 86_400_000;
+/** The policy the fates below are written for (explicit, so a change of the defaults does not change this test). */
+const POLICY: RetentionPolicy = { batchFilesDays: 7, batchDays: 90, outboxDays: 30, watermarkMovesDays: 365, backfillDays: 90 };
+
+type Fate = 'kept' | 'files-dropped' | 'deleted';
+
+function file(name: string): FileJson {
+  return { file_path: `s3://w/t/data/${name}.parquet`, content: 'data', record_count: '10', file_size_in_bytes: '1000' } as unknown as FileJson;
+}
+
+describe.each(DRIVERS)('retention (%s)', (driver) => {
+  let t: TestDatabase;
+  let db: Database;
+  let r: Repositories;
+  /** Batch id → what the pass must do to it, and why. */
+  const batchFate = new Map<bigint, { fate: Fate; why: string }>();
+  const outboxFate = new Map<bigint, { fate: Fate; why: string }>();
+  const chunkFate = new Map<string, { fate: Fate; why: string }>();
+  const backfillFate = new Map<string, Fate>();
+  let made = 0;
+
+  async function age(table: string, column: string, where: string, params: unknown[], daysAgo: number): Promise<void> {
+    const res = await db.query(`UPDATE ${table} SET ${column} = now() - $${params.length + 1}::INT8 * INTERVAL '1 day' WHERE ${where}`,
+      [...(params as string[]), daysAgo]);
+    expect(res.rowCount, `${table}.${column} where ${where}`).toBeGreaterThan(0);
+  }
+
+  /** A batch of `consumer` on table t1, committed (moving the watermark), aborted or expired, `closedDaysAgo`. */
+  async function batch(consumer: string, state: 'open' | 'committed' | 'aborted' | 'expired', createdDaysAgo: number, closedDaysAgo: number | null,
+    opts: { trigger?: { subscription: string; seq: bigint }; backfill?: { name: string; chunk: number } } = {}): Promise<bigint> {
+    const wm = await r.watermarks.require(consumer, 't1');
+    const n = made++;
+    const { batch: b } = await r.batches.create({
+      consumer, instanceId: `run-${n}`, leaseSeconds: 600,
+      ...(opts.trigger ? { trigger: opts.trigger } : {}),
+      ...(opts.backfill ? { backfill: opts.backfill } : {}),
+      tables: [{
+        sourceTable: 't1', fromSnapshotId: wm.snapshotId, fromSequenceNumber: wm.sequenceNumber,
+        toSnapshotId: BigInt(n + 1), toSequenceNumber: BigInt(n + 1),
+        files: { added: [file(`a${n}`), file(`b${n}`)], removed: [file(`c${n}`)] }, baseWatermarkVersion: wm.version,
+        next: { snapshotId: BigInt(n + 1), sequenceNumber: BigInt(n + 1), partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] },
+      }],
+    });
+    if (opts.backfill) {
+      await db.withTransaction(async (tx) => {
+        expect(await repositories(tx).backfills.startChunk(tx, opts.backfill!.name, opts.backfill!.chunk, b.id, `run-${n}`)).toBe(true);
+      });
+    }
+    if (state === 'committed') await r.batches.commit(b.id, 'test');
+    else if (state !== 'open') await r.batches.close(b.id, state, 'test');
+    await age('batches', 'created_at', 'id = $1', [b.id.toString()], createdDaysAgo);
+    if (closedDaysAgo !== null) await age('batches', 'closed_at', 'id = $1', [b.id.toString()], closedDaysAgo);
+    return b.id;
+  }
+
+  async function backfill(name: string, chunks: number, createdDaysAgo: number): Promise<void> {
+    await r.backfills.create({
+      name, consumer: 'c1', sourceTable: 't1', kind: 'where', spec: { where: 'x' }, pinnedSnapshotId: null, pinnedSequenceNumber: null,
+      concurrency: 1, maxAttempts: 3, order: 'oldest-first', createdBy: 'test',
+      chunks: Array.from({ length: chunks }, (_, i) => ({ range: { i }, files: { added: [file(`${name}-${i}`)], removed: [] }, fromSnapshotId: null, toSnapshotId: null })),
+    });
+    await age('backfills', 'created_at', 'name = $1', [name], createdDaysAgo);
+  }
+
+  beforeAll(async () => {
+    t = await freshDatabase(driver, 'retention');
+    db = t.db;
+    await migrate(db);
+    r = repositories(db);
+    await r.sourceTables.create({ name: 't1', ref: { kind: 'directory', location: '/w/t1' } });
+    for (const c of ['c1', 'c2', 'c3', 'c4']) {
+      await r.consumers.create({ name: c });
+      await r.watermarks.create({ consumer: c, sourceTable: 't1' }, { actor: 'test', reason: 'subscribe' });
+    }
+    const keep = (why: string) => ({ fate: 'kept' as const, why });
+    const drop = (why: string) => ({ fate: 'files-dropped' as const, why });
+    const del = (why: string) => ({ fate: 'deleted' as const, why });
+
+    // c1: its own history, oldest first.
+    batchFate.set(await batch('c1', 'committed', 200, 200), del('committed 200 days ago (> batch_days 90), not the newest'));
+    batchFate.set(await batch('c1', 'aborted', 200, 200), del('aborted 200 days ago'));
+    batchFate.set(await batch('c1', 'committed', 100, 100),
+      drop('closed 100 days ago (> batch_days) but created after the running backfill bf-live started (120 days ago): its report may read the row, not the files'));
+    batchFate.set(await batch('c1', 'committed', 60, 60), drop('committed 60 days ago: older than batch_files_days 7, younger than batch_days 90'));
+    batchFate.set(await batch('c1', 'expired', 10, 10), drop('expired 10 days ago'));
+    batchFate.set(await batch('c1', 'aborted', 3, 3), keep('aborted 3 days ago: younger than batch_files_days'));
+    batchFate.set(await batch('c1', 'committed', 1, 1), keep('the newest committed batch of c1'));
+    batchFate.set(await batch('c1', 'open', 200, null), keep('open, however old'));
+
+    // c2: triggered batches.
+    await r.subscriptions.create({ name: 's2', consumer: 'c2', tables: ['t1'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' } });
+    // One at a time, as a subscription fires them: made open, the trigger delivered (or dead), then closed.
+    const entryOf = async (batchId: bigint) => (await r.outbox.list({ subscription: 's2' })).find((e) => e.batchId === batchId)!.id;
+    const deliver = async (batchId: bigint, outcome: 'dead' | 'delivered') => {
+      const entry = await entryOf(batchId);
+      // As the delivery loop does: claim, then record the outcome under the claim.
+      await db.query("UPDATE outbox SET claimed_by = 'w', claim_expires_at = now() + INTERVAL '1 minute' WHERE id = $1", [entry.toString()]);
+      if (outcome === 'dead') expect(await r.outbox.markFailed(entry, 'w', { error: 'refused', retryable: false, maxAttempts: 1, retryInMs: 0 })).toBe('dead');
+      else expect(await r.outbox.markDelivered(entry, 'w', { outcome: 'started', runId: `run-${batchId}` })).toBe(true);
+      return entry;
+    };
+    const deadBatch = await batch('c2', 'open', 200, null, { trigger: { subscription: 's2', seq: 1n } });
+    // A trigger is dead only while its batch is open (closing a batch cancels its trigger).
+    const deadEntry = await deliver(deadBatch, 'dead');
+    const deliveredOld = await batch('c2', 'open', 200, null, { trigger: { subscription: 's2', seq: 2n } });
+    const oldEntry = await deliver(deliveredOld, 'delivered');
+    await r.batches.commit(deliveredOld, 'test');
+    await age('batches', 'closed_at', 'id = $1', [deliveredOld.toString()], 200);
+    await age('outbox', 'delivered_at', 'batch_id = $1', [deliveredOld.toString()], 200);
+    const deliveredMid = await batch('c2', 'open', 40, null, { trigger: { subscription: 's2', seq: 3n } });
+    const midEntry = await deliver(deliveredMid, 'delivered');
+    await r.batches.commit(deliveredMid, 'test');
+    await age('batches', 'closed_at', 'id = $1', [deliveredMid.toString()], 40);
+    await age('outbox', 'delivered_at', 'batch_id = $1', [deliveredMid.toString()], 40);
+    batchFate.set(await batch('c2', 'committed', 5, 5), keep('the newest committed batch of c2'));
+    const pending = await batch('c2', 'open', 200, null, { trigger: { subscription: 's2', seq: 4n } });
+    const pendingEntry = await entryOf(pending);
+    batchFate.set(deadBatch, keep('open, 200 days old, its trigger dead (a retry by hand needs both)'));
+    batchFate.set(deliveredOld, del('committed 200 days ago; its trigger was delivered'));
+    batchFate.set(deliveredMid, drop('committed 40 days ago'));
+    batchFate.set(pending, keep('open, its trigger still pending'));
+    batchFate.set(await batch('c4', 'committed', 150, 150), keep('the only (so newest) committed batch of c4, even at 150 days'));
+    const byBatch = new Map([[deadBatch, deadEntry], [deliveredOld, oldEntry], [deliveredMid, midEntry], [pending, pendingEntry]]);
+    outboxFate.set(byBatch.get(deadBatch)!, keep('dead'));
+    outboxFate.set(byBatch.get(deliveredOld)!, del('delivered 200 days ago'));
+    outboxFate.set(byBatch.get(deliveredMid)!, del('delivered 40 days ago (> outbox_days 30)'));
+    outboxFate.set(byBatch.get(pending)!, keep('pending'));
+
+    // Backfills of c1: one running (created 120 days ago), one finished 100 days ago, one cancelled 20 days ago.
+    await backfill('bf-live', 2, 120);
+    batchFate.set(await batch('c1', 'committed', 110, 110, { backfill: { name: 'bf-live', chunk: 0 } }), keep('a chunk of a running backfill'));
+    chunkFate.set('bf-live/0', keep('running backfill'));
+    chunkFate.set('bf-live/1', keep('running backfill'));
+    backfillFate.set('bf-live', 'kept');
+
+    await backfill('bf-old', 1, 130);
+    batchFate.set(await batch('c1', 'committed', 125, 125, { backfill: { name: 'bf-old', chunk: 0 } }),
+      del('a chunk of a backfill finished 100 days ago (> backfill_days 90), created before bf-live'));
+    await age('backfills', 'finished_at', 'name = $1', ['bf-old'], 100);
+    chunkFate.set('bf-old/0', del('its backfill is deleted'));
+    backfillFate.set('bf-old', 'deleted');
+
+    await backfill('bf-cancelled', 2, 25);
+    batchFate.set(await batch('c1', 'committed', 24, 24, { backfill: { name: 'bf-cancelled', chunk: 0 } }),
+      keep('a chunk of a backfill finished 20 days ago (< backfill_days)'));
+    await r.backfills.cancelPending('bf-cancelled');
+    await r.backfills.setState('bf-cancelled', 'cancelled', 'test');
+    await age('backfills', 'finished_at', 'name = $1', ['bf-cancelled'], 20);
+    chunkFate.set('bf-cancelled/0', drop('committed chunk of a backfill finished 20 days ago'));
+    chunkFate.set('bf-cancelled/1', keep('a cancelled chunk: retry needs its files'));
+    backfillFate.set('bf-cancelled', 'kept');
+
+    // The audit log: c3 moved once, 400 days ago (its newest move); c1's subscribe move is 400
+    // days old, its later moves 100 days (after bf-live started); c2's moves too (no backfill).
+    await age('watermark_moves', 'moved_at', "consumer IN ('c1', 'c2', 'c4')", [], 100);
+    await age('watermark_moves', 'moved_at', 'consumer = $1', ['c3'], 400);
+    await age('watermark_moves', 'moved_at', "consumer = $1 AND reason = 'subscribe'", ['c1'], 400);
+  });
+
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+
+  async function snapshot() {
+    const batches = await db.query<{ id: bigint; files: { added: unknown[] }; files_pruned_at: Date | null }>(
+      'SELECT b.id, t.files, t.files_pruned_at FROM batches b JOIN batch_tables t ON t.batch_id = b.id');
+    const outbox = await db.query<{ id: bigint }>('SELECT id FROM outbox');
+    const chunks = await db.query<{ backfill: string; idx: number; files: { added: unknown[] }; files_pruned_at: Date | null }>(
+      'SELECT backfill, idx, files, files_pruned_at FROM backfill_chunks');
+    const backfills = await db.query<{ name: string }>('SELECT name FROM backfills');
+    const moves = await db.query<{ consumer: string; moved_at: Date }>('SELECT consumer, moved_at FROM watermark_moves');
+    return { batches: batches.rows, outbox: outbox.rows, chunks: chunks.rows, backfills: backfills.rows, moves: moves.rows };
+  }
+
+  function fateOf(row: { files: { added: unknown[] }; files_pruned_at: Date | null } | undefined): Fate {
+    if (row === undefined) return 'deleted';
+    if (row.files_pruned_at !== null) {
+      expect(row.files.added).toEqual([]);
+      return 'files-dropped';
+    }
+    expect(row.files.added.length).toBeGreaterThan(0);
+    return 'kept';
+  }
+
+  test('a dry run counts exactly what the pass then does, and changes nothing', async () => {
+    const before = await snapshot();
+    const dry = await r.retention.run(POLICY, { dryRun: true });
+    expect(await snapshot()).toEqual(before);
+    const expectBatches = [...batchFate.values()];
+    // Counted independently from the table of fates above.
+    const want: Partial<RetentionCounts> = {
+      batchFileListsPruned: expectBatches.filter((f) => f.fate === 'files-dropped').length
+        // the batches deleted in the same pass have their file list dropped first
+        + expectBatches.filter((f) => f.fate === 'deleted').length,
+      chunkFileListsPruned: [...chunkFate.values()].filter((f) => f.fate === 'files-dropped').length + 1 /* bf-old's chunk, before its backfill goes */,
+      backfillsDeleted: 1,
+      batchesDeleted: expectBatches.filter((f) => f.fate === 'deleted').length,
+      outboxDeleted: [...outboxFate.values()].filter((f) => f.fate === 'deleted').length,
+      watermarkMovesDeleted: 1, // c1's subscribe move: 400 days old and not c1's newest
+    };
+    expect(dry).toEqual(want);
+    const done = await r.retention.run(POLICY, { sliceSize: 2 });
+    expect(done).toEqual(dry);
+  });
+
+  test('every row ends as the policy says, and nothing else was touched', async () => {
+    const s = await snapshot();
+    const rowsById = new Map(s.batches.map((b) => [b.id, b]));
+    for (const [id, { fate, why }] of batchFate) expect(fateOf(rowsById.get(id)), `batch: ${why}`).toBe(fate);
+    expect(s.batches.length).toBe([...batchFate.values()].filter((f) => f.fate !== 'deleted').length);
+    const outboxIds = new Set(s.outbox.map((o) => o.id));
+    for (const [id, { fate, why }] of outboxFate) expect(outboxIds.has(id) ? 'kept' : 'deleted', `trigger: ${why}`).toBe(fate);
+    const chunks = new Map(s.chunks.map((c) => [`${c.backfill}/${c.idx}`, c]));
+    for (const [key, { fate, why }] of chunkFate) expect(fateOf(chunks.get(key)), `chunk ${key}: ${why}`).toBe(fate);
+    expect(new Set(s.backfills.map((b) => b.name))).toEqual(new Set([...backfillFate].filter(([, f]) => f === 'kept').map(([n]) => n)));
+    // The audit log: nothing older than 365 days is left but c3's only (newest) move.
+    expect(s.moves.filter((m) => m.consumer === 'c3')).toHaveLength(1);
+    const old = s.moves.filter((m) => m.moved_at.getTime() < Date.now() - 365 * DAY);
+    expect(old.map((m) => m.consumer)).toEqual(['c3']);
+  });
+
+  test('the batch repository says a dropped file list was dropped, and listings leave file lists unread', async () => {
+    const dropped = [...batchFate].find(([, f]) => f.fate === 'files-dropped')![0];
+    const b = (await r.batches.get(dropped))!;
+    expect(b.tables[0]!.filesPrunedAt).toBeInstanceOf(Date);
+    expect(b.tables[0]!.fileCount).toBe(3); // the counts stay
+    const listed = await r.batches.list({ consumer: 'c1', files: false });
+    expect(listed.length).toBeGreaterThan(0);
+    for (const x of listed) expect(x.tables.every((tt) => !tt.filesLoaded && tt.files.added.length === 0)).toBe(true);
+    const full = await r.batches.list({ consumer: 'c1', state: 'open' });
+    expect(full[0]!.tables[0]!.files.added.length).toBe(2);
+  });
+
+  test('a second pass finds nothing left to do', async () => {
+    expect(Object.values(await r.retention.run(POLICY)).every((n) => n === 0)).toBe(true);
+  });
+
+  test('watermark moves since a running backfill started are kept; once it is long finished, each watermark keeps only its newest', async () => {
+    const movesOf = async (c: string) => Number((await db.query<{ n: bigint | number }>('SELECT count(*) AS n FROM watermark_moves WHERE consumer = $1', [c])).rows[0]!.n);
+    const before = { c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') };
+    expect(before.c1).toBeGreaterThan(1);
+    expect(before.c2).toBeGreaterThan(1);
+    const policy = { ...POLICY, watermarkMovesDays: 50 };
+    // The moves are 100 days old, but bf-live (running, started 120 days ago) may read any of them.
+    expect((await r.retention.run(policy)).watermarkMovesDeleted).toBe(0);
+    expect({ c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') }).toEqual(before);
+    // bf-live is cancelled and that was 95 days ago: nothing holds the moves any more.
+    await r.backfills.setState('bf-live', 'cancelled', 'test');
+    await age('backfills', 'finished_at', 'name = $1', ['bf-live'], 95);
+    const done = await r.retention.run(policy);
+    expect({ c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') }).toEqual({ c1: 1, c2: 1, c4: 1 });
+    expect(done.watermarkMovesDeleted).toBe(before.c1 - 1 + before.c2 - 1 + before.c4 - 1);
+    expect(done.backfillsDeleted).toBe(1);
+  });
+
+  test('one replica holds the job at a time, and not again before the interval', async () => {
+    expect(await r.retention.claim('job-x', 'a', 3600, 60)).toBe(true);
+    expect(await r.retention.claim('job-x', 'b', 3600, 60)).toBe(false);
+    await r.retention.finish('job-x', 'a', { ok: true });
+    // Released, but the last run started less than an interval ago.
+    expect(await r.retention.claim('job-x', 'b', 3600, 60)).toBe(false);
+    expect(await r.retention.claim('job-x', 'b', 0, 60)).toBe(true);
+    expect((await r.retention.status('job-x'))?.claimedBy).toBe('b');
+    expect(await r.retention.extend('job-x', 'a', 60)).toBe(false);
+    expect(await r.retention.extend('job-x', 'b', 60)).toBe(true);
+  });
+});
