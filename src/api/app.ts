@@ -17,6 +17,8 @@ import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
+import { overviewRoutes } from './routes/overview.js';
+import { consolePlugin, UI_PREFIX } from '../ui/plugin.js';
 import type { Secret } from '../state/index.js';
 
 export interface AppOptions {
@@ -87,7 +89,9 @@ export function duplicateJsonKey(text: string): string | null {
 
 /** Routes anyone may call; every other routed path needs a principal (decided on the route, never on the raw URL). */
 function isPublicRoute(route: string): boolean {
-  return route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/');
+  // The console's static files hold no data: the page calls the API with the user's token.
+  return route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/')
+    || route === UI_PREFIX || route.startsWith(`${UI_PREFIX}/`);
 }
 
 function toProblem(err: FastifyError | Error, bodyLimit: number): Problem {
@@ -225,6 +229,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(batchRoutes(ctx));
   await app.register(subscriptionRoutes(ctx));
   await app.register(backfillRoutes(ctx));
+  await app.register(overviewRoutes(ctx));
+  await app.register(consolePlugin());
   await app.ready();
   return app;
 }

@@ -48,8 +48,13 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     app.get('/v1/consumers/:name/batches', {
       schema: {
         tags: ['batches'], params: nameParams,
-        querystring: z.object({ state: batchState.optional(), limit: z.coerce.number().int().positive().max(1000).optional() }).strict(),
-        summary: 'Batches of a consumer, oldest first',
+        querystring: z.object({
+          state: batchState.optional(),
+          limit: z.coerce.number().int().positive().max(1000).optional(),
+          order: z.enum(['oldest', 'newest']).optional().describe('oldest first (default), or the newest `limit` newest first'),
+          include_files: z.enum(['true', 'false']).optional().describe('false leaves out each table\'s file list (a batch may hold thousands; GET /v1/batches/{id} has them)'),
+        }).strict(),
+        summary: 'Batches of a consumer, oldest first (or newest first)',
       },
     }, async (req) => {
       requireConsumer(ctx.principal(req), req.params.name);
@@ -57,8 +62,12 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         consumer: req.params.name,
         ...(req.query.state ? { state: req.query.state } : {}),
         ...(req.query.limit ? { limit: req.query.limit } : {}),
+        ...(req.query.order === 'newest' ? { newestFirst: true } : {}),
       });
-      return { batches: batches.map(batchJson) };
+      const withFiles = req.query.include_files !== 'false';
+      const json = batches.map(batchJson);
+      if (!withFiles) for (const b of json) b.tables = (b.tables as Record<string, unknown>[]).map(({ files: _files, ...t }) => t);
+      return { batches: json };
     });
 
     app.get('/v1/batches/:id', { schema: { tags: ['batches'], summary: 'A batch with its files, ranges and ICDC snapshot', params: idParams } }, async (req) => {
