@@ -82,6 +82,10 @@ export interface PlaybackRunOptions {
   onLog?: (line: string) => void;
   /** Longest wait for one simulated day's four runs. */
   dayTimeoutMs?: number;
+  /** The in-process ips requires this admin token (the demo's own calls send it). */
+  adminToken?: string;
+  /** Leave the in-process ips running (its trigger loops too) and return it: the caller closes it. */
+  keepServer?: boolean;
 }
 
 export interface PlaybackResult {
@@ -93,6 +97,8 @@ export interface PlaybackResult {
   wallMs: number;
   verification: Verification;
   duplicateDeliveries: number;
+  /** The in-process ips, still running, when `keepServer` was asked for. */
+  server?: RunningServer;
 }
 
 function s3Registration(s3: S3Settings | undefined): Record<string, unknown> | undefined {
@@ -141,14 +147,15 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
   try {
     let ipsUrl = run.ipsUrl;
     if (!ipsUrl) {
+      const env = run.env ?? process.env;
       const config = loadServiceConfig({
-        env: run.env ?? process.env,
+        env: run.adminToken ? { ...env, IPS_ADMIN_TOKEN: run.adminToken } : env,
         overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
       });
       server = await startServer(config, { log });
       ipsUrl = server.url;
     }
-    const client = new IpsHttpClient(ipsUrl, run.ipsToken);
+    const client = new IpsHttpClient(ipsUrl, run.ipsToken ?? run.adminToken);
     // A separate ips (another container) reaches the receiver by a name of this host: listen on
     // every interface then; otherwise on loopback only.
     const external = run.callbackHost !== undefined && !/^(127\.|localhost$|\[?::1\]?$)/.test(run.callbackHost);
@@ -162,11 +169,15 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       await lake.create(p.agg, aggTableSpec(o));
     }
     const s3 = s3Registration(run.s3);
-    for (const t of [TABLES.source, TABLES.incremental.daily, TABLES.lookback.daily]) {
+    // Every table, the stages' outputs too: each consumer declares what it writes, so ips knows
+    // the pipeline's graph (the console's lineage, backfills that follow a change downstream).
+    for (const t of [TABLES.source, TABLES.incremental.daily, TABLES.lookback.daily, TABLES.incremental.agg, TABLES.lookback.agg]) {
       await client.call('POST', '/v1/tables', { name: ipsName(t), ref: catalog.registration(t), verify: false, ...(s3 ? { s3 } : {}) });
     }
     for (const s of STAGES) {
-      await client.call('POST', '/v1/consumers', { name: s.consumer, description: `${s.pipeline} ${s.stage} (ips demo playback)`, tables: [{ table: ipsName(s.source), from: 'start' }] });
+      await client.call('POST', '/v1/consumers', {
+        name: s.consumer, description: `${s.pipeline} ${s.stage} (ips demo playback)`, tables: [{ table: ipsName(s.source), from: 'start' }], outputs: [ipsName(s.target)],
+      });
       await client.call('POST', '/v1/subscriptions', {
         name: s.consumer, consumer: s.consumer, tables: [ipsName(s.source)],
         sink: { type: 'webhook', url: `${callback}/runs/${s.consumer}`, secret },
@@ -229,14 +240,18 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       run.onProgress?.({ dayIndex: k, days: o.days, date, eventsAppended: appended, runs: runs.filter((r) => r.day === date) });
     }
     const verification = await verifyPipelines(lake);
+    const kept = run.keepServer && server ? server : undefined;
     return {
       options: o, ipsUrl, warehouse, runs, eventsAppended: events, wallMs: performance.now() - started,
-      verification, duplicateDeliveries: receiver.duplicates,
+      verification, duplicateDeliveries: receiver.duplicates, ...(kept ? { server: kept } : {}),
     };
+  } catch (e) {
+    await server?.close();
+    throw e;
   } finally {
     await receiver.close();
     await queue.catch(() => {});
-    await server?.close();
+    if (!run.keepServer) await server?.close();
     engine.close();
     await catalog.close();
   }
