@@ -86,6 +86,8 @@ export interface PlaybackRunOptions {
   adminToken?: string;
   /** Leave the in-process ips running (its trigger loops too) and return it: the caller closes it. */
   keepServer?: boolean;
+  /** Port of the in-process ips (default: any free one). */
+  port?: number;
 }
 
 export interface PlaybackResult {
@@ -150,7 +152,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
       const env = run.env ?? process.env;
       const config = loadServiceConfig({
         env: run.adminToken ? { ...env, IPS_ADMIN_TOKEN: run.adminToken } : env,
-        overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
+        overrides: { host: '127.0.0.1', port: run.port ?? 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
       });
       server = await startServer(config, { log });
       ipsUrl = server.url;
