@@ -121,6 +121,9 @@ export function demoCommand(): Command {
           onLog: opts.json ? () => {} : say,
           onProgress: (p) => { if (!opts.json || process.stderr.isTTY) say(progressLine(p)); },
           ...(adminToken !== undefined ? { adminToken, keepServer: true, port } : {}),
+        }).catch((e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new IpsError('ADDRESS_IN_USE', `port ${port} is in use (another ips serve?): pick another with --port (0: any free port)`);
+          throw e;
         });
         const consoleUrl = result.server ? `${result.server.url}/ui/#token=${adminToken}` : null;
         if (opts.json) printJson({ ...reportJson(result), ...(consoleUrl ? { console: { url: `${result.server!.url}/ui/`, token: adminToken, open: consoleUrl } } : {}) });

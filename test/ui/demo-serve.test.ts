@@ -7,18 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../setup/env.js';
+import { example } from '../docs/helpers.js';
 import { launchBrowser } from './harness.js';
 
 describe('ips demo playback --serve', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-demo-serve-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps the console up after the demo, with the URL and token it prints', async () => {
+  it("the README's command keeps the console up after the demo, with the URL and token it prints", async () => {
+    // The README's command as written, on a smaller month, a free port and a scratch directory.
+    const words = example('console').split('\n')[0]!.replace(/#.*$/, '').trim().split(/\s+/);
+    expect(words.slice(0, 4)).toEqual(['ips', 'demo', 'playback', '--serve']);
     const env = { ...process.env };
     delete env['DATABASE_URL'];
     delete env['IPS_ADMIN_TOKEN'];
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'ips.js'), 'demo', 'playback', '--days', '2', '--rows-per-day', '200', '--profiles', '20',
-      '--lookback-days', '3', '--dir', path.join(dir, 'demo'), '--serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'ips.js'), ...words.slice(1), '--days', '2', '--rows-per-day', '200', '--profiles', '20',
+      '--lookback-days', '3', '--dir', path.join(dir, 'demo'), '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
