@@ -163,6 +163,28 @@ describe.each(DRIVERS)('the console\'s API (%s state)', (driver) => {
     expect((await call('GET', '/v1/subscriptions/beta-hook/triggers?order=up')).body.code).toBe('VALIDATION_FAILED');
   });
 
+  test('files missing: a subscription that cannot fire because a data file is gone is a problem, worst first', async () => {
+    // Another copy of the table, its data files deleted behind ips's back (orphan removal gone wrong).
+    const dir = path.join(tmp, 'fragile');
+    cpSync(path.join(REPO_ROOT, 'fixtures', 'tables', 'playback'), dir, { recursive: true });
+    rmSync(path.join(dir, 'data'), { recursive: true });
+    await ok('POST', '/v1/tables', ADMIN, { name: 'fragile', ref: { kind: 'directory', location: dir } }, 201);
+    await ok('POST', '/v1/consumers', ADMIN, { name: 'gamma', tables: [{ table: 'fragile' }] }, 201);
+    await ok('POST', '/v1/subscriptions', ADMIN, { name: 'gamma-hook', consumer: 'gamma', tables: ['fragile'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x', secret: 's' } }, 201);
+    let o: any;
+    for (let i = 0; i < 300; i++) {
+      o = await ok('GET', '/v1/overview');
+      if (o.problems.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(o.problems[0]).toMatchObject({ severity: 'error', kind: 'files_missing', consumer: 'gamma', subscription: 'gamma-hook' });
+    expect(o.problems[0].message).toContain('no longer exist');
+    expect(o.consumers[0]).toMatchObject({ name: 'gamma', health: 'error' });
+    // Not alpha's or beta's business.
+    expect((await ok('GET', '/v1/overview', tokens['alpha']!)).problems).toEqual([]);
+    await ok('DELETE', '/v1/subscriptions/gamma-hook');
+  });
+
   test('the console\'s files: public, fixed, with a strict policy; the OpenAPI document has the new routes', async () => {
     const page = await call('GET', '/ui/', null);
     expect(page.status).toBe(200);
