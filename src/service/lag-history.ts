@@ -83,9 +83,9 @@ function pointAt(chain: Chain, at: number, done: number): LagPoint {
 }
 
 /**
- * The lag series between `since` and `until` (ms): a point at every snapshot commit and every
- * watermark move in the window (just before and after a move, so the chart steps), and one at
- * `until`. `moves` are the watermark's moves, oldest first (the latest few hundred suffice: a
+ * The lag series between `since` and `until` (ms): a point at `since`, at every snapshot commit
+ * and every watermark move in the window (just before and after a move, so the chart steps), and
+ * at `until`. `moves` are the watermark's moves, oldest first (the latest few hundred suffice: a
  * window older than the first one starts from that move's `from`).
  */
 export function lagHistory(md: TableMetadata, branch: string, moves: readonly WatermarkMove[], window: { since: number; until: number }): LagPoint[] {
@@ -93,11 +93,11 @@ export function lagHistory(md: TableMetadata, branch: string, moves: readonly Wa
   const events: { at: number; move: number | null }[] = [];
   for (const s of chain.snapshots) {
     const at = Number(s.timestampMs);
-    if (at >= window.since && at <= window.until) events.push({ at, move: null });
+    if (at > window.since && at <= window.until) events.push({ at, move: null });
   }
   moves.forEach((m, i) => {
     const at = m.movedAt.getTime();
-    if (at >= window.since && at <= window.until) events.push({ at, move: i });
+    if (at > window.since && at <= window.until) events.push({ at, move: i });
   });
   events.sort((a, b) => a.at - b.at || (a.move ?? -1) - (b.move ?? -1));
   // The position before the window: the last move before it, or the first move's starting point.
@@ -106,8 +106,9 @@ export function lagHistory(md: TableMetadata, branch: string, moves: readonly Wa
   const advanceTo = (at: number) => {
     while (mi < moves.length && moves[mi]!.movedAt.getTime() <= at) done = processedUpTo(chain, moves[mi++]!.to);
   };
-  advanceTo(window.since - 1);
-  const points: LagPoint[] = [];
+  advanceTo(window.since);
+  // Where the window starts (what "lag growing" compares with), then every change inside it.
+  const points: LagPoint[] = [pointAt(chain, window.since, done)];
   for (const e of events) {
     if (e.move !== null) points.push(pointAt(chain, e.at - 1, done)); // the step's top
     advanceTo(e.at);
@@ -115,5 +116,6 @@ export function lagHistory(md: TableMetadata, branch: string, moves: readonly Wa
   }
   advanceTo(window.until);
   points.push(pointAt(chain, window.until, done));
-  return points.length > MAX_LAG_POINTS ? points.slice(points.length - MAX_LAG_POINTS) : points;
+  // Too many: the window's start and the latest ones.
+  return points.length > MAX_LAG_POINTS ? [points[0]!, ...points.slice(points.length - MAX_LAG_POINTS + 1)] : points;
 }

@@ -115,7 +115,7 @@ export async function overview(service: IpsService, opts: OverviewOptions): Prom
         const moves = await repos.watermarks.recentMoves(c.name, v.table.name, 50);
         const nowMs = now.getTime();
         const series = lagHistory(v.metadata, v.table.branch, moves, { since: nowMs - windowSeconds * 1000, until: nowMs });
-        const then = series[0]?.snapshots ?? 0;
+        const then = series[0]?.snapshots ?? 0; // the lag at the window's start
         if (row.lag.lag.snapshots > then && row.lag.lag.snapshots >= 2) growingFrom = then;
       }
       const lastMove = (await repos.watermarks.recentMoves(c.name, v.table.name, 1))[0];
