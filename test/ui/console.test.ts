@@ -328,6 +328,7 @@ describe('web console (real Chromium)', () => {
       const seen: number[] = [];
       await until('150 more polls', async () => { seen.push(await connections()); return polls >= 180; }, 300_000);
       const after = heap();
+      process.stdout.write(`[console] ${polls} overview polls at 100 ms: server heap after GC ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB over the last ${polls - 30}; open connections at most ${Math.max(...seen)}\n`);
       // Each poll costs the server nothing that outlives it: no growth beyond noise (a leak of
       // 30 KB per poll would be 4.5 MB here), and the browser reuses its few keep-alive connections.
       expect(after - before).toBeLessThan(4 * 1024 * 1024);

@@ -36,25 +36,25 @@ export function consumersTable(consumers) {
       const pending = c.subscriptions.reduce((n, s) => n + s.pending, 0);
       const open = c.open_batches[0];
       rows.push(h('tr', { 'data-consumer': c.name },
-        h('td', {}, first ? [healthDot(c.health), h('a', { href: `#/consumers/${enc(c.name)}` }, c.name)] : ''),
+        h('td', { class: 'nowrap' }, first ? [healthDot(c.health), h('a', { href: `#/consumers/${enc(c.name)}` }, c.name)] : ''),
         h('td', {}, first ? h('span', { class: `badge st-${c.state === 'active' ? 'committed' : 'failed'}` }, c.state) : ''),
         h('td', { class: 'wrap' }, t ? t.table : '–'),
         ...(t ? lagCells(t) : [h('td', { colspan: 5, class: 'muted' }, 'no tables')]),
-        h('td', { class: 'hide-narrow' }, first && open ? h('span', { title: `instance ${open.instance_id}` }, `#${open.id} (${num(open.files)} files, ${ago(open.created_at)})`) : first ? '–' : ''),
-        h('td', { class: 'num hide-narrow' }, first ? [num(pending), ' / ', dead ? h('span', { class: 'err' }, `${dead} dead`) : '0'] : ''),
+        h('td', { class: 'hide-narrow' }, first && open ? h('span', { title: `batch ${open.id}, instance ${open.instance_id}`, 'data-open-batch': open.id }, `${num(open.files)} files, ${ago(open.created_at)}`) : first ? '–' : ''),
+        h('td', { class: 'hide-narrow nowrap' }, first ? (dead ? h('span', { class: 'err' }, `${dead} dead`) : `${num(pending)} pending`) : ''),
         h('td', { class: 'hide-narrow' }, first ? ago(c.last_commit_at) : '')));
     });
   }
   return table(['consumer', 'state', 'table', { label: 'snapshots', attrs: { class: 'num' } }, { label: 'files', attrs: { class: 'num' } },
     { label: 'bytes', attrs: { class: 'num' } }, { label: 'records', attrs: { class: 'num' } }, { label: 'behind', attrs: { class: 'num' } },
-    { label: 'open batch', attrs: { class: 'hide-narrow' } }, { label: 'triggers pending / dead', attrs: { class: 'num hide-narrow' } }, { label: 'last commit', attrs: { class: 'hide-narrow' } }],
+    { label: 'open batch', attrs: { class: 'hide-narrow' } }, { label: 'triggers', attrs: { class: 'hide-narrow' } }, { label: 'last commit', attrs: { class: 'hide-narrow' } }],
   rows, { empty: 'no consumers', attrs: { 'data-testid': 'consumers' } });
 }
 
 function tablesTable(tables) {
   return table(['table', 'head snapshot', { label: 'operation', attrs: { class: 'hide-narrow' } }, 'last commit', { label: 'oldest needed', attrs: { class: 'hide-narrow' } }, 'consumers'],
     tables.map((t) => h('tr', { 'data-table': t.name },
-      h('td', { class: 'wrap' }, healthDot(t.load_error ? 'error' : 'ok', t.load_error ? `${t.load_error.code}: ${t.load_error.message}` : 'loads'), t.name,
+      h('td', { class: 'nowrap' }, healthDot(t.load_error ? 'error' : 'ok', t.load_error ? `${t.load_error.code}: ${t.load_error.message}` : 'loads'), t.name,
         t.load_error ? h('div', { class: 'err' }, `${t.load_error.code}: ${t.load_error.message}`) : null),
       h('td', { class: 'mono wrap' }, t.head ? t.head.snapshot_id : '–'),
       h('td', { class: 'hide-narrow' }, t.head?.operation ?? '–'),
