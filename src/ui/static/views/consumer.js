@@ -67,7 +67,8 @@ function lagChart(ctx, t) {
     const el = h('div', { class: 'chart', 'data-chart': t.table });
     const u = new uPlot({
       width, height: 220,
-      scales: { x: { time: true }, min: { auto: true } },
+      // The window is a day; start the x axis shortly before the first change in it, not at a day of flat zero.
+      scales: { x: { time: true, range: (u, min, max) => [Math.max(min, (u.data[0][1] ?? min) - Math.max(60, ((max - (u.data[0][1] ?? min)) * 0.05))), max] }, min: { auto: true } },
       series: [{}, { label: 'snapshots behind', stroke: '#2f5fd0', width: 2, paths: uPlot.paths.stepped({ align: 1 }) },
         { label: 'minutes behind', stroke: '#d68b00', width: 1.5, scale: 'min' }],
       axes: [{}, { label: 'snapshots' }, { side: 1, scale: 'min', label: 'minutes', grid: { show: false } }],

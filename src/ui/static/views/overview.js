@@ -19,8 +19,8 @@ function lagCells(t) {
   const behind = t.lag.oldest_pending_at ? duration(since(t.lag.oldest_pending_at)) : '0 s';
   return [
     h('td', { class: 'num' }, num(t.lag.snapshots), t.growing_from !== null ? h('span', { class: 'err', title: `was ${t.growing_from}` }, ' ↑') : null),
-    h('td', { class: 'num' }, num(t.lag.files)),
-    h('td', { class: 'num', title: `${t.lag.bytes} bytes` }, bytes(t.lag.bytes)),
+    h('td', { class: 'num hide-narrow' }, num(t.lag.files)),
+    h('td', { class: 'num hide-narrow', title: `${t.lag.bytes} bytes` }, bytes(t.lag.bytes)),
     h('td', { class: 'num' }, num(t.lag.records)),
     h('td', { class: 'num' }, behind),
   ];
@@ -37,7 +37,7 @@ export function consumersTable(consumers) {
       const open = c.open_batches[0];
       rows.push(h('tr', { 'data-consumer': c.name },
         h('td', { class: 'nowrap' }, first ? [healthDot(c.health), h('a', { href: `#/consumers/${enc(c.name)}` }, c.name)] : ''),
-        h('td', {}, first ? h('span', { class: `badge st-${c.state === 'active' ? 'committed' : 'failed'}` }, c.state) : ''),
+        h('td', { class: 'hide-narrow' }, first ? h('span', { class: `badge st-${c.state === 'active' ? 'committed' : 'failed'}` }, c.state) : ''),
         h('td', { class: 'wrap' }, t ? t.table : '–'),
         ...(t ? lagCells(t) : [h('td', { colspan: 5, class: 'muted' }, 'no tables')]),
         h('td', { class: 'hide-narrow' }, first && open ? h('span', { title: `batch ${open.id}, instance ${open.instance_id}`, 'data-open-batch': open.id }, `${num(open.files)} files, ${ago(open.created_at)}`) : first ? '–' : ''),
@@ -45,8 +45,8 @@ export function consumersTable(consumers) {
         h('td', { class: 'hide-narrow' }, first ? ago(c.last_commit_at) : '')));
     });
   }
-  return table(['consumer', 'state', 'table', { label: 'snapshots', attrs: { class: 'num' } }, { label: 'files', attrs: { class: 'num' } },
-    { label: 'bytes', attrs: { class: 'num' } }, { label: 'records', attrs: { class: 'num' } }, { label: 'behind', attrs: { class: 'num' } },
+  return table(['consumer', { label: 'state', attrs: { class: 'hide-narrow' } }, 'table', { label: 'snapshots', attrs: { class: 'num' } }, { label: 'files', attrs: { class: 'num hide-narrow' } },
+    { label: 'bytes', attrs: { class: 'num hide-narrow' } }, { label: 'records', attrs: { class: 'num' } }, { label: 'behind', attrs: { class: 'num' } },
     { label: 'open batch', attrs: { class: 'hide-narrow' } }, { label: 'triggers', attrs: { class: 'hide-narrow' } }, { label: 'last commit', attrs: { class: 'hide-narrow' } }],
   rows, { empty: 'no consumers', attrs: { 'data-testid': 'consumers' } });
 }
