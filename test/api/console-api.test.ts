@@ -185,6 +185,26 @@ describe.each(DRIVERS)('the console\'s API (%s state)', (driver) => {
     await ok('DELETE', '/v1/subscriptions/gamma-hook');
   });
 
+  test('stale: a consumer whose table was rolled back is an error problem, with the reason and what to do', async () => {
+    const dir = path.join(tmp, 'rolled');
+    cpSync(path.join(REPO_ROOT, 'fixtures', 'tables', 'playback'), dir, { recursive: true });
+    await ok('POST', '/v1/tables', ADMIN, { name: 'rolled', ref: { kind: 'directory', location: dir } }, 201);
+    await ok('POST', '/v1/consumers', ADMIN, { name: 'delta', tables: [{ table: 'rolled' }] }, 201);
+    const b = await ok('POST', '/v1/consumers/delta/batches', ADMIN, { instance_id: 'd1' }, 201);
+    await ok('POST', `/v1/batches/${b.batch.id}/commit`);
+    // The table loses its newest metadata (a rollback), and the next prepare finds out.
+    const meta = path.join(dir, 'metadata');
+    rmSync(path.join(meta, readdirSync(meta).filter((f) => f.endsWith('.metadata.json')).sort().at(-1)!));
+    expect((await call('POST', '/v1/consumers/delta/batches', ADMIN, { instance_id: 'd2' })).status).toBe(422);
+    const o = await ok('GET', '/v1/overview');
+    const stale = o.problems.find((p: any) => p.kind === 'stale');
+    expect(stale).toMatchObject({ severity: 'error', consumer: 'delta' });
+    expect(stale.message).toContain('reset or backfill');
+    expect(o.consumers.find((c: any) => c.name === 'delta')).toMatchObject({ state: 'stale', health: 'error' });
+    // Its lag cannot be computed either: said, not hidden.
+    expect(o.problems.find((p: any) => p.kind === 'lag_unknown' && p.consumer === 'delta')).toBeDefined();
+  });
+
   test('the console\'s files: public, fixed, with a strict policy; the OpenAPI document has the new routes', async () => {
     const page = await call('GET', '/ui/', null);
     expect(page.status).toBe(200);
