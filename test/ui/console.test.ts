@@ -110,7 +110,9 @@ describe('web console (real Chromium)', () => {
 
     // A backfill of a probe consumer: three daily chunks, the first pulled and committed by hand.
     const source = ipsName(TABLES.source);
-    await call('POST', '/v1/consumers', { name: 'console_probe', tables: [{ table: source, from: 'now' }] });
+    // It declares the incremental daily table as its output, so the backfill follows its chunks
+    // to that table's reader, playback_daily_agg (stage 1).
+    await call('POST', '/v1/consumers', { name: 'console_probe', tables: [{ table: source, from: 'now' }], outputs: [ipsName(TABLES.incremental.daily)] });
     await call('POST', '/v1/backfills', { name: 'probe_refill', consumer: 'console_probe', where: 'event_date >= 2026-10-01 and event_date < 2026-10-04', chunk: 'day' });
     const chunk = await call('POST', '/v1/backfills/probe_refill/batches', { instance_id: 'probe-run-0' });
     await call('POST', `/v1/batches/${chunk.batch.id}/commit`, {});
@@ -224,12 +226,15 @@ describe('web console (real Chromium)', () => {
     }
   });
 
-  it('backfills: the chunk grid updates live, pause and resume work from the page', async () => {
+  it('backfills: the chunk grids of the backfill and its downstream stage update live, pause and resume work from the page', async () => {
     const { ctx, page } = await adminPage();
     try {
       await go(page, '#/backfills/probe_refill', '[data-view="backfill"] [data-stage="own"]');
       const states = () => page.locator('[data-stage="own"] [data-chunk]').evaluateAll((cs) => cs.map((c) => c.getAttribute('data-state')));
       expect(await states()).toEqual(['committed', 'pending', 'pending']);
+      // Downstream: the chunk's output is the daily table's head, which playback_daily_agg has processed.
+      const downstream = () => page.locator('[data-stage="playback_daily_agg"] [data-chunk]').evaluateAll((cs) => cs.map((c) => c.getAttribute('data-state')));
+      expect(await downstream()).toEqual(['propagated', 'waiting', 'waiting']);
       await page.locator('button[data-action="pause"]').click();
       await page.waitForSelector('[data-view="backfill"] h1 .st-paused');
       expect((await call('GET', '/v1/backfills/probe_refill')).state).toBe('paused');
@@ -239,6 +244,7 @@ describe('web console (real Chromium)', () => {
       const chunk = await call('POST', '/v1/backfills/probe_refill/batches', { instance_id: 'probe-run-1' });
       await call('POST', `/v1/batches/${chunk.batch.id}/commit`, {});
       await page.waitForFunction(() => document.querySelectorAll('[data-stage="own"] [data-state="committed"]').length === 2, undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelectorAll('[data-stage="playback_daily_agg"] [data-state="propagated"]').length === 2, undefined, { timeout: 30_000 });
     } finally {
       await ctx.close();
     }

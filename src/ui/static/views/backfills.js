@@ -2,7 +2,8 @@
 // with pause, resume, cancel and retry (admins).
 import { api, bytes, duration, enc, h, num, stateBadge, table, time } from '../lib.js';
 
-const STATES = ['pending', 'running', 'committed', 'failed', 'cancelled', 'waiting', 'passed', 'blocked'];
+// Chunk states (stage 0) and, downstream, whether each stage has processed the chunk's output.
+const STATES = ['pending', 'running', 'committed', 'failed', 'cancelled', 'waiting', 'propagated', 'blocked', 'no-output', 'unknown'];
 
 function legend() {
   return h('div', { class: 'legend' }, STATES.map((s) => h('span', {}, h('i', { class: `st-${s}` }), s)));
