@@ -36,12 +36,24 @@ async function retry(ctx, id, button) {
   ctx.refresh();
 }
 
+/** Subscriptions whose latest triggers are read on every refresh without being asked for. */
+const AUTO_RECENT = 10;
+
 export async function render(ctx) {
-  const { subscriptions } = await api('/v1/subscriptions', { signal: ctx.signal });
-  const cards = await Promise.all(subscriptions.map(async (s) => {
+  // The counts come with the overview (one read); the trigger lists only where they matter, so a
+  // page of many subscriptions does not cost a request per subscription per refresh.
+  const [{ subscriptions }, overview] = await Promise.all([
+    api('/v1/subscriptions', { signal: ctx.signal }),
+    api('/v1/overview', { signal: ctx.signal }),
+  ]);
+  const counts = new Map(overview.consumers.flatMap((c) => c.subscriptions.map((x) => [x.name, x])));
+  const shown = ctx.state.shown ??= new Set();
+  const cards = await Promise.all(subscriptions.map(async (s, i) => {
+    const n = counts.get(s.name) ?? { pending: 0, dead: 0, delivered: 0 };
+    const wantRecent = i < AUTO_RECENT || shown.has(s.name);
     const [recent, dead] = await Promise.all([
-      api(`/v1/subscriptions/${enc(s.name)}/triggers?order=newest&limit=${RECENT}`, { signal: ctx.signal }),
-      api(`/v1/subscriptions/${enc(s.name)}/triggers?state=dead&limit=100`, { signal: ctx.signal }),
+      wantRecent ? api(`/v1/subscriptions/${enc(s.name)}/triggers?order=newest&limit=${RECENT}`, { signal: ctx.signal }) : null,
+      n.dead > 0 ? api(`/v1/subscriptions/${enc(s.name)}/triggers?state=dead&limit=100`, { signal: ctx.signal }) : { triggers: [] },
     ]);
     const heads = ['trigger', 'state', 'batch', { label: 'attempts', attrs: { class: 'num' } }, { label: 'at', attrs: { class: 'hide-narrow' } }, 'outcome / last error', ''];
     return h('div', { class: 'card', 'data-subscription': s.name },
@@ -59,8 +71,10 @@ export async function render(ctx) {
           ? h('button', { 'data-retry': t.id, onclick: (e) => retry(ctx, t.id, e.currentTarget) }, 'Retry')
           : h('span', { class: 'muted' }, 'an admin can retry')))), { attrs: { 'data-testid': 'dead' } })
         : h('p', { class: 'none' }, 'none'),
-      h('h3', {}, 'Latest triggers'),
-      table(heads, recent.triggers.map((t) => triggerRow(t, ctx)), { empty: 'none yet', attrs: { 'data-testid': 'recent' } }));
+      h('h3', {}, `Latest triggers (${num(n.delivered)} delivered, ${num(n.pending)} pending)`),
+      recent
+        ? table(heads, recent.triggers.map((t) => triggerRow(t, ctx)), { empty: 'none yet', attrs: { 'data-testid': 'recent' } })
+        : h('button', { class: 'secondary', onclick: () => { shown.add(s.name); ctx.refresh(); } }, 'Show the latest triggers'));
   }));
   const flash = ctx.state.flash;
   return h('div', { 'data-view': 'subscriptions' },
