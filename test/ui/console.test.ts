@@ -289,6 +289,10 @@ describe('web console (real Chromium)', () => {
       expect(await page.locator('main [role="alert"]').textContent()).toContain('403 FORBIDDEN');
       expect(await page.locator('[data-view="consumer"]').count()).toBe(0);
       expect(errors.filter((e) => !/status of 403/.test(e))).toEqual([]);
+      // Signing out forgets the token: the sign-in form, nothing in the tab's storage.
+      await page.locator('#signout').click();
+      await page.waitForSelector('form.login');
+      expect(await page.evaluate(() => sessionStorage.getItem('ips.token'))).toBeNull();
     } finally {
       await ctx.close();
     }

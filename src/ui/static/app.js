@@ -23,6 +23,7 @@ const POLL_MS = Number.isFinite(pollParam) && pollParam >= 100 ? pollParam : 500
 const main = document.getElementById('main');
 const live = document.getElementById('live');
 const whoami = document.getElementById('whoami');
+const signout = document.getElementById('signout');
 
 let viewer = null;
 let generation = 0;
@@ -62,6 +63,7 @@ async function loadViewer(signal) {
   const o = await api('/v1/overview', { signal });
   viewer = o.viewer;
   whoami.textContent = viewer.admin ? 'admin' : `consumer ${viewer.consumer}`;
+  signout.hidden = !auth.token;
   return o;
 }
 
@@ -102,6 +104,16 @@ async function tick(reset = false) {
   }
 }
 
+signout.addEventListener('click', (e) => {
+  e.preventDefault();
+  auth.token = null;
+  viewer = null;
+  whoami.textContent = '';
+  signout.hidden = true;
+  clearTimeout(timer);
+  controller?.abort();
+  main.replaceChildren(loginForm(null));
+});
 window.addEventListener('hashchange', () => tick());
 document.addEventListener('visibilitychange', () => { if (!document.hidden) tick(); else clearTimeout(timer); });
 tick();
