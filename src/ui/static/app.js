@@ -73,7 +73,11 @@ async function tick(reset = false) {
   controller?.abort();
   controller = new AbortController();
   const r = route();
-  if (routeState.key !== r.key) routeState = { key: r.key, state: {} };
+  if (routeState.key !== r.key) {
+    // Charts hold window listeners until destroyed: a tab left open for days must not pile them up.
+    for (const v of Object.values(routeState.state)) v?.u?.destroy?.();
+    routeState = { key: r.key, state: {} };
+  }
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === r.nav);
   try {
     if (!r.view) {

@@ -68,7 +68,7 @@ function lagChart(ctx, t) {
     const u = new uPlot({
       width, height: 220,
       // The window is a day; start the x axis shortly before the first change in it, not at a day of flat zero.
-      scales: { x: { time: true, range: (u, min, max) => [Math.max(min, (u.data[0][1] ?? min) - Math.max(60, ((max - (u.data[0][1] ?? min)) * 0.05))), max] }, min: { auto: true } },
+      scales: { x: { time: true, range: (u, min, max) => [Math.max(min, (u.data[0][1] ?? min) - Math.max(5, ((max - (u.data[0][1] ?? min)) * 0.05))), max] }, min: { auto: true } },
       series: [{}, { label: 'snapshots behind', stroke: '#2f5fd0', width: 2, paths: uPlot.paths.stepped({ align: 1 }) },
         { label: 'minutes behind', stroke: '#d68b00', width: 1.5, scale: 'min' }],
       axes: [{}, { label: 'snapshots' }, { side: 1, scale: 'min', label: 'minutes', grid: { show: false } }],
