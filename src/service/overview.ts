@@ -111,15 +111,15 @@ export async function overview(service: IpsService, opts: OverviewOptions): Prom
       const row = v.consumers.find((r) => r.watermark.consumer === c.name);
       if (!row) continue;
       let growingFrom: number | null = null;
+      const moves = await repos.watermarks.recentMoves(c.name, v.table.name, 50);
       if (row.lag.ok && v.metadata && row.lag.lag.snapshots > 0) {
-        const moves = await repos.watermarks.recentMoves(c.name, v.table.name, 50);
         const nowMs = now.getTime();
         const series = lagHistory(v.metadata, v.table.branch, moves, { since: nowMs - windowSeconds * 1000, until: nowMs });
         const then = series[0]?.snapshots ?? 0; // the lag at the window's start
         if (row.lag.lag.snapshots > then && row.lag.lag.snapshots >= 2) growingFrom = then;
       }
-      const lastMove = (await repos.watermarks.recentMoves(c.name, v.table.name, 1))[0];
-      if (lastMove && lastMove.reason === 'commit' && (!lastCommit || lastMove.movedAt > lastCommit)) lastCommit = lastMove.movedAt;
+      const lastCommitHere = moves.filter((m) => m.reason === 'commit').at(-1)?.movedAt;
+      if (lastCommitHere && (!lastCommit || lastCommitHere > lastCommit)) lastCommit = lastCommitHere;
       mine.push({ table: v.table.name, watermarkSnapshotId: row.watermark.snapshotId, lag: row.lag, growingFrom });
       if (!row.lag.ok && !v.loadError) {
         problems.push(problem({ severity: 'error', kind: row.lag.code === 'FILES_MISSING' ? 'files_missing' : 'lag_unknown', consumer: c.name, table: v.table.name, message: `${c.name} on ${v.table.name}: ${row.lag.code}: ${row.lag.message}` }));
