@@ -19,6 +19,8 @@ import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
 import { retentionRoutes } from './routes/retention.js';
 import type { RetentionService } from '../service/retention.js';
+import { overviewRoutes } from './routes/overview.js';
+import { consolePlugin, UI_PREFIX } from '../ui/plugin.js';
 import type { Secret } from '../state/index.js';
 import { restCatalogRoutes } from '../rest/routes.js';
 import { icebergErrorFrom } from '../rest/errors.js';
@@ -95,8 +97,10 @@ export function duplicateJsonKey(text: string): string | null {
 
 /** Routes anyone may call; every other routed path needs a principal (decided on the route, never on the raw URL). */
 function isPublicRoute(route: string): boolean {
-  // The OAuth2 token endpoint authenticates its own way (the client secret is a token).
-  return route === '/iceberg/v1/oauth/tokens' || route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/');
+  // The OAuth2 token endpoint authenticates its own way (the client secret is a token); the
+  // console's static files hold no data: the page calls the API with the user's token.
+  return route === '/iceberg/v1/oauth/tokens' || route === '/healthz' || route === '/readyz' || route === '/metrics' || route === '/openapi.json' || route === '/docs' || route.startsWith('/docs/')
+    || route === UI_PREFIX || route.startsWith(`${UI_PREFIX}/`);
 }
 
 function toProblem(err: FastifyError | Error, bodyLimit: number): Problem {
@@ -257,6 +261,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     principal: (req) => ctx.principal(req),
   }), { prefix: '/iceberg' });
   await app.register(retentionRoutes(ctx));
+  await app.register(overviewRoutes(ctx));
+  await app.register(consolePlugin());
   await app.ready();
   return app;
 }

@@ -19,7 +19,9 @@ export function snapshotJson(s: Snapshot | null): Record<string, unknown> | null
 }
 
 function lagJson(l: Lag): Record<string, unknown> {
-  return { snapshots: l.snapshots, files: l.files.toString(), files_added: l.filesAdded.toString(), files_removed: l.filesRemoved.toString(), bytes: l.bytes.toString(), records: l.records.toString(), estimated: l.estimated };
+  return { snapshots: l.snapshots, files: l.files.toString(), files_added: l.filesAdded.toString(), files_removed: l.filesRemoved.toString(), bytes: l.bytes.toString(), records: l.records.toString(), estimated: l.estimated,
+    // How long it has been behind: the commit time of the oldest snapshot it has not fully processed.
+    oldest_pending_at: l.oldestPendingMs === null ? null : new Date(Number(l.oldestPendingMs)).toISOString() };
 }
 
 function lagResultJson(r: LagResult): Record<string, unknown> {

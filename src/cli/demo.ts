@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
@@ -21,9 +22,24 @@ interface DemoOptions {
   ipsToken?: string;
   callbackHost?: string;
   json?: boolean;
+  serve?: boolean;
+  port?: string;
 }
 
 const MARKER = '.ips-demo';
+
+/** Resolves on the first SIGINT or SIGTERM (then the caller shuts down cleanly). */
+function waitForStop(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
 
 /** The demo owns its directory: it starts from scratch, but never deletes a directory it did not make. */
 function freshWorkDir(dir: string): void {
@@ -98,9 +114,16 @@ export function demoCommand(): Command {
   const demo = new Command('demo').description('demonstrations of what ips is for');
   monthOptions(demo.command('playback')
     .description("Netflix's two-stage playback pipeline on a simulated month, incremental (ips) versus a 14-day lookback, runs started by ips triggers"), '.ips-demo')
+    .option('--serve', 'keep ips running after the demo, with its web console at /ui (prints the URL and an admin token); Ctrl-C stops it')
+    .option('--port <n>', 'port of the ips that --serve keeps up (default 8742; 0: any free port)')
     .action(async (opts: DemoOptions) => {
       await runAction(opts.json, async () => {
         const run = await monthRun(opts);
+        if (opts.serve && opts.ipsUrl) throw new IpsError('INVALID_ARGUMENT', '--serve keeps the in-process ips up; with --ips-url the console is that ips\'s own /ui');
+        const port = opts.serve ? int(opts.port, 'port') ?? 8742 : undefined;
+        if (port !== undefined && port > 65535) throw new IpsError('INVALID_ARGUMENT', `--port must be 0..65535, got ${port}`);
+        // The console is served with the API's auth: an admin token of this run only (or IPS_ADMIN_TOKEN).
+        const adminToken = opts.serve ? process.env['IPS_ADMIN_TOKEN']?.split(',')[0]?.trim() || crypto.randomBytes(24).toString('hex') : undefined;
         freshWorkDir(run.workDir);
         const { options, workDir } = run;
         const { runPlayback } = await import('../playback/runner.js');
@@ -111,9 +134,21 @@ export function demoCommand(): Command {
           ...run,
           onLog: opts.json ? () => {} : say,
           onProgress: (p) => { if (!opts.json || process.stderr.isTTY) say(progressLine(p)); },
+          ...(adminToken !== undefined ? { adminToken, keepServer: true, port } : {}),
+        }).catch((e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new IpsError('ADDRESS_IN_USE', `port ${port} is in use (another ips serve?): pick another with --port (0: any free port)`);
+          throw e;
         });
-        if (opts.json) printJson(reportJson(result));
+        const consoleUrl = result.server ? `${result.server.url}/ui/#token=${adminToken}` : null;
+        if (opts.json) printJson({ ...reportJson(result), ...(consoleUrl ? { console: { url: `${result.server!.url}/ui/`, token: adminToken, open: consoleUrl } } : {}) });
         else process.stdout.write(`\n${reportText(result)}\n`);
+        if (result.server) {
+          if (!opts.json) {
+            process.stdout.write(`\nThe console: ${consoleUrl}\n(admin token ${adminToken}; the same ips serves the API at ${result.server.url}). Ctrl-C stops it.\n`);
+          }
+          await waitForStop();
+          await result.server.close();
+        }
         if (!result.verification.identical) {
           throw new IpsError('PIPELINES_DIFFER', 'the incremental and lookback pipelines produced different tables: see the report above');
         }

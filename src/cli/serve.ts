@@ -42,13 +42,14 @@ Without IPS_ADMIN_TOKEN the API is open, which is allowed on a loopback address 
           warehouse: config.warehouse,
           auth: config.auth,
           docs: `${server.url}/docs`,
+          console: `${server.url}/ui/`,
           pid: process.pid,
           backfill_validation: config.backfillValidation,
         };
         if (opts.json) printJson(info);
         else {
           process.stdout.write(`ips listening on ${info.url} (API docs: ${info.docs})\n`);
-          process.stdout.write(`  state: ${info.state}\n  warehouse: ${info.warehouse}\n`);
+          process.stdout.write(`  state: ${info.state}\n  warehouse: ${info.warehouse}\n  console: ${info.console}\n`);
           process.stdout.write(config.auth === 'none'
             ? '  auth: none (loopback only; set IPS_ADMIN_TOKEN to require tokens)\n'
             : '  auth: bearer tokens\n');

@@ -91,6 +91,12 @@ export interface PlaybackRunOptions {
   onLog?: (line: string) => void;
   /** Longest wait for one simulated day's four runs. */
   dayTimeoutMs?: number;
+  /** The in-process ips requires this admin token (the demo's own calls send it). */
+  adminToken?: string;
+  /** Leave the in-process ips running (its trigger loops too) and return it: the caller closes it. */
+  keepServer?: boolean;
+  /** Port of the in-process ips (default: any free one). */
+  port?: number;
 }
 
 export interface PlaybackResult {
@@ -102,6 +108,8 @@ export interface PlaybackResult {
   wallMs: number;
   verification: Verification;
   duplicateDeliveries: number;
+  /** The in-process ips, still running, when `keepServer` was asked for. */
+  server?: RunningServer;
 }
 
 function s3Registration(s3: S3Settings | undefined): Record<string, unknown> | undefined {
@@ -145,7 +153,8 @@ export class PlaybackSession {
   private failure: Error | null = null;
   private queue = Promise.resolve();
   private runDay: number;
-  private server: RunningServer | null = null;
+  /** The in-process ips (null with `ipsUrl`). */
+  server: RunningServer | null = null;
   private readonly receiver: RunReceiver;
   private readonly changedAt = new Map<string, number>();
   private readonly started = performance.now();
@@ -196,15 +205,16 @@ export class PlaybackSession {
     try {
       let ipsUrl = run.ipsUrl;
       if (!ipsUrl) {
+        const env = run.env ?? process.env;
         const config = loadServiceConfig({
-          env: run.env ?? process.env,
-          overrides: { host: '127.0.0.1', port: 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
+          env: run.adminToken ? { ...env, IPS_ADMIN_TOKEN: run.adminToken } : env,
+          overrides: { host: '127.0.0.1', port: run.port ?? 0, data_dir: path.join(run.workDir, 'ips'), log_level: 'warn' },
         });
         session.server = await startServer(config, { log });
         ipsUrl = session.server.url;
       }
       session.ipsUrl = ipsUrl;
-      const client = new IpsHttpClient(ipsUrl, run.ipsToken);
+      const client = new IpsHttpClient(ipsUrl, run.ipsToken ?? run.adminToken);
       session.client = client;
       // A separate ips (another container) reaches the receiver by a name of this host: listen on
       // every interface then; otherwise on loopback only.
@@ -220,14 +230,16 @@ export class PlaybackSession {
         await lake.create(TABLES[p].agg, aggTableSpec(o));
       }
       const s3 = s3Registration(run.s3);
-      const registered = [TABLES.source, ...pipelines.map((p) => TABLES[p].daily)];
+      // Every table, the stages' outputs too: each consumer declares what it writes, so ips knows
+      // the pipeline's graph (the console's lineage, backfills that follow a change downstream).
+      const registered = [TABLES.source, ...pipelines.flatMap((p) => [TABLES[p].daily, TABLES[p].agg])];
       for (const t of registered) {
         await client.call('POST', '/v1/tables', { name: ipsName(t), ref: catalog.registration(t), verify: false, ...(s3 ? { s3 } : {}) });
       }
       for (const s of stages) {
         await client.call('POST', '/v1/consumers', {
           name: s.consumer, description: `${s.pipeline} ${s.stage} (ips demo playback)`, tables: [{ table: ipsName(s.source), from: 'start' }],
-          // Lineage: stage 1 declares the daily table it writes, so a backfill of it is followed to stage 2.
+          // Lineage: each stage declares the table it writes, so a backfill of stage 1 is followed to stage 2.
           ...((registered as string[]).includes(s.target) ? { outputs: [ipsName(s.target)] } : {}),
         });
         await client.call('POST', '/v1/subscriptions', {
@@ -352,10 +364,11 @@ export class PlaybackSession {
     }
   }
 
+  /** Closes everything but, with `keepServer`, the in-process ips (the caller closes it). */
   async close(): Promise<void> {
     await this.receiver.close();
     await this.queue.catch(() => {});
-    await this.server?.close();
+    if (!this.run.keepServer) await this.server?.close();
     this.lake.engine.close();
     await this.catalog.close();
   }
@@ -370,10 +383,14 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
   try {
     await session.runDays();
     const verification = await verifyPipelines(session.lake, { lookback: session.stages.some((s) => s.pipeline === 'lookback') });
+    const kept = run.keepServer && session.server ? session.server : undefined;
     return {
       options: run.options, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
-      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries,
+      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ...(kept ? { server: kept } : {}),
     };
+  } catch (e) {
+    await session.server?.close();
+    throw e;
   } finally {
     await session.close();
   }

@@ -8,7 +8,7 @@ import { ManifestReader } from '../capture/manifest-reader.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { isAncestorOrSelf, snapshotIndex } from '../iceberg/lineage.js';
-import type { Snapshot } from '../iceberg/metadata.js';
+import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import type { FileIO } from '../io/file-io.js';
 import { locationCovered } from '../io/locations.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
@@ -46,6 +46,8 @@ export interface TableView {
   consumers: { watermark: Watermark; lag: LagResult; consumerState: Consumer['state'] }[];
   /** Set when the table could not be loaded (its catalog or storage is down). */
   loadError: { code: string; message: string } | null;
+  /** The metadata the view was computed from (null when it could not be loaded). */
+  metadata: TableMetadata | null;
 }
 
 export interface ConsumerView {
@@ -219,9 +221,11 @@ export class IpsService {
     const states = new Map(consumers.map((c) => [c.name, c.state] as const));
     let head: Snapshot | null = null;
     let loadError: TableView['loadError'] = null;
+    let metadata: TableMetadata | null = null;
     let lags: LagResult[];
     try {
       const md = (await this.load(t)).metadata;
+      metadata = md;
       const headId = branchHead(md, t.branch);
       head = md.snapshots.find((s) => s.snapshotId === headId) ?? null;
       lags = watermarks.map((w) => consumerLag(md, w, t.branch));
@@ -235,6 +239,7 @@ export class IpsService {
       oldestNeeded: oldest ? { ...oldest, fullHistory: oldest.snapshotId === null } : null,
       consumers: watermarks.map((w, i) => ({ watermark: w, lag: lags[i]!, consumerState: states.get(w.consumer) ?? 'active' })),
       loadError,
+      metadata,
     };
   }
 
@@ -378,7 +383,7 @@ export class IpsService {
     return this.state.repos.batches.require(id);
   }
 
-  async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number; files?: boolean }): Promise<Batch[]> {
+  async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number; newestFirst?: boolean; files?: boolean }): Promise<Batch[]> {
     await this.state.repos.batches.expireDue();
     return this.state.repos.batches.list(filter);
   }

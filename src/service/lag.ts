@@ -1,5 +1,5 @@
 import { isIpsError, describeError } from '../errors.js';
-import type { TableMetadata } from '../iceberg/metadata.js';
+import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import { branchHead, resolveRange } from '../capture/range.js';
 import type { Watermark } from '../state/index.js';
 
@@ -20,6 +20,8 @@ export interface Lag {
   bytes: bigint;
   records: bigint;
   estimated: boolean;
+  /** Commit time (ms) of the oldest snapshot not fully processed: how long the consumer has been behind. */
+  oldestPendingMs: bigint | null;
 }
 
 export type LagResult = { ok: true; lag: Lag } | { ok: false; code: string; message: string };
@@ -47,14 +49,22 @@ function sum(summary: Record<string, string>, keys: readonly string[]): { total:
   return { total, complete };
 }
 
+/** What one snapshot adds to a consumer's lag, from its summary (a `replace` carries no changes). */
+export function snapshotLagTotals(s: Snapshot): { files: bigint; bytes: bigint; records: bigint; complete: boolean } {
+  if (s.operation === 'replace') return { files: 0n, bytes: 0n, records: 0n, complete: true };
+  const files = sum(s.summary, FILE_KEYS);
+  const bytes = sum(s.summary, BYTE_KEYS);
+  return { files: files.total, bytes: bytes.total, records: sum(s.summary, RECORD_KEYS).total, complete: files.complete && bytes.complete };
+}
+
 export function consumerLag(md: TableMetadata, wm: Watermark, branch: string): LagResult {
   try {
     const head = branchHead(md, branch);
     if (head === null || (head === wm.snapshotId && wm.partialSnapshotId === null)) {
-      return { ok: true, lag: { snapshots: 0, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: false } };
+      return { ok: true, lag: { snapshots: 0, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: false, oldestPendingMs: null } };
     }
     const range = resolveRange(md, { from: wm.snapshotId, branch });
-    const lag: Lag = { snapshots: range.snapshots.length, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: wm.partialSnapshotId !== null };
+    const lag: Lag = { snapshots: range.snapshots.length, files: 0n, filesAdded: 0n, filesRemoved: 0n, bytes: 0n, records: 0n, estimated: wm.partialSnapshotId !== null, oldestPendingMs: range.snapshots[0]?.timestampMs ?? null };
     for (const s of range.snapshots) {
       if (s.operation === 'replace') continue;
       const files = sum(s.summary, FILE_KEYS);

@@ -453,15 +453,15 @@ export class BatchesRepo {
     return res.rows[0] === undefined ? undefined : this.get(res.rows[0].id);
   }
 
-  /** Batches, oldest first; filtered by consumer and/or state; `files: false` leaves the file lists unread. */
-  async list(filter: { consumer?: string; state?: BatchState; limit?: number; files?: boolean } = {}): Promise<Batch[]> {
+  /** Batches, oldest first (or the newest `limit`, newest first); filtered by consumer and/or state; `files: false` leaves the file lists unread. */
+  async list(filter: { consumer?: string; state?: BatchState; limit?: number; newestFirst?: boolean; files?: boolean } = {}): Promise<Batch[]> {
     const where: string[] = [];
     const params: SqlParam[] = [];
     if (filter.consumer !== undefined) where.push(`consumer = $${params.push(filter.consumer)}`);
     if (filter.state !== undefined) where.push(`state = $${params.push(filter.state)}`);
     const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
     const res = await this.q.query<{ id: bigint }>(
-      `SELECT id FROM batches${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id${limit}`, params);
+      `SELECT id FROM batches${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${filter.newestFirst ? 'created_at DESC, id DESC' : 'created_at, id'}${limit}`, params);
     return this.load(res.rows.map((r) => r.id), { files: filter.files !== false });
   }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { parseRow } from './common.js';
 import type { Queryable, SqlParam } from './database.js';
+import { textArray } from './table-watch.js';
 
 export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 
@@ -52,14 +53,22 @@ export class OutboxRepo {
     return res.rows[0] === undefined ? undefined : parseRow(rowSchema, res.rows[0], 'outbox');
   }
 
-  async list(filter: { subscription?: string; state?: OutboxState; limit?: number } = {}): Promise<OutboxEntry[]> {
+  /** Triggers per subscription and state, counted (the console's problem list). */
+  async countByState(subscriptions: readonly string[]): Promise<{ subscription: string; state: OutboxState; n: number }[]> {
+    if (subscriptions.length === 0) return [];
+    const res = await this.q.query<{ subscription: string; state: OutboxState; n: string | number }>(
+      'SELECT subscription, state, count(*) AS n FROM outbox WHERE subscription = ANY($1::TEXT[]) GROUP BY subscription, state', [textArray(subscriptions)]);
+    return res.rows.map((r) => ({ subscription: r.subscription, state: r.state, n: Number(r.n) }));
+  }
+
+  async list(filter: { subscription?: string; state?: OutboxState; limit?: number; newestFirst?: boolean } = {}): Promise<OutboxEntry[]> {
     const where: string[] = [];
     const params: SqlParam[] = [];
     if (filter.subscription !== undefined) where.push(`subscription = $${params.push(filter.subscription)}`);
     if (filter.state !== undefined) where.push(`state = $${params.push(filter.state)}`);
     const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
     const res = await this.q.query(
-      `SELECT ${COLUMNS} FROM outbox${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY subscription, seq${limit}`, params);
+      `SELECT ${COLUMNS} FROM outbox${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY subscription, ${filter.newestFirst ? 'seq DESC, id DESC' : 'seq'}${limit}`, params);
     return res.rows.map((r) => parseRow(rowSchema, r, 'outbox'));
   }
 

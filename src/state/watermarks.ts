@@ -323,6 +323,14 @@ export class WatermarksRepo {
     return r === undefined ? undefined : { consumer: r.consumer, snapshotId: r.snapshot_id, sequenceNumber: r.sequence_number };
   }
 
+  /** The latest `limit` moves of one watermark, oldest first (the console's watermark history). */
+  async recentMoves(consumer: string, sourceTable: string, limit: number): Promise<WatermarkMove[]> {
+    const res = await this.q.query(
+      `SELECT ${MOVE_COLUMNS} FROM watermark_moves WHERE consumer = $1 AND source_table = $2
+        ORDER BY moved_at DESC, to_version DESC LIMIT $3`, [consumer, sourceTable, limit]);
+    return res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves')).reverse();
+  }
+
   /** Audit rows of watermark moves, oldest first. */
   async moves(filter: { consumer?: string; sourceTable?: string; batchId?: bigint; limit?: number } = {}): Promise<WatermarkMove[]> {
     const where: string[] = [];

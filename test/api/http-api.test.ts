@@ -23,6 +23,7 @@ interface FixtureSnapshot {
   /** Decimal string: the ids exceed 2^53. */
   id: string;
   sequenceNumber: string;
+  timestampMs: string;
   summary: Record<string, string>;
 }
 
@@ -41,12 +42,12 @@ function readSnapshots(tableDir: string): FixtureSnapshot[] {
   // Every number as its decimal text: a plain JSON.parse would round the 64-bit snapshot ids.
   const md = parseLossless(readFileSync(newestMetadata(tableDir), 'utf8'), undefined, (n: string) => n) as {
     'current-snapshot-id': string;
-    snapshots: { 'snapshot-id': string; 'parent-snapshot-id'?: string; 'sequence-number': string; summary: Record<string, string> }[];
+    snapshots: { 'snapshot-id': string; 'parent-snapshot-id'?: string; 'sequence-number': string; 'timestamp-ms': string; summary: Record<string, string> }[];
   };
   const byId = new Map(md.snapshots.map((s) => [s['snapshot-id'], s] as const));
   const chain: FixtureSnapshot[] = [];
   for (let cur = byId.get(md['current-snapshot-id']); cur; cur = cur['parent-snapshot-id'] ? byId.get(cur['parent-snapshot-id']) : undefined) {
-    chain.unshift({ id: cur['snapshot-id'], sequenceNumber: cur['sequence-number'], summary: cur.summary });
+    chain.unshift({ id: cur['snapshot-id'], sequenceNumber: cur['sequence-number'], timestampMs: cur['timestamp-ms'], summary: cur.summary });
   }
   return chain;
 }
@@ -75,10 +76,12 @@ function lagFromSummaries(snaps: FixtureSnapshot[]): Record<string, unknown> {
     bytes: sumKeys(snaps, BYTE_KEYS).toString(),
     records: sumKeys(snaps, RECORD_KEYS).toString(),
     estimated: false,
+    // Behind since the oldest snapshot not processed was committed.
+    oldest_pending_at: snaps.length ? new Date(Number(snaps[0]!.timestampMs)).toISOString() : null,
   };
 }
 
-const ZERO_LAG = { snapshots: 0, files: '0', files_added: '0', files_removed: '0', bytes: '0', records: '0', estimated: false };
+const ZERO_LAG = { snapshots: 0, files: '0', files_added: '0', files_removed: '0', bytes: '0', records: '0', estimated: false, oldest_pending_at: null };
 
 // ---------------------------------------------------------------------------------------------
 // HTTP

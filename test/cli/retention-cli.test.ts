@@ -115,7 +115,7 @@ describe('retention in ips serve (postgres)', () => {
     const list = await fetch(`${url}/v1/consumers/daily/batches`, { headers: { authorization: `Bearer ${consumerToken}` } }).then((r) => r.json()) as { batches: any[] };
     expect(list.batches).toHaveLength(4);
     for (const b of list.batches) expect(b.tables[0]).not.toHaveProperty('files');
-    const full = await fetch(`${url}/v1/consumers/daily/batches?files=true`, { headers: { authorization: `Bearer ${consumerToken}` } }).then((r) => r.json()) as { batches: any[] };
+    const full = await fetch(`${url}/v1/consumers/daily/batches?include_files=true`, { headers: { authorization: `Bearer ${consumerToken}` } }).then((r) => r.json()) as { batches: any[] };
     for (const b of full.batches) expect(b.tables[0].files.added.length + b.tables[0].files.removed.length).toBe(b.tables[0].file_count);
   });
 

@@ -51,9 +51,10 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         querystring: z.object({
           state: batchState.optional(),
           limit: z.coerce.number().int().positive().max(1000).optional(),
-          files: z.enum(['true', 'false']).optional().describe('include each table\'s file list (default false: counts only)'),
+          order: z.enum(['oldest', 'newest']).optional().describe('oldest first (default), or the newest `limit` newest first'),
+          include_files: z.enum(['true', 'false']).optional().describe('true adds each table\'s file list (default false: a batch may hold thousands; GET /v1/batches/{id} has them)'),
         }).strict(),
-        summary: 'Batches of a consumer, oldest first (file lists only with files=true)',
+        summary: 'Batches of a consumer, oldest first (or newest first); file lists only with include_files=true',
       },
     }, async (req) => {
       requireConsumer(ctx.principal(req), req.params.name);
@@ -61,8 +62,10 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         consumer: req.params.name,
         ...(req.query.state ? { state: req.query.state } : {}),
         ...(req.query.limit ? { limit: req.query.limit } : {}),
-        files: req.query.files === 'true',
+        ...(req.query.order === 'newest' ? { newestFirst: true } : {}),
+        files: req.query.include_files === 'true',
       });
+      // Without include_files the lists are not even read (batchJson leaves out what was not loaded).
       return { batches: batches.map(batchJson) };
     });
 

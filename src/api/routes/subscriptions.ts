@@ -145,13 +145,20 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     app.get('/v1/subscriptions/:name/triggers', {
       schema: {
         tags: ['subscriptions'], params: nameParams, summary: 'Triggers of a subscription in order: pending, delivered, dead (with the last error), cancelled',
-        querystring: z.object({ state: z.enum(['pending', 'delivered', 'dead', 'cancelled']).optional(), limit: z.coerce.number().int().positive().max(10_000).optional() }).strict(),
+        querystring: z.object({
+          state: z.enum(['pending', 'delivered', 'dead', 'cancelled']).optional(),
+          limit: z.coerce.number().int().positive().max(10_000).optional(),
+          order: z.enum(['oldest', 'newest']).optional().describe('oldest first (default), or the newest `limit` newest first'),
+        }).strict(),
       },
     }, async (req) => {
       const s = await ctx.service.state.repos.subscriptions.require(req.params.name);
       const p = ctx.principal(req);
       requireConsumer(p, s.consumer);
-      const entries = await ctx.service.state.repos.outbox.list({ subscription: s.name, ...(req.query.state ? { state: req.query.state } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}) });
+      const entries = await ctx.service.state.repos.outbox.list({
+        subscription: s.name, ...(req.query.state ? { state: req.query.state } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}),
+        ...(req.query.order === 'newest' ? { newestFirst: true } : {}),
+      });
       return { triggers: entries.map((e) => triggerJson(e, p.admin)) };
     });
 
