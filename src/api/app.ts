@@ -17,6 +17,7 @@ import type { TriggerService } from '../service/triggers.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { tableRoutes } from './routes/tables.js';
 import { backfillRoutes } from './routes/backfills.js';
+import { signalRoutes } from './routes/signals.js';
 import type { Secret } from '../state/index.js';
 
 export interface AppOptions {
@@ -225,6 +226,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(batchRoutes(ctx));
   await app.register(subscriptionRoutes(ctx));
   await app.register(backfillRoutes(ctx));
+  await app.register(signalRoutes(ctx));
   await app.ready();
   return app;
 }

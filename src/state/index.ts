@@ -9,6 +9,8 @@ import { SubscriptionsRepo } from './subscriptions.js';
 import { TableWatchRepo } from './table-watch.js';
 import { WatermarksRepo } from './watermarks.js';
 import { BackfillsRepo } from './backfills.js';
+import { SignalsRepo } from './signals.js';
+import { PartitionsRepo } from './partitions.js';
 
 export * from './database.js';
 export * from './common.js';
@@ -22,6 +24,8 @@ export * from './table-watch.js';
 export * from './subscriptions.js';
 export * from './outbox.js';
 export * from './backfills.js';
+export * from './signals.js';
+export * from './partitions.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -35,6 +39,8 @@ export interface Repositories {
   subscriptions: SubscriptionsRepo;
   outbox: OutboxRepo;
   backfills: BackfillsRepo;
+  signals: SignalsRepo;
+  partitions: PartitionsRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -49,6 +55,8 @@ export function repositories(q: Queryable): Repositories {
     subscriptions: new SubscriptionsRepo(q),
     outbox: new OutboxRepo(q),
     backfills: new BackfillsRepo(q),
+    signals: new SignalsRepo(q),
+    partitions: new PartitionsRepo(q),
   };
 }
 

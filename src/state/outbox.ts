@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { parseRow } from './common.js';
 import type { Queryable, SqlParam } from './database.js';
+import type { TriggerDetail } from './batches.js';
 
 export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 
@@ -20,6 +21,8 @@ export interface OutboxEntry {
   runId: string | null;
   deliveredAt: Date | null;
   createdAt: Date;
+  /** What the trigger announces besides its batch (partition values, consumed signal ids). */
+  detail: TriggerDetail;
 }
 
 const rowSchema = z.object({
@@ -36,13 +39,21 @@ const rowSchema = z.object({
   run_id: z.string().nullable(),
   delivered_at: z.date().nullable(),
   created_at: z.date(),
+  detail: z.object({
+    partition: z.object({ field: z.string(), values: z.array(z.object({ value: z.string(), reason: z.enum(['complete', 'quiet']) })) }).optional(),
+    signals: z.array(z.string().regex(/^\d{1,19}$/)).optional(),
+  }).default({}),
 }).transform((r): OutboxEntry => ({
   id: r.id, subscription: r.subscription, batchId: r.batch_id, seq: r.seq, dedupKey: r.dedup_key, state: r.state,
   attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error, outcome: r.outcome, runId: r.run_id,
   deliveredAt: r.delivered_at, createdAt: r.created_at,
+  detail: {
+    ...(r.detail.partition ? { partition: r.detail.partition } : {}),
+    ...(r.detail.signals ? { signals: r.detail.signals.map((x) => BigInt(x)) } : {}),
+  },
 }));
 
-const COLUMNS = 'id, subscription, batch_id, seq, dedup_key, state, attempts, next_attempt_at, last_error, outcome, run_id, delivered_at, created_at';
+const COLUMNS = 'id, subscription, batch_id, seq, dedup_key, state, attempts, next_attempt_at, last_error, outcome, run_id, delivered_at, created_at, detail';
 
 export class OutboxRepo {
   constructor(private readonly q: Queryable) {}

@@ -2,6 +2,7 @@ import { sql as initial } from './0001-initial.js';
 import { sql as apiTokens } from './0002-api-tokens.js';
 import { sql as triggers } from './0003-triggers.js';
 import { sql as backfills } from './0004-backfills.js';
+import { sql as triggerConditions } from './0005-trigger-conditions.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0002-api-tokens', up: apiTokens },
   { name: '0003-triggers', up: triggers },
   { name: '0004-backfills', up: backfills },
+  { name: '0005-trigger-conditions', up: triggerConditions },
 ];
