@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { IpsError } from '../errors.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
+import { parseSignalSpec } from './signals.js';
 
 /**
  * `ips step prepare|commit|abort`: the ICDC step protocol for a bash step in any orchestrator.
@@ -168,8 +169,9 @@ export function stepCommand(): Command {
   step.addCommand(addClientOptions(new Command('commit')
     .description('commit a batch: the consumer\'s watermark moves past it (repeating it is a no-op)')
     .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg)
-    .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[]))
-    .action(async (id: string, opts: ClientOptions & { output: string[] }) => {
+    .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--signal <name[:k=v,…]>', 'announce an output signal with this commit (repeatable), e.g. daily_done:date=2026-11-02', (v: string, acc: string[]) => [...acc, v], [] as string[]))
+    .action(async (id: string, opts: ClientOptions & { output: string[]; signal: string[] }) => {
       await runAction(opts.json, async () => {
         const outputs: Record<string, string> = {};
         for (const o of opts.output) {
@@ -177,9 +179,15 @@ export function stepCommand(): Command {
           if (!m) throw new IpsError('INVALID_ARGUMENT', `--output expects TABLE=SNAPSHOT_ID, got "${o}"`);
           outputs[m[1]!] = m[2]!;
         }
-        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`, Object.keys(outputs).length ? { outputs } : {});
+        const signals = opts.signal.map(parseSignalSpec);
+        const r = await new IpsClient(opts).post<{ batch: BatchJson; already_committed: boolean; signals?: { name: string; id: string }[] }>(`/v1/batches/${id}/commit`, {
+          ...(Object.keys(outputs).length ? { outputs } : {}), ...(signals.length ? { signals } : {}),
+        });
         if (opts.json) printJson(r);
-        else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+        else {
+          process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+          for (const sg of r.signals ?? []) process.stdout.write(`announced signal ${sg.name} (${sg.id})\n`);
+        }
       });
     }));
 

@@ -4,6 +4,7 @@ import { IpsError, describeError } from '../errors.js';
 import { parsePolicy } from '../capture/policy.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
+import { parseSignalSpec } from './signals.js';
 
 interface SubscriptionJson {
   name: string;
@@ -32,7 +33,7 @@ interface TriggerJson {
 }
 
 function renderSubscription(s: SubscriptionJson): string {
-  const cond = Object.entries(s.condition).map(([k, v]) => `${k}=${String(v)}`).join(', ') || 'on any change';
+  const cond = Object.entries(s.condition).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ') || 'on any change';
   const out = [
     `${s.name}  ${s.enabled ? 'enabled' : 'disabled'}: consumer ${s.consumer} on ${s.tables.join(', ')} → ${String(s.sink['type'])} ${String(s.sink['url'] ?? '')}`,
     `  condition: ${cond}; fired ${s.fired} time(s)${s.last_fired_at ? `, last at ${s.last_fired_at}` : ''}${s.pending_since ? `; changes waiting since ${s.pending_since}` : ''}`,
@@ -77,6 +78,10 @@ interface CreateOptions extends ClientOptions {
   range?: string;
   policy?: string;
   disabled?: boolean;
+  all?: string;
+  partition?: string;
+  quiet?: string;
+  signal: string[];
 }
 
 export function subscriptionsCommand(): Command {
@@ -100,6 +105,10 @@ export function subscriptionsCommand(): Command {
     .option('--max-in-flight <n>', 'batches (runs) that may be open at once (default 1: each waits for the previous commit)', positiveIntArg('--max-in-flight'))
     .option('--range <fields>', 'comma-separated fields its batches get change ranges for (set on the consumer)')
     .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail (set on the consumer)')
+    .option('--all <tables>', 'an all-of group (comma-separated tables of the subscription): fire only when every one has changes')
+    .option('--partition <field>', 'partition-complete: fire once per value of this time-transform partition field (e.g. ts_day) when every table of the group has data for it')
+    .option('--quiet <seconds>', 'with --partition: fire a value anyway once no commit wrote it for this long', positiveIntArg('--quiet'))
+    .option('--signal <name[:k=v,…]>', 'require a signal (repeatable), matched on these params, e.g. upstream_done:date=2026-11-02; each firing consumes one', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--disabled', 'create it disabled'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -109,6 +118,10 @@ export function subscriptionsCommand(): Command {
         if (opts.minBytes) condition.min_bytes = opts.minBytes;
         if (opts.minRecords) condition.min_records = opts.minRecords;
         if (opts.maxDelay) condition.max_delay_seconds = Number(opts.maxDelay);
+        if (opts.all) condition.all = opts.all.split(',').map((x) => x.trim()).filter(Boolean);
+        if (opts.quiet && !opts.partition) throw new IpsError('INVALID_ARGUMENT', '--quiet goes with --partition FIELD');
+        if (opts.partition) condition.partition = { field: opts.partition, ...(opts.quiet ? { quiet_seconds: Number(opts.quiet) } : {}) };
+        if (opts.signal.length) condition.signals = opts.signal.map(parseSignalSpec);
         const limits: Record<string, unknown> = {};
         if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
         if (opts.maxBytes) limits.max_bytes = opts.maxBytes;

@@ -16,7 +16,7 @@ import { joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef, checkSignalName, checkSignalParams,
-  type OutputSignal, type Signal, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -39,7 +39,7 @@ export interface PrepareRequest {
   table?: string;
   tables?: string[];
   /** A subscription firing: its trigger is stored with the batch, in one transaction. */
-  trigger?: { subscription: string; seq: bigint };
+  trigger?: { subscription: string; seq: bigint; detail?: TriggerDetail };
   /**
    * Batches that may be open at once (default 1). A batch prepared while others are open
    * starts where the last of them ends, and commits only after them (in order).

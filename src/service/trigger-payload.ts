@@ -1,4 +1,4 @@
-import type { Batch, OutboxEntry } from '../state/index.js';
+import type { Batch, OutboxEntry, Signal } from '../state/index.js';
 import type { TriggerPayload, TriggerRange } from '../sinks/index.js';
 
 type Flag = TriggerRange['flag'];
@@ -23,7 +23,7 @@ function less(a: unknown, b: unknown): boolean {
  * The trigger a sink sends for one outbox entry: the batch's tables with their ICDC tables and
  * ranges, and the ranges' union over the tables (a multi-table subscription gets one batch).
  */
-export function triggerPayload(entry: OutboxEntry, batch: Batch): TriggerPayload {
+export function triggerPayload(entry: OutboxEntry, batch: Batch, signals: Signal[] = []): TriggerPayload {
   const union: Record<string, TriggerRange> = {};
   const tables = batch.tables.map((t) => {
     const rj = t.ranges as { ranges?: Record<string, TriggerRange>; changed_partitions?: { name: string }[] };
@@ -63,5 +63,18 @@ export function triggerPayload(entry: OutboxEntry, batch: Batch): TriggerPayload
     tables,
     ranges: union,
     createdAt: batch.createdAt.toISOString(),
+    ...(entry.detail.partition ? {
+      partition: {
+        field: entry.detail.partition.field,
+        values: entry.detail.partition.values.map((v) => v.value),
+        quietValues: entry.detail.partition.values.filter((v) => v.reason === 'quiet').map((v) => v.value),
+      },
+    } : {}),
+    ...(signals.length > 0 ? {
+      signals: signals.map((g) => ({
+        id: g.id.toString(), name: g.name, params: g.params, sender: g.sender, consumer: g.consumer,
+        batchId: g.batchId?.toString() ?? null, createdAt: g.createdAt.toISOString(),
+      })),
+    } : {}),
   };
 }

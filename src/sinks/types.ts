@@ -56,6 +56,30 @@ export interface TriggerPayload {
   createdAt: string;
   /** Set when the batch is a chunk of a managed backfill: which one, and the range its rows are filtered by. */
   backfill?: TriggerBackfill;
+  /** A partition-complete condition fired: the field and the values this trigger announces (each once per subscription). */
+  partition?: TriggerPartition;
+  /** The signals this firing consumed (required by the subscription's condition). */
+  signals?: TriggerSignal[];
+}
+
+export interface TriggerPartition {
+  /** The partition field, e.g. `event_ts_day`. */
+  field: string;
+  /** Its values as engines name them (`2026-11-02`), in order. */
+  values: string[];
+  /** Those of `values` fired because they went quiet rather than complete. */
+  quietValues: string[];
+}
+
+export interface TriggerSignal {
+  id: string;
+  name: string;
+  params: Record<string, string>;
+  sender: string;
+  /** An output signal: the consumer and batch whose commit announced it. */
+  consumer: string | null;
+  batchId: string | null;
+  createdAt: string;
 }
 
 export interface TriggerBackfill {
