@@ -122,7 +122,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Fastify's default (100) answers 414 in its own format for a longer path segment; names go
     // up to 200 characters and a hostile one must reach the route's typed check.
-    maxParamLength: 1000,
+    routerOptions: { maxParamLength: 1000 },
   }).withTypeProvider<ZodTypeProvider>();
   // JSON bodies as usual (prototype-poisoning keys refused), except that an empty body is no
   // body: `curl -X POST -H 'content-type: application/json' …/commit` is a reasonable call.

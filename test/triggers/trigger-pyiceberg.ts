@@ -34,6 +34,8 @@ def catalog(c):
         if c["warehouse"].startswith("s3://"):
             props.update(ips_test_env.pyiceberg_s3_props())
             props["py-io-impl"] = "pyiceberg.io.pyarrow.PyArrowFileIO"
+            if c.get("s3_endpoint"):
+                props["s3.endpoint"] = c["s3_endpoint"]
         catalogs[key] = SqlCatalog(c["name"], **props)
     return catalogs[key]
 
@@ -90,6 +92,8 @@ export interface CatalogSpec {
   uri: string;
   /** file:///dir or s3://bucket/prefix */
   warehouse: string;
+  /** Another S3 server than the suite's (same credentials), e.g. a test's own MinIO. */
+  s3_endpoint?: string;
 }
 
 export interface WrittenSnapshot {

@@ -51,6 +51,11 @@ CREATE TABLE partition_firings (
 );
 CREATE INDEX partition_firings_by_outbox ON partition_firings (outbox_id);
 
+-- When an event last said the table changed (POST /v1/tables/{name}/events, an S3 notification):
+-- a poll that finds the pointer unmoved looks again soon, for a while, because a storage event
+-- can come before the catalog commit (the metadata file is written first).
+ALTER TABLE table_watch ADD COLUMN event_at TIMESTAMPTZ;
+
 -- What a trigger announces besides its batch: {"partition": {"field", "values": [{"value", "reason"}]}, "signals": [ids]}.
 ALTER TABLE outbox ADD COLUMN detail JSONB NOT NULL DEFAULT '{}'::JSONB;
 `;
