@@ -66,7 +66,7 @@ def handle(req):
         part = req.get("partition")
         spec = UNPARTITIONED_PARTITION_SPEC
         if part == "day":
-            spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name="ts_day"))
+            spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name=req.get("field_name") or "ts_day"))
         elif part == "hour":
             spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=HourTransform(), name="ts_hour"))
         elif part == "identity":
@@ -131,9 +131,9 @@ export class PyIcebergWriter {
     return this.worker.call<T>(req.op, req, timeoutMs);
   }
 
-  /** `partition`: day(ts) as `ts_day`, hour(ts) as `ts_hour`, identity(name) as `name_id`, or none. */
-  createTable(catalog: CatalogSpec, identifier: string, partition?: 'day' | 'hour' | 'identity'): Promise<{ location: string; metadata_location: string }> {
-    return this.call({ op: 'create', catalog, identifier, ...(partition ? { partition } : {}) });
+  /** `partition`: day(ts) as `ts_day` (or `fieldName`), hour(ts) as `ts_hour`, identity(name) as `name_id`, or none. */
+  createTable(catalog: CatalogSpec, identifier: string, partition?: 'day' | 'hour' | 'identity', fieldName?: string): Promise<{ location: string; metadata_location: string }> {
+    return this.call({ op: 'create', catalog, identifier, ...(partition ? { partition } : {}), ...(fieldName ? { field_name: fieldName } : {}) });
   }
 
   append(catalog: CatalogSpec, identifier: string, rows: Row[]): Promise<AppendResult> {
