@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startServer, type RunningServer } from '../../src/api/server.js';
 import { loadServiceConfig } from '../../src/service/config.js';
-import { startServer as startReceiver, webhookReceiver, type Recorded } from '../sinks/receivers.js';
+import { maestroReceiver, startServer as startReceiver, webhookReceiver, type Recorded } from '../sinks/receivers.js';
 import { REPO_ROOT } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
 import { PyIcebergWriter, type AppendResult, type CatalogSpec, type Row } from './trigger-pyiceberg.js';
@@ -452,6 +452,30 @@ describe('trigger conditions: all-of groups, partition-complete, custom and outp
     expect(replay.code, replay.stderr).toBe(0);
     expect(JSON.parse(replay.stdout)).toMatchObject({ already_committed: true, signals: [] });
     expect((await ok('GET', `/v1/signals?name=${signal}`)).signals).toHaveLength(1);
+  });
+
+  test('Maestro sink: typed run_params carry the partition values and the consumed signals', async () => {
+    const a = await newTable('mae-a', 'day');
+    const con = await newConsumer([a.name]);
+    const maestro = maestroReceiver({ workflows: ['cond_wf'] });
+    const rs = await startReceiver(maestro.handler);
+    closers.push(() => rs.close());
+    const sig = `ready_${rand()}`;
+    const name = `mae-${rand()}`;
+    await ok('POST', '/v1/subscriptions', {
+      name, consumer: con.name, tables: [a.name], condition: { partition: { field: 'ts_day' }, signals: [{ name: sig, params: { date: '2026-11-07' } }] },
+      sink: { type: 'maestro', url: rs.url, workflow_id: 'cond_wf' },
+    }, 201);
+    await a.append([...rowsOn('2026-11-07'), ...rowsOn('2026-11-08')]);
+    await heldBack(name);
+    const sent = await ok('POST', `/v1/signals/${sig}`, { params: { date: '2026-11-07', by: 'etl' } }, 201);
+    await waitFor('the Maestro start', () => maestro.starts[0]);
+    const p = (maestro.starts[0] as Json).run_params;
+    // One table in the group: both days are complete at once, in order.
+    expect(p.partition_field).toEqual({ type: 'STRING', value: 'ts_day' });
+    expect(p.partition_values).toEqual({ type: 'STRING_ARRAY', value: ['2026-11-07', '2026-11-08'] });
+    expect(p.signals).toEqual({ type: 'STRING_ARRAY', value: [sig] });
+    expect(p.signal_params).toEqual({ type: 'MAP', value: { [sig]: { type: 'STRING_MAP', value: sent.params } } });
   });
 
   test('who may send signals: admins by name; a consumer token only as output signals of its own batches', async () => {
