@@ -3,7 +3,6 @@ import { IpsError } from '../errors.js';
 import { int8Array, newId, parseRow } from './common.js';
 import { jsonParam, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
-import { textArray } from './table-watch.js';
 
 /**
  * Signals (issue 18): named announcements with string parameters, sent by an admin or by a
@@ -132,23 +131,19 @@ export class SignalsRepo {
    * (a signal serves one requirement), or null when one is missing.
    */
   async unconsumedMatches(subscription: string, reqs: SignalRequirement[]): Promise<Signal[] | null> {
-    const names = [...new Set(reqs.map((r) => r.name))];
-    if (names.length === 0) return [];
-    const res = await this.q.query(
-      `SELECT ${COLUMNS} FROM signals s
-        WHERE s.name = ANY($1::TEXT[])
-          AND NOT EXISTS (SELECT 1 FROM signal_consumptions c WHERE c.signal_id = s.id AND c.subscription = $2)
-        ORDER BY s.created_at, s.id LIMIT 10000`,
-      [textArray(names), subscription]);
-    const candidates = res.rows.map((r) => parseRow(rowSchema, r, 'signals'));
-    const used = new Set<bigint>();
     const out: Signal[] = [];
     for (const req of reqs) {
-      const hit = candidates.find((s) => !used.has(s.id) && signalMatches(req, s));
-      if (!hit) return null;
-      used.add(hit.id);
-      out.push(hit);
+      // JSONB containment: the signal's params hold at least the required values.
+      const res = await this.q.query(
+        `SELECT ${COLUMNS} FROM signals s
+          WHERE s.name = $1 AND s.params @> $2::JSONB AND NOT (s.id = ANY($4::INT8[]))
+            AND NOT EXISTS (SELECT 1 FROM signal_consumptions c WHERE c.signal_id = s.id AND c.subscription = $3)
+          ORDER BY s.created_at, s.id LIMIT 1`,
+        [req.name, jsonParam(req.params), subscription, int8Array(out.map((x) => x.id))]);
+      if (res.rows[0] === undefined) return null;
+      out.push(parseRow(rowSchema, res.rows[0], 'signals'));
     }
     return out;
   }
+
 }
