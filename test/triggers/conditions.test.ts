@@ -1,4 +1,4 @@
-// Trigger conditions from the seed's signals (issue 18) end to end on the real PostgreSQL: an
+// Trigger conditions from the seed's signals (issue 18) end to end, state on the real PostgreSQL and on embedded PGlite: an
 // `ips serve` in this process with its trigger loops, source tables written by PyIceberg (a
 // SqlCatalog in a database of the test PostgreSQL, data on local disk; day(ts)-partitioned where
 // a partition condition needs it), webhook receivers that check the CloudEvents contract and
@@ -17,7 +17,7 @@ import { startServer, type RunningServer } from '../../src/api/server.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { maestroReceiver, startServer as startReceiver, webhookReceiver, type Recorded } from '../sinks/receivers.js';
 import { REPO_ROOT } from '../setup/env.js';
-import { createPgDatabase } from '../state/helpers.js';
+import { DRIVERS, createPgDatabase, pgliteTemplate } from '../state/helpers.js';
 import { PyIcebergWriter, type AppendResult, type CatalogSpec, type Row } from './trigger-pyiceberg.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -54,16 +54,16 @@ interface Hook {
   commits: Promise<{ status: number; body: Json; text: string }>[];
 }
 
-describe('trigger conditions: all-of groups, partition-complete, custom and output signals (PostgreSQL)', () => {
+describe.each(DRIVERS)('trigger conditions: all-of groups, partition-complete, custom and output signals (%s state)', (driver) => {
   let writer: PyIcebergWriter;
   let catalogDb: { url: string; drop: () => Promise<void> };
-  let stateDb: { url: string; drop: () => Promise<void> };
+  let stateDb: { url: string; drop: () => Promise<void> } | undefined;
   let tmp: string;
   let catalog: CatalogSpec;
   let server: RunningServer;
   const logs: string[] = [];
   const closers: (() => Promise<void>)[] = [];
-  const ns = `cond_${rand()}`;
+  const ns = `cond_${driver}_${rand()}`;
 
   async function call(method: string, p: string, body?: unknown, token: string | null = ADMIN): Promise<{ status: number; body: Json; text: string }> {
     const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
@@ -181,15 +181,17 @@ describe('trigger conditions: all-of groups, partition-complete, custom and outp
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(os.tmpdir(), 'ips-cond-'));
     writer = PyIcebergWriter.start();
-    [catalogDb, stateDb] = await Promise.all([createPgDatabase('cond_catalog'), createPgDatabase('conditions')]);
+    catalogDb = await createPgDatabase('cond_catalog');
+    if (driver === 'postgres') stateDb = await createPgDatabase('conditions');
     catalog = { name: `cat_${rand()}`, uri: catalogDb.url.replace(/^postgres(ql)?:/, 'postgresql+psycopg2:'), warehouse: `file://${path.join(tmp, 'source')}` };
-    const config = loadServiceConfig({
+    let config = loadServiceConfig({
       env: {
-        DATABASE_URL: stateDb.url, IPS_ADMIN_TOKEN: ADMIN, IPS_PORT: '0', IPS_WAREHOUSE: path.join(tmp, 'icdc'), IPS_LOG_LEVEL: 'silent',
+        DATABASE_URL: stateDb?.url ?? 'memory:', IPS_ADMIN_TOKEN: ADMIN, IPS_PORT: '0', IPS_WAREHOUSE: path.join(tmp, 'icdc'), IPS_LOG_LEVEL: 'silent',
         IPS_TICK_MS: '100', IPS_RETRY_BASE_MS: '200', IPS_SINK_ALLOWED_HOSTS: '127.0.0.1',
       },
     });
-    expect(config.database.driver).toBe('postgres');
+    expect(config.database.driver).toBe(driver);
+    if (driver === 'pglite') config = { ...config, database: { driver: 'pglite', dataDir: null, loadDataDir: await pgliteTemplate() } };
     server = await startServer(config, { log: (l) => logs.push(`${new Date().toISOString()} ${l}`) });
   }, 120_000);
 
