@@ -196,6 +196,24 @@ export function subscriptionsCommand(): Command {
       });
     }));
 
+  subs.addCommand(addClientOptions(new Command('partitions')
+    .description('a partition-complete subscription: the values fired and those waiting, with the tables that have data for them')
+    .argument('<name>'))
+    .action(async (name: string, opts: ClientOptions) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).get<{ field: string | null; fired: { value: string; reason: string; trigger_id: string; fired_at: string }[]; waiting: { value: string; tables: string[]; last_commit_at: string }[] }>(
+          `/v1/subscriptions/${enc(name)}/partitions`);
+        if (opts.json) printJson(r);
+        else if (r.field === null) process.stdout.write(`subscription ${name} has no partition condition\n`);
+        else {
+          process.stdout.write([
+            ...r.fired.map((f) => `${r.field}=${f.value}\tfired (${f.reason}) by trigger ${f.trigger_id} at ${f.fired_at}\n`),
+            ...r.waiting.map((w) => `${r.field}=${w.value}\twaiting: data in ${w.tables.join(', ')}, last commit ${w.last_commit_at}\n`),
+          ].join('') || `no values of ${r.field} seen yet\n`);
+        }
+      });
+    }));
+
   subs.addCommand(addClientOptions(new Command('retry').description('retry a dead trigger (admin)').argument('<trigger-id>'))
     .action(async (id: string, opts: ClientOptions) => {
       await runAction(opts.json, async () => {

@@ -211,6 +211,7 @@ describe('partition-complete across three `ips serve` replicas, SIGKILLed mid-fi
     }
     expect([...perDay.keys()].sort()).toEqual(DAYS);
     for (const [day, ids] of perDay) expect(ids, day).toHaveLength(1);
+    console.info(`[figure] kills of the replica holding the subscription's claim: ${kills.map((k) => `${k.day} ${k.owner} ${k.storedBeforeKill ? 'after' : 'before'} the firing was stored`).join('; ')}`);
     expect(kills.map((k) => k.day)).toEqual([...KILL_DAYS]);
     // At least one kill interrupted a firing before it was stored (the others may have come just after).
     expect(kills.some((k) => !k.storedBeforeKill), JSON.stringify(kills)).toBe(true);

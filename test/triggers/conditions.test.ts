@@ -1,5 +1,5 @@
-// Trigger conditions from the seed's signals (issue 18) end to end, state on the real PostgreSQL and on embedded PGlite: an
-// `ips serve` in this process with its trigger loops, source tables written by PyIceberg (a
+// Trigger conditions from the seed's signals (issue 18) end to end, state on the real PostgreSQL
+// and on embedded PGlite: an `ips serve` in this process with its trigger loops, source tables written by PyIceberg (a
 // SqlCatalog in a database of the test PostgreSQL, data on local disk; day(ts)-partitioned where
 // a partition condition needs it), webhook receivers that check the CloudEvents contract and
 // "run the workflow" by committing the batch (with the consumer's own token, through the API or
@@ -316,6 +316,9 @@ describe.each(DRIVERS)('trigger conditions: all-of groups, partition-complete, c
     const fired = await ok('GET', `/v1/subscriptions/${name}/partitions`);
     expect(fired.fired.map((f: Json) => [f.value, f.reason])).toEqual([['2026-11-02', 'complete'], ['2026-11-03', 'complete']]);
     expect(fired.waiting).toEqual([]);
+    const viaCli = await cli(['subscriptions', 'partitions', name, '--json']);
+    expect(viaCli.code, viaCli.stderr).toBe(0);
+    expect(JSON.parse(viaCli.stdout)).toEqual(fired);
     const trig = await ok('GET', `/v1/subscriptions/${name}/triggers`);
     expect(trig.triggers.map((t: Json) => t.partition?.values.map((v: Json) => v.value) ?? null)).toEqual([['2026-11-02'], ['2026-11-03'], null]);
   });
