@@ -1,13 +1,12 @@
 import { IpsError } from '../errors.js';
 import { computeChangeSet } from '../capture/change-set.js';
 import { FileDescriber } from '../capture/file-json.js';
-import { ManifestReader } from '../capture/manifest-reader.js';
+import type { ManifestReader } from '../capture/manifest-reader.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { specById, type TableMetadata } from '../iceberg/metadata.js';
 import { bindSpec, partitionValueFromAvro } from '../iceberg/partition-values.js';
 import { humanPartitionValue } from '../iceberg/transforms.js';
 import { toJsonValue } from '../iceberg/values.js';
-import type { FileIO } from '../io/file-io.js';
 import {
   checkSignalName, checkSignalParams, type FireCondition, type SignalRequirement, type SourceTable, type Watermark,
 } from '../state/index.js';
@@ -99,11 +98,10 @@ export function conditionExtrasFromInput(c: ConditionInput): Pick<FireCondition,
  * commit time (snapshot timestamp) of the newest snapshot that wrote it. Files of a spec without
  * the field, and null values, carry no value.
  */
-export async function pendingPartitionValues(io: FileIO, md: TableMetadata, source: SourceTable, wm: Watermark, policy: CapturePolicy, field: string): Promise<Map<string, Date>> {
+export async function pendingPartitionValues(reader: ManifestReader, md: TableMetadata, source: SourceTable, wm: Watermark, policy: CapturePolicy, field: string): Promise<Map<string, Date>> {
   const out = new Map<string, Date>();
   const head = branchHead(md, source.branch);
   if (head === null || head === wm.snapshotId) return out;
-  const reader = new ManifestReader(io, 16 * 1024 * 1024);
   const range = await resolveRangeWithHistory(md, { from: wm.snapshotId, branch: source.branch }, reader);
   const cs = await computeChangeSet(reader, range, policy, md);
   const describer = new FileDescriber(md);

@@ -9,6 +9,8 @@ import { consumerLag } from './lag.js';
 import { backoffMs, Loop } from './loop.js';
 import { triggerPayload } from './trigger-payload.js';
 import { groupTables, pendingPartitionValues } from './conditions.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import type { FileIO } from '../io/file-io.js';
 
 /**
  * Incremental triggers (DESIGN.md "Triggers"), as three loops every replica runs:
@@ -54,6 +56,8 @@ export class TriggerService {
   private readonly state: State;
   private readonly pointers = new MetadataPointers();
   private readonly sinks = new Map<string, { version: string; sink: Sink }>();
+  /** Manifests never change once written: partition conditions re-read the same ones check after check. */
+  private readonly readers = new WeakMap<FileIO, ManifestReader>();
   private readonly loops: Loop[];
   private readonly watchLoop: Loop;
   private readonly fireLoop: Loop;
@@ -249,7 +253,10 @@ export class TriggerService {
       const table = await repos.sourceTables.require(name);
       const wm = await repos.watermarks.require(s.consumer, name);
       const md = (await this.service.load(table)).metadata;
-      const values = await pendingPartitionValues(this.service.ioFor(table), md, table, wm, policy, field);
+      const io = this.service.ioFor(table);
+      let reader = this.readers.get(io);
+      if (!reader) this.readers.set(io, (reader = new ManifestReader(io, 16 * 1024 * 1024)));
+      const values = await pendingPartitionValues(reader, md, table, wm, policy, field);
       await repos.partitions.recordArrivals(s.name, name, values);
       for (const v of values.keys()) pending.add(v);
     }
