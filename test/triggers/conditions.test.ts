@@ -483,6 +483,45 @@ describe.each(DRIVERS)('trigger conditions: all-of groups, partition-complete, c
     expect(p.signal_params).toEqual({ type: 'MAP', value: { [sig]: { type: 'STRING_MAP', value: sent.params } } });
   });
 
+  test('a trigger cancelled before delivery (its batch aborted) gives back its partition value and its signal; the next firing has both', async () => {
+    const a = await newTable('cancel-a', 'day');
+    const con = await newConsumer([a.name]);
+    // A sink that is down at first: the trigger stays pending.
+    let down = true;
+    const recv = webhookReceiver(undefined);
+    const rs = await startReceiver((req, res) => {
+      if (down) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"down"}');
+        return;
+      }
+      recv.handler(req, res);
+    });
+    closers.push(() => rs.close());
+    const sig = `go_${rand()}`;
+    const name = `cancel-${rand()}`;
+    await ok('POST', '/v1/subscriptions', {
+      name, consumer: con.name, tables: [a.name], condition: { partition: { field: 'ts_day' }, signals: [{ name: sig }] },
+      sink: { type: 'webhook', url: `${rs.url}/hook` }, max_attempts: 1000,
+    }, 201);
+    const sent = await ok('POST', `/v1/signals/${sig}`, { params: { n: '1' } }, 201);
+    const a1 = await a.append(rowsOn('2026-11-09'));
+    const pending = await waitFor('a pending trigger that failed once', async () => (await ok('GET', `/v1/subscriptions/${name}/triggers`)).triggers.find((t: Json) => t.state === 'pending' && t.attempts > 0));
+    expect(pending.partition).toEqual({ field: 'ts_day', values: [{ value: '2026-11-09', reason: 'complete' }] });
+    expect(pending.signal_ids).toEqual([sent.id]);
+    expect((await ok('GET', `/v1/subscriptions/${name}/partitions`)).fired.map((f: Json) => f.value)).toEqual(['2026-11-09']);
+
+    // The run never started: aborting its batch cancels the trigger and releases what it had taken.
+    await ok('POST', `/v1/batches/${pending.batch_id}/abort`, { reason: 'test' }, 200, con.token);
+    down = false;
+    const ev = await waitFor('the next firing', () => recv.events[0] as Json);
+    expect(ev.data.batch_id).not.toBe(pending.batch_id);
+    expect(ev.data.partition).toEqual({ field: 'ts_day', values: ['2026-11-09'], quiet_values: [] });
+    expect(ev.data.signals.map((g: Json) => g.id)).toEqual([sent.id]);
+    expect(ev.data.tables[0].to_snapshot_id).toBe(a1.snapshot.snapshot_id);
+    const all = (await ok('GET', `/v1/subscriptions/${name}/triggers`)).triggers as Json[];
+    expect(all.map((t) => t.state)).toEqual(['cancelled', 'delivered']);
+  });
+
   test('who may send signals: admins by name; a consumer token only as output signals of its own batches', async () => {
     const t = await newTable('auth');
     const con = await newConsumer([t.name]);
