@@ -96,8 +96,8 @@ export class SignalsRepo {
   constructor(private readonly q: Queryable) {}
 
   /**
-   * Records a signal and makes the subscriptions that require its name due now (in the same
-   * statement order as the insert: call it inside the caller's transaction to keep both).
+   * Records a signal and makes the subscriptions that require its name due now. Called inside a
+   * transaction (a commit's output signals), both happen with it or not at all.
    */
   async record(input: NewSignal): Promise<Signal> {
     checkSignalName(input.name);
