@@ -82,6 +82,7 @@ interface CreateOptions extends ClientOptions {
   partition?: string;
   quiet?: string;
   signal: string[];
+  fireOnSignals?: boolean;
 }
 
 export function subscriptionsCommand(): Command {
@@ -109,6 +110,7 @@ export function subscriptionsCommand(): Command {
     .option('--partition <field>', 'partition-complete: fire once per value of this time-transform partition field (e.g. ts_day) when every table of the group has data for it')
     .option('--quiet <seconds>', 'with --partition: fire a value anyway once no commit wrote it for this long', positiveIntArg('--quiet'))
     .option('--signal <name[:k=v,…]>', 'require a signal (repeatable), matched on these params, e.g. upstream_done:date=2026-11-02; each firing consumes one', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--fire-on-signals', 'with --signal: fire on the signals alone when the tables have no changes (that trigger has no batch)')
     .option('--disabled', 'create it disabled'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -122,6 +124,7 @@ export function subscriptionsCommand(): Command {
         if (opts.quiet && !opts.partition) throw new IpsError('INVALID_ARGUMENT', '--quiet goes with --partition FIELD');
         if (opts.partition) condition.partition = { field: opts.partition, ...(opts.quiet ? { quiet_seconds: Number(opts.quiet) } : {}) };
         if (opts.signal.length) condition.signals = opts.signal.map(parseSignalSpec);
+        if (opts.fireOnSignals) condition.fire_on_signals = true;
         const limits: Record<string, unknown> = {};
         if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
         if (opts.maxBytes) limits.max_bytes = opts.maxBytes;

@@ -26,6 +26,7 @@ export interface ConditionInput {
   all?: string[];
   partition?: { field: string; quiet_seconds?: number };
   signals?: { name: string; params?: Record<string, string> }[];
+  fire_on_signals?: boolean;
 }
 
 /** The tables a partition condition (or an all group) looks at: the group, or every table. */
@@ -83,13 +84,17 @@ export async function validateCondition(tables: string[], c: FireCondition, load
     checkSignalParams(r.params);
   }
   if ((c.signals?.length ?? 0) > 16) throw new IpsError('INVALID_ARGUMENT', 'a subscription requires at most 16 signals');
+  if (c.fireOnSignals && (c.signals?.length ?? 0) === 0) {
+    throw new IpsError('INVALID_ARGUMENT', 'fire_on_signals needs the signals to fire on: add at least one (--signal NAME[:k=v,…])');
+  }
 }
 
-export function conditionExtrasFromInput(c: ConditionInput): Pick<FireCondition, 'all' | 'partition' | 'signals'> {
-  const out: Pick<FireCondition, 'all' | 'partition' | 'signals'> = {};
+export function conditionExtrasFromInput(c: ConditionInput): Pick<FireCondition, 'all' | 'partition' | 'signals' | 'fireOnSignals'> {
+  const out: Pick<FireCondition, 'all' | 'partition' | 'signals' | 'fireOnSignals'> = {};
   if (c.all !== undefined) out.all = c.all;
   if (c.partition !== undefined) out.partition = { field: c.partition.field, ...(c.partition.quiet_seconds !== undefined ? { quietSeconds: c.partition.quiet_seconds } : {}) };
   if (c.signals !== undefined) out.signals = c.signals.map((r): SignalRequirement => ({ name: r.name, params: r.params ?? {} }));
+  if (c.fire_on_signals !== undefined) out.fireOnSignals = c.fire_on_signals;
   return out;
 }
 

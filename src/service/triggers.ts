@@ -3,7 +3,7 @@ import os from 'node:os';
 import { describeError, isIpsError } from '../errors.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
 import { createSink, isSinkError, sinkConfigFromJson, type Sink } from '../sinks/index.js';
-import { toTableRef, type State, type Subscription, type TriggerDetail } from '../state/index.js';
+import { storeTrigger, toTableRef, type State, type Subscription, type TriggerDetail } from '../state/index.js';
 import type { IpsService } from './ips-service.js';
 import { consumerLag } from './lag.js';
 import { backoffMs, Loop } from './loop.js';
@@ -175,7 +175,11 @@ export class TriggerService {
       bytes += lag.lag.bytes;
       records += lag.lag.records;
     }
-    if (behind.size === 0) return idle;
+    if (behind.size === 0) {
+      // No changes: only signals can fire it, when the subscription says so (a trigger without a batch).
+      if (s.condition.fireOnSignals && s.condition.signals?.length) return this.fireOnSignals(s, idle);
+      return idle;
+    }
 
     const now = Date.now();
     const c = s.condition;
@@ -230,6 +234,25 @@ export class TriggerService {
     });
     if (r.kind === 'no-changes') return idle;
     if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });
+    return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  /**
+   * Fires a trigger without a batch when the required signals are there (fire_on_signals and no
+   * table changes): it consumes them, in the transaction that stores the trigger. `--every`
+   * still spaces firings.
+   */
+  private async fireOnSignals(s: Subscription, idle: { fired: boolean; pending: boolean; nextInMs: number }): Promise<{ fired: boolean; pending: boolean; nextInMs: number }> {
+    const c = s.condition;
+    if (c.intervalSeconds && s.lastFiredAt) {
+      const wait = s.lastFiredAt.getTime() + c.intervalSeconds * 1000 - Date.now();
+      if (wait > 0) return { fired: false, pending: false, nextInMs: Math.max(50, wait) };
+    }
+    const matched = await this.state.repos.signals.unconsumedMatches(s.name, c.signals!);
+    if (matched === null) return idle;
+    const seq = s.fireSeq + 1n;
+    await this.state.db.withTransaction((tx) => storeTrigger(tx, { subscription: s.name, seq, detail: { signals: matched.map((m) => m.id) } }, null));
+    this.o.onEvent?.('fired', { subscription: s.name, batch_id: null });
     return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
   }
 
@@ -303,13 +326,14 @@ export class TriggerService {
       try {
         const s = await repos.subscriptions.require(entry.subscription);
         maxAttempts = s.maxAttempts;
-        const batch = await repos.batches.require(entry.batchId);
+        // A trigger fired by signals alone has no batch.
+        const batch = entry.batchId === null ? null : await repos.batches.require(entry.batchId);
         const signals = await repos.signals.load(entry.detail.signals ?? []);
-        const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch, signals), { attempt: entry.attempts + 1 });
+        const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch, signals, s.consumer), { attempt: entry.attempts + 1 });
         if (await repos.outbox.markDelivered(entry.id, this.owner, { outcome: result.outcome, runId: result.runId ?? null })) {
           // The run starts now: its lease counts from here, not from when the batch waited for the sink.
-          await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
-          this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch.id.toString() });
+          if (batch) await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
+          this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch?.id.toString() ?? null });
         }
       } catch (e) {
         const retryable = isSinkError(e) ? e.retryable : !isIpsError(e) || e.code !== 'INVALID_SINK';

@@ -58,8 +58,8 @@ export interface TriggerTableJson {
 export interface TriggerPayloadJson {
   subscription: string;
   consumer: string;
-  batch_id: string;
-  instance_id: string;
+  batch_id: string | null;
+  instance_id: string | null;
   seq: string;
   dedup_key: string;
   created_at: string;

@@ -38,13 +38,13 @@ export interface TriggerTable {
 export interface TriggerPayload {
   subscription: string;
   consumer: string;
-  /** Decimal 64-bit. */
-  batchId: string;
+  /** Decimal 64-bit; null for a trigger fired by signals alone (no changes, no batch). */
+  batchId: string | null;
   /**
    * The batch's instance id: the workflow passes it to `ips step prepare --instance-id` (and
    * gets the same batch) or commits `batchId`.
    */
-  instanceId: string;
+  instanceId: string | null;
   /** Per-subscription sequence number of this trigger (decimal). */
   seq: string;
   /** Stable per batch: the same on every redelivery. */

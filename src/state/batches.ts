@@ -338,6 +338,38 @@ async function cancelTriggers(q: Queryable, batchIds: bigint[]): Promise<void> {
   await q.query('DELETE FROM signal_consumptions WHERE outbox_id = ANY($1::INT8[])', [ids]);
 }
 
+/**
+ * Stores a subscription's trigger (outbox row) in the caller's transaction: the subscription's
+ * fire sequence moves, and the partition values it fires and the signals it consumes are taken,
+ * each at most once per subscription (CONFLICT otherwise, and the transaction stores nothing).
+ * `batchId` null: a trigger fired by signals alone, without a batch.
+ */
+export async function storeTrigger(tx: Queryable, t: { subscription: string; seq: bigint; detail?: TriggerDetail }, batchId: bigint | null): Promise<bigint> {
+  const fired = await tx.query(
+    `UPDATE subscriptions SET fire_seq = GREATEST(fire_seq, $2::INT8), last_fired_at = now(), pending_since = NULL, updated_at = now()
+      WHERE name = $1 RETURNING name`, [t.subscription, t.seq]);
+  if (fired.rowCount === 0) throw new IpsError('NOT_FOUND', `subscription "${t.subscription}" does not exist`);
+  const outboxId = newId();
+  // A batchless trigger's dedup key names the trigger itself (random 63-bit id), never a seq a recreated subscription could repeat.
+  const dedupKey = batchId !== null ? triggerDedupKey(t.subscription, batchId) : `ips:${t.subscription}:t${outboxId}`;
+  await tx.query(
+    'INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key, detail) VALUES ($1, $2, $3, $4, $5, $6::JSONB)',
+    [outboxId, t.subscription, batchId, t.seq, dedupKey, jsonParam(triggerDetailToJson(t.detail ?? {}))]);
+  for (const p of t.detail?.partition?.values ?? []) {
+    const r = await tx.query(
+      `INSERT INTO partition_firings (subscription, value, outbox_id, reason) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (subscription, value) DO NOTHING`, [t.subscription, p.value, outboxId, p.reason]);
+    if (r.rowCount === 0) throw new IpsError('CONFLICT', `subscription "${t.subscription}" already fired partition value ${p.value}; it is checked again`);
+  }
+  for (const signalId of t.detail?.signals ?? []) {
+    const r = await tx.query(
+      `INSERT INTO signal_consumptions (signal_id, subscription, outbox_id) VALUES ($1, $2, $3)
+        ON CONFLICT (signal_id, subscription) DO NOTHING`, [signalId, t.subscription, outboxId]);
+    if (r.rowCount === 0) throw new IpsError('CONFLICT', `signal ${signalId} was already consumed by subscription "${t.subscription}"; it is checked again`);
+  }
+  return outboxId;
+}
+
 export class BatchesRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -408,29 +440,7 @@ export class BatchesRepo {
           throw e;
         }
       }
-      if (input.trigger) {
-        const t = input.trigger;
-        const fired = await tx.query(
-          `UPDATE subscriptions SET fire_seq = GREATEST(fire_seq, $2::INT8), last_fired_at = now(), pending_since = NULL, updated_at = now()
-            WHERE name = $1 RETURNING name`, [t.subscription, t.seq]);
-        if (fired.rowCount === 0) throw new IpsError('NOT_FOUND', `subscription "${t.subscription}" does not exist`);
-        const outboxId = newId();
-        await tx.query(
-          'INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key, detail) VALUES ($1, $2, $3, $4, $5, $6::JSONB)',
-          [outboxId, t.subscription, id, t.seq, triggerDedupKey(t.subscription, id), jsonParam(triggerDetailToJson(t.detail ?? {}))]);
-        for (const p of t.detail?.partition?.values ?? []) {
-          const r = await tx.query(
-            `INSERT INTO partition_firings (subscription, value, outbox_id, reason) VALUES ($1, $2, $3, $4)
-              ON CONFLICT (subscription, value) DO NOTHING`, [t.subscription, p.value, outboxId, p.reason]);
-          if (r.rowCount === 0) throw new IpsError('CONFLICT', `subscription "${t.subscription}" already fired partition value ${p.value}; it is checked again`);
-        }
-        for (const signalId of t.detail?.signals ?? []) {
-          const r = await tx.query(
-            `INSERT INTO signal_consumptions (signal_id, subscription, outbox_id) VALUES ($1, $2, $3)
-              ON CONFLICT (signal_id, subscription) DO NOTHING`, [signalId, t.subscription, outboxId]);
-          if (r.rowCount === 0) throw new IpsError('CONFLICT', `signal ${signalId} was already consumed by subscription "${t.subscription}"; it is checked again`);
-        }
-      }
+      if (input.trigger) await storeTrigger(tx, input.trigger, id);
       const batch = (await repo.load([id]))[0];
       if (!batch) throw notFound(id);
       return { batch, created: true };

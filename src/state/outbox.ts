@@ -10,7 +10,8 @@ export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 export interface OutboxEntry {
   id: bigint;
   subscription: string;
-  batchId: bigint;
+  /** Null for a trigger fired by signals alone (fire_on_signals, no changes): it carries no batch. */
+  batchId: bigint | null;
   seq: bigint;
   dedupKey: string;
   state: OutboxState;
@@ -28,7 +29,7 @@ export interface OutboxEntry {
 const rowSchema = z.object({
   id: z.bigint(),
   subscription: z.string(),
-  batch_id: z.bigint(),
+  batch_id: z.bigint().nullable(),
   seq: z.bigint(),
   dedup_key: z.string(),
   state: z.enum(['pending', 'delivered', 'dead', 'cancelled']),
@@ -80,11 +81,11 @@ export class OutboxRepo {
    * delivery that claims one afterwards finds it gone. Undelivered means no run has the batch.
    */
   async lockUndelivered(subscription: string): Promise<bigint[]> {
-    const res = await this.q.query<{ batch_id: bigint }>(
+    const res = await this.q.query<{ batch_id: bigint | null }>(
       `SELECT batch_id FROM outbox
         WHERE subscription = $1 AND state IN ('pending', 'dead') AND (claimed_by IS NULL OR claim_expires_at < now())
         ORDER BY seq FOR UPDATE`, [subscription]);
-    return res.rows.map((r) => BigInt(r.batch_id));
+    return res.rows.filter((r) => r.batch_id !== null).map((r) => BigInt(r.batch_id!));
   }
 
   /**

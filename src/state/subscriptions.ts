@@ -23,6 +23,8 @@ export interface FireCondition {
   partition?: PartitionCondition;
   /** Signals that must be there (one matching signal each, consumed by the firing). */
   signals?: SignalRequirement[];
+  /** With signals: fire on the signals alone when the tables have no changes (a trigger without a batch). */
+  fireOnSignals?: boolean;
 }
 
 export interface PartitionCondition {
@@ -73,6 +75,7 @@ const conditionJson = z.object({
   all: z.array(z.string()).optional(),
   partition: z.object({ field: z.string(), quiet_seconds: z.number().int().positive().optional() }).optional(),
   signals: z.array(z.object({ name: z.string(), params: z.record(z.string(), z.string()).default({}) })).optional(),
+  fire_on_signals: z.boolean().optional(),
 }).transform((j): FireCondition => ({
   ...(j.interval_seconds !== undefined ? { intervalSeconds: j.interval_seconds } : {}),
   ...(j.min_files !== undefined ? { minFiles: j.min_files } : {}),
@@ -82,6 +85,7 @@ const conditionJson = z.object({
   ...(j.all !== undefined ? { all: j.all } : {}),
   ...(j.partition !== undefined ? { partition: { field: j.partition.field, ...(j.partition.quiet_seconds !== undefined ? { quietSeconds: j.partition.quiet_seconds } : {}) } } : {}),
   ...(j.signals !== undefined ? { signals: j.signals } : {}),
+  ...(j.fire_on_signals !== undefined ? { fireOnSignals: j.fire_on_signals } : {}),
 }));
 
 export function conditionToJson(c: FireCondition): Record<string, unknown> {
@@ -94,6 +98,7 @@ export function conditionToJson(c: FireCondition): Record<string, unknown> {
   if (c.all !== undefined) out.all = c.all;
   if (c.partition !== undefined) out.partition = { field: c.partition.field, ...(c.partition.quietSeconds !== undefined ? { quiet_seconds: c.partition.quietSeconds } : {}) };
   if (c.signals !== undefined) out.signals = c.signals.map((r) => ({ name: r.name, params: r.params }));
+  if (c.fireOnSignals !== undefined) out.fire_on_signals = c.fireOnSignals;
   return out;
 }
 

@@ -413,6 +413,42 @@ describe.each(DRIVERS)('trigger conditions: all-of groups, partition-complete, c
     expect(JSON.parse(cliList.stdout).signals.map((s: Json) => s.id)).toEqual(listed.map((s) => s.id));
   });
 
+  test('fire_on_signals: a signal alone fires a trigger without a batch; with changes pending the signal comes with their batch', async () => {
+    const secret = `whsec-${rand()}`;
+    const t = await newTable('onsig');
+    const con = await newConsumer([t.name]);
+    const hook = await newHook(secret, null);
+    const sig = `nightly_${rand()}`;
+    const name = `onsig-${rand()}`;
+    const created = await cli(['subscriptions', 'create', name, '--consumer', con.name, '--table', t.name, '--signal', sig, '--fire-on-signals',
+      '--sink', JSON.stringify({ type: 'webhook', url: hook.url, secret }), '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout).condition).toEqual({ signals: [{ name: sig, params: {} }], fire_on_signals: true });
+
+    // The table has no changes at all: the signal fires it, without a batch.
+    const s1 = await ok('POST', `/v1/signals/${sig}`, { params: { date: '2026-11-02' } }, 201);
+    const ev1 = await waitFor('the signal-only trigger', () => hook.accepted[0]);
+    expect(ev1.ev.data).toMatchObject({ subscription: name, consumer: con.name, batch_id: null, instance_id: null, tables: [], seq: '1' });
+    expect(ev1.ev.data.signals.map((g: Json) => g.id)).toEqual([s1.id]);
+    const [t1] = (await ok('GET', `/v1/subscriptions/${name}/triggers`)).triggers;
+    expect(t1).toMatchObject({ batch_id: null, state: 'delivered', signal_ids: [s1.id] });
+
+    // Changes without a signal wait; the next signal fires with their batch.
+    const a1 = await t.append(rowsOn('2026-11-02'));
+    await heldBack(name);
+    expect(hook.accepted).toHaveLength(1);
+    const s2 = await ok('POST', `/v1/signals/${sig}`, {}, 201);
+    const ev2 = await waitFor('the trigger with a batch', () => hook.accepted[1]);
+    expect(ev2.ev.data.signals.map((g: Json) => g.id)).toEqual([s2.id]);
+    expect(ev2.ev.data.tables.map((x: Json) => x.to_snapshot_id)).toEqual([a1.snapshot.snapshot_id]);
+    expect((await call('POST', `/v1/batches/${ev2.ev.data.batch_id}/commit`, undefined, con.token)).status).toBe(200);
+
+    // Validation: fire_on_signals without signals.
+    const bad = await call('POST', '/v1/subscriptions', { name: `onsig-bad-${rand()}`, consumer: con.name, tables: [t.name], condition: { fire_on_signals: true }, sink: { type: 'webhook', url: hook.url } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toContain('--signal');
+  });
+
   test('output signals chain two consumers: the upstream run commits with --signal, the downstream subscription waits for it', async () => {
     const secret = `whsec-${rand()}`;
     const up = await newTable('up');

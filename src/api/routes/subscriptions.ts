@@ -24,6 +24,7 @@ const conditionBody = z.object({
     name: z.string().max(200).describe('a safe identifier, e.g. upstream_done'),
     params: z.record(z.string().max(200), z.string().max(2000)).optional().describe('the signal must carry these values, e.g. {"date": "2026-11-02"}'),
   }).strict()).max(16).optional().describe('signals that must be there; each firing consumes one matching signal of each'),
+  fire_on_signals: z.boolean().optional().describe('with signals: fire on them alone when the tables have no changes (that trigger has no batch)'),
 }).strict();
 
 const createBody = z.object({
@@ -70,7 +71,7 @@ function subscriptionJson(s: Subscription, admin = true): Record<string, unknown
 
 function triggerJson(e: OutboxEntry, admin = true): Record<string, unknown> {
   return {
-    id: e.id.toString(), subscription: e.subscription, batch_id: e.batchId.toString(), seq: e.seq.toString(), dedup_key: e.dedupKey,
+    id: e.id.toString(), subscription: e.subscription, batch_id: e.batchId?.toString() ?? null, seq: e.seq.toString(), dedup_key: e.dedupKey,
     state: e.state, attempts: e.attempts, next_attempt_at: e.nextAttemptAt.toISOString(), last_error: shownError(e.lastError, admin),
     outcome: e.outcome, run_id: e.runId, delivered_at: e.deliveredAt?.toISOString() ?? null, created_at: e.createdAt.toISOString(),
     ...(e.detail.partition ? { partition: e.detail.partition } : {}),

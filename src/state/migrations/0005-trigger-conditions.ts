@@ -58,4 +58,7 @@ ALTER TABLE table_watch ADD COLUMN event_at TIMESTAMPTZ;
 
 -- What a trigger announces besides its batch: {"partition": {"field", "values": [{"value", "reason"}]}, "signals": [ids]}.
 ALTER TABLE outbox ADD COLUMN detail JSONB NOT NULL DEFAULT '{}'::JSONB;
+-- A subscription with fire_on_signals fires on its signals alone when its tables have no
+-- changes: that trigger has no batch.
+ALTER TABLE outbox ALTER COLUMN batch_id DROP NOT NULL;
 `;
