@@ -176,7 +176,12 @@ export class TriggerService {
       records += lag.lag.records;
     }
     if (behind.size === 0) {
-      // No changes: only signals can fire it, when the subscription says so (a trigger without a batch).
+      // No changes: a partition value that became ready (its data went out in an earlier batch,
+      // then it went quiet), or signals when the subscription says so, fire without a batch.
+      if (s.condition.partition) {
+        const r = await this.firePartitionsWithoutChanges(s, idle);
+        if (r) return r;
+      }
       if (s.condition.fireOnSignals && s.condition.signals?.length) return this.fireOnSignals(s, idle);
       return idle;
     }
@@ -234,6 +239,29 @@ export class TriggerService {
     });
     if (r.kind === 'no-changes') return idle;
     if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });
+    return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  /**
+   * A partition-complete subscription with no changes pending: values whose data already went out
+   * (with another value's batch) fire once ready, in a trigger without a batch; null when none is.
+   */
+  private async firePartitionsWithoutChanges(s: Subscription, idle: { fired: boolean; pending: boolean; nextInMs: number }): Promise<{ fired: boolean; pending: boolean; nextInMs: number } | null> {
+    const c = s.condition;
+    const r = await this.partitionReadiness(s, new Set(), Date.now());
+    if (r.fire.length === 0) return r.nextInMs === null ? null : { ...idle, nextInMs: Math.max(50, Math.min(idle.nextInMs, r.nextInMs)) };
+    if (c.intervalSeconds && s.lastFiredAt) {
+      const wait = s.lastFiredAt.getTime() + c.intervalSeconds * 1000 - Date.now();
+      if (wait > 0) return { fired: false, pending: false, nextInMs: Math.max(50, wait) };
+    }
+    const detail: TriggerDetail = { partition: { field: c.partition!.field, values: r.fire } };
+    if (c.signals && c.signals.length > 0) {
+      const matched = await this.state.repos.signals.unconsumedMatches(s.name, c.signals);
+      if (matched === null) return idle;
+      detail.signals = matched.map((m) => m.id);
+    }
+    await this.state.db.withTransaction((tx) => storeTrigger(tx, { subscription: s.name, seq: s.fireSeq + 1n, detail }, null));
+    this.o.onEvent?.('fired', { subscription: s.name, batch_id: null });
     return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
   }
 

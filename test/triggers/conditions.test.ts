@@ -344,6 +344,31 @@ describe.each(DRIVERS)('trigger conditions: all-of groups, partition-complete, c
     expect((await ok('GET', `/v1/subscriptions/${name}/partitions`)).fired.map((f: Json) => [f.value, f.reason])).toEqual([['2026-11-05', 'quiet']]);
   });
 
+  test('a day whose data already went out with another day\'s batch fires on its own once quiet, in a trigger without a batch', async () => {
+    const secret = `whsec-${rand()}`;
+    const a = await newTable('qnb-a', 'day');
+    const b = await newTable('qnb-b', 'day');
+    const con = await newConsumer([a.name, b.name]);
+    const hook = await newHook(secret, (ev) => (ev.data.batch_id === null ? Promise.resolve({ status: 200, body: null, text: '' }) : commitWith(con.token)(ev)));
+    const name = `qnb-${rand()}`;
+    await ok('POST', '/v1/subscriptions', {
+      name, consumer: con.name, tables: [a.name, b.name], condition: { all: [a.name, b.name], partition: { field: 'ts_day', quiet_seconds: 3 } },
+      sink: { type: 'webhook', url: hook.url, secret },
+    }, 201);
+    // A writes two days in one commit, B the first one at once: that day fires with a batch holding both of A's days.
+    const a1 = await a.append([...rowsOn('2026-11-10'), ...rowsOn('2026-11-11')]);
+    await b.append(rowsOn('2026-11-10'));
+    const first = await waitFor('the first day', () => hook.accepted[0]);
+    expect(first.ev.data.partition).toEqual({ field: 'ts_day', values: ['2026-11-10'], quiet_values: [] });
+    expect((await hook.commits[0]!).status).toBe(200);
+    // Nothing is pending now; 2026-11-11 (A only) goes quiet 3 s after A's commit and fires alone.
+    const second = await waitFor('the quiet day', () => hook.accepted[1]);
+    expect(second.ev.data).toMatchObject({ batch_id: null, tables: [], partition: { field: 'ts_day', values: ['2026-11-11'], quiet_values: ['2026-11-11'] } });
+    const [, t2] = (await ok('GET', `/v1/subscriptions/${name}/triggers`)).triggers;
+    expect(Date.parse(t2.created_at) - Number(a1.snapshot.timestamp_ms)).toBeGreaterThanOrEqual(3000);
+    expect((await ok('GET', `/v1/subscriptions/${name}/partitions`)).fired.map((f: Json) => [f.value, f.reason])).toEqual([['2026-11-10', 'complete'], ['2026-11-11', 'quiet']]);
+  });
+
   test('a custom signal with a date parameter releases exactly the matching subscription, consumed once per firing', async () => {
     const secret = `whsec-${rand()}`;
     const t = await newTable('sig');
