@@ -40,7 +40,7 @@ function renderSubscription(s: SubscriptionJson): string {
     `  condition: ${cond}; fired ${s.fired} time(s)${s.last_fired_at ? `, last at ${s.last_fired_at}` : ''}${s.pending_since ? `; changes waiting since ${s.pending_since}` : ''}`,
   ];
   if (s.last_error) out.push(`  last error: ${s.last_error}`);
-  for (const t of s.undelivered ?? []) out.push(`  trigger ${t.id} (#${t.seq}, ${t.batch_id === null ? "no batch" : `batch ${t.batch_id}`}) ${t.state} after ${t.attempts} attempt(s)${t.last_error ? `: ${t.last_error}` : ''}`);
+  for (const t of s.undelivered ?? []) out.push(`  trigger ${t.id} (#${t.seq}, ${t.batch_id === null ? 'no batch' : `batch ${t.batch_id}`}) ${t.state} after ${t.attempts} attempt(s)${t.last_error ? `: ${t.last_error}` : ''}`);
   return out.join('\n') + '\n';
 }
 
@@ -195,7 +195,7 @@ export function subscriptionsCommand(): Command {
         if (opts.json) printJson(r);
         else {
           process.stdout.write(r.triggers.map((t) =>
-            `${t.id}\t#${t.seq}\t${t.batch_id === null ? "no batch" : `batch ${t.batch_id}`}\t${t.state}${t.outcome ? ` (${t.outcome})` : ''}\t${t.attempts} attempt(s)${t.last_error ? `\t${t.last_error}` : ''}\n`).join('') || 'no triggers\n');
+            `${t.id}\t#${t.seq}\t${t.batch_id === null ? 'no batch' : `batch ${t.batch_id}`}\t${t.state}${t.outcome ? ` (${t.outcome})` : ''}\t${t.attempts} attempt(s)${t.last_error ? `\t${t.last_error}` : ''}\n`).join('') || 'no triggers\n');
         }
       });
     }));
