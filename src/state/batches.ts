@@ -342,7 +342,8 @@ async function cancelTriggers(q: Queryable, batchIds: bigint[]): Promise<void> {
  * Stores a subscription's trigger (outbox row) in the caller's transaction: the subscription's
  * fire sequence moves, and the partition values it fires and the signals it consumes are taken,
  * each at most once per subscription (CONFLICT otherwise, and the transaction stores nothing).
- * `batchId` null: a trigger fired by signals alone, without a batch.
+ * `batchId` null: a trigger fired without changes (signals alone, or a partition value that became
+ * ready after its data went out with another batch).
  */
 export async function storeTrigger(tx: Queryable, t: { subscription: string; seq: bigint; detail?: TriggerDetail }, batchId: bigint | null): Promise<bigint> {
   const fired = await tx.query(

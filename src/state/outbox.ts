@@ -10,7 +10,7 @@ export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 export interface OutboxEntry {
   id: bigint;
   subscription: string;
-  /** Null for a trigger fired by signals alone (fire_on_signals, no changes): it carries no batch. */
+  /** Null for a trigger fired without changes (fire_on_signals, or a quiet partition value): no batch. */
   batchId: bigint | null;
   seq: bigint;
   dedupKey: string;
