@@ -21,6 +21,7 @@ import { retentionRoutes } from './routes/retention.js';
 import type { RetentionService } from '../service/retention.js';
 import { overviewRoutes } from './routes/overview.js';
 import { consolePlugin, UI_PREFIX } from '../ui/plugin.js';
+import { signalRoutes } from './routes/signals.js';
 import type { Secret } from '../state/index.js';
 import { restCatalogRoutes } from '../rest/routes.js';
 import { icebergErrorFrom } from '../rest/errors.js';
@@ -263,6 +264,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(retentionRoutes(ctx));
   await app.register(overviewRoutes(ctx));
   await app.register(consolePlugin());
+  await app.register(signalRoutes(ctx));
   await app.ready();
   return app;
 }

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tables: async () => (await import('./tables.js')).tablesCommand(),
   consumers: async () => (await import('./consumers.js')).consumersCommand(),
   subscriptions: async () => (await import('./subscriptions.js')).subscriptionsCommand(),
+  signals: async () => (await import('./signals.js')).signalsCommand(),
   demo: async () => (await import('./demo.js')).demoCommand(),
   backfills: async () => (await import('./backfills.js')).backfillsCommand(),
   lineage: async () => (await import('./backfills.js')).lineageCommand(),

@@ -3,6 +3,7 @@ import { IpsError } from '../errors.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
 import { validateChunks } from './backfills.js';
+import { parseSignalSpec } from './signals.js';
 
 /**
  * `ips step prepare|commit|abort`: the ICDC step protocol for a bash step in any orchestrator.
@@ -179,8 +180,9 @@ export function stepCommand(): Command {
     .description('commit a batch: the consumer\'s watermark moves past it (repeating it is a no-op)')
     .argument('<batch-id>', 'from prepare (IPS_BATCH_ID)', batchIdArg)
     .option('--output <table=snapshot>', 'a backfill chunk: the snapshot this run committed to an output table (repeatable; default: found on the declared outputs)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--validate', 'a backfill chunk: then run the backfill\'s --validate command here, with the chunk\'s range in its environment, and record the result (exit 1 when invalid)'))
-    .action(async (id: string, opts: ClientOptions & { output: string[]; validate?: boolean }) => {
+    .option('--validate', 'a backfill chunk: then run the backfill\'s --validate command here, with the chunk\'s range in its environment, and record the result (exit 1 when invalid)')
+    .option('--signal <name[:k=v,…]>', 'announce an output signal with this commit (repeatable), e.g. daily_done:date=2026-11-02', (v: string, acc: string[]) => [...acc, v], [] as string[]))
+    .action(async (id: string, opts: ClientOptions & { output: string[]; validate?: boolean; signal: string[] }) => {
       await runAction(opts.json, async () => {
         const outputs: Record<string, string> = {};
         for (const o of opts.output) {
@@ -188,8 +190,11 @@ export function stepCommand(): Command {
           if (!m) throw new IpsError('INVALID_ARGUMENT', `--output expects TABLE=SNAPSHOT_ID, got "${o}"`);
           outputs[m[1]!] = m[2]!;
         }
+        const signals = opts.signal.map(parseSignalSpec);
         const client = new IpsClient(opts);
-        const r = await client.post<{ batch: BatchJson; already_committed: boolean }>(`/v1/batches/${id}/commit`, Object.keys(outputs).length ? { outputs } : {});
+        const r = await client.post<{ batch: BatchJson; already_committed: boolean; signals?: { name: string; id: string }[] }>(`/v1/batches/${id}/commit`, {
+          ...(Object.keys(outputs).length ? { outputs } : {}), ...(signals.length ? { signals } : {}),
+        });
         // The validation command comes from the server: it runs here only when the step asks (--validate).
         const chunk = opts.validate ? r.batch.backfill ?? null : null;
         if (opts.validate && !chunk) throw new IpsError('INVALID_ARGUMENT', `batch ${id} is not a backfill chunk: --validate applies to backfill chunks only (it was committed)`);
@@ -197,7 +202,10 @@ export function stepCommand(): Command {
           ? (await validateChunks(client, chunk.name, (c) => c.index === chunk.chunk, opts.json ? {} : { print: (l) => process.stdout.write(`${l}\n`) }))[0] ?? null
           : null;
         if (opts.json) printJson({ ...r, ...(chunk ? { validation } : {}) });
-        else process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+        else {
+          process.stdout.write(r.already_committed ? `batch ${id} was already committed: nothing changed\n` : `batch ${id} committed\n`);
+          for (const sg of r.signals ?? []) process.stdout.write(`announced signal ${sg.name} (${sg.id})\n`);
+        }
         if (validation && !validation.passed) {
           throw new IpsError('BACKFILL_CHUNK_INVALID', `backfill "${chunk!.name}" chunk ${chunk!.chunk} is invalid (exit ${validation.exit_code ?? 'none: killed'}): fix it and run \`ips backfills retry ${chunk!.name} --chunk ${chunk!.chunk}\``);
         }

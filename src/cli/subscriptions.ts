@@ -4,6 +4,7 @@ import { IpsError, describeError } from '../errors.js';
 import { parsePolicy } from '../capture/policy.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
+import { parseSignalSpec } from './signals.js';
 
 interface SubscriptionJson {
   name: string;
@@ -22,7 +23,8 @@ interface SubscriptionJson {
 interface TriggerJson {
   id: string;
   seq: string;
-  batch_id: string;
+  /** Null for a trigger fired by signals or a quiet partition alone. */
+  batch_id: string | null;
   state: string;
   attempts: number;
   outcome: string | null;
@@ -32,13 +34,13 @@ interface TriggerJson {
 }
 
 function renderSubscription(s: SubscriptionJson): string {
-  const cond = Object.entries(s.condition).map(([k, v]) => `${k}=${String(v)}`).join(', ') || 'on any change';
+  const cond = Object.entries(s.condition).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ') || 'on any change';
   const out = [
     `${s.name}  ${s.enabled ? 'enabled' : 'disabled'}: consumer ${s.consumer} on ${s.tables.join(', ')} → ${String(s.sink['type'])} ${String(s.sink['url'] ?? '')}`,
     `  condition: ${cond}; fired ${s.fired} time(s)${s.last_fired_at ? `, last at ${s.last_fired_at}` : ''}${s.pending_since ? `; changes waiting since ${s.pending_since}` : ''}`,
   ];
   if (s.last_error) out.push(`  last error: ${s.last_error}`);
-  for (const t of s.undelivered ?? []) out.push(`  trigger ${t.id} (#${t.seq}, batch ${t.batch_id}) ${t.state} after ${t.attempts} attempt(s)${t.last_error ? `: ${t.last_error}` : ''}`);
+  for (const t of s.undelivered ?? []) out.push(`  trigger ${t.id} (#${t.seq}, ${t.batch_id === null ? 'no batch' : `batch ${t.batch_id}`}) ${t.state} after ${t.attempts} attempt(s)${t.last_error ? `: ${t.last_error}` : ''}`);
   return out.join('\n') + '\n';
 }
 
@@ -77,6 +79,11 @@ interface CreateOptions extends ClientOptions {
   range?: string;
   policy?: string;
   disabled?: boolean;
+  all?: string;
+  partition?: string;
+  quiet?: string;
+  signal: string[];
+  fireOnSignals?: boolean;
 }
 
 export function subscriptionsCommand(): Command {
@@ -100,6 +107,11 @@ export function subscriptionsCommand(): Command {
     .option('--max-in-flight <n>', 'batches (runs) that may be open at once (default 1: each waits for the previous commit)', positiveIntArg('--max-in-flight'))
     .option('--range <fields>', 'comma-separated fields its batches get change ranges for (set on the consumer)')
     .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail (set on the consumer)')
+    .option('--all <tables>', 'an all-of group (comma-separated tables of the subscription): fire only when every one has changes')
+    .option('--partition <field>', 'partition-complete: fire once per value of this time-transform partition field (e.g. ts_day) when every table of the group has data for it')
+    .option('--quiet <seconds>', 'with --partition: fire a value anyway once no commit wrote it for this long', positiveIntArg('--quiet'))
+    .option('--signal <name[:k=v,…]>', 'require a signal (repeatable), matched on these params, e.g. upstream_done:date=2026-11-02; each firing consumes one', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--fire-on-signals', 'with --signal: fire on the signals alone when the tables have no changes (that trigger has no batch)')
     .option('--disabled', 'create it disabled'))
     .action(async (name: string, opts: CreateOptions) => {
       await runAction(opts.json, async () => {
@@ -109,6 +121,11 @@ export function subscriptionsCommand(): Command {
         if (opts.minBytes) condition.min_bytes = opts.minBytes;
         if (opts.minRecords) condition.min_records = opts.minRecords;
         if (opts.maxDelay) condition.max_delay_seconds = Number(opts.maxDelay);
+        if (opts.all) condition.all = opts.all.split(',').map((x) => x.trim()).filter(Boolean);
+        if (opts.quiet && !opts.partition) throw new IpsError('INVALID_ARGUMENT', '--quiet goes with --partition FIELD');
+        if (opts.partition) condition.partition = { field: opts.partition, ...(opts.quiet ? { quiet_seconds: Number(opts.quiet) } : {}) };
+        if (opts.signal.length) condition.signals = opts.signal.map(parseSignalSpec);
+        if (opts.fireOnSignals) condition.fire_on_signals = true;
         const limits: Record<string, unknown> = {};
         if (opts.maxFiles) limits.max_files = Number(opts.maxFiles);
         if (opts.maxBytes) limits.max_bytes = opts.maxBytes;
@@ -178,7 +195,25 @@ export function subscriptionsCommand(): Command {
         if (opts.json) printJson(r);
         else {
           process.stdout.write(r.triggers.map((t) =>
-            `${t.id}\t#${t.seq}\tbatch ${t.batch_id}\t${t.state}${t.outcome ? ` (${t.outcome})` : ''}\t${t.attempts} attempt(s)${t.last_error ? `\t${t.last_error}` : ''}\n`).join('') || 'no triggers\n');
+            `${t.id}\t#${t.seq}\t${t.batch_id === null ? 'no batch' : `batch ${t.batch_id}`}\t${t.state}${t.outcome ? ` (${t.outcome})` : ''}\t${t.attempts} attempt(s)${t.last_error ? `\t${t.last_error}` : ''}\n`).join('') || 'no triggers\n');
+        }
+      });
+    }));
+
+  subs.addCommand(addClientOptions(new Command('partitions')
+    .description('a partition-complete subscription: the values fired and those waiting, with the tables that have data for them')
+    .argument('<name>'))
+    .action(async (name: string, opts: ClientOptions) => {
+      await runAction(opts.json, async () => {
+        const r = await new IpsClient(opts).get<{ field: string | null; fired: { value: string; reason: string; trigger_id: string; fired_at: string }[]; waiting: { value: string; tables: string[]; last_commit_at: string }[] }>(
+          `/v1/subscriptions/${enc(name)}/partitions`);
+        if (opts.json) printJson(r);
+        else if (r.field === null) process.stdout.write(`subscription ${name} has no partition condition\n`);
+        else {
+          process.stdout.write([
+            ...r.fired.map((f) => `${r.field}=${f.value}\tfired (${f.reason}) by trigger ${f.trigger_id} at ${f.fired_at}\n`),
+            ...r.waiting.map((w) => `${r.field}=${w.value}\twaiting: data in ${w.tables.join(', ')}, last commit ${w.last_commit_at}\n`),
+          ].join('') || `no values of ${r.field} seen yet\n`);
         }
       });
     }));

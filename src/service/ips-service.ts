@@ -15,7 +15,7 @@ import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   SourceTablesRepo, START_POSITION, toS3Settings, toTableRef,
   type ApiToken, type Batch, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
-  type State, type Watermark, type WatermarkPosition,
+  type State, type Watermark, type WatermarkPosition, type OutputSignal,
 } from '../state/index.js';
 import { resolveFieldId } from '../capture/ranges.js';
 import { consumerLag, type LagResult } from './lag.js';
@@ -392,12 +392,12 @@ export class IpsService {
    * Commits a batch (see StepProtocol.commit) and wakes the consumer's subscriptions: with one
    * batch in flight, the next trigger waits for this commit.
    */
-  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}): ReturnType<StepProtocol['commit']> {
+  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): ReturnType<StepProtocol['commit']> {
     // A backfill chunk records the output snapshots its run committed (named, or found on the declared outputs).
     const batch = await this.state.repos.batches.require(batchId);
     // Every open batch of a consumer that declares outputs records them, so a backfill can follow a chunk further down.
     const found = batch.state === 'open' ? await this.backfills.resolveOutputs(batch, outputs) : {};
-    const r = await this.steps.commit(batchId, actor, found);
+    const r = await this.steps.commit(batchId, actor, found, signals);
     if (!r.alreadyCommitted) this.onRelease?.();
     return r;
   }

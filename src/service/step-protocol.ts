@@ -15,8 +15,8 @@ import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
-  toS3Settings, toTableRef,
-  type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  toS3Settings, toTableRef, checkSignalName, checkSignalParams,
+  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -39,7 +39,7 @@ export interface PrepareRequest {
   table?: string;
   tables?: string[];
   /** A subscription firing: its trigger is stored with the batch, in one transaction. */
-  trigger?: { subscription: string; seq: bigint };
+  trigger?: { subscription: string; seq: bigint; detail?: TriggerDetail };
   /**
    * Batches that may be open at once (default 1). A batch prepared while others are open
    * starts where the last of them ends, and commits only after them (in order).
@@ -346,8 +346,12 @@ export class StepProtocol {
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
-  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
-    return this.state.repos.batches.commit(batchId, actor, outputs);
+  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean; signals: Signal[] }> {
+    for (const sig of signals) {
+      checkSignalName(sig.name);
+      checkSignalParams(sig.params);
+    }
+    return this.state.repos.batches.commit(batchId, actor, outputs, signals);
   }
 
   /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */

@@ -5,6 +5,7 @@ import type { LoadedTable } from '../catalog/table.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { resolveFieldId } from '../capture/ranges.js';
 import { normalizeLimits, type PrepareLimits } from './step-protocol.js';
+import { validateCondition } from './conditions.js';
 
 /** Creating and showing subscriptions; the sink is validated here and stored with its secrets. */
 export interface NewSubscription {
@@ -35,6 +36,8 @@ export async function createSubscription(state: State, input: NewSubscription, a
     throw new IpsError('NOT_FOUND', `consumer "${input.consumer}" does not subscribe to ${missing.map((t) => `"${t}"`).join(', ')}; subscribe it first (POST /v1/consumers/${input.consumer}/subscriptions)`);
   }
   const limits: BatchLimits = normalizeLimits(input.limits);
+  // Groups, partition and signal conditions are checked against the tables now, not at the first firing.
+  if (input.condition) await validateCondition(input.tables, input.condition, async (t) => (await load(await repos.sourceTables.require(t))).metadata);
   if (input.rangeFields !== undefined) {
     // Checked against each table's schema, so a typo fails now rather than at the first batch.
     for (const t of input.tables) {

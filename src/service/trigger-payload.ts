@@ -1,4 +1,4 @@
-import type { Batch, OutboxEntry } from '../state/index.js';
+import type { Batch, OutboxEntry, Signal } from '../state/index.js';
 import type { TriggerPayload, TriggerRange } from '../sinks/index.js';
 
 type Flag = TriggerRange['flag'];
@@ -23,9 +23,10 @@ function less(a: unknown, b: unknown): boolean {
  * The trigger a sink sends for one outbox entry: the batch's tables with their ICDC tables and
  * ranges, and the ranges' union over the tables (a multi-table subscription gets one batch).
  */
-export function triggerPayload(entry: OutboxEntry, batch: Batch): TriggerPayload {
+export function triggerPayload(entry: OutboxEntry, batch: Batch | null, signals: Signal[] = [], consumer = batch?.consumer ?? ''): TriggerPayload {
   const union: Record<string, TriggerRange> = {};
-  const tables = batch.tables.map((t) => {
+  // A trigger fired by signals alone (fire_on_signals, no changes) has no batch: no tables, no ranges.
+  const tables = (batch?.tables ?? []).map((t) => {
     const rj = t.ranges as { ranges?: Record<string, TriggerRange>; changed_partitions?: { name: string }[] };
     const ranges = rj.ranges ?? {};
     for (const [field, r] of Object.entries(ranges)) {
@@ -51,17 +52,30 @@ export function triggerPayload(entry: OutboxEntry, batch: Batch): TriggerPayload
       changedPartitions: (rj.changed_partitions ?? []).map((p) => p.name),
     };
   });
-  const backfill = (batch.tables[0]?.ranges as { backfill?: TriggerPayload['backfill'] } | undefined)?.backfill;
+  const backfill = (batch?.tables[0]?.ranges as { backfill?: TriggerPayload['backfill'] } | undefined)?.backfill;
   return {
-    ...(batch.backfill !== null && backfill ? { backfill } : {}),
+    ...(batch && batch.backfill !== null && backfill ? { backfill } : {}),
     subscription: entry.subscription,
-    consumer: batch.consumer,
-    batchId: batch.id.toString(),
-    instanceId: batch.instanceId,
+    consumer,
+    batchId: batch?.id.toString() ?? null,
+    instanceId: batch?.instanceId ?? null,
     seq: entry.seq.toString(),
     dedupKey: entry.dedupKey,
     tables,
     ranges: union,
-    createdAt: batch.createdAt.toISOString(),
+    createdAt: (batch?.createdAt ?? entry.createdAt).toISOString(),
+    ...(entry.detail.partition ? {
+      partition: {
+        field: entry.detail.partition.field,
+        values: entry.detail.partition.values.map((v) => v.value),
+        quietValues: entry.detail.partition.values.filter((v) => v.reason === 'quiet').map((v) => v.value),
+      },
+    } : {}),
+    ...(signals.length > 0 ? {
+      signals: signals.map((g) => ({
+        id: g.id.toString(), name: g.name, params: g.params, sender: g.sender, consumer: g.consumer,
+        batchId: g.batchId?.toString() ?? null, createdAt: g.createdAt.toISOString(),
+      })),
+    } : {}),
   };
 }

@@ -3,11 +3,14 @@ import os from 'node:os';
 import { describeError, isIpsError } from '../errors.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
 import { createSink, isSinkError, sinkConfigFromJson, type Sink } from '../sinks/index.js';
-import { toTableRef, type State, type Subscription } from '../state/index.js';
+import { storeTrigger, toTableRef, type State, type Subscription, type TriggerDetail } from '../state/index.js';
 import type { IpsService } from './ips-service.js';
 import { consumerLag } from './lag.js';
 import { backoffMs, Loop } from './loop.js';
 import { triggerPayload } from './trigger-payload.js';
+import { groupTables, pendingPartitionValues } from './conditions.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import type { FileIO } from '../io/file-io.js';
 
 /**
  * Incremental triggers (DESIGN.md "Triggers"), as three loops every replica runs:
@@ -41,6 +44,9 @@ export interface TriggerOptions {
   onEvent?: (event: 'polled' | 'table_changed' | 'fired' | 'delivered' | 'duplicate' | 'retry' | 'dead', detail?: Record<string, unknown>) => void;
 }
 
+/** Partition values one trigger announces at most (a backlog of values fires over several triggers). */
+const MAX_VALUES_PER_TRIGGER = 1000;
+
 export function defaultOwner(): string {
   return `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
 }
@@ -50,6 +56,8 @@ export class TriggerService {
   private readonly state: State;
   private readonly pointers = new MetadataPointers();
   private readonly sinks = new Map<string, { version: string; sink: Sink }>();
+  /** Manifests never change once written: partition conditions re-read the same ones check after check. */
+  private readonly readers = new WeakMap<FileIO, ManifestReader>();
   private readonly loops: Loop[];
   private readonly watchLoop: Loop;
   private readonly fireLoop: Loop;
@@ -156,21 +164,51 @@ export class TriggerService {
     let files = 0n;
     let bytes = 0n;
     let records = 0n;
-    let behind = false;
+    const behind = new Set<string>();
     for (const name of s.tables) {
       const table = await repos.sourceTables.require(name);
       const wm = await repos.watermarks.require(s.consumer, name);
       const lag = consumerLag((await this.service.load(table)).metadata, wm, table.branch);
       if (!lag.ok) throw Object.assign(new Error(`${name}: ${lag.code}: ${lag.message}`), { code: lag.code });
-      if (lag.lag.snapshots > 0) behind = true;
+      if (lag.lag.snapshots > 0) behind.add(name);
       files += lag.lag.files;
       bytes += lag.lag.bytes;
       records += lag.lag.records;
     }
-    if (!behind) return idle;
+    if (behind.size === 0) {
+      // No changes: a partition value that became ready (its data went out in an earlier batch,
+      // then it went quiet), or signals when the subscription says so, fire without a batch.
+      if (s.condition.partition) {
+        const r = await this.firePartitionsWithoutChanges(s, idle);
+        if (r) return r;
+      }
+      if (s.condition.fireOnSignals && s.condition.signals?.length) return this.fireOnSignals(s, idle);
+      return idle;
+    }
 
     const now = Date.now();
     const c = s.condition;
+    const overdue = c.maxDelaySeconds !== undefined && s.pendingSince !== null && now - s.pendingSince.getTime() >= c.maxDelaySeconds * 1000;
+    /** How long until max_delay fires anyway (from when changes were first held back). */
+    const untilOverdue = (): number | null => c.maxDelaySeconds === undefined ? null
+      : s.pendingSince ? s.pendingSince.getTime() + c.maxDelaySeconds * 1000 - now : c.maxDelaySeconds * 1000;
+    const hold = (...candidates: (number | null)[]): { fired: false; pending: true; nextInMs: number } => {
+      const ws = candidates.filter((x): x is number => x !== null);
+      return { fired: false, pending: true, nextInMs: Math.max(50, Math.min(this.o.idleCheckMs, ...ws)) };
+    };
+    const detail: TriggerDetail = {};
+
+    if (c.partition) {
+      // Partition-complete: fire per value of the time field once every table of the group has data for it (or it went quiet).
+      const r = await this.partitionReadiness(s, behind, now);
+      if (r.fire.length > 0) detail.partition = { field: c.partition.field, values: r.fire };
+      else if (!r.late && !overdue) return hold(r.nextInMs, untilOverdue());
+    } else if (c.all) {
+      // An all-of group: every table of it must have changes (tables outside it come along).
+      const missing = c.all.filter((t) => !behind.has(t));
+      if (missing.length > 0 && !overdue) return hold(untilOverdue());
+    }
+
     const waits: number[] = [];
     if (c.intervalSeconds && s.lastFiredAt) {
       const next = s.lastFiredAt.getTime() + c.intervalSeconds * 1000;
@@ -181,22 +219,116 @@ export class TriggerService {
       || (c.minFiles !== undefined && files >= BigInt(c.minFiles))
       || (c.minBytes !== undefined && bytes >= c.minBytes)
       || (c.minRecords !== undefined && records >= c.minRecords);
-    const overdue = c.maxDelaySeconds !== undefined && s.pendingSince !== null && now - s.pendingSince.getTime() >= c.maxDelaySeconds * 1000;
-    if (!enough && !overdue) {
-      waits.push(c.maxDelaySeconds !== undefined ? (s.pendingSince ? s.pendingSince.getTime() + c.maxDelaySeconds * 1000 - now : c.maxDelaySeconds * 1000) : this.o.idleCheckMs);
-    }
+    if (!enough && !overdue) waits.push(untilOverdue() ?? this.o.idleCheckMs);
     if (waits.length > 0) return { fired: false, pending: true, nextInMs: Math.max(50, Math.min(...waits)) };
+
+    if (c.signals && c.signals.length > 0) {
+      // Required signals gate the firing (max_delay does not override them); a new signal wakes the subscription.
+      const matched = await repos.signals.unconsumedMatches(s.name, c.signals);
+      if (matched === null) return hold(null);
+      detail.signals = matched.map((m) => m.id);
+    }
 
     const seq = s.fireSeq + 1n;
     // The instance id names this subscription, not just its name: one deleted and created again
     // restarts at seq 1, and must not be handed its predecessor's (committed) first batch.
     const r = await this.service.steps.prepare({
-      consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${s.createdAt.getTime()}:${seq}`, limits: s.limits, trigger: { subscription: s.name, seq },
+      consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${s.createdAt.getTime()}:${seq}`, limits: s.limits,
+      trigger: { subscription: s.name, seq, ...(detail.partition || detail.signals ? { detail } : {}) },
       maxInFlight: s.maxInFlight,
     });
     if (r.kind === 'no-changes') return idle;
     if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });
     return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  /**
+   * A partition-complete subscription with no changes pending: values whose data already went out
+   * (with another value's batch) fire once ready, in a trigger without a batch; null when none is.
+   */
+  private async firePartitionsWithoutChanges(s: Subscription, idle: { fired: boolean; pending: boolean; nextInMs: number }): Promise<{ fired: boolean; pending: boolean; nextInMs: number } | null> {
+    const c = s.condition;
+    const r = await this.partitionReadiness(s, new Set(), Date.now());
+    if (r.fire.length === 0) return r.nextInMs === null ? null : { ...idle, nextInMs: Math.max(50, Math.min(idle.nextInMs, r.nextInMs)) };
+    if (c.intervalSeconds && s.lastFiredAt) {
+      const wait = s.lastFiredAt.getTime() + c.intervalSeconds * 1000 - Date.now();
+      if (wait > 0) return { fired: false, pending: false, nextInMs: Math.max(50, wait) };
+    }
+    const detail: TriggerDetail = { partition: { field: c.partition!.field, values: r.fire } };
+    if (c.signals && c.signals.length > 0) {
+      const matched = await this.state.repos.signals.unconsumedMatches(s.name, c.signals);
+      if (matched === null) return idle;
+      detail.signals = matched.map((m) => m.id);
+    }
+    await this.state.db.withTransaction((tx) => storeTrigger(tx, { subscription: s.name, seq: s.fireSeq + 1n, detail }, null));
+    this.o.onEvent?.('fired', { subscription: s.name, batch_id: null });
+    return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  /**
+   * Fires a trigger without a batch when the required signals are there (fire_on_signals and no
+   * table changes): it consumes them, in the transaction that stores the trigger. `--every`
+   * still spaces firings.
+   */
+  private async fireOnSignals(s: Subscription, idle: { fired: boolean; pending: boolean; nextInMs: number }): Promise<{ fired: boolean; pending: boolean; nextInMs: number }> {
+    const c = s.condition;
+    if (c.intervalSeconds && s.lastFiredAt) {
+      const wait = s.lastFiredAt.getTime() + c.intervalSeconds * 1000 - Date.now();
+      if (wait > 0) return { fired: false, pending: false, nextInMs: Math.max(50, wait) };
+    }
+    const matched = await this.state.repos.signals.unconsumedMatches(s.name, c.signals!);
+    if (matched === null) return idle;
+    const seq = s.fireSeq + 1n;
+    await this.state.db.withTransaction((tx) => storeTrigger(tx, { subscription: s.name, seq, detail: { signals: matched.map((m) => m.id) } }, null));
+    this.o.onEvent?.('fired', { subscription: s.name, batch_id: null });
+    return { fired: true, pending: false, nextInMs: this.o.idleCheckMs };
+  }
+
+  /**
+   * Records the values of the partition field that the group's pending changes hold (arrivals),
+   * then says which unfired values are ready: complete (every table of the group has data for
+   * it) or quiet (no commit wrote it for quiet_seconds); `late`: pending changes hold a value
+   * that fired before (late data, fired as a normal change); `nextInMs`: the next quiet deadline.
+   */
+  private async partitionReadiness(s: Subscription, behind: Set<string>, now: number): Promise<{
+    fire: { value: string; reason: 'complete' | 'quiet' }[]; late: boolean; nextInMs: number | null;
+  }> {
+    const repos = this.state.repos;
+    const c = s.condition;
+    const field = c.partition!.field;
+    const group = groupTables(s.tables, c);
+    const policy = (await repos.consumers.require(s.consumer)).policy;
+    const pending = new Set<string>();
+    for (const name of group) {
+      if (!behind.has(name)) continue;
+      const table = await repos.sourceTables.require(name);
+      const wm = await repos.watermarks.require(s.consumer, name);
+      const md = (await this.service.load(table)).metadata;
+      const io = this.service.ioFor(table);
+      let reader = this.readers.get(io);
+      if (!reader) this.readers.set(io, (reader = new ManifestReader(io, 16 * 1024 * 1024)));
+      const values = await pendingPartitionValues(reader, md, table, wm, policy, field);
+      await repos.partitions.recordArrivals(s.name, name, values);
+      for (const v of values.keys()) pending.add(v);
+    }
+    const late = (await repos.partitions.firedValues(s.name, [...pending])).size > 0;
+    const byValue = new Map<string, { tables: Set<string>; last: number }>();
+    for (const a of await repos.partitions.unfiredArrivals(s.name)) {
+      let e = byValue.get(a.value);
+      if (!e) byValue.set(a.value, (e = { tables: new Set(), last: 0 }));
+      e.tables.add(a.sourceTable);
+      e.last = Math.max(e.last, a.lastCommitAt.getTime());
+    }
+    const fire: { value: string; reason: 'complete' | 'quiet' }[] = [];
+    let nextInMs: number | null = null;
+    const quietMs = c.partition!.quietSeconds !== undefined ? c.partition!.quietSeconds * 1000 : null;
+    for (const [value, e] of [...byValue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (fire.length >= MAX_VALUES_PER_TRIGGER) break;
+      if (group.every((t) => e.tables.has(t))) fire.push({ value, reason: 'complete' });
+      else if (quietMs !== null && now - e.last >= quietMs) fire.push({ value, reason: 'quiet' });
+      else if (quietMs !== null) nextInMs = Math.min(nextInMs ?? Infinity, e.last + quietMs - now);
+    }
+    return { fire, late, nextInMs };
   }
 
   // -- deliver ----------------------------------------------------------------------------
@@ -222,12 +354,14 @@ export class TriggerService {
       try {
         const s = await repos.subscriptions.require(entry.subscription);
         maxAttempts = s.maxAttempts;
-        const batch = await repos.batches.require(entry.batchId);
-        const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch), { attempt: entry.attempts + 1 });
+        // A trigger fired by signals alone has no batch.
+        const batch = entry.batchId === null ? null : await repos.batches.require(entry.batchId);
+        const signals = await repos.signals.load(entry.detail.signals ?? []);
+        const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch, signals, s.consumer), { attempt: entry.attempts + 1 });
         if (await repos.outbox.markDelivered(entry.id, this.owner, { outcome: result.outcome, runId: result.runId ?? null })) {
           // The run starts now: its lease counts from here, not from when the batch waited for the sink.
-          await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
-          this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch.id.toString() });
+          if (batch) await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
+          this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch?.id.toString() ?? null });
         }
       } catch (e) {
         const retryable = isSinkError(e) ? e.retryable : !isIpsError(e) || e.code !== 'INVALID_SINK';

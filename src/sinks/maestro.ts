@@ -28,6 +28,8 @@ import { SinkError, type DeliverOptions, type DeliveryResult, type Sink, type Tr
  *   to_snapshot_ids                                                     STRING_MAP by source table (several tables only)
  *   change_ranges       MAP: column → MAP { min: STRING, max: STRING, flag: STRING } (union over the tables)
  *   changed_partitions  STRING_ARRAY (union over the tables, first-seen order)
+ *   partition_field, partition_values  STRING, STRING_ARRAY (a partition-complete firing only)
+ *   signals, signal_params  STRING_ARRAY, MAP: name → STRING_MAP (a firing that consumed signals only)
  *   changed_partitions_by_table  MAP: table → STRING_ARRAY (several tables only)
  *   record_count, file_count, byte_count   LONG when a safe integer, else STRING (totals)
  *   changed_partitions_truncated  BOOLEAN true, only when the partition lists were left out to
@@ -180,6 +182,16 @@ export function maestroRunParams(p: TriggerPayload): Record<string, MaestroParam
         ...Object.fromEntries(Object.entries(p.backfill.range).map(([k, v]) => [`range_${k}`, boundToString(v) ?? ''])),
       },
     };
+  }
+  if (p.partition) {
+    // Partition-complete: the field and the values this trigger announces.
+    params.partition_field = str(p.partition.field);
+    params.partition_values = { type: 'STRING_ARRAY', value: [...p.partition.values] };
+  }
+  if (p.signals) {
+    // Consumed signals: their names, and per name the parameters of the signal consumed.
+    params.signals = { type: 'STRING_ARRAY', value: p.signals.map((g) => g.name) };
+    params.signal_params = { type: 'MAP', value: Object.fromEntries(p.signals.map((g) => [g.name, { type: 'STRING_MAP', value: { ...g.params } } satisfies MaestroParam])) };
   }
   params.record_count = longOrString(integer(p, 'recordCount'));
   params.file_count = longOrString(integer(p, 'fileCount'));

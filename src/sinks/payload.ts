@@ -58,8 +58,8 @@ export interface TriggerTableJson {
 export interface TriggerPayloadJson {
   subscription: string;
   consumer: string;
-  batch_id: string;
-  instance_id: string;
+  batch_id: string | null;
+  instance_id: string | null;
   seq: string;
   dedup_key: string;
   created_at: string;
@@ -67,6 +67,8 @@ export interface TriggerPayloadJson {
   ranges: Record<string, RangeJson>;
   /** A backfill chunk: {name, chunk, chunks, range}. */
   backfill?: TriggerPayload['backfill'];
+  partition?: { field: string; values: string[]; quiet_values: string[] };
+  signals?: { id: string; name: string; params: Record<string, string>; sender: string; consumer: string | null; batch_id: string | null; created_at: string }[];
 }
 
 /** JSON-safe bound: bigints become decimal strings, everything else is kept. */
@@ -111,6 +113,10 @@ export function payloadToJson(p: TriggerPayload): TriggerPayloadJson {
     tables: p.tables.map(tableJson),
     ranges: rangesJson(p.ranges),
     ...(p.backfill ? { backfill: p.backfill } : {}),
+    ...(p.partition ? { partition: { field: p.partition.field, values: [...p.partition.values], quiet_values: [...p.partition.quietValues] } } : {}),
+    ...(p.signals ? {
+      signals: p.signals.map((g) => ({ id: g.id, name: g.name, params: { ...g.params }, sender: g.sender, consumer: g.consumer, batch_id: g.batchId, created_at: g.createdAt })),
+    } : {}),
   };
 }
 

@@ -38,13 +38,13 @@ export interface TriggerTable {
 export interface TriggerPayload {
   subscription: string;
   consumer: string;
-  /** Decimal 64-bit. */
-  batchId: string;
+  /** Decimal 64-bit; null for a trigger fired by signals alone (no changes, no batch). */
+  batchId: string | null;
   /**
    * The batch's instance id: the workflow passes it to `ips step prepare --instance-id` (and
    * gets the same batch) or commits `batchId`.
    */
-  instanceId: string;
+  instanceId: string | null;
   /** Per-subscription sequence number of this trigger (decimal). */
   seq: string;
   /** Stable per batch: the same on every redelivery. */
@@ -56,6 +56,30 @@ export interface TriggerPayload {
   createdAt: string;
   /** Set when the batch is a chunk of a managed backfill: which one, and the range its rows are filtered by. */
   backfill?: TriggerBackfill;
+  /** A partition-complete condition fired: the field and the values this trigger announces (each once per subscription). */
+  partition?: TriggerPartition;
+  /** The signals this firing consumed (required by the subscription's condition). */
+  signals?: TriggerSignal[];
+}
+
+export interface TriggerPartition {
+  /** The partition field, e.g. `event_ts_day`. */
+  field: string;
+  /** Its values as engines name them (`2026-11-02`), in order. */
+  values: string[];
+  /** Those of `values` fired because they went quiet rather than complete. */
+  quietValues: string[];
+}
+
+export interface TriggerSignal {
+  id: string;
+  name: string;
+  params: Record<string, string>;
+  sender: string;
+  /** An output signal: the consumer and batch whose commit announced it. */
+  consumer: string | null;
+  batchId: string | null;
+  createdAt: string;
 }
 
 export interface TriggerBackfill {

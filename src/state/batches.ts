@@ -6,6 +6,7 @@ import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
+import { SignalsRepo, type Signal } from './signals.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
 
@@ -98,9 +99,32 @@ export interface BatchInput {
    * A batch a subscription fired: its trigger (outbox row, seq) is stored in the same
    * transaction, so a batch exists exactly when its delivery is owed.
    */
-  trigger?: { subscription: string; seq: bigint };
+  trigger?: { subscription: string; seq: bigint; detail?: TriggerDetail };
   /** A backfill chunk's attempt: stored with the backfill's name and chunk index, no watermark checks. */
   backfill?: { name: string; chunk: number };
+}
+
+/**
+ * What a trigger announces besides its batch (issue 18): the partition values it fires and the
+ * signals it consumes. Stored with the trigger, in the batch's transaction; a value fires and a
+ * signal is consumed at most once per subscription (CONFLICT otherwise: nothing is stored).
+ */
+export interface TriggerDetail {
+  partition?: { field: string; values: { value: string; reason: 'complete' | 'quiet' }[] };
+  signals?: bigint[];
+}
+
+export function triggerDetailToJson(d: TriggerDetail): Record<string, unknown> {
+  return {
+    ...(d.partition ? { partition: d.partition } : {}),
+    ...(d.signals ? { signals: d.signals.map(String) } : {}),
+  };
+}
+
+/** A signal output by a committed batch: recorded in the commit's transaction, once. */
+export interface OutputSignal {
+  name: string;
+  params?: Record<string, string>;
 }
 
 /** The orchestrator-side dedup key of a subscription's batch: the same on every redelivery. */
@@ -321,9 +345,47 @@ async function closeLaterBatches(q: Queryable, closed: Batch, reason: string): P
 
 /** A closed batch's undelivered trigger is not sent: its changes go to the next batch. */
 async function cancelTriggers(q: Queryable, batchIds: bigint[]): Promise<void> {
-  await q.query(
+  const res = await q.query<{ id: bigint }>(
     `UPDATE outbox SET state = 'cancelled', claimed_by = NULL, claim_expires_at = NULL
-      WHERE batch_id = ANY($1::INT8[]) AND state IN ('pending', 'dead')`, [int8Array(batchIds)]);
+      WHERE batch_id = ANY($1::INT8[]) AND state IN ('pending', 'dead') RETURNING id`, [int8Array(batchIds)]);
+  if (res.rows.length === 0) return;
+  // No run got these triggers: their partition values may fire again and their signals serve the next firing.
+  const ids = int8Array(res.rows.map((r) => r.id));
+  await q.query('DELETE FROM partition_firings WHERE outbox_id = ANY($1::INT8[])', [ids]);
+  await q.query('DELETE FROM signal_consumptions WHERE outbox_id = ANY($1::INT8[])', [ids]);
+}
+
+/**
+ * Stores a subscription's trigger (outbox row) in the caller's transaction: the subscription's
+ * fire sequence moves, and the partition values it fires and the signals it consumes are taken,
+ * each at most once per subscription (CONFLICT otherwise, and the transaction stores nothing).
+ * `batchId` null: a trigger fired without changes (signals alone, or a partition value that became
+ * ready after its data went out with another batch).
+ */
+export async function storeTrigger(tx: Queryable, t: { subscription: string; seq: bigint; detail?: TriggerDetail }, batchId: bigint | null): Promise<bigint> {
+  const fired = await tx.query(
+    `UPDATE subscriptions SET fire_seq = GREATEST(fire_seq, $2::INT8), last_fired_at = now(), pending_since = NULL, updated_at = now()
+      WHERE name = $1 RETURNING name`, [t.subscription, t.seq]);
+  if (fired.rowCount === 0) throw new IpsError('NOT_FOUND', `subscription "${t.subscription}" does not exist`);
+  const outboxId = newId();
+  // A batchless trigger's dedup key names the trigger itself (random 63-bit id), never a seq a recreated subscription could repeat.
+  const dedupKey = batchId !== null ? triggerDedupKey(t.subscription, batchId) : `ips:${t.subscription}:t${outboxId}`;
+  await tx.query(
+    'INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key, detail) VALUES ($1, $2, $3, $4, $5, $6::JSONB)',
+    [outboxId, t.subscription, batchId, t.seq, dedupKey, jsonParam(triggerDetailToJson(t.detail ?? {}))]);
+  for (const p of t.detail?.partition?.values ?? []) {
+    const r = await tx.query(
+      `INSERT INTO partition_firings (subscription, value, outbox_id, reason) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (subscription, value) DO NOTHING`, [t.subscription, p.value, outboxId, p.reason]);
+    if (r.rowCount === 0) throw new IpsError('CONFLICT', `subscription "${t.subscription}" already fired partition value ${p.value}; it is checked again`);
+  }
+  for (const signalId of t.detail?.signals ?? []) {
+    const r = await tx.query(
+      `INSERT INTO signal_consumptions (signal_id, subscription, outbox_id) VALUES ($1, $2, $3)
+        ON CONFLICT (signal_id, subscription) DO NOTHING`, [signalId, t.subscription, outboxId]);
+    if (r.rowCount === 0) throw new IpsError('CONFLICT', `signal ${signalId} was already consumed by subscription "${t.subscription}"; it is checked again`);
+  }
+  return outboxId;
 }
 
 export class BatchesRepo {
@@ -396,16 +458,7 @@ export class BatchesRepo {
           throw e;
         }
       }
-      if (input.trigger) {
-        const t = input.trigger;
-        const fired = await tx.query(
-          `UPDATE subscriptions SET fire_seq = GREATEST(fire_seq, $2::INT8), last_fired_at = now(), pending_since = NULL, updated_at = now()
-            WHERE name = $1 RETURNING name`, [t.subscription, t.seq]);
-        if (fired.rowCount === 0) throw new IpsError('NOT_FOUND', `subscription "${t.subscription}" does not exist`);
-        await tx.query(
-          'INSERT INTO outbox (id, subscription, batch_id, seq, dedup_key) VALUES ($1, $2, $3, $4, $5)',
-          [newId(), t.subscription, id, t.seq, triggerDedupKey(t.subscription, id)]);
-      }
+      if (input.trigger) await storeTrigger(tx, input.trigger, id);
       const batch = (await repo.load([id]))[0];
       if (!batch) throw notFound(id);
       return { batch, created: true };
@@ -537,7 +590,7 @@ export class BatchesRepo {
    * CONFLICT when a watermark moved since prepare (nothing is changed); BATCH_NOT_OPEN when
    * aborted or expired, also when its lease ran out and no sweep has marked it yet.
    */
-  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean }> {
+  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean; signals: Signal[] }> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
       const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
@@ -545,7 +598,7 @@ export class BatchesRepo {
       const row = lock.rows[0];
       if (!row) throw notFound(id);
       const batch = await repo.require(id);
-      if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true };
+      if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [] };
       if (row.state !== 'open') throw notOpen(batch, 'committed');
       if (row.lease_expired) {
         throw new IpsError('BATCH_NOT_OPEN', `batch ${id} lease expired at ${batch.leaseExpiresAt.toISOString()}: its changes go to the next prepare`,
@@ -562,9 +615,15 @@ export class BatchesRepo {
           WHERE id = $1`, [id]);
       await recordBatchOutputs(tx, id, outputs);
       await backfillBatchClosed(tx, batch, 'committed', null, outputs);
+      // Output signals: announced by this commit only (a replayed commit announces nothing).
+      const announced: Signal[] = [];
+      const signalsRepo = new SignalsRepo(tx);
+      for (const sig of signals) {
+        announced.push(await signalsRepo.record({ name: sig.name, params: sig.params ?? {}, sender: actor, consumer: batch.consumer, batchId: id }));
+      }
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
       await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
-      return { batch: await repo.require(id), watermarks, alreadyCommitted: false };
+      return { batch: await repo.require(id), watermarks, alreadyCommitted: false, signals: announced };
     });
   }
 

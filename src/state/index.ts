@@ -11,6 +11,8 @@ import { WatermarksRepo } from './watermarks.js';
 import { BackfillsRepo } from './backfills.js';
 import { IcdcTablesRepo } from './icdc-tables.js';
 import { RetentionRepo } from './retention.js';
+import { SignalsRepo } from './signals.js';
+import { PartitionsRepo } from './partitions.js';
 
 export * from './database.js';
 export * from './common.js';
@@ -26,6 +28,8 @@ export * from './outbox.js';
 export * from './backfills.js';
 export * from './icdc-tables.js';
 export * from './retention.js';
+export * from './signals.js';
+export * from './partitions.js';
 
 /** The repositories over one handle: the database, or a transaction (then all of them share it). */
 export interface Repositories {
@@ -41,6 +45,8 @@ export interface Repositories {
   backfills: BackfillsRepo;
   icdcTables: IcdcTablesRepo;
   retention: RetentionRepo;
+  signals: SignalsRepo;
+  partitions: PartitionsRepo;
 }
 
 export function repositories(q: Queryable): Repositories {
@@ -57,6 +63,8 @@ export function repositories(q: Queryable): Repositories {
     backfills: new BackfillsRepo(q),
     icdcTables: new IcdcTablesRepo(q),
     retention: new RetentionRepo(q),
+    signals: new SignalsRepo(q),
+    partitions: new PartitionsRepo(q),
   };
 }
 

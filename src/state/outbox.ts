@@ -3,6 +3,7 @@ import { IpsError } from '../errors.js';
 import { parseRow } from './common.js';
 import type { Queryable, SqlParam } from './database.js';
 import { textArray } from './table-watch.js';
+import type { TriggerDetail } from './batches.js';
 
 export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 
@@ -10,7 +11,8 @@ export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 export interface OutboxEntry {
   id: bigint;
   subscription: string;
-  batchId: bigint;
+  /** Null for a trigger fired without changes (fire_on_signals, or a quiet partition value): no batch. */
+  batchId: bigint | null;
   seq: bigint;
   dedupKey: string;
   state: OutboxState;
@@ -21,12 +23,14 @@ export interface OutboxEntry {
   runId: string | null;
   deliveredAt: Date | null;
   createdAt: Date;
+  /** What the trigger announces besides its batch (partition values, consumed signal ids). */
+  detail: TriggerDetail;
 }
 
 const rowSchema = z.object({
   id: z.bigint(),
   subscription: z.string(),
-  batch_id: z.bigint(),
+  batch_id: z.bigint().nullable(),
   seq: z.bigint(),
   dedup_key: z.string(),
   state: z.enum(['pending', 'delivered', 'dead', 'cancelled']),
@@ -37,13 +41,21 @@ const rowSchema = z.object({
   run_id: z.string().nullable(),
   delivered_at: z.date().nullable(),
   created_at: z.date(),
+  detail: z.object({
+    partition: z.object({ field: z.string(), values: z.array(z.object({ value: z.string(), reason: z.enum(['complete', 'quiet']) })) }).optional(),
+    signals: z.array(z.string().regex(/^\d{1,19}$/)).optional(),
+  }).default({}),
 }).transform((r): OutboxEntry => ({
   id: r.id, subscription: r.subscription, batchId: r.batch_id, seq: r.seq, dedupKey: r.dedup_key, state: r.state,
   attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error, outcome: r.outcome, runId: r.run_id,
   deliveredAt: r.delivered_at, createdAt: r.created_at,
+  detail: {
+    ...(r.detail.partition ? { partition: r.detail.partition } : {}),
+    ...(r.detail.signals ? { signals: r.detail.signals.map((x) => BigInt(x)) } : {}),
+  },
 }));
 
-const COLUMNS = 'id, subscription, batch_id, seq, dedup_key, state, attempts, next_attempt_at, last_error, outcome, run_id, delivered_at, created_at';
+const COLUMNS = 'id, subscription, batch_id, seq, dedup_key, state, attempts, next_attempt_at, last_error, outcome, run_id, delivered_at, created_at, detail';
 
 export class OutboxRepo {
   constructor(private readonly q: Queryable) {}
@@ -78,11 +90,11 @@ export class OutboxRepo {
    * delivery that claims one afterwards finds it gone. Undelivered means no run has the batch.
    */
   async lockUndelivered(subscription: string): Promise<bigint[]> {
-    const res = await this.q.query<{ batch_id: bigint }>(
+    const res = await this.q.query<{ batch_id: bigint | null }>(
       `SELECT batch_id FROM outbox
         WHERE subscription = $1 AND state IN ('pending', 'dead') AND (claimed_by IS NULL OR claim_expires_at < now())
         ORDER BY seq FOR UPDATE`, [subscription]);
-    return res.rows.map((r) => BigInt(r.batch_id));
+    return res.rows.filter((r) => r.batch_id !== null).map((r) => BigInt(r.batch_id!));
   }
 
   /**

@@ -5,6 +5,7 @@ import { jsonParam, sqlState, SQLSTATE, type Queryable } from './database.js';
 import { limitsJson, limitsToJson, type BatchLimits } from './batches.js';
 import { textArray } from './table-watch.js';
 import { wakeSql } from './wake.js';
+import type { SignalRequirement } from './signals.js';
 
 /**
  * When a subscription fires: its tables changed, at most once per interval, once enough has
@@ -16,6 +17,21 @@ export interface FireCondition {
   minBytes?: bigint;
   minRecords?: bigint;
   maxDelaySeconds?: number;
+  /** An all-of group: fire only when every one of these tables (of the subscription's) has changes. */
+  all?: string[];
+  /** Partition-complete: fire per value of this time-transform partition field (see src/service/conditions). */
+  partition?: PartitionCondition;
+  /** Signals that must be there (one matching signal each, consumed by the firing). */
+  signals?: SignalRequirement[];
+  /** With signals: fire on the signals alone when the tables have no changes (a trigger without a batch). */
+  fireOnSignals?: boolean;
+}
+
+export interface PartitionCondition {
+  /** A partition field name with a year/month/day/hour transform, e.g. `ts_day`. */
+  field: string;
+  /** Fire a value anyway once no snapshot wrote it for this long. */
+  quietSeconds?: number;
 }
 
 export interface Subscription {
@@ -56,12 +72,20 @@ const conditionJson = z.object({
   min_bytes: int64FromJson.optional(),
   min_records: int64FromJson.optional(),
   max_delay_seconds: z.number().int().positive().optional(),
+  all: z.array(z.string()).optional(),
+  partition: z.object({ field: z.string(), quiet_seconds: z.number().int().positive().optional() }).optional(),
+  signals: z.array(z.object({ name: z.string(), params: z.record(z.string(), z.string()).default({}) })).optional(),
+  fire_on_signals: z.boolean().optional(),
 }).transform((j): FireCondition => ({
   ...(j.interval_seconds !== undefined ? { intervalSeconds: j.interval_seconds } : {}),
   ...(j.min_files !== undefined ? { minFiles: j.min_files } : {}),
   ...(j.min_bytes !== undefined ? { minBytes: j.min_bytes } : {}),
   ...(j.min_records !== undefined ? { minRecords: j.min_records } : {}),
   ...(j.max_delay_seconds !== undefined ? { maxDelaySeconds: j.max_delay_seconds } : {}),
+  ...(j.all !== undefined ? { all: j.all } : {}),
+  ...(j.partition !== undefined ? { partition: { field: j.partition.field, ...(j.partition.quiet_seconds !== undefined ? { quietSeconds: j.partition.quiet_seconds } : {}) } } : {}),
+  ...(j.signals !== undefined ? { signals: j.signals } : {}),
+  ...(j.fire_on_signals !== undefined ? { fireOnSignals: j.fire_on_signals } : {}),
 }));
 
 export function conditionToJson(c: FireCondition): Record<string, unknown> {
@@ -71,6 +95,10 @@ export function conditionToJson(c: FireCondition): Record<string, unknown> {
   if (c.minBytes !== undefined) out.min_bytes = int64ToJson(c.minBytes);
   if (c.minRecords !== undefined) out.min_records = int64ToJson(c.minRecords);
   if (c.maxDelaySeconds !== undefined) out.max_delay_seconds = c.maxDelaySeconds;
+  if (c.all !== undefined) out.all = c.all;
+  if (c.partition !== undefined) out.partition = { field: c.partition.field, ...(c.partition.quietSeconds !== undefined ? { quiet_seconds: c.partition.quietSeconds } : {}) };
+  if (c.signals !== undefined) out.signals = c.signals.map((r) => ({ name: r.name, params: r.params }));
+  if (c.fireOnSignals !== undefined) out.fire_on_signals = c.fireOnSignals;
   return out;
 }
 

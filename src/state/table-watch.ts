@@ -33,6 +33,9 @@ const rowSchema = z.object({
 
 const COLUMNS = 'source_table, poll_interval_seconds, metadata_location, head_snapshot_id, changed_at, polled_at, next_poll_at, error_count, last_error';
 
+/** How long after an event a poll that finds no change looks again soon (see recordPoll). */
+export const EVENT_FOLLOW_UP_SECONDS = 30;
+
 export class TableWatchRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -82,7 +85,14 @@ export class TableWatchRepo {
           metadata_location = $3, head_snapshot_id = $4, polled_at = now(),
           -- an event during the poll (wake) moved next_poll_at: keep it due (milliseconds: the
           -- claimed value came back through a JS Date, the column keeps microseconds)
-          next_poll_at = CASE WHEN date_trunc('milliseconds', next_poll_at) > $6 THEN next_poll_at ELSE now() + $5::INT8 * INTERVAL '1 millisecond' END,
+          next_poll_at = CASE
+            WHEN date_trunc('milliseconds', next_poll_at) > $6 THEN next_poll_at
+            -- An event came but the pointer has not moved yet (a storage event precedes the catalog
+            -- commit): look again after half the time since the event (at least 200 ms), for 30 s.
+            WHEN metadata_location IS NOT DISTINCT FROM $3 AND event_at IS NOT NULL AND event_at > now() - INTERVAL '${EVENT_FOLLOW_UP_SECONDS} seconds'
+              THEN now() + LEAST($5::INT8, GREATEST(200, (EXTRACT(EPOCH FROM (now() - event_at)) * 500)::INT8)) * INTERVAL '1 millisecond'
+            ELSE now() + $5::INT8 * INTERVAL '1 millisecond' END,
+          event_at = CASE WHEN metadata_location IS DISTINCT FROM $3 THEN NULL ELSE event_at END,
           error_count = 0, last_error = NULL, claimed_by = NULL, claim_expires_at = NULL
         WHERE source_table = $1 AND claimed_by = $2
         RETURNING changed_at = now() AS changed`,
@@ -100,7 +110,7 @@ export class TableWatchRepo {
 
   /** An event says the table changed: poll it now (whoever is free). Returns false for an unknown table. */
   async wake(sourceTable: string): Promise<boolean> {
-    const res = await this.q.query('UPDATE table_watch SET next_poll_at = now() WHERE source_table = $1', [sourceTable]);
+    const res = await this.q.query('UPDATE table_watch SET next_poll_at = now(), event_at = now() WHERE source_table = $1', [sourceTable]);
     return res.rowCount > 0;
   }
 
@@ -117,7 +127,7 @@ export class TableWatchRepo {
         .filter((x): x is string => !!x).map((x) => x.replace(/\/+$/, ''));
       return locations.some((l) => roots.some((root) => l === root || l.startsWith(root + '/')));
     }).map((r) => r.name);
-    if (hit.length) await this.q.query('UPDATE table_watch SET next_poll_at = now() WHERE source_table = ANY($1::TEXT[])', [textArray(hit)]);
+    if (hit.length) await this.q.query('UPDATE table_watch SET next_poll_at = now(), event_at = now() WHERE source_table = ANY($1::TEXT[])', [textArray(hit)]);
     return hit;
   }
 }

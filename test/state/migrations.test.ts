@@ -8,7 +8,7 @@ import { MIGRATIONS, type SqlMigration } from '../../src/state/migrations/index.
 import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
 
 const ALL = MIGRATIONS.map((m) => m.name);
-const TABLES = ['api_tokens', 'backfill_chunks', 'backfills', 'batch_outputs', 'batch_tables', 'batches', 'consumer_outputs', 'consumers', 'maintenance_leases', 'outbox', 'source_tables', 'subscriptions', 'table_watch', 'watermark_moves', 'watermarks'];
+const TABLES = ['api_tokens', 'backfill_chunks', 'backfills', 'batch_outputs', 'batch_tables', 'batches', 'consumer_outputs', 'consumers', 'maintenance_leases', 'outbox', 'partition_arrivals', 'partition_firings', 'signal_consumptions', 'signals', 'source_tables', 'subscriptions', 'table_watch', 'watermark_moves', 'watermarks'];
 
 async function userTables(db: Database): Promise<string[]> {
   const res = await db.query<{ table_name: string }>(

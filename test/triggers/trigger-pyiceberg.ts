@@ -13,7 +13,9 @@ PROTO = protocol_stream()
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from pyiceberg.partitioning import PartitionField, PartitionSpec, UNPARTITIONED_PARTITION_SPEC
 from pyiceberg.schema import Schema
+from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform
 from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 import ips_test_env
 
@@ -32,6 +34,8 @@ def catalog(c):
         if c["warehouse"].startswith("s3://"):
             props.update(ips_test_env.pyiceberg_s3_props())
             props["py-io-impl"] = "pyiceberg.io.pyarrow.PyArrowFileIO"
+            if c.get("s3_endpoint"):
+                props["s3.endpoint"] = c["s3_endpoint"]
         catalogs[key] = SqlCatalog(c["name"], **props)
     return catalogs[key]
 
@@ -45,6 +49,7 @@ def snapshot_json(tbl):
         "snapshot_id": str(s.snapshot_id),
         "parent_id": None if s.parent_snapshot_id is None else str(s.parent_snapshot_id),
         "sequence_number": str(s.sequence_number),
+        "timestamp_ms": str(s.timestamp_ms),
         "summary": {k: str(v) for k, v in summary.items()},
     }
 
@@ -57,7 +62,16 @@ def handle(req):
             cat.create_namespace(ns)
         except NamespaceAlreadyExistsError:
             pass
-        tbl = cat.create_table(ident, schema=SCHEMA)
+        # Partitioned by a time transform of ts (ts_day, ts_hour) or by identity of name (name_id).
+        part = req.get("partition")
+        spec = UNPARTITIONED_PARTITION_SPEC
+        if part == "day":
+            spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=DayTransform(), name=req.get("field_name") or "ts_day"))
+        elif part == "hour":
+            spec = PartitionSpec(PartitionField(source_id=3, field_id=1000, transform=HourTransform(), name="ts_hour"))
+        elif part == "identity":
+            spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="name_id"))
+        tbl = cat.create_table(ident, schema=SCHEMA, partition_spec=spec)
         return {"location": tbl.location(), "metadata_location": tbl.metadata_location}
     if req["op"] == "append":
         tbl = cat.load_table(ident)
@@ -78,6 +92,8 @@ export interface CatalogSpec {
   uri: string;
   /** file:///dir or s3://bucket/prefix */
   warehouse: string;
+  /** Another S3 server than the suite's (same credentials), e.g. a test's own MinIO. */
+  s3_endpoint?: string;
 }
 
 export interface WrittenSnapshot {
@@ -85,6 +101,8 @@ export interface WrittenSnapshot {
   snapshot_id: string;
   parent_id: string | null;
   sequence_number: string;
+  /** Commit time (snapshot timestamp-ms), decimal. */
+  timestamp_ms: string;
   /** The summary PyIceberg wrote (operation included). */
   summary: Record<string, string>;
 }
@@ -113,8 +131,9 @@ export class PyIcebergWriter {
     return this.worker.call<T>(req.op, req, timeoutMs);
   }
 
-  createTable(catalog: CatalogSpec, identifier: string): Promise<{ location: string; metadata_location: string }> {
-    return this.call({ op: 'create', catalog, identifier });
+  /** `partition`: day(ts) as `ts_day` (or `fieldName`), hour(ts) as `ts_hour`, identity(name) as `name_id`, or none. */
+  createTable(catalog: CatalogSpec, identifier: string, partition?: 'day' | 'hour' | 'identity', fieldName?: string): Promise<{ location: string; metadata_location: string }> {
+    return this.call({ op: 'create', catalog, identifier, ...(partition ? { partition } : {}), ...(fieldName ? { field_name: fieldName } : {}) });
   }
 
   append(catalog: CatalogSpec, identifier: string, rows: Row[]): Promise<AppendResult> {

@@ -41,6 +41,10 @@ export const validationBody = z.object({
 const chunkParams = z.object({ name, index: z.coerce.number().int().nonnegative().max(2_147_483_647) }).strict();
 export const commitBody = z.object({
   outputs: z.record(name, int64).optional().describe('output table → the snapshot id this run committed there (backfill chunks; default: found on the declared output tables)'),
+  signals: z.array(z.object({
+    name: z.string().max(200).describe('a safe identifier, e.g. daily_done'),
+    params: z.record(z.string().max(200), z.string().max(2000)).optional().describe('string parameters, e.g. {"date": "2026-11-02"}'),
+  }).strict()).max(16).optional().describe('output signals: announced once, by the commit that moves the batch (a replayed commit announces nothing)'),
 }).strict();
 
 function chunkJson(c: BackfillChunk): Record<string, unknown> {

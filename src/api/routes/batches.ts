@@ -7,6 +7,7 @@ import type { ApiContext } from '../context.js';
 import { abortBody, batchState, idParams, nameParams, prepareBody } from '../schemas.js';
 import { batchJson, watermarkJson } from '../views.js';
 import { commitBody } from './backfills.js';
+import { signalJson } from './signals.js';
 
 export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
   /** The batch, when the caller may act on it: 403 for another consumer's batch. */
@@ -78,9 +79,11 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     }, async (req) => {
       await ownBatch(req, req.params.id);
       try {
-        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor, req.body?.outputs ?? {});
+        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor, req.body?.outputs ?? {},
+          (req.body?.signals ?? []).map((sg) => ({ name: sg.name, params: sg.params ?? {} })));
         ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
-        return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson) };
+        if (r.signals.length > 0) ctx.triggers?.poke('fire');
+        return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson), signals: r.signals.map(signalJson) };
       } catch (e) {
         if (isIpsError(e) && e.code === 'CONFLICT') ctx.metrics.batches.inc({ event: 'conflict' });
         throw e;

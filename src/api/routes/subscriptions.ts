@@ -6,6 +6,7 @@ import { idParams, int64, name, nameParams, policy } from '../schemas.js';
 import { conditionToJson, int64ToJson, type OutboxEntry, type Subscription } from '../../state/index.js';
 import { createSubscription, deleteSubscription, describeStoredSink } from '../../service/subscription-admin.js';
 import { apiError } from '../problem.js';
+import { conditionExtrasFromInput } from '../../service/conditions.js';
 import { withoutResponseBody } from '../../sinks/http.js';
 
 const conditionBody = z.object({
@@ -14,6 +15,16 @@ const conditionBody = z.object({
   min_bytes: int64.optional(),
   min_records: int64.optional(),
   max_delay_seconds: z.number().int().positive().optional().describe('fire anyway once the oldest unfired change is this old'),
+  all: z.array(name).min(1).max(100).optional().describe('an all-of group: fire only when every one of these tables (of the subscription\'s) has changes'),
+  partition: z.object({
+    field: z.string().min(1).max(200).describe('a partition field with a year/month/day/hour transform, e.g. event_ts_day'),
+    quiet_seconds: z.number().int().positive().max(366 * 86_400).optional().describe('fire a value anyway once no commit wrote it for this long'),
+  }).strict().optional().describe('partition-complete: fire once per value of the field, when every table of the group has data for it (or it went quiet)'),
+  signals: z.array(z.object({
+    name: z.string().max(200).describe('a safe identifier, e.g. upstream_done'),
+    params: z.record(z.string().max(200), z.string().max(2000)).optional().describe('the signal must carry these values, e.g. {"date": "2026-11-02"}'),
+  }).strict()).max(16).optional().describe('signals that must be there; each firing consumes one matching signal of each'),
+  fire_on_signals: z.boolean().optional().describe('with signals: fire on them alone when the tables have no changes (that trigger has no batch)'),
 }).strict();
 
 const createBody = z.object({
@@ -60,9 +71,11 @@ function subscriptionJson(s: Subscription, admin = true): Record<string, unknown
 
 function triggerJson(e: OutboxEntry, admin = true): Record<string, unknown> {
   return {
-    id: e.id.toString(), subscription: e.subscription, batch_id: e.batchId.toString(), seq: e.seq.toString(), dedup_key: e.dedupKey,
+    id: e.id.toString(), subscription: e.subscription, batch_id: e.batchId?.toString() ?? null, seq: e.seq.toString(), dedup_key: e.dedupKey,
     state: e.state, attempts: e.attempts, next_attempt_at: e.nextAttemptAt.toISOString(), last_error: shownError(e.lastError, admin),
     outcome: e.outcome, run_id: e.runId, delivered_at: e.deliveredAt?.toISOString() ?? null, created_at: e.createdAt.toISOString(),
+    ...(e.detail.partition ? { partition: e.detail.partition } : {}),
+    ...(e.detail.signals ? { signal_ids: e.detail.signals.map(String) } : {}),
   };
 }
 
@@ -87,6 +100,7 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
             ...(b.condition.min_bytes !== undefined ? { minBytes: b.condition.min_bytes } : {}),
             ...(b.condition.min_records !== undefined ? { minRecords: b.condition.min_records } : {}),
             ...(b.condition.max_delay_seconds !== undefined ? { maxDelaySeconds: b.condition.max_delay_seconds } : {}),
+            ...conditionExtrasFromInput(b.condition),
           },
         } : {}),
         ...(b.limits ? {
@@ -160,6 +174,26 @@ export function subscriptionRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(req.query.order === 'newest' ? { newestFirst: true } : {}),
       });
       return { triggers: entries.map((e) => triggerJson(e, p.admin)) };
+    });
+
+    app.get('/v1/subscriptions/:name/partitions', {
+      schema: { tags: ['subscriptions'], params: nameParams, summary: 'A partition-complete subscription: the values fired (with their trigger) and the values waiting, with the tables that have data for them' },
+    }, async (req) => {
+      const s = await ctx.service.state.repos.subscriptions.require(req.params.name);
+      requireConsumer(ctx.principal(req), s.consumer);
+      const repos = ctx.service.state.repos;
+      const waiting = new Map<string, { tables: string[]; last_commit_at: string }>();
+      for (const a of await repos.partitions.unfiredArrivals(s.name)) {
+        const w = waiting.get(a.value) ?? { tables: [], last_commit_at: a.lastCommitAt.toISOString() };
+        w.tables.push(a.sourceTable);
+        if (a.lastCommitAt.toISOString() > w.last_commit_at) w.last_commit_at = a.lastCommitAt.toISOString();
+        waiting.set(a.value, w);
+      }
+      return {
+        field: s.condition.partition?.field ?? null,
+        fired: (await repos.partitions.firings(s.name)).map((f) => ({ value: f.value, reason: f.reason, trigger_id: f.outboxId.toString(), fired_at: f.firedAt.toISOString() })),
+        waiting: [...waiting].map(([value, w]) => ({ value, ...w })),
+      };
     });
 
     app.post('/v1/triggers/:id/retry', { schema: { tags: ['subscriptions'], params: idParams, summary: 'Retry a dead trigger (admin)' } }, async (req) => {

@@ -2,6 +2,7 @@ import { sql as initial } from './0001-initial.js';
 import { sql as apiTokens } from './0002-api-tokens.js';
 import { sql as triggers } from './0003-triggers.js';
 import { sql as backfills } from './0004-backfills.js';
+import { sql as triggerConditions } from './0005-trigger-conditions.js';
 import { sql as restCatalog } from './0006-rest-catalog.js';
 import { sql as backfillValidation } from './0007-backfill-validation.js';
 import { sql as retention } from './0009-retention.js';
@@ -22,6 +23,7 @@ export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0002-api-tokens', up: apiTokens },
   { name: '0003-triggers', up: triggers },
   { name: '0004-backfills', up: backfills },
+  { name: '0005-trigger-conditions', up: triggerConditions },
   { name: '0006-rest-catalog', up: restCatalog },
   { name: '0007-backfill-validation', up: backfillValidation },
   { name: '0009-retention', up: retention },
