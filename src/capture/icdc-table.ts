@@ -215,7 +215,11 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
   const schemaJson = stringifyJsonLossless(currentSchemaRaw);
   const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
-  const now = BigInt(Date.now());
+  // Snapshot times never go back (a clock that did, or two batches in one millisecond), and the
+  // batch's own snapshot comes strictly after the delete that precedes it: engines list history
+  // by commit time, and a tie would order the two by their random ids.
+  const prevUpdated = prev ? BigInt(prev.md.lastUpdatedMs) : 0n;
+  const now = BigInt(Date.now()) > prevUpdated ? BigInt(Date.now()) : prevUpdated + 1n;
   const sum = (fs: { entry: { dataFile: { recordCount: bigint; fileSizeInBytes: bigint } } }[], pick: (df: { recordCount: bigint; fileSizeInBytes: bigint }) => bigint) =>
     fs.reduce((n, f) => n + pick(f.entry.dataFile), 0n).toString();
 
@@ -305,11 +309,12 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     'total-equality-deletes': sum(deleteFiles.filter((f) => f.entry.dataFile.content === 2), (d) => d.recordCount),
     ...req.summary,
   };
+  const batchAt = deleteSnapshot ? now + 1n : now;
   const snapshot: Record<string, unknown> = {
     'snapshot-id': snapshotId,
     ...(parentOfBatch !== null ? { 'parent-snapshot-id': parentOfBatch } : {}),
     ...(fv >= 2 ? { 'sequence-number': seq } : {}),
-    'timestamp-ms': now,
+    'timestamp-ms': batchAt,
     'manifest-list': list.listPath,
     summary,
     'schema-id': source.currentSchemaId,
@@ -343,7 +348,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     'table-uuid': prevRaw?.tableUuid ?? crypto.randomUUID(),
     location,
     ...(fv >= 2 ? { 'last-sequence-number': seq } : {}),
-    'last-updated-ms': now,
+    'last-updated-ms': batchAt,
     'last-column-id': Math.max(source.lastColumnId, prevRaw?.lastColumnId ?? 0),
     schemas: unionById(prevRaw ? rawList(prevRaw, 'schemas') : [], rawList(source, 'schemas').length ? rawList(source, 'schemas') : [source.raw['schema'] as Record<string, unknown>], 'schema-id'),
     'current-schema-id': source.currentSchemaId,
@@ -356,7 +361,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
     snapshots: [...keptSnapshots, ...newSnapshots],
     'snapshot-log': [
       ...(prevRaw ? rawList(prevRaw, 'snapshot-log') : []).filter((e) => keptIds.has(String(e['snapshot-id']))),
-      ...newSnapshots.map((s) => ({ 'timestamp-ms': now, 'snapshot-id': s['snapshot-id'] })),
+      ...newSnapshots.map((s) => ({ 'timestamp-ms': s['timestamp-ms'], 'snapshot-id': s['snapshot-id'] })),
     ],
     'metadata-log': [...(prevRaw ? rawList(prevRaw, 'metadata-log') : []), ...(prev ? [{ 'timestamp-ms': prev.md.lastUpdatedMs, 'metadata-file': prev.metadataLocation }] : [])].slice(-retain),
     'sort-orders': rawList(source, 'sort-orders').length ? rawList(source, 'sort-orders') : [{ 'order-id': 0, fields: [] }],

@@ -276,7 +276,7 @@ describe('three `ips serve` replicas on one PostgreSQL, SIGKILLed during deliver
     }
     const table = await ok('GET', '/v1/tables/events');
     const batchesByConsumer = new Map<string, Json[]>();
-    for (const c of consumers) batchesByConsumer.set(c, (await ok('GET', `/v1/consumers/${c}/batches?limit=1000`)).batches);
+    for (const c of consumers) batchesByConsumer.set(c, (await ok('GET', `/v1/consumers/${c}/batches?limit=1000&include_files=true`)).batches);
 
     // Stop the replicas (gracefully) so that nothing more reaches the orchestrator.
     await Promise.all(live().map(async (r) => {
