@@ -396,6 +396,44 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     expect(done.backfillsDeleted).toBe(1);
   });
 
+  test('when triggers outlive batches (outbox_days > batch_days), a batch waits for the signal its trigger consumed', async () => {
+    await r.consumers.create({ name: 'c6' });
+    await r.watermarks.create({ consumer: 'c6', sourceTable: 't1' }, { actor: 'test', reason: 'subscribe' });
+    await r.subscriptions.create({ name: 's6', consumer: 'c6', tables: ['t1'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' },
+      condition: { signals: [{ name: 'go6', params: {} }] } });
+    const sg = await r.signals.record({ name: 'go6', params: {}, sender: 'admin:configured' });
+    await age('signals', 'created_at', 'id = $1', [sg.id.toString()], 101);
+    const old = await batch('c6', 'open', 100, null, { trigger: { subscription: 's6', seq: 1n, detail: { signals: [sg.id] } } });
+    const entry = (await r.outbox.list({ subscription: 's6' }))[0]!.id;
+    await db.query("UPDATE outbox SET claimed_by = 'w', claim_expires_at = now() + INTERVAL '1 minute' WHERE id = $1", [entry.toString()]);
+    expect(await r.outbox.markDelivered(entry, 'w', { outcome: 'started', runId: 'r6' })).toBe(true);
+    await r.batches.commit(old, 'test');
+    await age('batches', 'closed_at', 'id = $1', [old.toString()], 100);
+    await age('outbox', 'delivered_at', 'id = $1', [entry.toString()], 100);
+    await age('signal_consumptions', 'consumed_at', 'signal_id = $1', [sg.id.toString()], 100);
+    await batch('c6', 'committed', 1, 1); // c6's newest: the old batch is not protected as such
+    const present = async () => ({
+      batch: (await r.batches.get(old)) !== undefined,
+      trigger: (await r.outbox.get(entry)) !== undefined,
+      signal: (await r.signals.load([sg.id])).length === 1,
+      consumption: Number((await db.query<{ n: bigint }>('SELECT count(*) AS n FROM signal_consumptions WHERE signal_id = $1', [sg.id.toString()])).rows[0]!.n),
+    });
+    // Consumed 100 days ago, within outbox_days 120: the signal stays, so its consumption, so the
+    // trigger, so the batch (closed 100 days ago, past batch_days 90), whose deletion would cascade to them.
+    const policy = { ...POLICY, outboxDays: 120 };
+    const dry = await r.retention.run(policy, { dryRun: true });
+    const done = await r.retention.run(policy);
+    expect(done).toEqual(dry);
+    expect(await present()).toEqual({ batch: true, trigger: true, signal: true, consumption: 1 });
+    // 130 days after: the signal (consumed by s6, the only subscription requiring it) goes, and then the trigger and the batch.
+    await age('signal_consumptions', 'consumed_at', 'signal_id = $1', [sg.id.toString()], 130);
+    await age('outbox', 'delivered_at', 'id = $1', [entry.toString()], 130);
+    const dry2 = await r.retention.run(policy, { dryRun: true });
+    expect(dry2).toMatchObject({ signalsDeleted: 1, signalConsumptionsDeleted: 1, outboxDeleted: 1, batchesDeleted: 1 });
+    expect(await r.retention.run(policy)).toEqual(dry2);
+    expect(await present()).toEqual({ batch: false, trigger: false, signal: false, consumption: 0 });
+  });
+
   test('one replica holds the job at a time, and not again before the interval', async () => {
     expect(await r.retention.claim('job-x', 'a', 3600, 60)).toBe(true);
     expect(await r.retention.claim('job-x', 'b', 3600, 60)).toBe(false);
