@@ -11,6 +11,11 @@ interface Counts {
   outbox_deleted: number;
   watermark_moves_deleted: number;
   backfills_deleted: number;
+  // Absent from the result of a pass run by an ips older than these rules (read back by `status`).
+  partition_arrivals_deleted?: number;
+  partition_firings_deleted?: number;
+  signals_deleted?: number;
+  signal_consumptions_deleted?: number;
 }
 
 function renderCounts(c: Counts, verb: string): string {
@@ -21,6 +26,8 @@ function renderCounts(c: Counts, verb: string): string {
     `  delivered/cancelled triggers ${verb === 'would' ? 'would be ' : ''}deleted: ${c.outbox_deleted}`,
     `  watermark moves ${verb === 'would' ? 'would be ' : ''}deleted: ${c.watermark_moves_deleted}`,
     `  finished backfills ${verb === 'would' ? 'would be ' : ''}deleted: ${c.backfills_deleted}`,
+    `  fired partition values ${verb === 'would' ? 'would be ' : ''}deleted: ${c.partition_firings_deleted ?? 0} (arrivals: ${c.partition_arrivals_deleted ?? 0})`,
+    `  signals ${verb === 'would' ? 'would be ' : ''}deleted: ${c.signals_deleted ?? 0} (consumptions: ${c.signal_consumptions_deleted ?? 0})`,
   ].join('\n') + '\n';
 }
 

@@ -63,7 +63,7 @@ export function signalsCommand(): Command {
     }));
 
   cmd.addCommand(addClientOptions(new Command('list')
-    .description('signals, newest first, with their parameters, time and sender')
+    .description('signals, newest first, with their parameters, time and sender (a consumer token sees its own output signals and those its subscriptions require)')
     .option('--name <name>', 'only this signal')
     .option('--limit <n>', 'at most this many (default 100)'))
     .action(async (opts: ClientOptions & { name?: string; limit?: string }) => {

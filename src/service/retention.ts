@@ -125,10 +125,13 @@ export function countsToJson(c: RetentionCounts): Record<string, number> {
   return {
     batch_file_lists_pruned: c.batchFileListsPruned, chunk_file_lists_pruned: c.chunkFileListsPruned, batches_deleted: c.batchesDeleted,
     outbox_deleted: c.outboxDeleted, watermark_moves_deleted: c.watermarkMovesDeleted, backfills_deleted: c.backfillsDeleted,
+    partition_arrivals_deleted: c.partitionArrivalsDeleted, partition_firings_deleted: c.partitionFiringsDeleted,
+    signals_deleted: c.signalsDeleted, signal_consumptions_deleted: c.signalConsumptionsDeleted,
   };
 }
 
 export function describeCounts(c: RetentionCounts): string {
   return `${c.batchFileListsPruned} batch file lists and ${c.chunkFileListsPruned} chunk file lists dropped; ` +
-    `${c.batchesDeleted} batches, ${c.outboxDeleted} triggers, ${c.watermarkMovesDeleted} watermark moves and ${c.backfillsDeleted} backfills deleted`;
+    `${c.batchesDeleted} batches, ${c.outboxDeleted} triggers, ${c.watermarkMovesDeleted} watermark moves, ${c.backfillsDeleted} backfills, ` +
+    `${c.partitionFiringsDeleted} fired partition values (${c.partitionArrivalsDeleted} arrivals) and ${c.signalsDeleted} signals (${c.signalConsumptionsDeleted} consumptions) deleted`;
 }

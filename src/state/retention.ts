@@ -14,7 +14,13 @@ import type { Queryable, SqlParam } from './database.js';
  * - any batch and any watermark move since the oldest such backfill was created: the backfill's
  *   propagation report reads downstream consumers' batch outputs and watermark moves;
  * - the newest move of every watermark (the audit trail always says how each watermark got where
- *   it is), the watermarks themselves, consumers, subscriptions, tables, tokens.
+ *   it is), the watermarks themselves, consumers, subscriptions, tables, tokens;
+ * - a partition value not fired yet (its arrivals), a fired value younger than `batchDays`, a
+ *   signal a subscription still waits for (younger than `batchDays`), and whatever a pending or
+ *   dead trigger announces (its fired values, its consumed signals);
+ * - a trigger, or a batch, whose fired values or consumed signals stay: deleting the trigger would
+ *   cascade to those rows, and a value whose firing is gone fires again, a signal whose consumption
+ *   is gone releases the subscription again.
  */
 export interface RetentionPolicy {
   /**
@@ -22,9 +28,16 @@ export interface RetentionPolicy {
    * after this many days (a cancelled backfill's other chunks keep theirs: `retry` needs them).
    */
   batchFilesDays: number;
-  /** Closed batches (their summaries, ranges and ICDC references) are deleted after this many days. */
+  /**
+   * Closed batches (their summaries, ranges and ICDC references) are deleted after this many days;
+   * so are the partition values fired this long ago (with their arrivals), and signals this old
+   * that a subscription still waits for (a subscription waiting that long for a signal is broken).
+   */
   batchDays: number;
-  /** Delivered and cancelled triggers are deleted after this many days. */
+  /**
+   * Delivered and cancelled triggers are deleted after this many days; so are signals consumed by
+   * every subscription that requires them, this long after their last consumption.
+   */
   outboxDays: number;
   /** Watermark moves (the audit log) are deleted after this many days, but never a watermark's newest. */
   watermarkMovesDays: number;
@@ -54,10 +67,18 @@ export interface RetentionCounts {
   outboxDeleted: number;
   watermarkMovesDeleted: number;
   backfillsDeleted: number;
+  /** Partition values seen in a table's changes (partition_arrivals), of values whose firing goes. */
+  partitionArrivalsDeleted: number;
+  /** Partition values fired (partition_firings). */
+  partitionFiringsDeleted: number;
+  signalsDeleted: number;
+  /** Which subscription consumed a signal (signal_consumptions): they go with their signal. */
+  signalConsumptionsDeleted: number;
 }
 
 export const NO_COUNTS: RetentionCounts = {
   batchFileListsPruned: 0, chunkFileListsPruned: 0, batchesDeleted: 0, outboxDeleted: 0, watermarkMovesDeleted: 0, backfillsDeleted: 0,
+  partitionArrivalsDeleted: 0, partitionFiringsDeleted: 0, signalsDeleted: 0, signalConsumptionsDeleted: 0,
 };
 
 const DAY_MS = 86_400_000;
@@ -95,19 +116,72 @@ const beforeLiveBackfills = (column: string) =>
 const newerMoveExists = `EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consumer = m.consumer AND n.source_table = m.source_table
   AND (n.moved_at > m.moved_at OR (n.moved_at = m.moved_at AND n.to_version > m.to_version)))`;
 
+/** A pending trigger is still to be sent and a dead one may be retried by hand: what it announces stays. */
+const liveTrigger = (outboxId: string) => `EXISTS (SELECT 1 FROM outbox lt WHERE lt.id = ${outboxId} AND lt.state IN ('pending', 'dead'))`;
+
+/**
+ * A fired partition value that may go (alias `pf`): fired more than batch_days ago by a trigger
+ * that is not pending or dead. Its arrivals go with it; data arriving later for the value is then
+ * a new value (a year-old day does not come back in practice).
+ */
+const firingGoes = `(pf.fired_at < :batchCutoff AND NOT ${liveTrigger('pf.outbox_id')})`;
+
+/**
+ * Some subscription requires this signal (its name, and at least the required params, as
+ * SignalsRepo.unconsumedMatches matches) and has not consumed it: it may still fire on it.
+ */
+const signalAwaited = (s: string) => `EXISTS (SELECT 1 FROM subscriptions sub, jsonb_array_elements(sub.condition -> 'signals') AS req(r)
+  WHERE sub.condition -> 'signals' @> jsonb_build_array(jsonb_build_object('name', ${s}.name))
+    AND req.r ->> 'name' = ${s}.name AND ${s}.params @> COALESCE(req.r -> 'params', '{}'::JSONB)
+    AND NOT EXISTS (SELECT 1 FROM signal_consumptions wc WHERE wc.signal_id = ${s}.id AND wc.subscription = sub.name))`;
+
+/**
+ * A signal that may go, with its consumption rows (they cascade): not consumed by a pending or dead
+ * trigger nor consumed in the last outbox_days (its trigger is still listed with it), and either
+ * consumed by every subscription that requires it, more than outbox_days ago, or older than
+ * batch_days whoever waits for it (the bound: a subscription waiting that long is broken). Never
+ * consumption rows alone: the subscription would find the signal unconsumed and fire again.
+ */
+const signalGoes = (s: string) => `(NOT EXISTS (SELECT 1 FROM signal_consumptions sc WHERE sc.signal_id = ${s}.id
+      AND (sc.consumed_at >= :outboxCutoff OR ${liveTrigger('sc.outbox_id')}))
+  AND (${s}.created_at < :batchCutoff
+    OR (${s}.created_at < :outboxCutoff AND EXISTS (SELECT 1 FROM signal_consumptions sc WHERE sc.signal_id = ${s}.id)
+      AND NOT ${signalAwaited(s)})))`;
+
+/**
+ * Nothing a trigger announced stays (alias given): every value it fired and every signal it
+ * consumed goes (or went earlier in this pass). Deleting a trigger cascades to its
+ * partition_firings and signal_consumptions rows, so a trigger (and a batch, whose deletion
+ * cascades to its trigger) waits for them. Written against the rules' own conditions, not against
+ * what is left, so that a dry run counts what the pass does.
+ */
+const announcementsGo = (o: string) => `NOT EXISTS (SELECT 1 FROM partition_firings pf WHERE pf.outbox_id = ${o}.id AND NOT ${firingGoes})
+  AND NOT EXISTS (SELECT 1 FROM signal_consumptions ac JOIN signals s ON s.id = ac.signal_id WHERE ac.outbox_id = ${o}.id AND NOT ${signalGoes('s')})`;
+
 /** One kind of row the policy removes or shrinks: how to count it and how to act on a slice of it. */
 interface Rule {
   key: keyof RetentionCounts;
-  /** Named parameters: :cutoff the rule's own cutoff, :backfillCutoff the backfill cutoff, :limit the slice size. */
+  /**
+   * Rows that go with the rule's own (by cascade), counted with them: `count` and `apply` then
+   * return one row of columns `n` (the rule's rows) and `m` (these).
+   */
+  also?: keyof RetentionCounts;
+  /**
+   * Named parameters: :cutoff the rule's own cutoff, :backfillCutoff, :batchCutoff and
+   * :outboxCutoff the policy's, :limit the slice size.
+   */
   cutoff: (p: RetentionPolicy, now: Date) => Date;
   count: string;
-  /** Acts on at most `:limit` rows; returns how many it did. */
+  /** Acts on at most `:limit` rows; returns how many it did (its row count, or `n` and `m` with `also`). */
   apply: string;
 }
 
 // In this order: a dry run counts each rule on the state before the pass, so no rule may remove
 // rows a later rule counts (delivered triggers go before the batches whose deletion would
-// cascade to them; file lists are dropped before their rows go, and counted for both).
+// cascade to them; file lists are dropped before their rows go, and counted for both; arrivals
+// before the firings their condition reads; fired values and signals before the triggers and
+// batches that wait for them, whose conditions are written so that they hold the same before and
+// after those rules ran).
 const RULES: Rule[] = [
   {
     key: 'batchFileListsPruned',
@@ -139,18 +213,50 @@ const RULES: Rule[] = [
       SELECT f.name FROM backfills f WHERE f.state IN ('committed', 'cancelled') AND f.finished_at < :cutoff LIMIT :limit)`,
   },
   {
+    key: 'partitionArrivalsDeleted',
+    cutoff: (p, now) => cutoff(now, p.batchDays),
+    count: `SELECT count(*) AS n FROM partition_arrivals a
+      WHERE EXISTS (SELECT 1 FROM partition_firings pf WHERE pf.subscription = a.subscription AND pf.value = a.value AND ${firingGoes})`,
+    apply: `DELETE FROM partition_arrivals WHERE (subscription, value, source_table) IN (
+      SELECT a.subscription, a.value, a.source_table FROM partition_arrivals a
+       WHERE EXISTS (SELECT 1 FROM partition_firings pf WHERE pf.subscription = a.subscription AND pf.value = a.value AND ${firingGoes})
+       LIMIT :limit)`,
+  },
+  {
+    key: 'partitionFiringsDeleted',
+    cutoff: (p, now) => cutoff(now, p.batchDays),
+    count: `SELECT count(*) AS n FROM partition_firings pf WHERE ${firingGoes}`,
+    apply: `DELETE FROM partition_firings WHERE (subscription, value) IN (
+      SELECT pf.subscription, pf.value FROM partition_firings pf WHERE ${firingGoes} LIMIT :limit)`,
+  },
+  {
+    key: 'signalsDeleted',
+    also: 'signalConsumptionsDeleted',
+    cutoff: (p, now) => cutoff(now, p.outboxDays),
+    count: `SELECT (SELECT count(*) FROM signals s WHERE ${signalGoes('s')}) AS n,
+      (SELECT count(*) FROM signal_consumptions c JOIN signals s ON s.id = c.signal_id WHERE ${signalGoes('s')}) AS m`,
+    // The consumption rows go by the foreign key's cascade, at the end of the statement; the outer
+    // SELECT reads the statement's snapshot, in which they are still there to be counted.
+    apply: `WITH gone AS (DELETE FROM signals WHERE id IN (SELECT s.id FROM signals s WHERE ${signalGoes('s')} LIMIT :limit) RETURNING id)
+      SELECT (SELECT count(*) FROM gone) AS n, (SELECT count(*) FROM signal_consumptions c WHERE c.signal_id IN (SELECT id FROM gone)) AS m`,
+  },
+  {
     key: 'outboxDeleted',
     cutoff: (p, now) => cutoff(now, p.outboxDays),
-    count: `SELECT count(*) AS n FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff`,
+    count: `SELECT count(*) AS n FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff
+      AND ${announcementsGo('o')}`,
     apply: `DELETE FROM outbox WHERE id IN (
-      SELECT o.id FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff LIMIT :limit)`,
+      SELECT o.id FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff
+        AND ${announcementsGo('o')} LIMIT :limit)`,
   },
   {
     key: 'batchesDeleted',
     cutoff: (p, now) => cutoff(now, p.batchDays),
-    count: `SELECT count(*) AS n FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}`,
+    count: `SELECT count(*) AS n FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}
+      AND NOT EXISTS (SELECT 1 FROM outbox bo WHERE bo.batch_id = b.id AND NOT (${announcementsGo('bo')}))`,
     apply: `DELETE FROM batches WHERE id IN (
-      SELECT b.id FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')} LIMIT :limit)`,
+      SELECT b.id FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}
+        AND NOT EXISTS (SELECT 1 FROM outbox bo WHERE bo.batch_id = b.id AND NOT (${announcementsGo('bo')})) LIMIT :limit)`,
   },
   {
     key: 'watermarkMovesDeleted',
@@ -161,7 +267,9 @@ const RULES: Rule[] = [
   },
 ];
 
-const countRow = z.object({ n: z.union([z.bigint(), z.number(), z.string()]) });
+const countValue = z.union([z.bigint(), z.number(), z.string()]);
+const countRow = z.object({ n: countValue });
+const countsRow = z.object({ n: countValue, m: countValue });
 
 export interface RetentionRunOptions {
   now?: Date;
@@ -178,7 +286,7 @@ export interface RetentionRunOptions {
 /** Named parameters to positional ones (each used name once, in order of first use). */
 function bind(sql: string, values: Record<string, SqlParam>): { text: string; params: SqlParam[] } {
   const order: string[] = [];
-  const text = sql.replace(/:(cutoff|backfillCutoff|limit)\b/g, (_m, name: string) => {
+  const text = sql.replace(/:(cutoff|backfillCutoff|batchCutoff|outboxCutoff|limit)\b/g, (_m, name: string) => {
     let i = order.indexOf(name);
     if (i < 0) i = order.push(name) - 1;
     const cast = name === 'limit' ? 'INT8' : 'TIMESTAMPTZ';
@@ -194,21 +302,34 @@ export class RetentionRepo {
   async run(policy: RetentionPolicy, options: RetentionRunOptions = {}): Promise<RetentionCounts> {
     const now = options.now ?? new Date();
     const slice = options.sliceSize ?? 500;
-    const backfillCutoff = cutoff(now, policy.backfillDays);
+    const shared = {
+      backfillCutoff: cutoff(now, policy.backfillDays), batchCutoff: cutoff(now, policy.batchDays), outboxCutoff: cutoff(now, policy.outboxDays),
+    };
     const counts: RetentionCounts = { ...NO_COUNTS };
     for (const rule of RULES) {
-      const values = { cutoff: rule.cutoff(policy, now), backfillCutoff, limit: slice };
+      const values = { ...shared, cutoff: rule.cutoff(policy, now), limit: slice };
       if (options.dryRun) {
         const q = bind(rule.count, values);
         const res = await this.q.query(q.text, q.params);
-        counts[rule.key] = Number(parseRow(countRow, res.rows[0], 'count').n);
+        if (rule.also) {
+          const row = parseRow(countsRow, res.rows[0], 'count');
+          counts[rule.key] = Number(row.n);
+          counts[rule.also] = Number(row.m);
+        } else {
+          counts[rule.key] = Number(parseRow(countRow, res.rows[0], 'count').n);
+        }
         continue;
       }
       for (;;) {
         if (options.keepGoing && !(await options.keepGoing())) return counts;
         const q = bind(rule.apply, values);
         const res = await this.q.withTransaction((tx) => tx.query(q.text, q.params));
-        const n = res.rowCount ?? 0;
+        let n = res.rowCount ?? 0;
+        if (rule.also) {
+          const row = parseRow(countsRow, res.rows[0], 'count');
+          n = Number(row.n);
+          counts[rule.also] += Number(row.m);
+        }
         counts[rule.key] += n;
         if (n > 0) options.onProgress?.({ ...counts });
         if (n < slice) break;

@@ -109,13 +109,24 @@ export class SignalsRepo {
     return parseRow(rowSchema, res.rows[0], 'signals');
   }
 
-  async list(filter: { name?: string; limit?: number; before?: bigint } = {}): Promise<Signal[]> {
+  /**
+   * Signals, newest first. `visibleTo` scopes the list to what one consumer may see: its own
+   * output signals, and signals whose name one of its subscriptions requires (the condition's
+   * `signals`, matched as the wake-up does). Filtered here, in the query, so `limit` counts only
+   * visible signals and no other consumer's rows leave the database.
+   */
+  async list(filter: { name?: string; limit?: number; visibleTo?: string } = {}): Promise<Signal[]> {
     const where: string[] = [];
     const params: SqlParam[] = [];
-    if (filter.name !== undefined) where.push(`name = $${params.push(filter.name)}`);
+    if (filter.name !== undefined) where.push(`s.name = $${params.push(filter.name)}`);
+    if (filter.visibleTo !== undefined) {
+      const c = `$${params.push(filter.visibleTo)}`;
+      where.push(`(s.consumer = ${c} OR EXISTS (SELECT 1 FROM subscriptions sub WHERE sub.consumer = ${c}
+        AND sub.condition -> 'signals' @> jsonb_build_array(jsonb_build_object('name', s.name))))`);
+    }
     const limit = `$${params.push(filter.limit ?? 100)}`;
     const res = await this.q.query(
-      `SELECT ${COLUMNS} FROM signals${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`, params);
+      `SELECT ${COLUMNS} FROM signals s${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s.created_at DESC, s.id DESC LIMIT ${limit}`, params);
     return res.rows.map((r) => parseRow(rowSchema, r, 'signals'));
   }
 

@@ -167,7 +167,15 @@ describe('retention in ips serve (postgres)', () => {
     await sql("UPDATE batches SET closed_at = closed_at - INTERVAL '90 days' WHERE id = ANY($1::INT8[])", [[first, second]]);
     const watermarkBefore = json(['consumers', 'get', 'daily']).tables;
     const dry = json(['retention', 'run', '--dry-run']);
-    expect(dry.counts).toMatchObject({ batches_deleted: 2 });
+    // No trigger conditions in this state: the rows of those rules are counted, and there are none.
+    expect(dry.counts).toMatchObject({
+      batches_deleted: 2, partition_arrivals_deleted: 0, partition_firings_deleted: 0, signals_deleted: 0, signal_consumptions_deleted: 0,
+    });
+    const text = ips(['retention', 'run', '--dry-run']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain('batches would be deleted: 2');
+    expect(text.stdout).toContain('fired partition values would be deleted: 0 (arrivals: 0)');
+    expect(text.stdout).toContain('signals would be deleted: 0 (consumptions: 0)');
     const done = json(['retention', 'run']);
     expect(done.counts).toMatchObject({ batches_deleted: 2 });
     const gone = ips(['step', 'get', first, '--json']);

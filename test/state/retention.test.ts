@@ -1,11 +1,14 @@
 // Bounded state: the retention pass against a state that has every kind of row it must keep or
 // may remove — open, committed, aborted and expired batches, triggers pending, dead and
-// delivered, running, finished and cancelled backfills with their chunk batches, and the
-// watermark audit log — on both drivers. Each row is built through the repositories the service
+// delivered, running, finished and cancelled backfills with their chunk batches, the
+// watermark audit log, and what trigger conditions remember (signals and which subscription
+// consumed them, partition values seen and fired) — on both drivers. Each row is built through the repositories the service
 // uses, then aged by moving its timestamps back (the one thing a test cannot wait for). What each
 // row must become is written down beside it, from the policy as docs/retention.md states it.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { migrate, repositories, type Database, type Repositories, type RetentionCounts, type RetentionPolicy } from '../../src/state/index.js';
+import {
+  migrate, repositories, storeTrigger, type Database, type Repositories, type RetentionCounts, type RetentionPolicy, type TriggerDetail,
+} from '../../src/state/index.js';
 import type { FileJson } from '../../src/capture/file-json.js';
 import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
 
@@ -28,6 +31,12 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
   const outboxFate = new Map<bigint, { fate: Fate; why: string }>();
   const chunkFate = new Map<string, { fate: Fate; why: string }>();
   const backfillFate = new Map<string, Fate>();
+  /** Signal id → fate; its consumption rows ("signal id/subscription") → fate. */
+  const signalFate = new Map<bigint, { fate: Fate; why: string }>();
+  const consumptionFate = new Map<string, { fate: Fate; why: string }>();
+  /** "subscription/value" of a fired value → fate; "subscription/value/table" of an arrival → fate. */
+  const firingFate = new Map<string, { fate: Fate; why: string }>();
+  const arrivalFate = new Map<string, { fate: Fate; why: string }>();
   let made = 0;
 
   async function age(table: string, column: string, where: string, params: unknown[], daysAgo: number): Promise<void> {
@@ -38,7 +47,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
 
   /** A batch of `consumer` on table t1, committed (moving the watermark), aborted or expired, `closedDaysAgo`. */
   async function batch(consumer: string, state: 'open' | 'committed' | 'aborted' | 'expired', createdDaysAgo: number, closedDaysAgo: number | null,
-    opts: { trigger?: { subscription: string; seq: bigint }; backfill?: { name: string; chunk: number } } = {}): Promise<bigint> {
+    opts: { trigger?: { subscription: string; seq: bigint; detail?: TriggerDetail }; backfill?: { name: string; chunk: number } } = {}): Promise<bigint> {
     const wm = await r.watermarks.require(consumer, 't1');
     const n = made++;
     const { batch: b } = await r.batches.create({
@@ -79,7 +88,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     await migrate(db);
     r = repositories(db);
     await r.sourceTables.create({ name: 't1', ref: { kind: 'directory', location: '/w/t1' } });
-    for (const c of ['c1', 'c2', 'c3', 'c4']) {
+    for (const c of ['c1', 'c2', 'c3', 'c4', 'c5']) {
       await r.consumers.create({ name: c });
       await r.watermarks.create({ consumer: c, sourceTable: 't1' }, { actor: 'test', reason: 'subscribe' });
     }
@@ -166,6 +175,93 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     await age('watermark_moves', 'moved_at', "consumer IN ('c1', 'c2', 'c4')", [], 100);
     await age('watermark_moves', 'moved_at', 'consumer = $1', ['c3'], 400);
     await age('watermark_moves', 'moved_at', "consumer = $1 AND reason = 'subscribe'", ['c1'], 400);
+
+    // Trigger conditions (consumer c5): sp waits for partition values, ss for `ready` with
+    // date=d1, sw for any `ready`.
+    const sink = { type: 'webhook', url: 'http://127.0.0.1:9/x' };
+    await r.subscriptions.create({ name: 'sp', consumer: 'c5', tables: ['t1'], sink, condition: { partition: { field: 'day' } } });
+    await r.subscriptions.create({ name: 'ss', consumer: 'c5', tables: ['t1'], sink, condition: { signals: [{ name: 'ready', params: { date: 'd1' } }] } });
+    await r.subscriptions.create({ name: 'sw', consumer: 'c5', tables: ['t1'], sink, condition: { signals: [{ name: 'ready', params: {} }] } });
+    const seqs = new Map<string, bigint>();
+    const nextSeq = (sub: string) => { const n = (seqs.get(sub) ?? 0n) + 1n; seqs.set(sub, n); return n; };
+    /** As the delivery loop ends a trigger: claimed, then delivered or dead; delivered `daysAgo`. */
+    const end = async (entry: bigint, outcome: 'dead' | 'delivered', daysAgo: number) => {
+      await db.query("UPDATE outbox SET claimed_by = 'w', claim_expires_at = now() + INTERVAL '1 minute' WHERE id = $1", [entry.toString()]);
+      if (outcome === 'dead') expect(await r.outbox.markFailed(entry, 'w', { error: 'refused', retryable: false, maxAttempts: 1, retryInMs: 0 })).toBe('dead');
+      else expect(await r.outbox.markDelivered(entry, 'w', { outcome: 'started', runId: `run-${entry}` })).toBe(true);
+      await age('outbox', 'created_at', 'id = $1', [entry.toString()], daysAgo);
+      if (outcome === 'delivered') await age('outbox', 'delivered_at', 'id = $1', [entry.toString()], daysAgo);
+    };
+    /** A trigger without a batch (as fire_on_signals and late partition values fire), as the firing stores it. */
+    const fire = (sub: string, detail: TriggerDetail) => db.withTransaction((tx) => storeTrigger(tx, { subscription: sub, seq: nextSeq(sub), detail }, null));
+
+    // Partition values of sp. Arrivals are recorded as the watch loop does, then aged with the firing.
+    const arrive = async (value: string, tables: string[], daysAgo: number) => {
+      for (const tb of tables) await r.partitions.recordArrivals('sp', tb, new Map([[value, new Date(Date.now() - daysAgo * DAY)]]));
+      await age('partition_arrivals', 'first_seen_at', 'subscription = $1 AND value = $2', ['sp', value], daysAgo);
+    };
+    const fireValue = async (value: string, outcome: 'dead' | 'delivered', daysAgo: number) => {
+      const entry = await fire('sp', { partition: { field: 'day', values: [{ value, reason: 'complete' }] } });
+      await end(entry, outcome, daysAgo);
+      await age('partition_firings', 'fired_at', 'subscription = $1 AND value = $2', ['sp', value], daysAgo);
+      return entry;
+    };
+    const partitionCase = async (value: string, tables: string[], firing: { outcome: 'dead' | 'delivered'; daysAgo: number } | null,
+      fate: Fate, why: string, triggerFate?: Fate) => {
+      await arrive(value, tables, firing?.daysAgo ?? 300);
+      for (const tb of tables) arrivalFate.set(`sp/${value}/${tb}`, { fate, why });
+      if (firing === null) return;
+      const entry = await fireValue(value, firing.outcome, firing.daysAgo);
+      firingFate.set(`sp/${value}`, { fate, why });
+      outboxFate.set(entry, { fate: triggerFate ?? fate, why: `the trigger of ${value}: ${why}` });
+    };
+    await partitionCase('2026-01-01', ['t1', 't2'], { outcome: 'delivered', daysAgo: 200 }, 'deleted', 'fired 200 days ago (> batch_days 90), delivered');
+    await partitionCase('2026-01-02', ['t1'], { outcome: 'delivered', daysAgo: 40 }, 'kept',
+      'fired 40 days ago (< batch_days): its trigger, delivered 40 days ago (> outbox_days), stays with it, or deleting it would unfire the value');
+    await partitionCase('2026-01-03', ['t1'], { outcome: 'dead', daysAgo: 200 }, 'kept', 'fired 200 days ago by a dead trigger');
+    await partitionCase('2026-01-04', ['t1'], null, 'kept', 'seen 300 days ago, never fired');
+    // A value fired with a batch: the old batch (not c5's newest) goes, with its trigger and the value.
+    const oldC5 = await batch('c5', 'open', 200, null, { trigger: { subscription: 'sp', seq: nextSeq('sp'), detail: { partition: { field: 'day', values: [{ value: '2026-01-05', reason: 'quiet' }] } } } });
+    await arrive('2026-01-05', ['t1'], 200);
+    const oldC5Entry = (await r.outbox.list({ subscription: 'sp' })).find((e) => e.batchId === oldC5)!.id;
+    await end(oldC5Entry, 'delivered', 200);
+    await r.batches.commit(oldC5, 'test');
+    await age('batches', 'closed_at', 'id = $1', [oldC5.toString()], 200);
+    await age('partition_firings', 'fired_at', 'subscription = $1 AND value = $2', ['sp', '2026-01-05'], 200);
+    batchFate.set(oldC5, del('committed 200 days ago, its trigger delivered and its value fired 200 days ago'));
+    outboxFate.set(oldC5Entry, del('delivered 200 days ago, its value fired 200 days ago'));
+    firingFate.set('sp/2026-01-05', del('fired 200 days ago with a batch'));
+    arrivalFate.set('sp/2026-01-05/t1', del('its value fired 200 days ago'));
+    batchFate.set(await batch('c5', 'committed', 1, 1), keep('the newest committed batch of c5'));
+
+    // Signals: sent (as POST /v1/signals does), consumed by a subscription's firing, aged.
+    const signal = async (name: string, params: Record<string, string>, daysAgo: number, fate: Fate, why: string) => {
+      const sg = await r.signals.record({ name, params, sender: 'admin:configured' });
+      await age('signals', 'created_at', 'id = $1', [sg.id.toString()], daysAgo);
+      signalFate.set(sg.id, { fate, why });
+      return sg.id;
+    };
+    const consume = async (id: bigint, sub: string, outcome: 'dead' | 'delivered', daysAgo: number, triggerFate: Fate, why: string) => {
+      const entry = await fire(sub, { signals: [id] });
+      await end(entry, outcome, daysAgo);
+      await age('signal_consumptions', 'consumed_at', 'signal_id = $1 AND subscription = $2', [id.toString(), sub], daysAgo);
+      consumptionFate.set(`${id}/${sub}`, { fate: signalFate.get(id)!.fate, why: `consumed by ${sub}: ${signalFate.get(id)!.why}` });
+      outboxFate.set(entry, { fate: triggerFate, why });
+    };
+    const s1 = await signal('ready', { date: 'd1' }, 50, 'deleted', 'consumed by both subscriptions requiring it (ss, sw), 40 days ago (> outbox_days)');
+    await consume(s1, 'ss', 'delivered', 40, 'deleted', 'delivered 40 days ago, its signal goes');
+    await consume(s1, 'sw', 'delivered', 40, 'deleted', 'delivered 40 days ago, its signal goes');
+    const s2 = await signal('ready', { date: 'd1' }, 50, 'kept', 'consumed by ss 40 days ago, but sw requires it too and has not consumed it (50 days < batch_days)');
+    await consume(s2, 'ss', 'delivered', 40, 'kept', 'delivered 40 days ago, but its consumption of a kept signal stays: without it ss would fire on the signal again');
+    const s3 = await signal('ready', { date: 'd2' }, 50, 'deleted', 'consumed by sw 40 days ago; ss requires date=d1, so nothing else waits for it');
+    await consume(s3, 'sw', 'delivered', 40, 'deleted', 'delivered 40 days ago, its signal goes');
+    await signal('ready', { date: 'd1' }, 120, 'deleted', 'never consumed, 120 days old (> batch_days): the bound on waiting');
+    await signal('ready', {}, 60, 'kept', 'never consumed, sw waits for it, 60 days old (< batch_days)');
+    await signal('other', {}, 60, 'kept', 'nobody requires it, 60 days old (< batch_days)');
+    const s8 = await signal('ready', { date: 'd1' }, 120, 'kept', 'consumed by a dead trigger of ss (a retry sends it), however old');
+    await consume(s8, 'ss', 'dead', 100, 'kept', 'dead');
+    const s9 = await signal('ready', { date: 'd1' }, 120, 'kept', 'consumed by ss 10 days ago (< outbox_days): its trigger is still listed with it');
+    await consume(s9, 'ss', 'delivered', 10, 'kept', 'delivered 10 days ago');
   });
 
   afterAll(async () => {
@@ -180,7 +276,15 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
       'SELECT backfill, idx, files, files_pruned_at FROM backfill_chunks');
     const backfills = await db.query<{ name: string }>('SELECT name FROM backfills');
     const moves = await db.query<{ consumer: string; moved_at: Date }>('SELECT consumer, moved_at FROM watermark_moves');
-    return { batches: batches.rows, outbox: outbox.rows, chunks: chunks.rows, backfills: backfills.rows, moves: moves.rows };
+    const signals = await db.query<{ id: bigint }>('SELECT id FROM signals');
+    const consumptions = await db.query<{ k: string }>("SELECT signal_id::TEXT || '/' || subscription AS k FROM signal_consumptions");
+    const firings = await db.query<{ k: string }>("SELECT subscription || '/' || value AS k FROM partition_firings");
+    const arrivals = await db.query<{ k: string }>("SELECT subscription || '/' || value || '/' || source_table AS k FROM partition_arrivals");
+    return {
+      batches: batches.rows, outbox: outbox.rows, chunks: chunks.rows, backfills: backfills.rows, moves: moves.rows,
+      signals: new Set(signals.rows.map((x) => x.id)), consumptions: new Set(consumptions.rows.map((x) => x.k)),
+      firings: new Set(firings.rows.map((x) => x.k)), arrivals: new Set(arrivals.rows.map((x) => x.k)),
+    };
   }
 
   function fateOf(row: { files: { added: unknown[] }; files_pruned_at: Date | null } | undefined): Fate {
@@ -208,7 +312,15 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
       batchesDeleted: expectBatches.filter((f) => f.fate === 'deleted').length,
       outboxDeleted: [...outboxFate.values()].filter((f) => f.fate === 'deleted').length,
       watermarkMovesDeleted: 1, // c1's subscribe move: 400 days old and not c1's newest
+      partitionArrivalsDeleted: [...arrivalFate.values()].filter((f) => f.fate === 'deleted').length,
+      partitionFiringsDeleted: [...firingFate.values()].filter((f) => f.fate === 'deleted').length,
+      signalsDeleted: [...signalFate.values()].filter((f) => f.fate === 'deleted').length,
+      signalConsumptionsDeleted: [...consumptionFate.values()].filter((f) => f.fate === 'deleted').length,
     };
+    // Every kind of row has something to remove and something to keep: each rule is exercised both ways.
+    for (const fates of [arrivalFate, firingFate, signalFate, consumptionFate, outboxFate]) {
+      expect(new Set([...fates.values()].map((f) => f.fate))).toEqual(new Set(['kept', 'deleted']));
+    }
     expect(dry).toEqual(want);
     const done = await r.retention.run(POLICY, { sliceSize: 2 });
     expect(done).toEqual(dry);
@@ -224,6 +336,15 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     const chunks = new Map(s.chunks.map((c) => [`${c.backfill}/${c.idx}`, c]));
     for (const [key, { fate, why }] of chunkFate) expect(fateOf(chunks.get(key)), `chunk ${key}: ${why}`).toBe(fate);
     expect(new Set(s.backfills.map((b) => b.name))).toEqual(new Set([...backfillFate].filter(([, f]) => f === 'kept').map(([n]) => n)));
+    expect(outboxIds.size).toBe([...outboxFate.values()].filter((f) => f.fate === 'kept').length);
+    for (const [id, { fate, why }] of signalFate) expect(s.signals.has(id) ? 'kept' : 'deleted', `signal: ${why}`).toBe(fate);
+    expect(s.signals.size).toBe([...signalFate.values()].filter((f) => f.fate === 'kept').length);
+    for (const [k, { fate, why }] of consumptionFate) expect(s.consumptions.has(k) ? 'kept' : 'deleted', `consumption ${k}: ${why}`).toBe(fate);
+    expect(s.consumptions.size).toBe([...consumptionFate.values()].filter((f) => f.fate === 'kept').length);
+    for (const [k, { fate, why }] of firingFate) expect(s.firings.has(k) ? 'kept' : 'deleted', `fired value ${k}: ${why}`).toBe(fate);
+    expect(s.firings.size).toBe([...firingFate.values()].filter((f) => f.fate === 'kept').length);
+    for (const [k, { fate, why }] of arrivalFate) expect(s.arrivals.has(k) ? 'kept' : 'deleted', `arrival ${k}: ${why}`).toBe(fate);
+    expect(s.arrivals.size).toBe([...arrivalFate.values()].filter((f) => f.fate === 'kept').length);
     // The audit log: nothing older than 365 days is left but c3's only (newest) move.
     expect(s.moves.filter((m) => m.consumer === 'c3')).toHaveLength(1);
     const old = s.moves.filter((m) => m.moved_at.getTime() < Date.now() - 365 * DAY);
@@ -240,6 +361,17 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     for (const x of listed) expect(x.tables.every((tt) => !tt.filesLoaded && tt.files.added.length === 0)).toBe(true);
     const full = await r.batches.list({ consumer: 'c1', state: 'open' });
     expect(full[0]!.tables[0]!.files.added.length).toBe(2);
+  });
+
+  test('after the pass no kept partition value fires again and no subscription finds a signal it consumed unconsumed', async () => {
+    // What the firing reads: sp's unfired values are only the one never fired.
+    expect([...new Set((await r.partitions.unfiredArrivals('sp')).map((a) => a.value))]).toEqual(['2026-01-04']);
+    // ss consumed every kept signal matching date=d1 (s2, s8, s9): nothing left to fire on.
+    expect(await r.signals.unconsumedMatches('ss', [{ name: 'ready', params: { date: 'd1' } }])).toBeNull();
+    // sw still finds the signals it never consumed, s2 among them.
+    const waiting = await r.signals.unconsumedMatches('sw', [{ name: 'ready', params: {} }]);
+    expect(waiting).not.toBeNull();
+    expect([...signalFate].filter(([, f]) => f.fate === 'kept').map(([id]) => id)).toContain(waiting![0]!.id);
   });
 
   test('a second pass finds nothing left to do', async () => {
@@ -262,6 +394,44 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     expect({ c1: await movesOf('c1'), c2: await movesOf('c2'), c4: await movesOf('c4') }).toEqual({ c1: 1, c2: 1, c4: 1 });
     expect(done.watermarkMovesDeleted).toBe(before.c1 - 1 + before.c2 - 1 + before.c4 - 1);
     expect(done.backfillsDeleted).toBe(1);
+  });
+
+  test('when triggers outlive batches (outbox_days > batch_days), a batch waits for the signal its trigger consumed', async () => {
+    await r.consumers.create({ name: 'c6' });
+    await r.watermarks.create({ consumer: 'c6', sourceTable: 't1' }, { actor: 'test', reason: 'subscribe' });
+    await r.subscriptions.create({ name: 's6', consumer: 'c6', tables: ['t1'], sink: { type: 'webhook', url: 'http://127.0.0.1:9/x' },
+      condition: { signals: [{ name: 'go6', params: {} }] } });
+    const sg = await r.signals.record({ name: 'go6', params: {}, sender: 'admin:configured' });
+    await age('signals', 'created_at', 'id = $1', [sg.id.toString()], 101);
+    const old = await batch('c6', 'open', 100, null, { trigger: { subscription: 's6', seq: 1n, detail: { signals: [sg.id] } } });
+    const entry = (await r.outbox.list({ subscription: 's6' }))[0]!.id;
+    await db.query("UPDATE outbox SET claimed_by = 'w', claim_expires_at = now() + INTERVAL '1 minute' WHERE id = $1", [entry.toString()]);
+    expect(await r.outbox.markDelivered(entry, 'w', { outcome: 'started', runId: 'r6' })).toBe(true);
+    await r.batches.commit(old, 'test');
+    await age('batches', 'closed_at', 'id = $1', [old.toString()], 100);
+    await age('outbox', 'delivered_at', 'id = $1', [entry.toString()], 100);
+    await age('signal_consumptions', 'consumed_at', 'signal_id = $1', [sg.id.toString()], 100);
+    await batch('c6', 'committed', 1, 1); // c6's newest: the old batch is not protected as such
+    const present = async () => ({
+      batch: (await r.batches.get(old)) !== undefined,
+      trigger: (await r.outbox.get(entry)) !== undefined,
+      signal: (await r.signals.load([sg.id])).length === 1,
+      consumption: Number((await db.query<{ n: bigint }>('SELECT count(*) AS n FROM signal_consumptions WHERE signal_id = $1', [sg.id.toString()])).rows[0]!.n),
+    });
+    // Consumed 100 days ago, within outbox_days 120: the signal stays, so its consumption, so the
+    // trigger, so the batch (closed 100 days ago, past batch_days 90), whose deletion would cascade to them.
+    const policy = { ...POLICY, outboxDays: 120 };
+    const dry = await r.retention.run(policy, { dryRun: true });
+    const done = await r.retention.run(policy);
+    expect(done).toEqual(dry);
+    expect(await present()).toEqual({ batch: true, trigger: true, signal: true, consumption: 1 });
+    // 130 days after: the signal (consumed by s6, the only subscription requiring it) goes, and then the trigger and the batch.
+    await age('signal_consumptions', 'consumed_at', 'signal_id = $1', [sg.id.toString()], 130);
+    await age('outbox', 'delivered_at', 'id = $1', [entry.toString()], 130);
+    const dry2 = await r.retention.run(policy, { dryRun: true });
+    expect(dry2).toMatchObject({ signalsDeleted: 1, signalConsumptionsDeleted: 1, outboxDeleted: 1, batchesDeleted: 1 });
+    expect(await r.retention.run(policy)).toEqual(dry2);
+    expect(await present()).toEqual({ batch: false, trigger: false, signal: false, consumption: 0 });
   });
 
   test('one replica holds the job at a time, and not again before the interval', async () => {

@@ -21,7 +21,8 @@ const sendBody = z.object({
 /**
  * Custom signals (issue 18). Who may send: an admin token, any name. A consumer token announces
  * signals only as output signals of its own batches (the commit body's `signals`), so one
- * pipeline cannot release another's subscriptions by name. Any token may list signals.
+ * pipeline cannot release another's subscriptions by name. An admin lists every signal; a consumer
+ * token lists its consumer's output signals and the signals its subscriptions require.
  */
 export function signalRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
   return async (app) => {
@@ -42,13 +43,19 @@ export function signalRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
 
     app.get('/v1/signals', {
       schema: {
-        tags: ['signals'], summary: 'Signals, newest first, with their parameters, time and sender',
+        tags: ['signals'], summary: 'Signals, newest first, with their parameters, time and sender (a consumer token: its own output signals and those its subscriptions require)',
         querystring: z.object({ name: z.string().max(1000).optional(), limit: z.coerce.number().int().positive().max(10_000).optional() }).strict(),
       },
     }, async (req) => {
-      ctx.principal(req);
+      const p = ctx.principal(req);
       const name = req.query.name === undefined ? undefined : checkSignalName(req.query.name);
-      const list = await ctx.service.state.repos.signals.list({ ...(name !== undefined ? { name } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}) });
+      // A signal's name, params and sender describe another pipeline's work: a consumer token sees
+      // only its own output signals and the signals its subscriptions wait for.
+      if (!p.admin && p.consumer === null) return { signals: [] };
+      const list = await ctx.service.state.repos.signals.list({
+        ...(name !== undefined ? { name } : {}), ...(req.query.limit ? { limit: req.query.limit } : {}),
+        ...(p.admin ? {} : { visibleTo: p.consumer! }),
+      });
       return { signals: list.map(signalJson) };
     });
   };
