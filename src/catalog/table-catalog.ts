@@ -107,6 +107,9 @@ export class SqlWritableCatalog implements WritableCatalog {
     // Accept SQLAlchemy (postgresql+psycopg2://) and JDBC (jdbc:postgresql://) spellings too.
     const clean = uri.replace(/^jdbc:/, '').replace(/^postgresql\+\w+:/, 'postgresql:');
     this.pool = new pg.Pool({ connectionString: clean, max: 4 });
+    // An idle connection the server drops (a restart, an admin's terminate) must not crash the
+    // process: pg emits it on the pool, and the next query opens a new connection.
+    this.pool.on('error', () => {});
     this.reader = new SqlCatalog(this.pool, catalogName);
     this.warehouse = trimSlash(warehouse);
   }

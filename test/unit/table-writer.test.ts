@@ -2,6 +2,7 @@
 // manifests and snapshots it commits, read back with ips's manifest reader and change capture,
 // with expected counts and sizes from DuckDB and the file system; compare-and-set commits; the
 // scan planner against a brute-force DuckDB filter over every file.
+import pg from 'pg';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -227,6 +228,28 @@ describe('SqlWritableCatalog', () => {
       expect(await cat.currentMetadataLocation(id)).toBe(s1.metadataLocation);
       expect(cat.registration(id)).toEqual({ kind: 'sql', uri: db.url, catalog_name: 'ips_demo', identifier: id });
     } finally {
+      await cat.close();
+      await db.drop();
+    }
+  });
+
+  it('survives the server dropping its idle connections (a restart, an admin\'s terminate) and reconnects', async () => {
+    const db = await createPgDatabase('table_writer_term');
+    const cat = new SqlWritableCatalog(db.url, 'ips_demo', `file://${tmp}/sqlwh-term`, io);
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      const id = 'demo.playback_table';
+      const created = await createTable(cat, io, { identifier: id, ...PLAYBACK });
+      // Every connection of the catalog's pool is now idle; the server ends them. Without an
+      // error listener on the pool, pg raises that as an uncaught exception and the run fails.
+      const killed = await admin.query<{ ok: boolean }>(
+        'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      expect(killed.rows.length).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await cat.currentMetadataLocation(id)).toBe(created.metadataLocation);
+    } finally {
+      await admin.end();
       await cat.close();
       await db.drop();
     }
