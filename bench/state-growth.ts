@@ -15,7 +15,7 @@
 // - Size: at the end of each day, pg_total_relation_size of every ips table, the rows of the big
 //   ones, and the live bytes of the file lists (pg_column_size) against everything else.
 import pg from 'pg';
-import { fmtInt, intOptions, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { fmtInt, pool, intOptions, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
 import { startPostgres } from './lib/postgres.js';
 import { DEFAULT_RETENTION, NO_COUNTS, State, type RetentionCounts, type RetentionPolicy } from '../src/state/index.js';
 import type { FileJson } from '../src/capture/file-json.js';
@@ -57,12 +57,6 @@ function dataFile(table: number, day: number, i: number): FileJson {
   };
 }
 
-async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
-}
 
 async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
   o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number; passesPerDay: number }): Promise<DayFigures[]> {

@@ -16,7 +16,7 @@
 //   have passed (registration and its first polls are not counted).
 import path from 'node:path';
 import pg from 'pg';
-import { fmtInt, intOptions, machineSummary, optionalIntOption, sleep, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { fmtInt, pool, intOptions, machineSummary, optionalIntOption, sleep, table, type BenchContext, type Benchmark } from './lib/common.js';
 import { Ips } from './lib/ips-server.js';
 import { PgBackendSampler } from './lib/postgres.js';
 import { benchCpuSeconds, pgCpuSeconds } from './lib/proc-cpu.js';
@@ -46,12 +46,6 @@ interface Server {
   registerSeconds: number;
 }
 
-async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
-}
 
 async function watchState(databaseUrl: string): Promise<{ errors: number; unpolled: number; sample: string | null }> {
   const c = new pg.Client({ connectionString: databaseUrl });

@@ -120,6 +120,14 @@ export function pcts(xs: readonly number[]): Pcts {
 /** Milliseconds with 2, 1 or 0 decimals (below 10, below 100, above); '—' when not finite. */
 export const ms = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) < 10 ? x.toFixed(2) : Math.abs(x) < 100 ? x.toFixed(1) : x.toFixed(0)) : '—');
 
+/** Runs fn over items with at most `concurrency` in flight (workers taking the next item). */
+export async function pool<T>(items: T[], concurrency: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
 export const sleep = (millis: number): Promise<void> => new Promise((r) => setTimeout(r, millis));
 
 export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
