@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { DEFAULT_MAX_ROWS, netRowChanges } from '../rows/net-rows.js';
-import { rowChangelog } from '../rows/changelog.js';
+import os from 'node:os';
+import path from 'node:path';
+import { DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, netRowChanges } from '../rows/net-rows.js';
+import { rowChangelog, type PairBy } from '../rows/changelog.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
@@ -39,6 +41,8 @@ interface ChangesOptions extends TableOptions {
   out?: string;
   maxRows?: string;
   identifierColumns?: string;
+  pairBy?: string;
+  memoryLimit?: string;
 }
 
 function snapshotId(text: string | undefined, flag: string): bigint | null {
@@ -65,6 +69,8 @@ export function changesCommand(): Command {
     .option('--rows', 'row-level changes instead of files: the changelog per snapshot, or with --net the net inserted and deleted rows of the range')
     .option('--net', 'with --rows: the net change of the whole range')
     .option('--identifier-columns <columns>', 'with --rows (without --net): pair a DELETE and an INSERT of one snapshot with equal values in these columns as UPDATE_BEFORE / UPDATE_AFTER')
+    .option('--pair-by <how>', 'with --rows (without --net): auto (the table\'s identifier fields, else _row_id on v3), identifier-fields, row-id or none', 'auto')
+    .addOption(new Option('--memory-limit <size>', `with --rows: the embedded engine's memory budget (e.g. 512MB); larger work spills to disk (default ${DEFAULT_MEMORY_LIMIT})`).env('IPS_ROWS_MEMORY_LIMIT'))
     .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
     .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
     .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
@@ -124,6 +130,12 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
   if (opts.policy !== undefined && opts.policy !== 'overwrite=include,delete=include') {
     throw new IpsError('INVALID_ARGUMENT', '--policy does not apply to --rows: the net row changes always include every operation');
   }
+  const pairBy = opts.pairBy ?? 'auto';
+  if (!['auto', 'identifier-fields', 'row-id', 'none'].includes(pairBy)) throw new IpsError('INVALID_ARGUMENT', `--pair-by expects auto, identifier-fields, row-id or none, got "${pairBy}"`);
+  if (opts.net && pairBy !== 'auto') throw new IpsError('INVALID_ARGUMENT', '--pair-by pairs updates per snapshot and does not combine with --net; leave out --net for the changelog per snapshot');
+  if (opts.memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$/i.test(opts.memoryLimit)) {
+    throw new IpsError('INVALID_ARGUMENT', `--memory-limit expects a size such as 512MB or 2GB, got "${opts.memoryLimit}"`);
+  }
   let maxRows: bigint | undefined;
   if (opts.maxRows !== undefined) {
     if (!/^\d+$/.test(opts.maxRows)) throw new IpsError('INVALID_ARGUMENT', `--max-rows expects a number of rows, got "${opts.maxRows}"`);
@@ -135,25 +147,60 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
     const md = table.metadata;
     const reader = new ManifestReader(io);
     const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
-    const lines: string[] = [];
+    const stderr = (line: string) => process.stderr.write(`${line}\n`);
     const common = {
       ...(maxRows !== undefined ? { maxRows } : {}),
-      progress: (line: string) => process.stderr.write(`${line}\n`),
+      ...(opts.memoryLimit !== undefined ? { memoryLimit: opts.memoryLimit } : {}),
+      progress: stderr,
+      note: (line: string) => stderr(`note: ${line}`),
     };
-    const emit = (row: Record<string, unknown>) => lines.push(stringifyJsonLossless(row));
-    if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
-    else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, warn: common.progress });
-    const text = lines.length > 0 ? lines.join('\n') + '\n' : '';
-    // Written only once the whole answer is there: never a partial answer.
-    if (opts.out) {
-      const tmp = `${opts.out}.${process.pid}.part`;
-      fs.writeFileSync(tmp, text);
-      fs.renameSync(tmp, opts.out);
-    } else {
-      process.stdout.write(text);
+    // Rows are spooled to a file as they come (bounded memory), and the file becomes the answer
+    // (renamed to --out, or copied to stdout) only once it is whole: never a partial answer.
+    const tmp = opts.out ? `${opts.out}.${process.pid}.part` : path.join(os.tmpdir(), `ips-rows-${process.pid}-${Date.now()}.jsonl`);
+    const fd = fs.openSync(tmp, 'w');
+    let done = false;
+    try {
+      const spool = new LineSpool(fd);
+      const emit = (row: Record<string, unknown>) => spool.write(stringifyJsonLossless(row));
+      if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
+      else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, pairBy: pairBy as PairBy, warn: stderr });
+      spool.flush();
+      fs.closeSync(fd);
+      done = true;
+      if (opts.out) fs.renameSync(tmp, opts.out);
+      else await new Promise<void>((resolve, reject) => {
+        const r = fs.createReadStream(tmp);
+        r.on('error', reject);
+        r.on('end', resolve);
+        r.pipe(process.stdout, { end: false });
+      });
+    } finally {
+      if (!done) fs.closeSync(fd);
+      if (!opts.out || !done) fs.rmSync(tmp, { force: true });
     }
   } finally {
     io.close();
+  }
+}
+
+/** Lines written to a file descriptor in blocks of about 1 MiB (synchronous: `emit` is). */
+class LineSpool {
+  private parts: string[] = [];
+  private size = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(line: string): void {
+    this.parts.push(line, '\n');
+    this.size += line.length + 1;
+    if (this.size >= 1 << 20) this.flush();
+  }
+
+  flush(): void {
+    if (this.parts.length === 0) return;
+    fs.writeSync(this.fd, this.parts.join(''));
+    this.parts = [];
+    this.size = 0;
   }
 }
 

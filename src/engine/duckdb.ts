@@ -86,12 +86,18 @@ export class SqlEngine {
     private readonly scratchDir: string,
   ) {}
 
-  static async open(opts: { io: FileIO; scratchDir: string; threads?: number; memoryLimit?: string }): Promise<SqlEngine> {
+  /**
+   * `memoryLimit` bounds DuckDB's buffer memory; above it, joins, aggregates and temp tables
+   * spill to `temp_directory` under the scratch dir. `preserveInsertionOrder: false` lets
+   * unordered queries run in less memory (row order is then unspecified).
+   */
+  static async open(opts: { io: FileIO; scratchDir: string; threads?: number; memoryLimit?: string; preserveInsertionOrder?: boolean }): Promise<SqlEngine> {
     fs.mkdirSync(opts.scratchDir, { recursive: true });
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(opts.threads ?? 2),
       memory_limit: opts.memoryLimit ?? '2GB',
       temp_directory: path.join(opts.scratchDir, 'duckdb-tmp'),
+      ...(opts.preserveInsertionOrder === false ? { preserve_insertion_order: 'false' } : {}),
     });
     return new SqlEngine(instance, await instance.connect(), opts.io, opts.scratchDir);
   }
@@ -108,6 +114,24 @@ export class SqlEngine {
   async all<T = Record<string, unknown>>(sql: string): Promise<T[]> {
     try {
       return (await this.conn.runAndReadAll(sql)).getRowObjectsJson() as T[];
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+  }
+
+  /**
+   * Rows as JSON-friendly objects, a batch (one DuckDB chunk, ~2048 rows) at a time: the result
+   * is streamed, never held whole in JavaScript.
+   */
+  async *stream<T = Record<string, unknown>>(sql: string): AsyncGenerator<T[]> {
+    let result;
+    try {
+      result = await this.conn.stream(sql);
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+    try {
+      for await (const rows of result.yieldRowObjectJson()) yield rows as T[];
     } catch (e) {
       throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     }

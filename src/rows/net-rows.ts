@@ -15,22 +15,56 @@ import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata }
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
 import { decodeDeletionVector } from './deletion-vector.js';
-import { renderRow, selectExpr } from './render.js';
+import { renderRow, renderValue, selectExpr } from './render.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
 const POS_POS_ID = 2147483545;
 
-/** Default bound on the data rows one `--rows` answer may read (both ends together). */
-export const DEFAULT_MAX_ROWS = 5_000_000n;
+/** Field ids of the v3 row lineage metadata columns (spec "Row Lineage"). */
+const ROW_ID_ID = 2147483540;
+const LAST_UPDATED_SEQ_ID = 2147483539;
+
+/**
+ * Default bound on the data rows one `--rows` answer may read (both ends together). A safety
+ * against a mistyped range, not a memory bound: the work is streamed and spilled (memoryLimit).
+ */
+export const DEFAULT_MAX_ROWS = 1_000_000_000n;
+
+/** Default DuckDB memory budget of one answer; past it the engine spills to the scratch dir. */
+export const DEFAULT_MEMORY_LIMIT = '1GB';
 
 export interface NetRowOptions {
   /** Refuse (ROW_BUDGET_EXCEEDED) when the data files to read hold more rows than this. */
   maxRows?: bigint;
-  /** Progress lines (stderr in the CLI). */
+  /** Progress lines (stderr in the CLI): the plan, then every few seconds on long work. */
   progress?: (line: string) => void;
+  /** How the answer was computed when it matters to the reader (a schema change, lineage): stderr in the CLI. */
+  note?: (line: string) => void;
   /** Scratch directory for DuckDB and staged S3 files (default: a fresh one under the OS temp dir, removed after). */
   scratchDir?: string;
+  /** DuckDB memory budget, e.g. `512MB` (default DEFAULT_MEMORY_LIMIT); larger work spills to the scratch dir. */
+  memoryLimit?: string;
+  /** DuckDB threads (default 2). */
+  threads?: number;
+}
+
+/**
+ * How a DELETE and an INSERT of one answer become UPDATE_BEFORE / UPDATE_AFTER: by equal values
+ * of identifier columns (Spark's `compute_updates`), by equal v3 `_row_id` (row lineage), or not.
+ */
+export type Pairing =
+  | { kind: 'none' }
+  | { kind: 'columns'; columns: string[] }
+  /** `orNone`: when the files read have no lineage, pair nothing (and say so) instead of failing. */
+  | { kind: 'row-id'; orNone?: boolean };
+
+export interface RowDiffOptions extends NetRowOptions {
+  pairing?: Pairing;
+  /** `_change_ordinal` of the emitted rows (default 0). */
+  ordinal?: number;
+  /** Read and give rows in this schema (default: the schema of `to`); columns are matched by field id. */
+  outputSchema?: Schema;
 }
 
 /** One changed row: the table's columns by name (JSON values as `ips inspect --json`) plus the changelog columns. */
@@ -50,8 +84,15 @@ export interface NetRowPlan {
 
 export interface NetRowResult {
   plan: NetRowPlan;
+  /** Rows emitted as INSERT or UPDATE_AFTER, and as DELETE or UPDATE_BEFORE. */
   inserts: number;
   deletes: number;
+  /** Update pairs among them. */
+  updates: number;
+  /** Whether v3 row lineage was used (carry-over rows skipped by `_last_updated_sequence_number`). */
+  lineage: boolean;
+  /** What `note` was told. */
+  notes: string[];
 }
 
 interface LiveFile {
@@ -135,9 +176,20 @@ async function readLive(reader: ManifestReader, manifests: ManifestFile[], into:
   }
 }
 
-function sameColumns(a: Schema, b: Schema): boolean {
-  const cols = (s: Schema) => s.struct.fields.map((f) => `${f.id}:${f.name}:${typeToString(f.type)}`).join(',');
-  return cols(a) === cols(b);
+/** What changed in the top-level columns from schema `a` to `b` (by field id), or null when nothing did. */
+export function schemaChange(a: Schema, b: Schema): string | null {
+  const before = new Map(a.struct.fields.map((f) => [f.id, f]));
+  const after = new Map(b.struct.fields.map((f) => [f.id, f]));
+  const parts: string[] = [];
+  const added = b.struct.fields.filter((f) => !before.has(f.id)).map((f) => f.name);
+  const dropped = a.struct.fields.filter((f) => !after.has(f.id)).map((f) => f.name);
+  const renamed = b.struct.fields.filter((f) => before.has(f.id) && before.get(f.id)!.name !== f.name).map((f) => `${before.get(f.id)!.name} → ${f.name}`);
+  const retyped = b.struct.fields.filter((f) => before.has(f.id) && typeToString(before.get(f.id)!.type) !== typeToString(f.type)).map((f) => `${f.name} ${typeToString(before.get(f.id)!.type)} → ${typeToString(f.type)}`);
+  if (added.length) parts.push(`added ${added.join(', ')}`);
+  if (dropped.length) parts.push(`dropped ${dropped.join(', ')}`);
+  if (renamed.length) parts.push(`renamed ${renamed.join(', ')}`);
+  if (retyped.length) parts.push(`promoted ${retyped.join(', ')}`);
+  return parts.length ? `schema ${a.schemaId} → ${b.schemaId} (${parts.join('; ')})` : null;
 }
 
 /** DuckDB type of a column for reading Parquet by field id. */
@@ -190,7 +242,27 @@ function schemaMap(fields: { id: number; type: string }[]): string {
 export async function netRowChanges(
   io: FileIO, md: TableMetadata, reader: ManifestReader, range: SnapshotRange, emit: (row: RowChange) => void, opts: NetRowOptions = {},
 ): Promise<NetRowResult> {
+  return rowDiff(io, md, reader, range, emit, { ...opts, pairing: { kind: 'none' } });
+}
+
+/**
+ * The rows of (from, to] as netRowChanges computes them, with updates paired (`pairing`) and the
+ * rows tagged with `ordinal`: one snapshot's part of the changelog (rowChangelog) or the net change.
+ *
+ * On v3 tables whose files all carry row lineage, rows read at `to` whose
+ * `_last_updated_sequence_number` is not after `from` are carry-over (unchanged since `from`,
+ * spec "Row Lineage"): they are not kept, and the rows at `from` with their `_row_id` cancel
+ * with them, so only changed rows take part in the difference.
+ */
+export async function rowDiff(
+  io: FileIO, md: TableMetadata, reader: ManifestReader, range: SnapshotRange, emit: (row: RowChange) => void, opts: RowDiffOptions = {},
+): Promise<NetRowResult> {
   const progress = opts.progress ?? (() => {});
+  const notes: string[] = [];
+  const note = (line: string) => {
+    notes.push(line);
+    opts.note?.(line);
+  };
   const toSnap = snapshotById(md, range.to);
   if (!toSnap) throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${range.to} is not in the table metadata`);
   let fromSnap: Snapshot | null = null;
@@ -200,12 +272,13 @@ export async function netRowChanges(
       throw new IpsError('FROM_EXPIRED', `snapshot ${range.from} (--from) has expired: row-level changes read the table as of --from, which needs its manifests; pick a --from that still exists (ips inspect lists them)`);
     }
   }
-  const schema = schemaById(md, toSnap.schemaId);
-  if (fromSnap) {
-    const fromSchema = schemaById(md, fromSnap.schemaId);
-    if (!sameColumns(schema, fromSchema)) {
-      throw new IpsError('SCHEMA_CHANGED', `the schema changed between ${range.from} (schema ${fromSchema.schemaId}) and ${range.to} (schema ${schema.schemaId}); row-level changes (--rows) across a schema change are not supported: split the range at the schema change`);
-    }
+  // Every file is read by field id in one schema (that of `to`): a column added in the range
+  // reads as null in rows written before it, a renamed one under its new name, a dropped one
+  // not at all, as Spark's time travel to each end shows them once projected on that schema.
+  const schema = opts.outputSchema ?? schemaById(md, toSnap.schemaId);
+  if (!opts.outputSchema && fromSnap) {
+    const change = schemaChange(schemaById(md, fromSnap.schemaId), schema);
+    if (change) note(`rows: the schema changed in (${range.from}, ${range.to}]: ${change}; each file is read by field id and rows are given in schema ${schema.schemaId} (columns added in the range are null in rows written before them)`);
   }
   const columns = schema.struct.fields.map((f) => ({ field: f, id: f.id, type: readType(f), prim: f.type as PrimitiveType }));
   const byId = new Map(columns.map((c) => [c.id, c]));
@@ -279,7 +352,7 @@ export async function netRowChanges(
       const dd = d.fc.entry.dataFile;
       const fmt = dd.fileFormat.toUpperCase();
       const ok = dd.content === 1 ? fmt === 'PARQUET' || (fmt === 'PUFFIN' && dd.contentOffset !== null && dd.contentSizeInBytes !== null) : fmt === 'PARQUET';
-      if (!ok) throw new IpsError('UNSUPPORTED_DELETE_FORMAT', `delete file ${dd.filePath} (${['data', 'position deletes', 'equality deletes'][dd.content]}, ${dd.fileFormat}) applies to ${df.filePath}, and row-level changes read Parquet position and equality deletes and Puffin deletion vectors only`);
+      if (!ok) throw new IpsError('UNSUPPORTED_DELETE_FORMAT', `delete file ${dd.filePath} (${['data', 'position deletes', 'equality deletes'][dd.content] ?? `content ${dd.content}`}, ${dd.fileFormat}) applies to ${df.filePath}, and row-level changes read Parquet position and equality deletes and Puffin deletion vectors only`);
       toRead.set(dd.filePath, dd.content === 2 ? 'equality delete file' : fmt === 'PUFFIN' ? 'deletion vector file' : 'position delete file');
       if (dd.content === 2) {
         for (const id of dd.equalityIds ?? []) {
@@ -295,17 +368,38 @@ export async function netRowChanges(
     throw new IpsError('FILES_MISSING', `${missing.length} file(s) needed for the row-level changes no longer exist (expired snapshots or orphan-file removal), e.g. ${missing[0]}; raise the source's snapshot retention, or pick a newer --from`, { details: { missing } });
   }
 
+  // Row lineage: a v3 table whose every file read has a first_row_id (files of a table upgraded
+  // from v2 may have none: "no lineage"). Without it, pairing by row id is impossible.
+  let pairing = opts.pairing ?? { kind: 'none' };
+  const lineage = md.formatVersion >= 3 && [...xFiles, ...yFiles].every((f) => f.fc.entry.dataFile.firstRowId !== null);
+  if (pairing.kind === 'row-id' && !lineage && pairing.orNone) {
+    if (md.formatVersion >= 3) note(`rows: (${range.from ?? 'start'}, ${range.to}]: some data files carry no first_row_id (written before an upgrade to v3), so updates are not paired by _row_id: they show as DELETE and INSERT`);
+    pairing = { kind: 'none' };
+  }
+  if (pairing.kind === 'row-id' && !lineage) {
+    throw new IpsError('NO_ROW_LINEAGE', `(${range.from ?? 'start'}, ${range.to}]: ${md.formatVersion < 3 ? `the table is format v${md.formatVersion}` : 'some data files carry no first_row_id (written before an upgrade to v3)'}, so rows have no _row_id to pair updates by; pair by --identifier-columns, or not at all`);
+  }
+  const fromSeq = fromSnap ? fromSnap.sequenceNumber : -1n;
+  const pairCols = pairing.kind === 'columns' ? pairing.columns.map((name) => {
+    const c = columns.find((x) => x.field.name === name);
+    if (!c) throw new IpsError('INVALID_ARGUMENT', `identifier column ${name} is not a top-level column of schema ${schema.schemaId} (columns: ${columns.map((x) => x.field.name).join(', ')})`);
+    return c;
+  }) : [];
+
   const scratch = opts.scratchDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-'));
-  const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: 2, memoryLimit: '1GB' });
+  const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: opts.threads ?? 2, memoryLimit: opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT, preserveInsertionOrder: false });
+  const tick = ticker(progress);
   try {
     const colList = columns.map((c) => col(c.id)).join(', ');
-    const dataSchema = schemaMap(columns);
+    const lineageFields = lineage ? [{ id: ROW_ID_ID, type: 'BIGINT' }, { id: LAST_UPDATED_SEQ_ID, type: 'BIGINT' }] : [];
+    const dataSchema = schemaMap([...columns, ...lineageFields]);
     await engine.run(`CREATE TEMP TABLE __pos (k INTEGER, pos BIGINT)`);
     const sides: { name: 'x' | 'y'; files: LiveFile[]; at: DeleteIndex }[] = [
       { name: 'x', files: xFiles, at: atTo },
       { name: 'y', files: yFiles, at: atFrom },
     ];
-    // Every data file to read, numbered (k), with the deletes that apply to it at its end.
+    // Every data file to read, numbered (k), with the deletes that apply to it at its end; the
+    // `to` side first, so that its carry-over row ids are known when the `from` side is read.
     let n = 0;
     const work = sides.flatMap((side) => side.files.map((f) => ({ side: side.name, f, k: ++n, dels: side.at.applying(f) })));
     // Position delete files: each read once, its positions routed to every data file it names.
@@ -326,6 +420,7 @@ export async function netRowChanges(
       await engine.run(
         `INSERT INTO __pos SELECT m.k, p.pos FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = MAP {${POS_FILE_PATH_ID}: {name: 'file_path', type: 'VARCHAR', default_value: NULL}, ${POS_POS_ID}: {name: 'pos', type: 'BIGINT', default_value: NULL}}) p ` +
         `JOIN (VALUES ${values}) m(k, path) ON p.file_path = m.path`);
+      tick(() => `rows: reading position deletes (${posTargets.size} file(s))`);
     }
     // Equality delete files: each loaded once into a table of its equality columns.
     const eqTables = new Map<string, string>();
@@ -343,9 +438,12 @@ export async function netRowChanges(
     const puffins = new Map<string, Buffer>();
     let done = 0;
     const total = work.length;
+    const rid = lineage ? ', NULL::BIGINT AS _rid' : '';
     for (const side of sides) {
-      await engine.run(`CREATE TEMP TABLE ${side.name} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')} WHERE false`);
+      await engine.run(`CREATE TEMP TABLE ${side.name} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')}${rid} WHERE false`);
     }
+    // Row ids of carry-over rows at `to` (unchanged since `from`).
+    if (lineage) await engine.run('CREATE TEMP TABLE __same (_rid BIGINT)');
     for (const { side, f, k, dels } of work) {
       const df = f.fc.entry.dataFile;
       // Deletion vectors: decoded here.
@@ -356,11 +454,11 @@ export async function netRowChanges(
         if (!file) puffins.set(dd.filePath, (file = await readFile(io, dd.filePath)));
         const off = Number(dd.contentOffset!);
         const size = Number(dd.contentSizeInBytes!);
-        if (off < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
+        if (off < 0 || size < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
         const positions = decodeDeletionVector(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`);
         if (BigInt(positions.length) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${positions.length} positions, its manifest entry says ${dd.recordCount}`);
-        for (let i = 0; i < positions.length; i += 2000) {
-          await engine.run(`INSERT INTO __pos VALUES ${positions.slice(i, i + 2000).map((p) => `(${k}, ${p})`).join(', ')}`);
+        for (let i = 0; i < positions.length; i += 10_000) {
+          await engine.run(`INSERT INTO __pos SELECT ${k}, unnest([${positions.slice(i, i + 10_000).join(',')}]::BIGINT[])`);
         }
       }
       const eq = dels.filter((d) => d.fc.entry.dataFile.content === 2).map((d) => {
@@ -368,27 +466,87 @@ export async function netRowChanges(
         return ` AND NOT EXISTS (SELECT 1 FROM ${eqTables.get(changeKey(d.fc))!} e WHERE ${ids.map((id) => `e.${col(id)} IS NOT DISTINCT FROM t.${col(id)}`).join(' AND ')})`;
       });
       const local = await localFile(engine, io, df.filePath);
-      await engine.run(
-        `INSERT INTO ${side} SELECT ${columns.map((c) => `t.${col(c.id)}`).join(', ')} ` +
-        `FROM read_parquet(${sqlString(local)}, hive_partitioning = false, file_row_number = true, schema = ${dataSchema}) t ` +
-        `WHERE t.file_row_number NOT IN (SELECT pos FROM __pos WHERE k = ${k})${eq.join('')}`);
+      const live = `FROM read_parquet(${sqlString(local)}, hive_partitioning = false, file_row_number = true, schema = ${dataSchema}) t ` +
+        `WHERE t.file_row_number NOT IN (SELECT pos FROM __pos WHERE k = ${k})${eq.join('')}`;
+      const cols = columns.map((c) => `t.${col(c.id)}`).join(', ');
+      if (!lineage) {
+        await engine.run(`INSERT INTO ${side} SELECT ${cols} ${live}`);
+      } else {
+        // Spec: a null _row_id is the file's first_row_id plus the position; a null
+        // _last_updated_sequence_number is the file's data sequence number.
+        const ridExpr = `coalesce(t.${col(ROW_ID_ID)}, ${df.firstRowId!}::BIGINT + t.file_row_number)`;
+        const lusExpr = `coalesce(t.${col(LAST_UPDATED_SEQ_ID)}, ${f.seq}::BIGINT)`;
+        if (side === 'x') {
+          await engine.run(`INSERT INTO x SELECT ${cols}, ${ridExpr} ${live} AND ${lusExpr} > ${fromSeq}`);
+          await engine.run(`INSERT INTO __same SELECT ${ridExpr} ${live} AND ${lusExpr} <= ${fromSeq}`);
+        } else {
+          await engine.run(`INSERT INTO y SELECT ${cols}, ${ridExpr} ${live} AND NOT EXISTS (SELECT 1 FROM __same s WHERE s._rid = ${ridExpr})`);
+        }
+      }
+      await engine.run(`DELETE FROM __pos WHERE k = ${k}`);
       done++;
-      if (total >= 20 && done % Math.ceil(total / 10) === 0) progress(`rows: read ${done}/${total} data files`);
+      tick(() => `rows: read ${done}/${total} data files`);
     }
-    const to = range.to.toString();
+    if (lineage) {
+      const [same] = await engine.all<{ n: string }>('SELECT count(*)::VARCHAR AS n FROM __same');
+      progress(`rows: row lineage (v3): ${same?.n ?? 0} carry-over row(s) at ${range.to} unchanged since ${range.from ?? 'start'} skipped by _last_updated_sequence_number`);
+    }
+
+    // The answer: DELETE-side rows (d) and INSERT-side rows (i), tagged by the pairing.
+    let dTable: string;
+    let iTable: string;
+    let dKind = `'DELETE'`;
+    let iKind = `'INSERT'`;
+    if (pairing.kind === 'row-id') {
+      // By lineage: what is left at `to` changed in the range; at `from`, what is not carried over.
+      dTable = 'y';
+      iTable = 'x';
+      await engine.run('CREATE TEMP TABLE __xr AS SELECT DISTINCT _rid FROM x');
+      await engine.run('CREATE TEMP TABLE __yr AS SELECT DISTINCT _rid FROM y');
+      dKind = `CASE WHEN _rid IN (SELECT _rid FROM __xr) THEN 'UPDATE_BEFORE' ELSE 'DELETE' END`;
+      iKind = `CASE WHEN _rid IN (SELECT _rid FROM __yr) THEN 'UPDATE_AFTER' ELSE 'INSERT' END`;
+    } else {
+      await engine.run(`CREATE TEMP TABLE __d AS SELECT ${colList} FROM y EXCEPT ALL SELECT ${colList} FROM x`);
+      await engine.run(`CREATE TEMP TABLE __i AS SELECT ${colList} FROM x EXCEPT ALL SELECT ${colList} FROM y`);
+      dTable = '__d';
+      iTable = '__i';
+      if (pairing.kind === 'columns') {
+        const keys = pairCols.map((c) => col(c.id)).join(', ');
+        const amb = await engine.all<Record<string, string | null>>(
+          `SELECT ${pairCols.map((c) => selectExpr(col(c.id), c.prim)).join(', ')}, nd::VARCHAR AS nd, ni::VARCHAR AS ni FROM (` +
+          `SELECT ${keys}, sum(d) AS nd, sum(i) AS ni FROM (SELECT ${keys}, 1 AS d, 0 AS i FROM __d UNION ALL SELECT ${keys}, 0, 1 FROM __i) GROUP BY ${keys} HAVING sum(d) > 1 OR sum(i) > 1 LIMIT 1)`);
+        if (amb.length > 0) {
+          const a = amb[0]!;
+          const key = JSON.stringify(pairCols.map((c) => renderValue(c.prim, a[col(c.id)] ?? null)));
+          throw new IpsError('UPDATE_AMBIGUOUS', `snapshot ${range.to} deletes ${a['nd']} and inserts ${a['ni']} rows with the same identifier (${pairing.columns.join(', ')}) = ${key}, so they cannot be paired into updates; choose identifier columns that are unique, or leave out --identifier-columns`);
+        }
+        const match = (a: string, b: string) => pairCols.map((c) => `${a}.${col(c.id)} IS NOT DISTINCT FROM ${b}.${col(c.id)}`).join(' AND ');
+        dKind = `CASE WHEN EXISTS (SELECT 1 FROM __i o WHERE ${match('o', '__d')}) THEN 'UPDATE_BEFORE' ELSE 'DELETE' END`;
+        iKind = `CASE WHEN EXISTS (SELECT 1 FROM __d o WHERE ${match('o', '__i')}) THEN 'UPDATE_AFTER' ELSE 'INSERT' END`;
+      }
+    }
+    const commit = range.to.toString();
+    const ordinal = opts.ordinal ?? 0;
     const select = columns.map((c) => selectExpr(col(c.id), c.prim)).join(', ');
+    const render = columns.map((c) => ({ name: c.field.name, key: col(c.id), type: c.prim }));
     let inserts = 0;
     let deletes = 0;
-    for (const [kind, a, b] of [['DELETE', 'y', 'x'], ['INSERT', 'x', 'y']] as const) {
-      const rows = await engine.all<Record<string, string | null>>(`SELECT ${select} FROM (SELECT ${colList} FROM ${a} EXCEPT ALL SELECT ${colList} FROM ${b})`);
-      for (const r of rows) {
-        emit({ ...renderRow(columns.map((c) => ({ name: c.field.name, key: col(c.id), type: c.prim })), r), _change_type: kind, _change_ordinal: 0, _commit_snapshot_id: to });
+    let updates = 0;
+    for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
+      // Streamed a chunk at a time: the rows never sit whole in JavaScript.
+      for await (const batch of engine.stream<Record<string, string | null>>(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+        for (const r of batch) {
+          const type = r['__kind']!;
+          emit({ ...renderRow(render, r), _change_type: type, _change_ordinal: ordinal, _commit_snapshot_id: commit });
+          if (isDelete) deletes++;
+          else inserts++;
+          if (type === 'UPDATE_AFTER') updates++;
+        }
+        tick(() => `rows: ${deletes + inserts} row(s) written`);
       }
-      if (kind === 'DELETE') deletes = rows.length;
-      else inserts = rows.length;
     }
-    progress(`rows: ${inserts} inserted, ${deletes} deleted`);
-    return { plan, inserts, deletes };
+    progress(`rows: ${inserts} inserted, ${deletes} deleted${updates ? ` (${updates} update pair(s))` : ''}`);
+    return { plan, inserts, deletes, updates, lineage, notes };
   } catch (e) {
     if (e instanceof IpsError) throw e;
     throw new IpsError('ROWS_FAILED', `row-level changes failed: ${describeError(e)}`, { cause: e });
@@ -396,6 +554,18 @@ export async function netRowChanges(
     engine.close();
     if (!opts.scratchDir) fs.rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** A progress reporter that speaks at most every few seconds (long work shows it is alive). */
+function ticker(progress: (line: string) => void, everyMs = 5000): (line: () => string) => void {
+  let last = Date.now();
+  return (line) => {
+    const now = Date.now();
+    if (now - last >= everyMs) {
+      last = now;
+      progress(line());
+    }
+  };
 }
 
 /** A local path DuckDB can read for a table file: relocations and mappings applied, S3 objects staged. */
