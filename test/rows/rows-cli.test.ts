@@ -90,6 +90,10 @@ describe('ips changes --rows (CLI) on the PyIceberg-written playback table', () 
       [['--net', '--max-rows', 'many'], /--max-rows expects a number/],
       [['--net', '--identifier-columns', 'profile_id'], /--identifier-columns pairs updates per snapshot/],
       [['--identifier-columns', 'nope'], /identifier column nope is not a top-level column/],
+      [['--pair-by', 'maybe'], /--pair-by expects auto, identifier-fields, row-id or none/],
+      [['--net', '--memory-limit', 'lots'], /--memory-limit expects a size such as 512MB/],
+      // The playback table is format v2: no _row_id to pair by.
+      [['--pair-by', 'row-id'], /error \[NO_ROW_LINEAGE\]: .*format v2/],
     ] as const) {
       const r = ips([...base, ...extra]);
       expect([r.status, r.stdout], extra.join(' ')).toEqual([1, '']);
