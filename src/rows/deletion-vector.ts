@@ -14,6 +14,17 @@ const NO_OFFSET_THRESHOLD = 4;
  * deleted row positions in ascending order. `where` names the blob in errors.
  */
 export function decodeDeletionVector(blob: Buffer, where: string): bigint[] {
+  const out: bigint[] = [];
+  for (const chunk of deletionVectorChunks(blob, where)) for (const p of chunk) out.push(BigInt(p));
+  return out;
+}
+
+/**
+ * The deleted positions of one deletion vector, ascending, a Roaring container (at most 65,536
+ * positions) at a time, so that a vector of millions of positions is never held whole. Positions
+ * are JS numbers: exact below 2^53, which a row position in one data file never reaches (checked).
+ */
+export function* deletionVectorChunks(blob: Buffer, where: string): Generator<number[]> {
   const bad = (why: string): IpsError => new IpsError('CORRUPT_FILE', `${where}: not a valid deletion vector: ${why}`);
   if (blob.length < 12) throw bad(`${blob.length} bytes`);
   const len = blob.readUInt32BE(0);
@@ -21,25 +32,31 @@ export function decodeDeletionVector(blob: Buffer, where: string): bigint[] {
   if (!blob.subarray(4, 8).equals(DV_MAGIC)) throw bad(`magic ${blob.subarray(4, 8).toString('hex')} instead of d1d33964`);
   const crc = blob.readUInt32BE(4 + len);
   if ((zlib.crc32(blob.subarray(4, 4 + len)) >>> 0) !== crc) throw bad('CRC-32 mismatch');
-  return decodeRoaring64Portable(blob.subarray(8, 4 + len), where);
+  yield* roaring64Chunks(blob.subarray(8, 4 + len), where);
 }
 
 /** A Roaring 64-bit bitmap in the portable format: 8-byte LE count, then per 32-bit bitmap a 4-byte LE high key and the bitmap. */
 export function decodeRoaring64Portable(buf: Buffer, where: string): bigint[] {
+  const out: bigint[] = [];
+  for (const chunk of roaring64Chunks(buf, where)) for (const p of chunk) out.push(BigInt(p));
+  return out;
+}
+
+function* roaring64Chunks(buf: Buffer, where: string): Generator<number[]> {
   const r = new Reader(buf, where);
   const count = r.u64();
   if (count > BigInt(buf.length)) throw r.bad(`bitmap count ${count}`);
-  const out: bigint[] = [];
   let lastKey = -1;
   for (let i = 0n; i < count; i++) {
     const key = r.u32();
     if (key <= lastKey) throw r.bad('32-bit bitmap keys are not ascending');
     lastKey = key;
-    const high = BigInt(key) << 32n;
-    for (const low of decodeRoaring32(r)) out.push(high | BigInt(low));
+    // key * 2^32 + low stays exact below 2^53: keys up to 2^21 - 1.
+    if (key >= 1 << 21) throw r.bad(`position above 2^53 (high key ${key})`);
+    const high = key * 4294967296;
+    for (const chunk of roaring32Chunks(r)) yield high === 0 ? chunk : chunk.map((low) => high + low);
   }
   if (r.pos !== buf.length) throw r.bad(`${buf.length - r.pos} trailing bytes`);
-  return out;
 }
 
 class Reader {
@@ -71,8 +88,8 @@ class Reader {
   }
 }
 
-/** One 32-bit Roaring bitmap (portable serialization, as CRoaring and RoaringBitmap Java write it). */
-function decodeRoaring32(r: Reader): number[] {
+/** One 32-bit Roaring bitmap (portable serialization, as CRoaring and RoaringBitmap Java write it), a container at a time. */
+function* roaring32Chunks(r: Reader): Generator<number[]> {
   const cookie = r.u32();
   let size: number;
   let runBits: Buffer | null = null;
@@ -98,8 +115,8 @@ function decodeRoaring32(r: Reader): number[] {
     r.need(4 * size);
     r.pos += 4 * size; // offset header: containers follow in order anyway
   }
-  const out: number[] = [];
   for (let i = 0; i < size; i++) {
+    const out: number[] = [];
     const high = keys[i]! * 65536;
     const isRun = runBits !== null && (runBits[i >> 3]! & (1 << (i & 7))) !== 0;
     if (isRun) {
@@ -122,6 +139,6 @@ function decodeRoaring32(r: Reader): number[] {
     } else {
       for (let j = 0; j < cards[i]!; j++) out.push(high + r.u16());
     }
+    yield out;
   }
-  return out;
 }

@@ -14,7 +14,7 @@ import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
-import { decodeDeletionVector } from './deletion-vector.js';
+import { deletionVectorChunks } from './deletion-vector.js';
 import { renderRow, renderValue, selectExpr } from './render.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
@@ -455,11 +455,20 @@ export async function rowDiff(
         const off = Number(dd.contentOffset!);
         const size = Number(dd.contentSizeInBytes!);
         if (off < 0 || size < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
-        const positions = decodeDeletionVector(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`);
-        if (BigInt(positions.length) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${positions.length} positions, its manifest entry says ${dd.recordCount}`);
-        for (let i = 0; i < positions.length; i += 10_000) {
-          await engine.run(`INSERT INTO __pos SELECT ${k}, unnest([${positions.slice(i, i + 10_000).join(',')}]::BIGINT[])`);
+        // Decoded a container at a time and inserted in batches: never the whole vector in memory.
+        let count = 0;
+        let batch: number[] = [];
+        const flush = async () => {
+          if (batch.length) await engine.run(`INSERT INTO __pos SELECT ${k}, unnest([${batch.join(',')}]::BIGINT[])`);
+          batch = [];
+        };
+        for (const chunk of deletionVectorChunks(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`)) {
+          count += chunk.length;
+          for (const p of chunk) batch.push(p);
+          if (batch.length >= 50_000) await flush();
         }
+        await flush();
+        if (BigInt(count) !== dd.recordCount) throw new IpsError('CORRUPT_FILE', `deletion vector ${dd.filePath} at offset ${off} holds ${count} positions, its manifest entry says ${dd.recordCount}`);
       }
       const eq = dels.filter((d) => d.fc.entry.dataFile.content === 2).map((d) => {
         const ids = d.fc.entry.dataFile.equalityIds!;
