@@ -87,8 +87,7 @@ export const changelog: Benchmark = {
     const norm = (c: Record<string, number>) => JSON.stringify(Object.entries(c).sort());
     if (norm(ips.counts) !== norm(spark.counts)) throw new Error(`changelog counts differ: ips ${norm(ips.counts)}, Spark ${norm(spark.counts)}`);
     const n = total(ips.counts);
-    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`\nchangelog of a copy-on-write UPDATE of ${fmtInt(g.updated)} of ${fmtInt(g.rows)} rows (${fmtInt(n)} changelog rows: ${norm(ips.counts)}); load average ${load}; ${machineSummary()}`);
+    console.log(`\nchangelog of a copy-on-write UPDATE of ${fmtInt(g.updated)} of ${fmtInt(g.rows)} rows (${fmtInt(n)} changelog rows: ${norm(ips.counts)}); ${machineSummary()}`);
     console.log(table(['engine', 'seconds', 'rows/s', 'peak memory', 'ratio (time, ips/Spark)'], [
       ['ips (process, RSS)', ips.seconds.toFixed(2), fmtInt(n / ips.seconds), mb(ips.maxRssKb), (ips.seconds / spark.seconds).toFixed(2)],
       ['Spark create_changelog_view (JVM, RSS of the run)', spark.seconds.toFixed(2), fmtInt(n / spark.seconds), mb(spark.jvm_peak_rss_kb), '1.00'],
