@@ -120,10 +120,10 @@ export class SqlEngine {
   }
 
   /**
-   * Rows as JSON-friendly objects, a batch (one DuckDB chunk, ~2048 rows) at a time: the result
-   * is streamed, never held whole in JavaScript.
+   * Rows as arrays of JSON-friendly values in the select list's order, a batch (one DuckDB
+   * chunk, ~2048 rows) at a time: the result is streamed, never held whole in JavaScript.
    */
-  async *stream<T = Record<string, unknown>>(sql: string): AsyncGenerator<T[]> {
+  async *stream(sql: string): AsyncGenerator<unknown[][]> {
     let result;
     try {
       result = await this.conn.stream(sql);
@@ -131,7 +131,7 @@ export class SqlEngine {
       throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     }
     try {
-      for await (const rows of result.yieldRowObjectJson()) yield rows as T[];
+      for await (const rows of result.yieldRowsJson()) yield rows;
     } catch (e) {
       throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     }

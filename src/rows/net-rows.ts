@@ -15,7 +15,7 @@ import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata }
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
 import { deletionVectorChunks } from './deletion-vector.js';
-import { renderRow, renderValue, selectExpr } from './render.js';
+import { renderValue, selectExpr } from './render.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
@@ -543,10 +543,15 @@ export async function rowDiff(
     let updates = 0;
     for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
       // Streamed a chunk at a time: the rows never sit whole in JavaScript.
-      for await (const batch of engine.stream<Record<string, string | null>>(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
-        for (const r of batch) {
-          const type = r['__kind']!;
-          emit({ ...renderRow(render, r), _change_type: type, _change_ordinal: ordinal, _commit_snapshot_id: commit });
+      for await (const batch of engine.stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+        for (const r of batch as (string | null)[][]) {
+          const type = r[render.length]!;
+          const row: RowChange = {};
+          for (let i = 0; i < render.length; i++) row[render[i]!.name] = renderValue(render[i]!.type, r[i] ?? null);
+          row['_change_type'] = type;
+          row['_change_ordinal'] = ordinal;
+          row['_commit_snapshot_id'] = commit;
+          emit(row);
           if (isDelete) deletes++;
           else inserts++;
           if (type === 'UPDATE_AFTER') updates++;
