@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { DEFAULT_MAX_ROWS, netRowChanges } from '../rows/net-rows.js';
-import { rowChangelog } from '../rows/changelog.js';
-import { stringifyJsonLossless } from '../iceberg/json.js';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULT_MAX_ROWS } from '../rows/net-rows.js';
+import { ROW_FORMATS, writeRowsFile, type RowFormat } from '../rows/output.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from '../capture/change-set.js';
@@ -65,7 +67,7 @@ export function changesCommand(): Command {
     .option('--rows', 'row-level changes instead of files: the changelog per snapshot, or with --net the net inserted and deleted rows of the range')
     .option('--net', 'with --rows: the net change of the whole range')
     .option('--identifier-columns <columns>', 'with --rows (without --net): pair a DELETE and an INSERT of one snapshot with equal values in these columns as UPDATE_BEFORE / UPDATE_AFTER')
-    .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
+    .option('--format <format>', 'with --rows: jsonl (one JSON object per row), arrow (Arrow IPC stream) or parquet', 'jsonl')
     .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
     .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
   addTableOptions(cmd).action(async (ref: string, opts: ChangesOptions) => {
@@ -117,9 +119,10 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
   if (opts.net && identifierColumns.length > 0) {
     throw new IpsError('INVALID_ARGUMENT', '--identifier-columns pairs updates per snapshot and does not combine with --net (net changes have no update images, as in Spark); leave out --net for the changelog per snapshot');
   }
-  if ((opts.format ?? 'jsonl') !== 'jsonl') throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use --format jsonl`);
+  const format = (opts.format ?? 'jsonl') as RowFormat;
+  if (!ROW_FORMATS.includes(format)) throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use one of ${ROW_FORMATS.join(', ')}`);
   for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {
-    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are JSON lines; run ips changes without --rows for files, ranges and ICDC tables)`);
+    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are rows; run ips changes without --rows for files, ranges and ICDC tables)`);
   }
   if (opts.policy !== undefined && opts.policy !== 'overwrite=include,delete=include') {
     throw new IpsError('INVALID_ARGUMENT', '--policy does not apply to --rows: the net row changes always include every operation');
@@ -135,22 +138,23 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
     const md = table.metadata;
     const reader = new ManifestReader(io);
     const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
-    const lines: string[] = [];
-    const common = {
+    const q = {
+      io, md, reader, range, net: opts.net === true, identifierColumns,
       ...(maxRows !== undefined ? { maxRows } : {}),
       progress: (line: string) => process.stderr.write(`${line}\n`),
     };
-    const emit = (row: Record<string, unknown>) => lines.push(stringifyJsonLossless(row));
-    if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
-    else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, warn: common.progress });
-    const text = lines.length > 0 ? lines.join('\n') + '\n' : '';
-    // Written only once the whole answer is there: never a partial answer.
     if (opts.out) {
-      const tmp = `${opts.out}.${process.pid}.part`;
-      fs.writeFileSync(tmp, text);
-      fs.renameSync(tmp, opts.out);
+      await writeRowsFile(q, format, opts.out);
     } else {
-      process.stdout.write(text);
+      // Standard output gets the answer only once it is whole (spooled to a scratch file): never a partial answer.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-stdout-'));
+      try {
+        const file = path.join(dir, `rows.${format}`);
+        await writeRowsFile(q, format, file);
+        await pipeline(fs.createReadStream(file), process.stdout, { end: false });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     }
   } finally {
     io.close();
