@@ -69,7 +69,7 @@ function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => 
  * scratch directory first), renamed to `target` only once complete; on failure nothing is left.
  * Memory is one record batch (Arrow) or a few hundred lines (JSON lines), whatever the rows.
  */
-export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string): Promise<{ rows: number }> {
+export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: Parameters<typeof rowChangeParquetColumns>[1]): Promise<{ rows: number }> {
   const part = `${target}.${process.pid}.part`;
   const scratch = format === 'parquet' ? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-out-')) : null;
   const spool = scratch ? path.join(scratch, 'rows.jsonl') : part;
@@ -85,7 +85,7 @@ export async function writeRowsFile(q: RowQuery, format: RowFormat, target: stri
       fs.closeSync(fd);
     }
     if (scratch) {
-      await jsonlToParquet({ io: q.io, scratchDir: scratch, jsonl: spool, target: part, columns: rowChangeParquetColumns(schema) });
+      await jsonlToParquet({ io: q.io, scratchDir: scratch, jsonl: spool, target: part, columns: rowChangeParquetColumns(schema, changelogIds) });
     }
     fs.renameSync(part, target);
     return { rows };
