@@ -10,6 +10,15 @@ import { dataFileFromParquet } from '../iceberg/parquet-metrics.js';
 import { typeToString } from '../iceberg/types.js';
 import { joinLocation } from '../io/file-io.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
+import { readMetadataFile } from '../catalog/table.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import { SqlEngine, sqlString } from '../engine/duckdb.js';
+import { IpsError } from '../errors.js';
+import { snapshotById, schemaById } from '../iceberg/metadata.js';
+import type { PrimitiveType, Schema } from '../iceberg/types.js';
+import type { FileIO } from '../io/file-io.js';
+import type { RowChange } from './net-rows.js';
+import { renderRow, selectExpr } from './render.js';
 import { rowSchema, writeRowsFile, type RowQuery } from './output.js';
 
 /**
@@ -95,4 +104,60 @@ export async function writeChangelogTable(q: RowQuery, location: string, summary
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const CHANGELOG_COLUMNS = new Set(['_change_type', '_change_ordinal', '_commit_snapshot_id']);
+
+/**
+ * Reads one batch's snapshot of a changelog table back as row changes (the same values the
+ * computation emits), and the source schema its rows are in. Undefined when the snapshot or
+ * its files are gone (the caller computes the rows instead).
+ */
+export async function readChangelogSnapshot(io: FileIO, metadataLocation: string, snapshotId: bigint): Promise<{ schema: Schema; produce: (emit: (row: RowChange) => void) => Promise<number> } | undefined> {
+  let md: TableMetadata;
+  try {
+    md = await readMetadataFile(io, metadataLocation);
+  } catch {
+    return undefined;
+  }
+  const snap = snapshotById(md, snapshotId);
+  if (!snap) return undefined;
+  const full = schemaById(md, snap.schemaId);
+  const reader = new ManifestReader(io);
+  const files: string[] = [];
+  for (const mf of (await reader.manifestList(snap)).manifests) {
+    for (const e of (await reader.manifest(mf)).entries) {
+      if (e.status !== EntryStatus.DELETED && e.dataFile.content === 0) files.push(e.dataFile.filePath);
+    }
+  }
+  for (const f of files) if (!(await io.exists(f))) return undefined;
+  const schema: Schema = { ...full, struct: { kind: 'struct', fields: full.struct.fields.filter((f) => !CHANGELOG_COLUMNS.has(f.name)) } };
+  const byName = new Map(full.struct.fields.map((f) => [f.name, f]));
+  const produce = async (emit: (row: RowChange) => void): Promise<number> => {
+    if (files.length === 0) return 0;
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-changelog-read-'));
+    const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: 1, memoryLimit: '512MB' });
+    try {
+      const cols = schema.struct.fields.map((f) => ({ name: f.name, key: `c${f.id}`, type: f.type as PrimitiveType }));
+      const typeMap = (t: PrimitiveType) => ({ boolean: 'BOOLEAN', int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', date: 'DATE', time: 'TIME', timestamp: 'TIMESTAMP', timestamptz: 'TIMESTAMPTZ', timestamp_ns: 'TIMESTAMP_NS', string: 'VARCHAR', uuid: 'UUID', fixed: 'BLOB', binary: 'BLOB' } as Record<string, string>)[t.kind] ?? (t.kind === 'decimal' ? `DECIMAL(${t.precision}, ${t.scale})` : undefined);
+      const all = [...cols, ...[...CHANGELOG_COLUMNS].map((n) => ({ name: n, key: n, type: byName.get(n)!.type as PrimitiveType }))];
+      const map = all.map((c) => {
+        const t = typeMap(c.type);
+        if (!t) throw new IpsError('UNSUPPORTED_TYPE', `column ${c.name} of the changelog table is ${c.type.kind}`);
+        return `${byName.get(c.name)!.id}: {name: ${sqlString(c.key)}, type: ${sqlString(t)}, default_value: NULL}`;
+      }).join(', ');
+      const locals = await Promise.all(files.map((f) => engine.localCopy(f)));
+      const rows = await engine.all<Record<string, string | null>>(
+        `SELECT ${cols.map((c) => selectExpr(c.key, c.type)).join(', ')}, _change_type, CAST(_change_ordinal AS VARCHAR) AS _change_ordinal, CAST(_commit_snapshot_id AS VARCHAR) AS _commit_snapshot_id ` +
+        `FROM read_parquet([${locals.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${map}})`);
+      for (const r of rows) {
+        emit({ ...renderRow(cols, r), _change_type: r['_change_type'], _change_ordinal: Number(r['_change_ordinal']), _commit_snapshot_id: r['_commit_snapshot_id'] });
+      }
+      return rows.length;
+    } finally {
+      engine.close();
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  };
+  return { schema, produce };
 }

@@ -70,22 +70,29 @@ function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => 
  * Memory is one record batch (Arrow) or a few hundred lines (JSON lines), whatever the rows.
  */
 export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: Parameters<typeof rowChangeParquetColumns>[1]): Promise<{ rows: number }> {
+  return writeRowsFileFrom(q.io, rowSchema(q.md, q.range), (emit) => computeRows(q, emit), format, target, changelogIds);
+}
+
+/** writeRowsFile for any producer of rows over `schema` (e.g. a changelog table already written). */
+export async function writeRowsFileFrom(
+  io: FileIO, schema: Schema, produce: (emit: (row: RowChange) => void) => Promise<number>, format: RowFormat, target: string,
+  changelogIds?: Parameters<typeof rowChangeParquetColumns>[1],
+): Promise<{ rows: number }> {
   const part = `${target}.${process.pid}.part`;
   const scratch = format === 'parquet' ? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-out-')) : null;
   const spool = scratch ? path.join(scratch, 'rows.jsonl') : part;
   try {
-    const schema = rowSchema(q.md, q.range);
     const fd = fs.openSync(spool, 'w');
     let rows: number;
     try {
       const w = format === 'arrow' ? arrowToFd(schema, fd) : jsonlToFd(fd);
-      rows = await computeRows(q, (r) => w.push(r));
+      rows = await produce((r) => w.push(r));
       w.finish();
     } finally {
       fs.closeSync(fd);
     }
     if (scratch) {
-      await jsonlToParquet({ io: q.io, scratchDir: scratch, jsonl: spool, target: part, columns: rowChangeParquetColumns(schema, changelogIds) });
+      await jsonlToParquet({ io, scratchDir: scratch, jsonl: spool, target: part, columns: rowChangeParquetColumns(schema, changelogIds) });
     }
     fs.renameSync(part, target);
     return { rows };

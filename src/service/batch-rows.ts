@@ -8,11 +8,13 @@ import { ManifestReader } from '../capture/manifest-reader.js';
 import { resolveRangeWithHistory } from '../capture/range.js';
 import type { FileIO } from '../io/file-io.js';
 import { DEFAULT_MAX_ROWS } from '../rows/net-rows.js';
-import { writeRowsFile } from '../rows/output.js';
+import { readChangelogSnapshot } from '../rows/changelog-table.js';
+import { writeRowsFile, writeRowsFileFrom } from '../rows/output.js';
 import type { Batch, SourceTable } from '../state/index.js';
 
 /**
- * The row changes of one table of a batch as an Arrow IPC stream, for `GET /v1/batches/{id}/rows`.
+ * The row changes of one table of a batch as an Arrow IPC stream, for `GET /v1/batches/{id}/rows`:
+ * read from the batch's changelog table when it has one (mode rows), else computed.
  * Computed whole into an unlinked scratch file before anything is sent, so a failure is still a
  * problem+json answer (never a cut stream), and nothing is left on disk whatever the client does.
  * At most `ROWS_CONCURRENCY` computations run at once: each holds a DuckDB of up to 1 GB.
@@ -33,6 +35,8 @@ export interface BatchRowsStream {
   bytes: number;
   rows: number;
   table: string;
+  /** Read from the batch's changelog table (mode rows) rather than computed. */
+  fromChangelogTable: boolean;
 }
 
 export function batchRowsTable(batch: Batch, table: string | undefined): Batch['tables'][number] {
@@ -52,15 +56,22 @@ export async function batchRowsArrow(deps: BatchRowsDeps, batch: Batch, opts: { 
   return limit(async () => {
     const source = await deps.source(bt.sourceTable);
     const io = deps.fileIO(source);
-    const md = (await deps.load(source)).metadata;
-    const reader = new ManifestReader(io);
-    const range = await resolveRangeWithHistory(md, { from: bt.fromSnapshotId, to: bt.toSnapshotId, branch: source.branch }, reader);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-batch-rows-'));
     try {
       const file = path.join(dir, 'rows.arrows');
-      const r = await writeRowsFile({ io, md, reader, range, net: opts.net === true, maxRows: deps.maxRows ?? DEFAULT_MAX_ROWS }, 'arrow', file);
+      // A mode-rows batch's changelog table already holds its changelog: read it rather than recompute.
+      const written = !opts.net && bt.rowChangelog ? await readChangelogSnapshot(io, bt.rowChangelog.metadataLocation, bt.rowChangelog.snapshotId) : undefined;
+      let r: { rows: number };
+      if (written) {
+        r = await writeRowsFileFrom(io, written.schema, written.produce, 'arrow', file);
+      } else {
+        const md = (await deps.load(source)).metadata;
+        const reader = new ManifestReader(io);
+        const range = await resolveRangeWithHistory(md, { from: bt.fromSnapshotId, to: bt.toSnapshotId, branch: source.branch }, reader);
+        r = await writeRowsFile({ io, md, reader, range, net: opts.net === true, maxRows: deps.maxRows ?? DEFAULT_MAX_ROWS }, 'arrow', file);
+      }
       const fd = fs.openSync(file, 'r');
-      return { fd, bytes: fs.fstatSync(fd).size, rows: r.rows, table: bt.sourceTable };
+      return { fd, bytes: fs.fstatSync(fd).size, rows: r.rows, table: bt.sourceTable, fromChangelogTable: written !== undefined };
     } finally {
       // Unlinked now: the open descriptor keeps the bytes until the response is sent.
       fs.rmSync(dir, { recursive: true, force: true });

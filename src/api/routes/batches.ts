@@ -96,6 +96,7 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         .header('content-type', 'application/vnd.apache.arrow.stream')
         .header('content-length', String(r.bytes))
         .header('x-ips-rows', String(r.rows))
+        .header('x-ips-rows-source', r.fromChangelogTable ? 'changelog-table' : 'computed')
         .send(stream);
     });
 

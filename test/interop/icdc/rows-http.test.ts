@@ -151,6 +151,7 @@ describe('GET /v1/batches/{id}/rows: pyarrow reads a batch\'s row changes, equal
     const res = await fetch(`${url}/v1/batches/${batch.id}/rows`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status, await res.clone().text().catch(() => '')).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/vnd.apache.arrow.stream');
+    expect(res.headers.get('x-ips-rows-source'), 'a mode-rows batch streams its changelog table').toBe('changelog-table');
     const file = path.join(work, 'batch.arrows');
     fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
     const got = await readWithPyarrow('stream', file);
@@ -172,6 +173,7 @@ describe('GET /v1/batches/{id}/rows: pyarrow reads a batch\'s row changes, equal
     // Net: the whole range at once.
     const net = await fetch(`${url}/v1/batches/${batch.id}/rows?net=true`, { headers: { authorization: `Bearer ${token}` } });
     expect(net.status).toBe(200);
+    expect(net.headers.get('x-ips-rows-source')).toBe('computed');
     fs.writeFileSync(file, Buffer.from(await net.arrayBuffer()));
     const netRows = await readWithPyarrow('stream', file);
     const wantNet: string[] = [];
@@ -181,7 +183,16 @@ describe('GET /v1/batches/{id}/rows: pyarrow reads a batch\'s row changes, equal
     expect(asKeys(netRows.rows), 'net rows vs Spark EXCEPT ALL of the range').toEqual(wantNet.sort());
 
     // Refusals, as problem+json before any Arrow byte.
-    const other = json(['consumers', 'create', 'other', '--table', 'src_mor', '--issue-token']);
+    // A files-mode consumer over the same range: its batch has no changelog table, the rows are computed.
+    const other = json(['consumers', 'create', 'other', '--table', 'src_mor', '--from', a1!, '--issue-token']);
+    expect(other.mode).toBe('files');
+    const otherBatch = json(['step', 'prepare', '--consumer', 'other', '--instance-id', 'o-1'], other.token.token).batch;
+    expect(otherBatch.tables[0].row_changelog).toBeNull();
+    const computed = await fetch(`${url}/v1/batches/${otherBatch.id}/rows`, { headers: { authorization: `Bearer ${other.token.token}` } });
+    expect([computed.status, computed.headers.get('x-ips-rows-source')]).toEqual([200, 'computed']);
+    fs.writeFileSync(file, Buffer.from(await computed.arrayBuffer()));
+    expect(asKeys((await readWithPyarrow('stream', file)).rows), 'computed rows of a files-mode batch vs Spark').toEqual(want);
+
     const forbidden = await fetch(`${url}/v1/batches/${batch.id}/rows`, { headers: { authorization: `Bearer ${other.token.token}` } });
     expect(forbidden.status).toBe(403);
     expect(forbidden.headers.get('content-type')).toMatch(/^application\/problem\+json/);
