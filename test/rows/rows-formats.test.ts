@@ -34,6 +34,7 @@ schema = Schema(
   NestedField(5, "d", DoubleType()), NestedField(6, "dec", DecimalType(12, 3)), NestedField(7, "dt", DateType()),
   NestedField(8, "t", TimeType()), NestedField(9, "ts", TimestampType()), NestedField(10, "tstz", TimestamptzType()),
   NestedField(11, "s", StringType()), NestedField(12, "fx", FixedType(4)), NestedField(13, "bin", BinaryType()),
+  NestedField(14, "big", DecimalType(38, 6)),
 )
 tbl = cat.create_table("ns.all_types", schema=schema)
 arrow_schema = tbl.schema().as_arrow()
@@ -44,12 +45,14 @@ def rows(lo, hi):
     out.append({
       "id": 9_007_199_254_740_993 + k,  # above 2^53: a JavaScript number would round it
       "b": None if n else k % 2 == 0, "i": None if n else -k * 1000, "f": None if n else k / 4,
-      "d": None if n else (float("nan") if k == 5 else k * 1.1), "dec": None if n else decimal.Decimal(k * 1234567) / 1000,
+      "d": None if n else (float("nan") if k == 5 else k * 1.1), "dec": None if n else decimal.Decimal(k * 1234567 * (-1 if k % 2 else 1)) / 1000,
       "dt": None if n else datetime.date(1969, 12, 30) + datetime.timedelta(days=k * 40),
       "t": None if n else datetime.time(k % 24, k % 60, k % 60, k * 7),
       "ts": None if n else datetime.datetime(2026, 3, 1, 5, 0, 0, 123456) + datetime.timedelta(microseconds=k * 1_000_003),
       "tstz": None if n else datetime.datetime(1960, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=k * 86_401, microseconds=k),
       "s": None if n else f"r{k} é ✓", "fx": None if n else bytes([k, 0, 255, k % 3]), "bin": None if n else bytes(range(k % 5)),
+      # 128 bits: beyond 64-bit unscaled values, negative ones in two's complement
+      "big": None if n else decimal.Decimal(f"{'-' if k % 3 == 0 else ''}{10**31 + k}.{k:06d}"),
     })
   return pa.Table.from_pylist(out, schema=arrow_schema)
 tbl.append(rows(0, 40))
@@ -164,7 +167,7 @@ describe('ips changes --rows --format arrow|parquet|jsonl on a PyIceberg table o
     const c = JSON.parse((await runPythonCode(CHECK, [work, outs.arrow, outs.parquet, outs.jsonl, stdoutFile, s1!, s2!, last])).trim()) as Record<string, unknown>;
     expect(c['arrow_types']).toEqual({
       id: 'int64', b: 'bool', i: 'int32', f: 'float', d: 'double', dec: 'decimal128(12, 3)', dt: 'date32[day]', t: 'time64[us]',
-      ts: 'timestamp[us]', tstz: 'timestamp[us, tz=UTC]', s: 'large_string', fx: 'fixed_size_binary[4]', bin: 'large_binary',
+      ts: 'timestamp[us]', tstz: 'timestamp[us, tz=UTC]', s: 'large_string', fx: 'fixed_size_binary[4]', bin: 'large_binary', big: 'decimal128(38, 6)',
       _change_type: 'large_string', _change_ordinal: 'int32', _commit_snapshot_id: 'int64',
     });
     expect((c['arrow_nullable'] as Record<string, boolean>)['id'], 'required columns are not nullable').toBe(false);

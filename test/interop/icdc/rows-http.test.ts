@@ -169,6 +169,11 @@ describe('GET /v1/batches/{id}/rows: pyarrow reads a batch\'s row changes, equal
     const table = await readWithPyarrow('table', cl.metadata_location.replace(/^file:\/\//, ''));
     expect(asKeys(table.rows), 'the changelog table vs Spark').toEqual(want);
     expect(String(cl.record_count)).toBe(String(want.length));
+    // Served by ips's REST catalog in namespace icdc, to the consumer's own token, at this batch's metadata.
+    const listed = (await (await fetch(`${url}/iceberg/v1/ips/namespaces/icdc/tables`, { headers: { authorization: `Bearer ${token}` } })).json()) as { identifiers: { name: string }[] };
+    expect(listed.identifiers.map((x) => x.name).sort()).toEqual(['rowsy__src_mor', 'rowsy__src_mor__changelog']);
+    const loaded = (await (await fetch(`${url}/iceberg/v1/ips/namespaces/icdc/tables/rowsy__src_mor__changelog`, { headers: { authorization: `Bearer ${token}` } })).json()) as { 'metadata-location': string };
+    expect(loaded['metadata-location']).toBe(cl.metadata_location);
 
     // Net: the whole range at once.
     const net = await fetch(`${url}/v1/batches/${batch.id}/rows?net=true`, { headers: { authorization: `Bearer ${token}` } });
