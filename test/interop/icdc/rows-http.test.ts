@@ -208,6 +208,12 @@ describe('GET /v1/batches/{id}/rows: pyarrow reads a batch\'s row changes, equal
     const noTable = await fetch(`${url}/v1/batches/${batch.id}/rows?table=nope`, { headers: { authorization: `Bearer ${ADMIN}` } });
     expect([noTable.status, ((await noTable.json()) as { code: string }).code]).toEqual([404, 'NOT_FOUND']);
 
+    // The step protocol hands the changelog table to a bash step (a retried prepare: the same batch).
+    const env = cli(['step', 'prepare', '--consumer', 'rowsy', '--instance-id', 'run-1', '--env'], token);
+    expect(env.status, env.stderr).toBe(0);
+    expect(env.stdout).toContain(`IPS_ROW_CHANGELOG_METADATA_LOCATION=${cl.metadata_location}`);
+    expect(env.stdout).toContain(`IPS_ROW_CHANGELOG_RECORD_COUNT=${want.length}`);
+
     // Committing moves on; the route documents itself in the OpenAPI schema.
     json(['step', 'commit', String(batch.id)], token);
     const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
