@@ -15,8 +15,9 @@ import { watchCpu } from './watch-cpu.js';
 import { playbackRatio } from './playback-ratio.js';
 import { stateGrowth } from './state-growth.js';
 import { changelog } from './changelog.js';
+import { rowsOut } from './rowsout.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, changelog];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog];
 
 function usage(): string {
   const lines = [

@@ -95,6 +95,12 @@ const STATUS: Record<string, number> = {
   INVALID_TABLE: 422,
   INVALID_ICDC_TABLE: 422,
   TABLE_EXISTS: 409,
+  // Row changes (issue 17): the range is too large for the budget, or the table has what rows cannot read.
+  ROW_BUDGET_EXCEEDED: 422,
+  SCHEMA_CHANGED: 422,
+  UNSUPPORTED_FILE_FORMAT: 422,
+  UNSUPPORTED_DELETE_FORMAT: 422,
+  UPDATE_AMBIGUOUS: 422,
   // upstreams: catalogs and object stores
   CATALOG_ERROR: 502,
   CATALOG_UNREACHABLE: 502,

@@ -59,6 +59,7 @@ export const createConsumerBody = z.object({
   description: z.string().max(2000).optional(),
   policy: policy.optional(),
   lease_seconds: z.number().int().positive().max(7 * 86_400).optional(),
+  mode: z.enum(['files', 'rows']).optional().describe('files (default): each batch is an ICDC table snapshot; rows: each batch also writes a changelog table of its rows (Parquet, Iceberg table <consumer>__<table>__changelog)'),
   properties: z.record(z.string(), z.string()).optional(),
   tables: z.array(subscription).max(100).optional(),
   outputs: z.array(name).max(100).optional().describe('tables this consumer writes (lineage; each must be registered)'),

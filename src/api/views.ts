@@ -70,6 +70,7 @@ export function consumerJson(c: Consumer): Record<string, unknown> {
     state_reason: c.stateReason,
     policy: c.policy,
     lease_seconds: c.leaseSeconds,
+    mode: c.mode,
     properties: c.properties,
     created_at: c.createdAt.toISOString(),
     updated_at: c.updatedAt.toISOString(),
@@ -111,6 +112,11 @@ export function batchJson(b: Batch): Record<string, unknown> {
       byte_count: t.byteCount.toString(),
       record_count: t.recordCount.toString(),
       icdc: t.icdc === null ? null : { table: t.icdc.table, snapshot_id: t.icdc.snapshotId.toString(), metadata_location: t.icdc.metadataLocation },
+      // A mode-rows consumer's batch: its rows as an Iceberg changelog table (null otherwise).
+      row_changelog: t.rowChangelog === null ? null : {
+        table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(),
+        metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString(),
+      },
       ranges: (t.ranges as { ranges?: unknown }).ranges ?? {},
       changed_partitions: (t.ranges as { changed_partitions?: unknown }).changed_partitions ?? [],
       base_watermark_version: t.baseWatermarkVersion.toString(),

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT, netRowChanges } from '../rows/net-rows.js';
-import { rowChangelog, type PairBy } from '../rows/changelog.js';
+import { pipeline } from 'node:stream/promises';
+import { DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT } from '../rows/net-rows.js';
+import type { PairBy } from '../rows/changelog.js';
+import { ROW_FORMATS, writeRowsFile, type RowFormat } from '../rows/output.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from '../capture/change-set.js';
@@ -70,7 +72,7 @@ export function changesCommand(): Command {
     .option('--identifier-columns <columns>', 'with --rows (without --net): pair a DELETE and an INSERT of one snapshot with equal values in these columns as UPDATE_BEFORE / UPDATE_AFTER')
     .option('--pair-by <how>', 'with --rows (without --net): auto (the table\'s identifier fields, else _row_id on v3), identifier-fields, row-id or none', 'auto')
     .addOption(new Option('--memory-limit <size>', `with --rows: the embedded engine's memory budget (e.g. 512MB); larger work spills to disk (default ${DEFAULT_MEMORY_LIMIT})`).env('IPS_ROWS_MEMORY_LIMIT'))
-    .option('--format <format>', 'with --rows: output format (jsonl)', 'jsonl')
+    .option('--format <format>', 'with --rows: jsonl (one JSON object per row), arrow (Arrow IPC stream) or parquet', 'jsonl')
     .option('--out <path>', 'with --rows: write the rows to this file instead of stdout')
     .addOption(new Option('--max-rows <n>', `with --rows: refuse when the data files to read hold more rows than this (default ${DEFAULT_MAX_ROWS})`).env('IPS_ROWS_MAX_ROWS'));
   addTableOptions(cmd).action(async (ref: string, opts: ChangesOptions) => {
@@ -122,9 +124,10 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
   if (opts.net && identifierColumns.length > 0) {
     throw new IpsError('INVALID_ARGUMENT', '--identifier-columns pairs updates per snapshot and does not combine with --net (net changes have no update images, as in Spark); leave out --net for the changelog per snapshot');
   }
-  if ((opts.format ?? 'jsonl') !== 'jsonl') throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use --format jsonl`);
+  const format = (opts.format ?? 'jsonl') as RowFormat;
+  if (!ROW_FORMATS.includes(format)) throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use one of ${ROW_FORMATS.join(', ')}`);
   for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {
-    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are JSON lines; run ips changes without --rows for files, ranges and ICDC tables)`);
+    if (set) throw new IpsError('INVALID_ARGUMENT', `${flag} does not combine with --rows (row changes are rows; run ips changes without --rows for files, ranges and ICDC tables)`);
   }
   if (opts.policy !== undefined && opts.policy !== 'overwrite=include,delete=include') {
     throw new IpsError('INVALID_ARGUMENT', '--policy does not apply to --rows: the net row changes always include every operation');
@@ -147,61 +150,28 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
     const reader = new ManifestReader(io);
     const range = await resolveRangeWithHistory(md, { from: snapshotId(opts.from, '--from'), to: snapshotId(opts.to, '--to'), branch: opts.branch }, reader);
     const stderr = (line: string) => process.stderr.write(`${line}\n`);
-    const common = {
+    const q = {
+      io, md, reader, range, net: opts.net === true, identifierColumns, pairBy: pairBy as PairBy,
       ...(maxRows !== undefined ? { maxRows } : {}),
       ...(opts.memoryLimit !== undefined ? { memoryLimit: opts.memoryLimit } : {}),
       progress: stderr,
       note: (line: string) => stderr(`note: ${line}`),
     };
-    // Rows are spooled to a file as they come (bounded memory), and the file becomes the answer
-    // (renamed to --out, or copied to stdout) only once it is whole: never a partial answer.
-    const tmp = opts.out ? `${opts.out}.${process.pid}.part` : path.join(os.tmpdir(), `ips-rows-${process.pid}-${Date.now()}.jsonl`);
-    const fd = fs.openSync(tmp, 'w');
-    let done = false;
-    try {
-      const spool = new LineSpool(fd);
-      // Row values are JSON values already (64-bit integers as strings), so JSON.stringify is
-      // exact here, and several times faster than the lossless writer.
-      const emit = (row: Record<string, unknown>) => spool.write(JSON.stringify(row));
-      if (opts.net) await netRowChanges(io, md, reader, range, emit, common);
-      else await rowChangelog(io, md, reader, range, emit, { ...common, identifierColumns, pairBy: pairBy as PairBy, warn: stderr });
-      spool.flush();
-      fs.closeSync(fd);
-      done = true;
-      if (opts.out) fs.renameSync(tmp, opts.out);
-      else await new Promise<void>((resolve, reject) => {
-        const r = fs.createReadStream(tmp);
-        r.on('error', reject);
-        r.on('end', resolve);
-        r.pipe(process.stdout, { end: false });
-      });
-    } finally {
-      if (!done) fs.closeSync(fd);
-      if (!opts.out || !done) fs.rmSync(tmp, { force: true });
+    if (opts.out) {
+      await writeRowsFile(q, format, opts.out);
+    } else {
+      // Standard output gets the answer only once it is whole (spooled to a scratch file): never a partial answer.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-stdout-'));
+      try {
+        const file = path.join(dir, `rows.${format}`);
+        await writeRowsFile(q, format, file);
+        await pipeline(fs.createReadStream(file), process.stdout, { end: false });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     }
   } finally {
     io.close();
-  }
-}
-
-/** Lines written to a file descriptor in blocks of about 1 MiB (synchronous: `emit` is). */
-class LineSpool {
-  private parts: string[] = [];
-  private size = 0;
-
-  constructor(private readonly fd: number) {}
-
-  write(line: string): void {
-    this.parts.push(line, '\n');
-    this.size += line.length + 1;
-    if (this.size >= 1 << 20) this.flush();
-  }
-
-  flush(): void {
-    if (this.parts.length === 0) return;
-    fs.writeSync(this.fd, this.parts.join(''));
-    this.parts = [];
-    this.size = 0;
   }
 }
 

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { parsePolicy } from '../capture/policy.js';
 import { addClientOptions, enc, IpsClient, positiveIntArg, startPositionArg, type ClientOptions } from './client.js';
 import { printJson, runAction } from './common.js';
@@ -9,6 +9,7 @@ interface ConsumerJson {
   state_reason: string | null;
   policy: { overwrite: string; delete: string };
   lease_seconds: number;
+  mode?: string;
   tables?: { table: string; snapshot_id: string | null; partial_snapshot_id: string | null; processed_files: string[]; version: string; range_fields: string[] }[];
   open_batches?: { id: string; instance_id: string; lease_expires_at: string; backfill?: string }[];
   outputs?: string[];
@@ -17,7 +18,7 @@ interface ConsumerJson {
 
 function renderConsumer(c: ConsumerJson): string {
   const out = [`${c.name}  ${c.state}${c.state_reason ? `: ${c.state_reason}` : ''}`,
-    `  policy overwrite=${c.policy.overwrite},delete=${c.policy.delete}; batch lease ${c.lease_seconds} s`];
+    `  policy overwrite=${c.policy.overwrite},delete=${c.policy.delete}; batch lease ${c.lease_seconds} s${c.mode === 'rows' ? '; mode rows (each batch writes a changelog table)' : ''}`];
   for (const t of c.tables ?? []) {
     const partial = t.partial_snapshot_id ? `, and ${t.processed_files.length} files of ${t.partial_snapshot_id}` : '';
     out.push(`  ${t.table}: processed up to ${t.snapshot_id ?? 'nothing yet'}${partial} (watermark version ${t.version})${t.range_fields.length ? `; ranges of ${t.range_fields.join(', ')}` : ''}`);
@@ -38,6 +39,7 @@ interface CreateOptions extends ClientOptions {
   range?: string;
   policy?: string;
   leaseSeconds?: string;
+  mode?: string;
   description?: string;
   issueToken?: boolean;
   output: string[];
@@ -72,6 +74,7 @@ export function consumersCommand(): Command {
     .option('--range <fields>', 'comma-separated fields to get change ranges for')
     .option('--policy <policy>', 'overwrite=include|added-only|fail,delete=include|skip|fail')
     .option('--lease-seconds <n>', 'how long a prepared batch stays open', positiveIntArg('--lease-seconds'))
+    .addOption(new Option('--mode <mode>', 'files (default): batches are ICDC table snapshots; rows: each batch also writes a changelog table of its rows').choices(['files', 'rows']))
     .option('--description <text>')
     .option('--issue-token', 'also issue a token for this consumer (printed once)')
     .option('--output <tables>', 'table(s) this consumer writes (lineage; comma-separated or repeated; registered tables)', (v: string, acc: string[]) => [...acc, ...list(v)], [] as string[]))
@@ -84,6 +87,7 @@ export function consumersCommand(): Command {
         };
         if (opts.policy) body.policy = parsePolicy(opts.policy);
         if (opts.leaseSeconds) body.lease_seconds = Number(opts.leaseSeconds);
+        if (opts.mode) body.mode = opts.mode;
         if (opts.description) body.description = opts.description;
         if (opts.issueToken) body.issue_token = true;
         if (opts.output.length) body.outputs = opts.output;

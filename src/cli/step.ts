@@ -21,6 +21,7 @@ interface BatchTableJson {
   byte_count: string;
   record_count: string;
   icdc: { table: string; snapshot_id: string; metadata_location: string } | null;
+  row_changelog?: { table: string; snapshot_id: string; metadata_location: string; record_count: string } | null;
   ranges: Record<string, { min: unknown; max: unknown; flag: string }>;
   changed_partitions: { name: string }[];
   files?: { added: { file_path: string; content: string; record_count: string }[]; removed: { file_path: string; content: string; record_count: string }[] };
@@ -88,6 +89,10 @@ export function prepareEnvLines(r: PrepareJson): string[] {
         ['IPS_ICDC_TABLE', t.icdc?.table ?? ''],
         ['IPS_ICDC_SNAPSHOT_ID', t.icdc?.snapshot_id ?? ''],
         ['IPS_ICDC_METADATA_LOCATION', t.icdc?.metadata_location ?? ''],
+        // A mode-rows consumer: the batch's rows as a changelog table (empty otherwise).
+        ['IPS_ROW_CHANGELOG_TABLE', t.row_changelog?.table ?? ''],
+        ['IPS_ROW_CHANGELOG_METADATA_LOCATION', t.row_changelog?.metadata_location ?? ''],
+        ['IPS_ROW_CHANGELOG_RECORD_COUNT', t.row_changelog?.record_count ?? ''],
         ['IPS_CHANGED_PARTITIONS', t.changed_partitions.map((p) => p.name).join(',')],
       );
       for (const [field, range] of Object.entries(t.ranges)) {
@@ -105,6 +110,7 @@ function renderBatch(b: BatchJson, withFiles = false): string {
   for (const t of b.tables) {
     out.push(`  ${t.table}: (${t.from_snapshot_id ?? 'start'}, ${t.to_snapshot_id}]  ${t.file_count} files, ${t.record_count} records, ${t.byte_count} bytes`);
     if (t.icdc) out.push(`  ICDC table ${t.icdc.table}: ${t.icdc.metadata_location}`);
+    if (t.row_changelog) out.push(`  changelog table ${t.row_changelog.table} (${t.row_changelog.record_count} rows): ${t.row_changelog.metadata_location}`);
     for (const [f, r] of Object.entries(t.ranges)) out.push(`  range ${f}: ${scalar(r.min)} .. ${scalar(r.max)} (${r.flag})`);
     if (!withFiles) continue;
     if (t.files_pruned_at) {

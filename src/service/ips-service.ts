@@ -22,6 +22,7 @@ import { consumerLag, type LagResult } from './lag.js';
 import { StepProtocol, type PrepareLimits, type PrepareResult } from './step-protocol.js';
 import { BackfillService } from '../backfill/service.js';
 import { IcdcCatalogRegistrar } from './icdc-catalog.js';
+import { batchRowsArrow, type BatchRowsStream } from './batch-rows.js';
 
 /**
  * What the API and the CLI do, over the state and the step protocol: registering tables,
@@ -381,6 +382,16 @@ export class IpsService {
   async getBatch(id: bigint): Promise<Batch> {
     await this.state.repos.batches.expireDue();
     return this.state.repos.batches.require(id);
+  }
+
+  /** The row changes of a batch's table as an Arrow IPC stream in an unlinked file (see batch-rows.ts). */
+  async batchRows(batch: Batch, opts: { table?: string; net?: boolean }): Promise<BatchRowsStream> {
+    const maxRows = process.env['IPS_ROWS_MAX_ROWS'];
+    return batchRowsArrow({
+      source: (name) => this.state.repos.sourceTables.require(name),
+      fileIO: this.fileIO, load: (t) => this.load(t),
+      ...(maxRows !== undefined && /^\d+$/.test(maxRows) ? { maxRows: BigInt(maxRows) } : {}),
+    }, batch, opts);
   }
 
   async listBatches(filter: { consumer?: string; state?: Batch['state']; limit?: number; newestFirst?: boolean; files?: boolean }): Promise<Batch[]> {

@@ -14,9 +14,10 @@ import type { FileChange } from '../capture/snapshot-changes.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
+import { changelogTableName, writeChangelogTable } from '../rows/changelog-table.js';
 import {
   toS3Settings, toTableRef, checkSignalName, checkSignalParams,
-  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type RowChangelogRef, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -234,6 +235,9 @@ export class StepProtocol {
       const plan = await this.planTable(req, consumer.policy, table, limits, ahead.at(-1) ?? null, ahead.length);
       watermarks.push(plan.watermark);
       if (plan.kind === 'no-changes') continue;
+      if (consumer.mode === 'rows' && (plan.watermark.partialSnapshotId !== null || plan.table.next.partialSnapshotId !== null)) {
+        throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" has mode rows, whose batches hold whole snapshots, but this batch would split snapshot ${plan.watermark.partialSnapshotId ?? plan.table.next.partialSnapshotId} of "${table}" (limits max_files/max_bytes/max_records cut it); raise the limits, or prepare without them`);
+      }
       // Concurrent prepares of one consumer race on the ICDC table's next version; before each
       // retry, the database decides: the same instance stored first → its batch; another → in flight.
       const decided = async (): Promise<Batch | null> => (await repos.batches.findByInstance(req.consumer, req.instanceId)) ?? busy();
@@ -245,7 +249,12 @@ export class StepProtocol {
         'ips.source-to': plan.table.toSnapshotId.toString(),
       });
       if ('existing' in icdc) return { kind: 'batch', batch: icdc.existing, created: false };
-      planned.push({ ...plan.table, icdc: { table: `icdc.${icdcName(req.consumer, table)}`, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation } });
+      const rowChangelog = consumer.mode === 'rows' ? await this.writeRowChangelog(req, table, plan) : null;
+      planned.push({
+        ...plan.table,
+        icdc: { table: `icdc.${icdcName(req.consumer, table)}`, snapshotId: icdc.snapshotId, metadataLocation: icdc.metadataLocation },
+        rowChangelog,
+      });
     }
     if (planned.length === 0) {
       return { kind: 'no-changes', consumer: req.consumer, table: tables[0]!, watermark: watermarks[0]!, tables, watermarks };
@@ -357,6 +366,28 @@ export class StepProtocol {
   /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */
   async abort(batchId: bigint, reason: string | null = null): Promise<{ batch: Batch; changed: boolean }> {
     return this.state.repos.batches.close(batchId, 'aborted', reason);
+  }
+
+  /**
+   * A mode-rows batch's changelog table: the row changelog of its range, committed as the next
+   * snapshot of `<icdc name>__changelog` beside the ICDC table before the batch is stored.
+   */
+  private async writeRowChangelog(req: PrepareRequest, table: string, plan: { io: FileIO; md: TableMetadata; watermark: Watermark; table: BatchTableInput }): Promise<RowChangelogRef> {
+    const reader = this.readers.get(plan.io) ?? new ManifestReader(plan.io, READER_BUDGET_BYTES);
+    const range = await resolveRangeWithHistory(plan.md, { from: plan.watermark.snapshotId, to: plan.table.toSnapshotId }, reader);
+    const name = changelogTableName(icdcName(req.consumer, table));
+    const maxRows = process.env['IPS_ROWS_MAX_ROWS'];
+    const w = await writeChangelogTable(
+      { io: plan.io, md: plan.md, reader, range, net: false, ...(maxRows !== undefined && /^\d+$/.test(maxRows) ? { maxRows: BigInt(maxRows) } : {}) },
+      joinLocation(this.options.icdcRoot.replace(/\/+$/, ''), name),
+      {
+        'ips.consumer': req.consumer, 'ips.source-table': table, 'ips.instance-id': req.instanceId,
+        'ips.source-from': plan.watermark.snapshotId?.toString() ?? 'start', 'ips.source-to': plan.table.toSnapshotId.toString(),
+      },
+      ICDC_RETAINED_BATCHES,
+    );
+    await this.options.onIcdcWritten?.(name, w.metadataLocation);
+    return { table: `icdc.${name}`, snapshotId: w.snapshotId, metadataLocation: w.metadataLocation, recordCount: BigInt(w.rows) };
   }
 
   private rangesJson(md: TableMetadata, describer: FileDescriber, files: FileChange[], fields: string[]): Record<string, unknown> {

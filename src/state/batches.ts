@@ -30,6 +30,16 @@ export interface IcdcSnapshotRef {
   metadataLocation: string;
 }
 
+/** A `mode: rows` batch's changelog table snapshot (issue 17). */
+export interface RowChangelogRef {
+  /** e.g. icdc.consumer__table__changelog */
+  table: string;
+  snapshotId: bigint;
+  metadataLocation: string;
+  /** Rows in the snapshot. */
+  recordCount: bigint;
+}
+
 export interface BatchTableInput {
   sourceTable: string;
   /** The pinned range (from exclusive, to inclusive]; from null = from the first snapshot. */
@@ -41,14 +51,16 @@ export interface BatchTableInput {
   /** Range parameters and changed partitions (JSON, as in ChangesJson). */
   ranges?: Record<string, unknown>;
   icdc?: IcdcSnapshotRef | null;
+  rowChangelog?: RowChangelogRef | null;
   /** The watermark version the batch was prepared on: commit compares-and-sets against it. */
   baseWatermarkVersion: bigint;
   /** Where commit moves the watermark. */
   next: WatermarkPosition;
 }
 
-export interface BatchTable extends Required<Omit<BatchTableInput, 'icdc'>> {
+export interface BatchTable extends Required<Omit<BatchTableInput, 'icdc' | 'rowChangelog'>> {
   icdc: IcdcSnapshotRef | null;
+  rowChangelog: RowChangelogRef | null;
   /**
    * False when the file list was not read (listings read it only when asked for): `files` is
    * then empty and says nothing. Counts, ranges and the ICDC snapshot are always there.
@@ -177,6 +189,7 @@ const tableInputSchema = z.object({
   files: filesSchema,
   ranges: z.record(z.string(), z.unknown()).default({}),
   icdc: icdcSchema.nullish().transform((v) => v ?? null),
+  rowChangelog: z.object({ table: z.string().min(1), snapshotId: z.bigint(), metadataLocation: z.string().min(1), recordCount: z.bigint() }).nullish().transform((v) => v ?? null),
   baseWatermarkVersion: z.bigint(),
   next: z.custom<WatermarkPosition>((v) => typeof v === 'object' && v !== null),
 });
@@ -228,6 +241,8 @@ const tableRowSchema = z.object({
   icdc_table: z.string().nullable(),
   icdc_snapshot_id: z.bigint().nullable(),
   icdc_metadata_location: z.string().nullable(),
+  // Stored as JSON with 64-bit values as decimal strings.
+  row_changelog: z.object({ table: z.string(), snapshot_id: z.string().regex(/^\d+$/), metadata_location: z.string(), record_count: z.string().regex(/^\d+$/) }).nullable(),
   base_watermark_version: z.bigint(),
   next_snapshot_id: z.bigint().nullable(),
   next_sequence_number: z.bigint().nullable(),
@@ -253,6 +268,10 @@ const tableRowSchema = z.object({
   icdc: r.icdc_table !== null && r.icdc_snapshot_id !== null && r.icdc_metadata_location !== null
     ? { table: r.icdc_table, snapshotId: r.icdc_snapshot_id, metadataLocation: r.icdc_metadata_location }
     : null,
+  rowChangelog: r.row_changelog === null ? null : {
+    table: r.row_changelog.table, snapshotId: BigInt(r.row_changelog.snapshot_id),
+    metadataLocation: r.row_changelog.metadata_location, recordCount: BigInt(r.row_changelog.record_count),
+  },
   baseWatermarkVersion: r.base_watermark_version,
   next: {
     snapshotId: r.next_snapshot_id,
@@ -266,7 +285,7 @@ const tableRowSchema = z.object({
 const BATCH_COLUMNS = `id, consumer, instance_id, state, state_reason, limits, lease_expires_at, claimed_by, claim_expires_at,
   created_at, updated_at, closed_at, backfill, backfill_chunk`;
 const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, files,
-  file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, base_watermark_version,
+  file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, row_changelog, base_watermark_version,
   next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files,
   true AS files_loaded, files_pruned_at`;
 /** The same without the file lists (the bulk of a batch's row): for listings. */
@@ -446,13 +465,14 @@ export class BatchesRepo {
             `INSERT INTO batch_tables (batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
                files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
                base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
-               next_processed_files)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB)`,
+               next_processed_files, row_changelog)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB, $21::JSONB)`,
             [id, t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
               jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
               t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
               t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
-              jsonParam(t.next.processedFiles)] satisfies SqlParam[]);
+              jsonParam(t.next.processedFiles),
+              t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null] satisfies SqlParam[]);
         } catch (e) {
           if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
           throw e;

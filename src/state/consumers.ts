@@ -6,6 +6,10 @@ import { jsonParam, sqlState, SQLSTATE, type Queryable } from './database.js';
 
 export type ConsumerState = 'active' | 'stale';
 
+/** `files`: each batch is an ICDC table snapshot of files; `rows`: also a changelog table of its rows (issue 17). */
+export const CONSUMER_MODES = ['files', 'rows'] as const;
+export type ConsumerMode = (typeof CONSUMER_MODES)[number];
+
 export interface Consumer {
   name: string;
   description: string | null;
@@ -15,6 +19,7 @@ export interface Consumer {
   policy: CapturePolicy;
   /** How long a prepared batch stays open before it expires (default 3600). */
   leaseSeconds: number;
+  mode: ConsumerMode;
   properties: Record<string, string>;
   createdAt: Date;
   updatedAt: Date;
@@ -25,6 +30,7 @@ export interface ConsumerInput {
   description?: string | null;
   policy?: Partial<CapturePolicy>;
   leaseSeconds?: number;
+  mode?: ConsumerMode;
   properties?: Record<string, string>;
 }
 
@@ -33,6 +39,7 @@ const inputSchema = z.object({
   description: z.string().nullish().transform((v) => v ?? null),
   policy: capturePolicySchema.default({ overwrite: 'include', delete: 'include' }),
   leaseSeconds: z.number().int().positive().max(2_147_483_647).default(3600),
+  mode: z.enum(CONSUMER_MODES).default('files'),
   properties: stringMap.default({}),
 });
 
@@ -43,6 +50,7 @@ const rowSchema = z.object({
   state_reason: z.string().nullable(),
   policy: capturePolicySchema,
   lease_seconds: z.number().int(),
+  mode: z.enum(CONSUMER_MODES),
   properties: stringMap,
   created_at: z.date(),
   updated_at: z.date(),
@@ -53,12 +61,13 @@ const rowSchema = z.object({
   stateReason: r.state_reason,
   policy: r.policy,
   leaseSeconds: r.lease_seconds,
+  mode: r.mode,
   properties: r.properties,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 }));
 
-const COLUMNS = 'name, description, state, state_reason, policy, lease_seconds, properties, created_at, updated_at';
+const COLUMNS = 'name, description, state, state_reason, policy, lease_seconds, mode, properties, created_at, updated_at';
 
 export class ConsumersRepo {
   constructor(private readonly q: Queryable) {}
@@ -69,10 +78,10 @@ export class ConsumersRepo {
     checkName('consumer', v.name);
     try {
       const res = await this.q.query(
-        `INSERT INTO consumers (name, description, policy, lease_seconds, properties)
-         VALUES ($1, $2, $3::JSONB, $4, $5::JSONB)
+        `INSERT INTO consumers (name, description, policy, lease_seconds, properties, mode)
+         VALUES ($1, $2, $3::JSONB, $4, $5::JSONB, $6)
          RETURNING ${COLUMNS}`,
-        [v.name, v.description, jsonParam(v.policy), v.leaseSeconds, jsonParam(v.properties)]);
+        [v.name, v.description, jsonParam(v.policy), v.leaseSeconds, jsonParam(v.properties), v.mode]);
       return parseRow(rowSchema, res.rows[0], 'consumers');
     } catch (e) {
       if (sqlState(e) === SQLSTATE.UNIQUE_VIOLATION) throw new IpsError('ALREADY_EXISTS', `consumer "${v.name}" already exists`, { cause: e });
@@ -104,12 +113,13 @@ export class ConsumersRepo {
       description: patch.description !== undefined ? patch.description : cur.description,
       policy: { ...cur.policy, ...patch.policy },
       leaseSeconds: patch.leaseSeconds ?? cur.leaseSeconds,
+      mode: patch.mode ?? cur.mode,
       properties: patch.properties ?? cur.properties,
     }, 'consumer');
     const res = await this.q.query(
-      `UPDATE consumers SET description = $2, policy = $3::JSONB, lease_seconds = $4, properties = $5::JSONB, updated_at = now()
+      `UPDATE consumers SET description = $2, policy = $3::JSONB, lease_seconds = $4, properties = $5::JSONB, mode = $6, updated_at = now()
         WHERE name = $1 RETURNING ${COLUMNS}`,
-      [name, v.description, jsonParam(v.policy), v.leaseSeconds, jsonParam(v.properties)]);
+      [name, v.description, jsonParam(v.policy), v.leaseSeconds, jsonParam(v.properties), v.mode]);
     if (res.rowCount === 0) throw notFound(name);
     return parseRow(rowSchema, res.rows[0], 'consumers');
   }

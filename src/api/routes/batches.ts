@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -72,6 +73,31 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
 
     app.get('/v1/batches/:id', { schema: { tags: ['batches'], summary: 'A batch with its files, ranges and ICDC snapshot', params: idParams } }, async (req) => {
       return batchJson(await ownBatch(req, req.params.id));
+    });
+
+    app.get('/v1/batches/:id/rows', {
+      schema: {
+        tags: ['batches'], params: idParams,
+        querystring: z.object({
+          table: z.string().min(1).max(256).optional().describe('the source table (needed when the batch covers several)'),
+          net: z.enum(['true', 'false']).optional().describe('true: the net change of the range (one ordinal); default: the changelog per snapshot'),
+        }).strict(),
+        produces: ['application/vnd.apache.arrow.stream'],
+        summary: 'The batch\'s row changes as an Apache Arrow IPC stream (application/vnd.apache.arrow.stream): the table\'s columns (Iceberg field ids as PARQUET:field_id) and _change_type, _change_ordinal, _commit_snapshot_id; computed whole before the first byte, so errors are problem+json',
+      },
+    }, async (req, reply) => {
+      const batch = await ownBatch(req, req.params.id);
+      const r = await ctx.service.batchRows(batch, {
+        ...(req.query.table !== undefined ? { table: req.query.table } : {}),
+        net: req.query.net === 'true',
+      });
+      const stream = fs.createReadStream('', { fd: r.fd, autoClose: true });
+      return reply
+        .header('content-type', 'application/vnd.apache.arrow.stream')
+        .header('content-length', String(r.bytes))
+        .header('x-ips-rows', String(r.rows))
+        .header('x-ips-rows-source', r.fromChangelogTable ? 'changelog-table' : 'computed')
+        .send(stream);
     });
 
     app.post('/v1/batches/:id/commit', {

@@ -23,6 +23,7 @@ export function consumerRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(b.description !== undefined ? { description: b.description } : {}),
         ...(b.policy ? { policy: b.policy } : {}),
         ...(b.lease_seconds !== undefined ? { leaseSeconds: b.lease_seconds } : {}),
+        ...(b.mode !== undefined ? { mode: b.mode } : {}),
         ...(b.properties ? { properties: b.properties } : {}),
         tables: (b.tables ?? []).map(toSubscription),
         ...(b.outputs ? { outputs: b.outputs } : {}),

@@ -1,0 +1,311 @@
+import fs from 'node:fs';
+import {
+  AsyncByteQueue, Bool, DataType, DateDay, Decimal, Field, FixedSizeBinary, Float32, Float64, Int32, Int64,
+  LargeBinary, LargeUtf8, RecordBatch, RecordBatchStreamWriter, Schema as ArrowSchema, Struct, TimeMicrosecond,
+  Timestamp, TimeUnit, makeData, type Data,
+} from 'apache-arrow';
+import { IpsError } from '../errors.js';
+import type { PrimitiveType, Schema } from '../iceberg/types.js';
+import type { RowChange } from './net-rows.js';
+
+/**
+ * Row changes as Apache Arrow: the Iceberg → Arrow type mapping of PyIceberg's
+ * `schema_to_pyarrow` (large_string, large_binary, decimal128, date32, time64[us],
+ * timestamp[us] / timestamp[us, UTC], fixed_size_binary, uuid as the canonical `arrow.uuid`
+ * extension over fixed_size_binary(16)), each field carrying its Iceberg id as
+ * `PARQUET:field_id` metadata, then the changelog columns with the ids Iceberg reserves for
+ * them (MetadataColumns.CHANGE_TYPE, CHANGE_ORDINAL, COMMIT_SNAPSHOT_ID).
+ *
+ * Values arrive as the row computation renders them (`ips inspect --json` forms: 64-bit
+ * integers and decimals as strings, timestamps ISO-8601, binary as hex) and are parsed back
+ * into exact Arrow buffers here, never through a JavaScript number for 64-bit values.
+ */
+export const CHANGELOG_FIELD_IDS = { _change_type: 2147483543, _change_ordinal: 2147483542, _commit_snapshot_id: 2147483541 } as const;
+
+export const FIELD_ID_KEY = 'PARQUET:field_id';
+
+/** Rows per record batch: bounds the memory one batch takes. */
+export const DEFAULT_BATCH_ROWS = 8192;
+
+type ColumnKind = PrimitiveType | { kind: 'changelog_ordinal' } | { kind: 'snapshot_id' };
+
+interface Column {
+  name: string;
+  kind: ColumnKind;
+  type: DataType;
+}
+
+function arrowType(t: PrimitiveType, name: string): DataType {
+  switch (t.kind) {
+    case 'boolean': return new Bool();
+    case 'int': return new Int32();
+    case 'long': return new Int64();
+    case 'float': return new Float32();
+    case 'double': return new Float64();
+    case 'decimal': return new Decimal(t.scale, t.precision, 128);
+    case 'date': return new DateDay();
+    case 'time': return new TimeMicrosecond();
+    case 'timestamp': return new Timestamp(TimeUnit.MICROSECOND);
+    case 'timestamptz': return new Timestamp(TimeUnit.MICROSECOND, 'UTC');
+    case 'timestamp_ns': return new Timestamp(TimeUnit.NANOSECOND);
+    case 'string': return new LargeUtf8();
+    case 'uuid': return new FixedSizeBinary(16);
+    case 'fixed': return new FixedSizeBinary(t.length);
+    case 'binary': return new LargeBinary();
+    default:
+      throw new IpsError('UNSUPPORTED_TYPE', `column ${name} is ${t.kind}: row changes cannot be written as Arrow for it`);
+  }
+}
+
+/** The Arrow schema of a row-change stream over an Iceberg schema of primitive columns. */
+export function rowChangeColumns(schema: Schema): { schema: ArrowSchema; columns: Column[] } {
+  const columns: Column[] = [];
+  const fields: Field[] = [];
+  for (const f of schema.struct.fields) {
+    if (f.type.kind === 'struct' || f.type.kind === 'list' || f.type.kind === 'map') {
+      throw new IpsError('UNSUPPORTED_TYPE', `column ${f.name} is ${f.type.kind}: row changes read primitive columns only`);
+    }
+    const type = arrowType(f.type, f.name);
+    const md = new Map([[FIELD_ID_KEY, String(f.id)]]);
+    // pyarrow (and other readers) rebuild the canonical UUID type from these keys.
+    if (f.type.kind === 'uuid') md.set('ARROW:extension:name', 'arrow.uuid').set('ARROW:extension:metadata', '');
+    fields.push(new Field(f.name, type, !f.required, md));
+    columns.push({ name: f.name, kind: f.type, type });
+  }
+  const extra: [keyof typeof CHANGELOG_FIELD_IDS, ColumnKind, DataType, boolean][] = [
+    ['_change_type', { kind: 'string' }, new LargeUtf8(), false],
+    ['_change_ordinal', { kind: 'changelog_ordinal' }, new Int32(), true],
+    ['_commit_snapshot_id', { kind: 'snapshot_id' }, new Int64(), true],
+  ];
+  for (const [name, kind, type, nullable] of extra) {
+    fields.push(new Field(name, type, nullable, new Map([[FIELD_ID_KEY, String(CHANGELOG_FIELD_IDS[name])]])));
+    columns.push({ name, kind, type });
+  }
+  return { schema: new ArrowSchema(fields), columns };
+}
+
+const TS_RE = /^([+-]?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(\+00:00)?$/;
+const DATE_RE = /^([+-]?\d{4,})-(\d{2})-(\d{2})$/;
+const TIME_RE = /^(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil). */
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function bad(col: string, t: string, v: unknown): never {
+  throw new IpsError('ROWS_FAILED', `column ${col}: cannot write ${JSON.stringify(v)} as Arrow ${t}`);
+}
+
+function parseDays(col: string, v: unknown): number {
+  const m = typeof v === 'string' ? DATE_RE.exec(v) : null;
+  if (!m) bad(col, 'date32', v);
+  return daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3]));
+}
+
+/** Units since the epoch of an ISO-8601 timestamp with up to `digits` fractional digits. */
+function parseTimestamp(col: string, v: unknown, digits: number, zone: boolean): bigint {
+  const m = typeof v === 'string' ? TS_RE.exec(v) : null;
+  if (!m || Boolean(m[8]) !== zone || (m[7] ?? '').length > digits) bad(col, zone ? 'timestamp with zone' : 'timestamp', v);
+  const days = BigInt(daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3])));
+  const secs = days * 86_400n + BigInt(Number(m[4]) * 3600 + Number(m[5]) * 60 + Number(m[6]));
+  return secs * 10n ** BigInt(digits) + BigInt((m[7] ?? '').padEnd(digits, '0') || '0');
+}
+
+function parseTime(col: string, v: unknown): bigint {
+  const m = typeof v === 'string' ? TIME_RE.exec(v) : null;
+  if (!m) bad(col, 'time64[us]', v);
+  return BigInt(Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3])) * 1_000_000n + BigInt((m[4] ?? '').padEnd(6, '0'));
+}
+
+function parseFloat(col: string, v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v === 'NaN') return NaN;
+  if (v === 'Infinity') return Infinity;
+  if (v === '-Infinity') return -Infinity;
+  return bad(col, 'floating point', v);
+}
+
+/** Unscaled value of a decimal's text at `scale` (exact: digits only, no floating point). */
+export function unscaledDecimal(col: string, v: unknown, scale: number): bigint {
+  const m = typeof v === 'string' ? /^(-?)(\d+)(?:\.(\d+))?$/.exec(v) : null;
+  if (!m || (m[3] ?? '').length > scale) bad(col, `decimal with scale ${scale}`, v);
+  const u = BigInt(m[2]! + (m[3] ?? '').padEnd(scale, '0'));
+  return m[1] ? -u : u;
+}
+
+function hexBytes(col: string, v: unknown, length: number | null): Uint8Array {
+  const s = typeof v === 'string' ? v.replace(/-/g, '') : '';
+  if (typeof v !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(s) || (length !== null && s.length !== length * 2)) bad(col, length === null ? 'binary' : `fixed_size_binary(${length})`, v);
+  return Buffer.from(s, 'hex');
+}
+
+function bitmap(n: number, valid: (i: number) => boolean): { bits: Uint8Array; nulls: number } {
+  const bits = new Uint8Array(Math.ceil(n / 8));
+  let nulls = 0;
+  for (let i = 0; i < n; i++) {
+    if (valid(i)) bits[i >> 3]! |= 1 << (i & 7);
+    else nulls++;
+  }
+  return { bits, nulls };
+}
+
+/** One column of a record batch from its JSON values. */
+function columnData(c: Column, values: unknown[]): Data {
+  const n = values.length;
+  const { bits, nulls } = bitmap(n, (i) => values[i] !== null && values[i] !== undefined);
+  const base = { type: c.type, length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null };
+  const each = <T>(arr: { [i: number]: T }, f: (v: unknown) => T) => {
+    for (let i = 0; i < n; i++) if (values[i] !== null && values[i] !== undefined) arr[i] = f(values[i]);
+  };
+  const k = c.kind;
+  switch (k.kind) {
+    case 'boolean': {
+      const b = bitmap(n, (i) => values[i] === true).bits;
+      return makeData({ ...base, type: c.type as Bool, data: b });
+    }
+    case 'int':
+    case 'changelog_ordinal': {
+      const a = new Int32Array(n);
+      each(a, (v) => (typeof v === 'number' && Number.isInteger(v) ? v : bad(c.name, 'int32', v)));
+      return makeData({ ...base, type: c.type as Int32, data: a });
+    }
+    case 'long':
+    case 'snapshot_id': {
+      const a = new BigInt64Array(n);
+      each(a, (v) => (typeof v === 'string' && /^-?\d+$/.test(v) ? BigInt.asIntN(64, BigInt(v)) : bad(c.name, 'int64', v)));
+      return makeData({ ...base, type: c.type as Int64, data: a });
+    }
+    case 'float': {
+      const a = new Float32Array(n);
+      each(a, (v) => parseFloat(c.name, v));
+      return makeData({ ...base, type: c.type as Float32, data: a });
+    }
+    case 'double': {
+      const a = new Float64Array(n);
+      each(a, (v) => parseFloat(c.name, v));
+      return makeData({ ...base, type: c.type as Float64, data: a });
+    }
+    case 'decimal': {
+      // 128-bit little-endian two's complement, as four 32-bit words per value.
+      const a = new BigInt64Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        if (values[i] === null || values[i] === undefined) continue;
+        const u = BigInt.asUintN(128, unscaledDecimal(c.name, values[i], k.scale));
+        a[2 * i] = BigInt.asIntN(64, u & 0xffff_ffff_ffff_ffffn);
+        a[2 * i + 1] = BigInt.asIntN(64, u >> 64n);
+      }
+      return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(a.buffer) });
+    }
+    case 'date': {
+      const a = new Int32Array(n);
+      each(a, (v) => parseDays(c.name, v));
+      return makeData({ ...base, type: c.type as DateDay, data: a });
+    }
+    case 'time': {
+      const a = new BigInt64Array(n);
+      each(a, (v) => parseTime(c.name, v));
+      return makeData({ ...base, type: c.type as TimeMicrosecond, data: a as unknown as Int32Array });
+    }
+    case 'timestamp':
+    case 'timestamptz':
+    case 'timestamp_ns': {
+      const a = new BigInt64Array(n);
+      const digits = k.kind === 'timestamp_ns' ? 9 : 6;
+      each(a, (v) => parseTimestamp(c.name, v, digits, k.kind === 'timestamptz'));
+      return makeData({ ...base, type: c.type as Timestamp, data: a as unknown as Int32Array });
+    }
+    case 'uuid':
+    case 'fixed': {
+      const len = k.kind === 'uuid' ? 16 : k.length;
+      const a = new Uint8Array(n * len);
+      for (let i = 0; i < n; i++) if (values[i] !== null && values[i] !== undefined) a.set(hexBytes(c.name, values[i], len), i * len);
+      return makeData({ ...base, type: c.type as FixedSizeBinary, data: a });
+    }
+    case 'string':
+    case 'binary': {
+      const parts = values.map((v) => {
+        if (v === null || v === undefined) return Buffer.alloc(0);
+        if (k.kind === 'binary') return hexBytes(c.name, v, null);
+        return typeof v === 'string' ? Buffer.from(v, 'utf8') : bad(c.name, 'string', v);
+      });
+      const offsets = new BigInt64Array(n + 1);
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        at += parts[i]!.length;
+        offsets[i + 1] = BigInt(at);
+      }
+      const data = new Uint8Array(Buffer.concat(parts));
+      if (k.kind === 'binary') return makeData({ ...base, type: c.type as LargeBinary, valueOffsets: offsets, data });
+      return makeData({ ...base, type: c.type as LargeUtf8, valueOffsets: offsets, data });
+    }
+    default:
+      return bad(c.name, String(k.kind), values[0]);
+  }
+}
+
+/** The bytes the IPC writer produces, handed on synchronously (a file descriptor, a socket). */
+class SyncSink extends AsyncByteQueue {
+  constructor(private readonly out: (chunk: Uint8Array) => void) {
+    super();
+  }
+
+  override write(value: Uint8Array): void {
+    if (value.byteLength > 0) this.out(value);
+  }
+}
+
+/**
+ * Writes row changes as an Arrow IPC stream (`application/vnd.apache.arrow.stream`) in record
+ * batches of `batchRows`: memory is one batch, whatever the number of rows. `push` is
+ * synchronous so it can be the row computation's emit callback.
+ */
+export class ArrowRowWriter {
+  private readonly writer: RecordBatchStreamWriter;
+  private readonly columns: Column[];
+  private readonly schema: ArrowSchema;
+  private pending: RowChange[] = [];
+  rows = 0;
+
+  constructor(schema: Schema, out: (chunk: Uint8Array) => void, private readonly batchRows = DEFAULT_BATCH_ROWS) {
+    const s = rowChangeColumns(schema);
+    this.schema = s.schema;
+    this.columns = s.columns;
+    this.writer = new RecordBatchStreamWriter();
+    this.writer.reset(new SyncSink(out), this.schema);
+  }
+
+  push(row: RowChange): void {
+    this.pending.push(row);
+    if (this.pending.length >= this.batchRows) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const rows = this.pending;
+    this.pending = [];
+    const children = this.columns.map((c) => columnData(c, rows.map((r) => r[c.name])));
+    const struct = makeData({ type: new Struct(this.schema.fields), length: rows.length, nullCount: 0, children });
+    this.writer.write(new RecordBatch(this.schema, struct));
+    this.rows += rows.length;
+  }
+
+  /** Writes what is pending and the end-of-stream marker. */
+  finish(): void {
+    this.flush();
+    this.writer.finish();
+  }
+}
+
+/** An Arrow writer into a file descriptor (synchronous writes: no buffering beyond one batch). */
+export function arrowToFd(schema: Schema, fd: number, batchRows?: number): ArrowRowWriter {
+  return new ArrowRowWriter(schema, (chunk) => {
+    let off = 0;
+    while (off < chunk.byteLength) off += fs.writeSync(fd, chunk, off);
+  }, batchRows);
+}

@@ -1,0 +1,163 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
+import { stringifyJsonLossless } from '../iceberg/json.js';
+import { EntryStatus } from '../iceberg/manifest.js';
+import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
+import { dataFileFromParquet } from '../iceberg/parquet-metrics.js';
+import { typeToString } from '../iceberg/types.js';
+import { joinLocation } from '../io/file-io.js';
+import type { FileChange } from '../capture/snapshot-changes.js';
+import { readMetadataFile } from '../catalog/table.js';
+import { ManifestReader } from '../capture/manifest-reader.js';
+import { SqlEngine, sqlString } from '../engine/duckdb.js';
+import { IpsError } from '../errors.js';
+import { snapshotById, schemaById } from '../iceberg/metadata.js';
+import type { PrimitiveType, Schema } from '../iceberg/types.js';
+import type { FileIO } from '../io/file-io.js';
+import type { RowChange } from './net-rows.js';
+import { renderRow, selectExpr } from './render.js';
+import { rowSchema, writeRowsFile, type RowQuery } from './output.js';
+
+/**
+ * A batch's row changelog as an Iceberg table beside its ICDC table (`<icdc name>__changelog`):
+ * one snapshot per batch holding exactly that batch's rows (as the ICDC table holds exactly its
+ * files), in Parquet files ips writes with the Iceberg field ids and full metrics computed from
+ * their footers. The schema is the source's columns (same ids) and `_change_type`,
+ * `_change_ordinal`, `_commit_snapshot_id` with the next free ids.
+ *
+ * Crash safety: the data files are written first and the snapshot is committed by one
+ * compare-and-set of the metadata pointer (writeIcdcSnapshot), before the batch is stored; a
+ * crash in between leaves unreferenced files, never a visible half table.
+ */
+export function changelogTableName(icdcName: string): string {
+  return `${icdcName}__changelog`;
+}
+
+/** Metadata describing the changelog table's schema (the writer's "source"): unpartitioned, full metrics. */
+function changelogMetadata(source: TableMetadata, schemaId: number, location: string): TableMetadata {
+  const schema = source.schemas.find((s) => s.schemaId === schemaId)!;
+  const next = source.lastColumnId;
+  const fields = [
+    ...schema.struct.fields.map((f) => ({ id: f.id, name: f.name, required: f.required, type: typeToString(f.type) })),
+    { id: next + 1, name: '_change_type', required: true, type: 'string' },
+    { id: next + 2, name: '_change_ordinal', required: true, type: 'int' },
+    { id: next + 3, name: '_commit_snapshot_id', required: true, type: 'long' },
+  ];
+  const json = {
+    'format-version': 2,
+    'table-uuid': source.tableUuid ?? crypto.randomUUID(),
+    location,
+    'last-sequence-number': 0,
+    'last-updated-ms': Date.now(),
+    'last-column-id': next + 3,
+    'current-schema-id': 0,
+    schemas: [{ type: 'struct', 'schema-id': 0, fields }],
+    'default-spec-id': 0,
+    'partition-specs': [{ 'spec-id': 0, fields: [] }],
+    'last-partition-id': 999,
+    'default-sort-order-id': 0,
+    'sort-orders': [{ 'order-id': 0, fields: [] }],
+    properties: { 'write.metadata.metrics.default': 'full' },
+    'current-snapshot-id': -1,
+    refs: {},
+    snapshots: [],
+    'snapshot-log': [],
+    'metadata-log': [],
+  };
+  return parseTableMetadata(stringifyJsonLossless(json), `changelog table ${location}`);
+}
+
+export interface ChangelogTableWrite extends IcdcWriteResult {
+  location: string;
+  rows: number;
+}
+
+/** Computes the changelog of the query's range and commits it as the next snapshot of the table at `location`. */
+export async function writeChangelogTable(q: RowQuery, location: string, summary: Record<string, string>, retainBatches?: number): Promise<ChangelogTableWrite> {
+  const schema = rowSchema(q.md, q.range);
+  const cl = changelogMetadata(q.md, schema.schemaId, location.replace(/\/+$/, ''));
+  const ids = { _change_type: cl.lastColumnId - 2, _change_ordinal: cl.lastColumnId - 1, _commit_snapshot_id: cl.lastColumnId };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-changelog-'));
+  try {
+    const local = path.join(dir, 'rows.parquet');
+    const { rows } = await writeRowsFile({ ...q, net: false }, 'parquet', local, ids);
+    const files: FileChange[] = [];
+    if (rows > 0) {
+      const bytes = fs.readFileSync(local);
+      const filePath = joinLocation(joinLocation(cl.location, 'data'), `${crypto.randomUUID()}.parquet`);
+      const dataFile = dataFileFromParquet(bytes, { filePath, md: cl });
+      await q.io.write(filePath, bytes, { ifAbsent: true });
+      files.push({
+        entry: { status: EntryStatus.ADDED, snapshotId: 0n, sequenceNumber: null, fileSequenceNumber: null, dataFile },
+        manifest: {
+          path: '', length: 0n, partitionSpecId: 0, content: 0, sequenceNumber: 0n, minSequenceNumber: 0n, addedSnapshotId: null,
+          addedFilesCount: 1, existingFilesCount: 0, deletedFilesCount: 0, addedRowsCount: dataFile.recordCount, existingRowsCount: 0n, deletedRowsCount: 0n,
+          partitions: null, keyMetadata: null, firstRowId: null,
+        },
+      });
+    }
+    const w = await writeIcdcSnapshot({ io: q.io, source: cl, location: cl.location, files, summary, ...(retainBatches !== undefined ? { retainBatches } : {}) });
+    return { ...w, location: cl.location, rows };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CHANGELOG_COLUMNS = new Set(['_change_type', '_change_ordinal', '_commit_snapshot_id']);
+
+/**
+ * Reads one batch's snapshot of a changelog table back as row changes (the same values the
+ * computation emits), and the source schema its rows are in. Undefined when the snapshot or
+ * its files are gone (the caller computes the rows instead).
+ */
+export async function readChangelogSnapshot(io: FileIO, metadataLocation: string, snapshotId: bigint): Promise<{ schema: Schema; produce: (emit: (row: RowChange) => void) => Promise<number> } | undefined> {
+  let md: TableMetadata;
+  try {
+    md = await readMetadataFile(io, metadataLocation);
+  } catch {
+    return undefined;
+  }
+  const snap = snapshotById(md, snapshotId);
+  if (!snap) return undefined;
+  const full = schemaById(md, snap.schemaId);
+  const reader = new ManifestReader(io);
+  const files: string[] = [];
+  for (const mf of (await reader.manifestList(snap)).manifests) {
+    for (const e of (await reader.manifest(mf)).entries) {
+      if (e.status !== EntryStatus.DELETED && e.dataFile.content === 0) files.push(e.dataFile.filePath);
+    }
+  }
+  for (const f of files) if (!(await io.exists(f))) return undefined;
+  const schema: Schema = { ...full, struct: { kind: 'struct', fields: full.struct.fields.filter((f) => !CHANGELOG_COLUMNS.has(f.name)) } };
+  const byName = new Map(full.struct.fields.map((f) => [f.name, f]));
+  const produce = async (emit: (row: RowChange) => void): Promise<number> => {
+    if (files.length === 0) return 0;
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-changelog-read-'));
+    const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: 1, memoryLimit: '512MB' });
+    try {
+      const cols = schema.struct.fields.map((f) => ({ name: f.name, key: `c${f.id}`, type: f.type as PrimitiveType }));
+      const typeMap = (t: PrimitiveType) => ({ boolean: 'BOOLEAN', int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', date: 'DATE', time: 'TIME', timestamp: 'TIMESTAMP', timestamptz: 'TIMESTAMPTZ', timestamp_ns: 'TIMESTAMP_NS', string: 'VARCHAR', uuid: 'UUID', fixed: 'BLOB', binary: 'BLOB' } as Record<string, string>)[t.kind] ?? (t.kind === 'decimal' ? `DECIMAL(${t.precision}, ${t.scale})` : undefined);
+      const all = [...cols, ...[...CHANGELOG_COLUMNS].map((n) => ({ name: n, key: n, type: byName.get(n)!.type as PrimitiveType }))];
+      const map = all.map((c) => {
+        const t = typeMap(c.type);
+        if (!t) throw new IpsError('UNSUPPORTED_TYPE', `column ${c.name} of the changelog table is ${c.type.kind}`);
+        return `${byName.get(c.name)!.id}: {name: ${sqlString(c.key)}, type: ${sqlString(t)}, default_value: NULL}`;
+      }).join(', ');
+      const locals = await Promise.all(files.map((f) => engine.localCopy(f)));
+      const rows = await engine.all<Record<string, string | null>>(
+        `SELECT ${cols.map((c) => selectExpr(c.key, c.type)).join(', ')}, _change_type, CAST(_change_ordinal AS VARCHAR) AS _change_ordinal, CAST(_commit_snapshot_id AS VARCHAR) AS _commit_snapshot_id ` +
+        `FROM read_parquet([${locals.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${map}})`);
+      for (const r of rows) {
+        emit({ ...renderRow(cols, r), _change_type: r['_change_type'], _change_ordinal: Number(r['_change_ordinal']), _commit_snapshot_id: r['_commit_snapshot_id'] });
+      }
+      return rows.length;
+    } finally {
+      engine.close();
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  };
+  return { schema, produce };
+}

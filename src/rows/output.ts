@@ -1,0 +1,115 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { IpsError } from '../errors.js';
+import type { ManifestReader } from '../capture/manifest-reader.js';
+import type { SnapshotRange } from '../capture/range.js';
+import { schemaById, snapshotById, type TableMetadata } from '../iceberg/metadata.js';
+import type { Schema } from '../iceberg/types.js';
+import type { FileIO } from '../io/file-io.js';
+import { arrowToFd } from './arrow.js';
+import { rowChangelog, type PairBy } from './changelog.js';
+import { netRowChanges, type RowChange } from './net-rows.js';
+import { jsonlToParquet, rowChangeParquetColumns } from './parquet.js';
+
+export const ROW_FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
+export type RowFormat = (typeof ROW_FORMATS)[number];
+
+export interface RowQuery {
+  io: FileIO;
+  md: TableMetadata;
+  reader: ManifestReader;
+  range: SnapshotRange;
+  /** The net change of the range (one ordinal) instead of the changelog per snapshot. */
+  net: boolean;
+  identifierColumns?: string[];
+  /** How updates are paired per snapshot (default auto: identifier fields, else v3 _row_id). */
+  pairBy?: PairBy;
+  maxRows?: bigint;
+  /** The embedded engine's memory budget (e.g. `512MB`); larger work spills. */
+  memoryLimit?: string;
+  progress?: (line: string) => void;
+  /** How the answer was computed when it matters (a schema change, the pairing). */
+  note?: (line: string) => void;
+}
+
+/** The schema row changes of a range are in: the `to` snapshot's. */
+export function rowSchema(md: TableMetadata, range: SnapshotRange): Schema {
+  const s = snapshotById(md, range.to);
+  if (!s) throw new IpsError('UNKNOWN_SNAPSHOT', `snapshot ${range.to} is not in the table metadata`);
+  return schemaById(md, s.schemaId);
+}
+
+/** Runs the row computation, each row to `emit`. */
+export async function computeRows(q: RowQuery, emit: (row: RowChange) => void): Promise<number> {
+  const common = {
+    ...(q.maxRows !== undefined ? { maxRows: q.maxRows } : {}),
+    ...(q.memoryLimit !== undefined ? { memoryLimit: q.memoryLimit } : {}),
+    ...(q.progress ? { progress: q.progress } : {}),
+    ...(q.note ? { note: q.note } : {}),
+  };
+  if (q.net) {
+    const r = await netRowChanges(q.io, q.md, q.reader, q.range, emit, common);
+    return r.inserts + r.deletes;
+  }
+  const r = await rowChangelog(q.io, q.md, q.reader, q.range, emit, { ...common, identifierColumns: q.identifierColumns ?? [], ...(q.pairBy ? { pairBy: q.pairBy } : {}), ...(q.progress ? { warn: q.progress } : {}) });
+  return r.rows;
+}
+
+/** JSON lines into a file descriptor, a few hundred rows a write. */
+function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => void } {
+  let buf: string[] = [];
+  const flush = () => {
+    if (buf.length === 0) return;
+    fs.writeSync(fd, buf.join(''));
+    buf = [];
+  };
+  return {
+    push: (row) => {
+      // Row values are JSON values already (64-bit integers and decimals as strings), so
+      // JSON.stringify is exact, and several times faster than the lossless writer.
+      buf.push(JSON.stringify(row) + '\n');
+      if (buf.length >= 512) flush();
+    },
+    finish: flush,
+  };
+}
+
+/**
+ * Writes the row changes of a range to the local file `target` in `format`, whole or not at
+ * all: the rows go to `<target>.<pid>.part` beside it (Parquet: spooled as JSON lines in a
+ * scratch directory first), renamed to `target` only once complete; on failure nothing is left.
+ * Memory is one record batch (Arrow) or a few hundred lines (JSON lines), whatever the rows.
+ */
+export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: Parameters<typeof rowChangeParquetColumns>[1]): Promise<{ rows: number }> {
+  return writeRowsFileFrom(q.io, rowSchema(q.md, q.range), (emit) => computeRows(q, emit), format, target, changelogIds);
+}
+
+/** writeRowsFile for any producer of rows over `schema` (e.g. a changelog table already written). */
+export async function writeRowsFileFrom(
+  io: FileIO, schema: Schema, produce: (emit: (row: RowChange) => void) => Promise<number>, format: RowFormat, target: string,
+  changelogIds?: Parameters<typeof rowChangeParquetColumns>[1],
+): Promise<{ rows: number }> {
+  const part = `${target}.${process.pid}.part`;
+  const scratch = format === 'parquet' ? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-out-')) : null;
+  const spool = scratch ? path.join(scratch, 'rows.jsonl') : part;
+  try {
+    const fd = fs.openSync(spool, 'w');
+    let rows: number;
+    try {
+      const w = format === 'arrow' ? arrowToFd(schema, fd) : jsonlToFd(fd);
+      rows = await produce((r) => w.push(r));
+      w.finish();
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (scratch) {
+      await jsonlToParquet({ io, scratchDir: scratch, jsonl: spool, target: part, columns: rowChangeParquetColumns(schema, changelogIds) });
+    }
+    fs.renameSync(part, target);
+    return { rows };
+  } finally {
+    fs.rmSync(part, { force: true });
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
