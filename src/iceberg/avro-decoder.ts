@@ -55,19 +55,43 @@ export function readVarNum(c: Cursor): number {
   return Number(bigFromBytes(buf, start, pos));
 }
 
+/**
+ * BigInts of recent small values, shared (bigints are immutable): manifests repeat the same counts
+ * (value counts equal to the record count, null counts of 0) many times per entry, and each
+ * distinct bigint is a heap object the garbage collector would otherwise copy.
+ */
+const BIG_CACHE_SIZE = 4096;
+const bigCacheKeys = new Float64Array(BIG_CACHE_SIZE).fill(NaN);
+const bigCacheValues: bigint[] = new Array<bigint>(BIG_CACHE_SIZE).fill(0n);
+
+/** An exact number (|n| < 2^53) as a bigint, from the cache when it was seen recently. */
+export function bigOf(n: number): bigint {
+  const slot = (n ^ (n / 4294967296)) & (BIG_CACHE_SIZE - 1);
+  if (bigCacheKeys[slot] === n) return bigCacheValues[slot]!;
+  const b = BigInt(n);
+  bigCacheKeys[slot] = n;
+  bigCacheValues[slot] = b;
+  return b;
+}
+
 /** Avro `int`/`long` as an exact bigint. */
 export function readVarBig(c: Cursor): bigint {
-  const start = c.pos;
   const buf = c.buf;
-  // Length first: the common short varint converts from an exact double.
+  const start = c.pos;
   let pos = start;
+  let n = 0;
+  let mul = 1;
   for (;;) {
     if (pos >= c.end) throw truncated();
-    if (buf[pos++]! < 0x80) break;
+    const b = buf[pos++]!;
+    n += (b & 0x7f) * mul;
+    if (b < 0x80) break;
     if (pos - start >= 10) throw new AvroDecodeError('varint longer than 10 bytes');
+    mul *= 128;
   }
-  if (pos - start <= 7) return BigInt(readVarNum(c));
   c.pos = pos;
+  // Up to 7 bytes (49 bits) the double is exact.
+  if (pos - start <= 7) return bigOf(n % 2 === 0 ? n / 2 : -(n + 1) / 2);
   return bigFromBytes(buf, start, pos);
 }
 

@@ -3,6 +3,7 @@ import avro from 'avsc';
 import { decompress as zstdDecompress } from 'fzstd';
 import snappy from 'snappyjs';
 import { IpsError, describeError } from '../errors.js';
+import { inflateRawBlock } from './inflate.js';
 import { AvroDecodeError, compiledSchema, readBlockCount, readBytes, readString, readVarNum, type AvroSchemaNode, type Cursor } from './avro-decoder.js';
 
 /**
@@ -251,10 +252,8 @@ function decompressBlock(codec: string, data: Buffer, where: string, limit: numb
       if (data.length > limit) throw tooLarge(where, limit);
       return data;
     case 'deflate':
-      // Output buffers sized to the block: tiny blocks (PyIceberg writes one entry per block)
-      // otherwise pay for a 16 KiB buffer each.
       try {
-        return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)), maxOutputLength: Math.max(1, limit) });
+        return inflateRawBlock(data, Math.max(1, limit));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
         throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
