@@ -8,6 +8,7 @@ import { REPO_ROOT, log, machineSummary, runCommand, venvPython, type BenchConte
 import { TABLE_OPTIONS } from './lib/manifest-table.js';
 import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
+import { metadataLoad } from './metadata-load.js';
 import { changePlanning } from './change-planning.js';
 import { httpStep } from './http-step.js';
 import { triggerLatency } from './trigger-latency.js';
@@ -15,7 +16,7 @@ import { watchCpu } from './watch-cpu.js';
 import { playbackRatio } from './playback-ratio.js';
 import { stateGrowth } from './state-growth.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth];
 
 function usage(): string {
   const lines = [
