@@ -246,14 +246,16 @@ function zstdOutputBound(data: Buffer, where: string, limit: number): number {
   return total;
 }
 
-function decompressBlock(codec: string, data: Buffer, where: string, limit: number): Buffer {
+/** A block's bytes; with `borrowed`, a deflate block may be valid only until the next call (see inflateRawBlock). */
+function decompressBlock(codec: string, data: Buffer, where: string, limit: number, borrowed = false): Buffer {
   switch (codec) {
     case 'null':
       if (data.length > limit) throw tooLarge(where, limit);
       return data;
     case 'deflate':
       try {
-        return inflateRawBlock(data, Math.max(1, limit));
+        const out = inflateRawBlock(data, Math.max(1, limit));
+        return borrowed ? out : Buffer.from(out);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
         throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
@@ -402,7 +404,7 @@ export function readAvroContainer<T>(buf: Buffer, where: string, factory: Record
     let budget = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
     const cur: Cursor = { buf, pos: 0, end: 0 };
     for (const f of containerBlocks(buf, where, c)) {
-      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
+      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
       budget -= block.length;
       // Every Iceberg record takes at least one byte: more records than bytes is a lie.
       if (f.count > block.length) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${block.length} bytes`);

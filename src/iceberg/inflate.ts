@@ -103,6 +103,10 @@ function selfTest(): boolean {
 /**
  * Inflate a raw deflate block to at most `maxOutputLength` bytes (beyond: an error with code
  * ERR_BUFFER_TOO_LARGE, as zlib.inflateRawSync throws; corrupt data: zlib's error).
+ *
+ * The result is borrowed: it may share the engine's output buffer, so it is valid only until the
+ * next call. Callers that keep it copy it (decompressAvroFile does; the record decoders copy what
+ * they keep out of a block anyway).
  */
 export function inflateRawBlock(data: Buffer, maxOutputLength: number): Buffer {
   if (fastPath) {
