@@ -10,3 +10,4 @@ import './impala-v1-bucket.suite.js';
 import './changes-by-snapshot.suite.js';
 import './change-sets.suite.js';
 import './inspect-cli.suite.js';
+import './decoder-vs-avsc.suite.js';
