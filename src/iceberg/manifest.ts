@@ -238,7 +238,7 @@ function planOf(schema: AvroSchemaNode, text: string, where: string): ManifestPl
   need(dfType, 101, 'file_format');
   need(dfType, 103, 'record_count');
   need(dfType, 104, 'file_size_in_bytes');
-  const dfSteps = dfFileStepsCached(dfType);
+  const dfSteps = dataFileSteps(dfType);
   const partField = byId(dfType, 102);
   const partNn = partField ? nonNull(partField.type) : null;
   const partRec = partNn?.type.kind === 'record' ? partNn.type : null;
@@ -275,10 +275,6 @@ function planOf(schema: AvroSchemaNode, text: string, where: string): ManifestPl
   if (planCache.size > 256) planCache.clear();
   planCache.set(text, plan);
   return plan;
-}
-
-function dfFileStepsCached(rec: RecordNode): FileStep[] {
-  return dataFileSteps(rec);
 }
 
 function decodeEntry(plan: ManifestPlan, c: Cursor, ctx: FileContext): EntryScratch {
