@@ -4,7 +4,7 @@
 // so the medians are what to compare.
 import path from 'node:path';
 import { decodeManifestList } from '../src/iceberg/manifest-list.js';
-import { decodeManifest } from '../src/iceberg/manifest.js';
+import { decodeManifest, type StatsSelection } from '../src/iceberg/manifest.js';
 import { LocalFileIO } from '../src/io/local-file-io.js';
 import {
   REPO_ROOT, fmtInt, fmtRate, fmtSec, intOption, lastJsonLine, machineSummary, median, runCommand, table,
@@ -29,7 +29,7 @@ export interface DecodeRun {
  * decode them (no cache: decode functions are called directly). Entries are counted, checksummed
  * and dropped manifest by manifest, like the PyIceberg side.
  */
-export async function ipsDecodeAll(manifestList: string, limit = 0): Promise<DecodeRun> {
+export async function ipsDecodeAll(manifestList: string, limit = 0, stats: StatsSelection = 'all'): Promise<DecodeRun> {
   const io = new LocalFileIO();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -39,7 +39,7 @@ export async function ipsDecodeAll(manifestList: string, limit = 0): Promise<Dec
   let rows = 0n;
   const status = [0, 0, 0];
   for (const mf of manifests) {
-    const m = decodeManifest(await io.read(mf.path), mf, mf.path);
+    const m = decodeManifest(await io.read(mf.path), mf, mf.path, { stats });
     entries += m.entries.length;
     for (const e of m.entries) {
       rows += e.dataFile.recordCount;
@@ -72,6 +72,7 @@ interface PyRun {
   pyiceberg: string;
   python: string;
   file_io: string;
+  max_rss_bytes: number;
 }
 
 async function pyDecodeAll(ctx: BenchContext, manifestList: string): Promise<PyRun> {
@@ -91,6 +92,17 @@ function checkSame(ips: DecodeRun, py: PyRun, t: GeneratedTable): void {
   if (problems.length) throw new Error(`ips and PyIceberg disagree on the table's entries:\n  ${problems.join('\n  ')}`);
 }
 
+type IpsRun = DecodeRun & { maxRssBytes: number };
+
+/** One cold pass in a child process (bench/lib/manifest-decode-child.ts). */
+async function ipsDecodeInChild(manifestList: string, stats: 'all' | 'none'): Promise<IpsRun> {
+  const out = await runCommand(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'manifest-decode-child.ts'), manifestList, stats], { prefix: '[ips] ' });
+  const r = lastJsonLine<Omit<IpsRun, 'recordCountSum'> & { recordCountSum: string }>(out);
+  return { ...r, recordCountSum: BigInt(r.recordCountSum) };
+}
+
+const MB = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;
+
 function manifestDecodeBenchmark(spec: { name: string; description: string; byDefault: boolean; entriesPerBlock: number }): Benchmark {
   return {
     name: spec.name,
@@ -105,48 +117,56 @@ function manifestDecodeBenchmark(spec: { name: string; description: string; byDe
         `table ${t.table_dir}: ${t.manifests} manifests, ${fmtInt(t.entries)} entries, ${mb.toFixed(0)} MB (${t.codec}, ` +
           `${t.entries_per_block} entries/block), ${t.cached ? 'cached; generated' : 'generated'} in ${t.generation_seconds}s`,
       );
-      // Untimed warm-up: read every file once so that neither side pays for cold page cache (round 1
-      // would otherwise warm it for whichever side goes second), and let V8 compile the decode path
-      // (Python has no JIT to warm).
+      // Untimed: read every file once so that neither side pays for cold page cache (round 1 would
+      // otherwise warm it for whichever side goes second). Each ips process warms V8 up on 10
+      // manifests before its timed pass (Python has no JIT to warm).
       await warmPageCache(t.manifest_list);
-      await ipsDecodeAll(t.manifest_list, 10);
 
-      const ips: DecodeRun[] = [];
+      // Three sides, each a fresh process per round: ips decoding every column stat (what PyIceberg
+      // does), ips with stats 'none' (what a caller that needs no stats asks for), PyIceberg.
+      const ips: IpsRun[] = [];
+      const bare: IpsRun[] = [];
       const py: PyRun[] = [];
+      const sides = ['ips', 'bare', 'py'] as const;
       for (let r = 0; r < rounds; r++) {
-        const order = r % 2 === 0 ? (['ips', 'py'] as const) : (['py', 'ips'] as const);
+        const order = sides.map((_, i) => sides[(i + r) % sides.length]!);
         for (const side of order) {
-          if (side === 'ips') {
-            const run = await ipsDecodeAll(t.manifest_list);
-            ips.push(run);
-            ctx.log(`round ${r + 1}/${rounds} ips:       ${fmtInt(run.entries)} entries in ${fmtSec(run.seconds)} = ${fmtRate(run.entries / run.seconds)} (CPU ${fmtSec(run.cpuSeconds)})`);
-          } else {
+          if (side === 'py') {
             const run = await pyDecodeAll(ctx, t.manifest_list);
             py.push(run);
-            ctx.log(`round ${r + 1}/${rounds} pyiceberg: ${fmtInt(run.entries)} entries in ${fmtSec(run.seconds)} = ${fmtRate(run.entries / run.seconds)} (CPU ${fmtSec(run.cpu_seconds)}, ${run.decoder} decoder)`);
+            ctx.log(`round ${r + 1}/${rounds} pyiceberg:         ${fmtInt(run.entries)} entries in ${fmtSec(run.seconds)} = ${fmtRate(run.entries / run.seconds)} (CPU ${fmtSec(run.cpu_seconds)}, ${run.decoder} decoder, peak RSS ${MB(run.max_rss_bytes)})`);
+          } else {
+            const run = await ipsDecodeInChild(t.manifest_list, side === 'ips' ? 'all' : 'none');
+            (side === 'ips' ? ips : bare).push(run);
+            ctx.log(`round ${r + 1}/${rounds} ips${side === 'ips' ? ' (all stats)' : ' (no stats) '}:  ${fmtInt(run.entries)} entries in ${fmtSec(run.seconds)} = ${fmtRate(run.entries / run.seconds)} (CPU ${fmtSec(run.cpuSeconds)}, peak RSS ${MB(run.maxRssBytes)})`);
           }
         }
         checkSame(ips[ips.length - 1]!, py[py.length - 1]!, t);
+        checkSame(bare[bare.length - 1]!, py[py.length - 1]!, t);
       }
 
       const rate = (entries: number, s: number): number => entries / s;
-      const ipsWall = ips.map((x) => rate(x.entries, x.seconds));
       const pyWall = py.map((x) => rate(x.entries, x.seconds));
-      const ipsCpu = ips.map((x) => rate(x.entries, x.cpuSeconds));
       const pyCpu = py.map((x) => rate(x.entries, x.cpu_seconds));
       const p0 = py[0]!;
       console.log(`\n== ${spec.name}: ${t.manifests} manifests, ${fmtInt(t.entries)} entries, ${mb.toFixed(1)} MB of manifests (${t.codec}, ${t.entries_per_block} entries/Avro block)`);
       console.log(`   ${machineSummary()}`);
       console.log(`   pyiceberg ${p0.pyiceberg} on Python ${p0.python}, Avro decoder: ${p0.decoder === 'cython' ? 'Cython (pyiceberg.avro.decoder_fast)' : 'pure Python (decoder_fast missing!)'}, ${p0.file_io}`);
       console.log(`   table generated in ${t.generation_seconds}s${t.cached ? ' (reused from cache)' : ''}: ${t.table_dir}`);
-      console.log(`   rates are entries per second of wall clock, and per second of process CPU time (less sensitive to a busy machine)\n`);
+      console.log(`   rates are entries per second of wall clock, and per second of process CPU time (less sensitive to a busy machine);`);
+      console.log(`   "all stats" decodes every entry whole, as PyIceberg does; "no stats" is decodeManifest(…, { stats: 'none' }) (column stats skipped, maps null)\n`);
       console.log(
         table(
-          ['round', 'ips wall s', 'ips CPU s', 'pyiceberg wall s', 'pyiceberg CPU s', 'ips/pyiceberg wall', 'ips/pyiceberg CPU'],
-          ips.map((x, i) => [
-            String(i + 1), x.seconds.toFixed(2), x.cpuSeconds.toFixed(2), py[i]!.seconds.toFixed(2), py[i]!.cpu_seconds.toFixed(2),
-            `${(ipsWall[i]! / pyWall[i]!).toFixed(2)}×`, `${(ipsCpu[i]! / pyCpu[i]!).toFixed(2)}×`,
-          ]),
+          ['round', 'ips CPU s', 'ips no-stats CPU s', 'pyiceberg CPU s', 'ips/pyiceberg CPU', 'no-stats/pyiceberg CPU', 'ips/pyiceberg wall', 'ips peak RSS', 'no-stats peak RSS', 'pyiceberg peak RSS'],
+          ips.map((x, i) => {
+            const b = bare[i]!;
+            const p = py[i]!;
+            return [
+              String(i + 1), x.cpuSeconds.toFixed(2), b.cpuSeconds.toFixed(2), p.cpu_seconds.toFixed(2),
+              `${(p.cpu_seconds / x.cpuSeconds).toFixed(2)}×`, `${(p.cpu_seconds / b.cpuSeconds).toFixed(2)}×`, `${(p.seconds / x.seconds).toFixed(2)}×`,
+              MB(x.maxRssBytes), MB(b.maxRssBytes), MB(p.max_rss_bytes),
+            ];
+          }),
         ),
       );
       const row = (label: string, a: number[], b: number[]): (string | number)[] => [label, fmtRate(median(a)), fmtRate(median(b)), `${(median(a) / median(b)).toFixed(2)}×`, `${median(a.map((x, i) => x / b[i]!)).toFixed(2)}×`];
@@ -154,10 +174,15 @@ function manifestDecodeBenchmark(spec: { name: string; description: string; byDe
       console.log(
         table(
           ['median of ' + rounds, 'ips entries/s', 'pyiceberg entries/s', 'ratio ips/pyiceberg', 'median per-round ratio'],
-          [row('wall clock', ipsWall, pyWall), row('CPU time', ipsCpu, pyCpu)],
+          [
+            row('wall clock, all stats', ips.map((x) => rate(x.entries, x.seconds)), pyWall),
+            row('CPU time, all stats', ips.map((x) => rate(x.entries, x.cpuSeconds)), pyCpu),
+            row('wall clock, no stats', bare.map((x) => rate(x.entries, x.seconds)), pyWall),
+            row('CPU time, no stats', bare.map((x) => rate(x.entries, x.cpuSeconds)), pyCpu),
+          ],
         ),
       );
-      console.log(`\n   ips reads ${(t.manifest_bytes / 1e6 / median(ips.map((x) => x.seconds))).toFixed(1)} MB/s of manifest files (wall clock)`);
+      console.log(`\n   ips reads ${(t.manifest_bytes / 1e6 / median(ips.map((x) => x.seconds))).toFixed(1)} MB/s of manifest files (wall clock, all stats)`);
       console.log(`   entries, status counts and record_count sum agree (${fmtInt(ips[0]!.entries)} entries, Σ record_count ${ips[0]!.recordCountSum})\n`);
     },
   };

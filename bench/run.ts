@@ -8,6 +8,7 @@ import { REPO_ROOT, log, machineSummary, runCommand, venvPython, type BenchConte
 import { TABLE_OPTIONS } from './lib/manifest-table.js';
 import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
+import { metadataLoad } from './metadata-load.js';
 import { changePlanning } from './change-planning.js';
 import { httpStep } from './http-step.js';
 import { triggerLatency } from './trigger-latency.js';
@@ -17,7 +18,7 @@ import { stateGrowth } from './state-growth.js';
 import { changelog } from './changelog.js';
 import { rowsOut } from './rowsout.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog];
 
 function usage(): string {
   const lines = [

@@ -9,6 +9,7 @@ after counting them. Prints one JSON line on stdout:
 `seconds` (wall clock) covers the manifest list and all manifests (file reads included);
 `cpu_seconds` is the process's CPU time over the same span (all threads), which a busy shared
 machine inflates much less than wall time. Interpreter start-up and imports are not timed.
+`max_rss_bytes` is the process's peak resident set size (interpreter included).
 `decoder` is "cython" when pyiceberg.avro.decoder_fast (the compiled decoder that
 pyiceberg.avro.decoder.new_decoder prefers) imports, else "python" (the pure-Python fallback).
 """
@@ -19,6 +20,7 @@ import argparse
 import gc
 import json
 import platform
+import resource
 import time
 import warnings
 
@@ -81,6 +83,7 @@ def main() -> None:
                 "pyiceberg": pyiceberg.__version__,
                 "python": platform.python_version(),
                 "file_io": type(io).__name__,
+                "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             }
         ),
         flush=True,

@@ -3,11 +3,14 @@ import avro from 'avsc';
 import { decompress as zstdDecompress } from 'fzstd';
 import snappy from 'snappyjs';
 import { IpsError, describeError } from '../errors.js';
+import { inflateRawBlock } from './inflate.js';
+import { AvroDecodeError, compiledSchema, readBlockCount, readBytes, readString, readVarNum, type AvroSchemaNode, type Cursor } from './avro-decoder.js';
 
 /**
- * Avro object container files (the format of manifests and manifest lists). avsc decodes the
- * records; this module handles the container framing and codecs, and maps Avro `long` to
- * bigint, because snapshot ids and sequence numbers exceed 2^53.
+ * Avro object container files (the format of manifests and manifest lists): container framing,
+ * codecs, and record decoding with the compiled decoder of avro-decoder.ts (Avro `long` as bigint,
+ * because snapshot ids and sequence numbers exceed 2^53). avsc is kept for writing (avroType,
+ * HEADER_TYPE) and for tests that decode with it as a second implementation.
  */
 
 /** Decode a zigzag varint (Avro long) from its raw bytes to bigint. */
@@ -148,7 +151,7 @@ function parsedSchema(text: string): AvroSchemaNode {
   return s;
 }
 
-export type AvroSchemaNode = string | AvroSchemaNode[] | { [k: string]: unknown };
+export type { AvroSchemaNode, Cursor };
 
 /**
  * Default bound on what one Avro file may decompress to (all blocks together). Manifests are
@@ -243,16 +246,16 @@ function zstdOutputBound(data: Buffer, where: string, limit: number): number {
   return total;
 }
 
-function decompressBlock(codec: string, data: Buffer, where: string, limit: number): Buffer {
+/** A block's bytes; with `borrowed`, a deflate block may be valid only until the next call (see inflateRawBlock). */
+function decompressBlock(codec: string, data: Buffer, where: string, limit: number, borrowed = false): Buffer {
   switch (codec) {
     case 'null':
       if (data.length > limit) throw tooLarge(where, limit);
       return data;
     case 'deflate':
-      // Output buffers sized to the block: tiny blocks (PyIceberg writes one entry per block)
-      // otherwise pay for a 16 KiB buffer each.
       try {
-        return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)), maxOutputLength: Math.max(1, limit) });
+        const out = inflateRawBlock(data, Math.max(1, limit));
+        return borrowed ? out : Buffer.from(out);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
         throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
@@ -302,12 +305,32 @@ function corruptError(where: string, what: string): IpsError {
   return new IpsError('CORRUPT_FILE', `${where}: ${what}`);
 }
 
+/** The container header (magic, metadata map of bytes, sync marker), read with the same bounds as records. */
+function readHeader(buf: Buffer): Container['header'] | null {
+  const c: Cursor = { buf, pos: 4, end: buf.length };
+  try {
+    const meta = Object.create(null) as Record<string, Buffer>;
+    for (let n = readBlockCount(c); n; n = readBlockCount(c)) {
+      while (n--) {
+        const k = readString(c);
+        meta[k] = readBytes(c);
+      }
+    }
+    if (c.pos + 16 > c.end) return null;
+    return { magic: buf.subarray(0, 4), meta, sync: buf.subarray(c.pos, c.pos + 16), offset: c.pos + 16 } as Container['header'] & { offset: number };
+  } catch (e) {
+    if (e instanceof AvroDecodeError) return null;
+    throw e;
+  }
+}
+
 function parseContainer(buf: Buffer, where: string): Container {
   if (buf.length < 4 || !buf.subarray(0, 4).equals(AVRO_MAGIC)) {
     throw new IpsError('CORRUPT_FILE', `${where} is not an Avro container file (bad magic bytes)`);
   }
-  const { value: header, offset } = HEADER_TYPE.decode(buf, 0) as { value: Container['header']; offset: number };
-  if (offset < 0) throw corruptError(where, 'truncated Avro header');
+  const header = readHeader(buf) as (Container['header'] & { offset: number }) | null;
+  if (!header) throw corruptError(where, 'truncated Avro header');
+  const offset = header.offset;
   const meta = new Map<string, string>();
   for (const [k, v] of Object.entries(header.meta)) meta.set(k, v.toString('utf8'));
   const codec = meta.get('avro.codec') ?? 'null';
@@ -317,7 +340,7 @@ function parseContainer(buf: Buffer, where: string): Container {
     meta.set('avro.codec', original);
     meta.delete(ORIGINAL_CODEC_KEY);
   }
-  return { header, meta, codec, offset };
+  return { header: { magic: header.magic, meta: header.meta, sync: header.sync }, meta, codec, offset };
 }
 
 /**
@@ -326,62 +349,89 @@ function parseContainer(buf: Buffer, where: string): Container {
  * blocks; a negative size would step backwards for ever), and each ends in the sync marker.
  */
 function* containerBlocks(buf: Buffer, where: string, c: Container): Generator<BlockFrame> {
-  let pos = c.offset;
-  while (pos < buf.length) {
-    const count = PLAIN_LONG.decode(buf, pos);
-    if (count.offset < 0) throw corruptError(where, 'truncated Avro block header');
-    const size = PLAIN_LONG.decode(buf, count.offset);
-    if (size.offset < 0) throw corruptError(where, 'truncated Avro block header');
-    const n = count.value as number;
-    const len = size.value as number;
-    if (!Number.isSafeInteger(n) || n < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid record count ${String(count.value)}`);
-    if (!Number.isSafeInteger(len) || len < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid size ${String(size.value)}`);
-    const start = size.offset;
+  const cur: Cursor = { buf, pos: c.offset, end: buf.length };
+  const sync = c.header.sync;
+  while (cur.pos < buf.length) {
+    const pos = cur.pos;
+    let n: number;
+    let len: number;
+    try {
+      n = readVarNum(cur);
+      len = readVarNum(cur);
+    } catch (e) {
+      if (e instanceof AvroDecodeError) throw corruptError(where, 'truncated Avro block header');
+      throw e;
+    }
+    if (!Number.isSafeInteger(n) || n < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid record count ${n}`);
+    if (!Number.isSafeInteger(len) || len < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid size ${len}`);
+    const start = cur.pos;
     const end = start + len;
     if (end + 16 > buf.length) throw corruptError(where, 'truncated Avro block');
-    if (!buf.subarray(end, end + 16).equals(c.header.sync)) throw corruptError(where, 'Avro sync marker mismatch');
+    if (buf.compare(sync, 0, 16, end, end + 16) !== 0) throw corruptError(where, 'Avro sync marker mismatch');
     yield { pos, count: n, start, end };
-    pos = end + 16;
+    cur.pos = end + 16;
   }
 }
 
 function wrapDecodeError(e: unknown, where: string): never {
-  if (e instanceof IpsError) throw e;
+  if (e instanceof IpsError) {
+    // Schema errors are raised without the file's name.
+    if (e.code === 'CORRUPT_FILE' && e.message.startsWith('invalid Avro schema')) throw new IpsError('CORRUPT_FILE', `${where}: ${e.message}`, { cause: e });
+    throw e;
+  }
+  if (e instanceof AvroDecodeError) throw corruptError(where, e.message);
   throw new IpsError('CORRUPT_FILE', `${where}: cannot decode Avro file: ${describeError(e)}`, { cause: e });
 }
 
 /**
- * Decodes every record. With `mapper`, each record is converted as soon as it is decoded, so the
- * decoder's intermediate objects die young instead of living until the whole file is read.
+ * Builds, once per file, the function that decodes one record from the cursor into the caller's
+ * form (given the writer schema as parsed and as text, and the header metadata).
  */
-export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>, options: AvroReadOptions = {}): AvroFile<T> {
+export type RecordDecoderFactory<T> = (schema: AvroSchemaNode, schemaText: string, meta: Map<string, string>) => (c: Cursor, index: number) => T;
+
+/**
+ * Frames, decompresses and decodes every record with the decoder `factory` builds for the file's
+ * schema. Every block must be consumed exactly by its records.
+ */
+export function readAvroContainer<T>(buf: Buffer, where: string, factory: RecordDecoderFactory<T>, options: AvroReadOptions = {}): AvroFile<T> {
   try {
     const c = parseContainer(buf, where);
     const schemaText = c.meta.get('avro.schema');
     if (!schemaText) throw corruptError(where, 'Avro header has no avro.schema');
-    const type = avroType(schemaText);
     const schema = parsedSchema(schemaText);
-    const map = mapper ? mapper(schema, c.meta) : null;
+    const decode = factory(schema, schemaText, c.meta);
     const records: T[] = [];
     let budget = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
+    const cur: Cursor = { buf, pos: 0, end: 0 };
     for (const f of containerBlocks(buf, where, c)) {
-      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
+      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
       budget -= block.length;
       // Every Iceberg record takes at least one byte: more records than bytes is a lie.
       if (f.count > block.length) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${block.length} bytes`);
-      let p = 0;
-      for (let i = 0; i < f.count; i++) {
-        const r = type.decode(block, p);
-        if (r.offset < 0) throw corruptError(where, 'truncated Avro record');
-        records.push(map ? map(r.value, records.length) : (r.value as T));
-        p = r.offset;
-      }
-      if (p !== block.length) throw corruptError(where, `Avro block at byte ${f.pos} has ${block.length - p} byte(s) left over after its ${f.count} record(s)`);
+      cur.buf = block;
+      cur.pos = 0;
+      cur.end = block.length;
+      for (let i = 0; i < f.count; i++) records.push(decode(cur, records.length));
+      if (cur.pos !== block.length) throw corruptError(where, `Avro block at byte ${f.pos} has ${block.length - cur.pos} byte(s) left over after its ${f.count} record(s)`);
     }
     return { meta: c.meta, schema, records };
   } catch (e) {
     return wrapDecodeError(e, where);
   }
+}
+
+/**
+ * Decodes every record as a generic value (records as objects by field name, longs as bigint).
+ * With `mapper`, each record is converted as soon as it is decoded, so the decoder's intermediate
+ * objects die young instead of living until the whole file is read.
+ */
+export function readAvroFile<T = unknown>(buf: Buffer, where: string, mapper?: RecordMapper<T>, options: AvroReadOptions = {}): AvroFile<T> {
+  return readAvroContainer<T>(buf, where, (schema, text, meta) => {
+    const read = compiledSchema(text, schema).read;
+    if (!mapper) return (c) => read(c) as T;
+    const map = mapper(schema, meta);
+    return (c, i) => map(read(c), i);
+  }, options);
 }
 
 /** Header key under which decompressAvroFile keeps the writer's codec (readers see `avro.codec` as written). */

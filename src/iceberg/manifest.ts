@@ -1,5 +1,6 @@
-import { readAvroFile, type AvroReadOptions, type AvroSchemaNode } from './avro.js';
-import { fieldsById, optionalField, readIntKeyedMap, requireField, unwrapRecord } from './avro-fields.js';
+import { readAvroContainer, type AvroReadOptions } from './avro.js';
+import { AvroDecodeError, compiledSchema, nonNull, readBlockCount, readVarNum, type AvroSchemaNode, type Cursor, type FieldNode, type RecordNode, type TypeNode } from './avro-decoder.js';
+import { readIntKeyedMap } from './avro-fields.js';
 import type { ManifestFile } from './manifest-list.js';
 import { IpsError } from '../errors.js';
 
@@ -48,176 +49,309 @@ export interface Manifest {
   entries: ManifestEntry[];
 }
 
-interface EntryLayout {
-  status: string; snapshotId: string | null; seq: string | null; fileSeq: string | null; dataFile: string;
-  content: string | null; filePath: string; fileFormat: string; partitionField: string | null;
-  recordCount: string; fileSize: string;
-  columnSizes: MapLayout | null; valueCounts: MapLayout | null; nullValueCounts: MapLayout | null;
-  nanValueCounts: MapLayout | null; lowerBounds: MapLayout | null; upperBounds: MapLayout | null;
-  keyMetadata: string | null; splitOffsets: string | null; equalityIds: string | null; sortOrderId: string | null;
-  firstRowId: string | null; referencedDataFile: string | null; contentOffset: string | null; contentSize: string | null;
-  /** Writer's partition field name → partition field id (null when the writer recorded none). */
-  partition: [string, number | null][];
+/**
+ * Which column statistics (column_sizes, value_counts, null/nan value counts, lower/upper bounds)
+ * `decodeManifest` decodes: all of them (the default), none (the maps are null), or only those of
+ * the given field ids (the other keys are skipped without allocating; a map the writer wrote is a
+ * Map, possibly empty, and null only when the writer wrote none).
+ */
+export type StatsSelection = 'all' | 'none' | ReadonlySet<number>;
+
+export interface ManifestReadOptions extends AvroReadOptions {
+  stats?: StatsSelection | undefined;
 }
 
-/** An int-keyed map field: its name, and the names of its key and value in the pair records. */
-interface MapLayout {
-  field: string;
-  key: string;
-  value: string;
+/** What one file's entries share while they are decoded (passed, not captured, so the compiled plan is reused across files). */
+interface FileContext {
+  partIds: number[];
+  /** Stats keys wanted; null = all. */
+  want: ReadonlySet<number> | null;
+  skipStats: boolean;
+  where: string;
 }
 
-const layoutCache = new WeakMap<object, EntryLayout>();
-
-function mapLayout(ids: Map<number, { name: string; type: AvroSchemaNode }>, id: number, where: string): MapLayout | null {
-  const f = ids.get(id);
-  if (!f) return null;
-  const branch = Array.isArray(f.type) ? f.type.find((b) => typeof b === 'object' && b !== null) : f.type;
-  const pair = unwrapRecord((branch as { items?: AvroSchemaNode } | undefined)?.items, where);
-  // Java and PyIceberg name them key/value; resolve by position so other names work too.
-  return { field: f.name, key: pair?.fields[0]?.name ?? 'key', value: pair?.fields[1]?.name ?? 'value' };
+/** Decoded fields of one entry before validation and inheritance (reused: one per plan). */
+class EntryScratch {
+  status: unknown = null;
+  snapshotId: unknown = null;
+  seq: unknown = null;
+  fileSeq: unknown = null;
+  dataFile: DataFile | null = null;
 }
 
-function layoutOf(schema: object, where: string): EntryLayout {
-  const cached = layoutCache.get(schema);
-  if (cached) return cached;
-  const rec = unwrapRecord(schema as never, where);
-  if (!rec) throw new IpsError('INVALID_MANIFEST', `${where}: root schema is not a record`);
-  const ids = fieldsById(rec);
-  const dfRec = unwrapRecord(ids.get(2)?.type, where);
-  if (!dfRec) throw new IpsError('INVALID_MANIFEST', `${where}: data_file (field-id 2) is missing or not a record`);
-  const d = fieldsById(dfRec);
-  const partRec = unwrapRecord(d.get(102)?.type, where);
-  const layout: EntryLayout = {
-    status: requireField(ids, 0, 'status', where),
-    snapshotId: optionalField(ids, 1),
-    seq: optionalField(ids, 3),
-    fileSeq: optionalField(ids, 4),
-    dataFile: requireField(ids, 2, 'data_file', where),
-    content: optionalField(d, 134),
-    filePath: requireField(d, 100, 'file_path', where),
-    fileFormat: requireField(d, 101, 'file_format', where),
-    partitionField: optionalField(d, 102),
-    recordCount: requireField(d, 103, 'record_count', where),
-    fileSize: requireField(d, 104, 'file_size_in_bytes', where),
-    columnSizes: mapLayout(d, 108, where),
-    valueCounts: mapLayout(d, 109, where),
-    nullValueCounts: mapLayout(d, 110, where),
-    nanValueCounts: mapLayout(d, 137, where),
-    lowerBounds: mapLayout(d, 125, where),
-    upperBounds: mapLayout(d, 128, where),
-    keyMetadata: optionalField(d, 131),
-    splitOffsets: optionalField(d, 132),
-    equalityIds: optionalField(d, 135),
-    sortOrderId: optionalField(d, 140),
-    firstRowId: optionalField(d, 142),
-    referencedDataFile: optionalField(d, 143),
-    contentOffset: optionalField(d, 144),
-    contentSize: optionalField(d, 145),
-    partition: (partRec?.fields ?? []).map((f) => [f.name, f['field-id'] === undefined ? null : Number(f['field-id'])]),
-  };
-  layoutCache.set(schema, layout);
-  return layout;
-}
+type EntryStep = (c: Cursor, s: EntryScratch, ctx: FileContext) => void;
+type FileStep = (c: Cursor, d: DataFile, ctx: FileContext) => void;
 
 const big = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(v as bigint));
-
-function readMap<V>(d: Record<string, unknown>, m: MapLayout | null): Map<number, V> | null {
-  if (m === null) return null;
-  const raw = d[m.field];
-  if (raw === null || raw === undefined) return null;
-  if (!Array.isArray(raw)) return readIntKeyedMap<V>(raw); // a native Avro map from a non-conforming writer
-  const out = new Map<number, V>();
-  for (let i = 0; i < raw.length; i++) {
-    const kv = raw[i] as Record<string, unknown>;
-    out.set(kv[m.key] as number, kv[m.value] as V);
-  }
-  return out;
-}
 
 const formats = new Map<string, string>();
 function formatName(raw: unknown): string {
   const s = String(raw);
   let f = formats.get(s);
-  if (f === undefined) formats.set(s, (f = s.toLowerCase()));
+  if (f === undefined) {
+    if (formats.size > 64) formats.clear();
+    formats.set(s, (f = s.toLowerCase()));
+  }
   return f;
 }
 
-const opt = <T>(d: Record<string, unknown>, name: string | null): T | null => (name === null ? null : ((d[name] as T | undefined) ?? null));
+/** A DataFile with every field present (one hidden class for all entries), filled by the steps. */
+function emptyDataFile(): DataFile {
+  return {
+    content: 0, filePath: '', fileFormat: '', partition: new Map(), recordCount: 0n, fileSizeInBytes: 0n,
+    columnSizes: null, valueCounts: null, nullValueCounts: null, nanValueCounts: null, lowerBounds: null, upperBounds: null,
+    keyMetadata: null, splitOffsets: null, equalityIds: null, sortOrderId: null, firstRowId: null, referencedDataFile: null,
+    contentOffset: null, contentSizeInBytes: null,
+  };
+}
+
+type StatsKey = 'columnSizes' | 'valueCounts' | 'nullValueCounts' | 'nanValueCounts' | 'lowerBounds' | 'upperBounds';
+const STATS_FIELDS: [number, StatsKey][] = [[108, 'columnSizes'], [109, 'valueCounts'], [110, 'nullValueCounts'], [137, 'nanValueCounts'], [125, 'lowerBounds'], [128, 'upperBounds']];
+
+/**
+ * Reads an int-keyed map (an Avro array of {key, value} records; key and value resolved by
+ * position, as Java and PyIceberg name them differently) straight into a Map, keeping only the
+ * keys asked for. A native Avro map from a non-conforming writer is read generically.
+ */
+function statsReader(t: TypeNode): (c: Cursor, ctx: FileContext) => Map<number, unknown> | null {
+  const nn = nonNull(t);
+  const arr = nn?.type;
+  const pair = arr?.kind === 'array' && arr.items.kind === 'record' && arr.items.fields.length >= 2 ? arr.items : null;
+  if (!nn || !pair) {
+    return (c, ctx) => {
+      const m = readIntKeyedMap<unknown>(t.read(c));
+      if (m === null || ctx.want === null) return m;
+      for (const k of [...m.keys()]) if (!ctx.want.has(k)) m.delete(k);
+      return m;
+    };
+  }
+  const key = pair.fields[0]!.type;
+  const value = pair.fields[1]!.type;
+  const extra = pair.fields.slice(2).map((f) => f.type.skip);
+  const nullIndex = nn.nullIndex;
+  const isUnion = t.kind === 'union';
+  return (c, ctx) => {
+    if (isUnion && readVarNum(c) === nullIndex) return null;
+    const want = ctx.want;
+    const out = new Map<number, unknown>();
+    for (let n = readBlockCount(c); n; n = readBlockCount(c)) {
+      while (n--) {
+        const k = Number(key.read(c));
+        if (want === null || want.has(k)) out.set(k, value.read(c));
+        else value.skip(c);
+        for (let i = 0; i < extra.length; i++) extra[i]!(c);
+      }
+    }
+    return out;
+  };
+}
+
+/** The union branch index read for a nullable record, checked. */
+function checkedBranch(c: Cursor, t: TypeNode): TypeNode {
+  if (t.kind !== 'union') return t;
+  const i = readVarNum(c);
+  const b = t.branches[i];
+  if (b === undefined || i < 0) throw new AvroDecodeError(`union index ${i} out of range`);
+  return b;
+}
+
+function dataFileSteps(rec: RecordNode): FileStep[] {
+  return rec.fields.map((f): FileStep => {
+    const t = f.type;
+    const read = t.read;
+    switch (f.fieldId) {
+      case 134: return (c, d) => { d.content = Number(read(c) ?? 0) as FileContent; };
+      case 100: return (c, d) => { d.filePath = read(c) as string; };
+      case 101: return (c, d) => { d.fileFormat = formatName(read(c)); };
+      case 102: {
+        const nn = nonNull(t);
+        const prec = nn?.type.kind === 'record' ? nn.type : null;
+        if (!prec) return (c) => t.skip(c); // not a record: no partition values, as before
+        const fields = prec.fields;
+        return (c, d, ctx) => {
+          const b = checkedBranch(c, t);
+          const part = d.partition;
+          if (b.kind !== 'record') {
+            for (let k = 0; k < ctx.partIds.length; k++) part.set(ctx.partIds[k]!, null);
+            return;
+          }
+          for (let k = 0; k < fields.length; k++) part.set(ctx.partIds[k]!, fields[k]!.type.read(c) ?? null);
+        };
+      }
+      case 103: return (c, d) => { d.recordCount = BigInt(read(c) as bigint); };
+      case 104: return (c, d) => { d.fileSizeInBytes = BigInt(read(c) as bigint); };
+      case 131: return (c, d) => { d.keyMetadata = (read(c) as Buffer | null) ?? null; };
+      case 132: return (c, d) => { d.splitOffsets = (read(c) as bigint[] | null) ?? null; };
+      case 135: return (c, d) => { d.equalityIds = (read(c) as number[] | null)?.map(Number) ?? null; };
+      case 140: return (c, d) => { const v = read(c); d.sortOrderId = v === null || v === undefined ? null : Number(v); };
+      case 142: return (c, d) => { d.firstRowId = big(read(c)); };
+      case 143: return (c, d) => { d.referencedDataFile = (read(c) as string | null) ?? null; };
+      case 144: return (c, d) => { d.contentOffset = big(read(c)); };
+      case 145: return (c, d) => { d.contentSizeInBytes = big(read(c)); };
+      default: {
+        const stat = STATS_FIELDS.find(([id]) => id === f.fieldId);
+        if (!stat) return (c) => t.skip(c);
+        const key = stat[1];
+        const readStats = statsReader(t);
+        const skip = t.skip;
+        return (c, d, ctx) => {
+          if (ctx.skipStats) skip(c);
+          else (d as unknown as Record<StatsKey, Map<number, unknown> | null>)[key] = readStats(c, ctx);
+        };
+      }
+    }
+  });
+}
+
+/** Decoding plan of one writer schema: field ids resolved once, unused fields skipped. */
+interface ManifestPlan {
+  steps: EntryStep[];
+  scratch: EntryScratch;
+  /** Writer's partition field ids in order (null where the writer recorded none). */
+  partitionFieldIds: (number | null)[];
+  hasContent: boolean;
+  hasSnapshotId: boolean;
+  hasSeq: boolean;
+  hasFileSeq: boolean;
+}
+
+const planCache = new Map<string, ManifestPlan>();
+
+function planOf(schema: AvroSchemaNode, text: string, where: string): ManifestPlan {
+  const hit = planCache.get(text);
+  if (hit) return hit;
+  const root = compiledSchema(text, schema);
+  const rec = root.kind === 'record' ? root : null;
+  if (!rec) throw new IpsError('INVALID_MANIFEST', `${where}: root schema is not a record`);
+  const byId = (r: RecordNode, id: number): FieldNode | undefined => r.fields.find((f) => f.fieldId === id);
+  const need = (r: RecordNode, id: number, label: string): FieldNode => {
+    const f = byId(r, id);
+    if (!f) throw new IpsError('INVALID_MANIFEST', `${where}: required field ${label} (field-id ${id}) is missing from the Avro schema`);
+    return f;
+  };
+  need(rec, 0, 'status');
+  const dfField = byId(rec, 2);
+  const dfNn = dfField ? nonNull(dfField.type) : null;
+  const dfType = dfNn?.type.kind === 'record' ? dfNn.type : null;
+  if (!dfField || !dfType) throw new IpsError('INVALID_MANIFEST', `${where}: data_file (field-id 2) is missing or not a record`);
+  need(dfType, 100, 'file_path');
+  need(dfType, 101, 'file_format');
+  need(dfType, 103, 'record_count');
+  need(dfType, 104, 'file_size_in_bytes');
+  const dfSteps = dataFileSteps(dfType);
+  const partField = byId(dfType, 102);
+  const partNn = partField ? nonNull(partField.type) : null;
+  const partRec = partNn?.type.kind === 'record' ? partNn.type : null;
+  const steps = rec.fields.map((f): EntryStep => {
+    const t = f.type;
+    const read = t.read;
+    switch (f.fieldId) {
+      case 0: return (c, s) => { s.status = read(c); };
+      case 1: return (c, s) => { s.snapshotId = read(c); };
+      case 3: return (c, s) => { s.seq = read(c); };
+      case 4: return (c, s) => { s.fileSeq = read(c); };
+      case 2: {
+        const n = dfSteps.length;
+        return (c, s, ctx) => {
+          const b = checkedBranch(c, t);
+          if (b.kind !== 'record') throw new IpsError('INVALID_MANIFEST', `${ctx.where}: an entry has a null data_file`);
+          const d = emptyDataFile();
+          for (let i = 0; i < n; i++) dfSteps[i]!(c, d, ctx);
+          s.dataFile = d;
+        };
+      }
+      default: return (c) => t.skip(c);
+    }
+  });
+  const plan: ManifestPlan = {
+    steps,
+    scratch: new EntryScratch(),
+    partitionFieldIds: (partRec?.fields ?? []).map((f) => f.fieldId),
+    hasContent: byId(dfType, 134) !== undefined,
+    hasSnapshotId: byId(rec, 1) !== undefined,
+    hasSeq: byId(rec, 3) !== undefined,
+    hasFileSeq: byId(rec, 4) !== undefined,
+  };
+  if (planCache.size > 256) planCache.clear();
+  planCache.set(text, plan);
+  return plan;
+}
+
+function decodeEntry(plan: ManifestPlan, c: Cursor, ctx: FileContext): EntryScratch {
+  const s = plan.scratch;
+  s.status = null;
+  s.snapshotId = null;
+  s.seq = null;
+  s.fileSeq = null;
+  s.dataFile = null;
+  const steps = plan.steps;
+  for (let i = 0; i < steps.length; i++) steps[i]!(c, s, ctx);
+  return s;
+}
+
+interface InheritContext {
+  where: string;
+  manifest: ManifestFile;
+  isV1Seq: boolean;
+  nextRowId: bigint | null;
+}
+
+/** Validation and inheritance of one decoded entry (see decodeManifest). */
+function finishEntry(s: EntryScratch, i: number, ic: InheritContext): ManifestEntry {
+  const where = ic.where;
+  const status = Number(s.status) as EntryStatus;
+  if (status !== EntryStatus.EXISTING && status !== EntryStatus.ADDED && status !== EntryStatus.DELETED) {
+    throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has status ${String(s.status)} (0 existing, 1 added, 2 deleted)`);
+  }
+  const dataFile = s.dataFile!;
+  const filePath = dataFile.filePath as unknown;
+  // A zero-filled record decodes as an entry with an empty path: corruption, never a file.
+  if (typeof filePath !== 'string' || filePath === '') throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has an empty file_path`);
+  const content = dataFile.content as number;
+  if (content !== 0 && content !== 1 && content !== 2) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has content ${content} (0 data, 1 position deletes, 2 equality deletes)`);
+  const inherits = status === EntryStatus.ADDED || ic.isV1Seq;
+  const seq = big(s.seq);
+  const fileSeq = big(s.fileSeq);
+  const snapshotId = big(s.snapshotId) ?? ic.manifest.addedSnapshotId;
+  if (snapshotId === null) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has no snapshot_id and nothing to inherit it from`);
+  if (ic.nextRowId !== null && status !== EntryStatus.DELETED && dataFile.firstRowId === null) {
+    dataFile.firstRowId = ic.nextRowId;
+    ic.nextRowId += dataFile.recordCount;
+  }
+  if (dataFile.recordCount < 0n || dataFile.fileSizeInBytes < 0n) {
+    throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} (${filePath}) has a negative record count or file size`);
+  }
+  return {
+    status,
+    snapshotId,
+    sequenceNumber: seq ?? (inherits ? ic.manifest.sequenceNumber : null),
+    fileSequenceNumber: fileSeq ?? (inherits ? ic.manifest.sequenceNumber : null),
+    dataFile,
+  };
+}
 
 /**
  * Decode a manifest and apply inheritance (spec "Sequence Number Inheritance"; Java
  * `InheritableMetadataFactory`): a null snapshot_id is the manifest's added_snapshot_id; a
  * null data/file sequence number is the manifest's sequence number when the entry is ADDED, or
  * when the manifest is v1 (sequence number 0). v3 first_row_id is assigned to live data files
- * that lack one, in manifest order, from the manifest's first_row_id.
+ * that lack one, in manifest order, from the manifest's first_row_id. Fields are resolved by
+ * Iceberg field id once per writer schema; `options.stats` limits which column stats are decoded.
  */
-export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: string, options: AvroReadOptions = {}): Manifest {
-  const isV1Seq = manifest.sequenceNumber === 0n;
-  let nextRowId = manifest.content === 0 ? manifest.firstRowId : null;
-  const file = readAvroFile<ManifestEntry>(buf, where, (schema, meta) => {
-    const L = layoutOf(schema as object, where);
+export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: string, options: ManifestReadOptions = {}): Manifest {
+  const stats = options.stats ?? 'all';
+  const ic: InheritContext = { where, manifest, isV1Seq: manifest.sequenceNumber === 0n, nextRowId: manifest.content === 0 ? manifest.firstRowId : null };
+  const file = readAvroContainer<ManifestEntry>(buf, where, (schema, text, meta) => {
+    const plan = planOf(schema, text, where);
     // Partition fields without ids (very old writers) take the spec's ids by position.
     const specFieldIds = partitionIdsFromHeader(meta.get('partition-spec'));
-    const partIds = L.partition.map(([, id], idx) => id ?? specFieldIds?.[idx] ?? 1000 + idx);
-    return (r0, i) => {
-      const r = r0 as Record<string, unknown>;
-      const status = Number(r[L.status]) as EntryStatus;
-      if (status !== EntryStatus.EXISTING && status !== EntryStatus.ADDED && status !== EntryStatus.DELETED) {
-        throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has status ${String(r[L.status])} (0 existing, 1 added, 2 deleted)`);
-      }
-      const d = r[L.dataFile] as Record<string, unknown>;
-      const filePath = d[L.filePath];
-      // A zero-filled record decodes as an entry with an empty path: corruption, never a file.
-      if (typeof filePath !== 'string' || filePath === '') throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has an empty file_path`);
-      const content = L.content ? Number(d[L.content] ?? 0) : 0;
-      if (content !== 0 && content !== 1 && content !== 2) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has content ${content} (0 data, 1 position deletes, 2 equality deletes)`);
-      const partRaw = (L.partitionField ? (d[L.partitionField] as Record<string, unknown> | null) : null) ?? {};
-      const partition = new Map<number, unknown>();
-      for (let k = 0; k < L.partition.length; k++) partition.set(partIds[k]!, partRaw[L.partition[k]![0]] ?? null);
-      const sortOrderId = opt<number>(d, L.sortOrderId);
-      const dataFile: DataFile = {
-        content: content as FileContent,
-        filePath,
-        fileFormat: formatName(d[L.fileFormat]),
-        partition,
-        recordCount: BigInt(d[L.recordCount] as bigint),
-        fileSizeInBytes: BigInt(d[L.fileSize] as bigint),
-        columnSizes: readMap<bigint>(d, L.columnSizes),
-        valueCounts: readMap<bigint>(d, L.valueCounts),
-        nullValueCounts: readMap<bigint>(d, L.nullValueCounts),
-        nanValueCounts: readMap<bigint>(d, L.nanValueCounts),
-        lowerBounds: readMap<Buffer>(d, L.lowerBounds),
-        upperBounds: readMap<Buffer>(d, L.upperBounds),
-        keyMetadata: opt<Buffer>(d, L.keyMetadata),
-        splitOffsets: opt<bigint[]>(d, L.splitOffsets),
-        equalityIds: opt<number[]>(d, L.equalityIds)?.map(Number) ?? null,
-        sortOrderId: sortOrderId === null ? null : Number(sortOrderId),
-        firstRowId: big(opt(d, L.firstRowId)),
-        referencedDataFile: opt<string>(d, L.referencedDataFile),
-        contentOffset: big(opt(d, L.contentOffset)),
-        contentSizeInBytes: big(opt(d, L.contentSize)),
-      };
-      const inherits = status === EntryStatus.ADDED || isV1Seq;
-      const seq = L.seq ? big(r[L.seq]) : null;
-      const fileSeq = L.fileSeq ? big(r[L.fileSeq]) : null;
-      const snapshotId = (L.snapshotId ? big(r[L.snapshotId]) : null) ?? manifest.addedSnapshotId;
-      if (snapshotId === null) throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} has no snapshot_id and nothing to inherit it from`);
-      if (nextRowId !== null && status !== EntryStatus.DELETED && dataFile.firstRowId === null) {
-        dataFile.firstRowId = nextRowId;
-        nextRowId += dataFile.recordCount;
-      }
-      if (dataFile.recordCount < 0n || dataFile.fileSizeInBytes < 0n) {
-        throw new IpsError('INVALID_MANIFEST', `${where}: entry ${i} (${filePath}) has a negative record count or file size`);
-      }
-      return {
-        status,
-        snapshotId,
-        sequenceNumber: seq ?? (inherits ? manifest.sequenceNumber : null),
-        fileSequenceNumber: fileSeq ?? (inherits ? manifest.sequenceNumber : null),
-        dataFile,
-      };
+    const ctx: FileContext = {
+      partIds: plan.partitionFieldIds.map((id, idx) => id ?? specFieldIds?.[idx] ?? 1000 + idx),
+      want: stats === 'all' || stats === 'none' ? null : stats,
+      skipStats: stats === 'none',
+      where,
     };
+    return (c, i) => finishEntry(decodeEntry(plan, c, ctx), i, ic);
   }, options);
   const specIdHeader = file.meta.get('partition-spec-id');
   if (specIdHeader !== undefined && Number(specIdHeader) !== manifest.partitionSpecId) {

@@ -11,3 +11,4 @@ import './changes-by-snapshot.suite.js';
 import './change-sets.suite.js';
 import './inspect-cli.suite.js';
 import './rows.suite.js';
+import './decoder-vs-avsc.suite.js';

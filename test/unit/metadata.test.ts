@@ -38,6 +38,25 @@ describe('lossless JSON', () => {
     expect(out).toBe(text);
   });
 
+  it('keeps every integer exact on the fast path (no fractional numbers: native JSON.parse after one scan)', () => {
+    // 15 digits stay numbers until the end, 16 and more are quoted by the scan: both come back exact.
+    const v = parseJsonLossless(`{"s": [999999999999999, -999999999999999, 9007199254740993, -9007199254740993, ${BIG_ID}], "t": "${BIG_ID}", "u": {"x": [0, -0, 12]}}`, 't') as Record<string, unknown>;
+    expect(v['s']).toEqual([999999999999999n, -999999999999999n, 9007199254740993n, -9007199254740993n, 5173553188971266738n]);
+    expect(v['t']).toBe(BIG_ID); // a string that looks like a number stays a string
+    expect(v['u']).toEqual({ x: [0n, 0n, 12n] });
+  });
+
+  it('refuses a repeated key and a NUL character, which JSON.parse would accept', () => {
+    const dup = thrown(() => parseJsonLossless('{"snapshots": [], "a": {"k": 1, "k": 2}}', 'm.metadata.json'));
+    expect(dup.code).toBe('INVALID_JSON');
+    expect(dup.message).toMatch(/m\.metadata\.json.*repeated/);
+    const nul = thrown(() => parseJsonLossless('{"location": "s3://b/t\\u0000x"}', 'm.metadata.json'));
+    expect(nul.code).toBe('INVALID_JSON');
+    expect(nul.message).toMatch(/NUL/);
+    // A key of the prototype's name is a key like any other.
+    expect(Object.getPrototypeOf(parseJsonLossless('{"__proto__": {"polluted": 1}}', 't'))).toBe(Object.prototype);
+  });
+
   it('reports invalid JSON with code INVALID_JSON and the file name', () => {
     const e = thrown(() => parseJsonLossless('{"a": 1,', 's3://b/t/metadata/v9.metadata.json'));
     expect(e.code).toBe('INVALID_JSON');
