@@ -69,18 +69,24 @@ export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snap
   return { snapshot, added, removed, manifestsRead: read, manifestsSkipped: skipped };
 }
 
-/** Manifests a snapshot wrote that may hold its changes (see readSnapshotChanges), and the count skipped. */
+/**
+ * Manifests a snapshot wrote that may hold its changes (see readSnapshotChanges), and how many
+ * list records were passed over. Only the candidates are deduplicated by path: a long range's
+ * lists name thousands of manifests each, and hashing every path is measurable work; a path
+ * listed twice among the skipped ones is counted twice (the count is only reported).
+ */
 function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: ManifestFile[]; skipped: number } {
   const read: ManifestFile[] = [];
   let skipped = 0;
   const seen = new Set<string>();
   for (const mf of list) {
-    if (seen.has(mf.path)) continue;
-    seen.add(mf.path);
     const ownedBySnapshot = mf.addedSnapshotId === null || mf.addedSnapshotId === snapshot.snapshotId;
     const mayHaveChanges = mf.addedFilesCount !== 0 || mf.deletedFilesCount !== 0;
     if (!ownedBySnapshot || !mayHaveChanges) skipped++;
-    else read.push(mf);
+    else if (!seen.has(mf.path)) {
+      seen.add(mf.path);
+      read.push(mf);
+    }
   }
   return { read, skipped };
 }
