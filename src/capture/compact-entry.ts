@@ -12,6 +12,15 @@ export interface StatsWanted {
   allBounds?: boolean;
 }
 
+/**
+ * The statistics a manifest decoder must decode for `want` (all bounds when the output lists
+ * them; otherwise only the wanted fields): what to pass as decodeManifest's stats selection
+ * once it has one, so that unwanted maps are skipped instead of decoded and dropped.
+ */
+export function decodeStats(want: StatsWanted): 'all' | 'none' | ReadonlySet<number> {
+  return want.allBounds ? 'all' : want.fields;
+}
+
 /** Field id of `file_path` in position delete files: its bounds narrow a delete's footprint. */
 export const POS_FILE_PATH_ID = 2147483546;
 

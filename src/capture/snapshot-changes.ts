@@ -100,6 +100,7 @@ async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: Compac
   const list = await c.limit(() => reader.manifestList(snapshot, { cache: false }));
   const { read, skipped } = ownManifests(list.manifests, snapshot);
   const parts = await Promise.all(read.map((mf) => c.limit(async () => {
+    // To wire decodeManifest's stats option (decodeStats(c.stats) in compact-entry.ts), pass it here.
     const m = await reader.manifest(mf, { cache: false });
     const added: FileChange[] = [];
     const removed: FileChange[] = [];
