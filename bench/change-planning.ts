@@ -1,6 +1,8 @@
-// Planning the change set of a 100-snapshot range on a large generated table (bench/py/change_table.py:
-// 2,000 fast appends × 500 data files, written by Iceberg Java), side by side in one run:
-//   ips              resolveRange + computeChangeSet (fresh ManifestReader, RoutingFileIO on local disk)
+// Planning the change sets of the newest 100, 500 and 1,900 snapshots (--ranges) of a large generated
+// table (bench/py/change_table.py: 2,000 fast appends × 500 data files, written by Iceberg Java),
+// side by side in one run, each planner in a process of its own so that its peak RSS is its own:
+//   ips              resolveRange + computeChangeSet as `ips changes` plans (compact entries, manifests
+//                    read 4 at a time, uncached), in bench/lib/plan-worker.ts at Node's default heap
 //   PyIceberg        tbl.incremental_append_scan(from_snapshot_id_exclusive, to_snapshot_id_inclusive).plan_files()
 //   Iceberg Java     table.newIncrementalAppendScan().fromSnapshotExclusive(a).toSnapshot(b).planFiles()
 //   Spark DataFrame  spark.read.format("iceberg").option("start-snapshot-id", a).option("end-snapshot-id", b)
@@ -9,14 +11,12 @@
 // The engines run in long-lived workers (bench/py/plan_worker.py): interpreter, JVM and Spark
 // start-up are never timed. Rounds interleave all planners, rotating the order; medians are printed.
 // Every round checks that the incremental file sets agree (SHA-256 of the sorted paths), and the
-// lookback sets agree between engines and with the generator's per-day file counts.
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// lookback sets agree between engines and with the generator's per-day file counts. Peak memory:
+// each planning process's kernel high-water mark (VmHWM), reset just before the timed span
+// (/proc/<pid>/clear_refs), so it is at least the RSS the process already held (printed beside it).
+// PyIceberg plans only ranges up to --pyiceberg-max-range (default 500: 1,900 took 67 s and 5.4 GB).
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { computeChangeSet } from '../src/capture/change-set.js';
-import { ManifestReader } from '../src/capture/manifest-reader.js';
-import { DEFAULT_POLICY } from '../src/capture/policy.js';
-import { resolveRange } from '../src/capture/range.js';
 import { loadTable } from '../src/catalog/load-table.js';
 import type { TableMetadata } from '../src/iceberg/metadata.js';
 import { RoutingFileIO } from '../src/io/routing-file-io.js';
@@ -47,68 +47,27 @@ interface ChangeTable {
   cached: boolean;
 }
 
-interface PlanResult {
+interface Timing {
   seconds: number;
   cpu_seconds: number;
+  rss_before_mb: number;
+  peak_rss_mb: number;
+}
+
+interface PlanResult extends Timing {
   files: number;
   digest: string;
 }
 
-interface LoadResult {
-  seconds: number;
-  cpu_seconds: number;
+/** A planning worker: JSON commands on stdin, `@@bench <JSON>` answers on stdout (bench/lib/json-child.ts). */
+function worker(name: string, cmd: string, args: string[]): JsonChild {
+  return new JsonChild(name, cmd, args, { what: 'worker', stderr: 'lines' });
 }
 
-// ---- long-lived Python workers: JSON commands on stdin, `@@bench <JSON>` answers on stdout ----
-
-/** bench/py/plan_worker.py <engine> …, run by the venv's Python. */
-function planWorker(name: string, python: string, args: string[]): JsonChild {
-  return new JsonChild(name, python, args, { what: 'worker', stderr: 'lines' });
-}
-
-// ---- ips ----
-
-function digestOf(paths: string[]): string {
-  return createHash('sha256').update([...paths].sort().join('\n'), 'utf8').digest('hex');
-}
-
-interface IpsRun extends PlanResult {
-  paths: string[];
-  snapshots: number;
-  removed: number;
-  warnings: string[];
-  manifestsRead: number;
-  manifestListsRead: number;
-}
-
-/** What ips does for `ips changes --from A --to B` once the table is loaded, with a cold reader. */
-async function ipsPlan(md: TableMetadata, from: bigint, to: bigint): Promise<IpsRun> {
-  const io = new RoutingFileIO();
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const range = resolveRange(md, { from, to });
-  const reader = new ManifestReader(io);
-  const cs = await computeChangeSet(reader, range, DEFAULT_POLICY, md, { deleteFootprints: false }); // no ranges: as the peers plan
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(c0);
-  io.close();
-  const paths = cs.added.map((c) => c.entry.dataFile.filePath);
-  return {
-    seconds, cpu_seconds: (cpu.user + cpu.system) / 1e6, files: paths.length, digest: digestOf(paths), paths,
-    snapshots: cs.snapshots.length, removed: cs.removed.length, warnings: cs.warnings,
-    manifestsRead: reader.manifestsRead, manifestListsRead: reader.manifestListsRead,
-  };
-}
-
-async function ipsLoad(tablePath: string): Promise<LoadResult & { md: TableMetadata }> {
-  const io = new RoutingFileIO();
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const t = await loadTable(io, { kind: 'directory', location: tablePath });
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(c0);
-  io.close();
-  return { seconds, cpu_seconds: (cpu.user + cpu.system) / 1e6, md: t.metadata };
+async function ask<T>(w: JsonChild, cmd: Record<string, unknown>): Promise<T> {
+  const r = await w.request<T & { error?: string }>(cmd);
+  if (r.error) throw new Error(`${w.name}: ${r.error}`);
+  return r;
 }
 
 /** The ancestor `n` parent steps behind the head of main, and the head. */
@@ -125,24 +84,16 @@ function lastRange(md: TableMetadata, n: number): { from: bigint; to: bigint } {
   return { from: cur, to };
 }
 
-// ---- the benchmark ----
-
-type Op =
-  | 'ips incremental' | 'pyiceberg incremental' | 'java incremental' | 'spark incremental'
-  | 'pyiceberg lookback' | 'java lookback' | 'spark lookback'
-  | 'ips load' | 'pyiceberg load' | 'java load';
-
-const OPS: Op[] = [
-  'ips incremental', 'pyiceberg incremental', 'java incremental', 'spark incremental',
-  'pyiceberg lookback', 'java lookback', 'spark lookback',
-  'ips load', 'pyiceberg load', 'java load',
-];
-
-const LABEL: Record<Op, string> = {
-  'ips incremental': 'ips (resolveRange + computeChangeSet)',
-  'pyiceberg incremental': 'PyIceberg incremental_append_scan',
-  'java incremental': 'Iceberg Java newIncrementalAppendScan',
-  'spark incremental': 'Spark DataFrame start/end-snapshot-id',
+type Planner = 'ips' | 'java' | 'spark' | 'pyiceberg';
+const PLANNERS: Planner[] = ['ips', 'java', 'spark', 'pyiceberg'];
+const INC_LABEL: Record<Planner, string> = {
+  ips: 'ips (resolveRange + computeChangeSet, compact)',
+  java: 'Iceberg Java newIncrementalAppendScan',
+  spark: 'Spark DataFrame start/end-snapshot-id',
+  pyiceberg: 'PyIceberg incremental_append_scan',
+};
+type Other = 'java lookback' | 'spark lookback' | 'pyiceberg lookback' | 'ips load' | 'java load' | 'pyiceberg load';
+const OTHER_LABEL: Record<Other, string> = {
   'pyiceberg lookback': 'PyIceberg scan(row_filter)',
   'java lookback': 'Iceberg Java newScan().filter()',
   'spark lookback': 'Spark DataFrame .where(event_ts >= …)',
@@ -152,9 +103,11 @@ const LABEL: Record<Op, string> = {
 };
 
 const OPTIONS: Record<string, string> = {
-  rounds: 'measured rounds, interleaved (default 3; a warm-up round comes first)',
-  'pyiceberg-lookback-rounds': 'rounds that include PyIceberg\'s lookback plan, the first ones (default 1: it takes ~45 s of CPU, >10× all others)',
-  range: 'snapshots in the incremental range, ending at the head (default 100)',
+  rounds: 'measured rounds per range, interleaved (default 3; a warm-up round of the first range comes first)',
+  ranges: 'comma-separated range lengths in snapshots, each ending at the head (default 100,500,1900)',
+  'pyiceberg-max-range': 'longest range PyIceberg plans (default 500; 1,900 takes it over a minute and 5 GB)',
+  lookback: '1: also plan the 14-day lookback full scan and load metadata.json, once per round of the first range (default 1; 0: off)',
+  'pyiceberg-lookback-rounds': 'rounds that include PyIceberg\'s lookback plan (default 1: it takes ~45 s of CPU)',
   'lookback-days': 'days of the lookback full scan, including the newest day (default 14)',
   snapshots: 'fast appends in the generated table (default 2000)',
   'files-per-snapshot': 'data files per append (default 500)',
@@ -169,22 +122,25 @@ function isoDay(day0: string, offset: number): string {
   return d.toISOString().slice(0, 10);
 }
 
-/** Sorted path files of two planners → what each has that the other lacks. */
-function diffPaths(a: string[], b: string[]): { onlyA: string[]; onlyB: string[] } {
-  const sa = new Set(a);
-  const sb = new Set(b);
-  return { onlyA: a.filter((p) => !sb.has(p)), onlyB: b.filter((p) => !sa.has(p)) };
+function rangesOption(ctx: BenchContext): number[] {
+  const text = ctx.options.get('ranges') ?? '100,500,1900';
+  const out = text.split(',').map((x) => Number(x.trim()));
+  if (out.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--ranges expects positive integers separated by commas, got ${text}`);
+  return out;
 }
+
+const mb = (x: number): string => fmtInt(x);
 
 export const changePlanning: Benchmark = {
   name: 'change-planning',
-  description: 'planning a 100-snapshot change set on a 2,000-snapshot / 1M-file table: ips vs PyIceberg vs Iceberg Java vs Spark, and their 14-day lookback full-scan planning',
+  description: 'planning 100-, 500- and 1,900-snapshot change sets on a 2,000-snapshot / 1M-file table: ips vs Iceberg Java vs Spark vs PyIceberg, CPU, wall and peak RSS; and their 14-day lookback full-scan planning',
   byDefault: false,
   options: OPTIONS,
   async run(ctx: BenchContext) {
-    const { rounds, 'pyiceberg-lookback-rounds': pyLookback, range: rangeLen, 'lookback-days': lookbackDays } =
-      intOptions(ctx, { rounds: 3, 'pyiceberg-lookback-rounds': 1, range: 100, 'lookback-days': 14 });
-    const pyLookbackRounds = Math.min(rounds, pyLookback);
+    const { rounds, 'pyiceberg-max-range': pyMax, 'pyiceberg-lookback-rounds': pyLookback, 'lookback-days': lookbackDays } =
+      intOptions(ctx, { rounds: 3, 'pyiceberg-max-range': 500, 'pyiceberg-lookback-rounds': 1, 'lookback-days': 14 });
+    const lookback = (ctx.options.get('lookback') ?? '1') !== '0';
+    const rangeLens = rangesOption(ctx);
 
     ctx.log('Spark jars (scripts/provision/jars.sh)…');
     await runCommand('bash', [path.join(REPO_ROOT, 'scripts', 'provision', 'jars.sh')], { prefix: '' });
@@ -204,168 +160,147 @@ export const changePlanning: Benchmark = {
         `(${(t.avro_bytes / 1e6).toFixed(0)} MB), ${t.cached ? 'cached; generated' : 'generated'} in ${t.generation_seconds}s`,
     );
 
-    const loaded = await ipsLoad(t.table_path);
-    const md = loaded.md;
-    if (rangeLen >= md.snapshots.length) throw new Error(`--range ${rangeLen} needs more than ${md.snapshots.length} snapshots`);
-    const { from, to } = lastRange(md, rangeLen);
+    const io = new RoutingFileIO();
+    const md = (await loadTable(io, { kind: 'directory', location: t.table_path })).metadata;
+    io.close();
+    for (const n of rangeLens) if (n >= md.snapshots.length) throw new Error(`--ranges ${n} needs more than ${md.snapshots.length} snapshots`);
     const days = t.files_per_day.length;
     const sinceOffset = Math.max(0, days - lookbackDays);
     const since = `${isoDay(t.day0, sinceOffset)}T00:00:00+00:00`;
     const expectedLookback = t.files_per_day.slice(sinceOffset).reduce((a, b) => a + b, 0);
-    const expectedIncremental = rangeLen * t.files_per_snapshot;
-    ctx.log(`range (${from}, ${to}]: ${rangeLen} snapshots, ${fmtInt(expectedIncremental)} files expected; lookback since ${since}: ${fmtInt(expectedLookback)} files expected`);
 
     const dumpDir = path.join(cacheDir(), 'bench', 'change-planning-paths');
-    const py = planWorker('pyiceberg', ctx.python, [path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'pyiceberg', '--metadata', t.metadata]);
-    const spark = planWorker('spark', ctx.python, [
-      path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'spark', '--warehouse', t.warehouse, '--identifier', t.identifier,
-    ]);
+    // ips at Node's default heap (no --max-old-space-size): the 1,900-snapshot plan must fit it.
+    const ips = worker('ips', process.execPath, ['--expose-gc', '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'plan-worker.ts'), t.table_path]);
+    const py = worker('pyiceberg', ctx.python, [path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'pyiceberg', '--metadata', t.metadata]);
+    const spark = worker('spark', ctx.python, [path.join(REPO_ROOT, 'bench', 'py', 'plan_worker.py'), 'spark', '--warehouse', t.warehouse, '--identifier', t.identifier]);
     try {
-      const [pyInfo, sparkInfo] = await Promise.all([py.ready, spark.ready]);
-      ctx.log(`workers ready: ${String(pyInfo['engine'])} (${String(pyInfo['decoder'])} Avro decoder); ${String(sparkInfo['engine'])} on Java ${String(sparkInfo['java'])}`);
+      const [ipsInfo, pyInfo, sparkInfo] = await Promise.all([ips.ready, py.ready, spark.ready]);
+      ctx.log(`workers ready: ips on Node ${String(ipsInfo['node'])} (heap limit ${String(ipsInfo['heap_limit_mb'])} MB); ${String(pyInfo['engine'])} (${String(pyInfo['decoder'])} Avro decoder); ${String(sparkInfo['engine'])} on Java ${String(sparkInfo['java'])}`);
 
-      const inc = { from: from.toString(), to: to.toString() };
-      let lastIps: IpsRun | undefined;
-      const run = async (op: Op, dump?: string): Promise<PlanResult | LoadResult> => {
-        const d = dump ? { dump } : {};
+      const incremental = (p: Planner, from: bigint, to: bigint, dump?: string): Promise<PlanResult> => {
+        const cmd = { op: 'incremental', from: from.toString(), to: to.toString(), ...(dump ? { dump } : {}) };
+        switch (p) {
+          case 'ips': return ask<PlanResult>(ips, cmd);
+          case 'pyiceberg': return ask<PlanResult>(py, cmd);
+          case 'java': return ask<PlanResult>(spark, { ...cmd, side: 'java' });
+          case 'spark': return ask<PlanResult>(spark, { ...cmd, side: 'spark' });
+        }
+      };
+      const other = (op: Other): Promise<Timing & Partial<PlanResult>> => {
         switch (op) {
-          case 'ips incremental':
-            lastIps = await ipsPlan(md, from, to);
-            return lastIps;
-          case 'pyiceberg incremental': return py.request<PlanResult>({ op: 'incremental', ...inc, ...d });
-          case 'java incremental': return spark.request<PlanResult>({ op: 'incremental', side: 'java', ...inc, ...d });
-          case 'spark incremental': return spark.request<PlanResult>({ op: 'incremental', side: 'spark', ...inc, ...d });
-          case 'pyiceberg lookback': return py.request<PlanResult>({ op: 'lookback', since, ...d });
-          case 'java lookback': return spark.request<PlanResult>({ op: 'lookback', side: 'java', since, ...d });
-          case 'spark lookback': return spark.request<PlanResult>({ op: 'lookback', side: 'spark', since, ...d });
-          case 'ips load': return ipsLoad(t.table_path);
-          case 'pyiceberg load': return py.request<LoadResult>({ op: 'load' });
-          case 'java load': return spark.request<LoadResult>({ op: 'load' });
+          case 'pyiceberg lookback': return ask(py, { op: 'lookback', since });
+          case 'java lookback': return ask(spark, { op: 'lookback', side: 'java', since });
+          case 'spark lookback': return ask(spark, { op: 'lookback', side: 'spark', since });
+          case 'ips load': return ask(ips, { op: 'load' });
+          case 'pyiceberg load': return ask(py, { op: 'load' });
+          case 'java load': return ask(spark, { op: 'load' });
         }
       };
-      const fmtRun = (r: PlanResult | LoadResult): string =>
-        'files' in r ? `${fmtInt(r.files)} files in ${r.seconds.toFixed(2)}s (CPU ${r.cpu_seconds.toFixed(2)}s)` : `${r.seconds.toFixed(3)}s (CPU ${r.cpu_seconds.toFixed(3)}s)`;
+      const fmtRun = (r: Timing & Partial<PlanResult>): string =>
+        `${r.files !== undefined ? `${fmtInt(r.files)} files in ` : ''}${r.seconds.toFixed(2)}s (CPU ${r.cpu_seconds.toFixed(2)}s, peak RSS ${mb(r.peak_rss_mb)} MB)`;
 
-      // Warm-up (not recorded): JIT for V8 and the JVM, the page cache for everyone. PyIceberg's
-      // lookback is not warmed: it has no JIT, and it is by far the longest step.
-      ctx.log('warm-up round (not recorded)…');
-      for (const op of OPS) {
-        if (op === 'pyiceberg lookback') continue;
-        const r = await run(op);
-        ctx.log(`  warm-up ${op.padEnd(22)} ${fmtRun(r)}`);
-      }
-      await run('ips incremental');
-
-      // Per round, the results of the planners that ran in it.
-      const perRound: Map<Op, PlanResult | LoadResult>[] = [];
-      const results = (op: Op): (PlanResult | LoadResult)[] => perRound.map((m) => m.get(op)).filter((x) => x !== undefined);
+      const results = new Map<string, (Timing & Partial<PlanResult>)[]>(); // "<range>|<planner>" or "<other op>"
+      const record = (key: string, r: Timing & Partial<PlanResult>): void => {
+        const l = results.get(key) ?? [];
+        l.push(r);
+        results.set(key, l);
+      };
       const mismatches: string[] = [];
-      const checkRound = async (r: number): Promise<void> => {
-        const get = (op: Op): PlanResult | undefined => perRound[r]!.get(op) as PlanResult | undefined;
-        const incOps: Op[] = ['ips incremental', 'pyiceberg incremental', 'java incremental', 'spark incremental'];
-        const lbOps: Op[] = ['java lookback', 'spark lookback', 'pyiceberg lookback'];
-        const ran = (ops: Op[]): Op[] => ops.filter((o) => get(o) !== undefined);
-        const incOk = ran(incOps).every((o) => get(o)!.digest === get('ips incremental')!.digest) && get('ips incremental')!.files === expectedIncremental;
-        const lbOk = ran(lbOps).every((o) => get(o)!.digest === get('java lookback')!.digest) && get('java lookback')!.files === expectedLookback;
-        if (incOk && lbOk) return;
-        if (mismatches.length) return; // investigate once
-        mkdirSync(dumpDir, { recursive: true });
-        const paths = new Map<Op, string[]>();
-        for (const op of [...incOps, ...lbOps]) {
-          if (op === 'ips incremental') {
-            paths.set(op, [...lastIps!.paths].sort());
-            continue;
-          }
-          const file = path.join(dumpDir, `${op.replace(' ', '-')}.txt`);
-          await run(op, file);
-          paths.set(op, readFileSync(file, 'utf8').split('\n').filter(Boolean));
-        }
-        writeFileSync(path.join(dumpDir, 'ips-incremental.txt'), paths.get('ips incremental')!.join('\n') + '\n');
-        const describe = (a: Op, b: Op): void => {
-          const { onlyA, onlyB } = diffPaths(paths.get(a)!, paths.get(b)!);
-          if (!onlyA.length && !onlyB.length) return;
-          mismatches.push(`${a} (${fmtInt(paths.get(a)!.length)}) vs ${b} (${fmtInt(paths.get(b)!.length)}): ${fmtInt(onlyA.length)} only in ${a}, ${fmtInt(onlyB.length)} only in ${b}`);
-          for (const p of onlyA.slice(0, 3)) mismatches.push(`    only in ${a}: ${p}`);
-          for (const p of onlyB.slice(0, 3)) mismatches.push(`    only in ${b}: ${p}`);
-        };
-        for (const o of incOps.slice(1)) describe('ips incremental', o);
-        for (const o of lbOps.slice(1)) describe('java lookback', o);
-        for (const o of [...incOps, ...lbOps]) {
-          const want = incOps.includes(o) ? expectedIncremental : expectedLookback;
-          const n = paths.get(o)!.length;
-          if (n !== want) mismatches.push(`${o} planned ${fmtInt(n)} files; the generator wrote ${fmtInt(want)}`);
-        }
-        mismatches.push(`(sorted path lists in ${dumpDir})`);
-      };
 
-      for (let r = 0; r < rounds; r++) {
-        const order = [...OPS.slice(r % OPS.length), ...OPS.slice(0, r % OPS.length)];
-        perRound.push(new Map());
-        for (const op of order) {
-          if (op === 'pyiceberg lookback' && r >= pyLookbackRounds) continue;
-          const res = await run(op);
-          perRound[r]!.set(op, res);
-          ctx.log(`round ${r + 1}/${rounds} ${op.padEnd(22)} ${fmtRun(res)}`);
+      for (const [ri, n] of rangeLens.entries()) {
+        const { from, to } = lastRange(md, n);
+        const expected = n * t.files_per_snapshot;
+        const planners = PLANNERS.filter((p) => p !== 'pyiceberg' || n <= pyMax);
+        ctx.log(`range of ${n} snapshots (${from}, ${to}]: ${fmtInt(expected)} files expected; planners ${planners.join(', ')}`);
+        if (ri === 0) {
+          // Warm-up (not recorded): JIT for V8 and the JVM, the page cache for everyone.
+          for (const p of planners) ctx.log(`  warm-up ${p.padEnd(10)} ${fmtRun(await incremental(p, from, to))}`);
         }
-        await checkRound(r);
+        for (let r = 0; r < rounds; r++) {
+          const order = [...planners.slice(r % planners.length), ...planners.slice(0, r % planners.length)];
+          const digests = new Map<Planner, PlanResult>();
+          for (const p of order) {
+            const res = await incremental(p, from, to);
+            digests.set(p, res);
+            record(`${n}|${p}`, res);
+            ctx.log(`  ${n} snapshots, round ${r + 1}/${rounds}: ${p.padEnd(10)} ${fmtRun(res)}`);
+          }
+          const ok = [...digests.values()].every((x) => x.digest === digests.get('ips')!.digest) && digests.get('ips')!.files === expected;
+          if (!ok && mismatches.length === 0) {
+            mkdirSync(dumpDir, { recursive: true });
+            for (const p of planners) {
+              if (p === 'ips') continue;
+              const file = path.join(dumpDir, `${n}-${p}.txt`);
+              await incremental(p, from, to, file);
+              mismatches.push(`${p}: ${fmtInt(digests.get(p)!.files)} files, digest ${digests.get(p)!.digest.slice(0, 12)} (paths in ${file})`);
+            }
+            mismatches.push(`ips: ${fmtInt(digests.get('ips')!.files)} files, digest ${digests.get('ips')!.digest.slice(0, 12)}; the generator wrote ${fmtInt(expected)}`);
+          }
+          if (lookback && ri === 0) {
+            const lb: Other[] = ['java lookback', 'spark lookback', ...(r < pyLookback ? ['pyiceberg lookback' as const] : []), 'ips load', 'pyiceberg load', 'java load'];
+            for (const op of lb) {
+              const res = await other(op);
+              record(op, res);
+              ctx.log(`  round ${r + 1}/${rounds}: ${op.padEnd(20)} ${fmtRun(res)}`);
+              if (res.files !== undefined && res.files !== expectedLookback && mismatches.length === 0) {
+                mismatches.push(`${op} planned ${fmtInt(res.files)} files; the generator wrote ${fmtInt(expectedLookback)} in those ${lookbackDays} days`);
+              }
+            }
+          }
+        }
       }
 
       // ---- report ----
-      const med = (op: Op, k: 'seconds' | 'cpu_seconds'): number => median(results(op).map((x) => x[k]));
-      const ipsWall = med('ips incremental', 'seconds');
-      const ipsCpu = med('ips incremental', 'cpu_seconds');
-      const ips0 = lastIps!;
-      const row = (what: string, op: Op, vsIps: boolean): (string | number)[] => {
-        const rs = results(op);
-        const files = 'files' in rs[0]! ? fmtInt((rs[0] as PlanResult).files) : '';
-        const w = med(op, 'seconds');
-        const c = med(op, 'cpu_seconds');
-        const dec = op.endsWith('load') ? 3 : 2;
-        return [what, LABEL[op], files, w.toFixed(dec), c.toFixed(dec), vsIps ? `${(w / ipsWall).toFixed(1)}×` : '', vsIps ? `${(c / ipsCpu).toFixed(1)}×` : ''];
-      };
-      const incWhat = `incremental, ${rangeLen} snapshots`;
-      const lbWhat = `${lookbackDays}-day lookback scan`;
+      const med = (key: string, k: keyof Timing): number => median(results.get(key)!.map((x) => x[k]));
       console.log(`\n== change-planning: ${fmtInt(t.snapshots)} snapshots, ${fmtInt(t.data_files)} data files (${t.files_per_snapshot}/snapshot, ${t.snapshots_per_day} snapshots/day over ${days} days, ${t.late_percent}% late files), day(event_ts)-partitioned v2`);
-      console.log(`   ${machineSummary()}`);
+      console.log(`   ${machineSummary()} (at the end of the run)`);
       console.log(`   table written by Iceberg Java ${t.iceberg} (fast appends, HadoopCatalog) in ${t.generation_seconds}s${t.cached ? ' (reused from cache)' : ''}: ${t.table_path}`);
       console.log(`   ${fmtInt(t.avro_files)} manifests + manifest lists, ${(t.avro_bytes / 1e6).toFixed(0)} MB; the head's manifest list names ${fmtInt(t.snapshots)} manifests`);
-      console.log(`   ${String(pyInfo['engine'])} on Python ${String(pyInfo['python'])} (${String(pyInfo['decoder'])} Avro decoder, ${String(pyInfo['file_io'])}); ${String(sparkInfo['engine'])} on Java ${String(sparkInfo['java'])}, local[2], Iceberg worker pool ${String(sparkInfo['worker_pool_threads'])} threads`);
-      console.log(`   incremental range (${from}, ${to}]: the newest ${rangeLen} appends; lookback: event_ts >= ${since} (${lookbackDays} days incl. the newest)`);
-      const pyLb = pyLookbackRounds < rounds ? ` (PyIceberg's lookback: ${pyLookbackRounds === 1 ? 'round 1 only' : `rounds 1–${pyLookbackRounds}`}, --pyiceberg-lookback-rounds)` : '';
-      console.log(`   ${rounds === 1 ? '1 round' : `medians of ${rounds} interleaved rounds`}${pyLb} after a warm-up; every plan is cold except for the OS page cache (fresh ManifestReader,`);
-      console.log(`   PyIceberg's manifest cache cleared, a freshly loaded Java Table); planning only, metadata.json loaded beforehand (its own rows below),`);
-      console.log(`   except Spark, whose query loads the table itself; CPU = whole process (all threads: Java plans on its worker pool);`);
-      console.log(`   "wall / ips" and "CPU / ips" = that planner's time ÷ ips's incremental planning time (> 1×: slower than ips)\n`);
-      console.log(
-        table(
-          ['planning', 'planner', 'files', 'wall s', 'CPU s', 'wall / ips', 'CPU / ips'],
-          [
-            row(incWhat, 'ips incremental', true),
-            row('', 'pyiceberg incremental', true),
-            row('', 'java incremental', true),
-            row('', 'spark incremental', true),
-            row(lbWhat, 'pyiceberg lookback', true),
-            row('', 'java lookback', true),
-            row('', 'spark lookback', true),
-            row('load metadata.json', 'ips load', false),
-            row('', 'pyiceberg load', false),
-            row('', 'java load', false),
-          ],
-        ),
-      );
-      console.log('\n   wall seconds per round:');
-      console.log(table(['planner', ...Array.from({ length: rounds }, (_, i) => `r${i + 1}`)], OPS.map((op) => [op, ...perRound.map((m) => m.get(op)?.seconds.toFixed(op.endsWith('load') ? 3 : 2) ?? '—')])));
-      console.log(`\n   ips read ${ips0.manifestListsRead} manifest lists and ${ips0.manifestsRead} manifests; ${ips0.snapshots} snapshots, ${fmtInt(ips0.files)} added files, ${ips0.removed} removed, ${ips0.warnings.length} warnings`);
+      console.log(`   ips on Node ${String(ipsInfo['node'])}, default heap (limit ${String(ipsInfo['heap_limit_mb'])} MB), in its own process (bench/lib/plan-worker.ts, run through tsx);`);
+      console.log(`   ${String(pyInfo['engine'])} on Python ${String(pyInfo['python'])} (${String(pyInfo['decoder'])} Avro decoder); ${String(sparkInfo['engine'])} on Java ${String(sparkInfo['java'])}, local[2], Iceberg worker pool ${String(sparkInfo['worker_pool_threads'])} threads, max heap ${String(sparkInfo['jvm_max_heap_mb'])} MB`);
+      console.log(`   medians of ${rounds} interleaved rounds after a warm-up; every plan is cold except for the OS page cache (fresh ManifestReader, PyIceberg's manifest`);
+      console.log(`   cache cleared, a freshly loaded Java Table); CPU = whole process (all threads: Java plans on its worker pool). Peak RSS = the planning process's`);
+      console.log(`   high-water mark during the plan (reset before it; "before" = its RSS then: the JVM's includes Spark and earlier plans, as a long-lived JVM keeps them);`);
+      console.log(`   "× ips" = that planner's figure ÷ ips's (> 1×: ips is faster or smaller)\n`);
+      const rows: (string | number)[][] = [];
+      for (const n of rangeLens) {
+        const ipsKey = `${n}|ips`;
+        for (const p of PLANNERS) {
+          const key = `${n}|${p}`;
+          if (!results.has(key)) {
+            if (p === 'pyiceberg') rows.push(['', INC_LABEL[p], `not run (> --pyiceberg-max-range ${pyMax})`, '', '', '', '', '', '', '']);
+            continue;
+          }
+          const w = med(key, 'seconds');
+          const c = med(key, 'cpu_seconds');
+          const peak = Math.max(...results.get(key)!.map((x) => x.peak_rss_mb));
+          const before = median(results.get(key)!.map((x) => x.rss_before_mb));
+          rows.push([
+            p === 'ips' ? `${n} snapshots` : '', INC_LABEL[p], fmtInt(results.get(key)![0]!.files!), w.toFixed(2), c.toFixed(2), mb(peak), mb(before),
+            p === 'ips' ? '' : `${(w / med(ipsKey, 'seconds')).toFixed(2)}×`, p === 'ips' ? '' : `${(c / med(ipsKey, 'cpu_seconds')).toFixed(2)}×`,
+            p === 'ips' ? '' : `${(peak / Math.max(...results.get(ipsKey)!.map((x) => x.peak_rss_mb))).toFixed(2)}×`,
+          ]);
+        }
+      }
+      if (lookback) {
+        for (const op of Object.keys(OTHER_LABEL) as Other[]) {
+          if (!results.has(op)) continue;
+          const rs = results.get(op)!;
+          rows.push([op.endsWith('load') ? 'load metadata.json' : `${lookbackDays}-day lookback`, OTHER_LABEL[op], rs[0]!.files !== undefined ? fmtInt(rs[0]!.files) : '',
+            med(op, 'seconds').toFixed(2), med(op, 'cpu_seconds').toFixed(2), mb(Math.max(...rs.map((x) => x.peak_rss_mb))), mb(median(rs.map((x) => x.rss_before_mb))), '', '', '']);
+        }
+      }
+      console.log(table(['planning', 'planner', 'files', 'wall s', 'CPU s', 'peak RSS MB', 'RSS before MB', 'wall × ips', 'CPU × ips', 'peak × ips'], rows));
       if (mismatches.length) {
         console.log('\n   FILE SETS DISAGREE:');
         for (const m of mismatches) console.log(`   ${m}`);
-        console.log('');
         throw new Error('the planners disagree on the planned files (see above)');
       }
-      console.log(`   incremental file sets agree in every round: ips added files == PyIceberg == Iceberg Java == Spark (${fmtInt(expectedIncremental)} paths = ${rangeLen} appends × ${t.files_per_snapshot})`);
-      console.log(`   lookback file sets agree in every round: Iceberg Java == Spark == PyIceberg (${fmtInt(expectedLookback)} paths = the generator's files in those ${lookbackDays} days)\n`);
+      console.log(`\n   incremental file sets agree in every round: ips == Iceberg Java == Spark (== PyIceberg where it ran) == the generator's appends × ${t.files_per_snapshot} files`);
+      if (lookback) console.log(`   lookback file sets have the generator's ${fmtInt(expectedLookback)} files of those ${lookbackDays} days\n`);
     } finally {
-      await Promise.allSettled([py.close(), spark.close()]);
+      await Promise.allSettled([ips.close(), py.close(), spark.close()]);
     }
   },
 };

@@ -14,7 +14,9 @@ Commands ({"op": …}):
   quit
 `side` is ignored by the pyiceberg worker; the spark worker has "java" (Iceberg Java API on a
 HadoopCatalog table) and "spark" (a Spark DataFrame read, planning forced through the physical
-plan's BatchScanExec input partitions). Plan answers: {seconds, cpu_seconds, files, digest} where
+plan's BatchScanExec input partitions). Plan answers: {seconds, cpu_seconds, files, digest,
+rss_before_mb, peak_rss_mb} (peak: VmHWM of the planning process, the JVM for spark, reset just
+before the timed span, so it is at least the RSS before; load answers have the last two too) where
 digest is the SHA-256 of the sorted planned file paths joined by "\\n" (computed after the timed
 span); with `dump`, the sorted paths are also written there, one a line.
 
@@ -45,6 +47,21 @@ import platform
 import sys
 import time
 import warnings
+
+
+def reset_peak(pid: int | str = "self") -> float:
+    """Resets the kernel's peak-RSS mark (VmHWM) of a process to its current RSS; returns that RSS in MB."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+    return status_mb(pid, "VmRSS")
+
+
+def status_mb(pid: int | str, key: str) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
 
 
 def answer(obj: dict) -> None:
@@ -89,22 +106,24 @@ class PyIcebergWorker:
 
         clear_manifest_cache()
         gc.collect()
+        self.mem = {"rss_before_mb": reset_peak()}
         c0 = time.process_time()
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        self.mem["peak_rss_mb"] = status_mb("self", "VmHWM")
         return result, seconds, cpu
 
     def load(self, cmd: dict) -> dict:
         _, s, c = self._timed(lambda: self.StaticTable.from_metadata(self.metadata))
-        return {"seconds": s, "cpu_seconds": c}
+        return {"seconds": s, "cpu_seconds": c, **self.mem}
 
     def _plan(self, scan_fn, cmd: dict) -> dict:
         tasks, s, c = self._timed(lambda: list(scan_fn().plan_files()))
         paths = [t.file.file_path for t in tasks]
         dump(paths, cmd.get("dump"))
-        return {"seconds": s, "cpu_seconds": c, "files": len(paths), "digest": digest(paths)}
+        return {"seconds": s, "cpu_seconds": c, "files": len(paths), "digest": digest(paths), **self.mem}
 
     def incremental(self, cmd: dict) -> dict:
         a, b = int(cmd["from"]), int(cmd["to"])
@@ -130,6 +149,7 @@ class SparkWorker:
         self.conf = self.spark._jsc.hadoopConfiguration()
         self.warehouse = a.warehouse
         self._catalog().loadTable(self.ident)
+        self.jvm_pid = int(self.jvm.java.lang.ProcessHandle.current().pid())
         self.info = {
             "engine": f"Iceberg Java {ICEBERG_VERSION}, Spark {self.spark.version}",
             "java": self.jvm.java.lang.System.getProperty("java.version"),
@@ -142,22 +162,25 @@ class SparkWorker:
 
     def _timed(self, fn):
         self.jvm.java.lang.System.gc()
+        # The JVM is the process that plans (py4j): its peak RSS, not the Python driver's.
+        self.mem = {"rss_before_mb": reset_peak(self.jvm_pid)}
         c0 = self.h.processCpuNanos()
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0
         cpu = (self.h.processCpuNanos() - c0) / 1e9
+        self.mem["peak_rss_mb"] = status_mb(self.jvm_pid, "VmHWM")
         return result, seconds, cpu
 
     def load(self, cmd: dict) -> dict:
         catalog = self._catalog()
         _, s, c = self._timed(lambda: catalog.loadTable(self.ident))
-        return {"seconds": s, "cpu_seconds": c}
+        return {"seconds": s, "cpu_seconds": c, **self.mem}
 
     def _answer(self, tasks, s: float, c: float, cmd: dict) -> dict:
         if cmd.get("dump"):
             self.h.dumpPaths(tasks, cmd["dump"])
-        return {"seconds": s, "cpu_seconds": c, "files": tasks.size(), "digest": self.h.pathsDigest(tasks)}
+        return {"seconds": s, "cpu_seconds": c, "files": tasks.size(), "digest": self.h.pathsDigest(tasks), **self.mem}
 
     def _spark_plan(self, df_fn):
         df = df_fn()

@@ -2,10 +2,12 @@ import { IpsError } from '../errors.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import { resolveDeleteFootprints } from './delete-footprint.js';
 import type { ManifestReader } from './manifest-reader.js';
-import { netEvents, type FileEvent } from './netting.js';
+import pLimit from 'p-limit';
+import { EntryInterner, type StatsWanted } from './compact-entry.js';
+import { netting, type FileEvent } from './netting.js';
 import type { CapturePolicy } from './policy.js';
 import type { SnapshotRange } from './range.js';
-import { readSnapshotChanges, type FileChange } from './snapshot-changes.js';
+import { readSnapshotChanges, type CompactRead, type FileChange, type SnapshotChanges } from './snapshot-changes.js';
 
 export type SnapshotAction = 'included' | 'added-only' | 'skipped';
 
@@ -92,7 +94,18 @@ export interface ChangeSetOptions {
    * Without it, ranges over delete files fall back to partition values or `unbounded`.
    */
   deleteFootprints?: boolean;
+  /**
+   * Keep files as compact entries with only these statistics (compact-entry.ts), read manifests
+   * uncached and `concurrency` at a time: for long ranges, whose full entries do not fit in
+   * memory. Without it, entries are the decoded ones (the ICDC writer needs every field).
+   */
+  compact?: { stats: StatsWanted; concurrency?: number };
 }
+
+/** Snapshots whose reads may be in flight ahead of the one being netted (bounds memory too). */
+const READ_AHEAD = 8;
+
+type Settled = { ok: SnapshotChanges } | { err: unknown };
 
 export async function computeChangeSet(reader: ManifestReader, range: SnapshotRange, policy: CapturePolicy, md: TableMetadata, opts: ChangeSetOptions = {}): Promise<ChangeSet> {
   const warnings: string[] = [];
@@ -101,47 +114,25 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
   let manifestsSkipped = 0;
   let addedSoFar = false;
   const byId = new Map(md.snapshots.map((s) => [s.snapshotId, s] as const));
-  for (const s of range.snapshots) {
-    let op = s.operation;
-    if (op === null) {
-      warnings.push(`snapshot ${s.snapshotId} records no operation; treated as overwrite, as Iceberg Java does`);
-      op = 'overwrite';
-    }
-    const decision = (action: SnapshotAction, reason: string): SnapshotDecision => ({ snapshot: s, operation: op!, action, reason, added: [], removed: [] });
-    let d: SnapshotDecision;
-    switch (op) {
-      case 'append':
-        d = decision('included', 'append: added files');
-        break;
-      case 'replace': {
-        d = decision('skipped', 'replace (compaction) changes no data');
-        const w = compactionRecordCheck(s, s.parentSnapshotId !== null ? byId.get(s.parentSnapshotId) : undefined);
-        if (w) warnings.push(w);
-        break;
-      }
-      case 'overwrite':
-        if (policy.overwrite === 'fail') {
-          throw new IpsError('OPERATION_NOT_ALLOWED', `snapshot ${s.snapshotId} is an overwrite and the policy says overwrite=fail; use overwrite=include (added and removed files) or overwrite=added-only`, { details: { snapshot: s.snapshotId.toString() } });
-        }
-        d = policy.overwrite === 'include'
-          ? decision('included', 'overwrite: added and removed files (policy overwrite=include)')
-          : decision('added-only', 'overwrite: added data files only (policy overwrite=added-only); removed files and delete files ignored');
-        break;
-      case 'delete':
-        if (policy.delete === 'fail') {
-          throw new IpsError('OPERATION_NOT_ALLOWED', `snapshot ${s.snapshotId} is a delete and the policy says delete=fail; use delete=include or delete=skip`, { details: { snapshot: s.snapshotId.toString() } });
-        }
-        d = policy.delete === 'include'
-          ? decision('included', 'delete: removed files and new delete files (policy delete=include)')
-          : decision('skipped', 'delete skipped by policy delete=skip');
-        break;
-      default:
-        throw new IpsError('UNKNOWN_OPERATION', `snapshot ${s.snapshotId} has unknown operation "${op}"; ips cannot tell what it changed`);
-    }
-    // A compaction matters only when it may have rewritten files the range added.
-    const readRewrite = op === 'replace' && addedSoFar;
-    if (d.action !== 'skipped' || readRewrite) {
-      const ch = await readSnapshotChanges(reader, s);
+  const compact: CompactRead | undefined = opts.compact
+    ? { stats: opts.compact.stats, interner: new EntryInterner(), limit: pLimit(Math.max(1, opts.compact.concurrency ?? 4)) }
+    : undefined;
+  const net = netting();
+  // Reads run ahead of netting by up to READ_AHEAD snapshots (compact plans only; otherwise one
+  // at a time, as the cache-sharing callers expect). A compaction is read when a snapshot before
+  // it may add files; whether one did is known only when netting reaches it, so that read is
+  // speculative and its result (or error) is dropped when nothing was added.
+  const window: { d: SnapshotDecision; maybeRewrite: boolean; read: Promise<Settled> | null }[] = [];
+  const ahead = compact ? READ_AHEAD : 1;
+  let mayHaveAdded = false;
+  const settle = (s: Snapshot): Promise<Settled> => readSnapshotChanges(reader, s, compact).then((ok) => ({ ok }), (err: unknown) => ({ err }));
+  const consume = async (): Promise<void> => {
+    const { d, maybeRewrite, read } = window.shift()!;
+    const readRewrite = maybeRewrite && addedSoFar;
+    if (read && (d.action !== 'skipped' || readRewrite)) {
+      const r = await read;
+      if ('err' in r) throw r.err;
+      const ch = r.ok;
       manifestsRead += ch.manifestsRead;
       manifestsSkipped += ch.manifestsSkipped;
       if (readRewrite) {
@@ -154,13 +145,63 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
       }
       if (d.added.length > 0) addedSoFar = true;
     }
+    net.push(decisionEvents(d));
     decisions.push(d);
+  };
+  try {
+    for (const s of range.snapshots) {
+      let op = s.operation;
+      if (op === null) {
+        warnings.push(`snapshot ${s.snapshotId} records no operation; treated as overwrite, as Iceberg Java does`);
+        op = 'overwrite';
+      }
+      const decision = (action: SnapshotAction, reason: string): SnapshotDecision => ({ snapshot: s, operation: op!, action, reason, added: [], removed: [] });
+      let d: SnapshotDecision;
+      switch (op) {
+        case 'append':
+          d = decision('included', 'append: added files');
+          break;
+        case 'replace': {
+          d = decision('skipped', 'replace (compaction) changes no data');
+          const w = compactionRecordCheck(s, s.parentSnapshotId !== null ? byId.get(s.parentSnapshotId) : undefined);
+          if (w) warnings.push(w);
+          break;
+        }
+        case 'overwrite':
+          if (policy.overwrite === 'fail') {
+            throw new IpsError('OPERATION_NOT_ALLOWED', `snapshot ${s.snapshotId} is an overwrite and the policy says overwrite=fail; use overwrite=include (added and removed files) or overwrite=added-only`, { details: { snapshot: s.snapshotId.toString() } });
+          }
+          d = policy.overwrite === 'include'
+            ? decision('included', 'overwrite: added and removed files (policy overwrite=include)')
+            : decision('added-only', 'overwrite: added data files only (policy overwrite=added-only); removed files and delete files ignored');
+          break;
+        case 'delete':
+          if (policy.delete === 'fail') {
+            throw new IpsError('OPERATION_NOT_ALLOWED', `snapshot ${s.snapshotId} is a delete and the policy says delete=fail; use delete=include or delete=skip`, { details: { snapshot: s.snapshotId.toString() } });
+          }
+          d = policy.delete === 'include'
+            ? decision('included', 'delete: removed files and new delete files (policy delete=include)')
+            : decision('skipped', 'delete skipped by policy delete=skip');
+          break;
+        default:
+          throw new IpsError('UNKNOWN_OPERATION', `snapshot ${s.snapshotId} has unknown operation "${op}"; ips cannot tell what it changed`);
+      }
+      // A compaction matters only when it may have rewritten files the range added.
+      const maybeRewrite = op === 'replace' && (ahead === 1 ? addedSoFar : mayHaveAdded);
+      const read = d.action !== 'skipped' || maybeRewrite ? settle(s) : null;
+      if (d.action !== 'skipped') mayHaveAdded = true;
+      window.push({ d, maybeRewrite, read });
+      while (window.length >= ahead) await consume();
+    }
+    while (window.length > 0) await consume();
+  } finally {
+    window.length = 0; // reads still in flight settle into nothing
   }
 
-  const net = netEvents(decisions.flatMap(decisionEvents));
-  warnings.push(...net.notes);
+  const result = net.finish();
+  warnings.push(...result.notes);
   for (const d of decisions) {
-    if (net.rewritesHandedOver.has(d.snapshot.snapshotId)) {
+    if (result.rewritesHandedOver.has(d.snapshot.snapshotId)) {
       d.action = 'included';
       d.reason = 'replace (compaction) of files the range added, whose outputs later snapshots of the range change: the outputs are handed over instead of the rewritten files';
     }
@@ -170,5 +211,5 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
     const dataFiles = decisions.flatMap((d) => [...d.added, ...d.removed, ...(d.rewritten?.added ?? [])]);
     await resolveDeleteFootprints(reader, md, deletes, dataFiles);
   }
-  return { range, snapshots: decisions, added: net.added, removed: net.removed, warnings, manifestsRead, manifestsSkipped };
+  return { range, snapshots: decisions, added: result.added, removed: result.removed, warnings, manifestsRead, manifestsSkipped };
 }

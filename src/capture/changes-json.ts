@@ -1,3 +1,4 @@
+import { stringifyJsonLossless } from '../iceberg/json.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from './change-set.js';
 import { FileDescriber, type FileJson } from './file-json.js';
@@ -26,15 +27,7 @@ export function changesJson(md: TableMetadata, cs: ChangeSet, rangeFields: strin
   const out: ChangesJson = {
     from: cs.range.from?.toString() ?? null,
     to: cs.range.to.toString(),
-    snapshots: cs.snapshots.map((d) => ({
-      snapshot_id: d.snapshot.snapshotId.toString(),
-      sequence_number: d.snapshot.sequenceNumber.toString(),
-      operation: d.operation,
-      action: d.action,
-      reason: d.reason,
-      added_files: d.added.length,
-      removed_files: d.removed.length,
-    })),
+    snapshots: cs.snapshots.map(snapshotJson),
     added_files: cs.added.map((c) => describer.describe(c)),
     removed_files: cs.removed.map((c) => describer.describe(c)),
     ranges,
@@ -44,4 +37,92 @@ export function changesJson(md: TableMetadata, cs: ChangeSet, rangeFields: strin
   if (cs.fallback) out.fallback = { kind: 'file-sequence-number', from_sequence_number: cs.fallback.fromSequenceNumber.toString() };
   out.warnings.push(...describer.warnings);
   return out;
+}
+
+/** Where streamed output goes: a write that may wait (backpressure). */
+export type ChunkSink = (chunk: string) => void | Promise<void>;
+
+/**
+ * Collects small strings into chunks of about `size` characters before handing them to `sink`:
+ * one write per file record would cost a system call each; one string for the whole answer
+ * would hold every record at once.
+ */
+export class ChunkedWriter {
+  private parts: string[] = [];
+  private length = 0;
+
+  constructor(private readonly sink: ChunkSink, private readonly size = 256 * 1024) {}
+
+  async write(s: string): Promise<void> {
+    this.parts.push(s);
+    this.length += s.length;
+    if (this.length >= this.size) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.parts.length === 0) return;
+    const chunk = this.parts.join('');
+    this.parts = [];
+    this.length = 0;
+    await this.sink(chunk);
+  }
+}
+
+/** `value` as `stringifyJsonLossless(value, 2)` prints it when nested `depth` levels deep. */
+function nested(value: unknown, depth: number): string {
+  return stringifyJsonLossless(value, 2).replaceAll('\n', `\n${'  '.repeat(depth)}`);
+}
+
+/**
+ * `ips changes --json` written as it is produced: the same bytes as
+ * `stringifyJsonLossless(changesJson(md, cs, rangeFields) + icdc, 2) + '\n'`, but each file is
+ * described and written in turn, never the whole document as objects or as one string. Ranges
+ * and changed partitions are computed first, so an unknown field fails before anything is
+ * written.
+ */
+export async function writeChangesJson(md: TableMetadata, cs: ChangeSet, rangeFields: string[], sink: ChunkSink, extra: { icdc?: ChangesJson['icdc'] } = {}): Promise<void> {
+  const describer = new FileDescriber(md);
+  const ranges: Record<string, FieldRange> = {};
+  for (const f of rangeFields) ranges[f] = fieldRange(md, describer, [...cs.added, ...cs.removed], f);
+  const partitions = changedPartitions(describer, [...cs.added, ...cs.removed]);
+  const w = new ChunkedWriter(sink);
+  const field = async (name: string, value: unknown, first = false): Promise<void> => {
+    await w.write(`${first ? '' : ','}\n  ${JSON.stringify(name)}: ${nested(value, 1)}`);
+  };
+  const array = async <T>(name: string, items: T[], each: (item: T) => unknown): Promise<void> => {
+    if (items.length === 0) return field(name, []);
+    await w.write(`,\n  ${JSON.stringify(name)}: [`);
+    for (let i = 0; i < items.length; i++) await w.write(`${i === 0 ? '' : ','}\n    ${nested(each(items[i]!), 2)}`);
+    await w.write('\n  ]');
+  };
+  await w.write('{');
+  await field('from', cs.range.from?.toString() ?? null, true);
+  await field('to', cs.range.to.toString());
+  await array('snapshots', cs.snapshots, snapshotJson);
+  await array('added_files', cs.added, (c) => describer.describe(c));
+  await array('removed_files', cs.removed, (c) => describer.describe(c));
+  await field('ranges', ranges);
+  await field('changed_partitions', partitions);
+  const warnings = [...cs.warnings];
+  const tail: { fallback?: ChangesJson['fallback']; icdc?: ChangesJson['icdc'] } = {};
+  if (cs.fallback) tail.fallback = { kind: 'file-sequence-number', from_sequence_number: cs.fallback.fromSequenceNumber.toString() };
+  if (extra.icdc) tail.icdc = extra.icdc;
+  warnings.push(...describer.warnings);
+  await field('warnings', warnings);
+  if (tail.fallback) await field('fallback', tail.fallback);
+  if (tail.icdc) await field('icdc', tail.icdc);
+  await w.write('\n}\n');
+  await w.flush();
+}
+
+function snapshotJson(d: ChangeSet['snapshots'][number]): ChangesJson['snapshots'][number] {
+  return {
+    snapshot_id: d.snapshot.snapshotId.toString(),
+    sequence_number: d.snapshot.sequenceNumber.toString(),
+    operation: d.operation,
+    action: d.action,
+    reason: d.reason,
+    added_files: d.added.length,
+    removed_files: d.removed.length,
+  };
 }

@@ -16,7 +16,7 @@ export function changeKey(fc: FileChange): string {
   return fileKey(fc.entry.dataFile);
 }
 
-function partValue(v: unknown): string {
+export function partValue(v: unknown): string {
   if (v === null || v === undefined) return '∅';
   if (Buffer.isBuffer(v)) return `x${v.toString('hex')}`;
   if (typeof v === 'bigint') return `${v}n`;

@@ -4,10 +4,17 @@ import { decodeManifestList, type ManifestFile, type ManifestList } from '../ice
 import { decodeManifest, type Manifest } from '../iceberg/manifest.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 
+/** `cache: false`: use a cached copy if there is one, but do not keep this one (a large plan reads each file once). */
+export interface ReadOptions {
+  cache?: boolean;
+}
+
 /**
  * Reads manifest lists and manifests through a FileIO, with a cache keyed by path: Iceberg never
  * rewrites a manifest in place, so a path always has the same content. The cache is bounded
  * by an estimate of decoded size (file bytes × expansion) and evicts least recently used.
+ * Change planning over a long range reads with `cache: false` and keeps compact entries instead
+ * (compact-entry.ts): whole decoded manifests of a range do not fit in memory.
  */
 export class ManifestReader {
   private readonly cache = new Map<string, { value: Manifest | ManifestList; cost: number }>();
@@ -41,7 +48,7 @@ export class ManifestReader {
     return { maxDecompressedBytes: this.io.limits?.avroDecompressedBytes };
   }
 
-  async manifestList(snapshot: Snapshot): Promise<ManifestList> {
+  async manifestList(snapshot: Snapshot, opts: ReadOptions = {}): Promise<ManifestList> {
     const path = snapshot.manifestList;
     if (path === null) {
       // v1 snapshots may list manifests inline; their entries carry explicit snapshot ids.
@@ -59,17 +66,17 @@ export class ManifestReader {
     const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
     const list = decodeManifestList(await decompressAvroFile(buf, path, this.avroOptions()), path, this.avroOptions());
-    this.remember(path, list, buf.length);
+    if (opts.cache ?? true) this.remember(path, list, buf.length);
     return list;
   }
 
-  async manifest(mf: ManifestFile): Promise<Manifest> {
+  async manifest(mf: ManifestFile, opts: ReadOptions = {}): Promise<Manifest> {
     const cached = this.recall<Manifest>(mf.path);
     if (cached) return cached;
     const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
     const m = decodeManifest(await decompressAvroFile(buf, mf.path, this.avroOptions()), mf, mf.path, this.avroOptions());
-    this.remember(mf.path, m, buf.length);
+    if (opts.cache ?? true) this.remember(mf.path, m, buf.length);
     return m;
   }
 }

@@ -76,6 +76,19 @@ function bySnapshot(events: FileEvent[]): FileEvent[][] {
  * of RewriteGroup: they change nothing, unless later changes in the range build on their output.
  */
 export function netEvents(events: FileEvent[]): NetResult {
+  const n = netting();
+  n.push(events);
+  return n.finish();
+}
+
+/** An incremental netEvents: push each snapshot's events as they are read, then finish once. */
+export interface Netting {
+  /** Events in range order (whole snapshots; a push may hold several). */
+  push(events: FileEvent[]): void;
+  finish(): NetResult;
+}
+
+export function netting(): Netting {
   const live = new Map<string, LiveFile>();
   const removed = new Map<string, FileChange>();
   const groups: RewriteGroup[] = [];
@@ -150,32 +163,37 @@ export function netEvents(events: FileEvent[]): NetResult {
     groups.push(g);
   };
 
-  for (const evs of bySnapshot(events)) {
-    if (evs[0]!.rewrite) applyRewrite(evs);
-    else applyChange(evs);
-  }
-
-  // Undo the swaps nobody built on, newest first, so that a compaction of a compaction unwinds
-  // to the original files; a group that stays forces the groups whose outputs it consumed.
-  const notes: string[] = [];
-  const rewritesHandedOver = new Set<bigint>();
-  for (const g of [...groups].reverse()) {
-    if (g.forcedBy !== null) {
-      rewritesHandedOver.add(g.snapshot.snapshotId);
-      for (const c of g.consumes) force(c, `compaction ${g.snapshot.snapshotId}, whose outputs are handed over, rewrote its outputs`);
-      const n = g.outputKeys.filter((k) => live.has(k)).length;
-      for (const older of g.olderInputs) {
-        const k = changeKey(older);
-        if (!removed.has(k)) removed.set(k, older);
-      }
-      notes.push(`replace snapshot ${g.snapshot.snapshotId} rewrote ${g.inputs.length} file(s) that the range added, and ${g.forcedBy}: ` +
-        `its ${n} output file(s) in those partitions are handed over instead of the rewritten files, so the later changes apply to them` +
-        (g.olderInputs.length > 0 ? `; they also hold rows of ${g.olderInputs.length} file(s) written before the range, which are listed as removed (as a copy-on-write rewrite would)` : '') +
-        (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
-      continue;
+  const push = (events: FileEvent[]): void => {
+    for (const evs of bySnapshot(events)) {
+      if (evs[0]!.rewrite) applyRewrite(evs);
+      else applyChange(evs);
     }
-    for (const k of g.outputKeys) live.delete(k);
-    for (const { key, file } of g.inputs) live.set(key, file);
-  }
-  return { added: [...live.values()].map((f) => f.change), removed: [...removed.values()], notes, rewritesHandedOver };
+  };
+
+  const finish = (): NetResult => {
+    // Undo the swaps nobody built on, newest first, so that a compaction of a compaction unwinds
+    // to the original files; a group that stays forces the groups whose outputs it consumed.
+    const notes: string[] = [];
+    const rewritesHandedOver = new Set<bigint>();
+    for (const g of [...groups].reverse()) {
+      if (g.forcedBy !== null) {
+        rewritesHandedOver.add(g.snapshot.snapshotId);
+        for (const c of g.consumes) force(c, `compaction ${g.snapshot.snapshotId}, whose outputs are handed over, rewrote its outputs`);
+        const n = g.outputKeys.filter((k) => live.has(k)).length;
+        for (const older of g.olderInputs) {
+          const k = changeKey(older);
+          if (!removed.has(k)) removed.set(k, older);
+        }
+        notes.push(`replace snapshot ${g.snapshot.snapshotId} rewrote ${g.inputs.length} file(s) that the range added, and ${g.forcedBy}: ` +
+          `its ${n} output file(s) in those partitions are handed over instead of the rewritten files, so the later changes apply to them` +
+          (g.olderInputs.length > 0 ? `; they also hold rows of ${g.olderInputs.length} file(s) written before the range, which are listed as removed (as a copy-on-write rewrite would)` : '') +
+          (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
+        continue;
+      }
+      for (const k of g.outputKeys) live.delete(k);
+      for (const { key, file } of g.inputs) live.set(key, file);
+    }
+    return { added: [...live.values()].map((f) => f.change), removed: [...removed.values()], notes, rewritesHandedOver };
+  };
+  return { push, finish };
 }

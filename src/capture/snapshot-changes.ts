@@ -1,6 +1,8 @@
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import type { Snapshot } from '../iceberg/metadata.js';
+import type { LimitFunction } from 'p-limit';
+import { compactEntry, type EntryInterner, type StatsWanted } from './compact-entry.js';
 import type { DeleteFootprint } from './delete-footprint.js';
 import type { ManifestReader } from './manifest-reader.js';
 
@@ -21,14 +23,26 @@ export interface SnapshotChanges {
 }
 
 /**
+ * How to read a snapshot's changes for a large plan: entries become compact records keeping only
+ * `stats` (compact-entry.ts) and manifests are not cached; `limit` bounds the manifests decoded
+ * at once across all snapshots read concurrently.
+ */
+export interface CompactRead {
+  stats: StatsWanted;
+  interner: EntryInterner;
+  limit: LimitFunction;
+}
+
+/**
  * The data and delete files one snapshot added and removed. Read from that snapshot's own
  * manifest list: only manifests it wrote (`added_snapshot_id == S`) can hold its ADDED and
  * DELETED entries, and DELETED entries survive only in the deleting snapshot's manifests.
  * Manifests whose counts say they hold no added or deleted files are not opened
  * (a null count means unknown and is read).
  */
-export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snapshot): Promise<SnapshotChanges> {
+export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snapshot, compact?: CompactRead): Promise<SnapshotChanges> {
   if (summarySaysNoChanges(snapshot)) return { snapshot, added: [], removed: [], manifestsRead: 0, manifestsSkipped: 0 };
+  if (compact) return readCompact(reader, snapshot, compact);
   const list = await reader.manifestList(snapshot);
   const added: FileChange[] = [];
   const removed: FileChange[] = [];
@@ -53,6 +67,51 @@ export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snap
     }
   }
   return { snapshot, added, removed, manifestsRead: read, manifestsSkipped: skipped };
+}
+
+/**
+ * Manifests a snapshot wrote that may hold its changes (see readSnapshotChanges), and how many
+ * list records were passed over. Only the candidates are deduplicated by path: a long range's
+ * lists name thousands of manifests each, and hashing every path is measurable work; a path
+ * listed twice among the skipped ones is counted twice (the count is only reported).
+ */
+function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: ManifestFile[]; skipped: number } {
+  const read: ManifestFile[] = [];
+  let skipped = 0;
+  const seen = new Set<string>();
+  for (const mf of list) {
+    const ownedBySnapshot = mf.addedSnapshotId === null || mf.addedSnapshotId === snapshot.snapshotId;
+    const mayHaveChanges = mf.addedFilesCount !== 0 || mf.deletedFilesCount !== 0;
+    if (!ownedBySnapshot || !mayHaveChanges) skipped++;
+    else if (!seen.has(mf.path)) {
+      seen.add(mf.path);
+      read.push(mf);
+    }
+  }
+  return { read, skipped };
+}
+
+/**
+ * readSnapshotChanges for large plans: the snapshot's manifests are decoded concurrently (within
+ * `limit`), uncached, and only its ADDED and DELETED entries are kept, as compact entries. The
+ * result lists entries in manifest order, as the sequential read does.
+ */
+async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead): Promise<SnapshotChanges> {
+  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false }));
+  const { read, skipped } = ownManifests(list.manifests, snapshot);
+  const parts = await Promise.all(read.map((mf) => c.limit(async () => {
+    // To wire decodeManifest's stats option (decodeStats(c.stats) in compact-entry.ts), pass it here.
+    const m = await reader.manifest(mf, { cache: false });
+    const added: FileChange[] = [];
+    const removed: FileChange[] = [];
+    for (const entry of m.entries) {
+      if (entry.snapshotId !== snapshot.snapshotId) continue;
+      if (entry.status === EntryStatus.ADDED) added.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
+      else if (entry.status === EntryStatus.DELETED) removed.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
+    }
+    return { added, removed };
+  })));
+  return { snapshot, added: parts.flatMap((p) => p.added), removed: parts.flatMap((p) => p.removed), manifestsRead: read.length, manifestsSkipped: skipped };
 }
 
 const CHANGE_COUNTS = ['added-data-files', 'deleted-data-files', 'added-delete-files', 'removed-delete-files'];

@@ -8,11 +8,14 @@ import type { PairBy } from '../rows/changelog.js';
 import { ROW_FORMATS, writeRowsFile, type RowFormat } from '../rows/output.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
-import type { ChangeSet } from '../capture/change-set.js';
+import type { ChangeSet, ChangeSetOptions } from '../capture/change-set.js';
 import { sequenceNumberFallback } from '../capture/sequence-fallback.js';
 import { loadTable, parseTableRef } from '../catalog/load-table.js';
 import { computeChangeSet } from '../capture/change-set.js';
-import { changesJson, type ChangesJson } from '../capture/changes-json.js';
+import { ChunkedWriter, writeChangesJson, type ChangesJson, type ChunkSink } from '../capture/changes-json.js';
+import { statsForRanges } from '../capture/compact-entry.js';
+import { FileDescriber } from '../capture/file-json.js';
+import { changedPartitions, fieldRange, resolveFieldId, type FieldRange } from '../capture/ranges.js';
 import { verifyFilesExist, writeIcdcSnapshot } from '../capture/icdc-table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { parsePolicy } from '../capture/policy.js';
@@ -21,7 +24,7 @@ import { commitSqlTable } from '../catalog/sql-catalog.js';
 import { joinLocation, parentLocation } from '../io/file-io.js';
 import pg from 'pg';
 import { readLimitsFromEnv } from '../service/config.js';
-import { printJson, runAction } from './common.js';
+import { runAction } from './common.js';
 import { addTableOptions, catalogOptionsFrom, fileIOFrom, type TableOptions } from './table-options.js';
 
 interface ChangesOptions extends TableOptions {
@@ -82,10 +85,15 @@ export function changesCommand(): Command {
       try {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
         const md = table.metadata;
-        const reader = new ManifestReader(io);
+        // A plan reads each manifest once: a small cache serves the few reads twice (footprints).
+        const reader = new ManifestReader(io, 32 * 1024 * 1024);
         const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-        const cs = await changeSetWithFallback(reader, md, opts, fields.length > 0);
-        const out = changesJson(md, cs, fields);
+        const fieldIds = fields.map((f) => resolveFieldId(md, f).id); // an unknown field fails before any reading
+        // Files are kept as compact entries with every bound (the output lists them) and the
+        // counts of the range fields; an ICDC table is written from full entries.
+        const compact = opts.icdc ? undefined : { stats: statsForRanges(fieldIds, true), concurrency: PLAN_CONCURRENCY };
+        const cs = await changeSetWithFallback(reader, md, opts, fields.length > 0, compact);
+        let icdc: ChangesJson['icdc'];
         if (opts.icdc) {
           const name = opts.icdc;
           if (!/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$/.test(name)) throw new IpsError('INVALID_ARGUMENT', `--icdc expects namespace.name (letters, digits, _), got "${name}"`);
@@ -94,7 +102,7 @@ export function changesCommand(): Command {
           await verifyFilesExist(io, cs.added);
           const w = await writeIcdcSnapshot({
             io, source: md, location, files: cs.added,
-            summary: { 'ips.source-from': out.from ?? 'start', 'ips.source-to': out.to },
+            summary: { 'ips.source-from': cs.range.from?.toString() ?? 'start', 'ips.source-to': cs.range.to.toString() },
           });
           if (opts.icdcCatalog) {
             const ms = readLimitsFromEnv(process.env).remoteTimeoutMs;
@@ -106,10 +114,11 @@ export function changesCommand(): Command {
               await pool.end();
             }
           }
-          out.icdc = { table: name, metadata_location: w.metadataLocation, snapshot_id: w.snapshotId.toString() };
+          icdc = { table: name, metadata_location: w.metadataLocation, snapshot_id: w.snapshotId.toString() };
         }
-        if (opts.json) printJson(out);
-        else process.stdout.write(renderChanges(out));
+        const extra = icdc ? { icdc } : {};
+        if (opts.json) await writeChangesJson(md, cs, fields, stdoutSink, extra);
+        else await writeChangesText(md, cs, fields, stdoutSink, extra);
       } finally {
         io.close();
       }
@@ -175,14 +184,33 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
   }
 }
 
+/** Manifests decoded at once by `ips changes`: enough to overlap reads and inflate with decoding. */
+const PLAN_CONCURRENCY = 4;
+
+/** stdout, waiting for it to drain when it is a slow pipe, so output never piles up in memory. */
+const stdoutSink: ChunkSink = (chunk) => new Promise<void>((resolve, reject) => {
+  if (process.stdout.write(chunk)) resolve();
+  else {
+    const done = (e?: Error | null): void => {
+      process.stdout.off('drain', onDrain);
+      process.stdout.off('error', done);
+      if (e) reject(e);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    process.stdout.once('drain', onDrain);
+    process.stdout.once('error', done);
+  }
+});
+
 const FALLBACK_CODES = new Set(['FROM_EXPIRED', 'LINEAGE_BROKEN']);
 
-async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, opts: ChangesOptions, deleteFootprints: boolean): Promise<ChangeSet> {
+async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, opts: ChangesOptions, deleteFootprints: boolean, compact?: ChangeSetOptions['compact']): Promise<ChangeSet> {
   const from = snapshotId(opts.from, '--from');
   const to = snapshotId(opts.to, '--to');
   try {
     const range = await resolveRangeWithHistory(md, { from, to, branch: opts.branch }, reader);
-    return await computeChangeSet(reader, range, parsePolicy(opts.policy), md, { deleteFootprints });
+    return await computeChangeSet(reader, range, parsePolicy(opts.policy), md, { deleteFootprints, ...(compact ? { compact } : {}) });
   } catch (e) {
     if (!isIpsError(e) || !FALLBACK_CODES.has(e.code)) throw e;
     const known = from === null ? undefined : md.snapshots.find((s) => s.snapshotId === from)?.sequenceNumber;
@@ -200,6 +228,39 @@ async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, 
   }
 }
 
+/**
+ * The text form, written as it is produced: the same bytes as `renderChanges(changesJson(…))`.
+ * Files are described one at a time (which also collects the warnings about bounds that do not
+ * decode, as the JSON form does).
+ */
+export async function writeChangesText(md: TableMetadata, cs: ChangeSet, rangeFields: string[], sink: ChunkSink, extra: { icdc?: ChangesJson['icdc'] } = {}): Promise<void> {
+  const describer = new FileDescriber(md);
+  const all = [...cs.added, ...cs.removed];
+  const ranges: Record<string, FieldRange> = {};
+  for (const f of rangeFields) ranges[f] = fieldRange(md, describer, all, f);
+  const partitions = changedPartitions(describer, all);
+  const w = new ChunkedWriter(sink);
+  await w.write(cs.fallback ? `changes after sequence number ${cs.fallback.fromSequenceNumber} up to ${cs.range.to}` + ' (sequence-number fallback)\n' : `changes in (${cs.range.from ?? 'start'}, ${cs.range.to}]\n`);
+  for (const d of cs.snapshots) {
+    await w.write(`  ${d.snapshot.snapshotId}  seq ${d.snapshot.sequenceNumber}  ${d.operation.padEnd(9)} ${d.action.padEnd(10)} +${d.added.length} -${d.removed.length}  ${d.reason}\n`);
+  }
+  await w.write(`added files: ${cs.added.length}, removed files: ${cs.removed.length}\n`);
+  for (const [sign, files] of [['+', cs.added], ['-', cs.removed]] as const) {
+    for (const c of files) {
+      const f = describer.describe(c);
+      await w.write(`  ${sign} ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows  ${f.file_path}\n`);
+    }
+  }
+  for (const [name, r] of Object.entries(ranges)) {
+    await w.write((r.flag === 'unbounded' ? `range ${name}: unbounded (no bound in ${r.missing_in?.length} file(s))` : `range ${name}: ${String(r.min)} .. ${String(r.max)} (${r.flag})`) + '\n');
+  }
+  if (partitions.length) await w.write(`changed partitions: ${partitions.map((p) => p.name).join(', ')}\n`);
+  if (extra.icdc) await w.write(`ICDC table ${extra.icdc.table}: ${extra.icdc.metadata_location}\n`);
+  for (const warning of [...cs.warnings, ...describer.warnings]) await w.write(`warning: ${warning}\n`);
+  await w.flush();
+}
+
+/** The text form of a whole ChangesJson (what writeChangesText streams). */
 export function renderChanges(c: ChangesJson): string {
   const lines = [c.fallback ? `changes after sequence number ${c.fallback.from_sequence_number} up to ${c.to} (sequence-number fallback)` : `changes in (${c.from ?? 'start'}, ${c.to}]`];
   for (const s of c.snapshots) {

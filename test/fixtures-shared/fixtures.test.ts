@@ -9,6 +9,7 @@ import './impala-v3-deletion-vectors.suite.js';
 import './impala-v1-bucket.suite.js';
 import './changes-by-snapshot.suite.js';
 import './change-sets.suite.js';
+import './changes-stream.suite.js';
 import './inspect-cli.suite.js';
 import './rows.suite.js';
 import './decoder-vs-avsc.suite.js';
