@@ -62,6 +62,7 @@ const OPTIONS: Record<string, string> = {
   'pool-max': 'IPS_DB_POOL_MAX of the PostgreSQL server (default: ips\'s, 10)',
   'step-snapshots': 'appends in the generated source table (default 8)',
   'step-files-per-snapshot': 'data files per append (default 25)',
+  'cpu-prof': 'a directory: each ips server writes a V8 CPU profile there (node --cpu-prof) when it exits',
 };
 
 // ---- small helpers ----
@@ -349,6 +350,7 @@ export const httpStep: Benchmark = {
     for (const b of backends) if (b !== 'postgres' && b !== 'pglite') throw new Error(`--backends: unknown backend ${b} (postgres, pglite)`);
     const poolMax = ctx.options.get('pool-max');
     if (poolMax !== undefined) intOption(ctx, 'pool-max', 10);
+    const cpuProf = ctx.options.get('cpu-prof');
 
     const genArgs = [
       path.join(REPO_ROOT, 'bench', 'py', 'step_table.py'),
@@ -380,7 +382,10 @@ export const httpStep: Benchmark = {
         const ips = await Ips.start(`ips-${backend}`, {
           databaseUrl: backend === 'postgres' ? pgUrl : 'memory:',
           warehouse: path.join(warehouseRoot, backend),
-          env: backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {},
+          env: {
+            ...(backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {}),
+          },
+          ...(cpuProf !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProf)}`] } : {}),
         });
         cleanups.push(() => ips.close());
         const srv: Server = { backend, ips, postmaster: backend === 'postgres' ? postmaster : null, commits: new Map() };

@@ -7,6 +7,7 @@ import { netEvents, type FileEvent } from '../capture/netting.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
+import { IcdcWriteCache } from '../capture/icdc-cache.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
@@ -16,7 +17,7 @@ import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   toS3Settings, toTableRef, checkSignalName, checkSignalParams,
-  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type BatchCommitResult, type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -175,6 +176,8 @@ export class StepProtocol {
   private readonly actor: string;
   /** Manifests never change once written: one cache per FileIO serves every prepare on its table. */
   private readonly readers = new WeakMap<FileIO, ManifestReader>();
+  /** What this process wrote to each ICDC table last: the next prepare builds on it without reading it back. */
+  private readonly icdcCache = new IcdcWriteCache();
 
   constructor(private readonly state: State, private readonly options: StepProtocolOptions) {
     this.fileIO = options.fileIO ?? ((t) => new RoutingFileIO({ s3: toS3Settings(t) }));
@@ -346,7 +349,7 @@ export class StepProtocol {
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
-  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean; signals: Signal[] }> {
+  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
     for (const sig of signals) {
       checkSignalName(sig.name);
       checkSignalParams(sig.params);
@@ -370,7 +373,7 @@ export class StepProtocol {
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
+        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES, cache: this.icdcCache });
         await this.options.onIcdcWritten?.(baseName(location.replace(/\/+$/, '')), written.metadataLocation);
         return written;
       } catch (e) {
