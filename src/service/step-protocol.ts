@@ -197,15 +197,19 @@ export class StepProtocol {
     if (tables.length === 0) throw new IpsError('INVALID_ARGUMENT', 'name the table(s) to prepare');
     if (new Set(tables).size !== tables.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice');
 
-    // A retried step: the stored batch, exactly as it was handed out.
-    const existing = await repos.batches.findByInstance(req.consumer, req.instanceId);
+    // A retried step: the stored batch, exactly as it was handed out. The consumer is read at
+    // the same time (independent reads: their round trips overlap).
+    const [existing, consumerRow] = await Promise.all([
+      repos.batches.findByInstance(req.consumer, req.instanceId),
+      repos.consumers.get(req.consumer),
+    ]);
     if (existing && existing.backfill !== null) {
       throw new IpsError('INVALID_ARGUMENT', `instance id "${req.instanceId}" belongs to chunk ${existing.backfillChunk} of backfill "${existing.backfill}" (batch ${existing.id}); a live step needs its own instance id`,
         { details: { batch_id: existing.id.toString(), backfill: existing.backfill } });
     }
     if (existing) return { kind: 'batch', batch: existing, created: false };
 
-    const consumer = await repos.consumers.require(req.consumer);
+    const consumer = consumerRow ?? await repos.consumers.require(req.consumer);
     if (consumer.state === 'stale') {
       throw new IpsError('CONSUMER_STALE', `consumer "${consumer.name}" is stale: ${consumer.stateReason ?? 'no reason recorded'}; reset it or run a backfill`,
         { details: { consumer: consumer.name, reason: consumer.stateReason } });
@@ -273,8 +277,12 @@ export class StepProtocol {
     | { kind: 'no-changes'; watermark: Watermark }
     | { kind: 'changes'; watermark: Watermark; table: BatchTableInput; io: FileIO; md: TableMetadata; added: FileChange[] }> {
     const repos = this.state.repos;
-    const source = await repos.sourceTables.require(table);
-    const committed = await repos.watermarks.require(req.consumer, table);
+    // Independent reads, overlapped; a missing table is reported before a missing subscription, as when read in turn.
+    const [sourceRead, committedRead] = await Promise.allSettled([repos.sourceTables.require(table), repos.watermarks.require(req.consumer, table)]);
+    if (sourceRead.status === 'rejected') throw sourceRead.reason;
+    if (committedRead.status === 'rejected') throw committedRead.reason;
+    const source = sourceRead.value;
+    const committed = committedRead.value;
     // The position this batch starts from: the watermark, or where the open batches before it end.
     const wm: Watermark = after === null ? committed : { ...committed, ...after.next, version: committed.version + BigInt(ahead) };
     const io = this.fileIO(source);
