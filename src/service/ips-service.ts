@@ -366,8 +366,9 @@ export class IpsService {
       return this.steps.prepare({ consumer: req.consumer, tables: req.tables, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
     }
     let table = req.table;
+    let subs: Watermark[] | undefined;
     if (table === undefined) {
-      const subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
+      subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
       if (subs.length === 0) {
         await this.state.repos.consumers.require(req.consumer);
         throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to no table; subscribe it first`);
@@ -375,7 +376,7 @@ export class IpsService {
       if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.sourceTable).join(', ')}: name the table`);
       table = subs[0]!.sourceTable;
     }
-    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
+    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}), ...(subs ? { watermarks: subs } : {}) });
   }
 
   async getBatch(id: bigint): Promise<Batch> {

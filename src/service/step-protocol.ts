@@ -49,6 +49,12 @@ export interface PrepareRequest {
   /** The orchestrator's step id: a retried step gets the same batch. */
   instanceId: string;
   limits?: PrepareLimits;
+  /**
+   * Watermarks the caller has just read (the service reads them to find the consumer's table):
+   * used instead of reading them again. A stale one cannot hand out changes twice: storing the
+   * batch compares its base version with the watermark's (CONFLICT).
+   */
+  watermarks?: Watermark[];
 }
 
 export type PrepareResult =
@@ -197,12 +203,14 @@ export class StepProtocol {
     if (tables.length === 0) throw new IpsError('INVALID_ARGUMENT', 'name the table(s) to prepare');
     if (new Set(tables).size !== tables.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice');
 
-    // A retried step: the stored batch, exactly as it was handed out. The consumer is read at
-    // the same time (independent reads: their round trips overlap).
-    const [existing, consumerRow] = await Promise.all([
-      repos.batches.findByInstance(req.consumer, req.instanceId),
+    // A retried step: the stored batch, exactly as it was handed out. The same statement lists the
+    // consumer's open batches (for the in-flight check below); the consumer is read at the same
+    // time (independent reads: their round trips overlap).
+    const [view, consumerRow] = await Promise.all([
+      repos.batches.stepView(req.consumer, req.instanceId),
       repos.consumers.get(req.consumer),
     ]);
+    const existing = view.instance !== null ? await repos.batches.get(view.instance) : undefined;
     if (existing && existing.backfill !== null) {
       throw new IpsError('INVALID_ARGUMENT', `instance id "${req.instanceId}" belongs to chunk ${existing.backfillChunk} of backfill "${existing.backfill}" (batch ${existing.id}); a live step needs its own instance id`,
         { details: { batch_id: existing.id.toString(), backfill: existing.backfill } });
@@ -219,17 +227,22 @@ export class StepProtocol {
     if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new IpsError('INVALID_ARGUMENT', 'maxInFlight must be a positive integer');
     // At most maxInFlight batches per consumer and table (default one): more would hand out the same changes again.
     let open: Batch[] = [];
-    const busy = async (): Promise<Batch | null> => {
-      await repos.batches.expireDue();
-      open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
-        .filter((b) => b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
+    const busy = async (seen: typeof view | null): Promise<Batch | null> => {
+      let v = seen ?? await repos.batches.stepView(req.consumer, req.instanceId);
       // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
-      const mine = open.find((b) => b.instanceId === req.instanceId);
-      if (mine) return mine;
+      if (v.instance !== null) return (await repos.batches.get(v.instance)) ?? null;
+      // A batch whose lease ran out is released (and what hangs on it) before it is counted.
+      if (v.open.some((o) => o.due)) {
+        await repos.batches.expireDue();
+        v = await repos.batches.stepView(req.consumer, req.instanceId);
+        if (v.instance !== null) return (await repos.batches.get(v.instance)) ?? null;
+      }
+      open = (await repos.batches.load(v.open.filter((o) => !o.due).map((o) => o.id)))
+        .filter((b) => b.state === 'open' && b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
       if (open.length >= maxInFlight) throw inFlight(open[0]!.tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]!);
       return null;
     };
-    const raced = await busy();
+    const raced = await busy(view);
     if (raced) return { kind: 'batch', batch: raced, created: false };
 
     const planned: BatchTableInput[] = [];
@@ -243,7 +256,7 @@ export class StepProtocol {
       if (plan.kind === 'no-changes') continue;
       // Concurrent prepares of one consumer race on the ICDC table's next version; before each
       // retry, the database decides: the same instance stored first → its batch; another → in flight.
-      const decided = async (): Promise<Batch | null> => (await repos.batches.findByInstance(req.consumer, req.instanceId)) ?? busy();
+      const decided = (): Promise<Batch | null> => busy(null);
       const icdc = await this.writeIcdc(plan.io, plan.md, this.icdcLocation(req.consumer, table), plan.added, decided, {
         'ips.consumer': req.consumer,
         'ips.source-table': table,
@@ -278,7 +291,8 @@ export class StepProtocol {
     | { kind: 'changes'; watermark: Watermark; table: BatchTableInput; io: FileIO; md: TableMetadata; added: FileChange[] }> {
     const repos = this.state.repos;
     // Independent reads, overlapped; a missing table is reported before a missing subscription, as when read in turn.
-    const [sourceRead, committedRead] = await Promise.allSettled([repos.sourceTables.require(table), repos.watermarks.require(req.consumer, table)]);
+    const known = req.watermarks?.find((w) => w.consumer === req.consumer && w.sourceTable === table);
+    const [sourceRead, committedRead] = await Promise.allSettled([repos.sourceTables.require(table), known ?? repos.watermarks.require(req.consumer, table)]);
     if (sourceRead.status === 'rejected') throw sourceRead.reason;
     if (committedRead.status === 'rejected') throw committedRead.reason;
     const source = sourceRead.value;

@@ -552,6 +552,21 @@ export class BatchesRepo {
     return r === undefined ? undefined : { id, consumer: r.consumer, state: r.state, backfill: r.backfill, hasOutputs: r.has_outputs };
   }
 
+  /**
+   * What a prepare looks at first, in one statement: the batch this (consumer, instance) already
+   * has (any state: a retried step), and the consumer's open batches, each with whether its
+   * lease ran out (database clock).
+   */
+  async stepView(consumer: string, instanceId: string): Promise<{ instance: bigint | null; open: { id: bigint; due: boolean }[] }> {
+    const res = await this.q.query<{ id: bigint; instance_id: string; state: BatchState; due: boolean }>(
+      `SELECT id, instance_id, state, lease_expires_at < now() AS due FROM batches
+        WHERE consumer = $1 AND (state = 'open' OR instance_id = $2) ORDER BY created_at, id`, [consumer, instanceId]);
+    return {
+      instance: res.rows.find((r) => r.instance_id === instanceId)?.id ?? null,
+      open: res.rows.filter((r) => r.state === 'open').map((r) => ({ id: r.id, due: r.due })),
+    };
+  }
+
   async requireHead(id: bigint): Promise<BatchHead> {
     const h = await this.head(id);
     if (!h) throw notFound(id);
