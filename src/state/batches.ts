@@ -305,16 +305,22 @@ export interface CreateBatchResult {
  */
 async function checkInFlight(tx: Queryable, consumer: string, instanceId: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): Promise<bigint | null> {
   const names = tables.map((t) => t.sourceTable);
-  // One statement: the open batches, and the batch of this instance whatever its state (a retry).
-  const rows = await tx.query<{ id: bigint; instance_id: string; source_table: string | null; busy: boolean }>(
-    `SELECT b.id, b.instance_id, t.source_table,
-            (b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) AS busy
+  // One statement: the open batches, the batch of this instance whatever its state (a retry),
+  // and the versions of the watermarks the batch is planned on.
+  const all = await tx.query<{ kind: 'batch' | 'watermark'; id: bigint | null; instance_id: string | null; source_table: string | null; busy: boolean; version: bigint | null }>(
+    `SELECT 'batch' AS kind, b.id, b.instance_id, t.source_table,
+            (b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) AS busy, NULL::INT8 AS version, b.created_at
        FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
       WHERE b.consumer = $1 AND ((b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) OR b.instance_id = $2)
-      ORDER BY b.created_at, b.id`, [consumer, instanceId]);
-  const same = rows.rows.find((r) => r.instance_id === instanceId);
-  if (same) return same.id;
-  const open = { rows: rows.rows.filter((r) => r.busy && r.source_table !== null) as { id: bigint; instance_id: string; source_table: string }[] };
+     UNION ALL
+     SELECT 'watermark', NULL, NULL, w.source_table, false, w.version, NULL
+       FROM watermarks w WHERE w.consumer = $1 AND w.source_table IN (SELECT jsonb_array_elements_text($3::JSONB))
+     ORDER BY created_at, id`, [consumer, instanceId, jsonParam(names)]);
+  const rows = all.rows.filter((r) => r.kind === 'batch');
+  const versions = new Map(all.rows.filter((r) => r.kind === 'watermark').map((r) => [r.source_table!, r.version!] as const));
+  const same = rows.find((r) => r.instance_id === instanceId);
+  if (same) return same.id!;
+  const open = { rows: rows.filter((r) => r.busy && r.source_table !== null) as { id: bigint; instance_id: string; source_table: string }[] };
   const busyRows = open.rows.filter((r) => names.includes(r.source_table));
   const busy = busyRows[0];
   if (busy && new Set(busyRows.map((r) => r.id)).size >= maxInFlight) {
@@ -323,8 +329,7 @@ async function checkInFlight(tx: Queryable, consumer: string, instanceId: string
       { details: { consumer, table: busy.source_table, batch_id: busy.id.toString(), instance_id: busy.instance_id } });
   }
   for (const t of tables) {
-    const wm = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, t.sourceTable]);
-    const version = wm.rows[0]?.version;
+    const version = versions.get(t.sourceTable);
     if (version === undefined) throw new IpsError('NOT_FOUND', `consumer "${consumer}" does not subscribe to "${t.sourceTable}"`);
     // With batches in flight, a new one chains after them: each commit moves the version by one.
     const ahead = BigInt(new Set(busyRows.filter((r) => r.source_table === t.sourceTable).map((r) => r.id)).size);
