@@ -22,7 +22,7 @@
 // - At the end, per backend: the commits answered 200 must equal the committed batches in the
 //   state, each with exactly one watermark move (reason commit), and every watermark's version
 //   must equal 1 + its commits + its resets.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
@@ -33,6 +33,7 @@ import {
 } from './lib/common.js';
 import { Ips } from './lib/ips-server.js';
 import { startPostgres } from './lib/postgres.js';
+import { startDurablePostgres, type DurablePostgres } from './lib/postgres-durable.js';
 import { pgCpuSeconds } from './lib/proc-cpu.js';
 
 interface StepTable {
@@ -46,10 +47,12 @@ interface StepTable {
   cached: boolean;
 }
 
-type Backend = 'postgres' | 'pglite';
+type Backend = 'postgres' | 'postgres-durable' | 'pglite';
+const BACKENDS: Backend[] = ['postgres', 'postgres-durable', 'pglite'];
 type Mode = 'full' | 'nochanges';
 
-const BACKEND_LABEL: Record<Backend, string> = { postgres: 'PostgreSQL', pglite: 'PGlite' };
+const BACKEND_LABEL: Record<Backend, string> = { postgres: 'PostgreSQL', 'postgres-durable': 'PG durable', pglite: 'PGlite' };
+const isPg = (b: Backend): boolean => b !== 'pglite';
 const MODE_LABEL: Record<Mode, string> = { full: 'prepare+commit', nochanges: 'no-changes prepare' };
 
 const OPTIONS: Record<string, string> = {
@@ -58,16 +61,40 @@ const OPTIONS: Record<string, string> = {
   connections: 'concurrent connections, one consumer each (default 16)',
   rounds: 'measured rounds; each runs every phase on every backend, alternating which backend goes first (default 1)',
   'max-files': 'limits.max_files of every prepare (default 1)',
-  backends: 'comma-separated: postgres, pglite (default both)',
+  backends: 'comma-separated: postgres (the harness\'s, fsync=off, synchronous_commit=off), postgres-durable (a private server, fsync=on, synchronous_commit=on), pglite (default all three)',
   'pool-max': 'IPS_DB_POOL_MAX of the PostgreSQL server (default: ips\'s, 10)',
   'step-snapshots': 'appends in the generated source table (default 8)',
   'step-files-per-snapshot': 'data files per append (default 25)',
+  'cpu-prof': 'a directory: each ips server writes a V8 CPU profile there (node --cpu-prof) when it exits',
 };
 
 // ---- small helpers ----
 
 const fmtPcts = (p: Pcts): string => `p50 ${ms(p.p50)} p90 ${ms(p.p90)} p99 ${ms(p.p99)} max ${ms(p.max)} ms`;
 const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
+
+// ---- peak memory of a server process ----
+
+/** Resets the peak RSS the kernel keeps for a process (VmHWM), so that it covers one phase. */
+function resetPeakRss(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    /* not Linux, or not allowed: the peak then covers the process's life so far */
+  }
+}
+
+/** VmHWM of a process in bytes (NaN when unknown). */
+function peakRss(pid: number): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+const mib = (b: number): string => (Number.isFinite(b) ? `${(b / 1048576).toFixed(0)} MiB` : '—');
 
 // ---- the servers ----
 
@@ -132,6 +159,8 @@ interface PhaseResult {
   errors: Map<string, number>;
   /** CPU seconds inside the window (the operations they paid for: `ops`). */
   serverCpu: number;
+  /** Peak resident set of the ips server process over the phase (VmHWM after resetting it), bytes. */
+  serverPeakRss: number;
   pgCpu: number;
   driverCpu: number;
   drainMs: number;
@@ -246,6 +275,7 @@ async function runPhase(
     return [prepare, follow];
   };
 
+  resetPeakRss(srv.ips.proc.pid);
   const cpu0 = { server: await srv.ips.proc.reportedCpuSeconds(), pg: pgCpuSeconds(srv.postmaster), driver: process.cpuUsage() };
   const t0 = performance.now();
   const tEnd = t0 + seconds * 1000;
@@ -316,7 +346,7 @@ async function runPhase(
   const prepares = counts.prepare + counts.no_changes;
   return {
     backend: srv.backend, mode, round, seconds, ops: windowOps, rate: windowOps / seconds, perSecond, lat, counts, existing, errors,
-    serverCpu, pgCpu, driverCpu: (end.driver.user + end.driver.system) / 1e6, drainMs, autocannon: result,
+    serverCpu, serverPeakRss: peakRss(srv.ips.proc.pid), pgCpu, driverCpu: (end.driver.user + end.driver.system) / 1e6, drainMs, autocannon: result,
     consumers: consumers.length, batchesPerConsumer: mode === 'full' ? counts.prepare / consumers.length : prepares / consumers.length,
   };
 }
@@ -332,7 +362,7 @@ function summaryLine(r: PhaseResult): string {
     `, load generator CPU ${ms((r.driverCpu * 1000) / r.ops)} ms/op`;
   const resets = (r.mode === 'full' && r.counts.reset ? `, ${r.counts.reset} resets` : '') + (r.existing ? `, ${r.existing} prepares answered an existing batch` : '');
   return `${MODE_LABEL[r.mode]} on ${BACKEND_LABEL[r.backend]}${r.round ? ` (round ${r.round})` : ' (warm-up)'}: ` +
-    `${fmtInt(r.ops)} ${what} in ${r.seconds}s = ${r.rate.toFixed(1)}/s; ${lat}; ${errs} errors${resets}; ${cpu}`;
+    `${fmtInt(r.ops)} ${what} in ${r.seconds}s = ${r.rate.toFixed(1)}/s, ips server peak RSS ${mib(r.serverPeakRss)}; ${lat}; ${errs} errors${resets}; ${cpu}`;
 }
 
 // ---- the benchmark ----
@@ -345,10 +375,11 @@ export const httpStep: Benchmark = {
   async run(ctx: BenchContext) {
     const { duration: seconds, warmup, connections, rounds, 'max-files': maxFiles } =
       intOptions(ctx, { duration: 10, warmup: 3, connections: 16, rounds: 1, 'max-files': 1 });
-    const backends = (ctx.options.get('backends') ?? 'postgres,pglite').split(',').map((s) => s.trim()).filter(Boolean) as Backend[];
-    for (const b of backends) if (b !== 'postgres' && b !== 'pglite') throw new Error(`--backends: unknown backend ${b} (postgres, pglite)`);
+    const backends = (ctx.options.get('backends') ?? BACKENDS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as Backend[];
+    for (const b of backends) if (!BACKENDS.includes(b)) throw new Error(`--backends: unknown backend ${b} (${BACKENDS.join(', ')})`);
     const poolMax = ctx.options.get('pool-max');
     if (poolMax !== undefined) intOption(ctx, 'pool-max', 10);
+    const cpuProf = ctx.options.get('cpu-prof');
 
     const genArgs = [
       path.join(REPO_ROOT, 'bench', 'py', 'step_table.py'),
@@ -373,17 +404,25 @@ export const httpStep: Benchmark = {
         pgInfo = `${pgs.info}, database ${dbName}`;
         postmaster = pgs.postmaster;
       }
+      let durable: DurablePostgres | null = null;
+      if (backends.includes('postgres-durable')) {
+        durable = await startDurablePostgres(ctx, `ips_bench_http_step_${process.pid}`);
+        cleanups.push(() => durable!.close());
+      }
 
       const warehouseRoot = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-http-step-'));
       cleanups.push(async () => rmSync(warehouseRoot, { recursive: true, force: true }));
       for (const backend of backends) {
         const ips = await Ips.start(`ips-${backend}`, {
-          databaseUrl: backend === 'postgres' ? pgUrl : 'memory:',
+          databaseUrl: backend === 'postgres' ? pgUrl : backend === 'postgres-durable' ? durable!.url : 'memory:',
           warehouse: path.join(warehouseRoot, backend),
-          env: backend === 'postgres' && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {},
+          env: {
+            ...(isPg(backend) && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {}),
+          },
+          ...(cpuProf !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProf)}`] } : {}),
         });
         cleanups.push(() => ips.close());
-        const srv: Server = { backend, ips, postmaster: backend === 'postgres' ? postmaster : null, commits: new Map() };
+        const srv: Server = { backend, ips, postmaster: backend === 'postgres' ? postmaster : backend === 'postgres-durable' ? durable!.postmaster : null, commits: new Map() };
         servers.push(srv);
         await api(srv, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
         ctx.log(`${BACKEND_LABEL[backend]}: ips server pid ${ips.proc.pid} at ${ips.url} (${ips.database})`);
@@ -441,10 +480,12 @@ export const httpStep: Benchmark = {
 
       // ---- report ----
       const hasPg = servers.some((s) => s.backend === 'postgres');
+      const durableInfo = servers.some((s) => s.backend === 'postgres-durable') ? `PG durable: ${durable!.info}` : '';
       console.log(`\n== http-step: ips prepare → commit over HTTP, ${connections} connections (one consumer each), ${seconds}s per phase, max_files ${maxFiles}`);
       console.log(`   ${machineSummary()}`);
       console.log(`   source table: ${t.snapshots} PyIceberg ${t.pyiceberg} appends × ${t.files_per_snapshot} Parquet files (${t.data_files} files, day-partitioned v2), ${t.table_path}`);
-      if (hasPg) console.log(`   ${pgInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
+      if (hasPg) console.log(`   PostgreSQL: ${pgInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
+      if (durableInfo) console.log(`   ${durableInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
       if (servers.some((s) => s.backend === 'pglite')) console.log('   PGlite: DATABASE_URL=memory:, inside the ips server process');
       console.log('   each backend: its own ips server (startServer, token auth, log silent) in its own Node process; ICDC tables on local disk (tmp)');
       console.log(`   load: autocannon in the bench process, pipelining 1; a connection loops prepare (POST /v1/consumers/{c}/batches) → commit`);
@@ -465,6 +506,7 @@ export const httpStep: Benchmark = {
           prepare: pcts(rs.flatMap((r) => (m === 'full' ? r.lat.prepare : r.lat.no_changes))),
           commit: pcts(rs.flatMap((r) => r.lat.commit)),
           serverMs: (sum((r) => r.serverCpu) * 1000) / sum((r) => r.ops),
+          peakRss: Math.max(...rs.map((r) => r.serverPeakRss)),
           pgMs: (sum((r) => r.pgCpu) * 1000) / sum((r) => r.ops),
           errors: sum((r) => [...r.errors.values()].reduce((a, x) => a + x, 0)),
           resets: sum((r) => r.counts.reset),
@@ -477,7 +519,7 @@ export const httpStep: Benchmark = {
           const a = agg(b, m);
           if (!a) continue;
           rows.push([
-            MODE_LABEL[m], BACKEND_LABEL[b], a.rate.toFixed(1),
+            MODE_LABEL[m], BACKEND_LABEL[b], a.rate.toFixed(1), mib(a.peakRss),
             ms(a.prepare.p50), ms(a.prepare.p90), ms(a.prepare.p99), ms(a.prepare.max),
             m === 'full' ? ms(a.commit.p50) : '', m === 'full' ? ms(a.commit.p90) : '', m === 'full' ? ms(a.commit.p99) : '', m === 'full' ? ms(a.commit.max) : '',
             ms(a.serverMs), Number.isFinite(a.pgMs) ? ms(a.pgMs) : '', a.errors,
@@ -486,17 +528,19 @@ export const httpStep: Benchmark = {
       }
       console.log(`   ${rounds > 1 ? `rates: median of ${rounds} rounds; latencies: all rounds pooled` : 'one round'}; latencies in ms`);
       console.log(table(
-        ['phase', 'backend', 'ops/s', 'prep p50', 'p90', 'p99', 'max', 'commit p50', 'p90', 'p99', 'max', 'server CPU ms/op', 'PG CPU ms/op', 'errors'],
+        ['phase', 'backend', 'ops/s', 'server peak RSS', 'prep p50', 'p90', 'p99', 'max', 'commit p50', 'p90', 'p99', 'max', 'server CPU ms/op', 'PG CPU ms/op', 'errors'],
         rows,
       ).replace(/^/gm, '   '));
-      if (backends.length === 2) {
-        const f = (m: Mode) => [agg('postgres', m)!, agg('pglite', m)!] as const;
-        const [pf, lf] = f('full');
-        const [pn, ln] = f('nochanges');
-        console.log(`\n   PostgreSQL ÷ PGlite: round trips/s ${ratio(pf.rate, lf.rate)}, prepare p50 ${ratio(pf.prepare.p50, lf.prepare.p50)}, p99 ${ratio(pf.prepare.p99, lf.prepare.p99)}, ` +
-          `commit p50 ${ratio(pf.commit.p50, lf.commit.p50)}, p99 ${ratio(pf.commit.p99, lf.commit.p99)}; no-changes prepares/s ${ratio(pn.rate, ln.rate)}, p50 ${ratio(pn.prepare.p50, ln.prepare.p50)}`);
-        console.log('   (rates: > 1× = PostgreSQL does more per second; latencies: > 1× = PostgreSQL is slower)');
+      // Each PostgreSQL against the embedded PGlite (the peer in the same run), and durable ÷ fast.
+      const pairs: [Backend, Backend][] = [['postgres', 'pglite'], ['postgres-durable', 'pglite'], ['postgres-durable', 'postgres']];
+      for (const [x, y] of pairs) {
+        if (!backends.includes(x) || !backends.includes(y)) continue;
+        const [pf, lf, pn, ln] = [agg(x, 'full')!, agg(y, 'full')!, agg(x, 'nochanges')!, agg(y, 'nochanges')!];
+        console.log(`\n   ${BACKEND_LABEL[x]} ÷ ${BACKEND_LABEL[y]}: round trips/s ${ratio(pf.rate, lf.rate)}, prepare p50 ${ratio(pf.prepare.p50, lf.prepare.p50)}, p99 ${ratio(pf.prepare.p99, lf.prepare.p99)}, ` +
+          `commit p50 ${ratio(pf.commit.p50, lf.commit.p50)}, p99 ${ratio(pf.commit.p99, lf.commit.p99)}; no-changes prepares/s ${ratio(pn.rate, ln.rate)}, p50 ${ratio(pn.prepare.p50, ln.prepare.p50)}; ` +
+          `server peak RSS ${ratio(pf.peakRss, lf.peakRss)}`);
       }
+      console.log('   (rates: > 1× = the first does more per second; latencies and memory: > 1× = the first is slower / larger)');
       console.log('\n   round trips per second, second by second:');
       for (const r of results.filter((x) => x.mode === 'full')) {
         console.log(`   ${BACKEND_LABEL[r.backend].padEnd(10)} r${r.round}: ${r.perSecond.join(' ')}`);

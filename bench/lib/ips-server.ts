@@ -11,8 +11,8 @@ import { processCpuSeconds } from './proc-cpu.js';
  * process; `ready` answers its url and database. Commands: see bench/lib/http-step-server.ts.
  */
 export class IpsServerProcess extends JsonChild {
-  constructor(name: string, env: NodeJS.ProcessEnv) {
-    super(name, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'http-step-server.ts')], {
+  constructor(name: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []) {
+    super(name, process.execPath, [...nodeArgs, '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'http-step-server.ts')], {
       what: 'server', env, stderr: 'chunks',
     });
   }
@@ -39,7 +39,7 @@ export class ApiError extends Error {
 export class Ips {
   private constructor(readonly proc: IpsServerProcess, readonly url: string, readonly adminToken: string, readonly database: string) {}
 
-  static async start(name: string, opts: { databaseUrl: string; warehouse: string; env?: Record<string, string> }): Promise<Ips> {
+  static async start(name: string, opts: { databaseUrl: string; warehouse: string; env?: Record<string, string>; nodeArgs?: string[] }): Promise<Ips> {
     const adminToken = randomBytes(24).toString('hex');
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('IPS_') || k === 'DATABASE_URL') delete env[k];
@@ -52,7 +52,7 @@ export class Ips {
       IPS_LOG_LEVEL: 'silent',
       ...(opts.env ?? {}),
     });
-    const proc = new IpsServerProcess(name, env);
+    const proc = new IpsServerProcess(name, env, opts.nodeArgs);
     try {
       const hello = await proc.ready;
       return new Ips(proc, String(hello['url']), adminToken, String(hello['database']));

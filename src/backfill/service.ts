@@ -407,7 +407,7 @@ export class BackfillService {
    * on its table's current lineage), else the head of each declared output table now (the run
    * committed its output before committing the chunk, so the head is at or after it).
    */
-  async resolveOutputs(batch: Batch, given: Record<string, bigint>): Promise<Record<string, bigint>> {
+  async resolveOutputs(batch: Pick<Batch, 'consumer'>, given: Record<string, bigint>): Promise<Record<string, bigint>> {
     const repos = this.state.repos;
     const out: Record<string, bigint> = {};
     const declared = await repos.backfills.outputsOf(batch.consumer);

@@ -9,6 +9,7 @@ import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import { ManifestReader } from './manifest-reader.js';
+import { withFiles, type IcdcCached, type IcdcWriteCache } from './icdc-cache.js';
 import { writeManifest, writeManifestList, type EntryToWrite } from '../iceberg/manifest-writer.js';
 import { bindSpec } from '../iceberg/partition-values.js';
 import { specById } from '../iceberg/metadata.js';
@@ -44,6 +45,8 @@ export interface IcdcWriteRequest {
    * metadata file, and every write would parse and rewrite it. Default: keep all.
    */
   retainBatches?: number;
+  /** What this process wrote last (src/capture/icdc-cache.ts): spares reading the table back. */
+  cache?: IcdcWriteCache;
 }
 
 export interface IcdcWriteResult {
@@ -127,10 +130,11 @@ interface ManifestGroup { specId: number; content: 0 | 1; entries: EntryToWrite[
 /** Writes one snapshot's manifests (grouped by spec and content) and its manifest list. */
 async function writeSnapshotFiles(io: FileIO, source: TableMetadata, metaDir: string, schemaJson: string, groups: Map<string, ManifestGroup>, snap: {
   snapshotId: bigint; parentSnapshotId: bigint | null; seq: bigint; firstRowId: bigint | null;
-}): Promise<{ listPath: string; assignedRows: bigint }> {
+}): Promise<{ listPath: string; assignedRows: bigint; files: Map<string, Buffer> }> {
   const fv = source.formatVersion;
   const commitUuid = crypto.randomUUID();
   const manifests: ManifestFile[] = [];
+  const files = new Map<string, Buffer>();
   let i = 0;
   for (const g of groups.values()) {
     const spec = specById(source, g.specId);
@@ -146,13 +150,15 @@ async function writeSnapshotFiles(io: FileIO, source: TableMetadata, metaDir: st
       entries: g.entries,
     }, snap.seq);
     const path = joinLocation(metaDir, `${commitUuid}-m${i++}.avro`);
-    await io.write(path, written.bytes, { ifAbsent: true });
+    files.set(path, written.bytes);
     manifests.push({ ...written.row, path, length: BigInt(written.bytes.length) });
   }
   const list = writeManifestList({ formatVersion: fv, snapshotId: snap.snapshotId, parentSnapshotId: snap.parentSnapshotId, sequenceNumber: snap.seq, firstRowId: snap.firstRowId, manifests });
   const listPath = joinLocation(metaDir, `snap-${snap.snapshotId}-1-${commitUuid}.avro`);
-  await io.write(listPath, list.bytes, { ifAbsent: true });
-  return { listPath, assignedRows: list.assignedRows };
+  files.set(listPath, list.bytes);
+  // The manifests and the list are independent objects (only the metadata file names them): written at once.
+  await Promise.all([...files].map(([p, bytes]) => io.write(p, bytes, { ifAbsent: true })));
+  return { listPath, assignedRows: list.assignedRows, files };
 }
 
 function groupKey(specId: number, content: number): string {
@@ -185,18 +191,38 @@ export function mappedFiles(io: FileIO, files: FileChange[]): FileChange[] {
   });
 }
 
+/** The cached state of an ICDC table, when its metadata file is still there (one existence check). */
+async function cachedIcdc(io: FileIO, location: string, cache: IcdcWriteCache | undefined): Promise<IcdcCached | undefined> {
+  const hit = cache?.get(location);
+  if (!hit) return undefined;
+  if (await io.exists(hit.metadataLocation)) return hit;
+  cache!.delete(location);
+  return undefined;
+}
+
 export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWriteResult> {
+  const location = req.location.replace(/\/+$/, '');
+  try {
+    return await writeIcdcSnapshotOnce(req, location);
+  } catch (e) {
+    // Whatever failed (most often CONFLICT: another writer moved the table on), the next write reads the table.
+    req.cache?.delete(location);
+    throw e;
+  }
+}
+
+async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): Promise<IcdcWriteResult> {
   const { io, source } = req;
   req = { ...req, files: mappedFiles(io, req.files) };
-  const location = req.location.replace(/\/+$/, '');
   const metaDir = joinLocation(location, 'metadata');
-  const prev = await currentIcdc(io, location);
+  const cached = await cachedIcdc(io, location, req.cache);
+  const prev = cached ?? await currentIcdc(io, location);
   if (req.expectedMetadataLocation !== undefined && (prev?.metadataLocation ?? null) !== req.expectedMetadataLocation) {
     throw new IpsError('CONFLICT', `ICDC table ${location} moved on (now ${prev?.metadataLocation ?? 'absent'}, expected ${req.expectedMetadataLocation ?? 'absent'}); retry`);
   }
   const fv = source.formatVersion;
   const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
-  const previous = prev && prevSnapshotId !== null ? await liveEntries(io, prev.md, prevSnapshotId) : [];
+  const previous = prev && prevSnapshotId !== null ? await liveEntries(cached ? withFiles(io, cached.files) : io, prev.md, prevSnapshotId) : [];
   const deleteSnapshotId = previous.length > 0 ? newSnapshotId() : null;
   const snapshotId = newSnapshotId();
   const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
@@ -225,6 +251,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
 
   // 1. The previous batch's files leave, as DELETED entries that keep their sequence numbers.
   let deleteSnapshot: Record<string, unknown> | null = null;
+  let deleteWritten: Promise<{ listPath: string }> | null = null;
   if (deleteSnapshotId !== null) {
     const groups = new Map<string, ManifestGroup>();
     for (const { entry, specId } of previous) {
@@ -236,7 +263,9 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
         sequenceNumber: fv >= 2 ? entry.sequenceNumber : null, fileSequenceNumber: fv >= 2 ? entry.fileSequenceNumber : null,
       });
     }
-    const written = await writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId: deleteSnapshotId, parentSnapshotId: prevSnapshotId, seq: deleteSeq, firstRowId: nextRowId });
+    const written = writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId: deleteSnapshotId, parentSnapshotId: prevSnapshotId, seq: deleteSeq, firstRowId: nextRowId });
+    // Written while the batch's own snapshot files are (see below); awaited before the metadata names it.
+    deleteWritten = written;
     const gone = previous.filter((p) => p.entry.dataFile.content === 0);
     const goneDeletes = previous.filter((p) => p.entry.dataFile.content !== 0);
     deleteSnapshot = {
@@ -244,7 +273,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
       'parent-snapshot-id': prevSnapshotId,
       ...(fv >= 2 ? { 'sequence-number': deleteSeq } : {}),
       'timestamp-ms': now,
-      'manifest-list': written.listPath,
+      'manifest-list': null, // set below, once its files are written
       // Java's summary keys for a commit that removes files (SnapshotSummary).
       summary: {
         operation: 'delete',
@@ -285,7 +314,11 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   // ("ArrowInvalid: Must pass at least one table"), which a consumer may call to list its batch.
   if (groups.size === 0) groups.set(groupKey(source.defaultSpecId, 0), { specId: source.defaultSpecId, content: 0, entries: [] });
   const parentOfBatch = deleteSnapshotId ?? prevSnapshotId;
-  const list = await writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId, parentSnapshotId: parentOfBatch, seq, firstRowId: nextRowId });
+  const [list, deleteList] = await Promise.all([
+    writeSnapshotFiles(io, source, metaDir, schemaJson, groups, { snapshotId, parentSnapshotId: parentOfBatch, seq, firstRowId: nextRowId }),
+    deleteWritten,
+  ]);
+  if (deleteSnapshot && deleteList) deleteSnapshot['manifest-list'] = deleteList.listPath;
 
   const dataFiles = req.files.filter((f) => f.entry.dataFile.content === 0);
   const deleteFiles = req.files.filter((f) => f.entry.dataFile.content !== 0);
@@ -376,7 +409,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   }
   if (fv >= 3) metadata['next-row-id'] = (nextRowId ?? 0n) + list.assignedRows;
   const text = stringifyJsonLossless(metadata, 2);
-  parseTableMetadata(text, 'ICDC metadata being written'); // never publish metadata ips itself cannot read
+  const written = parseTableMetadata(text, 'ICDC metadata being written'); // never publish metadata ips itself cannot read
   const metadataLocation = joinLocation(metaDir, `v${version}.metadata.json`);
   try {
     await io.write(metadataLocation, Buffer.from(text, 'utf8'), { ifAbsent: true });
@@ -386,6 +419,7 @@ export async function writeIcdcSnapshot(req: IcdcWriteRequest): Promise<IcdcWrit
   }
   // No trailing newline: PyIceberg's StaticTable checks the hint with str.isnumeric().
   await io.write(joinLocation(metaDir, 'version-hint.text'), Buffer.from(String(version), 'utf8'));
+  req.cache?.set(location, { md: written, metadataLocation, version, files: list.files }, text.length);
   return {
     metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, deleteSnapshotId, version,
     dataFiles: dataFiles.length, deleteFiles: deleteFiles.length, records,

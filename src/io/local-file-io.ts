@@ -102,23 +102,42 @@ export class LocalFileIO implements FileIO {
 
   async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
     const p = localPath(location);
-    await fs.mkdir(path.dirname(p), { recursive: true });
+    const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
+    await this.writeAside(tmp, data);
     if (opts?.ifAbsent) {
-      // Write aside, then link: link(2) fails if the target exists, so two writers cannot both win.
-      const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
-      await fs.writeFile(tmp, data);
+      // Written aside, then linked: link(2) fails if the target exists, so two writers cannot both win.
       try {
         await fs.link(tmp, p);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new IpsError('ALREADY_EXISTS', `${location} already exists`);
         throw new IpsError('IO_ERROR', `cannot write ${location}: ${describeError(e)}`, { cause: e });
       } finally {
-        await fs.rm(tmp, { force: true });
+        await fs.unlink(tmp).catch(() => {});
       }
       return;
     }
-    const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
-    await fs.writeFile(tmp, data);
     await fs.rename(tmp, p);
+  }
+
+  /** Directories this instance created or found: an ICDC table gets five files a batch in one directory. */
+  private readonly knownDirs = new Set<string>();
+
+  /** Writes a new file, creating its directory the first time (or again, when it was removed since). */
+  private async writeAside(file: string, data: Buffer): Promise<void> {
+    const dir = path.dirname(file);
+    if (!this.knownDirs.has(dir)) {
+      await fs.mkdir(dir, { recursive: true });
+      if (this.knownDirs.size >= 10_000) this.knownDirs.clear();
+      this.knownDirs.add(dir);
+    }
+    try {
+      await fs.writeFile(file, data, { flag: 'wx' });
+    } catch (e) {
+      if (!notFound(e)) throw e;
+      this.knownDirs.delete(dir);
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(file, data, { flag: 'wx' });
+      this.knownDirs.add(dir);
+    }
   }
 }

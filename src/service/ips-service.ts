@@ -14,7 +14,7 @@ import { locationCovered } from '../io/locations.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   SourceTablesRepo, START_POSITION, toS3Settings, toTableRef,
-  type ApiToken, type Batch, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
+  type ApiToken, type Batch, type BatchHead, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
   type State, type Watermark, type WatermarkPosition, type OutputSignal,
 } from '../state/index.js';
 import { resolveFieldId } from '../capture/ranges.js';
@@ -367,8 +367,9 @@ export class IpsService {
       return this.steps.prepare({ consumer: req.consumer, tables: req.tables, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
     }
     let table = req.table;
+    let subs: Watermark[] | undefined;
     if (table === undefined) {
-      const subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
+      subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
       if (subs.length === 0) {
         await this.state.repos.consumers.require(req.consumer);
         throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to no table; subscribe it first`);
@@ -376,7 +377,7 @@ export class IpsService {
       if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.sourceTable).join(', ')}: name the table`);
       table = subs[0]!.sourceTable;
     }
-    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
+    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}), ...(subs ? { watermarks: subs } : {}) });
   }
 
   async getBatch(id: bigint): Promise<Batch> {
@@ -403,14 +404,20 @@ export class IpsService {
    * Commits a batch (see StepProtocol.commit) and wakes the consumer's subscriptions: with one
    * batch in flight, the next trigger waits for this commit.
    */
-  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): ReturnType<StepProtocol['commit']> {
+  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = [], head?: BatchHead): ReturnType<StepProtocol['commit']> {
     // A backfill chunk records the output snapshots its run committed (named, or found on the declared outputs).
-    const batch = await this.state.repos.batches.require(batchId);
+    const batch = head ?? await this.state.repos.batches.requireHead(batchId);
     // Every open batch of a consumer that declares outputs records them, so a backfill can follow a chunk further down.
-    const found = batch.state === 'open' ? await this.backfills.resolveOutputs(batch, outputs) : {};
+    const found = batch.state === 'open' && (batch.hasOutputs || Object.keys(outputs).length > 0) ? await this.backfills.resolveOutputs(batch, outputs) : {};
     const r = await this.steps.commit(batchId, actor, found, signals);
-    if (!r.alreadyCommitted) this.onRelease?.();
+    // A consumer without subscriptions gives the trigger loop nothing to do: no pass for its commits.
+    if (!r.alreadyCommitted && r.woke) this.onRelease?.();
     return r;
+  }
+
+  /** A batch's owner and state (one statement): what the API checks before a commit. */
+  async batchHead(id: bigint): Promise<BatchHead> {
+    return this.state.repos.batches.requireHead(id);
   }
 
   /** Aborts a batch; its changes go to the next batch (a subscription fires again). */

@@ -7,6 +7,7 @@ import { netEvents, type FileEvent } from '../capture/netting.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
+import { IcdcWriteCache } from '../capture/icdc-cache.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
@@ -17,7 +18,7 @@ import { RoutingFileIO } from '../io/routing-file-io.js';
 import { changelogTableName, writeChangelogTable } from '../rows/changelog-table.js';
 import {
   toS3Settings, toTableRef, checkSignalName, checkSignalParams,
-  type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type RowChangelogRef, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type BatchCommitResult, type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type RowChangelogRef, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -49,6 +50,12 @@ export interface PrepareRequest {
   /** The orchestrator's step id: a retried step gets the same batch. */
   instanceId: string;
   limits?: PrepareLimits;
+  /**
+   * Watermarks the caller has just read (the service reads them to find the consumer's table):
+   * used instead of reading them again. A stale one cannot hand out changes twice: storing the
+   * batch compares its base version with the watermark's (CONFLICT).
+   */
+  watermarks?: Watermark[];
 }
 
 export type PrepareResult =
@@ -176,6 +183,8 @@ export class StepProtocol {
   private readonly actor: string;
   /** Manifests never change once written: one cache per FileIO serves every prepare on its table. */
   private readonly readers = new WeakMap<FileIO, ManifestReader>();
+  /** What this process wrote to each ICDC table last: the next prepare builds on it without reading it back. */
+  private readonly icdcCache = new IcdcWriteCache();
 
   constructor(private readonly state: State, private readonly options: StepProtocolOptions) {
     this.fileIO = options.fileIO ?? ((t) => new RoutingFileIO({ s3: toS3Settings(t) }));
@@ -195,15 +204,21 @@ export class StepProtocol {
     if (tables.length === 0) throw new IpsError('INVALID_ARGUMENT', 'name the table(s) to prepare');
     if (new Set(tables).size !== tables.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice');
 
-    // A retried step: the stored batch, exactly as it was handed out.
-    const existing = await repos.batches.findByInstance(req.consumer, req.instanceId);
+    // A retried step: the stored batch, exactly as it was handed out. The same statement lists the
+    // consumer's open batches (for the in-flight check below); the consumer is read at the same
+    // time (independent reads: their round trips overlap).
+    const [view, consumerRow] = await Promise.all([
+      repos.batches.stepView(req.consumer, req.instanceId),
+      repos.consumers.get(req.consumer),
+    ]);
+    const existing = view.instance !== null ? await repos.batches.get(view.instance) : undefined;
     if (existing && existing.backfill !== null) {
       throw new IpsError('INVALID_ARGUMENT', `instance id "${req.instanceId}" belongs to chunk ${existing.backfillChunk} of backfill "${existing.backfill}" (batch ${existing.id}); a live step needs its own instance id`,
         { details: { batch_id: existing.id.toString(), backfill: existing.backfill } });
     }
     if (existing) return { kind: 'batch', batch: existing, created: false };
 
-    const consumer = await repos.consumers.require(req.consumer);
+    const consumer = consumerRow ?? await repos.consumers.require(req.consumer);
     if (consumer.state === 'stale') {
       throw new IpsError('CONSUMER_STALE', `consumer "${consumer.name}" is stale: ${consumer.stateReason ?? 'no reason recorded'}; reset it or run a backfill`,
         { details: { consumer: consumer.name, reason: consumer.stateReason } });
@@ -213,17 +228,22 @@ export class StepProtocol {
     if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new IpsError('INVALID_ARGUMENT', 'maxInFlight must be a positive integer');
     // At most maxInFlight batches per consumer and table (default one): more would hand out the same changes again.
     let open: Batch[] = [];
-    const busy = async (): Promise<Batch | null> => {
-      await repos.batches.expireDue();
-      open = (await repos.batches.list({ consumer: req.consumer, state: 'open' }))
-        .filter((b) => b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
+    const busy = async (seen: typeof view | null): Promise<Batch | null> => {
+      let v = seen ?? await repos.batches.stepView(req.consumer, req.instanceId);
       // A concurrent prepare of this same instance stored its batch a moment ago: that is our batch.
-      const mine = open.find((b) => b.instanceId === req.instanceId);
-      if (mine) return mine;
+      if (v.instance !== null) return (await repos.batches.get(v.instance)) ?? null;
+      // A batch whose lease ran out is released (and what hangs on it) before it is counted.
+      if (v.open.some((o) => o.due)) {
+        await repos.batches.expireDue();
+        v = await repos.batches.stepView(req.consumer, req.instanceId);
+        if (v.instance !== null) return (await repos.batches.get(v.instance)) ?? null;
+      }
+      open = (await repos.batches.load(v.open.filter((o) => !o.due).map((o) => o.id)))
+        .filter((b) => b.state === 'open' && b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
       if (open.length >= maxInFlight) throw inFlight(open[0]!.tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]!);
       return null;
     };
-    const raced = await busy();
+    const raced = await busy(view);
     if (raced) return { kind: 'batch', batch: raced, created: false };
 
     const planned: BatchTableInput[] = [];
@@ -240,7 +260,7 @@ export class StepProtocol {
       }
       // Concurrent prepares of one consumer race on the ICDC table's next version; before each
       // retry, the database decides: the same instance stored first → its batch; another → in flight.
-      const decided = async (): Promise<Batch | null> => (await repos.batches.findByInstance(req.consumer, req.instanceId)) ?? busy();
+      const decided = (): Promise<Batch | null> => busy(null);
       const icdc = await this.writeIcdc(plan.io, plan.md, this.icdcLocation(req.consumer, table), plan.added, decided, {
         'ips.consumer': req.consumer,
         'ips.source-table': table,
@@ -279,8 +299,13 @@ export class StepProtocol {
     | { kind: 'no-changes'; watermark: Watermark }
     | { kind: 'changes'; watermark: Watermark; table: BatchTableInput; io: FileIO; md: TableMetadata; added: FileChange[] }> {
     const repos = this.state.repos;
-    const source = await repos.sourceTables.require(table);
-    const committed = await repos.watermarks.require(req.consumer, table);
+    // Independent reads, overlapped; a missing table is reported before a missing subscription, as when read in turn.
+    const known = req.watermarks?.find((w) => w.consumer === req.consumer && w.sourceTable === table);
+    const [sourceRead, committedRead] = await Promise.allSettled([repos.sourceTables.require(table), known ?? repos.watermarks.require(req.consumer, table)]);
+    if (sourceRead.status === 'rejected') throw sourceRead.reason;
+    if (committedRead.status === 'rejected') throw committedRead.reason;
+    const source = sourceRead.value;
+    const committed = committedRead.value;
     // The position this batch starts from: the watermark, or where the open batches before it end.
     const wm: Watermark = after === null ? committed : { ...committed, ...after.next, version: committed.version + BigInt(ahead) };
     const io = this.fileIO(source);
@@ -355,7 +380,7 @@ export class StepProtocol {
   }
 
   /** Advances the watermark(s) by compare-and-set; a second commit is a no-op; CONFLICT when the base moved. */
-  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean; signals: Signal[] }> {
+  async commit(batchId: bigint, actor: string = this.actor, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
     for (const sig of signals) {
       checkSignalName(sig.name);
       checkSignalParams(sig.params);
@@ -401,7 +426,7 @@ export class StepProtocol {
     summary: Record<string, string>): Promise<IcdcWriteResult | { existing: Batch }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES });
+        const written = await writeIcdcSnapshot({ io, source: md, location, files, summary, retainBatches: ICDC_RETAINED_BATCHES, cache: this.icdcCache });
         await this.options.onIcdcWritten?.(baseName(location.replace(/\/+$/, '')), written.metadataLocation);
         return written;
       } catch (e) {

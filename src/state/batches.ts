@@ -302,6 +302,15 @@ function notOpen(b: { id: bigint; state: BatchState }, action: string): IpsError
   return new IpsError('BATCH_NOT_OPEN', `batch ${b.id} is ${b.state}: it cannot be ${action}`, { details: { batch_id: b.id.toString(), state: b.state } });
 }
 
+export interface BatchCommitResult {
+  batch: Batch;
+  watermarks: Watermark[];
+  alreadyCommitted: boolean;
+  signals: Signal[];
+  /** The consumer has an enabled subscription, made due by this commit: a trigger loop may look now. */
+  woke: boolean;
+}
+
 export interface CreateBatchResult {
   batch: Batch;
   /** False when a batch with this (consumer, instance_id) existed: it is returned unchanged. */
@@ -311,13 +320,26 @@ export interface CreateBatchResult {
 /**
  * Refuses a batch when maxInFlight batches of the consumer are open on its tables (another
  * would hand out the same changes again), or when a watermark moved after the batch was
- * planned on it.
+ * planned on it. Returns the id of the batch this instance already stored, if any (checked first).
  */
-async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): Promise<void> {
+async function checkInFlight(tx: Queryable, consumer: string, instanceId: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): Promise<bigint | null> {
   const names = tables.map((t) => t.sourceTable);
-  const open = await tx.query<{ id: bigint; instance_id: string; source_table: string }>(
-    `SELECT b.id, b.instance_id, t.source_table FROM batches b JOIN batch_tables t ON t.batch_id = b.id
-      WHERE b.consumer = $1 AND b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now() ORDER BY b.created_at, b.id`, [consumer]);
+  // One statement: the open batches, the batch of this instance whatever its state (a retry),
+  // and the versions of the watermarks the batch is planned on.
+  const all = await tx.query<{ kind: 'batch' | 'watermark'; id: bigint | null; instance_id: string | null; source_table: string | null; busy: boolean; version: bigint | null }>(
+    `SELECT 'batch' AS kind, b.id, b.instance_id, t.source_table,
+            (b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) AS busy, NULL::INT8 AS version, b.created_at
+       FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
+      WHERE b.consumer = $1 AND ((b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) OR b.instance_id = $2)
+     UNION ALL
+     SELECT 'watermark', NULL, NULL, w.source_table, false, w.version, NULL
+       FROM watermarks w WHERE w.consumer = $1 AND w.source_table IN (SELECT jsonb_array_elements_text($3::JSONB))
+     ORDER BY created_at, id`, [consumer, instanceId, jsonParam(names)]);
+  const rows = all.rows.filter((r) => r.kind === 'batch');
+  const versions = new Map(all.rows.filter((r) => r.kind === 'watermark').map((r) => [r.source_table!, r.version!] as const));
+  const same = rows.find((r) => r.instance_id === instanceId);
+  if (same) return same.id!;
+  const open = { rows: rows.filter((r) => r.busy && r.source_table !== null) as { id: bigint; instance_id: string; source_table: string }[] };
   const busyRows = open.rows.filter((r) => names.includes(r.source_table));
   const busy = busyRows[0];
   if (busy && new Set(busyRows.map((r) => r.id)).size >= maxInFlight) {
@@ -326,8 +348,7 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
       { details: { consumer, table: busy.source_table, batch_id: busy.id.toString(), instance_id: busy.instance_id } });
   }
   for (const t of tables) {
-    const wm = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, t.sourceTable]);
-    const version = wm.rows[0]?.version;
+    const version = versions.get(t.sourceTable);
     if (version === undefined) throw new IpsError('NOT_FOUND', `consumer "${consumer}" does not subscribe to "${t.sourceTable}"`);
     // With batches in flight, a new one chains after them: each commit moves the version by one.
     const ahead = BigInt(new Set(busyRows.filter((r) => r.source_table === t.sourceTable).map((r) => r.id)).size);
@@ -337,6 +358,7 @@ async function checkInFlight(tx: Queryable, consumer: string, tables: { sourceTa
         { details: { consumer, source_table: t.sourceTable, expected_version: t.baseWatermarkVersion.toString(), actual_version: version.toString() } });
     }
   }
+  return null;
 }
 
 /**
@@ -407,6 +429,27 @@ export async function storeTrigger(tx: Queryable, t: { subscription: string; seq
   return outboxId;
 }
 
+/** A batch's owner and state, without its tables (BatchesRepo.head). */
+export interface BatchHead {
+  id: bigint;
+  consumer: string;
+  state: BatchState;
+  backfill: string | null;
+  /** The consumer declares output tables (consumer_outputs). */
+  hasOutputs: boolean;
+}
+
+/** A batch from its row (BATCH_COLUMNS) and the tables read for it. */
+function assembleBatch(row: unknown, tables: Map<bigint, BatchTable[]>): Batch {
+  const r = parseRow(batchRowSchema, row, 'batches');
+  return {
+    id: r.id, consumer: r.consumer, instanceId: r.instance_id, state: r.state, stateReason: r.state_reason, limits: r.limits,
+    leaseExpiresAt: r.lease_expires_at, claimedBy: r.claimed_by, claimExpiresAt: r.claim_expires_at,
+    createdAt: r.created_at, updatedAt: r.updated_at, closedAt: r.closed_at, tables: tables.get(r.id) ?? [],
+    backfill: r.backfill, backfillChunk: r.backfill_chunk,
+  };
+}
+
 export class BatchesRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -435,23 +478,28 @@ export class BatchesRepo {
       const locked = await tx.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [v.consumer]);
       if (locked.rowCount === 0) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`);
       const repo = new BatchesRepo(tx);
-      const same = await repo.findByInstance(v.consumer, v.instanceId);
-      if (same) return { batch: same, created: false };
-      if (input.maxInFlight !== undefined && input.backfill === undefined) await checkInFlight(tx, v.consumer, tables, input.maxInFlight);
-      let inserted: boolean;
+      if (input.maxInFlight !== undefined && input.backfill === undefined) {
+        // The batch of this instance, if stored, comes back from the same statement as the open ones.
+        const same = await checkInFlight(tx, v.consumer, v.instanceId, tables, input.maxInFlight);
+        if (same !== null) return { batch: (await repo.load([same]))[0]!, created: false };
+      } else {
+        const same = await repo.findByInstance(v.consumer, v.instanceId);
+        if (same) return { batch: same, created: false };
+      }
+      let row: Record<string, unknown> | undefined;
       try {
         const res = await tx.query(
           `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
            VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
            ON CONFLICT (consumer, instance_id) DO NOTHING
-           RETURNING id`,
+           RETURNING ${BATCH_COLUMNS}`,
           [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null]);
-        inserted = res.rowCount === 1;
+        row = res.rows[0];
       } catch (e) {
         if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
         throw e;
       }
-      if (!inserted) {
+      if (row === undefined) {
         const existing = await repo.findByInstance(v.consumer, v.instanceId);
         if (!existing) {
           // The id itself collided (2^-63 odds) rather than the instance: report, never overwrite.
@@ -459,29 +507,33 @@ export class BatchesRepo {
         }
         return { batch: existing, created: false };
       }
+      const stored: BatchTable[] = [];
       for (const t of tables) {
         try {
-          await tx.query(
+          const res = await tx.query(
             `INSERT INTO batch_tables (batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
                files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
                base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
                next_processed_files, row_changelog)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB, $21::JSONB)`,
+             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB, $21::JSONB)
+             RETURNING ${TABLE_COLUMNS}`,
             [id, t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
               jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
               t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
               t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
               jsonParam(t.next.processedFiles),
               t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null] satisfies SqlParam[]);
+          const { batchId: _, ...table } = parseRow(tableRowSchema, res.rows[0], 'batch_tables');
+          stored.push(table);
         } catch (e) {
           if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
           throw e;
         }
       }
       if (input.trigger) await storeTrigger(tx, input.trigger, id);
-      const batch = (await repo.load([id]))[0];
-      if (!batch) throw notFound(id);
-      return { batch, created: true };
+      // The batch as stored, from what the INSERTs returned (in load()'s table order): no read back.
+      stored.sort((a, b) => (a.sourceTable < b.sourceTable ? -1 : a.sourceTable > b.sourceTable ? 1 : 0));
+      return { batch: assembleBatch(row, new Map([[id, stored]])), created: true };
     });
   }
 
@@ -490,7 +542,18 @@ export class BatchesRepo {
     if (ids.length === 0) return [];
     const arr = int8Array(ids);
     const b = await this.q.query(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ANY($1::INT8[])`, [arr]);
-    const t = await this.q.query(`SELECT ${options.files === false ? TABLE_COLUMNS_NO_FILES : TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [arr]);
+    const tables = await this.tablesOf(ids, options);
+    const byId = new Map<bigint, Batch>();
+    for (const row of b.rows) {
+      const batch = assembleBatch(row, tables);
+      byId.set(batch.id, batch);
+    }
+    return ids.map((id) => byId.get(id)).filter((x): x is Batch => x !== undefined);
+  }
+
+  /** The tables of these batches, by batch id. */
+  private async tablesOf(ids: readonly bigint[], options: { files?: boolean } = {}): Promise<Map<bigint, BatchTable[]>> {
+    const t = await this.q.query(`SELECT ${options.files === false ? TABLE_COLUMNS_NO_FILES : TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [int8Array(ids)]);
     const tables = new Map<bigint, BatchTable[]>();
     for (const row of t.rows) {
       const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
@@ -498,17 +561,41 @@ export class BatchesRepo {
       if (!list) tables.set(batchId, (list = []));
       list.push(table);
     }
-    const byId = new Map<bigint, Batch>();
-    for (const row of b.rows) {
-      const r = parseRow(batchRowSchema, row, 'batches');
-      byId.set(r.id, {
-        id: r.id, consumer: r.consumer, instanceId: r.instance_id, state: r.state, stateReason: r.state_reason, limits: r.limits,
-        leaseExpiresAt: r.lease_expires_at, claimedBy: r.claimed_by, claimExpiresAt: r.claim_expires_at,
-        createdAt: r.created_at, updatedAt: r.updated_at, closedAt: r.closed_at, tables: tables.get(r.id) ?? [],
-        backfill: r.backfill, backfillChunk: r.backfill_chunk,
-      });
-    }
-    return ids.map((id) => byId.get(id)).filter((x): x is Batch => x !== undefined);
+    return tables;
+  }
+
+  /**
+   * What a commit or abort checks before it acts, in one statement: the batch's consumer (whose
+   * token may act on it), its state, and whether the consumer declares output tables (a commit
+   * then resolves its outputs). Undefined when there is no such batch.
+   */
+  async head(id: bigint): Promise<BatchHead | undefined> {
+    const res = await this.q.query<{ consumer: string; state: BatchState; backfill: string | null; has_outputs: boolean }>(
+      `SELECT b.consumer, b.state, b.backfill, EXISTS (SELECT 1 FROM consumer_outputs o WHERE o.consumer = b.consumer) AS has_outputs
+         FROM batches b WHERE b.id = $1`, [id]);
+    const r = res.rows[0];
+    return r === undefined ? undefined : { id, consumer: r.consumer, state: r.state, backfill: r.backfill, hasOutputs: r.has_outputs };
+  }
+
+  /**
+   * What a prepare looks at first, in one statement: the batch this (consumer, instance) already
+   * has (any state: a retried step), and the consumer's open batches, each with whether its
+   * lease ran out (database clock).
+   */
+  async stepView(consumer: string, instanceId: string): Promise<{ instance: bigint | null; open: { id: bigint; due: boolean }[] }> {
+    const res = await this.q.query<{ id: bigint; instance_id: string; state: BatchState; due: boolean }>(
+      `SELECT id, instance_id, state, lease_expires_at < now() AS due FROM batches
+        WHERE consumer = $1 AND (state = 'open' OR instance_id = $2) ORDER BY created_at, id`, [consumer, instanceId]);
+    return {
+      instance: res.rows.find((r) => r.instance_id === instanceId)?.id ?? null,
+      open: res.rows.filter((r) => r.state === 'open').map((r) => ({ id: r.id, due: r.due })),
+    };
+  }
+
+  async requireHead(id: bigint): Promise<BatchHead> {
+    const h = await this.head(id);
+    if (!h) throw notFound(id);
+    return h;
   }
 
   async get(id: bigint): Promise<Batch | undefined> {
@@ -610,15 +697,17 @@ export class BatchesRepo {
    * CONFLICT when a watermark moved since prepare (nothing is changed); BATCH_NOT_OPEN when
    * aborted or expired, also when its lease ran out and no sweep has marked it yet.
    */
-  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<{ batch: Batch; watermarks: Watermark[]; alreadyCommitted: boolean; signals: Signal[] }> {
+  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
+      // The row, locked, with its lease checked on the database clock; then its tables: two statements.
       const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
-        'SELECT state, lease_expires_at < now() AS lease_expired FROM batches WHERE id = $1 FOR UPDATE', [id]);
+        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired FROM batches WHERE id = $1 FOR UPDATE`, [id]);
       const row = lock.rows[0];
       if (!row) throw notFound(id);
-      const batch = await repo.require(id);
-      if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [] };
+      const tables = await repo.tablesOf([id]);
+      const batch = assembleBatch(row, tables);
+      if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [], woke: false };
       if (row.state !== 'open') throw notOpen(batch, 'committed');
       if (row.lease_expired) {
         throw new IpsError('BATCH_NOT_OPEN', `batch ${id} lease expired at ${batch.leaseExpiresAt.toISOString()}: its changes go to the next prepare`,
@@ -630,9 +719,9 @@ export class BatchesRepo {
         watermarks.push(await advanceWatermark(tx, batch.consumer, t.sourceTable, t.baseWatermarkVersion, t.next,
           { actor, reason: 'commit', batchId: id }));
       }
-      await tx.query(
+      const done = await tx.query(
         `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
-          WHERE id = $1`, [id]);
+          WHERE id = $1 RETURNING ${BATCH_COLUMNS}`, [id]);
       await recordBatchOutputs(tx, id, outputs);
       await backfillBatchClosed(tx, batch, 'committed', null, outputs);
       // Output signals: announced by this commit only (a replayed commit announces nothing).
@@ -642,8 +731,13 @@ export class BatchesRepo {
         announced.push(await signalsRepo.record({ name: sig.name, params: sig.params ?? {}, sender: actor, consumer: batch.consumer, batchId: id }));
       }
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
-      await tx.query(wakeSql('consumer = $1'), [batch.consumer]);
-      return { batch: await repo.require(id), watermarks, alreadyCommitted: false, signals: announced };
+      // One statement: the wake-up, and whether the consumer has a subscription a trigger loop should look at now.
+      const woke = await tx.query<{ subscribed: boolean }>(
+        `WITH wake AS (${wakeSql('consumer = $1')} RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $1 AND enabled) AS subscribed`, [batch.consumer]);
+      // The batch as committed: its row as the UPDATE left it (nothing else in this transaction changes
+      // it), its tables as read above (a commit never changes them).
+      return { batch: assembleBatch(done.rows[0], tables), watermarks, alreadyCommitted: false, signals: announced, woke: woke.rows[0]?.subscribed === true };
     });
   }
 

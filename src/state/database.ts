@@ -86,11 +86,16 @@ export function parseInt8(text: string): bigint {
   return BigInt(text);
 }
 
+const LONG_DIGITS = /\d{16}/;
+
 /**
  * JSON text → value. Integers that a JS number cannot hold exactly become bigint (this service
  * writes 64-bit ids in JSON as strings; this is the safety net for anything else).
  */
 export function parseJsonValue(text: string): unknown {
+  // Every integer a JS number cannot hold has 16 digits or more: text without such a run parses
+  // the same with the built-in parser, several times faster (batch file lists are read per commit).
+  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
   return parseLossless(text, null, (value: string) =>
     isInteger(value) && !isSafeNumber(value) ? BigInt(value) : Number(value),
   );

@@ -31,6 +31,11 @@ describe('state database configuration', () => {
     expect(() => normalizeParams([{ a: 1 } as never])).toThrow(/jsonParam/);
     expect(jsonParam({ id: 9223372036854775807n, s: 'x' })).toBe('{"id":9223372036854775807,"s":"x"}');
     expect(parseJsonValue('{"id":9223372036854775807,"small":3,"f":1.5}')).toEqual({ id: 9223372036854775807n, small: 3, f: 1.5 });
+    // Both paths (no 16-digit run: the built-in parser) give the same values.
+    expect(parseJsonValue('{"a":[1,-2.5e3,null,true],"s":"x\\u00e9","n":900719925474099}')).toEqual({ a: [1, -2500, null, true], s: 'xé', n: 900719925474099 });
+    expect(parseJsonValue('{"n":9007199254740991}')).toEqual({ n: 9007199254740991 });
+    expect(parseJsonValue('{"big":9007199254740993,"s":"1234567890123456"}')).toEqual({ big: 9007199254740993n, s: '1234567890123456' });
+    expect(parseJsonValue('[-9223372036854775808]')).toEqual([-9223372036854775808n]);
   });
 
   test('an unreachable server is a clear DATABASE_UNAVAILABLE error without the password', async () => {

@@ -103,10 +103,12 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     app.post('/v1/batches/:id/commit', {
       schema: { tags: ['batches'], params: idParams, body: commitBody.nullish(), summary: 'Commit: move the watermark by compare-and-set; a replay is a no-op (409 CONFLICT when the base moved); a backfill chunk records its output snapshots instead' },
     }, async (req) => {
-      await ownBatch(req, req.params.id);
+      // Owner and state only (one statement): the commit's transaction reads the batch itself.
+      const head = await ctx.service.batchHead(req.params.id);
+      requireConsumer(ctx.principal(req), head.consumer);
       try {
         const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor, req.body?.outputs ?? {},
-          (req.body?.signals ?? []).map((sg) => ({ name: sg.name, params: sg.params ?? {} })));
+          (req.body?.signals ?? []).map((sg) => ({ name: sg.name, params: sg.params ?? {} })), head);
         ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
         if (r.signals.length > 0) ctx.triggers?.poke('fire');
         return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson), signals: r.signals.map(signalJson) };
