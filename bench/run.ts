@@ -14,6 +14,7 @@ import {
 } from './lib/common.js';
 import { TreeMeter, mb, type TreeUsage } from './lib/proc-mem.js';
 import { idleMemory } from './idle-memory.js';
+import type { Results } from './table.js';
 import { TABLE_OPTIONS } from './lib/manifest-table.js';
 import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
@@ -70,24 +71,8 @@ function parseArgs(argv: string[]): { only: string[] | null; list: boolean; resu
   return { only, list, results, options };
 }
 
-/** What `--results FILE.json` writes (read by bench/table.ts). */
-export interface ResultsFile {
-  version: 1;
-  started_at: string;
-  finished_at: string;
-  machine: { node: string; cpus: number; cpu_model: string; memory_gb: number };
-  /** os.loadavg() (1, 5, 15 min) when the run started and when it finished. */
-  load: { start: number[]; end: number[] };
-  /** git HEAD of the tree measured, and whether src/ or bench/ had uncommitted changes. */
-  source: string;
-  benchmarks: {
-    name: string;
-    command: string;
-    /** Wall seconds, CPU seconds, peak Σ RSS of the process tree and highest single-process VmHWM (bytes). */
-    usage: { wall_s: number; cpu_s: number; peak_tree_rss_bytes: number; peak_process_hwm_bytes: number; peak_process: string };
-    results: RecordedRow[];
-  }[];
-}
+/** What `--results FILE.json` writes: its schema is bench/table.ts's, which reads it. */
+type ResultsFile = Results;
 
 function sourceDescription(): string {
   try {
