@@ -225,7 +225,7 @@ export const idleMemory: Benchmark = {
           ips: `${mb(s.hwm)} (idle ${mb(s.idle)}, after calls ${mb(s.after)}${run.childHwm ? `; initdb child process ${mb(run.childHwm)}` : ''})`,
           target: `≤ ${mb(target)}`,
           met: s.hwm <= target,
-          command: `npm run bench -- --only idle-memory --variants ${v === 'pglite' ? 'pglite-first,pglite' : v}`,
+          command: `${ctx.command.replace(/ --variants \S+/, '')} --variants ${v === 'pglite' ? 'pglite-first,pglite' : v}`,
         });
       }
       console.log(table(['variant', 'ready after', 'RSS at ready', `RSS after ${idleSeconds}s idle`, 'RSS after calls', 'peak (VmHWM)', 'initdb child peak', 'target', 'met'], rows));

@@ -91,7 +91,7 @@ function commandOf(name: string, options: Map<string, string>): string {
 }
 
 const usageLine = (u: TreeUsage): string =>
-  `wall ${u.wallSeconds.toFixed(0)}s, CPU ${u.cpuSeconds.toFixed(0)}s (bench process + its descendants), ` +
+  `wall ${u.wallSeconds.toFixed(0)}s, CPU ${u.cpuSeconds.toFixed(0)}s (bench process + every process it started), ` +
   `peak RSS ${mb(u.peakTreeRss)} (Σ of the tree, sampled), largest process ${mb(u.peakProcessHwm)} (VmHWM: ${u.peakProcess})`;
 
 async function main(): Promise<void> {

@@ -28,7 +28,8 @@ export const resultsSchema = z.object({
   benchmarks: z.array(z.object({
     name: z.string(),
     command: z.string(),
-    usage: z.object({ wall_s: z.number(), cpu_s: z.number(), peak_tree_rss_bytes: z.number(), peak_process_hwm_bytes: z.number(), peak_process: z.string() }),
+    // NaN (not measured) is written as null by JSON.stringify.
+    usage: z.object({ wall_s: z.number(), cpu_s: z.number().nullable(), peak_tree_rss_bytes: z.number().nullable(), peak_process_hwm_bytes: z.number().nullable(), peak_process: z.string() }),
     results: z.array(row),
   })),
 });
@@ -37,7 +38,7 @@ export type Results = z.infer<typeof resultsSchema>;
 /** Markdown table cell: pipes escaped, no line breaks. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``;
-const mb = (b: number): string => (b > 0 ? `${Math.round(b / 2 ** 20)} MB` : '—');
+const mb = (b: number | null): string => (b !== null && b > 0 ? `${Math.round(b / 2 ** 20)} MB` : '—');
 const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
 
 /** The generated section (markers included). */
@@ -56,10 +57,10 @@ export function renderTable(r: Results): string {
       lines.push(`| \`${b.name}\` | ${cell(x.measure)} | ${cell(x.ips)} | ${cell(x.peer ?? '—')} | ${cell(x.ratio ?? '—')} | ${cell(x.target ?? '—')} | ${x.met === null ? '—' : x.met ? 'yes' : '**no**'} | ${code(x.command)} |`);
     }
   }
-  lines.push('', 'Each benchmark\'s own cost in that run (the bench process and the processes it started; a PostgreSQL server is not one of them):', '',
+  lines.push('', 'Each benchmark\'s own cost in that run: the bench process and every process it started (the PostgreSQL and MinIO servers the test harness starts for it included; a docker-compose stack is not). Σ RSS counts pages shared between processes once per process:', '',
     '| benchmark | wall | CPU | peak RSS (Σ of its processes, sampled) | largest process (VmHWM) | command |', '|---|---|---|---|---|---|');
   for (const b of r.benchmarks) {
-    lines.push(`| \`${b.name}\` | ${b.usage.wall_s.toFixed(0)} s | ${b.usage.cpu_s.toFixed(0)} s | ${mb(b.usage.peak_tree_rss_bytes)} | ${mb(b.usage.peak_process_hwm_bytes)} | ${code(b.command)} |`);
+    lines.push(`| \`${b.name}\` | ${b.usage.wall_s.toFixed(0)} s | ${b.usage.cpu_s === null ? '—' : `${b.usage.cpu_s.toFixed(0)} s`} | ${mb(b.usage.peak_tree_rss_bytes)} | ${mb(b.usage.peak_process_hwm_bytes)} | ${code(b.command)} |`);
   }
   lines.push('', END);
   return lines.join('\n');

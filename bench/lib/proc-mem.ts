@@ -83,9 +83,11 @@ function cmdline(pid: number): string {
  * Wall, CPU and peak memory of a process and its descendants over a span, sampled every
  * `intervalMs`. CPU = the root's own utime+stime and that of the children it reaped (cutime),
  * plus what live descendants used since they were first seen (or since start when they were
- * already running). A process that daemonizes away (a PostgreSQL started by pg_ctl) is not a
- * descendant and is not counted. Σ RSS is sampled (a peak between samples can be missed); each
- * process's VmHWM is the kernel's exact peak, read at every sample while it lives.
+ * already running). The test harness's private PostgreSQL and MinIO are children of the bench
+ * process and count; a server that daemonizes away (pg_ctl, a docker-compose stack) does not.
+ * Σ RSS is sampled (a peak between samples can be missed) and counts pages shared between
+ * processes (PostgreSQL's shared buffers) once per process; each process's VmHWM is the kernel's
+ * exact peak, read at every sample while it lives.
  */
 export class TreeMeter {
   private timer: NodeJS.Timeout | null = null;
