@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { IpsError } from '../../errors.js';
@@ -155,22 +156,22 @@ function isEmptyOrMissing(dir: string): boolean {
 }
 
 /**
- * The first start of a data directory: initdb in a child process, into a sibling directory renamed
- * into place once complete. In-process, PGlite runs initdb in a second WebAssembly instance and
+ * initdb of a new cluster in `dir`, in a child process; with `dumpTo`, also a tarball of it there
+ * (PGlite's dumpDataDir). In-process, PGlite runs initdb in a second WebAssembly instance and
  * copies its heap and a tarball of the new cluster; V8 kept that memory (~500 MB) for the life of
- * the process. A child gives it all back when it exits, and the rename means a directory is either
- * absent or a complete cluster (a crash mid-initdb leaves only the sibling, removed next time).
+ * the process. A child gives it all back when it exits.
  */
-async function initDataDirInChild(dataDir: string): Promise<void> {
-  const target = path.resolve(dataDir);
-  const staging = `${target}.initdb`;
-  rmSync(staging, { recursive: true, force: true });
+async function initdbInChild(dir: string, dumpTo: string | null, what: string): Promise<void> {
   // Plain JavaScript run by node itself, so it works the same under tsx and from dist/.
   const script = `const { PGlite } = await import(process.argv[1]);
 const pg = new PGlite({ dataDir: process.argv[2], startParams: JSON.parse(process.argv[3]) });
 await pg.waitReady;
+if (process.argv[4]) {
+  const tar = await pg.dumpDataDir('none');
+  (await import('node:fs')).writeFileSync(process.argv[4], Buffer.from(await tar.arrayBuffer()));
+}
 await pg.close();`;
-  const args = ['--input-type=module', '-e', script, import.meta.resolve('@electric-sql/pglite'), staging, JSON.stringify(startParams())];
+  const args = ['--input-type=module', '-e', script, import.meta.resolve('@electric-sql/pglite'), dir, JSON.stringify(startParams()), dumpTo ?? ''];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let errTail = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (errTail = (errTail + d).slice(-2000)));
@@ -180,15 +181,42 @@ await pg.close();`;
       child.on('error', reject);
       child.on('close', resolve);
     });
-    if (code !== 0 || !existsSync(path.join(staging, 'PG_VERSION'))) {
+    if (code !== 0 || !existsSync(path.join(dir, 'PG_VERSION')) || (dumpTo !== null && !existsSync(dumpTo))) {
       throw new IpsError('DATABASE_UNAVAILABLE',
-        `creating the embedded database in ${dataDir} failed (initdb exited with ${code ?? 'a signal'}): ${errTail.trim().slice(-500) || 'no output'}`);
+        `creating the embedded database ${what} failed (initdb exited with ${code ?? 'a signal'}): ${errTail.trim().slice(-500) || 'no output'}`);
     }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The first start of a data directory: initdb into a sibling directory, renamed into place once
+ * complete, so a directory is either absent or a whole cluster (a crash mid-initdb leaves only
+ * the sibling, removed next time).
+ */
+async function initDataDir(dataDir: string): Promise<void> {
+  const target = path.resolve(dataDir);
+  const staging = `${target}.initdb`;
+  rmSync(staging, { recursive: true, force: true });
+  try {
+    await initdbInChild(staging, null, `in ${dataDir}`);
     rmSync(target, { recursive: true, force: true }); // empty or missing, checked by the caller
     renameSync(staging, target);
   } finally {
-    clearTimeout(timer);
     rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** An in-memory database's starting cluster: made by initdb in a child, as a tarball for PGlite's loadDataDir. */
+async function newClusterTarball(): Promise<Blob> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-pglite-initdb-'));
+  try {
+    const tar = path.join(dir, 'cluster.tar');
+    await initdbInChild(path.join(dir, 'db'), tar, 'in memory');
+    return new Blob([readFileSync(tar)]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -200,10 +228,11 @@ export async function openPglite(config: PgliteConfig): Promise<Database> {
   }
   try {
     // A directory that holds something other than a cluster is left to PGlite, as before.
-    if (config.dataDir !== null && !config.loadDataDir && isEmptyOrMissing(config.dataDir)) await initDataDirInChild(config.dataDir);
+    if (config.dataDir !== null && !config.loadDataDir && isEmptyOrMissing(config.dataDir)) await initDataDir(config.dataDir);
+    const loadDataDir = config.loadDataDir ?? (config.dataDir === null ? await newClusterTarball() : undefined);
     const pg = new PGlite({
       ...(config.dataDir !== null ? { dataDir: config.dataDir } : {}),
-      ...(config.loadDataDir ? { loadDataDir: config.loadDataDir } : {}),
+      ...(loadDataDir ? { loadDataDir } : {}),
       startParams: startParams(),
       parsers,
     });
