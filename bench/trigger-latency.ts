@@ -405,7 +405,7 @@ export const triggerLatency: Benchmark = {
       }
       console.log(`   polls/table/min: metadata-pointer polls (ips_trigger_events_total{event="polled"}) per table per minute in the window; expected: 60 / (poll interval + tick/2), or one per event`);
       console.log(`   CPU: process CPU time (utime+stime from /proc) over each mode's measured wall time (after its setup: tables, consumers, subscriptions, first poll or first trigger); PostgreSQL = postmaster + all its processes`);
-      console.log(`   ips peak RSS: the server process's VmHWM (/proc/PID/status) from its start to the end of its mode`);
+      console.log(`   ips peak RSS: the server process's VmHWM (/proc/PID/status) from its start to the end of its mode (it runs the sources through tsx, ~80 MB more than the compiled \`ips serve\` of idle-memory)`);
       for (const r of results) {
         const p = pcts(r.samples.map((x) => x.total));
         const what = r.mode.kind === 'commit' ? 'a consumer\'s commit (changes waiting) → the next trigger at a webhook'
