@@ -171,7 +171,9 @@ if (process.argv[4]) {
   (await import('node:fs')).writeFileSync(process.argv[4], Buffer.from(await tar.arrayBuffer()));
 }
 await pg.close();`;
-  const args = ['--input-type=module', '-e', script, import.meta.resolve('@electric-sql/pglite'), dir, JSON.stringify(startParams()), dumpTo ?? ''];
+  // --liftoff-only: V8's baseline WebAssembly compiler only. initdb runs once and exits, so the
+  // optimizing tier's work is thrown away: measured on 2 busy cores, 17 s and 655 MB peak instead of 27–33 s and 760 MB.
+  const args = ['--liftoff-only', '--input-type=module', '-e', script, import.meta.resolve('@electric-sql/pglite'), dir, JSON.stringify(startParams()), dumpTo ?? ''];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let errTail = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (errTail = (errTail + d).slice(-2000)));
