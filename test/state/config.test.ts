@@ -89,4 +89,21 @@ describe('state database configuration', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('an in-memory embedded database starts from a new cluster (made by the child initdb) and keeps nothing', async () => {
+    const first = await openDatabase({ driver: 'pglite', dataDir: null });
+    try {
+      expect((await first.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows).toEqual([{ shared_buffers: '16MB' }]);
+      await first.exec('CREATE TABLE gone (v BIGINT)');
+      expect((await first.query<{ n: bigint }>('SELECT count(*) AS n FROM gone')).rows).toEqual([{ n: 0n }]);
+    } finally {
+      await first.close();
+    }
+    const second = await openDatabase({ driver: 'pglite', dataDir: null });
+    try {
+      expect((await second.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_tables WHERE tablename = 'gone'")).rows).toEqual([{ n: 0n }]);
+    } finally {
+      await second.close();
+    }
+  });
 });
