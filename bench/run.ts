@@ -1,10 +1,20 @@
-// Benchmark runner: `npm run bench [-- --only NAME] [--rounds N] [--list] [--<option> VALUE …]`.
+// Benchmark runner: `npm run bench [-- --only NAME] [--results FILE.json] [--list] [--<option> VALUE …]`.
 // Provisions the Python venv (scripts/provision/python.sh, idempotent), then runs each selected
 // benchmark in turn. Results go to stdout; progress to stderr. A benchmark is a module exporting a
-// `Benchmark` ({name, description, byDefault, run}); add it to BENCHMARKS below.
-import { existsSync } from 'node:fs';
+// `Benchmark` ({name, description, byDefault, run}); add it to BENCHMARKS below. For each benchmark
+// the runner records wall time, CPU and peak memory of the processes it ran (bench/lib/proc-mem.ts)
+// and the result rows it reported (`ctx.result`); `--results FILE.json` writes them all, with the
+// machine and its load, for bench/table.ts.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, log, machineSummary, runCommand, venvPython, type BenchContext, type Benchmark } from './lib/common.js';
+import {
+  REPO_ROOT, log, machineSummary, runCommand, table, venvPython, type BenchContext, type Benchmark, type RecordedRow, type ResultRow,
+} from './lib/common.js';
+import { TreeMeter, mb, type TreeUsage } from './lib/proc-mem.js';
+import { idleMemory } from './idle-memory.js';
+import type { Results } from './table.js';
 import { TABLE_OPTIONS } from './lib/manifest-table.js';
 import { manifestDecode, manifestDecodeJavaBlocks } from './manifest-decode.js';
 import { manifestDecodeProfile } from './manifest-decode-profile.js';
@@ -18,11 +28,13 @@ import { stateGrowth } from './state-growth.js';
 import { changelog } from './changelog.js';
 import { rowsOut } from './rowsout.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog, idleMemory];
 
 function usage(): string {
   const lines = [
-    'usage: npm run bench -- [--only NAME[,NAME…]] [--list] [--<option> VALUE …]',
+    'usage: npm run bench -- [--only NAME[,NAME…]] [--results FILE.json] [--list] [--<option> VALUE …]',
+    '',
+    '  --results FILE.json   write every benchmark\'s wall, CPU, peak memory and result rows (for bench/table.ts)',
     '',
     'benchmarks (* = run by default):',
   ];
@@ -35,8 +47,9 @@ function usage(): string {
   return lines.join('\n');
 }
 
-function parseArgs(argv: string[]): { only: string[] | null; list: boolean; options: Map<string, string> } {
+function parseArgs(argv: string[]): { only: string[] | null; list: boolean; results: string | null; options: Map<string, string> } {
   let only: string[] | null = null;
+  let results: string | null = null;
   let list = false;
   const options = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -52,16 +65,40 @@ function parseArgs(argv: string[]): { only: string[] | null; list: boolean; opti
       const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new Error(`${a} needs a value`);
       if (name === 'only') only = value.split(',').map((s) => s.trim()).filter(Boolean);
+      else if (name === 'results') results = value;
       else options.set(name, value);
     } else {
       throw new Error(`unexpected argument ${a}\n${usage()}`);
     }
   }
-  return { only, list, options };
+  return { only, list, results, options };
 }
 
+/** What `--results FILE.json` writes: its schema is bench/table.ts's, which reads it. */
+type ResultsFile = Results;
+
+function sourceDescription(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    return dirty ? `${head} + uncommitted changes under src/ or bench/` : head;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
+/** The command that reruns one benchmark with this run's options. */
+function commandOf(name: string, options: Map<string, string>): string {
+  const opts = [...options].map(([k, v]) => ` --${k} ${/^[\w.,:/=+-]+$/.test(v) ? v : JSON.stringify(v)}`).join('');
+  return `npm run bench -- --only ${name}${opts}`;
+}
+
+const usageLine = (u: TreeUsage): string =>
+  `wall ${u.wallSeconds.toFixed(0)}s, CPU ${u.cpuSeconds.toFixed(0)}s (bench process + every process it started), ` +
+  `peak RSS ${mb(u.peakTreeRss)} (Σ of the tree, sampled), largest process ${mb(u.peakProcessHwm)} (VmHWM: ${u.peakProcess})`;
+
 async function main(): Promise<void> {
-  const { only, list, options } = parseArgs(process.argv.slice(2));
+  const { only, list, results, options } = parseArgs(process.argv.slice(2));
   if (list) {
     console.log(usage());
     return;
@@ -76,12 +113,57 @@ async function main(): Promise<void> {
   if (!existsSync(python)) throw new Error(`${python} is missing after scripts/provision/python.sh`);
   log(machineSummary());
 
+  const startedAt = new Date();
+  const loadStart = os.loadavg();
+  const runs: ResultsFile['benchmarks'] = [];
+  const writeResults = (): void => {
+    if (!results) return;
+    const cpus = os.cpus();
+    const file: ResultsFile = {
+      version: 1, started_at: startedAt.toISOString(), finished_at: new Date().toISOString(),
+      machine: { node: process.version, cpus: cpus.length, cpu_model: cpus[0]?.model ?? '?', memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+      load: { start: loadStart, end: os.loadavg() }, source: sourceDescription(), benchmarks: runs,
+    };
+    mkdirSync(path.dirname(path.resolve(results)), { recursive: true });
+    writeFileSync(results, JSON.stringify(file, null, 2) + '\n');
+    log(`results written to ${results}`);
+  };
+
   for (const b of selected) {
-    const t0 = performance.now();
     log(`── ${b.name}: ${b.description}`);
-    const ctx: BenchContext = { python, options, log: (m) => log(`${b.name}: ${m}`) };
-    await b.run(ctx);
-    log(`── ${b.name} done in ${((performance.now() - t0) / 1000).toFixed(0)}s`);
+    const command = commandOf(b.name, options);
+    const rows: RecordedRow[] = [];
+    const ctx: BenchContext = {
+      python, options, command,
+      log: (m) => log(`${b.name}: ${m}`),
+      result: (r: ResultRow) => {
+        rows.push({ peer: null, ratio: null, target: null, met: null, command, ...r });
+      },
+    };
+    const meter = new TreeMeter();
+    meter.start();
+    try {
+      await b.run(ctx);
+    } finally {
+      const usage = meter.stop();
+      log(`── ${b.name} done: ${usageLine(usage)}`);
+      console.log(`\n[${b.name}] ${usageLine(usage)}`);
+      runs.push({
+        name: b.name, command,
+        usage: { wall_s: usage.wallSeconds, cpu_s: usage.cpuSeconds, peak_tree_rss_bytes: usage.peakTreeRss, peak_process_hwm_bytes: usage.peakProcessHwm, peak_process: usage.peakProcess },
+        results: rows,
+      });
+      writeResults(); // after each benchmark: a failure later keeps what was measured
+    }
+  }
+
+  const all = runs.flatMap((r) => r.results.map((x) => ({ name: r.name, ...x })));
+  if (all.length) {
+    console.log(`\n== results (${machineSummary()})`);
+    console.log(table(['benchmark', 'measure', 'ips', 'peer', 'ratio', 'target', 'met'],
+      all.map((x) => [x.name, x.measure, x.ips, x.peer ?? '—', x.ratio ?? '—', x.target ?? '—', x.met === null ? '—' : x.met ? 'yes' : 'NO'])));
+    const missed = all.filter((x) => x.met === false);
+    if (missed.length) console.log(`\n   ${missed.length} target(s) NOT met: ${missed.map((x) => `${x.name}: ${x.measure}`).join('; ')}`);
   }
 }
 

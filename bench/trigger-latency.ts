@@ -24,6 +24,7 @@ import path from 'node:path';
 import { machineSummary, intOption, intOptions, ms, optionalIntOption, pcts, sleep, table, type BenchContext, type Benchmark, type Pcts } from './lib/common.js';
 import { Ips } from './lib/ips-server.js';
 import { benchCpuSeconds, pgCpuSeconds } from './lib/proc-cpu.js';
+import { mb, procMemory } from './lib/proc-mem.js';
 import {
   TableCopy, WebhookReceiver, applyMsTimestamps, msTimestampsOption, srcState, startTriggerBench, type TriggerEvent, type TriggerTable,
 } from './lib/trigger-common.js';
@@ -70,6 +71,8 @@ interface ModeResult {
   /** event mode: the POST /events round trips. */
   eventRtt: number[];
   wall: number;
+  /** The ips server's peak RSS (VmHWM) from its start to the end of the mode, bytes. */
+  serverPeakRss: number;
   serverCpu: number;
   pgCpu: number;
   benchCpu: number;
@@ -165,7 +168,7 @@ async function setupStream(ips: Ips, receiver: WebhookReceiver, t: TriggerTable,
 
 /** Runs a mode; CPU and wall time count from the mode's call of start() (after its setup) to its end. */
 async function measure(ips: Ips, postmaster: number | null,
-  fn: (start: () => Promise<void>) => Promise<Omit<ModeResult, 'wall' | 'serverCpu' | 'pgCpu' | 'benchCpu' | 'polls'>>): Promise<ModeResult> {
+  fn: (start: () => Promise<void>) => Promise<Omit<ModeResult, 'wall' | 'serverPeakRss' | 'serverCpu' | 'pgCpu' | 'benchCpu' | 'polls'>>): Promise<ModeResult> {
   let c0 = { server: NaN, pg: NaN, bench: NaN, t: NaN, polls: NaN };
   const start = async (): Promise<void> => {
     const polls = (await ips.triggerCounters()).get('polled') ?? 0;
@@ -178,6 +181,7 @@ async function measure(ips: Ips, postmaster: number | null,
   return {
     ...r,
     wall: (end.t - c0.t) / 1000,
+    serverPeakRss: procMemory(ips.proc.pid)?.hwm ?? NaN,
     serverCpu: end.server - c0.server,
     pgCpu: end.pg - c0.pg,
     benchCpu: end.bench - c0.bench,
@@ -377,14 +381,14 @@ export const triggerLatency: Benchmark = {
         const d: Pcts = pcts(r.samples.map((s) => s.deliver));
         rows.push([
           modeName(r.mode), r.streams, p.n, ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max), ms(p.mean), ms(d.p50), ms(d.p99),
-          r.wall.toFixed(1), r.serverCpu.toFixed(2), `${((100 * r.serverCpu) / r.wall).toFixed(0)}%`,
+          r.wall.toFixed(1), mb(r.serverPeakRss), r.serverCpu.toFixed(2), `${((100 * r.serverCpu) / r.wall).toFixed(0)}%`,
           Number.isFinite(r.pgCpu) ? r.pgCpu.toFixed(2) : '—', r.benchCpu.toFixed(2),
           r.triggers ? ms((1000 * r.serverCpu) / r.triggers) : '—',
           ((60 * r.polls) / r.streams / r.wall).toFixed(1), expectedPolls(r, tickMs).toFixed(1),
         ]);
       }
       console.log(table(
-        ['mode', 'tables', 'samples', 'p50 ms', 'p90', 'p99', 'max', 'mean', 'stored→arrival p50', 'p99', 'wall s', 'ips CPU s', 'of a core', 'PG CPU s', 'bench CPU s', 'ips CPU ms/trigger', 'polls/table/min', 'expected'],
+        ['mode', 'tables', 'samples', 'p50 ms', 'p90', 'p99', 'max', 'mean', 'stored→arrival p50', 'p99', 'wall s', 'ips peak RSS', 'ips CPU s', 'of a core', 'PG CPU s', 'bench CPU s', 'ips CPU ms/trigger', 'polls/table/min', 'expected'],
         rows,
       ).replace(/^/gm, '   '));
       for (const r of results) {
@@ -401,6 +405,18 @@ export const triggerLatency: Benchmark = {
       }
       console.log(`   polls/table/min: metadata-pointer polls (ips_trigger_events_total{event="polled"}) per table per minute in the window; expected: 60 / (poll interval + tick/2), or one per event`);
       console.log(`   CPU: process CPU time (utime+stime from /proc) over each mode's measured wall time (after its setup: tables, consumers, subscriptions, first poll or first trigger); PostgreSQL = postmaster + all its processes`);
+      console.log(`   ips peak RSS: the server process's VmHWM (/proc/PID/status) from its start to the end of its mode (it runs the sources through tsx, ~80 MB more than the compiled \`ips serve\` of idle-memory)`);
+      for (const r of results) {
+        const p = pcts(r.samples.map((x) => x.total));
+        const what = r.mode.kind === 'commit' ? 'a consumer\'s commit (changes waiting) → the next trigger at a webhook'
+          : r.mode.kind === 'event' ? 'an append announced with POST /v1/tables/{name}/events → its trigger at a webhook'
+            : `an append found by polling alone (poll interval ${r.mode.interval} s) → its trigger at a webhook`;
+        ctx.result({
+          measure: `latency of ${what} (PostgreSQL state)`,
+          ips: `p50 ${ms(p.p50)} ms, p99 ${ms(p.p99)} ms (${p.n} samples; ${r.wall.toFixed(0)} s, ips ${r.triggers ? ms((1000 * r.serverCpu) / r.triggers) : '—'} ms CPU per trigger, ips peak RSS ${mb(r.serverPeakRss)})`,
+          command: `${ctx.command.replace(/ --modes \S+/, '')} --modes ${modeName(r.mode)}`,
+        });
+      }
       const problems = results.flatMap((r) => r.problems.map((p) => `${modeName(r.mode)}: ${p}`));
       if (stray) problems.push(`${stray} trigger(s) of no running stream (or unparsable) reached the receiver`);
       console.log(`\n   checks: every trigger named the snapshot appended (commit mode: the next snapshot in order), every commit answered 200 (already_committed false): ` +

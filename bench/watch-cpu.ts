@@ -20,6 +20,7 @@ import { fmtInt, pool, intOptions, machineSummary, optionalIntOption, sleep, tab
 import { Ips } from './lib/ips-server.js';
 import { PgBackendSampler } from './lib/postgres.js';
 import { benchCpuSeconds, pgCpuSeconds } from './lib/proc-cpu.js';
+import { mb, procMemory } from './lib/proc-mem.js';
 import { TableCopy, applyMsTimestamps, msTimestampsOption, srcState, startTriggerBench } from './lib/trigger-common.js';
 
 const OPTIONS: Record<string, string> = {
@@ -166,6 +167,8 @@ export const watchCpu: Benchmark = {
       const polls1 = await Promise.all(servers.map(async (s) => (await s.ips.triggerCounters()).get('polled') ?? 0));
       const wall = (marks[marks.length - 1]!.t - tStart) / 1000;
       const health = await Promise.all(servers.map((s) => watchState(s.databaseUrl)));
+      // Peak memory beside the time: each server's VmHWM from its start through the window.
+      const peakRss = servers.map((s) => procMemory(s.ips.proc.pid)?.hwm ?? NaN);
 
       // ---- report ----
       const first = marks[0]!;
@@ -186,15 +189,15 @@ export const watchCpu: Benchmark = {
       if (msTimestamps) console.log('   --ms-timestamps on: next_poll_at / next_check_at declared TIMESTAMPTZ(3) in the benchmark\'s databases, emulating on builds before 00e9c5d its fix (see bench/README.md)');
       console.log(`   tables: ${fmtInt(tables)} hard-linked copies of ${t.table_path} (PyIceberg ${t.pyiceberg}, ${t.snapshots} appends), each its own directory with version-hint.text, registered as {kind: directory}`);
       console.log(`   registration: ${servers.filter((s) => s.tables).map((s) => `${s.variant} ${s.registerSeconds.toFixed(1)}s`).join(', ') || '—'} (${concurrency} requests in flight); then every table polled once, then ${settle}s settle`);
-      console.log(`   window ${wall.toFixed(1)}s; CPU = utime+stime from /proc; PostgreSQL per database = its backends (pg_stat_activity, /proc sampled every 250 ms), whole server = postmaster + all its processes\n`);
+      console.log(`   window ${wall.toFixed(1)}s; ips peak RSS = each server's VmHWM (/proc/PID/status) from its start through the window; CPU = utime+stime from /proc; PostgreSQL per database = its backends (pg_stat_activity, /proc sampled every 250 ms), whole server = postmaster + all its processes\n`);
 
       const rows = servers.map((s, i) => [
-        s.variant, fmtInt(s.tables), fmtInt(s.subscriptions), cpu[i]!.toFixed(2), perMin(cpu[i]!).toFixed(2), pct(cpu[i]!),
+        s.variant, fmtInt(s.tables), fmtInt(s.subscriptions), mb(peakRss[i]!), cpu[i]!.toFixed(2), perMin(cpu[i]!).toFixed(2), pct(cpu[i]!),
         Number.isFinite(pgDb[i]!) ? perMin(pgDb[i]!).toFixed(2) : '—', Number.isFinite(pgDb[i]!) ? pct(pgDb[i]!) : '—', String(byDb.backends.get(s.database) ?? 0),
         fmtInt(polls[i]!), (polls[i]! / wall).toFixed(1), expectedPollsPerSec(s.tables).toFixed(1), String(health[i]!.unpolled), String(health[i]!.errors),
       ]);
       console.log(table(
-        ['variant', 'tables', 'subscriptions', 'ips CPU s', 'CPU s/min', 'of a core', 'PG CPU s/min (its db)', 'of a core', 'backends', 'polls', 'polls/s', 'expected', 'never polled', 'in error'],
+        ['variant', 'tables', 'subscriptions', 'ips peak RSS', 'ips CPU s', 'CPU s/min', 'of a core', 'PG CPU s/min (its db)', 'of a core', 'backends', 'polls', 'polls/s', 'expected', 'never polled', 'in error'],
         rows,
       ).replace(/^/gm, '   '));
       console.log(`   PostgreSQL, whole server over the window: ${Number.isFinite(pgTotal) ? `${perMin(pgTotal).toFixed(2)} CPU s/min (${pct(pgTotal)} of a core)` : '—'}; ` +
@@ -225,6 +228,21 @@ export const watchCpu: Benchmark = {
               `; the window saw ${fmtInt(polls[i]!)} polls, ${((100 * polls[i]!) / (expectedPollsPerSec(s.tables) * wall)).toFixed(0)}% of nominal`);
           }
           console.log(`   (ratio ${s.variant} ÷ idle: ips ${(cpu[i]! / cpu[idle]!).toFixed(1)}×${Number.isFinite(dPg) ? `, PostgreSQL ${(pgDb[i]! / pgDb[idle]!).toFixed(1)}×` : ''})`);
+          const what = `${fmtInt(s.tables)} tables at a ${interval} s poll interval${s.subscriptions ? ' with a consumer and subscription each' : ''}, over ${wall.toFixed(0)} s`;
+          ctx.result({
+            measure: `ips CPU watching ${what} (PostgreSQL state)`,
+            ips: `${perMin(cpu[i]!).toFixed(2)} CPU s/min (${pct(cpu[i]!)} of a core), peak RSS ${mb(peakRss[i]!)}; − idle, per 1,000 tables: ${(perMin(dIps) * scale).toFixed(2)} CPU s/min, ${polls[i]! ? `${((1000 * dIps) / polls[i]!).toFixed(2)} ms per poll` : 'no polls'}`,
+            peer: `ips watching none, same window: ${perMin(cpu[idle]!).toFixed(2)} CPU s/min, peak RSS ${mb(peakRss[idle]!)}`,
+            ratio: `${(cpu[i]! / cpu[idle]!).toFixed(1)}×`,
+          });
+          if (Number.isFinite(dPg)) {
+            ctx.result({
+              measure: `PostgreSQL CPU of the ips database watching ${what}`,
+              ips: `${perMin(pgDb[i]!).toFixed(2)} CPU s/min (${pct(pgDb[i]!)} of a core); − idle, per 1,000 tables: ${(perMin(dPg) * scale).toFixed(2)} CPU s/min${polls[i]! ? `, ${((1000 * dPg) / polls[i]!).toFixed(2)} ms per poll` : ''}`,
+              peer: `the idle ips's database: ${perMin(pgDb[idle]!).toFixed(2)} CPU s/min`,
+              ratio: `${(pgDb[i]! / pgDb[idle]!).toFixed(1)}×`,
+            });
+          }
         }
       }
 

@@ -19,12 +19,41 @@ export function venvPython(): string {
   return path.join(cacheDir(), 'venv', 'bin', 'python');
 }
 
+/**
+ * One figure a benchmark reports, as a line of the benchmark table (docs/development.md, written
+ * by bench/table.ts from `npm run bench -- --results FILE.json`). Values are display text, with the
+ * unit; the benchmark formats them as it prints them.
+ */
+export interface ResultRow {
+  /** What is measured, e.g. "idle RSS of `ips serve`, embedded PGlite". */
+  measure: string;
+  /** ips's figure, e.g. "212 MB". */
+  ips: string;
+  /** The peer it is compared with in the same run, e.g. "PyIceberg: 21,000/s"; null when there is none. */
+  peer?: string | null;
+  /** ips ÷ peer (or the ratio the measure names), e.g. "1.37×"; null when there is none. */
+  ratio?: string | null;
+  /** The target, e.g. "≤ 300 MB"; null when there is none. */
+  target?: string | null;
+  /** Whether the target is met; null when there is no target. */
+  met?: boolean | null;
+  /** The command that reproduces the row; default: this benchmark with the options of this run. */
+  command?: string;
+}
+
+/** A row as recorded: every field present. */
+export type RecordedRow = Required<ResultRow>;
+
 export interface BenchContext {
   /** Python of the provisioned venv (pyiceberg, pyarrow). */
   python: string;
   /** Options after the benchmark runner's own (`--rounds`, `--manifests`, …), by name. */
   options: Map<string, string>;
   log(msg: string): void;
+  /** Reports one result row (printed at the end of the run, written by `--results FILE.json`). */
+  result(row: ResultRow): void;
+  /** `npm run bench -- --only <this benchmark> <the options of this run>`: the default command of a row. */
+  command: string;
 }
 
 export interface Benchmark {

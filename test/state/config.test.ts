@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -61,6 +61,54 @@ describe('state database configuration', () => {
       await second.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a new embedded directory is created whole (initdb in a child process); leftovers of a crashed first start are cleared', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-state-initdb-'));
+    try {
+      const dataDir = path.join(dir, 'db');
+      // What a first start killed mid-initdb leaves: a half-made staging directory beside the data directory.
+      mkdirSync(`${dataDir}.initdb`);
+      writeFileSync(`${dataDir}.initdb/PG_VERSION`, 'half-made');
+      const db = await openDatabase({ driver: 'pglite', dataDir });
+      try {
+        await db.exec('CREATE TABLE kept (v BIGINT)');
+        await db.query('INSERT INTO kept VALUES ($1)', [9007199254740993n]);
+        // PostgreSQL's own view of the sizing the embedded database runs with.
+        const show = async (s: string): Promise<string> => String((await db.query<Record<string, string>>(`SHOW ${s}`)).rows[0]![s]);
+        expect(await show('shared_buffers')).toBe('16MB');
+        expect(await show('max_connections')).toBe('4');
+      } finally {
+        await db.close();
+      }
+      expect(existsSync(`${dataDir}.initdb`)).toBe(false);
+      expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
+      const again = await openDatabase({ driver: 'pglite', dataDir });
+      try {
+        expect((await again.query<{ v: bigint }>('SELECT v FROM kept')).rows).toEqual([{ v: 9007199254740993n }]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an in-memory embedded database starts from a new cluster (made by the child initdb) and keeps nothing', async () => {
+    const first = await openDatabase({ driver: 'pglite', dataDir: null });
+    try {
+      expect((await first.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows).toEqual([{ shared_buffers: '16MB' }]);
+      await first.exec('CREATE TABLE gone (v BIGINT)');
+      expect((await first.query<{ n: bigint }>('SELECT count(*) AS n FROM gone')).rows).toEqual([{ n: 0n }]);
+    } finally {
+      await first.close();
+    }
+    const second = await openDatabase({ driver: 'pglite', dataDir: null });
+    try {
+      expect((await second.query<{ n: bigint }>("SELECT count(*) AS n FROM pg_tables WHERE tablename = 'gone'")).rows).toEqual([{ n: 0n }]);
+    } finally {
+      await second.close();
     }
   });
 });

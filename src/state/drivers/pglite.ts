@@ -1,4 +1,6 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { IpsError } from '../../errors.js';
@@ -119,6 +121,107 @@ function lockDataDir(dataDir: string): () => void {
   throw new IpsError('DATABASE_LOCKED', `cannot lock the embedded database in ${dataDir} (${lockFile} keeps coming back)`);
 }
 
+/**
+ * PostgreSQL settings of the embedded database, on top of PGlite's own start parameters. PGlite's
+ * defaults are a server's: 128 MB of shared buffers and shared memory sized for 100 connections
+ * plus replication and autovacuum slots, most of it touched at start (an idle `ips serve` held
+ * ~390 MB on a reopened directory). ips's state is small and PGlite runs one backend, so:
+ * 16 MB of buffers (pages still come from the OS page cache through node's fs on a miss),
+ * shared memory for a handful of backends, no replication. Durability is untouched: these size
+ * memory only. Measured by `npm run bench -- --only idle-memory`.
+ */
+export const PGLITE_SETTINGS: readonly string[] = [
+  'shared_buffers=16MB',
+  'max_connections=4',
+  'autovacuum_worker_slots=1',
+  'max_wal_senders=0',
+  'max_replication_slots=0',
+  'maintenance_work_mem=16MB',
+];
+
+function startParams(): string[] {
+  return [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((s) => ['-c', s])];
+}
+
+/** How long the first start's initdb may take before it counts as hung (it takes 5–20 s on a small, busy machine). */
+const INITDB_TIMEOUT_MS = 180_000;
+
+function isEmptyOrMissing(dir: string): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw e;
+  }
+}
+
+/**
+ * initdb of a new cluster in `dir`, in a child process; with `dumpTo`, also a tarball of it there
+ * (PGlite's dumpDataDir). In-process, PGlite runs initdb in a second WebAssembly instance and
+ * copies its heap and a tarball of the new cluster; V8 kept that memory (~500 MB) for the life of
+ * the process. A child gives it all back when it exits.
+ */
+async function initdbInChild(dir: string, dumpTo: string | null, what: string): Promise<void> {
+  // Plain JavaScript run by node itself, so it works the same under tsx and from dist/.
+  const script = `const { PGlite } = await import(process.argv[1]);
+const pg = new PGlite({ dataDir: process.argv[2], startParams: JSON.parse(process.argv[3]) });
+await pg.waitReady;
+if (process.argv[4]) {
+  const tar = await pg.dumpDataDir('none');
+  (await import('node:fs')).writeFileSync(process.argv[4], Buffer.from(await tar.arrayBuffer()));
+}
+await pg.close();`;
+  // --liftoff-only: V8's baseline WebAssembly compiler only. initdb runs once and exits, so the
+  // optimizing tier's work is thrown away: measured on 2 busy cores, 17 s and 655 MB peak instead of 27–33 s and 760 MB.
+  const args = ['--liftoff-only', '--input-type=module', '-e', script, import.meta.resolve('@electric-sql/pglite'), dir, JSON.stringify(startParams()), dumpTo ?? ''];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let errTail = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (errTail = (errTail + d).slice(-2000)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), INITDB_TIMEOUT_MS);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    if (code !== 0 || !existsSync(path.join(dir, 'PG_VERSION')) || (dumpTo !== null && !existsSync(dumpTo))) {
+      throw new IpsError('DATABASE_UNAVAILABLE',
+        `creating the embedded database ${what} failed (initdb exited with ${code ?? 'a signal'}): ${errTail.trim().slice(-500) || 'no output'}`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The first start of a data directory: initdb into a sibling directory, renamed into place once
+ * complete, so a directory is either absent or a whole cluster (a crash mid-initdb leaves only
+ * the sibling, removed next time).
+ */
+async function initDataDir(dataDir: string): Promise<void> {
+  const target = path.resolve(dataDir);
+  const staging = `${target}.initdb`;
+  rmSync(staging, { recursive: true, force: true });
+  try {
+    await initdbInChild(staging, null, `in ${dataDir}`);
+    rmSync(target, { recursive: true, force: true }); // empty or missing, checked by the caller
+    renameSync(staging, target);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** An in-memory database's starting cluster: made by initdb in a child, as a tarball for PGlite's loadDataDir. */
+async function newClusterTarball(): Promise<Blob> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-pglite-initdb-'));
+  try {
+    const tar = path.join(dir, 'cluster.tar');
+    await initdbInChild(path.join(dir, 'db'), tar, 'in memory');
+    return new Blob([readFileSync(tar)]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function openPglite(config: PgliteConfig): Promise<Database> {
   let releaseLock = (): void => {};
   if (config.dataDir !== null) {
@@ -126,9 +229,13 @@ export async function openPglite(config: PgliteConfig): Promise<Database> {
     releaseLock = lockDataDir(config.dataDir);
   }
   try {
+    // A directory that holds something other than a cluster is left to PGlite, as before.
+    if (config.dataDir !== null && !config.loadDataDir && isEmptyOrMissing(config.dataDir)) await initDataDir(config.dataDir);
+    const loadDataDir = config.loadDataDir ?? (config.dataDir === null ? await newClusterTarball() : undefined);
     const pg = new PGlite({
       ...(config.dataDir !== null ? { dataDir: config.dataDir } : {}),
-      ...(config.loadDataDir ? { loadDataDir: config.loadDataDir } : {}),
+      ...(loadDataDir ? { loadDataDir } : {}),
+      startParams: startParams(),
       parsers,
     });
     await pg.waitReady;
