@@ -6,6 +6,7 @@ import { sql as triggerConditions } from './0005-trigger-conditions.js';
 import { sql as restCatalog } from './0006-rest-catalog.js';
 import { sql as backfillValidation } from './0007-backfill-validation.js';
 import { sql as retention } from './0009-retention.js';
+import { sql as fleetState } from './0012-fleet-state.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0006-rest-catalog', up: restCatalog },
   { name: '0007-backfill-validation', up: backfillValidation },
   { name: '0009-retention', up: retention },
+  { name: '0012-fleet-state', up: fleetState },
 ];

@@ -1,0 +1,20 @@
+/**
+ * A smaller long-lived footprint per batch (issue 19: state after a week within 2× of a day).
+ * Same SQL subset as 0001 (see src/state/README.md); partial indexes run on all three databases.
+ *
+ * - watermark_moves.to_position may be NULL: a position without a partial snapshot or processed
+ *   files is stored only in the scalar columns (src/state/watermarks.ts reads it back from them).
+ *   Existing rows keep their JSON.
+ * - outbox_due and batches_by_state index only the rows their queries look for (pending
+ *   triggers, open batches): delivered triggers and closed batches, which stay for weeks, no
+ *   longer carry an entry in them. Retention reads closed rows through batches_by_closed and
+ *   outbox_by_delivered, as before.
+ */
+export const sql = `
+ALTER TABLE watermark_moves ALTER COLUMN to_position DROP NOT NULL;
+
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+DROP INDEX batches_by_state;
+CREATE INDEX batches_by_state ON batches (lease_expires_at) WHERE state = 'open';
+`;
