@@ -14,8 +14,9 @@ import { triggerLatency } from './trigger-latency.js';
 import { watchCpu } from './watch-cpu.js';
 import { playbackRatio } from './playback-ratio.js';
 import { stateGrowth } from './state-growth.js';
+import { fleet } from './fleet.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet];
 
 function usage(): string {
   const lines = [

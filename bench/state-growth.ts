@@ -34,7 +34,7 @@ const OPTIONS: Record<string, string> = {
 const DAY_MS = 86_400_000;
 const TABLES = ['batches', 'batch_tables', 'outbox', 'watermark_moves', 'watermarks', 'subscriptions', 'consumers', 'source_tables', 'backfills', 'backfill_chunks', 'maintenance_leases'];
 
-interface DayFigures {
+export interface DayFigures {
   day: number;
   bytes: number;
   byTable: Map<string, number>;
@@ -86,7 +86,7 @@ async function printBreakdown(admin: pg.Client, label: string): Promise<void> {
   }
 }
 
-async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
+export async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
   o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number; passesPerDay: number; breakdown: boolean }): Promise<DayFigures[]> {
   const state = await State.open({ driver: 'postgres', url, poolMax: o.concurrency + 2, applicationName: `ips-bench-${label.split(' ')[1]}` });
   const admin = new pg.Client({ connectionString: url });
