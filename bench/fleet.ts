@@ -31,17 +31,17 @@ const OPTIONS: Record<string, string> = {
   replicas: 'comma-separated replica counts, one simulated day each, ascending (default 1,2,3)',
   'from-hour': 'the simulated hour each measured window starts at (default 11: the two peak hours of the diurnal curve)',
   'window-hours': 'simulated hours per measured window, one window per replica count (default 2)',
-  compression: 'simulated time ÷ real time (default 60: two simulated hours in two real minutes)',
+  compression: 'simulated time ÷ real time (default 120: two simulated hours in one real minute)',
   'commits-per-table-day': 'commits of each table a simulated day, on the diurnal curve (default 4)',
   'poll-interval': 'poll_interval_seconds of every table, real seconds (default 30, ips\'s default)',
   'events-share': 'percent of the tables whose appends are also announced by POST /v1/tables/{name}/events (default 50)',
   'probe-rate': 'API GETs per second of the latency probe (default 5)',
-  'drain-seconds': 'after a window, how long to wait for the triggers still owed (default 60); what is still owed then counts in the next window',
+  'drain-seconds': 'after a window, how long to wait for the triggers still owed (default 30); what is still owed then counts in the next window',
   'register-concurrency': 'registration requests in flight (default 16)',
   'commit-concurrency': 'step-protocol commits in flight at the receiver (default 32)',
   'doubling-tables': 'tables of the cost curve\'s base fleet; 0 skips the curve (default 50)',
   'doubling-consumers-per-table': 'consumers per table of the base fleet, even (default 4)',
-  'doubling-compression': 'compression of the curve\'s windows (default 180: two simulated hours in 40 s)',
+  'doubling-compression': 'compression of the curve\'s windows (default 360: two simulated hours in 20 s)',
   'state-tables': 'tables of the state-size simulation (× consumers-per-table consumers); 0 skips it (default 10)',
   'state-days': 'simulated days of the state-size simulation (default 7)',
   snapshots: 'appends in the generated source table: bounds the commits per table over all days (default 60)',
@@ -119,8 +119,8 @@ export const fleet: Benchmark = {
   async run(ctx: BenchContext) {
     const o = intOptions(ctx, {
       tables: 1000, 'consumers-per-table': 10, 'commits-per-table-day': 4, 'poll-interval': 30, 'probe-rate': 5,
-      'drain-seconds': 60, 'register-concurrency': 16, 'commit-concurrency': 32, snapshots: 60, seed: 19,
-      'doubling-compression': 180, 'state-days': 7, compression: 60, 'window-hours': 2,
+      'drain-seconds': 30, 'register-concurrency': 16, 'commit-concurrency': 32, snapshots: 60, seed: 19,
+      'doubling-compression': 360, 'state-days': 7, compression: 120, 'window-hours': 2,
     });
     const eventsShare = Number(ctx.options.get('events-share') ?? '50');
     if (!Number.isInteger(eventsShare) || eventsShare < 0 || eventsShare > 100) throw new Error('--events-share must be a whole percent, 0…100');
