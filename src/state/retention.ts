@@ -119,7 +119,7 @@ const newerMoveExists = `EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consume
 /**
  * A delivered or cancelled trigger older than the cutoff: by its delivery, or by its creation when
  * it was cancelled undelivered (markDelivered always sets delivered_at). Two sargable branches, one
- * per partial index of 0012 (outbox_by_delivered, outbox_undelivered_by_created).
+ * per partial index of 0012 (outbox_delivered_at, outbox_undelivered_by_created).
  */
 const outboxAged = `((o.state IN ('delivered', 'cancelled') AND o.delivered_at < :cutoff)
   OR (o.state = 'cancelled' AND o.delivered_at IS NULL AND o.created_at < :cutoff))`;
