@@ -27,8 +27,9 @@ import { playbackRatio } from './playback-ratio.js';
 import { stateGrowth } from './state-growth.js';
 import { changelog } from './changelog.js';
 import { rowsOut } from './rowsout.js';
+import { fleet } from './fleet.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, rowsOut, changelog, idleMemory];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, rowsOut, changelog, idleMemory];
 
 function usage(): string {
   const lines = [

@@ -27,13 +27,14 @@ const OPTIONS: Record<string, string> = {
   'files-per-batch': 'data files in each batch\'s file list (default 50)',
   days: 'simulated days (default 7)',
   concurrency: 'consumers working at once (default 8)',
+  breakdown: '"no" leaves out the per-table, per-index and per-column sizes printed after the last day',
   'passes-per-day': 'retention passes per simulated day (default 24: the service\'s default interval of an hour); the day\'s batches are spread over them',
 };
 
 const DAY_MS = 86_400_000;
 const TABLES = ['batches', 'batch_tables', 'outbox', 'watermark_moves', 'watermarks', 'subscriptions', 'consumers', 'source_tables', 'backfills', 'backfill_chunks', 'maintenance_leases'];
 
-interface DayFigures {
+export interface DayFigures {
   day: number;
   bytes: number;
   byTable: Map<string, number>;
@@ -58,8 +59,35 @@ function dataFile(table: number, day: number, i: number): FileJson {
 }
 
 
-async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
-  o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number; passesPerDay: number }): Promise<DayFigures[]> {
+/**
+ * Where the bytes of the kept rows are: per table heap, TOAST and each index, and the average
+ * stored width of every column (pg_column_size: as stored, compressed) — what one batch costs
+ * beyond its file list.
+ */
+async function printBreakdown(admin: pg.Client, label: string): Promise<void> {
+  const rels = await admin.query<{ t: string; heap: string; toast: string; idx: string; n: string }>(
+    `SELECT c.relname AS t, pg_relation_size(c.oid) AS heap, COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0) AS toast,
+       pg_indexes_size(c.oid) AS idx, c.reltuples::INT8 AS n
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname = ANY($1::TEXT[]) ORDER BY pg_total_relation_size(c.oid) DESC`, [`{${TABLES.join(',')}}`]);
+  console.log(`\n   ${label}: where the bytes are (after the last day)`);
+  console.log(table(['table', 'rows', 'heap KiB', 'toast KiB', 'indexes KiB', 'B/row total'], rels.rows.map((r) => {
+    const n = Math.max(1, Number(r.n));
+    return [r.t, fmtInt(Number(r.n)), fmtInt(Number(r.heap) / 1024), fmtInt(Number(r.toast) / 1024), fmtInt(Number(r.idx) / 1024), fmtInt((Number(r.heap) + Number(r.toast) + Number(r.idx)) / n)];
+  })));
+  const idx = await admin.query<{ i: string; t: string; b: string }>(
+    `SELECT indexrelname AS i, relname AS t, pg_relation_size(indexrelid) AS b FROM pg_stat_user_indexes WHERE relname = ANY($1::TEXT[]) ORDER BY 3 DESC LIMIT 16`, [`{${TABLES.join(',')}}`]);
+  console.log(table(['index', 'table', 'KiB'], idx.rows.map((r) => [r.i, r.t, fmtInt(Number(r.b) / 1024)])));
+  for (const t of ['batches', 'batch_tables', 'outbox', 'watermark_moves']) {
+    const cols = await admin.query<{ c: string }>(`SELECT column_name AS c FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [t]);
+    const sums = cols.rows.map((c) => `COALESCE(avg(pg_column_size(${JSON.stringify(c.c)})), 0)::FLOAT8 AS ${JSON.stringify(c.c)}`).join(', ');
+    const r = (await admin.query<Record<string, number>>(`SELECT avg(pg_column_size(x.*))::FLOAT8 AS "(row)", ${sums} FROM ${t} x`)).rows[0]!;
+    console.log(`   ${t} avg bytes per column: ${Object.entries(r).filter(([, v]) => v >= 8).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);
+  }
+}
+
+export async function simulate(ctx: BenchContext, url: string, label: string, policy: RetentionPolicy | null,
+  o: { tables: number; perTable: number; batchesPerDay: number; filesPerBatch: number; days: number; concurrency: number; passesPerDay: number; breakdown: boolean }): Promise<DayFigures[]> {
   const state = await State.open({ driver: 'postgres', url, poolMax: o.concurrency + 2, applicationName: `ips-bench-${label.split(' ')[1]}` });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
@@ -141,6 +169,7 @@ async function simulate(ctx: BenchContext, url: string, label: string, policy: R
       out.push(f);
       ctx.log(`${label}: day ${day}: ${(f.bytes / 2 ** 20).toFixed(1)} MiB, ${fmtInt(rows.batches)} batches (${fmtInt(rows.fileLists)} with file lists), ${f.seconds.toFixed(0)}s`);
     }
+    if (o.breakdown) await printBreakdown(admin, label);
     return out;
   } finally {
     await admin.end();
@@ -155,7 +184,7 @@ export const stateGrowth: Benchmark = {
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const o = intOptions(ctx, { tables: 10, 'consumers-per-table': 10, 'batches-per-day': 24, 'files-per-batch': 50, days: 7, concurrency: 8, 'passes-per-day': 24 });
-    const opts = { tables: o.tables, perTable: o['consumers-per-table'], batchesPerDay: o['batches-per-day'], filesPerBatch: o['files-per-batch'], days: o.days, concurrency: o.concurrency, passesPerDay: o['passes-per-day'] };
+    const opts = { tables: o.tables, perTable: o['consumers-per-table'], batchesPerDay: o['batches-per-day'], filesPerBatch: o['files-per-batch'], days: o.days, concurrency: o.concurrency, passesPerDay: o['passes-per-day'], breakdown: ctx.options.get('breakdown') !== 'no' };
     const pgs = await startPostgres(ctx);
     try {
       const runs: { label: string; policy: RetentionPolicy | null; days: DayFigures[] }[] = [];

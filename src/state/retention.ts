@@ -116,6 +116,14 @@ const beforeLiveBackfills = (column: string) =>
 const newerMoveExists = `EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consumer = m.consumer AND n.source_table = m.source_table
   AND (n.moved_at > m.moved_at OR (n.moved_at = m.moved_at AND n.to_version > m.to_version)))`;
 
+/**
+ * A delivered or cancelled trigger older than the cutoff: by its delivery, or by its creation when
+ * it was cancelled undelivered (markDelivered always sets delivered_at). Two sargable branches, one
+ * per partial index of 0012 (outbox_delivered_at, outbox_undelivered_by_created).
+ */
+const outboxAged = `((o.state IN ('delivered', 'cancelled') AND o.delivered_at < :cutoff)
+  OR (o.state = 'cancelled' AND o.delivered_at IS NULL AND o.created_at < :cutoff))`;
+
 /** A pending trigger is still to be sent and a dead one may be retried by hand: what it announces stays. */
 const liveTrigger = (outboxId: string) => `EXISTS (SELECT 1 FROM outbox lt WHERE lt.id = ${outboxId} AND lt.state IN ('pending', 'dead'))`;
 
@@ -243,10 +251,10 @@ const RULES: Rule[] = [
   {
     key: 'outboxDeleted',
     cutoff: (p, now) => cutoff(now, p.outboxDays),
-    count: `SELECT count(*) AS n FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff
+    count: `SELECT count(*) AS n FROM outbox o WHERE ${outboxAged}
       AND ${announcementsGo('o')}`,
     apply: `DELETE FROM outbox WHERE id IN (
-      SELECT o.id FROM outbox o WHERE o.state IN ('delivered', 'cancelled') AND COALESCE(o.delivered_at, o.created_at) < :cutoff
+      SELECT o.id FROM outbox o WHERE ${outboxAged}
         AND ${announcementsGo('o')} LIMIT :limit)`,
   },
   {

@@ -132,6 +132,19 @@ const rowSchema = z.object({
   updatedAt: r.updated_at,
 }));
 
+/**
+ * A position without a partial snapshot or processed files is all in the row's scalar columns
+ * (snapshot id, sequence number): its JSON is not stored (NULL), which keeps the audit row — one
+ * per commit, kept for a year — at a third of its size. Only split positions store their JSON.
+ */
+function isSimple(p: WatermarkPosition): boolean {
+  return p.partialSnapshotId === null && p.partialSequenceNumber === null && p.processedFiles.length === 0;
+}
+
+function simplePosition(snapshotId: bigint | null, sequenceNumber: bigint | null): WatermarkPosition {
+  return { snapshotId, sequenceNumber, partialSnapshotId: null, partialSequenceNumber: null, processedFiles: [] };
+}
+
 const moveRowSchema = z.object({
   id: z.bigint(),
   consumer: z.string(),
@@ -141,8 +154,12 @@ const moveRowSchema = z.object({
   reason: z.string(),
   from_version: z.bigint().nullable(),
   to_version: z.bigint(),
+  from_snapshot_id: z.bigint().nullable(),
+  from_sequence_number: z.bigint().nullable(),
+  to_snapshot_id: z.bigint().nullable(),
+  to_sequence_number: z.bigint().nullable(),
   from_position: positionJsonSchema.nullable(),
-  to_position: positionJsonSchema,
+  to_position: positionJsonSchema.nullable(),
   moved_at: z.date(),
 }).transform((r): WatermarkMove => ({
   id: r.id,
@@ -153,14 +170,16 @@ const moveRowSchema = z.object({
   reason: r.reason,
   fromVersion: r.from_version,
   toVersion: r.to_version,
-  from: r.from_position,
-  to: r.to_position,
+  // No from_version: the move that created the watermark (no position before it).
+  from: r.from_version === null ? null : (r.from_position ?? simplePosition(r.from_snapshot_id, r.from_sequence_number)),
+  to: r.to_position ?? simplePosition(r.to_snapshot_id, r.to_sequence_number),
   movedAt: r.moved_at,
 }));
 
 const COLUMNS = `consumer, source_table, snapshot_id, sequence_number, partial_snapshot_id, partial_sequence_number,
   processed_files, version, range_fields, created_at, updated_at`;
-const MOVE_COLUMNS = `id, consumer, source_table, batch_id, actor, reason, from_version, to_version, from_position, to_position, moved_at`;
+const MOVE_COLUMNS = `id, consumer, source_table, batch_id, actor, reason, from_version, to_version,
+  from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, from_position, to_position, moved_at`;
 
 const auditSchema = z.object({
   actor: z.string().min(1),
@@ -178,7 +197,8 @@ async function insertMove(
     from?.version ?? null, to.version,
     from?.position.snapshotId ?? null, from?.position.sequenceNumber ?? null,
     to.position.snapshotId, to.position.sequenceNumber,
-    from === null ? null : jsonParam(positionToJson(from.position)), jsonParam(positionToJson(to.position)),
+    from === null || isSimple(from.position) ? null : jsonParam(positionToJson(from.position)),
+    isSimple(to.position) ? null : jsonParam(positionToJson(to.position)),
   ];
   await tx.query(
     `INSERT INTO watermark_moves (id, consumer, source_table, batch_id, actor, reason, from_version, to_version,

@@ -195,6 +195,16 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect(moves[1]!.from).toEqual(pos(null, null));
     expect(moves[1]!.to).toEqual(pos(100n, 1n));
     expect(moves[2]!.to.processedFiles).toEqual(['s3://b/a.parquet', 's3://b/z.parquet']);
+
+    // From the split position on to a whole snapshot: the audit row gives both back exactly,
+    // though only the split one is stored as JSON (a whole snapshot is in the scalar columns).
+    const split = { snapshotId: 100n, sequenceNumber: 1n, partialSnapshotId: 300n, partialSequenceNumber: 3n, processedFiles: ['s3://b/a.parquet', 's3://b/z.parquet'] };
+    await repos.watermarks.advance(consumer, table, 3n, pos(300n, 3n), { actor: 'step-d', reason: 'commit' });
+    const last = (await repos.watermarks.moves({ consumer, sourceTable: table }))[3]!;
+    expect([last.fromVersion, last.from, last.toVersion, last.to]).toEqual([3n, split, 4n, pos(300n, 3n)]);
+    const stored = await db.query<{ to_version: bigint; f: boolean; t: boolean }>(
+      'SELECT to_version, from_position IS NOT NULL AS f, to_position IS NOT NULL AS t FROM watermark_moves WHERE consumer = $1 ORDER BY to_version', [consumer]);
+    expect(stored.rows.map((r) => [BigInt(r.to_version), r.f, r.t])).toEqual([[1n, false, false], [2n, false, false], [3n, false, true], [4n, true, false]]);
   });
 
   test('the audit row is written in the transaction of the move: a failed transaction leaves neither', async () => {
