@@ -19,7 +19,7 @@ describe('fleet simulation (tiny)', () => {
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    const ctx: BenchContext = { python: venvPython(), options: new Map(), log: (m) => process.stderr.write(`[fleet-smoke] ${m}\n`) };
+    const ctx: BenchContext = { python: venvPython(), options: new Map(), log: (m) => process.stderr.write(`[fleet-smoke] ${m}\n`), result: () => {}, command: 'npm run bench -- --only fleet' };
     t = await triggerTable(ctx, 60);
     const db = await createPgDatabase('fleet_smoke');
     cleanups.push(db.drop);
