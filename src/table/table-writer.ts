@@ -20,8 +20,8 @@ import { toJsonValue } from '../iceberg/values.js';
  * ips's Iceberg table writer (format v2): create a table, then commit snapshots that add data
  * files and remove live ones, the way Iceberg Java's MergingSnapshotProducer does. New files go
  * into one new manifest whose entries inherit snapshot id and sequence numbers; the manifests
- * that hold a removed file are rewritten, all of one spec into one manifest (as Java merges
- * them), with the file DELETED and the others EXISTING (both with their sequence numbers and
+ * that hold a removed file are rewritten, all of one spec into one manifest (Java's manifest
+ * merging combines manifests the same way, once a table has many), with the file DELETED and the others EXISTING (both with their sequence numbers and
  * snapshot ids written out); every other manifest is carried over as is. Commits are compare-and-set on the catalog.
  */
 export interface NewTableSpec {
@@ -250,7 +250,7 @@ export async function commitTableUpdate(
   if (update.add.length > 0) manifests.push(await writeOne(md.defaultSpecId, update.add.map((dataFile) => ({ dataFile, sequenceNumber: null }))));
 
   // Existing manifests: rewrite those holding a removed file, carry the others. The rewritten
-  // entries of one spec go into a single manifest (as Java's manifest merging does): a
+  // entries of one spec go into a single manifest (what Java's manifest merging makes of them): a
   // copy-on-write MERGE that touches many old partitions would otherwise write, and every later
   // scan read, one small manifest per partition it touched.
   const removed: { df: DataFile; specId: number }[] = [];
