@@ -21,8 +21,9 @@ import { toJsonValue } from '../iceberg/values.js';
  * files and remove live ones, the way Iceberg Java's MergingSnapshotProducer does. New files go
  * into one new manifest whose entries inherit snapshot id and sequence numbers; the manifests
  * that hold a removed file are rewritten, all of one spec into one manifest (Java's manifest
- * merging combines manifests the same way, once a table has many), with the file DELETED and the others EXISTING (both with their sequence numbers and
- * snapshot ids written out); every other manifest is carried over as is. Commits are compare-and-set on the catalog.
+ * merging combines manifests the same way, once a table has many), with the file DELETED and
+ * the others EXISTING (both with their sequence numbers and snapshot ids written out); every
+ * other manifest is carried over as is. Commits are compare-and-set on the catalog.
  */
 export interface NewTableSpec {
   identifier: string;
