@@ -1,8 +1,9 @@
 // The demo pipeline's resource ratio, incremental (ips) / 14-day lookback, at two data sizes: the
 // figure the Netflix article reports as "about 10%". Both pipelines run in the same process in
 // the same run, stage after stage on the same simulated day (never at once), so they see the
-// same machine; each run is timed from its trigger's arrival to its batch commit, and CPU is the
-// process's (DuckDB's threads included) over the run.
+// same machine; each run is timed from its trigger's arrival to its batch commit, CPU is the
+// process's (DuckDB's threads included) over the run, and peak memory is the process's RSS
+// sampled during the pipeline's runs (the in-process ips included, the same for both).
 //
 // - Workload: `ips demo playback` (src/playback): --days days of --sizes events a day (3% late,
 //   backlogs of two devices a day), state in embedded PGlite, tables in the Hadoop layout under a
@@ -25,6 +26,7 @@ const OPTIONS: Record<string, string> = {
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const sec = (ms: number): string => (ms / 1000).toFixed(1);
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
 
 async function run(ctx: BenchContext): Promise<void> {
   const sizes = (ctx.options.get('sizes') ?? '11000,110000').split(',').map((s) => Number(s.trim()));
@@ -49,6 +51,7 @@ async function run(ctx: BenchContext): Promise<void> {
           pct(s.ratio.bytes), pct(s.ratio.files),
           sec(s.incremental.wall_ms), sec(s.lookback.wall_ms), pct(s.ratio.wall),
           sec(s.incremental.cpu_ms), sec(s.lookback.cpu_ms), pct(s.ratio.cpu),
+          mib(s.incremental.peak_rss_bytes), mib(s.lookback.peak_rss_bytes),
         ]);
       }
     } finally {
@@ -58,7 +61,7 @@ async function run(ctx: BenchContext): Promise<void> {
   console.log(`\nplayback-ratio: incremental / ${14}-day lookback, ${days} simulated days, identical tables checked\n`);
   console.log(table([
     'events', 'stage', 'rows inc', 'rows lookback', 'rows', 'bytes', 'files',
-    'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'CPU lookback s', 'CPU',
+    'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'CPU lookback s', 'CPU', 'peak RSS inc MiB', 'peak RSS lookback MiB',
   ], rows));
 }
 

@@ -99,7 +99,12 @@ export class SqlEngine {
       temp_directory: path.join(opts.scratchDir, 'duckdb-tmp'),
       ...(opts.preserveInsertionOrder === false ? { preserve_insertion_order: 'false' } : {}),
     });
-    return new SqlEngine(instance, await instance.connect(), opts.io, opts.scratchDir);
+    const conn = await instance.connect();
+    // Iceberg data files are write-once (a path never changes content), so DuckDB may keep their
+    // Parquet footers across queries: a stage that reads the same files in several statements
+    // parses each footer once.
+    await conn.run('SET parquet_metadata_cache = true');
+    return new SqlEngine(instance, conn, opts.io, opts.scratchDir);
   }
 
   async run(sql: string): Promise<void> {

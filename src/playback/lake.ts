@@ -71,8 +71,10 @@ export class Lake {
    * Writes the query's rows as new files of the table, one per partition, and commits them,
    * replacing `remove` (an overwrite) or adding to the table (an append). Returns rows written.
    */
-  async write(identifier: string, selectSql: string, remove: DataFile[], summary: Record<string, string> = {}): Promise<{ rows: bigint; files: number; metadata: TableMetadata }> {
-    const md = await this.load(identifier);
+  async write(identifier: string, selectSql: string, remove: DataFile[], summary: Record<string, string> = {}, base?: TableMetadata): Promise<{ rows: bigint; files: number; metadata: TableMetadata }> {
+    // `base`: the metadata the caller planned `remove` on (saves a load; the commit still checks
+    // that the table has not moved on since).
+    const md = base ?? await this.load(identifier);
     const fieldIds = Object.fromEntries(currentSchema(md).struct.fields.map((f) => [f.name, f.id]));
     const written = await this.engine.writeParquet(selectSql, { fieldIds, partitionBy: this.partitionColumns(md) });
     // Object stores (and local disks) take many small files faster in parallel.
@@ -89,6 +91,24 @@ export class Lake {
     }, { reader: this.reader, metadataCache: this.metadataCache });
     return { rows: written.reduce((n, w) => n + w.rows, 0n), files: added.length, metadata: res.metadata };
   }
+}
+
+/**
+ * The files whose day (the table's identity partition on `field`) is within [lo, hi], picked by
+ * partition value from files planned already; null when some file has no such partition value
+ * (then plan with a predicate instead).
+ */
+export function filesOfDayRange(md: TableMetadata, files: DataFile[], lo: number, hi: number, field = 'event_date'): DataFile[] | null {
+  const source = currentSchema(md).struct.fields.find((f) => f.name === field);
+  const ids = new Set(md.specs.flatMap((s) => s.fields).filter((pf) => pf.transform === 'identity' && pf.sourceId === source?.id).map((pf) => pf.fieldId));
+  const out: DataFile[] = [];
+  for (const f of files) {
+    const id = [...ids].find((i) => f.partition.has(i));
+    const v = id === undefined ? undefined : f.partition.get(id);
+    if (typeof v !== 'number') return null;
+    if (v >= lo && v <= hi) out.push(f);
+  }
+  return out;
 }
 
 /** Key of a file's partition tuple, comparable with keys built from query results. */

@@ -1,23 +1,23 @@
 import { STAGES, totals, type PlaybackResult, type StageRun } from './runner.js';
 
-interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number }
+interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number; peak_rss_bytes: number }
 
 export interface StageComparison {
   stage: string;
   incremental: Side;
   lookback: Side;
-  ratio: { files: number; rows: number; bytes: number; wall: number; cpu: number };
+  ratio: { files: number; rows: number; bytes: number; wall: number; cpu: number; peak_rss: number };
 }
 
 const ratio = (a: bigint | number, b: bigint | number): number => (Number(b) === 0 ? 0 : Number(a) / Number(b));
 
 function side(runs: StageRun[], consumer: string): Side {
   const t = totals(runs, consumer);
-  return { consumer, runs: t.runs, files: t.read.files, rows: t.read.rows.toString(), bytes: t.read.bytes.toString(), wall_ms: Math.round(t.wallMs), cpu_ms: Math.round(t.cpuMs) };
+  return { consumer, runs: t.runs, files: t.read.files, rows: t.read.rows.toString(), bytes: t.read.bytes.toString(), wall_ms: Math.round(t.wallMs), cpu_ms: Math.round(t.cpuMs), peak_rss_bytes: t.peakRssBytes };
 }
 
 function ratios(a: Side, b: Side): StageComparison['ratio'] {
-  return { files: ratio(a.files, b.files), rows: ratio(BigInt(a.rows), BigInt(b.rows)), bytes: ratio(BigInt(a.bytes), BigInt(b.bytes)), wall: ratio(a.wall_ms, b.wall_ms), cpu: ratio(a.cpu_ms, b.cpu_ms) };
+  return { files: ratio(a.files, b.files), rows: ratio(BigInt(a.rows), BigInt(b.rows)), bytes: ratio(BigInt(a.bytes), BigInt(b.bytes)), wall: ratio(a.wall_ms, b.wall_ms), cpu: ratio(a.cpu_ms, b.cpu_ms), peak_rss: ratio(a.peak_rss_bytes, b.peak_rss_bytes) };
 }
 
 /** Per stage and in total: what each pipeline read and how long it ran, and the ratio. */
@@ -35,6 +35,7 @@ export function compareStages(r: PlaybackResult): StageComparison[] {
     rows: out.reduce((n, s) => n + BigInt(s[k].rows), 0n).toString(), bytes: out.reduce((n, s) => n + BigInt(s[k].bytes), 0n).toString(),
     wall_ms: out.reduce((n, s) => n + s[k].wall_ms, 0),
     cpu_ms: out.reduce((n, s) => n + s[k].cpu_ms, 0),
+    peak_rss_bytes: out.reduce((n, s) => Math.max(n, s[k].peak_rss_bytes), 0),
   });
   const a = sum('incremental');
   const b = sum('lookback');
@@ -91,12 +92,12 @@ export function reportText(r: PlaybackResult): string {
   const lines: string[] = [];
   lines.push(`Simulated ${o.days} days from ${o.startDate}: ${fmtInt(r.eventsAppended)} playback events (${pct(o.lateFraction)} late, up to ${o.maxLatenessDays} days), lookback window ${o.lookbackDays} days.`);
   lines.push('');
-  const rows: string[][] = [['stage', 'pipeline', 'runs', 'files read', 'rows read', 'bytes read', 'wall time', 'CPU time']];
+  const rows: string[][] = [['stage', 'pipeline', 'runs', 'files read', 'rows read', 'bytes read', 'wall time', 'CPU time', 'peak RSS']];
   for (const s of compareStages(r)) {
     for (const [name, x] of [['incremental', s.incremental], ['lookback', s.lookback]] as const) {
-      rows.push([name === 'incremental' ? s.stage : '', name, String(x.runs), fmtInt(x.files), fmtInt(x.rows), fmtBytes(x.bytes), fmtSec(x.wall_ms), fmtSec(x.cpu_ms)]);
+      rows.push([name === 'incremental' ? s.stage : '', name, String(x.runs), fmtInt(x.files), fmtInt(x.rows), fmtBytes(x.bytes), fmtSec(x.wall_ms), fmtSec(x.cpu_ms), fmtBytes(BigInt(x.peak_rss_bytes))]);
     }
-    rows.push(['', 'incremental / lookback', '', pct(s.ratio.files), pct(s.ratio.rows), pct(s.ratio.bytes), pct(s.ratio.wall), pct(s.ratio.cpu)]);
+    rows.push(['', 'incremental / lookback', '', pct(s.ratio.files), pct(s.ratio.rows), pct(s.ratio.bytes), pct(s.ratio.wall), pct(s.ratio.cpu), pct(s.ratio.peak_rss)]);
   }
   lines.push(table(rows));
   lines.push('');

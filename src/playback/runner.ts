@@ -17,6 +17,7 @@ import { aggIncremental, aggLookback, dailyBackfillChunk, dailyIncremental, dail
 import { IpsHttpClient } from './ips-client.js';
 import { RunReceiver, type TriggerData } from './receiver.js';
 import { verifyPipelines, type Verification } from './verify.js';
+import { PeakRss } from './peak-rss.js';
 
 export type Pipeline = 'incremental' | 'lookback';
 
@@ -46,6 +47,8 @@ export interface StageRun {
   wallMs: number;
   /** CPU of this process during the run (the engine's threads included; runs never overlap). */
   cpuMs: number;
+  /** Peak RSS of this process during the run (bytes; the whole process's, see peak-rss.ts). */
+  peakRssBytes: number;
   /** From the commit that changed the run's source table to the trigger's arrival: ips's part. */
   triggerDelayMs: number;
   /** Set when the run was a backfill chunk. */
@@ -261,6 +264,7 @@ export class PlaybackSession {
     if (!def) throw new IpsError('DEMO_ERROR', `a trigger arrived for unknown consumer ${consumer}`);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
+    const rss = new PeakRss();
     const ctx: StageContext = { lake, options: this.options, runDay: this.runDay, logic: this.logic, previousLogic: this.previousLogic };
     let chunk: z.infer<typeof chunkPayload> | null = null;
     try {
@@ -295,10 +299,11 @@ export class PlaybackSession {
       if (this.stages.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
       this.runs.push({
         consumer, day: isoDate(this.runDay), batchId: data.batch_id, read: result.read, rowsWritten: result.rowsWritten, filesWritten: result.filesWritten,
-        wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), triggerDelayMs,
+        wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), peakRssBytes: rss.stop(), triggerDelayMs,
         ...(chunk ? { backfill: { name: chunk.name, chunk: chunk.chunk } } : {}),
       });
     } catch (e) {
+      rss.stop();
       await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
       throw e;
     }
@@ -401,13 +406,14 @@ function cpuMs(u: NodeJS.CpuUsage): number {
 }
 
 /** Totals per consumer over the month. */
-export function totals(runs: StageRun[], consumer: string): { runs: number; read: ScanStats; wallMs: number; cpuMs: number; rowsWritten: bigint } {
+export function totals(runs: StageRun[], consumer: string): { runs: number; read: ScanStats; wallMs: number; cpuMs: number; peakRssBytes: number; rowsWritten: bigint } {
   const mine = runs.filter((r) => r.consumer === consumer);
   return {
     runs: mine.length,
     read: mine.reduce((s, r) => addStats(s, r.read), emptyStats()),
     wallMs: mine.reduce((s, r) => s + r.wallMs, 0),
     cpuMs: mine.reduce((s, r) => s + r.cpuMs, 0),
+    peakRssBytes: mine.reduce((m, r) => Math.max(m, r.peakRssBytes), 0),
     rowsWritten: mine.reduce((s, r) => s + r.rowsWritten, 0n),
   };
 }

@@ -3,7 +3,7 @@ import type { DataFile } from '../iceberg/manifest.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import { addStats, emptyStats, type ScanStats } from '../engine/duckdb.js';
 import { dayNumber, isoDate, profileRangeWidth, TABLES, watchSecondsSql, type DailyLogic, type PlaybackOptions } from './model.js';
-import { partitionKey, type Lake } from './lake.js';
+import { filesOfDayRange, partitionKey, type Lake } from './lake.js';
 
 /**
  * The pipeline's two stages, each in an incremental and a lookback form. Every stage reads
@@ -96,7 +96,7 @@ export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, targe
            (coalesce(o.watch_seconds, 0) + coalesce(c.watch_seconds, 0))::BIGINT AS watch_seconds
       FROM old_daily o FULL OUTER JOIN chg c
         ON o.event_date = c.event_date AND o.profile_id = c.profile_id AND o.title_id = c.title_id`;
-  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily', 'ips-demo.run-day': isoDate(ctx.runDay) }, md);
   return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
@@ -157,7 +157,7 @@ export async function dailyBackfillChunk(ctx: StageContext, icdc: IcdcInput, ran
   const merged = `
     SELECT o.event_date, o.profile_id, o.title_id, o.plays, (o.watch_seconds + coalesce(d.delta, 0))::BIGINT AS watch_seconds
       FROM old_daily o LEFT JOIN delta d ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`;
-  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_backfill', [BACKFILL_CHUNK_PROPERTY]: range.key });
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_backfill', [BACKFILL_CHUNK_PROPERTY]: range.key }, md);
   return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
@@ -170,7 +170,7 @@ export async function dailyLookback(ctx: StageContext, target: string = TABLES.l
   const md = await lake.load(target);
   const old = await filesOfDays(ctx, md, lo, ctx.runDay);
   const sql = `${dailyFromEvents(ctx.logic)} FROM src WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY ALL`;
-  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) }, md);
   return { read, rowsWritten: w.rows, filesWritten: w.files, snapshotId: w.metadata.currentSnapshotId };
 }
 
@@ -183,13 +183,18 @@ export async function dailyLookback(ctx: StageContext, target: string = TABLES.l
 export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source: string = TABLES.incremental.daily, target: string = TABLES.incremental.agg): Promise<StageResult> {
   const { lake, runDay } = ctx;
   const lo = windowStart(ctx);
-  // The ICDC table is a real Iceberg table: its files of the current day (recomputed in full
-  // below anyway) are pruned by their partition values and never read.
-  const icdcOlder = await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }]);
   const daily = await lake.load(source);
+  // One plan of the daily table's window (metadata only): the days are identity partitions, so
+  // the live files of the older days and of the current day are picked from it by partition value.
+  const windowFiles = await filesOfDays(ctx, daily, lo, runDay);
+  const pick = async (md: TableMetadata, files: DataFile[], from: number, to: number): Promise<DataFile[]> =>
+    filesOfDayRange(md, files, from, to) ?? filesOfDays(ctx, md, from, to);
+  // The ICDC table is a real Iceberg table: its files of the current day (recomputed in full
+  // below anyway) are left out by their partition values and never read.
+  const icdcOlder = await pick(icdc.metadata, icdc.files, lo, runDay - 1);
   // ICDC files still live in the daily table are the current rows of their partitions: read once,
-  // for the changed keys and for the re-aggregation (planning the window reads metadata only).
-  const liveDaily = new Set((await lake.plan(daily, [{ field: 'event_date', op: 'between', lo, hi: runDay - 1 }])).map((f) => f.filePath));
+  // for the changed keys and for the re-aggregation.
+  const liveDaily = new Set((await pick(daily, windowFiles, lo, runDay - 1)).map((f) => f.filePath));
   const icdcLive = icdcOlder.filter((f) => liveDaily.has(f.filePath));
   const reused = new Set(icdcLive.map((f) => f.filePath));
   let read = addStats(await lake.view('icdc_live', icdc.metadata, icdcLive), await lake.view('icdc_gone', icdc.metadata, icdcOlder.filter((f) => !reused.has(f.filePath))));
@@ -198,13 +203,17 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
     WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   // The current day is re-aggregated in full when the batch changed it (every live batch does);
   // a batch that only rewrote older days (a backfill's output) leaves it alone.
-  const changesToday = (await lake.plan(icdc.metadata, [{ field: 'event_date', op: 'between', lo: runDay, hi: runDay }])).length > 0;
-  read = addStats(read, await lake.view('today', daily, changesToday ? await filesOfDays(ctx, daily, runDay, runDay) : []));
+  const changesToday = (await pick(icdc.metadata, icdc.files, runDay, runDay)).length > 0;
+  read = addStats(read, await lake.view('today', daily, changesToday ? await pick(daily, windowFiles, runDay, runDay) : []));
   // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
   // profiles' bounds, then each file's partition tuple must be one the keys fall in; the ones
-  // the ICDC table had are read already.
-  const profiles = (await lake.engine.all<{ p: string }>('SELECT DISTINCT profile_id AS p FROM agg_keys ORDER BY 1')).map((r) => BigInt(r.p));
-  const keyParts = await partitionsOf(ctx, 'agg_keys');
+  // the ICDC table had are read already. One query gives the keys' profiles and partitions.
+  const keyRows = await lake.engine.all<{ d: number; r: string; p: string }>(
+    `SELECT DISTINCT (event_date - DATE '1970-01-01')::INTEGER AS d, ${truncSql(ctx, 'profile_id')}::BIGINT AS r, profile_id AS p FROM agg_keys`);
+  const profiles = [...new Set(keyRows.map((k) => k.p))].map((p) => BigInt(p)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const keyParts = keyRows.length === 0 ? null : {
+    keys: new Set(keyRows.map((k) => `${k.d}/${k.r}`)), lo: Math.min(...keyRows.map((k) => k.d)), hi: Math.max(...keyRows.map((k) => k.d)),
+  };
   const older = keyParts === null ? [] : (await lake.plan(daily, [
     { field: 'event_date', op: 'between', lo: keyParts.lo, hi: keyParts.hi },
     { field: 'profile_id', op: 'in', values: profiles },
@@ -224,7 +233,7 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   const merged = `
     SELECT * FROM old_agg o WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_date = o.event_date AND f.profile_id = o.profile_id)
     UNION ALL SELECT * FROM fresh`;
-  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_agg', 'ips-demo.run-day': isoDate(runDay) });
+  const w = await lake.write(target, merged, old, { 'ips-demo.stage': 'playback_daily_agg', 'ips-demo.run-day': isoDate(runDay) }, md);
   return { read, rowsWritten: w.rows, filesWritten: w.files };
 }
 
@@ -237,7 +246,7 @@ export async function aggLookback(ctx: StageContext, source: string = TABLES.loo
   const md = await lake.load(target);
   const old = await filesOfDays(ctx, md, lo, ctx.runDay);
   const sql = `${AGG_FROM_DAILY} FROM daily_window WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(ctx.runDay)} GROUP BY event_date, profile_id`;
-  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_agg_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) });
+  const w = await lake.write(target, sql, old, { 'ips-demo.stage': 'playback_daily_agg_lookback', 'ips-demo.run-day': isoDate(ctx.runDay) }, md);
   return { read, rowsWritten: w.rows, filesWritten: w.files };
 }
 

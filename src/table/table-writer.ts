@@ -19,10 +19,11 @@ import { toJsonValue } from '../iceberg/values.js';
 /**
  * ips's Iceberg table writer (format v2): create a table, then commit snapshots that add data
  * files and remove live ones, the way Iceberg Java's MergingSnapshotProducer does. New files go
- * into one new manifest whose entries inherit snapshot id and sequence numbers; each manifest
- * that holds a removed file is rewritten with the file DELETED and the others EXISTING (both
- * with their sequence numbers and snapshot ids written out); every other manifest is carried
- * over as is. Commits are compare-and-set on the catalog.
+ * into one new manifest whose entries inherit snapshot id and sequence numbers; the manifests
+ * that hold a removed file are rewritten, all of one spec into one manifest (Java's manifest
+ * merging combines manifests the same way, once a table has many), with the file DELETED and
+ * the others EXISTING (both with their sequence numbers and snapshot ids written out); every
+ * other manifest is carried over as is. Commits are compare-and-set on the catalog.
  */
 export interface NewTableSpec {
   identifier: string;
@@ -249,8 +250,12 @@ export async function commitTableUpdate(
   const manifests: ManifestFile[] = [];
   if (update.add.length > 0) manifests.push(await writeOne(md.defaultSpecId, update.add.map((dataFile) => ({ dataFile, sequenceNumber: null }))));
 
-  // Existing manifests: rewrite those holding a removed file, carry the others.
+  // Existing manifests: rewrite those holding a removed file, carry the others. The rewritten
+  // entries of one spec go into a single manifest (what Java's manifest merging makes of them): a
+  // copy-on-write MERGE that touches many old partitions would otherwise write, and every later
+  // scan read, one small manifest per partition it touched.
   const removed: { df: DataFile; specId: number }[] = [];
+  const rewritten = new Map<number, EntryToWrite[]>();
   const parentManifests = parent ? (await reader.manifestList(parent)).manifests : [];
   for (const mf of parentManifests) {
     if (mf.content !== 0) {
@@ -282,8 +287,11 @@ export async function commitTableUpdate(
         ? { dataFile: e.dataFile, status: EntryStatus.DELETED, snapshotId, sequenceNumber: e.sequenceNumber, fileSequenceNumber: e.fileSequenceNumber }
         : { dataFile: e.dataFile, status: EntryStatus.EXISTING, snapshotId: e.snapshotId, sequenceNumber: e.sequenceNumber, fileSequenceNumber: e.fileSequenceNumber };
     });
-    manifests.push(await writeOne(mf.partitionSpecId, entries));
+    const bySpec = rewritten.get(mf.partitionSpecId);
+    if (bySpec) bySpec.push(...entries);
+    else rewritten.set(mf.partitionSpecId, entries);
   }
+  for (const [specId, entries] of rewritten) manifests.push(await writeOne(specId, entries));
   const found = new Set(removed.map((r) => r.df.filePath));
   const missing = [...remove].filter((p) => !found.has(p));
   if (missing.length > 0) {

@@ -64,14 +64,19 @@ const ENTRIES: [number, number, number, number, F][][] = [
   [[1, 0, 1, 1, 'f1'], [1, 0, 1, 1, 'f2']],
   [[1, 1, 2, 2, 'f3'], [1, 1, 2, 2, 'f4'], [1, 0, 1, 1, 'f1'], [1, 0, 1, 1, 'f2']],
   [[1, 2, 3, 3, 'f5'], [0, 1, 2, 2, 'f3'], [2, 2, 2, 2, 'f4'], [2, 2, 1, 1, 'f1'], [0, 0, 1, 1, 'f2']],
-  [[1, 2, 3, 3, 'f5'], [0, 1, 2, 2, 'f3'], [2, 2, 2, 2, 'f4'], [2, 3, 1, 1, 'f2']],
+  // Snapshot 3 rewrote the two appends' manifests into one (f1, f4 DELETED; f2, f3 EXISTING);
+  // removing f2 rewrites that one again, without its DELETED entries of snapshot 3.
+  [[1, 2, 3, 3, 'f5'], [0, 1, 2, 2, 'f3'], [2, 3, 1, 1, 'f2']],
 ];
-/** Manifests per snapshot: [added_snapshot index, added, existing, deleted data files]. */
+/**
+ * Manifests per snapshot: [added_snapshot index, added, existing, deleted data files]. The
+ * manifests holding removed files are rewritten into one (of the one spec): PyIceberg reads it like any merged manifest.
+ */
 const MANIFESTS: [number, number, number, number][][] = [
   [[0, 2, 0, 0]],
   [[1, 2, 0, 0], [0, 2, 0, 0]],
-  [[2, 1, 0, 0], [2, 0, 1, 1], [2, 0, 1, 1]],
-  [[2, 1, 0, 0], [2, 0, 1, 1], [3, 0, 0, 1]],
+  [[2, 1, 0, 0], [2, 0, 2, 2]],
+  [[2, 1, 0, 0], [3, 0, 1, 1]],
 ];
 const FILTER = "event_date = '2026-01-01' and profile_id >= 100 and profile_id < 150";
 const FILTER_SQL = "event_date = DATE '2026-01-01' AND profile_id >= 100 AND profile_id < 150";

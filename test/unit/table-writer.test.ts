@@ -167,10 +167,12 @@ describe('table writer (Hadoop layout)', () => {
     const byPath = (f: DataFile) => entries.filter((e) => e.path === f.filePath);
     // c1: ADDED by S3 in S3's manifest, carried over.
     expect(byPath(c1)).toEqual([{ path: c1.filePath, status: EntryStatus.ADDED, snapshotId: s3.snapshotId, seq: 3n, fileSeq: 3n, manifestBy: s3.snapshotId, manifestSeq: 3n }]);
-    // b1: EXISTING in the manifest S3 rewrote when it removed b2 (b2's DELETED entry is gone: S4 carried that manifest as is).
-    expect(byPath(b1)).toEqual([{ path: b1.filePath, status: EntryStatus.EXISTING, snapshotId: s2.snapshotId, seq: 2n, fileSeq: 2n, manifestBy: s3.snapshotId, manifestSeq: 3n }]);
-    expect(byPath(b2)).toEqual([{ path: b2.filePath, status: EntryStatus.DELETED, snapshotId: s3.snapshotId, seq: 2n, fileSeq: 2n, manifestBy: s3.snapshotId, manifestSeq: 3n }]);
-    // a2: DELETED by S4, keeping S1's sequence numbers; a1's DELETED entry (from S3) was dropped in S4's rewrite.
+    // S3 removed a1 (S1's manifest) and b2 (S2's): it rewrote both manifests' entries into one,
+    // which S4 rewrote again to remove a2. b1: EXISTING there with S2's snapshot id and sequence
+    // numbers; the DELETED entries of S3 (a1, b2) were dropped in S4's rewrite.
+    expect(byPath(b1)).toEqual([{ path: b1.filePath, status: EntryStatus.EXISTING, snapshotId: s2.snapshotId, seq: 2n, fileSeq: 2n, manifestBy: s4.snapshotId, manifestSeq: 4n }]);
+    expect(byPath(b2)).toEqual([]);
+    // a2: DELETED by S4, keeping S1's sequence numbers.
     expect(byPath(a2)).toEqual([{ path: a2.filePath, status: EntryStatus.DELETED, snapshotId: s4.snapshotId, seq: 1n, fileSeq: 1n, manifestBy: s4.snapshotId, manifestSeq: 4n }]);
     expect(byPath(a1)).toEqual([]);
 
@@ -303,6 +305,22 @@ describe('planScan', () => {
     res = await commitTableUpdate(cat, io, id, { operation: 'append', add: files.slice(8, 16), removePaths: [] });
     res = await commitTableUpdate(cat, io, id, { operation: 'overwrite', add: files.slice(16), removePaths: [files[3]!.filePath, files[9]!.filePath] });
     const md = res.metadata;
+    // The overwrite removed a file from each of the two appends' manifests: their entries were
+    // rewritten into one manifest (14 EXISTING with the appends' snapshot ids, 2 DELETED), not two.
+    const reader = new ManifestReader(io);
+    const list = await reader.manifestList(snapshotById(md, res.snapshotId)!);
+    const appends = md.snapshots.filter((s) => s.snapshotId !== res.snapshotId).map((s) => s.snapshotId);
+    const rewritten: Awaited<ReturnType<ManifestReader["manifest"]>>[] = [];
+    for (const mf of list.manifests) {
+      const m = await reader.manifest(mf);
+      if (m.entries.some((e) => e.status !== EntryStatus.ADDED)) rewritten.push(m);
+    }
+    expect(list.manifests).toHaveLength(2);
+    expect(rewritten).toHaveLength(1);
+    const statusOf = (f: DataFile) => rewritten[0]!.entries.find((e) => e.dataFile.filePath === f.filePath);
+    expect(files.slice(0, 16).map((f, i) => [statusOf(f)?.status, statusOf(f)?.snapshotId])).toEqual(files.slice(0, 16).map((_, i) => [
+      i === 3 || i === 9 ? EntryStatus.DELETED : EntryStatus.EXISTING, i === 3 || i === 9 ? res.snapshotId : appends[i < 8 ? 0 : 1],
+    ]));
     const live = files.filter((_, i) => i !== 3 && i !== 9);
     const livePaths = live.map((f) => local(f.filePath)).sort();
     expect((await planScan(io, md, [])).files.map((f) => local(f.filePath)).sort()).toEqual(livePaths);
