@@ -4,7 +4,7 @@
 // resident memory from spawn through readiness, a short idle and rounds of light API calls; the
 // bounds are the issue's targets. Memory is not time: nothing here is timed.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -31,6 +31,8 @@ describe('idle memory of ips serve', () => {
     const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', outDir],
       { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 });
     expect(r.status, `tsc: ${r.stdout}${r.stderr}`).toBe(0);
+    // The console's static files are not compiled: the build finds them next to its src/ui (src/ui/plugin.ts, staticDir).
+    symlinkSync(path.join(REPO_ROOT, 'src', 'ui', 'static'), path.join(outDir, 'src', 'ui', 'static'));
     entry = path.join(outDir, 'src', 'cli', 'main.js');
   }, 600_000);
 

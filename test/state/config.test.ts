@@ -111,4 +111,33 @@ describe('state database configuration', () => {
       await second.close();
     }
   });
+
+  test('an existing empty data directory (a volume\'s mount point) is filled in place; what a first start killed mid-move left is cleared', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-state-initdb-inplace-'));
+    try {
+      const dataDir = path.join(dir, 'db');
+      // A start that died moving the cluster in: the staging directory and some moved entries, no PG_VERSION.
+      mkdirSync(path.join(dataDir, '.ips-initdb'), { recursive: true });
+      mkdirSync(path.join(dataDir, 'base'));
+      writeFileSync(path.join(dataDir, 'base', 'half-moved'), 'x');
+      const db = await openDatabase({ driver: 'pglite', dataDir });
+      try {
+        await db.exec('CREATE TABLE kept (v TEXT)');
+        await db.query('INSERT INTO kept VALUES ($1)', ['in place']);
+      } finally {
+        await db.close();
+      }
+      expect(existsSync(path.join(dataDir, '.ips-initdb'))).toBe(false);
+      expect(existsSync(path.join(dataDir, 'base', 'half-moved'))).toBe(false);
+      expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
+      const again = await openDatabase({ driver: 'pglite', dataDir });
+      try {
+        expect((await again.query<{ v: string }>('SELECT v FROM kept')).rows).toEqual([{ v: 'in place' }]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -146,13 +146,27 @@ function startParams(): string[] {
 /** How long the first start's initdb may take before it counts as hung (it takes 5–20 s on a small, busy machine). */
 const INITDB_TIMEOUT_MS = 180_000;
 
-function isEmptyOrMissing(dir: string): boolean {
+/** Where an initdb into an existing (empty) data directory stages the cluster: inside it, on its file system. */
+const IN_PLACE_STAGING = '.ips-initdb';
+
+/**
+ * Whether a data directory needs initdb: missing, empty, or left by a first start that died while
+ * moving a cluster in (it holds IN_PLACE_STAGING and no PG_VERSION; everything in it is ours,
+ * since it was empty when that start began, and is cleared). A directory with anything else in
+ * it is left to PGlite, as before.
+ */
+function needsInitdb(dir: string): boolean {
+  let entries: string[];
   try {
-    return readdirSync(dir).length === 0;
+    entries = readdirSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw e;
   }
+  if (entries.length === 0) return true;
+  if (!entries.includes(IN_PLACE_STAGING) || entries.includes('PG_VERSION')) return false;
+  for (const e of entries) rmSync(path.join(dir, e), { recursive: true, force: true });
+  return true;
 }
 
 /**
@@ -193,18 +207,31 @@ await pg.close();`;
 }
 
 /**
- * The first start of a data directory: initdb into a sibling directory, renamed into place once
- * complete, so a directory is either absent or a whole cluster (a crash mid-initdb leaves only
- * the sibling, removed next time).
+ * The first start of a data directory, so that it is never seen half-made. A missing directory:
+ * initdb into a sibling, renamed into place once complete (a crash leaves only the sibling,
+ * removed next time). An existing empty one (a volume's mount point, which cannot be replaced and
+ * may be another file system than its parent): initdb into IN_PLACE_STAGING inside it, whose
+ * entries are then moved up, PG_VERSION last, before the staging directory goes (see needsInitdb
+ * for a crash in between).
  */
 async function initDataDir(dataDir: string): Promise<void> {
   const target = path.resolve(dataDir);
-  const staging = `${target}.initdb`;
-  rmSync(staging, { recursive: true, force: true });
+  if (!existsSync(target)) {
+    const staging = `${target}.initdb`;
+    rmSync(staging, { recursive: true, force: true });
+    try {
+      await initdbInChild(staging, null, `in ${dataDir}`);
+      renameSync(staging, target);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+    return;
+  }
+  const staging = path.join(target, IN_PLACE_STAGING);
   try {
     await initdbInChild(staging, null, `in ${dataDir}`);
-    rmSync(target, { recursive: true, force: true }); // empty or missing, checked by the caller
-    renameSync(staging, target);
+    const entries = readdirSync(staging).filter((e) => e !== 'PG_VERSION');
+    for (const e of [...entries, 'PG_VERSION']) renameSync(path.join(staging, e), path.join(target, e));
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
@@ -229,8 +256,7 @@ export async function openPglite(config: PgliteConfig): Promise<Database> {
     releaseLock = lockDataDir(config.dataDir);
   }
   try {
-    // A directory that holds something other than a cluster is left to PGlite, as before.
-    if (config.dataDir !== null && !config.loadDataDir && isEmptyOrMissing(config.dataDir)) await initDataDir(config.dataDir);
+    if (config.dataDir !== null && !config.loadDataDir && needsInitdb(config.dataDir)) await initDataDir(config.dataDir);
     const loadDataDir = config.loadDataDir ?? (config.dataDir === null ? await newClusterTarball() : undefined);
     const pg = new PGlite({
       ...(config.dataDir !== null ? { dataDir: config.dataDir } : {}),
