@@ -141,7 +141,7 @@ class SparkWorker:
     def __init__(self, a: argparse.Namespace):
         from bench_spark import ICEBERG_VERSION, helper, spark_session
 
-        self.spark = spark_session(a.warehouse)
+        self.spark = spark_session(a.warehouse, driver_memory=a.driver_memory)
         self.jvm = self.spark._jvm
         self.h = helper(self.spark)
         self.spark_name = f"bench.{a.identifier}"
@@ -227,6 +227,7 @@ def main() -> None:
     p.add_argument("--metadata")
     p.add_argument("--warehouse")
     p.add_argument("--identifier", default="db.events")
+    p.add_argument("--driver-memory", default="4g", help="the Spark driver JVM's heap (Iceberg Java plans in it too)")
     a = p.parse_args()
     warnings.simplefilter("ignore")
     worker = PyIcebergWorker(a) if a.engine == "pyiceberg" else SparkWorker(a)
