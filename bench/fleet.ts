@@ -195,7 +195,8 @@ export const fleet: Benchmark = {
         `then up to ${o['drain-seconds']}s for the triggers owed; ips's clocks (poll interval, ticks) are real time`);
       console.log(`   API probe: ${o['probe-rate']} GETs/s (a consumer's batches, a subscription, a table) over the replicas; CPU from /proc over each day's window ` +
         `(ips: every replica; PostgreSQL: the whole server); % = of one core; "/1k" = per 1,000 tables or consumers of that fleet; peak RSS sampled every second`);
-      console.log(`   registration: ${fmtInt(main.register.requests)} requests in ${main.register.seconds.toFixed(0)}s (${(main.register.requests / main.register.seconds).toFixed(0)}/s, one replica, ${o['register-concurrency']} in flight)\n`);
+      console.log(`   registration: ${fmtInt(o.tables)} tables over HTTP (one replica) and ${fmtInt(consumers)} consumers with their subscriptions through the repositories, ` +
+        `one transaction per table, ${o['register-concurrency']} tables at a time: ${main.register.seconds.toFixed(0)}s\n`);
       console.log(table(HEAD, main.runs.map((r) => phaseRow(r, { tables: o.tables, consumers })).concat(
         curve.flatMap((c) => c.runs.map((r) => phaseRow(r, { tables: r.shape.tables, consumers: r.shape.tables * r.shape.consumersPerTable })))),
       ).replace(/^/gm, '   '));
