@@ -1,12 +1,17 @@
 import type { FileIO } from '../io/file-io.js';
 import { decompressAvroFile, type AvroReadOptions } from '../iceberg/avro.js';
 import { decodeManifestList, type ManifestFile, type ManifestList } from '../iceberg/manifest-list.js';
-import { decodeManifest, type Manifest } from '../iceberg/manifest.js';
+import { decodeManifest, type Manifest, type StatsSelection } from '../iceberg/manifest.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 
 /** `cache: false`: use a cached copy if there is one, but do not keep this one (a large plan reads each file once). */
 export interface ReadOptions {
   cache?: boolean;
+  /**
+   * Column stats to decode (decodeManifest's selection; default all). A manifest decoded with
+   * fewer than all is neither taken from nor put in the cache: the cache holds whole manifests.
+   */
+  stats?: StatsSelection;
 }
 
 /**
@@ -71,12 +76,13 @@ export class ManifestReader {
   }
 
   async manifest(mf: ManifestFile, opts: ReadOptions = {}): Promise<Manifest> {
-    const cached = this.recall<Manifest>(mf.path);
+    const partial = opts.stats !== undefined && opts.stats !== 'all';
+    const cached = partial ? undefined : this.recall<Manifest>(mf.path);
     if (cached) return cached;
     const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
-    const m = decodeManifest(await decompressAvroFile(buf, mf.path, this.avroOptions()), mf, mf.path, this.avroOptions());
-    if (opts.cache ?? true) this.remember(mf.path, m, buf.length);
+    const m = decodeManifest(await decompressAvroFile(buf, mf.path, this.avroOptions()), mf, mf.path, { ...this.avroOptions(), stats: opts.stats });
+    if ((opts.cache ?? true) && !partial) this.remember(mf.path, m, buf.length);
     return m;
   }
 }

@@ -2,7 +2,7 @@ import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import type { Snapshot } from '../iceberg/metadata.js';
 import type { LimitFunction } from 'p-limit';
-import { compactEntry, type EntryInterner, type StatsWanted } from './compact-entry.js';
+import { compactEntry, decodeStats, type EntryInterner, type StatsWanted } from './compact-entry.js';
 import type { DeleteFootprint } from './delete-footprint.js';
 import type { ManifestReader } from './manifest-reader.js';
 
@@ -100,8 +100,8 @@ async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: Compac
   const list = await c.limit(() => reader.manifestList(snapshot, { cache: false }));
   const { read, skipped } = ownManifests(list.manifests, snapshot);
   const parts = await Promise.all(read.map((mf) => c.limit(async () => {
-    // To wire decodeManifest's stats option (decodeStats(c.stats) in compact-entry.ts), pass it here.
-    const m = await reader.manifest(mf, { cache: false });
+    // Only the stats the plan keeps are decoded; the rest are skipped in the bytes.
+    const m = await reader.manifest(mf, { cache: false, stats: decodeStats(c.stats) });
     const added: FileChange[] = [];
     const removed: FileChange[] = [];
     for (const entry of m.entries) {
