@@ -12,6 +12,8 @@ export interface ReadOptions {
    * fewer than all is neither taken from nor put in the cache: the cache holds whole manifests.
    */
   stats?: StatsSelection;
+  /** Manifest lists: decode the partition field summaries (default true); a list without them is not cached. */
+  partitions?: boolean;
 }
 
 /**
@@ -70,8 +72,9 @@ export class ManifestReader {
     if (cached) return cached;
     const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
-    const list = decodeManifestList(await decompressAvroFile(buf, path, this.avroOptions()), path, this.avroOptions());
-    if (opts.cache ?? true) this.remember(path, list, buf.length);
+    const partitions = opts.partitions ?? true;
+    const list = decodeManifestList(await decompressAvroFile(buf, path, this.avroOptions()), path, { ...this.avroOptions(), partitions });
+    if ((opts.cache ?? true) && partitions) this.remember(path, list, buf.length);
     return list;
   }
 

@@ -97,7 +97,7 @@ function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: Manifes
  * result lists entries in manifest order, as the sequential read does.
  */
 async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead): Promise<SnapshotChanges> {
-  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false }));
+  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false }));
   const { read, skipped } = ownManifests(list.manifests, snapshot);
   const parts = await Promise.all(read.map((mf) => c.limit(async () => {
     // Only the stats the plan keeps are decoded; the rest are skipped in the bytes.

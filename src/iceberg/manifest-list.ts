@@ -1,4 +1,5 @@
-import { readAvroFile, type AvroReadOptions } from './avro.js';
+import { readAvroContainer, type AvroReadOptions } from './avro.js';
+import { compiledSchema, type Cursor, type RecordNode } from './avro-decoder.js';
 import { fieldsById, optionalField, requireField, unwrapRecord } from './avro-fields.js';
 import { IpsError } from '../errors.js';
 
@@ -42,8 +43,38 @@ export interface ManifestList {
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const big = (v: unknown): bigint | null => (v === null || v === undefined ? null : BigInt(v as bigint));
 
-export function decodeManifestList(buf: Buffer, where: string, options: AvroReadOptions = {}): ManifestList {
-  const file = readAvroFile(buf, where, undefined, options);
+export interface ManifestListReadOptions extends AvroReadOptions {
+  /**
+   * Decode the partition field summaries (default true). A plan that only needs each manifest's
+   * path, snapshot and counts skips them in the bytes: they are most of a list record's cost.
+   */
+  partitions?: boolean;
+}
+
+/** Field id of `partitions` (the field summaries) in a manifest list record. */
+const PARTITIONS_ID = 507;
+
+/**
+ * Records of the list as generic objects by field name, with `partitions` skipped (left out)
+ * when not wanted: the root record's fields are read or skipped one by one.
+ */
+function listRecordReader(schema: Parameters<typeof compiledSchema>[1], text: string, partitions: boolean): (c: Cursor) => unknown {
+  const root = compiledSchema(text, schema);
+  if (partitions || root.kind !== 'record') return root.read;
+  const fields = (root as RecordNode).fields;
+  return (c) => {
+    const out: Record<string, unknown> = {};
+    for (const f of fields) {
+      if (f.fieldId === PARTITIONS_ID) f.type.skip(c);
+      else out[f.name] = f.type.read(c);
+    }
+    return out;
+  };
+}
+
+export function decodeManifestList(buf: Buffer, where: string, options: ManifestListReadOptions = {}): ManifestList {
+  const wantPartitions = options.partitions ?? true;
+  const file = readAvroContainer<unknown>(buf, where, (schema, text) => listRecordReader(schema, text, wantPartitions), options);
   const rec = unwrapRecord(file.schema, where);
   if (!rec) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: root schema is not a record`);
   const ids = fieldsById(rec);
@@ -87,7 +118,7 @@ export function decodeManifestList(buf: Buffer, where: string, options: AvroRead
     if (typeof path !== 'string' || path === '') throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has an empty manifest_path`);
     const content = f.content ? Number(r[f.content] ?? 0) : 0;
     if (content !== 0 && content !== 1) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has content ${content} (0 data, 1 deletes)`);
-    const rawParts = f.partitions ? (r[f.partitions] as Record<string, unknown>[] | null) : null;
+    const rawParts = f.partitions ? ((r[f.partitions] as Record<string, unknown>[] | null | undefined) ?? null) : null;
     const seq = f.seq ? big(r[f.seq]) ?? 0n : 0n;
     return {
       path,
