@@ -24,6 +24,8 @@ import { normalizeLimits } from '../../src/service/step-protocol.js';
 import { Ips } from './ips-server.js';
 import { pgCpuSeconds, procStat } from './proc-cpu.js';
 import { TableCopy, WebhookReceiver, type TriggerEvent, type TriggerTable } from './trigger-common.js';
+// Seeded, so a run's schedule can be repeated.
+import { mulberry32 as rng } from '../../test/setup/random.js';
 
 export interface FleetShape {
   tables: number;
@@ -36,18 +38,6 @@ export interface FleetShape {
   registerConcurrency: number;
   /** Commits (step protocol) in flight at the receiver. */
   commitConcurrency: number;
-}
-
-/** Mulberry32: a small seeded generator, so a run's schedule can be repeated. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A moment of the day (0…1) drawn from the diurnal curve 1 − 0.7·cos 2πx (rejection sampling). */
