@@ -2,7 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+// Types only: the native module (tens of MB) is loaded by the first SqlEngine.open, so a process
+// that never runs SQL (an idle `ips serve`) never maps it.
+import type { DuckDBInstance, DuckDBConnection } from '@duckdb/node-api';
 import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from '../io/file-io.js';
 import type { DataFile } from '../iceberg/manifest.js';
@@ -93,6 +95,7 @@ export class SqlEngine {
    */
   static async open(opts: { io: FileIO; scratchDir: string; threads?: number; memoryLimit?: string; preserveInsertionOrder?: boolean }): Promise<SqlEngine> {
     fs.mkdirSync(opts.scratchDir, { recursive: true });
+    const { DuckDBInstance } = await import('@duckdb/node-api');
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(opts.threads ?? 2),
       memory_limit: opts.memoryLimit ?? '2GB',
