@@ -6,6 +6,8 @@ import { printJson, runAction } from './common.js';
 
 interface Counts {
   batch_file_lists_pruned: number;
+  /** Absent from the result of a pass run by an ips older than batch archives. */
+  batches_archived?: number;
   chunk_file_lists_pruned: number;
   batches_deleted: number;
   outbox_deleted: number;
@@ -20,6 +22,7 @@ interface Counts {
 
 function renderCounts(c: Counts, verb: string): string {
   return [
+    `  closed batches ${verb === 'would' ? 'would be ' : ''}archived (file lists dropped, summary, trigger and moves folded into one row): ${c.batches_archived ?? 0}`,
     `  batch file lists ${verb === 'would' ? 'would be ' : ''}dropped: ${c.batch_file_lists_pruned}`,
     `  backfill chunk file lists ${verb === 'would' ? 'would be ' : ''}dropped: ${c.chunk_file_lists_pruned}`,
     `  batches ${verb === 'would' ? 'would be ' : ''}deleted: ${c.batches_deleted}`,

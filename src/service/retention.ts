@@ -123,7 +123,7 @@ export class RetentionService {
 /** The counts as the API and the lease row show them. */
 export function countsToJson(c: RetentionCounts): Record<string, number> {
   return {
-    batch_file_lists_pruned: c.batchFileListsPruned, chunk_file_lists_pruned: c.chunkFileListsPruned, batches_deleted: c.batchesDeleted,
+    batches_archived: c.batchesArchived, batch_file_lists_pruned: c.batchFileListsPruned, chunk_file_lists_pruned: c.chunkFileListsPruned, batches_deleted: c.batchesDeleted,
     outbox_deleted: c.outboxDeleted, watermark_moves_deleted: c.watermarkMovesDeleted, backfills_deleted: c.backfillsDeleted,
     partition_arrivals_deleted: c.partitionArrivalsDeleted, partition_firings_deleted: c.partitionFiringsDeleted,
     signals_deleted: c.signalsDeleted, signal_consumptions_deleted: c.signalConsumptionsDeleted,
@@ -131,7 +131,7 @@ export function countsToJson(c: RetentionCounts): Record<string, number> {
 }
 
 export function describeCounts(c: RetentionCounts): string {
-  return `${c.batchFileListsPruned} batch file lists and ${c.chunkFileListsPruned} chunk file lists dropped; ` +
+  return `${c.batchesArchived} closed batches archived (their file lists dropped); ${c.batchFileListsPruned} batch file lists and ${c.chunkFileListsPruned} chunk file lists dropped; ` +
     `${c.batchesDeleted} batches, ${c.outboxDeleted} triggers, ${c.watermarkMovesDeleted} watermark moves, ${c.backfillsDeleted} backfills, ` +
     `${c.partitionFiringsDeleted} fired partition values (${c.partitionArrivalsDeleted} arrivals) and ${c.signalsDeleted} signals (${c.signalConsumptionsDeleted} consumptions) deleted`;
 }

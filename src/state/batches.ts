@@ -7,6 +7,7 @@ import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
 import { SignalsRepo, type Signal } from './signals.js';
+import { readArchives, triggerDedupKey } from './batch-archive.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
 
@@ -139,10 +140,7 @@ export interface OutputSignal {
   params?: Record<string, string>;
 }
 
-/** The orchestrator-side dedup key of a subscription's batch: the same on every redelivery. */
-export function triggerDedupKey(subscription: string, batchId: bigint): string {
-  return `ips:${subscription}:${batchId}`;
-}
+export { triggerDedupKey };
 
 const fileSchema = z.looseObject({
   file_path: z.string().min(1),
@@ -555,11 +553,19 @@ export class BatchesRepo {
   private async tablesOf(ids: readonly bigint[], options: { files?: boolean } = {}): Promise<Map<bigint, BatchTable[]>> {
     const t = await this.q.query(`SELECT ${options.files === false ? TABLE_COLUMNS_NO_FILES : TABLE_COLUMNS} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [int8Array(ids)]);
     const tables = new Map<bigint, BatchTable[]>();
-    for (const row of t.rows) {
+    const add = (row: unknown) => {
       const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
       let list = tables.get(batchId);
       if (!list) tables.set(batchId, (list = []));
       list.push(table);
+    };
+    for (const row of t.rows) add(row);
+    // A batch without table rows is an archived one (or none): its summaries are in its archive.
+    const missing = ids.filter((id) => !tables.has(id));
+    if (missing.length > 0) {
+      for (const a of await readArchives(this.q, 'id = ANY($1::INT8[])', [int8Array(missing)])) {
+        for (const row of a.rows.tables) add({ ...row, files: { added: [], removed: [] }, next_processed_files: [], files_loaded: options.files !== false });
+      }
     }
     return tables;
   }

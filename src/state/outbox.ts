@@ -4,6 +4,7 @@ import { parseRow } from './common.js';
 import type { Queryable, SqlParam } from './database.js';
 import { textArray } from './table-watch.js';
 import type { TriggerDetail } from './batches.js';
+import { readArchives } from './batch-archive.js';
 
 export type OutboxState = 'pending' | 'delivered' | 'dead' | 'cancelled';
 
@@ -81,7 +82,19 @@ export class OutboxRepo {
     const limit = filter.limit !== undefined ? ` LIMIT $${params.push(filter.limit)}` : '';
     const res = await this.q.query(
       `SELECT ${COLUMNS} FROM outbox${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY subscription, ${filter.newestFirst ? 'seq DESC, id DESC' : 'seq'}${limit}`, params);
-    return res.rows.map((r) => parseRow(rowSchema, r, 'outbox'));
+    const live = res.rows.map((r) => parseRow(rowSchema, r, 'outbox'));
+    if (filter.state === 'pending' || filter.state === 'dead') return live; // never archived
+    // Delivered and cancelled triggers of archived batches (src/state/batch-archive.ts), merged in order.
+    const archives = filter.subscription !== undefined
+      ? await readArchives(this.q, 'consumer = (SELECT s.consumer FROM subscriptions s WHERE s.name = $1)', [filter.subscription])
+      : await readArchives(this.q, 'true', []);
+    const archived = archives.flatMap((a) => (a.rows.trigger ? [parseRow(rowSchema, a.rows.trigger, 'archived trigger')] : []))
+      .filter((e) => (filter.subscription === undefined || e.subscription === filter.subscription) && (filter.state === undefined || e.state === filter.state));
+    if (archived.length === 0) return live;
+    const dir = filter.newestFirst ? -1 : 1;
+    const all = [...live, ...archived].sort((a, b) => (a.subscription < b.subscription ? -1 : a.subscription > b.subscription ? 1
+      : a.seq !== b.seq ? (a.seq < b.seq ? -dir : dir) : a.id === b.id ? 0 : (a.id < b.id ? -dir : dir)));
+    return filter.limit !== undefined ? all.slice(0, filter.limit) : all;
   }
 
   /**

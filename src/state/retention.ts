@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { parseRow } from './common.js';
-import type { Queryable, SqlParam } from './database.js';
+import { int8Array, parseRow } from './common.js';
+import { jsonParam, type Queryable, type SqlParam } from './database.js';
+import { ARCHIVE_MOVE_SELECT, ARCHIVE_TABLE_SELECT, ARCHIVE_TRIGGER_SELECT, decodeArchive, encodeArchive } from './batch-archive.js';
+import { textArray } from './table-watch.js';
 
 /**
  * Bounded state: what the service may forget, and when. Everything here is a pure function of
@@ -61,6 +63,11 @@ export const DEFAULT_RETENTION: RetentionPolicy = {
 
 /** What one pass did (or, on a dry run, would do), per kind of row. */
 export interface RetentionCounts {
+  /**
+   * Closed batches whose table summaries, trigger and watermark moves were folded into the batch's
+   * own row (src/state/batch-archive.ts) once their file lists could go: read back the same.
+   */
+  batchesArchived: number;
   batchFileListsPruned: number;
   chunkFileListsPruned: number;
   batchesDeleted: number;
@@ -77,7 +84,7 @@ export interface RetentionCounts {
 }
 
 export const NO_COUNTS: RetentionCounts = {
-  batchFileListsPruned: 0, chunkFileListsPruned: 0, batchesDeleted: 0, outboxDeleted: 0, watermarkMovesDeleted: 0, backfillsDeleted: 0,
+  batchesArchived: 0, batchFileListsPruned: 0, chunkFileListsPruned: 0, batchesDeleted: 0, outboxDeleted: 0, watermarkMovesDeleted: 0, backfillsDeleted: 0,
   partitionArrivalsDeleted: 0, partitionFiringsDeleted: 0, signalsDeleted: 0, signalConsumptionsDeleted: 0,
 };
 
@@ -112,17 +119,38 @@ const unprotectedBatch = `
 const beforeLiveBackfills = (column: string) =>
   `NOT EXISTS (SELECT 1 FROM backfills f WHERE ${liveBackfill('f', ':backfillCutoff')} AND f.created_at <= ${column})`;
 
-/** A later move of the same watermark exists: the newest move of each watermark is always kept. */
-const newerMoveExists = `EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consumer = m.consumer AND n.source_table = m.source_table
-  AND (n.moved_at > m.moved_at OR (n.moved_at = m.moved_at AND n.to_version > m.to_version)))`;
+/**
+ * A later move of the same watermark exists: the newest move of each watermark is always kept.
+ * The watermark's version says so too when that later move is folded into an archived batch.
+ */
+const newerMoveExists = `(EXISTS (SELECT 1 FROM watermarks w WHERE w.consumer = m.consumer AND w.source_table = m.source_table AND w.version > m.to_version)
+  OR EXISTS (SELECT 1 FROM watermark_moves n WHERE n.consumer = m.consumer AND n.source_table = m.source_table
+  AND (n.moved_at > m.moved_at OR (n.moved_at = m.moved_at AND n.to_version > m.to_version))))`;
 
 /**
  * A delivered or cancelled trigger older than the cutoff: by its delivery, or by its creation when
  * it was cancelled undelivered (markDelivered always sets delivered_at). Two sargable branches, one
  * per partial index of 0012 (outbox_delivered_at, outbox_undelivered_by_created).
  */
-const outboxAged = `((o.state IN ('delivered', 'cancelled') AND o.delivered_at < :cutoff)
-  OR (o.state = 'cancelled' AND o.delivered_at IS NULL AND o.created_at < :cutoff))`;
+const outboxAgedAt = (o: string, at: string) => `((${o}.state IN ('delivered', 'cancelled') AND ${o}.delivered_at < ${at})
+  OR (${o}.state = 'cancelled' AND ${o}.delivered_at IS NULL AND ${o}.created_at < ${at}))`;
+const outboxAged = outboxAgedAt('o', ':cutoff');
+
+/**
+ * A closed batch (alias b) whose table summaries, trigger and moves retention folds into its row
+ * (src/state/batch-archive.ts), `:cutoff` being the file lists' cutoff: one whose file list may go,
+ * not a backfill's (its chunks point at it; a live backfill's propagation report reads the others
+ * through the repositories, which read archives), and none of whose rows another rule of this pass
+ * would count: younger than batch_days, its trigger (if any) delivered or cancelled and announcing
+ * nothing (fired values and consumed signals point at it). A trigger older than outbox_days and a
+ * move older than watermark_moves_days are not folded: they stay rows, for the rules below to
+ * count and delete. So a dry run counts what the pass then does, and one pass leaves nothing for
+ * the next.
+ */
+const archivable = `b.archive IS NULL AND b.backfill IS NULL AND b.closed_at < :cutoff AND b.closed_at >= :batchCutoff
+  AND ${unprotectedBatch}
+  AND NOT EXISTS (SELECT 1 FROM outbox ao WHERE ao.batch_id = b.id AND (ao.state NOT IN ('delivered', 'cancelled')
+    OR EXISTS (SELECT 1 FROM partition_firings apf WHERE apf.outbox_id = ao.id) OR EXISTS (SELECT 1 FROM signal_consumptions asc_ WHERE asc_.outbox_id = ao.id)))`;
 
 /** A pending trigger is still to be sent and a dead one may be retried by hand: what it announces stays. */
 const liveTrigger = (outboxId: string) => `EXISTS (SELECT 1 FROM outbox lt WHERE lt.id = ${outboxId} AND lt.state IN ('pending', 'dead'))`;
@@ -166,6 +194,10 @@ const signalGoes = (s: string) => `(NOT EXISTS (SELECT 1 FROM signal_consumption
 const announcementsGo = (o: string) => `NOT EXISTS (SELECT 1 FROM partition_firings pf WHERE pf.outbox_id = ${o}.id AND NOT ${firingGoes})
   AND NOT EXISTS (SELECT 1 FROM signal_consumptions ac JOIN signals s ON s.id = ac.signal_id WHERE ac.outbox_id = ${o}.id AND NOT ${signalGoes('s')})`;
 
+/** A batch (alias b) the policy deletes, `:cutoff` being batch_days' cutoff. */
+const batchGoes = `b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}
+  AND NOT EXISTS (SELECT 1 FROM outbox bo WHERE bo.batch_id = b.id AND NOT (${announcementsGo('bo')}))`;
+
 /** One kind of row the policy removes or shrinks: how to count it and how to act on a slice of it. */
 interface Rule {
   key: keyof RetentionCounts;
@@ -182,6 +214,86 @@ interface Rule {
   count: string;
   /** Acts on at most `:limit` rows; returns how many it did (its row count, or `n` and `m` with `also`). */
   apply: string;
+  /** Instead of `apply`: acts on at most `limit` rows in the caller's transaction, returns how many. */
+  act?: (tx: Queryable, values: Record<string, SqlParam>, limit: number) => Promise<number>;
+}
+
+const archiveCandidate = z.object({ id: z.bigint(), consumer: z.string(), created_at: z.date(), db_now: z.date() });
+
+/** Folds a slice of archivable batches (see `archivable`) into their rows: one transaction. */
+async function archiveBatches(tx: Queryable, values: Record<string, SqlParam>, limit: number): Promise<number> {
+  const q = bind(`SELECT b.id, b.consumer, b.created_at, now() AS db_now FROM batches b WHERE ${archivable} ORDER BY b.id LIMIT :limit FOR UPDATE`, { ...values, limit });
+  const picked = (await tx.query(q.text, q.params)).rows.map((r) => parseRow(archiveCandidate, r, 'batches'));
+  if (picked.length === 0) return 0;
+  const ids = int8Array(picked.map((b) => b.id));
+  const tables = await tx.query(`SELECT batch_id, ${ARCHIVE_TABLE_SELECT} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [ids]);
+  const tq = bind(`SELECT o.batch_id, ${ARCHIVE_TRIGGER_SELECT.replace(/(^|, )/g, '$1o.')} FROM outbox o
+    WHERE o.batch_id = ANY($99::INT8[]) AND NOT ${outboxAgedAt('o', ':outboxCutoff')}`, values);
+  const triggers = await tx.query(tq.text.replace('$99', `$${tq.params.length + 1}`), [...tq.params, ids]);
+  const moves = await tx.query(`SELECT batch_id, ${ARCHIVE_MOVE_SELECT} FROM watermark_moves WHERE batch_id = ANY($1::INT8[]) AND moved_at >= $2
+    ORDER BY moved_at, to_version`, [ids, values['movesCutoff']!]);
+  const group = (rows: Record<string, unknown>[]) => {
+    const by = new Map<string, Record<string, unknown>[]>();
+    for (const r of rows) {
+      const k = String(r['batch_id']);
+      let list = by.get(k);
+      if (!list) by.set(k, (list = []));
+      list.push(r);
+    }
+    return by;
+  };
+  const tablesBy = group(tables.rows);
+  const triggersBy = group(triggers.rows);
+  const movesBy = group(moves.rows);
+  const archives = picked.map((b) => encodeArchive({ id: b.id, consumer: b.consumer, createdAt: b.created_at }, {
+    // The file list goes now if an earlier pass had not dropped it.
+    tables: (tablesBy.get(String(b.id)) ?? []).map((t) => ({ ...t, files_pruned_at: t['files_pruned_at'] ?? b.db_now })),
+    trigger: triggersBy.get(String(b.id))?.[0] ?? null,
+    moves: movesBy.get(String(b.id)) ?? [],
+  }).toString('base64'));
+  await tx.query(`UPDATE batches SET archive = decode(v.a, 'base64') FROM unnest($1::INT8[], $2::TEXT[]) AS v(id, a) WHERE batches.id = v.id`,
+    [ids, textArray(archives)]);
+  await tx.query('DELETE FROM batch_tables WHERE batch_id = ANY($1::INT8[])', [ids]);
+  await tx.query('DELETE FROM outbox WHERE id = ANY($1::INT8[])', [int8Array(triggers.rows.map((t) => t['id'] as bigint))]);
+  await tx.query('DELETE FROM watermark_moves WHERE id = ANY($1::INT8[])', [int8Array(moves.rows.map((m) => m['id'] as bigint))]);
+  return picked.length;
+}
+
+const archivedBatch = z.object({ id: z.bigint(), consumer: z.string(), created_at: z.date(), archive: z.string() });
+
+/**
+ * Deletes a slice of the archived batches the policy deletes (`batchGoes`). Their watermark moves
+ * that the policy keeps (younger than watermark_moves_days, or a watermark's newest) go back to
+ * watermark_moves first.
+ */
+async function deleteArchivedBatches(tx: Queryable, values: Record<string, SqlParam>, limit: number): Promise<number> {
+  const q = bind(`SELECT b.id, b.consumer, b.created_at, encode(b.archive, 'base64') AS archive FROM batches b
+    WHERE b.archive IS NOT NULL AND ${batchGoes} ORDER BY b.id LIMIT :limit FOR UPDATE`, { ...values, limit });
+  const picked = (await tx.query(q.text, q.params)).rows.map((r) => parseRow(archivedBatch, r, 'batches'));
+  if (picked.length === 0) return 0;
+  const movesCutoff = values['movesCutoff'] as Date;
+  for (const b of picked) {
+    const { moves } = decodeArchive({ id: b.id, consumer: b.consumer, createdAt: b.created_at }, Buffer.from(b.archive, 'base64'));
+    for (const m of moves) {
+      if ((m['moved_at'] as Date) < movesCutoff) {
+        const newer = await tx.query(
+          `SELECT 1 FROM watermarks w WHERE w.consumer = $1 AND w.source_table = $2 AND w.version > $3
+           UNION ALL SELECT 1 FROM watermark_moves n WHERE n.consumer = $1 AND n.source_table = $2 AND n.to_version > $3 LIMIT 1`,
+          [b.consumer, m['source_table'] as string, m['to_version'] as bigint]);
+        if (newer.rows.length > 0) continue; // aged, and not its watermark's newest: the policy lets it go
+      }
+      await tx.query(
+        `INSERT INTO watermark_moves (id, consumer, source_table, batch_id, actor, reason, from_version, to_version,
+           from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, from_position, to_position, moved_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::JSONB, $14::JSONB, $15)`,
+        [m['id'], b.consumer, m['source_table'], b.id, m['actor'], m['reason'], m['from_version'], m['to_version'],
+          m['from_snapshot_id'], m['from_sequence_number'], m['to_snapshot_id'], m['to_sequence_number'],
+          m['from_position'] === null ? null : jsonParam(m['from_position']), m['to_position'] === null ? null : jsonParam(m['to_position']),
+          m['moved_at']] as SqlParam[]);
+    }
+  }
+  await tx.query('DELETE FROM batches WHERE id = ANY($1::INT8[])', [int8Array(picked.map((b) => b.id))]);
+  return picked.length;
 }
 
 // In this order: a dry run counts each rule on the state before the pass, so no rule may remove
@@ -192,14 +304,21 @@ interface Rule {
 // after those rules ran).
 const RULES: Rule[] = [
   {
+    key: 'batchesArchived',
+    cutoff: (p, now) => cutoff(now, p.batchFilesDays),
+    count: `SELECT count(*) AS n FROM batches b WHERE ${archivable}`,
+    apply: '',
+    act: archiveBatches,
+  },
+  {
     key: 'batchFileListsPruned',
     cutoff: (p, now) => cutoff(now, p.batchFilesDays),
     count: `SELECT count(*) AS n FROM batch_tables t JOIN batches b ON b.id = t.batch_id
-      WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch}`,
+      WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch} AND NOT (${archivable})`,
     apply: `UPDATE batch_tables SET files = '${EMPTY_FILES}'::JSONB, next_processed_files = '[]'::JSONB, files_pruned_at = now()
       WHERE (batch_id, source_table) IN (
         SELECT t.batch_id, t.source_table FROM batch_tables t JOIN batches b ON b.id = t.batch_id
-         WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch}
+         WHERE t.files_pruned_at IS NULL AND b.closed_at < :cutoff AND ${unprotectedBatch} AND NOT (${archivable})
          LIMIT :limit)`,
   },
   {
@@ -258,13 +377,19 @@ const RULES: Rule[] = [
         AND ${announcementsGo('o')} LIMIT :limit)`,
   },
   {
+    // The archived ones first: their watermark moves that the policy keeps longer go back to
+    // watermark_moves. Counted by the next rule, which deletes the others.
     key: 'batchesDeleted',
     cutoff: (p, now) => cutoff(now, p.batchDays),
-    count: `SELECT count(*) AS n FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}
-      AND NOT EXISTS (SELECT 1 FROM outbox bo WHERE bo.batch_id = b.id AND NOT (${announcementsGo('bo')}))`,
-    apply: `DELETE FROM batches WHERE id IN (
-      SELECT b.id FROM batches b WHERE b.closed_at < :cutoff AND ${unprotectedBatch} AND ${beforeLiveBackfills('b.created_at')}
-        AND NOT EXISTS (SELECT 1 FROM outbox bo WHERE bo.batch_id = b.id AND NOT (${announcementsGo('bo')})) LIMIT :limit)`,
+    count: 'SELECT 0 AS n',
+    apply: '',
+    act: deleteArchivedBatches,
+  },
+  {
+    key: 'batchesDeleted',
+    cutoff: (p, now) => cutoff(now, p.batchDays),
+    count: `SELECT count(*) AS n FROM batches b WHERE ${batchGoes}`,
+    apply: `DELETE FROM batches WHERE id IN (SELECT b.id FROM batches b WHERE ${batchGoes} LIMIT :limit)`,
   },
   {
     key: 'watermarkMovesDeleted',
@@ -294,7 +419,7 @@ export interface RetentionRunOptions {
 /** Named parameters to positional ones (each used name once, in order of first use). */
 function bind(sql: string, values: Record<string, SqlParam>): { text: string; params: SqlParam[] } {
   const order: string[] = [];
-  const text = sql.replace(/:(cutoff|backfillCutoff|batchCutoff|outboxCutoff|limit)\b/g, (_m, name: string) => {
+  const text = sql.replace(/:(cutoff|backfillCutoff|batchCutoff|outboxCutoff|movesCutoff|limit)\b/g, (_m, name: string) => {
     let i = order.indexOf(name);
     if (i < 0) i = order.push(name) - 1;
     const cast = name === 'limit' ? 'INT8' : 'TIMESTAMPTZ';
@@ -312,6 +437,7 @@ export class RetentionRepo {
     const slice = options.sliceSize ?? 500;
     const shared = {
       backfillCutoff: cutoff(now, policy.backfillDays), batchCutoff: cutoff(now, policy.batchDays), outboxCutoff: cutoff(now, policy.outboxDays),
+      movesCutoff: cutoff(now, policy.watermarkMovesDays),
     };
     const counts: RetentionCounts = { ...NO_COUNTS };
     for (const rule of RULES) {
@@ -321,15 +447,23 @@ export class RetentionRepo {
         const res = await this.q.query(q.text, q.params);
         if (rule.also) {
           const row = parseRow(countsRow, res.rows[0], 'count');
-          counts[rule.key] = Number(row.n);
-          counts[rule.also] = Number(row.m);
+          counts[rule.key] += Number(row.n);
+          counts[rule.also] += Number(row.m);
         } else {
-          counts[rule.key] = Number(parseRow(countRow, res.rows[0], 'count').n);
+          counts[rule.key] += Number(parseRow(countRow, res.rows[0], 'count').n);
         }
         continue;
       }
       for (;;) {
         if (options.keepGoing && !(await options.keepGoing())) return counts;
+        if (rule.act) {
+          const act = rule.act;
+          const n = await this.q.withTransaction((tx) => act(tx, values, slice));
+          counts[rule.key] += n;
+          if (n > 0) options.onProgress?.({ ...counts });
+          if (n < slice) break;
+          continue;
+        }
         const q = bind(rule.apply, values);
         const res = await this.q.withTransaction((tx) => tx.query(q.text, q.params));
         let n = res.rowCount ?? 0;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { int64FromJson, int64ToJson, newId, parseInput, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+import { readArchives } from './batch-archive.js';
 
 /**
  * A consumer's position in one source table, at file granularity: every snapshot up to and
@@ -206,6 +207,13 @@ async function insertMove(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::JSONB, $14::JSONB)`, params);
 }
 
+/** Oldest first: by time, then by version (the audit log's order). */
+function byMoveOrder(a: WatermarkMove, b: WatermarkMove): number {
+  const t = a.movedAt.getTime() - b.movedAt.getTime();
+  if (t !== 0) return t;
+  return a.toVersion < b.toVersion ? -1 : a.toVersion > b.toVersion ? 1 : 0;
+}
+
 function notFound(consumer: string, sourceTable: string): IpsError {
   return new IpsError('NOT_FOUND', `consumer "${consumer}" has no watermark on source table "${sourceTable}"`,
     { details: { consumer, source_table: sourceTable } });
@@ -348,7 +356,15 @@ export class WatermarksRepo {
     const res = await this.q.query(
       `SELECT ${MOVE_COLUMNS} FROM watermark_moves WHERE consumer = $1 AND source_table = $2
         ORDER BY moved_at DESC, to_version DESC LIMIT $3`, [consumer, sourceTable, limit]);
-    return res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves')).reverse();
+    const live = res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves'));
+    const archived = await this.archivedMoves('consumer = $1', [consumer], (m) => m.sourceTable === sourceTable);
+    return [...live, ...archived].sort(byMoveOrder).slice(-limit);
+  }
+
+  /** The moves folded into archived batches (src/state/batch-archive.ts) matching a batches condition and a test. */
+  private async archivedMoves(where: string, params: SqlParam[], keep: (m: WatermarkMove) => boolean): Promise<WatermarkMove[]> {
+    const archives = await readArchives(this.q, where, params);
+    return archives.flatMap((a) => a.rows.moves.map((m) => parseRow(moveRowSchema, m, 'archived watermark move'))).filter(keep);
   }
 
   /** Audit rows of watermark moves, oldest first. */
@@ -362,6 +378,15 @@ export class WatermarksRepo {
     const res = await this.q.query(
       `SELECT ${MOVE_COLUMNS} FROM watermark_moves${where.length ? ` WHERE ${where.join(' AND ')}` : ''}
         ORDER BY consumer, source_table, moved_at, to_version${limit}`, params);
-    return res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves'));
+    const live = res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves'));
+    const archived = filter.batchId !== undefined ? await this.archivedMoves('id = $1', [filter.batchId], () => true)
+      : filter.consumer !== undefined ? await this.archivedMoves('consumer = $1', [filter.consumer], () => true)
+      : await this.archivedMoves('true', [], () => true);
+    const more = archived.filter((m) => (filter.consumer === undefined || m.consumer === filter.consumer)
+      && (filter.sourceTable === undefined || m.sourceTable === filter.sourceTable) && (filter.batchId === undefined || m.batchId === filter.batchId));
+    if (more.length === 0) return live;
+    const all = [...live, ...more].sort((a, b) => (a.consumer < b.consumer ? -1 : a.consumer > b.consumer ? 1
+      : a.sourceTable < b.sourceTable ? -1 : a.sourceTable > b.sourceTable ? 1 : byMoveOrder(a, b)));
+    return filter.limit !== undefined ? all.slice(0, filter.limit) : all;
   }
 }

@@ -7,7 +7,7 @@
 // row must become is written down beside it, from the policy as docs/retention.md states it.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  migrate, repositories, storeTrigger, type Database, type Repositories, type RetentionCounts, type RetentionPolicy, type TriggerDetail,
+  migrate, repositories, storeTrigger, type Batch, type OutboxEntry, type WatermarkMove, type Database, type Repositories, type RetentionCounts, type RetentionPolicy, type TriggerDetail,
 } from '../../src/state/index.js';
 import type { FileJson } from '../../src/capture/file-json.js';
 import { DRIVERS, freshDatabase, type TestDatabase } from './helpers.js';
@@ -16,7 +16,8 @@ const DAY = 86_400_000;
 /** The policy the fates below are written for (explicit, so a change of the defaults does not change this test). */
 const POLICY: RetentionPolicy = { batchFilesDays: 7, batchDays: 90, outboxDays: 30, watermarkMovesDays: 365, backfillDays: 90 };
 
-type Fate = 'kept' | 'files-dropped' | 'deleted';
+/** 'archived': folded into its batch row (src/state/batch-archive.ts): its own rows are gone, the repositories read it back. */
+type Fate = 'kept' | 'files-dropped' | 'archived' | 'deleted';
 
 function file(name: string): FileJson {
   return { file_path: `s3://w/t/data/${name}.parquet`, content: 'data', record_count: '10', file_size_in_bytes: '1000' } as unknown as FileJson;
@@ -38,6 +39,9 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
   const firingFate = new Map<string, { fate: Fate; why: string }>();
   const arrivalFate = new Map<string, { fate: Fate; why: string }>();
   let made = 0;
+  const archivedBefore = new Map<bigint, { batch: Batch; moves: WatermarkMove[]; consumerMoves: WatermarkMove[] }>();
+  let triggersBefore: OutboxEntry[] = [];
+  let recentMovesBefore: WatermarkMove[] = [];
 
   async function age(table: string, column: string, where: string, params: unknown[], daysAgo: number): Promise<void> {
     const res = await db.query(`UPDATE ${table} SET ${column} = now() - $${params.length + 1}::INT8 * INTERVAL '1 day' WHERE ${where}`,
@@ -95,14 +99,15 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     const keep = (why: string) => ({ fate: 'kept' as const, why });
     const drop = (why: string) => ({ fate: 'files-dropped' as const, why });
     const del = (why: string) => ({ fate: 'deleted' as const, why });
+    const arch = (why: string) => ({ fate: 'archived' as const, why });
 
     // c1: its own history, oldest first.
     batchFate.set(await batch('c1', 'committed', 200, 200), del('committed 200 days ago (> batch_days 90), not the newest'));
     batchFate.set(await batch('c1', 'aborted', 200, 200), del('aborted 200 days ago'));
     batchFate.set(await batch('c1', 'committed', 100, 100),
       drop('closed 100 days ago (> batch_days) but created after the running backfill bf-live started (120 days ago): its report may read the row, not the files'));
-    batchFate.set(await batch('c1', 'committed', 60, 60), drop('committed 60 days ago: older than batch_files_days 7, younger than batch_days 90'));
-    batchFate.set(await batch('c1', 'expired', 10, 10), drop('expired 10 days ago'));
+    batchFate.set(await batch('c1', 'committed', 60, 60), arch('committed 60 days ago: older than batch_files_days 7, younger than batch_days 90'));
+    batchFate.set(await batch('c1', 'expired', 10, 10), arch('expired 10 days ago'));
     batchFate.set(await batch('c1', 'aborted', 3, 3), keep('aborted 3 days ago: younger than batch_files_days'));
     batchFate.set(await batch('c1', 'committed', 1, 1), keep('the newest committed batch of c1'));
     batchFate.set(await batch('c1', 'open', 200, null), keep('open, however old'));
@@ -132,12 +137,18 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     await r.batches.commit(deliveredMid, 'test');
     await age('batches', 'closed_at', 'id = $1', [deliveredMid.toString()], 40);
     await age('outbox', 'delivered_at', 'batch_id = $1', [deliveredMid.toString()], 40);
+    const deliveredRecent = await batch('c2', 'open', 20, null, { trigger: { subscription: 's2', seq: 5n } });
+    const recentEntry = await deliver(deliveredRecent, 'delivered');
+    await r.batches.commit(deliveredRecent, 'test');
+    await age('batches', 'closed_at', 'id = $1', [deliveredRecent.toString()], 20);
+    await age('outbox', 'delivered_at', 'batch_id = $1', [deliveredRecent.toString()], 20);
     batchFate.set(await batch('c2', 'committed', 5, 5), keep('the newest committed batch of c2'));
     const pending = await batch('c2', 'open', 200, null, { trigger: { subscription: 's2', seq: 4n } });
     const pendingEntry = await entryOf(pending);
     batchFate.set(deadBatch, keep('open, 200 days old, its trigger dead (a retry by hand needs both)'));
     batchFate.set(deliveredOld, del('committed 200 days ago; its trigger was delivered'));
-    batchFate.set(deliveredMid, drop('committed 40 days ago'));
+    batchFate.set(deliveredMid, arch('committed 40 days ago; its trigger (delivered 40 days ago, > outbox_days) is not folded in: the pass deletes it'));
+    batchFate.set(deliveredRecent, arch('committed 20 days ago, its trigger delivered 20 days ago (< outbox_days): both folded into the batch row'));
     batchFate.set(pending, keep('open, its trigger still pending'));
     batchFate.set(await batch('c4', 'committed', 150, 150), keep('the only (so newest) committed batch of c4, even at 150 days'));
     const byBatch = new Map([[deadBatch, deadEntry], [deliveredOld, oldEntry], [deliveredMid, midEntry], [pending, pendingEntry]]);
@@ -145,6 +156,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     outboxFate.set(byBatch.get(deliveredOld)!, del('delivered 200 days ago'));
     outboxFate.set(byBatch.get(deliveredMid)!, del('delivered 40 days ago (> outbox_days 30)'));
     outboxFate.set(byBatch.get(pending)!, keep('pending'));
+    outboxFate.set(recentEntry, arch('delivered 20 days ago, its batch archived'));
 
     // Backfills of c1: one running (created 120 days ago), one finished 100 days ago, one cancelled 20 days ago.
     await backfill('bf-live', 2, 120);
@@ -269,8 +281,8 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
   });
 
   async function snapshot() {
-    const batches = await db.query<{ id: bigint; files: { added: unknown[] }; files_pruned_at: Date | null }>(
-      'SELECT b.id, t.files, t.files_pruned_at FROM batches b JOIN batch_tables t ON t.batch_id = b.id');
+    const batches = await db.query<{ id: bigint; files: { added: unknown[] } | null; files_pruned_at: Date | null; archived: boolean }>(
+      'SELECT b.id, t.files, t.files_pruned_at, b.archive IS NOT NULL AS archived FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id');
     const outbox = await db.query<{ id: bigint }>('SELECT id FROM outbox');
     const chunks = await db.query<{ backfill: string; idx: number; files: { added: unknown[] }; files_pruned_at: Date | null }>(
       'SELECT backfill, idx, files, files_pruned_at FROM backfill_chunks');
@@ -287,8 +299,13 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     };
   }
 
-  function fateOf(row: { files: { added: unknown[] }; files_pruned_at: Date | null } | undefined): Fate {
+  function fateOf(row: { files: { added: unknown[] } | null; files_pruned_at: Date | null; archived?: boolean } | undefined): Fate {
     if (row === undefined) return 'deleted';
+    if (row.archived) {
+      expect(row.files).toBeNull(); // its table rows are gone
+      return 'archived';
+    }
+    if (row.files === null) throw new Error('a batch without table rows that is not archived');
     if (row.files_pruned_at !== null) {
       expect(row.files.added).toEqual([]);
       return 'files-dropped';
@@ -304,6 +321,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     const expectBatches = [...batchFate.values()];
     // Counted independently from the table of fates above.
     const want: Partial<RetentionCounts> = {
+      batchesArchived: expectBatches.filter((f) => f.fate === 'archived').length,
       batchFileListsPruned: expectBatches.filter((f) => f.fate === 'files-dropped').length
         // the batches deleted in the same pass have their file list dropped first
         + expectBatches.filter((f) => f.fate === 'deleted').length,
@@ -319,8 +337,16 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     };
     // Every kind of row has something to remove and something to keep: each rule is exercised both ways.
     for (const fates of [arrivalFate, firingFate, signalFate, consumptionFate, outboxFate]) {
-      expect(new Set([...fates.values()].map((f) => f.fate))).toEqual(new Set(['kept', 'deleted']));
+      expect(new Set([...fates.values()].map((f) => f.fate))).toEqual(new Set(fates === outboxFate ? ['kept', 'deleted', 'archived'] : ['kept', 'deleted']));
     }
+    // What the repositories say of the batches to be archived, read before the pass (compared after it).
+    for (const [id, { fate }] of batchFate) {
+      if (fate !== 'archived') continue;
+      const b = (await r.batches.get(id))!;
+      archivedBefore.set(id, { batch: b, moves: await r.watermarks.moves({ batchId: id }), consumerMoves: await r.watermarks.moves({ consumer: b.consumer }) });
+    }
+    triggersBefore = await r.outbox.list({ subscription: 's2' });
+    recentMovesBefore = await r.watermarks.recentMoves('c2', 't1', 3);
     expect(dry).toEqual(want);
     const done = await r.retention.run(POLICY, { sliceSize: 2 });
     expect(done).toEqual(dry);
@@ -332,11 +358,15 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     for (const [id, { fate, why }] of batchFate) expect(fateOf(rowsById.get(id)), `batch: ${why}`).toBe(fate);
     expect(s.batches.length).toBe([...batchFate.values()].filter((f) => f.fate !== 'deleted').length);
     const outboxIds = new Set(s.outbox.map((o) => o.id));
-    for (const [id, { fate, why }] of outboxFate) expect(outboxIds.has(id) ? 'kept' : 'deleted', `trigger: ${why}`).toBe(fate);
+    const listed = new Set((await r.outbox.list()).map((e) => e.id));
+    for (const [id, { fate, why }] of outboxFate) {
+      expect(outboxIds.has(id) ? 'kept' : listed.has(id) ? 'archived' : 'deleted', `trigger: ${why}`).toBe(fate);
+    }
     const chunks = new Map(s.chunks.map((c) => [`${c.backfill}/${c.idx}`, c]));
     for (const [key, { fate, why }] of chunkFate) expect(fateOf(chunks.get(key)), `chunk ${key}: ${why}`).toBe(fate);
     expect(new Set(s.backfills.map((b) => b.name))).toEqual(new Set([...backfillFate].filter(([, f]) => f === 'kept').map(([n]) => n)));
     expect(outboxIds.size).toBe([...outboxFate.values()].filter((f) => f.fate === 'kept').length);
+    expect(listed.size).toBe([...outboxFate.values()].filter((f) => f.fate === 'kept' || f.fate === 'archived').length);
     for (const [id, { fate, why }] of signalFate) expect(s.signals.has(id) ? 'kept' : 'deleted', `signal: ${why}`).toBe(fate);
     expect(s.signals.size).toBe([...signalFate.values()].filter((f) => f.fate === 'kept').length);
     for (const [k, { fate, why }] of consumptionFate) expect(s.consumptions.has(k) ? 'kept' : 'deleted', `consumption ${k}: ${why}`).toBe(fate);
@@ -361,6 +391,34 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     for (const x of listed) expect(x.tables.every((tt) => !tt.filesLoaded && tt.files.added.length === 0)).toBe(true);
     const full = await r.batches.list({ consumer: 'c1', state: 'open' });
     expect(full[0]!.tables[0]!.files.added.length).toBe(2);
+  });
+
+  test('an archived batch reads back as it did before: its tables (less the file list), its trigger, its watermark moves', async () => {
+    expect(archivedBefore.size).toBe(4);
+    for (const [id, before] of archivedBefore) {
+      const after = (await r.batches.get(id))!;
+      expect(after.tables).toHaveLength(1);
+      const strip = (b: Batch) => ({ ...b, tables: b.tables.map((tt) => ({ ...tt, files: null, filesPrunedAt: null, next: { ...tt.next, processedFiles: [] } })) });
+      expect(strip(after)).toEqual(strip(before.batch));
+      expect(after.tables[0]!.filesPrunedAt).toBeInstanceOf(Date);
+      expect(after.tables[0]!.files).toEqual({ added: [], removed: [] });
+      expect(after.tables[0]!.fileCount).toBe(3); // the counts stay
+      expect(await r.watermarks.moves({ batchId: id })).toEqual(before.moves);
+      // In the consumer's audit log, in order, beside the moves that are still rows.
+      const log = await r.watermarks.moves({ consumer: after.consumer });
+      for (const m of before.moves) expect(log).toContainEqual(m);
+      const logIds = log.map((m) => m.id);
+      expect(logIds).toEqual(before.consumerMoves.map((m) => m.id).filter((x) => logIds.includes(x)));
+      // A listing by consumer finds it too, with its counts and range.
+      expect((await r.batches.list({ consumer: after.consumer, files: false })).map((b) => b.id)).toContain(id);
+    }
+    // The subscription's trigger history: the archived trigger is listed as it was, in its place.
+    const after = await r.outbox.list({ subscription: 's2' });
+    const gone = new Set([...outboxFate].filter(([, f]) => f.fate === 'deleted').map(([x]) => x));
+    expect(after).toEqual(triggersBefore.filter((e) => !gone.has(e.id)));
+    expect(after.some((e) => outboxFate.get(e.id)?.fate === 'archived' && e.state === 'delivered' && e.runId !== null)).toBe(true);
+    expect(await r.outbox.list({ subscription: 's2', newestFirst: true, limit: 2 })).toEqual(after.slice().reverse().slice(0, 2));
+    expect(await r.watermarks.recentMoves('c2', 't1', 3)).toEqual(recentMovesBefore);
   });
 
   test('after the pass no kept partition value fires again and no subscription finds a signal it consumed unconsumed', async () => {

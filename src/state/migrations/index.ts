@@ -8,6 +8,7 @@ import { sql as backfillValidation } from './0007-backfill-validation.js';
 import { sql as retention } from './0009-retention.js';
 import { sql as rowChangelog } from './0010-row-changelog.js';
 import { sql as fleetState } from './0012-fleet-state.js';
+import { sql as batchArchive } from './0013-batch-archive.js';
 
 /** A schema migration: plain SQL, run in one transaction with its bookkeeping row. */
 export interface SqlMigration {
@@ -31,4 +32,5 @@ export const MIGRATIONS: readonly SqlMigration[] = [
   { name: '0009-retention', up: retention },
   { name: '0010-row-changelog', up: rowChangelog },
   { name: '0012-fleet-state', up: fleetState },
+  { name: '0013-batch-archive', up: batchArchive },
 ];
