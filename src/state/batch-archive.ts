@@ -205,9 +205,10 @@ export interface ArchivedBatch {
  * The archived batches matching a condition on the batches table (no alias; `archive IS NOT NULL`
  * is added), decoded, in the order given (`order`, default by id).
  */
-export async function readArchives(q: Queryable, where: string, params: SqlParam[], order = 'id'): Promise<ArchivedBatch[]> {
+export async function readArchives(q: Queryable, where: string, params: SqlParam[], order = 'id', page?: { limit: number; offset: number }): Promise<ArchivedBatch[]> {
   const res = await q.query(
-    `SELECT id, consumer, created_at, encode(archive, 'base64') AS archive FROM batches WHERE archive IS NOT NULL AND (${where}) ORDER BY ${order}`, params);
+    `SELECT id, consumer, created_at, encode(archive, 'base64') AS archive FROM batches WHERE archive IS NOT NULL AND (${where}) ORDER BY ${order}`
+    + (page !== undefined ? ` LIMIT ${Math.max(1, Math.floor(page.limit))} OFFSET ${Math.max(0, Math.floor(page.offset))}` : ''), params);
   return res.rows.map((r) => {
     const row = archivedRow.safeParse(r);
     if (!row.success) throw archiveError('its batch row is not as stored');

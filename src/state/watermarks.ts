@@ -357,7 +357,18 @@ export class WatermarksRepo {
       `SELECT ${MOVE_COLUMNS} FROM watermark_moves WHERE consumer = $1 AND source_table = $2
         ORDER BY moved_at DESC, to_version DESC LIMIT $3`, [consumer, sourceTable, limit]);
     const live = res.rows.map((r) => parseRow(moveRowSchema, r, 'watermark_moves'));
-    const archived = await this.archivedMoves('consumer = $1', [consumer], (m) => m.sourceTable === sourceTable);
+    // Archived commit moves, newest batches first, until `limit` of this table's: the commits of one
+    // watermark happen in the order its batches were created (each is planned on the previous one's
+    // version), so the newest batches hold the newest moves.
+    const archived: WatermarkMove[] = [];
+    const page = Math.max(limit, 50);
+    for (let offset = 0; archived.length < limit; offset += page) {
+      const batches = await readArchives(this.q, 'consumer = $1', [consumer], 'created_at DESC, id DESC', { limit: page, offset });
+      for (const a of batches) {
+        for (const m of a.rows.moves) if (m['source_table'] === sourceTable) archived.push(parseRow(moveRowSchema, m, 'archived watermark move'));
+      }
+      if (batches.length < page) break;
+    }
     return [...live, ...archived].sort(byMoveOrder).slice(-limit);
   }
 
