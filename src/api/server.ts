@@ -42,6 +42,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
       tickMs: config.tickMs,
       claimSeconds: config.claimSeconds,
       retryBaseMs: config.retryBaseMs,
+      idleCheckMs: config.triggerIdleCheckSeconds * 1000,
       allowedHosts: config.sinkAllowedHosts,
       log,
       onEvent: (event) => metrics.triggers.inc({ event }),

@@ -42,6 +42,11 @@ export interface ServiceConfig {
   claimSeconds: number;
   /** First retry delay of a failed delivery or poll (doubling, with jitter, up to 5 min). */
   retryBaseMs: number;
+  /**
+   * How often a subscription with nothing to fire is checked again. A commit, a table change or an
+   * event wakes it sooner: this is the safety net, and its cost is subscriptions ÷ this a second.
+   */
+  triggerIdleCheckSeconds: number;
   /** Size limits per kind of table file, decompression limit and remote deadline (src/io/limits.ts). */
   readLimits: ReadLimits;
   /** Location prefixes a table may be registered at (metadata file, directory or S3 prefix); undefined: any. */
@@ -134,6 +139,7 @@ const fileSchema = z.object({
   tick_ms: z.coerce.number().int().min(10).max(60_000).optional(),
   claim_seconds: z.coerce.number().int().min(1).max(3600).optional(),
   retry_base_ms: z.coerce.number().int().min(10).max(600_000).optional(),
+  trigger_idle_check_seconds: z.coerce.number().int().min(1).max(86_400).optional(),
   table_allowed_locations: z.array(z.string().min(1)).optional(),
   backfill_validation: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
   backfill_validation_env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).max(100).optional(),
@@ -170,6 +176,7 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_TICK_MS: 'tick_ms',
   IPS_CLAIM_SECONDS: 'claim_seconds',
   IPS_RETRY_BASE_MS: 'retry_base_ms',
+  IPS_TRIGGER_IDLE_CHECK_SECONDS: 'trigger_idle_check_seconds',
   IPS_TABLE_ALLOWED_LOCATIONS: 'table_allowed_locations',
   IPS_BACKFILL_VALIDATION: 'backfill_validation',
   IPS_BACKFILL_VALIDATION_ENV: 'backfill_validation_env',
@@ -287,6 +294,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     tickMs: c.tick_ms ?? 1000,
     claimSeconds: c.claim_seconds ?? 60,
     retryBaseMs: c.retry_base_ms ?? 1000,
+    triggerIdleCheckSeconds: c.trigger_idle_check_seconds ?? 60,
     readLimits: toReadLimits(c),
     tableAllowedLocations: c.table_allowed_locations,
     backfillValidation: c.backfill_validation ?? false,

@@ -46,6 +46,7 @@ describe('service configuration', () => {
     expect(failure({ IPS_LOG_LEVEL: 'loud' })).toMatch(/IPS_LOG_LEVEL/);
     expect(failure({ DATABASE_URL: 'mysql://x' })).toMatch(/^INVALID_CONFIG: DATABASE_URL must be postgres/);
     expect(failure({ IPS_ADMIN_TOKEN: 'short' })).toMatch(/IPS_ADMIN_TOKEN: an admin token has at least 16 characters/);
+    expect(failure({ IPS_TRIGGER_IDLE_CHECK_SECONDS: '0' })).toMatch(/^INVALID_CONFIG: .*IPS_TRIGGER_IDLE_CHECK_SECONDS/);
   });
 
   test('an open API is refused off loopback; tokens are required there', () => {

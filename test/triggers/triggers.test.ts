@@ -201,9 +201,12 @@ describe.each(DRIVERS)('triggers (%s state)', (driver) => {
     });
   }
 
-  /** The subscription has looked at its tables and found nothing to do: it rests until woken (60 s idle re-check). */
+  /**
+   * The subscription has looked at its tables and found nothing to do: it rests until woken, for
+   * trigger_idle_check_seconds (600 here: more than the default's 60 s, so the setting is what it obeys).
+   */
   async function resting(sub: string): Promise<void> {
-    const rests = async (): Promise<boolean> => Date.parse((await ok('GET', `/v1/subscriptions/${sub}`)).next_check_at) > Date.now() + 30_000;
+    const rests = async (): Promise<boolean> => Date.parse((await ok('GET', `/v1/subscriptions/${sub}`)).next_check_at) > Date.now() + 300_000;
     await waitFor(`subscription ${sub} to rest (next_check_at in the future)`, rests, 3000);
     // A wake from the first poll may still be on its way: it would look once more, then rest again.
     await sleep(250);
@@ -319,6 +322,8 @@ describe.each(DRIVERS)('triggers (%s state)', (driver) => {
         DATABASE_URL: databaseUrl, IPS_ADMIN_TOKEN: ADMIN, IPS_PORT: '0', IPS_WAREHOUSE: path.join(tmp, driver, 'icdc'), IPS_LOG_LEVEL: 'silent',
         // Short loop period and retry base keep the waits in this file to a few seconds.
         IPS_TICK_MS: '100', IPS_RETRY_BASE_MS: '200', IPS_SINK_ALLOWED_HOSTS: '127.0.0.1',
+        // A subscription with nothing to fire rests 10 minutes (default 60 s): what `resting` checks.
+        IPS_TRIGGER_IDLE_CHECK_SECONDS: '600',
       },
     });
     expect(config.database.driver).toBe(driver);
