@@ -25,11 +25,6 @@ export interface NetResult {
   rewritesHandedOver: Set<bigint>;
 }
 
-interface LiveFile {
-  change: FileChange;
-  /** The compaction whose output this file is, while the compaction stands in for its inputs. */
-  group: RewriteGroup | null;
-}
 
 /**
  * A compaction that rewrote files the range added. Its outputs replace those inputs while
@@ -41,7 +36,7 @@ interface LiveFile {
  */
 interface RewriteGroup {
   snapshot: Snapshot;
-  inputs: { key: string; file: LiveFile }[];
+  inputs: { key: string; file: FileChange; group: RewriteGroup | null }[];
   outputKeys: string[];
   outputPaths: Set<string>;
   outputPartitions: Set<string>;
@@ -89,7 +84,11 @@ export interface Netting {
 }
 
 export function netting(): Netting {
-  const live = new Map<string, LiveFile>();
+  // The files live so far, by key, in the order they were added: one map entry per file and no
+  // wrapper (a 950,000-file range keeps every one). `groupOf` holds the few that are outputs of a
+  // compaction standing in for its inputs.
+  const live = new Map<string, FileChange>();
+  const groupOf = new Map<string, RewriteGroup>();
   const removed = new Map<string, FileChange>();
   const groups: RewriteGroup[] = [];
   const force = (g: RewriteGroup, why: string): void => {
@@ -100,16 +99,19 @@ export function netting(): Netting {
     for (const e of evs) {
       const k = changeKey(e.change);
       if (e.kind === 'removed') {
-        const lf = live.get(k);
-        if (lf) {
-          live.delete(k);
-          if (lf.group) force(lf.group, `snapshot ${e.snapshot.snapshotId} removed its output ${e.change.entry.dataFile.filePath}`);
+        if (live.delete(k)) {
+          const g = groupOf.get(k);
+          if (g) {
+            groupOf.delete(k);
+            force(g, `snapshot ${e.snapshot.snapshotId} removed its output ${e.change.entry.dataFile.filePath}`);
+          }
         } else {
           removed.set(k, e.change);
         }
         continue;
       }
-      live.set(k, { change: e.change, group: null });
+      live.set(k, e.change);
+      if (groupOf.size > 0) groupOf.delete(k);
       const df = e.change.entry.dataFile;
       if (df.content !== 1) continue; // equality deletes apply by value and sequence number: to the inputs as well as to the outputs
       for (const g of groups) {
@@ -135,10 +137,13 @@ export function netting(): Netting {
     const inputPartitions = new Set<string>();
     for (const e of inRange) {
       const key = changeKey(e.change);
-      const file = live.get(key)!;
+      const file = live.get(key);
+      if (file === undefined) continue; // the same file listed twice as removed: taken once
+      const group = groupOf.get(key) ?? null;
       live.delete(key);
-      g.inputs.push({ key, file });
-      if (file.group) g.consumes.add(file.group);
+      groupOf.delete(key);
+      g.inputs.push({ key, file, group });
+      if (group) g.consumes.add(group);
       inputPartitions.add(partitionKey(e.change));
     }
     g.olderInputs = gone
@@ -153,7 +158,8 @@ export function netting(): Netting {
       if (!samePartition && !newSpec) continue;
       if (newSpec) g.crossSpec = true;
       const key = changeKey(e.change);
-      live.set(key, { change: e.change, group: g });
+      live.set(key, e.change);
+      groupOf.set(key, g);
       g.outputKeys.push(key);
       if (e.change.entry.dataFile.content === 0) {
         g.outputPaths.add(e.change.entry.dataFile.filePath);
@@ -190,10 +196,17 @@ export function netting(): Netting {
           (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
         continue;
       }
-      for (const k of g.outputKeys) live.delete(k);
-      for (const { key, file } of g.inputs) live.set(key, file);
+      for (const k of g.outputKeys) {
+        live.delete(k);
+        groupOf.delete(k);
+      }
+      for (const { key, file, group } of g.inputs) {
+        live.set(key, file);
+        if (group) groupOf.set(key, group);
+        else groupOf.delete(key);
+      }
     }
-    return { added: [...live.values()].map((f) => f.change), removed: [...removed.values()], notes, rewritesHandedOver };
+    return { added: [...live.values()], removed: [...removed.values()], notes, rewritesHandedOver };
   };
   return { push, finish };
 }

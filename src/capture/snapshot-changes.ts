@@ -109,8 +109,9 @@ async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: Compac
     const removed: FileChange[] = [];
     for (const entry of m.entries) {
       if (entry.snapshotId !== snapshot.snapshotId) continue;
-      if (entry.status === EntryStatus.ADDED) added.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
-      else if (entry.status === EntryStatus.DELETED) removed.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
+      // A compact entry is its own FileChange (one object per file).
+      if (entry.status === EntryStatus.ADDED) added.push(compactEntry(entry, mf, c.stats, c.interner));
+      else if (entry.status === EntryStatus.DELETED) removed.push(compactEntry(entry, mf, c.stats, c.interner));
     }
     return { added, removed };
   })));
