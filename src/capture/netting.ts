@@ -89,6 +89,16 @@ export function netting(): Netting {
   // compaction standing in for its inputs.
   const live = new Map<string, FileChange>();
   const groupOf = new Map<string, RewriteGroup>();
+  // Until a removal or a compaction needs to look files up, added files are only listed, in
+  // order: an append-only range (the common long one) then never builds the map, whose inserts
+  // were the largest single cost of netting 950,000 files. `index` turns the list into the map,
+  // with the same result as inserting each file as it came.
+  let appended: FileChange[] | null = [];
+  const index = (): void => {
+    if (appended === null) return;
+    for (const c of appended) live.set(changeKey(c), c);
+    appended = null;
+  };
   const removed = new Map<string, FileChange>();
   const groups: RewriteGroup[] = [];
   const force = (g: RewriteGroup, why: string): void => {
@@ -97,6 +107,11 @@ export function netting(): Netting {
 
   const applyChange = (evs: FileEvent[]): void => {
     for (const e of evs) {
+      if (e.kind === 'added' && appended !== null) {
+        appended.push(e.change); // no compaction yet: no group to check a delete file against
+        continue;
+      }
+      index();
       const k = changeKey(e.change);
       if (e.kind === 'removed') {
         if (live.delete(k)) {
@@ -125,6 +140,7 @@ export function netting(): Netting {
   };
 
   const applyRewrite = (evs: FileEvent[]): void => {
+    index();
     const gone = evs.filter((e) => e.kind === 'removed');
     const made = evs.filter((e) => e.kind === 'added');
     const inRange = gone.filter((e) => live.has(changeKey(e.change)));
@@ -177,6 +193,11 @@ export function netting(): Netting {
   };
 
   const finish = (): NetResult => {
+    // Only files were added: they are the answer, unless a key came twice (then the map's).
+    if (appended !== null && !hasDuplicateKey(appended)) {
+      return { added: appended, removed: [...removed.values()], notes: [], rewritesHandedOver: new Set() };
+    }
+    index();
     // Undo the swaps nobody built on, newest first, so that a compaction of a compaction unwinds
     // to the original files; a group that stays forces the groups whose outputs it consumed.
     const notes: string[] = [];
@@ -209,4 +230,34 @@ export function netting(): Netting {
     return { added: [...live.values()], removed: [...removed.values()], notes, rewritesHandedOver };
   };
   return { push, finish };
+}
+
+/** FNV-1a over the UTF-16 code units of `s`. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+/**
+ * Whether two changes share a key. Hashes go in a typed array and are sorted natively; only keys
+ * whose hash occurs twice (about a hundred in a million) are compared as strings.
+ */
+export function hasDuplicateKey(changes: FileChange[]): boolean {
+  const n = changes.length;
+  if (n < 2) return false;
+  const hashes = new Int32Array(n);
+  for (let i = 0; i < n; i++) hashes[i] = hash32(changeKey(changes[i]!));
+  const sorted = hashes.slice().sort();
+  const twice = new Set<number>();
+  for (let i = 1; i < n; i++) if (sorted[i] === sorted[i - 1]) twice.add(sorted[i]!);
+  if (twice.size === 0) return false;
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    if (!twice.has(hashes[i]!)) continue;
+    const k = changeKey(changes[i]!);
+    if (seen.has(k)) return true;
+    seen.add(k);
+  }
+  return false;
 }
