@@ -203,6 +203,7 @@ export class EntryInterner {
   private readonly partitions = new Map<string, Map<number, unknown>>();
   private lastBig: bigint[] = [];
   private lastFormat = '';
+  private lastPartition: { specId: number; tuple: Map<number, unknown> } | null = null;
   private scratch = Buffer.allocUnsafe(4096);
 
   constructor(private readonly maxPartitions = 100_000) {}
@@ -223,12 +224,19 @@ export class EntryInterner {
   }
 
   partition(specId: number, p: Map<number, unknown>): Map<number, unknown> {
+    // Entries of one manifest mostly share one partition: the previous tuple, compared value by
+    // value, spares building the key (values `===` cannot compare, such as bytes, take the key).
+    const last = this.lastPartition;
+    if (last !== null && last.specId === specId && sameTuple(last.tuple, p)) return last.tuple;
     let key = `${specId}`;
     for (const [id, v] of p) key += `|${id}=${partValue(v)}`;
-    const hit = this.partitions.get(key);
-    if (hit) return hit;
-    if (this.partitions.size < this.maxPartitions) this.partitions.set(key, p);
-    return p;
+    let tuple = this.partitions.get(key);
+    if (!tuple) {
+      tuple = p;
+      if (this.partitions.size < this.maxPartitions) this.partitions.set(key, p);
+    }
+    this.lastPartition = { specId, tuple };
+    return tuple;
   }
 
   /** Packs the wanted statistics of `df` (see CompactEntry), or null when none are wanted. */
@@ -307,4 +315,15 @@ export function compactEntry(entry: ManifestEntry, manifest: ManifestFile, want:
 function exactNumber(v: bigint): number | bigint {
   const n = Number(v);
   return Number.isSafeInteger(n) ? n : v;
+}
+
+/** Same field ids in the same order with `===` values (then partValue keys would be equal too). */
+function sameTuple(a: Map<number, unknown>, b: Map<number, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const ia = a.entries();
+  for (const [id, v] of b) {
+    const x = ia.next().value as [number, unknown];
+    if (x[0] !== id || x[1] !== v) return false;
+  }
+  return true;
 }

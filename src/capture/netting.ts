@@ -80,6 +80,8 @@ export function netEvents(events: FileEvent[]): NetResult {
 export interface Netting {
   /** Events in range order (whole snapshots; a push may hold several). */
   push(events: FileEvent[]): void;
+  /** The same as pushing `added` as one snapshot's 'added' events (no removals, no rewrite), without making the events. */
+  pushAdded(snapshot: Snapshot, added: FileChange[]): void;
   finish(): NetResult;
 }
 
@@ -229,7 +231,15 @@ export function netting(): Netting {
     }
     return { added: [...live.values()], removed: [...removed.values()], notes, rewritesHandedOver };
   };
-  return { push, finish };
+  const pushAdded = (snapshot: Snapshot, added: FileChange[]): void => {
+    if (appended !== null) {
+      for (const c of added) appended.push(c);
+      return;
+    }
+    applyChange(added.map((change): FileEvent => ({ snapshot, kind: 'added', change })));
+  };
+
+  return { push, pushAdded, finish };
 }
 
 /** FNV-1a over the UTF-16 code units of `s`. */

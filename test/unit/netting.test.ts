@@ -112,6 +112,25 @@ describe('netting: a range of appends only (kept as a list, no index)', () => {
   });
 });
 
+describe('netting: pushAdded', () => {
+  it('gives what pushing the same files as added events gives, before and after the index exists', () => {
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((p) => file(`${p}.parquet`)) as [FileChange, FileChange, FileChange, FileChange];
+    const old = file('old.parquet');
+    const s1 = at('append', { added: [a, b] });
+    const s2 = at('overwrite', { removed: [a, old], added: [c] });
+    const s3 = at('append', { added: [d, b] });
+    const viaEvents = netEvents([...s1, ...s2, ...s3]);
+    const n = netting();
+    n.pushAdded(s1[0]!.snapshot, [a, b]);
+    n.push(s2);
+    n.pushAdded(s3[0]!.snapshot, [d, b]);
+    const viaAdded = n.finish();
+    expect(viaAdded.added).toEqual(viaEvents.added);
+    expect(viaAdded.added).toEqual([b, c, d]);
+    expect(viaAdded.removed).toEqual(viaEvents.removed);
+  });
+});
+
 describe('netting: compaction inside the range', () => {
   it('a compaction nothing builds on changes nothing: the original files are handed over', () => {
     const f1 = file('f1');
