@@ -319,7 +319,7 @@ export const changePlanning: Benchmark = {
         for (const m of mismatches) console.log(`   ${m}`);
         throw new Error('the planners disagree on the planned files (see above)');
       }
-      console.log(`\n   incremental file sets agree in every round: ${planners0.join(' == ')} (PyIceberg where it ran) == the generator's appends × ${t.files_per_snapshot} files`);
+      console.log(`\n   incremental file sets agree in every round: ${planners0.join(' == ')}${planners0.includes('pyiceberg') ? ' (PyIceberg where it ran)' : ''} == the generator's appends × ${t.files_per_snapshot} files`);
       if (lookback) console.log(`   lookback file sets have the generator's ${fmtInt(expectedLookback)} files of those ${lookbackDays} days\n`);
     } finally {
       await Promise.allSettled([ips.close(), py.close(), spark.close()]);
