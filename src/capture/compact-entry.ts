@@ -1,6 +1,9 @@
 import { IpsError } from '../errors.js';
 import type { DataFile, EntryStatus, FileContent, ManifestEntry } from '../iceberg/manifest.js';
+import type { ManifestFile } from '../iceberg/manifest-list.js';
+import type { DeleteFootprint } from './delete-footprint.js';
 import { partValue } from './file-key.js';
+import type { FileChange } from './snapshot-changes.js';
 
 /**
  * Which column statistics a plan keeps per file. `fields`: the field ids whose value/null counts
@@ -54,12 +57,16 @@ interface Rare {
  * partition, record count, size, sequence numbers, snapshot id, the statistics asked for, and the
  * delete-file fields output shows (equality ids, referenced file, DV offset/size, first row id).
  * Column sizes, NaN counts, key metadata, split offsets and sort order read as null.
- * It is both the entry and its data file (`dataFile` returns itself), so netting, ranges and the
+ * It is at once the file change, the entry and its data file (`entry` and `dataFile` return
+ * itself): a 950,000-file plan keeps one object per file, not three. Netting, ranges and the
  * JSON/text output read it like a decoded entry. The dropped statistics read as null (not
  * recorded); a compact entry is therefore never written back into a manifest (ICDC tables are
  * written from full entries).
  */
-export class CompactEntry implements ManifestEntry, DataFile {
+export class CompactEntry implements FileChange, ManifestEntry, DataFile {
+  /** Set by resolveDeleteFootprints for a delete file. */
+  footprint?: DeleteFootprint;
+
   constructor(
     readonly status: EntryStatus,
     readonly snapshotId: bigint,
@@ -69,14 +76,28 @@ export class CompactEntry implements ManifestEntry, DataFile {
     readonly filePath: string,
     readonly fileFormat: string,
     readonly partition: Map<number, unknown>,
-    readonly recordCount: bigint,
-    readonly fileSizeInBytes: bigint,
+    // Counts as numbers while exact (almost always): a bigint is one more heap object per file.
+    private readonly records: number | bigint,
+    private readonly size: number | bigint,
     private readonly stats: string | null,
     private readonly rare: Rare | null,
+    readonly manifest: ManifestFile,
   ) {}
+
+  get entry(): ManifestEntry {
+    return this;
+  }
 
   get dataFile(): DataFile {
     return this;
+  }
+
+  get recordCount(): bigint {
+    return typeof this.records === 'bigint' ? this.records : BigInt(this.records);
+  }
+
+  get fileSizeInBytes(): bigint {
+    return typeof this.size === 'bigint' ? this.size : BigInt(this.size);
   }
 
   get lowerBounds(): Map<number, Buffer> | null {
@@ -181,6 +202,8 @@ function unpackCounts(stats: string | null, kind: number): Map<number, bigint> |
 export class EntryInterner {
   private readonly partitions = new Map<string, Map<number, unknown>>();
   private lastBig: bigint[] = [];
+  private lastFormat = '';
+  private lastPartition: { specId: number; tuple: Map<number, unknown> } | null = null;
   private scratch = Buffer.allocUnsafe(4096);
 
   constructor(private readonly maxPartitions = 100_000) {}
@@ -193,13 +216,27 @@ export class EntryInterner {
     return v;
   }
 
+  /** One string for a file format every entry repeats (`PARQUET`). */
+  format(f: string): string {
+    if (f === this.lastFormat) return this.lastFormat;
+    this.lastFormat = f;
+    return f;
+  }
+
   partition(specId: number, p: Map<number, unknown>): Map<number, unknown> {
+    // Entries of one manifest mostly share one partition: the previous tuple, compared value by
+    // value, spares building the key (values `===` cannot compare, such as bytes, take the key).
+    const last = this.lastPartition;
+    if (last !== null && last.specId === specId && sameTuple(last.tuple, p)) return last.tuple;
     let key = `${specId}`;
     for (const [id, v] of p) key += `|${id}=${partValue(v)}`;
-    const hit = this.partitions.get(key);
-    if (hit) return hit;
-    if (this.partitions.size < this.maxPartitions) this.partitions.set(key, p);
-    return p;
+    let tuple = this.partitions.get(key);
+    if (!tuple) {
+      tuple = p;
+      if (this.partitions.size < this.maxPartitions) this.partitions.set(key, p);
+    }
+    this.lastPartition = { specId, tuple };
+    return tuple;
   }
 
   /** Packs the wanted statistics of `df` (see CompactEntry), or null when none are wanted. */
@@ -251,7 +288,7 @@ export class EntryInterner {
  * map) is garbage at once. `want` says which statistics stay; when the manifest decoder can skip
  * statistics itself, the same selection is what it is asked to decode.
  */
-export function compactEntry(entry: ManifestEntry, specId: number, want: StatsWanted, interner: EntryInterner): CompactEntry {
+export function compactEntry(entry: ManifestEntry, manifest: ManifestFile, want: StatsWanted, interner: EntryInterner): CompactEntry {
   const df = entry.dataFile;
   if (df.filePath.length > 64 * 1024) throw new IpsError('INVALID_MANIFEST', `a file path of ${df.filePath.length} characters is not plausible (limit 65536)`);
   const rare = df.equalityIds !== null || df.firstRowId !== null || df.referencedDataFile !== null || df.contentOffset !== null || df.contentSizeInBytes !== null
@@ -264,11 +301,29 @@ export function compactEntry(entry: ManifestEntry, specId: number, want: StatsWa
     interner.big(entry.fileSequenceNumber),
     df.content,
     df.filePath,
-    df.fileFormat,
-    interner.partition(specId, df.partition),
-    df.recordCount,
-    df.fileSizeInBytes,
+    interner.format(df.fileFormat),
+    interner.partition(manifest.partitionSpecId, df.partition),
+    exactNumber(df.recordCount),
+    exactNumber(df.fileSizeInBytes),
     interner.pack(df, want),
     rare,
+    manifest,
   );
+}
+
+/** `v` as a number when that is exact, else the bigint itself. */
+function exactNumber(v: bigint): number | bigint {
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : v;
+}
+
+/** Same field ids in the same order with `===` values (then partValue keys would be equal too). */
+function sameTuple(a: Map<number, unknown>, b: Map<number, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const ia = a.entries();
+  for (const [id, v] of b) {
+    const x = ia.next().value as [number, unknown];
+    if (x[0] !== id || x[1] !== v) return false;
+  }
+  return true;
 }

@@ -14,6 +14,15 @@ export interface ReadOptions {
   stats?: StatsSelection;
   /** Manifest lists: decode the partition field summaries (default true); a list without them is not cached. */
   partitions?: boolean;
+  /** Manifest lists: only the manifests this snapshot added (decodeManifestList's `addedBy`); such a list is not cached. */
+  addedBy?: bigint;
+  /**
+   * Decode straight from the file's bytes, inflating each block on this thread with one reused
+   * zlib engine, instead of inflating on libuv's pool first (decompressAvroFile). About half the
+   * CPU for a large plan; it holds the event loop for a file's decode, so it is for a CLI plan,
+   * which has nothing else to answer meanwhile, not for the service.
+   */
+  inline?: boolean;
 }
 
 /**
@@ -73,8 +82,9 @@ export class ManifestReader {
     const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
     const partitions = opts.partitions ?? true;
-    const list = decodeManifestList(await decompressAvroFile(buf, path, this.avroOptions()), path, { ...this.avroOptions(), partitions });
-    if ((opts.cache ?? true) && partitions) this.remember(path, list, buf.length);
+    const bytes = opts.inline ? buf : await decompressAvroFile(buf, path, this.avroOptions());
+    const list = decodeManifestList(bytes, path, { ...this.avroOptions(), partitions, ...(opts.addedBy !== undefined ? { addedBy: opts.addedBy } : {}) });
+    if ((opts.cache ?? true) && partitions && opts.addedBy === undefined) this.remember(path, list, buf.length);
     return list;
   }
 
@@ -84,7 +94,8 @@ export class ManifestReader {
     if (cached) return cached;
     const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
-    const m = decodeManifest(await decompressAvroFile(buf, mf.path, this.avroOptions()), mf, mf.path, { ...this.avroOptions(), stats: opts.stats });
+    const bytes = opts.inline ? buf : await decompressAvroFile(buf, mf.path, this.avroOptions());
+    const m = decodeManifest(bytes, mf, mf.path, { ...this.avroOptions(), stats: opts.stats });
     if ((opts.cache ?? true) && !partial) this.remember(mf.path, m, buf.length);
     return m;
   }

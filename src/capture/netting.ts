@@ -25,11 +25,6 @@ export interface NetResult {
   rewritesHandedOver: Set<bigint>;
 }
 
-interface LiveFile {
-  change: FileChange;
-  /** The compaction whose output this file is, while the compaction stands in for its inputs. */
-  group: RewriteGroup | null;
-}
 
 /**
  * A compaction that rewrote files the range added. Its outputs replace those inputs while
@@ -41,7 +36,7 @@ interface LiveFile {
  */
 interface RewriteGroup {
   snapshot: Snapshot;
-  inputs: { key: string; file: LiveFile }[];
+  inputs: { key: string; file: FileChange; group: RewriteGroup | null }[];
   outputKeys: string[];
   outputPaths: Set<string>;
   outputPartitions: Set<string>;
@@ -85,11 +80,27 @@ export function netEvents(events: FileEvent[]): NetResult {
 export interface Netting {
   /** Events in range order (whole snapshots; a push may hold several). */
   push(events: FileEvent[]): void;
+  /** The same as pushing `added` as one snapshot's 'added' events (no removals, no rewrite), without making the events. */
+  pushAdded(snapshot: Snapshot, added: FileChange[]): void;
   finish(): NetResult;
 }
 
 export function netting(): Netting {
-  const live = new Map<string, LiveFile>();
+  // The files live so far, by key, in the order they were added: one map entry per file and no
+  // wrapper (a 950,000-file range keeps every one). `groupOf` holds the few that are outputs of a
+  // compaction standing in for its inputs.
+  const live = new Map<string, FileChange>();
+  const groupOf = new Map<string, RewriteGroup>();
+  // Until a removal or a compaction needs to look files up, added files are only listed, in
+  // order: an append-only range (the common long one) then never builds the map, whose inserts
+  // were the largest single cost of netting 950,000 files. `index` turns the list into the map,
+  // with the same result as inserting each file as it came.
+  let appended: FileChange[] | null = [];
+  const index = (): void => {
+    if (appended === null) return;
+    for (const c of appended) live.set(changeKey(c), c);
+    appended = null;
+  };
   const removed = new Map<string, FileChange>();
   const groups: RewriteGroup[] = [];
   const force = (g: RewriteGroup, why: string): void => {
@@ -98,18 +109,26 @@ export function netting(): Netting {
 
   const applyChange = (evs: FileEvent[]): void => {
     for (const e of evs) {
+      if (e.kind === 'added' && appended !== null) {
+        appended.push(e.change); // no compaction yet: no group to check a delete file against
+        continue;
+      }
+      index();
       const k = changeKey(e.change);
       if (e.kind === 'removed') {
-        const lf = live.get(k);
-        if (lf) {
-          live.delete(k);
-          if (lf.group) force(lf.group, `snapshot ${e.snapshot.snapshotId} removed its output ${e.change.entry.dataFile.filePath}`);
+        if (live.delete(k)) {
+          const g = groupOf.get(k);
+          if (g) {
+            groupOf.delete(k);
+            force(g, `snapshot ${e.snapshot.snapshotId} removed its output ${e.change.entry.dataFile.filePath}`);
+          }
         } else {
           removed.set(k, e.change);
         }
         continue;
       }
-      live.set(k, { change: e.change, group: null });
+      live.set(k, e.change);
+      if (groupOf.size > 0) groupOf.delete(k);
       const df = e.change.entry.dataFile;
       if (df.content !== 1) continue; // equality deletes apply by value and sequence number: to the inputs as well as to the outputs
       for (const g of groups) {
@@ -123,6 +142,7 @@ export function netting(): Netting {
   };
 
   const applyRewrite = (evs: FileEvent[]): void => {
+    index();
     const gone = evs.filter((e) => e.kind === 'removed');
     const made = evs.filter((e) => e.kind === 'added');
     const inRange = gone.filter((e) => live.has(changeKey(e.change)));
@@ -135,10 +155,13 @@ export function netting(): Netting {
     const inputPartitions = new Set<string>();
     for (const e of inRange) {
       const key = changeKey(e.change);
-      const file = live.get(key)!;
+      const file = live.get(key);
+      if (file === undefined) continue; // the same file listed twice as removed: taken once
+      const group = groupOf.get(key) ?? null;
       live.delete(key);
-      g.inputs.push({ key, file });
-      if (file.group) g.consumes.add(file.group);
+      groupOf.delete(key);
+      g.inputs.push({ key, file, group });
+      if (group) g.consumes.add(group);
       inputPartitions.add(partitionKey(e.change));
     }
     g.olderInputs = gone
@@ -153,7 +176,8 @@ export function netting(): Netting {
       if (!samePartition && !newSpec) continue;
       if (newSpec) g.crossSpec = true;
       const key = changeKey(e.change);
-      live.set(key, { change: e.change, group: g });
+      live.set(key, e.change);
+      groupOf.set(key, g);
       g.outputKeys.push(key);
       if (e.change.entry.dataFile.content === 0) {
         g.outputPaths.add(e.change.entry.dataFile.filePath);
@@ -171,6 +195,11 @@ export function netting(): Netting {
   };
 
   const finish = (): NetResult => {
+    // Only files were added: they are the answer, unless a key came twice (then the map's).
+    if (appended !== null && !hasDuplicateKey(appended)) {
+      return { added: appended, removed: [...removed.values()], notes: [], rewritesHandedOver: new Set() };
+    }
+    index();
     // Undo the swaps nobody built on, newest first, so that a compaction of a compaction unwinds
     // to the original files; a group that stays forces the groups whose outputs it consumed.
     const notes: string[] = [];
@@ -190,10 +219,55 @@ export function netting(): Netting {
           (g.crossSpec ? '; the compaction changed the partition spec, so all its outputs in the new spec are included' : ''));
         continue;
       }
-      for (const k of g.outputKeys) live.delete(k);
-      for (const { key, file } of g.inputs) live.set(key, file);
+      for (const k of g.outputKeys) {
+        live.delete(k);
+        groupOf.delete(k);
+      }
+      for (const { key, file, group } of g.inputs) {
+        live.set(key, file);
+        if (group) groupOf.set(key, group);
+        else groupOf.delete(key);
+      }
     }
-    return { added: [...live.values()].map((f) => f.change), removed: [...removed.values()], notes, rewritesHandedOver };
+    return { added: [...live.values()], removed: [...removed.values()], notes, rewritesHandedOver };
   };
-  return { push, finish };
+  const pushAdded = (snapshot: Snapshot, added: FileChange[]): void => {
+    if (appended !== null) {
+      for (const c of added) appended.push(c);
+      return;
+    }
+    applyChange(added.map((change): FileEvent => ({ snapshot, kind: 'added', change })));
+  };
+
+  return { push, pushAdded, finish };
+}
+
+/** FNV-1a over the UTF-16 code units of `s`. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+/**
+ * Whether two changes share a key. Hashes go in a typed array and are sorted natively; only keys
+ * whose hash occurs twice (about a hundred in a million) are compared as strings.
+ */
+export function hasDuplicateKey(changes: FileChange[]): boolean {
+  const n = changes.length;
+  if (n < 2) return false;
+  const hashes = new Int32Array(n);
+  for (let i = 0; i < n; i++) hashes[i] = hash32(changeKey(changes[i]!));
+  const sorted = hashes.slice().sort();
+  const twice = new Set<number>();
+  for (let i = 1; i < n; i++) if (sorted[i] === sorted[i - 1]) twice.add(sorted[i]!);
+  if (twice.size === 0) return false;
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    if (!twice.has(hashes[i]!)) continue;
+    const k = changeKey(changes[i]!);
+    if (seen.has(k)) return true;
+    seen.add(k);
+  }
+  return false;
 }

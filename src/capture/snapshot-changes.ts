@@ -97,17 +97,21 @@ function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: Manifes
  * result lists entries in manifest order, as the sequential read does.
  */
 async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead): Promise<SnapshotChanges> {
-  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false }));
-  const { read, skipped } = ownManifests(list.manifests, snapshot);
+  // Only the snapshot's own manifests are decoded from its list, and only the stats the plan
+  // keeps from its manifests; the rest is walked over in the bytes.
+  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false, addedBy: snapshot.snapshotId, inline: true }));
+  const own = ownManifests(list.manifests, snapshot);
+  const read = own.read;
+  const skipped = own.skipped + (list.filtered ?? 0);
   const parts = await Promise.all(read.map((mf) => c.limit(async () => {
-    // Only the stats the plan keeps are decoded; the rest are skipped in the bytes.
-    const m = await reader.manifest(mf, { cache: false, stats: decodeStats(c.stats) });
+    const m = await reader.manifest(mf, { cache: false, stats: decodeStats(c.stats), inline: true });
     const added: FileChange[] = [];
     const removed: FileChange[] = [];
     for (const entry of m.entries) {
       if (entry.snapshotId !== snapshot.snapshotId) continue;
-      if (entry.status === EntryStatus.ADDED) added.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
-      else if (entry.status === EntryStatus.DELETED) removed.push({ entry: compactEntry(entry, mf.partitionSpecId, c.stats, c.interner), manifest: mf });
+      // A compact entry is its own FileChange (one object per file).
+      if (entry.status === EntryStatus.ADDED) added.push(compactEntry(entry, mf, c.stats, c.interner));
+      else if (entry.status === EntryStatus.DELETED) removed.push(compactEntry(entry, mf, c.stats, c.interner));
     }
     return { added, removed };
   })));

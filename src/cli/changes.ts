@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_MAX_ROWS, DEFAULT_MEMORY_LIMIT } from '../rows/net-rows.js';
 import type { PairBy } from '../rows/changelog.js';
-import { ROW_FORMATS, writeRowsFile, type RowFormat } from '../rows/output.js';
+import type { RowFormat } from '../rows/output.js';
 import { IpsError, isIpsError } from '../errors.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet, ChangeSetOptions } from '../capture/change-set.js';
@@ -133,6 +133,8 @@ async function rowChanges(ref: string, opts: ChangesOptions): Promise<void> {
   if (opts.net && identifierColumns.length > 0) {
     throw new IpsError('INVALID_ARGUMENT', '--identifier-columns pairs updates per snapshot and does not combine with --net (net changes have no update images, as in Spark); leave out --net for the changelog per snapshot');
   }
+  // The row writers (Apache Arrow and the like) load only for --rows: a file plan does not pay for them.
+  const { ROW_FORMATS, writeRowsFile } = await import('../rows/output.js');
   const format = (opts.format ?? 'jsonl') as RowFormat;
   if (!ROW_FORMATS.includes(format)) throw new IpsError('INVALID_ARGUMENT', `--format ${opts.format} is not supported with --rows; use one of ${ROW_FORMATS.join(', ')}`);
   for (const [flag, set] of [['--icdc', opts.icdc], ['--range', opts.range], ['--allow-sequence-fallback', opts.allowSequenceFallback], ['--json', opts.json]] as const) {

@@ -1,5 +1,5 @@
 import { readAvroContainer, type AvroReadOptions } from './avro.js';
-import { compiledSchema, type Cursor, type RecordNode } from './avro-decoder.js';
+import { AvroDecodeError, compiledSchema, readVarNum, truncated, type Cursor, type RecordNode, type TypeNode } from './avro-decoder.js';
 import { fieldsById, optionalField, requireField, unwrapRecord } from './avro-fields.js';
 import { IpsError } from '../errors.js';
 
@@ -38,6 +38,8 @@ export interface ManifestList {
   /** Avro header metadata (`snapshot-id`, `parent-snapshot-id`, `sequence-number`, `format-version`, …). */
   meta: Map<string, string>;
   manifests: ManifestFile[];
+  /** Records left out by `addedBy` (ManifestListReadOptions), not decoded. */
+  filtered?: number;
 }
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -49,20 +51,66 @@ export interface ManifestListReadOptions extends AvroReadOptions {
    * path, snapshot and counts skips them in the bytes: they are most of a list record's cost.
    */
   partitions?: boolean;
+  /**
+   * Keep only the manifests this snapshot added (`added_snapshot_id`): the others are walked
+   * over in the bytes, never decoded. Change planning reads one snapshot's own manifests out of
+   * a list that names every live manifest of the table (a 1,900-snapshot range reads ~2 million
+   * list records to keep 1,900), so the comparison is made on the encoded long itself.
+   */
+  addedBy?: bigint;
 }
 
-/** Field id of `partitions` (the field summaries) in a manifest list record. */
+/** Field ids of `added_snapshot_id` and `partitions` (the field summaries) in a manifest list record. */
+const ADDED_SNAPSHOT_ID = 503;
 const PARTITIONS_ID = 507;
+
+/** A record left out by `addedBy`. */
+const FILTERED = Symbol('filtered');
+
+/**
+ * Whether the Avro long at the cursor, whose zigzag encoding is `lo`/`hi` (unsigned 32-bit halves),
+ * equals the one wanted; consumes it. Exact for every 64-bit value without a BigInt: the varint is
+ * taken apart into the same two halves, whatever its length (a padded encoding compares equal).
+ */
+export function longMatches(c: Cursor, lo: number, hi: number): boolean {
+  const buf = c.buf;
+  let pos = c.pos;
+  let l = 0;
+  let h = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (pos >= c.end) throw truncated();
+    if (shift >= 70) throw new AvroDecodeError('varint longer than 10 bytes');
+    const b = buf[pos++]!;
+    const v = b & 0x7f;
+    if (shift < 28) l |= v << shift;
+    else if (shift === 28) {
+      l |= (v & 0x0f) << 28;
+      h |= v >>> 4;
+    } else if (shift < 63) h |= v << (shift - 32);
+    else h |= (v & 1) << 31; // bits past the 64th are not part of a long
+    if (b < 0x80) break;
+  }
+  c.pos = pos;
+  return (l >>> 0) === lo && (h >>> 0) === hi;
+}
+
+/** The zigzag encoding of a 64-bit long as unsigned 32-bit halves (for longMatches). */
+export function zigzagHalves(v: bigint): { lo: number; hi: number } {
+  const z = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
+  return { lo: Number(z & 0xffffffffn), hi: Number(z >> 32n) };
+}
 
 /**
  * Records of the list as generic objects by field name, with `partitions` skipped (left out)
- * when not wanted: the root record's fields are read or skipped one by one.
+ * when not wanted: the root record's fields are read or skipped one by one. With `addedBy`, a
+ * record whose added_snapshot_id differs is walked over and comes back as FILTERED; one that may
+ * match (the id equal, or null, which the decoding below then judges) is read from its start.
  */
-function listRecordReader(schema: Parameters<typeof compiledSchema>[1], text: string, partitions: boolean): (c: Cursor) => unknown {
+function listRecordReader(schema: Parameters<typeof compiledSchema>[1], text: string, partitions: boolean, addedBy: bigint | undefined): (c: Cursor) => unknown {
   const root = compiledSchema(text, schema);
-  if (partitions || root.kind !== 'record') return root.read;
+  if (root.kind !== 'record') return root.read;
   const fields = (root as RecordNode).fields;
-  return (c) => {
+  const read = partitions ? root.read : (c: Cursor): unknown => {
     const out: Record<string, unknown> = {};
     for (const f of fields) {
       if (f.fieldId === PARTITIONS_ID) f.type.skip(c);
@@ -70,11 +118,39 @@ function listRecordReader(schema: Parameters<typeof compiledSchema>[1], text: st
     }
     return out;
   };
+  const at = fields.findIndex((f) => f.fieldId === ADDED_SNAPSHOT_ID);
+  if (addedBy === undefined || at < 0) return read;
+  const idType: TypeNode = fields[at]!.type;
+  // A long, or a union of null and a long (the null branch is kept for the decoding to judge).
+  const branches = idType.kind === 'union' ? idType.branches : null;
+  if (branches ? !branches.every((b) => b.kind === 'null' || b.kind === 'long') : idType.kind !== 'long') return read;
+  const { lo, hi } = zigzagHalves(addedBy);
+  const before = fields.slice(0, at).map((f) => f.type.skip);
+  const after = fields.slice(at + 1).map((f) => f.type.skip);
+  return (c) => {
+    const start = c.pos;
+    for (const skip of before) skip(c);
+    let keep: boolean;
+    if (branches) {
+      const i = readVarNum(c);
+      const b = branches[i];
+      if (b === undefined || i < 0) throw new AvroDecodeError(`union index ${i} out of range`);
+      keep = b.kind === 'null' || longMatches(c, lo, hi);
+    } else {
+      keep = longMatches(c, lo, hi);
+    }
+    if (keep) {
+      c.pos = start;
+      return read(c);
+    }
+    for (const skip of after) skip(c);
+    return FILTERED;
+  };
 }
 
 export function decodeManifestList(buf: Buffer, where: string, options: ManifestListReadOptions = {}): ManifestList {
   const wantPartitions = options.partitions ?? true;
-  const file = readAvroContainer<unknown>(buf, where, (schema, text) => listRecordReader(schema, text, wantPartitions), options);
+  const file = readAvroContainer<unknown>(buf, where, (schema, text) => listRecordReader(schema, text, wantPartitions, options.addedBy), options);
   const rec = unwrapRecord(file.schema, where);
   if (!rec) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: root schema is not a record`);
   const ids = fieldsById(rec);
@@ -112,7 +188,13 @@ export function decodeManifestList(buf: Buffer, where: string, options: Manifest
       };
     }
   }
-  const manifests = file.records.map((r0, i): ManifestFile => {
+  let filtered = 0;
+  const manifests: ManifestFile[] = [];
+  file.records.forEach((r0, i) => {
+    if (r0 === FILTERED) {
+      filtered++;
+      return;
+    }
     const r = r0 as Record<string, unknown>;
     const path = r[f.path];
     if (typeof path !== 'string' || path === '') throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has an empty manifest_path`);
@@ -120,7 +202,7 @@ export function decodeManifestList(buf: Buffer, where: string, options: Manifest
     if (content !== 0 && content !== 1) throw new IpsError('INVALID_MANIFEST_LIST', `${where}: entry ${i} has content ${content} (0 data, 1 deletes)`);
     const rawParts = f.partitions ? ((r[f.partitions] as Record<string, unknown>[] | null | undefined) ?? null) : null;
     const seq = f.seq ? big(r[f.seq]) ?? 0n : 0n;
-    return {
+    manifests.push({
       path,
       length: BigInt(r[f.length] as bigint),
       partitionSpecId: Number(r[f.specId]),
@@ -144,7 +226,7 @@ export function decodeManifestList(buf: Buffer, where: string, options: Manifest
         : null,
       keyMetadata: f.keyMetadata ? ((r[f.keyMetadata] as Buffer | null) ?? null) : null,
       firstRowId: f.firstRowId ? big(r[f.firstRowId]) : null,
-    };
+    });
   });
-  return { meta: file.meta, manifests };
+  return { meta: file.meta, manifests, ...(options.addedBy !== undefined ? { filtered } : {}) };
 }

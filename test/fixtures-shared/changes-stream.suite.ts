@@ -68,10 +68,12 @@ describe('compact entries keep what planning and output read, exactly', () => {
       for (const snap of md.snapshots) {
         for (const mf of (await f.reader.manifestList(snap)).manifests) {
           for (const e of (await f.reader.manifest(mf)).entries) {
-            const c = compactEntry(e, mf.partitionSpecId, { fields: wanted, allBounds: true }, interner);
+            const c = compactEntry(e, mf, { fields: wanted, allBounds: true }, interner);
             const d = e.dataFile;
             expect([c.status, c.snapshotId, c.sequenceNumber, c.fileSequenceNumber]).toEqual([e.status, e.snapshotId, e.sequenceNumber, e.fileSequenceNumber]);
             expect(c.dataFile).toBe(c);
+            expect(c.entry).toBe(c);
+            expect(c.manifest).toBe(mf);
             expect({ ...pick(c) }).toEqual({ ...pick(d) });
             expect(c.lowerBounds ?? new Map()).toEqual(d.lowerBounds ?? new Map());
             expect(c.upperBounds ?? new Map()).toEqual(d.upperBounds ?? new Map());

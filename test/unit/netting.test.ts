@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { compactionRecordCheck } from '../../src/capture/change-set.js';
 import { fileKey } from '../../src/capture/file-key.js';
-import { netEvents, type FileEvent } from '../../src/capture/netting.js';
+import { hasDuplicateKey, netEvents, netting, type FileEvent } from '../../src/capture/netting.js';
 import type { FileChange } from '../../src/capture/snapshot-changes.js';
 import { EntryStatus, type DataFile } from '../../src/iceberg/manifest.js';
 import type { ManifestFile } from '../../src/iceberg/manifest-list.js';
@@ -67,6 +67,67 @@ describe('netting: deletion vectors that share a Puffin file', () => {
     const net = netEvents(at('delete', { removed: [old], added: [dv('p1.puffin', 4n, 'a.parquet')] }));
     expect(keys(net.removed)).toEqual(['p0.puffin#content_offset=4']);
     expect(keys(net.removed)).not.toContain(fileKey(other.entry.dataFile));
+  });
+});
+
+describe('netting: a range of appends only (kept as a list, no index)', () => {
+  // Two different paths whose FNV-1a hashes are equal (found by search): the duplicate check must
+  // compare the keys themselves.
+  const [c1, c2] = ['data/f-22598.parquet', 'data/f-991162.parquet'];
+
+  it('hands the files over in the order they were added', () => {
+    const files = ['a', 'b', 'c', 'd'].map((p) => file(`${p}.parquet`));
+    const net = netEvents([...at('append', { added: files.slice(0, 2) }), ...at('append', { added: files.slice(2) })]);
+    expect(net.added).toEqual(files);
+    expect(net.removed).toEqual([]);
+  });
+
+  it('a file added twice is handed over once, at its first place, as the later entry (as a map keeps it)', () => {
+    const a = file('a.parquet');
+    const b = file('b.parquet');
+    const a2 = file('a.parquet', { recordCount: 20n });
+    const net = netEvents([...at('append', { added: [a, b] }), ...at('append', { added: [a2] })]);
+    expect(net.added).toEqual([a2, b]);
+  });
+
+  it('tells equal keys from different keys with equal hashes', () => {
+    expect(hasDuplicateKey([file(c1), file(c2)])).toBe(false);
+    expect(hasDuplicateKey([file(c1), file('x.parquet'), file(c2), file(c1)])).toBe(true);
+    expect(hasDuplicateKey([dv('p.puffin', 4n, c1), dv('p.puffin', 60n, c2)])).toBe(false);
+    const net = netEvents(at('append', { added: [file(c1), file(c2)] }));
+    expect(keys(net.added)).toEqual([c1, c2]);
+  });
+
+  it('a removal after appends nets against them as before (the list becomes the index)', () => {
+    const a = file('a.parquet');
+    const b = file('b.parquet');
+    const c = file('c.parquet');
+    const old = file('old.parquet');
+    const n = netting();
+    n.push(at('append', { added: [a, b] }));
+    n.push(at('overwrite', { removed: [a, old], added: [c] }));
+    const net = n.finish();
+    expect(net.added).toEqual([b, c]);
+    expect(net.removed).toEqual([old]);
+  });
+});
+
+describe('netting: pushAdded', () => {
+  it('gives what pushing the same files as added events gives, before and after the index exists', () => {
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((p) => file(`${p}.parquet`)) as [FileChange, FileChange, FileChange, FileChange];
+    const old = file('old.parquet');
+    const s1 = at('append', { added: [a, b] });
+    const s2 = at('overwrite', { removed: [a, old], added: [c] });
+    const s3 = at('append', { added: [d, b] });
+    const viaEvents = netEvents([...s1, ...s2, ...s3]);
+    const n = netting();
+    n.pushAdded(s1[0]!.snapshot, [a, b]);
+    n.push(s2);
+    n.pushAdded(s3[0]!.snapshot, [d, b]);
+    const viaAdded = n.finish();
+    expect(viaAdded.added).toEqual(viaEvents.added);
+    expect(viaAdded.added).toEqual([b, c, d]);
+    expect(viaAdded.removed).toEqual(viaEvents.removed);
   });
 });
 
