@@ -90,7 +90,7 @@ export const metadataLoad: Benchmark = {
     console.log(`\n   median CPU per parse: ips ${ms(ipsCpu)} ms, pyiceberg ${ms(pyCpu)} ms: ips is ${(pyCpu / ipsCpu).toFixed(2)}× as fast`);
     console.log(`   memory: ips heap allocated by one parse ${mb(median(ips.map((a) => a.parse_heap_bytes)))}, pyiceberg peak Python allocation of one parse ${mb(median(py.map((b) => b.parse_peak_alloc_bytes)))}; peak RSS is the whole process (interpreter included)\n`);
     ctx.result({
-      measure: `CPU per parse of a ${mb(bytes)} metadata.json (${fmtInt(snapshots)} snapshots), median of ${rounds} × ${parses} parses; ratio = PyIceberg ÷ ips`,
+      measure: `CPU per parse of a ${(bytes / 1e6).toFixed(2)} MB metadata.json (${fmtInt(snapshots)} snapshots), median of ${rounds} × ${parses} parses; ratio = PyIceberg ÷ ips`,
       ips: `${ms(ipsCpu)} ms, peak RSS ${fmtMiB(Math.max(...ips.map((a) => a.max_rss_bytes)))}`,
       peer: `PyIceberg ${p0.pyiceberg}: ${ms(pyCpu)} ms, peak RSS ${fmtMiB(Math.max(...py.map((b) => b.max_rss_bytes)))}`,
       ratio: fmtRatio(pyCpu / ipsCpu),
