@@ -200,7 +200,7 @@ export const fleet: Benchmark = {
       console.log(table(HEAD, main.runs.map((r) => phaseRow(r, { tables: o.tables, consumers })).concat(
         curve.flatMap((c) => c.runs.map((r) => phaseRow(r, { tables: r.shape.tables, consumers: r.shape.tables * r.shape.consumersPerTable })))),
       ).replace(/^/gm, '   '));
-      // Result rows (bench/table.ts): one per replica count of the fleet's windows; no peer, no target (issue 19 sets none).
+      // Result rows (bench/table.ts): one per replica count of the fleet's windows; no peer, no target (issue 19 names none for these).
       for (const r of main.runs) {
         const p = r.phase;
         const cpu = p.ipsCpu.reduce((a, b) => a + b, 0) + (Number.isFinite(p.pgCpu) ? p.pgCpu : 0);
