@@ -585,7 +585,7 @@ export const httpStep: Benchmark = {
           const pg = isPg(b) && m === 'full';
           ctx.result({
             measure: m === 'full'
-              ? `prepare → commit round trips per second over HTTP, ${connections} connections, ${seconds} s per round; ${SETTINGS[b]}`
+              ? `prepare → commit round trips per second over HTTP, ${connections} connections, ${seconds} s per phase; ${SETTINGS[b]}`
               : `prepares with nothing to hand out, per second over HTTP, ${connections} connections; ${SETTINGS[b]}`,
             ips: `${a.rate.toFixed(1)}/s, prepare p50/p99 ${ms(a.prepare.p50)}/${ms(a.prepare.p99)} ms` +
               (m === 'full' ? `, commit p99 ${ms(a.commit.p99)} ms` : '') +

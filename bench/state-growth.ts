@@ -218,8 +218,8 @@ export const stateGrowth: Benchmark = {
           measure: `ips state (PostgreSQL, after VACUUM) of ${fmtInt(consumers)} consumers × ${opts.batchesPerDay} batches a day of ${opts.filesPerBatch} files, ${r.label}: day ${last.day} ÷ day 1`,
           ips: `${mib(first.bytes)} MiB after day 1, ${mib(last.bytes)} MiB after day ${last.day} (per 1,000 consumers: ${perK(last.bytes)})`,
           ratio: fmtRatio(last.bytes / first.bytes),
-          target: on ? '≤ 2× day 1 after a week (issue 19)' : null,
-          met: on ? meets(last.bytes / first.bytes, '<=', 2) : null,
+          target: on ? `≤ 2× day 1 after a week (issue 19)${last.day < 7 ? `; not judged after ${last.day} days` : ''}` : null,
+          met: on && last.day >= 7 ? meets(last.bytes / first.bytes, '<=', 2) : null,
         });
         console.log(`   ${r.label}: day ${last.day} / day 1 = ${(last.bytes / first.bytes).toFixed(2)}×; per 1,000 consumers: ${perK(first.bytes)} after a day, ${perK(last.bytes)} after ${last.day} days` +
           `; biggest: ${[...last.byTable].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([t, b]) => `${t} ${mib(b)} MiB`).join(', ')}`);
