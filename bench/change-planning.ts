@@ -319,8 +319,9 @@ export const changePlanning: Benchmark = {
       // Result rows (bench/table.ts): one per range, ips's CPU and peak RSS against Iceberg Java's (Spark's and PyIceberg's beside).
       for (const n of rangeLens) {
         const fig = (p: Planner): string => (results.has(`${n}|${p}`)
-          ? `${med(`${n}|${p}`, 'cpu_seconds').toFixed(2)} s CPU, peak RSS ${fmtInt(Math.max(...results.get(`${n}|${p}`)!.map((x) => x.peak_rss_mb)))} MiB`
-          : failed.has(`${n}|${p}`) ? 'failed' : 'not run');
+          ? `${med(`${n}|${p}`, 'cpu_seconds').toFixed(2)} s CPU, peak RSS ${fmtInt(Math.max(...results.get(`${n}|${p}`)!.map((x) => x.peak_rss_mb)))} MiB` +
+            (failed.has(`${n}|${p}`) ? ` (median of the ${results.get(`${n}|${p}`)!.length} rounds before it failed: ${failed.get(`${n}|${p}`)!})` : '')
+          : failed.has(`${n}|${p}`) ? `failed: ${failed.get(`${n}|${p}`)!}` : 'not run');
         const ipsPeak = Math.max(...results.get(`${n}|ips`)!.map((x) => x.peak_rss_mb));
         const javaRatio = results.has(`${n}|java`) ? med(`${n}|java`, 'cpu_seconds') / med(`${n}|ips`, 'cpu_seconds') : NaN;
         const bounded = n >= 1900; // issue 15: the 1,900-snapshot plan at Node's default heap, under 1 GB

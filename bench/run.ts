@@ -133,10 +133,11 @@ async function main(): Promise<void> {
   log(machineSummary());
 
   const startedAt = new Date();
+  const source = sourceDescription();
   const loadStart = os.loadavg();
   const runs: ResultsFile['benchmarks'] = [];
   const notRun: ResultsFile['not_run'] = BENCHMARKS.filter((b) => !selected.includes(b)).map((b) => ({
-    name: b.name, why: only ? 'not named by --only' : 'not in the default set (run it with --only)',
+    name: b.name, why: only ? 'not named by --only' : 'not in the default set (run it with --only NAME)',
   }));
   const writeResults = (): void => {
     if (!results) return;
@@ -145,7 +146,8 @@ async function main(): Promise<void> {
       version: 2, started_at: startedAt.toISOString(), finished_at: new Date().toISOString(),
       command: runCommandLine(process.argv.slice(2)),
       machine: { node: process.version, cpus: cpus.length, cpu_model: cpus[0]?.model ?? '?', memory_gb: Math.round(os.totalmem() / 2 ** 30) },
-      load: { start: loadStart, end: os.loadavg() }, source: sourceDescription(), benchmarks: runs, not_run: notRun,
+      load: { start: loadStart, end: os.loadavg() }, source, benchmarks: runs,
+      not_run: [...notRun, ...selected.filter((b) => !runs.some((r) => r.name === b.name)).map((b) => ({ name: b.name, why: 'not reached: the run stopped before it' }))],
     };
     mkdirSync(path.dirname(path.resolve(results)), { recursive: true });
     writeFileSync(results, JSON.stringify(file, null, 2) + '\n');

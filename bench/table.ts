@@ -95,7 +95,7 @@ export function renderTable(r: Results): string {
   }
   const why = new Map<string, string[]>();
   for (const n of r.not_run) why.set(n.why, [...(why.get(n.why) ?? []), code(n.name)]);
-  if (why.size) lines.push('', `Not in this run: ${[...why].map(([w, names]) => `${names.join(', ')} (${w})`).join('; ')}.`);
+  for (const [w, names] of why) lines.push('', `Not in this run, ${w}: ${names.join(', ')}.`);
   lines.push('', END);
   return lines.join('\n');
 }
