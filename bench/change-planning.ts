@@ -24,6 +24,7 @@ import {
   REPO_ROOT, cacheDir, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, median, runCommand, table,
   type BenchContext, type Benchmark,
 } from './lib/common.js';
+import { allMet, fmtRatio, meets } from './lib/common.js'; // result rows
 import { JsonChild } from './lib/json-child.js';
 
 interface ChangeTable {
@@ -136,7 +137,7 @@ const mb = (x: number): string => fmtInt(x);
 export const changePlanning: Benchmark = {
   name: 'change-planning',
   description: 'planning 100-, 500- and 1,900-snapshot change sets on a 2,000-snapshot / 1M-file table: ips vs Iceberg Java vs Spark vs PyIceberg, CPU, wall and peak RSS; and their 14-day lookback full-scan planning',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const { rounds, 'pyiceberg-max-range': pyMax, 'pyiceberg-lookback-rounds': pyLookback, 'lookback-days': lookbackDays } =
@@ -321,6 +322,24 @@ export const changePlanning: Benchmark = {
       }
       console.log(`\n   incremental file sets agree in every round: ${planners0.join(' == ')}${planners0.includes('pyiceberg') ? ' (PyIceberg where it ran)' : ''} == the generator's appends × ${t.files_per_snapshot} files`);
       if (lookback) console.log(`   lookback file sets have the generator's ${fmtInt(expectedLookback)} files of those ${lookbackDays} days\n`);
+      // Result rows (bench/table.ts): one per range, ips's CPU and peak RSS against Iceberg Java's (Spark's and PyIceberg's beside).
+      for (const n of rangeLens) {
+        const fig = (p: Planner): string => (results.has(`${n}|${p}`)
+          ? `${med(`${n}|${p}`, 'cpu_seconds').toFixed(2)} s CPU, peak RSS ${fmtInt(Math.max(...results.get(`${n}|${p}`)!.map((x) => x.peak_rss_mb)))} MiB` +
+            (failed.has(`${n}|${p}`) ? ` (median of the ${results.get(`${n}|${p}`)!.length} rounds before it failed: ${failed.get(`${n}|${p}`)!})` : '')
+          : failed.has(`${n}|${p}`) ? `failed: ${failed.get(`${n}|${p}`)!}` : 'not run');
+        const ipsPeak = Math.max(...results.get(`${n}|ips`)!.map((x) => x.peak_rss_mb));
+        const javaRatio = results.has(`${n}|java`) ? med(`${n}|java`, 'cpu_seconds') / med(`${n}|ips`, 'cpu_seconds') : NaN;
+        const bounded = n >= 1900; // issue 15: the 1,900-snapshot plan at Node's default heap, under 1 GB
+        ctx.result({
+          measure: `change set of the newest ${fmtInt(n)} snapshots (${fmtInt(n * t.files_per_snapshot)} files), CPU and peak RSS of the planning process, median of ${rounds}; ratio = Java CPU ÷ ips CPU`,
+          ips: `${fig('ips')} (Node default heap)`,
+          peer: `Iceberg Java: ${fig('java')}; Spark: ${fig('spark')}; PyIceberg: ${fig('pyiceberg')}`,
+          ratio: fmtRatio(javaRatio),
+          target: `≥ 1.5× Iceberg Java${bounded ? ', peak RSS ≤ 1 GiB' : ''}`,
+          met: allMet(meets(javaRatio, '>=', 1.5), bounded ? meets(ipsPeak, '<=', 1024) : true),
+        });
+      }
     } finally {
       await Promise.allSettled([ips.close(), py.close(), spark.close()]);
     }

@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, fmtInt, intOption, lastJsonLine, machineSummary, runCommand, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { REPO_ROOT, fmtInt, fmtRatio, intOption, lastJsonLine, machineSummary, runCommand, table, type BenchContext, type Benchmark } from './lib/common.js';
 
 interface Generated { table_dir: string; rows: number; updated: number; from: string; to: string; generation_seconds: number; cached: boolean }
 interface SparkRun { seconds: number; counts: Record<string, number>; jvm_peak_rss_kb: number; jvm_hwm_before_kb: number }
@@ -93,6 +93,12 @@ export const changelog: Benchmark = {
       ['Spark create_changelog_view (JVM, RSS of the run)', spark.seconds.toFixed(2), fmtInt(n / spark.seconds), mb(spark.jvm_peak_rss_kb), '1.00'],
     ]));
     console.log(`Spark JVM RSS peak before the run (start-up, session): ${mb(spark.jvm_hwm_before_kb)}`);
+    ctx.result({
+      measure: `row changelog of a copy-on-write UPDATE of ${fmtInt(g.updated)} of ${fmtInt(g.rows)} rows (${fmtInt(n)} changelog rows, update pairing on \`id\`), written as JSON; ratio = Spark time ÷ ips time (> 1×: ips faster)`,
+      ips: `${fmtInt(n / ips.seconds)} rows/s (${ips.seconds.toFixed(2)} s, process start included), peak RSS ${mb(ips.maxRssKb)}`,
+      peer: `Spark create_changelog_view: ${fmtInt(n / spark.seconds)} rows/s (${spark.seconds.toFixed(2)} s, session already up), JVM peak RSS ${mb(spark.jvm_peak_rss_kb)}`,
+      ratio: fmtRatio(spark.seconds / ips.seconds),
+    });
     if (big > 0) {
       const gb = await generate(ctx, big, 1);
       const r = await runIps(ctx, gb, memoryLimit);
@@ -100,6 +106,10 @@ export const changelog: Benchmark = {
       const loadBig = os.loadavg().map((l) => l.toFixed(2)).join(' ');
       console.log(`\nips on ${fmtInt(2 * gb.rows)} changed rows (UPDATE of all ${fmtInt(gb.rows)} rows): ${r.seconds.toFixed(1)} s, ${fmtInt((2 * gb.rows) / r.seconds)} rows/s, peak RSS ${mb(r.maxRssKb)}` +
         ` (engine budget ${memoryLimit ?? 'default'}); load average ${loadBig}`);
+      ctx.result({
+        measure: `ips alone: row changelog of an UPDATE of all ${fmtInt(gb.rows)} rows (${fmtInt(2 * gb.rows)} changed rows), engine budget ${memoryLimit ?? 'default'}`,
+        ips: `${fmtInt((2 * gb.rows) / r.seconds)} rows/s (${r.seconds.toFixed(1)} s), peak RSS ${mb(r.maxRssKb)}`,
+      });
     }
   },
 };

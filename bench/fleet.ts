@@ -200,6 +200,18 @@ export const fleet: Benchmark = {
       console.log(table(HEAD, main.runs.map((r) => phaseRow(r, { tables: o.tables, consumers })).concat(
         curve.flatMap((c) => c.runs.map((r) => phaseRow(r, { tables: r.shape.tables, consumers: r.shape.tables * r.shape.consumersPerTable })))),
       ).replace(/^/gm, '   '));
+      // Result rows (bench/table.ts): one per replica count of the fleet's windows; no peer, no target (issue 19 names none for these).
+      for (const r of main.runs) {
+        const p = r.phase;
+        const cpu = p.ipsCpu.reduce((a, b) => a + b, 0) + (Number.isFinite(p.pgCpu) ? p.pgCpu : 0);
+        ctx.result({
+          measure: `fleet of ${fmtInt(o.tables)} tables, ${fmtInt(consumers)} consumers with webhook subscriptions, ${p.replicas} ips replica(s) on one PostgreSQL: ` +
+            `the simulated peak hours offered ${o.compression}× faster (${fmtInt(p.appends.length)} commits)`,
+          ips: `${(p.deliveries.length / p.wall).toFixed(1)} triggers/s, ` +
+            `${p.deliveries.length ? ((1000 * cpu) / p.deliveries.length).toFixed(1) : '—'} ms ips + PostgreSQL CPU per trigger, API GET p99 ${ms(pcts(p.apiMs).p99)} ms, ` +
+            `ips peak RSS ${p.ipsPeakRss.map(MiB).join(' + ')} MiB, PostgreSQL PSS ${MiB(p.pgPeakPss)} MiB`,
+        });
+      }
       if (curve.length) {
         const base = curve[0]!.runs[0]!;
         const cpuOf = (r: Run): { ips: number; pg: number } => ({ ips: r.phase.ipsCpu.reduce((a, b) => a + b, 0) / r.phase.wall, pg: r.phase.pgCpu / r.phase.wall });

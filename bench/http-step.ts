@@ -28,7 +28,7 @@ import path from 'node:path';
 import type autocannon from 'autocannon';
 import type { VerifyResult } from './lib/http-step-server.js';
 import {
-  REPO_ROOT, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, median, ms, pcts, runCommand, table,
+  REPO_ROOT, allMet, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, meets, median, ms, pcts, runCommand, table,
   type BenchContext, type Benchmark, type Pcts,
 } from './lib/common.js';
 import { Ips } from './lib/ips-server.js';
@@ -370,7 +370,7 @@ function summaryLine(r: PhaseResult): string {
 export const httpStep: Benchmark = {
   name: 'http-step',
   description: 'prepare+commit round trips/s over HTTP (autocannon, one consumer per connection) against PostgreSQL and PGlite side by side, with latency percentiles; and the no-changes prepare',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const { duration: seconds, warmup, connections, rounds, 'max-files': maxFiles } =
@@ -570,6 +570,32 @@ export const httpStep: Benchmark = {
       if (allErrors.size) {
         console.log('\n   errors:');
         for (const [k, n] of allErrors) console.log(`   ${n} × ${k}`);
+      }
+      // Result rows (bench/table.ts): each backend against the embedded PGlite of the same run.
+      const SETTINGS: Record<Backend, string> = {
+        postgres: 'PostgreSQL with the test harness\'s fast settings (fsync=off, synchronous_commit=off)',
+        'postgres-durable': 'PostgreSQL with durable settings (fsync=on, synchronous_commit=on)',
+        pglite: 'embedded PGlite (DATABASE_URL=memory:)',
+      };
+      const lite = { full: agg('pglite', 'full'), nochanges: agg('pglite', 'nochanges') };
+      for (const m of ['full', 'nochanges'] as Mode[]) {
+        for (const b of backends) {
+          const a = agg(b, m)!;
+          const l = b === 'pglite' ? null : lite[m];
+          const pg = isPg(b) && m === 'full';
+          ctx.result({
+            measure: m === 'full'
+              ? `prepare → commit round trips per second over HTTP, ${connections} connections, ${seconds} s per phase; ${SETTINGS[b]}`
+              : `prepares with nothing to hand out, per second over HTTP, ${connections} connections; ${SETTINGS[b]}`,
+            ips: `${a.rate.toFixed(1)}/s, prepare p50/p99 ${ms(a.prepare.p50)}/${ms(a.prepare.p99)} ms` +
+              (m === 'full' ? `, commit p99 ${ms(a.commit.p99)} ms` : '') +
+              `, ips CPU ${ms(a.serverMs)} ms per ${m === 'full' ? 'round trip' : 'prepare'}, server peak RSS ${mib(a.peakRss)}${a.errors ? `, ${a.errors} errors` : ''}`,
+            peer: l ? `PGlite: ${l.rate.toFixed(1)}/s, prepare p99 ${ms(l.prepare.p99)} ms, server peak RSS ${mib(l.peakRss)}` : null,
+            ratio: l ? ratio(a.rate, l.rate) : null,
+            target: pg ? '≥ 500/s, prepare p99 ≤ 50 ms' : null,
+            met: pg ? allMet(meets(a.rate, '>=', 500), meets(a.prepare.p99, '<=', 50)) : null,
+          });
+        }
       }
       console.log('');
     } finally {

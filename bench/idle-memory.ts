@@ -179,7 +179,7 @@ export function summarize(run: ServeRun): { ready: number; idle: number; after: 
 export const idleMemory: Benchmark = {
   name: 'idle-memory',
   description: 'RSS and peak RSS of an idle `ips serve` (compiled) on the embedded PGlite (first start and reopened) and on PostgreSQL, idle and after light API calls, against issue 15\'s targets; needs PostgreSQL',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const { 'idle-seconds': idleSeconds, rounds, 'after-seconds': afterSeconds } = intOptions(ctx, { 'idle-seconds': 20, rounds: 3, 'after-seconds': 10 });

@@ -10,6 +10,7 @@ import {
   REPO_ROOT, fmtInt, fmtRate, fmtSec, intOption, lastJsonLine, machineSummary, median, runCommand, table,
   type BenchContext, type Benchmark,
 } from './lib/common.js';
+import { fmtMiB, fmtRatio, meets } from './lib/common.js'; // result rows
 import { ensureTable, type GeneratedTable } from './lib/manifest-table.js';
 
 export interface DecodeRun {
@@ -184,6 +185,20 @@ function manifestDecodeBenchmark(spec: { name: string; description: string; byDe
       );
       console.log(`\n   ips reads ${(t.manifest_bytes / 1e6 / median(ips.map((x) => x.seconds))).toFixed(1)} MB/s of manifest files (wall clock, all stats)`);
       console.log(`   entries, status counts and record_count sum agree (${fmtInt(ips[0]!.entries)} entries, Σ record_count ${ips[0]!.recordCountSum})\n`);
+      // Result rows (bench/table.ts): entries per CPU second, medians of the rounds, peak RSS beside them.
+      const peakOf = (xs: number[]): string => fmtMiB(Math.max(...xs));
+      const pyRate = median(pyCpu);
+      for (const [label, runs, target] of [['every column stat decoded, as PyIceberg does', ips, 3], ['column stats skipped (stats: \'none\')', bare, null]] as const) {
+        const r = median(runs.map((x) => rate(x.entries, x.cpuSeconds)));
+        ctx.result({
+          measure: `manifest entries decoded per CPU second, ${fmtInt(t.entries)} entries in ${t.manifests} manifests, ${t.entries_per_block} per Avro block; ${label}`,
+          ips: `${fmtRate(r)}, peak RSS ${peakOf(runs.map((x) => x.maxRssBytes))}`,
+          peer: `PyIceberg ${p0.pyiceberg} (${p0.decoder}): ${fmtRate(pyRate)}, peak RSS ${peakOf(py.map((x) => x.max_rss_bytes))}`,
+          ratio: fmtRatio(r / pyRate),
+          target: target === null ? null : `≥ ${target}× PyIceberg`,
+          met: target === null ? null : meets(r / pyRate, '>=', target),
+        });
+      }
     },
   };
 }

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
-  REPO_ROOT, cacheDir, fmtInt, intOption, lastJsonLine, machineSummary, median, runCommand, table, type Benchmark,
+  REPO_ROOT, cacheDir, fmtInt, fmtMiB, fmtRatio, intOption, meets, lastJsonLine, machineSummary, median, runCommand, table, type Benchmark,
 } from './lib/common.js';
 
 interface ParseRun {
@@ -89,5 +89,13 @@ export const metadataLoad: Benchmark = {
     const pyCpu = median(py.map((b) => median(b.cpu_seconds)));
     console.log(`\n   median CPU per parse: ips ${ms(ipsCpu)} ms, pyiceberg ${ms(pyCpu)} ms: ips is ${(pyCpu / ipsCpu).toFixed(2)}× as fast`);
     console.log(`   memory: ips heap allocated by one parse ${mb(median(ips.map((a) => a.parse_heap_bytes)))}, pyiceberg peak Python allocation of one parse ${mb(median(py.map((b) => b.parse_peak_alloc_bytes)))}; peak RSS is the whole process (interpreter included)\n`);
+    ctx.result({
+      measure: `CPU per parse of a ${(bytes / 1e6).toFixed(2)} MB metadata.json (${fmtInt(snapshots)} snapshots), median of ${rounds} × ${parses} parses; ratio = PyIceberg ÷ ips`,
+      ips: `${ms(ipsCpu)} ms, peak RSS ${fmtMiB(Math.max(...ips.map((a) => a.max_rss_bytes)))}`,
+      peer: `PyIceberg ${p0.pyiceberg}: ${ms(pyCpu)} ms, peak RSS ${fmtMiB(Math.max(...py.map((b) => b.max_rss_bytes)))}`,
+      ratio: fmtRatio(pyCpu / ipsCpu),
+      target: 'at least as fast as PyIceberg (≥ 1×)',
+      met: meets(pyCpu / ipsCpu, '>=', 1),
+    });
   },
 };

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, fmtInt, intOption, median, runCommand, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { REPO_ROOT, fmtInt, fmtRatio, intOption, median, runCommand, table, type BenchContext, type Benchmark } from './lib/common.js';
 
 const OPTIONS: Record<string, string> = {
   rows: 'rows in the generated table (default 1000000, written in 4 appends)',
@@ -113,6 +113,13 @@ async function run(ctx: BenchContext): Promise<void> {
       const im = median(ips.map((r) => r.peakMiB));
       const pw = peer.length ? median(peer.map((r) => r.wallS)) : NaN;
       const pm = peer.length ? median(peer.map((r) => r.peakMiB)) : NaN;
+      ctx.result({
+        measure: `\`ips changes --rows --net --format ${fmt}\` of a whole ${fmtInt(n)}-row PyIceberg table, process wall time and peak RSS, median of ${rounds}` +
+          (peer.length ? '; ratio = PyIceberg wall ÷ ips wall (> 1×: ips faster)' : ''),
+        ips: `${iw.toFixed(2)} s, peak RSS ${im.toFixed(0)} MiB`,
+        peer: peer.length ? `PyIceberg scan → pyarrow ${fmt} writer: ${pw.toFixed(2)} s, peak RSS ${pm.toFixed(0)} MiB` : null,
+        ratio: peer.length ? fmtRatio(pw / iw) : null,
+      });
       out.push([fmt, fmtInt(n), iw.toFixed(2), im.toFixed(0), peer.length ? pw.toFixed(2) : '—', peer.length ? pm.toFixed(0) : '—',
         peer.length ? (iw / pw).toFixed(2) : '—', peer.length ? (im / pm).toFixed(2) : '—', load()]);
     }
@@ -126,7 +133,7 @@ async function run(ctx: BenchContext): Promise<void> {
 export const rowsOut: Benchmark = {
   name: 'rowsout',
   description: 'ips changes --rows output (arrow, parquet, jsonl) vs PyIceberg scan + pyarrow writers: wall time and peak memory',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   run,
 };

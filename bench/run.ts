@@ -94,6 +94,24 @@ function commandOf(name: string, options: Map<string, string>): string {
   return `npm run bench -- --only ${name}${opts}`;
 }
 
+/** The whole run's command line, as a user types it. */
+function runCommandLine(args: string[]): string {
+  return `npm run bench${args.length ? ` -- ${args.map((a) => (/^[\w.,:/=+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}` : ''}`;
+}
+
+/** The 1-minute load average (/proc/loadavg), sampled every 5 s while a benchmark runs. */
+class LoadSampler {
+  private readonly start = os.loadavg();
+  private readonly samples: number[] = [this.start[0]!];
+  private readonly timer = setInterval(() => this.samples.push(os.loadavg()[0]!), 5000).unref();
+  stop(): { start: number[]; end: number[]; min: number; max: number; mean: number } {
+    clearInterval(this.timer);
+    const end = os.loadavg();
+    const xs = [...this.samples, end[0]!];
+    return { start: this.start, end, min: Math.min(...xs), max: Math.max(...xs), mean: xs.reduce((a, b) => a + b, 0) / xs.length };
+  }
+}
+
 const usageLine = (u: TreeUsage): string =>
   `wall ${u.wallSeconds.toFixed(0)}s, CPU ${u.cpuSeconds.toFixed(0)}s (bench process + every process it started), ` +
   `peak RSS ${mb(u.peakTreeRss)} (Σ of the tree, sampled), largest process ${mb(u.peakProcessHwm)} (VmHWM: ${u.peakProcess})`;
@@ -115,21 +133,28 @@ async function main(): Promise<void> {
   log(machineSummary());
 
   const startedAt = new Date();
+  const source = sourceDescription();
   const loadStart = os.loadavg();
   const runs: ResultsFile['benchmarks'] = [];
+  const notRun: ResultsFile['not_run'] = BENCHMARKS.filter((b) => !selected.includes(b)).map((b) => ({
+    name: b.name, why: only ? 'not named by --only' : 'not in the default set (run it with --only NAME)',
+  }));
   const writeResults = (): void => {
     if (!results) return;
     const cpus = os.cpus();
     const file: ResultsFile = {
-      version: 1, started_at: startedAt.toISOString(), finished_at: new Date().toISOString(),
+      version: 2, started_at: startedAt.toISOString(), finished_at: new Date().toISOString(),
+      command: runCommandLine(process.argv.slice(2)),
       machine: { node: process.version, cpus: cpus.length, cpu_model: cpus[0]?.model ?? '?', memory_gb: Math.round(os.totalmem() / 2 ** 30) },
-      load: { start: loadStart, end: os.loadavg() }, source: sourceDescription(), benchmarks: runs,
+      load: { start: loadStart, end: os.loadavg() }, source, benchmarks: runs,
+      not_run: [...notRun, ...selected.filter((b) => !runs.some((r) => r.name === b.name)).map((b) => ({ name: b.name, why: 'not reached: the run stopped before it' }))],
     };
     mkdirSync(path.dirname(path.resolve(results)), { recursive: true });
     writeFileSync(results, JSON.stringify(file, null, 2) + '\n');
     log(`results written to ${results}`);
   };
 
+  const failures: string[] = [];
   for (const b of selected) {
     log(`── ${b.name}: ${b.description}`);
     const command = commandOf(b.name, options);
@@ -142,16 +167,25 @@ async function main(): Promise<void> {
       },
     };
     const meter = new TreeMeter();
+    const load = new LoadSampler();
     meter.start();
+    let error: string | null = null;
     try {
       await b.run(ctx);
+    } catch (e) {
+      // The other benchmarks still run (a long run keeps what it measured); the run fails at the end.
+      error = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+      failures.push(`${b.name}: ${error}`);
+      log(`── ${b.name} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     } finally {
       const usage = meter.stop();
+      const loadDuring = load.stop();
       log(`── ${b.name} done: ${usageLine(usage)}`);
-      console.log(`\n[${b.name}] ${usageLine(usage)}`);
+      console.log(`\n[${b.name}] ${usageLine(usage)}; load average (1 min) during it ${loadDuring.min.toFixed(2)}–${loadDuring.max.toFixed(2)}, mean ${loadDuring.mean.toFixed(2)}`);
       runs.push({
-        name: b.name, command,
+        name: b.name, description: b.description, command, error,
         usage: { wall_s: usage.wallSeconds, cpu_s: usage.cpuSeconds, peak_tree_rss_bytes: usage.peakTreeRss, peak_process_hwm_bytes: usage.peakProcessHwm, peak_process: usage.peakProcess },
+        load: loadDuring,
         results: rows,
       });
       writeResults(); // after each benchmark: a failure later keeps what was measured
@@ -166,6 +200,7 @@ async function main(): Promise<void> {
     const missed = all.filter((x) => x.met === false);
     if (missed.length) console.log(`\n   ${missed.length} target(s) NOT met: ${missed.map((x) => `${x.name}: ${x.measure}`).join('; ')}`);
   }
+  if (failures.length) throw new Error(`${failures.length} benchmark(s) failed:\n  ${failures.join('\n  ')}`);
 }
 
 main().catch((e: unknown) => {

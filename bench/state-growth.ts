@@ -15,7 +15,7 @@
 // - Size: at the end of each day, pg_total_relation_size of every ips table, the rows of the big
 //   ones, and the live bytes of the file lists (pg_column_size) against everything else.
 import pg from 'pg';
-import { fmtInt, pool, intOptions, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { fmtInt, fmtRatio, meets, pool, intOptions, machineSummary, table, type BenchContext, type Benchmark } from './lib/common.js';
 import { startPostgres } from './lib/postgres.js';
 import { DEFAULT_RETENTION, NO_COUNTS, State, type RetentionCounts, type RetentionPolicy } from '../src/state/index.js';
 import type { FileJson } from '../src/capture/file-json.js';
@@ -213,6 +213,14 @@ export const stateGrowth: Benchmark = {
         const perK = (b: number): string => `${(b / 2 ** 20 / (consumers / 1000)).toFixed(1)} MiB`;
         console.log(`   ${r.label}: live file lists ${mib(last.fileListBytes)} MiB (${fmtInt(last.fileListBytes / Math.max(1, last.rows.fileLists))} B per batch); ` +
           `everything else ${mib(last.bytes - last.fileListBytes)} MiB on disk (${fmtInt((last.bytes - last.fileListBytes) / Math.max(1, last.rows.batches))} B per batch kept)`);
+        const on = r.policy !== null;
+        ctx.result({
+          measure: `ips state (PostgreSQL, after VACUUM) of ${fmtInt(consumers)} consumers × ${opts.batchesPerDay} batches a day of ${opts.filesPerBatch} files, ${r.label}: day ${last.day} ÷ day 1`,
+          ips: `${mib(first.bytes)} MiB after day 1, ${mib(last.bytes)} MiB after day ${last.day} (per 1,000 consumers: ${perK(last.bytes)})`,
+          ratio: fmtRatio(last.bytes / first.bytes),
+          target: on ? `≤ 2× day 1 after a week (issue 19)${last.day < 7 ? `; not judged after ${last.day} days` : ''}` : null,
+          met: on && last.day >= 7 ? meets(last.bytes / first.bytes, '<=', 2) : null,
+        });
         console.log(`   ${r.label}: day ${last.day} / day 1 = ${(last.bytes / first.bytes).toFixed(2)}×; per 1,000 consumers: ${perK(first.bytes)} after a day, ${perK(last.bytes)} after ${last.day} days` +
           `; biggest: ${[...last.byTable].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([t, b]) => `${t} ${mib(b)} MiB`).join(', ')}`);
       }

@@ -1,10 +1,12 @@
 // Writes the benchmark table of docs/development.md from one run's results:
-//   npm run bench -- --only idle-memory,trigger-latency,watch-cpu --results .tmp/bench.json
+//   npm run bench -- --results .tmp/bench.json [--only NAME,…] [--<option> VALUE …]
 //   npm run bench:table -- .tmp/bench.json            (or: tsx bench/table.ts FILE.json [DOC.md])
 // It replaces what lies between the BEGIN and END marker comments of the document, and nothing
-// else, with: the date, machine and load of the run, one line per result row (measure, ips, peer,
-// ratio, target, met, the command that reproduces it) and one line per benchmark with its wall
-// time, CPU and peak memory. Never edit the table by hand: rerun and regenerate.
+// else, with: the run's command, date, machine and load; the targets met and missed; then one
+// section per benchmark (its command, wall time, CPU, peak memory and the load average while it
+// ran) with one line per result row (measure, ips, peer, ratio, target, met, the command that
+// reproduces it); and the benchmarks the run left out. Never edit the table by hand: rerun and
+// regenerate.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -17,51 +19,83 @@ const row = z.object({
   measure: z.string(), ips: z.string(), peer: z.string().nullable(), ratio: z.string().nullable(),
   target: z.string().nullable(), met: z.boolean().nullable(), command: z.string(),
 });
+const loadTriple = z.array(z.number()).length(3);
 
 export const resultsSchema = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
   started_at: z.string(),
   finished_at: z.string(),
+  /** The run's command line. */
+  command: z.string(),
   machine: z.object({ node: z.string(), cpus: z.number(), cpu_model: z.string(), memory_gb: z.number() }),
-  load: z.object({ start: z.array(z.number()).length(3), end: z.array(z.number()).length(3) }),
+  load: z.object({ start: loadTriple, end: loadTriple }),
   source: z.string(),
   benchmarks: z.array(z.object({
     name: z.string(),
+    description: z.string(),
     command: z.string(),
+    /** Why it failed (first line); null when it ran through. */
+    error: z.string().nullable(),
     // NaN (not measured) is written as null by JSON.stringify.
     usage: z.object({ wall_s: z.number(), cpu_s: z.number().nullable(), peak_tree_rss_bytes: z.number().nullable(), peak_process_hwm_bytes: z.number().nullable(), peak_process: z.string() }),
+    /** The 1-minute load average at the start and end (with the 5 and 15-minute ones) and sampled every 5 s between. */
+    load: z.object({ start: loadTriple, end: loadTriple, min: z.number(), max: z.number(), mean: z.number() }),
     results: z.array(row),
   })),
+  not_run: z.array(z.object({ name: z.string(), why: z.string() })),
 });
 export type Results = z.infer<typeof resultsSchema>;
 
 /** Markdown table cell: pipes escaped, no line breaks. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``;
-const mb = (b: number | null): string => (b !== null && b > 0 ? `${Math.round(b / 2 ** 20)} MB` : '—');
+const mib = (b: number | null): string => (b !== null && b > 0 ? `${Math.round(b / 2 ** 20).toLocaleString('en-US')} MiB` : '—');
 const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
+const minutes = (a: string, b: string): string => `${Math.round((Date.parse(b) - Date.parse(a)) / 60000)} min`;
+
+/** A measure's first clause, for the summary line. */
+const short = (m: string): string => {
+  const s = m.split(';')[0]!.trim();
+  return s.length > 90 ? `${s.slice(0, 89)}…` : s;
+};
 
 /** The generated section (markers included). */
 export function renderTable(r: Results): string {
+  const rows = r.benchmarks.flatMap((b) => b.results.map((x) => ({ name: b.name, ...x })));
+  const judged = rows.filter((x) => x.met !== null);
+  const missed = judged.filter((x) => x.met === false);
+  const failed = r.benchmarks.filter((b) => b.error !== null);
   const lines = [
     BEGIN,
     '',
-    `Measured ${r.started_at.slice(0, 16).replace('T', ' ')} UTC on ${r.machine.cpus} × ${r.machine.cpu_model}, ${r.machine.memory_gb} GB, Node ${r.machine.node}, ` +
-      `load average (1/5/15 min) ${load(r.load.start)} at the start and ${load(r.load.end)} at the end; source ${r.source}.`,
+    `Run: ${code(r.command)}, ${r.started_at.slice(0, 16).replace('T', ' ')} UTC, ${minutes(r.started_at, r.finished_at)}, ` +
+      `on ${r.machine.cpus} × ${r.machine.cpu_model}, ${r.machine.memory_gb} GB, Node ${r.machine.node}; source ${r.source}. ` +
+      `Load average (1/5/15 min) ${load(r.load.start)} at the start, ${load(r.load.end)} at the end; each benchmark's own below.`,
     '',
-    '| benchmark | measure | ips | peer | ratio | target | met | command |',
-    '|---|---|---|---|---|---|---|---|',
+    `Targets: ${judged.length - missed.length} of ${judged.length} met` +
+      (missed.length ? `; not met: ${missed.map((x) => `${code(x.name)}: ${cell(short(x.measure))}`).join('; ')}` : '') + '. ' +
+      `${failed.length ? `Failed: ${failed.map((b) => code(b.name)).join(', ')}. ` : ''}` +
+      'A ratio compares ips with the peer of the same run as its measure says (> 1×: ips ahead, unless the measure says otherwise); ' +
+      'peak memory is the peak RSS of the process named, beside its time.',
   ];
   for (const b of r.benchmarks) {
+    lines.push('', `#### \`${b.name}\``, '',
+      `${cell(b.description)}. ${code(b.command)}: wall ${b.usage.wall_s.toFixed(0)} s, CPU ${b.usage.cpu_s === null ? '—' : `${b.usage.cpu_s.toFixed(0)} s`}, ` +
+        `peak RSS ${mib(b.usage.peak_tree_rss_bytes)} (Σ of the bench process and every process it started, sampled; largest process ${mib(b.usage.peak_process_hwm_bytes)}); ` +
+        `load average (1 min) while it ran ${b.load.min.toFixed(2)}–${b.load.max.toFixed(2)}, mean ${b.load.mean.toFixed(2)}.`);
+    if (b.error !== null) lines.push('', `**Failed**: ${cell(b.error)}`);
+    if (!b.results.length) {
+      lines.push('', b.error !== null ? 'No result rows before it failed.' : 'No result rows.');
+      continue;
+    }
+    lines.push('', '| measure | ips | peer | ratio | target | met | command |', '|---|---|---|---|---|---|---|');
     for (const x of b.results) {
-      lines.push(`| \`${b.name}\` | ${cell(x.measure)} | ${cell(x.ips)} | ${cell(x.peer ?? '—')} | ${cell(x.ratio ?? '—')} | ${cell(x.target ?? '—')} | ${x.met === null ? '—' : x.met ? 'yes' : '**no**'} | ${code(x.command)} |`);
+      lines.push(`| ${cell(x.measure)} | ${cell(x.ips)} | ${cell(x.peer ?? '—')} | ${cell(x.ratio ?? '—')} | ${cell(x.target ?? '—')} | ${x.met === null ? '—' : x.met ? 'yes' : '**no**'} | ${code(x.command)} |`);
     }
   }
-  lines.push('', 'Each benchmark\'s own cost in that run: the bench process and every process it started (the PostgreSQL and MinIO servers the test harness starts for it included; a docker-compose stack is not). Σ RSS counts pages shared between processes once per process:', '',
-    '| benchmark | wall | CPU | peak RSS (Σ of its processes, sampled) | largest process (VmHWM) | command |', '|---|---|---|---|---|---|');
-  for (const b of r.benchmarks) {
-    lines.push(`| \`${b.name}\` | ${b.usage.wall_s.toFixed(0)} s | ${b.usage.cpu_s === null ? '—' : `${b.usage.cpu_s.toFixed(0)} s`} | ${mb(b.usage.peak_tree_rss_bytes)} | ${mb(b.usage.peak_process_hwm_bytes)} | ${code(b.command)} |`);
-  }
+  const why = new Map<string, string[]>();
+  for (const n of r.not_run) why.set(n.why, [...(why.get(n.why) ?? []), code(n.name)]);
+  for (const [w, names] of why) lines.push('', `Not in this run, ${w}: ${names.join(', ')}.`);
   lines.push('', END);
   return lines.join('\n');
 }
@@ -80,7 +114,7 @@ function main(): void {
   const text = readFileSync(file, 'utf8');
   if (text.length > 10 * 2 ** 20) throw new Error(`${file} is larger than 10 MB: not a results file`);
   const results = resultsSchema.parse(JSON.parse(text));
-  if (!results.benchmarks.some((b) => b.results.length)) throw new Error(`${file} has no result rows: run benchmarks that report them (npm run bench -- --list)`);
+  if (!results.benchmarks.length) throw new Error(`${file} has no benchmarks: it is from a run that selected none`);
   writeFileSync(doc, replaceTable(readFileSync(doc, 'utf8'), renderTable(results)));
   process.stderr.write(`wrote the benchmark table of ${doc} from ${file} (${results.benchmarks.map((b) => b.name).join(', ')})\n`);
 }

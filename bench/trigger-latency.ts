@@ -311,7 +311,7 @@ function describeMode(m: Mode, tickMs: number | null): string {
 export const triggerLatency: Benchmark = {
   name: 'trigger-latency',
   description: 'commit→trigger and append→trigger latency (p50/p90/p99/max) of the trigger loops over HTTP: after a consumer commit, with the event endpoint, and with polling (1 s, 5 s); needs PostgreSQL',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const modes = parseModes(ctx.options.get('modes') ?? 'commit,event,poll-1,poll-5');

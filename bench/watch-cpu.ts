@@ -65,7 +65,7 @@ async function watchState(databaseUrl: string): Promise<{ errors: number; unpoll
 export const watchCpu: Benchmark = {
   name: 'watch-cpu',
   description: 'CPU of an ips process (and of PostgreSQL) watching 1,000 tables at a 30 s poll interval, beside the same process watching none, over the same window; needs PostgreSQL',
-  byDefault: false,
+  byDefault: true,
   options: OPTIONS,
   async run(ctx: BenchContext) {
     const { tables, 'poll-interval': interval, window: windowSeconds, settle, segment, 'register-concurrency': concurrency } =

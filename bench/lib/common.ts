@@ -163,6 +163,19 @@ export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US
 export const fmtRate = (perSec: number): string => `${fmtInt(perSec)}/s`;
 export const fmtSec = (s: number): string => `${s.toFixed(2)}s`;
 
+// ---- result rows (ctx.result): figures formatted the same way in every benchmark ----
+
+/** Bytes as whole MiB, labelled so. */
+export const fmtMiB = (bytes: number): string => (Number.isFinite(bytes) && bytes > 0 ? `${fmtInt(bytes / 2 ** 20)} MiB` : '—');
+/** A ratio, e.g. "1.37×"; '—' when not finite (a side missing or zero). */
+export const fmtRatio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '—');
+/** Whether a measured figure meets a bound; null when it was not measured (NaN), so the table says "—", not "no". */
+export const meets = (x: number, op: '>=' | '<=', bound: number): boolean | null =>
+  Number.isFinite(x) ? (op === '>=' ? x >= bound : x <= bound) : null;
+/** Conjunction of targets: false if any is missed, null if none could be judged and none missed. */
+export const allMet = (...xs: (boolean | null)[]): boolean | null =>
+  xs.some((x) => x === false) ? false : xs.every((x) => x === true) ? true : null;
+
 /** Fixed-width text table. */
 export function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
