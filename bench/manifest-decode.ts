@@ -4,7 +4,7 @@
 // so the medians are what to compare.
 import path from 'node:path';
 import { decodeManifestList } from '../src/iceberg/manifest-list.js';
-import { decodeManifest, type StatsSelection } from '../src/iceberg/manifest.js';
+import { decodeManifest, type DataFile, type StatsSelection } from '../src/iceberg/manifest.js';
 import { LocalFileIO } from '../src/io/local-file-io.js';
 import {
   REPO_ROOT, fmtInt, fmtRate, fmtSec, intOption, lastJsonLine, machineSummary, median, runCommand, table,
@@ -22,6 +22,52 @@ export interface DecodeRun {
   /** Sum of data_file.record_count over all entries: a checksum both sides compute. */
   recordCountSum: bigint;
   statusCounts: { existing: number; added: number; deleted: number };
+  /** Every column stat read back through the public maps (see touchStats). */
+  stats: StatsChecksum;
+}
+
+/** What touchStats reads back from every column stat: a checksum PyIceberg computes too (bench/py/read_manifests.py --checksum). */
+export interface StatsChecksum {
+  /** Σ of every value of column_sizes, value_counts, null_value_counts and nan_value_counts. */
+  countSum: bigint;
+  /** Number of those values. */
+  counts: number;
+  /** Number of lower and upper bounds, their bytes, and the sum of those bytes. */
+  bounds: number;
+  boundBytes: number;
+  boundByteSum: number;
+}
+
+/**
+ * Reads every column stat of a data file through the public ReadonlyMap API (a bigint per count, a
+ * Buffer per bound, every byte of it), so that the measured pass pays for every value PyIceberg
+ * materialises, not only for decoding it into ips's packed form. The callbacks are module-level
+ * functions over module-level sums: no closure per entry.
+ */
+let entryCountSum = 0;
+let touched: StatsChecksum = { countSum: 0n, counts: 0, bounds: 0, boundBytes: 0, boundByteSum: 0 };
+function addCount(v: bigint): void {
+  entryCountSum += Number(v);
+  touched.counts++;
+}
+function addBound(b: Buffer): void {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s += b[i]!;
+  touched.bounds++;
+  touched.boundBytes += b.length;
+  touched.boundByteSum += s;
+}
+function touchStats(df: DataFile, sum: StatsChecksum): void {
+  touched = sum;
+  entryCountSum = 0;
+  df.columnSizes?.forEach(addCount);
+  df.valueCounts?.forEach(addCount);
+  df.nullValueCounts?.forEach(addCount);
+  df.nanValueCounts?.forEach(addCount);
+  // Per entry the counts stay far below 2^53; the total may not.
+  sum.countSum += BigInt(entryCountSum);
+  df.lowerBounds?.forEach(addBound);
+  df.upperBounds?.forEach(addBound);
 }
 
 /**
@@ -38,19 +84,21 @@ export async function ipsDecodeAll(manifestList: string, limit = 0, stats: Stats
   let entries = 0;
   let rows = 0n;
   const status = [0, 0, 0];
+  const sum: StatsChecksum = { countSum: 0n, counts: 0, bounds: 0, boundBytes: 0, boundByteSum: 0 };
   for (const mf of manifests) {
     const m = decodeManifest(await io.read(mf.path), mf, mf.path, { stats });
     entries += m.entries.length;
     for (const e of m.entries) {
       rows += e.dataFile.recordCount;
       status[e.status]!++;
+      if (stats !== 'none') touchStats(e.dataFile, sum);
     }
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
   return {
     entries, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, manifests: manifests.length, recordCountSum: rows,
-    statusCounts: { existing: status[0]!, added: status[1]!, deleted: status[2]! },
+    statusCounts: { existing: status[0]!, added: status[1]!, deleted: status[2]! }, stats: sum,
   };
 }
 
@@ -97,8 +145,8 @@ type IpsRun = DecodeRun & { maxRssBytes: number };
 /** One cold pass in a child process (bench/lib/manifest-decode-child.ts). */
 async function ipsDecodeInChild(manifestList: string, stats: 'all' | 'none'): Promise<IpsRun> {
   const out = await runCommand(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'manifest-decode-child.ts'), manifestList, stats], { prefix: '[ips] ' });
-  const r = lastJsonLine<Omit<IpsRun, 'recordCountSum'> & { recordCountSum: string }>(out);
-  return { ...r, recordCountSum: BigInt(r.recordCountSum) };
+  const r = lastJsonLine<Omit<IpsRun, 'recordCountSum' | 'stats'> & { recordCountSum: string; stats: Omit<StatsChecksum, 'countSum'> & { countSum: string } }>(out);
+  return { ...r, recordCountSum: BigInt(r.recordCountSum), stats: { ...r.stats, countSum: BigInt(r.stats.countSum) } };
 }
 
 const MB = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;

@@ -8,4 +8,4 @@ const [manifestList, stats] = process.argv.slice(2);
 if (!manifestList || (stats !== undefined && stats !== 'all' && stats !== 'none')) throw new Error('usage: manifest-decode-child.ts MANIFEST_LIST [all|none]');
 await ipsDecodeAll(manifestList, 10, stats ?? 'all');
 const run = await ipsDecodeAll(manifestList, 0, stats ?? 'all');
-console.log(JSON.stringify({ ...run, recordCountSum: run.recordCountSum.toString(), maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+console.log(JSON.stringify({ ...run, recordCountSum: run.recordCountSum.toString(), stats: { ...run.stats, countSum: run.stats.countSum.toString() }, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));

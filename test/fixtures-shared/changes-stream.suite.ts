@@ -75,7 +75,7 @@ describe('compact entries keep what planning and output read, exactly', () => {
             expect({ ...pick(c) }).toEqual({ ...pick(d) });
             expect(c.lowerBounds ?? new Map()).toEqual(d.lowerBounds ?? new Map());
             expect(c.upperBounds ?? new Map()).toEqual(d.upperBounds ?? new Map());
-            const only = (m: Map<number, bigint> | null) => new Map([...(m ?? new Map<number, bigint>())].filter(([id]) => wanted.has(id)));
+            const only = (m: ReadonlyMap<number, bigint> | null) => new Map([...(m ?? new Map<number, bigint>())].filter(([id]) => wanted.has(id)));
             expect(c.valueCounts ?? new Map()).toEqual(only(d.valueCounts));
             expect(c.nullValueCounts ?? new Map()).toEqual(only(d.nullValueCounts));
             checked++;
