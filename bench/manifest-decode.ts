@@ -75,7 +75,7 @@ function touchStats(df: DataFile, sum: StatsChecksum): void {
  * decode them (no cache: decode functions are called directly). Entries are counted, checksummed
  * and dropped manifest by manifest, like the PyIceberg side.
  */
-export async function ipsDecodeAll(manifestList: string, limit = 0, stats: StatsSelection = 'all'): Promise<DecodeRun> {
+export async function ipsDecodeAll(manifestList: string, limit = 0, stats: StatsSelection = 'all', touch = false): Promise<DecodeRun> {
   const io = new LocalFileIO();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -91,7 +91,7 @@ export async function ipsDecodeAll(manifestList: string, limit = 0, stats: Stats
     for (const e of m.entries) {
       rows += e.dataFile.recordCount;
       status[e.status]!++;
-      if (stats !== 'none') touchStats(e.dataFile, sum);
+      if (touch) touchStats(e.dataFile, sum);
     }
   }
   const seconds = (performance.now() - t0) / 1000;
