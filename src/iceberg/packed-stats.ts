@@ -108,7 +108,8 @@ export class PackedCounts implements ReadonlyMap<number, bigint> {
 
   forEach(cb: (value: bigint, key: number, map: ReadonlyMap<number, bigint>) => void, thisArg?: unknown): void {
     const keys = this.slab.keys;
-    for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
+    if (thisArg === undefined) for (let i = this.start, end = this.start + this.size; i < end; i++) cb(this.at(i), keys[i]!, this);
+    else for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
   }
 
   *entries(): MapIterator<[number, bigint]> {
@@ -170,7 +171,8 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
 
   forEach(cb: (value: Buffer, key: number, map: ReadonlyMap<number, Buffer>) => void, thisArg?: unknown): void {
     const keys = this.slab.keys;
-    for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
+    if (thisArg === undefined) for (let i = this.start, end = this.start + this.size; i < end; i++) cb(this.at(i), keys[i]!, this);
+    else for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
   }
 
   *entries(): MapIterator<[number, Buffer]> {
