@@ -40,6 +40,9 @@ class BoundSlab {
   readonly starts: Int32Array;
   readonly ends: Int32Array;
   readonly bytes: Buffer;
+  /** `bytes`' ArrayBuffer and offset in it, kept: the `buffer` getter costs more than the view it serves. */
+  readonly arrayBuffer: ArrayBuffer;
+  readonly base: number;
   used = 0;
   bytesUsed = 0;
   constructor(readonly capacity: number, readonly byteCapacity: number) {
@@ -48,6 +51,8 @@ class BoundSlab {
     this.ends = new Int32Array(capacity);
     // Not from Buffer's pool: the slab is ours alone.
     this.bytes = Buffer.allocUnsafeSlow(byteCapacity);
+    this.arrayBuffer = this.bytes.buffer as ArrayBuffer;
+    this.base = this.bytes.byteOffset;
   }
 }
 
@@ -151,7 +156,7 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
   private at(slot: number): Buffer {
     const s = this.slab;
     const from = s.starts[slot]!;
-    return new BoundView(s.bytes.buffer as ArrayBuffer, s.bytes.byteOffset + from, s.ends[slot]! - from) as unknown as Buffer;
+    return new BoundView(s.arrayBuffer, s.base + from, s.ends[slot]! - from) as unknown as Buffer;
   }
 
   get(key: number): Buffer | undefined {
