@@ -3,7 +3,7 @@ import avro from 'avsc';
 import { decompress as zstdDecompress } from 'fzstd';
 import snappy from 'snappyjs';
 import { IpsError, describeError } from '../errors.js';
-import { inflateRawBlock } from './inflate.js';
+import { inflateRawBlock, inflateRawInto } from './inflate.js';
 import { AvroDecodeError, compiledSchema, readBlockCount, readBytes, readString, readVarNum, type AvroSchemaNode, type Cursor } from './avro-decoder.js';
 
 /**
@@ -246,6 +246,16 @@ function zstdOutputBound(data: Buffer, where: string, limit: number): number {
   return total;
 }
 
+/** A deflate block data[start, end) inflated into the cursor (borrowed output; see inflateRawInto), with decompressBlock's errors. */
+function inflateBlockInto(data: Buffer, start: number, end: number, where: string, limit: number, cur: Cursor): void {
+  try {
+    inflateRawInto(data, start, end, Math.max(1, limit), cur);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
+    throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+  }
+}
+
 /** A block's bytes; with `borrowed`, a deflate block may be valid only until the next call (see inflateRawBlock). */
 function decompressBlock(codec: string, data: Buffer, where: string, limit: number, borrowed = false): Buffer {
   switch (codec) {
@@ -412,17 +422,23 @@ export function readAvroContainer<T>(buf: Buffer, where: string, factory: Record
     // runs once per entry and a generator step per block was a measurable part of decoding.
     const frame: Cursor = { buf, pos: c.offset, end: buf.length };
     const sync = c.header.sync;
+    const deflate = c.codec === 'deflate';
     while (frame.pos < buf.length) {
       const f = nextBlock(frame, where, sync);
-      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
-      budget -= block.length;
+      if (deflate) {
+        inflateBlockInto(buf, f.start, f.end, where, budget, cur);
+      } else {
+        const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
+        cur.buf = block;
+        cur.pos = 0;
+        cur.end = block.length;
+      }
+      const size = cur.end;
+      budget -= size;
       // Every Iceberg record takes at least one byte: more records than bytes is a lie.
-      if (f.count > block.length) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${block.length} bytes`);
-      cur.buf = block;
-      cur.pos = 0;
-      cur.end = block.length;
+      if (f.count > size) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${size} bytes`);
       for (let i = 0; i < f.count; i++) records.push(decode(cur, records.length));
-      if (cur.pos !== block.length) throw corruptError(where, `Avro block at byte ${f.pos} has ${block.length - cur.pos} byte(s) left over after its ${f.count} record(s)`);
+      if (cur.pos !== size) throw corruptError(where, `Avro block at byte ${f.pos} has ${size - cur.pos} byte(s) left over after its ${f.count} record(s)`);
     }
     return { meta: c.meta, schema, records };
   } catch (e) {

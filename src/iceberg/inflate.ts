@@ -1,3 +1,4 @@
+import type { Cursor } from './avro-decoder.js';
 import zlib from 'node:zlib';
 
 /**
@@ -69,12 +70,13 @@ function discardEngine(): void {
   state = null;
 }
 
-function fastInflate(data: Buffer, maxOutputLength: number): Buffer {
+/** Inflates data[start, end) into `out`; returns the output length (the output is out[0, length)). */
+function fastInflate(data: Buffer, maxOutputLength: number, start = 0, end = data.length): number {
   if (!native) newEngine();
   const h = native!;
   const st = state!;
-  let inOff = 0;
-  let inLeft = data.length;
+  let inOff = start;
+  let inLeft = end - start;
   let outOff = 0;
   let ok = false;
   failure = null;
@@ -99,12 +101,22 @@ function fastInflate(data: Buffer, maxOutputLength: number): Buffer {
     }
     h.reset();
     ok = true;
-    return out.subarray(0, outOff);
+    inflated = out;
+    return outOff;
   } finally {
     if (!ok) discardEngine();
-    // A large block's buffer is not kept for ever (the result still points into it).
+    // A large block's buffer is not kept for ever (`inflated` still holds it until the next call).
     if (out.length > 1024 * 1024) out = Buffer.allocUnsafeSlow(64 * 1024);
   }
+}
+
+/** The buffer the last fastInflate wrote into. */
+let inflated: Buffer = out;
+
+/** fastInflate's output as a view (for the self-test). */
+function fastInflated(data: Buffer, max: number, start?: number, end?: number): Buffer {
+  const n = fastInflate(data, max, start, end);
+  return inflated.subarray(0, n);
 }
 
 function selfTest(): boolean {
@@ -114,8 +126,8 @@ function selfTest(): boolean {
     const packed = zlib.deflateRawSync(sample);
     const packedLarge = zlib.deflateRawSync(large);
     for (let i = 0; i < 2; i++) {
-      if (!fastInflate(packed, 1 << 20).equals(sample)) return false;
-      if (!fastInflate(packedLarge, 1 << 20).equals(large)) return false;
+      if (!fastInflated(packed, 1 << 20).equals(sample)) return false;
+      if (!fastInflated(packedLarge, 1 << 20).equals(large)) return false;
     }
     let refused = false;
     try {
@@ -129,7 +141,8 @@ function selfTest(): boolean {
     } catch (err) {
       corrupt = err instanceof InflateError;
     }
-    return refused && corrupt && fastInflate(packed, 1 << 20).equals(sample);
+    const padded = Buffer.concat([Buffer.from('xyz'), packed, Buffer.from('xyz')]);
+    return refused && corrupt && fastInflated(padded, 1 << 20, 3, 3 + packed.length).equals(sample);
   } catch {
     return false;
   } finally {
@@ -146,15 +159,34 @@ function selfTest(): boolean {
  * they keep out of a block anyway).
  */
 export function inflateRawBlock(data: Buffer, maxOutputLength: number): Buffer {
+  const c = { buf: data, pos: 0, end: 0 };
+  inflateRawInto(data, 0, data.length, maxOutputLength, c);
+  return c.buf.subarray(0, c.end);
+}
+
+/**
+ * The same for data[start, end), into a cursor: `c.buf` becomes the output (borrowed, as above; it
+ * may be longer than the output), `c.pos` 0 and `c.end` the output length. No Buffer view is made
+ * of the input or the output: with one Avro block per manifest entry, each was a measurable cost.
+ */
+export function inflateRawInto(data: Buffer, start: number, end: number, maxOutputLength: number, c: Cursor): void {
   if (fastPath) {
     try {
-      return fastInflate(data, maxOutputLength);
+      const n = fastInflate(data, maxOutputLength, start, end);
+      c.buf = inflated;
+      c.pos = 0;
+      c.end = n;
+      return;
     } catch (e) {
       if (e instanceof InflateError || e instanceof TooLarge) throw e; // zlib's own verdict on the data, or the limit
       fastPath = false; // anything else: the internals misbehave; use the public API from now on
     }
   }
-  return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)), maxOutputLength });
+  const input = data.subarray(start, end);
+  const outBuf = zlib.inflateRawSync(input, { chunkSize: Math.min(65536, Math.max(1024, input.length * 4)), maxOutputLength });
+  c.buf = outBuf;
+  c.pos = 0;
+  c.end = outBuf.length;
 }
 
 fastPath = selfTest();
