@@ -72,6 +72,8 @@ function countAt(s: CountSlab, slot: number): bigint {
  */
 class BoundView extends Uint8Array {}
 Object.setPrototypeOf(BoundView.prototype, Buffer.prototype);
+// As Node does for FastBuffer: a view's `constructor` is Buffer (equality checks compare it).
+Object.defineProperty(BoundView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true, enumerable: false });
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 

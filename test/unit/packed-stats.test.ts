@@ -111,6 +111,7 @@ describe('packed bounds', () => {
         const got = m.get(k)!;
         expect(Buffer.isBuffer(got)).toBe(true);
         expect(got.toString('hex')).toBe(v.toString('hex'));
+        expect(got).toEqual(v);
         expect((m as PackedBounds).byteLength(k)).toBe(v.length);
       }
     }
