@@ -42,32 +42,36 @@ export interface StatsChecksum {
  * Reads every column stat of a data file through the public ReadonlyMap API (a bigint per count, a
  * Buffer per bound, every byte of it), so that the measured pass pays for every value PyIceberg
  * materialises, not only for decoding it into ips's packed form. The callbacks are module-level
- * functions over module-level sums: no closure per entry.
+ * functions over per-entry sums that stay small integers (a running total past 2^31 in a variable
+ * the callbacks write turned each write into a heap number and slowed the pass by half); the
+ * entry's sums are added to the totals once.
  */
-let entryCountSum = 0;
-let touched: StatsChecksum = { countSum: 0n, counts: 0, bounds: 0, boundBytes: 0, boundByteSum: 0 };
+const entry = { counts: 0, countSum: 0, bounds: 0, boundBytes: 0, boundByteSum: 0 };
 function addCount(v: bigint): void {
-  entryCountSum += Number(v);
-  touched.counts++;
+  entry.countSum += Number(v);
+  entry.counts++;
 }
 function addBound(b: Buffer): void {
   let s = 0;
   for (let i = 0; i < b.length; i++) s += b[i]!;
-  touched.bounds++;
-  touched.boundBytes += b.length;
-  touched.boundByteSum += s;
+  entry.bounds++;
+  entry.boundBytes += b.length;
+  entry.boundByteSum += s;
 }
-function touchStats(df: DataFile, sum: StatsChecksum): void {
-  touched = sum;
-  entryCountSum = 0;
+export function touchStats(df: DataFile, sum: StatsChecksum): void {
+  entry.counts = entry.countSum = entry.bounds = entry.boundBytes = entry.boundByteSum = 0;
   df.columnSizes?.forEach(addCount);
   df.valueCounts?.forEach(addCount);
   df.nullValueCounts?.forEach(addCount);
   df.nanValueCounts?.forEach(addCount);
-  // Per entry the counts stay far below 2^53; the total may not.
-  sum.countSum += BigInt(entryCountSum);
   df.lowerBounds?.forEach(addBound);
   df.upperBounds?.forEach(addBound);
+  // Per entry the counts stay far below 2^53; the total may not.
+  sum.countSum += BigInt(entry.countSum);
+  sum.counts += entry.counts;
+  sum.bounds += entry.bounds;
+  sum.boundBytes += entry.boundBytes;
+  sum.boundByteSum += entry.boundByteSum;
 }
 
 /**

@@ -114,9 +114,16 @@ export class PackedCounts implements ReadonlyMap<number, bigint> {
   }
 
   forEach(cb: (value: bigint, key: number, map: ReadonlyMap<number, bigint>) => void, thisArg?: unknown): void {
-    const keys = this.slab.keys;
-    if (thisArg === undefined) for (let i = this.start, end = this.start + this.size; i < end; i++) cb(this.at(i), keys[i]!, this);
-    else for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
+    // The value is read inline (no call per value): this is the loop that reads every stat.
+    const s = this.slab;
+    const keys = s.keys;
+    const vals = s.vals;
+    for (let i = this.start, end = this.start + this.size; i < end; i++) {
+      const v = vals[i]!;
+      const value = v === v ? bigOf(v) : s.bigs!.get(i)!;
+      if (thisArg === undefined) cb(value, keys[i]!, this);
+      else cb.call(thisArg, value, keys[i]!, this);
+    }
   }
 
   *entries(): MapIterator<[number, bigint]> {
@@ -177,9 +184,19 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
   }
 
   forEach(cb: (value: Buffer, key: number, map: ReadonlyMap<number, Buffer>) => void, thisArg?: unknown): void {
-    const keys = this.slab.keys;
-    if (thisArg === undefined) for (let i = this.start, end = this.start + this.size; i < end; i++) cb(this.at(i), keys[i]!, this);
-    else for (let i = this.start, end = this.start + this.size; i < end; i++) cb.call(thisArg, this.at(i), keys[i]!, this);
+    // The view is made inline (no call per value): this is the loop that reads every stat.
+    const s = this.slab;
+    const keys = s.keys;
+    const starts = s.starts;
+    const ends = s.ends;
+    const ab = s.arrayBuffer;
+    const base = s.base;
+    for (let i = this.start, end = this.start + this.size; i < end; i++) {
+      const from = starts[i]!;
+      const value = new BoundView(ab, base + from, ends[i]! - from) as unknown as Buffer;
+      if (thisArg === undefined) cb(value, keys[i]!, this);
+      else cb.call(thisArg, value, keys[i]!, this);
+    }
   }
 
   *entries(): MapIterator<[number, Buffer]> {
