@@ -56,6 +56,15 @@ describe('packed counts', () => {
     expect(m.size).toBe(values.length);
     expect([...m]).toEqual(pairs);
     for (const [k, v] of pairs) expect(m.get(k)).toBe(v);
+    const seen: [number, bigint][] = [];
+    const self = {};
+    m.forEach(function (this: unknown, v, k, map) {
+      expect(this).toBe(self);
+      expect(map).toBe(m);
+      seen.push([k, v]);
+    }, self);
+    expect(seen).toEqual(pairs);
+    expect([...m.values()]).toEqual(values);
     expect(m.get(0)).toBeUndefined();
     expect(m.has(11)).toBe(false);
     expect(m.get(1.5)).toBeUndefined();
@@ -107,6 +116,9 @@ describe('packed bounds', () => {
       const m = read[j]!;
       expect(m).toBeInstanceOf(PackedBounds);
       expect([...m.keys()]).toEqual(maps[j]!.map(([k]) => k));
+      const seen: [number, string][] = [];
+      m.forEach((v, k) => seen.push([k, v.toString('hex')]));
+      expect(seen).toEqual(maps[j]!.map(([k, v]) => [k, v.toString('hex')]));
       for (const [k, v] of maps[j]!) {
         const got = m.get(k)!;
         expect(Buffer.isBuffer(got)).toBe(true);
