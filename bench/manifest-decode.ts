@@ -58,14 +58,22 @@ function addBound(b: Buffer): void {
   entry.boundBytes += b.length;
   entry.boundByteSum += s;
 }
-export function touchStats(df: DataFile, sum: StatsChecksum): void {
-  entry.counts = entry.countSum = entry.bounds = entry.boundBytes = entry.boundByteSum = 0;
+// Counts and bounds in two functions: with all six loops in one, V8 stopped inlining the maps'
+// forEach and the pass cost two to three times as much per entry.
+function touchCounts(df: DataFile): void {
   df.columnSizes?.forEach(addCount);
   df.valueCounts?.forEach(addCount);
   df.nullValueCounts?.forEach(addCount);
   df.nanValueCounts?.forEach(addCount);
+}
+function touchBounds(df: DataFile): void {
   df.lowerBounds?.forEach(addBound);
   df.upperBounds?.forEach(addBound);
+}
+export function touchStats(df: DataFile, sum: StatsChecksum): void {
+  entry.counts = entry.countSum = entry.bounds = entry.boundBytes = entry.boundByteSum = 0;
+  touchCounts(df);
+  touchBounds(df);
   // Per entry the counts stay far below 2^53; the total may not.
   sum.countSum += BigInt(entry.countSum);
   sum.counts += entry.counts;
