@@ -11,8 +11,8 @@ import { AvroDecodeError, bigOf, readBlockCount, truncated, type Cursor } from '
  * the block) into slabs like Node's Buffer pool: keys in an Int32Array, counts in a Float64Array
  * (exact below 2^53; larger values are kept as bigints beside the slab), bound bytes in one Buffer.
  * Each map is a small read-only view (`PackedCounts`, `PackedBounds`) over a run of its slab; a
- * bigint or Buffer view is made when a value is read. A kept view pins its slab (≤ ~64 KB), not its
- * manifest or its decompressed block.
+ * bigint or Buffer view is made when a value is read. A kept view pins its slab (a count slab is
+ * 48 KB, a bound slab 56 KB; larger only for a map that needs more), not its manifest or its block.
  *
  * Views are used when the keys come in strictly ascending order (every writer seen writes them so);
  * otherwise, or for a type that is not an int → long / int → bytes pair, the decoder builds a Map.
@@ -36,7 +36,7 @@ class CountSlab {
 
 class BoundSlab {
   readonly keys: Int32Array;
-  /** Value i's bytes are bytes[starts[i], starts[i + 1]) within one map; `ends` closes each run. */
+  /** Value i's bytes are bytes[starts[i], ends[i]); the values of one map are contiguous. */
   readonly starts: Int32Array;
   readonly ends: Int32Array;
   readonly bytes: Buffer;
@@ -407,7 +407,11 @@ export function readBoundsArray(c: Cursor, want: KeyFilter, extra: ((c: Cursor) 
       if (want === null || want.has(k)) {
         if (k <= last) ascending = false;
         last = k;
-        if (s.bytesUsed + len > s.byteCapacity) s = newBoundSlabKeeping(start, at, len), (at -= start), (start = 0);
+        if (s.bytesUsed + len > s.byteCapacity) {
+          s = newBoundSlabKeeping(start, at, len);
+          at -= start;
+          start = 0;
+        }
         const to = s.bytesUsed;
         const dst = s.bytes;
         if (len <= 32) for (let i = 0; i < len; i++) dst[to + i] = buf[pos + i]!;
