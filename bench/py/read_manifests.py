@@ -1,6 +1,6 @@
 """Time PyIceberg reading every entry of every manifest of a manifest list.
 
-    python read_manifests.py MANIFEST_LIST [--limit N]
+    python read_manifests.py MANIFEST_LIST [--limit N] [--checksum]
 
 Reads the manifest list with pyiceberg.manifest.read_manifest_list, then each manifest with
 ManifestFile.fetch_manifest_entry(io, discard_deleted=False), sequentially, dropping the entries
@@ -10,6 +10,10 @@ after counting them. Prints one JSON line on stdout:
 `cpu_seconds` is the process's CPU time over the same span (all threads), which a busy shared
 machine inflates much less than wall time. Interpreter start-up and imports are not timed.
 `max_rss_bytes` is the process's peak resident set size (interpreter included).
+With --checksum (a verification run, not a timed one), every column stat is also read back and
+summed, as bench/manifest-decode.ts does on the ips side: `stats` = {countSum (Σ of every value of
+column_sizes, value_counts, null_value_counts, nan_value_counts, as a string), counts, bounds,
+boundBytes, boundByteSum (Σ of every byte of every lower and upper bound)}.
 `decoder` is "cython" when pyiceberg.avro.decoder_fast (the compiled decoder that
 pyiceberg.avro.decoder.new_decoder prefers) imports, else "python" (the pure-Python fallback).
 """
@@ -42,6 +46,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("manifest_list")
     p.add_argument("--limit", type=int, default=0, help="read only the first N manifests (0 = all)")
+    p.add_argument("--checksum", action="store_true", help="also sum every column stat (verification, not timing)")
     a = p.parse_args()
 
     kind = decoder_kind()
@@ -59,11 +64,24 @@ def main() -> None:
         entries = 0
         rows = 0
         status = [0, 0, 0]
+        sums = {"countSum": 0, "counts": 0, "bounds": 0, "boundBytes": 0, "boundByteSum": 0}
         for mf in manifests:
             for e in mf.fetch_manifest_entry(io, discard_deleted=False):
                 entries += 1
                 rows += e.data_file.record_count
                 status[e.status] += 1
+                if a.checksum:
+                    df = e.data_file
+                    for m in (df.column_sizes, df.value_counts, df.null_value_counts, df.nan_value_counts):
+                        if m:
+                            sums["countSum"] += sum(m.values())
+                            sums["counts"] += len(m)
+                    for m in (df.lower_bounds, df.upper_bounds):
+                        if m:
+                            for b in m.values():
+                                sums["bounds"] += 1
+                                sums["boundBytes"] += len(b)
+                                sums["boundByteSum"] += sum(b)
         seconds = time.perf_counter() - t0
         cpu_seconds = time.process_time() - c0
         fallback_warnings = [str(w.message) for w in caught if "Cython" in str(w.message)]
@@ -84,6 +102,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "file_io": type(io).__name__,
                 "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                **({"stats": {**sums, "countSum": str(sums["countSum"])}} if a.checksum else {}),
             }
         ),
         flush=True,

@@ -267,11 +267,11 @@ export class EntryInterner {
       else bytes.copy(this.scratch, n);
       n += len;
     };
-    const bounds = (kind: number, m: Map<number, Buffer> | null): void => {
+    const bounds = (kind: number, m: ReadonlyMap<number, Buffer> | null): void => {
       if (m === null) return;
       for (const [id, b] of m) if (want.allBounds || keep(id)) put(kind, id, b);
     };
-    const counts = (kind: number, m: Map<number, bigint> | null): void => {
+    const counts = (kind: number, m: ReadonlyMap<number, bigint> | null): void => {
       if (m === null) return;
       for (const [id, c] of m) if (keep(id)) put(kind, id, c);
     };

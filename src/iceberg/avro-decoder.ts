@@ -74,6 +74,14 @@ export function bigOf(n: number): bigint {
   return b;
 }
 
+/**
+ * The last long that needed more than 7 bytes, by its two exact halves: entries of one manifest
+ * repeat the same snapshot id, which would otherwise be rebuilt through BigInt arithmetic each time.
+ */
+let lastLongLo = -1;
+let lastLongHi = -1;
+let lastLong = 0n;
+
 /** Avro `int`/`long` as an exact bigint. */
 export function readVarBig(c: Cursor): bigint {
   const buf = c.buf;
@@ -86,13 +94,35 @@ export function readVarBig(c: Cursor): bigint {
     const b = buf[pos++]!;
     n += (b & 0x7f) * mul;
     if (b < 0x80) break;
-    if (pos - start >= 10) throw new AvroDecodeError('varint longer than 10 bytes');
+    if (pos - start >= 7) return readLongTail(c, start, n);
     mul *= 128;
   }
   c.pos = pos;
   // Up to 7 bytes (49 bits) the double is exact.
-  if (pos - start <= 7) return bigOf(n % 2 === 0 ? n / 2 : -(n + 1) / 2);
-  return bigFromBytes(buf, start, pos);
+  return bigOf(n % 2 === 0 ? n / 2 : -(n + 1) / 2);
+}
+
+/** A long of 8–10 bytes: `lo` holds the exact value of its first 7 bytes. */
+function readLongTail(c: Cursor, start: number, lo: number): bigint {
+  const buf = c.buf;
+  let pos = start + 7;
+  let hi = 0;
+  let mul = 1;
+  for (;;) {
+    if (pos >= c.end) throw truncated();
+    const b = buf[pos++]!;
+    hi += (b & 0x7f) * mul;
+    if (b < 0x80) break;
+    if (pos - start >= 10) throw new AvroDecodeError('varint longer than 10 bytes');
+    mul *= 128;
+  }
+  c.pos = pos;
+  if (lo === lastLongLo && hi === lastLongHi) return lastLong;
+  const v = bigFromBytes(buf, start, pos);
+  lastLongLo = lo;
+  lastLongHi = hi;
+  lastLong = v;
+  return v;
 }
 
 function bigFromBytes(buf: Buffer, start: number, end: number): bigint {

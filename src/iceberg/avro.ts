@@ -3,7 +3,7 @@ import avro from 'avsc';
 import { decompress as zstdDecompress } from 'fzstd';
 import snappy from 'snappyjs';
 import { IpsError, describeError } from '../errors.js';
-import { inflateRawBlock } from './inflate.js';
+import { inflateRawBlock, inflateRawInto } from './inflate.js';
 import { AvroDecodeError, compiledSchema, readBlockCount, readBytes, readString, readVarNum, type AvroSchemaNode, type Cursor } from './avro-decoder.js';
 
 /**
@@ -246,6 +246,16 @@ function zstdOutputBound(data: Buffer, where: string, limit: number): number {
   return total;
 }
 
+/** A deflate block data[start, end) inflated into the cursor (borrowed output; see inflateRawInto), with decompressBlock's errors. */
+function inflateBlockInto(data: Buffer, start: number, end: number, where: string, limit: number, cur: Cursor): void {
+  try {
+    inflateRawInto(data, start, end, Math.max(1, limit), cur);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(where, limit);
+    throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+  }
+}
+
 /** A block's bytes; with `borrowed`, a deflate block may be valid only until the next call (see inflateRawBlock). */
 function decompressBlock(codec: string, data: Buffer, where: string, limit: number, borrowed = false): Buffer {
   switch (codec) {
@@ -351,26 +361,31 @@ function parseContainer(buf: Buffer, where: string): Container {
 function* containerBlocks(buf: Buffer, where: string, c: Container): Generator<BlockFrame> {
   const cur: Cursor = { buf, pos: c.offset, end: buf.length };
   const sync = c.header.sync;
-  while (cur.pos < buf.length) {
-    const pos = cur.pos;
-    let n: number;
-    let len: number;
-    try {
-      n = readVarNum(cur);
-      len = readVarNum(cur);
-    } catch (e) {
-      if (e instanceof AvroDecodeError) throw corruptError(where, 'truncated Avro block header');
-      throw e;
-    }
-    if (!Number.isSafeInteger(n) || n < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid record count ${n}`);
-    if (!Number.isSafeInteger(len) || len < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid size ${len}`);
-    const start = cur.pos;
-    const end = start + len;
-    if (end + 16 > buf.length) throw corruptError(where, 'truncated Avro block');
-    if (buf.compare(sync, 0, 16, end, end + 16) !== 0) throw corruptError(where, 'Avro sync marker mismatch');
-    yield { pos, count: n, start, end };
-    cur.pos = end + 16;
+  while (cur.pos < buf.length) yield nextBlock(cur, where, sync);
+}
+
+/** The block at `cur.pos` (checked as containerBlocks says); moves `cur` past its sync marker. */
+function nextBlock(cur: Cursor, where: string, sync: Buffer): BlockFrame {
+  const buf = cur.buf;
+  const pos = cur.pos;
+  let n: number;
+  let len: number;
+  try {
+    n = readVarNum(cur);
+    len = readVarNum(cur);
+  } catch (e) {
+    if (e instanceof AvroDecodeError) throw corruptError(where, 'truncated Avro block header');
+    throw e;
   }
+  if (!Number.isSafeInteger(n) || n < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid record count ${n}`);
+  if (!Number.isSafeInteger(len) || len < 0) throw corruptError(where, `Avro block at byte ${pos} has an invalid size ${len}`);
+  const start = cur.pos;
+  const end = start + len;
+  if (end + 16 > buf.length) throw corruptError(where, 'truncated Avro block');
+  // 16 bytes compared in place (a native compare per block costs more than the loop).
+  for (let i = 0; i < 16; i++) if (buf[end + i] !== sync[i]) throw corruptError(where, 'Avro sync marker mismatch');
+  cur.pos = end + 16;
+  return { pos, count: n, start, end };
 }
 
 function wrapDecodeError(e: unknown, where: string): never {
@@ -403,16 +418,27 @@ export function readAvroContainer<T>(buf: Buffer, where: string, factory: Record
     const records: T[] = [];
     let budget = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
     const cur: Cursor = { buf, pos: 0, end: 0 };
-    for (const f of containerBlocks(buf, where, c)) {
-      const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
-      budget -= block.length;
+    // The framing of containerBlocks, inline: PyIceberg writes one block per record, so this loop
+    // runs once per entry and a generator step per block was a measurable part of decoding.
+    const frame: Cursor = { buf, pos: c.offset, end: buf.length };
+    const sync = c.header.sync;
+    const deflate = c.codec === 'deflate';
+    while (frame.pos < buf.length) {
+      const f = nextBlock(frame, where, sync);
+      if (deflate) {
+        inflateBlockInto(buf, f.start, f.end, where, budget, cur);
+      } else {
+        const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget, true);
+        cur.buf = block;
+        cur.pos = 0;
+        cur.end = block.length;
+      }
+      const size = cur.end;
+      budget -= size;
       // Every Iceberg record takes at least one byte: more records than bytes is a lie.
-      if (f.count > block.length) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${block.length} bytes`);
-      cur.buf = block;
-      cur.pos = 0;
-      cur.end = block.length;
+      if (f.count > size) throw corruptError(where, `Avro block at byte ${f.pos} claims ${f.count} records in ${size} bytes`);
       for (let i = 0; i < f.count; i++) records.push(decode(cur, records.length));
-      if (cur.pos !== block.length) throw corruptError(where, `Avro block at byte ${f.pos} has ${block.length - cur.pos} byte(s) left over after its ${f.count} record(s)`);
+      if (cur.pos !== size) throw corruptError(where, `Avro block at byte ${f.pos} has ${size - cur.pos} byte(s) left over after its ${f.count} record(s)`);
     }
     return { meta: c.meta, schema, records };
   } catch (e) {

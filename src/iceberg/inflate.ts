@@ -1,98 +1,148 @@
+import type { Cursor } from './avro-decoder.js';
 import zlib from 'node:zlib';
 
 /**
  * Raw inflate of one small deflate block, synchronously, without the cost of a new zlib stream per
  * call. `zlib.inflateRawSync` builds a Transform stream and a native zlib state for every call
  * (≈ 6–10 µs), which dominates manifests written with one entry per Avro block (PyIceberg). Here
- * one engine is kept and reset between blocks, the way minizlib (the zlib wrapper of npm's tar)
- * reuses its handle: Node's synchronous `_processChunk` closes the native handle when it is done,
- * so `close` is made a no-op on the handle and the handle is put back and reset afterwards.
+ * one native zlib handle is kept and driven directly: `handle.writeSync(flush, in, inOff, inLen,
+ * out, outOff, outLen)` inflates into a reused output buffer (grown when a block needs more, up to
+ * the caller's limit), the handle's write state says how much input and output are left, and
+ * `reset()` readies it for the next block. Errors arrive synchronously through the handle's
+ * `onerror`, as Node's own synchronous path receives them. (Node's `_processChunk` on top of the
+ * same handle added listeners, slices and an output allocation per call: ~25 % more per block.)
  *
- * These are Node internals, so the engine checks itself once (a known block, inflated twice, must
- * come back right) and the module falls back to `zlib.inflateRawSync` for good when anything about
- * them differs. An engine that failed on a block (corrupt data, output over the limit) is closed
- * and replaced, never reused.
+ * These are Node internals, so the engine checks itself once (known blocks, inflated twice, must
+ * come back right; a limit must be refused; corrupt data must fail) and the module falls back to
+ * `zlib.inflateRawSync` for good when anything about them differs. A handle that failed on a block
+ * is closed and replaced, never reused.
  */
 interface NativeHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
   close(): void;
   reset(): void;
+  onerror: (message: string, errno: number, code: string) => void;
 }
 interface EngineInternals {
   _handle: NativeHandle | null;
-  _maxOutputLength: number;
-  _processChunk(chunk: Buffer, flushFlag: number): Buffer;
-  removeAllListeners(event: string): unknown;
+  _writeState: Uint32Array;
 }
 
-let engine: EngineInternals | null = null;
+/** zlib's verdict on a block (corrupt or truncated data), with zlib's code (Z_DATA_ERROR, Z_BUF_ERROR, …). */
+class InflateError extends Error {
+  constructor(message: string, readonly code: string, readonly errno: number) {
+    super(message);
+  }
+}
+
+/** The output would pass the caller's limit (the code zlib.inflateRawSync uses for it). */
+class TooLarge extends Error {
+  readonly code = 'ERR_BUFFER_TOO_LARGE';
+}
+
 let native: NativeHandle | null = null;
-let nativeClose: (() => void) | null = null;
+let state: Uint32Array | null = null;
+let failure: InflateError | null = null;
+let out = Buffer.allocUnsafeSlow(64 * 1024);
 let fastPath = true;
-const ignore = (): void => {};
 
 function newEngine(): void {
-  const e = zlib.createInflateRaw({ chunkSize: 16 * 1024 }) as unknown as EngineInternals;
+  const e = zlib.createInflateRaw() as unknown as EngineInternals;
   const h = e._handle;
-  if (!h || typeof h.close !== 'function' || typeof h.reset !== 'function' || typeof e._processChunk !== 'function' || typeof e._maxOutputLength !== 'number') {
+  if (!h || typeof h.writeSync !== 'function' || typeof h.reset !== 'function' || typeof h.close !== 'function' || !(e._writeState instanceof Uint32Array)) {
     throw new Error('zlib internals differ');
   }
-  // A failed block destroys the stream, which emits 'error' on a later tick: keep a listener.
-  (e as unknown as zlib.InflateRaw).on('error', ignore);
-  nativeClose = h.close.bind(h);
-  h.close = () => {};
-  engine = e;
+  // The stream object is dropped: only its native handle and write state are used from here on.
+  h.onerror = (message, errno, code) => {
+    failure = new InflateError(message, code, errno);
+  };
   native = h;
+  state = e._writeState;
 }
 
 function discardEngine(): void {
   try {
-    nativeClose?.();
+    native?.close();
   } catch {
     // already closed
   }
-  engine = null;
   native = null;
-  nativeClose = null;
+  state = null;
 }
 
-function fastInflate(data: Buffer, maxOutputLength: number): Buffer {
-  if (!engine) newEngine();
-  const e = engine!;
-  e._maxOutputLength = maxOutputLength;
+/** Inflates data[start, end) into `out`; returns the output length (the output is out[0, length)). */
+function fastInflate(data: Buffer, maxOutputLength: number, start = 0, end = data.length): number {
+  if (!native) newEngine();
+  const h = native!;
+  const st = state!;
+  let inOff = start;
+  let inLeft = end - start;
+  let outOff = 0;
   let ok = false;
+  failure = null;
   try {
-    const out = e._processChunk(data, zlib.constants.Z_FINISH);
-    ok = true;
-    return out;
-  } finally {
-    if (ok) {
-      // _processChunk adds an 'error' listener per call.
-      e.removeAllListeners('error');
-      (e as unknown as zlib.InflateRaw).on('error', ignore);
-      e._handle = native;
-      try {
-        native!.reset();
-      } catch {
-        discardEngine();
-      }
-    } else {
-      discardEngine();
+    for (;;) {
+      const room = out.length - outOff;
+      h.writeSync(zlib.constants.Z_FINISH, data, inOff, inLeft, out, outOff, room);
+      if (failure) throw failure;
+      const outLeft = st[0]!;
+      const inLeftAfter = st[1]!;
+      outOff += room - outLeft;
+      inOff += inLeft - inLeftAfter;
+      inLeft = inLeftAfter;
+      if (outOff > maxOutputLength) throw new TooLarge(`Cannot create a Buffer larger than ${maxOutputLength} bytes`);
+      if (outLeft !== 0) break; // Z_STREAM_END (zlib reports a truncated stream as an error)
+      // Output full: a larger buffer (never more than one byte past the limit), and go on.
+      const size = Math.min(out.length * 2, maxOutputLength + 1);
+      if (size <= outOff) throw new TooLarge(`Cannot create a Buffer larger than ${maxOutputLength} bytes`);
+      const bigger = Buffer.allocUnsafeSlow(size);
+      out.copy(bigger, 0, 0, outOff);
+      out = bigger;
     }
+    h.reset();
+    ok = true;
+    inflated = out;
+    return outOff;
+  } finally {
+    if (!ok) discardEngine();
+    // A large block's buffer is not kept for ever (`inflated` still holds it until the next call).
+    if (out.length > 1024 * 1024) out = Buffer.allocUnsafeSlow(64 * 1024);
   }
+}
+
+/** The buffer the last fastInflate wrote into. */
+let inflated: Buffer = out;
+
+/** fastInflate's output as a view (for the self-test). */
+function fastInflated(data: Buffer, max: number, start?: number, end?: number): Buffer {
+  const n = fastInflate(data, max, start, end);
+  return inflated.subarray(0, n);
 }
 
 function selfTest(): boolean {
   try {
     const sample = Buffer.from('ips inflate self-test '.repeat(50));
+    const large = Buffer.alloc(200 * 1024, 7);
     const packed = zlib.deflateRawSync(sample);
-    for (let i = 0; i < 2; i++) if (!fastInflate(packed, 1 << 20).equals(sample)) return false;
+    const packedLarge = zlib.deflateRawSync(large);
+    for (let i = 0; i < 2; i++) {
+      if (!fastInflated(packed, 1 << 20).equals(sample)) return false;
+      if (!fastInflated(packedLarge, 1 << 20).equals(large)) return false;
+    }
     let refused = false;
     try {
       fastInflate(packed, 10);
     } catch (err) {
       refused = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
     }
-    return refused && fastInflate(packed, 1 << 20).equals(sample);
+    let corrupt = false;
+    try {
+      fastInflate(packed.subarray(0, packed.length >> 1), 1 << 20);
+    } catch (err) {
+      corrupt = err instanceof InflateError;
+    }
+    const padded = Buffer.concat([Buffer.from('xyz'), packed, Buffer.from('xyz')]);
+    return refused && corrupt && fastInflated(padded, 1 << 20, 3, 3 + packed.length).equals(sample);
   } catch {
     return false;
   } finally {
@@ -109,15 +159,34 @@ function selfTest(): boolean {
  * they keep out of a block anyway).
  */
 export function inflateRawBlock(data: Buffer, maxOutputLength: number): Buffer {
+  const c = { buf: data, pos: 0, end: 0 };
+  inflateRawInto(data, 0, data.length, maxOutputLength, c);
+  return c.buf.subarray(0, c.end);
+}
+
+/**
+ * The same for data[start, end), into a cursor: `c.buf` becomes the output (borrowed, as above; it
+ * may be longer than the output), `c.pos` 0 and `c.end` the output length. No Buffer view is made
+ * of the input or the output: with one Avro block per manifest entry, each was a measurable cost.
+ */
+export function inflateRawInto(data: Buffer, start: number, end: number, maxOutputLength: number, c: Cursor): void {
   if (fastPath) {
     try {
-      return fastInflate(data, maxOutputLength);
+      const n = fastInflate(data, maxOutputLength, start, end);
+      c.buf = inflated;
+      c.pos = 0;
+      c.end = n;
+      return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== undefined) throw e; // zlib's own verdict on the data
+      if (e instanceof InflateError || e instanceof TooLarge) throw e; // zlib's own verdict on the data, or the limit
       fastPath = false; // anything else: the internals misbehave; use the public API from now on
     }
   }
-  return zlib.inflateRawSync(data, { chunkSize: Math.min(65536, Math.max(1024, data.length * 4)), maxOutputLength });
+  const input = data.subarray(start, end);
+  const outBuf = zlib.inflateRawSync(input, { chunkSize: Math.min(65536, Math.max(1024, input.length * 4)), maxOutputLength });
+  c.buf = outBuf;
+  c.pos = 0;
+  c.end = outBuf.length;
 }
 
 fastPath = selfTest();

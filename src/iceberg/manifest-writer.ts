@@ -54,7 +54,7 @@ function avroPartitionValue(t: PrimitiveType, v: Value | null): unknown {
   return v;
 }
 
-const mapToArray = <V>(m: Map<number, V> | null): { key: number; value: V }[] | null =>
+const mapToArray = <V>(m: ReadonlyMap<number, V> | null): { key: number; value: V }[] | null =>
   m === null ? null : [...m].map(([key, value]) => ({ key, value }));
 
 function dataFileRecord(fv: 1 | 2 | 3, spec: BoundPartitionField[], df: DataFile): Record<string, unknown> {

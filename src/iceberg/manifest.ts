@@ -1,6 +1,7 @@
 import { readAvroContainer, type AvroReadOptions } from './avro.js';
 import { AvroDecodeError, compiledSchema, nonNull, readBlockCount, readVarNum, type AvroSchemaNode, type Cursor, type FieldNode, type RecordNode, type TypeNode } from './avro-decoder.js';
 import { readIntKeyedMap } from './avro-fields.js';
+import { readBoundsArray, readCountsArray } from './packed-stats.js';
 import type { ManifestFile } from './manifest-list.js';
 import { IpsError } from '../errors.js';
 
@@ -17,12 +18,16 @@ export interface DataFile {
   partition: Map<number, unknown>;
   recordCount: bigint;
   fileSizeInBytes: bigint;
-  columnSizes: Map<number, bigint> | null;
-  valueCounts: Map<number, bigint> | null;
-  nullValueCounts: Map<number, bigint> | null;
-  nanValueCounts: Map<number, bigint> | null;
-  lowerBounds: Map<number, Buffer> | null;
-  upperBounds: Map<number, Buffer> | null;
+  /**
+   * Column statistics by field id. Decoded manifests give read-only views over shared slabs
+   * (packed-stats.ts: `PackedCounts`, `PackedBounds`); treat every map as read-only.
+   */
+  columnSizes: ReadonlyMap<number, bigint> | null;
+  valueCounts: ReadonlyMap<number, bigint> | null;
+  nullValueCounts: ReadonlyMap<number, bigint> | null;
+  nanValueCounts: ReadonlyMap<number, bigint> | null;
+  lowerBounds: ReadonlyMap<number, Buffer> | null;
+  upperBounds: ReadonlyMap<number, Buffer> | null;
   keyMetadata: Buffer | null;
   splitOffsets: bigint[] | null;
   equalityIds: number[] | null;
@@ -110,10 +115,11 @@ const STATS_FIELDS: [number, StatsKey][] = [[108, 'columnSizes'], [109, 'valueCo
 
 /**
  * Reads an int-keyed map (an Avro array of {key, value} records; key and value resolved by
- * position, as Java and PyIceberg name them differently) straight into a Map, keeping only the
- * keys asked for. A native Avro map from a non-conforming writer is read generically.
+ * position, as Java and PyIceberg name them differently), keeping only the keys asked for:
+ * int → long and int → bytes pairs into packed views (packed-stats.ts), other shapes into a Map.
+ * A native Avro map from a non-conforming writer is read generically.
  */
-function statsReader(t: TypeNode): (c: Cursor, ctx: FileContext) => Map<number, unknown> | null {
+function statsReader(t: TypeNode): (c: Cursor, ctx: FileContext) => ReadonlyMap<number, unknown> | null {
   const nn = nonNull(t);
   const arr = nn?.type;
   const pair = arr?.kind === 'array' && arr.items.kind === 'record' && arr.items.fields.length >= 2 ? arr.items : null;
@@ -130,6 +136,13 @@ function statsReader(t: TypeNode): (c: Cursor, ctx: FileContext) => Map<number, 
   const extra = pair.fields.slice(2).map((f) => f.type.skip);
   const nullIndex = nn.nullIndex;
   const isUnion = t.kind === 'union';
+  const packed = key.kind === 'int' ? (value.kind === 'long' ? readCountsArray : value.kind === 'bytes' ? readBoundsArray : null) : null;
+  if (packed) {
+    return (c, ctx) => {
+      if (isUnion && readVarNum(c) === nullIndex) return null;
+      return packed(c, ctx.want, extra);
+    };
+  }
   return (c, ctx) => {
     if (isUnion && readVarNum(c) === nullIndex) return null;
     const want = ctx.want;
@@ -196,7 +209,7 @@ function dataFileSteps(rec: RecordNode): FileStep[] {
         const skip = t.skip;
         return (c, d, ctx) => {
           if (ctx.skipStats) skip(c);
-          else (d as unknown as Record<StatsKey, Map<number, unknown> | null>)[key] = readStats(c, ctx);
+          else (d as unknown as Record<StatsKey, ReadonlyMap<number, unknown> | null>)[key] = readStats(c, ctx);
         };
       }
     }

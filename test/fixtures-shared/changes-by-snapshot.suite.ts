@@ -136,7 +136,7 @@ for (const name of NAMES) {
           const df = e.dataFile;
           const where = `${c.manifest} ${c.file_path}`;
           expect(['EXISTING', 'ADDED', 'DELETED'][e.status], where).toBe(c.status);
-          const counts = (mp: Map<number, bigint> | null): Record<string, string> =>
+          const counts = (mp: ReadonlyMap<number, bigint> | null): Record<string, string> =>
             Object.fromEntries([...(mp ?? new Map<number, bigint>())].map(([k, v]) => [String(k), v.toString()]));
           expect(counts(df.valueCounts), where).toEqual(c.value_counts);
           expect(counts(df.nullValueCounts), where).toEqual(c.null_value_counts);

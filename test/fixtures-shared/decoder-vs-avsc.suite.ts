@@ -25,7 +25,7 @@ function avroFiles(dir: string): string[] {
 }
 
 function dropStats(entries: ManifestEntry[], keep: Set<number> | null): unknown {
-  const f = <V>(m: Map<number, V> | null): Map<number, V> | null => (m === null || keep === null ? null : new Map([...m].filter(([k]) => keep.has(k))));
+  const f = <V>(m: ReadonlyMap<number, V> | null): Map<number, V> | null => (m === null || keep === null ? null : new Map([...m].filter(([k]) => keep.has(k))));
   return plain(entries.map((e) => ({
     ...e,
     dataFile: { ...e.dataFile, columnSizes: f(e.dataFile.columnSizes), valueCounts: f(e.dataFile.valueCounts), nullValueCounts: f(e.dataFile.nullValueCounts),

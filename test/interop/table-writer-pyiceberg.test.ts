@@ -274,8 +274,8 @@ describe.each(['hadoop', 'sql'])('ips-written table read by PyIceberg (%s layout
         expect(f.record_count).toBe(cnt!['n']);
         expect(f.file_size_in_bytes).toBe(String(fs.statSync(local(df.filePath)).size));
         expect(f.partition).toEqual({ event_date: FILES[name].date, profile_id_trunc: String(FILES[name].bucket) });
-        const hex = (m: Map<number, Buffer> | null) => Object.fromEntries([...(m ?? [])].map(([key, v]) => [String(key), v.toString('hex')]));
-        const str = (m: Map<number, bigint> | null) => Object.fromEntries([...(m ?? [])].map(([key, v]) => [String(key), String(v)]));
+        const hex = (m: ReadonlyMap<number, Buffer> | null) => Object.fromEntries([...(m ?? [])].map(([key, v]) => [String(key), v.toString('hex')]));
+        const str = (m: ReadonlyMap<number, bigint> | null) => Object.fromEntries([...(m ?? [])].map(([key, v]) => [String(key), String(v)]));
         expect(f.lower_bounds).toEqual(hex(df.lowerBounds));
         expect(f.upper_bounds).toEqual(hex(df.upperBounds));
         expect(f.column_sizes).toEqual(str(df.columnSizes));

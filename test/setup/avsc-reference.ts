@@ -8,6 +8,7 @@ import { avroType } from '../../src/iceberg/avro.js';
 import { fieldsById, optionalField, readIntKeyedMap, requireField, unwrapRecord } from '../../src/iceberg/avro-fields.js';
 import type { DataFile, ManifestEntry } from '../../src/iceberg/manifest.js';
 import type { ManifestFile } from '../../src/iceberg/manifest-list.js';
+import { PackedBounds, PackedCounts } from '../../src/iceberg/packed-stats.js';
 import avro from 'avsc';
 
 const HEADER = avro.Type.forSchema({
@@ -60,7 +61,8 @@ export function readWithAvsc(buf: Buffer): AvscFile {
 export function plain(v: unknown): unknown {
   if (typeof v === 'bigint') return `${v}n`;
   if (Buffer.isBuffer(v)) return `hex:${v.toString('hex')}`;
-  if (v instanceof Map) return plain(Object.fromEntries([...v].map(([k, x]) => [String(k), x])));
+  // Maps, and the read-only stats views of decoded manifests (packed-stats.ts), by their entries.
+  if (v instanceof Map || v instanceof PackedCounts || v instanceof PackedBounds) return plain(Object.fromEntries([...v].map(([k, x]) => [String(k), x as unknown])));
   if (Array.isArray(v)) return v.map(plain);
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;

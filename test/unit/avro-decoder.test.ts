@@ -33,7 +33,7 @@ function tableFiles(name: string, metadataDir: string, toLocal: (p: string) => s
 
 /** Entries with stats maps kept only for `keep` (null = drop the maps). */
 function withStats(entries: ManifestEntry[], keep: Set<number> | null): unknown {
-  const filter = <V>(m: Map<number, V> | null): Map<number, V> | null => (m === null || keep === null ? null : new Map([...m].filter(([k]) => keep.has(k))));
+  const filter = <V>(m: ReadonlyMap<number, V> | null): Map<number, V> | null => (m === null || keep === null ? null : new Map([...m].filter(([k]) => keep.has(k))));
   return plain(entries.map((e) => ({
     ...e,
     dataFile: {
