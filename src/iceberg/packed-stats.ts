@@ -1,4 +1,4 @@
-import { AvroDecodeError, bigOf, readBlockCount, truncated, type Cursor } from './avro-decoder.js';
+import { AvroDecodeError, bigOf, readBlockCount, skipVarint, truncated, type Cursor } from './avro-decoder.js';
 
 /**
  * Column statistics of manifest entries (column sizes, value/null/NaN counts, lower/upper bounds),
@@ -249,20 +249,6 @@ function readKey(c: Cursor): number {
   return v;
 }
 
-/** Skip one varint (a value not wanted). */
-function skipVar(c: Cursor): void {
-  const buf = c.buf;
-  let pos = c.pos;
-  const stop = Math.min(c.end, pos + 10);
-  while (pos < stop) {
-    if (buf[pos++]! < 0x80) {
-      c.pos = pos;
-      return;
-    }
-  }
-  throw pos >= c.end ? truncated() : new AvroDecodeError('varint longer than 10 bytes');
-}
-
 /**
  * Reads an Avro long into slot `slot` of the slab: a double when exact (|v| ≤ 2^53), else NaN
  * and the bigint beside the slab.
@@ -333,7 +319,7 @@ export function readCountsArray(c: Cursor, want: KeyFilter, extra: ((c: Cursor) 
     while (n--) {
       const k = readKey(c);
       if (want !== null && !want.has(k)) {
-        skipVar(c);
+        skipVarint(c);
       } else {
         if (k <= last) ascending = false;
         last = k;
