@@ -227,9 +227,8 @@ async function archiveBatches(tx: Queryable, values: Record<string, SqlParam>, l
   if (picked.length === 0) return 0;
   const ids = int8Array(picked.map((b) => b.id));
   const tables = await tx.query(`SELECT batch_id, ${ARCHIVE_TABLE_SELECT} FROM batch_tables WHERE batch_id = ANY($1::INT8[]) ORDER BY batch_id, source_table`, [ids]);
-  const tq = bind(`SELECT o.batch_id, ${ARCHIVE_TRIGGER_SELECT.replace(/(^|, )/g, '$1o.')} FROM outbox o
-    WHERE o.batch_id = ANY($99::INT8[]) AND NOT ${outboxAgedAt('o', ':outboxCutoff')}`, values);
-  const triggers = await tx.query(tq.text.replace('$99', `$${tq.params.length + 1}`), [...tq.params, ids]);
+  const triggers = await tx.query(`SELECT o.batch_id, ${ARCHIVE_TRIGGER_SELECT.replace(/(^|, )/g, '$1o.')} FROM outbox o
+    WHERE o.batch_id = ANY($1::INT8[]) AND NOT ${outboxAgedAt('o', '$2::TIMESTAMPTZ')}`, [ids, values['outboxCutoff']!]);
   const moves = await tx.query(`SELECT batch_id, ${ARCHIVE_MOVE_SELECT} FROM watermark_moves WHERE batch_id = ANY($1::INT8[]) AND moved_at >= $2
     ORDER BY moved_at, to_version`, [ids, values['movesCutoff']!]);
   const group = (rows: Record<string, unknown>[]) => {
