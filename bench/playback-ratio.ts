@@ -22,6 +22,7 @@ const OPTIONS: Record<string, string> = {
   sizes: 'comma-separated events per day, one run each (default 11000,110000: about 0.33M and 3.3M events a month)',
   days: 'simulated days (default 30)',
   profiles: 'distinct profiles (default 1000)',
+  'engine-threads': 'comma-separated DuckDB thread counts of both pipelines, one run of every size each (default 2,1)',
 };
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
@@ -33,14 +34,16 @@ async function run(ctx: BenchContext): Promise<void> {
   if (sizes.some((n) => !Number.isInteger(n) || n < 10)) throw new Error('--sizes takes whole numbers of events per day');
   const days = intOption(ctx, 'days', 30);
   const profiles = intOption(ctx, 'profiles', 1000);
+  const threadCounts = (ctx.options.get('engine-threads') ?? '2,1').split(',').map((s) => Number(s.trim()));
+  if (threadCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error('--engine-threads takes whole numbers 1..64');
   const rows: (string | number)[][] = [];
-  for (const perDay of sizes) {
+  for (const threads of threadCounts) for (const perDay of sizes) {
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-bench-playback-'));
     try {
-      ctx.log(`${fmtInt(perDay)} events a day for ${days} days…`);
+      ctx.log(`${fmtInt(perDay)} events a day for ${days} days, ${threads} engine thread${threads === 1 ? '' : 's'}…`);
       const options = parsePlaybackOptions({ days, rowsPerDay: perDay, profiles });
       const r = await runPlayback({
-        options, workDir, env: { ...process.env, DATABASE_URL: undefined },
+        options, workDir, engineThreads: threads, env: { ...process.env, DATABASE_URL: undefined },
         onProgress: (p) => { if ((p.dayIndex + 1) % 10 === 0) ctx.log(`  day ${p.dayIndex + 1}/${p.days}`); },
       });
       if (!r.verification.identical) throw new Error(`the pipelines' tables differ at ${perDay} events a day: ${JSON.stringify(r.verification, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
@@ -48,7 +51,7 @@ async function run(ctx: BenchContext): Promise<void> {
       // Result row (bench/table.ts): the whole pipeline (both stages) at this size; the ratio is the target's, incremental ÷ lookback CPU.
       const total = stages.find((s) => s.stage === 'total')!;
       ctx.result({
-        measure: `the demo pipeline (ips demo playback), ${fmtInt(perDay)} events a day for ${days} days, both stages: CPU of the incremental runs ÷ the ${options.lookbackDays}-day lookback runs (identical tables checked)`,
+        measure: `the demo pipeline (ips demo playback), ${fmtInt(perDay)} events a day for ${days} days, DuckDB threads ${threads}, both stages: CPU of the incremental runs ÷ the ${options.lookbackDays}-day lookback runs (identical tables checked)`,
         ips: `incremental ${sec(total.incremental.cpu_ms)} s CPU (rows read ${pct(total.ratio.rows)} of lookback's, wall ${pct(total.ratio.wall)}), peak RSS ${mib(total.incremental.peak_rss_bytes)} MiB`,
         peer: `${options.lookbackDays}-day lookback: ${sec(total.lookback.cpu_ms)} s CPU, peak RSS ${mib(total.lookback.peak_rss_bytes)} MiB (same process)`,
         ratio: pct(total.ratio.cpu),
@@ -57,7 +60,7 @@ async function run(ctx: BenchContext): Promise<void> {
       });
       for (const s of stages) {
         rows.push([
-          fmtInt(perDay * days), s.stage,
+          fmtInt(perDay * days), threads, s.stage,
           fmtInt(Number(s.incremental.rows)), fmtInt(Number(s.lookback.rows)), pct(s.ratio.rows),
           pct(s.ratio.bytes), pct(s.ratio.files),
           sec(s.incremental.wall_ms), sec(s.lookback.wall_ms), pct(s.ratio.wall),
@@ -71,7 +74,7 @@ async function run(ctx: BenchContext): Promise<void> {
   }
   console.log(`\nplayback-ratio: incremental / ${14}-day lookback, ${days} simulated days, identical tables checked\n`);
   console.log(table([
-    'events', 'stage', 'rows inc', 'rows lookback', 'rows', 'bytes', 'files',
+    'events', 'threads', 'stage', 'rows inc', 'rows lookback', 'rows', 'bytes', 'files',
     'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'CPU lookback s', 'CPU', 'peak RSS inc MiB', 'peak RSS lookback MiB',
   ], rows));
 }

@@ -21,6 +21,7 @@ interface DemoOptions {
   ipsUrl?: string;
   ipsToken?: string;
   callbackHost?: string;
+  engineThreads?: string;
   json?: boolean;
   serve?: boolean;
   port?: string;
@@ -78,6 +79,7 @@ function monthOptions(cmd: Command, defaultDir: string): Command {
     .addOption(new Option('--ips-url <url>', 'use this running ips (e.g. the docker-compose stack) instead of starting one in-process').env('IPS_URL'))
     .addOption(new Option('--ips-token <token>', 'admin token for --ips-url').env('IPS_TOKEN'))
     .addOption(new Option('--callback-host <host>', 'host a separate ips uses to reach this process\'s run receiver (default 127.0.0.1)').env('IPS_DEMO_CALLBACK_HOST'))
+    .addOption(new Option('--engine-threads <n>', 'DuckDB worker threads of both pipelines (default 2)').env('IPS_DEMO_ENGINE_THREADS'))
     .option('--json', 'print the report as JSON');
 }
 
@@ -94,8 +96,11 @@ async function monthRun(opts: DemoOptions, extra: Record<string, number | undefi
     ...extra,
   }).filter(([, v]) => v !== undefined)));
   const workDir = path.resolve(opts.dir);
+  const engineThreads = int(opts.engineThreads, 'engine-threads');
+  if (engineThreads !== undefined && (engineThreads < 1 || engineThreads > 64)) throw new IpsError('INVALID_ARGUMENT', `--engine-threads must be 1..64, got ${engineThreads}`);
   return {
     options, workDir,
+    ...(engineThreads !== undefined ? { engineThreads } : {}),
     ...(opts.warehouse ? { warehouse: opts.warehouse } : {}),
     ...(opts.catalog ? { catalogUri: opts.catalog } : {}),
     ...(opts.catalogName ? { catalogName: opts.catalogName } : {}),

@@ -59,6 +59,7 @@ export function reportJson(r: PlaybackResult): Record<string, unknown> {
   const check = (c: typeof v.daily) => ({ table: c.table, rows: c.rows.toString(), differences_vs_lookback: c.differencesVsLookback?.toString() ?? null, differences_vs_recomputation: c.differencesVsRecomputation.toString() });
   return {
     options: r.options,
+    engine_threads: r.engineThreads,
     ips_url: r.ipsUrl,
     warehouse: r.warehouse,
     events: r.eventsAppended.toString(),
@@ -90,7 +91,7 @@ export function table(rows: string[][]): string {
 export function reportText(r: PlaybackResult): string {
   const o = r.options;
   const lines: string[] = [];
-  lines.push(`Simulated ${o.days} days from ${o.startDate}: ${fmtInt(r.eventsAppended)} playback events (${pct(o.lateFraction)} late, up to ${o.maxLatenessDays} days), lookback window ${o.lookbackDays} days.`);
+  lines.push(`Simulated ${o.days} days from ${o.startDate}: ${fmtInt(r.eventsAppended)} playback events (${pct(o.lateFraction)} late, up to ${o.maxLatenessDays} days), lookback window ${o.lookbackDays} days; both pipelines on DuckDB with ${r.engineThreads} thread${r.engineThreads === 1 ? '' : 's'}.`);
   lines.push('');
   const rows: string[][] = [['stage', 'pipeline', 'runs', 'files read', 'rows read', 'bytes read', 'wall time', 'CPU time', 'peak RSS']];
   for (const s of compareStages(r)) {

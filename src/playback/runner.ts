@@ -100,10 +100,18 @@ export interface PlaybackRunOptions {
   keepServer?: boolean;
   /** Port of the in-process ips (default: any free one). */
   port?: number;
+  /**
+   * DuckDB worker threads of the pipelines' engine (default 2, this machine's cores). Both
+   * pipelines share it: on a busy machine one thread costs each pipeline less CPU (no idle
+   * workers waiting for each other), the lookback most (see src/playback/README.md).
+   */
+  engineThreads?: number;
 }
 
 export interface PlaybackResult {
   options: PlaybackOptions;
+  /** DuckDB worker threads both pipelines ran with. */
+  engineThreads: number;
   ipsUrl: string;
   warehouse: string;
   runs: StageRun[];
@@ -201,7 +209,7 @@ export class PlaybackSession {
     const catalog: WritableCatalog = run.catalogUri
       ? new SqlWritableCatalog(run.catalogUri, run.catalogName ?? 'ips_demo', warehouse, io)
       : new HadoopCatalog(io, warehouse);
-    const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine') });
+    const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine'), threads: run.engineThreads ?? 2 });
     const pipelines = run.pipelines ?? ['incremental', 'lookback'];
     const stages = STAGES.filter((s) => pipelines.includes(s.pipeline));
     const session = new PlaybackSession(run, new Lake(catalog, io, engine), catalog, warehouse, stages, crypto.randomBytes(24).toString('hex'));
@@ -390,7 +398,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
     const verification = await verifyPipelines(session.lake, { lookback: session.stages.some((s) => s.pipeline === 'lookback') });
     const kept = run.keepServer && session.server ? session.server : undefined;
     return {
-      options: run.options, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
+      options: run.options, engineThreads: run.engineThreads ?? 2, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
       wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ...(kept ? { server: kept } : {}),
     };
   } catch (e) {
