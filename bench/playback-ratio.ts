@@ -15,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parsePlaybackOptions } from '../src/playback/model.js';
 import { runPlayback } from '../src/playback/runner.js';
-import { compareStages } from '../src/playback/report.js';
+import { compareStages, phaseBreakdown } from '../src/playback/report.js';
+import { STAGES } from '../src/playback/runner.js';
 import { fmtInt, intOption, meets, table, type BenchContext, type Benchmark } from './lib/common.js';
 
 const OPTIONS: Record<string, string> = {
@@ -58,6 +59,11 @@ async function run(ctx: BenchContext): Promise<void> {
         target: '≤ 15 %',
         met: meets(total.ratio.cpu, '<=', 0.15),
       });
+      // Where each run's CPU goes (src/playback/phase-clock.ts), per stage and pipeline.
+      const byPhase = phaseBreakdown(r.runs);
+      console.log(`\nCPU ms per run by phase, ${fmtInt(perDay)} events a day, DuckDB threads ${threads}:\n`);
+      console.log(table(['phase', ...STAGES.map((s) => `${s.pipeline} ${s.stage === 'playback_daily' ? 'stage 1' : 'stage 2'}`)],
+        byPhase.map((p) => [p.phase, ...STAGES.map((s) => (p.ms_per_run[s.consumer] ?? 0).toFixed(1))])));
       for (const s of stages) {
         rows.push([
           fmtInt(perDay * days), threads, s.stage,

@@ -12,6 +12,7 @@ import { createTable, commitTableUpdate, type NewTableSpec } from '../table/tabl
 import { uploadDataFile } from '../table/data-files.js';
 import { planScan, type ScanPredicate } from '../table/scan-planner.js';
 import { sqlIdent, type PartitionColumn, type ScanStats, type SqlEngine } from '../engine/duckdb.js';
+import type { Phase, PhaseClock } from './phase-clock.js';
 
 /**
  * The pipeline's view of its Iceberg tables: load, plan which files to read, read them into
@@ -20,6 +21,8 @@ import { sqlIdent, type PartitionColumn, type ScanStats, type SqlEngine } from '
 export class Lake {
   readonly reader: ManifestReader;
   private readonly metadataCache = new MetadataCache(64);
+  /** The executing run's phase clock (runner.ts sets it per run; null outside runs). */
+  clock: PhaseClock | null = null;
 
   constructor(readonly catalog: WritableCatalog, readonly io: FileIO, readonly engine: SqlEngine) {
     this.reader = new ManifestReader(io);
@@ -29,7 +32,25 @@ export class Lake {
     await createTable(this.catalog, this.io, { identifier, ...spec });
   }
 
-  async load(identifier: string): Promise<TableMetadata> {
+  private timed<T>(phase: Phase, fn: () => Promise<T>): Promise<T> {
+    return this.clock ? this.clock.time(phase, fn) : fn();
+  }
+
+  /** A statement on the engine (DDL, temp tables). */
+  run(sql: string): Promise<void> {
+    return this.timed('engine views + queries', () => this.engine.run(sql));
+  }
+
+  /** A query's rows (see SqlEngine.all). */
+  all<T = Record<string, unknown>>(sql: string): Promise<T[]> {
+    return this.timed('engine views + queries', () => this.engine.all<T>(sql));
+  }
+
+  load(identifier: string): Promise<TableMetadata> {
+    return this.timed('table loads + plans', () => this.loadNow(identifier));
+  }
+
+  private async loadNow(identifier: string): Promise<TableMetadata> {
     const loc = await this.catalog.currentMetadataLocation(identifier);
     if (loc === null) throw new IpsError('TABLE_NOT_FOUND', `table ${identifier} does not exist`);
     return readMetadataFile(this.io, loc, this.metadataCache);
@@ -40,14 +61,16 @@ export class Lake {
   }
 
   /** Live data files of the current snapshot that may hold rows matching every predicate. */
-  async plan(md: TableMetadata, predicates: ScanPredicate[] = []): Promise<DataFile[]> {
-    if (md.currentSnapshotId === null) return [];
-    return (await planScan(this.io, md, predicates, { reader: this.reader })).files;
+  plan(md: TableMetadata, predicates: ScanPredicate[] = []): Promise<DataFile[]> {
+    return this.timed('table loads + plans', async () => {
+      if (md.currentSnapshotId === null) return [];
+      return (await planScan(this.io, md, predicates, { reader: this.reader })).files;
+    });
   }
 
   /** Defines engine view `view` over these files with the table's current columns. */
-  async view(view: string, md: TableMetadata, files: DataFile[]): Promise<ScanStats> {
-    return this.engine.registerFiles(view, files, currentSchema(md).struct.fields);
+  view(view: string, md: TableMetadata, files: DataFile[]): Promise<ScanStats> {
+    return this.timed('engine views + queries', () => this.engine.registerFiles(view, files, currentSchema(md).struct.fields));
   }
 
   /** Engine expressions for the table's partition values (identity and truncate transforms). */
@@ -76,19 +99,23 @@ export class Lake {
     // that the table has not moved on since).
     const md = base ?? await this.load(identifier);
     const fieldIds = Object.fromEntries(currentSchema(md).struct.fields.map((f) => [f.name, f.id]));
-    const written = await this.engine.writeParquet(selectSql, { fieldIds, partitionBy: this.partitionColumns(md) });
+    const partitionBy = this.partitionColumns(md);
+    const written = await this.timed('engine write (COPY)', () => this.engine.writeParquet(selectSql, { fieldIds, partitionBy }));
     // Object stores (and local disks) take many small files faster in parallel.
     const limit = pLimit(8);
-    const added: DataFile[] = await Promise.all(written.map((w) => limit(() => {
-      const rel = [w.partitionDir, `${crypto.randomUUID()}.parquet`].filter((s) => s !== '').join('/');
-      return uploadDataFile(this.io, md, fs.readFileSync(w.localPath), rel);
-    })));
-    this.engine.discard(written);
+    const added: DataFile[] = await this.timed('data files: read back, metrics, store', async () => {
+      const files = await Promise.all(written.map((w) => limit(() => {
+        const rel = [w.partitionDir, `${crypto.randomUUID()}.parquet`].filter((s) => s !== '').join('/');
+        return uploadDataFile(this.io, md, fs.readFileSync(w.localPath), rel);
+      })));
+      this.engine.discard(written);
+      return files;
+    });
     if (added.length === 0 && remove.length === 0) return { rows: 0n, files: 0, metadata: md };
     const operation = remove.length === 0 ? 'append' : added.length === 0 ? 'delete' : 'overwrite';
-    const res = await commitTableUpdate(this.catalog, this.io, identifier, {
+    const res = await this.timed('table commit', () => commitTableUpdate(this.catalog, this.io, identifier, {
       operation, add: added, removePaths: remove.map((f) => f.filePath), summary,
-    }, { reader: this.reader, metadataCache: this.metadataCache });
+    }, { reader: this.reader, metadataCache: this.metadataCache }));
     return { rows: written.reduce((n, w) => n + w.rows, 0n), files: added.length, metadata: res.metadata };
   }
 }

@@ -1,4 +1,5 @@
 import { STAGES, totals, type PlaybackResult, type StageRun } from './runner.js';
+import { PHASES } from './phase-clock.js';
 
 interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number; peak_rss_bytes: number }
 
@@ -43,6 +44,25 @@ export function compareStages(r: PlaybackResult): StageComparison[] {
   return out;
 }
 
+/**
+ * CPU milliseconds per run by phase, for each consumer (month runs only, not backfill chunks):
+ * PHASES in order, then `other` (the run's CPU outside every phase) and `run`.
+ */
+export function phaseBreakdown(runs: StageRun[]): { phase: string; ms_per_run: Record<string, number> }[] {
+  const consumers = STAGES.map((s) => s.consumer).filter((c) => runs.some((r) => r.consumer === c && !r.backfill));
+  const perRun = (c: string, f: (r: StageRun) => number): number => {
+    const mine = runs.filter((r) => r.consumer === c && !r.backfill);
+    return Math.round((mine.reduce((n, r) => n + f(r), 0) / mine.length) * 10) / 10;
+  };
+  const row = (phase: string, f: (r: StageRun) => number) => ({ phase, ms_per_run: Object.fromEntries(consumers.map((c) => [c, perRun(c, f)])) });
+  const inPhases = (r: StageRun): number => PHASES.reduce((n, p) => n + (r.phases[p] ?? 0), 0);
+  return [
+    ...PHASES.map((p) => row(p, (r) => r.phases[p] ?? 0)),
+    row('other (the run\'s own glue, ips in the background)', (r) => r.cpuMs - inPhases(r)),
+    row('run', (r) => r.cpuMs),
+  ];
+}
+
 function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
@@ -65,6 +85,7 @@ export function reportJson(r: PlaybackResult): Record<string, unknown> {
     events: r.eventsAppended.toString(),
     wall_ms: Math.round(r.wallMs),
     stages: compareStages(r),
+    cpu_by_phase: phaseBreakdown(r.runs),
     identical: v.identical,
     checks: [check(v.daily), check(v.agg)],
     duplicate_deliveries: r.duplicateDeliveries,

@@ -18,6 +18,7 @@ import { IpsHttpClient } from './ips-client.js';
 import { RunReceiver, type TriggerData } from './receiver.js';
 import { verifyPipelines, type Verification } from './verify.js';
 import { PeakRss } from './peak-rss.js';
+import { PhaseClock, type Phase } from './phase-clock.js';
 
 export type Pipeline = 'incremental' | 'lookback';
 
@@ -47,6 +48,8 @@ export interface StageRun {
   wallMs: number;
   /** CPU of this process during the run (the engine's threads included; runs never overlap). */
   cpuMs: number;
+  /** CPU milliseconds by phase (phase-clock.ts); they add up to at most cpuMs. */
+  phases: Partial<Record<Phase, number>>;
   /** Peak RSS of this process during the run (bytes; the whole process's, see peak-rss.ts). */
   peakRssBytes: number;
   /** From the commit that changed the run's source table to the trigger's arrival: ips's part. */
@@ -273,6 +276,8 @@ export class PlaybackSession {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const rss = new PeakRss();
+    const clock = new PhaseClock();
+    lake.clock = clock;
     const ctx: StageContext = { lake, options: this.options, runDay: this.runDay, logic: this.logic, previousLogic: this.previousLogic };
     let chunk: z.infer<typeof chunkPayload> | null = null;
     try {
@@ -280,8 +285,10 @@ export class PlaybackSession {
       if (def.pipeline === 'incremental') {
         const loc = data.tables[0]?.icdc_metadata_location;
         if (!loc) throw new IpsError('DEMO_ERROR', `trigger for ${consumer} names no ICDC table`);
-        const metadata = await lake.readMetadata(loc);
-        const icdc: IcdcInput = { metadata, files: await lake.plan(metadata) };
+        const icdc: IcdcInput = await clock.time('ICDC metadata + plan', async () => {
+          const metadata = await lake.readMetadata(loc);
+          return { metadata, files: await lake.plan(metadata) };
+        });
         if (data.backfill) {
           // A backfill chunk, delivered through the same subscription as the live batches.
           const parsed = chunkPayload.safeParse(data.backfill);
@@ -302,16 +309,18 @@ export class PlaybackSession {
       this.changedAt.set(def.target, performance.now());
       // The commit names the snapshot the run wrote to its declared output (lineage follows it).
       const outputs = result.snapshotId != null && this.stages.some((s) => s.source === def.target) ? { outputs: { [ipsName(def.target)]: result.snapshotId.toString() } } : {};
-      await client.call('POST', `/v1/batches/${data.batch_id}/commit`, outputs);
+      await clock.time('ips batch commit', () => client.call('POST', `/v1/batches/${data.batch_id}/commit`, outputs));
       // Event-driven: tell ips the stage's output changed, so downstream runs start now.
-      if (this.stages.some((s) => s.source === def.target)) await client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {});
+      if (this.stages.some((s) => s.source === def.target)) await clock.time('ips events call', () => client.call('POST', `/v1/tables/${ipsName(def.target)}/events`, {}));
       this.runs.push({
         consumer, day: isoDate(this.runDay), batchId: data.batch_id, read: result.read, rowsWritten: result.rowsWritten, filesWritten: result.filesWritten,
-        wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), peakRssBytes: rss.stop(), triggerDelayMs,
+        wallMs: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)), phases: clock.totals(), peakRssBytes: rss.stop(), triggerDelayMs,
         ...(chunk ? { backfill: { name: chunk.name, chunk: chunk.chunk } } : {}),
       });
+      lake.clock = null;
     } catch (e) {
       rss.stop();
+      lake.clock = null;
       await client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: describeError(e).slice(0, 1900) }).catch(() => {});
       throw e;
     }

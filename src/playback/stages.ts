@@ -48,7 +48,7 @@ function truncSql(ctx: StageContext, col: string): string {
 
 /** Partition keys (`day/profile range`) of the rows of `relation`, as partitionKey() spells them. */
 async function partitionsOf(ctx: StageContext, relation: string): Promise<{ keys: Set<string>; lo: number; hi: number } | null> {
-  const rows = await ctx.lake.engine.all<{ d: number; p: string }>(
+  const rows = await ctx.lake.all<{ d: number; p: string }>(
     `SELECT DISTINCT (event_date - DATE '1970-01-01')::INTEGER AS d, ${truncSql(ctx, 'profile_id')}::BIGINT AS p FROM ${relation}`);
   if (rows.length === 0) return null;
   return {
@@ -83,7 +83,7 @@ const AGG_FROM_DAILY = `SELECT event_date, profile_id, count(DISTINCT title_id):
 export async function dailyIncremental(ctx: StageContext, icdc: IcdcInput, target: string = TABLES.incremental.daily): Promise<StageResult> {
   const { lake } = ctx;
   let read = await lake.view('icdc', icdc.metadata, icdc.files);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE chg AS ${dailyFromEvents(ctx.logic)} FROM icdc GROUP BY ALL`);
+  await lake.run(`CREATE OR REPLACE TEMP TABLE chg AS ${dailyFromEvents(ctx.logic)} FROM icdc GROUP BY ALL`);
   const parts = await partitionsOf(ctx, 'chg');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0 };
   const md = await lake.load(target);
@@ -144,14 +144,14 @@ export async function dailyBackfillChunk(ctx: StageContext, icdc: IcdcInput, ran
   let read = await lake.view('icdc', icdc.metadata, icdc.files);
   const lo = dayNumber(range.min);
   const hi = dayNumber(range.max);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE delta AS
+  await lake.run(`CREATE OR REPLACE TEMP TABLE delta AS
     SELECT event_date, profile_id, title_id, (sum(${watchSecondsSql(ctx.logic ?? ORIGINAL)}) - sum(${watchSecondsSql(ctx.previousLogic ?? ORIGINAL)}))::BIGINT AS delta
       FROM icdc WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(hi)} GROUP BY ALL HAVING delta <> 0`);
   const parts = await partitionsOf(ctx, 'delta');
   if (parts === null) return { read, rowsWritten: 0n, filesWritten: 0, snapshotId: null };
   const old = await filesOfPartitions(ctx, md, parts);
   read = addStats(read, await lake.view('old_daily', md, old));
-  const [missing] = await lake.engine.all<{ n: number }>(`SELECT count(*)::INTEGER AS n FROM delta d ANTI JOIN old_daily o
+  const [missing] = await lake.all<{ n: number }>(`SELECT count(*)::INTEGER AS n FROM delta d ANTI JOIN old_daily o
     ON o.event_date = d.event_date AND o.profile_id = d.profile_id AND o.title_id = d.title_id`);
   if (missing!.n > 0) throw new IpsError('DEMO_ERROR', `backfill chunk ${range.key}: ${missing!.n} daily rows to correct were never written by the live runs`);
   const merged = `
@@ -198,7 +198,7 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   const icdcLive = icdcOlder.filter((f) => liveDaily.has(f.filePath));
   const reused = new Set(icdcLive.map((f) => f.filePath));
   let read = addStats(await lake.view('icdc_live', icdc.metadata, icdcLive), await lake.view('icdc_gone', icdc.metadata, icdcOlder.filter((f) => !reused.has(f.filePath))));
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM (
+  await lake.run(`CREATE OR REPLACE TEMP TABLE agg_keys AS SELECT DISTINCT event_date, profile_id FROM (
       SELECT event_date, profile_id FROM icdc_live UNION ALL SELECT event_date, profile_id FROM icdc_gone)
     WHERE event_date BETWEEN ${dateLit(lo)} AND ${dateLit(runDay - 1)}`);
   // The current day is re-aggregated in full when the batch changed it (every live batch does);
@@ -208,7 +208,7 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
   // Only the daily files that can hold a changed (day, profile) key: the planner prunes by the
   // profiles' bounds, then each file's partition tuple must be one the keys fall in; the ones
   // the ICDC table had are read already. One query gives the keys' profiles and partitions.
-  const keyRows = await lake.engine.all<{ d: number; r: string; p: string }>(
+  const keyRows = await lake.all<{ d: number; r: string; p: string }>(
     `SELECT DISTINCT (event_date - DATE '1970-01-01')::INTEGER AS d, ${truncSql(ctx, 'profile_id')}::BIGINT AS r, profile_id AS p FROM agg_keys`);
   const profiles = [...new Set(keyRows.map((k) => k.p))].map((p) => BigInt(p)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const keyParts = keyRows.length === 0 ? null : {
@@ -219,7 +219,7 @@ export async function aggIncremental(ctx: StageContext, icdc: IcdcInput, source:
     { field: 'profile_id', op: 'in', values: profiles },
   ])).filter((f) => keyParts.keys.has(partitionKey(daily, f)) && !reused.has(f.filePath));
   read = addStats(read, await lake.view('older', daily, older));
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
+  await lake.run(`CREATE OR REPLACE TEMP TABLE fresh AS ${AGG_FROM_DAILY} FROM (
       SELECT * FROM today WHERE event_date = ${dateLit(runDay)}
       UNION ALL
       SELECT o.* FROM (SELECT * FROM older UNION ALL SELECT * FROM icdc_live) o

@@ -16,7 +16,7 @@ const DAYS = 6;
 const ROWS = 2_000;
 const PROFILES = 200;
 
-interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number }
+interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number }
 interface Report {
   events: string;
   identical: boolean;
@@ -25,6 +25,8 @@ interface Report {
   warehouse: string;
   duplicate_deliveries: number;
   trigger_delay: { runs: number; p50_ms: number; p99_ms: number; max_ms: number };
+  engine_threads: number;
+  cpu_by_phase: { phase: string; ms_per_run: Record<string, number> }[];
 }
 
 let dir: string;
@@ -34,7 +36,7 @@ let stderr: string;
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-playback-'));
   const out = await run(process.execPath, [IPS, 'demo', 'playback', '--json', '--days', String(DAYS), '--rows-per-day', String(ROWS),
-    '--profiles', String(PROFILES), '--dir', path.join(dir, 'demo')], { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, maxBuffer: 64 << 20, timeout: 600_000 });
+    '--profiles', String(PROFILES), '--dir', path.join(dir, 'demo'), '--engine-threads', '1'], { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, maxBuffer: 64 << 20, timeout: 600_000 });
   report = JSON.parse(out.stdout) as Report;
   stderr = out.stderr;
 }, 660_000);
@@ -75,6 +77,27 @@ describe('ips demo playback on the embedded default', () => {
     const total = report.stages.find((s) => s.stage === 'total')!;
     expect(BigInt(total.incremental.rows)).toBeLessThan(BigInt(total.lookback.rows));
     expect(total.ratio['rows']).toBeCloseTo(Number(total.incremental.rows) / Number(total.lookback.rows), 6);
+  });
+
+  test('the report says where each run\'s CPU went, by phase, and the engine\'s threads', () => {
+    expect(report.engine_threads).toBe(1);
+    const phase = (name: string) => report.cpu_by_phase.find((p) => p.phase.startsWith(name))!.ms_per_run;
+    for (const s of report.stages.filter((x) => x.stage !== 'total')) {
+      for (const side of [s.incremental, s.lookback]) {
+        // The run's CPU per run is the stage table's, computed from the same runs by another path.
+        expect(phase('run')[side.consumer]).toBeCloseTo(side.cpu_ms / side.runs, 0);
+        // Every run wrote its target through the engine and committed it, and committed its batch.
+        expect(phase('engine write (COPY)')[side.consumer]).toBeGreaterThan(0);
+        expect(phase('table commit')[side.consumer]).toBeGreaterThan(0);
+        expect(phase('ips batch commit')[side.consumer]).toBeGreaterThan(0);
+        // The phases never add up to more than the run (nested phases count once).
+        const sum = report.cpu_by_phase.filter((p) => !p.phase.startsWith('run') && !p.phase.startsWith('other')).reduce((n, p) => n + p.ms_per_run[side.consumer]!, 0);
+        expect(sum).toBeLessThanOrEqual(phase('run')[side.consumer]! + 0.5);
+      }
+      // Only the incremental pipeline reads the ICDC table ips hands over.
+      expect(phase('ICDC metadata')[s.incremental.consumer]).toBeGreaterThan(0);
+      expect(phase('ICDC metadata')[s.lookback.consumer]).toBe(0);
+    }
   });
 
   test('PyIceberg reads the tables ips wrote, and its own aggregation of the events equals both pipelines', async () => {
@@ -129,6 +152,7 @@ describe('ips demo playback refuses bad input before doing anything', () => {
     expect((await bad(['--days', 'many']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--days must be a whole number') });
     expect((await bad(['--days', '0']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('days') });
     expect((await bad(['--late-fraction', '0.9']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('lateFraction') });
+    expect((await bad(['--engine-threads', '0']))?.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--engine-threads must be 1..64') });
     fs.rmSync(d, { recursive: true, force: true });
   });
 });
