@@ -79,7 +79,7 @@ function monthOptions(cmd: Command, defaultDir: string): Command {
     .addOption(new Option('--ips-url <url>', 'use this running ips (e.g. the docker-compose stack) instead of starting one in-process').env('IPS_URL'))
     .addOption(new Option('--ips-token <token>', 'admin token for --ips-url').env('IPS_TOKEN'))
     .addOption(new Option('--callback-host <host>', 'host a separate ips uses to reach this process\'s run receiver (default 127.0.0.1)').env('IPS_DEMO_CALLBACK_HOST'))
-    .addOption(new Option('--engine-threads <n>', 'DuckDB worker threads of both pipelines (default 2)').env('IPS_DEMO_ENGINE_THREADS'))
+    .addOption(new Option('--engine-threads <n>', 'DuckDB worker threads of both pipelines (default 1: the CPU-cheapest, the demo compares CPU)').env('IPS_DEMO_ENGINE_THREADS'))
     .option('--json', 'print the report as JSON');
 }
 

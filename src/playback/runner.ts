@@ -38,6 +38,14 @@ export const STAGES: StageDef[] = [
   { consumer: 'playback_daily_agg_lookback', stage: 'playback_daily_agg', pipeline: 'lookback', source: TABLES.lookback.daily, target: TABLES.lookback.agg },
 ];
 
+/**
+ * The demo compares CPU, so both pipelines run on the engine's CPU-cheapest setting: one thread.
+ * More threads shorten a large query's wall time but cost CPU in coordination (measured by
+ * `npm run bench -- --only playback-ratio`: the lookback 63 % more CPU with 2 threads than with 1,
+ * the incremental 40 % more, on 2 busy cores), which would flatter the ratio with the lookback's overhead.
+ */
+export const DEFAULT_ENGINE_THREADS = 1;
+
 export interface StageRun {
   consumer: string;
   day: string;
@@ -103,11 +111,7 @@ export interface PlaybackRunOptions {
   keepServer?: boolean;
   /** Port of the in-process ips (default: any free one). */
   port?: number;
-  /**
-   * DuckDB worker threads of the pipelines' engine (default 2, this machine's cores). Both
-   * pipelines share it: on a busy machine one thread costs each pipeline less CPU (no idle
-   * workers waiting for each other), the lookback most (see src/playback/README.md).
-   */
+  /** DuckDB worker threads of the pipelines' engine (default DEFAULT_ENGINE_THREADS). */
   engineThreads?: number;
 }
 
@@ -212,7 +216,7 @@ export class PlaybackSession {
     const catalog: WritableCatalog = run.catalogUri
       ? new SqlWritableCatalog(run.catalogUri, run.catalogName ?? 'ips_demo', warehouse, io)
       : new HadoopCatalog(io, warehouse);
-    const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine'), threads: run.engineThreads ?? 2 });
+    const engine = await SqlEngine.open({ io, scratchDir: path.join(run.workDir, 'engine'), threads: run.engineThreads ?? DEFAULT_ENGINE_THREADS });
     const pipelines = run.pipelines ?? ['incremental', 'lookback'];
     const stages = STAGES.filter((s) => pipelines.includes(s.pipeline));
     const session = new PlaybackSession(run, new Lake(catalog, io, engine), catalog, warehouse, stages, crypto.randomBytes(24).toString('hex'));
@@ -407,7 +411,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
     const verification = await verifyPipelines(session.lake, { lookback: session.stages.some((s) => s.pipeline === 'lookback') });
     const kept = run.keepServer && session.server ? session.server : undefined;
     return {
-      options: run.options, engineThreads: run.engineThreads ?? 2, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
+      options: run.options, engineThreads: run.engineThreads ?? DEFAULT_ENGINE_THREADS, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
       wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ...(kept ? { server: kept } : {}),
     };
   } catch (e) {
