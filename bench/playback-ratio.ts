@@ -52,9 +52,9 @@ async function run(ctx: BenchContext): Promise<void> {
       // Result row (bench/table.ts): the whole pipeline (both stages) at this size; the ratio is the target's, incremental ÷ lookback CPU.
       const total = stages.find((s) => s.stage === 'total')!;
       ctx.result({
-        measure: `the demo pipeline (ips demo playback), ${fmtInt(perDay)} events a day for ${days} days, DuckDB threads ${threads}, both stages: CPU of the incremental runs ÷ the ${options.lookbackDays}-day lookback runs (identical tables checked)`,
-        ips: `incremental ${sec(total.incremental.cpu_ms)} s CPU (rows read ${pct(total.ratio.rows)} of lookback's, wall ${pct(total.ratio.wall)}), peak RSS ${mib(total.incremental.peak_rss_bytes)} MiB`,
-        peer: `${options.lookbackDays}-day lookback: ${sec(total.lookback.cpu_ms)} s CPU, peak RSS ${mib(total.lookback.peak_rss_bytes)} MiB (same process)`,
+        measure: `the demo pipeline (ips demo playback), ${fmtInt(perDay)} events a day for ${days} days, DuckDB threads ${threads}, both stages: CPU of the incremental runs and of ips's work for them ÷ the ${options.lookbackDays}-day lookback runs (identical tables checked)`,
+        ips: `incremental ${sec(total.incremental.cpu_ms)} s CPU + ips ${sec(total.incremental.ips_cpu_ms)} s (rows read ${pct(total.ratio.rows)} of lookback's, wall ${pct(total.ratio.wall)}), peak RSS ${mib(total.incremental.peak_rss_bytes)} MiB`,
+        peer: `${options.lookbackDays}-day lookback: ${sec(total.lookback.cpu_ms)} s CPU (ips's triggers for it, left out: ${sec(total.lookback.ips_cpu_ms)} s), peak RSS ${mib(total.lookback.peak_rss_bytes)} MiB (same process)`,
         ratio: pct(total.ratio.cpu),
         target: '≤ 15 %',
         met: meets(total.ratio.cpu, '<=', 0.15),
@@ -70,7 +70,7 @@ async function run(ctx: BenchContext): Promise<void> {
           fmtInt(Number(s.incremental.rows)), fmtInt(Number(s.lookback.rows)), pct(s.ratio.rows),
           pct(s.ratio.bytes), pct(s.ratio.files),
           sec(s.incremental.wall_ms), sec(s.lookback.wall_ms), pct(s.ratio.wall),
-          sec(s.incremental.cpu_ms), sec(s.lookback.cpu_ms), pct(s.ratio.cpu),
+          sec(s.incremental.cpu_ms), sec(s.incremental.ips_cpu_ms), sec(s.lookback.cpu_ms), sec(s.lookback.ips_cpu_ms), pct(s.ratio.cpu),
           mib(s.incremental.peak_rss_bytes), mib(s.lookback.peak_rss_bytes),
         ]);
       }
@@ -81,7 +81,7 @@ async function run(ctx: BenchContext): Promise<void> {
   console.log(`\nplayback-ratio: incremental / ${14}-day lookback, ${days} simulated days, identical tables checked\n`);
   console.log(table([
     'events', 'threads', 'stage', 'rows inc', 'rows lookback', 'rows', 'bytes', 'files',
-    'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'CPU lookback s', 'CPU', 'peak RSS inc MiB', 'peak RSS lookback MiB',
+    'wall inc s', 'wall lookback s', 'wall', 'CPU inc s', 'ips inc s', 'CPU lookback s', '(ips lookback s)', 'CPU', 'peak RSS inc MiB', 'peak RSS lookback MiB',
   ], rows));
 }
 

@@ -126,6 +126,8 @@ export interface PlaybackResult {
   wallMs: number;
   verification: Verification;
   duplicateDeliveries: number;
+  /** CPU of the in-process ips preparing each consumer's batches while no run executed (see IpsWindows). */
+  ipsCpuMs: Record<string, number>;
   /** The in-process ips, still running, when `keepServer` was asked for. */
   server?: RunningServer;
 }
@@ -153,6 +155,57 @@ const chunkPayload = z.object({
   }).passthrough(),
 }).passthrough();
 
+/** Longest a run waits for ips to finish preparing the triggers it is expected to send. */
+const IPS_SETTLE_MS = 5_000;
+
+/**
+ * ips's own CPU for each consumer, apart from the runs. After a commit that gives consumers new
+ * changes (a day appended to the source, a stage's output committed), the in-process ips plans
+ * their batches, writes their ICDC tables and sends their triggers. A window opens then for
+ * those consumers; queued runs wait until every awaited trigger has arrived (at most
+ * IPS_SETTLE_MS), and the CPU of the wait, split evenly, is ips's for them. So a run's CPU is
+ * its own, never ips working for the other pipeline meanwhile, and what ips costs the
+ * incremental pipeline is counted beside its runs. Measures the in-process ips only (none with
+ * `ipsUrl`).
+ */
+export class IpsWindows {
+  private readonly awaited = new Set<string>();
+  private window: { consumers: string[]; cpu0: NodeJS.CpuUsage } | null = null;
+  private readonly cpuMs = new Map<string, number>();
+
+  open(consumers: string[]): void {
+    if (consumers.length === 0) return;
+    this.close();
+    for (const c of consumers) this.awaited.add(c);
+    this.window = { consumers, cpu0: process.cpuUsage() };
+  }
+
+  arrived(consumer: string): void {
+    this.awaited.delete(consumer);
+    if (this.awaited.size === 0) this.close();
+  }
+
+  /** Waits until every awaited trigger has arrived (or IPS_SETTLE_MS), then closes the window. */
+  async settle(): Promise<void> {
+    const deadline = performance.now() + IPS_SETTLE_MS;
+    while (this.awaited.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    this.awaited.clear();
+    this.close();
+  }
+
+  private close(): void {
+    if (!this.window) return;
+    const u = process.cpuUsage(this.window.cpu0);
+    const share = (u.user + u.system) / 1000 / this.window.consumers.length;
+    for (const c of this.window.consumers) this.cpuMs.set(c, (this.cpuMs.get(c) ?? 0) + share);
+    this.window = null;
+  }
+
+  totals(): Record<string, number> {
+    return Object.fromEntries(this.cpuMs);
+  }
+}
+
 /**
  * The playback pipeline's running parts, set up once: the tables, ips (in-process or
  * `--ips-url`), the consumers (each declaring the table it writes, so ips knows the lineage)
@@ -175,6 +228,7 @@ export class PlaybackSession {
   server: RunningServer | null = null;
   private readonly receiver: RunReceiver;
   private readonly changedAt = new Map<string, number>();
+  readonly ipsWindows = new IpsWindows();
   private readonly started = performance.now();
 
   private constructor(
@@ -189,7 +243,8 @@ export class PlaybackSession {
     this.receiver = new RunReceiver(secret, (consumer, data) => {
       const source = this.stages.find((s) => s.consumer === consumer)?.source;
       const delay = source !== undefined && this.changedAt.has(source) ? performance.now() - this.changedAt.get(source)! : Number.NaN;
-      this.queue = this.queue.then(() => this.execute(consumer, data, delay)).catch((e: unknown) => {
+      this.ipsWindows.arrived(consumer);
+      this.queue = this.queue.then(() => this.ipsWindows.settle()).then(() => this.execute(consumer, data, delay)).catch((e: unknown) => {
         this.failure ??= e instanceof Error ? e : new Error(String(e));
       });
     });
@@ -322,6 +377,8 @@ export class PlaybackSession {
         ...(chunk ? { backfill: { name: chunk.name, chunk: chunk.chunk } } : {}),
       });
       lake.clock = null;
+      // ips now prepares the downstream stages' batches: their CPU until the triggers arrive is theirs.
+      this.ipsWindows.open(this.stages.filter((s) => s.source === def.target).map((s) => s.consumer));
     } catch (e) {
       rss.stop();
       lake.clock = null;
@@ -372,6 +429,7 @@ export class PlaybackSession {
       const date = isoDate(this.runDay);
       const appended = await appendDay(this.lake, o, k);
       this.changedAt.set(TABLES.source, performance.now());
+      this.ipsWindows.open(this.stages.filter((s) => s.source === TABLES.source).map((s) => s.consumer));
       this.events += appended;
       await client.call('POST', `/v1/tables/${ipsName(TABLES.source)}/events`, {});
       const deadline = Date.now() + dayTimeout;
@@ -412,7 +470,7 @@ export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResu
     const kept = run.keepServer && session.server ? session.server : undefined;
     return {
       options: run.options, engineThreads: run.engineThreads ?? DEFAULT_ENGINE_THREADS, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
-      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ...(kept ? { server: kept } : {}),
+      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ipsCpuMs: session.ipsWindows.totals(), ...(kept ? { server: kept } : {}),
     };
   } catch (e) {
     await session.server?.close();

@@ -16,7 +16,7 @@ const DAYS = 6;
 const ROWS = 2_000;
 const PROFILES = 200;
 
-interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number }
+interface Side { consumer: string; runs: number; files: number; rows: string; bytes: string; wall_ms: number; cpu_ms: number; ips_cpu_ms: number }
 interface Report {
   events: string;
   identical: boolean;
@@ -94,6 +94,11 @@ describe('ips demo playback on the embedded default', () => {
         const sum = report.cpu_by_phase.filter((p) => !p.phase.startsWith('run') && !p.phase.startsWith('other')).reduce((n, p) => n + p.ms_per_run[side.consumer]!, 0);
         expect(sum).toBeLessThanOrEqual(phase('run')[side.consumer]! + 0.5);
       }
+      // ips's work for each consumer's batches is measured apart from its runs, and the CPU ratio
+      // counts the incremental side's.
+      expect(s.incremental.ips_cpu_ms).toBeGreaterThan(0);
+      expect(s.lookback.ips_cpu_ms).toBeGreaterThan(0);
+      expect(s.ratio['cpu']).toBeCloseTo((s.incremental.cpu_ms + s.incremental.ips_cpu_ms) / s.lookback.cpu_ms, 6);
       // Only the incremental pipeline reads the ICDC table ips hands over.
       expect(phase('ICDC metadata')[s.incremental.consumer]).toBeGreaterThan(0);
       expect(phase('ICDC metadata')[s.lookback.consumer]).toBe(0);
