@@ -42,7 +42,7 @@ export const STAGES: StageDef[] = [
  * The demo compares CPU, so both pipelines run on the engine's CPU-cheapest setting: one thread.
  * More threads shorten a large query's wall time but cost CPU in coordination (measured by
  * `npm run bench -- --only playback-ratio`: the lookback 63 % more CPU with 2 threads than with 1,
- * the incremental 40 % more, on 2 busy cores), which would flatter the ratio with the lookback's overhead.
+ * the incremental 25 % more, on 2 busy cores), which would flatter the ratio with the lookback's overhead.
  */
 export const DEFAULT_ENGINE_THREADS = 1;
 
