@@ -172,9 +172,10 @@ export class IpsWindows {
   private readonly awaited = new Set<string>();
   private window: { consumers: string[]; cpu0: NodeJS.CpuUsage } | null = null;
   private readonly cpuMs = new Map<string, number>();
+  private stopped = false;
 
   open(consumers: string[]): void {
-    if (consumers.length === 0) return;
+    if (consumers.length === 0 || this.stopped) return;
     this.close();
     for (const c of consumers) this.awaited.add(c);
     this.window = { consumers, cpu0: process.cpuUsage() };
@@ -183,6 +184,13 @@ export class IpsWindows {
   arrived(consumer: string): void {
     this.awaited.delete(consumer);
     if (this.awaited.size === 0) this.close();
+  }
+
+  /** Stops waiting, for good: a run failed or the session closes, so awaited triggers may never come. */
+  abandon(): void {
+    this.stopped = true;
+    this.awaited.clear();
+    this.close();
   }
 
   /** Waits until every awaited trigger has arrived (or IPS_SETTLE_MS), then closes the window. */
@@ -244,8 +252,9 @@ export class PlaybackSession {
       const source = this.stages.find((s) => s.consumer === consumer)?.source;
       const delay = source !== undefined && this.changedAt.has(source) ? performance.now() - this.changedAt.get(source)! : Number.NaN;
       this.ipsWindows.arrived(consumer);
-      this.queue = this.queue.then(() => this.ipsWindows.settle()).then(() => this.execute(consumer, data, delay)).catch((e: unknown) => {
+      this.queue = this.queue.then(() => this.ipsWindows.settle()).then(() => (this.failure ? this.release(data) : this.execute(consumer, data, delay))).catch((e: unknown) => {
         this.failure ??= e instanceof Error ? e : new Error(String(e));
+        this.ipsWindows.abandon();
       });
     });
   }
@@ -326,6 +335,11 @@ export class PlaybackSession {
       await session.close();
       throw e;
     }
+  }
+
+  /** A run queued behind a failed one is not started: its batch is released for a later run. */
+  private async release(data: TriggerData): Promise<void> {
+    await this.client.call('POST', `/v1/batches/${data.batch_id}/abort`, { reason: 'not run: the demo stopped after an earlier run failed' }).catch(() => {});
   }
 
   private async execute(consumer: string, data: TriggerData, triggerDelayMs: number): Promise<void> {
@@ -451,6 +465,7 @@ export class PlaybackSession {
   /** Closes everything but, with `keepServer`, the in-process ips (the caller closes it). */
   async close(): Promise<void> {
     await this.receiver.close();
+    this.ipsWindows.abandon();
     await this.queue.catch(() => {});
     if (!this.run.keepServer) await this.server?.close();
     this.lake.engine.close();

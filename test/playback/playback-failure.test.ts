@@ -40,11 +40,24 @@ test('a failing stage aborts its batch and stops the demo with the cause', async
 
   const client = new IpsHttpClient(server.url);
   const list = await client.call<{ batches: { id: string; state: string; abort_reason?: string | null; reason?: string | null }[] }>('GET', '/v1/consumers/playback_daily/batches');
+  // Day 1 committed, day 2 released; ips, still running, may already have handed day 2 out again
+  // through the subscription (its trigger finds no receiver): at most one such open batch.
   const states = list.batches.map((b) => b.state).sort();
-  expect(states).toEqual(['aborted', 'committed']); // day 1 committed, day 2 released
+  expect(states.filter((x) => x !== 'open')).toEqual(['aborted', 'committed']);
+  expect(states.filter((x) => x === 'open').length).toBeLessThanOrEqual(1);
   const aborted = list.batches.find((b) => b.state === 'aborted')!;
   expect(JSON.stringify(aborted)).toContain('disk full (injected)');
-  // The watermark did not move past day 1: a new prepare hands out day 2's changes again.
-  const again = await client.call<{ status?: string; batch?: { tables: { record_count: string }[] } }>('POST', '/v1/consumers/playback_daily/batches', { instance_id: 'after-failure' });
-  expect(JSON.stringify(again)).toContain('"record_count":"300"');
+  // The watermark did not move past day 1: the next batch, ips's redelivery or a new prepare,
+  // hands out day 2's changes again.
+  const nextBatch = async (): Promise<Record<string, unknown>> => {
+    const now = await client.call<{ batches: { id: string; state: string }[] }>('GET', '/v1/consumers/playback_daily/batches');
+    const open = now.batches.find((b) => b.state === 'open');
+    if (open) return client.call<Record<string, unknown>>('GET', `/v1/batches/${open.id}`);
+    return client.call<Record<string, unknown>>('POST', '/v1/consumers/playback_daily/batches', { instance_id: 'after-failure' })
+      .catch((e: unknown) => {
+        if (/has batch \d+ open/.test(String(e))) return nextBatch(); // ips's redelivery got there first
+        throw e;
+      });
+  };
+  expect(JSON.stringify(await nextBatch())).toContain('"record_count":"300"');
 });
