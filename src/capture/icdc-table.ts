@@ -4,8 +4,8 @@ import { IpsError, isIpsError } from '../errors.js';
 import { joinLocation, type FileIO } from '../io/file-io.js';
 import { resolveTableDirectory } from '../catalog/hadoop-catalog.js';
 import { readMetadataFile } from '../catalog/table.js';
-import { stringifyJsonLossless } from '../iceberg/json.js';
-import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
+import { jsonRoundTrip, stringifyJsonExact } from '../iceberg/json-write.js';
+import { tableMetadataFromJson, type TableMetadata } from '../iceberg/metadata.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import { ManifestReader } from './manifest-reader.js';
@@ -239,7 +239,7 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   const seq = fv === 1 ? 0n : (deleteSeq + 1n > explicitMax ? deleteSeq + 1n : explicitMax);
 
   const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
-  const schemaJson = stringifyJsonLossless(currentSchemaRaw);
+  const schemaJson = stringifyJsonExact(currentSchemaRaw);
   const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
   // Snapshot times never go back (a clock that did, or two batches in one millisecond), and the
   // batch's own snapshot comes strictly after the delete that precedes it: engines list history
@@ -408,8 +408,10 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
     metadata['partition-spec'] = (metadata['partition-specs'] as { 'spec-id': number; fields: unknown[] }[]).find((s) => s['spec-id'] === source.defaultSpecId)?.fields ?? [];
   }
   if (fv >= 3) metadata['next-row-id'] = (nextRowId ?? 0n) + list.assignedRows;
-  const text = stringifyJsonLossless(metadata, 2);
-  const written = parseTableMetadata(text, 'ICDC metadata being written'); // never publish metadata ips itself cannot read
+  const text = stringifyJsonExact(metadata, 2);
+  // Never publish metadata ips itself cannot read: validated as a reader would get it from the
+  // text (jsonRoundTrip: the parse of that text, without printing and parsing the whole history again).
+  const written = tableMetadataFromJson(jsonRoundTrip(metadata), 'ICDC metadata being written');
   const metadataLocation = joinLocation(metaDir, `v${version}.metadata.json`);
   try {
     await io.write(metadataLocation, Buffer.from(text, 'utf8'), { ifAbsent: true });
