@@ -437,6 +437,18 @@ export interface BatchHead {
   hasOutputs: boolean;
 }
 
+/** Tables by batch id from rows holding TABLE_COLUMNS (and maybe more), in their order. */
+function tablesFromRows(rows: readonly unknown[]): Map<bigint, BatchTable[]> {
+  const tables = new Map<bigint, BatchTable[]>();
+  for (const row of rows) {
+    const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
+    let list = tables.get(batchId);
+    if (!list) tables.set(batchId, (list = []));
+    list.push(table);
+  }
+  return tables;
+}
+
 /** A batch from its row (BATCH_COLUMNS) and the tables read for it. */
 function assembleBatch(row: unknown, tables: Map<bigint, BatchTable[]>): Batch {
   const r = parseRow(batchRowSchema, row, 'batches');
@@ -706,12 +718,16 @@ export class BatchesRepo {
   commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
-      // The row, locked, with its lease checked on the database clock; then its tables: two statements.
-      const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
-        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired FROM batches WHERE id = $1 FOR UPDATE`, [id]);
+      // The row, locked, with its lease checked on the database clock, and its tables: one
+      // statement, a row per table (the batch's columns repeated; no column name is in both).
+      const lock = await tx.query<{ state: BatchState; lease_expired: boolean; batch_id: bigint | null }>(
+        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS}
+           FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
+          WHERE b.id = $1 ORDER BY t.source_table FOR UPDATE OF b`, [id]);
       const row = lock.rows[0];
       if (!row) throw notFound(id);
-      const tables = await repo.tablesOf([id]);
+      // No table rows: an archived batch (its tables are read from its archive).
+      const tables = row.batch_id === null ? await repo.tablesOf([id]) : tablesFromRows(lock.rows);
       const batch = assembleBatch(row, tables);
       if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [], woke: false };
       if (row.state !== 'open') throw notOpen(batch, 'committed');
@@ -725,9 +741,6 @@ export class BatchesRepo {
         watermarks.push(await advanceWatermark(tx, batch.consumer, t.sourceTable, t.baseWatermarkVersion, t.next,
           { actor, reason: 'commit', batchId: id }));
       }
-      const done = await tx.query(
-        `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
-          WHERE id = $1 RETURNING ${BATCH_COLUMNS}`, [id]);
       await recordBatchOutputs(tx, id, outputs);
       await backfillBatchClosed(tx, batch, 'committed', null, outputs);
       // Output signals: announced by this commit only (a replayed commit announces nothing).
@@ -737,13 +750,17 @@ export class BatchesRepo {
         announced.push(await signalsRepo.record({ name: sig.name, params: sig.params ?? {}, sender: actor, consumer: batch.consumer, batchId: id }));
       }
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
-      // One statement: the wake-up, and whether the consumer has a subscription a trigger loop should look at now.
-      const woke = await tx.query<{ subscribed: boolean }>(
-        `WITH wake AS (${wakeSql('consumer = $1')} RETURNING 1)
-         SELECT EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $1 AND enabled) AS subscribed`, [batch.consumer]);
+      // One statement: the batch committed, the wake-up of the consumer's subscriptions, and
+      // whether it has a subscription a trigger loop should look at now.
+      const done = await tx.query<{ subscribed: boolean }>(
+        `WITH done AS (
+           UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+            WHERE id = $1 RETURNING ${BATCH_COLUMNS}),
+         wake AS (${wakeSql('consumer = $2')} RETURNING 1)
+         SELECT done.*, EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $2 AND enabled) AS subscribed FROM done`, [id, batch.consumer]);
       // The batch as committed: its row as the UPDATE left it (nothing else in this transaction changes
       // it), its tables as read above (a commit never changes them).
-      return { batch: assembleBatch(done.rows[0], tables), watermarks, alreadyCommitted: false, signals: announced, woke: woke.rows[0]?.subscribed === true };
+      return { batch: assembleBatch(done.rows[0], tables), watermarks, alreadyCommitted: false, signals: announced, woke: done.rows[0]?.subscribed === true };
     });
   }
 

@@ -231,23 +231,41 @@ export async function advanceWatermark(
   const pos = checkPosition(to);
   parseInput(auditSchema, audit, 'watermark audit');
   return q.withTransaction(async (tx) => {
-    const cur = await tx.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE`, [consumer, sourceTable]);
-    if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
-    const before = parseRow(rowSchema, cur.rows[0], 'watermarks');
-    if (before.version !== expectedVersion) throw conflict(consumer, sourceTable, expectedVersion, before.version);
+    // One statement: the row locked (its position before the move is the audit row's "from"),
+    // then moved if it is still at the expected version; no row back: missing or moved on.
     const res = await tx.query(
-      `UPDATE watermarks SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
-              processed_files = $8::JSONB, version = version + 1, updated_at = now()
-        WHERE consumer = $1 AND source_table = $2 AND version = $3
-       RETURNING ${COLUMNS}`,
+      `UPDATE watermarks w SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
+              processed_files = $8::JSONB, version = w.version + 1, updated_at = now()
+         FROM (SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE) old
+        WHERE w.consumer = old.consumer AND w.source_table = old.source_table AND old.version = $3
+       RETURNING ${PREFIXED_COLUMNS('w')}, ${PREFIXED_COLUMNS('old', OLD_PREFIX)}`,
       [consumer, sourceTable, expectedVersion, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
         jsonParam(pos.processedFiles)]);
-    // The row is locked since the SELECT: this only fails if the database ignores FOR UPDATE.
-    if (res.rows[0] === undefined) throw conflict(consumer, sourceTable, expectedVersion, null);
-    const after = parseRow(rowSchema, res.rows[0], 'watermarks');
+    const row = res.rows[0];
+    if (row === undefined) {
+      const cur = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, sourceTable]);
+      if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
+      throw conflict(consumer, sourceTable, expectedVersion, cur.rows[0].version);
+    }
+    const before = parseRow(rowSchema, unprefixed(row, OLD_PREFIX), 'watermarks');
+    const after = parseRow(rowSchema, row, 'watermarks');
     await insertMove(tx, consumer, sourceTable, audit, { version: before.version, position: before }, { version: after.version, position: after });
     return after;
   });
+}
+
+const OLD_PREFIX = 'old_';
+const COLUMN_NAMES = COLUMNS.split(',').map((c) => c.trim());
+/** COLUMNS qualified by a table alias, each named with a prefix (RETURNING of a self-join). */
+function PREFIXED_COLUMNS(alias: string, prefix = ''): string {
+  return COLUMN_NAMES.map((c) => `${alias}.${c}${prefix ? ` AS ${prefix}${c}` : ''}`).join(', ');
+}
+
+/** The prefixed columns of a row, without their prefix. */
+function unprefixed(row: Record<string, unknown>, prefix: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const c of COLUMN_NAMES) out[c] = row[prefix + c];
+  return out;
 }
 
 function conflict(consumer: string, sourceTable: string, expected: bigint, actual: bigint | null): IpsError {
