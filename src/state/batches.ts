@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
 import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
-import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+import { jsonParam, sqlState, SQLSTATE, violatedConstraint, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
@@ -496,18 +496,50 @@ export class BatchesRepo {
         const same = await repo.findByInstance(v.consumer, v.instanceId);
         if (same) return { batch: same, created: false };
       }
+      // The batch and its first table in one statement (the table row only when the batch row
+      // was inserted); further tables (a batch over several) one statement each.
+      const tableParams = (t: (typeof tables)[number]): SqlParam[] => [t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
+        jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
+        t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
+        t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
+        jsonParam(t.next.processedFiles),
+        t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null];
+      const TABLE_INSERT_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
+               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
+               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
+               next_processed_files, row_changelog`;
+      // $n.. typed: in a SELECT list (below) a parameter has no target column to take its type from.
+      const tableValues = (n: number): string => [
+        'TEXT', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'INT4', 'INT8', 'INT8', 'JSONB', 'TEXT', 'INT8', 'TEXT',
+        'INT8', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'JSONB',
+      ].map((type, i) => `$${n + i}::${type}`).join(', ');
+      const refused = (e: unknown, sourceTable: string): never => {
+        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+          if (violatedConstraint(e)?.startsWith('batch_tables_')) throw new IpsError('NOT_FOUND', `source table "${sourceTable}" is not registered`, { cause: e });
+          throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
+        }
+        throw e;
+      };
+      const [first, ...rest] = tables;
+      if (first === undefined) throw new IpsError('INVALID_ARGUMENT', 'a batch needs at least one table');
       let row: Record<string, unknown> | undefined;
       try {
         const res = await tx.query(
-          `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
-           VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
-           ON CONFLICT (consumer, instance_id) DO NOTHING
-           RETURNING ${BATCH_COLUMNS}`,
-          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null]);
+          `WITH b AS (
+             INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
+             VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
+             ON CONFLICT (consumer, instance_id) DO NOTHING
+             RETURNING ${BATCH_COLUMNS}),
+           t AS (
+             INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS})
+             SELECT b.id, ${tableValues(8)} FROM b
+             RETURNING ${TABLE_COLUMNS})
+           SELECT b.*, t.* FROM b LEFT JOIN t ON true`,
+          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null,
+            ...tableParams(first)]);
         row = res.rows[0];
       } catch (e) {
-        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
-        throw e;
+        refused(e, first.sourceTable);
       }
       if (row === undefined) {
         const existing = await repo.findByInstance(v.consumer, v.instanceId);
@@ -518,26 +550,19 @@ export class BatchesRepo {
         return { batch: existing, created: false };
       }
       const stored: BatchTable[] = [];
-      for (const t of tables) {
+      {
+        const { batchId: _, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
+        stored.push(table);
+      }
+      for (const t of rest) {
         try {
           const res = await tx.query(
-            `INSERT INTO batch_tables (batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
-               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
-               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
-               next_processed_files, row_changelog)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB, $21::JSONB)
-             RETURNING ${TABLE_COLUMNS}`,
-            [id, t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
-              jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
-              t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
-              t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
-              jsonParam(t.next.processedFiles),
-              t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null] satisfies SqlParam[]);
+            `INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS}) VALUES ($1, ${tableValues(2)}) RETURNING ${TABLE_COLUMNS}`,
+            [id, ...tableParams(t)]);
           const { batchId: _, ...table } = parseRow(tableRowSchema, res.rows[0], 'batch_tables');
           stored.push(table);
         } catch (e) {
-          if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
-          throw e;
+          refused(e, t.sourceTable);
         }
       }
       if (input.trigger) await storeTrigger(tx, input.trigger, id);
