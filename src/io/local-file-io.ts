@@ -159,8 +159,8 @@ export class LocalFileIO implements FileIO {
     // written with blocking calls: write, link and unlink into the page cache take about 50 µs of
     // CPU together, the same through fs/promises' threadpool about 300 µs (measured here). Not a
     // replacing rename: ext4 starts writing the new file's blocks out within rename(2) when it
-    // replaces a file (auto_da_alloc), about 1 ms the event loop would wait. Large files keep
-    // the threadpool too.
+    // replaces a file (auto_da_alloc), about 1 ms the event loop would wait (see below). Large
+    // files keep the threadpool.
     if (opts?.ifAbsent && data.length <= SYNC_WRITE_MAX_BYTES) {
       this.writeAsideSync(tmp, data);
       try {
@@ -177,7 +177,10 @@ export class LocalFileIO implements FileIO {
       }
       return;
     }
-    await this.writeAside(tmp, data);
+    // A replacing write of a small file: written aside with blocking calls, renamed over the old
+    // one on the threadpool.
+    if (data.length <= SYNC_WRITE_MAX_BYTES) this.writeAsideSync(tmp, data);
+    else await this.writeAside(tmp, data);
     if (opts?.ifAbsent) {
       // Written aside, then linked: link(2) fails if the target exists, so two writers cannot both win.
       try {
