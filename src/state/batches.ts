@@ -7,6 +7,7 @@ import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
 import { SignalsRepo, type Signal } from './signals.js';
+import { CONSUMER_COLUMNS, parseConsumerRow, type Consumer } from './consumers.js';
 import { readArchives, triggerDedupKey } from './batch-archive.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
@@ -625,6 +626,28 @@ export class BatchesRepo {
    * has (any state: a retried step), and the consumer's open batches, each with whether its
    * lease ran out (database clock).
    */
+  /**
+   * What a prepare reads first, in one statement: the consumer (undefined when there is none)
+   * and stepView's answer (the batch of this instance, the consumer's open batches).
+   */
+  async stepStart(consumer: string, instanceId: string): Promise<{ consumer: Consumer | undefined; view: { instance: bigint | null; open: { id: bigint; due: boolean }[] } }> {
+    const cols = CONSUMER_COLUMNS.split(',').map((c) => `c.${c.trim()}`).join(', ');
+    const res = await this.q.query<{ b_id: bigint | null; b_instance_id: string | null; b_state: BatchState | null; b_due: boolean | null }>(
+      `SELECT ${cols}, b.id AS b_id, b.instance_id AS b_instance_id, b.state AS b_state, b.lease_expires_at < now() AS b_due
+         FROM consumers c LEFT JOIN batches b ON b.consumer = c.name AND (b.state = 'open' OR b.instance_id = $2)
+        WHERE c.name = $1 ORDER BY b.created_at, b.id`, [consumer, instanceId]);
+    const first = res.rows[0];
+    if (first === undefined) return { consumer: undefined, view: { instance: null, open: [] } };
+    const rows = res.rows.filter((r) => r.b_id !== null);
+    return {
+      consumer: parseConsumerRow(first),
+      view: {
+        instance: rows.find((r) => r.b_instance_id === instanceId)?.b_id ?? null,
+        open: rows.filter((r) => r.b_state === 'open').map((r) => ({ id: r.b_id!, due: r.b_due === true })),
+      },
+    };
+  }
+
   async stepView(consumer: string, instanceId: string): Promise<{ instance: bigint | null; open: { id: bigint; due: boolean }[] }> {
     const res = await this.q.query<{ id: bigint; instance_id: string; state: BatchState; due: boolean }>(
       `SELECT id, instance_id, state, lease_expires_at < now() AS due FROM batches
