@@ -4,7 +4,7 @@ import { IpsError, isIpsError } from '../errors.js';
 import { joinLocation, type FileIO } from '../io/file-io.js';
 import { resolveTableDirectory } from '../catalog/hadoop-catalog.js';
 import { readMetadataFile } from '../catalog/table.js';
-import { jsonRoundTrip, stringifyJsonExact } from '../iceberg/json-write.js';
+import { jsonRoundTrip, stringifyJsonExact, stringifyJsonExactWithLists } from '../iceberg/json-write.js';
 import { tableMetadataFromJson, type TableMetadata } from '../iceberg/metadata.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
@@ -107,6 +107,12 @@ function unionById(a: Record<string, unknown>[], b: Record<string, unknown>[], k
   for (const x of [...a, ...b]) m.set(String(x[key]), x);
   return [...m.values()];
 }
+
+/**
+ * Printed JSON of the snapshots and schemas of ICDC metadata, by object: the next write of a
+ * table repeats its kept snapshots (and the source's schemas) as the same objects.
+ */
+const PRINTED = new WeakMap<object, string>();
 
 /** Marks the snapshot that removes the previous batch's files (the batch's own snapshot follows it). */
 const CLEAR_ROLE = 'clear-previous-batch';
@@ -408,10 +414,19 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
     metadata['partition-spec'] = (metadata['partition-specs'] as { 'spec-id': number; fields: unknown[] }[]).find((s) => s['spec-id'] === source.defaultSpecId)?.fields ?? [];
   }
   if (fv >= 3) metadata['next-row-id'] = (nextRowId ?? 0n) + list.assignedRows;
-  const text = stringifyJsonExact(metadata, 2);
+  // The kept snapshots and the schemas are objects of the previous metadata or of the source's
+  // (as parsed): printed once (PRINTED), shared by the copy below rather than copied again.
+  const text = stringifyJsonExactWithLists(metadata, ['snapshots', 'schemas'], PRINTED);
+  const keep = new Set<object>([...keptSnapshots, ...(metadata['schemas'] as object[])]);
   // Never publish metadata ips itself cannot read: validated as a reader would get it from the
-  // text (jsonRoundTrip: the parse of that text, without printing and parsing the whole history again).
-  const written = tableMetadataFromJson(jsonRoundTrip(metadata), 'ICDC metadata being written');
+  // text (jsonRoundTrip: the parse of that text, without printing and parsing it again).
+  const copy = jsonRoundTrip(metadata, keep) as Record<string, unknown>;
+  const copied = copy['snapshots'] as object[];
+  for (let i = 0; i < newSnapshots.length; i++) {
+    const t = PRINTED.get(newSnapshots[i]!);
+    if (t !== undefined) PRINTED.set(copied[copied.length - newSnapshots.length + i]!, t);
+  }
+  const written = tableMetadataFromJson(copy, 'ICDC metadata being written');
   const metadataLocation = joinLocation(metaDir, `v${version}.metadata.json`);
   try {
     await io.write(metadataLocation, Buffer.from(text, 'utf8'), { ifAbsent: true });

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseJsonLossless, stringifyJsonLossless } from '../../src/iceberg/json.js';
-import { jsonRoundTrip, stringifyJsonExact } from '../../src/iceberg/json-write.js';
+import { jsonRoundTrip, stringifyJsonExact, stringifyJsonExactWithLists } from '../../src/iceberg/json-write.js';
 import { REPO_ROOT } from '../setup/env.js';
 
 const metaDir = path.join(REPO_ROOT, 'fixtures', 'tables', 'playback', 'metadata');
@@ -60,5 +60,38 @@ describe('jsonRoundTrip', () => {
     expect(out).toStrictEqual(input);
     expect(out.a).not.toBe(input.a);
     expect(out.a[0]).not.toBe(input.a[0]);
+  });
+});
+
+describe('stringifyJsonExactWithLists', () => {
+  it.each(metadataFiles)('prints %s as lossless-json does (indent 2), from the cache the second time', (file) => {
+    const value = parseJsonLossless(readFileSync(path.join(metaDir, file), 'utf8'), file) as Record<string, unknown>;
+    const printed = new WeakMap<object, string>();
+    const expected = stringifyJsonLossless(value, 2);
+    expect(stringifyJsonExactWithLists(value, ['snapshots', 'schemas', 'absent'], printed)).toBe(expected);
+    const snapshots = value['snapshots'] as object[];
+    if (snapshots.length > 0) expect(printed.has(snapshots[0]!)).toBe(true);
+    // Again, with every item printed from the cache, and with a list that grew by a new snapshot.
+    expect(stringifyJsonExactWithLists(value, ['snapshots', 'schemas'], printed)).toBe(expected);
+    const grown = { ...value, snapshots: [...snapshots, { 'snapshot-id': 9223372036854775807n, summary: { operation: 'append', note: '$& $1 $$' } }] };
+    expect(stringifyJsonExactWithLists(grown, ['snapshots', 'schemas'], printed)).toBe(stringifyJsonLossless(grown, 2));
+  });
+
+  it('prints empty and missing lists as lossless-json does', () => {
+    const v = { a: 1n, snapshots: [], schemas: [{ 'schema-id': 0n, fields: [] }] };
+    expect(stringifyJsonExactWithLists(v, ['snapshots', 'schemas', 'missing'], new WeakMap())).toBe(stringifyJsonLossless(v, 2));
+  });
+});
+
+describe('jsonRoundTrip with kept objects', () => {
+  it('shares the kept objects and copies the rest, equal to the parse of the printed text', () => {
+    const value = parseJsonLossless(readFileSync(path.join(metaDir, metadataFiles.at(-1)!), 'utf8'), 'last') as Record<string, unknown>;
+    const snapshots = value['snapshots'] as object[];
+    const built = { ...value, 'format-version': 2, snapshots: [...snapshots, { 'snapshot-id': 5n, 'sequence-number': 7 }] };
+    const out = jsonRoundTrip(built, new Set(snapshots)) as Record<string, unknown>;
+    expect(out).toStrictEqual(parseJsonLossless(stringifyJsonLossless(built), 'built'));
+    const outSnapshots = out['snapshots'] as object[];
+    snapshots.forEach((s, i) => expect(outSnapshots[i]).toBe(s));
+    expect(outSnapshots.at(-1)).toStrictEqual({ 'snapshot-id': 5n, 'sequence-number': 7n });
   });
 });
