@@ -71,6 +71,9 @@ export function newSnapshotId(): bigint {
 
 const MAX_CHECKS_IN_FLIGHT = 32;
 
+/** Batches of up to this many files keep their entries in the write cache (see IcdcCached.live). */
+const MAX_CACHED_LIVE = 1000;
+
 /** Zero copy means the source may delete files when its snapshots expire: check before handing out. */
 export async function verifyFilesExist(io: FileIO, files: FileChange[]): Promise<void> {
   const limit = pLimit(MAX_CHECKS_IN_FLIGHT);
@@ -228,7 +231,7 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   }
   const fv = source.formatVersion;
   const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
-  const previous = prev && prevSnapshotId !== null ? await liveEntries(cached ? withFiles(io, cached.files) : io, prev.md, prevSnapshotId) : [];
+  const previous = cached?.live ?? (prev && prevSnapshotId !== null ? await liveEntries(cached ? withFiles(io, cached.files) : io, prev.md, prevSnapshotId) : []);
   const deleteSnapshotId = previous.length > 0 ? newSnapshotId() : null;
   const snapshotId = newSnapshotId();
   const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
@@ -436,7 +439,18 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   }
   // No trailing newline: PyIceberg's StaticTable checks the hint with str.isnumeric().
   await io.write(joinLocation(metaDir, 'version-hint.text'), Buffer.from(String(version), 'utf8'));
-  req.cache?.set(location, { md: written, metadataLocation, version, files: list.files }, text.length);
+  // The batch's entries as a reader of its manifests gets them (inheritance applied: no explicit
+  // sequence numbers means the snapshot's; snapshot id the snapshot's), so that the next write
+  // need not decode them back. Not in v3, where a reader also assigns row ids, nor for big batches.
+  const live = fv <= 2 && req.files.length <= MAX_CACHED_LIVE ? req.files.map((f) => ({
+    specId: f.manifest.partitionSpecId,
+    entry: {
+      status: EntryStatus.ADDED, snapshotId, dataFile: f.entry.dataFile,
+      sequenceNumber: explicitSeqs ? f.entry.sequenceNumber ?? seq : seq,
+      fileSequenceNumber: seq,
+    } satisfies ManifestEntry,
+  })) : undefined;
+  req.cache?.set(location, { md: written, metadataLocation, version, files: list.files, ...(live ? { live } : {}) }, text.length);
   return {
     metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, deleteSnapshotId, version,
     dataFiles: dataFiles.length, deleteFiles: deleteFiles.length, records,
