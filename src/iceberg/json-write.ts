@@ -1,15 +1,13 @@
 import crypto from 'node:crypto';
+import { stringify } from 'lossless-json';
 import { IpsError } from '../errors.js';
 
 /**
  * Writing Iceberg JSON (metadata files) with 64-bit integers exact, on the hot path of every
  * prepare (an ICDC table's metadata file is written per batch).
  *
- * `stringifyJsonExact` prints what `stringifyJsonLossless` (lossless-json) prints for the values
- * ips builds (plain objects, arrays, strings, booleans, null, numbers and bigints), several
- * times faster: the native JSON.stringify writes each bigint as a tagged string, and one
- * replace turns the tags back into bare integer literals. The tag carries a random nonce drawn
- * at start, so no string of a table's metadata can be mistaken for one.
+ * `stringifyJsonExact` prints bigints as bare integer literals (lossless-json; a native
+ * JSON.stringify with a replacer that tags bigints measured no faster).
  *
  * `jsonRoundTrip` gives the value a lossless parse of that text would give (integers as bigint,
  * keys with undefined dropped, undefined in arrays as null) without printing and parsing it.
@@ -19,18 +17,11 @@ import { IpsError } from '../errors.js';
  * table's metadata repeats the snapshots and schemas of the previous write, printed once.
  */
 const NONCE = crypto.randomBytes(9).toString('hex');
-const TAG = `\u0001ips-int-${NONCE}:`;
-// JSON.stringify writes U+0001 as the six characters \u0001.
-const TAGGED = new RegExp(`"\\\\u0001ips-int-${NONCE}:(-?\\d+)"`, 'g');
-
-function replacer(_key: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? TAG + v.toString() : v;
-}
 
 export function stringifyJsonExact(value: unknown, indent?: number): string {
-  const out = JSON.stringify(value, replacer, indent) as string | undefined;
+  const out = stringify(value, undefined, indent);
   if (out === undefined) throw new IpsError('INTERNAL', 'value cannot be serialised as JSON');
-  return out.replace(TAGGED, '$1');
+  return out;
 }
 
 /** Bound on nesting (as the parser's): deeper than any Iceberg metadata. */
