@@ -166,7 +166,7 @@ async function writeSnapshotFiles(io: FileIO, source: TableMetadata, metaDir: st
   const listPath = joinLocation(metaDir, `snap-${snap.snapshotId}-1-${commitUuid}.avro`);
   files.set(listPath, list.bytes);
   // The manifests and the list are independent objects (only the metadata file names them): written at once.
-  await Promise.all([...files].map(([p, bytes]) => io.write(p, bytes, { ifAbsent: true })));
+  await Promise.all([...files].map(([p, bytes]) => io.write(p, bytes, { ifAbsent: true, unpublished: true })));
   return { listPath, assignedRows: list.assignedRows, files };
 }
 

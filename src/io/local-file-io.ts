@@ -152,8 +152,24 @@ export class LocalFileIO implements FileIO {
     }
   }
 
-  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
+  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean; unpublished?: boolean }): Promise<void> {
     const p = localPath(location);
+    // Not read before something names it: created in place, exclusively (O_EXCL: an existing file
+    // is never replaced), without the temp file and its link and unlink.
+    if (opts?.ifAbsent && opts.unpublished && data.length <= SYNC_WRITE_MAX_BYTES) {
+      try {
+        this.writeAsideSync(p, data);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new IpsError('ALREADY_EXISTS', `${location} already exists`);
+        try {
+          fsSync.unlinkSync(p); // what a failed write (a full disk) left of it
+        } catch {
+          /* never created */
+        }
+        throw new IpsError('IO_ERROR', `cannot write ${location}: ${describeError(e)}`, { cause: e });
+      }
+      return;
+    }
     const tmp = `${p}.${process.pid}.${crypto.randomUUID()}.tmp`;
     // A small new file (every ICDC metadata file, manifest list and manifest of a batch) is
     // written with blocking calls: write, link and unlink into the page cache take about 50 µs of
