@@ -198,11 +198,11 @@ describe('LocalFileIO writes', () => {
   const read = (p: string): string => fs.readFileSync(p, 'utf8');
   const leftovers = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
 
-  it.each([
+  it.each<[string, { ifAbsent: boolean; unpublished?: boolean }]>([
     ['if absent', { ifAbsent: true }],
     ['if absent, unpublished (in place)', { ifAbsent: true, unpublished: true }],
   ])('%s: creates a file (and its directory), never replaces one, leaves no temp file', async (_name, opts) => {
-    const dir = path.join(tmp, `writes-${opts.unpublished ? 'in-place' : 'aside'}`, 'metadata');
+    const dir = path.join(tmp, `writes-${opts.unpublished === true ? 'in-place' : 'aside'}`, 'metadata');
     const f = path.join(dir, 'a.avro');
     await io.write(f, Buffer.from('first'), opts);
     expect(read(f)).toBe('first');
