@@ -17,14 +17,16 @@ export interface Principal {
 
 const OPEN: Principal = { actor: 'anonymous', admin: true, consumer: null };
 
-function sameSecret(a: string, b: string): boolean {
-  const ha = crypto.createHash('sha256').update(a).digest();
-  const hb = crypto.createHash('sha256').update(b).digest();
-  return crypto.timingSafeEqual(ha, hb);
-}
+const sha256 = (s: string): Buffer => crypto.createHash('sha256').update(s).digest();
 
 export class Authenticator {
-  constructor(private readonly mode: 'token' | 'none', private readonly adminTokens: Secret[], private readonly tokens: TokensRepo) {}
+  /** Digests of the configured admin tokens, compared in constant time with the presented token's. */
+  private readonly adminDigests: Buffer[];
+
+  constructor(private readonly mode: 'token' | 'none', adminTokens: Secret[], private readonly tokens: TokensRepo) {
+    // Hashed once: every request compares against them.
+    this.adminDigests = adminTokens.map((s) => sha256(s.reveal()));
+  }
 
   async authenticate(req: FastifyRequest): Promise<Principal> {
     const header = req.headers.authorization;
@@ -37,7 +39,10 @@ export class Authenticator {
 
   /** The principal of a bearer token (also given as an OAuth2 client secret to the Iceberg REST catalog). */
   async authenticateToken(token: string): Promise<Principal> {
-    if (this.adminTokens.some((s) => sameSecret(s.reveal(), token))) return { actor: 'admin:configured', admin: true, consumer: null };
+    if (this.adminDigests.length > 0) {
+      const presented = sha256(token);
+      if (this.adminDigests.some((d) => crypto.timingSafeEqual(d, presented))) return { actor: 'admin:configured', admin: true, consumer: null };
+    }
     const issued = await this.tokens.authenticate(token);
     if (!issued) throw apiError('UNAUTHORIZED', 'unknown or revoked token');
     return {

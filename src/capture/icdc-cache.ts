@@ -1,5 +1,6 @@
 import type { FileIO } from '../io/file-io.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
+import type { ManifestEntry } from '../iceberg/manifest.js';
 
 /**
  * What this process last wrote to each ICDC table: its metadata (as parsed right after writing),
@@ -18,6 +19,11 @@ export interface IcdcCached {
   version: number;
   /** The current snapshot's manifest list and manifests as written (empty when too large to keep). */
   files: Map<string, Buffer>;
+  /**
+   * The current snapshot's entries as a reader decodes them from `files`, with their spec ids:
+   * the next write drops them without decoding (absent: decode `files`).
+   */
+  live?: { entry: ManifestEntry; specId: number }[];
 }
 
 /** Keep the files of a snapshot only up to this size: a huge batch is read back from storage. */
@@ -48,7 +54,7 @@ export class IcdcWriteCache {
     this.delete(location);
     let filesBytes = 0;
     for (const b of value.files.values()) filesBytes += b.length;
-    const kept = filesBytes <= MAX_FILES_BYTES_PER_TABLE ? value : { ...value, files: new Map<string, Buffer>() };
+    const kept = filesBytes <= MAX_FILES_BYTES_PER_TABLE ? value : { md: value.md, metadataLocation: value.metadataLocation, version: value.version, files: new Map<string, Buffer>() };
     const cost = metadataBytes * 4 + (kept.files.size ? filesBytes : 0);
     if (cost > this.budgetBytes) return;
     this.tables.set(location, { value: kept, cost });

@@ -4,8 +4,8 @@ import { IpsError, isIpsError } from '../errors.js';
 import { joinLocation, type FileIO } from '../io/file-io.js';
 import { resolveTableDirectory } from '../catalog/hadoop-catalog.js';
 import { readMetadataFile } from '../catalog/table.js';
-import { stringifyJsonLossless } from '../iceberg/json.js';
-import { parseTableMetadata, type TableMetadata } from '../iceberg/metadata.js';
+import { jsonRoundTrip, stringifyJsonExact, stringifyJsonExactWithLists } from '../iceberg/json-write.js';
+import { tableMetadataFromJson, type TableMetadata } from '../iceberg/metadata.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { EntryStatus, type ManifestEntry } from '../iceberg/manifest.js';
 import { ManifestReader } from './manifest-reader.js';
@@ -71,6 +71,9 @@ export function newSnapshotId(): bigint {
 
 const MAX_CHECKS_IN_FLIGHT = 32;
 
+/** Batches of up to this many files keep their entries in the write cache (see IcdcCached.live). */
+const MAX_CACHED_LIVE = 1000;
+
 /** Zero copy means the source may delete files when its snapshots expire: check before handing out. */
 export async function verifyFilesExist(io: FileIO, files: FileChange[]): Promise<void> {
   const limit = pLimit(MAX_CHECKS_IN_FLIGHT);
@@ -107,6 +110,12 @@ function unionById(a: Record<string, unknown>[], b: Record<string, unknown>[], k
   for (const x of [...a, ...b]) m.set(String(x[key]), x);
   return [...m.values()];
 }
+
+/**
+ * Printed JSON of the snapshots and schemas of ICDC metadata, by object: the next write of a
+ * table repeats its kept snapshots (and the source's schemas) as the same objects.
+ */
+const PRINTED = new WeakMap<object, string>();
 
 /** Marks the snapshot that removes the previous batch's files (the batch's own snapshot follows it). */
 const CLEAR_ROLE = 'clear-previous-batch';
@@ -157,7 +166,7 @@ async function writeSnapshotFiles(io: FileIO, source: TableMetadata, metaDir: st
   const listPath = joinLocation(metaDir, `snap-${snap.snapshotId}-1-${commitUuid}.avro`);
   files.set(listPath, list.bytes);
   // The manifests and the list are independent objects (only the metadata file names them): written at once.
-  await Promise.all([...files].map(([p, bytes]) => io.write(p, bytes, { ifAbsent: true })));
+  await Promise.all([...files].map(([p, bytes]) => io.write(p, bytes, { ifAbsent: true, unpublished: true })));
   return { listPath, assignedRows: list.assignedRows, files };
 }
 
@@ -222,7 +231,7 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   }
   const fv = source.formatVersion;
   const prevSnapshotId = prev?.md.currentSnapshotId ?? null;
-  const previous = prev && prevSnapshotId !== null ? await liveEntries(cached ? withFiles(io, cached.files) : io, prev.md, prevSnapshotId) : [];
+  const previous = cached?.live ?? (prev && prevSnapshotId !== null ? await liveEntries(cached ? withFiles(io, cached.files) : io, prev.md, prevSnapshotId) : []);
   const deleteSnapshotId = previous.length > 0 ? newSnapshotId() : null;
   const snapshotId = newSnapshotId();
   const prevSeq = prev?.md.lastSequenceNumber ?? 0n;
@@ -239,7 +248,7 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   const seq = fv === 1 ? 0n : (deleteSeq + 1n > explicitMax ? deleteSeq + 1n : explicitMax);
 
   const currentSchemaRaw = rawList(source, 'schemas').find((s) => Number(s['schema-id']) === source.currentSchemaId) ?? source.raw['schema'];
-  const schemaJson = stringifyJsonLossless(currentSchemaRaw);
+  const schemaJson = stringifyJsonExact(currentSchemaRaw);
   const nextRowId = fv >= 3 ? prev?.md.nextRowId ?? source.nextRowId ?? 0n : null;
   // Snapshot times never go back (a clock that did, or two batches in one millisecond), and the
   // batch's own snapshot comes strictly after the delete that precedes it: engines list history
@@ -408,8 +417,19 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
     metadata['partition-spec'] = (metadata['partition-specs'] as { 'spec-id': number; fields: unknown[] }[]).find((s) => s['spec-id'] === source.defaultSpecId)?.fields ?? [];
   }
   if (fv >= 3) metadata['next-row-id'] = (nextRowId ?? 0n) + list.assignedRows;
-  const text = stringifyJsonLossless(metadata, 2);
-  const written = parseTableMetadata(text, 'ICDC metadata being written'); // never publish metadata ips itself cannot read
+  // The kept snapshots and the schemas are objects of the previous metadata or of the source's
+  // (as parsed): printed once (PRINTED), shared by the copy below rather than copied again.
+  const text = stringifyJsonExactWithLists(metadata, ['snapshots', 'schemas'], PRINTED);
+  const keep = new Set<object>([...keptSnapshots, ...(metadata['schemas'] as object[])]);
+  // Never publish metadata ips itself cannot read: validated as a reader would get it from the
+  // text (jsonRoundTrip: the parse of that text, without printing and parsing it again).
+  const copy = jsonRoundTrip(metadata, keep) as Record<string, unknown>;
+  const copied = copy['snapshots'] as object[];
+  for (let i = 0; i < newSnapshots.length; i++) {
+    const t = PRINTED.get(newSnapshots[i]!);
+    if (t !== undefined) PRINTED.set(copied[copied.length - newSnapshots.length + i]!, t);
+  }
+  const written = tableMetadataFromJson(copy, 'ICDC metadata being written');
   const metadataLocation = joinLocation(metaDir, `v${version}.metadata.json`);
   try {
     await io.write(metadataLocation, Buffer.from(text, 'utf8'), { ifAbsent: true });
@@ -419,7 +439,18 @@ async function writeIcdcSnapshotOnce(req: IcdcWriteRequest, location: string): P
   }
   // No trailing newline: PyIceberg's StaticTable checks the hint with str.isnumeric().
   await io.write(joinLocation(metaDir, 'version-hint.text'), Buffer.from(String(version), 'utf8'));
-  req.cache?.set(location, { md: written, metadataLocation, version, files: list.files }, text.length);
+  // The batch's entries as a reader of its manifests gets them (inheritance applied: no explicit
+  // sequence numbers means the snapshot's; snapshot id the snapshot's), so that the next write
+  // need not decode them back. Not in v3, where a reader also assigns row ids, nor for big batches.
+  const live = fv <= 2 && req.files.length <= MAX_CACHED_LIVE ? req.files.map((f) => ({
+    specId: f.manifest.partitionSpecId,
+    entry: {
+      status: EntryStatus.ADDED, snapshotId, dataFile: f.entry.dataFile,
+      sequenceNumber: explicitSeqs ? f.entry.sequenceNumber ?? seq : seq,
+      fileSequenceNumber: seq,
+    } satisfies ManifestEntry,
+  })) : undefined;
+  req.cache?.set(location, { md: written, metadataLocation, version, files: list.files, ...(live ? { live } : {}) }, text.length);
   return {
     metadataLocation, previousMetadataLocation: prev?.metadataLocation ?? null, snapshotId, deleteSnapshotId, version,
     dataFiles: dataFiles.length, deleteFiles: deleteFiles.length, records,

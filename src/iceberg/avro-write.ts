@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
+import type avro from 'avsc';
 import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js';
 
 /**
@@ -8,11 +9,39 @@ import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js
  */
 const BLOCK_RECORDS = 1000;
 
-export function writeAvroFile(schema: object, meta: Record<string, string>, records: readonly unknown[]): Buffer {
-  const type = avroType(schema);
+/** A writer schema as its JSON text and its avsc type, built once per schema (see writerSchema). */
+export interface WriterSchema {
+  text: string;
+  type: avro.Type;
+}
+
+/**
+ * Schema objects the writers build (a manifest list's per format version, a manifest's per
+ * partition type) → their text and type: an ICDC table writes four Avro files per batch, and
+ * printing a manifest schema (a few KB) and looking its type up by that text cost more than
+ * encoding the entries. Bounded: few schemas are ever live.
+ */
+const schemas = new Map<string, WriterSchema>();
+const MAX_SCHEMAS = 256;
+
+/** The writer schema under `key` (what determines it), built by `build` the first time. */
+export function writerSchema(key: string, build: () => object): WriterSchema {
+  let s = schemas.get(key);
+  if (!s) {
+    const text = JSON.stringify(build());
+    s = { text, type: avroType(text) };
+    if (schemas.size >= MAX_SCHEMAS) schemas.clear();
+    schemas.set(key, s);
+  }
+  return s;
+}
+
+export function writeAvroFile(schema: object | WriterSchema, meta: Record<string, string>, records: readonly unknown[]): Buffer {
+  const ws: WriterSchema = 'text' in schema && 'type' in schema ? schema as WriterSchema : { text: JSON.stringify(schema), type: avroType(schema) };
+  const type = ws.type;
   const sync = crypto.randomBytes(16);
   const header: Record<string, Buffer> = {
-    'avro.schema': Buffer.from(JSON.stringify(schema), 'utf8'),
+    'avro.schema': Buffer.from(ws.text, 'utf8'),
     'avro.codec': Buffer.from('deflate', 'utf8'),
   };
   for (const [k, v] of Object.entries(meta)) header[k] = Buffer.from(v, 'utf8');

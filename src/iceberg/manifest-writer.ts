@@ -1,4 +1,4 @@
-import { writeAvroFile } from './avro-write.js';
+import { writeAvroFile, writerSchema } from './avro-write.js';
 import { IpsError } from '../errors.js';
 import { EntryStatus, type DataFile } from './manifest.js';
 import type { FieldSummary, ManifestFile } from './manifest-list.js';
@@ -124,7 +124,10 @@ function summarize(spec: BoundPartitionField[], files: DataFile[]): FieldSummary
 }
 
 export function writeManifest(m: ManifestToWrite, snapshotSequenceNumber: bigint): WrittenManifest {
-  const schema = manifestEntrySchema(m.formatVersion, partitionRecord(m.spec.map((pf) => ({ name: pf.field.name, fieldId: pf.field.fieldId, type: pf.resultType }))));
+  const partitionFields = m.spec.map((pf) => ({ name: pf.field.name, fieldId: pf.field.fieldId, type: pf.resultType }));
+  // The schema depends on the format version and the partition type only: built and printed once for each.
+  const schema = writerSchema(`manifest|${m.formatVersion}|${JSON.stringify(partitionFields)}`,
+    () => manifestEntrySchema(m.formatVersion, partitionRecord(partitionFields)));
   const counts = { files: [0, 0, 0], rows: [0n, 0n, 0n] }; // indexed by status: EXISTING, ADDED, DELETED
   let minLiveSeq: bigint | null = null;
   const records = m.entries.map((e) => {
@@ -229,5 +232,5 @@ export function writeManifestList(l: ManifestListToWrite): { bytes: Buffer; assi
   };
   if (l.formatVersion >= 2) meta['sequence-number'] = l.sequenceNumber.toString();
   if (l.formatVersion >= 3) meta['first-row-id'] = (l.firstRowId ?? 0n).toString();
-  return { bytes: writeAvroFile(manifestListSchema(l.formatVersion), meta, records), assignedRows: next - (l.firstRowId ?? 0n) };
+  return { bytes: writeAvroFile(writerSchema(`manifest-list|${l.formatVersion}`, () => manifestListSchema(l.formatVersion)), meta, records), assignedRows: next - (l.firstRowId ?? 0n) };
 }

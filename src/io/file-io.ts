@@ -12,8 +12,12 @@ export interface FileIO {
   exists(location: string): Promise<boolean>;
   /** Names (not full paths) of the objects directly under a directory location. */
   list(dirLocation: string): Promise<string[]>;
-  /** Write a whole object. With `ifAbsent`, fail with code ALREADY_EXISTS instead of replacing. */
-  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void>;
+  /**
+   * Write a whole object. With `ifAbsent`, fail with code ALREADY_EXISTS instead of replacing.
+   * `unpublished`: nothing reads the object before a later write names it (a manifest under a
+   * random name): a FileIO may then write it in place, not aside first.
+   */
+  write(location: string, data: Buffer, opts?: { ifAbsent?: boolean; unpublished?: boolean }): Promise<void>;
   /**
    * Read locations under `from` at `to` from now on, unless an explicit mapping covers them.
    * Used when a table was copied: its metadata still names the place it was written.

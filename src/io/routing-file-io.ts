@@ -102,7 +102,7 @@ export class RoutingFileIO implements FileIO {
     const r = await this.route(dirLocation);
     return r.io.list(r.loc);
   }
-  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean }): Promise<void> {
+  async write(location: string, data: Buffer, opts?: { ifAbsent?: boolean; unpublished?: boolean }): Promise<void> {
     const r = await this.route(location);
     return r.io.write(r.loc, data, opts);
   }

@@ -205,12 +205,8 @@ export class StepProtocol {
     if (new Set(tables).size !== tables.length) throw new IpsError('INVALID_ARGUMENT', 'a table is listed twice');
 
     // A retried step: the stored batch, exactly as it was handed out. The same statement lists the
-    // consumer's open batches (for the in-flight check below); the consumer is read at the same
-    // time (independent reads: their round trips overlap).
-    const [view, consumerRow] = await Promise.all([
-      repos.batches.stepView(req.consumer, req.instanceId),
-      repos.consumers.get(req.consumer),
-    ]);
+    // consumer's open batches (for the in-flight check below), and the consumer itself.
+    const { view, consumer: consumerRow } = await repos.batches.stepStart(req.consumer, req.instanceId);
     const existing = view.instance !== null ? await repos.batches.get(view.instance) : undefined;
     if (existing && existing.backfill !== null) {
       throw new IpsError('INVALID_ARGUMENT', `instance id "${req.instanceId}" belongs to chunk ${existing.backfillChunk} of backfill "${existing.backfill}" (batch ${existing.id}); a live step needs its own instance id`,

@@ -2,11 +2,12 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
 import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
-import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
+import { jsonParam, sqlState, SQLSTATE, violatedConstraint, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
 import { SignalsRepo, type Signal } from './signals.js';
+import { CONSUMER_COLUMNS, parseConsumerRow, type Consumer } from './consumers.js';
 import { readArchives, triggerDedupKey } from './batch-archive.js';
 
 export type BatchState = 'open' | 'committed' | 'aborted' | 'expired';
@@ -437,6 +438,18 @@ export interface BatchHead {
   hasOutputs: boolean;
 }
 
+/** Tables by batch id from rows holding TABLE_COLUMNS (and maybe more), in their order. */
+function tablesFromRows(rows: readonly unknown[]): Map<bigint, BatchTable[]> {
+  const tables = new Map<bigint, BatchTable[]>();
+  for (const row of rows) {
+    const { batchId, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
+    let list = tables.get(batchId);
+    if (!list) tables.set(batchId, (list = []));
+    list.push(table);
+  }
+  return tables;
+}
+
 /** A batch from its row (BATCH_COLUMNS) and the tables read for it. */
 function assembleBatch(row: unknown, tables: Map<bigint, BatchTable[]>): Batch {
   const r = parseRow(batchRowSchema, row, 'batches');
@@ -484,18 +497,50 @@ export class BatchesRepo {
         const same = await repo.findByInstance(v.consumer, v.instanceId);
         if (same) return { batch: same, created: false };
       }
+      // The batch and its first table in one statement (the table row only when the batch row
+      // was inserted); further tables (a batch over several) one statement each.
+      const tableParams = (t: (typeof tables)[number]): SqlParam[] => [t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
+        jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
+        t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
+        t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
+        jsonParam(t.next.processedFiles),
+        t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null];
+      const TABLE_INSERT_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
+               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
+               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
+               next_processed_files, row_changelog`;
+      // $n.. typed: in a SELECT list (below) a parameter has no target column to take its type from.
+      const tableValues = (n: number): string => [
+        'TEXT', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'INT4', 'INT8', 'INT8', 'JSONB', 'TEXT', 'INT8', 'TEXT',
+        'INT8', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'JSONB',
+      ].map((type, i) => `$${n + i}::${type}`).join(', ');
+      const refused = (e: unknown, sourceTable: string): never => {
+        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+          if (violatedConstraint(e)?.startsWith('batch_tables_')) throw new IpsError('NOT_FOUND', `source table "${sourceTable}" is not registered`, { cause: e });
+          throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
+        }
+        throw e;
+      };
+      const [first, ...rest] = tables;
+      if (first === undefined) throw new IpsError('INVALID_ARGUMENT', 'a batch needs at least one table');
       let row: Record<string, unknown> | undefined;
       try {
         const res = await tx.query(
-          `INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
-           VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
-           ON CONFLICT (consumer, instance_id) DO NOTHING
-           RETURNING ${BATCH_COLUMNS}`,
-          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null]);
+          `WITH b AS (
+             INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
+             VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
+             ON CONFLICT (consumer, instance_id) DO NOTHING
+             RETURNING ${BATCH_COLUMNS}),
+           t AS (
+             INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS})
+             SELECT b.id, ${tableValues(8)} FROM b
+             RETURNING ${TABLE_COLUMNS})
+           SELECT b.*, t.* FROM b LEFT JOIN t ON true`,
+          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null,
+            ...tableParams(first)]);
         row = res.rows[0];
       } catch (e) {
-        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
-        throw e;
+        refused(e, first.sourceTable);
       }
       if (row === undefined) {
         const existing = await repo.findByInstance(v.consumer, v.instanceId);
@@ -506,26 +551,19 @@ export class BatchesRepo {
         return { batch: existing, created: false };
       }
       const stored: BatchTable[] = [];
-      for (const t of tables) {
+      {
+        const { batchId: _, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
+        stored.push(table);
+      }
+      for (const t of rest) {
         try {
           const res = await tx.query(
-            `INSERT INTO batch_tables (batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
-               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
-               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
-               next_processed_files, row_changelog)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::JSONB, $8, $9, $10, $11::JSONB, $12, $13, $14, $15, $16, $17, $18, $19, $20::JSONB, $21::JSONB)
-             RETURNING ${TABLE_COLUMNS}`,
-            [id, t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
-              jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
-              t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
-              t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
-              jsonParam(t.next.processedFiles),
-              t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null] satisfies SqlParam[]);
+            `INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS}) VALUES ($1, ${tableValues(2)}) RETURNING ${TABLE_COLUMNS}`,
+            [id, ...tableParams(t)]);
           const { batchId: _, ...table } = parseRow(tableRowSchema, res.rows[0], 'batch_tables');
           stored.push(table);
         } catch (e) {
-          if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) throw new IpsError('NOT_FOUND', `source table "${t.sourceTable}" is not registered`, { cause: e });
-          throw e;
+          refused(e, t.sourceTable);
         }
       }
       if (input.trigger) await storeTrigger(tx, input.trigger, id);
@@ -588,6 +626,28 @@ export class BatchesRepo {
    * has (any state: a retried step), and the consumer's open batches, each with whether its
    * lease ran out (database clock).
    */
+  /**
+   * What a prepare reads first, in one statement: the consumer (undefined when there is none)
+   * and stepView's answer (the batch of this instance, the consumer's open batches).
+   */
+  async stepStart(consumer: string, instanceId: string): Promise<{ consumer: Consumer | undefined; view: { instance: bigint | null; open: { id: bigint; due: boolean }[] } }> {
+    const cols = CONSUMER_COLUMNS.split(',').map((c) => `c.${c.trim()}`).join(', ');
+    const res = await this.q.query<{ b_id: bigint | null; b_instance_id: string | null; b_state: BatchState | null; b_due: boolean | null }>(
+      `SELECT ${cols}, b.id AS b_id, b.instance_id AS b_instance_id, b.state AS b_state, b.lease_expires_at < now() AS b_due
+         FROM consumers c LEFT JOIN batches b ON b.consumer = c.name AND (b.state = 'open' OR b.instance_id = $2)
+        WHERE c.name = $1 ORDER BY b.created_at, b.id`, [consumer, instanceId]);
+    const first = res.rows[0];
+    if (first === undefined) return { consumer: undefined, view: { instance: null, open: [] } };
+    const rows = res.rows.filter((r) => r.b_id !== null);
+    return {
+      consumer: parseConsumerRow(first),
+      view: {
+        instance: rows.find((r) => r.b_instance_id === instanceId)?.b_id ?? null,
+        open: rows.filter((r) => r.b_state === 'open').map((r) => ({ id: r.b_id!, due: r.b_due === true })),
+      },
+    };
+  }
+
   async stepView(consumer: string, instanceId: string): Promise<{ instance: bigint | null; open: { id: bigint; due: boolean }[] }> {
     const res = await this.q.query<{ id: bigint; instance_id: string; state: BatchState; due: boolean }>(
       `SELECT id, instance_id, state, lease_expires_at < now() AS due FROM batches
@@ -706,12 +766,16 @@ export class BatchesRepo {
   commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
-      // The row, locked, with its lease checked on the database clock; then its tables: two statements.
-      const lock = await tx.query<{ state: BatchState; lease_expired: boolean }>(
-        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired FROM batches WHERE id = $1 FOR UPDATE`, [id]);
+      // The row, locked, with its lease checked on the database clock, and its tables: one
+      // statement, a row per table (the batch's columns repeated; no column name is in both).
+      const lock = await tx.query<{ state: BatchState; lease_expired: boolean; batch_id: bigint | null }>(
+        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS}
+           FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
+          WHERE b.id = $1 ORDER BY t.source_table FOR UPDATE OF b`, [id]);
       const row = lock.rows[0];
       if (!row) throw notFound(id);
-      const tables = await repo.tablesOf([id]);
+      // No table rows: an archived batch (its tables are read from its archive).
+      const tables = row.batch_id === null ? await repo.tablesOf([id]) : tablesFromRows(lock.rows);
       const batch = assembleBatch(row, tables);
       if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [], woke: false };
       if (row.state !== 'open') throw notOpen(batch, 'committed');
@@ -725,9 +789,6 @@ export class BatchesRepo {
         watermarks.push(await advanceWatermark(tx, batch.consumer, t.sourceTable, t.baseWatermarkVersion, t.next,
           { actor, reason: 'commit', batchId: id }));
       }
-      const done = await tx.query(
-        `UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
-          WHERE id = $1 RETURNING ${BATCH_COLUMNS}`, [id]);
       await recordBatchOutputs(tx, id, outputs);
       await backfillBatchClosed(tx, batch, 'committed', null, outputs);
       // Output signals: announced by this commit only (a replayed commit announces nothing).
@@ -737,13 +798,17 @@ export class BatchesRepo {
         announced.push(await signalsRepo.record({ name: sig.name, params: sig.params ?? {}, sender: actor, consumer: batch.consumer, batchId: id }));
       }
       // In the same transaction: a replica dying right after the commit cannot lose the wake-up.
-      // One statement: the wake-up, and whether the consumer has a subscription a trigger loop should look at now.
-      const woke = await tx.query<{ subscribed: boolean }>(
-        `WITH wake AS (${wakeSql('consumer = $1')} RETURNING 1)
-         SELECT EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $1 AND enabled) AS subscribed`, [batch.consumer]);
+      // One statement: the batch committed, the wake-up of the consumer's subscriptions, and
+      // whether it has a subscription a trigger loop should look at now.
+      const done = await tx.query<{ subscribed: boolean }>(
+        `WITH done AS (
+           UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+            WHERE id = $1 RETURNING ${BATCH_COLUMNS}),
+         wake AS (${wakeSql('consumer = $2')} RETURNING 1)
+         SELECT done.*, EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $2 AND enabled) AS subscribed FROM done`, [id, batch.consumer]);
       // The batch as committed: its row as the UPDATE left it (nothing else in this transaction changes
       // it), its tables as read above (a commit never changes them).
-      return { batch: assembleBatch(done.rows[0], tables), watermarks, alreadyCommitted: false, signals: announced, woke: woke.rows[0]?.subscribed === true };
+      return { batch: assembleBatch(done.rows[0], tables), watermarks, alreadyCommitted: false, signals: announced, woke: done.rows[0]?.subscribed === true };
     });
   }
 

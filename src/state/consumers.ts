@@ -68,6 +68,13 @@ const rowSchema = z.object({
 }));
 
 const COLUMNS = 'name, description, state, state_reason, policy, lease_seconds, mode, properties, created_at, updated_at';
+/** COLUMNS, for a statement of another repository that reads a consumer with its own rows (see parseConsumerRow). */
+export const CONSUMER_COLUMNS = COLUMNS;
+
+/** A consumer from a row holding CONSUMER_COLUMNS. */
+export function parseConsumerRow(row: unknown): Consumer {
+  return parseRow(rowSchema, row, 'consumers');
+}
 
 export class ConsumersRepo {
   constructor(private readonly q: Queryable) {}

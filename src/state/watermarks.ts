@@ -229,26 +229,50 @@ export async function advanceWatermark(
   q: Queryable, consumer: string, sourceTable: string, expectedVersion: bigint, to: WatermarkPosition, audit: MoveAudit,
 ): Promise<Watermark> {
   const pos = checkPosition(to);
-  parseInput(auditSchema, audit, 'watermark audit');
+  const a = parseInput(auditSchema, audit, 'watermark audit');
   return q.withTransaction(async (tx) => {
-    const cur = await tx.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE`, [consumer, sourceTable]);
-    if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
-    const before = parseRow(rowSchema, cur.rows[0], 'watermarks');
-    if (before.version !== expectedVersion) throw conflict(consumer, sourceTable, expectedVersion, before.version);
+    // One statement: the row locked (its position before the move is the audit row's "from"),
+    // moved if it is still at the expected version, and the audit row (as insertMove writes it:
+    // the "from" position as JSON only when it is partial); no row back: missing or moved on.
     const res = await tx.query(
-      `UPDATE watermarks SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
-              processed_files = $8::JSONB, version = version + 1, updated_at = now()
-        WHERE consumer = $1 AND source_table = $2 AND version = $3
-       RETURNING ${COLUMNS}`,
+      `WITH moved AS (
+         UPDATE watermarks w SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
+                processed_files = $8::JSONB, version = w.version + 1, updated_at = now()
+           FROM (SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE) old
+          WHERE w.consumer = old.consumer AND w.source_table = old.source_table AND old.version = $3
+         RETURNING ${PREFIXED_COLUMNS('w')}, ${PREFIXED_COLUMNS('old', OLD_PREFIX)}),
+       audit AS (
+         INSERT INTO watermark_moves (id, consumer, source_table, batch_id, actor, reason, from_version, to_version,
+           from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number, from_position, to_position)
+         SELECT $9::INT8, m.consumer, m.source_table, $10::INT8, $11::TEXT, $12::TEXT, m.old_version, m.version,
+                m.old_snapshot_id, m.old_sequence_number, m.snapshot_id, m.sequence_number,
+                CASE WHEN m.old_partial_snapshot_id IS NULL AND m.old_partial_sequence_number IS NULL AND jsonb_array_length(m.old_processed_files) = 0
+                     THEN NULL
+                     ELSE jsonb_build_object('snapshot_id', m.old_snapshot_id::TEXT, 'sequence_number', m.old_sequence_number::TEXT,
+                       'partial_snapshot_id', m.old_partial_snapshot_id::TEXT, 'partial_sequence_number', m.old_partial_sequence_number::TEXT,
+                       'processed_files', m.old_processed_files) END,
+                $13::JSONB
+           FROM moved m)
+       SELECT * FROM moved`,
       [consumer, sourceTable, expectedVersion, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
-        jsonParam(pos.processedFiles)]);
-    // The row is locked since the SELECT: this only fails if the database ignores FOR UPDATE.
-    if (res.rows[0] === undefined) throw conflict(consumer, sourceTable, expectedVersion, null);
-    const after = parseRow(rowSchema, res.rows[0], 'watermarks');
-    await insertMove(tx, consumer, sourceTable, audit, { version: before.version, position: before }, { version: after.version, position: after });
-    return after;
+        jsonParam(pos.processedFiles), newId(), a.batchId, a.actor, a.reason, isSimple(pos) ? null : jsonParam(positionToJson(pos))]);
+    const row = res.rows[0];
+    if (row === undefined) {
+      const cur = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, sourceTable]);
+      if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
+      throw conflict(consumer, sourceTable, expectedVersion, cur.rows[0].version);
+    }
+    return parseRow(rowSchema, row, 'watermarks');
   });
 }
+
+const OLD_PREFIX = 'old_';
+const COLUMN_NAMES = COLUMNS.split(',').map((c) => c.trim());
+/** COLUMNS qualified by a table alias, each named with a prefix (RETURNING of a self-join). */
+function PREFIXED_COLUMNS(alias: string, prefix = ''): string {
+  return COLUMN_NAMES.map((c) => `${alias}.${c}${prefix ? ` AS ${prefix}${c}` : ''}`).join(', ');
+}
+
 
 function conflict(consumer: string, sourceTable: string, expected: bigint, actual: bigint | null): IpsError {
   return new IpsError('CONFLICT',

@@ -36,6 +36,24 @@ async function pySnapshots(metadataLocation: string): Promise<PySnapshot[]> {
   return JSON.parse(out.trim().split('\n').at(-1)!) as PySnapshot[];
 }
 
+/** PyIceberg's reading of every manifest entry of each delete snapshot (DELETED entries included), without snapshot ids (random per table). */
+async function pyDeleteEntries(metadataLocation: string): Promise<unknown[]> {
+  const out = await runPythonCode([
+    'import json, sys',
+    'from pyiceberg.table import StaticTable',
+    't = StaticTable.from_metadata(sys.argv[1])',
+    'snaps = sorted(t.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))',
+    'out = []',
+    'for s in snaps:',
+    '  if s.summary.operation.value != "delete": continue',
+    '  es = [e for m in s.manifests(t.io) for e in m.fetch_manifest_entry(t.io, discard_deleted=False)]',
+    '  out.append(sorted([[int(e.status), e.sequence_number, e.file_sequence_number, e.data_file.file_path, e.data_file.record_count,',
+    '    e.snapshot_id == s.snapshot_id] for e in es], key=lambda x: x[3]))',
+    'print(json.dumps(out))',
+  ].join('\n'), [metadataLocation]);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as unknown[];
+}
+
 const paths = (fs: FileChange[]): string[] => fs.map((f) => f.entry.dataFile.filePath).sort();
 
 describe('ICDC writes with the per-process write cache', () => {
@@ -85,6 +103,12 @@ describe('ICDC writes with the per-process write cache', () => {
     expect(appends.map((s) => s.files)).toEqual(chunks.map(paths));
     expect(pa.filter((s) => s.operation === 'delete').every((s) => s.files.length === 0)).toBe(true);
     expect(pa.length).toBe(2 * chunks.length - 1);
+    // The delete snapshots (built from the entries the cache kept, or from the manifests read
+    // back) hold the same DELETED entries: same files, sequence numbers, the deleting snapshot's id.
+    const [da, db] = await Promise.all([pyDeleteEntries(a!.metadataLocation), pyDeleteEntries(b!.metadataLocation)]);
+    expect(da).toEqual(db);
+    expect(da.length).toBe(chunks.length - 1);
+    expect((da as unknown[][][]).map((entries) => entries.map((e) => e[0]))).toEqual(chunks.slice(0, -1).map((c) => c.map(() => 2)));
   });
 
   test('a table another writer moved on: the cached write fails with CONFLICT, the next one builds on the other writer\'s batch', async () => {

@@ -244,6 +244,36 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect((await repos.watermarks.moves({ consumer })).length).toBe(2); // subscribe + the winner
   });
 
+  test('a batch over two tables stores both (as read back); an unregistered table is refused and stores nothing', async () => {
+    const a = await subscribed();
+    const b = uid('tbl');
+    await repos.sourceTables.create({ name: b, ref: { kind: 'directory', location: `/warehouse/${b}` } });
+    await repos.watermarks.create({ consumer: a.consumer, sourceTable: b, position: pos(null, null) }, { actor: 'test', reason: 'subscribe' });
+    const made = await repos.batches.create({
+      consumer: a.consumer, instanceId: 'two-tables', leaseSeconds: 600,
+      tables: [batchTable(b, 1n, null, MAX_LONG, [file('s3://b/x.parquet', 7, 1)]), batchTable(a.table, 1n, null, ABOVE_2_53, [file('s3://b/y.parquet', 5, 2), file('s3://b/z.parquet', 4, 3)])],
+    });
+    expect(made.created).toBe(true);
+    const read = await repos.batches.require(made.batch.id);
+    expect(read).toEqual(made.batch);
+    const byName = new Map(read.tables.map((x) => [x.sourceTable, x]));
+    expect(byName.get(b)).toMatchObject({ toSnapshotId: MAX_LONG, fileCount: 1, byteCount: 7n, recordCount: 1n });
+    expect(byName.get(a.table)).toMatchObject({ toSnapshotId: ABOVE_2_53, fileCount: 2, byteCount: 9n, recordCount: 5n });
+
+    const missing = uid('not-registered');
+    const refused = await repos.batches.create({
+      consumer: a.consumer, instanceId: 'unregistered', leaseSeconds: 600, tables: [batchTable(missing, 1n, null, 3n, [])],
+    }).then(() => null, (e: unknown) => e as { code?: string; message?: string });
+    expect(refused).toMatchObject({ code: 'NOT_FOUND' });
+    expect(refused?.message).toContain(`source table "${missing}" is not registered`);
+    expect(await repos.batches.findByInstance(a.consumer, 'unregistered')).toBeUndefined();
+    const second = await repos.batches.create({
+      consumer: a.consumer, instanceId: 'unregistered-second', leaseSeconds: 600, tables: [batchTable(a.table, 1n, null, 3n, []), batchTable(missing, 1n, null, 3n, [])],
+    }).then(() => null, (e: unknown) => e as { code?: string; message?: string });
+    expect(second?.message).toContain(`source table "${missing}" is not registered`);
+    expect(await repos.batches.findByInstance(a.consumer, 'unregistered-second')).toBeUndefined();
+  });
+
   test('prepare is idempotent on (consumer, instance_id)', async () => {
     const { table, consumer } = await subscribed();
     const input = {

@@ -192,3 +192,53 @@ describe('version-hint.text resolution', () => {
     expect(parseTableRef('/data/t')).toEqual({ kind: 'directory', location: '/data/t' });
   });
 });
+
+describe('LocalFileIO writes', () => {
+  const io = new LocalFileIO();
+  const read = (p: string): string => fs.readFileSync(p, 'utf8');
+  const leftovers = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+
+  it.each<[string, { ifAbsent: boolean; unpublished?: boolean }]>([
+    ['if absent', { ifAbsent: true }],
+    ['if absent, unpublished (in place)', { ifAbsent: true, unpublished: true }],
+  ])('%s: creates a file (and its directory), never replaces one, leaves no temp file', async (_name, opts) => {
+    const dir = path.join(tmp, `writes-${opts.unpublished === true ? 'in-place' : 'aside'}`, 'metadata');
+    const f = path.join(dir, 'a.avro');
+    await io.write(f, Buffer.from('first'), opts);
+    expect(read(f)).toBe('first');
+    await expect(io.write(f, Buffer.from('second'), opts)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(read(f)).toBe('first');
+    // Large enough for the threadpool path (over 1 MiB), then small again: both refuse to replace.
+    const big = Buffer.alloc(1024 * 1024 + 1, 7);
+    const g = path.join(dir, 'big.avro');
+    await io.write(g, big, opts);
+    expect(fs.readFileSync(g).equals(big)).toBe(true);
+    await expect(io.write(g, Buffer.from('x'), opts)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('a replacing write (the version hint) replaces, small and large, and leaves no temp file', async () => {
+    const dir = path.join(tmp, 'writes-replace');
+    const f = path.join(dir, 'version-hint.text');
+    await io.write(f, Buffer.from('1'));
+    await io.write(f, Buffer.from('2'));
+    expect(read(f)).toBe('2');
+    const big = Buffer.alloc(1024 * 1024 + 1, 8);
+    await io.write(f, big);
+    expect(fs.readFileSync(f).equals(big)).toBe(true);
+    expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('small reads, exists and list: contents, FILE_NOT_FOUND, a directory refused', async () => {
+    const dir = path.join(tmp, 'reads');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'small'), 'hello');
+    expect((await io.read(path.join(dir, 'small'), 'version-hint')).toString()).toBe('hello');
+    await expect(io.read(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'FILE_NOT_FOUND' });
+    await expect(io.read(dir)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    expect(await io.exists(path.join(dir, 'small'))).toBe(true);
+    expect(await io.exists(path.join(dir, 'missing'))).toBe(false);
+    expect((await io.list(dir)).sort()).toEqual(['small']);
+    expect(await io.list(path.join(dir, 'no-such-dir'))).toEqual([]);
+  });
+});
