@@ -20,8 +20,12 @@ const MAX_WINDOW = 20_000;
 /** Manifests read at once for one window: overlaps reading with decoding. */
 const CONCURRENCY = 4;
 
-function entryKey(status: number, snapshotId: bigint, path: string): string {
-  return `${status}\u0000${snapshotId}\u0000${path}`;
+/**
+ * An entry of a manifest: its file path, and for a deletion vector its offset (the DVs of one
+ * snapshot share a Puffin file), with the status and snapshot id that readSnapshotChanges keeps.
+ */
+function entryKey(status: number, snapshotId: bigint, path: string, contentOffset: bigint | null): string {
+  return `${status}\u0000${snapshotId}\u0000${contentOffset ?? ''}\u0000${path}`;
 }
 
 /**
@@ -63,7 +67,7 @@ export class OutputBounds {
       if (!(c instanceof CompactEntry)) continue; // a full entry has its bounds
       let g = byManifest.get(c.manifest.path);
       if (!g) byManifest.set(c.manifest.path, (g = { mf: c.manifest, wanted: new Map() }));
-      const key = entryKey(c.status, c.snapshotId, c.filePath);
+      const key = entryKey(c.status, c.snapshotId, c.filePath, c.contentOffset);
       const at = g.wanted.get(key);
       if (at) at.push(j);
       else g.wanted.set(key, [j]);
@@ -75,7 +79,7 @@ export class OutputBounds {
       const seen = new Set<string>();
       for (const e of m.entries) {
         if (e.snapshotId === null) continue;
-        const key = entryKey(e.status, e.snapshotId, e.dataFile.filePath);
+        const key = entryKey(e.status, e.snapshotId, e.dataFile.filePath, e.dataFile.contentOffset);
         const at = g.wanted.get(key);
         if (!at) {
           if (seen.has(key)) this.warnings.push(`${g.mf.path} lists ${e.dataFile.filePath} more than once; its bounds are those of the first entry`);
@@ -88,7 +92,7 @@ export class OutputBounds {
         for (const j of at) slice[j] = full;
       }
       if (g.wanted.size > 0) {
-        const missing = [...g.wanted.keys()][0]!.split('\u0000')[2];
+        const missing = [...g.wanted.keys()][0]!.split('\u0000')[3];
         throw new IpsError('INVALID_MANIFEST', `${g.mf.path} no longer lists ${missing} (and ${g.wanted.size - 1} more) as it did when the change set was planned: a manifest must not change; run the command again`);
       }
     })));
