@@ -385,7 +385,7 @@ export const changePlanning: Benchmark = {
         }
       }
       for (const r of cli) {
-        rows.push([`${cliRange} snapshots, CLI`, `ips changes${r.format === 'json' ? ' --json' : ' (text)'} (plan + output, ${fmtInt(r.output_mb)} MiB)`, fmtInt(r.files),
+        rows.push([`${cliRange} snapshots, CLI`, `ips changes${r.format === 'json' ? ' --json' : ', text'} (plan + output, ${fmtInt(r.output_mb)} MiB)`, fmtInt(r.files),
           r.seconds.toFixed(2), r.cpu_seconds.toFixed(2), mb(r.peak_rss_mb), '', '', '', '']);
       }
       console.log(table(['planning', 'planner', 'files', 'wall s', 'CPU s', 'peak RSS MB', 'RSS before MB', 'wall × ips', 'CPU × ips', 'peak × ips'], rows));
