@@ -154,3 +154,29 @@ describe('ips changes output, streamed from compact entries, equals the previous
     expect(text.stdout).toBe(renderChanges(doc));
   });
 });
+
+describe('OutputBounds reads a file\'s bounds back from its own manifest entry', () => {
+  it('a compact entry without bounds gets exactly its entry\'s bounds; one its manifest does not list fails with INVALID_MANIFEST', async () => {
+    const f = fixture('duckdb-hive-partitioned');
+    const md = (await f.load()).metadata;
+    const manifests = new Map<string, import('../../src/iceberg/manifest-list.js').ManifestFile>();
+    for (const snap of md.snapshots) for (const mf of (await f.reader.manifestList(snap)).manifests) manifests.set(mf.path, mf);
+    const [a, b] = [...manifests.values()];
+    expect(b, 'the fixture has two manifests').toBeDefined();
+    const e = (await f.reader.manifest(a!)).entries[0]!;
+    expect(e.dataFile.lowerBounds?.size, 'the writer recorded bounds').toBeGreaterThan(0);
+    const bare = compactEntry(e, a!, { fields: 'none' }, new EntryInterner());
+    expect(bare.lowerBounds).toBeNull();
+    const out: import('../../src/capture/snapshot-changes.js').FileChange[] = [];
+    for await (const w of new OutputBounds(new ManifestReader(f.io, 0)).windows([bare])) out.push(...w);
+    expect(out).toHaveLength(1);
+    expect(new Map(out[0]!.entry.dataFile.lowerBounds!)).toEqual(new Map(e.dataFile.lowerBounds!));
+    expect(new Map(out[0]!.entry.dataFile.upperBounds!)).toEqual(new Map(e.dataFile.upperBounds!));
+    // The same entry said to come from another manifest, which does not list it.
+    const misplaced = compactEntry(e, b!, { fields: 'none' }, new EntryInterner());
+    const drain = async (): Promise<void> => {
+      for await (const w of new OutputBounds(new ManifestReader(f.io, 0)).windows([misplaced])) void w;
+    };
+    await expect(drain()).rejects.toMatchObject({ code: 'INVALID_MANIFEST' });
+  });
+});
