@@ -16,6 +16,12 @@ const ALL_BOUNDS: StatsWanted = { fields: 'none', allBounds: true };
  */
 const WINDOW = 500;
 const MAX_WINDOW = 20_000;
+/**
+ * A window of WINDOW files from more manifests than this means the files are interleaved (a
+ * crafted or heavily compacted range): the window then takes MAX_WINDOW files, so that each
+ * manifest is decoded at most once per 20,000 files listed rather than once per 500.
+ */
+const INTERLEAVED = 4;
 
 /** Manifests read at once for one window: overlaps reading with decoding. */
 const CONCURRENCY = 4;
@@ -37,13 +43,19 @@ function entryKey(status: number, snapshotId: bigint, path: string, contentOffse
  * each compact entry is replaced by the same compact entry with all bounds (compactEntry of the
  * same manifest entry), so the output is the bytes the plan with bounds would print.
  * Each manifest is decoded once per window it has files in: once or twice for a plan's usual
- * order (snapshot by snapshot), at most once per window whatever the order.
+ * order (snapshot by snapshot, manifest by manifest); in an interleaved order at most once per
+ * MAX_WINDOW files listed.
  */
 export class OutputBounds {
   /** Manifests that list one file more than once (not valid Iceberg): the first entry's bounds are shown. */
   readonly warnings: string[] = [];
 
-  constructor(private readonly reader: ManifestReader, private readonly window = WINDOW, private readonly maxWindow = MAX_WINDOW) {}
+  constructor(
+    private readonly reader: ManifestReader,
+    private readonly window = WINDOW,
+    private readonly maxWindow = MAX_WINDOW,
+    private readonly interleaved = INTERLEAVED,
+  ) {}
 
   /** `files` in order, in windows, each compact entry replaced by one with every bound. */
   async *windows(files: readonly FileChange[]): AsyncGenerator<FileChange[]> {
@@ -52,6 +64,9 @@ export class OutputBounds {
       let end = Math.min(files.length, i + this.window);
       const limit = Math.min(files.length, i + this.maxWindow);
       while (end < limit && files[end]!.manifest.path === files[end - 1]!.manifest.path) end++;
+      const manifests = new Set<string>();
+      for (let j = i; j < end && manifests.size <= this.interleaved; j++) manifests.add(files[j]!.manifest.path);
+      if (manifests.size > this.interleaved) end = limit;
       const slice = files.slice(i, end);
       i = end;
       await this.fill(slice);
