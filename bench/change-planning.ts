@@ -15,7 +15,13 @@
 // each planning process's kernel high-water mark (VmHWM), reset just before the timed span
 // (/proc/<pid>/clear_refs), so it is at least the RSS the process already held (printed beside it).
 // PyIceberg plans only ranges up to --pyiceberg-max-range (default 500: 1,900 took 67 s and 5.4 GB).
-import { mkdirSync } from 'node:fs';
+// The `ips changes` CLI itself (plan and output) runs once per output form on the longest range,
+// `node bin/ips.js changes <table> --from a --to b [--json]` under /usr/bin/time at Node's default
+// heap (peak RSS = its maximum resident set); its stdout is counted as it streams past (one
+// listed file per `"file_path"` or `  + ` line), never stored.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { loadTable } from '../src/catalog/load-table.js';
 import type { TableMetadata } from '../src/iceberg/metadata.js';
@@ -117,7 +123,55 @@ const OPTIONS: Record<string, string> = {
   'table-root': 'directory holding generated tables (default $IPS_CACHE_DIR/bench)',
   planners: 'comma-separated planners of the incremental plans (default ips,java,spark,pyiceberg; ips is always run)',
   'jvm-heap': 'max heap of the JVM that Iceberg Java and Spark plan in (default 8g; at 4g Java ran out of heap on the 1,900-snapshot range)',
+  cli: '1: also run `ips changes` (text and --json) once on the longest range for its peak RSS (default 1; 0: off)',
 };
+
+interface CliRun {
+  format: 'text' | 'json';
+  seconds: number;
+  cpu_seconds: number;
+  peak_rss_mb: number;
+  files: number;
+  output_mb: number;
+}
+
+/**
+ * `ips changes` over (from, to] as a user runs it, under /usr/bin/time: wall, CPU and peak RSS of
+ * the whole command. Stdout streams into this process and only its listed files are counted.
+ */
+function runCli(tablePath: string, from: bigint, to: bigint, format: 'text' | 'json'): Promise<CliRun> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-cli-'));
+  const timing = path.join(dir, 'time.txt');
+  const args = ['-f', '%e %U %S %M', '-o', timing, process.execPath, path.join(REPO_ROOT, 'bin', 'ips.js'),
+    'changes', tablePath, '--from', from.toString(), '--to', to.toString(), ...(format === 'json' ? ['--json'] : [])];
+  const marker = format === 'json' ? '"file_path": ' : '\n  + ';
+  return new Promise<CliRun>((resolve, reject) => {
+    const child = spawn('/usr/bin/time', args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let files = 0;
+    let bytes = 0;
+    let tail = '';
+    let errTail = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      bytes += Buffer.byteLength(d);
+      const text = tail + d;
+      for (let i = text.indexOf(marker); i !== -1; i = text.indexOf(marker, i + marker.length)) files++;
+      tail = text.slice(-(marker.length - 1)); // a marker split between chunks is counted once
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (errTail = (errTail + d).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        if (code !== 0) throw new Error(`ips changes${format === 'json' ? ' --json' : ''} exited with ${code}\n${errTail}`);
+        const [wall, user, sys, kb] = readFileSync(timing, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        resolve({ format, seconds: wall!, cpu_seconds: user! + sys!, peak_rss_mb: kb! / 1024, files, output_mb: bytes / 2 ** 20 });
+      } catch (e) {
+        reject(e);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
 
 function isoDay(day0: string, offset: number): string {
   const d = new Date(`${day0}T00:00:00Z`);
@@ -143,6 +197,7 @@ export const changePlanning: Benchmark = {
     const { rounds, 'pyiceberg-max-range': pyMax, 'pyiceberg-lookback-rounds': pyLookback, 'lookback-days': lookbackDays } =
       intOptions(ctx, { rounds: 3, 'pyiceberg-max-range': 500, 'pyiceberg-lookback-rounds': 1, 'lookback-days': 14 });
     const lookback = (ctx.options.get('lookback') ?? '1') !== '0';
+    const cliRuns = (ctx.options.get('cli') ?? '1') !== '0';
     const rangeLens = rangesOption(ctx);
     const chosen = (ctx.options.get('planners') ?? PLANNERS.join(',')).split(',').map((x) => x.trim());
     const unknown = chosen.filter((p) => !(PLANNERS as string[]).includes(p));
@@ -272,6 +327,21 @@ export const changePlanning: Benchmark = {
         }
       }
 
+      // The CLI on the longest range, after the planners' rounds (its own processes, one at a time).
+      const cliRange = Math.max(...rangeLens);
+      const cli: CliRun[] = [];
+      if (cliRuns) {
+        const { from, to } = lastRange(md, cliRange);
+        for (const format of ['text', 'json'] as const) {
+          const r = await runCli(t.table_path, from, to, format);
+          cli.push(r);
+          ctx.log(`  ips changes${format === 'json' ? ' --json' : ''}, ${cliRange} snapshots: ${fmtInt(r.files)} files listed (${fmtInt(r.output_mb)} MiB) in ${r.seconds.toFixed(2)}s (CPU ${r.cpu_seconds.toFixed(2)}s, peak RSS ${mb(r.peak_rss_mb)} MB)`);
+          if (r.files !== cliRange * t.files_per_snapshot && mismatches.length === 0) {
+            mismatches.push(`ips changes${format === 'json' ? ' --json' : ''} listed ${fmtInt(r.files)} files; the generator wrote ${fmtInt(cliRange * t.files_per_snapshot)}`);
+          }
+        }
+      }
+
       // ---- report ----
       const med = (key: string, k: keyof Timing): number => median(results.get(key)!.map((x) => x[k]));
       console.log(`\n== change-planning: ${fmtInt(t.snapshots)} snapshots, ${fmtInt(t.data_files)} data files (${t.files_per_snapshot}/snapshot, ${t.snapshots_per_day} snapshots/day over ${days} days, ${t.late_percent}% late files), day(event_ts)-partitioned v2`);
@@ -314,7 +384,12 @@ export const changePlanning: Benchmark = {
             med(op, 'seconds').toFixed(2), med(op, 'cpu_seconds').toFixed(2), mb(Math.max(...rs.map((x) => x.peak_rss_mb))), mb(median(rs.map((x) => x.rss_before_mb))), '', '', '']);
         }
       }
+      for (const r of cli) {
+        rows.push([`${cliRange} snapshots, CLI`, `ips changes${r.format === 'json' ? ' --json' : ', text'} (plan + output, ${fmtInt(r.output_mb)} MiB)`, fmtInt(r.files),
+          r.seconds.toFixed(2), r.cpu_seconds.toFixed(2), mb(r.peak_rss_mb), '', '', '', '']);
+      }
       console.log(table(['planning', 'planner', 'files', 'wall s', 'CPU s', 'peak RSS MB', 'RSS before MB', 'wall × ips', 'CPU × ips', 'peak × ips'], rows));
+      if (cli.length) console.log(`   CLI rows: one run each, node bin/ips.js changes <table> --from <a> --to <b> [--json] under /usr/bin/time, Node's default heap, stdout counted by the benchmark`);
       if (mismatches.length) {
         console.log('\n   FILE SETS DISAGREE:');
         for (const m of mismatches) console.log(`   ${m}`);
@@ -338,6 +413,19 @@ export const changePlanning: Benchmark = {
           ratio: fmtRatio(javaRatio),
           target: `≥ 1.5× Iceberg Java${bounded ? ', peak RSS ≤ 1 GiB' : ''}`,
           met: allMet(meets(javaRatio, '>=', 1.5), bounded ? meets(ipsPeak, '<=', 1024) : true),
+        });
+      }
+      // Issue 15: `ips changes` over the 1,900-snapshot range at the default heap, under 1 GiB, both outputs.
+      for (const r of cli) {
+        const planPeak = Math.max(...results.get(`${cliRange}|ips`)!.map((x) => x.peak_rss_mb));
+        const javaPeak = results.has(`${cliRange}|java`) ? Math.max(...results.get(`${cliRange}|java`)!.map((x) => x.peak_rss_mb)) : NaN;
+        ctx.result({
+          measure: `\`ips changes${r.format === 'json' ? ' --json' : ''}\` over the newest ${fmtInt(cliRange)} snapshots (${fmtInt(r.files)} files, ${fmtInt(r.output_mb)} MiB of output): peak RSS of the whole command (plan + streamed output), one run; ratio = Iceberg Java's planning peak ÷ the CLI's`,
+          ips: `peak RSS ${fmtInt(r.peak_rss_mb)} MiB, ${r.cpu_seconds.toFixed(2)} s CPU (Node default heap)`,
+          peer: `ips planner alone: peak RSS ${fmtInt(planPeak)} MiB; Iceberg Java planning: ${Number.isFinite(javaPeak) ? `peak RSS ${fmtInt(javaPeak)} MiB` : 'not run'}`,
+          ratio: fmtRatio(javaPeak / r.peak_rss_mb),
+          target: 'peak RSS ≤ 1 GiB',
+          met: meets(r.peak_rss_mb, '<=', 1024),
         });
       }
     } finally {

@@ -2,6 +2,8 @@ import { stringifyJsonLossless } from '../iceberg/json.js';
 import type { TableMetadata } from '../iceberg/metadata.js';
 import type { ChangeSet } from './change-set.js';
 import { FileDescriber, type FileJson } from './file-json.js';
+import type { OutputBounds } from './output-bounds.js';
+import type { FileChange } from './snapshot-changes.js';
 import { changedPartitions, fieldRange, type ChangedPartition, type FieldRange } from './ranges.js';
 
 /** The JSON form of a change set (`ips changes --json`, and later the batch API). */
@@ -78,9 +80,13 @@ function nested(value: unknown, depth: number): string {
  * `stringifyJsonLossless(changesJson(md, cs, rangeFields) + icdc, 2) + '\n'`, but each file is
  * described and written in turn, never the whole document as objects or as one string. Ranges
  * and changed partitions are computed first, so an unknown field fails before anything is
- * written.
+ * written. `opts.bounds`: the plan kept no bounds beyond the range fields' (a long range's
+ * compact entries); they are read back from the manifests a window of files at a time.
  */
-export async function writeChangesJson(md: TableMetadata, cs: ChangeSet, rangeFields: string[], sink: ChunkSink, extra: { icdc?: ChangesJson['icdc'] } = {}): Promise<void> {
+export async function writeChangesJson(
+  md: TableMetadata, cs: ChangeSet, rangeFields: string[], sink: ChunkSink,
+  extra: { icdc?: ChangesJson['icdc'] } = {}, opts: { bounds?: OutputBounds } = {},
+): Promise<void> {
   const describer = new FileDescriber(md);
   const ranges: Record<string, FieldRange> = {};
   for (const f of rangeFields) ranges[f] = fieldRange(md, describer, [...cs.added, ...cs.removed], f);
@@ -99,15 +105,27 @@ export async function writeChangesJson(md: TableMetadata, cs: ChangeSet, rangeFi
   await field('from', cs.range.from?.toString() ?? null, true);
   await field('to', cs.range.to.toString());
   await array('snapshots', cs.snapshots, snapshotJson);
-  await array('added_files', cs.added, (c) => describer.describe(c));
-  await array('removed_files', cs.removed, (c) => describer.describe(c));
+  const files = async (name: string, list: FileChange[]): Promise<void> => {
+    if (list.length === 0) return field(name, []);
+    await w.write(`,\n  ${JSON.stringify(name)}: [`);
+    let first = true;
+    for await (const window of opts.bounds ? opts.bounds.windows(list) : [list]) {
+      for (const c of window) {
+        await w.write(`${first ? '' : ','}\n    ${nested(describer.describe(c), 2)}`);
+        first = false;
+      }
+    }
+    await w.write('\n  ]');
+  };
+  await files('added_files', cs.added);
+  await files('removed_files', cs.removed);
   await field('ranges', ranges);
   await field('changed_partitions', partitions);
   const warnings = [...cs.warnings];
   const tail: { fallback?: ChangesJson['fallback']; icdc?: ChangesJson['icdc'] } = {};
   if (cs.fallback) tail.fallback = { kind: 'file-sequence-number', from_sequence_number: cs.fallback.fromSequenceNumber.toString() };
   if (extra.icdc) tail.icdc = extra.icdc;
-  warnings.push(...describer.warnings);
+  warnings.push(...describer.warnings, ...(opts.bounds?.warnings ?? []));
   await field('warnings', warnings);
   if (tail.fallback) await field('fallback', tail.fallback);
   if (tail.icdc) await field('icdc', tail.icdc);

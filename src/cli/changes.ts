@@ -14,7 +14,8 @@ import { loadTable, parseTableRef } from '../catalog/load-table.js';
 import { computeChangeSet } from '../capture/change-set.js';
 import { ChunkedWriter, writeChangesJson, type ChangesJson, type ChunkSink } from '../capture/changes-json.js';
 import { statsForRanges } from '../capture/compact-entry.js';
-import { FileDescriber } from '../capture/file-json.js';
+import { CONTENT_NAMES, FileDescriber } from '../capture/file-json.js';
+import { OutputBounds } from '../capture/output-bounds.js';
 import { changedPartitions, fieldRange, resolveFieldId, type FieldRange } from '../capture/ranges.js';
 import { verifyFilesExist, writeIcdcSnapshot } from '../capture/icdc-table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
@@ -89,9 +90,10 @@ export function changesCommand(): Command {
         const reader = new ManifestReader(io, 32 * 1024 * 1024);
         const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         const fieldIds = fields.map((f) => resolveFieldId(md, f).id); // an unknown field fails before any reading
-        // Files are kept as compact entries with every bound (the output lists them) and the
-        // counts of the range fields; an ICDC table is written from full entries.
-        const compact = opts.icdc ? undefined : { stats: statsForRanges(fieldIds, true), concurrency: PLAN_CONCURRENCY };
+        // Files are kept as compact entries with the bounds and counts of the range fields only;
+        // --json reads every file's bounds back from its manifest as it lists the file
+        // (OutputBounds), so a long range never holds them all. An ICDC table is written from full entries.
+        const compact = opts.icdc ? undefined : { stats: statsForRanges(fieldIds, false), concurrency: PLAN_CONCURRENCY };
         const cs = await changeSetWithFallback(reader, md, opts, fields.length > 0, compact);
         let icdc: ChangesJson['icdc'];
         if (opts.icdc) {
@@ -117,7 +119,7 @@ export function changesCommand(): Command {
           icdc = { table: name, metadata_location: w.metadataLocation, snapshot_id: w.snapshotId.toString() };
         }
         const extra = icdc ? { icdc } : {};
-        if (opts.json) await writeChangesJson(md, cs, fields, stdoutSink, extra);
+        if (opts.json) await writeChangesJson(md, cs, fields, stdoutSink, extra, compact ? { bounds: new OutputBounds(reader) } : {});
         else await writeChangesText(md, cs, fields, stdoutSink, extra);
       } finally {
         io.close();
@@ -231,9 +233,10 @@ async function changeSetWithFallback(reader: ManifestReader, md: TableMetadata, 
 }
 
 /**
- * The text form, written as it is produced: the same bytes as `renderChanges(changesJson(…))`.
- * Files are described one at a time (which also collects the warnings about bounds that do not
- * decode, as the JSON form does).
+ * The text form, written as it is produced: the same bytes as `renderChanges(changesJson(…))`
+ * except that it lists no bounds and so has no warnings about bounds that do not decode (--json,
+ * which lists them, has). Each file is one line of fixed-width columns made from the file
+ * itself: no row is formatted before it is written.
  */
 export async function writeChangesText(md: TableMetadata, cs: ChangeSet, rangeFields: string[], sink: ChunkSink, extra: { icdc?: ChangesJson['icdc'] } = {}): Promise<void> {
   const describer = new FileDescriber(md);
@@ -241,6 +244,7 @@ export async function writeChangesText(md: TableMetadata, cs: ChangeSet, rangeFi
   const ranges: Record<string, FieldRange> = {};
   for (const f of rangeFields) ranges[f] = fieldRange(md, describer, all, f);
   const partitions = changedPartitions(describer, all);
+  all.length = 0;
   const w = new ChunkedWriter(sink);
   await w.write(cs.fallback ? `changes after sequence number ${cs.fallback.fromSequenceNumber} up to ${cs.range.to}` + ' (sequence-number fallback)\n' : `changes in (${cs.range.from ?? 'start'}, ${cs.range.to}]\n`);
   for (const d of cs.snapshots) {
@@ -249,8 +253,8 @@ export async function writeChangesText(md: TableMetadata, cs: ChangeSet, rangeFi
   await w.write(`added files: ${cs.added.length}, removed files: ${cs.removed.length}\n`);
   for (const [sign, files] of [['+', cs.added], ['-', cs.removed]] as const) {
     for (const c of files) {
-      const f = describer.describe(c);
-      await w.write(`  ${sign} ${f.content.padEnd(16)} ${f.record_count.padStart(9)} rows  ${f.file_path}\n`);
+      const df = c.entry.dataFile;
+      await w.write(`  ${sign} ${CONTENT_NAMES[df.content].padEnd(16)} ${df.recordCount.toString().padStart(9)} rows  ${df.filePath}\n`);
     }
   }
   for (const [name, r] of Object.entries(ranges)) {
@@ -258,7 +262,7 @@ export async function writeChangesText(md: TableMetadata, cs: ChangeSet, rangeFi
   }
   if (partitions.length) await w.write(`changed partitions: ${partitions.map((p) => p.name).join(', ')}\n`);
   if (extra.icdc) await w.write(`ICDC table ${extra.icdc.table}: ${extra.icdc.metadata_location}\n`);
-  for (const warning of [...cs.warnings, ...describer.warnings]) await w.write(`warning: ${warning}\n`);
+  for (const warning of cs.warnings) await w.write(`warning: ${warning}\n`);
   await w.flush();
 }
 

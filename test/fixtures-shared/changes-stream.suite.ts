@@ -2,7 +2,9 @@
 // writeChangesText) against the previous implementation on the same real tables: the change set
 // of full decoded entries read one snapshot at a time, rendered whole by changesJson +
 // stringifyJsonLossless / renderChanges. Every range of every table, with ranges over every
-// primitive column, must give the same bytes (or the same error).
+// primitive column, must give the same bytes (or the same error). As the CLI plans, the compact
+// entries keep only the range fields' bounds and --json reads every file's bounds back from its
+// manifest (output-bounds.ts), here in windows of 1 to 5 files so that windows split manifests.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +13,7 @@ import { computeChangeSet, type ChangeSet } from '../../src/capture/change-set.j
 import { changesJson, writeChangesJson } from '../../src/capture/changes-json.js';
 import { compactEntry, EntryInterner, POS_FILE_PATH_ID, statsForRanges } from '../../src/capture/compact-entry.js';
 import { ManifestReader } from '../../src/capture/manifest-reader.js';
+import { OutputBounds } from '../../src/capture/output-bounds.js';
 import { parsePolicy } from '../../src/capture/policy.js';
 import { resolveRange, type SnapshotRange } from '../../src/capture/range.js';
 import { resolveFieldId } from '../../src/capture/ranges.js';
@@ -117,10 +120,15 @@ describe('ips changes output, streamed from compact entries, equals the previous
             });
             const after = await attempt(async () => {
               const ids = fields.map((c) => resolveFieldId(md, c).id);
-              const cs: ChangeSet = await computeChangeSet(new ManifestReader(f.io, 0), range, policy, md, {
-                deleteFootprints: fields.length > 0, compact: { stats: statsForRanges(ids, true), concurrency: 3 },
+              const reader = new ManifestReader(f.io, 0);
+              const cs: ChangeSet = await computeChangeSet(reader, range, policy, md, {
+                deleteFootprints: fields.length > 0, compact: { stats: statsForRanges(ids, false), concurrency: 3 },
               });
-              return { json: await collect((sink) => writeChangesJson(md, cs, fields, sink)), text: await collect((sink) => writeChangesText(md, cs, fields, sink)) };
+              const bounds = new OutputBounds(reader, 1 + (compared % 3), 5, 1); // windows from 2+ manifests grow to 5 files
+              return {
+                json: await collect((sink) => writeChangesJson(md, cs, fields, sink, {}, { bounds })),
+                text: await collect((sink) => writeChangesText(md, cs, fields, sink)),
+              };
             });
             expect(after, `${name} ${policyText} (${r.from}, ${r.to}] ranges ${fields.join(',')}`).toEqual(before);
             if (!('error' in before)) compared++;
@@ -144,5 +152,31 @@ describe('ips changes output, streamed from compact entries, equals the previous
     const text = run();
     expect(text.status, text.stderr).toBe(0);
     expect(text.stdout).toBe(renderChanges(doc));
+  });
+});
+
+describe('OutputBounds reads a file\'s bounds back from its own manifest entry', () => {
+  it('a compact entry without bounds gets exactly its entry\'s bounds; one its manifest does not list fails with INVALID_MANIFEST', async () => {
+    const f = fixture('duckdb-hive-partitioned');
+    const md = (await f.load()).metadata;
+    const manifests = new Map<string, import('../../src/iceberg/manifest-list.js').ManifestFile>();
+    for (const snap of md.snapshots) for (const mf of (await f.reader.manifestList(snap)).manifests) manifests.set(mf.path, mf);
+    const [a, b] = [...manifests.values()];
+    expect(b, 'the fixture has two manifests').toBeDefined();
+    const e = (await f.reader.manifest(a!)).entries[0]!;
+    expect(e.dataFile.lowerBounds?.size, 'the writer recorded bounds').toBeGreaterThan(0);
+    const bare = compactEntry(e, a!, { fields: 'none' }, new EntryInterner());
+    expect(bare.lowerBounds).toBeNull();
+    const out: import('../../src/capture/snapshot-changes.js').FileChange[] = [];
+    for await (const w of new OutputBounds(new ManifestReader(f.io, 0)).windows([bare])) out.push(...w);
+    expect(out).toHaveLength(1);
+    expect(new Map(out[0]!.entry.dataFile.lowerBounds!)).toEqual(new Map(e.dataFile.lowerBounds!));
+    expect(new Map(out[0]!.entry.dataFile.upperBounds!)).toEqual(new Map(e.dataFile.upperBounds!));
+    // The same entry said to come from another manifest, which does not list it.
+    const misplaced = compactEntry(e, b!, { fields: 'none' }, new EntryInterner());
+    const drain = async (): Promise<void> => {
+      for await (const w of new OutputBounds(new ManifestReader(f.io, 0)).windows([misplaced])) void w;
+    };
+    await expect(drain()).rejects.toMatchObject({ code: 'INVALID_MANIFEST' });
   });
 });
