@@ -66,14 +66,14 @@ function countAt(s: CountSlab, slot: number): bigint {
 }
 
 /**
- * A Buffer view of a bound, made the way Node makes its own (its FastBuffer is a Uint8Array
- * subclass whose prototype is Buffer.prototype): `Buffer.isBuffer` holds and every Buffer method
- * works, at half the cost of `Buffer.from(arrayBuffer, offset, length)` and its argument checks.
+ * A Buffer view of a bound: `Buffer.from(arrayBuffer, offset, length)` (no copy). A subclass of
+ * Uint8Array with Buffer.prototype (as Node's own FastBuffer) is faster in isolation, but in the
+ * decode loop V8 kept aborting its optimisation ("dependency change", an unstable map): the first
+ * ~300k bounds read back ran unoptimised at twice the cost of the whole pass.
  */
-class BoundView extends Uint8Array {}
-Object.setPrototypeOf(BoundView.prototype, Buffer.prototype);
-// As Node does for FastBuffer: a view's `constructor` is Buffer (equality checks compare it).
-Object.defineProperty(BoundView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true, enumerable: false });
+function boundView(ab: ArrayBuffer, offset: number, length: number): Buffer {
+  return Buffer.from(ab, offset, length);
+}
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
@@ -165,7 +165,7 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
   private at(slot: number): Buffer {
     const s = this.slab;
     const from = s.starts[slot]!;
-    return new BoundView(s.arrayBuffer, s.base + from, s.ends[slot]! - from) as unknown as Buffer;
+    return boundView(s.arrayBuffer, s.base + from, s.ends[slot]! - from);
   }
 
   get(key: number): Buffer | undefined {
@@ -193,7 +193,7 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
     const base = s.base;
     for (let i = this.start, end = this.start + this.size; i < end; i++) {
       const from = starts[i]!;
-      const value = new BoundView(ab, base + from, ends[i]! - from) as unknown as Buffer;
+      const value = boundView(ab, base + from, ends[i]! - from);
       if (thisArg === undefined) cb(value, keys[i]!, this);
       else cb.call(thisArg, value, keys[i]!, this);
     }
