@@ -134,7 +134,7 @@ function category(fn: string, url: string): string {
     if (fn === 'Tap.readFixed' || fn === 'Tap.readBytes' || fn.startsWith('BufferPool')) return 'avsc bytes fields (copy per bounds value)';
     return 'avsc record decode (lib)';
   }
-  if (url === '' && (fn === 'writeSync' || fn === 'init')) return 'inflate (node:zlib stream per block)'; // zlib binding
+  if (url === '' && (fn === 'writeSync' || fn === 'init')) return 'inflate (native zlib writeSync)'; // zlib binding: the reused handle's inflate
   if (url === '' && /^(read)?[A-Z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$/.test(fn) && !/^(BigInt|Number|String|Map|Set|Array|Object|Buffer|Uint8Array|Function|Error|Symbol)$/.test(fn)) {
     return 'avsc record decode (generated readers/constructors)';
   }
