@@ -75,12 +75,15 @@ export function bigOf(n: number): bigint {
 }
 
 /**
- * The last long that needed more than 7 bytes, by its two exact halves: entries of one manifest
- * repeat the same snapshot id, which would otherwise be rebuilt through BigInt arithmetic each time.
+ * Recent longs that needed more than 7 bytes, by their two exact halves (direct-mapped on the low
+ * bits): entries of one manifest repeat a few snapshot ids (its own, and those of its EXISTING
+ * entries, interleaved), which would otherwise be rebuilt through BigInt arithmetic each time (a
+ * single "last" slot missed on one entry in ten of a manifest holding existing entries).
  */
-let lastLongLo = -1;
-let lastLongHi = -1;
-let lastLong = 0n;
+const LONG_CACHE_SIZE = 16;
+const longCacheLo = new Float64Array(LONG_CACHE_SIZE).fill(-1);
+const longCacheHi = new Float64Array(LONG_CACHE_SIZE).fill(-1);
+const longCacheValues: bigint[] = new Array<bigint>(LONG_CACHE_SIZE).fill(0n);
 
 /** Avro `int`/`long` as an exact bigint. */
 export function readVarBig(c: Cursor): bigint {
@@ -117,11 +120,14 @@ function readLongTail(c: Cursor, start: number, lo: number): bigint {
     mul *= 128;
   }
   c.pos = pos;
-  if (lo === lastLongLo && hi === lastLongHi) return lastLong;
-  const v = bigFromBytes(buf, start, pos);
-  lastLongLo = lo;
-  lastLongHi = hi;
-  lastLong = v;
+  const slot = lo & (LONG_CACHE_SIZE - 1); // ToInt32 keeps the low bits exactly
+  if (longCacheLo[slot] === lo && longCacheHi[slot] === hi) return longCacheValues[slot]!;
+  // The zigzag value is hi·2^49 + lo (both exact): two BigInt conversions instead of one per byte.
+  const z = (BigInt(hi) << 49n) + BigInt(lo);
+  const v = (z >> 1n) ^ -(z & 1n);
+  longCacheLo[slot] = lo;
+  longCacheHi[slot] = hi;
+  longCacheValues[slot] = v;
   return v;
 }
 
@@ -369,8 +375,13 @@ export function compileSchema(schema: AvroSchemaNode): TypeNode {
         return {
           kind: 'array', items,
           read: (c) => {
-            const out: unknown[] = [];
-            for (let n = readBlockCount(c); n; n = readBlockCount(c)) while (n--) out.push(items.read(c));
+            let n = readBlockCount(c);
+            if (n === 0) return [];
+            // Sized by the first block's count (bounded by the bytes left, as every count is): a
+            // push onto an empty array reserved 17 slots, for split offsets of one or two values.
+            const out: unknown[] = new Array<unknown>(n);
+            let i = 0;
+            for (; n; n = readBlockCount(c)) while (n--) out[i++] = items.read(c);
             return out;
           },
           skip: (c) => skipBlocks(c, items.skip, false),

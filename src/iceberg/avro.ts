@@ -361,11 +361,12 @@ function parseContainer(buf: Buffer, where: string): Container {
 function* containerBlocks(buf: Buffer, where: string, c: Container): Generator<BlockFrame> {
   const cur: Cursor = { buf, pos: c.offset, end: buf.length };
   const sync = c.header.sync;
-  while (cur.pos < buf.length) yield nextBlock(cur, where, sync);
+  while (cur.pos < buf.length) yield nextBlock(cur, where, sync, { pos: 0, count: 0, start: 0, end: 0 });
 }
 
 /** The block at `cur.pos` (checked as containerBlocks says); moves `cur` past its sync marker. */
-function nextBlock(cur: Cursor, where: string, sync: Buffer): BlockFrame {
+/** Frames the block at `cur` into `out` (reused by readAvroContainer: one block per entry for PyIceberg's manifests). */
+function nextBlock(cur: Cursor, where: string, sync: Buffer, out: BlockFrame): BlockFrame {
   const buf = cur.buf;
   const pos = cur.pos;
   let n: number;
@@ -385,7 +386,11 @@ function nextBlock(cur: Cursor, where: string, sync: Buffer): BlockFrame {
   // 16 bytes compared in place (a native compare per block costs more than the loop).
   for (let i = 0; i < 16; i++) if (buf[end + i] !== sync[i]) throw corruptError(where, 'Avro sync marker mismatch');
   cur.pos = end + 16;
-  return { pos, count: n, start, end };
+  out.pos = pos;
+  out.count = n;
+  out.start = start;
+  out.end = end;
+  return out;
 }
 
 function wrapDecodeError(e: unknown, where: string): never {
@@ -423,8 +428,9 @@ export function readAvroContainer<T>(buf: Buffer, where: string, factory: Record
     const frame: Cursor = { buf, pos: c.offset, end: buf.length };
     const sync = c.header.sync;
     const deflate = c.codec === 'deflate';
+    const f: BlockFrame = { pos: 0, count: 0, start: 0, end: 0 };
     while (frame.pos < buf.length) {
-      const f = nextBlock(frame, where, sync);
+      nextBlock(frame, where, sync, f);
       if (deflate) {
         inflateBlockInto(buf, f.start, f.end, where, budget, cur);
       } else {

@@ -14,7 +14,10 @@ export interface DataFile {
   content: FileContent;
   filePath: string;
   fileFormat: string;
-  /** Raw partition tuple keyed by partition field id, as stored (decode with the manifest's spec). */
+  /**
+   * Raw partition tuple keyed by partition field id, as stored (decode with the manifest's spec).
+   * Read-only: decoded entries of one manifest with the same tuple share one Map (see PartitionInterner).
+   */
   partition: Map<number, unknown>;
   recordCount: bigint;
   fileSizeInBytes: bigint;
@@ -29,6 +32,7 @@ export interface DataFile {
   lowerBounds: ReadonlyMap<number, Buffer> | null;
   upperBounds: ReadonlyMap<number, Buffer> | null;
   keyMetadata: Buffer | null;
+  /** Read-only: entries of one manifest may share one array (see OffsetsInterner). */
   splitOffsets: bigint[] | null;
   equalityIds: number[] | null;
   sortOrderId: number | null;
@@ -66,9 +70,79 @@ export interface ManifestReadOptions extends AvroReadOptions {
   stats?: StatsSelection | undefined;
 }
 
+/**
+ * Partition tuples of one file, shared between its entries. A manifest's entries mostly repeat a
+ * few tuples (files of one commit land in a few partitions), and a Map per entry (two heap objects)
+ * was a fifth of the decode's CPU once the garbage collector had copied and promoted it with the
+ * rest of the manifest. Tuples of primitive values are looked up among the last few distinct ones
+ * (exact `===`, so NaN never matches and gets a Map of its own); a tuple holding a Buffer (binary,
+ * fixed, decimal values) always gets a new Map.
+ */
+class PartitionInterner {
+  private static readonly SIZE = 16;
+  private readonly tuples: unknown[][] = [];
+  private readonly maps: Map<number, unknown>[] = [];
+  private last = 0;
+  /** The tuple being read (filled by the partition step, then looked up). */
+  readonly scratch: unknown[];
+
+  constructor(private readonly ids: number[]) {
+    this.scratch = new Array<unknown>(ids.length).fill(null);
+  }
+
+  /** The Map for the tuple in `scratch`. */
+  get(): Map<number, unknown> {
+    const v = this.scratch;
+    const n = v.length;
+    for (let k = 0; k < n; k++) {
+      const x = v[k];
+      if (typeof x === 'object' && x !== null) return this.build();
+    }
+    const tuples = this.tuples;
+    for (let j = 0, i = this.last; j < tuples.length; j++, i = i + 1 === tuples.length ? 0 : i + 1) {
+      const t = tuples[i]!;
+      let k = 0;
+      while (k < n && t[k] === v[k]) k++;
+      if (k === n) {
+        this.last = i;
+        return this.maps[i]!;
+      }
+    }
+    const m = this.build();
+    const slot = tuples.length < PartitionInterner.SIZE ? tuples.length : (this.last + 1) % PartitionInterner.SIZE;
+    tuples[slot] = v.slice();
+    this.maps[slot] = m;
+    this.last = slot;
+    return m;
+  }
+
+  private build(): Map<number, unknown> {
+    const m = new Map<number, unknown>();
+    for (let k = 0; k < this.ids.length; k++) m.set(this.ids[k]!, this.scratch[k]);
+    return m;
+  }
+}
+
+/**
+ * Split offsets equal to the previous entry's are that entry's array (read-only, like the
+ * partition tuples): most files of a manifest have the same offsets (one row group at byte 4), and
+ * an array kept per entry was two more heap objects for the garbage collector to copy.
+ */
+class OffsetsInterner {
+  private last: bigint[] | null = null;
+  get(v: bigint[] | null): bigint[] | null {
+    const last = this.last;
+    if (v === null || last === null || v.length !== last.length) return (this.last = v);
+    for (let i = 0; i < v.length; i++) if (v[i] !== last[i]) return (this.last = v);
+    return last;
+  }
+}
+
 /** What one file's entries share while they are decoded (passed, not captured, so the compiled plan is reused across files). */
 interface FileContext {
   partIds: number[];
+  partitions: PartitionInterner;
+  splitOffsets: OffsetsInterner;
   /** Stats keys wanted; null = all. */
   want: ReadonlySet<number> | null;
   skipStats: boolean;
@@ -100,10 +174,13 @@ function formatName(raw: unknown): string {
   return f;
 }
 
+/** The partition of entries whose schema has no partition field (read-only, shared like the interned tuples). */
+const NO_PARTITION = new Map<number, unknown>();
+
 /** A DataFile with every field present (one hidden class for all entries), filled by the steps. */
 function emptyDataFile(): DataFile {
   return {
-    content: 0, filePath: '', fileFormat: '', partition: new Map(), recordCount: 0n, fileSizeInBytes: 0n,
+    content: 0, filePath: '', fileFormat: '', partition: NO_PARTITION, recordCount: 0n, fileSizeInBytes: 0n,
     columnSizes: null, valueCounts: null, nullValueCounts: null, nanValueCounts: null, lowerBounds: null, upperBounds: null,
     keyMetadata: null, splitOffsets: null, equalityIds: null, sortOrderId: null, firstRowId: null, referencedDataFile: null,
     contentOffset: null, contentSizeInBytes: null,
@@ -183,18 +260,17 @@ function dataFileSteps(rec: RecordNode): FileStep[] {
         const fields = prec.fields;
         return (c, d, ctx) => {
           const b = checkedBranch(c, t);
-          const part = d.partition;
-          if (b.kind !== 'record') {
-            for (let k = 0; k < ctx.partIds.length; k++) part.set(ctx.partIds[k]!, null);
-            return;
-          }
-          for (let k = 0; k < fields.length; k++) part.set(ctx.partIds[k]!, fields[k]!.type.read(c) ?? null);
+          const parts = ctx.partitions;
+          const v = parts.scratch;
+          if (b.kind !== 'record') v.fill(null);
+          else for (let k = 0; k < fields.length; k++) v[k] = fields[k]!.type.read(c) ?? null;
+          d.partition = parts.get();
         };
       }
       case 103: return (c, d) => { d.recordCount = BigInt(read(c) as bigint); };
       case 104: return (c, d) => { d.fileSizeInBytes = BigInt(read(c) as bigint); };
       case 131: return (c, d) => { d.keyMetadata = (read(c) as Buffer | null) ?? null; };
-      case 132: return (c, d) => { d.splitOffsets = (read(c) as bigint[] | null) ?? null; };
+      case 132: return (c, d, ctx) => { d.splitOffsets = ctx.splitOffsets.get((read(c) as bigint[] | null) ?? null); };
       case 135: return (c, d) => { d.equalityIds = (read(c) as number[] | null)?.map(Number) ?? null; };
       case 140: return (c, d) => { const v = read(c); d.sortOrderId = v === null || v === undefined ? null : Number(v); };
       case 142: return (c, d) => { d.firstRowId = big(read(c)); };
@@ -358,8 +434,11 @@ export function decodeManifest(buf: Buffer, manifest: ManifestFile, where: strin
     const plan = planOf(schema, text, where);
     // Partition fields without ids (very old writers) take the spec's ids by position.
     const specFieldIds = partitionIdsFromHeader(meta.get('partition-spec'));
+    const partIds = plan.partitionFieldIds.map((id, idx) => id ?? specFieldIds?.[idx] ?? 1000 + idx);
     const ctx: FileContext = {
-      partIds: plan.partitionFieldIds.map((id, idx) => id ?? specFieldIds?.[idx] ?? 1000 + idx),
+      partIds,
+      partitions: new PartitionInterner(partIds),
+      splitOffsets: new OffsetsInterner(),
       want: stats === 'all' || stats === 'none' ? null : stats,
       skipStats: stats === 'none',
       where,

@@ -1,4 +1,4 @@
-import { AvroDecodeError, bigOf, readBlockCount, skipVarint, truncated, type Cursor } from './avro-decoder.js';
+import { AvroDecodeError, readBlockCount, skipVarint, truncated, type Cursor } from './avro-decoder.js';
 
 /**
  * Column statistics of manifest entries (column sizes, value/null/NaN counts, lower/upper bounds),
@@ -59,21 +59,26 @@ class BoundSlab {
 let countSlab = new CountSlab(COUNT_SLAB_VALUES);
 let boundSlab = new BoundSlab(BOUND_SLAB_VALUES, BOUND_SLAB_BYTES);
 
-/** The count in `slot`: NaN marks a value kept exactly as a bigint beside the slab. */
+/**
+ * The count in `slot`: NaN marks a value kept exactly as a bigint beside the slab. A fresh bigint,
+ * not the decoder's cache (bigOf): a value read back is usually dropped at once, and the cache
+ * would keep it alive (an old-space array pointing at young bigints), turning cheap garbage into
+ * objects the collector copies and promotes; reading every count back cost ~10 % more with it.
+ */
 function countAt(s: CountSlab, slot: number): bigint {
   const v = s.vals[slot]!;
-  return v === v ? bigOf(v) : s.bigs!.get(slot)!;
+  return v === v ? BigInt(v) : s.bigs!.get(slot)!;
 }
 
 /**
- * A Buffer view of a bound, made the way Node makes its own (its FastBuffer is a Uint8Array
- * subclass whose prototype is Buffer.prototype): `Buffer.isBuffer` holds and every Buffer method
- * works, at half the cost of `Buffer.from(arrayBuffer, offset, length)` and its argument checks.
+ * A Buffer view of a bound: `Buffer.from(arrayBuffer, offset, length)` (no copy). A subclass of
+ * Uint8Array with Buffer.prototype (as Node's own FastBuffer) is faster in isolation, but in the
+ * decode loop V8 kept aborting its optimisation ("dependency change", an unstable map): the first
+ * ~300k bounds read back ran unoptimised at twice the cost of the whole pass.
  */
-class BoundView extends Uint8Array {}
-Object.setPrototypeOf(BoundView.prototype, Buffer.prototype);
-// As Node does for FastBuffer: a view's `constructor` is Buffer (equality checks compare it).
-Object.defineProperty(BoundView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true, enumerable: false });
+function boundView(ab: ArrayBuffer, offset: number, length: number): Buffer {
+  return Buffer.from(ab, offset, length);
+}
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
@@ -120,7 +125,7 @@ export class PackedCounts implements ReadonlyMap<number, bigint> {
     const vals = s.vals;
     for (let i = this.start, end = this.start + this.size; i < end; i++) {
       const v = vals[i]!;
-      const value = v === v ? bigOf(v) : s.bigs!.get(i)!;
+      const value = v === v ? BigInt(v) : s.bigs!.get(i)!;
       if (thisArg === undefined) cb(value, keys[i]!, this);
       else cb.call(thisArg, value, keys[i]!, this);
     }
@@ -165,7 +170,7 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
   private at(slot: number): Buffer {
     const s = this.slab;
     const from = s.starts[slot]!;
-    return new BoundView(s.arrayBuffer, s.base + from, s.ends[slot]! - from) as unknown as Buffer;
+    return boundView(s.arrayBuffer, s.base + from, s.ends[slot]! - from);
   }
 
   get(key: number): Buffer | undefined {
@@ -193,7 +198,7 @@ export class PackedBounds implements ReadonlyMap<number, Buffer> {
     const base = s.base;
     for (let i = this.start, end = this.start + this.size; i < end; i++) {
       const from = starts[i]!;
-      const value = new BoundView(ab, base + from, ends[i]! - from) as unknown as Buffer;
+      const value = boundView(ab, base + from, ends[i]! - from);
       if (thisArg === undefined) cb(value, keys[i]!, this);
       else cb.call(thisArg, value, keys[i]!, this);
     }

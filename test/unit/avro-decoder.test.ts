@@ -118,6 +118,19 @@ describe('varints', () => {
     }
   });
 
+  it('large longs stay exact when many distinct ones are read interleaved (the decoder caches recent ones)', () => {
+    // 40 distinct snapshot-id-like values of both signs, some sharing their low bits, read three times in rotating order.
+    const big: bigint[] = [];
+    for (let i = 0; i < 40; i++) big.push((i % 2 ? -1n : 1n) * (2n ** 62n - BigInt(i) * 2n ** 53n - BigInt(i % 4) * 16n));
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < big.length; i++) {
+        const v = big[(i * 7 + round) % big.length]!;
+        const enc = bigIntToVarint(v);
+        expect(readVarBig({ buf: enc, pos: 0, end: enc.length })).toBe(v);
+      }
+    }
+  });
+
   it('refuse a varint cut short or longer than 10 bytes', () => {
     expect(() => readVarBig({ buf: Buffer.from([0x80, 0x80]), pos: 0, end: 2 })).toThrow(/truncated/);
     expect(() => readVarNum({ buf: Buffer.alloc(11, 0x80), pos: 0, end: 11 })).toThrow(/longer than 10 bytes/);

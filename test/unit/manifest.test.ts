@@ -226,3 +226,80 @@ describe('decodeManifest: inheritance', () => {
     expect((err as IpsError).code).toBe('INVALID_MANIFEST');
   });
 });
+
+// Entries of one manifest share a partition Map per distinct tuple and a split-offsets array equal
+// to the previous entry's (src/iceberg/manifest.ts, PartitionInterner / OffsetsInterner): each
+// entry must still read exactly the tuple and offsets written for it. Expected values: the inputs.
+describe('decodeManifest: shared partition tuples and split offsets', () => {
+  const schema = {
+    type: 'record',
+    name: 'manifest_entry',
+    fields: [
+      { name: 'status', type: 'int', 'field-id': 0 },
+      { name: 'snapshot_id', type: ['null', 'long'], 'field-id': 1, default: null },
+      {
+        name: 'data_file',
+        'field-id': 2,
+        type: {
+          type: 'record',
+          name: 'r2',
+          fields: [
+            { name: 'file_path', type: 'string', 'field-id': 100 },
+            { name: 'file_format', type: 'string', 'field-id': 101 },
+            { name: 'partition', 'field-id': 102, type: { type: 'record', name: 'r102', fields: [
+              { name: 'day', type: ['null', 'int'], 'field-id': 1000, default: null },
+              { name: 'cat', type: ['null', 'string'], 'field-id': 1001, default: null },
+              { name: 'key', type: ['null', 'bytes'], 'field-id': 1002, default: null },
+            ] } },
+            { name: 'record_count', type: 'long', 'field-id': 103 },
+            { name: 'file_size_in_bytes', type: 'long', 'field-id': 104 },
+            { name: 'split_offsets', type: ['null', { type: 'array', items: 'long', 'element-id': 133 }], 'field-id': 132, default: null },
+          ],
+        },
+      },
+    ],
+  };
+  interface T { day: number | null; cat: string | null; key: Buffer | null; offsets: bigint[] | null }
+  // Runs of one day with alternating categories, 60 distinct (day, cat) tuples cycled back (more
+  // than the 16 kept), nulls, bytes values, and offsets that repeat or change.
+  const tuples: T[] = [];
+  for (let i = 0; i < 160; i++) {
+    const d = Math.floor(i / 4) % 20;
+    tuples.push({
+      day: d === 3 ? null : 19000 + d,
+      cat: i % 5 === 0 ? null : `c${i % 2}`,
+      key: i % 11 === 0 ? Buffer.from([i, 255 - i]) : null,
+      offsets: i % 9 === 0 ? null : i % 4 <= 1 ? [4n, BigInt(i) * 1000n] : [4n],
+    });
+    if (i % 3 === 0) tuples.push({ ...tuples[tuples.length - 1]!, offsets: [4n] });
+  }
+  const entry = (t: T, i: number): Buffer => Buffer.concat([
+    zz(1), opt(null),
+    avroString(`f${i}.parquet`), avroString('PARQUET'),
+    opt(t.day === null ? null : zz(t.day)), opt(t.cat === null ? null : avroString(t.cat)), opt(t.key === null ? null : avroString(t.key)),
+    zz(10), zz(100), opt(t.offsets === null ? null : array(t.offsets.map((o) => zz(o)))),
+  ]);
+  const mf: ManifestFile = {
+    path: 'm.avro', length: 0n, partitionSpecId: 0, content: 0, sequenceNumber: 1n, minSequenceNumber: 1n,
+    addedSnapshotId: 1n, addedFilesCount: null, existingFilesCount: null, deletedFilesCount: null,
+    addedRowsCount: null, existingRowsCount: null, deletedRowsCount: null, partitions: null, keyMetadata: null, firstRowId: null,
+  };
+
+  it('every entry reads its own tuple and offsets, whatever the others', () => {
+    for (const codec of ['deflate', 'null'] as const) {
+      const m = decodeManifest(container(schema, tuples.map(entry), codec, { 'format-version': '2' }), mf, 'm.avro');
+      expect(m.entries).toHaveLength(tuples.length);
+      m.entries.forEach((e, i) => {
+        const t = tuples[i]!;
+        expect(e.dataFile.filePath).toBe(`f${i}.parquet`);
+        expect([...e.dataFile.partition.entries()]).toEqual([[1000, t.day], [1001, t.cat], [1002, t.key]]);
+        expect(e.dataFile.splitOffsets).toEqual(t.offsets);
+      });
+      // Equal tuples without bytes values are one Map; a bytes value always gets a Map of its own.
+      const d = m.entries.map((e) => e.dataFile);
+      const same = tuples.findIndex((t, i) => i > 0 && t.key === null && tuples[i - 1]!.key === null && t.day === tuples[i - 1]!.day && t.cat === tuples[i - 1]!.cat);
+      expect(same).toBeGreaterThan(0);
+      expect(d[same]!.partition).toBe(d[same - 1]!.partition);
+    }
+  });
+});
