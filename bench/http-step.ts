@@ -22,7 +22,7 @@
 // - At the end, per backend: the commits answered 200 must equal the committed batches in the
 //   state, each with exactly one watermark move (reason commit), and every watermark's version
 //   must equal 1 + its commits + its resets.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
@@ -65,7 +65,7 @@ const OPTIONS: Record<string, string> = {
   'pool-max': 'IPS_DB_POOL_MAX of the PostgreSQL server (default: ips\'s, 10)',
   'step-snapshots': 'appends in the generated source table (default 8)',
   'step-files-per-snapshot': 'data files per append (default 25)',
-  'cpu-prof': 'a directory: each ips server writes a V8 CPU profile there (node --cpu-prof) when it exits',
+  'cpu-prof': 'a directory: a V8 CPU profile of the ips server for each measured phase is written there (<backend>-<phase>-r<round>.cpuprofile)',
 };
 
 // ---- small helpers ----
@@ -419,7 +419,6 @@ export const httpStep: Benchmark = {
           env: {
             ...(isPg(backend) && poolMax !== undefined ? { IPS_DB_POOL_MAX: poolMax } : {}),
           },
-          ...(cpuProf !== undefined ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProf)}`] } : {}),
         });
         cleanups.push(() => ips.close());
         const srv: Server = { backend, ips, postmaster: backend === 'postgres' ? postmaster : backend === 'postgres-durable' ? durable!.postmaster : null, commits: new Map() };
@@ -433,7 +432,13 @@ export const httpStep: Benchmark = {
       const phase = async (srv: Server, mode: Mode, round: number, secs: number): Promise<PhaseResult> => {
         const prefix = `${round ? `r${round}` : 'w'}-${mode}`;
         const consumers = await createConsumers(srv, prefix, connections, mode === 'full' ? 'start' : 'now');
+        const profile = cpuProf !== undefined && round > 0 ? path.resolve(cpuProf, `${srv.backend}-${mode}-r${round}.cpuprofile`) : null;
+        if (profile) {
+          mkdirSync(path.dirname(profile), { recursive: true });
+          await srv.ips.proc.request({ op: 'profile-start' });
+        }
         const r = await runPhase(srv, mode, consumers, secs, maxFiles, round);
+        if (profile) await srv.ips.proc.request({ op: 'profile-stop', file: profile });
         ctx.log(summaryLine(r));
         return r;
       };

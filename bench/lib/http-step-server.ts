@@ -6,7 +6,11 @@
 // stdout. The first answer (unasked) is {url, pid, database}. Commands:
 //   {"op":"cpu"}     → {user_us, system_us}: this process's CPU time so far
 //   {"op":"verify"}  → per consumer: committed batches, their commit moves, reset moves, watermark version
+//   {"op":"profile-start"} / {"op":"profile-stop","file":F} → a V8 CPU profile of this process
+//                    between the two, written to F (the benchmark's --cpu-prof: one per phase)
 //   {"op":"quit"}    → closes the server and exits (so does the end of stdin)
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import readline from 'node:readline';
 import { startServer } from '../../src/api/server.js';
 import { loadServiceConfig } from '../../src/service/config.js';
@@ -53,6 +57,7 @@ async function main(): Promise<void> {
     return closing;
   };
 
+  let profiler: Session | null = null;
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('close', () => void quit());
   for await (const line of rl) {
@@ -87,6 +92,23 @@ async function main(): Promise<void> {
             orphan_commit_moves: num(orphans.rows[0]?.n),
           };
           answer(result);
+          break;
+        }
+        case 'profile-start': {
+          profiler = new Session();
+          profiler.connect();
+          await profiler.post('Profiler.enable');
+          await profiler.post('Profiler.start');
+          answer({ ok: true });
+          break;
+        }
+        case 'profile-stop': {
+          if (!profiler) throw new Error('profile-stop without profile-start');
+          const { profile } = await profiler.post('Profiler.stop');
+          profiler.disconnect();
+          profiler = null;
+          writeFileSync((cmd as unknown as { file: string }).file, JSON.stringify(profile));
+          answer({ ok: true });
           break;
         }
         case 'quit':

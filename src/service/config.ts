@@ -265,7 +265,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
   }
   const c = parsed.data;
   const dataDir = path.resolve(c.data_dir ?? DEFAULT_DATA_DIR);
-  const database = databaseConfigFromEnv({ DATABASE_URL: c.database_url, IPS_DATA_DIR: dataDir, IPS_DB_POOL_MAX: env.IPS_DB_POOL_MAX });
+  const database = databaseConfigFromEnv({ DATABASE_URL: c.database_url, IPS_DATA_DIR: dataDir, IPS_DB_POOL_MAX: env.IPS_DB_POOL_MAX, IPS_DB_PREPARED_STATEMENTS: env.IPS_DB_PREPARED_STATEMENTS });
   const host = c.host ?? '127.0.0.1';
   const adminTokens = (c.admin_tokens ?? []).map((t) => new Secret(t));
   const auth = c.auth ?? (adminTokens.length > 0 || !isLoopback(host) ? 'token' : 'none');

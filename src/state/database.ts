@@ -67,6 +67,11 @@ export type DatabaseConfig =
       poolMax?: number;
       /** application_name the server shows for these connections (default "ips"). */
       applicationName?: string;
+      /**
+       * Named server-side prepared statements (default true). Off for a connection pooler that
+       * does not keep them per client (PgBouncer in transaction mode before 1.21).
+       */
+      preparedStatements?: boolean;
     }
   | {
       driver: 'pglite';
@@ -159,7 +164,10 @@ export const SQLSTATE = {
 
 export function isRetryableTransactionError(e: unknown): boolean {
   const s = sqlState(e);
-  return s === SQLSTATE.SERIALIZATION_FAILURE || s === SQLSTATE.DEADLOCK;
+  if (s === SQLSTATE.SERIALIZATION_FAILURE || s === SQLSTATE.DEADLOCK) return true;
+  // A prepared statement whose result type a migration changed: the driver has moved to fresh
+  // statement names, so the transaction succeeds when run again.
+  return s === '0A000' && String((e as { message?: unknown }).message).includes('cached plan must not change result type');
 }
 
 /** The constraint name a violation names (pg and PGlite both set `constraint`). */
@@ -181,7 +189,8 @@ export const DEFAULT_DATA_DIR = '.ips';
 /**
  * Configuration from the environment:
  * - `DATABASE_URL=postgres://…` (or postgresql://, jdbc:postgresql://): the `pg` driver against
- *   that server; `IPS_DB_POOL_MAX` sizes the pool.
+ *   that server; `IPS_DB_POOL_MAX` sizes the pool; `IPS_DB_PREPARED_STATEMENTS=off` turns named
+ *   prepared statements off (for PgBouncer in transaction mode before 1.21).
  * - `DATABASE_URL=pglite:///abs/dir` or `pglite:rel/dir`: embedded, in that directory;
  *   `DATABASE_URL=memory:` (or `pglite:memory`): embedded, in memory (nothing kept).
  * - otherwise embedded, in `$IPS_DATA_DIR/db` (IPS_DATA_DIR defaults to `.ips`).
@@ -195,6 +204,13 @@ export function databaseConfigFromEnv(env: DatabaseEnv = process.env): DatabaseC
       if (max) {
         if (!/^[1-9]\d*$/.test(max)) throw new IpsError('INVALID_CONFIG', `IPS_DB_POOL_MAX must be a positive integer, got "${max}"`);
         cfg.poolMax = Number(max);
+      }
+      const prepared = env.IPS_DB_PREPARED_STATEMENTS?.trim().toLowerCase();
+      if (prepared) {
+        if (prepared !== 'on' && prepared !== 'off') {
+          throw new IpsError('INVALID_CONFIG', `IPS_DB_PREPARED_STATEMENTS must be "on" or "off" (off behind PgBouncer in transaction mode before 1.21), got "${prepared}"`);
+        }
+        if (prepared === 'off') cfg.preparedStatements = false;
       }
       return cfg;
     }

@@ -23,14 +23,73 @@ const typeParsers: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/**
+ * Names for server-side prepared statements, by SQL text. A named statement is parsed and
+ * planned once per connection (pg sends Parse only the first time a connection sees the name;
+ * PostgreSQL keeps the plan, generic after five runs); an unnamed one is parsed, analysed and
+ * planned on every call, which was about a third of the server's CPU on the prepare → commit
+ * path. Only parameterised statements get a name (one statement each, extended protocol); the
+ * map is bounded so that SQL built with a variable number of placeholders cannot grow every
+ * connection's server memory without limit: past the bound, statements go unnamed as before.
+ *
+ * A name is never reused for another text: pg refuses that on a connection that already
+ * prepared it. After a schema change under a live statement (another replica's migration),
+ * PostgreSQL answers "cached plan must not change result type" for as long as the connection
+ * keeps it; `forget` moves to a new generation of names so that the retry prepares afresh.
+ */
+export class StatementNames {
+  private readonly names = new Map<string, string>();
+  private generation = 0;
+  constructor(private readonly limit = 2000) {}
+
+  nameOf(sql: string): string | undefined {
+    let name = this.names.get(sql);
+    if (name === undefined) {
+      if (this.names.size >= this.limit) return undefined;
+      name = `ips_${this.generation}_${this.names.size}`;
+      this.names.set(sql, name);
+    }
+    return name;
+  }
+
+  forget(): void {
+    this.names.clear();
+    this.generation++;
+  }
+
+  get size(): number {
+    return this.names.size;
+  }
+}
+
+/** PostgreSQL's answer when a prepared statement's result type changed under it (0A000). */
+export function isStalePreparedStatement(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return err?.code === '0A000' && typeof err.message === 'string' && err.message.includes('cached plan must not change result type');
+}
+
+type Runner = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+async function run<R>(on: Runner, names: StatementNames | null, sql: string, params: readonly SqlParam[] | undefined): Promise<QueryResult<R>> {
+  const values = normalizeParams(params);
+  const name = names !== null && values.length > 0 ? names.nameOf(sql) : undefined;
+  let res: pg.QueryResult;
+  try {
+    res = name === undefined ? await on.query(sql, values) : await on.query({ name, text: sql, values });
+  } catch (e) {
+    if (name !== undefined && isStalePreparedStatement(e)) names!.forget();
+    throw e;
+  }
+  return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+}
+
 class PgTransaction implements Queryable {
   readonly driver = 'postgres' as const;
   readonly inTransaction = true;
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null) {}
 
-  async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-    const res = await this.client.query(sql, normalizeParams(params));
-    return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+  query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    return run<R>(this.client, this.names, sql, params);
   }
 
   async exec(sql: string): Promise<void> {
@@ -45,11 +104,16 @@ class PgTransaction implements Queryable {
 class PgDatabase implements Database {
   readonly driver = 'postgres' as const;
   readonly inTransaction = false;
-  constructor(private readonly pool: pg.Pool, readonly description: string) {}
+  constructor(private readonly pool: pg.Pool, readonly description: string, private readonly names: StatementNames | null) {}
 
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-    const res = await this.pool.query(sql, normalizeParams(params));
-    return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+    try {
+      return await run<R>(this.pool, this.names, sql, params);
+    } catch (e) {
+      // Outside a transaction the statement can simply run again, under a new name.
+      if (this.names !== null && isStalePreparedStatement(e)) return run<R>(this.pool, this.names, sql, params);
+      throw e;
+    }
   }
 
   async exec(sql: string): Promise<void> {
@@ -63,7 +127,7 @@ class PgDatabase implements Database {
       try {
         await client.query('BEGIN');
         try {
-          const out = await fn(new PgTransaction(client));
+          const out = await fn(new PgTransaction(client, this.names));
           await client.query('COMMIT');
           return out;
         } catch (e) {
@@ -96,7 +160,7 @@ export async function openPostgres(config: PostgresConfig): Promise<Database> {
   // An idle connection that the server drops emits 'error' on the pool; without a listener
   // that would end the process. The next query gets a fresh connection.
   pool.on('error', () => {});
-  const db = new PgDatabase(pool, redactUrl(config.url));
+  const db = new PgDatabase(pool, redactUrl(config.url), config.preparedStatements === false ? null : new StatementNames());
   try {
     await db.query('SELECT 1');
   } catch (e) {
