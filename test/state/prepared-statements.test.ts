@@ -4,7 +4,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { databaseConfigFromEnv, openDatabase, type Database } from '../../src/state/database.js';
-import { StatementNames, isStalePreparedStatement } from '../../src/state/drivers/postgres.js';
+import { StatementNames, isStalePreparedStatement } from '../../src/state/drivers/statement-names.js';
 import { createPgDatabase } from './helpers.js';
 
 /** The statements prepared under ips's names on the connection of the transaction that asks. */

@@ -9,6 +9,9 @@ import {
   type Database, type DatabaseConfig, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
 } from '../database.js';
 
+import { PglitePreparedStatements } from './pglite-statements.js';
+import { isStalePreparedStatement } from './statement-names.js';
+
 type PgliteConfig = Extract<DatabaseConfig, { driver: 'pglite' }>;
 
 /** Same mapping as the pg driver (PGlite's own int8 parser returns a number when it fits). */
@@ -24,18 +27,24 @@ interface Runner {
   exec(sql: string): Promise<unknown>;
 }
 
-async function run<R>(runner: Runner, sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-  const res = await runner.query<R>(sql, normalizeParams(params));
+async function run<R>(runner: Runner, sql: string, values: (string | number | boolean | null)[]): Promise<QueryResult<R>> {
+  const res = await runner.query<R>(sql, values);
   return { rows: res.rows, rowCount: Math.max(res.affectedRows ?? 0, res.rows.length) };
 }
 
 class PgliteTransaction implements Queryable {
   readonly driver = 'pglite' as const;
   readonly inTransaction = true;
-  constructor(private readonly tx: Transaction) {}
+  constructor(private readonly tx: Transaction, private readonly pg: PGlite, private readonly prepared: PglitePreparedStatements) {}
 
-  query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-    return run<R>(this.tx, sql, params);
+  async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    const values = normalizeParams(params);
+    if (values.length > 0) {
+      // The transaction holds PGlite's transaction lock; a statement takes the query lock, as tx.query() does.
+      const out = await this.pg._runExclusiveQuery(() => this.prepared.run<R>(sql, values));
+      if (out !== undefined) return out;
+    }
+    return run<R>(this.tx, sql, values);
   }
 
   async exec(sql: string): Promise<void> {
@@ -50,10 +59,32 @@ class PgliteTransaction implements Queryable {
 class PgliteDatabase implements Database {
   readonly driver = 'pglite' as const;
   readonly inTransaction = false;
-  constructor(private readonly pg: PGlite, readonly description: string, private readonly releaseLock: () => void) {}
+  private readonly prepared: PglitePreparedStatements;
+  constructor(private readonly pg: PGlite, readonly description: string, private readonly releaseLock: () => void) {
+    this.prepared = new PglitePreparedStatements(pg);
+  }
 
-  query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-    return run<R>(this.pg, sql, params);
+  async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    const values = normalizeParams(params);
+    if (values.length > 0) {
+      let out: QueryResult<R> | undefined;
+      try {
+        out = await this.runPrepared<R>(sql, values);
+      } catch (e) {
+        // Outside a transaction a statement that went stale (a migration) simply runs again.
+        if (!isStalePreparedStatement(e)) throw e;
+        out = await this.runPrepared<R>(sql, values);
+      }
+      if (out !== undefined) return out;
+    }
+    return run<R>(this.pg, sql, values);
+  }
+
+  /** Under the locks PGlite's query() takes, and its file-system sync after a statement outside a transaction. */
+  private async runPrepared<R>(sql: string, values: (string | number | boolean | null)[]): Promise<QueryResult<R> | undefined> {
+    const out = await this.pg._runExclusiveTransaction(() => this.pg._runExclusiveQuery(() => this.prepared.run<R>(sql, values)));
+    if (out !== undefined) await this.pg.syncToFs();
+    return out;
   }
 
   async exec(sql: string): Promise<void> {
@@ -63,7 +94,7 @@ class PgliteDatabase implements Database {
   withTransaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     // PGlite is one connection: its transaction() holds a mutex, so transactions run one at a
     // time and other queries wait for them.
-    return retryTransaction(() => this.pg.transaction((tx) => fn(new PgliteTransaction(tx))), options);
+    return retryTransaction(() => this.pg.transaction((tx) => fn(new PgliteTransaction(tx, this.pg, this.prepared))), options);
   }
 
   async close(): Promise<void> {
