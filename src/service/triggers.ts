@@ -355,7 +355,8 @@ export class TriggerService {
         const s = await repos.subscriptions.require(entry.subscription);
         maxAttempts = s.maxAttempts;
         // A trigger fired by signals alone has no batch.
-        const batch = entry.batchId === null ? null : await repos.batches.require(entry.batchId);
+        // The payload names the batch's tables, ICDC tables and ranges, never its file lists (the bulk of its rows).
+        const batch = entry.batchId === null ? null : await repos.batches.require(entry.batchId, { files: false });
         const signals = await repos.signals.load(entry.detail.signals ?? []);
         const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch, signals, s.consumer), { attempt: entry.attempts + 1 });
         if (await repos.outbox.markDelivered(entry.id, this.owner, { outcome: result.outcome, runId: result.runId ?? null })) {

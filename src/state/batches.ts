@@ -664,12 +664,13 @@ export class BatchesRepo {
     return h;
   }
 
-  async get(id: bigint): Promise<Batch | undefined> {
-    return (await this.load([id]))[0];
+  async get(id: bigint, options: { files?: boolean } = {}): Promise<Batch | undefined> {
+    return (await this.load([id], options))[0];
   }
 
-  async require(id: bigint): Promise<Batch> {
-    const b = await this.get(id);
+  /** The batch (NOT_FOUND otherwise); `files: false` leaves its file lists unread. */
+  async require(id: bigint, options: { files?: boolean } = {}): Promise<Batch> {
+    const b = await this.get(id, options);
     if (!b) throw notFound(id);
     return b;
   }
