@@ -173,6 +173,8 @@ export class IpsWindows {
   private window: { consumers: string[]; cpu0: NodeJS.CpuUsage } | null = null;
   private readonly cpuMs = new Map<string, number>();
   private stopped = false;
+  /** Resolves the pending settle(), if one waits. */
+  private wake: (() => void) | null = null;
 
   open(consumers: string[]): void {
     if (consumers.length === 0 || this.stopped) return;
@@ -183,7 +185,10 @@ export class IpsWindows {
 
   arrived(consumer: string): void {
     this.awaited.delete(consumer);
-    if (this.awaited.size === 0) this.close();
+    if (this.awaited.size === 0) {
+      this.close();
+      this.wake?.();
+    }
   }
 
   /** Stops waiting, for good: a run failed or the session closes, so awaited triggers may never come. */
@@ -191,12 +196,21 @@ export class IpsWindows {
     this.stopped = true;
     this.awaited.clear();
     this.close();
+    this.wake?.();
   }
 
   /** Waits until every awaited trigger has arrived (or IPS_SETTLE_MS), then closes the window. */
   async settle(): Promise<void> {
-    const deadline = performance.now() + IPS_SETTLE_MS;
-    while (this.awaited.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    if (this.awaited.size > 0) {
+      // Woken by the last arrival (or abandon), not by polling: the wait's CPU counts as ips's.
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, IPS_SETTLE_MS);
+      });
+      clearTimeout(timer);
+      this.wake = null;
+    }
     this.awaited.clear();
     this.close();
   }

@@ -165,8 +165,10 @@ export const SQLSTATE = {
 export function isRetryableTransactionError(e: unknown): boolean {
   const s = sqlState(e);
   if (s === SQLSTATE.SERIALIZATION_FAILURE || s === SQLSTATE.DEADLOCK) return true;
-  // A prepared statement whose result type a migration changed: the driver has moved to fresh
-  // statement names, so the transaction succeeds when run again.
+  // A prepared statement whose result type a migration changed, or one the server connection
+  // lost or had already (a pooler in transaction mode; ips never prepares in SQL): the driver
+  // has moved to fresh statement names or to unnamed statements, so the transaction succeeds when run again.
+  if (s === '26000' || s === '42P05') return true;
   return s === '0A000' && String((e as { message?: unknown }).message).includes('cached plan must not change result type');
 }
 

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { databaseConfigFromEnv, openDatabase, sqlState, violatedConstraint, type Database } from '../../src/state/database.js';
-import { StatementNames, isStalePreparedStatement } from '../../src/state/drivers/statement-names.js';
+import { StatementNames, isLostPreparedStatement, isStalePreparedStatement } from '../../src/state/drivers/statement-names.js';
 import { createPgDatabase, freshDatabase, type TestDatabase } from './helpers.js';
 
 /** The statements prepared under ips's names on the connection of the transaction that asks. */
@@ -78,19 +78,64 @@ describe('PostgreSQL driver: named prepared statements', () => {
     }
   });
 
-  test('names are bounded and never reused for another text', () => {
+  test('names are bounded, the same for a text in every process, never another text\'s', () => {
     const names = new StatementNames(2);
     const a = names.nameOf('SELECT $1');
     expect(names.nameOf('SELECT $1')).toBe(a);
     const b = names.nameOf('SELECT $1, $2');
     expect(b).not.toBe(a);
     expect(names.nameOf('SELECT $1, $2, $3')).toBeUndefined();
+    // Another process, first using the texts in another order: the same names (a pooler may mix them).
+    const other = new StatementNames();
+    expect(other.nameOf('SELECT $1, $2')).toBe(b);
+    expect(other.nameOf('SELECT $1')).toBe(a);
+    expect(a!.length).toBeLessThanOrEqual(63); // PostgreSQL's NAMEDATALEN
     names.forget();
     const a2 = names.nameOf('SELECT $1');
     expect(a2).not.toBe(a);
     expect(a2).not.toBe(b);
+    names.disable();
+    expect(names.nameOf('SELECT $1')).toBeUndefined();
     expect(isStalePreparedStatement({ code: '0A000', message: 'cached plan must not change result type' })).toBe(true);
     expect(isStalePreparedStatement({ code: '0A000', message: 'something else' })).toBe(false);
+    expect(isLostPreparedStatement({ code: '26000' })).toBe(true);
+    expect(isLostPreparedStatement({ code: '42P05' })).toBe(true);
+    expect(isLostPreparedStatement({ code: '42P01' })).toBe(false);
+  });
+
+  test.each(['outside', 'inside'] as const)('a server connection that lost the statements (a pooler in transaction mode) turns naming off; a statement %s a transaction still runs', async (where) => {
+    const db = await openDatabase({ driver: 'postgres', url: database.url, poolMax: 1 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'IPS_PREPARED_STATEMENTS_OFF') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    const table = `lost_${where}`;
+    try {
+      await db.query(`CREATE TABLE ${table} (id INT8 PRIMARY KEY)`);
+      await db.query(`INSERT INTO ${table} (id) VALUES ($1)`, [1n]);
+      expect(await preparedHere(db)).toContain(`INSERT INTO ${table} (id) VALUES ($1)`);
+      // What a pooler does when it hands the client another server connection: the client still
+      // believes its statements are prepared there. One connection in the pool: the next statement meets it.
+      await db.exec('DEALLOCATE ALL');
+      if (where === 'outside') {
+        await db.query(`INSERT INTO ${table} (id) VALUES ($1)`, [2n]);
+      } else {
+        await db.withTransaction(async (tx) => {
+          await tx.query(`INSERT INTO ${table} (id) VALUES ($1)`, [2n]);
+          await tx.query(`INSERT INTO ${table} (id) VALUES ($1)`, [3n]);
+        });
+      }
+      const rows = await db.query<{ id: bigint }>(`SELECT id FROM ${table} WHERE id > $1 ORDER BY id`, [0n]);
+      expect(rows.rows.map((r) => r.id)).toEqual(where === 'outside' ? [1n, 2n] : [1n, 2n, 3n]);
+      expect(await preparedHere(db)).toEqual([]);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/connection pooler in transaction mode.*IPS_DB_PREPARED_STATEMENTS=off/);
+    } finally {
+      process.off('warning', onWarning);
+      await db.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { StatementNames, isStalePreparedStatement } from './statement-names.js';
+import { StatementNames, isLostPreparedStatement, isStalePreparedStatement } from './statement-names.js';
 import {
   OID, normalizeParams, parseInt8, parseJsonValue, redactUrl, retryTransaction,
   type Database, type DatabaseConfig, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
@@ -34,6 +34,10 @@ async function run<R>(on: Runner, names: StatementNames | null, sql: string, par
     res = name === undefined ? await on.query(sql, values) : await on.query({ name, text: sql, values });
   } catch (e) {
     if (name !== undefined && isStalePreparedStatement(e)) names!.forget();
+    if (name !== undefined && isLostPreparedStatement(e) && names!.enabled) {
+      names!.disable();
+      process.emitWarning(`the database answered "${(e as Error).message}" to a prepared statement of ips: a connection pooler in transaction mode (PgBouncer before 1.21, or max_prepared_statements = 0) does not keep them per client, so this process runs its statements unnamed from now on; set IPS_DB_PREPARED_STATEMENTS=off to start that way`, { code: 'IPS_PREPARED_STATEMENTS_OFF' });
+    }
     throw e;
   }
   return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
@@ -66,8 +70,8 @@ class PgDatabase implements Database {
     try {
       return await run<R>(this.pool, this.names, sql, params);
     } catch (e) {
-      // Outside a transaction the statement can simply run again, under a new name.
-      if (this.names !== null && isStalePreparedStatement(e)) return run<R>(this.pool, this.names, sql, params);
+      // Outside a transaction the statement can simply run again, under a new name or unnamed.
+      if (this.names !== null && (isStalePreparedStatement(e) || isLostPreparedStatement(e))) return run<R>(this.pool, this.names, sql, params);
       throw e;
     }
   }
