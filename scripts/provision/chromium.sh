@@ -5,23 +5,10 @@
 # IPS_CHROMIUM_BIN names another Chromium/Chrome binary instead (e.g. on a non-Debian machine).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-record() {
-  mkdir -p "$IPS_CACHE_DIR/env"
-  printf '%s\n' "$1" >"$IPS_CACHE_DIR/env/chromium.tmp"
-  mv "$IPS_CACHE_DIR/env/chromium.tmp" "$IPS_CACHE_DIR/env/chromium"
-}
-
 # The real binary, not Debian's /usr/bin/chromium wrapper script (it reads /etc/chromium.d and
 # adds flags meant for desktops); playwright passes its own flags.
 find_bin() {
-  local c
-  for c in "${IPS_CHROMIUM_BIN:-}" /usr/lib/chromium/chromium /usr/bin/chromium /usr/bin/chromium-browser; do
-    if [ -n "$c" ] && [ -x "$c" ]; then
-      printf '%s\n' "$c"
-      return 0
-    fi
-  done
-  return 1
+  first_executable "${IPS_CHROMIUM_BIN:-}" /usr/lib/chromium/chromium /usr/bin/chromium /usr/bin/chromium-browser
 }
 
 works() {
@@ -29,7 +16,7 @@ works() {
 }
 
 if bin="$(find_bin)" && works "$bin"; then
-  record "$bin"
+  record_env chromium "$bin"
   log "chromium present: $("$bin" --version 2>/dev/null) at $bin"
   exit 0
 fi
@@ -43,5 +30,5 @@ install() {
 with_lock chromium install
 bin="$(find_bin)" || die "no chromium binary after installing: install Debian's 'chromium' package (apt-get install chromium) or set IPS_CHROMIUM_BIN"
 works "$bin" || die "$bin --version fails: the chromium package is broken (reinstall it: apt-get install --reinstall chromium)"
-record "$bin"
+record_env chromium "$bin"
 log "chromium installed: $("$bin" --version 2>/dev/null) at $bin"

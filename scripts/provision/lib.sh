@@ -33,6 +33,25 @@ with_lock() {
 
 is_root() { [ "$(id -u)" = 0 ]; }
 
+# record_env NAME VALUE: what the tests read from $IPS_CACHE_DIR/env/NAME (written aside, then renamed).
+record_env() {
+  mkdir -p "$IPS_CACHE_DIR/env"
+  printf '%s\n' "$2" >"$IPS_CACHE_DIR/env/$1.tmp"
+  mv "$IPS_CACHE_DIR/env/$1.tmp" "$IPS_CACHE_DIR/env/$1"
+}
+
+# first_executable PATH...: prints the first of the paths (empty ones skipped) that is executable.
+first_executable() {
+  local c
+  for c in "$@"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      printf '%s\n' "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
 APT_UPDATED_STAMP="$IPS_CACHE_DIR/locks/apt-updated"
 
 # apt_install PKG...: install Debian packages (root only). Runs `apt-get update` once per day.

@@ -5,21 +5,8 @@
 # $IPS_CACHE_DIR/env/pgbouncer. IPS_PGBOUNCER_BIN names another pgbouncer binary instead.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-record() {
-  mkdir -p "$IPS_CACHE_DIR/env"
-  printf '%s\n' "$1" >"$IPS_CACHE_DIR/env/pgbouncer.tmp"
-  mv "$IPS_CACHE_DIR/env/pgbouncer.tmp" "$IPS_CACHE_DIR/env/pgbouncer"
-}
-
 find_bin() {
-  local c
-  for c in "${IPS_PGBOUNCER_BIN:-}" /usr/sbin/pgbouncer /usr/bin/pgbouncer; do
-    if [ -n "$c" ] && [ -x "$c" ]; then
-      printf '%s\n' "$c"
-      return 0
-    fi
-  done
-  return 1
+  first_executable "${IPS_PGBOUNCER_BIN:-}" /usr/sbin/pgbouncer /usr/bin/pgbouncer
 }
 
 works() {
@@ -27,7 +14,7 @@ works() {
 }
 
 if bin="$(find_bin)" && works "$bin"; then
-  record "$bin"
+  record_env pgbouncer "$bin"
   log "pgbouncer present: $("$bin" --version 2>/dev/null | head -1) at $bin"
   exit 0
 fi
@@ -43,5 +30,5 @@ install() {
 with_lock pgbouncer install
 bin="$(find_bin)" || die "no pgbouncer binary after installing: install Debian's 'pgbouncer' package (apt-get install pgbouncer) or set IPS_PGBOUNCER_BIN"
 works "$bin" || die "$bin --version fails: reinstall the pgbouncer package (apt-get install --reinstall pgbouncer)"
-record "$bin"
+record_env pgbouncer "$bin"
 log "pgbouncer installed: $("$bin" --version 2>/dev/null | head -1) at $bin"

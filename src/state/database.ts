@@ -1,5 +1,6 @@
 import { isSafeNumber, parse as parseLossless, isInteger, stringify as stringifyLossless } from 'lossless-json';
 import { IpsError, describeError } from '../errors.js';
+import { isLostPreparedStatement, isStalePreparedStatement } from './drivers/statement-names.js';
 
 /**
  * The state database, behind one small interface with two drivers that run the same SQL:
@@ -166,10 +167,9 @@ export function isRetryableTransactionError(e: unknown): boolean {
   const s = sqlState(e);
   if (s === SQLSTATE.SERIALIZATION_FAILURE || s === SQLSTATE.DEADLOCK) return true;
   // A prepared statement whose result type a migration changed, or one the server connection
-  // lost or had already (a pooler in transaction mode; ips never prepares in SQL): the driver
-  // has moved to fresh statement names or to unnamed statements, so the transaction succeeds when run again.
-  if (s === '26000' || s === '42P05') return true;
-  return s === '0A000' && String((e as { message?: unknown }).message).includes('cached plan must not change result type');
+  // lost or had already (a pooler in transaction mode): the driver has moved to fresh statement
+  // names or to unnamed statements, so the transaction succeeds when run again.
+  return isStalePreparedStatement(e) || isLostPreparedStatement(e);
 }
 
 /** The constraint name a violation names (pg and PGlite both set `constraint`). */

@@ -64,10 +64,6 @@ export class StatementNames {
   get enabled(): boolean {
     return !this.off;
   }
-
-  get size(): number {
-    return this.names.size;
-  }
 }
 
 /**
