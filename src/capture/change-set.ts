@@ -8,6 +8,8 @@ import { netting, type FileEvent } from './netting.js';
 import type { CapturePolicy } from './policy.js';
 import type { SnapshotRange } from './range.js';
 import { readSnapshotChanges, type CompactRead, type FileChange, type SnapshotChanges } from './snapshot-changes.js';
+import { ownManifestsFromNewest } from './own-manifests.js';
+import type { ManifestFile } from '../iceberg/manifest-list.js';
 
 export type SnapshotAction = 'included' | 'added-only' | 'skipped';
 
@@ -100,6 +102,12 @@ export interface ChangeSetOptions {
    * memory. Without it, entries are the decoded ones (the ICDC writer needs every field).
    */
   compact?: { stats: StatsWanted; concurrency?: number };
+  /**
+   * Find each snapshot's manifests in the range's newest manifest list where that list still
+   * names them all (own-manifests.ts; default true). False reads every snapshot's own list, as
+   * Iceberg Java does: the same answer, the second computation tests compare with.
+   */
+  newestList?: boolean;
 }
 
 /** Snapshots whose reads may be in flight ahead of the one being netted (bounds memory too). */
@@ -125,7 +133,9 @@ export async function computeChangeSet(reader: ManifestReader, range: SnapshotRa
   const window: { d: SnapshotDecision; maybeRewrite: boolean; read: Promise<Settled> | null }[] = [];
   const ahead = compact ? READ_AHEAD : 1;
   let mayHaveAdded = false;
-  const settle = (s: Snapshot): Promise<Settled> => readSnapshotChanges(reader, s, compact).then((ok) => ({ ok }), (err: unknown) => ({ err }));
+  const own = opts.newestList === false ? new Map<bigint, ManifestFile[]>()
+    : await ownManifestsFromNewest(reader, range, { compact: compact !== undefined, ...(compact ? { limit: compact.limit } : {}) });
+  const settle = (s: Snapshot): Promise<Settled> => readSnapshotChanges(reader, s, compact, own.get(s.snapshotId)).then((ok) => ({ ok }), (err: unknown) => ({ err }));
   const consume = async (): Promise<void> => {
     const { d, maybeRewrite, read } = window.shift()!;
     const readRewrite = maybeRewrite && addedSoFar;

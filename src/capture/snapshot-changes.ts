@@ -40,10 +40,11 @@ export interface CompactRead {
  * Manifests whose counts say they hold no added or deleted files are not opened
  * (a null count means unknown and is read).
  */
-export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snapshot, compact?: CompactRead): Promise<SnapshotChanges> {
+export async function readSnapshotChanges(reader: ManifestReader, snapshot: Snapshot, compact?: CompactRead, own?: ManifestFile[]): Promise<SnapshotChanges> {
   if (summarySaysNoChanges(snapshot)) return { snapshot, added: [], removed: [], manifestsRead: 0, manifestsSkipped: 0 };
-  if (compact) return readCompact(reader, snapshot, compact);
-  const list = await reader.manifestList(snapshot);
+  if (compact) return readCompact(reader, snapshot, compact, own);
+  // `own`: the manifests the snapshot wrote, found without its list (own-manifests.ts).
+  const list = own ? { manifests: own } : await reader.manifestList(snapshot);
   const added: FileChange[] = [];
   const removed: FileChange[] = [];
   let read = 0;
@@ -96,10 +97,10 @@ function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: Manifes
  * `limit`), uncached, and only its ADDED and DELETED entries are kept, as compact entries. The
  * result lists entries in manifest order, as the sequential read does.
  */
-async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead): Promise<SnapshotChanges> {
+async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead, known?: ManifestFile[]): Promise<SnapshotChanges> {
   // Only the snapshot's own manifests are decoded from its list, and only the stats the plan
   // keeps from its manifests; the rest is walked over in the bytes.
-  const list = await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false, addedBy: snapshot.snapshotId, inline: true }));
+  const list = known ? { manifests: known, filtered: 0 } : await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false, addedBy: snapshot.snapshotId, inline: true }));
   const own = ownManifests(list.manifests, snapshot);
   const read = own.read;
   const skipped = own.skipped + (list.filtered ?? 0);

@@ -10,6 +10,8 @@ import { isIpsError } from '../../../src/errors.js';
 import { loadTable } from '../../../src/catalog/load-table.js';
 import { commitSqlTable } from '../../../src/catalog/sql-catalog.js';
 import { computeChangeSet, type ChangeSet } from '../../../src/capture/change-set.js';
+import { changeKey } from '../../../src/capture/file-key.js';
+import type { FileChange } from '../../../src/capture/snapshot-changes.js';
 import { changesJson, type ChangesJson } from '../../../src/capture/changes-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../../../src/capture/icdc-table.js';
 import { ManifestReader } from '../../../src/capture/manifest-reader.js';
@@ -47,12 +49,33 @@ export interface IpsBatch {
   ident: string;
 }
 
+/**
+ * What a change set says, comparable across two computations: per snapshot its decision and
+ * files, and the netted files, each file with the sequence numbers and row id it inherited
+ * from its manifest's list record.
+ */
+export function changeSetShape(cs: ChangeSet): unknown {
+  const f = (c: FileChange): string => [changeKey(c), c.entry.status, c.entry.sequenceNumber, c.entry.fileSequenceNumber, c.entry.dataFile.firstRowId, c.manifest.path].join(' ');
+  const files = (xs: FileChange[]): string[] => xs.map(f).sort();
+  return {
+    added: files(cs.added), removed: files(cs.removed), warnings: cs.warnings,
+    snapshots: cs.snapshots.map((d) => ({
+      id: d.snapshot.snapshotId.toString(), action: d.action, reason: d.reason, added: files(d.added), removed: files(d.removed),
+      rewritten: d.rewritten ? { added: files(d.rewritten.added), removed: files(d.rewritten.removed) } : null,
+    })),
+  };
+}
+
 /** One consumer batch through the library: change set of (from, to], ICDC snapshot, SQL-catalog registration. */
 export async function ipsBatch(ctx: IpsContext, table: string, from: string, to: string, icdcName: string, policy: CapturePolicy = DEFAULT_POLICY): Promise<IpsBatch> {
   const md = await loadSource(ctx, table);
   const reader = new ManifestReader(ctx.io);
   const range = await resolveRangeWithHistory(md, { from: BigInt(from), to: BigInt(to) }, reader);
   const cs = await computeChangeSet(reader, range, policy, md);
+  // A second computation: each snapshot's own manifest list, as Iceberg Java reads them, must give
+  // what the range's newest list gave (src/capture/own-manifests.ts).
+  const perSnapshot = await computeChangeSet(new ManifestReader(ctx.io), range, policy, md, { newestList: false });
+  expect(changeSetShape(cs), `${table} (${from}, ${to}]: planned from the newest manifest list and from each snapshot's own`).toEqual(changeSetShape(perSnapshot));
   const json = changesJson(md, cs, RANGE_FIELDS);
   await verifyFilesExist(ctx.io, cs.added);
   const write = await writeIcdcSnapshot({

@@ -19,11 +19,17 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testEnv } from '../../setup/env.js';
 import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
+import { computeChangeSet } from '../../../src/capture/change-set.js';
+import { changeKey } from '../../../src/capture/file-key.js';
+import { ManifestReader } from '../../../src/capture/manifest-reader.js';
+import { ownManifestsFromNewest } from '../../../src/capture/own-manifests.js';
+import { DEFAULT_POLICY } from '../../../src/capture/policy.js';
+import { resolveRange } from '../../../src/capture/range.js';
 import { ipsFileIO } from '../engine-report.js';
 import { DAY0_US, DAY_US, RowGen } from './data.js';
 import { EngineServer, type Engine, type EngineEntry, type IcdcReader, type IcdcView, type RangeSnapshotFiles, type Row, type TableMeta } from './engines.js';
 import {
-  bag, entryKey, expectedIcdcFilesByKey, expectIcdc, icdcLocation, ICDC_CATALOG, ipsBatch, minus, rangeOutcome, refOf, runIps,
+  bag, changeSetShape, entryKey, expectedIcdcFilesByKey, expectIcdc, icdcLocation, ICDC_CATALOG, ipsBatch, loadSource, minus, rangeOutcome, refOf, runIps,
   SOURCE_CATALOG, type IcdcRef, type IpsBatch, type IpsContext,
 } from './ips-steps.js';
 
@@ -577,6 +583,62 @@ export function defineMergeOnReadSuite(storage: 'local' | 's3'): void {
         });
       }
       failures.assertNone();
+    }), LONG);
+
+    // ------------------------------------------------------------------------------------------
+    // G. Manifest churn. ips finds each snapshot's manifests in the range's newest manifest list
+    //    when that list still names them all (src/capture/own-manifests.ts), and reads the
+    //    snapshot's own list otherwise. Spark merges manifests on append (min-count-to-merge 3),
+    //    rewrite_manifests replaces them, a copy-on-write DELETE rewrites files: every range must
+    //    plan as the engine's `entries` of each snapshot say, and as planning from every
+    //    snapshot's own list (Iceberg Java's way) does, in both plan forms.
+    const churn = 'G spark: merged appends, rewrite_manifests and a copy-on-write delete: every range plans from the newest manifest list as from each snapshot\'s own, and as the engine\'s entries say';
+    it(churn, timed(churn, async () => {
+      const T = 'spark_manifest_churn';
+      await server.create('spark', T, null, { ...COW, 'commit.manifest-merge.enabled': 'true', 'commit.manifest.min-count-to-merge': '3' });
+      const gen = new RowGen(700);
+      const ids: string[] = [];
+      for (let b = 1; b <= 4; b++) ids.push(await server.append('spark', T, gen.rows(b - 1, 20, b)));
+      ids.push((await server.sparkSql(T, [`CALL src.system.rewrite_manifests('{ns}.${T}')`])).snapshot_id!);
+      ids.push((await server.sparkSql(T, ['DELETE FROM {t} WHERE id % 7 = 0'])).snapshot_id!);
+      for (let b = 5; b <= 7; b++) ids.push(await server.append('spark', T, gen.rows(b - 1, 20, b)));
+      const info = await server.snapshots('spark', T);
+      expect(info.snapshots.map((x) => x.snapshot_id), `${T}: one snapshot per step`).toEqual(ids);
+      expect(info.snapshots[4]!.operation, 'rewrite_manifests committed a replace').toBe('replace');
+
+      // The engine's own entries of every snapshot after the first, read once.
+      const perSnapshot = await server.rangeFiles('spark', T, ids[0]!, ids.at(-1)!);
+      const norm = (p: string): string => p.replace(/^file:(\/\/)?(?=\/)/, 'file://');
+      const md = await loadSource(ctx, T);
+      let fewerLists = 0;
+      for (let i = 0; i < ids.length; i++) {
+        for (let j = i + 1; j < ids.length; j++) {
+          const where = `${T} (${ids[i]}, ${ids[j]}] (steps ${i + 1}..${j + 1})`;
+          const range = resolveRange(md, { from: BigInt(ids[i]!), to: BigInt(ids[j]!) });
+          const plan = async (newestList: boolean, compact: boolean) => {
+            const reader = new ManifestReader(ctx.io);
+            const cs = await computeChangeSet(reader, range, DEFAULT_POLICY, md, { newestList, ...(compact ? { compact: { stats: { fields: 'none' as const } } } : {}) });
+            return { cs, lists: reader.manifestListsRead };
+          };
+          const [fast, slow, fastCompact, slowCompact] = [await plan(true, false), await plan(false, false), await plan(true, true), await plan(false, true)];
+          expect(changeSetShape(fast.cs), `${where}: from the newest list vs each snapshot's own`).toEqual(changeSetShape(slow.cs));
+          expect(changeSetShape(fastCompact.cs), `${where}, compact plan: from the newest list vs each snapshot's own`).toEqual(changeSetShape(slowCompact.cs));
+          if (fast.lists < slow.lists) fewerLists++;
+          // The engine: files added in the range and live at its end; files it removed that were there before.
+          const range0 = perSnapshot.filter((x) => ids.indexOf(x.snapshot_id) > i && ids.indexOf(x.snapshot_id) <= j);
+          const added = [...expectedIcdcFilesByKey(range0).keys()].sort();
+          const addedInRange = new Set(range0.flatMap((x) => x.added.map(entryKey)));
+          const removed = [...new Set(range0.filter((x) => x.operation !== 'replace').flatMap((x) => x.removed.map(entryKey)).filter((k) => !addedInRange.has(k)))].sort();
+          expect({ added: fast.cs.added.map((c) => norm(changeKey(c))).sort(), removed: fast.cs.removed.map((c) => norm(changeKey(c))).sort() }, `${where}: as the engine's entries say`)
+            .toEqual({ added, removed });
+        }
+      }
+      // Both ways were taken: some snapshots answered from the newest list, some from their own.
+      const whole = resolveRange(md, { from: BigInt(ids[0]!), to: BigInt(ids.at(-1)!) });
+      const answered = await ownManifestsFromNewest(new ManifestReader(ctx.io), whole, { compact: false });
+      expect(answered.size, `${T}: snapshots answered from the newest list`).toBeGreaterThan(0);
+      expect(answered.size, `${T}: snapshots whose manifests were merged or rewritten away are read from their own lists`).toBeLessThan(whole.snapshots.length);
+      expect(fewerLists, `${T}: ranges planned with fewer manifest lists read`).toBeGreaterThan(0);
     }), LONG);
   });
 }
