@@ -1,10 +1,12 @@
 // Earlier `ips changes` outputs, as a script for test/cli/changes-memory.test.ts: run under the
 // same heap cap as the CLI, each shows that the test's table is large enough to need what the
 // CLI does now.
-//   node --import tsx test/cli/changes-full-plan.ts <table directory> [whole|kept-bounds] [--text]
+//   node --import tsx test/cli/changes-full-plan.ts <table directory> [whole|kept-bounds|own-lists] [--text]
 // `whole` (default): full decoded entries, the whole document built, then printed.
 // `kept-bounds`: compact entries that keep every file's lower/upper bounds through planning (as
 // the CLI did before it read bounds back from the manifests for --json), output streamed.
+// `own-lists`: the CLI's plan, but every snapshot's manifests read from its own manifest list (as
+// Iceberg Java reads them, and as ips does where the range's newest list cannot answer), output streamed.
 import { computeChangeSet } from '../../src/capture/change-set.js';
 import { changesJson, writeChangesJson } from '../../src/capture/changes-json.js';
 import { statsForRanges } from '../../src/capture/compact-entry.js';
@@ -27,6 +29,13 @@ if (mode === 'whole') {
 } else if (mode === 'kept-bounds') {
   const cs = await computeChangeSet(new ManifestReader(io, 32 * 1024 * 1024), range, DEFAULT_POLICY, md, {
     deleteFootprints: false, compact: { stats: statsForRanges([], true), concurrency: 4 },
+  });
+  const sink = (s: string): void => void process.stdout.write(s);
+  if (format === '--text') await writeChangesText(md, cs, [], sink);
+  else await writeChangesJson(md, cs, [], sink);
+} else if (mode === 'own-lists') {
+  const cs = await computeChangeSet(new ManifestReader(io, 32 * 1024 * 1024), range, DEFAULT_POLICY, md, {
+    deleteFootprints: false, newestList: false, compact: { stats: statsForRanges([], false), concurrency: 4 },
   });
   const sink = (s: string): void => void process.stdout.write(s);
   if (format === '--text') await writeChangesText(md, cs, [], sink);

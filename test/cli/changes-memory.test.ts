@@ -108,6 +108,18 @@ describe('ips changes over a 100,000-file range with a capped heap', () => {
     expect(perDay).toEqual(table.files_per_day);
   }, 20 * 60_000);
 
+  it(`text: the plan from every snapshot's own manifest list (where the newest list cannot answer) fits --max-old-space-size=${TEXT_HEAP_MB} too, and prints the same`, async () => {
+    const cliFile = path.join(tmp, 'changes-cli.txt');
+    const cli = await runCapped(TEXT_HEAP_MB, [path.join(REPO_ROOT, 'bin', 'ips.js'), 'changes', table.table_path], cliFile);
+    expect(cli.code, cli.stderr).toBe(0);
+    const ownFile = path.join(tmp, 'own-lists.txt');
+    const r = await runCapped(TEXT_HEAP_MB, ['--import', 'tsx', path.join(REPO_ROOT, 'test', 'cli', 'changes-full-plan.ts'), table.table_path, 'own-lists', '--text'], ownFile);
+    expect(r.code, r.stderr).toBe(0);
+    const own = fs.readFileSync(ownFile, 'utf8');
+    expect(own.split('\n').filter((l) => l.startsWith('  + '))).toHaveLength(table.data_files);
+    expect(own === fs.readFileSync(cliFile, 'utf8'), 'the same text as `ips changes`').toBe(true);
+  }, 20 * 60_000);
+
   it(`the previous whole-document plan of the same range does not fit --max-old-space-size=${JSON_HEAP_MB}`, async () => {
     const r = await runCapped(JSON_HEAP_MB, ['--import', 'tsx', path.join(REPO_ROOT, 'test', 'cli', 'changes-full-plan.ts'), table.table_path, 'whole'], path.join(tmp, 'full.json'));
     expect(r.code).not.toBe(0);
