@@ -28,8 +28,11 @@ export async function ownManifestsFromNewest(
   const newest = range.snapshots.at(-1);
   // One snapshot gains nothing; a v1 snapshot with inline manifests has no ids to group by.
   if (range.snapshots.length < 2 || !newest || newest.manifestList === null) return found;
-  const wanted = new Map<bigint, Snapshot>();
-  for (const s of range.snapshots) if (expectedCounts(s) !== null) wanted.set(s.snapshotId, s);
+  const wanted = new Map<bigint, { added: number; deleted: number }>();
+  for (const s of range.snapshots) {
+    const counts = expectedCounts(s);
+    if (counts !== null) wanted.set(s.snapshotId, counts);
+  }
   if (wanted.size === 0) return found;
 
   const read = () => reader.manifestList(newest, opts.compact ? { cache: false, partitions: false, inline: true } : {});
@@ -52,9 +55,8 @@ export async function ownManifestsFromNewest(
     if (!own) byAdder.set(mf.addedSnapshotId, (own = []));
     own.push(mf);
   }
-  for (const [id, s] of wanted) {
+  for (const [id, want] of wanted) {
     const own = byAdder.get(id) ?? [];
-    const want = expectedCounts(s)!;
     let added = 0;
     let deleted = 0;
     let known = true;

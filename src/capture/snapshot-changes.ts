@@ -97,10 +97,10 @@ function ownManifests(list: ManifestFile[], snapshot: Snapshot): { read: Manifes
  * `limit`), uncached, and only its ADDED and DELETED entries are kept, as compact entries. The
  * result lists entries in manifest order, as the sequential read does.
  */
-async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead, known?: ManifestFile[]): Promise<SnapshotChanges> {
+async function readCompact(reader: ManifestReader, snapshot: Snapshot, c: CompactRead, fromNewest?: ManifestFile[]): Promise<SnapshotChanges> {
   // Only the snapshot's own manifests are decoded from its list, and only the stats the plan
   // keeps from its manifests; the rest is walked over in the bytes.
-  const list = known ? { manifests: known, filtered: 0 } : await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false, addedBy: snapshot.snapshotId, inline: true }));
+  const list = fromNewest ? { manifests: fromNewest, filtered: 0 } : await c.limit(() => reader.manifestList(snapshot, { cache: false, partitions: false, addedBy: snapshot.snapshotId, inline: true }));
   const own = ownManifests(list.manifests, snapshot);
   const read = own.read;
   const skipped = own.skipped + (list.filtered ?? 0);
