@@ -31,6 +31,8 @@ export interface AppOptions {
   auth: 'token' | 'none';
   adminTokens: Secret[];
   bodyLimitBytes: number;
+  /** How long a verified issued token is trusted without a database lookup (default 0: never cached). */
+  tokenCacheSeconds?: number;
   logLevel?: string;
   version?: string;
   metrics?: Metrics;
@@ -170,7 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   const metrics = options.metrics ?? new Metrics();
-  const auth = new Authenticator(options.auth, options.adminTokens, options.service.state.repos.tokens);
+  const auth = new Authenticator(options.auth, options.adminTokens, options.service.state.repos.tokens, (options.tokenCacheSeconds ?? 0) * 1000);
   app.decorateRequest('ipsPrincipal', null);
   const ctx: ApiContext = {
     service: options.service,
@@ -178,6 +180,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     triggers: options.triggers ?? null,
     sinkAllowedHosts: options.sinkAllowedHosts,
     retention: options.retention ?? null,
+    auth,
     principal(req: FastifyRequest): Principal {
       if (!req.ipsPrincipal) throw new IpsError('UNAUTHORIZED', 'not authenticated');
       return req.ipsPrincipal;

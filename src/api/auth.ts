@@ -19,13 +19,35 @@ const OPEN: Principal = { actor: 'anonymous', admin: true, consumer: null };
 
 const sha256 = (s: string): Buffer => crypto.createHash('sha256').update(s).digest();
 
+/** At most this many verified tokens are cached; past it the cache starts over. */
+const MAX_CACHED_TOKENS = 10_000;
+
+interface Verified {
+  principal: Principal;
+  tokenId: bigint;
+  /** performance.now() past which the database is asked again. */
+  until: number;
+}
+
 export class Authenticator {
   /** Digests of the configured admin tokens, compared in constant time with the presented token's. */
   private readonly adminDigests: Buffer[];
+  /**
+   * Issued tokens verified in the last `cacheMs`, by the hex digest of the secret (never the
+   * secret itself). A pipeline step sends a prepare and a commit a few milliseconds apart with one
+   * token, and each lookup was a database round trip on the hot path. Only hits are cached: an
+   * unknown token asks every time (a newly issued one works at once, and guessing fills nothing).
+   */
+  private readonly verified = new Map<string, Verified>();
 
-  constructor(private readonly mode: 'token' | 'none', adminTokens: Secret[], private readonly tokens: TokensRepo) {
+  constructor(private readonly mode: 'token' | 'none', adminTokens: Secret[], private readonly tokens: TokensRepo, private readonly cacheMs = 0) {
     // Hashed once: every request compares against them.
     this.adminDigests = adminTokens.map((s) => sha256(s.reveal()));
+  }
+
+  /** A token revoked through this replica stops working here at once. */
+  forgetToken(id: bigint): void {
+    for (const [k, v] of this.verified) if (v.tokenId === id) this.verified.delete(k);
   }
 
   async authenticate(req: FastifyRequest): Promise<Principal> {
@@ -39,17 +61,30 @@ export class Authenticator {
 
   /** The principal of a bearer token (also given as an OAuth2 client secret to the Iceberg REST catalog). */
   async authenticateToken(token: string): Promise<Principal> {
+    const presented = sha256(token);
     if (this.adminDigests.length > 0) {
-      const presented = sha256(token);
       if (this.adminDigests.some((d) => crypto.timingSafeEqual(d, presented))) return { actor: 'admin:configured', admin: true, consumer: null };
+    }
+    const key = this.cacheMs > 0 ? presented.toString('hex') : '';
+    if (this.cacheMs > 0) {
+      const hit = this.verified.get(key);
+      if (hit !== undefined) {
+        if (performance.now() < hit.until) return hit.principal;
+        this.verified.delete(key);
+      }
     }
     const issued = await this.tokens.authenticate(token);
     if (!issued) throw apiError('UNAUTHORIZED', 'unknown or revoked token');
-    return {
+    const principal: Principal = {
       actor: `token:${issued.prefix}`,
       admin: issued.scopes.includes('admin'),
       consumer: issued.scopes.includes('consumer') ? issued.consumer : null,
     };
+    if (this.cacheMs > 0) {
+      if (this.verified.size >= MAX_CACHED_TOKENS) this.verified.clear();
+      this.verified.set(key, { principal, tokenId: issued.id, until: performance.now() + this.cacheMs });
+    }
+    return principal;
   }
 }
 

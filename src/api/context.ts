@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { IpsService } from '../service/ips-service.js';
 import type { TriggerService } from '../service/triggers.js';
 import type { RetentionService } from '../service/retention.js';
-import type { Principal } from './auth.js';
+import type { Authenticator, Principal } from './auth.js';
 import type { Metrics } from './metrics.js';
 
 /** What every route module gets. */
@@ -13,4 +13,6 @@ export interface ApiContext {
   sinkAllowedHosts: string[] | undefined;
   retention: RetentionService | null;
   principal(req: FastifyRequest): Principal;
+  /** Who is calling; routes that revoke tokens tell it (its cache of verified tokens). */
+  auth: Authenticator;
 }

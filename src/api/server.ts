@@ -57,7 +57,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   let app: FastifyInstance;
   try {
     app = await buildApp({
-      service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, logLevel: config.logLevel,
+      service, auth: config.auth, adminTokens: config.adminTokens, bodyLimitBytes: config.bodyLimitBytes, tokenCacheSeconds: config.tokenCacheSeconds, logLevel: config.logLevel,
       metrics, ...(triggers ? { triggers } : {}), sinkAllowedHosts: config.sinkAllowedHosts, retention,
       restCatalog: { vendCredentials: config.restVendCredentials },
     });

@@ -4,10 +4,29 @@ import type avro from 'avsc';
 import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js';
 
 /**
- * Writes an Avro object container file (deflate codec, as Iceberg Java does) with the given
+ * Writes an Avro object container file (deflate codec, as Iceberg Java does; small blocks stored) with the given
  * writer schema and header metadata. Records are encoded by avsc; longs may be bigint.
  */
 const BLOCK_RECORDS = 1000;
+
+/**
+ * Blocks smaller than this are written as one stored deflate block (deflate's uncompressed block
+ * type, RFC 1951 §3.2.4) rather than compressed: an ICDC batch's manifests are often a few hundred
+ * bytes, where compression saves a few hundred bytes beside a header of several KB and a zlib
+ * stream per block cost more than encoding the entries. The codec stays `deflate`, as Iceberg
+ * Java writes it, and any inflater reads a stored block.
+ */
+const STORE_BELOW_BYTES = 4096;
+
+/** `raw` (< 65,536 bytes) as a final stored deflate block: header byte, LEN, NLEN (little-endian), the bytes. */
+function storedDeflateBlock(raw: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(raw.length + 5);
+  out[0] = 0x01; // BFINAL = 1, BTYPE = 00 (no compression)
+  out.writeUInt16LE(raw.length, 1);
+  out.writeUInt16LE(~raw.length & 0xffff, 3);
+  raw.copy(out, 5);
+  return out;
+}
 
 /** A writer schema as its JSON text and its avsc type, built once per schema (see writerSchema). */
 export interface WriterSchema {
@@ -48,7 +67,8 @@ export function writeAvroFile(schema: object | WriterSchema, meta: Record<string
   const parts: Buffer[] = [HEADER_TYPE.toBuffer({ magic: AVRO_MAGIC, meta: header, sync })];
   for (let i = 0; i < records.length; i += BLOCK_RECORDS) {
     const chunk = records.slice(i, i + BLOCK_RECORDS);
-    const data = zlib.deflateRawSync(Buffer.concat(chunk.map((r) => type.toBuffer(r))));
+    const raw = Buffer.concat(chunk.map((r) => type.toBuffer(r)));
+    const data = raw.length < STORE_BELOW_BYTES ? storedDeflateBlock(raw) : zlib.deflateRawSync(raw);
     parts.push(LONG.toBuffer(chunk.length), LONG.toBuffer(data.length), data, sync);
   }
   return Buffer.concat(parts);

@@ -27,6 +27,11 @@ export interface ServiceConfig {
   /** Tokens with the admin scope from configuration (more are issued through the API). */
   adminTokens: Secret[];
   bodyLimitBytes: number;
+  /**
+   * How long a verified issued token is trusted without asking the database again (0: every
+   * request asks). A token revoked through another replica keeps working there this long at most.
+   */
+  tokenCacheSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How often a replica expires batches whose lease ran out. */
   leaseSweepSeconds: number;
@@ -131,6 +136,7 @@ const fileSchema = z.object({
   auth: z.enum(['token', 'none']).optional(),
   admin_tokens: z.array(z.string().min(16, 'an admin token has at least 16 characters')).optional(),
   body_limit_bytes: z.coerce.number().int().min(1024).max(1024 ** 3).optional(),
+  token_cache_seconds: z.coerce.number().min(0).max(60).optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   lease_sweep_seconds: z.coerce.number().int().min(1).max(86_400).optional(),
   triggers: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
@@ -168,6 +174,7 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_AUTH: 'auth',
   IPS_ADMIN_TOKEN: 'admin_tokens',
   IPS_BODY_LIMIT_BYTES: 'body_limit_bytes',
+  IPS_TOKEN_CACHE_SECONDS: 'token_cache_seconds',
   IPS_LOG_LEVEL: 'log_level',
   IPS_LEASE_SWEEP_SECONDS: 'lease_sweep_seconds',
   IPS_TRIGGERS: 'triggers',
@@ -286,6 +293,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     auth,
     adminTokens,
     bodyLimitBytes: c.body_limit_bytes ?? 1024 * 1024,
+    tokenCacheSeconds: c.token_cache_seconds ?? 1,
     logLevel: c.log_level ?? 'warn',
     leaseSweepSeconds: c.lease_sweep_seconds ?? 30,
     triggers: c.triggers ?? true,

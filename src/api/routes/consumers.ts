@@ -87,7 +87,10 @@ export function consumerRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       schema: { tags: ['tokens'], summary: 'Revoke a token (admin)', params: idParams },
     }, async (req) => {
       requireAdmin(ctx.principal(req));
-      return tokenJson(await ctx.service.revokeToken(req.params.id));
+      const revoked = await ctx.service.revokeToken(req.params.id);
+      // This replica stops honouring it at once; others within their token cache time.
+      ctx.auth.forgetToken(revoked.id);
+      return tokenJson(revoked);
     });
   };
 }
