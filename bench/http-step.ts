@@ -22,7 +22,7 @@
 // - At the end, per backend: the commits answered 200 must equal the committed batches in the
 //   state, each with exactly one watermark move (reason commit), and every watermark's version
 //   must equal 1 + its commits + its resets.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
@@ -65,10 +65,35 @@ const OPTIONS: Record<string, string> = {
   'pool-max': 'IPS_DB_POOL_MAX of the PostgreSQL server (default: ips\'s, 10)',
   'step-snapshots': 'appends in the generated source table (default 8)',
   'step-files-per-snapshot': 'data files per append (default 25)',
+  'warehouse-dir': 'where the ICDC tables are written (default /dev/shm where it is a writable tmpfs, else the temp dir): on this machine\'s disk (ext4 with online discard) a file create costs 20–800 µs of kernel CPU depending on what was deleted nearby lately, which swung the figures 2× between runs',
   'cpu-prof': 'a directory: a V8 CPU profile of the ips server for each measured phase is written there (<backend>-<phase>-r<round>.cpuprofile)',
 };
 
 // ---- small helpers ----
+
+/** /dev/shm when it is a writable directory (tmpfs: no discard on delete, the same cost every run), else the temp dir. */
+function defaultWarehouseDir(): string {
+  try {
+    accessSync('/dev/shm', fsConstants.W_OK);
+    return statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
+  } catch {
+    return os.tmpdir();
+  }
+}
+
+/** CPU µs per create + write + close of a 4 KB file in `dir` (200 files, removed after), for the report. */
+function fileCreateMicros(dir: string): number {
+  const probe = mkdtempSync(path.join(dir, 'ips-create-probe-'));
+  try {
+    const data = Buffer.alloc(4096, 1);
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < 200; i++) writeFileSync(path.join(probe, `f-${i}.avro`), data, { flag: 'wx' });
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 200;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
 
 const fmtPcts = (p: Pcts): string => `p50 ${ms(p.p50)} p90 ${ms(p.p90)} p99 ${ms(p.p99)} max ${ms(p.max)} ms`;
 const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
@@ -410,7 +435,9 @@ export const httpStep: Benchmark = {
         cleanups.push(() => durable!.close());
       }
 
-      const warehouseRoot = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-http-step-'));
+      const warehouseDir = ctx.options.get('warehouse-dir') ?? defaultWarehouseDir();
+      const warehouseRoot = mkdtempSync(path.join(warehouseDir, 'ips-bench-http-step-'));
+      const createCost = { warehouse: fileCreateMicros(warehouseDir), tmp: fileCreateMicros(os.tmpdir()) };
       cleanups.push(async () => rmSync(warehouseRoot, { recursive: true, force: true }));
       for (const backend of backends) {
         const ips = await Ips.start(`ips-${backend}`, {
@@ -492,7 +519,8 @@ export const httpStep: Benchmark = {
       if (hasPg) console.log(`   PostgreSQL: ${pgInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
       if (durableInfo) console.log(`   ${durableInfo}; ips pool max ${poolMax ?? '10 (default)'}`);
       if (servers.some((s) => s.backend === 'pglite')) console.log('   PGlite: DATABASE_URL=memory:, inside the ips server process');
-      console.log('   each backend: its own ips server (startServer, token auth, log silent) in its own Node process; ICDC tables on local disk (tmp)');
+      console.log(`   each backend: its own ips server (startServer, token auth, log silent) in its own Node process; ICDC tables under ${warehouseDir}`);
+      console.log(`   (a file create costs ${createCost.warehouse.toFixed(0)} µs of CPU there, ${createCost.tmp.toFixed(0)} µs in ${os.tmpdir()}: see --warehouse-dir)`);
       console.log(`   load: autocannon in the bench process, pipelining 1; a connection loops prepare (POST /v1/consumers/{c}/batches) → commit`);
       console.log(`   (POST /v1/batches/{id}/commit), with an admin reset to the start when its consumer has consumed the table (${t.data_files} files);`);
       console.log(`   no-changes: consumers subscribed at the head, prepare only. Fresh consumers per phase; ${warmup}s warm-up per backend and phase first.`);
