@@ -22,13 +22,13 @@
 // - At the end, per backend: the commits answered 200 must equal the committed batches in the
 //   state, each with exactly one watermark move (reason commit), and every watermark's version
 //   must equal 1 + its commits + its resets.
-import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
 import type { VerifyResult } from './lib/http-step-server.js';
 import {
-  REPO_ROOT, allMet, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, meets, median, ms, pcts, runCommand, table,
+  REPO_ROOT, allMet, defaultScratchDir, fileCreateMicros, fmtInt, intOption, intOptions, lastJsonLine, machineSummary, meets, median, ms, pcts, runCommand, table,
   type BenchContext, type Benchmark, type Pcts,
 } from './lib/common.js';
 import { Ips } from './lib/ips-server.js';
@@ -71,29 +71,6 @@ const OPTIONS: Record<string, string> = {
 
 // ---- small helpers ----
 
-/** /dev/shm when it is a writable directory (tmpfs: no discard on delete, the same cost every run), else the temp dir. */
-function defaultWarehouseDir(): string {
-  try {
-    accessSync('/dev/shm', fsConstants.W_OK);
-    return statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
-  } catch {
-    return os.tmpdir();
-  }
-}
-
-/** CPU µs per create + write + close of a 4 KB file in `dir` (200 files, removed after), for the report. */
-function fileCreateMicros(dir: string): number {
-  const probe = mkdtempSync(path.join(dir, 'ips-create-probe-'));
-  try {
-    const data = Buffer.alloc(4096, 1);
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < 200; i++) writeFileSync(path.join(probe, `f-${i}.avro`), data, { flag: 'wx' });
-    const c = process.cpuUsage(c0);
-    return (c.user + c.system) / 200;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
 
 const fmtPcts = (p: Pcts): string => `p50 ${ms(p.p50)} p90 ${ms(p.p90)} p99 ${ms(p.p99)} max ${ms(p.max)} ms`;
 const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : '—');
@@ -435,7 +412,7 @@ export const httpStep: Benchmark = {
         cleanups.push(() => durable!.close());
       }
 
-      const warehouseDir = ctx.options.get('warehouse-dir') ?? defaultWarehouseDir();
+      const warehouseDir = ctx.options.get('warehouse-dir') ?? defaultScratchDir();
       const warehouseRoot = mkdtempSync(path.join(warehouseDir, 'ips-bench-http-step-'));
       const createCost = { warehouse: fileCreateMicros(warehouseDir), tmp: fileCreateMicros(os.tmpdir()) };
       cleanups.push(async () => rmSync(warehouseRoot, { recursive: true, force: true }));

@@ -7,7 +7,7 @@
 //
 // - Workload: `ips demo playback` (src/playback): --days days of --sizes events a day (3% late,
 //   backlogs of two devices a day), state in embedded PGlite, tables in the Hadoop layout under a
-//   temporary directory, runs started by ips webhook triggers.
+//   temporary directory (tmpfs where there is one: --work-dir), runs started by ips webhook triggers.
 // - Printed per size and stage: rows, bytes and files read, wall and CPU time of each pipeline
 //   and their ratio; and that both pipelines' tables are identical.
 import fs from 'node:fs';
@@ -17,12 +17,13 @@ import { parsePlaybackOptions } from '../src/playback/model.js';
 import { runPlayback } from '../src/playback/runner.js';
 import { compareStages, phaseBreakdown } from '../src/playback/report.js';
 import { STAGES } from '../src/playback/runner.js';
-import { fmtInt, intOption, meets, table, type BenchContext, type Benchmark } from './lib/common.js';
+import { defaultScratchDir, fileCreateMicros, fmtInt, intOption, meets, table, type BenchContext, type Benchmark } from './lib/common.js';
 
 const OPTIONS: Record<string, string> = {
   sizes: 'comma-separated events per day, one run each (default 11000,110000: about 0.33M and 3.3M events a month)',
   days: 'simulated days (default 30)',
   profiles: 'distinct profiles (default 1000)',
+  'work-dir': 'where both pipelines\' tables are written (default /dev/shm where it is a writable tmpfs, else the temp dir; see defaultScratchDir in bench/lib/common.ts)',
   'engine-threads': 'comma-separated DuckDB thread counts of both pipelines, one run of every size each (default 1,2; the demo\'s default is 1)',
 };
 
@@ -38,8 +39,10 @@ async function run(ctx: BenchContext): Promise<void> {
   const threadCounts = (ctx.options.get('engine-threads') ?? '1,2').split(',').map((s) => Number(s.trim()));
   if (threadCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error('--engine-threads takes whole numbers 1..64');
   const rows: (string | number)[][] = [];
+  const scratch = ctx.options.get('work-dir') ?? defaultScratchDir();
+  ctx.log(`tables under ${scratch}: a file create costs ${fileCreateMicros(scratch).toFixed(0)} µs of CPU there, ${fileCreateMicros(os.tmpdir()).toFixed(0)} µs in ${os.tmpdir()} (see --work-dir)`);
   for (const threads of threadCounts) for (const perDay of sizes) {
-    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-bench-playback-'));
+    const workDir = fs.mkdtempSync(path.join(scratch, 'ips-bench-playback-'));
     try {
       ctx.log(`${fmtInt(perDay)} events a day for ${days} days, ${threads} engine thread${threads === 1 ? '' : 's'}…`);
       const options = parsePlaybackOptions({ days, rowsPerDay: perDay, profiles });

@@ -2,6 +2,7 @@
 // and printing. Benchmarks print results; they are not tests and assert only what makes their
 // numbers meaningful (e.g. both sides read the same entries).
 import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,4 +189,34 @@ export function machineSummary(): string {
   const cpus = os.cpus();
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   return `node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? '?'}, load average ${load}`;
+}
+
+/**
+ * Where benchmarks write the files they measure: /dev/shm when it is a writable directory, else the
+ * temp dir. On this project's machines the disk is ext4 mounted with online discard, and a file
+ * create there costs 20–800 µs of kernel CPU depending on what was deleted nearby lately: it swung
+ * http-step 2× between runs and weighed on the lookback pipeline (hundreds of files a run) more than
+ * on the incremental one. tmpfs costs the same every run. Benchmarks print both costs (fileCreateMicros).
+ */
+export function defaultScratchDir(): string {
+  try {
+    accessSync('/dev/shm', fsConstants.W_OK);
+    return statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
+  } catch {
+    return os.tmpdir();
+  }
+}
+
+/** CPU µs per create + write + close of a 4 KB file in `dir` (200 files, removed after), for the report. */
+export function fileCreateMicros(dir: string): number {
+  const probe = mkdtempSync(path.join(dir, 'ips-create-probe-'));
+  try {
+    const data = Buffer.alloc(4096, 1);
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < 200; i++) writeFileSync(path.join(probe, `f-${i}.avro`), data, { flag: 'wx' });
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 200;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
 }

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, pythonEnv, runPython, testEnv } from '../setup/env.js';
 
 const SNAPSHOTS = 200;
@@ -41,6 +41,11 @@ beforeAll(async () => {
   table = JSON.parse(out.trim().split('\n').pop()!) as Generated;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-changes-memory-'));
 }, 25 * 60_000);
+
+// The commands' outputs are hundreds of MB each.
+afterAll(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 /** Runs node with a heap cap, stdout to a file; resolves to its exit code and stderr. */
 function runCapped(heapMb: number, args: string[], outFile: string): Promise<{ code: number | null; stderr: string }> {

@@ -58,11 +58,15 @@ describe('ips inspect (the CLI as a user runs it)', () => {
 
   it('fails with a code and an actionable message on a missing table', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-empty-'));
-    const r = ips('inspect', dir);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^error \[TABLE_NOT_FOUND\]: no Iceberg table at /);
-    const j = ips('inspect', dir, '--json');
-    expect(JSON.parse(j.stderr).error.code).toBe('TABLE_NOT_FOUND');
+    try {
+      const r = ips('inspect', dir);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^error \[TABLE_NOT_FOUND\]: no Iceberg table at /);
+      const j = ips('inspect', dir, '--json');
+      expect(JSON.parse(j.stderr).error.code).toBe('TABLE_NOT_FOUND');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unmapped hdfs:// metadata file with advice to map it', () => {

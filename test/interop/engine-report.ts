@@ -54,7 +54,7 @@ export interface EngineReport {
 export type Storage = 'local' | 's3';
 
 /** Runs an engine scenario script against PostgreSQL and the chosen storage; returns its report. */
-export async function runEngineScenarios(script: 'pyiceberg' | 'spark', storage: Storage, extra: string[] = []): Promise<EngineReport> {
+export async function runEngineScenarios(script: 'pyiceberg' | 'spark', storage: Storage, extra: string[] = []): Promise<EngineReport & { workDir: string }> {
   const env = testEnv();
   const work = await fs.mkdtemp(path.join(os.tmpdir(), `ips-${script}-${storage}-`));
   const ns = `t_${script}_${storage}_${process.pid}_${Date.now().toString(36)}`;
@@ -67,7 +67,8 @@ export async function runEngineScenarios(script: 'pyiceberg' | 'spark', storage:
     ...extra,
   ];
   await runPython(`test/interop/engines/${script}_scenarios.py`, args, { timeoutMs: 15 * 60_000 });
-  return JSON.parse(await fs.readFile(out, 'utf8')) as EngineReport;
+  // The work directory (the local warehouse, the engine's scratch files) is the caller's to remove once done with the tables.
+  return { ...(JSON.parse(await fs.readFile(out, 'utf8')) as EngineReport), workDir: work };
 }
 
 export function ipsFileIO(): RoutingFileIO {

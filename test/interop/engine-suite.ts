@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogRef, expectSameAsEngine, inspectWithIps, ipsFileIO, runEngineScenarios, sameFile, type EngineReport, type Storage } from './engine-report.js';
 import { loadTable, parseTableRef } from '../../src/catalog/load-table.js';
@@ -17,12 +18,18 @@ export function describeEngineTables(engine: 'pyiceberg' | 'spark', storage: Sto
   const where = storage === 'local' ? 'local disk' : 'MinIO (S3)';
   describe(`${engine} tables on ${where}`, () => {
     let report: EngineReport;
+    let workDir: string | undefined;
     const io = ipsFileIO();
 
     beforeAll(async () => {
-      report = await runEngineScenarios(engine, storage);
+      const r = await runEngineScenarios(engine, storage);
+      workDir = r.workDir;
+      report = r;
     });
-    afterAll(() => io.close());
+    afterAll(async () => {
+      io.close();
+      if (workDir) await rm(workDir, { recursive: true, force: true });
+    });
 
     it('wrote the scenarios', () => {
       expect(report.tables.map((t) => t.scenario)).toEqual(expect.arrayContaining(SCENARIOS[engine]));
