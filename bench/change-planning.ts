@@ -68,7 +68,8 @@ interface PlanResult extends Timing {
 
 /** A planning worker: JSON commands on stdin, `@@bench <JSON>` answers on stdout (bench/lib/json-child.ts). */
 function worker(name: string, cmd: string, args: string[]): JsonChild {
-  return new JsonChild(name, cmd, args, { what: 'worker', stderr: 'lines' });
+  // A plan takes seconds to a minute; a peer's JVM thrashing near its heap limit takes forever.
+  return new JsonChild(name, cmd, args, { what: 'worker', stderr: 'lines', requestTimeoutMs: 10 * 60_000 });
 }
 
 async function ask<T>(w: JsonChild, cmd: Record<string, unknown>): Promise<T> {

@@ -18,6 +18,12 @@ export interface JsonChildOptions {
    * whole lines only, blank ones dropped.
    */
   stderr: 'chunks' | 'lines';
+  /**
+   * A command not answered in this time kills the child (SIGKILL) and fails; so do the commands
+   * after it (answers come in order). For peers that can stall rather than fail: a JVM near its
+   * heap limit after an OutOfMemoryError collected for half an hour in one run. Default: no limit.
+   */
+  requestTimeoutMs?: number;
 }
 
 export class JsonChild {
@@ -26,10 +32,12 @@ export class JsonChild {
   private readonly what: string;
   private errTail = '';
   private exited = false;
+  private readonly requestTimeoutMs: number | undefined;
   readonly ready: Promise<Record<string, unknown>>;
 
   constructor(readonly name: string, cmd: string, args: string[], opts: JsonChildOptions) {
     this.what = opts.what;
+    this.requestTimeoutMs = opts.requestTimeoutMs;
     this.ready = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
     this.child = spawn(cmd, args, { cwd: REPO_ROOT, ...(opts.env ? { env: opts.env } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
     const prefix = `[${name}] `;
@@ -79,7 +87,18 @@ export class JsonChild {
   request<T>(cmd: Record<string, unknown>): Promise<T> {
     if (this.exited) return Promise.reject(new Error(`${this.name} ${this.what} has exited\n${this.errTail}`));
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ resolve: resolve as (v: Record<string, unknown>) => void, reject });
+      const limit = this.requestTimeoutMs;
+      const timer = limit === undefined ? null : setTimeout(() => {
+        reject(new Error(`${this.name} ${this.what}: no answer in ${Math.round(limit / 1000)} s; killed`));
+        this.child.kill('SIGKILL');
+      }, limit);
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+      };
+      this.waiting.push({
+        resolve: (v) => { done(); (resolve as (v: Record<string, unknown>) => void)(v); },
+        reject: (e) => { done(); reject(e); },
+      });
       this.child.stdin!.write(JSON.stringify(cmd) + '\n');
     });
   }
