@@ -67,15 +67,18 @@ describe('Avro long varints', () => {
   });
 });
 
+/** Two fields of a manifest list's record: a 64-bit id and a path. */
+const MANIFEST_FILE_SCHEMA = {
+  type: 'record',
+  name: 'manifest_file',
+  fields: [
+    { name: 'added_snapshot_id', type: 'long', 'field-id': 503 },
+    { name: 'path', type: 'string', 'field-id': 500 },
+  ],
+};
+
 describe('readAvroFile', () => {
-  const schema = {
-    type: 'record',
-    name: 'manifest_file',
-    fields: [
-      { name: 'added_snapshot_id', type: 'long', 'field-id': 503 },
-      { name: 'path', type: 'string', 'field-id': 500 },
-    ],
-  };
+  const schema = MANIFEST_FILE_SCHEMA;
   const recs = [
     Buffer.concat([zz(7505300640432048841n), avroString('s3://b/m0.avro')]),
     Buffer.concat([zz(-9223372036854775808n), avroString('s3://b/m1.avro')]),
@@ -124,16 +127,9 @@ describe('readAvroFile', () => {
 });
 
 describe('writeAvroFile', () => {
-  const schema = {
-    type: 'record',
-    name: 'r',
-    fields: [
-      { name: 'id', type: 'long', 'field-id': 1 },
-      { name: 'path', type: 'string', 'field-id': 2 },
-    ],
-  };
-  const recordsOf = (n: number): { id: bigint; path: string }[] =>
-    Array.from({ length: n }, (_, i) => ({ id: 9223372036854775807n - BigInt(i), path: `s3://bucket/warehouse/db/t/data/part-${i}-${'x'.repeat(40)}.parquet` }));
+  const schema = MANIFEST_FILE_SCHEMA;
+  const recordsOf = (n: number): { added_snapshot_id: bigint; path: string }[] =>
+    Array.from({ length: n }, (_, i) => ({ added_snapshot_id: 9223372036854775807n - BigInt(i), path: `s3://bucket/warehouse/db/t/data/part-${i}-${'x'.repeat(40)}.parquet` }));
 
   it('writes small blocks stored and large ones compressed, codec deflate; read back by ips and by the avsc reference reader', async () => {
     for (const n of [1, 3, 200]) {
