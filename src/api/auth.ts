@@ -39,6 +39,8 @@ export class Authenticator {
    * unknown token asks every time (a newly issued one works at once, and guessing fills nothing).
    */
   private readonly verified = new Map<string, Verified>();
+  /** Moves on every revocation here: a lookup that began before one does not cache what it read. */
+  private revocations = 0;
 
   constructor(private readonly mode: 'token' | 'none', adminTokens: Secret[], private readonly tokens: TokensRepo, private readonly cacheMs = 0) {
     // Hashed once: every request compares against them.
@@ -47,6 +49,7 @@ export class Authenticator {
 
   /** A token revoked through this replica stops working here at once. */
   forgetToken(id: bigint): void {
+    this.revocations++;
     for (const [k, v] of this.verified) if (v.tokenId === id) this.verified.delete(k);
   }
 
@@ -73,14 +76,16 @@ export class Authenticator {
         this.verified.delete(key);
       }
     }
+    const revocationsBefore = this.revocations;
     const issued = await this.tokens.authenticate(token);
     if (!issued) throw apiError('UNAUTHORIZED', 'unknown or revoked token');
-    const principal: Principal = {
+    // Shared by every request the cache answers: frozen.
+    const principal: Principal = Object.freeze({
       actor: `token:${issued.prefix}`,
       admin: issued.scopes.includes('admin'),
       consumer: issued.scopes.includes('consumer') ? issued.consumer : null,
-    };
-    if (this.cacheMs > 0) {
+    });
+    if (this.cacheMs > 0 && this.revocations === revocationsBefore) {
       if (this.verified.size >= MAX_CACHED_TOKENS) this.verified.clear();
       this.verified.set(key, { principal, tokenId: issued.id, until: performance.now() + this.cacheMs });
     }
