@@ -367,17 +367,20 @@ export class IpsService {
       return this.steps.prepare({ consumer: req.consumer, tables: req.tables, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}) });
     }
     let table = req.table;
-    let subs: Watermark[] | undefined;
+    let subs: { watermark: Watermark; source: SourceTable }[] | undefined;
     if (table === undefined) {
-      subs = await this.state.repos.watermarks.listByConsumer(req.consumer);
+      subs = await this.state.repos.watermarks.listByConsumerWithSources(req.consumer);
       if (subs.length === 0) {
         await this.state.repos.consumers.require(req.consumer);
         throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to no table; subscribe it first`);
       }
-      if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.sourceTable).join(', ')}: name the table`);
-      table = subs[0]!.sourceTable;
+      if (subs.length > 1) throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" subscribes to ${subs.map((w) => w.watermark.sourceTable).join(', ')}: name the table`);
+      table = subs[0]!.watermark.sourceTable;
     }
-    return this.steps.prepare({ consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}), ...(subs ? { watermarks: subs } : {}) });
+    return this.steps.prepare({
+      consumer: req.consumer, table, instanceId: req.instanceId, ...(req.limits ? { limits: req.limits } : {}), ...(req.maxInFlight ? { maxInFlight: req.maxInFlight } : {}),
+      ...(subs ? { watermarks: subs.map((s) => s.watermark), sources: subs.map((s) => s.source) } : {}),
+    });
   }
 
   async getBatch(id: bigint): Promise<Batch> {

@@ -56,6 +56,8 @@ export interface PrepareRequest {
    * batch compares its base version with the watermark's (CONFLICT).
    */
   watermarks?: Watermark[];
+  /** Source tables the caller has just read with those watermarks: used instead of reading them again. */
+  sources?: SourceTable[];
 }
 
 export type PrepareResult =
@@ -297,7 +299,8 @@ export class StepProtocol {
     const repos = this.state.repos;
     // Independent reads, overlapped; a missing table is reported before a missing subscription, as when read in turn.
     const known = req.watermarks?.find((w) => w.consumer === req.consumer && w.sourceTable === table);
-    const [sourceRead, committedRead] = await Promise.allSettled([repos.sourceTables.require(table), known ?? repos.watermarks.require(req.consumer, table)]);
+    const knownSource = req.sources?.find((s) => s.name === table);
+    const [sourceRead, committedRead] = await Promise.allSettled([knownSource ?? repos.sourceTables.require(table), known ?? repos.watermarks.require(req.consumer, table)]);
     if (sourceRead.status === 'rejected') throw sourceRead.reason;
     if (committedRead.status === 'rejected') throw committedRead.reason;
     const source = sourceRead.value;

@@ -4,7 +4,7 @@ import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
 import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, violatedConstraint, type Queryable, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
-import { advanceWatermark, checkPosition, type Watermark, type WatermarkPosition } from './watermarks.js';
+import { advanceWatermark, checkPosition, movedColumns, movedFromRow, watermarkMove, watermarkNotMoved, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
 import { SignalsRepo, type Signal } from './signals.js';
 import { CONSUMER_COLUMNS, parseConsumerRow, type Consumer } from './consumers.js';
@@ -288,6 +288,8 @@ const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_n
   next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files,
   true AS files_loaded, files_pruned_at`;
 /** The same without the file lists (the bulk of a batch's row): for listings. */
+/** The prefix of the moved watermark's columns in a commit's single statement. */
+const MOVED_PREFIX = 'moved__';
 const TABLE_COLUMNS_NO_FILES = TABLE_COLUMNS
   .replace(' files,', ` '{"added":[],"removed":[]}'::JSONB AS files,`)
   .replace('true AS files_loaded', 'false AS files_loaded');
@@ -783,6 +785,25 @@ export class BatchesRepo {
       if (row.lease_expired) {
         throw new IpsError('BATCH_NOT_OPEN', `batch ${id} lease expired at ${batch.leaseExpiresAt.toISOString()}: its changes go to the next prepare`,
           { details: { batch_id: id.toString(), state: 'expired' } });
+      }
+      const [only] = batch.tables;
+      if (batch.backfill === null && batch.tables.length === 1 && only !== undefined && Object.keys(outputs).length === 0 && signals.length === 0) {
+        // The common commit (one table, no outputs, no signals) in one statement: the watermark's
+        // compare-and-set move with its audit row, the batch committed, the consumer's
+        // subscriptions woken. When the watermark did not move, the error rolls all of it back.
+        const move = watermarkMove(batch.consumer, only.sourceTable, only.baseWatermarkVersion, only.next, { actor, reason: 'commit', batchId: id });
+        const res = await tx.query<Record<string, unknown> & { subscribed: boolean }>(
+          `WITH ${move.ctes},
+           done AS (
+             UPDATE batches SET state = 'committed', closed_at = now(), updated_at = now(), claimed_by = NULL, claim_expires_at = NULL
+              WHERE id = $10 RETURNING ${BATCH_COLUMNS}),
+           wake AS (${wakeSql('consumer = $1')} RETURNING 1)
+           SELECT done.*, ${movedColumns('m', MOVED_PREFIX)}, EXISTS (SELECT 1 FROM subscriptions WHERE consumer = $1 AND enabled) AS subscribed
+             FROM done LEFT JOIN moved m ON true`, move.params);
+        const out = res.rows[0];
+        const moved = out === undefined ? undefined : movedFromRow(out, MOVED_PREFIX);
+        if (moved === undefined) return watermarkNotMoved(tx, batch.consumer, only.sourceTable, only.baseWatermarkVersion);
+        return { batch: assembleBatch(out, tables), watermarks: [moved], alreadyCommitted: false, signals: [], woke: out!.subscribed === true };
       }
       const watermarks: Watermark[] = [];
       // A backfill chunk is its own batch series: the consumer's watermark stays where it is.

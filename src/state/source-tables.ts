@@ -135,6 +135,19 @@ const rowSchema = z.object({
 });
 
 const COLUMNS = 'name, ref_kind, location, catalog_uri, catalog_name, identifier, catalog_token, branch, s3, properties, created_at, updated_at';
+const COLUMN_NAMES = COLUMNS.split(',').map((c) => c.trim());
+
+/** The source table's columns of `alias`, each named `<prefix><column>`: for a join whose other side has columns of the same names. */
+export function sourceTableColumns(alias: string, prefix: string): string {
+  return COLUMN_NAMES.map((c) => `${alias}.${c} AS ${prefix}${c}`).join(', ');
+}
+
+/** A source table from a joined row whose source-table columns carry `prefix` (see sourceTableColumns). */
+export function sourceTableFromRow(row: Record<string, unknown>, prefix: string): SourceTable {
+  const own: Record<string, unknown> = {};
+  for (const c of COLUMN_NAMES) own[c] = row[prefix + c];
+  return parseRow(rowSchema, own, 'source_tables');
+}
 
 /** The TableRef that src/catalog/load-table.ts loads (reveals the catalog token). */
 export function toTableRef(t: SourceTable): TableRef {

@@ -3,6 +3,7 @@ import { IpsError } from '../errors.js';
 import { int64FromJson, int64ToJson, newId, parseInput, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
 import { readArchives } from './batch-archive.js';
+import { sourceTableColumns, sourceTableFromRow, type SourceTable } from './source-tables.js';
 
 /**
  * A consumer's position in one source table, at file granularity: every snapshot up to and
@@ -228,14 +229,26 @@ function notFound(consumer: string, sourceTable: string): IpsError {
 export async function advanceWatermark(
   q: Queryable, consumer: string, sourceTable: string, expectedVersion: bigint, to: WatermarkPosition, audit: MoveAudit,
 ): Promise<Watermark> {
+  const move = watermarkMove(consumer, sourceTable, expectedVersion, to, audit);
+  return q.withTransaction(async (tx) => {
+    const res = await tx.query(`WITH ${move.ctes} SELECT * FROM moved`, move.params);
+    return res.rows[0] === undefined ? watermarkNotMoved(tx, consumer, sourceTable, expectedVersion) : parseRow(rowSchema, res.rows[0], 'watermarks');
+  });
+}
+
+/**
+ * A watermark's compare-and-set move as common table expressions (`moved`, `audit`) over
+ * parameters $1..$13, for a statement that does more in the same round trip (a batch commit):
+ * the row locked (its position before the move is the audit row's "from"), moved if it is still
+ * at the expected version, and the audit row (as insertMove writes it: the "from" position as
+ * JSON only when it is partial). `moved` holds the moved row, none when the row is missing or
+ * moved on (see watermarkNotMoved). $1 is the consumer, $10 the batch id (or null).
+ */
+export function watermarkMove(consumer: string, sourceTable: string, expectedVersion: bigint, to: WatermarkPosition, audit: MoveAudit): { ctes: string; params: SqlParam[] } {
   const pos = checkPosition(to);
   const a = parseInput(auditSchema, audit, 'watermark audit');
-  return q.withTransaction(async (tx) => {
-    // One statement: the row locked (its position before the move is the audit row's "from"),
-    // moved if it is still at the expected version, and the audit row (as insertMove writes it:
-    // the "from" position as JSON only when it is partial); no row back: missing or moved on.
-    const res = await tx.query(
-      `WITH moved AS (
+  return {
+    ctes: `moved AS (
          UPDATE watermarks w SET snapshot_id = $4, sequence_number = $5, partial_snapshot_id = $6, partial_sequence_number = $7,
                 processed_files = $8::JSONB, version = w.version + 1, updated_at = now()
            FROM (SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 AND source_table = $2 FOR UPDATE) old
@@ -252,21 +265,34 @@ export async function advanceWatermark(
                        'partial_snapshot_id', m.old_partial_snapshot_id::TEXT, 'partial_sequence_number', m.old_partial_sequence_number::TEXT,
                        'processed_files', m.old_processed_files) END,
                 $13::JSONB
-           FROM moved m)
-       SELECT * FROM moved`,
-      [consumer, sourceTable, expectedVersion, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
-        jsonParam(pos.processedFiles), newId(), a.batchId, a.actor, a.reason, isSimple(pos) ? null : jsonParam(positionToJson(pos))]);
-    const row = res.rows[0];
-    if (row === undefined) {
-      const cur = await tx.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, sourceTable]);
-      if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
-      throw conflict(consumer, sourceTable, expectedVersion, cur.rows[0].version);
-    }
-    return parseRow(rowSchema, row, 'watermarks');
-  });
+           FROM moved m)`,
+    params: [consumer, sourceTable, expectedVersion, pos.snapshotId, pos.sequenceNumber, pos.partialSnapshotId, pos.partialSequenceNumber,
+      jsonParam(pos.processedFiles), newId(), a.batchId, a.actor, a.reason, isSimple(pos) ? null : jsonParam(positionToJson(pos))],
+  };
+}
+
+/** The columns of `moved` (see watermarkMove) as `<prefix><column>`, for a statement that returns other rows beside it. */
+export function movedColumns(alias: string, prefix: string): string {
+  return COLUMN_NAMES.map((c) => `${alias}.${c} AS ${prefix}${c}`).join(', ');
+}
+
+/** The moved watermark from a row whose `moved` columns carry `prefix` (movedColumns); undefined when nothing moved. */
+export function movedFromRow(row: Record<string, unknown>, prefix: string): Watermark | undefined {
+  if (row[`${prefix}consumer`] === null || row[`${prefix}consumer`] === undefined) return undefined;
+  const own: Record<string, unknown> = {};
+  for (const c of COLUMN_NAMES) own[c] = row[prefix + c];
+  return parseRow(rowSchema, own, 'watermarks');
+}
+
+/** Why a watermarkMove moved nothing: the watermark is missing (NOT_FOUND) or at another version (CONFLICT). Always throws. */
+export async function watermarkNotMoved(q: Queryable, consumer: string, sourceTable: string, expectedVersion: bigint): Promise<never> {
+  const cur = await q.query<{ version: bigint }>('SELECT version FROM watermarks WHERE consumer = $1 AND source_table = $2', [consumer, sourceTable]);
+  if (cur.rows[0] === undefined) throw notFound(consumer, sourceTable);
+  throw conflict(consumer, sourceTable, expectedVersion, cur.rows[0].version);
 }
 
 const OLD_PREFIX = 'old_';
+const SOURCE_PREFIX = 'source_table__';
 const COLUMN_NAMES = COLUMNS.split(',').map((c) => c.trim());
 /** COLUMNS qualified by a table alias, each named with a prefix (RETURNING of a self-join). */
 function PREFIXED_COLUMNS(alias: string, prefix = ''): string {
@@ -334,6 +360,18 @@ export class WatermarksRepo {
   async listByConsumer(consumer: string): Promise<Watermark[]> {
     const res = await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 ORDER BY source_table`, [consumer]);
     return res.rows.map((r) => parseRow(rowSchema, r, 'watermarks'));
+  }
+
+  /**
+   * The consumer's subscriptions, each with its source table, in one statement: what a prepare
+   * that names no table reads first (it needs both, and would otherwise read the table again).
+   */
+  async listByConsumerWithSources(consumer: string): Promise<{ watermark: Watermark; source: SourceTable }[]> {
+    const res = await this.q.query<Record<string, unknown>>(
+      `SELECT ${PREFIXED_COLUMNS('w')}, ${sourceTableColumns('s', SOURCE_PREFIX)}
+         FROM watermarks w JOIN source_tables s ON s.name = w.source_table
+        WHERE w.consumer = $1 ORDER BY w.source_table`, [consumer]);
+    return res.rows.map((r) => ({ watermark: parseRow(rowSchema, r, 'watermarks'), source: sourceTableFromRow(r, SOURCE_PREFIX) }));
   }
 
   async listByTable(sourceTable: string): Promise<Watermark[]> {

@@ -150,6 +150,34 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect((await repos.sourceTables.list()).map((x) => x.name)).toContain(name);
   });
 
+  test('a consumer\'s subscriptions with their source tables (one join) equal the two reads they replace', async () => {
+    const consumer = uid('con');
+    await repos.consumers.create({ name: consumer });
+    const names = [uid('b_sql'), uid('a_rest'), uid('c_dir')];
+    await repos.sourceTables.create({
+      name: names[0]!, ref: { kind: 'sql', uri: 'postgresql://cat:hunter2@db:5432/catalog', catalogName: 'prod', identifier: 'db.events' },
+      s3: { endpoint: 'http://minio:9000', region: 'us-east-1', pathStyle: true, accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'very-secret-key' },
+      properties: { owner: 'data-eng' }, branch: 'audit',
+    });
+    await repos.sourceTables.create({ name: names[1]!, ref: { kind: 'rest', uri: 'https://catalog.example/api', warehouse: 'wh', token: 'tok-123', identifier: 'ns.t' } });
+    await repos.sourceTables.create({ name: names[2]!, ref: { kind: 'directory', location: '/warehouse/c' } });
+    await repos.sourceTables.create({ name: uid('not_subscribed'), ref: { kind: 'directory', location: '/warehouse/d' } });
+    for (const [i, n] of names.entries()) {
+      await repos.watermarks.create({ consumer, sourceTable: n, position: pos(BigInt(2 ** 53) + BigInt(i), 7n), rangeFields: i === 0 ? ['ts'] : [] }, { actor: 'test', reason: 'subscribe' });
+    }
+    const joined = await repos.watermarks.listByConsumerWithSources(consumer);
+    const watermarks = await repos.watermarks.listByConsumer(consumer);
+    expect(joined.map((j) => j.watermark)).toEqual(watermarks);
+    expect(joined.map((j) => j.source.name)).toEqual([...names].sort());
+    for (const j of joined) {
+      const read = await repos.sourceTables.require(j.source.name);
+      expect(j.source).toEqual(read);
+      expect(toTableRef(j.source)).toEqual(toTableRef(read));
+      expect(toS3Settings(j.source)).toEqual(toS3Settings(read));
+    }
+    expect(await repos.watermarks.listByConsumerWithSources(uid('nobody'))).toEqual([]);
+  });
+
   test('consumers: create, policy, stale with a reason, active again', async () => {
     const name = uid('wf');
     const c = await repos.consumers.create({ name, description: 'daily job', policy: { overwrite: 'added-only' }, leaseSeconds: 900 });

@@ -46,19 +46,47 @@ async function run<R>(on: Runner, names: StatementNames | null, sql: string, par
 class PgTransaction implements Queryable {
   readonly driver = 'postgres' as const;
   readonly inTransaction = true;
-  constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null) {}
+  /** BEGIN, sent but not yet awaited: the first statement goes out behind it (see withTransaction). */
+  private begun: Promise<unknown> | null;
 
-  query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
-    return run<R>(this.client, this.names, sql, params);
+  constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null, begun: Promise<unknown>) {
+    this.begun = begun;
+    // Handled here too: a transaction that fails before its first statement still settles it.
+    begun.catch(() => {});
+  }
+
+  /** Awaits BEGIN (once); its failure is the transaction's. */
+  async settleBegin(): Promise<void> {
+    const begun = this.begun;
+    this.begun = null;
+    if (begun !== null) await begun;
+  }
+
+  async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    const begun = this.begun;
+    if (begun === null) return run<R>(this.client, this.names, sql, params);
+    this.begun = null;
+    // Both are on the wire already; BEGIN's answer comes first, and its failure is reported first.
+    const [b, r] = await Promise.allSettled([begun, run<R>(this.client, this.names, sql, params)]);
+    if (b.status === 'rejected') throw b.reason;
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
   }
 
   async exec(sql: string): Promise<void> {
+    await this.settleBegin();
     await this.client.query(sql);
   }
 
   withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return fn(this);
   }
+}
+
+/** The socket under a pooled client (pg keeps it on an undocumented field): corked so that BEGIN and the first statement leave in one write. */
+function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | null {
+  const stream = (client as unknown as { connection?: { stream?: { cork?: unknown; uncork?: unknown } } }).connection?.stream;
+  return stream && typeof stream.cork === 'function' && typeof stream.uncork === 'function' ? stream as { cork(): void; uncork(): void } : null;
 }
 
 class PgDatabase implements Database {
@@ -85,13 +113,23 @@ class PgDatabase implements Database {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
-        await client.query('BEGIN');
+        // Pipelined: BEGIN is not awaited before the transaction's first statement, which a
+        // transaction issues at once; both leave in one write and come back in one read, a
+        // round trip to the server saved per transaction (the pool's clients run in pg's
+        // pipeline mode, which writes a query without waiting for the one before it to finish).
+        const socket = socketOf(client);
+        socket?.cork();
+        const tx = new PgTransaction(client, this.names, client.query('BEGIN'));
+        // Uncorked once the synchronous part of fn has issued its first statement (or none).
+        if (socket) process.nextTick(() => socket.uncork());
         try {
-          const out = await fn(new PgTransaction(client, this.names));
+          const out = await fn(tx);
+          await tx.settleBegin();
           await client.query('COMMIT');
           return out;
         } catch (e) {
           try {
+            await tx.settleBegin().catch(() => {});
             await client.query('ROLLBACK');
           } catch (rollbackError) {
             // The connection is unusable: drop it from the pool rather than hand it out again.
@@ -116,7 +154,11 @@ export async function openPostgres(config: PostgresConfig): Promise<Database> {
     max: config.poolMax ?? 10,
     application_name: config.applicationName ?? 'ips',
     types: typeParsers,
-  });
+    // Queries are written without waiting for the one before (see withTransaction). Each
+    // statement still has its own Sync, so an error ends only its own statement; ips never
+    // issues queries that hold a portal open (cursors, row limits), which pipeline mode refuses.
+    pipeline: true,
+  } as pg.PoolConfig);
   // An idle connection that the server drops emits 'error' on the pool; without a listener
   // that would end the process. The next query gets a fresh connection.
   pool.on('error', () => {});
