@@ -35,6 +35,7 @@ import { Ips } from './lib/ips-server.js';
 import { startPostgres } from './lib/postgres.js';
 import { startDurablePostgres, type DurablePostgres } from './lib/postgres-durable.js';
 import { pgCpuSeconds } from './lib/proc-cpu.js';
+import type { DatabaseStats } from '../src/state/database.js';
 
 interface StepTable {
   table_path: string;
@@ -161,6 +162,8 @@ interface PhaseResult {
   errors: Map<string, number>;
   /** CPU seconds inside the window (the operations they paid for: `ops`). */
   serverCpu: number;
+  /** The ips server's state-database counts inside the window (the operations they paid for: `ops`). */
+  db: DatabaseStats;
   /** Peak resident set of the ips server process over the phase (VmHWM after resetting it), bytes. */
   serverPeakRss: number;
   pgCpu: number;
@@ -278,7 +281,8 @@ async function runPhase(
   };
 
   resetPeakRss(srv.ips.proc.pid);
-  const cpu0 = { server: await srv.ips.proc.reportedCpuSeconds(), pg: pgCpuSeconds(srv.postmaster), driver: process.cpuUsage() };
+  const usage0 = await srv.ips.proc.reportedUsage();
+  const cpu0 = { server: usage0.cpuSeconds, pg: pgCpuSeconds(srv.postmaster), driver: process.cpuUsage() };
   const t0 = performance.now();
   const tEnd = t0 + seconds * 1000;
   const { default: run } = await import('autocannon');
@@ -314,12 +318,12 @@ async function runPhase(
   });
   // CPU is read when the window closes: the drain (connections finishing their cycle, then
   // polling /healthz until all have) is not part of the figures.
-  let cpuEnd: Promise<{ server: number; pg: number; driver: NodeJS.CpuUsage }> | null = null;
+  let cpuEnd: Promise<{ server: number; db: DatabaseStats; pg: number; driver: NodeJS.CpuUsage }> | null = null;
   const stopTimer = setTimeout(() => {
     draining = true;
     const driver = process.cpuUsage(cpu0.driver);
     const pgNow = pgCpuSeconds(srv.postmaster);
-    cpuEnd = srv.ips.proc.reportedCpuSeconds().then((server) => ({ server, pg: pgNow, driver }));
+    cpuEnd = srv.ips.proc.reportedUsage().then((u) => ({ server: u.cpuSeconds, db: u.db, pg: pgNow, driver }));
   }, seconds * 1000);
   let drainStart = 0;
   const drainPoll = setInterval(() => {
@@ -336,7 +340,7 @@ async function runPhase(
   }
   const drainMs = drainStart ? performance.now() - drainStart : NaN;
   if (!cpuEnd) throw new Error('the phase ended before its window closed');
-  const end = await (cpuEnd as Promise<{ server: number; pg: number; driver: NodeJS.CpuUsage }>);
+  const end = await (cpuEnd as Promise<{ server: number; db: DatabaseStats; pg: number; driver: NodeJS.CpuUsage }>);
   const serverCpu = end.server - cpu0.server;
   const pgCpu = end.pg - cpu0.pg;
   if (![...conns.values()].every((c) => c.sent === 'drain')) {
@@ -348,7 +352,8 @@ async function runPhase(
   const prepares = counts.prepare + counts.no_changes;
   return {
     backend: srv.backend, mode, round, seconds, ops: windowOps, rate: windowOps / seconds, perSecond, lat, counts, existing, errors,
-    serverCpu, serverPeakRss: peakRss(srv.ips.proc.pid), pgCpu, driverCpu: (end.driver.user + end.driver.system) / 1e6, drainMs, autocannon: result,
+    serverCpu, serverPeakRss: peakRss(srv.ips.proc.pid), pgCpu,
+    db: { statements: end.db.statements - usage0.db.statements, roundTrips: end.db.roundTrips - usage0.db.roundTrips, transactions: end.db.transactions - usage0.db.transactions }, driverCpu: (end.driver.user + end.driver.system) / 1e6, drainMs, autocannon: result,
     consumers: consumers.length, batchesPerConsumer: mode === 'full' ? counts.prepare / consumers.length : prepares / consumers.length,
   };
 }
@@ -361,7 +366,8 @@ function summaryLine(r: PhaseResult): string {
   const errs = [...r.errors.values()].reduce((a, b) => a + b, 0);
   const cpu = `server CPU ${ms((r.serverCpu * 1000) / r.ops)} ms/op` +
     (Number.isFinite(r.pgCpu) ? `, PostgreSQL CPU ${ms((r.pgCpu * 1000) / r.ops)} ms/op` : '') +
-    `, load generator CPU ${ms((r.driverCpu * 1000) / r.ops)} ms/op`;
+    `, load generator CPU ${ms((r.driverCpu * 1000) / r.ops)} ms/op` +
+    `; state database per op: ${(r.db.statements / r.ops).toFixed(1)} statements, ${(r.db.roundTrips / r.ops).toFixed(1)} round trips, ${(r.db.transactions / r.ops).toFixed(1)} transactions`;
   const resets = (r.mode === 'full' && r.counts.reset ? `, ${r.counts.reset} resets` : '') + (r.existing ? `, ${r.existing} prepares answered an existing batch` : '');
   return `${MODE_LABEL[r.mode]} on ${BACKEND_LABEL[r.backend]}${r.round ? ` (round ${r.round})` : ' (warm-up)'}: ` +
     `${fmtInt(r.ops)} ${what} in ${r.seconds}s = ${r.rate.toFixed(1)}/s, ips server peak RSS ${mib(r.serverPeakRss)}; ${lat}; ${errs} errors${resets}; ${cpu}`;
@@ -516,6 +522,7 @@ export const httpStep: Benchmark = {
           prepare: pcts(rs.flatMap((r) => (m === 'full' ? r.lat.prepare : r.lat.no_changes))),
           commit: pcts(rs.flatMap((r) => r.lat.commit)),
           serverMs: (sum((r) => r.serverCpu) * 1000) / sum((r) => r.ops),
+          dbRoundTrips: sum((r) => r.db.roundTrips) / sum((r) => r.ops),
           peakRss: Math.max(...rs.map((r) => r.serverPeakRss)),
           pgMs: (sum((r) => r.pgCpu) * 1000) / sum((r) => r.ops),
           errors: sum((r) => [...r.errors.values()].reduce((a, x) => a + x, 0)),
@@ -599,7 +606,8 @@ export const httpStep: Benchmark = {
               : `prepares with nothing to hand out, per second over HTTP, ${connections} connections; ${SETTINGS[b]}`,
             ips: `${a.rate.toFixed(1)}/s, prepare p50/p99 ${ms(a.prepare.p50)}/${ms(a.prepare.p99)} ms` +
               (m === 'full' ? `, commit p99 ${ms(a.commit.p99)} ms` : '') +
-              `, ips CPU ${ms(a.serverMs)} ms per ${m === 'full' ? 'round trip' : 'prepare'}, server peak RSS ${mib(a.peakRss)}${a.errors ? `, ${a.errors} errors` : ''}`,
+              `, ips CPU ${ms(a.serverMs)} ms per ${m === 'full' ? 'round trip' : 'prepare'}, ${a.dbRoundTrips.toFixed(1)} state-database round trips per ${m === 'full' ? 'round trip' : 'prepare'}` +
+              `, server peak RSS ${mib(a.peakRss)}${a.errors ? `, ${a.errors} errors` : ''}`,
             peer: l ? `PGlite: ${l.rate.toFixed(1)}/s, prepare p99 ${ms(l.prepare.p99)} ms, server peak RSS ${mib(l.peakRss)}` : null,
             ratio: l ? ratio(a.rate, l.rate) : null,
             target: pg ? '≥ 500/s, prepare p99 ≤ 50 ms' : null,

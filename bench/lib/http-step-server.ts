@@ -4,7 +4,8 @@
 //
 // Protocol: JSON commands on stdin, one per line; each answer is one `@@bench <JSON>` line on
 // stdout. The first answer (unasked) is {url, pid, database}. Commands:
-//   {"op":"cpu"}     → {user_us, system_us}: this process's CPU time so far
+//   {"op":"cpu"}     → {user_us, system_us, db}: this process's CPU time so far, and its state
+//                    database's counts (statements, roundTrips, transactions: see DatabaseStats)
 //   {"op":"verify"}  → per consumer: committed batches, their commit moves, reset moves, watermark version
 //   {"op":"profile-start"} / {"op":"profile-stop","file":F} → a V8 CPU profile of this process
 //                    between the two, written to F (the benchmark's --cpu-prof: one per phase)
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
       switch (cmd.op) {
         case 'cpu': {
           const u = process.cpuUsage();
-          answer({ user_us: u.user, system_us: u.system });
+          answer({ user_us: u.user, system_us: u.system, db: db.stats });
           break;
         }
         case 'verify': {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { REPO_ROOT } from './common.js';
 import { JsonChild } from './json-child.js';
 import { processCpuSeconds } from './proc-cpu.js';
+import type { DatabaseStats } from '../../src/state/database.js';
 
 /**
  * `node --import tsx bench/lib/http-step-server.ts`: startServer(loadServiceConfig(env)) in its own
@@ -24,8 +25,13 @@ export class IpsServerProcess extends JsonChild {
 
   /** This process's CPU seconds as it reports them itself (`{"op":"cpu"}`: process.cpuUsage()). */
   async reportedCpuSeconds(): Promise<number> {
-    const c = await this.request<{ user_us: number; system_us: number }>({ op: 'cpu' });
-    return (c.user_us + c.system_us) / 1e6;
+    return (await this.reportedUsage()).cpuSeconds;
+  }
+
+  /** reportedCpuSeconds and the state database's counts so far (statements, waits for an answer, transactions). */
+  async reportedUsage(): Promise<{ cpuSeconds: number; db: DatabaseStats }> {
+    const c = await this.request<{ user_us: number; system_us: number; db: DatabaseStats }>({ op: 'cpu' });
+    return { cpuSeconds: (c.user_us + c.system_us) / 1e6, db: c.db };
   }
 }
 

@@ -172,6 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   const metrics = options.metrics ?? new Metrics();
+  metrics.observeDatabase(options.service.state.db.stats);
   const auth = new Authenticator(options.auth, options.adminTokens, options.service.state.repos.tokens, (options.tokenCacheSeconds ?? 0) * 1000);
   app.decorateRequest('ipsPrincipal', null);
   const ctx: ApiContext = {

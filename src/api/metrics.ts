@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import type { DatabaseStats } from '../state/database.js';
 
 /** Prometheus metrics of one service process (one registry per app, so tests can build many). */
 export class Metrics {
@@ -33,5 +34,24 @@ export class Metrics {
       help: 'Backfill validation commands run by this process (backfill_validation: on), by result: passed, failed',
       labelNames: ['result'], registers: [this.registry],
     });
+  }
+
+  /**
+   * The state database's counts (statements, waits for an answer, transactions), read at each
+   * scrape: what a step costs the database, and whether a change made it cheaper.
+   */
+  observeDatabase(stats: Readonly<DatabaseStats>): void {
+    const counter = (name: string, help: string, read: () => number): void => {
+      new client.Counter({
+        name, help, registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    counter('ips_db_statements_total', 'Statements this process sent to its state database (BEGIN and COMMIT included)', () => stats.statements);
+    counter('ips_db_round_trips_total', 'Times this process waited for an answer of its state database (BEGIN is sent with the first statement of its transaction)', () => stats.roundTrips);
+    counter('ips_db_transactions_total', 'Transactions this process ran on its state database (retries included)', () => stats.transactions);
   }
 }

@@ -53,9 +53,27 @@ export interface Queryable {
   withTransaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
+/**
+ * What this process asked of its database since it opened it (`ips_db_*` in /metrics): the
+ * statements it sent (BEGIN and COMMIT included), the times it waited for an answer (a statement
+ * sent behind another, unanswered one shares that one's wait: BEGIN goes with the first
+ * statement of its transaction), and the transactions it ran (retries included).
+ */
+export interface DatabaseStats {
+  statements: number;
+  roundTrips: number;
+  transactions: number;
+}
+
+export function newDatabaseStats(): DatabaseStats {
+  return { statements: 0, roundTrips: 0, transactions: 0 };
+}
+
 export interface Database extends Queryable {
   /** Where the database is, safe for logs (no password). */
   readonly description: string;
+  /** Counted as the statements go out; read-only to callers. */
+  readonly stats: Readonly<DatabaseStats>;
   close(): Promise<void>;
 }
 

@@ -911,6 +911,15 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
 
   test('/metrics counts the step protocol outcomes done here', async () => {
     const c = await newConsumer('playback');
+    const dbCounts = async (): Promise<Record<string, number>> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Object.fromEntries(['statements', 'round_trips', 'transactions'].map((k) => {
+        const m = text.match(new RegExp(`^ips_db_${k}_total (\\d+)$`, 'm'));
+        expect(m, `ips_db_${k}_total in /metrics`).not.toBeNull();
+        return [k, Number(m![1])];
+      }));
+    };
+    const dbBefore = await dbCounts();
     const before = await metricCounts();
     const a = await prepare(c.name, { instance_id: 'm1', limits: { max_files: 3 } }); // prepared
     expect(a.status).toBe(201);
@@ -932,6 +941,13 @@ describe.each(DRIVERS)('HTTP API (%s state, playback fixture)', (driver) => {
     expect(Object.fromEntries(['prepared', 'reused', 'no_changes', 'committed', 'commit_replayed', 'aborted', 'conflict'].map((k) => [k, delta(k)]))).toEqual({
       prepared: 3, reused: 1, no_changes: 1, committed: 2, commit_replayed: 1, aborted: 1, conflict: 0,
     });
+    // The state database's work for all that: every prepare and commit is a transaction.
+    const dbAfter = await dbCounts();
+    const dbDelta = (k: string): number => dbAfter[k]! - dbBefore[k]!;
+    expect(dbDelta('transactions')).toBeGreaterThanOrEqual(3 + 2);
+    expect(dbDelta('statements')).toBeGreaterThan(dbDelta('transactions') * 2);
+    expect(dbDelta('round_trips')).toBeGreaterThan(0);
+    expect(dbDelta('round_trips')).toBeLessThanOrEqual(dbDelta('statements'));
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toMatch(/^ips_http_requests_total\{method="POST",route="\/v1\/consumers\/:name\/batches",status="201"\} \d+$/m);
   });

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { IpsError } from '../../errors.js';
 import {
-  OID, normalizeParams, parseInt8, parseJsonValue, retryTransaction,
-  type Database, type DatabaseConfig, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
+  newDatabaseStats, OID, normalizeParams, parseInt8, parseJsonValue, retryTransaction,
+  type Database, type DatabaseConfig, type DatabaseStats, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
 } from '../database.js';
 
 import { PglitePreparedStatements } from './pglite-statements.js';
@@ -35,9 +35,10 @@ async function run<R>(runner: Runner, sql: string, values: (string | number | bo
 class PgliteTransaction implements Queryable {
   readonly driver = 'pglite' as const;
   readonly inTransaction = true;
-  constructor(private readonly tx: Transaction, private readonly pg: PGlite, private readonly prepared: PglitePreparedStatements) {}
+  constructor(private readonly tx: Transaction, private readonly pg: PGlite, private readonly prepared: PglitePreparedStatements, private readonly stats: DatabaseStats) {}
 
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    countStatement(this.stats);
     const values = normalizeParams(params);
     if (values.length > 0) {
       // The transaction holds PGlite's transaction lock; a statement takes the query lock, as tx.query() does.
@@ -48,6 +49,7 @@ class PgliteTransaction implements Queryable {
   }
 
   async exec(sql: string): Promise<void> {
+    countStatement(this.stats);
     await this.tx.exec(sql);
   }
 
@@ -56,15 +58,23 @@ class PgliteTransaction implements Queryable {
   }
 }
 
+/** A statement is a call into the WebAssembly backend: one wait each. */
+function countStatement(stats: DatabaseStats): void {
+  stats.statements++;
+  stats.roundTrips++;
+}
+
 class PgliteDatabase implements Database {
   readonly driver = 'pglite' as const;
   readonly inTransaction = false;
+  readonly stats = newDatabaseStats();
   private readonly prepared: PglitePreparedStatements;
   constructor(private readonly pg: PGlite, readonly description: string, private readonly releaseLock: () => void) {
     this.prepared = new PglitePreparedStatements(pg);
   }
 
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
+    countStatement(this.stats);
     const values = normalizeParams(params);
     if (values.length > 0) {
       let out: QueryResult<R> | undefined;
@@ -88,13 +98,20 @@ class PgliteDatabase implements Database {
   }
 
   async exec(sql: string): Promise<void> {
+    countStatement(this.stats);
     await this.pg.exec(sql);
   }
 
   withTransaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
     // PGlite is one connection: its transaction() holds a mutex, so transactions run one at a
     // time and other queries wait for them.
-    return retryTransaction(() => this.pg.transaction((tx) => fn(new PgliteTransaction(tx, this.pg, this.prepared))), options);
+    return retryTransaction(() => {
+      // PGlite's transaction() sends BEGIN, and COMMIT or ROLLBACK: two statements of its own.
+      this.stats.transactions++;
+      countStatement(this.stats);
+      countStatement(this.stats);
+      return this.pg.transaction((tx) => fn(new PgliteTransaction(tx, this.pg, this.prepared, this.stats)));
+    }, options);
   }
 
   async close(): Promise<void> {

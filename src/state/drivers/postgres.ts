@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { StatementNames, isLostPreparedStatement, isStalePreparedStatement } from './statement-names.js';
 import {
-  OID, normalizeParams, parseInt8, parseJsonValue, redactUrl, retryTransaction,
-  type Database, type DatabaseConfig, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
+  newDatabaseStats, OID, normalizeParams, parseInt8, parseJsonValue, redactUrl, retryTransaction,
+  type Database, type DatabaseConfig, type DatabaseStats, type Queryable, type QueryResult, type SqlParam, type TransactionOptions,
 } from '../database.js';
 
 type PostgresConfig = Extract<DatabaseConfig, { driver: 'postgres' }>;
@@ -26,7 +26,9 @@ const typeParsers: pg.CustomTypesConfig = {
 
 type Runner = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 
-async function run<R>(on: Runner, names: StatementNames | null, sql: string, params: readonly SqlParam[] | undefined): Promise<QueryResult<R>> {
+async function run<R>(on: Runner, names: StatementNames | null, sql: string, params: readonly SqlParam[] | undefined, stats: DatabaseStats): Promise<QueryResult<R>> {
+  stats.statements++;
+  stats.roundTrips++;
   const values = normalizeParams(params);
   const name = names !== null && values.length > 0 ? names.nameOf(sql) : undefined;
   let res: pg.QueryResult;
@@ -49,7 +51,7 @@ class PgTransaction implements Queryable {
   /** BEGIN, sent but not yet awaited: the first statement goes out behind it (see withTransaction). */
   private begun: Promise<unknown> | null;
 
-  constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null, begun: Promise<unknown>) {
+  constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null, begun: Promise<unknown>, private readonly stats: DatabaseStats) {
     this.begun = begun;
     // Handled here too: a transaction that fails before its first statement still settles it.
     begun.catch(() => {});
@@ -64,10 +66,10 @@ class PgTransaction implements Queryable {
 
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
     const begun = this.begun;
-    if (begun === null) return run<R>(this.client, this.names, sql, params);
+    if (begun === null) return run<R>(this.client, this.names, sql, params, this.stats);
     this.begun = null;
     // Both are on the wire already; BEGIN's answer comes first, and its failure is reported first.
-    const [b, r] = await Promise.allSettled([begun, run<R>(this.client, this.names, sql, params)]);
+    const [b, r] = await Promise.allSettled([begun, run<R>(this.client, this.names, sql, params, this.stats)]);
     if (b.status === 'rejected') throw b.reason;
     if (r.status === 'rejected') throw r.reason;
     return r.value;
@@ -75,6 +77,8 @@ class PgTransaction implements Queryable {
 
   async exec(sql: string): Promise<void> {
     await this.settleBegin();
+    this.stats.statements++;
+    this.stats.roundTrips++;
     await this.client.query(sql);
   }
 
@@ -92,19 +96,22 @@ function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | nul
 class PgDatabase implements Database {
   readonly driver = 'postgres' as const;
   readonly inTransaction = false;
+  readonly stats = newDatabaseStats();
   constructor(private readonly pool: pg.Pool, readonly description: string, private readonly names: StatementNames | null) {}
 
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
     try {
-      return await run<R>(this.pool, this.names, sql, params);
+      return await run<R>(this.pool, this.names, sql, params, this.stats);
     } catch (e) {
       // Outside a transaction the statement can simply run again, under a new name or unnamed.
-      if (this.names !== null && (isStalePreparedStatement(e) || isLostPreparedStatement(e))) return run<R>(this.pool, this.names, sql, params);
+      if (this.names !== null && (isStalePreparedStatement(e) || isLostPreparedStatement(e))) return run<R>(this.pool, this.names, sql, params, this.stats);
       throw e;
     }
   }
 
   async exec(sql: string): Promise<void> {
+    this.stats.statements++;
+    this.stats.roundTrips++;
     await this.pool.query(sql);
   }
 
@@ -119,17 +126,23 @@ class PgDatabase implements Database {
         // pipeline mode, which writes a query without waiting for the one before it to finish).
         const socket = socketOf(client);
         socket?.cork();
-        const tx = new PgTransaction(client, this.names, client.query('BEGIN'));
+        this.stats.transactions++;
+        this.stats.statements++; // BEGIN: its answer is awaited with the first statement's
+        const tx = new PgTransaction(client, this.names, client.query('BEGIN'), this.stats);
         // Uncorked once the synchronous part of fn has issued its first statement (or none).
         if (socket) process.nextTick(() => socket.uncork());
         try {
           const out = await fn(tx);
           await tx.settleBegin();
+          this.stats.statements++;
+          this.stats.roundTrips++;
           await client.query('COMMIT');
           return out;
         } catch (e) {
           try {
             await tx.settleBegin().catch(() => {});
+            this.stats.statements++;
+            this.stats.roundTrips++;
             await client.query('ROLLBACK');
           } catch (rollbackError) {
             // The connection is unusable: drop it from the pool rather than hand it out again.
