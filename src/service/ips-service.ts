@@ -14,7 +14,7 @@ import { locationCovered } from '../io/locations.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import {
   SourceTablesRepo, START_POSITION, toS3Settings, toTableRef,
-  type ApiToken, type Batch, type BatchHead, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
+  type ApiToken, type Batch, type BatchCommitResult, type BatchHead, type Consumer, type ConsumerInput, type IssuedToken, type SourceTable, type SourceTableInput,
   type State, type Watermark, type WatermarkPosition, type OutputSignal,
 } from '../state/index.js';
 import { resolveFieldId } from '../capture/ranges.js';
@@ -407,20 +407,30 @@ export class IpsService {
    * Commits a batch (see StepProtocol.commit) and wakes the consumer's subscriptions: with one
    * batch in flight, the next trigger waits for this commit.
    */
-  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = [], head?: BatchHead): ReturnType<StepProtocol['commit']> {
-    // A backfill chunk records the output snapshots its run committed (named, or found on the declared outputs).
-    const batch = head ?? await this.state.repos.batches.requireHead(batchId);
-    // Every open batch of a consumer that declares outputs records them, so a backfill can follow a chunk further down.
-    const found = batch.state === 'open' && (batch.hasOutputs || Object.keys(outputs).length > 0) ? await this.backfills.resolveOutputs(batch, outputs) : {};
-    const r = await this.steps.commit(batchId, actor, found, signals);
+  async commit(batchId: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = [],
+    opts: { head?: BatchHead; authorize?: (consumer: string) => void } = {}): ReturnType<StepProtocol['commit']> {
+    // Every open batch of a consumer that declares outputs records them, so a backfill can follow
+    // a chunk further down; a backfill chunk records the output snapshots its run committed (named,
+    // or found on the declared outputs). Both are resolved before the commit's transaction.
+    const needsOutputs = (b: BatchHead): boolean => b.state === 'open' && (b.hasOutputs || Object.keys(outputs).length > 0);
+    let r: BatchCommitResult | null = null;
+    if (opts.head === undefined && Object.keys(outputs).length === 0) {
+      // Most commits: one transaction reads the batch's owner, checks it and commits, with no
+      // read of the head before it; a consumer with outputs to resolve goes the long way below.
+      r = await this.steps.commitIf(batchId, actor, signals, (head) => {
+        opts.authorize?.(head.consumer);
+        return !needsOutputs(head);
+      });
+    }
+    if (r === null) {
+      const batch = opts.head ?? await this.state.repos.batches.requireHead(batchId);
+      opts.authorize?.(batch.consumer);
+      const found = needsOutputs(batch) ? await this.backfills.resolveOutputs(batch, outputs) : {};
+      r = await this.steps.commit(batchId, actor, found, signals);
+    }
     // A consumer without subscriptions gives the trigger loop nothing to do: no pass for its commits.
     if (!r.alreadyCommitted && r.woke) this.onRelease?.();
     return r;
-  }
-
-  /** A batch's owner and state (one statement): what the API checks before a commit. */
-  async batchHead(id: bigint): Promise<BatchHead> {
-    return this.state.repos.batches.requireHead(id);
   }
 
   /** Aborts a batch; its changes go to the next batch (a subscription fires again). */

@@ -18,7 +18,7 @@ import { RoutingFileIO } from '../io/routing-file-io.js';
 import { changelogTableName, writeChangelogTable } from '../rows/changelog-table.js';
 import {
   toS3Settings, toTableRef, checkSignalName, checkSignalParams,
-  type BatchCommitResult, type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type RowChangelogRef, type SourceTable, type State, type Watermark, type WatermarkPosition,
+  type BatchCommitResult, type BatchHead, type OutputSignal, type Signal, type TriggerDetail, type Batch, type BatchLimits, type BatchTable, type BatchTableInput, type RowChangelogRef, type SourceTable, type State, type Watermark, type WatermarkPosition,
 } from '../state/index.js';
 
 /**
@@ -385,6 +385,15 @@ export class StepProtocol {
       checkSignalParams(sig.params);
     }
     return this.state.repos.batches.commit(batchId, actor, outputs, signals);
+  }
+
+  /** commit() after a check of the locked batch, in its transaction (see BatchesRepo.commitIf): null when the check answers false. */
+  async commitIf(batchId: bigint, actor: string, signals: OutputSignal[], check: (head: BatchHead) => boolean): Promise<BatchCommitResult | null> {
+    for (const sig of signals) {
+      checkSignalName(sig.name);
+      checkSignalParams(sig.params);
+    }
+    return this.state.repos.batches.commitIf(batchId, actor, signals, check);
   }
 
   /** Releases an open batch: the next prepare hands out the same changes. Aborting twice is a no-op. */

@@ -766,13 +766,28 @@ export class BatchesRepo {
    * CONFLICT when a watermark moved since prepare (nothing is changed); BATCH_NOT_OPEN when
    * aborted or expired, also when its lease ran out and no sweep has marked it yet.
    */
-  commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
+  async commit(id: bigint, actor: string, outputs: Record<string, bigint> = {}, signals: OutputSignal[] = []): Promise<BatchCommitResult> {
+    return (await this.commitChecked(id, actor, outputs, signals, null))!;
+  }
+
+  /**
+   * commit() with a check of the locked batch's head (what head() reads) before anything is
+   * changed, in the same transaction: a check that throws (the caller may not act on the batch)
+   * leaves it as it was; one that answers false (the caller has work to do first, outside the
+   * transaction) makes this answer null, nothing changed. A commit without a head() read first.
+   */
+  async commitIf(id: bigint, actor: string, signals: OutputSignal[], check: (head: BatchHead) => boolean): Promise<BatchCommitResult | null> {
+    return this.commitChecked(id, actor, {}, signals, check);
+  }
+
+  private commitChecked(id: bigint, actor: string, outputs: Record<string, bigint>, signals: OutputSignal[], check: ((head: BatchHead) => boolean) | null): Promise<BatchCommitResult | null> {
     return this.q.withTransaction(async (tx) => {
       const repo = new BatchesRepo(tx);
       // The row, locked, with its lease checked on the database clock, and its tables: one
       // statement, a row per table (the batch's columns repeated; no column name is in both).
-      const lock = await tx.query<{ state: BatchState; lease_expired: boolean; batch_id: bigint | null }>(
-        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS}
+      const lock = await tx.query<{ state: BatchState; lease_expired: boolean; batch_id: bigint | null; has_outputs: boolean }>(
+        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS},
+                EXISTS (SELECT 1 FROM consumer_outputs o WHERE o.consumer = b.consumer) AS has_outputs
            FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
           WHERE b.id = $1 ORDER BY t.source_table FOR UPDATE OF b`, [id]);
       const row = lock.rows[0];
@@ -780,6 +795,7 @@ export class BatchesRepo {
       // No table rows: an archived batch (its tables are read from its archive).
       const tables = row.batch_id === null ? await repo.tablesOf([id]) : tablesFromRows(lock.rows);
       const batch = assembleBatch(row, tables);
+      if (check !== null && !check({ id, consumer: batch.consumer, state: row.state, backfill: batch.backfill, hasOutputs: row.has_outputs })) return null;
       if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [], woke: false };
       if (row.state !== 'open') throw notOpen(batch, 'committed');
       if (row.lease_expired) {

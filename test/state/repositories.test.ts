@@ -363,6 +363,35 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect((await repos.watermarks.moves({ batchId: a.id })).length).toBe(1);
   });
 
+  test('a commit checked in its transaction: the head it is shown is head()\'s; a refusal or a "not yet" changes nothing', async () => {
+    const { table, consumer } = await subscribed();
+    const out = uid('out');
+    await repos.sourceTables.create({ name: out, ref: { kind: 'directory', location: `/warehouse/${out}` } });
+    const a = (await repos.batches.create({ consumer, instanceId: 'a', leaseSeconds: 600, tables: [batchTable(table, 1n, null, 10n, [file('s3://b/a')])] })).batch;
+    const seen: unknown[] = [];
+    // Refused (the check throws): the batch stays open, the watermark where it was, no move recorded.
+    await expect(repos.batches.commitIf(a.id, 'step', [], (h) => {
+      seen.push(h);
+      throw new Error('not yours');
+    })).rejects.toThrow('not yours');
+    expect(seen[0]).toEqual(await repos.batches.head(a.id));
+    expect((await repos.batches.require(a.id)).state).toBe('open');
+    expect((await repos.watermarks.require(consumer, table)).version).toBe(1n);
+    expect(await repos.watermarks.moves({ batchId: a.id })).toEqual([]);
+    // Not yet (the consumer declares outputs to resolve first): null, nothing changed.
+    await repos.backfills.setOutputs(consumer, [out]);
+    expect(await repos.batches.commitIf(a.id, 'step', [], (h) => !h.hasOutputs)).toBeNull();
+    expect(await repos.batches.head(a.id)).toMatchObject({ state: 'open', hasOutputs: true });
+    expect((await repos.watermarks.require(consumer, table)).version).toBe(1n);
+    // Allowed: committed as commit() would; a replay is shown the committed head and is a no-op.
+    const done = await repos.batches.commitIf(a.id, 'step', [], () => true);
+    expect(done).toMatchObject({ alreadyCommitted: false, batch: { state: 'committed' }, watermarks: [{ version: 2n, snapshotId: 10n }] });
+    expect((await repos.watermarks.moves({ batchId: a.id })).map((m) => m.reason)).toEqual(['commit']);
+    const replay = await repos.batches.commitIf(a.id, 'step', [], (h) => h.state === 'committed');
+    expect(replay?.alreadyCommitted).toBe(true);
+    expect(await code(repos.batches.commitIf(123456789n, 'step', [], () => true))).toBe('NOT_FOUND');
+  });
+
   test('abort and lease expiry release a batch; a released batch cannot be committed', async () => {
     const { table, consumer } = await subscribed();
     const a = (await repos.batches.create({ consumer, instanceId: 'a', leaseSeconds: 600, tables: [batchTable(table, 1n, null, 10n, [])] })).batch;

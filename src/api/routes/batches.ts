@@ -103,12 +103,12 @@ export function batchRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
     app.post('/v1/batches/:id/commit', {
       schema: { tags: ['batches'], params: idParams, body: commitBody.nullish(), summary: 'Commit: move the watermark by compare-and-set; a replay is a no-op (409 CONFLICT when the base moved); a backfill chunk records its output snapshots instead' },
     }, async (req) => {
-      // Owner and state only (one statement): the commit's transaction reads the batch itself.
-      const head = await ctx.service.batchHead(req.params.id);
-      requireConsumer(ctx.principal(req), head.consumer);
+      // The caller's right to the batch is checked on its owner as the commit's transaction reads
+      // it, before anything changes (a batch of another consumer is left as it was).
+      const principal = ctx.principal(req);
       try {
-        const r = await ctx.service.commit(req.params.id, ctx.principal(req).actor, req.body?.outputs ?? {},
-          (req.body?.signals ?? []).map((sg) => ({ name: sg.name, params: sg.params ?? {} })), head);
+        const r = await ctx.service.commit(req.params.id, principal.actor, req.body?.outputs ?? {},
+          (req.body?.signals ?? []).map((sg) => ({ name: sg.name, params: sg.params ?? {} })), { authorize: (consumer) => requireConsumer(principal, consumer) });
         ctx.metrics.batches.inc({ event: r.alreadyCommitted ? 'commit_replayed' : 'committed' });
         if (r.signals.length > 0) ctx.triggers?.poke('fire');
         return { batch: batchJson(r.batch), already_committed: r.alreadyCommitted, watermarks: r.watermarks.map(watermarkJson), signals: r.signals.map(signalJson) };
