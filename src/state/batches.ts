@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { IpsError } from '../errors.js';
 import { CONTENT_NAMES, type FileJson } from '../capture/file-json.js';
 import { checkName, int64FromJson, int64String, int64ToJson, int8Array, newId, parseInput, parseRow } from './common.js';
-import { jsonParam, sqlState, SQLSTATE, violatedConstraint, type Queryable, type SqlParam } from './database.js';
+import { jsonParam, sqlState, SQLSTATE, violatedConstraint, type Queryable, type QueryResult, type SqlParam } from './database.js';
 import { wakeSql } from './wake.js';
 import { advanceWatermark, checkPosition, movedColumns, movedFromRow, watermarkMove, watermarkNotMoved, type Watermark, type WatermarkPosition } from './watermarks.js';
 import { backfillBatchClosed, recordBatchOutputs } from './backfills.js';
@@ -323,11 +323,14 @@ export interface CreateBatchResult {
  * would hand out the same changes again), or when a watermark moved after the batch was
  * planned on it. Returns the id of the batch this instance already stored, if any (checked first).
  */
-async function checkInFlight(tx: Queryable, consumer: string, instanceId: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): Promise<bigint | null> {
-  const names = tables.map((t) => t.sourceTable);
-  // One statement: the open batches, the batch of this instance whatever its state (a retry),
-  // and the versions of the watermarks the batch is planned on.
-  const all = await tx.query<{ kind: 'batch' | 'watermark'; id: bigint | null; instance_id: string | null; source_table: string | null; busy: boolean; version: bigint | null }>(
+type InFlightRow = { kind: 'batch' | 'watermark'; id: bigint | null; instance_id: string | null; source_table: string | null; busy: boolean; version: bigint | null };
+
+/**
+ * What checkInFlight judges, in one statement: the open batches, the batch of this instance
+ * whatever its state (a retry), and the versions of the watermarks the batch is planned on.
+ */
+function readInFlight(tx: Queryable, consumer: string, instanceId: string, tables: { sourceTable: string }[]): Promise<QueryResult<InFlightRow>> {
+  return tx.query<InFlightRow>(
     `SELECT 'batch' AS kind, b.id, b.instance_id, t.source_table,
             (b.state = 'open' AND b.backfill IS NULL AND b.lease_expires_at >= now()) AS busy, NULL::INT8 AS version, b.created_at
        FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
@@ -335,7 +338,11 @@ async function checkInFlight(tx: Queryable, consumer: string, instanceId: string
      UNION ALL
      SELECT 'watermark', NULL, NULL, w.source_table, false, w.version, NULL
        FROM watermarks w WHERE w.consumer = $1 AND w.source_table IN (SELECT jsonb_array_elements_text($3::JSONB))
-     ORDER BY created_at, id`, [consumer, instanceId, jsonParam(names)]);
+     ORDER BY created_at, id`, [consumer, instanceId, jsonParam(tables.map((t) => t.sourceTable))]);
+}
+
+function checkInFlight(all: QueryResult<InFlightRow>, consumer: string, instanceId: string, tables: { sourceTable: string; baseWatermarkVersion: bigint }[], maxInFlight: number): bigint | null {
+  const names = tables.map((t) => t.sourceTable);
   const rows = all.rows.filter((r) => r.kind === 'batch');
   const versions = new Map(all.rows.filter((r) => r.kind === 'watermark').map((r) => [r.source_table!, r.version!] as const));
   const same = rows.find((r) => r.instance_id === instanceId);
@@ -485,65 +492,85 @@ export class BatchesRepo {
       };
     });
     const id = v.id ?? newId();
+    // The batch and its first table in one statement (the table row only when the batch row
+    // was inserted); further tables (a batch over several) one statement each.
+    const tableParams = (t: (typeof tables)[number]): SqlParam[] => [t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
+      jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
+      t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
+      t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
+      jsonParam(t.next.processedFiles),
+      t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null];
+    const TABLE_INSERT_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
+             files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
+             base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
+             next_processed_files, row_changelog`;
+    // $n.. typed: in a SELECT list (below) a parameter has no target column to take its type from.
+    const tableValues = (n: number): string => [
+      'TEXT', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'INT4', 'INT8', 'INT8', 'JSONB', 'TEXT', 'INT8', 'TEXT',
+      'INT8', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'JSONB',
+    ].map((type, i) => `$${n + i}::${type}`).join(', ');
+    const refused = (e: unknown, sourceTable: string): never => {
+      if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+        if (violatedConstraint(e)?.startsWith('batch_tables_')) throw new IpsError('NOT_FOUND', `source table "${sourceTable}" is not registered`, { cause: e });
+        throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
+      }
+      throw e;
+    };
+    const [first, ...rest] = tables;
+    if (first === undefined) throw new IpsError('INVALID_ARGUMENT', 'a batch needs at least one table');
+    const insertFirst = (tx: Queryable): Promise<QueryResult<Record<string, unknown>>> => tx.query(
+      `WITH b AS (
+         INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
+         VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
+         ON CONFLICT (consumer, instance_id) DO NOTHING
+         RETURNING ${BATCH_COLUMNS}),
+       t AS (
+         INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS})
+         SELECT b.id, ${tableValues(8)} FROM b
+         RETURNING ${TABLE_COLUMNS})
+       SELECT b.*, t.* FROM b LEFT JOIN t ON true`,
+      [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null,
+        ...tableParams(first)]);
+    const checked = input.maxInFlight !== undefined && input.backfill === undefined;
     return this.q.withTransaction(async (tx) => {
-      // Prepares of one consumer queue on its row, so that the checks below see every batch
-      // stored before and no two batches of one consumer hand out the same changes.
-      const locked = await tx.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [v.consumer]);
-      if (locked.rowCount === 0) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`);
       const repo = new BatchesRepo(tx);
-      if (input.maxInFlight !== undefined && input.backfill === undefined) {
+      // Prepares of one consumer queue on its row, so that the checks below see every batch
+      // stored before and no two batches of one consumer hand out the same changes. A live
+      // prepare sends the lock, the check and the insert at once, answered in one round trip:
+      // the server runs them in order, each on a snapshot taken when it starts (after the lock
+      // is held), as if each had been awaited; when the lock or the check refuses, the insert's
+      // row goes with the transaction's rollback, and ON CONFLICT leaves a stored batch of this
+      // instance as it is.
+      const sent = await Promise.allSettled([
+        tx.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [v.consumer]),
+        ...(checked ? [readInFlight(tx, v.consumer, v.instanceId, tables), insertFirst(tx)] : []),
+      ]);
+      const settled = <T>(r: PromiseSettledResult<T> | undefined): T => {
+        if (r === undefined) throw new IpsError('INTERNAL', 'a statement of the batch store was not sent');
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      };
+      if (settled(sent[0]).rowCount === 0) throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`);
+      let res: QueryResult<Record<string, unknown>> | undefined;
+      if (checked) {
         // The batch of this instance, if stored, comes back from the same statement as the open ones.
-        const same = await checkInFlight(tx, v.consumer, v.instanceId, tables, input.maxInFlight);
+        const same = checkInFlight(settled(sent[1]) as QueryResult<InFlightRow>, v.consumer, v.instanceId, tables, input.maxInFlight!);
         if (same !== null) return { batch: (await repo.load([same]))[0]!, created: false };
+        try {
+          res = settled(sent[2]) as QueryResult<Record<string, unknown>>;
+        } catch (e) {
+          refused(e, first.sourceTable);
+        }
       } else {
         const same = await repo.findByInstance(v.consumer, v.instanceId);
         if (same) return { batch: same, created: false };
-      }
-      // The batch and its first table in one statement (the table row only when the batch row
-      // was inserted); further tables (a batch over several) one statement each.
-      const tableParams = (t: (typeof tables)[number]): SqlParam[] => [t.sourceTable, t.fromSnapshotId, t.fromSequenceNumber, t.toSnapshotId, t.toSequenceNumber,
-        jsonParam(t.files), t.fileCount, t.byteCount, t.recordCount, jsonParam(t.ranges),
-        t.icdc?.table ?? null, t.icdc?.snapshotId ?? null, t.icdc?.metadataLocation ?? null,
-        t.baseWatermarkVersion, t.next.snapshotId, t.next.sequenceNumber, t.next.partialSnapshotId, t.next.partialSequenceNumber,
-        jsonParam(t.next.processedFiles),
-        t.rowChangelog ? jsonParam({ table: t.rowChangelog.table, snapshot_id: t.rowChangelog.snapshotId.toString(), metadata_location: t.rowChangelog.metadataLocation, record_count: t.rowChangelog.recordCount.toString() }) : null];
-      const TABLE_INSERT_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_number, to_snapshot_id, to_sequence_number,
-               files, file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location,
-               base_watermark_version, next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number,
-               next_processed_files, row_changelog`;
-      // $n.. typed: in a SELECT list (below) a parameter has no target column to take its type from.
-      const tableValues = (n: number): string => [
-        'TEXT', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'INT4', 'INT8', 'INT8', 'JSONB', 'TEXT', 'INT8', 'TEXT',
-        'INT8', 'INT8', 'INT8', 'INT8', 'INT8', 'JSONB', 'JSONB',
-      ].map((type, i) => `$${n + i}::${type}`).join(', ');
-      const refused = (e: unknown, sourceTable: string): never => {
-        if (sqlState(e) === SQLSTATE.FOREIGN_KEY_VIOLATION) {
-          if (violatedConstraint(e)?.startsWith('batch_tables_')) throw new IpsError('NOT_FOUND', `source table "${sourceTable}" is not registered`, { cause: e });
-          throw new IpsError('NOT_FOUND', `consumer "${v.consumer}" does not exist`, { cause: e });
+        try {
+          res = await insertFirst(tx);
+        } catch (e) {
+          refused(e, first.sourceTable);
         }
-        throw e;
-      };
-      const [first, ...rest] = tables;
-      if (first === undefined) throw new IpsError('INVALID_ARGUMENT', 'a batch needs at least one table');
-      let row: Record<string, unknown> | undefined;
-      try {
-        const res = await tx.query(
-          `WITH b AS (
-             INSERT INTO batches (id, consumer, instance_id, limits, lease_expires_at, backfill, backfill_chunk)
-             VALUES ($1, $2, $3, $4::JSONB, now() + $5::INT8 * INTERVAL '1 second', $6, $7)
-             ON CONFLICT (consumer, instance_id) DO NOTHING
-             RETURNING ${BATCH_COLUMNS}),
-           t AS (
-             INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS})
-             SELECT b.id, ${tableValues(8)} FROM b
-             RETURNING ${TABLE_COLUMNS})
-           SELECT b.*, t.* FROM b LEFT JOIN t ON true`,
-          [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null,
-            ...tableParams(first)]);
-        row = res.rows[0];
-      } catch (e) {
-        refused(e, first.sourceTable);
       }
+      const row = res?.rows[0];
       if (row === undefined) {
         const existing = await repo.findByInstance(v.consumer, v.instanceId);
         if (!existing) {

@@ -339,6 +339,42 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect(await repos.batches.findByInstance(consumer, 'y')).toBeUndefined();
   });
 
+  test('a live prepare\'s store (lock, in-flight check and insert sent together): what is refused stores nothing', async () => {
+    const { table, consumer } = await subscribed();
+    const live = (instanceId: string, base = 1n, extra: Partial<Parameters<typeof repos.batches.create>[0]> = {}) => ({
+      consumer, instanceId, leaseSeconds: 600, maxInFlight: 1, tables: [batchTable(table, base, null, 10n, [file(`s3://b/${instanceId}.parquet`)])], ...extra,
+    });
+    const storedRows = async (): Promise<number> => Number((await db.query<{ n: bigint }>(
+      'SELECT count(*)::INT8 AS n FROM batch_tables t JOIN batches b ON b.id = t.batch_id WHERE b.consumer = $1', [consumer])).rows[0]!.n);
+    const a = await repos.batches.create(live('a'));
+    expect(a.created).toBe(true);
+    expect(await repos.batches.get(a.batch.id)).toEqual(a.batch);
+    // A retry of the same instance: the stored batch, unchanged, nothing more stored.
+    const again = await repos.batches.create(live('a', 1n, { tables: [batchTable(table, 1n, null, 11n, [])] }));
+    expect(again).toEqual({ batch: a.batch, created: false });
+    // Another instance while a is open: refused, and its row (inserted behind the check) is gone.
+    const busy = await repos.batches.create(live('b')).catch((e: unknown) => e);
+    expect(busy).toMatchObject({ code: 'BATCH_IN_FLIGHT', details: { batch_id: a.batch.id.toString() } });
+    expect(await repos.batches.findByInstance(consumer, 'b')).toBeUndefined();
+    expect(await storedRows()).toBe(1);
+    // Planned on a watermark version that is not the current one: CONFLICT, nothing stored.
+    await repos.batches.close(a.batch.id, 'aborted', 'test');
+    expect(await code(repos.batches.create(live('c', 7n)))).toBe('CONFLICT');
+    expect(await repos.batches.findByInstance(consumer, 'c')).toBeUndefined();
+    // No such consumer, a table it does not subscribe to: NOT_FOUND, nothing stored.
+    expect(await code(repos.batches.create(live('d', 1n, { consumer: uid('ghost') })))).toBe('NOT_FOUND');
+    expect(await code(repos.batches.create(live('e', 1n, { tables: [batchTable(uid('ghost'), 1n, null, 1n, [])] })))).toBe('NOT_FOUND');
+    expect(await storedRows()).toBe(1);
+    // Prepares of other instances racing from two processes: one batch, the rest in flight.
+    const other = t.driver === 'postgres' ? await t.openAnother() : db;
+    const raced = await Promise.allSettled([db, other, db, other, db, other].map((d, i) => repositories(d).batches.create(live(`race-${i}`))));
+    const won = raced.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    expect(raced.filter((r) => r.status === 'rejected').map((r) => ((r as PromiseRejectedResult).reason as { code?: string }).code)).toEqual(Array(5).fill('BATCH_IN_FLIGHT'));
+    expect((await repos.batches.list({ consumer, state: 'open' })).map((b) => b.id)).toEqual([(won[0] as PromiseFulfilledResult<{ batch: { id: bigint } }>).value.batch.id]);
+    expect(await storedRows()).toBe(2);
+  });
+
   test('commit moves the watermark once; a replay is a no-op; a moved base is a CONFLICT', async () => {
     const { table, consumer } = await subscribed();
     const a = (await repos.batches.create({ consumer, instanceId: 'a', leaseSeconds: 600, tables: [batchTable(table, 1n, null, 10n, [file('s3://b/a')])] })).batch;
