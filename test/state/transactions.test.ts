@@ -90,6 +90,17 @@ describe.each(DRIVERS)('%s: transactions', (driver) => {
     expect(d.transactions).toBe(5);
     // PostgreSQL: BEGIN goes out with the first statement and is answered with it.
     expect(d.roundTrips).toBe(driver === 'postgres' ? 5 * 3 + 1 : 5 * 4 + 1);
+
+    // Statements sent together (pipelined on PostgreSQL) run in order and share one wait.
+    const b2 = { ...t.db.stats };
+    const seen = await t.db.withTransaction((tx) => Promise.all([
+      tx.query<{ n: bigint }>('SELECT n FROM k WHERE id = $1 FOR UPDATE', [10n]),
+      tx.query('UPDATE k SET n = n + 1 WHERE id = $1', [10n]),
+      tx.query<{ n: bigint }>('SELECT n FROM k WHERE id = $1', [10n]),
+    ]));
+    expect(seen[2].rows[0]!.n).toBe(seen[0].rows[0]!.n + 1n);
+    expect(t.db.stats.statements - b2.statements).toBe(5);
+    expect(t.db.stats.roundTrips - b2.roundTrips).toBe(driver === 'postgres' ? 2 : 5);
   });
 });
 

@@ -26,9 +26,9 @@ const typeParsers: pg.CustomTypesConfig = {
 
 type Runner = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 
-async function run<R>(on: Runner, names: StatementNames | null, sql: string, params: readonly SqlParam[] | undefined, stats: DatabaseStats): Promise<QueryResult<R>> {
+async function run<R>(on: Runner, names: StatementNames | null, sql: string, params: readonly SqlParam[] | undefined, stats: DatabaseStats, ownWait = true): Promise<QueryResult<R>> {
   stats.statements++;
-  stats.roundTrips++;
+  if (ownWait) stats.roundTrips++;
   const values = normalizeParams(params);
   const name = names !== null && values.length > 0 ? names.nameOf(sql) : undefined;
   let res: pg.QueryResult;
@@ -50,11 +50,17 @@ class PgTransaction implements Queryable {
   readonly inTransaction = true;
   /** BEGIN, sent but not yet awaited: the first statement goes out behind it (see withTransaction). */
   private begun: Promise<unknown> | null;
+  /**
+   * Statements sent and not yet answered (BEGIN included): one sent while another is unanswered
+   * is pipelined behind it and shares its wait (DatabaseStats.roundTrips).
+   */
+  private unanswered = 1;
 
   constructor(private readonly client: pg.PoolClient, private readonly names: StatementNames | null, begun: Promise<unknown>, private readonly stats: DatabaseStats) {
     this.begun = begun;
+    const answered = (): void => { this.unanswered--; };
     // Handled here too: a transaction that fails before its first statement still settles it.
-    begun.catch(() => {});
+    begun.then(answered, answered);
   }
 
   /** Awaits BEGIN (once); its failure is the transaction's. */
@@ -64,12 +70,22 @@ class PgTransaction implements Queryable {
     if (begun !== null) await begun;
   }
 
+  private async send<R>(sql: string, params: readonly SqlParam[] | undefined): Promise<QueryResult<R>> {
+    const ownWait = this.unanswered === 0;
+    this.unanswered++;
+    try {
+      return await run<R>(this.client, this.names, sql, params, this.stats, ownWait);
+    } finally {
+      this.unanswered--;
+    }
+  }
+
   async query<R>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> {
     const begun = this.begun;
-    if (begun === null) return run<R>(this.client, this.names, sql, params, this.stats);
+    if (begun === null) return this.send<R>(sql, params);
     this.begun = null;
     // Both are on the wire already; BEGIN's answer comes first, and its failure is reported first.
-    const [b, r] = await Promise.allSettled([begun, run<R>(this.client, this.names, sql, params, this.stats)]);
+    const [b, r] = await Promise.allSettled([begun, this.send<R>(sql, params)]);
     if (b.status === 'rejected') throw b.reason;
     if (r.status === 'rejected') throw r.reason;
     return r.value;
@@ -127,7 +143,8 @@ class PgDatabase implements Database {
         const socket = socketOf(client);
         socket?.cork();
         this.stats.transactions++;
-        this.stats.statements++; // BEGIN: its answer is awaited with the first statement's
+        this.stats.statements++; // BEGIN; the first statement, sent behind it, shares its wait
+        this.stats.roundTrips++;
         const tx = new PgTransaction(client, this.names, client.query('BEGIN'), this.stats);
         // Uncorked once the synchronous part of fn has issued its first statement (or none).
         if (socket) process.nextTick(() => socket.uncork());
