@@ -236,7 +236,7 @@ export class StepProtocol {
         v = await repos.batches.stepView(req.consumer, req.instanceId);
         if (v.instance !== null) return (await repos.batches.get(v.instance)) ?? null;
       }
-      open = (await repos.batches.load(v.open.filter((o) => !o.due).map((o) => o.id)))
+      open = (await repos.batches.load(v.open.filter((o) => !o.due).map((o) => o.id), { files: false }))
         .filter((b) => b.state === 'open' && b.backfill === null && b.tables.some((t) => tables.includes(t.sourceTable)));
       if (open.length >= maxInFlight) throw inFlight(open[0]!.tables.find((t) => tables.includes(t.sourceTable))!.sourceTable, open[0]!);
       return null;

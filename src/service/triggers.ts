@@ -158,7 +158,7 @@ export class TriggerService {
     const repos = this.state.repos;
     const idle = { fired: false, pending: false, nextInMs: this.o.idleCheckMs };
     // In flight: a committed or aborted batch wakes the subscription again.
-    const open = (await repos.batches.list({ consumer: s.consumer, state: 'open' })).filter((b) => b.backfill === null && b.tables.some((t) => s.tables.includes(t.sourceTable)));
+    const open = (await repos.batches.list({ consumer: s.consumer, state: 'open', files: false })).filter((b) => b.backfill === null && b.tables.some((t) => s.tables.includes(t.sourceTable)));
     if (open.length >= s.maxInFlight) return { ...idle, pending: s.pendingSince !== null };
 
     let files = 0n;
@@ -361,7 +361,7 @@ export class TriggerService {
         const result = await this.sinkFor(s).deliver(triggerPayload(entry, batch, signals, s.consumer), { attempt: entry.attempts + 1 });
         if (await repos.outbox.markDelivered(entry.id, this.owner, { outcome: result.outcome, runId: result.runId ?? null })) {
           // The run starts now: its lease counts from here, not from when the batch waited for the sink.
-          if (batch) await repos.batches.extendLease(batch.id, (await repos.consumers.require(batch.consumer)).leaseSeconds).catch(() => {});
+          if (batch) await repos.batches.restartLease(batch.id).catch(() => {});
           this.o.onEvent?.(result.outcome === 'duplicate' ? 'duplicate' : 'delivered', { subscription: s.name, batch_id: batch?.id.toString() ?? null });
         }
       } catch (e) {

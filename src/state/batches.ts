@@ -287,9 +287,9 @@ const TABLE_COLUMNS = `batch_id, source_table, from_snapshot_id, from_sequence_n
   file_count, byte_count, record_count, ranges, icdc_table, icdc_snapshot_id, icdc_metadata_location, row_changelog, base_watermark_version,
   next_snapshot_id, next_sequence_number, next_partial_snapshot_id, next_partial_sequence_number, next_processed_files,
   true AS files_loaded, files_pruned_at`;
-/** The same without the file lists (the bulk of a batch's row): for listings. */
 /** The prefix of the moved watermark's columns in a commit's single statement. */
 const MOVED_PREFIX = 'moved__';
+/** The same without the file lists (the bulk of a batch's row): for listings and commits. */
 const TABLE_COLUMNS_NO_FILES = TABLE_COLUMNS
   .replace(' files,', ` '{"added":[],"removed":[]}'::JSONB AS files,`)
   .replace('true AS files_loaded', 'false AS files_loaded');
@@ -527,7 +527,7 @@ export class BatchesRepo {
        t AS (
          INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS})
          SELECT b.id, ${tableValues(8)} FROM b
-         RETURNING ${TABLE_COLUMNS})
+         RETURNING ${TABLE_COLUMNS_NO_FILES})
        SELECT b.*, t.* FROM b LEFT JOIN t ON true`,
       [id, v.consumer, v.instanceId, jsonParam(limitsToJson(v.limits)), v.leaseSeconds, input.backfill?.name ?? null, input.backfill?.chunk ?? null,
         ...tableParams(first)]);
@@ -579,18 +579,20 @@ export class BatchesRepo {
         }
         return { batch: existing, created: false };
       }
+      // The file lists (the bulk of a batch) are not sent back: the stored table holds the
+      // validated lists it was given.
       const stored: BatchTable[] = [];
-      {
-        const { batchId: _, ...table } = parseRow(tableRowSchema, row, 'batch_tables');
-        stored.push(table);
-      }
+      const storedTable = (r: unknown, t: (typeof tables)[number]): BatchTable => {
+        const { batchId: _, ...table } = parseRow(tableRowSchema, r, 'batch_tables');
+        return { ...table, files: t.files, filesLoaded: true };
+      };
+      stored.push(storedTable(row, first));
       for (const t of rest) {
         try {
           const res = await tx.query(
-            `INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS}) VALUES ($1, ${tableValues(2)}) RETURNING ${TABLE_COLUMNS}`,
+            `INSERT INTO batch_tables (${TABLE_INSERT_COLUMNS}) VALUES ($1, ${tableValues(2)}) RETURNING ${TABLE_COLUMNS_NO_FILES}`,
             [id, ...tableParams(t)]);
-          const { batchId: _, ...table } = parseRow(tableRowSchema, res.rows[0], 'batch_tables');
-          stored.push(table);
+          stored.push(storedTable(res.rows[0], t));
         } catch (e) {
           refused(e, t.sourceTable);
         }
@@ -741,6 +743,17 @@ export class BatchesRepo {
   }
 
   /**
+   * Starts an open batch's lease again, for its consumer's lease seconds (its run starts now: a
+   * trigger was delivered). One statement; false when the batch is no longer open.
+   */
+  async restartLease(id: bigint): Promise<boolean> {
+    const res = await this.q.query(
+      `UPDATE batches b SET lease_expires_at = now() + c.lease_seconds * INTERVAL '1 second', updated_at = now()
+         FROM consumers c WHERE b.id = $1 AND b.state = 'open' AND c.name = b.consumer RETURNING b.id`, [id]);
+    return res.rowCount > 0;
+  }
+
+  /**
    * Closes an open batch as aborted or expired. Closing it again the same way is a no-op
    * (`changed` false); a batch closed another way (e.g. committed) is BATCH_NOT_OPEN.
    */
@@ -812,15 +825,16 @@ export class BatchesRepo {
       const repo = new BatchesRepo(tx);
       // The row, locked, with its lease checked on the database clock, and its tables: one
       // statement, a row per table (the batch's columns repeated; no column name is in both).
+      // Not their file lists: a commit moves watermarks, and answers without them.
       const lock = await tx.query<{ state: BatchState; lease_expired: boolean; batch_id: bigint | null; has_outputs: boolean }>(
-        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS},
+        `SELECT ${BATCH_COLUMNS}, lease_expires_at < now() AS lease_expired, ${TABLE_COLUMNS_NO_FILES},
                 EXISTS (SELECT 1 FROM consumer_outputs o WHERE o.consumer = b.consumer) AS has_outputs
            FROM batches b LEFT JOIN batch_tables t ON t.batch_id = b.id
           WHERE b.id = $1 ORDER BY t.source_table FOR UPDATE OF b`, [id]);
       const row = lock.rows[0];
       if (!row) throw notFound(id);
       // No table rows: an archived batch (its tables are read from its archive).
-      const tables = row.batch_id === null ? await repo.tablesOf([id]) : tablesFromRows(lock.rows);
+      const tables = row.batch_id === null ? await repo.tablesOf([id], { files: false }) : tablesFromRows(lock.rows);
       const batch = assembleBatch(row, tables);
       if (check !== null && !check({ id, consumer: batch.consumer, state: row.state, backfill: batch.backfill, hasOutputs: row.has_outputs })) return null;
       if (row.state === 'committed') return { batch, watermarks: [], alreadyCommitted: true, signals: [], woke: false };

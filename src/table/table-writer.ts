@@ -14,16 +14,17 @@ import type { PartitionSpec } from '../iceberg/partition-spec.js';
 import { bindSpec, partitionValueFromAvro } from '../iceberg/partition-values.js';
 import { parseTransform, resultType } from '../iceberg/transforms.js';
 import { parsePrimitive } from '../iceberg/types.js';
-import { toJsonValue } from '../iceberg/values.js';
+import { compareValues, toJsonValue } from '../iceberg/values.js';
 
 /**
  * ips's Iceberg table writer (format v2): create a table, then commit snapshots that add data
  * files and remove live ones, the way Iceberg Java's MergingSnapshotProducer does. New files go
  * into one new manifest whose entries inherit snapshot id and sequence numbers; the manifests
- * that hold a removed file are rewritten, all of one spec into one manifest (Java's manifest
- * merging combines manifests the same way, once a table has many), with the file DELETED and
- * the others EXISTING (both with their sequence numbers and snapshot ids written out); every
- * other manifest is carried over as is. Commits are compare-and-set on the catalog.
+ * that hold a removed file are rewritten, with the file DELETED and the others EXISTING (both
+ * with their sequence numbers and snapshot ids written out), their entries of one spec merged
+ * (Java's manifest merging combines small manifests the same way) and clustered by partition
+ * into manifests of at most REWRITE_MAX_ENTRIES; every other manifest is carried over as is.
+ * Commits are compare-and-set on the catalog.
  */
 export interface NewTableSpec {
   identifier: string;
@@ -148,6 +149,44 @@ function partitionKey(md: TableMetadata, specId: number, df: DataFile): string {
 }
 
 const sumOf = (files: DataFile[], pick: (f: DataFile) => bigint): bigint => files.reduce((n, f) => n + pick(f), 0n);
+
+/**
+ * Entries of one rewritten manifest, at most. Merged into one manifest, the rewritten entries
+ * of a copy-on-write table grow to every live file it has, and each commit that removes a file
+ * rewrites them all (the demo's daily MERGE: 6 files replaced, 360 entries rewritten). Sorted by
+ * partition and cut into manifests of this size, a commit rewrites the few that hold the
+ * partitions it changes, and a scan skips the others by their partition summaries.
+ */
+export const REWRITE_MAX_ENTRIES = 64;
+
+/** `entries` (of one spec) sorted by partition tuple and cut into balanced runs of at most REWRITE_MAX_ENTRIES. */
+function clusterByPartition(md: TableMetadata, specId: number, entries: EntryToWrite[]): EntryToWrite[][] {
+  if (entries.length <= REWRITE_MAX_ENTRIES) return [entries];
+  const bound = bindSpec(md, specById(md, specId));
+  const keyed = entries.map((e) => ({
+    e, values: bound.map((pf) => partitionValueFromAvro(pf.resultType, e.dataFile.partition.get(pf.field.fieldId))),
+  }));
+  const compare = (a: (typeof keyed)[number], b: (typeof keyed)[number]): number => {
+    for (let i = 0; i < bound.length; i++) {
+      const x = a.values[i] ?? null;
+      const y = b.values[i] ?? null;
+      if (x === null || y === null) {
+        if (x !== y) return x === null ? -1 : 1; // nulls first
+        continue;
+      }
+      const type = bound[i]!.resultType;
+      const c = type.kind === 'other' ? 0 : compareValues(type, x, y);
+      if (c !== 0) return c;
+    }
+    return a.e.dataFile.filePath < b.e.dataFile.filePath ? -1 : a.e.dataFile.filePath > b.e.dataFile.filePath ? 1 : 0;
+  };
+  keyed.sort(compare);
+  const runs = Math.ceil(keyed.length / REWRITE_MAX_ENTRIES);
+  const size = Math.ceil(keyed.length / runs);
+  const out: EntryToWrite[][] = [];
+  for (let i = 0; i < keyed.length; i += size) out.push(keyed.slice(i, i + size).map((k) => k.e));
+  return out;
+}
 
 /**
  * Java SnapshotSummary: added/deleted counters only when non-zero, changed-partition-count,
@@ -291,7 +330,9 @@ export async function commitTableUpdate(
     if (bySpec) bySpec.push(...entries);
     else rewritten.set(mf.partitionSpecId, entries);
   }
-  for (const [specId, entries] of rewritten) manifests.push(await writeOne(specId, entries));
+  for (const [specId, entries] of rewritten) {
+    for (const run of clusterByPartition(md, specId, entries)) manifests.push(await writeOne(specId, run));
+  }
   const found = new Set(removed.map((r) => r.df.filePath));
   const missing = [...remove].filter((p) => !found.has(p));
   if (missing.length > 0) {
