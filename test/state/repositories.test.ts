@@ -449,6 +449,19 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     const extended = await repos.batches.extendLease(c.id, 3600);
     expect(extended.leaseExpiresAt.getTime()).toBeGreaterThan(c.leaseExpiresAt.getTime() + 3000_000);
     expect(await code(repos.batches.extendLease(a.id, 60))).toBe('BATCH_NOT_OPEN');
+
+    // A delivered trigger starts the lease again, for the consumer's lease seconds (7,200 here),
+    // measured on the database clock; a closed batch is left as it is.
+    const other = uid('con');
+    await repos.consumers.create({ name: other, leaseSeconds: 7200 });
+    await repos.watermarks.create({ consumer: other, sourceTable: table, position: pos(null, null) }, { actor: 'test', reason: 'subscribe' });
+    const d = (await repos.batches.create({ consumer: other, instanceId: 'd', leaseSeconds: 1, tables: [batchTable(table, 1n, null, 10n, [])] })).batch;
+    expect(await repos.batches.restartLease(d.id)).toBe(true);
+    const left = await db.query<{ s: string }>(`SELECT extract(epoch FROM lease_expires_at - now())::TEXT AS s FROM batches WHERE id = $1`, [d.id]);
+    expect(Number(left.rows[0]!.s)).toBeGreaterThan(7100);
+    expect(Number(left.rows[0]!.s)).toBeLessThanOrEqual(7200);
+    expect(await repos.batches.restartLease(a.id)).toBe(false);
+    expect((await repos.batches.require(a.id)).state).toBe('aborted');
   });
 
   test('claims: open batches go to one owner until the claim expires', async () => {
