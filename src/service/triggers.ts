@@ -3,7 +3,7 @@ import os from 'node:os';
 import { describeError, isIpsError } from '../errors.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
 import { createSink, isSinkError, sinkConfigFromJson, type Sink } from '../sinks/index.js';
-import { storeTrigger, toTableRef, type State, type Subscription, type TriggerDetail } from '../state/index.js';
+import { storeTrigger, toTableRef, type SourceTable, type State, type Subscription, type TriggerDetail } from '../state/index.js';
 import type { IpsService } from './ips-service.js';
 import { consumerLag } from './lag.js';
 import { backoffMs, Loop } from './loop.js';
@@ -165,9 +165,15 @@ export class TriggerService {
     let bytes = 0n;
     let records = 0n;
     const behind = new Set<string>();
+    // The consumer's watermarks with their tables, in one statement; the prepare below reuses the
+    // tables (its watermarks it reads again, fresh, for the batch's base).
+    const subscribed = new Map((await repos.watermarks.listByConsumerWithSources(s.consumer)).map((x) => [x.watermark.sourceTable, x]));
+    const sources: SourceTable[] = [];
     for (const name of s.tables) {
-      const table = await repos.sourceTables.require(name);
-      const wm = await repos.watermarks.require(s.consumer, name);
+      // Not subscribed (any more): the reads that say what is missing.
+      const { source: table, watermark: wm } = subscribed.get(name)
+        ?? { source: await repos.sourceTables.require(name), watermark: await repos.watermarks.require(s.consumer, name) };
+      sources.push(table);
       const lag = consumerLag((await this.service.load(table)).metadata, wm, table.branch);
       if (!lag.ok) throw Object.assign(new Error(`${name}: ${lag.code}: ${lag.message}`), { code: lag.code });
       if (lag.lag.snapshots > 0) behind.add(name);
@@ -235,7 +241,7 @@ export class TriggerService {
     const r = await this.service.steps.prepare({
       consumer: s.consumer, tables: s.tables, instanceId: `sub:${s.name}:${s.createdAt.getTime()}:${seq}`, limits: s.limits,
       trigger: { subscription: s.name, seq, ...(detail.partition || detail.signals ? { detail } : {}) },
-      maxInFlight: s.maxInFlight,
+      maxInFlight: s.maxInFlight, sources,
     });
     if (r.kind === 'no-changes') return idle;
     if (r.created) this.o.onEvent?.('fired', { subscription: s.name, batch_id: r.batch.id.toString() });

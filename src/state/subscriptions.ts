@@ -223,13 +223,17 @@ export class SubscriptionsRepo {
       [name, owner, Math.round(r.nextInMs), r.claimedNextCheckAt, r.pending, r.error ?? null]);
   }
 
-  /** Makes the subscriptions over these tables (or of this consumer) due now. */
+  /**
+   * Makes the enabled subscriptions over these tables (or of this consumer) due now, in one
+   * statement (a table's change must not read every subscription of a fleet). Returns how many
+   * match, due already or not.
+   */
   async wake(by: { tables?: string[]; consumer?: string }): Promise<number> {
-    const all = await this.q.query<{ name: string; consumer: string; tables: string[] }>('SELECT name, consumer, tables FROM subscriptions WHERE enabled');
-    const names = all.rows.filter((s) => (by.consumer !== undefined && s.consumer === by.consumer)
-      || (by.tables !== undefined && s.tables.some((t) => by.tables!.includes(t)))).map((s) => s.name);
-    if (names.length === 0) return 0;
-    await this.q.query(wakeSql('name = ANY($1::TEXT[])'), [textArray(names)]);
-    return names.length;
+    const res = await this.q.query<{ matched: number }>(
+      `WITH matched AS (SELECT name FROM subscriptions WHERE enabled AND (consumer = $1 OR tables ?| $2::TEXT[])),
+            woken AS (${wakeSql('name IN (SELECT name FROM matched)')} RETURNING 1)
+       SELECT (SELECT count(*) FROM matched)::INT4 AS matched, (SELECT count(*) FROM woken)::INT4 AS woken`,
+      [by.consumer ?? null, textArray(by.tables ?? [])]);
+    return res.rows[0]?.matched ?? 0;
   }
 }

@@ -464,6 +464,42 @@ describe.each(DRIVERS)('state repositories (%s)', (driver) => {
     expect((await repos.batches.require(a.id)).state).toBe('aborted');
   });
 
+  test('wake makes the enabled subscriptions over a table, or of a consumer, due now, and counts them', async () => {
+    const { table: t1, consumer: c1 } = await subscribed();
+    const { table: t2, consumer: c2 } = await subscribed();
+    // A name with dots and dashes: the match is on the JSON array's elements, whole.
+    const odd = uid('db.odd-t');
+    await repos.sourceTables.create({ name: odd, ref: { kind: 'directory', location: '/warehouse/odd' } });
+    const sink = { type: 'webhook' as const, url: 'http://127.0.0.1:9/x' };
+    const names = { a: uid('sa'), b: uid('sb'), off: uid('soff'), c: uid('sc') };
+    await repos.subscriptions.create({ name: names.a, consumer: c1, tables: [t1, odd], sink });
+    await repos.subscriptions.create({ name: names.b, consumer: c2, tables: [t2], sink });
+    await repos.subscriptions.create({ name: names.off, consumer: c2, tables: [t1], sink, enabled: false });
+    await repos.subscriptions.create({ name: names.c, consumer: c2, tables: [odd], sink });
+    const all = Object.values(names);
+    const later = async (): Promise<void> => {
+      await db.query(`UPDATE subscriptions SET next_check_at = now() + INTERVAL '1 hour', claimed_by = NULL WHERE name = ANY($1::TEXT[])`, [`{${all.join(',')}}`]);
+    };
+    const dueNow = async (): Promise<string[]> => (await db.query<{ name: string }>(
+      `SELECT name FROM subscriptions WHERE name = ANY($1::TEXT[]) AND next_check_at <= now() ORDER BY name`,
+      [`{${all.join(',')}}`])).rows.map((r) => r.name);
+    await later();
+    expect(await repos.subscriptions.wake({ tables: [t1] })).toBe(1); // not the disabled one
+    expect(await dueNow()).toEqual([names.a]);
+    // Due already: still counted (the caller pokes its loop), left as it is.
+    expect(await repos.subscriptions.wake({ tables: [t1] })).toBe(1);
+    await later();
+    expect(await repos.subscriptions.wake({ tables: [odd] })).toBe(2);
+    expect(await dueNow()).toEqual([names.a, names.c].sort());
+    await later();
+    expect(await repos.subscriptions.wake({ consumer: c2 })).toBe(2);
+    expect(await dueNow()).toEqual([names.b, names.c].sort());
+    await later();
+    expect(await repos.subscriptions.wake({ tables: [uid('nothing')] })).toBe(0);
+    expect(await repos.subscriptions.wake({ tables: [] })).toBe(0);
+    expect(await dueNow()).toEqual([]);
+  });
+
   test('claims: open batches go to one owner until the claim expires', async () => {
     const { table, consumer } = await subscribed();
     const ids: bigint[] = [];

@@ -176,6 +176,40 @@ describe('version-hint.text resolution', () => {
     expect(t.metadata.properties['marker']).toBe('gz-v2');
   });
 
+  it('a current hint is answered without listing the directory; a stale, missing or catalog-style one lists it', async () => {
+    // Counts the listings a resolution makes (a listing costs a page per 1,000 objects on S3).
+    let listings = 0;
+    const counting = new Proxy(io, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'list') return (...args: unknown[]) => { listings++; return (v as (...a: unknown[]) => unknown).apply(target, args); };
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const resolved = async (dir: string): Promise<{ file: string; listings: number }> => {
+      listings = 0;
+      const file = path.basename(await resolveTableDirectory(counting, dir));
+      return { file, listings };
+    };
+    const many: Record<string, string | null> = { 'version-hint.text': '40' };
+    for (let v = 1; v <= 40; v++) many[`v${v}.metadata.json`] = null;
+    for (let i = 0; i < 200; i++) many[`snap-${i}.avro`] = 'x';
+    const current = tableDir('probe-current', many);
+    expect(await resolved(current)).toEqual({ file: 'v40.metadata.json', listings: 0 });
+    // A writer died after writing v41 (or its gzip spelling), before the hint: the listing finds it.
+    fs.writeFileSync(path.join(current, 'metadata', 'v41.gz.metadata.json'), zlib.gzipSync(metadataJson('gz-v41')));
+    expect(await resolved(current)).toEqual({ file: 'v41.gz.metadata.json', listings: 1 });
+    expect(await resolved(tableDir('probe-missing', { 'v1.metadata.json': null, 'v2.metadata.json': null, 'version-hint.text': '7' })))
+      .toEqual({ file: 'v2.metadata.json', listings: 1 });
+    expect(await resolved(tableDir('probe-nohint', { 'v1.metadata.json': null, 'v3.metadata.json': null })))
+      .toEqual({ file: 'v3.metadata.json', listings: 1 });
+    expect(await resolved(tableDir('probe-catalog', { '00001-4d1c.metadata.json': null, '00002-9a7e.metadata.json': null, 'version-hint.text': '2' })))
+      .toEqual({ file: '00002-9a7e.metadata.json', listings: 1 });
+    // A hint that names its file: that file, when it is there.
+    expect(await resolved(tableDir('probe-named', { '00001-4d1c.metadata.json': null, '00002-9a7e.metadata.json': null, 'version-hint.text': '00001-4d1c.metadata.json' })))
+      .toEqual({ file: '00001-4d1c.metadata.json', listings: 0 });
+  });
+
   it('no metadata at all: TABLE_NOT_FOUND naming the directory', async () => {
     const onlyHint = tableDir('onlyhint', { 'version-hint.text': '3' });
     const e1 = await rejection(resolveTableDirectory(io, onlyHint));
