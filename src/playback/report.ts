@@ -102,7 +102,15 @@ export function reportJson(r: PlaybackResult): Record<string, unknown> {
     checks: [check(v.daily), check(v.agg)],
     duplicate_deliveries: r.duplicateDeliveries,
     trigger_delay: triggerDelays(r),
+    ...(r.ipsDatabase ? { ips_database: { driver: r.ipsDatabase.driver, ...ipsDatabasePerBatch(r), statements: r.ipsDatabase.statements, round_trips: r.ipsDatabase.roundTrips, transactions: r.ipsDatabase.transactions } } : {}),
   };
+}
+
+/** The in-process ips's state database work per batch (each run is one batch), over the month's days. */
+export function ipsDatabasePerBatch(r: PlaybackResult): { batches: number; statements_per_batch: number; transactions_per_batch: number } {
+  const n = Math.max(1, r.runs.length);
+  const per = (x: number): number => Math.round((x / n) * 10) / 10;
+  return { batches: r.runs.length, statements_per_batch: per(r.ipsDatabase?.statements ?? 0), transactions_per_batch: per(r.ipsDatabase?.transactions ?? 0) };
 }
 
 export const fmtInt = (v: bigint | number | string): string => BigInt(v).toLocaleString('en-US');
@@ -144,6 +152,10 @@ export function reportText(r: PlaybackResult): string {
   }
   const t = triggerDelays(r);
   lines.push(`Every run was started by an ips subscription's webhook trigger (${r.runs.length} runs${r.duplicateDeliveries ? `, ${r.duplicateDeliveries} redeliveries ignored` : ''}); from a table's commit to its runs' triggers: p50 ${t.p50_ms} ms, p99 ${t.p99_ms} ms.`);
+  if (r.ipsDatabase) {
+    const d = ipsDatabasePerBatch(r);
+    lines.push(`ips's state database (${r.ipsDatabase.driver === 'pglite' ? 'embedded PGlite' : 'PostgreSQL'}): ${d.statements_per_batch} statements in ${d.transactions_per_batch} transactions per batch, triggers, deliveries and commits included (${fmtInt(r.ipsDatabase.statements)} over ${d.batches} batches).`);
+  }
   lines.push(`Total ${fmtSec(r.wallMs)}. Tables: ${r.warehouse}`);
   return lines.join('\n');
 }

@@ -128,6 +128,11 @@ export interface PlaybackResult {
   duplicateDeliveries: number;
   /** CPU of the in-process ips preparing each consumer's batches while no run executed (see IpsWindows). */
   ipsCpuMs: Record<string, number>;
+  /**
+   * What the in-process ips asked its state database over the month's days (setup left out),
+   * in the counts of its /metrics; absent with `ipsUrl`. Load-independent, unlike CPU.
+   */
+  ipsDatabase?: { driver: 'pglite' | 'postgres'; statements: number; roundTrips: number; transactions: number };
   /** The in-process ips, still running, when `keepServer` was asked for. */
   server?: RunningServer;
 }
@@ -494,12 +499,17 @@ export class PlaybackSession {
 export async function runPlayback(run: PlaybackRunOptions): Promise<PlaybackResult> {
   const session = await PlaybackSession.open(run);
   try {
+    const db = session.server?.state.db;
+    const before = db ? { ...db.stats } : null;
     await session.runDays();
+    const ipsDatabase = db && before ? {
+      driver: db.driver, statements: db.stats.statements - before.statements, roundTrips: db.stats.roundTrips - before.roundTrips, transactions: db.stats.transactions - before.transactions,
+    } : undefined;
     const verification = await verifyPipelines(session.lake, { lookback: session.stages.some((s) => s.pipeline === 'lookback') });
     const kept = run.keepServer && session.server ? session.server : undefined;
     return {
       options: run.options, engineThreads: run.engineThreads ?? DEFAULT_ENGINE_THREADS, ipsUrl: session.ipsUrl, warehouse: session.warehouse, runs: session.runs, eventsAppended: session.events,
-      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ipsCpuMs: session.ipsWindows.totals(), ...(kept ? { server: kept } : {}),
+      wallMs: session.elapsedMs(), verification, duplicateDeliveries: session.duplicateDeliveries, ipsCpuMs: session.ipsWindows.totals(), ...(ipsDatabase ? { ipsDatabase } : {}), ...(kept ? { server: kept } : {}),
     };
   } catch (e) {
     await session.server?.close();

@@ -27,6 +27,7 @@ interface Report {
   trigger_delay: { runs: number; p50_ms: number; p99_ms: number; max_ms: number };
   engine_threads: number;
   cpu_by_phase: { phase: string; ms_per_run: Record<string, number> }[];
+  ips_database: { driver: string; batches: number; statements_per_batch: number; transactions_per_batch: number; statements: number; round_trips: number; transactions: number };
 }
 
 let dir: string;
@@ -64,6 +65,15 @@ describe('ips demo playback on the embedded default', () => {
     expect(report.trigger_delay.runs).toBe(4 * DAYS);
     expect(report.trigger_delay.p50_ms).toBeGreaterThan(0);
     expect(report.trigger_delay.max_ms).toBeGreaterThanOrEqual(report.trigger_delay.p99_ms);
+    // The embedded database's counts over the days: every batch was stored, its trigger claimed
+    // for delivery and the batch committed, each in a transaction of its own; PGlite counts a
+    // transaction's BEGIN and COMMIT among the statements, and a statement is one call.
+    const d = report.ips_database;
+    expect(d).toMatchObject({ driver: 'pglite', batches: 4 * DAYS });
+    expect(d.transactions).toBeGreaterThanOrEqual(3 * d.batches);
+    expect(d.statements).toBeGreaterThan(2 * d.transactions);
+    expect(d.round_trips).toBe(d.statements);
+    expect(d.statements_per_batch).toBeCloseTo(d.statements / d.batches, 1);
   });
 
   test('what each pipeline read follows from the workload, and the incremental one read less', () => {
