@@ -232,6 +232,8 @@ export class SubscriptionsRepo {
     const res = await this.q.query<{ matched: number }>(
       `WITH matched AS (SELECT name FROM subscriptions WHERE enabled AND (consumer = $1 OR tables ?| $2::TEXT[])),
             woken AS (${wakeSql('name IN (SELECT name FROM matched)')} RETURNING 1)
+       -- woken is read so the UPDATE is plainly part of the answer on every engine the state
+       -- runs on (PostgreSQL runs an unread data-modifying CTE anyway); the caller wants matched.
        SELECT (SELECT count(*) FROM matched)::INT4 AS matched, (SELECT count(*) FROM woken)::INT4 AS woken`,
       [by.consumer ?? null, textArray(by.tables ?? [])]);
     return res.rows[0]?.matched ?? 0;
