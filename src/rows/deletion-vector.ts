@@ -19,12 +19,26 @@ export function decodeDeletionVector(blob: Buffer, where: string): bigint[] {
   return out;
 }
 
+/** What a deletion vector's manifest entries say it must hold, checked while it is decoded. */
+export interface DeletionVectorBounds {
+  /** Rows of the data file the vector applies to (its record_count): every position is below it. */
+  rowCount: bigint;
+  /** The vector's own record_count: how many positions it holds. */
+  cardinality: bigint;
+}
+
 /**
  * The deleted positions of one deletion vector, ascending, a Roaring container (at most 65,536
  * positions) at a time, so that a vector of millions of positions is never held whole. Positions
  * are JS numbers: exact below 2^53, which a row position in one data file never reaches (checked).
+ *
+ * The blob is as hostile as any file another system wrote: a run container of a few bytes
+ * stands for 65,536 positions, so a small blob can claim billions. Positions must be strictly
+ * ascending (as the Roaring format requires), and with `bounds` below the data file's row count
+ * and no more than the vector's record_count: work stops at the first container that breaks
+ * them, so decoding costs at most what the data file's own rows would.
  */
-export function* deletionVectorChunks(blob: Buffer, where: string): Generator<number[]> {
+export function* deletionVectorChunks(blob: Buffer, where: string, bounds?: DeletionVectorBounds): Generator<number[]> {
   const bad = (why: string): IpsError => new IpsError('CORRUPT_FILE', `${where}: not a valid deletion vector: ${why}`);
   if (blob.length < 12) throw bad(`${blob.length} bytes`);
   const len = blob.readUInt32BE(0);
@@ -32,7 +46,21 @@ export function* deletionVectorChunks(blob: Buffer, where: string): Generator<nu
   if (!blob.subarray(4, 8).equals(DV_MAGIC)) throw bad(`magic ${blob.subarray(4, 8).toString('hex')} instead of d1d33964`);
   const crc = blob.readUInt32BE(4 + len);
   if ((zlib.crc32(blob.subarray(4, 4 + len)) >>> 0) !== crc) throw bad('CRC-32 mismatch');
-  yield* roaring64Chunks(blob.subarray(8, 4 + len), where);
+  if (!bounds) {
+    yield* roaring64Chunks(blob.subarray(8, 4 + len), where);
+    return;
+  }
+  if (bounds.cardinality > bounds.rowCount) throw bad(`its manifest entry says it deletes ${bounds.cardinality} rows of a data file of ${bounds.rowCount}`);
+  let count = 0n;
+  for (const chunk of roaring64Chunks(blob.subarray(8, 4 + len), where)) {
+    if (chunk.length === 0) continue;
+    const last = chunk[chunk.length - 1]!;
+    if (BigInt(last) >= bounds.rowCount) throw bad(`position ${last} is past the end of its data file (${bounds.rowCount} rows)`);
+    count += BigInt(chunk.length);
+    if (count > bounds.cardinality) throw bad(`it holds more than the ${bounds.cardinality} positions its manifest entry says`);
+    yield chunk;
+  }
+  if (count !== bounds.cardinality) throw bad(`it holds ${count} positions, its manifest entry says ${bounds.cardinality}`);
 }
 
 /** A Roaring 64-bit bitmap in the portable format: 8-byte LE count, then per 32-bit bitmap a 4-byte LE high key and the bitmap. */
@@ -110,6 +138,7 @@ function* roaring32Chunks(r: Reader): Generator<number[]> {
   for (let i = 0; i < size; i++) {
     keys.push(r.u16());
     cards.push(r.u16() + 1);
+    if (i > 0 && keys[i]! <= keys[i - 1]!) throw r.bad('container keys are not ascending');
   }
   if (runBits === null || size >= NO_OFFSET_THRESHOLD) {
     r.need(4 * size);
@@ -119,13 +148,18 @@ function* roaring32Chunks(r: Reader): Generator<number[]> {
     const out: number[] = [];
     const high = keys[i]! * 65536;
     const isRun = runBits !== null && (runBits[i >> 3]! & (1 << (i & 7))) !== 0;
+    // Values must be strictly ascending (the format requires it): so a container holds at most
+    // 65,536 positions however its runs or values are spelled.
+    let next = 0;
     if (isRun) {
       const runs = r.u16();
       for (let j = 0; j < runs; j++) {
         const start = r.u16();
         const length = r.u16();
+        if (start < next) throw r.bad('runs overlap or are not ascending');
         if (start + length > 0xffff) throw r.bad('run past the container');
         for (let v = start; v <= start + length; v++) out.push(high + v);
+        next = start + length + 1;
       }
     } else if (cards[i]! > 4096) {
       r.need(8192);
@@ -137,7 +171,12 @@ function* roaring32Chunks(r: Reader): Generator<number[]> {
       }
       r.pos += 8192;
     } else {
-      for (let j = 0; j < cards[i]!; j++) out.push(high + r.u16());
+      for (let j = 0; j < cards[i]!; j++) {
+        const v = r.u16();
+        if (v < next) throw r.bad('array container values are not ascending');
+        out.push(high + v);
+        next = v + 1;
+      }
     }
     yield out;
   }

@@ -1,6 +1,7 @@
 // Fuzz targets: the metadata JSON parser (with the lineage walks it feeds), the Avro manifest
 // list and manifest decoders (with bound and partition decoding of every entry), bound decoding
-// per primitive type, and the lineage walk on random parent graphs with an oracle. Seeds are the
+// per primitive type, the lineage walk on random parent graphs with an oracle, and the
+// deletion-vector decoder (Puffin blob, Roaring bitmap) under its manifests' bounds. Seeds are the
 // PyIceberg-written files of fixtures/tables/playback and re-encodings of them made here.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,8 @@ import { orderedSnapshots } from '../../src/capture/inspect.js';
 import { FileDescriber } from '../../src/capture/file-json.js';
 import { resolveRange } from '../../src/capture/range.js';
 import { consumerLag } from '../../src/service/lag.js';
+import { deletionVectorChunks } from '../../src/rows/deletion-vector.js';
+import { dvBlob, roaring32, roaring64, type Container } from '../rows/roaring-builder.js';
 import { readParts, writeContainer } from '../setup/avro-rewrite.js';
 import type { FuzzTarget } from './engine.js';
 
@@ -230,12 +233,56 @@ const lineageTarget: FuzzTarget = {
   maxLen: 64,
 };
 
+// -- deletion vectors ------------------------------------------------------------------------------
+
+/**
+ * The input is a Roaring portable 64-bit bitmap; the target frames it as a Puffin blob with the
+ * right length and CRC (or mutations would stop at the checksum) and decodes it under bounds
+ * taken from its first byte, as the data file's and the vector's record counts would give them.
+ * Oracle: what comes out is strictly ascending, below the row count, within the record count,
+ * and never more than a container (65,536 positions) at a time.
+ */
+const DV_SEEDS: Container[][] = [
+  [{ key: 0, kind: 'array', values: [0, 3, 4095] }],
+  [{ key: 0, kind: 'run', runs: [[0, 9], [20, 0]] }, { key: 3, kind: 'array', values: [7] }],
+  [{ key: 1, kind: 'bitmap', values: Array.from({ length: 4200 }, (_, i) => i * 3) }],
+  [0, 1, 2, 5, 9].map((key) => ({ key, kind: 'run' as const, runs: [[0, 65535]] as [number, number][] })),
+];
+
+const deletionVectorTarget: FuzzTarget = {
+  seeds: () => [
+    ...DV_SEEDS.flatMap((cs) => [Buffer.concat([Buffer.from([0]), roaring64([[0, roaring32(cs, true)]])]),
+      Buffer.concat([Buffer.from([3]), roaring64([[0, roaring32(cs, true)], [2, roaring32(cs, true)]])])]),
+    Buffer.concat([Buffer.from([1]), roaring64([[0, roaring32(DV_SEEDS[0]!, false)], [7, roaring32(DV_SEEDS[2]!, false)]])]),
+  ],
+  run(data) {
+    if (data.length === 0) return;
+    // Row counts from 2^8 to 2^38, cardinalities at or below them.
+    const rowCount = 1n << BigInt(8 + (data[0]! % 31));
+    const cardinality = (data[0]! & 0x80) ? rowCount : rowCount >> 4n;
+    let last = -1;
+    let count = 0n;
+    for (const chunk of deletionVectorChunks(dvBlob(data.subarray(1)), 'fuzz.puffin at offset 4', { rowCount, cardinality })) {
+      if (chunk.length > 65536) throw new Error(`a chunk of ${chunk.length} positions`);
+      for (const p of chunk) {
+        if (!(p > last)) throw new Error(`position ${p} after ${last}`);
+        last = p;
+      }
+      if (BigInt(last) >= rowCount) throw new Error(`position ${last} handed out for a file of ${rowCount} rows`);
+      count += BigInt(chunk.length);
+      if (count > cardinality) throw new Error(`${count} positions handed out, record count ${cardinality}`);
+    }
+  },
+  maxLen: 1 << 16,
+};
+
 export const TARGETS: Record<string, FuzzTarget> = {
   'metadata-json': metadataTarget,
   'manifest-list': manifestListTarget,
   manifest: manifestTarget,
   bounds: boundsTarget,
   lineage: lineageTarget,
+  'deletion-vector': deletionVectorTarget,
 };
 
 // Deflate is how PyIceberg writes these files; keep zlib referenced for seeds made elsewhere.

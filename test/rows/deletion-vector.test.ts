@@ -2,59 +2,10 @@
 // 64-bit format, built here byte by byte from the specs (Iceberg Puffin spec, RoaringFormatSpec),
 // so that every container kind is covered: array, bitmap and run containers, with and without
 // the offset header, several 32-bit buckets. Spark-written DVs are checked end to end against
-// Spark in test/interop/icdc/rows-net.test.ts.
-import zlib from 'node:zlib';
+// Spark in test/interop/icdc/rows-local.test.ts and rows-s3.test.ts (rows.suite.ts).
 import { describe, expect, it } from 'vitest';
-import { decodeDeletionVector, decodeRoaring64Portable } from '../../src/rows/deletion-vector.js';
-
-const u16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
-const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
-const u64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; };
-
-type Container = { key: number; kind: 'array'; values: number[] } | { key: number; kind: 'bitmap'; values: number[] } | { key: number; kind: 'run'; runs: [number, number][] };
-
-function card(c: Container): number {
-  return c.kind === 'run' ? c.runs.reduce((n, [, len]) => n + len + 1, 0) : c.values.length;
-}
-
-/** A 32-bit Roaring bitmap in the portable format; `runs` chooses the cookie with run containers. */
-function roaring32(cs: Container[], withRunCookie: boolean): Buffer {
-  const parts: Buffer[] = [];
-  if (withRunCookie) {
-    parts.push(u32(12347 | ((cs.length - 1) << 16)));
-    const bits = Buffer.alloc(Math.ceil(cs.length / 8));
-    cs.forEach((c, i) => { if (c.kind === 'run') bits[i >> 3]! |= 1 << (i & 7); });
-    parts.push(bits);
-  } else {
-    parts.push(u32(12346), u32(cs.length));
-  }
-  for (const c of cs) parts.push(u16(c.key), u16(card(c) - 1));
-  const bodies = cs.map((c) => {
-    if (c.kind === 'array') return Buffer.concat(c.values.map(u16));
-    if (c.kind === 'run') return Buffer.concat([u16(c.runs.length), ...c.runs.flatMap(([s, l]) => [u16(s), u16(l)])]);
-    const words = Buffer.alloc(8192);
-    for (const v of c.values) words[v >> 3]! |= 1 << (v & 7);
-    return words;
-  });
-  if (!withRunCookie || cs.length >= 4) {
-    let off = parts.reduce((n, b) => n + b.length, 0) + 4 * cs.length;
-    for (const b of bodies) { parts.push(u32(off)); off += b.length; }
-  }
-  return Buffer.concat([...parts, ...bodies]);
-}
-
-function roaring64(buckets: [number, Buffer][]): Buffer {
-  return Buffer.concat([u64(BigInt(buckets.length)), ...buckets.flatMap(([k, b]) => [u32(k), b])]);
-}
-
-function dvBlob(bitmap: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from([0xd1, 0xd3, 0x39, 0x64]), bitmap]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(body) >>> 0);
-  return Buffer.concat([len, body, crc]);
-}
+import { decodeDeletionVector, decodeRoaring64Portable, deletionVectorChunks } from '../../src/rows/deletion-vector.js';
+import { dvBlob, roaring32, roaring64, u16, u32, u64, type Container } from './roaring-builder.js';
 
 describe('deletion vectors: Puffin blob and Roaring portable 64-bit bitmap', () => {
   const evens = Array.from({ length: 5000 }, (_, i) => i * 2); // 5000 > 4096: a bitmap container
@@ -97,5 +48,58 @@ describe('deletion vectors: Puffin blob and Roaring portable 64-bit bitmap', () 
     expect(() => decodeRoaring64Portable(Buffer.concat([u64(1n), u32(0), u32(99)]), 't')).toThrow(/unknown cookie 99/);
     expect(() => decodeRoaring64Portable(Buffer.concat([u64(1n), u32(0), u32(12346), u32(1), u16(0), u16(9)]), 't')).toThrow(/truncated/);
     expect(() => decodeRoaring64Portable(Buffer.concat([u64(2n), u32(1), roaring32(cs.slice(0, 1), false), u32(1), roaring32(cs.slice(0, 1), false)]), 't')).toThrow(/not ascending/);
+  });
+
+  // A run container is ten bytes for 65,536 positions: a blob of a few hundred KB can claim
+  // billions. Decoding must stop at the first container that breaks what the manifests say.
+  describe('bounded by the data file and the manifest entry, whatever the blob claims', () => {
+    const code = (fn: () => unknown): string | undefined => {
+      try {
+        fn();
+      } catch (e) {
+        return `${(e as { code?: string }).code}: ${(e as Error).message}`;
+      }
+      return undefined;
+    };
+    /** Positions the decoder handed out before it stopped, and how it stopped. */
+    const drain = (blob: Buffer, bounds: { rowCount: bigint; cardinality: bigint }) => {
+      let positions = 0;
+      const error = code(() => { for (const c of deletionVectorChunks(blob, 'f.puffin at offset 4', bounds)) positions += c.length; });
+      return { positions, error };
+    };
+    // 65,536 full run containers in one 32-bit bucket: 2^32 positions from 655 KB.
+    const huge = dvBlob(roaring64([[0, roaring32(Array.from({ length: 65536 }, (_, key) => ({ key, kind: 'run' as const, runs: [[0, 65535]] as [number, number][] })), true)]]));
+
+    it('a vector past the end of its data file stops at the first container', () => {
+      expect(huge.length).toBeLessThan(1 << 20);
+      const r = drain(huge, { rowCount: 10n, cardinality: 10n });
+      expect(r.error).toMatch(/^CORRUPT_FILE: f\.puffin at offset 4: .*position 65535 is past the end of its data file \(10 rows\)/);
+      expect(r.positions).toBe(0);
+    });
+
+    it('a vector holding more positions than its record_count stops as soon as it has too many', () => {
+      const r = drain(huge, { rowCount: 1n << 40n, cardinality: 70_000n });
+      expect(r.error).toMatch(/^CORRUPT_FILE: .*more than the 70000 positions its manifest entry says/);
+      expect(r.positions).toBe(65536); // the first container; the second one goes past 70,000
+    });
+
+    it('a record_count above the data file\'s rows, or one the bitmap does not reach, is refused', () => {
+      const small = dvBlob(roaring64([[0, roaring32([{ key: 0, kind: 'array', values: [1, 4] }], false)]]));
+      expect(drain(small, { rowCount: 5n, cardinality: 2n })).toEqual({ positions: 2, error: undefined });
+      expect(drain(small, { rowCount: 5n, cardinality: 6n }).error).toMatch(/deletes 6 rows of a data file of 5/);
+      expect(drain(small, { rowCount: 5n, cardinality: 3n }).error).toMatch(/holds 2 positions, its manifest entry says 3/);
+      expect(drain(small, { rowCount: 4n, cardinality: 2n }).error).toMatch(/position 4 is past the end of its data file \(4 rows\)/);
+    });
+
+    it('positions must be strictly ascending: repeated runs, unsorted arrays and container keys are refused', () => {
+      // The same full run 65,535 times would be 2^32 positions in one container.
+      const repeated = roaring64([[0, roaring32([{ key: 0, kind: 'run', runs: Array.from({ length: 65535 }, () => [0, 65535] as [number, number]) }], true)]]);
+      expect(code(() => decodeRoaring64Portable(repeated, 't'))).toMatch(/^CORRUPT_FILE: .*runs overlap or are not ascending/);
+      expect(code(() => decodeRoaring64Portable(roaring64([[0, roaring32([{ key: 0, kind: 'run', runs: [[10, 5], [12, 1]] }], true)]]), 't'))).toMatch(/runs overlap/);
+      expect(code(() => decodeRoaring64Portable(roaring64([[0, roaring32([{ key: 0, kind: 'array', values: [5, 5] }], false)]]), 't'))).toMatch(/array container values are not ascending/);
+      expect(code(() => decodeRoaring64Portable(roaring64([[0, roaring32([{ key: 2, kind: 'array', values: [1] }, { key: 1, kind: 'array', values: [1] }], false)]]), 't'))).toMatch(/container keys are not ascending/);
+      // Adjacent runs are unusual but ascending: accepted.
+      expect(decodeRoaring64Portable(roaring64([[0, roaring32([{ key: 0, kind: 'run', runs: [[0, 1], [2, 0]] }], true)]]), 't')).toEqual([0n, 1n, 2n]);
+    });
   });
 });
