@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { DuckDBInstance, DuckDBConnection } from '@duckdb/node-api';
 import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from '../io/file-io.js';
+import { requireRegularFile } from '../io/local-file-io.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { NestedField, PrimitiveType } from '../iceberg/types.js';
 
@@ -148,7 +149,10 @@ export class SqlEngine {
   /** A local path of the file: itself when local, else a staged copy (read through the FileIO once). */
   async localCopy(location: string): Promise<string> {
     const local = localPathOf(location);
-    if (local !== null) return local;
+    if (local !== null) {
+      requireRegularFile(location, 'data');
+      return local;
+    }
     const hit = this.staged.get(location);
     if (hit) return hit;
     const dir = path.join(this.scratchDir, 'staged');

@@ -38,6 +38,27 @@ function kindOfNode(st: Stats): string {
   return 'not a regular file';
 }
 
+function notARegularFile(location: string, kind: FileKind, st: Stats): IpsError {
+  return new IpsError('NOT_A_FILE', `${location} is ${kindOfNode(st)}, not a regular file: a table's ${kind} file must be a regular file`, { details: { location, kind } });
+}
+
+/**
+ * For a local file another reader opens by path (the SQL engine): refuses what is not a regular
+ * file before it is opened, since opening a FIFO blocks until a writer comes (DuckDB's reader
+ * would wait for ever) and a device or directory is never a table's file. A missing file is
+ * left to the reader to report. Table metadata names these paths, so they are hostile input.
+ */
+export function requireRegularFile(location: string, kind: FileKind): void {
+  let st: Stats;
+  try {
+    st = fsSync.statSync(localPath(location));
+  } catch (e) {
+    if (notFound(e)) return;
+    throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+  }
+  if (!st.isFile()) throw notARegularFile(location, kind, st);
+}
+
 export class LocalFileIO implements FileIO {
   constructor(private readonly ownLimits?: ReadLimits) {}
 
@@ -64,7 +85,7 @@ export class LocalFileIO implements FileIO {
     try {
       const st = await fh.stat();
       if (!st.isFile()) {
-        throw new IpsError('NOT_A_FILE', `${location} is ${kindOfNode(st)}, not a regular file: a table's ${kind} file must be a regular file`, { details: { location, kind } });
+        throw notARegularFile(location, kind, st);
       }
       if (st.size > limit) throw fileTooLarge(location, kind, st.size, limit);
       // Read what stat promised, then on to the end (a file may grow), never past the limit.
@@ -105,7 +126,7 @@ export class LocalFileIO implements FileIO {
     try {
       const st = fsSync.fstatSync(fd);
       if (!st.isFile()) {
-        throw new IpsError('NOT_A_FILE', `${location} is ${kindOfNode(st)}, not a regular file: a table's ${kind} file must be a regular file`, { details: { location, kind } });
+        throw notARegularFile(location, kind, st);
       }
       if (st.size > limit) throw fileTooLarge(location, kind, st.size, limit);
       if (st.size > SYNC_READ_MAX_BYTES) return null;

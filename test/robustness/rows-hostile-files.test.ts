@@ -1,0 +1,77 @@
+// Row-level changes hand the data and delete files a table's manifests name to the SQL engine
+// (DuckDB) by path. Those paths are hostile input like the rest of the metadata: opening a FIFO
+// blocks until a writer comes (DuckDB's reader then waits for ever), and a device or a directory
+// is never a table's file. Each variant of the playback fixture replaces one data file of its
+// head snapshot; `ips changes --rows --net` as a process must refuse it with NOT_A_FILE within
+// seconds, and leave nothing on stdout (never a partial answer).
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../setup/env.js';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
+const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'tables', 'playback');
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-hostile-'));
+
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** A data file live at the head snapshot (what `ips changes` lists as added over the whole history), under `dir`. */
+function liveDataFile(dir: string): string {
+  const out = execFileSync(process.execPath, [BIN, 'changes', FIXTURE, '--json'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  const first = (JSON.parse(out) as { added_files: { file_path: string }[] }).added_files[0]!.file_path;
+  const rel = first.slice(first.indexOf('/data/') + 1);
+  return path.join(dir, rel);
+}
+
+function variant(name: string, replace: (file: string) => void): string {
+  const dir = path.join(root, name);
+  fs.cpSync(FIXTURE, dir, { recursive: true });
+  const victim = liveDataFile(dir);
+  fs.rmSync(victim);
+  replace(victim);
+  return dir;
+}
+
+function rows(dir: string): Promise<{ status: number | null; killed: boolean; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'changes', dir, '--rows', '--net'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    let killed = false;
+    const timer = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, 30_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, killed, stdout, stderr });
+    });
+  });
+}
+
+describe('ips changes --rows on data files that are not regular files', () => {
+  it('the unchanged fixture gives its rows (so the variants fail for the file alone)', async () => {
+    const r = await rows(variant('intact', (f) => fs.copyFileSync(liveDataFile(FIXTURE), f)));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').length).toBeGreaterThan(100);
+  }, 60_000);
+
+  const cases: [string, string, (file: string) => void][] = [
+    ['a FIFO', 'a FIFO', (f) => execFileSync('mkfifo', [f])],
+    ['a directory', 'a directory', (f) => fs.mkdirSync(f)],
+    ['a symlink to /dev/zero', 'a device', (f) => fs.symlinkSync('/dev/zero', f)],
+  ];
+  it.each(cases)('%s: NOT_A_FILE within seconds, nothing on stdout', async (name, kind, replace) => {
+    const dir = variant(name.replace(/\W+/g, '-'), replace);
+    const t0 = performance.now();
+    const r = await rows(dir);
+    expect(r.killed, `still running after 30 s: ${r.stderr.slice(-400)}`).toBe(false);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`error \\[NOT_A_FILE\\]: \\S+\\.parquet is ${kind}, not a regular file`));
+    expect(r.stdout).toBe('');
+    expect(performance.now() - t0).toBeLessThan(20_000);
+  }, 60_000);
+});
