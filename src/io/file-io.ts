@@ -7,6 +7,11 @@ export interface FileIO {
    * NOT_A_FILE for a directory, FIFO, device or socket). Without a kind, the data-file limit.
    */
   read(location: string, kind?: FileKind): Promise<Buffer>;
+  /**
+   * Reads `length` bytes at `offset` of a regular file (one blob of a Puffin file), fewer when the
+   * file ends first; `length` is held to the kind's limit. Absent: readRange() reads it whole.
+   */
+  readRange?(location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer>;
   /** The bounds this FileIO reads under (absent: the process defaults). */
   readonly limits?: ReadLimits;
   exists(location: string): Promise<boolean>;
@@ -38,4 +43,10 @@ export function parentLocation(loc: string): string {
 
 export function baseName(loc: string): string {
   return loc.slice(loc.lastIndexOf('/') + 1);
+}
+
+/** `length` bytes at `offset` of a file (fewer when it ends first), by a ranged read where the FileIO has one. */
+export async function readRange(io: FileIO, location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer> {
+  if (io.readRange) return io.readRange(location, offset, length, kind);
+  return (await io.read(location, kind)).subarray(offset, offset + length);
 }

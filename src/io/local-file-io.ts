@@ -152,6 +152,36 @@ export class LocalFileIO implements FileIO {
     }
   }
 
+  /** Opened without blocking and refused unless a regular file, as read() does; one positioned read. */
+  async readRange(location: string, offset: number, length: number, kind: FileKind = 'data'): Promise<Buffer> {
+    const limit = limitOf(this.limits, kind);
+    if (length > limit) throw fileTooLarge(location, kind, length, limit);
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(localPath(location), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch (e) {
+      if (notFound(e)) throw new IpsError('FILE_NOT_FOUND', `file not found: ${location}`, { cause: e });
+      throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw notARegularFile(location, kind, st);
+      const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, st.size - offset)));
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    } catch (e) {
+      if (e instanceof IpsError) throw e;
+      throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+    } finally {
+      await fh.close();
+    }
+  }
+
   // exists and list are one blocking call each: a stat or a directory read into the page cache
   // costs microseconds, a threadpool round trip more CPU than that (a prepare checks its batch's
   // files and lists its table's metadata directory).

@@ -1,5 +1,5 @@
 import { IpsError } from '../errors.js';
-import type { FileIO } from './file-io.js';
+import { readRange, type FileIO } from './file-io.js';
 import { currentReadLimits, type FileKind, type ReadLimits } from './limits.js';
 import { locationCovered } from './locations.js';
 import { LocalFileIO } from './local-file-io.js';
@@ -93,6 +93,10 @@ export class RoutingFileIO implements FileIO {
   async read(location: string, kind?: FileKind): Promise<Buffer> {
     const r = await this.route(location);
     return r.io.read(r.loc, kind);
+  }
+  async readRange(location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer> {
+    const r = await this.route(location);
+    return readRange(r.io, r.loc, offset, length, kind);
   }
   async exists(location: string): Promise<boolean> {
     const r = await this.route(location);

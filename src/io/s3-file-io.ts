@@ -109,6 +109,45 @@ export class S3FileIO implements FileIO {
     });
   }
 
+  /** One ranged GET; a range that starts past the end of the object is empty (416). */
+  async readRange(location: string, offset: number, length: number, kind: FileKind = 'data'): Promise<Buffer> {
+    const { bucket, key } = parseS3Uri(location);
+    const max = limitOf(this.limits, kind);
+    if (length > max) throw fileTooLarge(location, kind, length, max);
+    if (length === 0) return Buffer.alloc(0);
+    return this.limit(async () => {
+      try {
+        return await this.send(`GET ${location} (bytes ${offset}+${length})`, async (abortSignal) => {
+          const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }), { abortSignal });
+          const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+          if (!body) return Buffer.alloc(0);
+          if (out.ContentRange === undefined && offset > 0) {
+            body.destroy?.();
+            throw new IpsError('IO_ERROR', `cannot read ${location}: the store answered a ranged GET with the whole object`);
+          }
+          const chunks: Buffer[] = [];
+          let total = 0;
+          for await (const c of body) {
+            // A store that ignores Range sends the whole object: never keep more than was asked for.
+            const keep = Math.min(c.length, length - total);
+            if (keep > 0) chunks.push(Buffer.from(c.buffer, c.byteOffset, keep));
+            total += keep;
+            if (total >= length) {
+              body.destroy?.();
+              break;
+            }
+          }
+          return Buffer.concat(chunks, total);
+        });
+      } catch (e) {
+        if (e instanceof IpsError) throw e;
+        if (statusOf(e) === 404) throw new IpsError('FILE_NOT_FOUND', `object not found: ${location}`, { cause: e });
+        if (statusOf(e) === 416) return Buffer.alloc(0);
+        throw s3Error(`cannot read ${location}`, e);
+      }
+    });
+  }
+
   async exists(location: string): Promise<boolean> {
     const { bucket, key } = parseS3Uri(location);
     return this.limit(async () => {

@@ -63,6 +63,20 @@ export function* deletionVectorChunks(blob: Buffer, where: string, bounds?: Dele
   if (count !== bounds.cardinality) throw bad(`it holds ${count} positions, its manifest entry says ${bounds.cardinality}`);
 }
 
+/**
+ * The most bytes a valid deletion vector of a data file of `rowCount` rows can take: positions
+ * are below the row count, so it has at most one 16-bit container per 65,536 rows, each at most
+ * a run container of 65,535 runs (its count is 16 bits: 262,142 bytes) with its descriptor and offset,
+ * and one 32-bit bitmap header per 2^32 rows. A blob larger than this is refused before it is
+ * read, whatever its manifest entry says.
+ */
+export function maxDeletionVectorBytes(rowCount: bigint): bigint {
+  const rows = rowCount > 0n ? rowCount : 1n;
+  const containers = (rows + 65535n) >> 16n;
+  const buckets = (rows + 0xffffffffn) >> 32n;
+  return 12n + 8n + buckets * (4n + 4n + 8192n) + containers * (8n + 2n + 4n * 65535n);
+}
+
 /** A Roaring 64-bit bitmap in the portable format: 8-byte LE count, then per 32-bit bitmap a 4-byte LE high key and the bitmap. */
 export function decodeRoaring64Portable(buf: Buffer, where: string): bigint[] {
   const out: bigint[] = [];

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IpsError, describeError } from '../errors.js';
+import { IpsError, describeError, isIpsError } from '../errors.js';
 import { changeKey, partitionKey } from '../capture/file-key.js';
 import { mayHoldPartition } from '../capture/delete-footprint.js';
 import type { ManifestReader } from '../capture/manifest-reader.js';
@@ -9,12 +9,12 @@ import { bindSpec, type BoundPartitionField } from '../iceberg/partition-values.
 import type { SnapshotRange } from '../capture/range.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { SqlEngine, sqlString } from '../engine/duckdb.js';
-import { EntryStatus } from '../iceberg/manifest.js';
+import { EntryStatus, type DataFile } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
-import type { FileIO } from '../io/file-io.js';
-import { deletionVectorChunks } from './deletion-vector.js';
+import { readRange, type FileIO } from '../io/file-io.js';
+import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
@@ -435,7 +435,9 @@ export async function rowDiff(
         eqTables.set(key, name);
       }
     }
-    const puffins = new Map<string, Buffer>();
+    const dvBlobs = await readDeletionVectorBlobs(io, work.flatMap((w) => w.dels
+      .filter((d) => d.fc.entry.dataFile.content === 1 && d.fc.entry.dataFile.fileFormat.toUpperCase() === 'PUFFIN')
+      .map((d) => ({ key: changeKey(d.fc), vector: d.fc.entry.dataFile, data: w.f.fc.entry.dataFile }))));
     let done = 0;
     const total = work.length;
     const rid = lineage ? ', NULL::BIGINT AS _rid' : '';
@@ -450,11 +452,7 @@ export async function rowDiff(
       for (const d of dels) {
         const dd = d.fc.entry.dataFile;
         if (dd.content !== 1 || dd.fileFormat.toUpperCase() !== 'PUFFIN') continue;
-        let file = puffins.get(dd.filePath);
-        if (!file) puffins.set(dd.filePath, (file = await readFile(io, dd.filePath)));
-        const off = Number(dd.contentOffset!);
-        const size = Number(dd.contentSizeInBytes!);
-        if (off < 0 || size < 0 || off + size > file.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${dd.filePath} (${file.length} bytes)`);
+        const blob = dvBlobs.get(changeKey(d.fc))!;
         // Decoded a container at a time and inserted in batches: never the whole vector in memory.
         // The decoder holds it to the data file's rows and its own record count (the row budget
         // above bounds those), whatever the blob claims.
@@ -464,7 +462,7 @@ export async function rowDiff(
           batch = [];
         };
         const bounds = { rowCount: df.recordCount, cardinality: dd.recordCount };
-        for (const chunk of deletionVectorChunks(file.subarray(off, off + size), `${dd.filePath} at offset ${off}`, bounds)) {
+        for (const chunk of deletionVectorChunks(blob, `${dd.filePath} at offset ${dd.contentOffset}`, bounds)) {
           for (const p of chunk) batch.push(p);
           if (batch.length >= 50_000) await flush();
         }
@@ -589,10 +587,51 @@ function localFile(engine: SqlEngine, io: FileIO, loc: string): Promise<string> 
   return engine.localCopy(isLocal ? resolved : loc);
 }
 
-async function readFile(io: FileIO, loc: string): Promise<Buffer> {
-  try {
-    return await io.read(loc);
-  } catch (e) {
-    throw new IpsError('FILES_MISSING', `cannot read ${loc}: ${describeError(e)}`, { cause: e });
+/**
+ * The blobs of these deletion vectors, by key, read by range: a Puffin file holds many (one per
+ * data file a DELETE touched), and the answer needs only some. Blobs of one file that lie close
+ * together (Spark writes a commit's vectors side by side) are read in one request. Offsets and
+ * sizes come from manifests, so a size no valid vector of its data file can have is refused
+ * before anything is read, and a blob past the end of its file is CORRUPT_FILE.
+ */
+async function readDeletionVectorBlobs(io: FileIO, vectors: { key: string; vector: DataFile; data: DataFile }[]): Promise<Map<string, Buffer>> {
+  const byFile = new Map<string, { key: string; off: number; size: number }[]>();
+  for (const { key, vector, data } of vectors) {
+    const off = Number(vector.contentOffset!);
+    const size = Number(vector.contentSizeInBytes!);
+    if (!Number.isSafeInteger(off) || !Number.isSafeInteger(size) || off < 0 || size < 0) {
+      throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${vector.contentOffset} (${vector.contentSizeInBytes} bytes) lies outside ${vector.filePath}`);
+    }
+    const max = maxDeletionVectorBytes(data.recordCount);
+    if (BigInt(size) > max) {
+      throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} of ${vector.filePath} is ${size} bytes, more than any deletion vector of a data file of ${data.recordCount} rows can take (${max})`);
+    }
+    let list = byFile.get(vector.filePath);
+    if (!list) byFile.set(vector.filePath, (list = []));
+    if (!list.some((x) => x.key === key)) list.push({ key, off, size });
   }
+  const GAP = 64 * 1024;
+  const blobs = new Map<string, Buffer>();
+  for (const [file, list] of byFile) {
+    list.sort((a, b) => a.off - b.off);
+    for (let i = 0; i < list.length;) {
+      const start = list[i]!.off;
+      let end = start + list[i]!.size;
+      let j = i + 1;
+      for (; j < list.length && list[j]!.off <= end + GAP; j++) end = Math.max(end, list[j]!.off + list[j]!.size);
+      let buf: Buffer;
+      try {
+        buf = await readRange(io, file, start, end - start, 'data');
+      } catch (e) {
+        if (isIpsError(e) && e.code !== 'FILE_NOT_FOUND') throw e;
+        throw new IpsError('FILES_MISSING', `cannot read ${file}: ${describeError(e)}`, { cause: e });
+      }
+      for (const { key, off, size } of list.slice(i, j)) {
+        if (off + size > start + buf.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${file}, which ends before byte ${off + size}`);
+        blobs.set(key, buf.subarray(off - start, off - start + size));
+      }
+      i = j;
+    }
+  }
+  return blobs;
 }

@@ -4,7 +4,7 @@
 // the offset header, several 32-bit buckets. Spark-written DVs are checked end to end against
 // Spark in test/interop/icdc/rows-local.test.ts and rows-s3.test.ts (rows.suite.ts).
 import { describe, expect, it } from 'vitest';
-import { decodeDeletionVector, decodeRoaring64Portable, deletionVectorChunks } from '../../src/rows/deletion-vector.js';
+import { decodeDeletionVector, decodeRoaring64Portable, deletionVectorChunks, maxDeletionVectorBytes } from '../../src/rows/deletion-vector.js';
 import { dvBlob, roaring32, roaring64, u16, u32, u64, type Container } from './roaring-builder.js';
 
 describe('deletion vectors: Puffin blob and Roaring portable 64-bit bitmap', () => {
@@ -101,5 +101,34 @@ describe('deletion vectors: Puffin blob and Roaring portable 64-bit bitmap', () 
       // Adjacent runs are unusual but ascending: accepted.
       expect(decodeRoaring64Portable(roaring64([[0, roaring32([{ key: 0, kind: 'run', runs: [[0, 1], [2, 0]] }], true)]]), 't')).toEqual([0n, 1n, 2n]);
     });
+  });
+
+  it('the size bound: the largest vectors a data file can have fit under it, and it stays small for a small file', () => {
+    // Every position of the file deleted, spelled the longest way the format allows: one run per
+    // position (run containers), and as bitmap or array containers; in one or more 16-bit containers.
+    // One run per value; a container counts its runs in 16 bits, so a full one joins its last two.
+    const singleRuns = (vs: number[]): [number, number][] => {
+      const runs = vs.map((v) => [v, 0] as [number, number]);
+      return runs.length === 65536 ? [...runs.slice(0, 65534), [65534, 1]] : runs;
+    };
+    for (const rows of [1, 10, 65_536, 65_537, 200_000]) {
+      const keys = Math.ceil(rows / 65536);
+      const positions = (key: number) => Array.from({ length: Math.min(65536, rows - key * 65536) }, (_, i) => i);
+      const longest = [
+        dvBlob(roaring64([[0, roaring32(Array.from({ length: keys }, (_, key) => ({ key, kind: 'run' as const, runs: singleRuns(positions(key)) })), true)]])),
+        // (a container of more than 4,096 values is a bitmap, of fewer an array: the format's rule)
+        dvBlob(roaring64([[0, roaring32(Array.from({ length: keys }, (_, key) => ({ key, kind: positions(key).length > 4096 ? 'bitmap' as const : 'array' as const, values: positions(key) })), false)]])),
+      ];
+      for (const blob of longest) {
+        let n = 0;
+        for (const c of deletionVectorChunks(blob, 't', { rowCount: BigInt(rows), cardinality: BigInt(rows) })) n += c.length;
+        expect(n).toBe(rows);
+        expect(BigInt(blob.length)).toBeLessThanOrEqual(maxDeletionVectorBytes(BigInt(rows)));
+      }
+    }
+    // A data file of ten rows: no vector of it is larger than a few hundred KB, so a manifest
+    // entry that says 1 GiB is refused before anything is read.
+    expect(maxDeletionVectorBytes(10n)).toBeLessThan(1n << 19n);
+    expect(maxDeletionVectorBytes(1n << 20n)).toBeLessThan(5n << 20n);
   });
 });

@@ -1,7 +1,8 @@
 // The bounded reader of src/io: only regular files are read (a FIFO, /dev/zero, a directory are
 // refused by the open handle's own stat, before any byte is read), each kind of file has its
 // size limit (a 1 GiB sparse metadata file fails without being read; a gzip metadata bomb and an
-// S3 object whose ContentLength exceeds the limit too), and malformed file:// URIs are typed errors.
+// S3 object whose ContentLength exceeds the limit too), malformed file:// URIs are typed errors,
+// and ranged reads give exactly the bytes asked for under the same rules.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -119,6 +120,50 @@ describe('S3 reads check ContentLength against the limit', () => {
       expect(e.code).toBe('FILE_TOO_LARGE');
       expect(e.details).toMatchObject({ sizeBytes: '4096', limitBytes: 4095 });
       expect((await io.read(`s3://${env.s3Bucket}/${key}`, 'manifest-list')).length).toBe(4096);
+    } finally {
+      io.destroy();
+    }
+  });
+});
+
+// Ranged reads (one deletion vector of a Puffin file): the bytes asked for, fewer where the file
+// ends, the same rules on what is a file, and the kind's limit on the length. Expected bytes are
+// slices of what the test wrote.
+describe('ranged reads, local and S3', () => {
+  const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) & 0xff));
+
+  it('local: the range, a short read at the end, an empty one past it; FIFOs and devices refused; the limit held', async () => {
+    const io = new RoutingFileIO({ limits: limits({ dataBytes: 4096 }) });
+    const f = path.join(tmp, 'blobs.puffin');
+    fs.writeFileSync(f, bytes);
+    expect(await io.readRange(f, 1234, 100)).toEqual(bytes.subarray(1234, 1334));
+    expect(await io.readRange(`file://${f}`, 0, 4096)).toEqual(bytes.subarray(0, 4096));
+    expect(await io.readRange(f, 9_990, 100)).toEqual(bytes.subarray(9_990));
+    expect((await io.readRange(f, 20_000, 100)).length).toBe(0);
+    const big = await rejection(io.readRange(f, 0, 4097));
+    expect(big.code).toBe('FILE_TOO_LARGE');
+    const fifo = path.join(tmp, 'blobs.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect((await rejection(io.readRange(fifo, 0, 10))).code).toBe('NOT_A_FILE');
+    expect((await rejection(io.readRange('file:///dev/zero', 0, 10))).code).toBe('NOT_A_FILE');
+    expect((await rejection(io.readRange(path.join(tmp, 'gone.puffin'), 0, 10))).code).toBe('FILE_NOT_FOUND');
+  });
+
+  it('S3 (MinIO): the range, a short read at the end, an empty one past it; a missing object FILE_NOT_FOUND', async () => {
+    const env = testEnv();
+    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
+    const key = `ranges-${process.pid}-${Date.now()}/blobs.puffin`;
+    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: bytes }));
+    s3.destroy();
+    const io = new S3FileIO({ endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey, limits: limits({ dataBytes: 4096 }) });
+    const loc = `s3://${env.s3Bucket}/${key}`;
+    try {
+      expect(await io.readRange(loc, 1234, 100)).toEqual(bytes.subarray(1234, 1334));
+      expect(await io.readRange(loc, 0, 10)).toEqual(bytes.subarray(0, 10));
+      expect(await io.readRange(loc, 9_990, 100)).toEqual(bytes.subarray(9_990));
+      expect((await io.readRange(loc, 20_000, 100)).length).toBe(0);
+      expect((await rejection(io.readRange(loc, 0, 4097))).code).toBe('FILE_TOO_LARGE');
+      expect((await rejection(io.readRange(`s3://${env.s3Bucket}/${key}.gone`, 0, 10))).code).toBe('FILE_NOT_FOUND');
     } finally {
       io.destroy();
     }
