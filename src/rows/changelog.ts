@@ -80,7 +80,7 @@ export async function rowChangelog(
     const r = await rowDiff(io, md, reader, { from: prev, to: s.snapshotId, snapshots: [s] }, emit, {
       ...opts, maxRows: budget, pairing, ordinal, outputSchema: schema, note,
     });
-    budget -= r.plan.rowsToRead;
+    budget -= r.plan.rowsToRead + r.plan.deleteRowsToRead;
     rowsRead += r.plan.rowsToRead;
     rows += r.inserts + r.deletes;
     ordinal++;

@@ -79,6 +79,11 @@ export interface NetRowPlan {
   readAtFrom: number;
   /** Data rows those files hold before deletes. */
   rowsToRead: bigint;
+  /**
+   * Rows of the position and equality delete files applied to them, each file counted once
+   * (deletion vectors are bounded by their data files). The row budget holds both.
+   */
+  deleteRowsToRead: bigint;
   manifestsRead: number;
 }
 
@@ -333,11 +338,16 @@ export async function rowDiff(
     from: range.from, to: range.to, schema,
     readAtTo: xFiles.length, readAtFrom: yFiles.length,
     rowsToRead: [...xFiles, ...yFiles].reduce((n, f) => n + f.fc.entry.dataFile.recordCount, 0n),
+    deleteRowsToRead: [...new Map([...xFiles.flatMap((f) => atTo.applying(f)), ...yFiles.flatMap((f) => atFrom.applying(f))]
+      .filter((d) => d.fc.entry.dataFile.fileFormat.toUpperCase() !== 'PUFFIN')
+      .map((d) => [changeKey(d.fc), d.fc.entry.dataFile.recordCount] as const)).values()].reduce((n, c) => n + c, 0n),
     manifestsRead: reader.manifestsRead,
   };
   const maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS;
-  if (plan.rowsToRead > maxRows) {
-    throw new IpsError('ROW_BUDGET_EXCEEDED', `row-level changes of (${range.from ?? 'start'}, ${range.to}] need to read ${plan.rowsToRead} rows in ${xFiles.length + yFiles.length} data files, above the budget of ${maxRows}; raise it with --max-rows (or IPS_ROWS_MAX_ROWS), or split the range`, { details: { rows: plan.rowsToRead.toString(), max_rows: maxRows.toString() } });
+  const rowsInAll = plan.rowsToRead + plan.deleteRowsToRead;
+  if (rowsInAll > maxRows) {
+    const deletes = plan.deleteRowsToRead > 0n ? ` and ${plan.deleteRowsToRead} rows of delete files` : '';
+    throw new IpsError('ROW_BUDGET_EXCEEDED', `row-level changes of (${range.from ?? 'start'}, ${range.to}] need to read ${plan.rowsToRead} rows in ${xFiles.length + yFiles.length} data files${deletes}, above the budget of ${maxRows}; raise it with --max-rows (or IPS_ROWS_MAX_ROWS), or split the range`, { details: { rows: rowsInAll.toString(), max_rows: maxRows.toString() } });
   }
   progress(`rows: (${range.from ?? 'start'}, ${range.to}]: reading ${xFiles.length} data file(s) at ${range.to} and ${yFiles.length} at ${range.from ?? 'start'} (${plan.rowsToRead} rows before deletes; ${changed.length} file(s) whose deletes changed)`);
 
@@ -390,6 +400,12 @@ export async function rowDiff(
   const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: opts.threads ?? 2, memoryLimit: opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT, preserveInsertionOrder: false });
   const tick = ticker(progress);
   try {
+    // The budget above counted the rows the manifests say the files hold: the files must hold
+    // exactly those (the spec's record_count), or a lying entry would make the engine read
+    // without bound. Checked from the footers before any file is read.
+    const parquet = [...xFiles.flatMap((f) => [f, ...atTo.applying(f)]), ...yFiles.flatMap((f) => [f, ...atFrom.applying(f)])]
+      .map((x) => x.fc.entry.dataFile).filter((df) => df.fileFormat.toUpperCase() === 'PARQUET');
+    await checkRecordCounts(engine, io, [...new Map(parquet.map((df) => [df.filePath, df] as const)).values()]);
     const colList = columns.map((c) => col(c.id)).join(', ');
     const lineageFields = lineage ? [{ id: ROW_ID_ID, type: 'BIGINT' }, { id: LAST_UPDATED_SEQ_ID, type: 'BIGINT' }] : [];
     const dataSchema = schemaMap([...columns, ...lineageFields]);
@@ -578,6 +594,26 @@ function ticker(progress: (line: string) => void, everyMs = 5000): (line: () => 
       progress(line());
     }
   };
+}
+
+/**
+ * Every file's row count in its Parquet footer must be the record_count its manifest entry
+ * gives (INVALID_MANIFEST otherwise), read a thousand footers per query.
+ */
+async function checkRecordCounts(engine: SqlEngine, io: FileIO, files: DataFile[]): Promise<void> {
+  for (let i = 0; i < files.length; i += 1000) {
+    const slice = files.slice(i, i + 1000);
+    const locals = await Promise.all(slice.map((f) => localFile(engine, io, f.filePath)));
+    const rows = await engine.all<{ file_name: string; num_rows: string }>(
+      `SELECT file_name, num_rows::VARCHAR AS num_rows FROM parquet_file_metadata([${locals.map(sqlString).join(', ')}])`);
+    const counts = new Map(rows.map((r) => [r.file_name, BigInt(r.num_rows)]));
+    slice.forEach((f, j) => {
+      const n = counts.get(locals[j]!);
+      if (n !== f.recordCount) {
+        throw new IpsError('INVALID_MANIFEST', `${f.filePath} holds ${n ?? 'an unknown number of'} rows and its manifest entry says ${f.recordCount}: the table's metadata does not describe its files`, { details: { file: f.filePath, record_count: f.recordCount.toString(), rows: n?.toString() ?? null } });
+      }
+    });
+  }
 }
 
 /** A local path DuckDB can read for a table file: relocations and mappings applied, S3 objects staged. */

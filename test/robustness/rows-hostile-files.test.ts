@@ -3,13 +3,16 @@
 // blocks until a writer comes (DuckDB's reader then waits for ever), and a device or a directory
 // is never a table's file. Each variant of the playback fixture replaces one data file of its
 // head snapshot; `ips changes --rows --net` as a process must refuse it with NOT_A_FILE within
-// seconds, and leave nothing on stdout (never a partial answer).
+// seconds, and leave nothing on stdout (never a partial answer). The row budget holds the rows
+// the manifests say the files hold, so a manifest entry whose record_count is not its file's
+// row count is refused too (the playback fixture's manifests rewritten).
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../setup/env.js';
+import { readParts, writeContainer } from '../setup/avro-rewrite.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
 const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'tables', 'playback');
@@ -73,5 +76,44 @@ describe('ips changes --rows on data files that are not regular files', () => {
     expect(r.stderr).toMatch(new RegExp(`error \\[NOT_A_FILE\\]: \\S+\\.parquet is ${kind}, not a regular file`));
     expect(r.stdout).toBe('');
     expect(performance.now() - t0).toBeLessThan(20_000);
+  }, 60_000);
+
+  /** Sets the record_count of the live file's entries in every manifest of the copy. */
+  const withRecordCount = (name: string, count: bigint): string => {
+    const dir = variant(name, (f) => fs.copyFileSync(liveDataFile(FIXTURE), f));
+    const rel = path.relative(dir, liveDataFile(dir));
+    const meta = path.join(dir, 'metadata');
+    let rewritten = 0;
+    for (const m of fs.readdirSync(meta).filter((x) => /-m\d+\.avro$/.test(x))) {
+      const parts = readParts(fs.readFileSync(path.join(meta, m)));
+      let hit = false;
+      for (const r of parts.records) {
+        const df = r['data_file'] as { file_path: string; record_count: bigint };
+        if (df.file_path.endsWith(`/${rel}`)) {
+          df.record_count = count;
+          hit = true;
+        }
+      }
+      if (hit) {
+        fs.writeFileSync(path.join(meta, m), writeContainer(parts, 'deflate'));
+        rewritten++;
+      }
+    }
+    expect(rewritten).toBeGreaterThan(0);
+    return dir;
+  };
+
+  it('a record_count below the file\'s rows: INVALID_MANIFEST before any row is read', async () => {
+    const r = await rows(withRecordCount('fewer-rows', 1n));
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error \[INVALID_MANIFEST\]: \S+\.parquet holds \d+ rows and its manifest entry says 1: /);
+    expect(r.stdout).toBe('');
+  }, 60_000);
+
+  it('a record_count far above it: the row budget refuses the claim before anything is read', async () => {
+    const r = await rows(withRecordCount('more-rows', 10n ** 12n));
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error \[ROW_BUDGET_EXCEEDED\]: .*need to read 1000000000\d{3} rows in 8 data files, above the budget/);
+    expect(r.stdout).toBe('');
   }, 60_000);
 });
