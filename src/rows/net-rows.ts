@@ -603,7 +603,10 @@ function ticker(progress: (line: string) => void, everyMs = 5000): (line: () => 
 async function checkRecordCounts(engine: SqlEngine, io: FileIO, files: DataFile[]): Promise<void> {
   for (let i = 0; i < files.length; i += 1000) {
     const slice = files.slice(i, i + 1000);
-    const locals = await Promise.all(slice.map((f) => localFile(engine, io, f.filePath)));
+    // One at a time: an object on S3 is staged through memory (up to max_data_file_bytes), as
+    // the reads below stage them.
+    const locals: string[] = [];
+    for (const f of slice) locals.push(await localFile(engine, io, f.filePath));
     const rows = await engine.all<{ file_name: string; num_rows: string }>(
       `SELECT file_name, num_rows::VARCHAR AS num_rows FROM parquet_file_metadata([${locals.map(sqlString).join(', ')}])`);
     const counts = new Map(rows.map((r) => [r.file_name, BigInt(r.num_rows)]));
