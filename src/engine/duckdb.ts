@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // that never runs SQL (an idle `ips serve`) never maps it.
 import type { DuckDBInstance, DuckDBConnection } from '@duckdb/node-api';
 import { IpsError, describeError } from '../errors.js';
-import type { FileIO } from '../io/file-io.js';
+import { copyToFile, type FileIO } from '../io/file-io.js';
 import { requireRegularFile } from '../io/local-file-io.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { NestedField, PrimitiveType } from '../iceberg/types.js';
@@ -159,8 +159,10 @@ export class SqlEngine {
     fs.mkdirSync(dir, { recursive: true });
     const target = path.join(dir, `${crypto.createHash('sha1').update(location).digest('hex')}${path.extname(location)}`);
     if (!fs.existsSync(target)) {
+      // Streamed to disk: a data file of hundreds of MB never sits in memory whole.
       const tmp = `${target}.${process.pid}.part`;
-      fs.writeFileSync(tmp, await this.io.read(location, 'data'));
+      fs.rmSync(tmp, { force: true });
+      await copyToFile(this.io, location, tmp, 'data');
       fs.renameSync(tmp, target);
     }
     this.staged.set(location, target);

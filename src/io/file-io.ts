@@ -1,3 +1,4 @@
+import fsp from 'node:fs/promises';
 import type { FileKind, ReadLimits } from './limits.js';
 
 /** Where metadata and data files are read from (and, for ICDC tables, written to). */
@@ -12,6 +13,11 @@ export interface FileIO {
    * file ends first; `length` is held to the kind's limit. Absent: readRange() reads it whole.
    */
   readRange?(location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer>;
+  /**
+   * Streams a whole file into a new local file (`wx`), under the kind's limit, without holding it
+   * in memory; returns its size. Absent: copyToFile() reads it whole, then writes it.
+   */
+  copyToFile?(location: string, file: string, kind?: FileKind): Promise<number>;
   /** The bounds this FileIO reads under (absent: the process defaults). */
   readonly limits?: ReadLimits;
   exists(location: string): Promise<boolean>;
@@ -49,4 +55,12 @@ export function baseName(loc: string): string {
 export async function readRange(io: FileIO, location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer> {
   if (io.readRange) return io.readRange(location, offset, length, kind);
   return (await io.read(location, kind)).subarray(offset, offset + length);
+}
+
+/** Copies a file to a new local file, streamed where the FileIO can (an S3 object is never held whole). */
+export async function copyToFile(io: FileIO, location: string, file: string, kind?: FileKind): Promise<number> {
+  if (io.copyToFile) return io.copyToFile(location, file, kind);
+  const data = await io.read(location, kind);
+  await fsp.writeFile(file, data, { flag: 'wx' });
+  return data.length;
 }

@@ -1,5 +1,5 @@
 import { IpsError } from '../errors.js';
-import { readRange, type FileIO } from './file-io.js';
+import { copyToFile, readRange, type FileIO } from './file-io.js';
 import { currentReadLimits, type FileKind, type ReadLimits } from './limits.js';
 import { locationCovered } from './locations.js';
 import { LocalFileIO } from './local-file-io.js';
@@ -97,6 +97,10 @@ export class RoutingFileIO implements FileIO {
   async readRange(location: string, offset: number, length: number, kind?: FileKind): Promise<Buffer> {
     const r = await this.route(location);
     return readRange(r.io, r.loc, offset, length, kind);
+  }
+  async copyToFile(location: string, file: string, kind?: FileKind): Promise<number> {
+    const r = await this.route(location);
+    return copyToFile(r.io, r.loc, file, kind);
   }
   async exists(location: string): Promise<boolean> {
     const r = await this.route(location);

@@ -1,4 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import fsp from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { IpsError, describeError } from '../errors.js';
 import type { FileIO } from './file-io.js';
@@ -77,6 +78,37 @@ export class S3FileIO implements FileIO {
 
   /** Refuses an object whose ContentLength exceeds the kind's limit before reading its body, and stops a body that runs past it. */
   async read(location: string, kind: FileKind = 'data'): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    const total = await this.body(location, kind, (c) => {
+      chunks.push(c);
+    });
+    return Buffer.concat(chunks, total);
+  }
+
+  /**
+   * Streams the object into a new local file (the SQL engine's staged copy), never holding it
+   * whole in memory, under the same limits as read(). A failed copy leaves no file behind.
+   */
+  async copyToFile(location: string, file: string, kind: FileKind = 'data'): Promise<number> {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(file, 'wx');
+    } catch (e) {
+      throw new IpsError('IO_ERROR', `cannot stage ${location} at ${file}: ${describeError(e)}`, { cause: e });
+    }
+    try {
+      const n = await this.body(location, kind, (c) => fh.write(c).then(() => {}));
+      await fh.close();
+      return n;
+    } catch (e) {
+      await fh.close().catch(() => {});
+      await fsp.rm(file, { force: true });
+      throw e;
+    }
+  }
+
+  /** The object's body, a chunk at a time to `sink`, within the kind's limit; returns its size. */
+  private body(location: string, kind: FileKind, sink: (chunk: Buffer) => void | Promise<void>): Promise<number> {
     const { bucket, key } = parseS3Uri(location);
     const max = limitOf(this.limits, kind);
     return this.limit(async () => {
@@ -84,12 +116,11 @@ export class S3FileIO implements FileIO {
         return await this.send(`GET ${location}`, async (abortSignal) => {
           const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal });
           const body = out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-          if (!body) return Buffer.alloc(0);
+          if (!body) return 0;
           if (out.ContentLength !== undefined && out.ContentLength > max) {
             body.destroy?.();
             throw fileTooLarge(location, kind, out.ContentLength, max);
           }
-          const chunks: Buffer[] = [];
           let total = 0;
           for await (const c of body) {
             total += c.length;
@@ -97,9 +128,9 @@ export class S3FileIO implements FileIO {
               body.destroy?.();
               throw fileTooLarge(location, kind, null, max);
             }
-            chunks.push(Buffer.from(c.buffer, c.byteOffset, c.length));
+            await sink(Buffer.from(c.buffer, c.byteOffset, c.length));
           }
-          return Buffer.concat(chunks, total);
+          return total;
         });
       } catch (e) {
         if (e instanceof IpsError) throw e;

@@ -169,3 +169,34 @@ describe('ranged reads, local and S3', () => {
     }
   });
 });
+
+// Staging an S3 data file for the SQL engine: streamed to a new local file under the data limit;
+// a refused object leaves no partial file.
+describe('S3 (MinIO) copies to a local file', () => {
+  it('copies the bytes, refuses an object past the limit without leaving a file, and never overwrites', async () => {
+    const env = testEnv();
+    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
+    const key = `copies-${process.pid}-${Date.now()}/data.parquet`;
+    const bytes = Buffer.from(Array.from({ length: 3 * 1024 * 1024 + 17 }, (_, i) => (i * 13) & 0xff));
+    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: bytes }));
+    s3.destroy();
+    const loc = `s3://${env.s3Bucket}/${key}`;
+    const settings = { endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey };
+    const io = new RoutingFileIO({ s3: settings });
+    const small = new S3FileIO({ ...settings, limits: limits({ dataBytes: 1024 * 1024 }) });
+    try {
+      const out = path.join(tmp, 'staged.parquet');
+      expect(await io.copyToFile(loc, out)).toBe(bytes.length);
+      expect(fs.readFileSync(out).equals(bytes)).toBe(true);
+      const again = await rejection(io.copyToFile(loc, out));
+      expect([again.code, again.message]).toEqual(['IO_ERROR', expect.stringMatching(/EEXIST/)]);
+      expect(fs.readFileSync(out).equals(bytes)).toBe(true);
+      const refused = path.join(tmp, 'refused.parquet');
+      expect((await rejection(small.copyToFile(loc, refused))).code).toBe('FILE_TOO_LARGE');
+      expect(fs.existsSync(refused)).toBe(false);
+    } finally {
+      io.close();
+      small.destroy();
+    }
+  });
+});
