@@ -603,8 +603,8 @@ function ticker(progress: (line: string) => void, everyMs = 5000): (line: () => 
 async function checkRecordCounts(engine: SqlEngine, io: FileIO, files: DataFile[]): Promise<void> {
   for (let i = 0; i < files.length; i += 1000) {
     const slice = files.slice(i, i + 1000);
-    // One at a time: an object on S3 is staged through memory (up to max_data_file_bytes), as
-    // the reads below stage them.
+    // One at a time, as the reads below stage them: an object on S3 is copied to the scratch
+    // disk first (streamed; the copy is reused by those reads).
     const locals: string[] = [];
     for (const f of slice) locals.push(await localFile(engine, io, f.filePath));
     const rows = await engine.all<{ file_name: string; num_rows: string }>(
