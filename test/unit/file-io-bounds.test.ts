@@ -19,6 +19,25 @@ import { rejection } from '../setup/errors.js';
 
 const limits = (over: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...over });
 
+/** The harness's MinIO as S3FileIO settings. */
+function s3Settings(): { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string } {
+  const env = testEnv();
+  return { endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey };
+}
+
+/** Puts `body` at a fresh key under `prefix` in the test bucket (with the SDK, not the code under test); returns its s3:// location. */
+async function putObject(prefix: string, name: string, body: Buffer): Promise<string> {
+  const env = testEnv();
+  const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
+  const key = `${prefix}-${process.pid}-${Date.now()}/${name}`;
+  try {
+    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: body }));
+  } finally {
+    s3.destroy();
+  }
+  return `s3://${env.s3Bucket}/${key}`;
+}
+
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-bounds-'));
@@ -106,20 +125,13 @@ describe('S3 errors are typed by whose fault they are', () => {
 
 describe('S3 reads check ContentLength against the limit', () => {
   it('refuses an object larger than the kind allows, and reads one within it', async () => {
-    const env = testEnv();
-    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
-    const key = `bounds-${process.pid}-${Date.now()}/m.avro`;
-    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: Buffer.alloc(4096, 1) }));
-    s3.destroy();
-    const io = new S3FileIO({
-      endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey,
-      limits: limits({ manifestBytes: 4095, manifestListBytes: 4096 }),
-    });
+    const loc = await putObject('bounds', 'm.avro', Buffer.alloc(4096, 1));
+    const io = new S3FileIO({ ...s3Settings(), limits: limits({ manifestBytes: 4095, manifestListBytes: 4096 }) });
     try {
-      const e = await rejection(io.read(`s3://${env.s3Bucket}/${key}`, 'manifest'));
+      const e = await rejection(io.read(loc, 'manifest'));
       expect(e.code).toBe('FILE_TOO_LARGE');
       expect(e.details).toMatchObject({ sizeBytes: '4096', limitBytes: 4095 });
-      expect((await io.read(`s3://${env.s3Bucket}/${key}`, 'manifest-list')).length).toBe(4096);
+      expect((await io.read(loc, 'manifest-list')).length).toBe(4096);
     } finally {
       io.destroy();
     }
@@ -150,20 +162,15 @@ describe('ranged reads, local and S3', () => {
   });
 
   it('S3 (MinIO): the range, a short read at the end, an empty one past it; a missing object FILE_NOT_FOUND', async () => {
-    const env = testEnv();
-    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
-    const key = `ranges-${process.pid}-${Date.now()}/blobs.puffin`;
-    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: bytes }));
-    s3.destroy();
-    const io = new S3FileIO({ endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey, limits: limits({ dataBytes: 4096 }) });
-    const loc = `s3://${env.s3Bucket}/${key}`;
+    const loc = await putObject('ranges', 'blobs.puffin', bytes);
+    const io = new S3FileIO({ ...s3Settings(), limits: limits({ dataBytes: 4096 }) });
     try {
       expect(await io.readRange(loc, 1234, 100)).toEqual(bytes.subarray(1234, 1334));
       expect(await io.readRange(loc, 0, 10)).toEqual(bytes.subarray(0, 10));
       expect(await io.readRange(loc, 9_990, 100)).toEqual(bytes.subarray(9_990));
       expect((await io.readRange(loc, 20_000, 100)).length).toBe(0);
       expect((await rejection(io.readRange(loc, 0, 4097))).code).toBe('FILE_TOO_LARGE');
-      expect((await rejection(io.readRange(`s3://${env.s3Bucket}/${key}.gone`, 0, 10))).code).toBe('FILE_NOT_FOUND');
+      expect((await rejection(io.readRange(`${loc}.gone`, 0, 10))).code).toBe('FILE_NOT_FOUND');
     } finally {
       io.destroy();
     }
@@ -174,14 +181,9 @@ describe('ranged reads, local and S3', () => {
 // a refused object leaves no partial file.
 describe('S3 (MinIO) copies to a local file', () => {
   it('copies the bytes, refuses an object past the limit without leaving a file, and never overwrites', async () => {
-    const env = testEnv();
-    const s3 = new S3Client({ endpoint: env.s3Endpoint, region: env.s3Region, forcePathStyle: true, credentials: { accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey } });
-    const key = `copies-${process.pid}-${Date.now()}/data.parquet`;
     const bytes = Buffer.from(Array.from({ length: 3 * 1024 * 1024 + 17 }, (_, i) => (i * 13) & 0xff));
-    await s3.send(new PutObjectCommand({ Bucket: env.s3Bucket, Key: key, Body: bytes }));
-    s3.destroy();
-    const loc = `s3://${env.s3Bucket}/${key}`;
-    const settings = { endpoint: env.s3Endpoint, region: env.s3Region, accessKeyId: env.s3AccessKey, secretAccessKey: env.s3SecretKey };
+    const loc = await putObject('copies', 'data.parquet', bytes);
+    const settings = s3Settings();
     const io = new RoutingFileIO({ s3: settings });
     const small = new S3FileIO({ ...settings, limits: limits({ dataBytes: 1024 * 1024 }) });
     try {
