@@ -14,6 +14,8 @@ import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
 import { readRange, type FileIO } from '../io/file-io.js';
+import { DEFAULT_READ_LIMITS } from '../io/limits.js';
+import { groupRangeReads } from '../io/range-reads.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
 
@@ -334,11 +336,17 @@ export async function rowDiff(
 
   const xFiles = [...added, ...changed];
   const yFiles = [...removed, ...changed];
+  // Every data file to read, numbered (k), with the deletes that apply to it at its end; the
+  // `to` side (x) first, so that its carry-over row ids are known when the `from` side is read.
+  const work = [
+    ...xFiles.map((f) => ({ side: 'x' as const, f, dels: atTo.applying(f) })),
+    ...yFiles.map((f) => ({ side: 'y' as const, f, dels: atFrom.applying(f) })),
+  ].map((w, i) => ({ ...w, k: i + 1 }));
   const plan: NetRowPlan = {
     from: range.from, to: range.to, schema,
     readAtTo: xFiles.length, readAtFrom: yFiles.length,
     rowsToRead: [...xFiles, ...yFiles].reduce((n, f) => n + f.fc.entry.dataFile.recordCount, 0n),
-    deleteRowsToRead: [...new Map([...xFiles.flatMap((f) => atTo.applying(f)), ...yFiles.flatMap((f) => atFrom.applying(f))]
+    deleteRowsToRead: [...new Map(work.flatMap((w) => w.dels)
       .filter((d) => d.fc.entry.dataFile.fileFormat.toUpperCase() !== 'PUFFIN')
       .map((d) => [changeKey(d.fc), d.fc.entry.dataFile.recordCount] as const)).values()].reduce((n, c) => n + c, 0n),
     manifestsRead: reader.manifestsRead,
@@ -353,8 +361,7 @@ export async function rowDiff(
 
   // Every file this answer reads must exist: never a partial answer.
   const toRead = new Map<string, string>();
-  const plans = [...xFiles.map((f) => ({ f, dels: atTo.applying(f) })), ...yFiles.map((f) => ({ f, dels: atFrom.applying(f) }))];
-  for (const { f, dels } of plans) {
+  for (const { f, dels } of work) {
     const df = f.fc.entry.dataFile;
     if (df.fileFormat.toUpperCase() !== 'PARQUET') throw new IpsError('UNSUPPORTED_FILE_FORMAT', `data file ${df.filePath} is ${df.fileFormat}: row-level changes read Parquet data files only`);
     toRead.set(df.filePath, 'data file');
@@ -403,21 +410,13 @@ export async function rowDiff(
     // The budget above counted the rows the manifests say the files hold: the files must hold
     // exactly those (the spec's record_count), or a lying entry would make the engine read
     // without bound. Checked from the footers before any file is read.
-    const parquet = [...xFiles.flatMap((f) => [f, ...atTo.applying(f)]), ...yFiles.flatMap((f) => [f, ...atFrom.applying(f)])]
+    const parquet = work.flatMap((w) => [w.f, ...w.dels])
       .map((x) => x.fc.entry.dataFile).filter((df) => df.fileFormat.toUpperCase() === 'PARQUET');
     await checkRecordCounts(engine, io, [...new Map(parquet.map((df) => [df.filePath, df] as const)).values()]);
     const colList = columns.map((c) => col(c.id)).join(', ');
     const lineageFields = lineage ? [{ id: ROW_ID_ID, type: 'BIGINT' }, { id: LAST_UPDATED_SEQ_ID, type: 'BIGINT' }] : [];
     const dataSchema = schemaMap([...columns, ...lineageFields]);
     await engine.run(`CREATE TEMP TABLE __pos (k INTEGER, pos BIGINT)`);
-    const sides: { name: 'x' | 'y'; files: LiveFile[]; at: DeleteIndex }[] = [
-      { name: 'x', files: xFiles, at: atTo },
-      { name: 'y', files: yFiles, at: atFrom },
-    ];
-    // Every data file to read, numbered (k), with the deletes that apply to it at its end; the
-    // `to` side first, so that its carry-over row ids are known when the `from` side is read.
-    let n = 0;
-    const work = sides.flatMap((side) => side.files.map((f) => ({ side: side.name, f, k: ++n, dels: side.at.applying(f) })));
     // Position delete files: each read once, its positions routed to every data file it names.
     const posTargets = new Map<string, { file: LiveFile; targets: { k: number; path: string }[] }>();
     for (const w of work) {
@@ -457,8 +456,8 @@ export async function rowDiff(
     let done = 0;
     const total = work.length;
     const rid = lineage ? ', NULL::BIGINT AS _rid' : '';
-    for (const side of sides) {
-      await engine.run(`CREATE TEMP TABLE ${side.name} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')}${rid} WHERE false`);
+    for (const side of ['x', 'y']) {
+      await engine.run(`CREATE TEMP TABLE ${side} AS SELECT ${columns.map((c) => `NULL::${c.type} AS ${col(c.id)}`).join(', ')}${rid} WHERE false`);
     }
     // Row ids of carry-over rows at `to` (unchanged since `from`).
     if (lineage) await engine.run('CREATE TEMP TABLE __same (_rid BIGINT)');
@@ -634,8 +633,11 @@ function localFile(engine: SqlEngine, io: FileIO, loc: string): Promise<string> 
  * before anything is read, and a blob past the end of its file is CORRUPT_FILE.
  */
 async function readDeletionVectorBlobs(io: FileIO, vectors: { key: string; vector: DataFile; data: DataFile }[]): Promise<Map<string, Buffer>> {
-  const byFile = new Map<string, { key: string; off: number; size: number }[]>();
+  const byFile = new Map<string, { key: string; offset: number; size: number }[]>();
+  const seen = new Set<string>();
   for (const { key, vector, data } of vectors) {
+    if (seen.has(key)) continue;
+    seen.add(key);
     const off = Number(vector.contentOffset!);
     const size = Number(vector.contentSizeInBytes!);
     if (!Number.isSafeInteger(off) || !Number.isSafeInteger(size) || off < 0 || size < 0) {
@@ -647,29 +649,25 @@ async function readDeletionVectorBlobs(io: FileIO, vectors: { key: string; vecto
     }
     let list = byFile.get(vector.filePath);
     if (!list) byFile.set(vector.filePath, (list = []));
-    if (!list.some((x) => x.key === key)) list.push({ key, off, size });
+    list.push({ key, offset: off, size });
   }
-  const GAP = 64 * 1024;
+  // Spark writes a commit's vectors side by side: neighbours share a request of up to 8 MiB, and
+  // never one over the read limit that each blob alone meets.
+  const maxSpan = Math.min(8 * 1024 * 1024, (io.limits ?? DEFAULT_READ_LIMITS).dataBytes);
   const blobs = new Map<string, Buffer>();
   for (const [file, list] of byFile) {
-    list.sort((a, b) => a.off - b.off);
-    for (let i = 0; i < list.length;) {
-      const start = list[i]!.off;
-      let end = start + list[i]!.size;
-      let j = i + 1;
-      for (; j < list.length && list[j]!.off <= end + GAP; j++) end = Math.max(end, list[j]!.off + list[j]!.size);
+    for (const read of groupRangeReads(list, 64 * 1024, maxSpan)) {
       let buf: Buffer;
       try {
-        buf = await readRange(io, file, start, end - start, 'data');
+        buf = await readRange(io, file, read.offset, read.size, 'data');
       } catch (e) {
         if (isIpsError(e) && e.code !== 'FILE_NOT_FOUND') throw e;
         throw new IpsError('FILES_MISSING', `cannot read ${file}: ${describeError(e)}`, { cause: e });
       }
-      for (const { key, off, size } of list.slice(i, j)) {
-        if (off + size > start + buf.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${off} (${size} bytes) lies outside ${file}, which ends before byte ${off + size}`);
-        blobs.set(key, buf.subarray(off - start, off - start + size));
+      for (const { key, offset, size } of read.ranges) {
+        if (offset + size > read.offset + buf.length) throw new IpsError('CORRUPT_FILE', `deletion vector at offset ${offset} (${size} bytes) lies outside ${file}, which ends before byte ${offset + size}`);
+        blobs.set(key, buf.subarray(offset - read.offset, offset - read.offset + size));
       }
-      i = j;
     }
   }
   return blobs;
