@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { DuckDBInstance, DuckDBConnection } from '@duckdb/node-api';
 import { IpsError, describeError } from '../errors.js';
 import { copyToFile, type FileIO } from '../io/file-io.js';
-import { requireRegularFile } from '../io/local-file-io.js';
+import { openRegularFile } from '../io/local-file-io.js';
+import { currentReadLimits } from '../io/limits.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { NestedField, PrimitiveType } from '../iceberg/types.js';
 
@@ -146,11 +147,16 @@ export class SqlEngine {
     }
   }
 
-  /** A local path of the file: itself when local, else a staged copy (read through the FileIO once). */
+  /**
+   * A local path of the file: itself when local, else a staged copy (read through the FileIO
+   * once). A local file must be a regular file within the data limit, as a staged one must:
+   * checked on an open handle here, since the engine opens paths with blocking calls (a FIFO
+   * would hang it) and reads them without a byte limit.
+   */
   async localCopy(location: string): Promise<string> {
     const local = localPathOf(location);
     if (local !== null) {
-      requireRegularFile(location, 'data');
+      fs.closeSync(openRegularFile(local, 'data', (this.io.limits ?? currentReadLimits()).dataBytes).fd);
       return local;
     }
     const hit = this.staged.get(location);

@@ -43,20 +43,29 @@ function notARegularFile(location: string, kind: FileKind, st: Stats): IpsError 
 }
 
 /**
- * For a local file another reader opens by path (the SQL engine): refuses what is not a regular
- * file before it is opened, since opening a FIFO blocks until a writer comes (DuckDB's reader
- * would wait for ever) and a device or directory is never a table's file. A missing file is
- * left to the reader to report. Table metadata names these paths, so they are hostile input.
+ * Opens a local table file without blocking (opening a FIFO for reading would otherwise wait
+ * for a writer for ever) and keeps it only if the open handle is a regular file within `limit`:
+ * a device or directory is never a table's file. Table metadata names these paths, so they are
+ * hostile input. The caller owns the descriptor.
  */
-export function requireRegularFile(location: string, kind: FileKind): void {
-  let st: Stats;
+export function openRegularFile(location: string, kind: FileKind, limit: number): { fd: number; size: number } {
+  let fd: number;
   try {
-    st = fsSync.statSync(localPath(location));
+    fd = fsSync.openSync(localPath(location), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
-    if (notFound(e)) return;
+    if (notFound(e)) throw new IpsError('FILE_NOT_FOUND', `file not found: ${location}`, { cause: e });
     throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
   }
-  if (!st.isFile()) throw notARegularFile(location, kind, st);
+  try {
+    const st = fsSync.fstatSync(fd);
+    if (!st.isFile()) throw notARegularFile(location, kind, st);
+    if (st.size > limit) throw fileTooLarge(location, kind, st.size, limit);
+    return { fd, size: st.size };
+  } catch (e) {
+    fsSync.closeSync(fd);
+    if (e instanceof IpsError) throw e;
+    throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
+  }
 }
 
 export class LocalFileIO implements FileIO {
@@ -73,7 +82,7 @@ export class LocalFileIO implements FileIO {
   async read(location: string, kind: FileKind = 'data'): Promise<Buffer> {
     const limit = limitOf(this.limits, kind);
     const p = localPath(location);
-    const small = this.readSmall(location, kind, p, limit);
+    const small = this.readSmall(location, kind, limit);
     if (small !== null) return small;
     let fh: fs.FileHandle;
     try {
@@ -115,25 +124,14 @@ export class LocalFileIO implements FileIO {
    * blocking calls under the same rules as read(); null when it is larger (read() then reads it
    * through the threadpool). Five threadpool round trips cost more CPU than reading it.
    */
-  private readSmall(location: string, kind: FileKind, p: string, limit: number): Buffer | null {
-    let fd: number;
+  private readSmall(location: string, kind: FileKind, limit: number): Buffer | null {
+    const { fd, size } = openRegularFile(location, kind, limit);
     try {
-      fd = fsSync.openSync(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    } catch (e) {
-      if (notFound(e)) throw new IpsError('FILE_NOT_FOUND', `file not found: ${location}`, { cause: e });
-      throw new IpsError('IO_ERROR', `cannot read ${location}: ${describeError(e)}`, { cause: e });
-    }
-    try {
-      const st = fsSync.fstatSync(fd);
-      if (!st.isFile()) {
-        throw notARegularFile(location, kind, st);
-      }
-      if (st.size > limit) throw fileTooLarge(location, kind, st.size, limit);
-      if (st.size > SYNC_READ_MAX_BYTES) return null;
+      if (size > SYNC_READ_MAX_BYTES) return null;
       // Read what stat promised, then on to the end (a file may grow), never past the limit.
       const chunks: Buffer[] = [];
       let total = 0;
-      let want = Math.max(st.size + 1, 4096);
+      let want = Math.max(size + 1, 4096);
       for (;;) {
         const buf = Buffer.allocUnsafe(Math.min(want, limit + 1 - total));
         const bytesRead = fsSync.readSync(fd, buf, 0, buf.length, null);

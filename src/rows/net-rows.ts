@@ -14,7 +14,7 @@ import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { typeToString, type NestedField, type PrimitiveType, type Schema } from '../iceberg/types.js';
 import { readRange, type FileIO } from '../io/file-io.js';
-import { DEFAULT_READ_LIMITS } from '../io/limits.js';
+import { currentReadLimits } from '../io/limits.js';
 import { groupRangeReads } from '../io/range-reads.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
@@ -653,7 +653,7 @@ async function readDeletionVectorBlobs(io: FileIO, vectors: { key: string; vecto
   }
   // Spark writes a commit's vectors side by side: neighbours share a request of up to 8 MiB, and
   // never one over the read limit that each blob alone meets.
-  const maxSpan = Math.min(8 * 1024 * 1024, (io.limits ?? DEFAULT_READ_LIMITS).dataBytes);
+  const maxSpan = Math.min(8 * 1024 * 1024, (io.limits ?? currentReadLimits()).dataBytes);
   const blobs = new Map<string, Buffer>();
   for (const [file, list] of byFile) {
     for (const read of groupRangeReads(list, 64 * 1024, maxSpan)) {

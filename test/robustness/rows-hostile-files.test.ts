@@ -5,7 +5,8 @@
 // head snapshot; `ips changes --rows --net` as a process must refuse it with NOT_A_FILE within
 // seconds, and leave nothing on stdout (never a partial answer). The row budget holds the rows
 // the manifests say the files hold, so a manifest entry whose record_count is not its file's
-// row count is refused too (the playback fixture's manifests rewritten).
+// row count is refused too (the playback fixture's manifests rewritten), and so is a local data
+// file larger than max_data_file_bytes.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,9 +40,9 @@ function variant(name: string, replace: (file: string) => void): string {
   return dir;
 }
 
-function rows(dir: string): Promise<{ status: number | null; killed: boolean; stdout: string; stderr: string }> {
+function rows(dir: string, env: Record<string, string> = {}): Promise<{ status: number | null; killed: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'changes', dir, '--rows', '--net'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'changes', dir, '--rows', '--net'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
@@ -76,6 +77,20 @@ describe('ips changes --rows on data files that are not regular files', () => {
     expect(r.stderr).toMatch(new RegExp(`error \\[NOT_A_FILE\\]: \\S+\\.parquet is ${kind}, not a regular file`));
     expect(r.stdout).toBe('');
     expect(performance.now() - t0).toBeLessThan(20_000);
+  }, 60_000);
+
+  it('a local data file above max_data_file_bytes: FILE_TOO_LARGE, as for a staged S3 object', async () => {
+    // The engine reads local files by path, without a byte limit of its own: the limit S3 objects
+    // are staged under holds for local files too, checked on an open handle.
+    const dir = variant('too-large', (f) => fs.copyFileSync(liveDataFile(FIXTURE), f));
+    const smallest = Math.min(...fs.readdirSync(path.join(dir, 'data'), { recursive: true, encoding: 'utf8' })
+      .filter((x) => x.endsWith('.parquet')).map((x) => fs.statSync(path.join(dir, 'data', x)).size));
+    const r = await rows(dir, { IPS_MAX_DATA_FILE_BYTES: String(smallest - 1) });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`error \\[FILE_TOO_LARGE\\]: \\S+\\.parquet has \\d+ bytes, more than the ${smallest - 1}-byte limit for a data file; a genuine one needs a larger max_data_file_bytes setting`));
+    expect(r.stdout).toBe('');
+    // The same table under the default limit gives its rows.
+    expect((await rows(dir)).status).toBe(0);
   }, 60_000);
 
   /** Sets the record_count of the live file's entries in every manifest of the copy. */
