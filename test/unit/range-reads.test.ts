@@ -5,18 +5,8 @@
 // rules, not against the grouping's own output.
 import { describe, expect, it } from 'vitest';
 import { groupRangeReads } from '../../src/io/range-reads.js';
+import { mulberry32 as rng } from '../setup/random.js';
 
-/** A small deterministic PRNG (mulberry32), so a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('groupRangeReads', () => {
   it('keeps the rules on random layouts', () => {
