@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { groupRangeReads } from '../../src/io/range-reads.js';
 import { mulberry32 as rng } from '../setup/random.js';
 
-
 describe('groupRangeReads', () => {
   it('keeps the rules on random layouts', () => {
     for (let seed = 1; seed <= 300; seed++) {
