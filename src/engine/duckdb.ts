@@ -176,6 +176,17 @@ export class SqlEngine {
   }
 
   /**
+   * Frees the scratch disk a staged copy takes, once no statement will read it again (a local
+   * file is read in place: nothing to free). A later localCopy stages it anew.
+   */
+  release(location: string): void {
+    const staged = this.staged.get(location);
+    if (staged === undefined) return;
+    this.staged.delete(location);
+    fs.rmSync(staged, { force: true });
+  }
+
+  /**
    * (Re)defines view `name` over exactly these data files, with the given Iceberg columns read
    * by field id (a column missing from a file reads as NULL, as after a schema change).
    */

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import pLimit from 'p-limit';
 import os from 'node:os';
 import path from 'node:path';
 import { IpsError, describeError, isIpsError } from '../errors.js';
@@ -16,6 +17,7 @@ import { typeToString, type NestedField, type PrimitiveType, type Schema } from 
 import { readRange, type FileIO } from '../io/file-io.js';
 import { currentReadLimits } from '../io/limits.js';
 import { groupRangeReads } from '../io/range-reads.js';
+import { parquetFooterRowCount } from './parquet-footer.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
 
@@ -79,6 +81,8 @@ export interface NetRowPlan {
   /** Data files read at `to` (added by the range, or whose deletes changed) and at `from`. */
   readAtTo: number;
   readAtFrom: number;
+  /** Of those, the files read at both ends (live at both, their deletes changed). */
+  readAtBoth: number;
   /** Data rows those files hold before deletes. */
   rowsToRead: bigint;
   /**
@@ -344,7 +348,7 @@ export async function rowDiff(
   ].map((w, i) => ({ ...w, k: i + 1 }));
   const plan: NetRowPlan = {
     from: range.from, to: range.to, schema,
-    readAtTo: xFiles.length, readAtFrom: yFiles.length,
+    readAtTo: xFiles.length, readAtFrom: yFiles.length, readAtBoth: changed.length,
     rowsToRead: [...xFiles, ...yFiles].reduce((n, f) => n + f.fc.entry.dataFile.recordCount, 0n),
     deleteRowsToRead: [...new Map(work.flatMap((w) => w.dels)
       .filter((d) => d.fc.entry.dataFile.fileFormat.toUpperCase() !== 'PUFFIN')
@@ -403,16 +407,16 @@ export async function rowDiff(
     return c;
   }) : [];
 
+  // The budget above counted the rows the manifests say the files hold: the files must hold
+  // exactly those (the spec's record_count), or a lying entry would make the engine read
+  // without bound. Checked from the footers before any file is read.
+  const parquet = work.flatMap((w) => [w.f, ...w.dels])
+    .map((x) => x.fc.entry.dataFile).filter((df) => df.fileFormat.toUpperCase() === 'PARQUET');
+  await checkRecordCounts(io, [...new Map(parquet.map((df) => [df.filePath, df] as const)).values()]);
   const scratch = opts.scratchDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-'));
   const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: opts.threads ?? 2, memoryLimit: opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT, preserveInsertionOrder: false });
   const tick = ticker(progress);
   try {
-    // The budget above counted the rows the manifests say the files hold: the files must hold
-    // exactly those (the spec's record_count), or a lying entry would make the engine read
-    // without bound. Checked from the footers before any file is read.
-    const parquet = work.flatMap((w) => [w.f, ...w.dels])
-      .map((x) => x.fc.entry.dataFile).filter((df) => df.fileFormat.toUpperCase() === 'PARQUET');
-    await checkRecordCounts(engine, io, [...new Map(parquet.map((df) => [df.filePath, df] as const)).values()]);
     const colList = columns.map((c) => col(c.id)).join(', ');
     const lineageFields = lineage ? [{ id: ROW_ID_ID, type: 'BIGINT' }, { id: LAST_UPDATED_SEQ_ID, type: 'BIGINT' }] : [];
     const dataSchema = schemaMap([...columns, ...lineageFields]);
@@ -435,6 +439,7 @@ export async function rowDiff(
       await engine.run(
         `INSERT INTO __pos SELECT m.k, p.pos FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = MAP {${POS_FILE_PATH_ID}: {name: 'file_path', type: 'VARCHAR', default_value: NULL}, ${POS_POS_ID}: {name: 'pos', type: 'BIGINT', default_value: NULL}}) p ` +
         `JOIN (VALUES ${values}) m(k, path) ON p.file_path = m.path`);
+      engine.release(file.fc.entry.dataFile.filePath);
       tick(() => `rows: reading position deletes (${posTargets.size} file(s))`);
     }
     // Equality delete files: each loaded once into a table of its equality columns.
@@ -447,6 +452,7 @@ export async function rowDiff(
         const name = `__eq${eqTables.size}`;
         const local = await localFile(engine, io, dd.filePath);
         await engine.run(`CREATE TEMP TABLE ${name} AS SELECT DISTINCT * FROM read_parquet(${sqlString(local)}, hive_partitioning = false, schema = ${schemaMap(dd.equalityIds!.map((id) => byId.get(id)!))})`);
+        engine.release(dd.filePath);
         eqTables.set(key, name);
       }
     }
@@ -461,6 +467,11 @@ export async function rowDiff(
     }
     // Row ids of carry-over rows at `to` (unchanged since `from`).
     if (lineage) await engine.run('CREATE TEMP TABLE __same (_rid BIGINT)');
+    // A data file is staged (S3) for its reads and freed after its last: the scratch disk holds
+    // the file being read and those read at both ends that wait for their `from` read, never
+    // the whole range's files.
+    const readsLeft = new Map<string, number>();
+    for (const w of work) readsLeft.set(w.f.fc.entry.dataFile.filePath, (readsLeft.get(w.f.fc.entry.dataFile.filePath) ?? 0) + 1);
     for (const { side, f, k, dels } of work) {
       const df = f.fc.entry.dataFile;
       // Deletion vectors: decoded here.
@@ -506,6 +517,9 @@ export async function rowDiff(
         }
       }
       await engine.run(`DELETE FROM __pos WHERE k = ${k}`);
+      const left = readsLeft.get(df.filePath)! - 1;
+      readsLeft.set(df.filePath, left);
+      if (left === 0) engine.release(df.filePath);
       done++;
       tick(() => `rows: read ${done}/${total} data files`);
     }
@@ -597,25 +611,17 @@ function ticker(progress: (line: string) => void, everyMs = 5000): (line: () => 
 
 /**
  * Every file's row count in its Parquet footer must be the record_count its manifest entry
- * gives (INVALID_MANIFEST otherwise), read a thousand footers per query.
+ * gives, and the footer must end where its file_size_in_bytes says (INVALID_MANIFEST otherwise).
  */
-async function checkRecordCounts(engine: SqlEngine, io: FileIO, files: DataFile[]): Promise<void> {
-  for (let i = 0; i < files.length; i += 1000) {
-    const slice = files.slice(i, i + 1000);
-    // One at a time, as the reads below stage them: an object on S3 is copied to the scratch
-    // disk first (streamed; the copy is reused by those reads).
-    const locals: string[] = [];
-    for (const f of slice) locals.push(await localFile(engine, io, f.filePath));
-    const rows = await engine.all<{ file_name: string; num_rows: string }>(
-      `SELECT file_name, num_rows::VARCHAR AS num_rows FROM parquet_file_metadata([${locals.map(sqlString).join(', ')}])`);
-    const counts = new Map(rows.map((r) => [r.file_name, BigInt(r.num_rows)]));
-    slice.forEach((f, j) => {
-      const n = counts.get(locals[j]!);
-      if (n !== f.recordCount) {
-        throw new IpsError('INVALID_MANIFEST', `${f.filePath} holds ${n ?? 'an unknown number of'} rows and its manifest entry says ${f.recordCount}: the table's metadata does not describe its files`, { details: { file: f.filePath, record_count: f.recordCount.toString(), rows: n?.toString() ?? null } });
-      }
-    });
-  }
+async function checkRecordCounts(io: FileIO, files: DataFile[]): Promise<void> {
+  // Footers by range (two small reads at most), a few at a time: nothing is staged for this.
+  const limit = pLimit(8);
+  await Promise.all(files.map((f) => limit(async () => {
+    const n = await parquetFooterRowCount(io, f);
+    if (n !== f.recordCount) {
+      throw new IpsError('INVALID_MANIFEST', `${f.filePath} holds ${n} rows and its manifest entry says ${f.recordCount}: the table's metadata does not describe its files`, { details: { file: f.filePath, record_count: f.recordCount.toString(), rows: n.toString() } });
+    }
+  })));
 }
 
 /** A local path DuckDB can read for a table file: relocations and mappings applied, S3 objects staged. */

@@ -5,8 +5,8 @@
 // head snapshot; `ips changes --rows --net` as a process must refuse it with NOT_A_FILE within
 // seconds, and leave nothing on stdout (never a partial answer). The row budget holds the rows
 // the manifests say the files hold, so a manifest entry whose record_count is not its file's
-// row count is refused too (the playback fixture's manifests rewritten), and so is a local data
-// file larger than max_data_file_bytes.
+// row count is refused too (the playback fixture's manifests rewritten), as is one whose
+// file_size_in_bytes is not its file's size, and a local data file larger than max_data_file_bytes.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -93,8 +93,8 @@ describe('ips changes --rows on data files that are not regular files', () => {
     expect((await rows(dir)).status).toBe(0);
   }, 60_000);
 
-  /** Sets the record_count of the live file's entries in every manifest of the copy. */
-  const withRecordCount = (name: string, count: bigint): string => {
+  /** Changes the live file's entries in every manifest of the copy. */
+  const withEntry = (name: string, change: (df: { record_count: bigint; file_size_in_bytes: bigint }) => void): string => {
     const dir = variant(name, (f) => fs.copyFileSync(liveDataFile(FIXTURE), f));
     const rel = path.relative(dir, liveDataFile(dir));
     const meta = path.join(dir, 'metadata');
@@ -103,9 +103,9 @@ describe('ips changes --rows on data files that are not regular files', () => {
       const parts = readParts(fs.readFileSync(path.join(meta, m)));
       let hit = false;
       for (const r of parts.records) {
-        const df = r['data_file'] as { file_path: string; record_count: bigint };
+        const df = r['data_file'] as { file_path: string; record_count: bigint; file_size_in_bytes: bigint };
         if (df.file_path.endsWith(`/${rel}`)) {
-          df.record_count = count;
+          change(df);
           hit = true;
         }
       }
@@ -119,14 +119,23 @@ describe('ips changes --rows on data files that are not regular files', () => {
   };
 
   it('a record_count below the file\'s rows: INVALID_MANIFEST before any row is read', async () => {
-    const r = await rows(withRecordCount('fewer-rows', 1n));
+    const r = await rows(withEntry('fewer-rows', (df) => { df.record_count = 1n; }));
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/error \[INVALID_MANIFEST\]: \S+\.parquet holds \d+ rows and its manifest entry says 1: /);
     expect(r.stdout).toBe('');
   }, 60_000);
 
+  it.each([['smaller', -1n], ['larger', 1n]])('a file_size_in_bytes %s than the file: INVALID_MANIFEST (readers find the footer by it)', async (name, by) => {
+    const r = await rows(withEntry(`size-${name}`, (df) => { df.file_size_in_bytes += by; }));
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(by < 0n
+      ? /error \[INVALID_MANIFEST\]: \S+\.parquet: no Parquet footer ends at byte \d+ \(its file_size_in_bytes\): the table's metadata does not describe its files/
+      : /error \[INVALID_MANIFEST\]: \S+\.parquet: the file ends before byte \d+, its file_size_in_bytes: the table's metadata does not describe its files/);
+    expect(r.stdout).toBe('');
+  }, 60_000);
+
   it('a record_count far above it: the row budget refuses the claim before anything is read', async () => {
-    const r = await rows(withRecordCount('more-rows', 10n ** 12n));
+    const r = await rows(withEntry('more-rows', (df) => { df.record_count = 10n ** 12n; }));
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/error \[ROW_BUDGET_EXCEEDED\]: .*need to read 1000000000\d{3} rows in 8 data files, above the budget/);
     expect(r.stdout).toBe('');
