@@ -1,7 +1,8 @@
 // The Parquet footer check of row-level changes: a walk of the footer's Thrift bytes that builds
 // nothing. On files DuckDB writes it must find the row, row group, column chunk, schema and
-// key-value counts DuckDB's own footer reader reports; on hostile footers (lists of millions of empty structs, cut short, nested without
-// end, varints without end) it must refuse with CORRUPT_FILE, having built nothing.
+// key-value counts DuckDB's own footer reader reports; on hostile footers (lists of millions of
+// empty structs, cut short, nested without end, varints without end) it must refuse with
+// CORRUPT_FILE, having built nothing.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
