@@ -12,7 +12,7 @@ export const FOOTER_BOUNDS = Object.freeze({
   bytes: 16 * 1024 * 1024,
   schemaElements: 100_000,
   rowGroups: 100_000,
-  columnChunks: 1_000_000,
+  columnChunks: 200_000,
   keyValues: 100_000,
 });
 
