@@ -112,10 +112,19 @@ export interface FooterSummary { numRows: bigint; schemaElements: number; rowGro
 
 /**
  * Walks a FileMetaData struct (parquet.thrift: 2 schema, 3 num_rows, 4 row_groups, whose field 1
- * is the column chunks, 5 key_value_metadata) and refuses it past FOOTER_BOUNDS; throws a
- * message for CORRUPT_FILE.
+ * is the column chunks, 5 key_value_metadata); one that does not parse, or lists more than
+ * FOOTER_BOUNDS, is CORRUPT_FILE (`where` names the file).
  */
-export function summarizeFooter(footer: Buffer): FooterSummary {
+export function summarizeFooter(footer: Buffer, where: string): FooterSummary {
+  try {
+    return walkFooter(footer);
+  } catch (e) {
+    if (!(e instanceof Corrupt)) throw e;
+    throw new IpsError('CORRUPT_FILE', `${where}: its Parquet footer is not one to read: ${e.message}`);
+  }
+}
+
+function walkFooter(footer: Buffer): FooterSummary {
   const w = new ThriftWalker(footer);
   const out: FooterSummary = { numRows: -1n, schemaElements: 0, rowGroups: 0, columnChunks: 0, keyValues: 0 };
   const bound = (what: keyof typeof FOOTER_BOUNDS, n: number) => {
@@ -186,10 +195,5 @@ export async function parquetFooterRowCount(io: FileIO, df: DataFile): Promise<b
     throw new IpsError('CORRUPT_FILE', `${df.filePath}: its Parquet footer claims ${length} bytes, more than ${length > FOOTER_BOUNDS.bytes ? `the bound of ${FOOTER_BOUNDS.bytes} on footers` : 'the file holds'}`);
   }
   if (length + 8 > tail.length) tail = Buffer.concat([await read(size - 8 - length, length + 8 - tail.length), tail]);
-  try {
-    return summarizeFooter(tail.subarray(tail.length - 8 - length, tail.length - 8)).numRows;
-  } catch (e) {
-    if (!(e instanceof Corrupt)) throw e;
-    throw new IpsError('CORRUPT_FILE', `${df.filePath}: its Parquet footer is not one to read: ${e.message}`);
-  }
+  return summarizeFooter(tail.subarray(tail.length - 8 - length, tail.length - 8), df.filePath).numRows;
 }

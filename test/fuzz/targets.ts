@@ -1,8 +1,9 @@
 // Fuzz targets: the metadata JSON parser (with the lineage walks it feeds), the Avro manifest
 // list and manifest decoders (with bound and partition decoding of every entry), bound decoding
 // per primitive type, the lineage walk on random parent graphs with an oracle, and the
-// deletion-vector decoder (Puffin blob, Roaring bitmap) under its manifests' bounds. Seeds are the
-// PyIceberg-written files of fixtures/tables/playback and re-encodings of them made here.
+// deletion-vector decoder (Puffin blob, Roaring bitmap) under its manifests' bounds, and the Parquet
+// footer walk of row-level changes. Seeds are the PyIceberg-written files of
+// fixtures/tables/playback and re-encodings of them made here.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -18,7 +19,9 @@ import { orderedSnapshots } from '../../src/capture/inspect.js';
 import { FileDescriber } from '../../src/capture/file-json.js';
 import { resolveRange } from '../../src/capture/range.js';
 import { consumerLag } from '../../src/service/lag.js';
+import { parquetMetadata } from 'hyparquet';
 import { deletionVectorChunks } from '../../src/rows/deletion-vector.js';
+import { summarizeFooter } from '../../src/rows/parquet-footer.js';
 import { dvBlob, roaring32, roaring64, type Container } from '../rows/roaring-builder.js';
 import { readParts, writeContainer } from '../setup/avro-rewrite.js';
 import type { FuzzTarget } from './engine.js';
@@ -276,6 +279,44 @@ const deletionVectorTarget: FuzzTarget = {
   maxLen: 1 << 16,
 };
 
+// -- Parquet footers ------------------------------------------------------------------------------
+
+/**
+ * The input is a Parquet footer (FileMetaData, Thrift compact), seeded with the footers of the
+ * playback fixture's PyIceberg-written data files. Oracle: when hyparquet (which builds the whole
+ * structure) also reads the footer, its row count, schema, row group and column chunk counts are
+ * the walk's. Inputs stay small, so hyparquet's allocations stay small too.
+ */
+const DATA = path.join(REPO_ROOT, 'fixtures', 'tables', 'playback', 'data');
+const footerTarget: FuzzTarget = {
+  seeds: () => fs.readdirSync(DATA, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.parquet')).sort().slice(0, 6).map((f) => {
+    const b = fs.readFileSync(path.join(DATA, f));
+    const n = b.readUInt32LE(b.length - 8);
+    return b.subarray(b.length - 8 - n, b.length - 8);
+  }),
+  run(data) {
+    const got = summarizeFooter(data, 'fuzz.parquet');
+    let md;
+    try {
+      const tail = Buffer.alloc(8);
+      tail.writeUInt32LE(data.length, 0);
+      tail.write('PAR1', 4);
+      md = parquetMetadata(Buffer.concat([data, tail]), { geoparquet: false });
+    } catch {
+      return; // hyparquet refuses what the walk accepts (it checks more than the counts): no oracle
+    }
+    // hyparquet takes a field by its id whatever its wire type (a string where a list belongs has
+    // a length too); the walk, like Thrift's generated readers, skips a field of the wrong type.
+    // Only footers whose fields have the types parquet.thrift gives them are compared.
+    const kv: unknown = md.key_value_metadata;
+    if (typeof md.num_rows !== 'bigint' || !Array.isArray(md.schema) || !Array.isArray(md.row_groups) ||
+      !md.row_groups.every((g) => g !== null && typeof g === 'object' && Array.isArray(g.columns)) || !(kv === undefined || Array.isArray(kv))) return;
+    const theirs = { numRows: md.num_rows, schemaElements: md.schema.length, rowGroups: md.row_groups.length, columnChunks: md.row_groups.reduce((n, g) => n + g.columns.length, 0), keyValues: md.key_value_metadata?.length ?? 0 };
+    if (stringifyLossless(theirs) !== stringifyLossless({ ...got })) throw new Error(`walk ${stringifyLossless({ ...got })}, hyparquet ${stringifyLossless(theirs)}`);
+  },
+  maxLen: 1 << 16,
+};
+
 export const TARGETS: Record<string, FuzzTarget> = {
   'metadata-json': metadataTarget,
   'manifest-list': manifestListTarget,
@@ -283,6 +324,7 @@ export const TARGETS: Record<string, FuzzTarget> = {
   bounds: boundsTarget,
   lineage: lineageTarget,
   'deletion-vector': deletionVectorTarget,
+  'parquet-footer': footerTarget,
 };
 
 // Deflate is how PyIceberg writes these files; keep zlib referenced for seeds made elsewhere.

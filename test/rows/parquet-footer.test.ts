@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOOTER_BOUNDS, parquetFooterRowCount, summarizeFooter } from '../../src/rows/parquet-footer.js';
 import { LocalFileIO } from '../../src/io/local-file-io.js';
 import type { DataFile } from '../../src/iceberg/manifest.js';
+import type { IpsError } from '../../src/errors.js';
 import { Duck } from '../unit/duckdb-parquet.js';
 import { rejection } from '../setup/errors.js';
 
@@ -56,7 +57,7 @@ describe('summarizeFooter', () => {
   it.each(cases)('%s: the counts DuckDB reads', async (name, select, opts) => {
     const file = path.join(dir, `${name.replace(/\W+/g, '-')}.parquet`);
     await duck.rows(`COPY (${select}) TO '${file}' (FORMAT PARQUET${opts})`);
-    const got = summarizeFooter(footerOf(file));
+    const got = summarizeFooter(footerOf(file), file);
     expect({ ...got, numRows: Number(got.numRows) }).toEqual(await duckCounts(file));
     expect(await parquetFooterRowCount(new LocalFileIO(), dataFile(file))).toBe(got.numRows);
   });
@@ -69,9 +70,9 @@ describe('summarizeFooter', () => {
   }
 
   it('a list of more empty structs than the bound: refused, nothing built', () => {
-    expect(() => summarizeFooter(emptyStructs(FOOTER_BOUNDS.schemaElements + 1))).toThrow(/lists 100001 schemaElements, above the bound of 100000/);
+    expect(() => summarizeFooter(emptyStructs(FOOTER_BOUNDS.schemaElements + 1), 'f')).toThrow(/lists 100001 schemaElements, above the bound of 100000/);
     // Below the bound the same shape reads (row count 1, from field 3 after the list).
-    expect(summarizeFooter(emptyStructs(1000))).toMatchObject({ numRows: 1n, schemaElements: 1000 });
+    expect(summarizeFooter(emptyStructs(1000), 'f')).toMatchObject({ numRows: 1n, schemaElements: 1000 });
   });
 
   it('hostile shapes: every prefix of a real footer, deep nesting, endless varints, lying list sizes', async () => {
@@ -81,15 +82,15 @@ describe('summarizeFooter', () => {
     for (let n = 0; n < real.length; n++) {
       // A prefix either reads as a footer with a row count or is refused; nothing else escapes.
       try {
-        summarizeFooter(real.subarray(0, n));
+        summarizeFooter(real.subarray(0, n), 'f');
       } catch (e) {
-        expect((e as Error).constructor.name).toBe('Corrupt');
+        expect((e as IpsError).code).toBe('CORRUPT_FILE');
       }
     }
     const deep = Buffer.concat([Buffer.alloc(40, 0x1c), Buffer.alloc(41, 0)]); // field 1 struct, 40 deep
-    expect(() => summarizeFooter(deep)).toThrow(/nests deeper than 32/);
-    expect(() => summarizeFooter(Buffer.concat([Buffer.from([0x16]), Buffer.alloc(20, 0xff)]))).toThrow(/varint runs past ten bytes/);
-    expect(() => summarizeFooter(Buffer.from([0x19, 0xfc, 0xff, 0xff, 0xff, 0x7f, 0x00]))).toThrow(/list claims 268435455 elements in 1 bytes/);
+    expect(() => summarizeFooter(deep, 'f')).toThrow(/nests deeper than 32/);
+    expect(() => summarizeFooter(Buffer.concat([Buffer.from([0x16]), Buffer.alloc(20, 0xff)]), 'f')).toThrow(/varint runs past ten bytes/);
+    expect(() => summarizeFooter(Buffer.from([0x19, 0xfc, 0xff, 0xff, 0xff, 0x7f, 0x00]), 'f')).toThrow(/list claims 268435455 elements in 1 bytes/);
   });
 
   it('parquetFooterRowCount: a footer claiming more bytes than the bound is CORRUPT_FILE before it is read', async () => {
