@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import pLimit from 'p-limit';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { IpsError, describeError, isIpsError } from '../errors.js';
 import { changeKey, partitionKey } from '../capture/file-key.js';
 import { mayHoldPartition } from '../capture/delete-footprint.js';
