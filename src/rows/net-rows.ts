@@ -467,12 +467,23 @@ export async function rowDiff(
     }
     // Row ids of carry-over rows at `to` (unchanged since `from`).
     if (lineage) await engine.run('CREATE TEMP TABLE __same (_rid BIGINT)');
-    // A data file is staged (S3) for its reads and freed after its last: the scratch disk holds
-    // the file being read and those read at both ends that wait for their `from` read, never
-    // the whole range's files.
+    // A data file is staged (S3) for its reads and freed after its last, so the scratch disk
+    // never holds the whole range's files. Without lineage a file read at both ends has its two
+    // reads back to back (they are independent): one file staged at a time. With lineage every
+    // `to` read must come first, and such files wait staged for their `from` read.
     const readsLeft = new Map<string, number>();
     for (const w of work) readsLeft.set(w.f.fc.entry.dataFile.filePath, (readsLeft.get(w.f.fc.entry.dataFile.filePath) ?? 0) + 1);
-    for (const { side, f, k, dels } of work) {
+    let order = work;
+    if (!lineage) {
+      const fromReads = new Map(work.filter((w) => w.side === 'y').map((w) => [w.f.fc.entry.dataFile.filePath, w] as const));
+      order = work.filter((w) => w.side === 'x').flatMap((w) => {
+        const y = fromReads.get(w.f.fc.entry.dataFile.filePath);
+        fromReads.delete(w.f.fc.entry.dataFile.filePath);
+        return y ? [w, y] : [w];
+      });
+      order.push(...fromReads.values());
+    }
+    for (const { side, f, k, dels } of order) {
       const df = f.fc.entry.dataFile;
       // Deletion vectors: decoded here.
       for (const d of dels) {
