@@ -79,8 +79,7 @@ class ThriftWalker {
       case T.BINARY: this.bytes(Number(this.varint())); return;
       case T.LIST: case T.SET: {
         const { size, type: el } = this.list();
-        // In a list a boolean takes one byte.
-        for (let i = 0; i < size; i++) if (el === T.TRUE || el === T.FALSE) this.byte(); else this.skip(el, depth + 1);
+        for (let i = 0; i < size; i++) this.skipElement(el, depth + 1);
         return;
       }
       case T.MAP: {
@@ -89,8 +88,8 @@ class ThriftWalker {
         if (size > this.buf.length - this.pos) throw new Corrupt(`a map claims ${size} entries in ${this.buf.length - this.pos} bytes`);
         const kv = this.byte();
         for (let i = 0; i < size; i++) {
-          this.skip(kv >> 4, depth + 1);
-          this.skip(kv & 0x0f, depth + 1);
+          this.skipElement(kv >> 4, depth + 1);
+          this.skipElement(kv & 0x0f, depth + 1);
         }
         return;
       }
@@ -100,6 +99,12 @@ class ThriftWalker {
       }
       default: throw new Corrupt(`unknown Thrift type ${type}`);
     }
+  }
+
+  /** An element of a list, set or map: there a boolean takes a byte of its own. */
+  skipElement(type: number, depth: number): void {
+    if (type === T.TRUE || type === T.FALSE) this.byte();
+    else this.skip(type, depth);
   }
 
   private bytes(n: number): void {
@@ -137,7 +142,7 @@ function walkFooter(footer: Buffer): FooterSummary {
       const { size, type } = w.list();
       if (f.id === 2) bound('schemaElements', (out.schemaElements = size));
       else bound('keyValues', (out.keyValues = size));
-      for (let i = 0; i < size; i++) w.skip(type, 1);
+      for (let i = 0; i < size; i++) w.skipElement(type, 1);
     } else if (f.id === 4 && f.type === T.LIST) {
       const { size, type } = w.list();
       bound('rowGroups', (out.rowGroups = size));
@@ -147,7 +152,7 @@ function walkFooter(footer: Buffer): FooterSummary {
           if (g.id === 1 && g.type === T.LIST) {
             const chunks = w.list();
             bound('columnChunks', (out.columnChunks += chunks.size));
-            for (let j = 0; j < chunks.size; j++) w.skip(chunks.type, 3);
+            for (let j = 0; j < chunks.size; j++) w.skipElement(chunks.type, 3);
           } else {
             w.skip(g.type, 2);
           }

@@ -75,6 +75,14 @@ describe('summarizeFooter', () => {
     expect(summarizeFooter(emptyStructs(1000), 'f')).toMatchObject({ numRows: 1n, schemaElements: 1000 });
   });
 
+  it('fields it does not know are skipped by their type, booleans in collections a byte each', () => {
+    // { 9: map<bool, bool> of 3, 10: list<bool> of 3, 2: list<struct> of 2 empty, 3: num_rows 7 }
+    // (ids below the last written long-form). Read as no bytes, the booleans would be headers.
+    const footer = Buffer.from([0x9b, 0x03, 0x11, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x19, 0x31, 0x02, 0x02, 0x02,
+      0x09, 0x04, 0x2c, 0x00, 0x00, 0x16, 0x0e, 0x00]);
+    expect(summarizeFooter(footer, 'f')).toEqual({ numRows: 7n, schemaElements: 2, rowGroups: 0, columnChunks: 0, keyValues: 0 });
+  });
+
   it('hostile shapes: every prefix of a real footer, deep nesting, endless varints, lying list sizes', async () => {
     const file = path.join(dir, 'prefixes.parquet');
     await duck.rows(`COPY (SELECT range AS id, range::VARCHAR AS s FROM range(100)) TO '${file}' (FORMAT PARQUET)`);
