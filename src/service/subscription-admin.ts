@@ -64,7 +64,7 @@ export async function createSubscription(state: State, input: NewSubscription, a
  * Deletes a subscription and its undelivered triggers. Their batches are aborted in the same
  * transaction: no run has them, and left open they would hold the consumer's next prepare
  * (BATCH_IN_FLIGHT) until their lease ran out. A trigger being delivered at this moment keeps
- * its batch: its run may already be going.
+ * its batch: its run may already be going (if that attempt fails, the deliverer aborts it then).
  */
 export async function deleteSubscription(state: State, name: string): Promise<{ deleted: boolean; abortedBatches: bigint[] }> {
   return state.withTransaction(async (repos) => {

@@ -351,6 +351,22 @@ export class TriggerService {
     return sink;
   }
 
+  /**
+   * A failed attempt whose trigger is gone: its subscription was deleted while the attempt ran
+   * (deleting keeps a batch whose trigger is being delivered, as its run may start). The attempt
+   * failed, so no run has the batch: aborted as the deletion would have, rather than holding the
+   * consumer's next prepare until its lease runs out. A claim lost to another replica (the
+   * subscription still there) is left to that replica.
+   */
+  private async abortOrphan(subscription: string, batchId: bigint): Promise<void> {
+    await this.state.withTransaction(async (repos) => {
+      if (await repos.subscriptions.get(subscription)) return;
+      const batch = await repos.batches.get(batchId, { files: false });
+      if (batch?.state !== 'open') return;
+      await repos.batches.close(batchId, 'aborted', `subscription "${subscription}" was deleted before its trigger was delivered`);
+    }).catch((e: unknown) => this.o.log(`batch ${batchId} of deleted subscription ${subscription} stays open until its lease runs out: ${describeError(e)}`));
+  }
+
   private async deliverTick(): Promise<boolean> {
     const due = await this.state.repos.outbox.claimDue(this.owner, 10, this.o.claimSeconds);
     // Several subscriptions' triggers go out in parallel; each subscription's in order (claimDue gives one per subscription).
@@ -379,6 +395,7 @@ export class TriggerService {
           ? `${describeError(e).replace(/ \(will retry[^)]*\)|;? will retry/g, '')} [dead after ${entry.attempts + 1} attempt(s): retry it with \`ips subscriptions retry ${entry.id}\` once the sink is fixed]`
           : describeError(e);
         const state = await repos.outbox.markFailed(entry.id, this.owner, { error, retryable, maxAttempts, retryInMs: wait });
+        if (state === null && entry.batchId !== null) await this.abortOrphan(entry.subscription, entry.batchId);
         this.o.onEvent?.(state === 'dead' ? 'dead' : 'retry', { subscription: entry.subscription, error: describeError(e) });
         if (state === 'dead') {
           this.o.log(`trigger ${entry.id} of ${entry.subscription} is dead after ${entry.attempts + 1} attempt(s), until retried by hand: ${describeError(e).replace(/ \(will retry\)$/, '')}`);
