@@ -131,13 +131,13 @@ export function runIps(ctx: IpsContext, args: string[]): Promise<CliResult> {
 }
 
 /** `ips changes … --icdc … --icdc-catalog … --json`; returns the parsed JSON. */
-export async function ipsChangesCli(ctx: IpsContext, table: string, from: string, to: string, icdcName: string): Promise<ChangesJson> {
+export async function ipsChangesCli(ctx: IpsContext, table: string, from: string, to: string, icdcName: string, extra: string[] = []): Promise<ChangesJson> {
   const env = testEnv();
   const r = await runIps(ctx, [
     'changes', `${ctx.ns}.${table}`, '--catalog', env.pgUrl, '--catalog-name', SOURCE_CATALOG,
     '--from', from, '--to', to, '--range', RANGE_FIELDS.join(','),
     '--icdc', `${ctx.ns}.${icdcName}`, '--icdc-location', icdcLocation(ctx, icdcName),
-    '--icdc-catalog', env.pgUrl, '--icdc-catalog-name', ICDC_CATALOG, '--json',
+    '--icdc-catalog', env.pgUrl, '--icdc-catalog-name', ICDC_CATALOG, '--json', ...extra,
   ]);
   expect(r.code, `ips changes failed:\n${r.stderr}`).toBe(0);
   return JSON.parse(r.stdout) as ChangesJson;
