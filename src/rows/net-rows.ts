@@ -9,7 +9,7 @@ import type { ManifestReader } from '../capture/manifest-reader.js';
 import { bindSpec, type BoundPartitionField } from '../iceberg/partition-values.js';
 import type { SnapshotRange } from '../capture/range.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
-import { SqlEngine, sqlString } from '../engine/duckdb.js';
+import { SqlEngine, sqlIdent, sqlString } from '../engine/duckdb.js';
 import { EntryStatus, type DataFile } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
@@ -69,7 +69,16 @@ export interface RowDiffOptions extends NetRowOptions {
   ordinal?: number;
   /** Read and give rows in this schema (default: the schema of `to`); columns are matched by field id. */
   outputSchema?: Schema;
+  /**
+   * Write the answer as the Parquet file `path` (local) instead of emitting rows: one DuckDB COPY
+   * of the typed columns, so no value is rendered and parsed back on its way out. Columns carry
+   * the schema's field ids, and `changelogIds` on the three changelog columns.
+   */
+  parquetOut?: { path: string; changelogIds: ChangelogFieldIds };
 }
+
+/** Field ids of `_change_type`, `_change_ordinal` and `_commit_snapshot_id` in a written file. */
+export interface ChangelogFieldIds { _change_type: number; _change_ordinal: number; _commit_snapshot_id: number }
 
 /** One changed row: the table's columns by name (JSON values as `ips inspect --json`) plus the changelog columns. */
 export type RowChange = Record<string, unknown>;
@@ -251,7 +260,7 @@ function schemaMap(fields: { id: number; type: string }[]): string {
  * DuckDB computes EXCEPT ALL in both directions.
  */
 export async function netRowChanges(
-  io: FileIO, md: TableMetadata, reader: ManifestReader, range: SnapshotRange, emit: (row: RowChange) => void, opts: NetRowOptions = {},
+  io: FileIO, md: TableMetadata, reader: ManifestReader, range: SnapshotRange, emit: (row: RowChange) => void, opts: NetRowOptions & Pick<RowDiffOptions, 'parquetOut'> = {},
 ): Promise<NetRowResult> {
   return rowDiff(io, md, reader, range, emit, { ...opts, pairing: { kind: 'none' } });
 }
@@ -579,7 +588,25 @@ export async function rowDiff(
     let inserts = 0;
     let deletes = 0;
     let updates = 0;
-    for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
+    if (opts.parquetOut) {
+      const out = opts.parquetOut;
+      const kinds = await engine.all<{ k: string; n: string }>(
+        `SELECT k, count(*)::VARCHAR AS n FROM (SELECT ${dKind} AS k FROM ${dTable} UNION ALL SELECT ${iKind} AS k FROM ${iTable}) GROUP BY k`);
+      for (const { k, n } of kinds) {
+        if (k === 'DELETE' || k === 'UPDATE_BEFORE') deletes += Number(n);
+        else inserts += Number(n);
+        if (k === 'UPDATE_AFTER') updates += Number(n);
+      }
+      const typed = columns.map((c) => `${col(c.id)} AS ${sqlIdent(c.field.name)}`).join(', ');
+      const tail = (kind: string) => `${kind} AS _change_type, ${ordinal}::INTEGER AS _change_ordinal, ${commit}::BIGINT AS _commit_snapshot_id`;
+      const ids = [
+        ...columns.map((c) => `${sqlIdent(c.field.name)}: ${c.id}`),
+        `_change_type: ${out.changelogIds._change_type}`, `_change_ordinal: ${out.changelogIds._change_ordinal}`, `_commit_snapshot_id: ${out.changelogIds._commit_snapshot_id}`,
+      ].join(', ');
+      await engine.run(`COPY (SELECT ${typed}, ${tail(dKind)} FROM ${dTable} UNION ALL SELECT ${typed}, ${tail(iKind)} FROM ${iTable}) ` +
+        `TO ${sqlString(out.path)} (FORMAT PARQUET, FIELD_IDS {${ids}}, COMPRESSION ZSTD)`);
+    }
+    for (const [table, kind, isDelete] of opts.parquetOut ? [] : [[dTable, dKind, true], [iTable, iKind, false]] as const) {
       // Streamed a chunk at a time: the rows never sit whole in JavaScript.
       for await (const batch of engine.stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
         for (const r of batch as (string | null)[][]) {

@@ -7,9 +7,9 @@ import type { SnapshotRange } from '../capture/range.js';
 import { schemaById, snapshotById, type TableMetadata } from '../iceberg/metadata.js';
 import type { Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
-import { arrowToFd } from './arrow.js';
+import { arrowToFd, CHANGELOG_FIELD_IDS } from './arrow.js';
 import { rowChangelog, type PairBy } from './changelog.js';
-import { netRowChanges, type RowChange } from './net-rows.js';
+import { netRowChanges, type ChangelogFieldIds, type RowChange } from './net-rows.js';
 import { jsonlToParquet, rowChangeParquetColumns } from './parquet.js';
 
 export const ROW_FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
@@ -40,14 +40,18 @@ export function rowSchema(md: TableMetadata, range: SnapshotRange): Schema {
   return schemaById(md, s.schemaId);
 }
 
-/** Runs the row computation, each row to `emit`. */
-export async function computeRows(q: RowQuery, emit: (row: RowChange) => void): Promise<number> {
-  const common = {
+function engineOptions(q: RowQuery) {
+  return {
     ...(q.maxRows !== undefined ? { maxRows: q.maxRows } : {}),
     ...(q.memoryLimit !== undefined ? { memoryLimit: q.memoryLimit } : {}),
     ...(q.progress ? { progress: q.progress } : {}),
     ...(q.note ? { note: q.note } : {}),
   };
+}
+
+/** Runs the row computation, each row to `emit`. */
+export async function computeRows(q: RowQuery, emit: (row: RowChange) => void): Promise<number> {
+  const common = engineOptions(q);
   if (q.net) {
     const r = await netRowChanges(q.io, q.md, q.reader, q.range, emit, common);
     return r.inserts + r.deletes;
@@ -81,7 +85,20 @@ function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => 
  * scratch directory first), renamed to `target` only once complete; on failure nothing is left.
  * Memory is one record batch (Arrow) or a few hundred lines (JSON lines), whatever the rows.
  */
-export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: Parameters<typeof rowChangeParquetColumns>[1]): Promise<{ rows: number }> {
+export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: ChangelogFieldIds): Promise<{ rows: number }> {
+  if (format === 'parquet' && q.net) {
+    // The net change is one answer in one engine: DuckDB writes it as Parquet itself, with no
+    // rendering to JSON and back (several times faster; the spooled path below stays for the
+    // changelog, whose snapshots are computed one engine each).
+    const part = `${target}.${process.pid}.part`;
+    try {
+      const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), parquetOut: { path: part, changelogIds: changelogIds ?? CHANGELOG_FIELD_IDS } });
+      fs.renameSync(part, target);
+      return { rows: r.inserts + r.deletes };
+    } finally {
+      fs.rmSync(part, { force: true });
+    }
+  }
   return writeRowsFileFrom(q.io, rowSchema(q.md, q.range), (emit) => computeRows(q, emit), format, target, changelogIds);
 }
 

@@ -66,7 +66,7 @@ const CHECK = String.raw`
 import sys, json, collections, datetime, decimal, math
 import pyarrow as pa, pyarrow.ipc as ipc, pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
-work, arrow_path, parquet_path, jsonl_path, stdout_path, s1, s2, s3 = sys.argv[1:]
+work, arrow_path, parquet_path, jsonl_path, stdout_path, net_arrow_path, net_parquet_path, s1, s2, s3 = sys.argv[1:]
 cat = SqlCatalog("t", uri=f"sqlite:///{work}/cat.db", warehouse=f"file://{work}/wh")
 tbl = cat.load_table("ns.all_types")
 ischema = tbl.schema()
@@ -128,6 +128,15 @@ out["delete_ok"] = part(ba, "DELETE", s3) == deleted_by_delete and part(ba, "INS
 out["deleted"] = sum(deleted_by_delete.values())
 out["ordinals"] = sorted(set((r["_change_ordinal"], r["_commit_snapshot_id"]) for r in a.select(["_change_ordinal", "_commit_snapshot_id"]).to_pylist()))
 out["min_id"] = str(min(a.column("id").to_pylist()))
+# --net: the Arrow stream (rows rendered and parsed back) and the Parquet file DuckDB writes
+# itself must hold the same rows, every row of the table at s3 as an INSERT of ordinal 0
+na = ipc.open_stream(open(net_arrow_path, "rb")).read_all()
+npq = pq.read_table(net_parquet_path)
+out["net_rows"] = [na.num_rows, npq.num_rows, scan(s3).num_rows]
+out["net_arrow_eq_parquet"] = bag(na, ext) == bag(npq, ext)
+out["net_ok"] = bag(npq, ext) == collections.Counter(json.dumps(json.loads(k) + ["INSERT", 0, int(s3)]) for k in bag(scan(s3)).elements())
+out["net_parquet_types"] = {f.name: str(f.type) for f in npq.schema}
+out["net_parquet_ids"] = {f.name: int(f.metadata[b"PARQUET:field_id"]) for f in npq.schema}
 print(json.dumps(out, default=str))
 `;
 
@@ -156,6 +165,11 @@ describe('ips changes --rows --format arrow|parquet|jsonl on a PyIceberg table o
       const r = ips(['changes', meta, '--rows', '--format', format, '--out', out]);
       expect([r.status, r.stdout.length], r.stderr).toEqual([0, 0]);
     }
+    const net = { arrow: path.join(work, 'net.arrows'), parquet: path.join(work, 'net.parquet') };
+    for (const [format, out] of Object.entries(net)) {
+      const r = ips(['changes', meta, '--rows', '--net', '--format', format, '--out', out]);
+      expect([r.status, r.stdout.length], r.stderr).toEqual([0, 0]);
+    }
     // Without --out: the same bytes on standard output.
     const stdout = ips(['changes', meta, '--rows', '--format', 'arrow']);
     expect(stdout.status, stdout.stderr).toBe(0);
@@ -164,7 +178,7 @@ describe('ips changes --rows --format arrow|parquet|jsonl on a PyIceberg table o
     expect(fs.readdirSync(work).filter((f) => f.endsWith('.part'))).toEqual([]);
 
     // From the start of the table: s1 is the first append, s2 (the second append) the table before the delete, last after it.
-    const c = JSON.parse((await runPythonCode(CHECK, [work, outs.arrow, outs.parquet, outs.jsonl, stdoutFile, s1!, s2!, last])).trim()) as Record<string, unknown>;
+    const c = JSON.parse((await runPythonCode(CHECK, [work, outs.arrow, outs.parquet, outs.jsonl, stdoutFile, net.arrow, net.parquet, s1!, s2!, last])).trim()) as Record<string, unknown>;
     expect(c['arrow_types']).toEqual({
       id: 'int64', b: 'bool', i: 'int32', f: 'float', d: 'double', dec: 'decimal128(12, 3)', dt: 'date32[day]', t: 'time64[us]',
       ts: 'timestamp[us]', tstz: 'timestamp[us, tz=UTC]', s: 'large_string', fx: 'fixed_size_binary[4]', bin: 'large_binary', big: 'decimal128(38, 6)',
@@ -187,6 +201,13 @@ describe('ips changes --rows --format arrow|parquet|jsonl on a PyIceberg table o
     expect(c['delete_ok'], 'the delete removed exactly scan(before) − scan(after)').toBe(true);
     expect(c['deleted']).toBe(12);
     expect(c['min_id'], 'a long above 2^53 comes through exactly').toBe('9007199254740993');
+    const netRows = c['net_rows'] as number[];
+    expect(netRows[2], 'the table at the last snapshot').toBe(48);
+    expect(netRows).toEqual([48, 48, 48]);
+    expect(c['net_arrow_eq_parquet'], '--net: the Arrow stream and the Parquet file DuckDB writes hold the same rows').toBe(true);
+    expect(c['net_ok'], '--net from the start: every row of PyIceberg\'s scan at the last snapshot, as an INSERT').toBe(true);
+    expect(c['net_parquet_types'], '--net Parquet: the same column types as the changelog\'s').toEqual(c['parquet_types']);
+    expect(c['net_parquet_ids']).toEqual({ ...(c['iceberg_ids'] as object), ...changelogIds });
   }, 300_000);
 
   it('a refusal leaves nothing at --out', () => {
