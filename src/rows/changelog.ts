@@ -5,7 +5,7 @@ import type { SnapshotRange } from '../capture/range.js';
 import { schemaById, snapshotById, type TableMetadata } from '../iceberg/metadata.js';
 import type { Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
-import { DEFAULT_MAX_ROWS, rowDiff, schemaChange, type NetRowOptions, type Pairing, type RowChange } from './net-rows.js';
+import { DEFAULT_MAX_ROWS, rowDiff, schemaChange, type ChangelogFieldIds, type NetRowOptions, type Pairing, type RowChange } from './net-rows.js';
 
 /**
  * How updates are paired: `auto` (default) by the table's identifier fields
@@ -24,6 +24,11 @@ export interface ChangelogOptions extends NetRowOptions {
   pairBy?: PairBy;
   /** Notes for stderr (compactions skipped, mislabelled rewrites). */
   warn?: (line: string) => void;
+  /**
+   * Instead of emitting rows, each snapshot's changes are written by DuckDB as the Parquet file
+   * `part(ordinal)` (a local path), listed in `ChangelogResult.parquetParts` in ordinal order.
+   */
+  parquetParts?: { part: (ordinal: number) => string; changelogIds: ChangelogFieldIds };
 }
 
 export interface ChangelogResult {
@@ -34,6 +39,8 @@ export interface ChangelogResult {
   pairing: Pairing;
   /** Notes given (schema change, lineage fallback). */
   notes: string[];
+  /** With `parquetParts`: the files written, one per ordinal. */
+  parquetParts: string[];
 }
 
 /**
@@ -69,6 +76,7 @@ export async function rowChangelog(
   let ordinal = 0;
   let rows = 0;
   let parent = range.from;
+  const parts: string[] = [];
   for (const s of range.snapshots) {
     const prev = parent;
     parent = s.snapshotId;
@@ -77,15 +85,17 @@ export async function rowChangelog(
       opts.warn?.(`rows: snapshot ${s.snapshotId} is a replace (compaction): no changes, no ordinal${w ? `; warning: ${w}` : ''}`);
       continue;
     }
+    const parquetOut = opts.parquetParts ? { path: opts.parquetParts.part(ordinal), changelogIds: opts.parquetParts.changelogIds } : undefined;
     const r = await rowDiff(io, md, reader, { from: prev, to: s.snapshotId, snapshots: [s] }, emit, {
-      ...opts, maxRows: budget, pairing, ordinal, outputSchema: schema, note,
+      ...opts, maxRows: budget, pairing, ordinal, outputSchema: schema, note, ...(parquetOut ? { parquetOut } : {}),
     });
+    if (parquetOut) parts.push(parquetOut.path);
     budget -= r.plan.rowsToRead + r.plan.deleteRowsToRead;
     rowsRead += r.plan.rowsToRead;
     rows += r.inserts + r.deletes;
     ordinal++;
   }
-  return { snapshots: ordinal, rows, rowsRead, pairing, notes };
+  return { snapshots: ordinal, rows, rowsRead, pairing, notes, parquetParts: parts };
 }
 
 function choosePairing(md: TableMetadata, schema: Schema, opts: ChangelogOptions): Pairing {

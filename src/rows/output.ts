@@ -10,7 +10,7 @@ import type { FileIO } from '../io/file-io.js';
 import { arrowToFd, CHANGELOG_FIELD_IDS } from './arrow.js';
 import { rowChangelog, type PairBy } from './changelog.js';
 import { netRowChanges, type ChangelogFieldIds, type RowChange } from './net-rows.js';
-import { jsonlToParquet, rowChangeParquetColumns } from './parquet.js';
+import { concatParquet, jsonlToParquet, rowChangeParquetColumns } from './parquet.js';
 
 export const ROW_FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
 export type RowFormat = (typeof ROW_FORMATS)[number];
@@ -49,15 +49,17 @@ function engineOptions(q: RowQuery) {
   };
 }
 
+function changelogOptions(q: RowQuery) {
+  return { ...engineOptions(q), identifierColumns: q.identifierColumns ?? [], ...(q.pairBy ? { pairBy: q.pairBy } : {}), ...(q.progress ? { warn: q.progress } : {}) };
+}
+
 /** Runs the row computation, each row to `emit`. */
 export async function computeRows(q: RowQuery, emit: (row: RowChange) => void): Promise<number> {
-  const common = engineOptions(q);
   if (q.net) {
-    const r = await netRowChanges(q.io, q.md, q.reader, q.range, emit, common);
+    const r = await netRowChanges(q.io, q.md, q.reader, q.range, emit, engineOptions(q));
     return r.inserts + r.deletes;
   }
-  const r = await rowChangelog(q.io, q.md, q.reader, q.range, emit, { ...common, identifierColumns: q.identifierColumns ?? [], ...(q.pairBy ? { pairBy: q.pairBy } : {}), ...(q.progress ? { warn: q.progress } : {}) });
-  return r.rows;
+  return (await rowChangelog(q.io, q.md, q.reader, q.range, emit, changelogOptions(q))).rows;
 }
 
 /** JSON lines into a file descriptor, a few hundred rows a write. */
@@ -86,20 +88,41 @@ function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => 
  * Memory is one record batch (Arrow) or a few hundred lines (JSON lines), whatever the rows.
  */
 export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: ChangelogFieldIds): Promise<{ rows: number }> {
-  if (format === 'parquet' && q.net) {
-    // The net change is one answer in one engine: DuckDB writes it as Parquet itself, with no
-    // rendering to JSON and back (several times faster; the spooled path below stays for the
-    // changelog, whose snapshots are computed one engine each).
-    const part = `${target}.${process.pid}.part`;
-    try {
-      const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), parquetOut: { path: part, changelogIds: changelogIds ?? CHANGELOG_FIELD_IDS } });
-      fs.renameSync(part, target);
-      return { rows: r.inserts + r.deletes };
-    } finally {
-      fs.rmSync(part, { force: true });
-    }
-  }
+  if (format === 'parquet') return writeRowsParquet(q, target, changelogIds ?? CHANGELOG_FIELD_IDS);
   return writeRowsFileFrom(q.io, rowSchema(q.md, q.range), (emit) => computeRows(q, emit), format, target, changelogIds);
+}
+
+/**
+ * Parquet straight from the engines that computed the rows: no value is rendered to JSON and
+ * parsed back. The net change is one answer, written by one COPY; the changelog is one answer per
+ * snapshot, each written as a part, then concatenated in order.
+ */
+async function writeRowsParquet(q: RowQuery, target: string, changelogIds: ChangelogFieldIds): Promise<{ rows: number }> {
+  const part = `${target}.${process.pid}.part`;
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-rows-out-'));
+  try {
+    let rows: number;
+    if (q.net) {
+      const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), parquetOut: { path: part, changelogIds } });
+      rows = r.inserts + r.deletes;
+    } else {
+      const r = await rowChangelog(q.io, q.md, q.reader, q.range, () => {}, {
+        ...changelogOptions(q), parquetParts: { part: (ordinal) => path.join(scratch, `part-${ordinal}.parquet`), changelogIds },
+      });
+      rows = r.rows;
+      if (r.parquetParts.length === 0) {
+        // Only compactions in the range: no snapshot has an ordinal, and the file has no rows.
+        return await writeRowsFileFrom(q.io, rowSchema(q.md, q.range), async () => 0, 'parquet', target, changelogIds);
+      }
+      if (r.parquetParts.length === 1) fs.renameSync(r.parquetParts[0]!, part);
+      else await concatParquet({ io: q.io, scratchDir: scratch, parts: r.parquetParts, target: part, columns: rowChangeParquetColumns(rowSchema(q.md, q.range), changelogIds) });
+    }
+    fs.renameSync(part, target);
+    return { rows };
+  } finally {
+    fs.rmSync(part, { force: true });
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** writeRowsFile for any producer of rows over `schema` (e.g. a changelog table already written). */

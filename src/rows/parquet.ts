@@ -71,3 +71,18 @@ export async function jsonlToParquet(opts: { io: FileIO; scratchDir: string; jso
     engine.close();
   }
 }
+
+/**
+ * Concatenates Parquet files DuckDB wrote with the same columns (a changelog's snapshots, in
+ * order) into `target`, with the columns' field ids set again (a COPY does not carry them over).
+ */
+export async function concatParquet(opts: { io: FileIO; scratchDir: string; parts: string[]; target: string; columns: ParquetColumn[] }): Promise<void> {
+  const engine = await SqlEngine.open({ io: opts.io, scratchDir: opts.scratchDir, threads: 1, memoryLimit: '512MB' });
+  try {
+    const ids = opts.columns.map((c) => `${sqlIdent(c.name)}: ${c.id}`).join(', ');
+    const files = `[${opts.parts.map((p) => sqlString(p)).join(', ')}]`;
+    await engine.run(`COPY (SELECT * FROM read_parquet(${files})) TO ${sqlString(opts.target)} (FORMAT PARQUET, FIELD_IDS {${ids}}, COMPRESSION ZSTD)`);
+  } finally {
+    engine.close();
+  }
+}

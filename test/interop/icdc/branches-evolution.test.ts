@@ -29,7 +29,8 @@ import { State } from '../../../src/state/index.js';
 import { ipsFileIO } from '../engine-report.js';
 import { RowGen } from './data.js';
 import { EngineServer, type IcdcReader, type Row } from './engines.js';
-import { bag, expectedIcdcFilesByKey, expectIcdc, ipsChangesCli, loadSource, minus, refOfJson, type IpsContext } from './ips-steps.js';
+import { bag, expectedIcdcFilesByKey, expectIcdc, ipsChangesCli, loadSource, minus, refOfJson, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
+import { SqlEngine, sqlString } from '../../../src/engine/duckdb.js';
 
 const LONG = 10 * 60_000;
 const MOR = {
@@ -281,6 +282,19 @@ describe('change capture across partition evolution, branches, fast-forward and 
         changed += n.inserts + n.deletes;
         if (['rewrite_manifests', 'rewrite_position_delete_files', 'rewrite_data_files'].includes(steps[k]![0]) && k === i + 1) {
           expect(n, `${where}: maintenance changes no row`).toEqual({ inserts: 0, deletes: 0 });
+          // The changelog as Parquet of a range with no ordinal at all: a file with the columns and no row.
+          const out = path.join(work, `${T}-${k}.parquet`);
+          const r = await runIps(ctx, ['changes', `${ctx.ns}.${T}`, '--catalog', testEnv().pgUrl, '--catalog-name', SOURCE_CATALOG,
+            '--from', steps[i]![1], '--to', steps[k]![1], '--rows', '--format', 'parquet', '--out', out]);
+          expect(r.code, r.stderr).toBe(0);
+          const engine = await SqlEngine.open({ io: ctx.io, scratchDir: work, threads: 1 });
+          try {
+            expect(await engine.all(`SELECT count(*)::INTEGER AS n FROM read_parquet(${sqlString(out)})`), where).toEqual([{ n: 0 }]);
+            const names = (await engine.all<{ name: string }>(`SELECT name FROM parquet_schema(${sqlString(out)})`)).map((x) => x.name);
+            expect(names.slice(1), `${where}: the columns of an empty changelog`).toEqual(['id', 'ts', 'name', 'qty', 'batch', '_change_type', '_change_ordinal', '_commit_snapshot_id']);
+          } finally {
+            engine.close();
+          }
         }
       }
       expect(changed, 'the ranges change rows').toBeGreaterThan(100);
