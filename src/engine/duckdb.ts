@@ -148,6 +148,26 @@ export class SqlEngine {
   }
 
   /**
+   * The result a chunk (~2048 rows) at a time as columns of DuckDB's own values (bigint for
+   * BIGINT, objects for decimals, dates, times and blobs), for callers that read them typed.
+   */
+  async *streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
+    let result;
+    try {
+      result = await this.conn.stream(sql);
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+    try {
+      for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        yield { columns: chunk.getColumns(), rowCount: chunk.rowCount };
+      }
+    } catch (e) {
+      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    }
+  }
+
+  /**
    * A local path of the file: itself when local, else a staged copy (read through the FileIO
    * once). A local file must be a regular file within the data limit, as a staged one must:
    * checked on an open handle here, since the engine opens paths with blocking calls (a FIFO

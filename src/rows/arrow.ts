@@ -7,6 +7,7 @@ import {
 import { IpsError } from '../errors.js';
 import type { PrimitiveType, Schema } from '../iceberg/types.js';
 import type { RowChange } from './net-rows.js';
+import type { NativeBatch, NativeValue } from './native.js';
 
 /**
  * Row changes as Apache Arrow: the Iceberg → Arrow type mapping of PyIceberg's
@@ -249,6 +250,101 @@ function columnData(c: Column, values: unknown[]): Data {
   }
 }
 
+/** Offsets and bytes of a (large) binary or string column from each value's bytes. */
+function largeBinary(values: readonly NativeValue[], n: number, name: string): { valueOffsets: BigInt64Array; data: Uint8Array } {
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v !== null) size += v instanceof Uint8Array ? v.length : bad(name, 'bytes', v);
+  }
+  const data = new Uint8Array(size);
+  const valueOffsets = new BigInt64Array(n + 1);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i] as Uint8Array | null;
+    if (v !== null) {
+      data.set(v, at);
+      at += v.length;
+    }
+    valueOffsets[i + 1] = BigInt(at);
+  }
+  return { valueOffsets, data };
+}
+
+/** One column of a record batch from native values (src/rows/native.ts): typed, no text to parse. */
+function columnDataNative(c: Column, values: readonly NativeValue[]): Data {
+  const n = values.length;
+  const { bits, nulls } = bitmap(n, (i) => values[i] !== null);
+  const base = { type: c.type, length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null };
+  const fill = <T>(arr: { [i: number]: T }, ok: (v: NativeValue) => v is NativeValue & T, t: string) => {
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      if (v !== null) arr[i] = ok(v) ? v : bad(c.name, t, v);
+    }
+  };
+  const isNumber = (v: NativeValue): v is number => typeof v === 'number';
+  const isBigint = (v: NativeValue): v is bigint => typeof v === 'bigint';
+  const k = c.kind;
+  switch (k.kind) {
+    case 'boolean': return makeData({ ...base, type: c.type as Bool, data: bitmap(n, (i) => values[i] === true).bits });
+    case 'int':
+    case 'changelog_ordinal':
+    case 'date': {
+      const a = new Int32Array(n);
+      fill(a, isNumber, 'int32');
+      return makeData({ ...base, type: c.type as Int32, data: a });
+    }
+    case 'float': {
+      const a = new Float32Array(n);
+      fill(a, isNumber, 'float');
+      return makeData({ ...base, type: c.type as Float32, data: a });
+    }
+    case 'double': {
+      const a = new Float64Array(n);
+      fill(a, isNumber, 'double');
+      return makeData({ ...base, type: c.type as Float64, data: a });
+    }
+    case 'long':
+    case 'snapshot_id':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+    case 'timestamp_ns': {
+      const a = new BigInt64Array(n);
+      fill(a, isBigint, 'int64');
+      return makeData({ ...base, type: c.type as Int64, data: a as unknown as Int32Array });
+    }
+    case 'decimal': {
+      // 128-bit little-endian two's complement, as four 32-bit words per value.
+      const a = new BigInt64Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        const v = values[i]!;
+        if (v === null) continue;
+        const u = BigInt.asUintN(128, isBigint(v) ? v : bad(c.name, 'decimal', v));
+        a[2 * i] = BigInt.asIntN(64, u & 0xffff_ffff_ffff_ffffn);
+        a[2 * i + 1] = BigInt.asIntN(64, u >> 64n);
+      }
+      return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(a.buffer) });
+    }
+    case 'uuid':
+    case 'fixed': {
+      const len = k.kind === 'uuid' ? 16 : k.length;
+      const a = new Uint8Array(n * len);
+      for (let i = 0; i < n; i++) {
+        const v = values[i]!;
+        if (v === null) continue;
+        if (!(v instanceof Uint8Array) || v.length !== len) bad(c.name, `fixed_size_binary(${len})`, v);
+        a.set(v, i * len);
+      }
+      return makeData({ ...base, type: c.type as FixedSizeBinary, data: a });
+    }
+    case 'string': return makeData({ ...base, type: c.type as LargeUtf8, ...largeBinary(values, n, c.name) });
+    case 'binary': return makeData({ ...base, type: c.type as LargeBinary, ...largeBinary(values, n, c.name) });
+    default:
+      return bad(c.name, String(k.kind), values[0]);
+  }
+}
+
 /** The bytes the IPC writer produces, handed on synchronously (a file descriptor, a socket). */
 class SyncSink extends AsyncByteQueue {
   constructor(private readonly out: (chunk: Uint8Array) => void) {
@@ -270,6 +366,8 @@ export class ArrowRowWriter {
   private readonly columns: Column[];
   private readonly schema: ArrowSchema;
   private pending: RowChange[] = [];
+  private native: NativeValue[][] | null = null;
+  private nativeRows = 0;
   rows = 0;
 
   constructor(schema: Schema, out: (chunk: Uint8Array) => void, private readonly batchRows = DEFAULT_BATCH_ROWS) {
@@ -285,7 +383,35 @@ export class ArrowRowWriter {
     if (this.pending.length >= this.batchRows) this.flush();
   }
 
+  /**
+   * Rows as native columns (the row computation's `nativeOut`), gathered into batches of
+   * `batchRows`. Not to be mixed with `push` in one stream.
+   */
+  pushColumns(batch: NativeBatch): void {
+    if (this.native === null) this.native = this.columns.map(() => []);
+    if (batch.columns.length !== this.columns.length) throw new IpsError('ROWS_FAILED', `a batch of ${batch.columns.length} columns for a stream of ${this.columns.length}`);
+    for (let i = 0; i < this.columns.length; i++) {
+      const into = this.native[i]!;
+      for (const v of batch.columns[i]!) into.push(v);
+    }
+    this.nativeRows += batch.rowCount;
+    if (this.nativeRows >= this.batchRows) this.flushNative();
+  }
+
+  private flushNative(): void {
+    if (this.native === null || this.nativeRows === 0) return;
+    const cols = this.native;
+    const n = this.nativeRows;
+    this.native = this.columns.map(() => []);
+    this.nativeRows = 0;
+    const children = this.columns.map((c, i) => columnDataNative(c, cols[i]!));
+    const struct = makeData({ type: new Struct(this.schema.fields), length: n, nullCount: 0, children });
+    this.writer.write(new RecordBatch(this.schema, struct));
+    this.rows += n;
+  }
+
   private flush(): void {
+    this.flushNative();
     if (this.pending.length === 0) return;
     const rows = this.pending;
     this.pending = [];

@@ -20,6 +20,7 @@ import { groupRangeReads } from '../io/range-reads.js';
 import { parquetFooterRowCount } from './parquet-footer.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
+import { nativeExpr, nativeValues, type NativeBatch, type NativeValue } from './native.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
@@ -51,6 +52,11 @@ export interface NetRowOptions {
   memoryLimit?: string;
   /** DuckDB threads (default 2). */
   threads?: number;
+  /**
+   * Typed delivery: instead of `emit`, the rows go here a chunk at a time as columns of native
+   * values (the table's, then the changelog columns), with nothing rendered as text.
+   */
+  nativeOut?: (batch: NativeBatch) => void;
 }
 
 /**
@@ -606,7 +612,33 @@ export async function rowDiff(
       await engine.run(`COPY (SELECT ${typed}, ${tail(dKind)} FROM ${dTable} UNION ALL SELECT ${typed}, ${tail(iKind)} FROM ${iTable}) ` +
         `TO ${sqlString(out.path)} (FORMAT PARQUET, FIELD_IDS {${ids}}, COMPRESSION ZSTD)`);
     }
-    for (const [table, kind, isDelete] of opts.parquetOut ? [] : [[dTable, dKind, true], [iTable, iKind, false]] as const) {
+    if (opts.nativeOut && !opts.parquetOut) {
+      const nativeSelect = columns.map((c) => nativeExpr(col(c.id), c.prim)).join(', ');
+      const kindBytes = new Map<string, Uint8Array>();
+      const commitId = BigInt(commit);
+      for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
+        for await (const chunk of engine.streamColumns(`SELECT ${nativeSelect}, ${kind} AS __kind FROM ${table}`)) {
+          const n = chunk.rowCount;
+          const kinds = chunk.columns[columns.length]! as string[];
+          const types: NativeValue[] = new Array(n);
+          for (let i = 0; i < n; i++) {
+            const k = kinds[i]!;
+            let b = kindBytes.get(k);
+            if (!b) kindBytes.set(k, (b = Buffer.from(k, 'utf8')));
+            types[i] = b;
+            if (k === 'UPDATE_AFTER') updates++;
+          }
+          opts.nativeOut({
+            columns: [...columns.map((c, i) => nativeValues(c.prim, chunk.columns[i]!)), types, new Array<NativeValue>(n).fill(ordinal), new Array<NativeValue>(n).fill(commitId)],
+            rowCount: n,
+          });
+          if (isDelete) deletes += n;
+          else inserts += n;
+          tick(() => `rows: ${deletes + inserts} row(s) written`);
+        }
+      }
+    }
+    for (const [table, kind, isDelete] of opts.parquetOut || opts.nativeOut ? [] : [[dTable, dKind, true], [iTable, iKind, false]] as const) {
       // Streamed a chunk at a time: the rows never sit whole in JavaScript.
       for await (const batch of engine.stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
         for (const r of batch as (string | null)[][]) {

@@ -10,6 +10,7 @@ import type { FileIO } from '../io/file-io.js';
 import { arrowToFd, CHANGELOG_FIELD_IDS } from './arrow.js';
 import { rowChangelog, type PairBy } from './changelog.js';
 import { netRowChanges, type ChangelogFieldIds, type RowChange } from './net-rows.js';
+import type { NativeBatch } from './native.js';
 import { concatParquet, jsonlToParquet, rowChangeParquetColumns } from './parquet.js';
 
 export const ROW_FORMATS = ['jsonl', 'arrow', 'parquet'] as const;
@@ -89,7 +90,34 @@ function jsonlToFd(fd: number): { push: (row: RowChange) => void; finish: () => 
  */
 export async function writeRowsFile(q: RowQuery, format: RowFormat, target: string, changelogIds?: ChangelogFieldIds): Promise<{ rows: number }> {
   if (format === 'parquet') return writeRowsParquet(q, target, changelogIds ?? CHANGELOG_FIELD_IDS);
+  if (format === 'arrow' && changelogIds === undefined) return writeRowsArrow(q, target);
   return writeRowsFileFrom(q.io, rowSchema(q.md, q.range), (emit) => computeRows(q, emit), format, target, changelogIds);
+}
+
+/** Arrow from the engine's typed columns (native values): nothing rendered as text and parsed back. */
+async function writeRowsArrow(q: RowQuery, target: string): Promise<{ rows: number }> {
+  const part = `${target}.${process.pid}.part`;
+  try {
+    const fd = fs.openSync(part, 'w');
+    let rows: number;
+    try {
+      const w = arrowToFd(rowSchema(q.md, q.range), fd);
+      const nativeOut = (b: NativeBatch) => w.pushColumns(b);
+      if (q.net) {
+        const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), nativeOut });
+        rows = r.inserts + r.deletes;
+      } else {
+        rows = (await rowChangelog(q.io, q.md, q.reader, q.range, () => {}, { ...changelogOptions(q), nativeOut })).rows;
+      }
+      w.finish();
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(part, target);
+    return { rows };
+  } finally {
+    fs.rmSync(part, { force: true });
+  }
 }
 
 /**

@@ -1,0 +1,66 @@
+import { IpsError } from '../errors.js';
+import type { PrimitiveType } from '../iceberg/types.js';
+
+/**
+ * Column values as the engine holds them, for writers that want them typed (Arrow): no text is
+ * rendered and parsed back. A value is a boolean, a number (int, float, double, date as days
+ * since the epoch), a bigint (long, decimal's unscaled value, time and timestamps in their
+ * units since midnight or the epoch) or bytes (string as UTF-8, binary, fixed, uuid), or null.
+ */
+export type NativeValue = boolean | number | bigint | Uint8Array | null;
+
+/** A chunk of rows as columns (the table's, then `_change_type`, `_change_ordinal`, `_commit_snapshot_id`). */
+export interface NativeBatch {
+  columns: NativeValue[][];
+  rowCount: number;
+}
+
+/** SQL (DuckDB) selecting a column so that `nativeValues` can read its values without text. */
+export function nativeExpr(column: string, t: PrimitiveType): string {
+  const c = `"${column}"`;
+  switch (t.kind) {
+    // encode(): the string's UTF-8 bytes as a BLOB, exactly (a cast would read escapes).
+    case 'string': return `encode(${c}) AS ${c}`;
+    // DuckDB's UUID is a flipped hugeint: its canonical text is the one exact form at hand.
+    case 'uuid': return `CAST(${c} AS VARCHAR) AS ${c}`;
+    default: return `${c} AS ${c}`;
+  }
+}
+
+function bad(t: PrimitiveType, v: unknown): never {
+  throw new IpsError('ROWS_FAILED', `the engine gave ${typeof v} ${String(v)} for a ${t.kind} column`);
+}
+
+/** One column of an engine chunk (DuckDB values of a `nativeExpr` select) as native values. */
+export function nativeValues(t: PrimitiveType, values: readonly unknown[]): NativeValue[] {
+  const out: NativeValue[] = new Array(values.length);
+  const each = (f: (v: unknown) => NativeValue): NativeValue[] => {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      out[i] = v === null || v === undefined ? null : f(v);
+    }
+    return out;
+  };
+  const field = <K extends string>(key: K) => (v: unknown) => {
+    const x = (v as Record<K, unknown>)[key];
+    return typeof x === 'bigint' || typeof x === 'number' || x instanceof Uint8Array ? x : bad(t, v);
+  };
+  switch (t.kind) {
+    case 'boolean': return each((v) => (typeof v === 'boolean' ? v : bad(t, v)));
+    case 'int':
+    case 'float':
+    case 'double': return each((v) => (typeof v === 'number' ? v : bad(t, v)));
+    case 'long': return each((v) => (typeof v === 'bigint' ? v : bad(t, v)));
+    case 'decimal': return each(field('value'));
+    case 'date': return each(field('days'));
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz': return each(field('micros'));
+    case 'timestamp_ns': return each(field('nanos'));
+    case 'string':
+    case 'binary':
+    case 'fixed': return each(field('bytes'));
+    case 'uuid': return each((v) => (typeof v === 'string' && /^[0-9a-f-]{36}$/i.test(v) ? Buffer.from(v.replace(/-/g, ''), 'hex') : bad(t, v)));
+    default: return bad(t, values[0]);
+  }
+}
