@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Types only: the native module (tens of MB) is loaded by the first SqlEngine.open, so a process
 // that never runs SQL (an idle `ips serve`) never maps it.
-import type { DuckDBInstance, DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBInstance, DuckDBConnection, DuckDBResult } from '@duckdb/node-api';
 import { IpsError, describeError } from '../errors.js';
 import { copyToFile, type FileIO } from '../io/file-io.js';
 import { openRegularFile } from '../io/local-file-io.js';
@@ -133,37 +133,35 @@ export class SqlEngine {
    * Rows as arrays of JSON-friendly values in the select list's order, a batch (one DuckDB
    * chunk, ~2048 rows) at a time: the result is streamed, never held whole in JavaScript.
    */
-  async *stream(sql: string): AsyncGenerator<unknown[][]> {
-    let result;
-    try {
-      result = await this.conn.stream(sql);
-    } catch (e) {
-      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
-    }
-    try {
-      for await (const rows of result.yieldRowsJson()) yield rows;
-    } catch (e) {
-      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
-    }
+  stream(sql: string): AsyncGenerator<unknown[][]> {
+    return this.streamed(sql, (result) => result.yieldRowsJson());
   }
 
   /**
    * The result a chunk (~2048 rows) at a time as columns of DuckDB's own values (bigint for
    * BIGINT, objects for decimals, dates, times and blobs), for callers that read them typed.
    */
-  async *streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
-    let result;
-    try {
-      result = await this.conn.stream(sql);
-    } catch (e) {
-      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
-    }
-    try {
+  streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
+    return this.streamed(sql, async function* (result) {
       for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         yield { columns: chunk.getColumns(), rowCount: chunk.rowCount };
       }
+    });
+  }
+
+  /** A streamed result read by `read`, every failure (at the start or midway) an ENGINE_ERROR naming the SQL. */
+  private async *streamed<T>(sql: string, read: (result: DuckDBResult) => AsyncIterable<T>): AsyncGenerator<T> {
+    const fail = (e: unknown) => new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+    let result: DuckDBResult;
+    try {
+      result = await this.conn.stream(sql);
     } catch (e) {
-      throw new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
+      throw fail(e);
+    }
+    try {
+      yield* read(result);
+    } catch (e) {
+      throw fail(e);
     }
   }
 

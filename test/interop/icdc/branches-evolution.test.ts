@@ -12,24 +12,20 @@
 // table written by the CLI holds exactly the files Spark's entries tables name and, read back by
 // Spark (and PyIceberg where it can), exactly the live rows of the files the range added; and the
 // `ts` / `id` ranges contain every inserted and deleted row.
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testEnv } from '../../setup/env.js';
 import { pgliteTemplate } from '../../state/helpers.js';
-import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
 import { ManifestReader } from '../../../src/capture/manifest-reader.js';
 import { resolveRangeWithHistory } from '../../../src/capture/range.js';
 import { isIpsError } from '../../../src/errors.js';
 import { netRowChanges, type RowChange } from '../../../src/rows/net-rows.js';
 import { StepProtocol } from '../../../src/service/step-protocol.js';
 import { State } from '../../../src/state/index.js';
-import { ipsFileIO } from '../engine-report.js';
 import { RowGen } from './data.js';
-import { EngineServer, type IcdcReader, type Row } from './engines.js';
-import { bag, expectedIcdcFilesByKey, expectIcdc, ipsChangesCli, loadSource, minus, refOfJson, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
+import type { EngineServer, IcdcReader, Row } from './engines.js';
+import { bag, expectedIcdcFilesByKey, expectIcdc, ipsChangesCli, loadSource, microsOfIso, minus, refOfJson, rowOfChange, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
+import { startSparkContext, stopSparkContext, type SparkContext } from './spark-context.js';
 import { SqlEngine, sqlString } from '../../../src/engine/duckdb.js';
 
 const LONG = 10 * 60_000;
@@ -39,36 +35,18 @@ const MOR = {
 };
 const MERGE = (target: string): string => `MERGE INTO ${target} t USING batch_rows s ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *`;
 
-/** µs since epoch of ips's rendering of a timestamptz (`2026-03-01T05:00:00.123456+00:00`). */
-function isoMicros(s: string): number {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{6})\+00:00$/.exec(s);
-  if (!m) throw new Error(`not ips's timestamptz rendering: ${s}`);
-  return Date.parse(`${m[1]}Z`) * 1000 + Number(m[2]);
-}
-const asRow = (r: RowChange): Row => [Number(r['id']), isoMicros(String(r['ts'])), r['name'] as string | null, r['qty'] as number | null, r['batch'] as number];
-
 describe('change capture across partition evolution, branches, fast-forward and cherry-pick (Spark)', () => {
+  let spark: SparkContext | undefined;
   let server: EngineServer;
   let ctx: IpsContext;
   let work: string;
 
   beforeAll(async () => {
-    const env = testEnv();
-    work = await fs.mkdtemp(path.join(os.tmpdir(), 'ips-branches-'));
-    const ns = `br_${process.pid}_${Date.now().toString(36)}`;
-    const root = `file://${work}`;
-    ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage: 'local' };
-    await ensureSqlCatalogTables(ctx.pool).catch(() => ensureSqlCatalogTables(ctx.pool)); // another file may create them concurrently
-    server = EngineServer.start({ storage: 'local', warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
-    await server.call('versions', { spark: true }); // the Spark session
+    spark = await startSparkContext('br');
+    ({ server, ctx, work } = spark);
   }, LONG);
 
-  afterAll(async () => {
-    await server?.close();
-    await ctx?.pool.end();
-    ctx?.io.close();
-    if (work) await fs.rm(work, { recursive: true, force: true });
-  });
+  afterAll(() => stopSparkContext(spark));
 
   const headOf = async (T: string, ref: string): Promise<string> =>
     (await server.sparkSql(T, [`SELECT snapshot_id FROM {t}.refs WHERE name = '${ref}'`])).result[0]![0]!;
@@ -98,8 +76,8 @@ describe('change capture across partition evolution, branches, fast-forward and 
     await netRowChanges(ctx.io, md, reader, range, (r) => raw.push(r), {});
     const inserts = await server.exceptAll('spark', T, from, to);
     const deletes = await server.exceptAll('spark', T, to, from);
-    expect(bag(raw.filter((r) => r['_change_type'] === 'INSERT').map(asRow)), `${where}: INSERT rows vs Spark's to EXCEPT ALL from`).toEqual(bag(inserts));
-    expect(bag(raw.filter((r) => r['_change_type'] === 'DELETE').map(asRow)), `${where}: DELETE rows vs Spark's from EXCEPT ALL to`).toEqual(bag(deletes));
+    expect(bag(raw.filter((r) => r['_change_type'] === 'INSERT').map(rowOfChange)), `${where}: INSERT rows vs Spark's to EXCEPT ALL from`).toEqual(bag(inserts));
+    expect(bag(raw.filter((r) => r['_change_type'] === 'DELETE').map(rowOfChange)), `${where}: DELETE rows vs Spark's from EXCEPT ALL to`).toEqual(bag(deletes));
 
     const j = await ipsChangesCli(ctx, T, from, to, `${T}_${where.replace(/\W+/g, '_')}_icdc`, ['--branch', branch]);
     if (opts.compactionInside) {
@@ -128,8 +106,8 @@ describe('change capture across partition evolution, branches, fast-forward and 
         expect(inserts.length + deletes.length, `${where}: no ${field} range, yet rows changed`).toBe(0);
         continue;
       }
-      const lo = field === 'ts' ? isoMicros(String(r.min)) : Number(r.min);
-      const hi = field === 'ts' ? isoMicros(String(r.max)) : Number(r.max);
+      const lo = field === 'ts' ? microsOfIso(String(r.min)) : Number(r.min);
+      const hi = field === 'ts' ? microsOfIso(String(r.max)) : Number(r.max);
       const outside = [...inserts, ...deletes].filter((x) => x[idx] < lo || x[idx] > hi);
       expect(outside, `${where}: ${field} range ${JSON.stringify(r)} holds every inserted and deleted row`).toEqual([]);
     }

@@ -4,51 +4,27 @@
 // read equality deletes, which is checked on the source table), and the ranges must cover every
 // row the deletes removed. Expected rows come from Spark: time travel and EXCEPT ALL, and the
 // source's rows narrowed to the data files the range added (op_added_live_rows).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testEnv } from '../../setup/env.js';
-import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
-import { ipsFileIO } from '../engine-report.js';
 import { writeWithEqualityDeletes, type EqualityDeleteOp } from '../java/equality-deletes-table.js';
 import { RowGen } from './data.js';
-import { EngineServer, type Row } from './engines.js';
-import { bag, expectedIcdcFiles, expectIcdc, ipsBatch, minus, refOf, type IpsBatch, type IpsContext } from './ips-steps.js';
+import type { EngineServer, Row } from './engines.js';
+import { startSparkContext, stopSparkContext, type SparkContext } from './spark-context.js';
+import { bag, expectedIcdcFiles, expectIcdc, ipsBatch, microsOfIso, minus, refOf, type IpsBatch, type IpsContext } from './ips-steps.js';
 
 const LONG = 10 * 60_000;
-/** µs since the epoch of ips's ISO rendering of a timestamptz bound (`2026-03-01T05:00:00.123456+00:00`). */
-function isoMicros(s: string): number {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)?$/.exec(s);
-  if (!m) throw new Error(`not a UTC ISO timestamp: ${s}`);
-  return Date.parse(`${m[1]}Z`) * 1000 + Number((m[2] ?? '').padEnd(6, '0'));
-}
-
 describe('equality deletes written by Iceberg Java: change sets, ICDC tables read by Spark, ranges', () => {
+  let spark: SparkContext | undefined;
   let server: EngineServer;
   let ctx: IpsContext;
-  let work: string;
   let warehouse: string;
 
   beforeAll(async () => {
-    const env = testEnv();
-    work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ips-eqdel-'));
-    const ns = `eqdel_${process.pid}_${Date.now().toString(36)}`;
-    const root = `file://${work}`;
-    warehouse = `${root}/wh/java`;
-    ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage: 'local' };
-    await ensureSqlCatalogTables(ctx.pool).catch(() => ensureSqlCatalogTables(ctx.pool)); // another file may create them concurrently
-    server = EngineServer.start({ storage: 'local', warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
-    await server.call('versions', { spark: true }); // the Spark session
+    spark = await startSparkContext('eqdel');
+    ({ server, ctx } = spark);
+    warehouse = `${spark.root}/wh/java`;
   }, LONG);
 
-  afterAll(async () => {
-    await server?.close();
-    await ctx?.pool.end();
-    ctx?.io.close();
-    if (work) await fs.promises.rm(work, { recursive: true, force: true });
-  });
+  afterAll(() => stopSparkContext(spark));
 
   /** Runs the Java writer on one table; the snapshot id after each op (null for create). */
   const javaWrite = (table: string, ops: EqualityDeleteOp[]): (string | null)[] =>
@@ -61,8 +37,8 @@ describe('equality deletes written by Iceberg Java: change sets, ICDC tables rea
     for (const [field, idx] of [['ts', 1], ['id', 0]] as const) {
       const r = b.json.ranges[field]!;
       expect(r.flag, `${where}: ${field} range`).not.toBe('unbounded');
-      const lo = field === 'ts' ? isoMicros(String(r.min)) : Number(r.min);
-      const hi = field === 'ts' ? isoMicros(String(r.max)) : Number(r.max);
+      const lo = field === 'ts' ? microsOfIso(String(r.min)) : Number(r.min);
+      const hi = field === 'ts' ? microsOfIso(String(r.max)) : Number(r.max);
       const outside = [...inserted, ...deleted].filter((x) => x[idx] < lo || x[idx] > hi).map((x) => `id=${x[0]} ts=${x[1]}`);
       expect(outside, `${where}: rows outside the ${field} range ${JSON.stringify(r)}`).toEqual([]);
       if (deleted.length > 0) expect(r.flag, `${where}: ${field} range over deleted rows`).toBe('conservative');

@@ -19,6 +19,7 @@ import { DEFAULT_POLICY, type CapturePolicy } from '../../../src/capture/policy.
 import { resolveRangeWithHistory } from '../../../src/capture/range.js';
 import type { TableMetadata } from '../../../src/iceberg/metadata.js';
 import type { RoutingFileIO } from '../../../src/io/routing-file-io.js';
+import type { RowChange } from '../../../src/rows/net-rows.js';
 import type { EngineEntry, EngineServer, IcdcReader, IcdcReads, IcdcView, RangeSnapshotFiles, Row, TableMeta } from './engines.js';
 
 export const SOURCE_CATALOG = 'src';
@@ -349,4 +350,18 @@ export function isoDay(us: number): string {
 export function utf8MinMax(values: string[]): [string, string] {
   const sorted = [...values].sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
   return [sorted[0]!, sorted[sorted.length - 1]!];
+}
+
+/** µs since the epoch of ips's ISO rendering of a UTC timestamp (`2026-03-01T05:00:00.123456+00:00`). */
+export function microsOfIso(s: string): number {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00)?$/.exec(s);
+  if (!m) throw new Error(`not a UTC ISO timestamp: ${s}`);
+  return Date.parse(`${m[1]}Z`) * 1000 + Number((m[2] ?? '').padEnd(6, '0'));
+}
+
+/** An ips row change as the engines' normalised row [id, ts µs, name, qty, batch]. */
+export function rowOfChange(r: RowChange): Row {
+  expect(typeof r['id'], 'long values are strings').toBe('string');
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$/.test(String(r['ts']))) throw new Error(`not ips's timestamptz rendering: ${String(r['ts'])}`);
+  return [Number(r['id']), microsOfIso(String(r['ts'])), r['name'] as string | null, r['qty'] as number | null, r['batch'] as number];
 }

@@ -16,13 +16,10 @@
 // typed refusals: row budget, a missing deletion-vector file, bad arguments (schema changes:
 // rows-lineage.test.ts).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testEnv } from '../../setup/env.js';
-import { ensureSqlCatalogTables } from '../../../src/catalog/sql-catalog.js';
 import { ManifestReader } from '../../../src/capture/manifest-reader.js';
 import { resolveRangeWithHistory } from '../../../src/capture/range.js';
 import { isIpsError } from '../../../src/errors.js';
@@ -30,30 +27,17 @@ import type { FileIO } from '../../../src/io/file-io.js';
 import type { FileKind } from '../../../src/io/limits.js';
 import { netRowChanges, type NetRowOptions, type NetRowResult, type RowChange } from '../../../src/rows/net-rows.js';
 import { rowChangelog } from '../../../src/rows/changelog.js';
-import { ipsFileIO } from '../engine-report.js';
 import { writeWithEqualityDeletes, type EqualityDeleteOp } from '../java/equality-deletes-table.js';
 import { DAY0_US, DAY_US, RowGen } from './data.js';
-import { EngineServer, type Row } from './engines.js';
-import { bag, loadSource, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
+import type { EngineServer, Row } from './engines.js';
+import { startSparkContext, stopSparkContext, type SparkContext } from './spark-context.js';
+import { bag, loadSource, rowOfChange as asRow, runIps, SOURCE_CATALOG, type IpsContext } from './ips-steps.js';
 
 const LONG = 10 * 60_000;
 const FULL_METRICS = { 'write.metadata.metrics.default': 'full' };
 const MOR = { 'write.delete.mode': 'merge-on-read', 'write.update.mode': 'merge-on-read', 'write.merge.mode': 'merge-on-read' };
 const COW = { 'write.delete.mode': 'copy-on-write', 'write.update.mode': 'copy-on-write', 'write.merge.mode': 'copy-on-write' };
 const MERGE = 'MERGE INTO {t} t USING batch_rows s ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *';
-
-/** µs since epoch of ips's rendering of a timestamptz (`2026-03-01T05:00:00.123456+00:00`). */
-function isoMicros(s: string): number {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{6})\+00:00$/.exec(s);
-  if (!m) throw new Error(`not ips's timestamptz rendering: ${s}`);
-  return Date.parse(`${m[1]}Z`) * 1000 + Number(m[2]);
-}
-
-/** An ips row change as the engines' normalised row [id, ts µs, name, qty, batch]. */
-function asRow(r: RowChange): Row {
-  expect(typeof r['id'], 'long values are strings').toBe('string');
-  return [Number(r['id']), isoMicros(String(r['ts'])), r['name'] as string | null, r['qty'] as number | null, r['batch'] as number];
-}
 
 interface IpsRows {
   inserts: Row[];
@@ -70,6 +54,7 @@ export type RowsScenario = 'v2' | 'v3' | 'big' | 'cow' | 'eq' | 'compact' | 'cha
  */
 export function defineRowsSuite(storage: 'local' | 's3', only?: RowsScenario[]): void {
 describe(`ips changes --rows: net row changes and the changelog per snapshot equal Spark's (${storage})`, () => {
+  let spark: SparkContext | undefined;
   let server: EngineServer;
   let ctx: IpsContext;
   let work: string;
@@ -77,22 +62,13 @@ describe(`ips changes --rows: net row changes and the changelog per snapshot equ
   const timings: string[] = [];
 
   beforeAll(async () => {
-    const env = testEnv();
-    work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ips-rows-'));
-    const ns = `rows_${storage}_${process.pid}_${Date.now().toString(36)}`;
-    const root = storage === 'local' ? `file://${work}` : `s3://${env.s3Bucket}/${ns}`;
-    warehouse = `${root}/wh/java`;
-    ctx = { io: ipsFileIO(), pool: new pg.Pool({ connectionString: env.pgUrl, max: 2 }), ns, icdcRoot: `${root}/icdc`, storage };
-    await ensureSqlCatalogTables(ctx.pool).catch(() => ensureSqlCatalogTables(ctx.pool)); // another file may create them concurrently
-    server = EngineServer.start({ storage, warehouse: `${root}/wh`, icdcWarehouse: `${root}/icdc-wh`, namespace: ns });
-    await server.call('versions', { spark: true }); // the Spark session
+    spark = await startSparkContext('rows', storage);
+    ({ server, ctx, work } = spark);
+    warehouse = `${spark.root}/wh/java`;
   }, LONG);
 
   afterAll(async () => {
-    await server?.close();
-    await ctx?.pool.end();
-    ctx?.io.close();
-    if (work) await fs.promises.rm(work, { recursive: true, force: true });
+    await stopSparkContext(spark);
     process.stderr.write(`[rows] ${timings.join('\n[rows] ')}\n`);
   });
 
