@@ -14,6 +14,7 @@ import { writeManifest, writeManifestList, type EntryToWrite } from '../iceberg/
 import { bindSpec } from '../iceberg/partition-values.js';
 import { specById } from '../iceberg/metadata.js';
 import type { FileChange } from './snapshot-changes.js';
+import { randomId63 } from '../random.js';
 
 /**
  * The ICDC table: a real Iceberg table whose snapshot references exactly one batch's changed
@@ -63,10 +64,7 @@ export interface IcdcWriteResult {
 }
 
 export function newSnapshotId(): bigint {
-  // Like Java: random 63-bit positive id (ids exceed 2^53, which is why they are bigint here).
-  let id = 0n;
-  while (id === 0n) id = crypto.randomBytes(8).readBigUInt64BE() & 0x7fffffffffffffffn;
-  return id;
+  return randomId63();
 }
 
 const MAX_CHECKS_IN_FLIGHT = 32;

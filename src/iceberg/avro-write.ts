@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type avro from 'avsc';
 import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js';
+import { randomBytes } from '../random.js';
 
 /**
  * Writes an Avro object container file (deflate codec, as Iceberg Java does; small blocks stored) with the given
@@ -58,7 +58,7 @@ export function writerSchema(key: string, build: () => object): WriterSchema {
 export function writeAvroFile(schema: object | WriterSchema, meta: Record<string, string>, records: readonly unknown[]): Buffer {
   const ws: WriterSchema = 'text' in schema && 'type' in schema ? schema as WriterSchema : { text: JSON.stringify(schema), type: avroType(schema) };
   const type = ws.type;
-  const sync = crypto.randomBytes(16);
+  const sync = randomBytes(16);
   const header: Record<string, Buffer> = {
     'avro.schema': Buffer.from(ws.text, 'utf8'),
     'avro.codec': Buffer.from('deflate', 'utf8'),

@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import { inspect } from 'node:util';
 import { z } from 'zod';
 import { IpsError } from '../errors.js';
+import { randomId63 } from '../random.js';
 
 /**
  * A credential held in memory: JSON.stringify, String() and console.log show `***`; only
@@ -38,9 +38,7 @@ export function checkName(kind: string, name: string): string {
 
 /** A new 63-bit positive id (batches, audit rows), like Iceberg's snapshot ids: no shared counter. */
 export function newId(): bigint {
-  let id = 0n;
-  while (id === 0n) id = crypto.randomBytes(8).readBigUInt64BE() & 0x7fffffffffffffffn;
-  return id;
+  return randomId63();
 }
 
 /** 64-bit integers inside JSONB are decimal strings (exact in every JSON reader). */
