@@ -1,5 +1,7 @@
 import { IpsError } from '../errors.js';
 import type { PrimitiveType } from '../iceberg/types.js';
+import { formatTimestamp, type JsonValue } from '../iceberg/values.js';
+import { renderValue, selectExpr } from './render.js';
 
 /**
  * Column values as the engine holds them, for writers that want them typed (Arrow): no text is
@@ -63,4 +65,65 @@ export function nativeValues(t: PrimitiveType, values: readonly unknown[]): Nati
     case 'uuid': return each((v) => (typeof v === 'string' && /^[0-9a-f-]{36}$/i.test(v) ? Buffer.from(v.replace(/-/g, ''), 'hex') : bad(t, v)));
     default: return bad(t, values[0]);
   }
+}
+
+/**
+ * For JSON values (`ips inspect --json` forms): the SQL of a column whose values `jsonValues`
+ * turns into them. Decimals, dates and uuids come as DuckDB's text, exactly the forms wanted;
+ * the others as typed values, formatted here (no text rendered by the engine and parsed back).
+ */
+export function jsonExpr(column: string, t: PrimitiveType): string {
+  if (t.kind === 'decimal' || t.kind === 'date' || t.kind === 'uuid') return selectExpr(column, t);
+  return `"${column}" AS "${column}"`;
+}
+
+const SPECIAL_FLOATS = new Map<number, string>([[Infinity, 'Infinity'], [-Infinity, '-Infinity']]);
+
+/** One column of an engine chunk of a `jsonExpr` select as JSON values (what renderValue gives for the text). */
+export function jsonValues(t: PrimitiveType, values: readonly unknown[]): JsonValue[] {
+  const n = values.length;
+  const out: JsonValue[] = new Array(n);
+  if (t.kind === 'decimal' || t.kind === 'date' || t.kind === 'uuid') {
+    for (let i = 0; i < n; i++) out[i] = renderValue(t, (values[i] ?? null) as string | null);
+    return out;
+  }
+  if (t.kind === 'string') {
+    for (let i = 0; i < n; i++) {
+      const v = values[i] ?? null;
+      out[i] = v === null || typeof v === 'string' ? v : bad(t, v);
+    }
+    return out;
+  }
+  const native = nativeValues(t, values);
+  for (let i = 0; i < n; i++) {
+    const v = native[i]!;
+    if (v === null) {
+      out[i] = null;
+      continue;
+    }
+    switch (t.kind) {
+      case 'boolean':
+      case 'int': out[i] = v as boolean | number; break;
+      case 'float':
+      case 'double': {
+        const x = v as number;
+        // JSON has no NaN or infinities: as text, like Spark's JSON writer.
+        out[i] = Number.isNaN(x) ? 'NaN' : SPECIAL_FLOATS.get(x) ?? x;
+        break;
+      }
+      case 'long': out[i] = (v as bigint).toString(); break;
+      case 'time': out[i] = formatTimestamp(v as bigint, 1_000_000n, 6, false).slice(11); break;
+      case 'timestamp': out[i] = formatTimestamp(v as bigint, 1_000_000n, 6, false); break;
+      case 'timestamptz': out[i] = formatTimestamp(v as bigint, 1_000_000n, 6, true); break;
+      case 'timestamp_ns': out[i] = formatTimestamp(v as bigint, 1_000_000_000n, 9, false); break;
+      case 'fixed':
+      case 'binary': {
+        const b = v as Uint8Array;
+        out[i] = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+        break;
+      }
+      default: bad(t, v);
+    }
+  }
+  return out;
 }

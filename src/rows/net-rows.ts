@@ -20,7 +20,7 @@ import { groupRangeReads } from '../io/range-reads.js';
 import { parquetFooterRowCount } from './parquet-footer.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
-import { nativeExpr, nativeValues, type NativeBatch, type NativeValue } from './native.js';
+import { jsonExpr, jsonValues, nativeExpr, nativeValues, type NativeBatch, type NativeValue } from './native.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
@@ -589,8 +589,7 @@ export async function rowDiff(
     }
     const commit = range.to.toString();
     const ordinal = opts.ordinal ?? 0;
-    const select = columns.map((c) => selectExpr(col(c.id), c.prim)).join(', ');
-    const render = columns.map((c) => ({ name: c.field.name, key: col(c.id), type: c.prim }));
+    const select = columns.map((c) => jsonExpr(col(c.id), c.prim)).join(', ');
     let inserts = 0;
     let deletes = 0;
     let updates = 0;
@@ -639,20 +638,23 @@ export async function rowDiff(
       }
     }
     for (const [table, kind, isDelete] of opts.parquetOut || opts.nativeOut ? [] : [[dTable, dKind, true], [iTable, iKind, false]] as const) {
-      // Streamed a chunk at a time: the rows never sit whole in JavaScript.
-      for await (const batch of engine.stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
-        for (const r of batch as (string | null)[][]) {
-          const type = r[render.length]!;
+      // Streamed a chunk at a time as typed columns: the rows never sit whole in JavaScript.
+      for await (const chunk of engine.streamColumns(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+        const n = chunk.rowCount;
+        const values = columns.map((c, i) => jsonValues(c.prim, chunk.columns[i]!));
+        const kinds = chunk.columns[columns.length]! as string[];
+        for (let r = 0; r < n; r++) {
+          const type = kinds[r]!;
           const row: RowChange = {};
-          for (let i = 0; i < render.length; i++) row[render[i]!.name] = renderValue(render[i]!.type, r[i] ?? null);
+          for (let i = 0; i < columns.length; i++) row[columns[i]!.field.name] = values[i]![r]!;
           row['_change_type'] = type;
           row['_change_ordinal'] = ordinal;
           row['_commit_snapshot_id'] = commit;
           emit(row);
-          if (isDelete) deletes++;
-          else inserts++;
           if (type === 'UPDATE_AFTER') updates++;
         }
+        if (isDelete) deletes += n;
+        else inserts += n;
         tick(() => `rows: ${deletes + inserts} row(s) written`);
       }
     }
