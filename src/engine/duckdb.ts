@@ -130,27 +130,12 @@ export class SqlEngine {
   }
 
   /**
-   * Rows as arrays of JSON-friendly values in the select list's order, a batch (one DuckDB
-   * chunk, ~2048 rows) at a time: the result is streamed, never held whole in JavaScript.
-   */
-  stream(sql: string): AsyncGenerator<unknown[][]> {
-    return this.streamed(sql, (result) => result.yieldRowsJson());
-  }
-
-  /**
    * The result a chunk (~2048 rows) at a time as columns of DuckDB's own values (bigint for
-   * BIGINT, objects for decimals, dates, times and blobs), for callers that read them typed.
+   * BIGINT, objects for decimals, dates, times and blobs, no conversion to text): streamed,
+   * never held whole in JavaScript. A failure, at the start or midway, is an ENGINE_ERROR
+   * naming the SQL.
    */
-  streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
-    return this.streamed(sql, async function* (result) {
-      for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        yield { columns: chunk.getColumns(), rowCount: chunk.rowCount };
-      }
-    });
-  }
-
-  /** A streamed result read by `read`, every failure (at the start or midway) an ENGINE_ERROR naming the SQL. */
-  private async *streamed<T>(sql: string, read: (result: DuckDBResult) => AsyncIterable<T>): AsyncGenerator<T> {
+  async *streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
     const fail = (e: unknown) => new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     let result: DuckDBResult;
     try {
@@ -159,7 +144,9 @@ export class SqlEngine {
       throw fail(e);
     }
     try {
-      yield* read(result);
+      for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        yield { columns: chunk.getColumns(), rowCount: chunk.rowCount };
+      }
     } catch (e) {
       throw fail(e);
     }
