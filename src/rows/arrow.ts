@@ -156,98 +156,35 @@ function bitmap(n: number, valid: (i: number) => boolean): { bits: Uint8Array; n
   return { bits, nulls };
 }
 
-/** One column of a record batch from its JSON values. */
-function columnData(c: Column, values: unknown[]): Data {
-  const n = values.length;
-  const { bits, nulls } = bitmap(n, (i) => values[i] !== null && values[i] !== undefined);
-  const base = { type: c.type, length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null };
-  const each = <T>(arr: { [i: number]: T }, f: (v: unknown) => T) => {
-    for (let i = 0; i < n; i++) if (values[i] !== null && values[i] !== undefined) arr[i] = f(values[i]);
-  };
+/** A JSON value (the row computation's `emit` form) as the native value of its column's kind. */
+function nativeOfJson(c: Column, v: unknown): NativeValue {
+  if (v === null || v === undefined) return null;
   const k = c.kind;
   switch (k.kind) {
-    case 'boolean': {
-      const b = bitmap(n, (i) => values[i] === true).bits;
-      return makeData({ ...base, type: c.type as Bool, data: b });
-    }
+    case 'boolean': return typeof v === 'boolean' ? v : bad(c.name, 'bool', v);
     case 'int':
-    case 'changelog_ordinal': {
-      const a = new Int32Array(n);
-      each(a, (v) => (typeof v === 'number' && Number.isInteger(v) ? v : bad(c.name, 'int32', v)));
-      return makeData({ ...base, type: c.type as Int32, data: a });
-    }
+    case 'changelog_ordinal': return typeof v === 'number' && Number.isInteger(v) ? v : bad(c.name, 'int32', v);
     case 'long':
-    case 'snapshot_id': {
-      const a = new BigInt64Array(n);
-      each(a, (v) => (typeof v === 'string' && /^-?\d+$/.test(v) ? BigInt.asIntN(64, BigInt(v)) : bad(c.name, 'int64', v)));
-      return makeData({ ...base, type: c.type as Int64, data: a });
-    }
-    case 'float': {
-      const a = new Float32Array(n);
-      each(a, (v) => parseFloat(c.name, v));
-      return makeData({ ...base, type: c.type as Float32, data: a });
-    }
-    case 'double': {
-      const a = new Float64Array(n);
-      each(a, (v) => parseFloat(c.name, v));
-      return makeData({ ...base, type: c.type as Float64, data: a });
-    }
-    case 'decimal': {
-      // 128-bit little-endian two's complement, as four 32-bit words per value.
-      const a = new BigInt64Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        if (values[i] === null || values[i] === undefined) continue;
-        const u = BigInt.asUintN(128, unscaledDecimal(c.name, values[i], k.scale));
-        a[2 * i] = BigInt.asIntN(64, u & 0xffff_ffff_ffff_ffffn);
-        a[2 * i + 1] = BigInt.asIntN(64, u >> 64n);
-      }
-      return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(a.buffer) });
-    }
-    case 'date': {
-      const a = new Int32Array(n);
-      each(a, (v) => parseDays(c.name, v));
-      return makeData({ ...base, type: c.type as DateDay, data: a });
-    }
-    case 'time': {
-      const a = new BigInt64Array(n);
-      each(a, (v) => parseTime(c.name, v));
-      return makeData({ ...base, type: c.type as TimeMicrosecond, data: a as unknown as Int32Array });
-    }
+    case 'snapshot_id': return typeof v === 'string' && /^-?\d+$/.test(v) ? BigInt.asIntN(64, BigInt(v)) : bad(c.name, 'int64', v);
+    case 'float':
+    case 'double': return parseFloat(c.name, v);
+    case 'decimal': return unscaledDecimal(c.name, v, k.scale);
+    case 'date': return parseDays(c.name, v);
+    case 'time': return parseTime(c.name, v);
     case 'timestamp':
     case 'timestamptz':
-    case 'timestamp_ns': {
-      const a = new BigInt64Array(n);
-      const digits = k.kind === 'timestamp_ns' ? 9 : 6;
-      each(a, (v) => parseTimestamp(c.name, v, digits, k.kind === 'timestamptz'));
-      return makeData({ ...base, type: c.type as Timestamp, data: a as unknown as Int32Array });
-    }
-    case 'uuid':
-    case 'fixed': {
-      const len = k.kind === 'uuid' ? 16 : k.length;
-      const a = new Uint8Array(n * len);
-      for (let i = 0; i < n; i++) if (values[i] !== null && values[i] !== undefined) a.set(hexBytes(c.name, values[i], len), i * len);
-      return makeData({ ...base, type: c.type as FixedSizeBinary, data: a });
-    }
-    case 'string':
-    case 'binary': {
-      const parts = values.map((v) => {
-        if (v === null || v === undefined) return Buffer.alloc(0);
-        if (k.kind === 'binary') return hexBytes(c.name, v, null);
-        return typeof v === 'string' ? Buffer.from(v, 'utf8') : bad(c.name, 'string', v);
-      });
-      const offsets = new BigInt64Array(n + 1);
-      let at = 0;
-      for (let i = 0; i < n; i++) {
-        at += parts[i]!.length;
-        offsets[i + 1] = BigInt(at);
-      }
-      const data = new Uint8Array(Buffer.concat(parts));
-      if (k.kind === 'binary') return makeData({ ...base, type: c.type as LargeBinary, valueOffsets: offsets, data });
-      return makeData({ ...base, type: c.type as LargeUtf8, valueOffsets: offsets, data });
-    }
-    default:
-      return bad(c.name, String(k.kind), values[0]);
+    case 'timestamp_ns': return parseTimestamp(c.name, v, k.kind === 'timestamp_ns' ? 9 : 6, k.kind === 'timestamptz');
+    case 'uuid': return hexBytes(c.name, v, 16);
+    case 'fixed': return hexBytes(c.name, v, k.length);
+    case 'binary': return hexBytes(c.name, v, null);
+    case 'string': return typeof v === 'string' ? Buffer.from(v, 'utf8') : bad(c.name, 'string', v);
+    default: return bad(c.name, String(k.kind), v);
   }
+}
+
+/** One column of a record batch from its JSON values. */
+function columnData(c: Column, values: unknown[]): Data {
+  return columnDataNative(c, values.map((v) => nativeOfJson(c, v)));
 }
 
 /** Offsets and bytes of a (large) binary or string column from each value's bytes. */

@@ -589,19 +589,32 @@ export async function rowDiff(
     }
     const commit = range.to.toString();
     const ordinal = opts.ordinal ?? 0;
-    const select = columns.map((c) => jsonExpr(col(c.id), c.prim)).join(', ');
     let inserts = 0;
     let deletes = 0;
     let updates = 0;
+    // The answer leaves the engine one of three ways: written by it as Parquet, or streamed a
+    // chunk at a time as typed columns (never whole in JavaScript) to `nativeOut` or to `emit`.
+    const streamAnswer = async (exprOf: (column: string, t: PrimitiveType) => string, onChunk: (values: unknown[][], kinds: string[], n: number) => void) => {
+      const select = columns.map((c) => exprOf(col(c.id), c.prim)).join(', ');
+      for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
+        for await (const chunk of engine.streamColumns(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+          const kinds = chunk.columns[columns.length]! as string[];
+          if (!isDelete) for (const k of kinds) if (k === 'UPDATE_AFTER') updates++;
+          onChunk(chunk.columns, kinds, chunk.rowCount);
+          if (isDelete) deletes += chunk.rowCount;
+          else inserts += chunk.rowCount;
+          tick(() => `rows: ${deletes + inserts} row(s) written`);
+        }
+      }
+    };
     if (opts.parquetOut) {
       const out = opts.parquetOut;
-      const kinds = await engine.all<{ k: string; n: string }>(
-        `SELECT k, count(*)::VARCHAR AS n FROM (SELECT ${dKind} AS k FROM ${dTable} UNION ALL SELECT ${iKind} AS k FROM ${iTable}) GROUP BY k`);
-      for (const { k, n } of kinds) {
-        if (k === 'DELETE' || k === 'UPDATE_BEFORE') deletes += Number(n);
-        else inserts += Number(n);
-        if (k === 'UPDATE_AFTER') updates += Number(n);
-      }
+      const [n] = await engine.all<{ d: string; i: string; u: string }>(
+        `SELECT (SELECT count(*) FROM ${dTable})::VARCHAR AS d, (SELECT count(*) FROM ${iTable})::VARCHAR AS i, ` +
+        (pairing.kind === 'none' ? `'0' AS u` : `(SELECT count(*) FROM ${iTable} WHERE ${iKind} = 'UPDATE_AFTER')::VARCHAR AS u`));
+      deletes = Number(n!.d);
+      inserts = Number(n!.i);
+      updates = Number(n!.u);
       const typed = columns.map((c) => `${col(c.id)} AS ${sqlIdent(c.field.name)}`).join(', ');
       const tail = (kind: string) => `${kind} AS _change_type, ${ordinal}::INTEGER AS _change_ordinal, ${commit}::BIGINT AS _commit_snapshot_id`;
       const ids = [
@@ -610,53 +623,29 @@ export async function rowDiff(
       ].join(', ');
       await engine.run(`COPY (SELECT ${typed}, ${tail(dKind)} FROM ${dTable} UNION ALL SELECT ${typed}, ${tail(iKind)} FROM ${iTable}) ` +
         `TO ${sqlString(out.path)} (FORMAT PARQUET, FIELD_IDS {${ids}}, COMPRESSION ZSTD)`);
-    }
-    if (opts.nativeOut && !opts.parquetOut) {
-      const nativeSelect = columns.map((c) => nativeExpr(col(c.id), c.prim)).join(', ');
+    } else if (opts.nativeOut) {
+      const nativeOut = opts.nativeOut;
       const kindBytes = new Map<string, Uint8Array>();
       const commitId = BigInt(commit);
-      for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
-        for await (const chunk of engine.streamColumns(`SELECT ${nativeSelect}, ${kind} AS __kind FROM ${table}`)) {
-          const n = chunk.rowCount;
-          const kinds = chunk.columns[columns.length]! as string[];
-          const types: NativeValue[] = new Array(n);
-          for (let i = 0; i < n; i++) {
-            const k = kinds[i]!;
-            let b = kindBytes.get(k);
-            if (!b) kindBytes.set(k, (b = Buffer.from(k, 'utf8')));
-            types[i] = b;
-            if (k === 'UPDATE_AFTER') updates++;
-          }
-          opts.nativeOut({
-            columns: [...columns.map((c, i) => nativeValues(c.prim, chunk.columns[i]!)), types, new Array<NativeValue>(n).fill(ordinal), new Array<NativeValue>(n).fill(commitId)],
-            rowCount: n,
-          });
-          if (isDelete) deletes += n;
-          else inserts += n;
-          tick(() => `rows: ${deletes + inserts} row(s) written`);
-        }
-      }
-    }
-    for (const [table, kind, isDelete] of opts.parquetOut || opts.nativeOut ? [] : [[dTable, dKind, true], [iTable, iKind, false]] as const) {
-      // Streamed a chunk at a time as typed columns: the rows never sit whole in JavaScript.
-      for await (const chunk of engine.streamColumns(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
-        const n = chunk.rowCount;
-        const values = columns.map((c, i) => jsonValues(c.prim, chunk.columns[i]!));
-        const kinds = chunk.columns[columns.length]! as string[];
+      await streamAnswer(nativeExpr, (values, kinds, n) => {
+        const types = kinds.map((k) => kindBytes.get(k) ?? kindBytes.set(k, Buffer.from(k, 'utf8')).get(k)!);
+        nativeOut({
+          columns: [...columns.map((c, i) => nativeValues(c.prim, values[i]!)), types, new Array<NativeValue>(n).fill(ordinal), new Array<NativeValue>(n).fill(commitId)],
+          rowCount: n,
+        });
+      });
+    } else {
+      await streamAnswer(jsonExpr, (values, kinds, n) => {
+        const json = columns.map((c, i) => jsonValues(c.prim, values[i]!));
         for (let r = 0; r < n; r++) {
-          const type = kinds[r]!;
           const row: RowChange = {};
-          for (let i = 0; i < columns.length; i++) row[columns[i]!.field.name] = values[i]![r]!;
-          row['_change_type'] = type;
+          for (let i = 0; i < columns.length; i++) row[columns[i]!.field.name] = json[i]![r]!;
+          row['_change_type'] = kinds[r]!;
           row['_change_ordinal'] = ordinal;
           row['_commit_snapshot_id'] = commit;
           emit(row);
-          if (type === 'UPDATE_AFTER') updates++;
         }
-        if (isDelete) deletes += n;
-        else inserts += n;
-        tick(() => `rows: ${deletes + inserts} row(s) written`);
-      }
+      });
     }
     progress(`rows: ${inserts} inserted, ${deletes} deleted${updates ? ` (${updates} update pair(s))` : ''}`);
     return { plan, inserts, deletes, updates, lineage, notes };
