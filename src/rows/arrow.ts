@@ -7,7 +7,8 @@ import {
 import { IpsError } from '../errors.js';
 import type { PrimitiveType, Schema } from '../iceberg/types.js';
 import type { RowChange } from './net-rows.js';
-import type { NativeBatch, NativeValue } from './native.js';
+import type { FixedColumn } from '../engine/duckdb.js';
+import type { NativeBatch, NativeColumn, NativeValue } from './native.js';
 
 /**
  * Row changes as Apache Arrow: the Iceberg → Arrow type mapping of PyIceberg's
@@ -282,6 +283,123 @@ function columnDataNative(c: Column, values: readonly NativeValue[]): Data {
   }
 }
 
+/** The values of a column given as bytes (only where chunks of one column come both ways). */
+function fixedValues(c: Column, f: FixedColumn, n: number): NativeValue[] {
+  const out: NativeValue[] = new Array(n);
+  const view = new DataView(f.data.buffer, f.data.byteOffset, f.data.byteLength);
+  for (let i = 0; i < n; i++) {
+    if (f.valid !== null && !(f.valid[i >> 3]! & (1 << (i & 7)))) {
+      out[i] = null;
+      continue;
+    }
+    const at = i * f.width;
+    switch (f.width) {
+      case 1: out[i] = view.getUint8(at) !== 0; break;
+      case 2: out[i] = c.kind.kind === 'decimal' ? BigInt(view.getInt16(at, true)) : view.getInt16(at, true); break;
+      case 4: out[i] = c.kind.kind === 'float' ? view.getFloat32(at, true) : c.kind.kind === 'decimal' ? BigInt(view.getInt32(at, true)) : view.getInt32(at, true); break;
+      case 8: out[i] = c.kind.kind === 'double' ? view.getFloat64(at, true) : view.getBigInt64(at, true); break;
+      case 16: out[i] = (view.getBigInt64(at + 8, true) << 64n) | view.getBigUint64(at, true); break;
+      default: bad(c.name, f.type, f.width);
+    }
+  }
+  return out;
+}
+
+/**
+ * One column of a record batch from its chunks: values go through columnDataNative; chunks of
+ * bytes (fixed-width kinds) are copied in bulk, the validity bits shifted into place, booleans
+ * packed into bits and narrower decimals sign-extended to 128 bits.
+ */
+function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows: number }[], n: number): Data {
+  const fixed = chunks.every((x) => !Array.isArray(x.col));
+  if (!fixed || chunks.length === 0) {
+    const values: NativeValue[] = [];
+    for (const { col, rows } of chunks) for (const v of Array.isArray(col) ? col : fixedValues(c, col as FixedColumn, rows)) values.push(v);
+    return columnDataNative(c, values);
+  }
+  const parts = chunks as readonly { col: FixedColumn; rows: number }[];
+  const width = parts[0]!.col.width;
+  if (parts.some((p) => p.col.width !== width)) bad(c.name, 'one width', parts.map((p) => p.col.width));
+  const kind = c.kind.kind;
+  // Validity: each chunk's bits start at bit 0; here they follow one another.
+  const bits = new Uint8Array(Math.ceil(n / 8));
+  let nulls = 0;
+  let at = 0;
+  for (const { col, rows } of parts) {
+    if (col.valid === null && at % 8 === 0) {
+      bits.fill(0xff, at >> 3, (at + rows) >> 3);
+      for (let i = (at + rows) & ~7; i < at + rows; i++) bits[i >> 3]! |= 1 << (i & 7);
+    } else {
+      for (let i = 0; i < rows; i++) {
+        if (col.valid === null || col.valid[i >> 3]! & (1 << (i & 7))) bits[(at + i) >> 3]! |= 1 << ((at + i) & 7);
+        else nulls++;
+      }
+    }
+    at += rows;
+  }
+  const base = { type: c.type, length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null };
+  if (kind === 'boolean') {
+    const data = new Uint8Array(Math.ceil(n / 8));
+    let row = 0;
+    for (const { col, rows } of parts) {
+      for (let i = 0; i < rows; i++, row++) if (col.data[i] !== 0) data[row >> 3]! |= 1 << (row & 7);
+    }
+    return makeData({ ...base, type: c.type as Bool, data });
+  }
+  if (kind === 'decimal' && width < 16) {
+    // 128-bit little-endian two's complement: the value's words, then its sign in the rest.
+    const out = new Int32Array(n * 4);
+    let row = 0;
+    for (const { col, rows } of parts) {
+      const d = col.data;
+      if (width === 8) {
+        const w = new Int32Array(d.buffer, d.byteOffset, rows * 2);
+        for (let i = 0; i < rows; i++, row++) {
+          const hi = w[2 * i + 1]!;
+          const s = hi >> 31;
+          out[4 * row] = w[2 * i]!;
+          out[4 * row + 1] = hi;
+          out[4 * row + 2] = s;
+          out[4 * row + 3] = s;
+        }
+      } else {
+        const w = width === 4 ? new Int32Array(d.buffer, d.byteOffset, rows) : new Int16Array(d.buffer, d.byteOffset, rows);
+        for (let i = 0; i < rows; i++, row++) {
+          const v = w[i]!;
+          const s = v >> 31;
+          out[4 * row] = v;
+          out[4 * row + 1] = s;
+          out[4 * row + 2] = s;
+          out[4 * row + 3] = s;
+        }
+      }
+    }
+    return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(out.buffer) });
+  }
+  // The engine's bytes are Arrow's: concatenated.
+  const data = new Uint8Array(n * width);
+  at = 0;
+  for (const { col, rows } of parts) {
+    data.set(col.data.subarray(0, rows * width), at);
+    at += rows * width;
+  }
+  switch (kind) {
+    case 'int':
+    case 'changelog_ordinal':
+    case 'date': return makeData({ ...base, type: c.type as Int32, data: new Int32Array(data.buffer) });
+    case 'float': return makeData({ ...base, type: c.type as Float32, data: new Float32Array(data.buffer) });
+    case 'double': return makeData({ ...base, type: c.type as Float64, data: new Float64Array(data.buffer) });
+    case 'decimal': return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(data.buffer) });
+    case 'long':
+    case 'snapshot_id':
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+    case 'timestamp_ns': return makeData({ ...base, type: c.type as Int64, data: new Int32Array(data.buffer) });
+    default: return bad(c.name, `${parts[0]!.col.type} as bytes`, kind);
+  }
+}
+
 /** The bytes the IPC writer produces, handed on synchronously (a file descriptor, a socket). */
 class SyncSink extends AsyncByteQueue {
   constructor(private readonly out: (chunk: Uint8Array) => void) {
@@ -303,7 +421,7 @@ export class ArrowRowWriter {
   private readonly columns: Column[];
   private readonly schema: ArrowSchema;
   private pending: RowChange[] = [];
-  private native: NativeValue[][] | null = null;
+  private native: { col: NativeColumn; rows: number }[][] | null = null;
   private nativeRows = 0;
   rows = 0;
 
@@ -327,10 +445,7 @@ export class ArrowRowWriter {
   pushColumns(batch: NativeBatch): void {
     if (this.native === null) this.native = this.columns.map(() => []);
     if (batch.columns.length !== this.columns.length) throw new IpsError('ROWS_FAILED', `a batch of ${batch.columns.length} columns for a stream of ${this.columns.length}`);
-    for (let i = 0; i < this.columns.length; i++) {
-      const into = this.native[i]!;
-      for (const v of batch.columns[i]!) into.push(v);
-    }
+    for (let i = 0; i < this.columns.length; i++) this.native[i]!.push({ col: batch.columns[i]!, rows: batch.rowCount });
     this.nativeRows += batch.rowCount;
     if (this.nativeRows >= this.batchRows) this.flushNative();
   }
@@ -341,7 +456,7 @@ export class ArrowRowWriter {
     const n = this.nativeRows;
     this.native = this.columns.map(() => []);
     this.nativeRows = 0;
-    const children = this.columns.map((c, i) => columnDataNative(c, cols[i]!));
+    const children = this.columns.map((c, i) => columnDataChunks(c, cols[i]!, n));
     const struct = makeData({ type: new Struct(this.schema.fields), length: n, nullCount: 0, children });
     this.writer.write(new RecordBatch(this.schema, struct));
     this.rows += n;

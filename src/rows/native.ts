@@ -1,3 +1,4 @@
+import type { FixedColumn } from '../engine/duckdb.js';
 import { IpsError } from '../errors.js';
 import type { PrimitiveType } from '../iceberg/types.js';
 import { formatTimestamp, type JsonValue } from '../iceberg/values.js';
@@ -11,10 +12,41 @@ import { renderValue, selectExpr } from './render.js';
  */
 export type NativeValue = boolean | number | bigint | Uint8Array | null;
 
+/**
+ * A column of a chunk: its values, or (fixed-width kinds) the engine's bytes of them, checked
+ * against the column's kind (`fixedLayout`), which an Arrow writer copies in bulk.
+ */
+export type NativeColumn = NativeValue[] | FixedColumn;
+
 /** A chunk of rows as columns (the table's, then `_change_type`, `_change_ordinal`, `_commit_snapshot_id`). */
 export interface NativeBatch {
-  columns: NativeValue[][];
+  columns: NativeColumn[];
   rowCount: number;
+}
+
+/**
+ * The engine layout of a kind whose values can pass as bytes: the DuckDB type the column has
+ * (as `nativeExpr` selects it from a table typed by the Iceberg schema) and its width; null for
+ * kinds that pass as values (strings, binary, fixed, uuid).
+ */
+export function fixedLayout(t: PrimitiveType): { type: string; width: number } | null {
+  switch (t.kind) {
+    case 'boolean': return { type: 'BOOLEAN', width: 1 };
+    case 'int': return { type: 'INTEGER', width: 4 };
+    case 'long': return { type: 'BIGINT', width: 8 };
+    case 'float': return { type: 'FLOAT', width: 4 };
+    case 'double': return { type: 'DOUBLE', width: 8 };
+    case 'date': return { type: 'DATE', width: 4 };
+    case 'time': return { type: 'TIME', width: 8 };
+    case 'timestamp': return { type: 'TIMESTAMP', width: 8 };
+    case 'timestamptz': return { type: 'TIMESTAMP WITH TIME ZONE', width: 8 };
+    case 'timestamp_ns': return { type: 'TIMESTAMP_NS', width: 8 };
+    case 'decimal': {
+      const p = t.precision;
+      return { type: `DECIMAL(${p},${t.scale})`, width: p <= 4 ? 2 : p <= 9 ? 4 : p <= 18 ? 8 : 16 };
+    }
+    default: return null;
+  }
 }
 
 /** SQL (DuckDB) selecting a column so that `nativeValues` can read its values without text. */
@@ -31,6 +63,28 @@ export function nativeExpr(column: string, t: PrimitiveType): string {
 
 function bad(t: PrimitiveType, v: unknown): never {
   throw new IpsError('ROWS_FAILED', `the engine gave ${typeof v} ${String(v)} for a ${t.kind} column`);
+}
+
+/** A column of `n` rows holding one value (the changelog's ordinal and snapshot id), as bytes. */
+export function constantColumn(type: 'INTEGER' | 'BIGINT', n: number, value: number | bigint): FixedColumn {
+  const data = type === 'INTEGER' ? new Int32Array(n).fill(Number(value)) : new BigInt64Array(n).fill(BigInt(value));
+  return { kind: 'fixed', type, width: data.BYTES_PER_ELEMENT, data: new Uint8Array(data.buffer), valid: null };
+}
+
+/**
+ * One column of an engine chunk (of a `nativeExpr` select) as native values; a column the engine
+ * gave as bytes passes as it is once its type is the one the kind has there.
+ */
+export function nativeColumn(t: PrimitiveType, column: readonly unknown[] | FixedColumn): NativeColumn {
+  if (!Array.isArray(column)) {
+    const fixed = column as FixedColumn;
+    const want = fixedLayout(t);
+    if (want === null || want.type !== fixed.type || want.width !== fixed.width) {
+      throw new IpsError('ROWS_FAILED', `the engine gave ${fixed.type} (${fixed.width} bytes a value) for a ${t.kind} column`);
+    }
+    return fixed;
+  }
+  return nativeValues(t, column);
 }
 
 /** One column of an engine chunk (DuckDB values of a `nativeExpr` select) as native values. */

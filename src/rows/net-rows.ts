@@ -20,7 +20,7 @@ import { groupRangeReads } from '../io/range-reads.js';
 import { parquetFooterRowCount } from './parquet-footer.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
-import { jsonExpr, jsonValues, nativeExpr, nativeValues, type NativeBatch, type NativeValue } from './native.js';
+import { constantColumn, jsonExpr, jsonValues, nativeColumn, nativeExpr, type NativeBatch } from './native.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
@@ -594,11 +594,13 @@ export async function rowDiff(
     let updates = 0;
     // The answer leaves the engine one of three ways: written by it as Parquet, or streamed a
     // chunk at a time as typed columns (never whole in JavaScript) to `nativeOut` or to `emit`.
-    const streamAnswer = async (exprOf: (column: string, t: PrimitiveType) => string, onChunk: (values: unknown[][], kinds: string[], n: number) => void) => {
+    // Fixed-width columns come as the engine's bytes when the consumer takes them (nativeOut).
+    const streamAnswer = async <V>(exprOf: (column: string, t: PrimitiveType) => string, stream: (sql: string) => AsyncGenerator<{ columns: V[]; rowCount: number }>,
+      onChunk: (values: V[], kinds: string[], n: number) => void) => {
       const select = columns.map((c) => exprOf(col(c.id), c.prim)).join(', ');
       for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
-        for await (const chunk of engine.streamColumns(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
-          const kinds = chunk.columns[columns.length]! as string[];
+        for await (const chunk of stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+          const kinds = chunk.columns[columns.length] as unknown as string[];
           if (!isDelete) for (const k of kinds) if (k === 'UPDATE_AFTER') updates++;
           onChunk(chunk.columns, kinds, chunk.rowCount);
           if (isDelete) deletes += chunk.rowCount;
@@ -627,15 +629,15 @@ export async function rowDiff(
       const nativeOut = opts.nativeOut;
       const kindBytes = new Map<string, Uint8Array>();
       const commitId = BigInt(commit);
-      await streamAnswer(nativeExpr, (values, kinds, n) => {
+      await streamAnswer(nativeExpr, (sql) => engine.streamChunks(sql), (values, kinds, n) => {
         const types = kinds.map((k) => kindBytes.get(k) ?? kindBytes.set(k, Buffer.from(k, 'utf8')).get(k)!);
         nativeOut({
-          columns: [...columns.map((c, i) => nativeValues(c.prim, values[i]!)), types, new Array<NativeValue>(n).fill(ordinal), new Array<NativeValue>(n).fill(commitId)],
+          columns: [...columns.map((c, i) => nativeColumn(c.prim, values[i]!)), types, constantColumn('INTEGER', n, ordinal), constantColumn('BIGINT', n, commitId)],
           rowCount: n,
         });
       });
     } else {
-      await streamAnswer(jsonExpr, (values, kinds, n) => {
+      await streamAnswer(jsonExpr, (sql) => engine.streamColumns(sql), (values, kinds, n) => {
         const json = columns.map((c, i) => jsonValues(c.prim, values[i]!));
         for (let r = 0; r < n; r++) {
           const row: RowChange = {};

@@ -35,6 +35,8 @@ schema = Schema(
   NestedField(8, "t", TimeType()), NestedField(9, "ts", TimestampType()), NestedField(10, "tstz", TimestamptzType()),
   NestedField(11, "s", StringType()), NestedField(12, "fx", FixedType(4)), NestedField(13, "bin", BinaryType()),
   NestedField(14, "big", DecimalType(38, 6)),
+  # DuckDB keeps these in 2 and 4 bytes, the Arrow writer widens them to 128 bits
+  NestedField(15, "d4", DecimalType(4, 2)), NestedField(16, "d9", DecimalType(9, 4)),
 )
 tbl = cat.create_table("ns.all_types", schema=schema)
 arrow_schema = tbl.schema().as_arrow()
@@ -53,6 +55,8 @@ def rows(lo, hi):
       "s": None if n else f"r{k} é ✓", "fx": None if n else bytes([k, 0, 255, k % 3]), "bin": None if n else bytes(range(k % 5)),
       # 128 bits: beyond 64-bit unscaled values, negative ones in two's complement
       "big": None if n else decimal.Decimal(f"{'-' if k % 3 == 0 else ''}{10**31 + k}.{k:06d}"),
+      "d4": None if k % 5 == 2 else decimal.Decimal(k * 331 * (-1 if k % 2 else 1) % 9999) / 100 * (-1 if k % 3 == 1 else 1),
+      "d9": None if k % 6 == 4 else decimal.Decimal(k * 7654321 % 999999999) / 10000 * (-1 if k % 2 == 0 else 1),
     })
   return pa.Table.from_pylist(out, schema=arrow_schema)
 tbl.append(rows(0, 40))
@@ -182,7 +186,7 @@ describe('ips changes --rows --format arrow|parquet|jsonl on a PyIceberg table o
     expect(c['arrow_types']).toEqual({
       id: 'int64', b: 'bool', i: 'int32', f: 'float', d: 'double', dec: 'decimal128(12, 3)', dt: 'date32[day]', t: 'time64[us]',
       ts: 'timestamp[us]', tstz: 'timestamp[us, tz=UTC]', s: 'large_string', fx: 'fixed_size_binary[4]', bin: 'large_binary', big: 'decimal128(38, 6)',
-      _change_type: 'large_string', _change_ordinal: 'int32', _commit_snapshot_id: 'int64',
+      d4: 'decimal128(4, 2)', d9: 'decimal128(9, 4)', _change_type: 'large_string', _change_ordinal: 'int32', _commit_snapshot_id: 'int64',
     });
     expect((c['arrow_nullable'] as Record<string, boolean>)['id'], 'required columns are not nullable').toBe(false);
     expect((c['arrow_nullable'] as Record<string, boolean>)['dec']).toBe(true);
