@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 // Types only: the native module (tens of MB) is loaded by the first SqlEngine.open, so a process
 // that never runs SQL (an idle `ips serve`) never maps it.
 import type { DuckDBInstance, DuckDBConnection, DuckDBDecimalType, DuckDBResult, DuckDBType } from '@duckdb/node-api';
+import pLimit from 'p-limit';
 import { IpsError, describeError } from '../errors.js';
 import { copyToFile, type FileIO } from '../io/file-io.js';
 import { openRegularFile } from '../io/local-file-io.js';
@@ -27,6 +28,9 @@ export interface ScanStats {
   rows: bigint;
   bytes: bigint;
 }
+
+/** Objects a view stages from remote storage at once. */
+export const STAGE_CONCURRENCY = 8;
 
 /**
  * A column of a result chunk whose values DuckDB stores flat at a fixed width (numbers, dates,
@@ -102,6 +106,7 @@ function localPathOf(location: string): string | null {
 
 export class SqlEngine {
   private staged = new Map<string, string>();
+  private staging = new Map<string, Promise<string>>();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -222,6 +227,18 @@ export class SqlEngine {
     }
     const hit = this.staged.get(location);
     if (hit) return hit;
+    // One download per location, however many callers ask for it at once (a view may list a
+    // file twice, two views may share one): a second download would race the first into its
+    // temporary file.
+    let staging = this.staging.get(location);
+    if (!staging) {
+      staging = this.stage(location).finally(() => this.staging.delete(location));
+      this.staging.set(location, staging);
+    }
+    return staging;
+  }
+
+  private async stage(location: string): Promise<string> {
     const dir = path.join(this.scratchDir, 'staged');
     fs.mkdirSync(dir, { recursive: true });
     const target = path.join(dir, `${crypto.createHash('sha1').update(location).digest('hex')}${path.extname(location)}`);
@@ -266,7 +283,10 @@ export class SqlEngine {
     if (files.length === 0) {
       body = `SELECT ${cols.map((c) => `NULL::${c.sqlType} AS ${sqlIdent(c.name)}`).join(', ')} WHERE false`;
     } else {
-      const paths = await Promise.all(files.map((f) => this.localCopy(f.filePath)));
+      // A few objects staged at a time: a view over thousands of S3 files must not open
+      // thousands of downloads (sockets, buffers) at once.
+      const limit = pLimit(STAGE_CONCURRENCY);
+      const paths = await Promise.all(files.map((f) => limit(() => this.localCopy(f.filePath))));
       const schema = cols.map((c) => `${c.id}: {name: ${sqlString(c.name)}, type: ${sqlString(c.sqlType)}, default_value: NULL}`).join(', ');
       body = `SELECT ${cols.map((c) => sqlIdent(c.name)).join(', ')} FROM read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${schema}})`;
     }
