@@ -162,21 +162,8 @@ export class SqlEngine {
    * never held whole in JavaScript. A failure, at the start or midway, is an ENGINE_ERROR
    * naming the SQL.
    */
-  async *streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
-    const fail = (e: unknown) => new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
-    let result: DuckDBResult;
-    try {
-      result = await this.conn.stream(sql);
-    } catch (e) {
-      throw fail(e);
-    }
-    try {
-      for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        yield { columns: chunk.getColumns(), rowCount: chunk.rowCount };
-      }
-    } catch (e) {
-      throw fail(e);
-    }
+  streamColumns(sql: string): AsyncGenerator<{ columns: unknown[][]; rowCount: number }> {
+    return this.chunksOf(sql, false) as AsyncGenerator<{ columns: unknown[][]; rowCount: number }>;
   }
 
   /**
@@ -184,7 +171,11 @@ export class SqlEngine {
    * the others as DuckDB's values: for writers of typed columns (Arrow), a bulk copy per column
    * instead of a JavaScript value per row.
    */
-  async *streamChunks(sql: string): AsyncGenerator<{ columns: (unknown[] | FixedColumn)[]; rowCount: number }> {
+  streamChunks(sql: string): AsyncGenerator<{ columns: (unknown[] | FixedColumn)[]; rowCount: number }> {
+    return this.chunksOf(sql, true);
+  }
+
+  private async *chunksOf(sql: string, fixed: boolean): AsyncGenerator<{ columns: (unknown[] | FixedColumn)[]; rowCount: number }> {
     const fail = (e: unknown) => new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     let result: DuckDBResult;
     try {
@@ -193,8 +184,8 @@ export class SqlEngine {
       throw fail(e);
     }
     const b = this.bindings;
-    const widths = result.columnTypes().map((t) => fixedWidth(b, t));
-    const names = result.columnTypes().map((t) => t.toString());
+    const types = result.columnTypes();
+    const widths = types.map((t) => (fixed ? fixedWidth(b, t) : null));
     try {
       for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         const n = chunk.rowCount;
@@ -204,7 +195,7 @@ export class SqlEngine {
           const vector = b.data_chunk_get_vector(chunk.chunk, i);
           const data = b.vector_get_data(vector, n * width).slice();
           const validity = b.vector_get_validity(vector, Math.ceil(n / 64) * 8);
-          return { kind: 'fixed', width, type: names[i]!, data, valid: validity ? validity.slice(0, Math.ceil(n / 8)) : null };
+          return { kind: 'fixed', width, type: types[i]!.toString(), data, valid: validity ? validity.slice(0, Math.ceil(n / 8)) : null };
         });
         yield { columns, rowCount: n };
       }
