@@ -52,6 +52,24 @@ export interface FixedColumn {
   valid: Uint8Array | null;
 }
 
+/**
+ * A BLOB column of a result chunk as bytes: every value's bytes one after the other, and where
+ * each starts (DuckDB's `string_t`s read in place: inlined ones from the vector, longer ones
+ * through their pointer), so no value becomes a JavaScript object.
+ */
+export interface BytesColumn {
+  readonly kind: 'bytes';
+  type: string;
+  /** `rowCount + 1` offsets into `data`; a null row is empty. */
+  offsets: Int32Array;
+  data: Uint8Array;
+  /** As FixedColumn's. */
+  valid: Uint8Array | null;
+}
+
+/** The bytes a BytesColumn of one chunk may hold (offsets are 32-bit). */
+const MAX_CHUNK_BYTES = 2 ** 31 - 1;
+
 export interface WrittenParquet {
   localPath: string;
   /** Hive-style directory of its partition values (`a=1/b=2`), '' when unpartitioned. */
@@ -171,11 +189,11 @@ export class SqlEngine {
    * the others as DuckDB's values: for writers of typed columns (Arrow), a bulk copy per column
    * instead of a JavaScript value per row.
    */
-  streamChunks(sql: string): AsyncGenerator<{ columns: (unknown[] | FixedColumn)[]; rowCount: number }> {
+  streamChunks(sql: string): AsyncGenerator<{ columns: (unknown[] | FixedColumn | BytesColumn)[]; rowCount: number }> {
     return this.chunksOf(sql, true);
   }
 
-  private async *chunksOf(sql: string, fixed: boolean): AsyncGenerator<{ columns: (unknown[] | FixedColumn)[]; rowCount: number }> {
+  private async *chunksOf(sql: string, fixed: boolean): AsyncGenerator<{ columns: (unknown[] | FixedColumn | BytesColumn)[]; rowCount: number }> {
     const fail = (e: unknown) => new IpsError('ENGINE_ERROR', `SQL failed: ${describeError(e)}\n${sql}`, { cause: e });
     let result: DuckDBResult;
     try {
@@ -189,13 +207,16 @@ export class SqlEngine {
     try {
       for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         const n = chunk.rowCount;
-        const columns = widths.map((width, i): unknown[] | FixedColumn => {
-          if (width === null) return chunk.getColumnValues(i);
+        const columns = widths.map((width, i): unknown[] | FixedColumn | BytesColumn => {
+          const blob = fixed && (types[i]!.typeId as number) === b.Type.BLOB;
+          if (width === null && !blob) return chunk.getColumnValues(i);
           // Result chunks are flat (what the C API hands out), so the data is n values wide.
           const vector = b.data_chunk_get_vector(chunk.chunk, i);
-          const data = b.vector_get_data(vector, n * width).slice();
           const validity = b.vector_get_validity(vector, Math.ceil(n / 64) * 8);
-          return { kind: 'fixed', width, type: types[i]!.toString(), data, valid: validity ? validity.slice(0, Math.ceil(n / 8)) : null };
+          const valid = validity ? validity.slice(0, Math.ceil(n / 8)) : null;
+          if (blob) return bytesColumn(b, vector, n, valid, types[i]!.toString());
+          const data = b.vector_get_data(vector, n * width!).slice();
+          return { kind: 'fixed', width: width!, type: types[i]!.toString(), data, valid };
         });
         yield { columns, rowCount: n };
       }
@@ -350,4 +371,26 @@ function fixedWidth(b: Bindings, t: DuckDBType): number | null {
     }
     default: return null;
   }
+}
+
+/** The `string_t`s of a flat BLOB vector (16 bytes each: a length, then 12 inlined bytes or a 4-byte prefix and a pointer) as one buffer. */
+function bytesColumn(b: Bindings, vector: ReturnType<Bindings['data_chunk_get_vector']>, n: number, valid: Uint8Array | null, type: string): BytesColumn {
+  const raw = b.vector_get_data(vector, n * 16);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const isValid = (i: number) => valid === null || (valid[i >> 3]! & (1 << (i & 7))) !== 0;
+  const offsets = new Int32Array(n + 1);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    if (isValid(i)) total += view.getUint32(16 * i, true);
+    if (total > MAX_CHUNK_BYTES) throw new IpsError('ROWS_FAILED', `a chunk of ${n} values holds more than ${MAX_CHUNK_BYTES} bytes of ${type}`);
+    offsets[i + 1] = total;
+  }
+  const data = new Uint8Array(total);
+  for (let i = 0; i < n; i++) {
+    const len = offsets[i + 1]! - offsets[i]!;
+    if (len === 0) continue;
+    const at = raw.byteOffset + 16 * i;
+    data.set(len <= 12 ? new Uint8Array(raw.buffer, at + 4, len) : b.get_data_from_pointer(raw.buffer as ArrayBuffer, at + 8, len), offsets[i]!);
+  }
+  return { kind: 'bytes', type, offsets, data, valid };
 }

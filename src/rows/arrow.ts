@@ -7,8 +7,8 @@ import {
 import { IpsError } from '../errors.js';
 import type { PrimitiveType, Schema } from '../iceberg/types.js';
 import type { RowChange } from './net-rows.js';
-import type { FixedColumn } from '../engine/duckdb.js';
-import type { NativeBatch, NativeColumn, NativeValue } from './native.js';
+import type { BytesColumn, FixedColumn } from '../engine/duckdb.js';
+import { bytesValues, type NativeBatch, type NativeColumn, type NativeValue } from './native.js';
 
 /**
  * Row changes as Apache Arrow: the Iceberg → Arrow type mapping of PyIceberg's
@@ -305,23 +305,8 @@ function fixedValues(c: Column, f: FixedColumn, n: number): NativeValue[] {
   return out;
 }
 
-/**
- * One column of a record batch from its chunks: values go through columnDataNative; chunks of
- * bytes (fixed-width kinds) are copied in bulk, the validity bits shifted into place, booleans
- * packed into bits and narrower decimals sign-extended to 128 bits.
- */
-function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows: number }[], n: number): Data {
-  const fixed = chunks.every((x) => !Array.isArray(x.col));
-  if (!fixed || chunks.length === 0) {
-    const values: NativeValue[] = [];
-    for (const { col, rows } of chunks) for (const v of Array.isArray(col) ? col : fixedValues(c, col as FixedColumn, rows)) values.push(v);
-    return columnDataNative(c, values);
-  }
-  const parts = chunks as readonly { col: FixedColumn; rows: number }[];
-  const width = parts[0]!.col.width;
-  if (parts.some((p) => p.col.width !== width)) bad(c.name, 'one width', parts.map((p) => p.col.width));
-  const kind = c.kind.kind;
-  // Validity: each chunk's bits start at bit 0; here they follow one another.
+/** The chunks' validity bits one after the other (each chunk's start at its bit 0), and the nulls. */
+function joinValidity(parts: readonly { col: { valid: Uint8Array | null }; rows: number }[], n: number): { bits: Uint8Array; nulls: number } {
   const bits = new Uint8Array(Math.ceil(n / 8));
   let nulls = 0;
   let at = 0;
@@ -337,6 +322,58 @@ function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows:
     }
     at += rows;
   }
+  return { bits, nulls };
+}
+
+/** A (large) string or binary column from chunks of bytes: their data concatenated, offsets shifted. */
+function bytesData(c: Column, parts: readonly { col: BytesColumn; rows: number }[], n: number): Data {
+  const { bits, nulls } = joinValidity(parts, n);
+  let size = 0;
+  for (const { col } of parts) size += col.data.length;
+  const data = new Uint8Array(size);
+  // 64-bit offsets as pairs of 32-bit words (no bigint per value); the high word is set past 2^32.
+  const words = new Uint32Array(2 * (n + 1));
+  let row = 0;
+  let base = 0;
+  for (const { col, rows } of parts) {
+    data.set(col.data, base);
+    for (let i = 1; i <= rows; i++) {
+      const off = base + col.offsets[i]!;
+      words[2 * (row + i)] = off >>> 0;
+      words[2 * (row + i) + 1] = Math.floor(off / 2 ** 32);
+    }
+    row += rows;
+    base += col.data.length;
+  }
+  const valueOffsets = new BigInt64Array(words.buffer);
+  const props = { length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null, valueOffsets, data };
+  return c.kind.kind === 'string' ? makeData({ ...props, type: c.type as LargeUtf8 }) : makeData({ ...props, type: c.type as LargeBinary });
+}
+
+/**
+ * One column of a record batch from its chunks: values go through columnDataNative; chunks of
+ * bytes (fixed-width kinds) are copied in bulk, the validity bits shifted into place, booleans
+ * packed into bits and narrower decimals sign-extended to 128 bits.
+ */
+function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows: number }[], n: number): Data {
+  const kindOf = (col: NativeColumn) => (Array.isArray(col) ? 'values' : (col as FixedColumn | BytesColumn).kind);
+  const kinds = new Set(chunks.map((x) => kindOf(x.col)));
+  if (kinds.size === 1 && kinds.has('bytes') && (c.kind.kind === 'string' || c.kind.kind === 'binary')) {
+    return bytesData(c, chunks as readonly { col: BytesColumn; rows: number }[], n);
+  }
+  if (kinds.size !== 1 || !kinds.has('fixed')) {
+    const values: NativeValue[] = [];
+    for (const { col, rows } of chunks) {
+      const vs = Array.isArray(col) ? col : kindOf(col) === 'bytes' ? bytesValues(col as BytesColumn) : fixedValues(c, col as FixedColumn, rows);
+      for (const v of vs) values.push(v);
+    }
+    return columnDataNative(c, values);
+  }
+  const parts = chunks as readonly { col: FixedColumn; rows: number }[];
+  const width = parts[0]!.col.width;
+  if (parts.some((p) => p.col.width !== width)) bad(c.name, 'one width', parts.map((p) => p.col.width));
+  const kind = c.kind.kind;
+  const { bits, nulls } = joinValidity(parts, n);
   const base = { type: c.type, length: n, nullCount: nulls, nullBitmap: nulls > 0 ? bits : null };
   if (kind === 'boolean') {
     const data = new Uint8Array(Math.ceil(n / 8));
@@ -378,7 +415,7 @@ function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows:
   }
   // The engine's bytes are Arrow's: concatenated.
   const data = new Uint8Array(n * width);
-  at = 0;
+  let at = 0;
   for (const { col, rows } of parts) {
     data.set(col.data.subarray(0, rows * width), at);
     at += rows * width;

@@ -1,4 +1,4 @@
-import type { FixedColumn } from '../engine/duckdb.js';
+import type { BytesColumn, FixedColumn } from '../engine/duckdb.js';
 import { IpsError } from '../errors.js';
 import type { PrimitiveType } from '../iceberg/types.js';
 import { formatTimestamp, type JsonValue } from '../iceberg/values.js';
@@ -13,10 +13,11 @@ import { renderValue, selectExpr } from './render.js';
 export type NativeValue = boolean | number | bigint | Uint8Array | null;
 
 /**
- * A column of a chunk: its values, or (fixed-width kinds) the engine's bytes of them, checked
- * against the column's kind (`fixedLayout`), which an Arrow writer copies in bulk.
+ * A column of a chunk: its values, or the engine's bytes of them (fixed-width kinds, checked
+ * against the column's kind by `fixedLayout`; strings and binary as one buffer with offsets),
+ * which an Arrow writer copies in bulk.
  */
-export type NativeColumn = NativeValue[] | FixedColumn;
+export type NativeColumn = NativeValue[] | FixedColumn | BytesColumn;
 
 /** A chunk of rows as columns (the table's, then `_change_type`, `_change_ordinal`, `_commit_snapshot_id`). */
 export interface NativeBatch {
@@ -65,6 +66,16 @@ function bad(t: PrimitiveType, v: unknown): never {
   throw new IpsError('ROWS_FAILED', `the engine gave ${typeof v} ${String(v)} for a ${t.kind} column`);
 }
 
+/** The values of a BytesColumn, each a view of its bytes (null where the row is null). */
+export function bytesValues(c: BytesColumn): NativeValue[] {
+  const n = c.offsets.length - 1;
+  const out: NativeValue[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] = c.valid !== null && !(c.valid[i >> 3]! & (1 << (i & 7))) ? null : c.data.subarray(c.offsets[i]!, c.offsets[i + 1]!);
+  }
+  return out;
+}
+
 /** A column of `n` rows holding one value (the changelog's ordinal and snapshot id), as bytes. */
 export function constantColumn(type: 'INTEGER' | 'BIGINT', n: number, value: number | bigint): FixedColumn {
   const data = type === 'INTEGER' ? new Int32Array(n).fill(Number(value)) : new BigInt64Array(n).fill(BigInt(value));
@@ -75,7 +86,15 @@ export function constantColumn(type: 'INTEGER' | 'BIGINT', n: number, value: num
  * One column of an engine chunk (of a `nativeExpr` select) as native values; a column the engine
  * gave as bytes passes as it is once its type is the one the kind has there.
  */
-export function nativeColumn(t: PrimitiveType, column: readonly unknown[] | FixedColumn): NativeColumn {
+export function nativeColumn(t: PrimitiveType, column: readonly unknown[] | FixedColumn | BytesColumn): NativeColumn {
+  if (!Array.isArray(column) && (column as BytesColumn).kind === 'bytes') {
+    const bytes = column as BytesColumn;
+    // `nativeExpr` selects strings through encode(): BLOBs, as binary and fixed are.
+    if (bytes.type !== 'BLOB' || (t.kind !== 'string' && t.kind !== 'binary' && t.kind !== 'fixed')) {
+      throw new IpsError('ROWS_FAILED', `the engine gave ${bytes.type} bytes for a ${t.kind} column`);
+    }
+    return t.kind === 'fixed' ? bytesValues(bytes) : bytes;
+  }
   if (!Array.isArray(column)) {
     const fixed = column as FixedColumn;
     const want = fixedLayout(t);
