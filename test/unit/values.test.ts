@@ -10,6 +10,8 @@ import {
   compareValues,
   decodeBinaryValue,
   encodeBinaryValue,
+  formatTimestamp,
+  formatTimestampBig,
   toJsonValue,
 } from '../../src/iceberg/values.js';
 
@@ -356,5 +358,40 @@ describe('bounds beyond what Date can hold (found by test/fuzz)', () => {
     const ts = decodeBinaryValue({ kind: 'timestamp' }, Buffer.from([0xff, 0xff, 0xff, 0x7f]));
     expect(() => encodeBinaryValue({ kind: 'timestamp' }, ts)).toThrow(/does not fit an 8-byte timestamp/);
     expect(() => encodeBinaryValue({ kind: 'int' }, 2 ** 31)).toThrow(/does not fit a 4-byte int/);
+  });
+});
+
+describe('formatTimestamp: the double fast path equals the bigint path and Date', () => {
+  const MAX = BigInt(Number.MAX_SAFE_INTEGER);
+  // Deterministic pseudo-random 64-bit values (xorshift), scaled into a range.
+  function* values(seed: bigint, count: number, span: bigint): Generator<bigint> {
+    let x = seed;
+    for (let i = 0; i < count; i++) {
+      x ^= (x << 13n) & 0xffff_ffff_ffff_ffffn;
+      x ^= x >> 7n;
+      x ^= (x << 17n) & 0xffff_ffff_ffff_ffffn;
+      yield (x % (2n * span + 1n)) - span;
+    }
+  }
+
+  it('microseconds and nanoseconds: random values, day edges far from 1970, the exact limits and just past them', () => {
+    for (const [perSecond, digits] of [[1_000_000n, 6], [1_000_000_000n, 9]] as const) {
+      const perDay = perSecond * 86_400n;
+      const cases = [...values(0x9e3779b97f4a7c15n, 20_000, MAX), ...values(0x1234567n, 5_000, perDay * 800n), 0n, -1n, 1n, MAX, -MAX, MAX + 1n, -MAX - 1n];
+      const far = MAX / perDay;
+      for (const k of [far, far - 1n, -far, -far + 1n, 1n, -1n]) cases.push(k * perDay - 1n, k * perDay, k * perDay + 1n);
+      for (const u of cases) {
+        for (const zone of [false, true]) {
+          expect(formatTimestamp(u, perSecond, digits, zone), `${u} at ${perSecond}/s`).toBe(formatTimestampBig(u, perSecond, digits, zone));
+        }
+      }
+    }
+  });
+
+  it('agrees with Date.toISOString within Date\'s range (milliseconds padded to microseconds)', () => {
+    for (const ms of [0, -1, 1, 1_780_000_000_123, -62_135_596_800_000, 253_402_300_799_999, -86_400_001]) {
+      const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+      expect(formatTimestamp(BigInt(ms) * 1000n + 456n, 1_000_000n, 6, true)).toBe(`${iso.slice(0, 23)}456+00:00`);
+    }
   });
 });
