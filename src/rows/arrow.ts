@@ -8,7 +8,7 @@ import { IpsError } from '../errors.js';
 import type { PrimitiveType, Schema } from '../iceberg/types.js';
 import type { RowChange } from './net-rows.js';
 import type { BytesColumn, FixedColumn } from '../engine/duckdb.js';
-import { bytesValues, type NativeBatch, type NativeColumn, type NativeValue } from './native.js';
+import { bytesValues, fixedValues, type NativeBatch, type NativeColumn, type NativeValue } from './native.js';
 
 /**
  * Row changes as Apache Arrow: the Iceberg → Arrow type mapping of PyIceberg's
@@ -283,28 +283,6 @@ function columnDataNative(c: Column, values: readonly NativeValue[]): Data {
   }
 }
 
-/** The values of a column given as bytes (only where chunks of one column come both ways). */
-function fixedValues(c: Column, f: FixedColumn, n: number): NativeValue[] {
-  const out: NativeValue[] = new Array(n);
-  const view = new DataView(f.data.buffer, f.data.byteOffset, f.data.byteLength);
-  for (let i = 0; i < n; i++) {
-    if (f.valid !== null && !(f.valid[i >> 3]! & (1 << (i & 7)))) {
-      out[i] = null;
-      continue;
-    }
-    const at = i * f.width;
-    switch (f.width) {
-      case 1: out[i] = view.getUint8(at) !== 0; break;
-      case 2: out[i] = c.kind.kind === 'decimal' ? BigInt(view.getInt16(at, true)) : view.getInt16(at, true); break;
-      case 4: out[i] = c.kind.kind === 'float' ? view.getFloat32(at, true) : c.kind.kind === 'decimal' ? BigInt(view.getInt32(at, true)) : view.getInt32(at, true); break;
-      case 8: out[i] = c.kind.kind === 'double' ? view.getFloat64(at, true) : view.getBigInt64(at, true); break;
-      case 16: out[i] = (view.getBigInt64(at + 8, true) << 64n) | view.getBigUint64(at, true); break;
-      default: bad(c.name, f.type, f.width);
-    }
-  }
-  return out;
-}
-
 /** The chunks' validity bits one after the other (each chunk's start at its bit 0), and the nulls. */
 function joinValidity(parts: readonly { col: { valid: Uint8Array | null }; rows: number }[], n: number): { bits: Uint8Array; nulls: number } {
   const bits = new Uint8Array(Math.ceil(n / 8));
@@ -363,8 +341,8 @@ function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows:
   }
   if (kinds.size !== 1 || !kinds.has('fixed')) {
     const values: NativeValue[] = [];
-    for (const { col, rows } of chunks) {
-      const vs = Array.isArray(col) ? col : kindOf(col) === 'bytes' ? bytesValues(col as BytesColumn) : fixedValues(c, col as FixedColumn, rows);
+    for (const { col } of chunks) {
+      const vs = Array.isArray(col) ? col : kindOf(col) === 'bytes' ? bytesValues(col as BytesColumn) : fixedValues(c.kind.kind, col as FixedColumn);
       for (const v of vs) values.push(v);
     }
     return columnDataNative(c, values);

@@ -76,6 +76,31 @@ export function bytesValues(c: BytesColumn): NativeValue[] {
   return out;
 }
 
+/**
+ * The values of a FixedColumn as native values (`kind` tells a float from an int of the same
+ * width, and a decimal's unscaled value, a bigint, from an int).
+ */
+export function fixedValues(kind: string, f: FixedColumn): NativeValue[] {
+  const n = f.data.length / f.width;
+  const out: NativeValue[] = new Array(n);
+  const d = f.data;
+  // Typed views of the copy (offset 0, so aligned); 16-byte values are read as two words.
+  const typed: ArrayLike<NativeValue> | null = f.width === 2 ? new Int16Array(d.buffer, d.byteOffset, n)
+    : f.width === 4 ? (kind === 'float' ? new Float32Array(d.buffer, d.byteOffset, n) : new Int32Array(d.buffer, d.byteOffset, n))
+      : f.width === 8 ? (kind === 'double' ? new Float64Array(d.buffer, d.byteOffset, n) : new BigInt64Array(d.buffer, d.byteOffset, n))
+        : null;
+  const words = f.width === 16 ? new BigInt64Array(d.buffer, d.byteOffset, 2 * n) : null;
+  if (f.width !== 1 && typed === null && words === null) throw new IpsError('ROWS_FAILED', `a ${f.type} column of ${f.width} bytes a value`);
+  const widen = kind === 'decimal' && (f.width === 2 || f.width === 4);
+  for (let i = 0; i < n; i++) {
+    if (f.valid !== null && !(f.valid[i >> 3]! & (1 << (i & 7)))) out[i] = null;
+    else if (f.width === 1) out[i] = d[i] !== 0;
+    else if (words !== null) out[i] = (words[2 * i + 1]! << 64n) | BigInt.asUintN(64, words[2 * i]!);
+    else out[i] = widen ? BigInt(typed![i] as number) : typed![i]!;
+  }
+  return out;
+}
+
 /** A column of `n` rows holding one value (the changelog's ordinal and snapshot id), as bytes. */
 export function constantColumn(type: 'INTEGER' | 'BIGINT', n: number, value: number | bigint): FixedColumn {
   const data = type === 'INTEGER' ? new Int32Array(n).fill(Number(value)) : new BigInt64Array(n).fill(BigInt(value));
@@ -153,7 +178,13 @@ export function jsonExpr(column: string, t: PrimitiveType): string {
 const SPECIAL_FLOATS = new Map<number, string>([[Infinity, 'Infinity'], [-Infinity, '-Infinity']]);
 
 /** One column of an engine chunk of a `jsonExpr` select as JSON values (what renderValue gives for the text). */
-export function jsonValues(t: PrimitiveType, values: readonly unknown[]): JsonValue[] {
+export function jsonValues(t: PrimitiveType, column: readonly unknown[] | FixedColumn | BytesColumn): JsonValue[] {
+  if (!Array.isArray(column)) {
+    // The engine's bytes (numbers, times, binary): read without a DuckDB value object each.
+    const c = nativeColumn(t, column as FixedColumn | BytesColumn);
+    return jsonOfNative(t, Array.isArray(c) ? c : (c as FixedColumn | BytesColumn).kind === 'bytes' ? bytesValues(c as BytesColumn) : fixedValues(t.kind, c as FixedColumn));
+  }
+  const values = column as readonly unknown[];
   const n = values.length;
   const out: JsonValue[] = new Array(n);
   if (t.kind === 'decimal' || t.kind === 'date' || t.kind === 'uuid') {
@@ -167,7 +198,13 @@ export function jsonValues(t: PrimitiveType, values: readonly unknown[]): JsonVa
     }
     return out;
   }
-  const native = nativeValues(t, values);
+  return jsonOfNative(t, nativeValues(t, values));
+}
+
+/** Native values of a column in their JSON forms (as renderValue gives them for the text). */
+function jsonOfNative(t: PrimitiveType, native: readonly NativeValue[]): JsonValue[] {
+  const n = native.length;
+  const out: JsonValue[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const v = native[i]!;
     if (v === null) {

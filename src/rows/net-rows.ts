@@ -637,7 +637,7 @@ export async function rowDiff(
         });
       });
     } else {
-      await streamAnswer(jsonExpr, (sql) => engine.streamColumns(sql), (values, kinds, n) => {
+      await streamAnswer(jsonExpr, (sql) => engine.streamChunks(sql), (values, kinds, n) => {
         const json = columns.map((c, i) => jsonValues(c.prim, values[i]!));
         for (let r = 0; r < n; r++) {
           const row: RowChange = {};
