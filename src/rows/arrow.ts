@@ -4,10 +4,10 @@ import {
   LargeBinary, LargeUtf8, RecordBatch, RecordBatchStreamWriter, Schema as ArrowSchema, Struct, TimeMicrosecond,
   Timestamp, TimeUnit, makeData, type Data,
 } from 'apache-arrow';
+import type { BytesColumn, FixedColumn } from '../engine/duckdb.js';
 import { IpsError } from '../errors.js';
 import type { PrimitiveType, Schema } from '../iceberg/types.js';
 import type { RowChange } from './net-rows.js';
-import type { BytesColumn, FixedColumn } from '../engine/duckdb.js';
 import { bytesValues, fixedValues, type NativeBatch, type NativeColumn, type NativeValue } from './native.js';
 
 /**
@@ -391,7 +391,10 @@ function columnDataChunks(c: Column, chunks: readonly { col: NativeColumn; rows:
     }
     return makeData({ ...base, type: c.type as Decimal, data: new Uint32Array(out.buffer) });
   }
-  // The engine's bytes are Arrow's: concatenated.
+  // The engine's bytes are Arrow's: concatenated (once their width is the Arrow type's).
+  const arrowWidth = kind === 'double' || kind === 'long' || kind === 'snapshot_id' || kind === 'time' || kind.startsWith('timestamp') ? 8
+    : kind === 'decimal' ? 16 : 4;
+  if (width !== arrowWidth) bad(c.name, `${kind} from ${width}-byte values`, parts[0]!.col.type);
   const data = new Uint8Array(n * width);
   let at = 0;
   for (const { col, rows } of parts) {
