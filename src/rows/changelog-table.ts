@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
 import { EntryStatus } from '../iceberg/manifest.js';
@@ -12,13 +13,14 @@ import { joinLocation } from '../io/file-io.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { readMetadataFile } from '../catalog/table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
-import { SqlEngine, sqlString } from '../engine/duckdb.js';
+import { SqlEngine, STAGE_CONCURRENCY, sqlString } from '../engine/duckdb.js';
 import { IpsError } from '../errors.js';
 import { snapshotById, schemaById } from '../iceberg/metadata.js';
-import type { PrimitiveType, Schema } from '../iceberg/types.js';
+import type { DataFile } from '../iceberg/manifest.js';
+import type { NestedField, PrimitiveType, Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
-import type { RowChange } from './net-rows.js';
-import { renderRow, selectExpr } from './render.js';
+import { nativeColumn, nativeExpr, type NativeBatch } from './native.js';
+import { readType } from './net-rows.js';
 import { rowSchema, writeRowsFile, type RowQuery } from './output.js';
 
 /**
@@ -109,11 +111,12 @@ export async function writeChangelogTable(q: RowQuery, location: string, summary
 const CHANGELOG_COLUMNS = new Set(['_change_type', '_change_ordinal', '_commit_snapshot_id']);
 
 /**
- * Reads one batch's snapshot of a changelog table back as row changes (the same values the
- * computation emits), and the source schema its rows are in. Undefined when the snapshot or
- * its files are gone (the caller computes the rows instead).
+ * Reads one batch's snapshot of a changelog table back as row changes, in chunks of typed
+ * columns (what the computation hands `nativeOut`), and the source schema its rows are in.
+ * Undefined when the snapshot or its files are gone, or the table is not as ips writes it (the
+ * caller computes the rows instead).
  */
-export async function readChangelogSnapshot(io: FileIO, metadataLocation: string, snapshotId: bigint): Promise<{ schema: Schema; produce: (emit: (row: RowChange) => void) => Promise<number> } | undefined> {
+export async function readChangelogSnapshot(io: FileIO, metadataLocation: string, snapshotId: bigint): Promise<{ schema: Schema; produce: (out: (batch: NativeBatch) => void) => Promise<number> } | undefined> {
   let md: TableMetadata;
   try {
     md = await readMetadataFile(io, metadataLocation);
@@ -124,36 +127,54 @@ export async function readChangelogSnapshot(io: FileIO, metadataLocation: string
   if (!snap) return undefined;
   const full = schemaById(md, snap.schemaId);
   const reader = new ManifestReader(io);
-  const files: string[] = [];
+  const files: DataFile[] = [];
   for (const mf of (await reader.manifestList(snap)).manifests) {
     for (const e of (await reader.manifest(mf)).entries) {
-      if (e.status !== EntryStatus.DELETED && e.dataFile.content === 0) files.push(e.dataFile.filePath);
+      if (e.status !== EntryStatus.DELETED && e.dataFile.content === 0) files.push(e.dataFile);
     }
   }
-  for (const f of files) if (!(await io.exists(f))) return undefined;
+  for (const f of files) if (!(await io.exists(f.filePath))) return undefined;
   const schema: Schema = { ...full, struct: { kind: 'struct', fields: full.struct.fields.filter((f) => !CHANGELOG_COLUMNS.has(f.name)) } };
-  const byName = new Map(full.struct.fields.map((f) => [f.name, f]));
-  const produce = async (emit: (row: RowChange) => void): Promise<number> => {
+  const changelogFields = full.struct.fields.filter((f) => CHANGELOG_COLUMNS.has(f.name));
+  // The three changelog columns with the types ips writes them with.
+  const byName = new Map(changelogFields.map((f) => [f.name, f]));
+  for (const [name, kind] of [['_change_type', 'string'], ['_change_ordinal', 'int'], ['_commit_snapshot_id', 'long']] as const) {
+    if (byName.get(name)?.type.kind !== kind) return undefined;
+  }
+  const produce = async (out: (batch: NativeBatch) => void): Promise<number> => {
     if (files.length === 0) return 0;
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-changelog-read-'));
     const engine = await SqlEngine.open({ io, scratchDir: scratch, threads: 1, memoryLimit: '512MB' });
     try {
-      const cols = schema.struct.fields.map((f) => ({ name: f.name, key: `c${f.id}`, type: f.type as PrimitiveType }));
-      const typeMap = (t: PrimitiveType) => ({ boolean: 'BOOLEAN', int: 'INTEGER', long: 'BIGINT', float: 'FLOAT', double: 'DOUBLE', date: 'DATE', time: 'TIME', timestamp: 'TIMESTAMP', timestamptz: 'TIMESTAMPTZ', timestamp_ns: 'TIMESTAMP_NS', string: 'VARCHAR', uuid: 'UUID', fixed: 'BLOB', binary: 'BLOB' } as Record<string, string>)[t.kind] ?? (t.kind === 'decimal' ? `DECIMAL(${t.precision}, ${t.scale})` : undefined);
-      const all = [...cols, ...[...CHANGELOG_COLUMNS].map((n) => ({ name: n, key: n, type: byName.get(n)!.type as PrimitiveType }))];
-      const map = all.map((c) => {
-        const t = typeMap(c.type);
-        if (!t) throw new IpsError('UNSUPPORTED_TYPE', `column ${c.name} of the changelog table is ${c.type.kind}`);
-        return `${byName.get(c.name)!.id}: {name: ${sqlString(c.key)}, type: ${sqlString(t)}, default_value: NULL}`;
-      }).join(', ');
-      const locals = await Promise.all(files.map((f) => engine.localCopy(f)));
-      const rows = await engine.all<Record<string, string | null>>(
-        `SELECT ${cols.map((c) => selectExpr(c.key, c.type)).join(', ')}, _change_type, CAST(_change_ordinal AS VARCHAR) AS _change_ordinal, CAST(_commit_snapshot_id AS VARCHAR) AS _commit_snapshot_id ` +
-        `FROM read_parquet([${locals.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${map}})`);
-      for (const r of rows) {
-        emit({ ...renderRow(cols, r), _change_type: r['_change_type'], _change_ordinal: Number(r['_change_ordinal']), _commit_snapshot_id: r['_commit_snapshot_id'] });
+      // Columns by field id under names of ips's own (the source's names are other systems' text).
+      const key = (f: NestedField) => (CHANGELOG_COLUMNS.has(f.name) ? f.name : `c${f.id}`);
+      const map = full.struct.fields.map((f) => `${f.id}: {name: ${sqlString(key(f))}, type: ${sqlString(readType(f))}, default_value: NULL}`).join(', ');
+      // A few files staged at a time (S3), as a view's are.
+      const limit = pLimit(STAGE_CONCURRENCY);
+      const locals = await Promise.all(files.map((f) => limit(() => engine.localCopy(f.filePath))));
+      const select = [...schema.struct.fields.map((f) => nativeExpr(key(f), f.type as PrimitiveType)), '_change_type', '_change_ordinal', '_commit_snapshot_id'].join(', ');
+      const from = `read_parquet([${locals.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${map}})`;
+      const kindBytes = new Map<string, Uint8Array>();
+      let rows = 0;
+      // A chunk at a time, typed: never the whole snapshot in memory.
+      for await (const chunk of engine.streamChunks(`SELECT ${select} FROM ${from}`)) {
+        const n = chunk.rowCount;
+        const cols = chunk.columns;
+        const k = schema.struct.fields.length;
+        const types = (cols[k] as unknown[]).map((v) => {
+          if (typeof v !== 'string') throw new IpsError('ROWS_FAILED', `the changelog table's _change_type holds ${String(v)}`);
+          return kindBytes.get(v) ?? kindBytes.set(v, Buffer.from(v, 'utf8')).get(v)!;
+        });
+        out({
+          columns: [
+            ...schema.struct.fields.map((f, i) => nativeColumn(f.type as PrimitiveType, cols[i]!)),
+            types, nativeColumn({ kind: 'int' }, cols[k + 1]!), nativeColumn({ kind: 'long' }, cols[k + 2]!),
+          ],
+          rowCount: n,
+        });
+        rows += n;
       }
-      return rows.length;
+      return rows;
     } finally {
       engine.close();
       fs.rmSync(scratch, { recursive: true, force: true });

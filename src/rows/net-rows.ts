@@ -219,7 +219,7 @@ export function schemaChange(a: Schema, b: Schema): string | null {
 }
 
 /** DuckDB type of a column for reading Parquet by field id. */
-function readType(f: NestedField): string {
+export function readType(f: NestedField): string {
   const t = f.type;
   if (t.kind === 'struct' || t.kind === 'list' || t.kind === 'map') {
     throw new IpsError('UNSUPPORTED_TYPE', `column ${f.name} is ${t.kind}: row-level changes (--rows) read primitive columns only; use the file-level change set (without --rows) for this table`);

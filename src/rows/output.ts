@@ -95,20 +95,25 @@ export async function writeRowsFile(q: RowQuery, format: RowFormat, target: stri
 }
 
 /** Arrow from the engine's typed columns (native values): nothing rendered as text and parsed back. */
-async function writeRowsArrow(q: RowQuery, target: string): Promise<{ rows: number }> {
+function writeRowsArrow(q: RowQuery, target: string): Promise<{ rows: number }> {
+  return writeArrowFrom(rowSchema(q.md, q.range), async (nativeOut) => {
+    if (q.net) {
+      const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), nativeOut });
+      return r.inserts + r.deletes;
+    }
+    return (await rowChangelog(q.io, q.md, q.reader, q.range, () => {}, { ...changelogOptions(q), nativeOut })).rows;
+  }, target);
+}
+
+/** An Arrow file of row changes over `schema` from any producer of typed column chunks (a changelog table already written, say), whole or not at all. */
+export async function writeArrowFrom(schema: Schema, produce: (out: (batch: NativeBatch) => void) => Promise<number>, target: string): Promise<{ rows: number }> {
   const part = `${target}.${process.pid}.part`;
   try {
     const fd = fs.openSync(part, 'w');
     let rows: number;
     try {
-      const w = arrowToFd(rowSchema(q.md, q.range), fd);
-      const nativeOut = (b: NativeBatch) => w.pushColumns(b);
-      if (q.net) {
-        const r = await netRowChanges(q.io, q.md, q.reader, q.range, () => {}, { ...engineOptions(q), nativeOut });
-        rows = r.inserts + r.deletes;
-      } else {
-        rows = (await rowChangelog(q.io, q.md, q.reader, q.range, () => {}, { ...changelogOptions(q), nativeOut })).rows;
-      }
+      const w = arrowToFd(schema, fd);
+      rows = await produce((b) => w.pushColumns(b));
       w.finish();
     } finally {
       fs.closeSync(fd);
@@ -153,8 +158,8 @@ async function writeRowsParquet(q: RowQuery, target: string, changelogIds: Chang
   }
 }
 
-/** writeRowsFile for any producer of rows over `schema` (e.g. a changelog table already written). */
-export async function writeRowsFileFrom(
+/** writeRowsFile for any producer of rows over `schema`. */
+async function writeRowsFileFrom(
   io: FileIO, schema: Schema, produce: (emit: (row: RowChange) => void) => Promise<number>, format: RowFormat, target: string,
   changelogIds?: Parameters<typeof rowChangeParquetColumns>[1],
 ): Promise<{ rows: number }> {

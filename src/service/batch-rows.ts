@@ -9,7 +9,7 @@ import { resolveRangeWithHistory } from '../capture/range.js';
 import type { FileIO } from '../io/file-io.js';
 import { DEFAULT_MAX_ROWS } from '../rows/net-rows.js';
 import { readChangelogSnapshot } from '../rows/changelog-table.js';
-import { writeRowsFile, writeRowsFileFrom } from '../rows/output.js';
+import { writeArrowFrom, writeRowsFile } from '../rows/output.js';
 import type { Batch, SourceTable } from '../state/index.js';
 
 /**
@@ -63,7 +63,7 @@ export async function batchRowsArrow(deps: BatchRowsDeps, batch: Batch, opts: { 
       const written = !opts.net && bt.rowChangelog ? await readChangelogSnapshot(io, bt.rowChangelog.metadataLocation, bt.rowChangelog.snapshotId) : undefined;
       let r: { rows: number };
       if (written) {
-        r = await writeRowsFileFrom(io, written.schema, written.produce, 'arrow', file);
+        r = await writeArrowFrom(written.schema, written.produce, file);
       } else {
         const md = (await deps.load(source)).metadata;
         const reader = new ManifestReader(io);
