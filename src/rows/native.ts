@@ -26,9 +26,9 @@ export interface NativeBatch {
 }
 
 /**
- * The engine layout of a kind whose values can pass as bytes: the DuckDB type the column has
- * (as `nativeExpr` selects it from a table typed by the Iceberg schema) and its width; null for
- * kinds that pass as values (strings, binary, fixed, uuid).
+ * The engine layout of a fixed-width kind: the DuckDB type the column has (as `nativeExpr`
+ * selects it from a table typed by the Iceberg schema) and its width; null for the others
+ * (strings, binary and fixed come as a BytesColumn, uuids as their text).
  */
 export function fixedLayout(t: PrimitiveType): { type: string; width: number } | null {
   switch (t.kind) {
