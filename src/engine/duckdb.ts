@@ -266,6 +266,15 @@ export class SqlEngine {
   }
 
   /**
+   * localCopy of many files, a few staged at a time: a read over thousands of S3 files must not
+   * open thousands of downloads (sockets, buffers) at once.
+   */
+  localCopies(locations: string[]): Promise<string[]> {
+    const limit = pLimit(STAGE_CONCURRENCY);
+    return Promise.all(locations.map((l) => limit(() => this.localCopy(l))));
+  }
+
+  /**
    * Frees the scratch disk a staged copy takes, once no statement will read it again (a local
    * file is read in place: nothing to free). A later localCopy stages it anew.
    */
@@ -295,10 +304,7 @@ export class SqlEngine {
     if (files.length === 0) {
       body = `SELECT ${cols.map((c) => `NULL::${c.sqlType} AS ${sqlIdent(c.name)}`).join(', ')} WHERE false`;
     } else {
-      // A few objects staged at a time: a view over thousands of S3 files must not open
-      // thousands of downloads (sockets, buffers) at once.
-      const limit = pLimit(STAGE_CONCURRENCY);
-      const paths = await Promise.all(files.map((f) => limit(() => this.localCopy(f.filePath))));
+      const paths = await this.localCopies(files.map((f) => f.filePath));
       const schema = cols.map((c) => `${c.id}: {name: ${sqlString(c.name)}, type: ${sqlString(c.sqlType)}, default_value: NULL}`).join(', ');
       body = `SELECT ${cols.map((c) => sqlIdent(c.name)).join(', ')} FROM read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${schema}})`;
     }

@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
 import { stringifyJsonLossless } from '../iceberg/json.js';
 import { EntryStatus } from '../iceberg/manifest.js';
@@ -13,13 +12,12 @@ import { joinLocation } from '../io/file-io.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { readMetadataFile } from '../catalog/table.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
-import { SqlEngine, STAGE_CONCURRENCY, sqlString } from '../engine/duckdb.js';
-import { IpsError } from '../errors.js';
+import { SqlEngine, sqlString } from '../engine/duckdb.js';
 import { snapshotById, schemaById } from '../iceberg/metadata.js';
 import type { DataFile } from '../iceberg/manifest.js';
 import type { NestedField, PrimitiveType, Schema } from '../iceberg/types.js';
 import type { FileIO } from '../io/file-io.js';
-import { nativeColumn, nativeExpr, type NativeBatch } from './native.js';
+import { changeTypeColumn, nativeColumn, nativeExpr, type NativeBatch } from './native.js';
 import { readType } from './net-rows.js';
 import { rowSchema, writeRowsFile, type RowQuery } from './output.js';
 
@@ -149,26 +147,20 @@ export async function readChangelogSnapshot(io: FileIO, metadataLocation: string
       // Columns by field id under names of ips's own (the source's names are other systems' text).
       const key = (f: NestedField) => (CHANGELOG_COLUMNS.has(f.name) ? f.name : `c${f.id}`);
       const map = full.struct.fields.map((f) => `${f.id}: {name: ${sqlString(key(f))}, type: ${sqlString(readType(f))}, default_value: NULL}`).join(', ');
-      // A few files staged at a time (S3), as a view's are.
-      const limit = pLimit(STAGE_CONCURRENCY);
-      const locals = await Promise.all(files.map((f) => limit(() => engine.localCopy(f.filePath))));
+      const locals = await engine.localCopies(files.map((f) => f.filePath));
       const select = [...schema.struct.fields.map((f) => nativeExpr(key(f), f.type as PrimitiveType)), '_change_type', '_change_ordinal', '_commit_snapshot_id'].join(', ');
       const from = `read_parquet([${locals.map(sqlString).join(', ')}], hive_partitioning = false, schema = MAP {${map}})`;
-      const kindBytes = new Map<string, Uint8Array>();
+      const changeTypes = changeTypeColumn();
       let rows = 0;
       // A chunk at a time, typed: never the whole snapshot in memory.
       for await (const chunk of engine.streamChunks(`SELECT ${select} FROM ${from}`)) {
         const n = chunk.rowCount;
         const cols = chunk.columns;
         const k = schema.struct.fields.length;
-        const types = (cols[k] as unknown[]).map((v) => {
-          if (typeof v !== 'string') throw new IpsError('ROWS_FAILED', `the changelog table's _change_type holds ${String(v)}`);
-          return kindBytes.get(v) ?? kindBytes.set(v, Buffer.from(v, 'utf8')).get(v)!;
-        });
         out({
           columns: [
             ...schema.struct.fields.map((f, i) => nativeColumn(f.type as PrimitiveType, cols[i]!)),
-            types, nativeColumn({ kind: 'int' }, cols[k + 1]!), nativeColumn({ kind: 'long' }, cols[k + 2]!),
+            changeTypes(cols[k] as unknown[]), nativeColumn({ kind: 'int' }, cols[k + 1]!), nativeColumn({ kind: 'long' }, cols[k + 2]!),
           ],
           rowCount: n,
         });

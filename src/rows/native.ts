@@ -101,6 +101,15 @@ export function fixedValues(kind: string, f: FixedColumn): NativeValue[] {
   return out;
 }
 
+/** `_change_type` values as their UTF-8 bytes, one Buffer per distinct kind (a handful). */
+export function changeTypeColumn(): (kinds: readonly unknown[]) => NativeValue[] {
+  const bytes = new Map<string, Uint8Array>();
+  return (kinds) => kinds.map((k) => {
+    if (typeof k !== 'string') throw new IpsError('ROWS_FAILED', `a _change_type of ${String(k)}`);
+    return bytes.get(k) ?? bytes.set(k, Buffer.from(k, 'utf8')).get(k)!;
+  });
+}
+
 /** A column of `n` rows holding one value (the changelog's ordinal and snapshot id), as bytes. */
 export function constantColumn(type: 'INTEGER' | 'BIGINT', n: number, value: number | bigint): FixedColumn {
   const data = type === 'INTEGER' ? new Int32Array(n).fill(Number(value)) : new BigInt64Array(n).fill(BigInt(value));

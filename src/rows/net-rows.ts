@@ -9,7 +9,7 @@ import type { ManifestReader } from '../capture/manifest-reader.js';
 import { bindSpec, type BoundPartitionField } from '../iceberg/partition-values.js';
 import type { SnapshotRange } from '../capture/range.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
-import { SqlEngine, sqlIdent, sqlString } from '../engine/duckdb.js';
+import { SqlEngine, sqlIdent, sqlString, type BytesColumn, type FixedColumn } from '../engine/duckdb.js';
 import { EntryStatus, type DataFile } from '../iceberg/manifest.js';
 import type { ManifestFile } from '../iceberg/manifest-list.js';
 import { schemaById, snapshotById, specById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
@@ -20,7 +20,7 @@ import { groupRangeReads } from '../io/range-reads.js';
 import { parquetFooterRowCount } from './parquet-footer.js';
 import { deletionVectorChunks, maxDeletionVectorBytes } from './deletion-vector.js';
 import { renderValue, selectExpr } from './render.js';
-import { constantColumn, jsonExpr, jsonValues, nativeColumn, nativeExpr, type NativeBatch } from './native.js';
+import { changeTypeColumn, constantColumn, jsonExpr, jsonValues, nativeColumn, nativeExpr, type NativeBatch } from './native.js';
 
 /** Field ids of `file_path` and `pos` in position delete files (spec, reserved ids). */
 const POS_FILE_PATH_ID = 2147483546;
@@ -594,12 +594,11 @@ export async function rowDiff(
     let updates = 0;
     // The answer leaves the engine one of three ways: written by it as Parquet, or streamed a
     // chunk at a time as typed columns (never whole in JavaScript) to `nativeOut` or to `emit`.
-    // Fixed-width columns come as the engine's bytes when the consumer takes them (nativeOut).
-    const streamAnswer = async <V>(exprOf: (column: string, t: PrimitiveType) => string, stream: (sql: string) => AsyncGenerator<{ columns: V[]; rowCount: number }>,
-      onChunk: (values: V[], kinds: string[], n: number) => void) => {
+    // Fixed-width and binary columns come as the engine's bytes (SqlEngine.streamChunks).
+    const streamAnswer = async (exprOf: (column: string, t: PrimitiveType) => string, onChunk: (values: (unknown[] | FixedColumn | BytesColumn)[], kinds: string[], n: number) => void) => {
       const select = columns.map((c) => exprOf(col(c.id), c.prim)).join(', ');
       for (const [table, kind, isDelete] of [[dTable, dKind, true], [iTable, iKind, false]] as const) {
-        for await (const chunk of stream(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
+        for await (const chunk of engine.streamChunks(`SELECT ${select}, ${kind} AS __kind FROM ${table}`)) {
           const kinds = chunk.columns[columns.length] as unknown as string[];
           if (!isDelete) for (const k of kinds) if (k === 'UPDATE_AFTER') updates++;
           onChunk(chunk.columns, kinds, chunk.rowCount);
@@ -627,17 +626,17 @@ export async function rowDiff(
         `TO ${sqlString(out.path)} (FORMAT PARQUET, FIELD_IDS {${ids}}, COMPRESSION ZSTD)`);
     } else if (opts.nativeOut) {
       const nativeOut = opts.nativeOut;
-      const kindBytes = new Map<string, Uint8Array>();
+      const changeTypes = changeTypeColumn();
       const commitId = BigInt(commit);
-      await streamAnswer(nativeExpr, (sql) => engine.streamChunks(sql), (values, kinds, n) => {
-        const types = kinds.map((k) => kindBytes.get(k) ?? kindBytes.set(k, Buffer.from(k, 'utf8')).get(k)!);
+      await streamAnswer(nativeExpr, (values, kinds, n) => {
+        const types = changeTypes(kinds);
         nativeOut({
           columns: [...columns.map((c, i) => nativeColumn(c.prim, values[i]!)), types, constantColumn('INTEGER', n, ordinal), constantColumn('BIGINT', n, commitId)],
           rowCount: n,
         });
       });
     } else {
-      await streamAnswer(jsonExpr, (sql) => engine.streamChunks(sql), (values, kinds, n) => {
+      await streamAnswer(jsonExpr, (values, kinds, n) => {
         const json = columns.map((c, i) => jsonValues(c.prim, values[i]!));
         for (let r = 0; r < n; r++) {
           const row: RowChange = {};
