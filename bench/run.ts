@@ -28,8 +28,9 @@ import { stateGrowth } from './state-growth.js';
 import { changelog } from './changelog.js';
 import { rowsOut } from './rowsout.js';
 import { fleet } from './fleet.js';
+import { overviewBench } from './overview.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, rowsOut, changelog, idleMemory];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, overviewBench, rowsOut, changelog, idleMemory];
 
 function usage(): string {
   const lines = [

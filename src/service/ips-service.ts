@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { IpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
@@ -29,6 +30,9 @@ import { batchRowsArrow, type BatchRowsStream } from './batch-rows.js';
  * consumers and their subscriptions, the batch lifecycle, resets, lag and previews. Every
  * method validates its input and throws IpsError with a stable code.
  */
+
+/** Tables a fleet-wide view loads at once (each load may read a metadata file from an object store). */
+const TABLE_LOAD_CONCURRENCY = 8;
 
 /** Where a new subscription starts: the first snapshot, the current head, or a snapshot id. */
 export type StartPosition = 'start' | 'now' | bigint;
@@ -214,12 +218,46 @@ export class IpsService {
       repos.consumers.list(),
       repos.backfills.oldestPinned(t.name),
     ]);
+    return this.assembleTableView(t, watermarks, oldestWatermark, pinned, new Map(consumers.map((c) => [c.name, c.state] as const)));
+  }
+
+  /**
+   * Views of many tables (the console's overview) in a fixed number of statements, whatever the
+   * number of tables and consumers: every watermark, oldest position and pin read once, the
+   * tables loaded a few at a time. `consumer`: only that consumer's watermarks (its view).
+   */
+  async tableViews(tables: SourceTable[], filter: { consumer?: string } = {}): Promise<TableView[]> {
+    const repos = this.state.repos;
+    const [watermarks, oldest, consumers, pinned] = await Promise.all([
+      repos.watermarks.listAll(filter),
+      repos.watermarks.oldestNeededByTable(),
+      repos.consumers.list(),
+      repos.backfills.oldestPinnedByTable(),
+    ]);
+    const states = new Map(consumers.map((c) => [c.name, c.state] as const));
+    const byTable = new Map<string, Watermark[]>();
+    for (const w of watermarks) {
+      let list = byTable.get(w.sourceTable);
+      if (!list) byTable.set(w.sourceTable, (list = []));
+      list.push(w);
+    }
+    const limit = pLimit(TABLE_LOAD_CONCURRENCY);
+    return Promise.all(tables.map((t) => limit(() =>
+      this.assembleTableView(t, byTable.get(t.name) ?? [], oldest.get(t.name), pinned.get(t.name), states))));
+  }
+
+  /** A table's view from its state rows: loads the table (its metadata cached per version) and each watermark's lag. */
+  private async assembleTableView(
+    t: SourceTable, watermarks: Watermark[],
+    oldestWatermark: { consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined,
+    pinned: { backfill: string; consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined,
+    states: ReadonlyMap<string, Consumer['state']>,
+  ): Promise<TableView> {
     // Running backfills pin the snapshot they were planned on (or replay from): retention keeps it too.
     let oldest: (NonNullable<typeof oldestWatermark> & { backfill?: string }) | undefined = oldestWatermark;
     if (pinned && (!oldest || (oldest.sequenceNumber !== null && (pinned.sequenceNumber === null || pinned.sequenceNumber < oldest.sequenceNumber)))) {
       oldest = { consumer: pinned.consumer, snapshotId: pinned.snapshotId, sequenceNumber: pinned.sequenceNumber, backfill: pinned.backfill };
     }
-    const states = new Map(consumers.map((c) => [c.name, c.state] as const));
     let head: Snapshot | null = null;
     let loadError: TableView['loadError'] = null;
     let metadata: TableMetadata | null = null;

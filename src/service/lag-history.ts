@@ -30,7 +30,7 @@ export const MAX_LAG_POINTS = 1000;
 /** Most snapshots of the branch looked at (the latest). */
 const MAX_CHAIN = 20_000;
 
-interface Chain {
+export interface Chain {
   snapshots: Snapshot[];
   index: Map<bigint, number>;
   /** Prefix sums: totals[i] = sum over snapshots[0..i). */
@@ -39,7 +39,8 @@ interface Chain {
   records: bigint[];
 }
 
-function chainOf(md: TableMetadata, branch: string): Chain {
+/** The branch's recorded snapshots with prefix sums of their lag totals: build once per table, ask lagAt of it per consumer. */
+export function chainOf(md: TableMetadata, branch: string): Chain {
   const byId = snapshotIndex(md.snapshots);
   const rev: Snapshot[] = [];
   for (const step of walkLineage(byId, branchHead(md, branch))) {
@@ -80,6 +81,11 @@ function pointAt(chain: Chain, at: number, done: number): LagPoint {
     records: chain.records[last + 1]! - chain.records[first]!,
     seconds: Math.max(0, (at - Number(chain.snapshots[first]!.timestampMs)) / 1000),
   };
+}
+
+/** The lag at instant `at` (ms) of a consumer that had processed up to `position` by then. */
+export function lagAt(chain: Chain, position: { snapshotId: bigint | null } | null, at: number): LagPoint {
+  return pointAt(chain, at, processedUpTo(chain, position));
 }
 
 /**

@@ -1,7 +1,7 @@
-import type { Snapshot } from '../iceberg/metadata.js';
+import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import type { Backfill, Batch, Consumer, SourceTable, Subscription } from '../state/index.js';
 import type { IpsService, TableView } from './ips-service.js';
-import { lagHistory, type LagPoint } from './lag-history.js';
+import { chainOf, lagAt, lagHistory, type Chain, type LagPoint } from './lag-history.js';
 import type { LagResult } from './lag.js';
 
 /**
@@ -74,22 +74,47 @@ function problem(p: Partial<OverviewProblem> & Pick<OverviewProblem, 'severity' 
   return { consumer: null, table: null, subscription: null, backfill: null, ...p };
 }
 
+/** Items grouped by a key, in their order. */
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    let list = m.get(k);
+    if (!list) m.set(k, (list = []));
+    list.push(it);
+  }
+  return m;
+}
+
+/**
+ * The overview in a fixed number of state statements and in time linear in tables and
+ * consumers: the console polls it every few seconds, and a fleet has thousands of each. Each
+ * list is read once and grouped by consumer; nothing is read per consumer or per table but the
+ * tables' metadata (cached per version).
+ */
 export async function overview(service: IpsService, opts: OverviewOptions): Promise<Overview> {
   const repos = service.state.repos;
   const now = opts.now ?? new Date();
   const windowSeconds = opts.growingWindowSeconds ?? 900;
+  const since = now.getTime() - windowSeconds * 1000;
+  const scope = opts.consumer === null ? {} : { consumer: opts.consumer };
   await repos.batches.expireDue();
   const allConsumers = await repos.consumers.list();
   const consumers = opts.consumer === null ? allConsumers : allConsumers.filter((c) => c.name === opts.consumer);
   const visible = new Set(consumers.map((c) => c.name));
-  const tableNames = opts.consumer === null
-    ? (await repos.sourceTables.list()).map((t) => t.name)
-    : (await repos.watermarks.listByConsumer(opts.consumer)).map((w) => w.sourceTable);
-  const views = await Promise.all(tableNames.map((n) => service.getTable(n)));
-  const outputs = await repos.backfills.listOutputs();
-  const subscriptions = (await repos.subscriptions.list(opts.consumer === null ? {} : { consumer: opts.consumer }));
-  const counts = await repos.outbox.countByState(subscriptions.map((s) => s.name));
-  const backfills = (await repos.backfills.list(opts.consumer === null ? {} : { consumer: opts.consumer }));
+  const sourceTables = opts.consumer === null
+    ? await repos.sourceTables.list()
+    : (await repos.watermarks.listByConsumerWithSources(opts.consumer)).map((w) => w.source);
+  const views = await service.tableViews(sourceTables, scope);
+  const outputs = groupBy(await repos.backfills.listOutputs(), (o) => o.consumer);
+  const subscriptions = groupBy(await repos.subscriptions.list(scope), (s) => s.consumer);
+  const counts = new Map<string, number>();
+  for (const c of await repos.outbox.countByState([...subscriptions.values()].flat().map((s) => s.name))) counts.set(`${c.subscription}\u0000${c.state}`, c.n);
+  const backfills = await repos.backfills.list(scope);
+  const openBatches = groupBy(await repos.batches.list({ state: 'open', files: false, ...scope }), (b) => b.consumer);
+  const lastCommits = await repos.batches.lastCommits(scope);
+  // Where each watermark stood when the window opened: the first move since, or where it is now.
+  const firstMoves = new Map((await repos.watermarks.firstMovesSince(new Date(since), scope)).map((m) => [`${m.consumer}\u0000${m.sourceTable}`, m] as const));
   const problems: OverviewProblem[] = [];
 
   const tables: OverviewTable[] = views.map((v) => {
@@ -103,60 +128,71 @@ export async function overview(service: IpsService, opts: OverviewOptions): Prom
     };
   });
 
+  // Each consumer's rows of the table views, in the views' (table) order; one lag chain per table.
+  const rowsOf = new Map<string, { view: TableView; row: TableView['consumers'][number] }[]>();
+  for (const view of views) {
+    for (const row of view.consumers) {
+      let list = rowsOf.get(row.watermark.consumer);
+      if (!list) rowsOf.set(row.watermark.consumer, (list = []));
+      list.push({ view, row });
+    }
+  }
+  const chains = new Map<TableView, Chain>();
+  const chainFor = (v: TableView & { metadata: TableMetadata }): Chain => {
+    let c = chains.get(v);
+    if (!c) chains.set(v, (c = chainOf(v.metadata, v.table.branch)));
+    return c;
+  };
+
   const out: OverviewConsumer[] = [];
   for (const c of consumers) {
     const mine: OverviewConsumerTable[] = [];
-    let lastCommit: Date | null = null;
-    for (const v of views) {
-      const row = v.consumers.find((r) => r.watermark.consumer === c.name);
-      if (!row) continue;
+    const own: OverviewProblem[] = [];
+    for (const { view: v, row } of rowsOf.get(c.name) ?? []) {
       let growingFrom: number | null = null;
-      const moves = await repos.watermarks.recentMoves(c.name, v.table.name, 50);
       if (row.lag.ok && v.metadata && row.lag.lag.snapshots > 0) {
-        const nowMs = now.getTime();
-        const series = lagHistory(v.metadata, v.table.branch, moves, { since: nowMs - windowSeconds * 1000, until: nowMs });
-        const then = series[0]?.snapshots ?? 0; // the lag at the window's start
+        const first = firstMoves.get(`${c.name}\u0000${v.table.name}`);
+        const then = lagAt(chainFor(v as TableView & { metadata: TableMetadata }), first ? first.from : row.watermark, since).snapshots;
         if (row.lag.lag.snapshots > then && row.lag.lag.snapshots >= 2) growingFrom = then;
       }
-      const lastCommitHere = moves.filter((m) => m.reason === 'commit').at(-1)?.movedAt;
-      if (lastCommitHere && (!lastCommit || lastCommitHere > lastCommit)) lastCommit = lastCommitHere;
       mine.push({ table: v.table.name, watermarkSnapshotId: row.watermark.snapshotId, lag: row.lag, growingFrom });
       if (!row.lag.ok && !v.loadError) {
-        problems.push(problem({ severity: 'error', kind: row.lag.code === 'FILES_MISSING' ? 'files_missing' : 'lag_unknown', consumer: c.name, table: v.table.name, message: `${c.name} on ${v.table.name}: ${row.lag.code}: ${row.lag.message}` }));
+        own.push(problem({ severity: 'error', kind: row.lag.code === 'FILES_MISSING' ? 'files_missing' : 'lag_unknown', consumer: c.name, table: v.table.name, message: `${c.name} on ${v.table.name}: ${row.lag.code}: ${row.lag.message}` }));
       }
       if (growingFrom !== null && row.lag.ok) {
-        problems.push(problem({ severity: 'warn', kind: 'lag_growing', consumer: c.name, table: v.table.name, message: `${c.name} falls behind on ${v.table.name}: ${growingFrom} → ${row.lag.lag.snapshots} snapshots in the last ${Math.round(windowSeconds / 60)} min` }));
+        own.push(problem({ severity: 'warn', kind: 'lag_growing', consumer: c.name, table: v.table.name, message: `${c.name} falls behind on ${v.table.name}: ${growingFrom} → ${row.lag.lag.snapshots} snapshots in the last ${Math.round(windowSeconds / 60)} min` }));
       }
     }
     if (c.state === 'stale') {
-      problems.push(problem({ severity: 'error', kind: 'stale', consumer: c.name, message: `${c.name} is stale: ${c.stateReason ?? 'its history broke'}; reset or backfill it` }));
+      own.push(problem({ severity: 'error', kind: 'stale', consumer: c.name, message: `${c.name} is stale: ${c.stateReason ?? 'its history broke'}; reset or backfill it` }));
     }
-    const subs = subscriptions.filter((s) => s.consumer === c.name).map((s) => {
-      const n = (state: string) => counts.find((x) => x.subscription === s.name && x.state === state)?.n ?? 0;
+    const subs = (subscriptions.get(c.name) ?? []).map((s) => {
+      const n = (state: string) => counts.get(`${s.name}\u0000${state}`) ?? 0;
       const r = { subscription: s, pending: n('pending'), dead: n('dead'), delivered: n('delivered') };
       if (r.dead > 0) {
-        problems.push(problem({ severity: 'error', kind: 'dead_triggers', consumer: c.name, subscription: s.name, message: `${r.dead} dead trigger${r.dead === 1 ? '' : 's'} of subscription ${s.name}: their runs never started; retry them once the sink works` }));
+        own.push(problem({ severity: 'error', kind: 'dead_triggers', consumer: c.name, subscription: s.name, message: `${r.dead} dead trigger${r.dead === 1 ? '' : 's'} of subscription ${s.name}: their runs never started; retry them once the sink works` }));
       }
       if (s.lastError) {
         const missing = s.lastError.startsWith('FILES_MISSING');
         const shown = opts.shownError ? opts.shownError(s.lastError) : s.lastError;
-        problems.push(problem({ severity: 'error', kind: missing ? 'files_missing' : 'subscription_error', consumer: c.name, subscription: s.name, message: `subscription ${s.name} cannot fire: ${shown}` }));
+        own.push(problem({ severity: 'error', kind: missing ? 'files_missing' : 'subscription_error', consumer: c.name, subscription: s.name, message: `subscription ${s.name} cannot fire: ${shown}` }));
       }
       return r;
     });
-    const open = await repos.batches.list({ consumer: c.name, state: 'open' });
+    const worst = own.map((p) => p.severity).sort((a, b) => SEVERITY_RANK[a] - SEVERITY_RANK[b])[0];
+    problems.push(...own);
     out.push({
-      consumer: c, tables: mine, outputs: outputs.filter((o) => o.consumer === c.name).map((o) => o.sourceTable),
-      openBatches: open, lastCommitAt: lastCommit, subscriptions: subs, health: 'ok',
+      consumer: c, tables: mine, outputs: (outputs.get(c.name) ?? []).map((o) => o.sourceTable),
+      openBatches: openBatches.get(c.name) ?? [], lastCommitAt: lastCommits.get(c.name) ?? null, subscriptions: subs, health: 'ok',
     });
+    out[out.length - 1]!.health = worst ?? 'ok';
   }
   for (const b of backfills) {
     if (b.state === 'failed') problems.push(problem({ severity: 'error', kind: 'backfill_failed', consumer: b.consumer, backfill: b.name, message: `backfill ${b.name} failed: ${b.stateReason ?? 'a chunk ran out of attempts'}; retry it` }));
   }
-  for (const c of out) {
-    const worst = problems.filter((p) => p.consumer === c.consumer.name).map((p) => p.severity).sort((a, b) => SEVERITY_RANK[a] - SEVERITY_RANK[b])[0];
-    c.health = worst ?? 'ok';
-  }
+  // A failed backfill counts toward its consumer's health too.
+  const failed = new Set(backfills.filter((b) => b.state === 'failed').map((b) => b.consumer));
+  for (const c of out) if (failed.has(c.consumer.name)) c.health = 'error';
   // Problems first, then the longest behind.
   const behind = (c: OverviewConsumer) => Math.max(0, ...c.tables.map((t) => (t.lag.ok ? t.lag.lag.snapshots : 0)));
   out.sort((a, b) => SEVERITY_RANK[a.health] - SEVERITY_RANK[b.health] || behind(b) - behind(a) || a.consumer.name.localeCompare(b.consumer.name));

@@ -200,6 +200,14 @@ export async function backfillBatchClosed(q: Queryable, batch: { id: bigint; bac
     [batch.backfill, batch.backfillChunk, error]);
 }
 
+/**
+ * A backfill (alias b) that pins its snapshot ($1: the active states): running, paused or failed,
+ * or committed with its validation pending or a chunk invalid (a retry reads its files again).
+ */
+const PINNING = `(b.state = ANY($1::TEXT[])
+  OR (b.state = 'committed' AND b.spec->>'validate' IS NOT NULL AND EXISTS (
+        SELECT 1 FROM backfill_chunks c WHERE c.backfill = b.name AND (c.validation IS NULL OR c.validation->>'passed' = 'false'))))`;
+
 export class BackfillsRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -428,13 +436,18 @@ export class BackfillsRepo {
   async oldestPinned(sourceTable: string): Promise<{ backfill: string; consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null } | undefined> {
     const res = await this.q.query<{ name: string; consumer: string; pinned_snapshot_id: bigint | null; pinned_sequence_number: bigint | null }>(
       `SELECT name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills b
-        WHERE source_table = $1 AND (state = ANY($2::TEXT[])
-          -- committed but not validated yet, or a chunk invalid: a retry of it needs the files again
-          OR (state = 'committed' AND spec->>'validate' IS NOT NULL AND EXISTS (
-                SELECT 1 FROM backfill_chunks c WHERE c.backfill = b.name AND (c.validation IS NULL OR c.validation->>'passed' = 'false'))))
-        ORDER BY (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name LIMIT 1`, [sourceTable, `{${ACTIVE_BACKFILL_STATES.join(',')}}`]);
+        WHERE source_table = $2 AND ${PINNING}
+        ORDER BY (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name LIMIT 1`, [`{${ACTIVE_BACKFILL_STATES.join(',')}}`, sourceTable]);
     const r = res.rows[0];
     return r === undefined ? undefined : { backfill: r.name, consumer: r.consumer, snapshotId: r.pinned_snapshot_id, sequenceNumber: r.pinned_sequence_number };
+  }
+
+  /** oldestPinned() of every table that has one, in one statement. */
+  async oldestPinnedByTable(): Promise<Map<string, { backfill: string; consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null }>> {
+    const res = await this.q.query<{ source_table: string; name: string; consumer: string; pinned_snapshot_id: bigint | null; pinned_sequence_number: bigint | null }>(
+      `SELECT DISTINCT ON (source_table) source_table, name, consumer, pinned_snapshot_id, pinned_sequence_number FROM backfills b
+        WHERE ${PINNING} ORDER BY source_table, (pinned_sequence_number IS NOT NULL), pinned_sequence_number, name`, [`{${ACTIVE_BACKFILL_STATES.join(',')}}`]);
+    return new Map(res.rows.map((r) => [r.source_table, { backfill: r.name, consumer: r.consumer, snapshotId: r.pinned_snapshot_id, sequenceNumber: r.pinned_sequence_number }]));
   }
 
   /** The output snapshots recorded for a committed batch. */

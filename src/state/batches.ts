@@ -723,6 +723,23 @@ export class BatchesRepo {
     return this.load(res.rows.map((r) => r.id), { files: filter.files !== false });
   }
 
+  /**
+   * When each consumer (or one) last committed a batch of its own series (backfill chunks move no
+   * watermark): its newest committed batch's close, found through the consumer's batch index
+   * without reading its older batches (a consumer's batches commit in the order they were made:
+   * each is planned on the watermark the one before it moved). Consumers that never committed
+   * are absent.
+   */
+  async lastCommits(filter: { consumer?: string } = {}): Promise<Map<string, Date>> {
+    const params: SqlParam[] = [];
+    const which = filter.consumer !== undefined ? ` WHERE c.name = $${params.push(filter.consumer)}` : '';
+    const res = await this.q.query<{ consumer: string; closed_at: Date }>(
+      `SELECT c.name AS consumer, b.closed_at FROM consumers c CROSS JOIN LATERAL (
+          SELECT closed_at FROM batches WHERE consumer = c.name AND state = 'committed' AND backfill IS NULL
+           ORDER BY created_at DESC, id DESC LIMIT 1) b${which}`, params);
+    return new Map(res.rows.filter((r) => r.closed_at !== null).map((r) => [r.consumer, r.closed_at]));
+  }
+
   /** Records the ICDC snapshot written for one table of a batch. */
   async setIcdc(batchId: bigint, sourceTable: string, icdc: IcdcSnapshotRef): Promise<void> {
     const v = parseInput(icdcSchema, icdc, 'ICDC snapshot');

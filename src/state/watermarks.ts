@@ -374,6 +374,14 @@ export class WatermarksRepo {
     return res.rows.map((r) => ({ watermark: parseRow(rowSchema, r, 'watermarks'), source: sourceTableFromRow(r, SOURCE_PREFIX) }));
   }
 
+  /** Every watermark (or one consumer's), by table then consumer: a fleet-wide view in one statement. */
+  async listAll(filter: { consumer?: string } = {}): Promise<Watermark[]> {
+    const res = filter.consumer === undefined
+      ? await this.q.query(`SELECT ${COLUMNS} FROM watermarks ORDER BY source_table, consumer`)
+      : await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE consumer = $1 ORDER BY source_table, consumer`, [filter.consumer]);
+    return res.rows.map((r) => parseRow(rowSchema, r, 'watermarks'));
+  }
+
   async listByTable(sourceTable: string): Promise<Watermark[]> {
     const res = await this.q.query(`SELECT ${COLUMNS} FROM watermarks WHERE source_table = $1 ORDER BY consumer`, [sourceTable]);
     return res.rows.map((r) => parseRow(rowSchema, r, 'watermarks'));
@@ -411,6 +419,43 @@ export class WatermarksRepo {
         ORDER BY (sequence_number IS NOT NULL), sequence_number, consumer LIMIT 1`, [sourceTable]);
     const r = res.rows[0];
     return r === undefined ? undefined : { consumer: r.consumer, snapshotId: r.snapshot_id, sequenceNumber: r.sequence_number };
+  }
+
+  /** oldestNeeded() of every table that has a consumer, in one statement (same order, same collation). */
+  async oldestNeededByTable(): Promise<Map<string, { consumer: string; snapshotId: bigint | null; sequenceNumber: bigint | null }>> {
+    const res = await this.q.query<{ source_table: string; consumer: string; snapshot_id: bigint | null; sequence_number: bigint | null }>(
+      `SELECT DISTINCT ON (source_table) source_table, consumer, snapshot_id, sequence_number FROM watermarks
+        ORDER BY source_table, (sequence_number IS NOT NULL), sequence_number, consumer`);
+    return new Map(res.rows.map((r) => [r.source_table, { consumer: r.consumer, snapshotId: r.snapshot_id, sequenceNumber: r.sequence_number }]));
+  }
+
+  /**
+   * Per watermark (of one consumer, or all), its first move after `since`, if it moved since:
+   * that move's `from` is where the watermark stood at `since` (a watermark that did not move
+   * stands where it is now). Live moves in one statement over the moves' time index; archived
+   * ones only from batches closed after `since` (the retention pass archives batches a day old
+   * or more, so a window of minutes reads none).
+   */
+  async firstMovesSince(since: Date, filter: { consumer?: string } = {}): Promise<WatermarkMove[]> {
+    const params: SqlParam[] = [since];
+    const byConsumer = filter.consumer !== undefined ? ` AND consumer = $${params.push(filter.consumer)}` : '';
+    const res = await this.q.query(
+      `SELECT DISTINCT ON (consumer, source_table) ${MOVE_COLUMNS} FROM watermark_moves
+        WHERE moved_at > $1${byConsumer} ORDER BY consumer, source_table, moved_at, to_version`, params);
+    const first = new Map<string, WatermarkMove>();
+    const keep = (m: WatermarkMove) => {
+      const k = `${m.consumer}\u0000${m.sourceTable}`;
+      const cur = first.get(k);
+      if (!cur || byMoveOrder(m, cur) < 0) first.set(k, m);
+    };
+    for (const r of res.rows) keep(parseRow(moveRowSchema, r, 'watermark_moves'));
+    for (const a of await readArchives(this.q, `closed_at > $1${byConsumer}`, params)) {
+      for (const row of a.rows.moves) {
+        const m = parseRow(moveRowSchema, row, 'archived watermark move');
+        if (m.movedAt > since) keep(m);
+      }
+    }
+    return [...first.values()];
   }
 
   /** The latest `limit` moves of one watermark, oldest first (the console's watermark history). */
