@@ -212,13 +212,13 @@ export class IpsService {
 
   private async tableView(t: SourceTable): Promise<TableView> {
     const repos = this.state.repos;
-    const [watermarks, oldestWatermark, consumers, pinned] = await Promise.all([
+    const [watermarks, oldestWatermark, states, pinned] = await Promise.all([
       repos.watermarks.listByTable(t.name),
       repos.watermarks.oldestNeeded(t.name),
-      repos.consumers.list(),
+      repos.consumers.statesByTable(t.name),
       repos.backfills.oldestPinned(t.name),
     ]);
-    return this.assembleTableView(t, watermarks, oldestWatermark, pinned, new Map(consumers.map((c) => [c.name, c.state] as const)));
+    return this.assembleTableView(t, watermarks, oldestWatermark, pinned, states);
   }
 
   /**

@@ -76,6 +76,8 @@ export function parseConsumerRow(row: unknown): Consumer {
   return parseRow(rowSchema, row, 'consumers');
 }
 
+const stateRow = z.object({ name: z.string(), state: z.enum(['active', 'stale']) });
+
 export class ConsumersRepo {
   constructor(private readonly q: Queryable) {}
 
@@ -110,6 +112,16 @@ export class ConsumersRepo {
   async list(): Promise<Consumer[]> {
     const res = await this.q.query(`SELECT ${COLUMNS} FROM consumers ORDER BY name`);
     return res.rows.map((r) => parseRow(rowSchema, r, 'consumers'));
+  }
+
+  /** The state of each consumer of one table (its view lists them), without reading the whole fleet's consumers. */
+  async statesByTable(sourceTable: string): Promise<Map<string, Consumer['state']>> {
+    const res = await this.q.query<{ name: string; state: Consumer['state'] }>(
+      'SELECT c.name, c.state FROM consumers c JOIN watermarks w ON w.consumer = c.name WHERE w.source_table = $1', [sourceTable]);
+    return new Map(res.rows.map((r) => {
+      const row = parseRow(stateRow, r, 'consumers');
+      return [row.name, row.state];
+    }));
   }
 
   /** Changes description, policy, lease or properties (what is given). */

@@ -136,8 +136,13 @@ describe.each(DRIVERS)('the overview of a fleet (%s state)', (driver) => {
     // And once more, the same: nothing is read per consumer or per table.
     expect((await measured()).statements).toBe(small.statements);
 
-    const { o } = large;
     const repos = server.state.repos;
+    // One consumer's table history broke (as a prepare finds a rollback): every view says so.
+    const broken = large.o.consumers[5]!.consumer.name;
+    await repos.consumers.setState(broken, 'stale', 'rolled back');
+    const o = (await measured()).o;
+    expect(o.consumers[0]).toMatchObject({ consumer: { name: broken, state: 'stale' }, health: 'error' });
+    expect(o.problems).toContainEqual(expect.objectContaining({ kind: 'stale', consumer: broken }));
     for (const t of o.tables) {
       const view = await server.service.getTable(t.table.name);
       expect(t.head?.snapshotId).toBe(view.head?.snapshotId);
@@ -145,6 +150,7 @@ describe.each(DRIVERS)('the overview of a fleet (%s state)', (driver) => {
       expect(t.consumers).toEqual(view.consumers.map((c) => c.watermark.consumer));
       for (const row of view.consumers) {
         const c = o.consumers.find((x) => x.consumer.name === row.watermark.consumer)!;
+        expect(row.consumerState).toBe(c.consumer.state);
         // (growingFrom: the next test; here every snapshot is minutes old.)
         expect(c.tables.map(({ growingFrom: _, ...rest }) => rest)).toEqual([{ table: t.table.name, watermarkSnapshotId: row.watermark.snapshotId, lag: row.lag }]);
       }
