@@ -22,29 +22,44 @@ function node(kind: 't' | 'c', name: string): string {
   return `${kind}:${name}`;
 }
 
-/** A cycle as a path of nodes (first = last), or null. */
+/**
+ * A cycle as a path of nodes (first = last), or null: depth-first from each node in name order,
+ * children in insertion order. Iterative (an explicit stack): a pipeline thousands of consumers
+ * deep must not overflow the call stack.
+ */
 function findCycle(adj: Map<string, string[]>): string[] | null {
   const state = new Map<string, 1 | 2>();
-  const stack: string[] = [];
-  const visit = (n: string): string[] | null => {
-    state.set(n, 1);
-    stack.push(n);
-    for (const m of adj.get(n) ?? []) {
-      const s = state.get(m);
-      if (s === 1) return [...stack.slice(stack.indexOf(m)), m];
-      if (s === undefined) {
-        const c = visit(m);
-        if (c) return c;
+  // The path being explored, with the index of the next child to visit of each node on it.
+  const path: string[] = [];
+  const next: number[] = [];
+  const onPath = new Map<string, number>();
+  for (const root of [...adj.keys()].sort()) {
+    if (state.has(root)) continue;
+    state.set(root, 1);
+    onPath.set(root, 0);
+    path.push(root);
+    next.push(0);
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const n = path[top]!;
+      const children = adj.get(n) ?? [];
+      if (next[top]! < children.length) {
+        const m = children[next[top]!++]!;
+        const s = state.get(m);
+        if (s === 1) return [...path.slice(onPath.get(m)!), m];
+        if (s === undefined) {
+          state.set(m, 1);
+          onPath.set(m, path.length);
+          path.push(m);
+          next.push(0);
+        }
+        continue;
       }
+      path.pop();
+      next.pop();
+      onPath.delete(n);
+      state.set(n, 2);
     }
-    stack.pop();
-    state.set(n, 2);
-    return null;
-  };
-  for (const n of [...adj.keys()].sort()) {
-    if (state.has(n)) continue;
-    const c = visit(n);
-    if (c) return c;
   }
   return null;
 }
@@ -53,12 +68,33 @@ function describeCycle(path: string[]): string {
   return path.map((n) => n.slice(2)).join(' → ');
 }
 
+/** Values grouped by key, in their order. */
+function grouped(edges: readonly Edge[], key: (e: Edge) => string, value: (e: Edge) => string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const e of edges) {
+    const k = key(e);
+    let l = m.get(k);
+    if (!l) m.set(k, (l = []));
+    l.push(value(e));
+  }
+  return m;
+}
+
+/**
+ * The graph of these subscriptions (inputs) and declared outputs; PIPELINE_CYCLE when it loops.
+ * Linear in the edges: it runs on every subscription and output change of a fleet of thousands.
+ */
 export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
   const adj = new Map<string, string[]>();
-  const add = (a: string, b: string): void => {
+  const seen = new Set<string>();
+  const add = (a: string, b: string) => {
     let l = adj.get(a);
     if (!l) adj.set(a, (l = []));
-    if (!l.includes(b)) l.push(b);
+    const edge = `${a}\u0000${b}`;
+    if (!seen.has(edge)) {
+      seen.add(edge);
+      l.push(b);
+    }
     if (!adj.has(b)) adj.set(b, []);
   };
   for (const e of inputs) add(node('t', e.table), node('c', e.consumer));
@@ -69,26 +105,42 @@ export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
       `the lineage would have a cycle: ${describeCycle(cycle)}; a consumer must not read (directly or through other consumers) a table it writes; drop that output or subscription`,
       { details: { cycle: cycle.map((n) => n.slice(2)) } });
   }
+  const inputsOf = grouped(inputs, (e) => e.consumer, (e) => e.table);
+  const outputsOf = grouped(outputs, (e) => e.consumer, (e) => e.table);
   const names = [...new Set([...inputs, ...outputs].map((e) => e.consumer))].sort();
   const consumers = names.map((name) => ({
     name,
-    inputs: inputs.filter((e) => e.consumer === name).map((e) => e.table).sort(),
-    outputs: outputs.filter((e) => e.consumer === name).map((e) => e.table).sort(),
+    inputs: (inputsOf.get(name) ?? []).slice().sort(),
+    outputs: (outputsOf.get(name) ?? []).slice().sort(),
   }));
   const tables = [...new Set([...inputs, ...outputs].map((e) => e.table))].sort();
-  // Kahn's algorithm over consumers: c1 before c2 when c1 writes a table c2 reads.
-  const writers = new Map<string, string[]>();
-  for (const e of outputs) writers.set(e.table, [...(writers.get(e.table) ?? []), e.consumer]);
-  const deps = new Map(consumers.map((c) => [c.name, new Set(c.inputs.flatMap((t) => writers.get(t) ?? []))] as const));
-  const order: string[] = [];
-  const done = new Set<string>();
-  while (order.length < consumers.length) {
-    const ready = consumers.filter((c) => !done.has(c.name) && [...deps.get(c.name)!].every((d) => done.has(d))).map((c) => c.name);
-    if (ready.length === 0) break; // cannot happen: acyclic
-    for (const r of ready) {
-      order.push(r);
-      done.add(r);
+  // Kahn's algorithm over consumers, a level at a time (each level in name order): c1 before c2
+  // when c1 writes a table c2 reads.
+  const writers = grouped(outputs, (e) => e.table, (e) => e.consumer);
+  const waitingOn = new Map<string, number>();
+  const dependents = new Map<string, string[]>();
+  for (const c of consumers) {
+    const deps = new Set(c.inputs.flatMap((t) => writers.get(t) ?? []));
+    waitingOn.set(c.name, deps.size);
+    for (const d of deps) {
+      let l = dependents.get(d);
+      if (!l) dependents.set(d, (l = []));
+      l.push(c.name);
     }
+  }
+  const order: string[] = [];
+  let level = consumers.filter((c) => waitingOn.get(c.name) === 0).map((c) => c.name);
+  while (level.length > 0) {
+    const nextLevel: string[] = [];
+    for (const c of level) {
+      order.push(c);
+      for (const r of dependents.get(c) ?? []) {
+        const left = waitingOn.get(r)! - 1;
+        waitingOn.set(r, left);
+        if (left === 0) nextLevel.push(r);
+      }
+    }
+    level = nextLevel.sort();
   }
   return { tables, consumers, order };
 }
@@ -99,13 +151,21 @@ export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
  */
 export function downstreamOf(g: LineageGraph, consumer: string): { consumer: string; table: string; depth: number }[] {
   const byName = new Map(g.consumers.map((c) => [c.name, c] as const));
+  const readers = new Map<string, LineageGraph['consumers']>();
+  for (const c of g.consumers) {
+    for (const t of c.inputs) {
+      let l = readers.get(t);
+      if (!l) readers.set(t, (l = []));
+      l.push(c);
+    }
+  }
   const depth = new Map<string, { table: string; depth: number }>();
   let frontier = [consumer];
   for (let d = 1; frontier.length > 0; d++) {
     const next: string[] = [];
     for (const c of frontier) {
       for (const t of byName.get(c)?.outputs ?? []) {
-        for (const r of g.consumers.filter((x) => x.inputs.includes(t))) {
+        for (const r of readers.get(t) ?? []) {
           if (r.name === consumer || depth.has(r.name)) continue;
           depth.set(r.name, { table: t, depth: d });
           next.push(r.name);
