@@ -1,3 +1,4 @@
+import { groupBy } from '../collections.js';
 import { IpsError } from '../errors.js';
 
 /**
@@ -68,18 +69,6 @@ function describeCycle(path: string[]): string {
   return path.map((n) => n.slice(2)).join(' → ');
 }
 
-/** Values grouped by key, in their order. */
-function grouped(edges: readonly Edge[], key: (e: Edge) => string, value: (e: Edge) => string): Map<string, string[]> {
-  const m = new Map<string, string[]>();
-  for (const e of edges) {
-    const k = key(e);
-    let l = m.get(k);
-    if (!l) m.set(k, (l = []));
-    l.push(value(e));
-  }
-  return m;
-}
-
 /**
  * The graph of these subscriptions (inputs) and declared outputs; PIPELINE_CYCLE when it loops.
  * Linear in the edges: it runs on every subscription and output change of a fleet of thousands.
@@ -105,8 +94,8 @@ export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
       `the lineage would have a cycle: ${describeCycle(cycle)}; a consumer must not read (directly or through other consumers) a table it writes; drop that output or subscription`,
       { details: { cycle: cycle.map((n) => n.slice(2)) } });
   }
-  const inputsOf = grouped(inputs, (e) => e.consumer, (e) => e.table);
-  const outputsOf = grouped(outputs, (e) => e.consumer, (e) => e.table);
+  const inputsOf = groupBy(inputs, (e) => e.consumer, (e) => e.table);
+  const outputsOf = groupBy(outputs, (e) => e.consumer, (e) => e.table);
   const names = [...new Set([...inputs, ...outputs].map((e) => e.consumer))].sort();
   const consumers = names.map((name) => ({
     name,
@@ -116,7 +105,7 @@ export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
   const tables = [...new Set([...inputs, ...outputs].map((e) => e.table))].sort();
   // Kahn's algorithm over consumers, a level at a time (each level in name order): c1 before c2
   // when c1 writes a table c2 reads.
-  const writers = grouped(outputs, (e) => e.table, (e) => e.consumer);
+  const writers = groupBy(outputs, (e) => e.table, (e) => e.consumer);
   const waitingOn = new Map<string, number>();
   const dependents = new Map<string, string[]>();
   for (const c of consumers) {
@@ -151,14 +140,7 @@ export function buildLineage(inputs: Edge[], outputs: Edge[]): LineageGraph {
  */
 export function downstreamOf(g: LineageGraph, consumer: string): { consumer: string; table: string; depth: number }[] {
   const byName = new Map(g.consumers.map((c) => [c.name, c] as const));
-  const readers = new Map<string, LineageGraph['consumers']>();
-  for (const c of g.consumers) {
-    for (const t of c.inputs) {
-      let l = readers.get(t);
-      if (!l) readers.set(t, (l = []));
-      l.push(c);
-    }
-  }
+  const readers = groupBy(g.consumers.flatMap((c) => c.inputs.map((t) => ({ t, c }))), (r) => r.t, (r) => r.c);
   const depth = new Map<string, { table: string; depth: number }>();
   let frontier = [consumer];
   for (let d = 1; frontier.length > 0; d++) {

@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { groupBy } from '../collections.js';
 import { IpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
@@ -235,12 +236,7 @@ export class IpsService {
       repos.backfills.oldestPinnedByTable(),
     ]);
     const states = new Map(consumers.map((c) => [c.name, c.state] as const));
-    const byTable = new Map<string, Watermark[]>();
-    for (const w of watermarks) {
-      let list = byTable.get(w.sourceTable);
-      if (!list) byTable.set(w.sourceTable, (list = []));
-      list.push(w);
-    }
+    const byTable = groupBy(watermarks, (w) => w.sourceTable);
     const limit = pLimit(TABLE_LOAD_CONCURRENCY);
     return Promise.all(tables.map((t) => limit(() =>
       this.assembleTableView(t, byTable.get(t.name) ?? [], oldest.get(t.name), pinned.get(t.name), states))));

@@ -1,3 +1,4 @@
+import { groupBy } from '../collections.js';
 import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
 import type { Backfill, Batch, Consumer, SourceTable, Subscription } from '../state/index.js';
 import type { IpsService, TableView } from './ips-service.js';
@@ -74,18 +75,6 @@ function problem(p: Partial<OverviewProblem> & Pick<OverviewProblem, 'severity' 
   return { consumer: null, table: null, subscription: null, backfill: null, ...p };
 }
 
-/** Items grouped by a key, in their order. */
-function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const it of items) {
-    const k = key(it);
-    let list = m.get(k);
-    if (!list) m.set(k, (list = []));
-    list.push(it);
-  }
-  return m;
-}
-
 /**
  * The overview in a fixed number of state statements and in time linear in tables and
  * consumers: the console polls it every few seconds, and a fleet has thousands of each. Each
@@ -129,14 +118,7 @@ export async function overview(service: IpsService, opts: OverviewOptions): Prom
   });
 
   // Each consumer's rows of the table views, in the views' (table) order; one lag chain per table.
-  const rowsOf = new Map<string, { view: TableView; row: TableView['consumers'][number] }[]>();
-  for (const view of views) {
-    for (const row of view.consumers) {
-      let list = rowsOf.get(row.watermark.consumer);
-      if (!list) rowsOf.set(row.watermark.consumer, (list = []));
-      list.push({ view, row });
-    }
-  }
+  const rowsOf = groupBy(views.flatMap((view) => view.consumers.map((row) => ({ view, row }))), (r) => r.row.watermark.consumer);
   const chains = new Map<TableView, Chain>();
   const chainFor = (v: TableView & { metadata: TableMetadata }): Chain => {
     let c = chains.get(v);
