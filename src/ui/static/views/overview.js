@@ -64,16 +64,37 @@ function tablesTable(tables) {
   { empty: 'no tables', attrs: { 'data-testid': 'tables' } });
 }
 
+/**
+ * Rows shown of a long list until asked for all: a fleet has thousands of consumers and tables,
+ * and rebuilding that many rows on every poll would make the page crawl. Consumers come worst
+ * first, so the ones shown are the ones that need a look.
+ */
+export const SHOWN_ROWS = 200;
+
+/** The first SHOWN_ROWS of `items` (all once `ctx.state[key]` is set), and the button that shows the rest. */
+function firstRows(ctx, key, items, noun) {
+  if (ctx.state[key] || items.length <= SHOWN_ROWS) return { items, more: null };
+  return {
+    items: items.slice(0, SHOWN_ROWS),
+    more: h('p', { class: 'muted' }, `The first ${SHOWN_ROWS} of ${items.length} ${noun}. `,
+      h('button', { class: 'secondary', 'data-show-all': key, onclick: () => { ctx.state[key] = true; ctx.refresh(); } }, `Show all ${items.length}`)),
+  };
+}
+
 export async function render(ctx) {
   const o = ctx.prefetched ?? await api('/v1/overview', { signal: ctx.signal });
+  const consumers = firstRows(ctx, 'allConsumers', o.consumers, 'consumers, worst first');
+  const tables = firstRows(ctx, 'allTables', o.tables, 'tables');
   return h('div', { 'data-view': 'overview' },
     h('h1', {}, 'Overview'),
     h('h2', {}, `Problems (${o.problems.length})`),
     problemsList(o.problems),
     h('h2', {}, `Consumers (${o.consumers.length})`),
-    consumersTable(o.consumers),
+    consumersTable(consumers.items),
+    consumers.more,
     h('h2', {}, `Tables (${o.tables.length})`),
-    tablesTable(o.tables),
+    tablesTable(tables.items),
+    tables.more,
     o.backfills.length ? [h('h2', {}, `Backfills (${o.backfills.length})`),
       table(['backfill', 'consumer', 'table', 'state'], o.backfills.map((b) => h('tr', {},
         h('td', {}, h('a', { href: `#/backfills/${enc(b.name)}` }, b.name)), h('td', {}, b.consumer), h('td', {}, b.table), h('td', {}, stateBadge(b.state)))))] : null,
