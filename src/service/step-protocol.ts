@@ -1,18 +1,18 @@
 import { IpsError, isIpsError } from '../errors.js';
 import { loadTable } from '../catalog/load-table.js';
 import type { LoadedTable } from '../catalog/table.js';
-import { computeChangeSet, decisionEvents } from '../capture/change-set.js';
-import { changeKey, fileKey } from '../capture/file-key.js';
+import { changeKey } from '../capture/file-key.js';
 import { netEvents, type FileEvent } from '../capture/netting.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
 import { IcdcWriteCache } from '../capture/icdc-cache.js';
+import { planBatch } from './batch-plan.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
-import type { Snapshot, TableMetadata } from '../iceberg/metadata.js';
+import type { TableMetadata } from '../iceberg/metadata.js';
 import { baseName, joinLocation, type FileIO } from '../io/file-io.js';
 import { RoutingFileIO } from '../io/routing-file-io.js';
 import { changelogTableName, writeChangelogTable } from '../rows/changelog-table.js';
@@ -126,48 +126,6 @@ export function normalizeLimits(l: PrepareLimits | undefined): BatchLimits {
   const records = positiveLimit(l.maxRecords, 'maxRecords');
   if (records !== undefined) out.maxRecords = records;
   return out;
-}
-
-/**
- * The files a batch takes, in snapshot order (within a snapshot: removed, then added, as
- * computeChangeSet nets them), whole files only, stopping before the first file that would
- * exceed a limit. The first file is always taken, so one oversized file still makes progress.
- */
-export function selectFiles(snapshots: { snapshot: Snapshot; events: FileEvent[] }[], limits: BatchLimits): {
-  taken: FileEvent[];
-  /** Snapshots whose files are all taken (or were before), in order. */
-  completed: Snapshot[];
-  /** The snapshot the limit cut through, with the paths of it taken now. */
-  cut: { snapshot: Snapshot; paths: string[] } | null;
-} {
-  const taken: FileEvent[] = [];
-  const completed: Snapshot[] = [];
-  let bytes = 0n;
-  let records = 0n;
-  let files = 0;
-  for (const { snapshot, events } of snapshots) {
-    const now: string[] = [];
-    for (const e of events) {
-      // A compaction's files are not changes: they cost nothing and a batch takes all or none.
-      if (e.rewrite) {
-        taken.push(e);
-        continue;
-      }
-      const df = e.change.entry.dataFile;
-      const fits = files === 0 || (
-        (limits.maxFiles === undefined || files + 1 <= limits.maxFiles) &&
-        (limits.maxBytes === undefined || bytes + df.fileSizeInBytes <= limits.maxBytes) &&
-        (limits.maxRecords === undefined || records + df.recordCount <= limits.maxRecords));
-      if (!fits) return { taken, completed, cut: now.length > 0 ? { snapshot, paths: now } : null };
-      taken.push(e);
-      files++;
-      now.push(fileKey(df));
-      bytes += df.fileSizeInBytes;
-      records += df.recordCount;
-    }
-    completed.push(snapshot);
-  }
-  return { taken, completed, cut: null };
 }
 
 function inFlight(table: string, open: Batch): IpsError {
@@ -331,14 +289,12 @@ export class StepProtocol {
     }
     if (range.snapshots.length === 0) return { kind: 'no-changes', watermark: wm };
 
-    const cs = await computeChangeSet(reader, range, policy, md, { deleteFootprints: wm.rangeFields.length > 0 });
     const processed = new Set(wm.processedFiles);
-    const perSnapshot = cs.snapshots.map((d) => {
-      const partial = wm.partialSnapshotId !== null && d.snapshot.snapshotId === wm.partialSnapshotId;
-      const events = decisionEvents(d).filter((e) => !(partial && processed.has(changeKey(e.change))));
-      return { snapshot: d.snapshot, events };
+    const { selection: sel } = await planBatch(reader, range, policy, md, {
+      limits,
+      changeSet: { deleteFootprints: wm.rangeFields.length > 0 },
+      ...(wm.partialSnapshotId !== null ? { skip: (e: FileEvent) => e.snapshot.snapshotId === wm.partialSnapshotId && processed.has(changeKey(e.change)) } : {}),
     });
-    const sel = selectFiles(perSnapshot, limits);
     const files = netEvents(sel.taken);
 
     const lastDone = sel.completed[sel.completed.length - 1];

@@ -13,3 +13,4 @@ import './changes-stream.suite.js';
 import './inspect-cli.suite.js';
 import './rows.suite.js';
 import './decoder-vs-avsc.suite.js';
+import './batch-plan.suite.js';

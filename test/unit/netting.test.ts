@@ -10,7 +10,7 @@ import type { FileChange } from '../../src/capture/snapshot-changes.js';
 import { EntryStatus, type DataFile } from '../../src/iceberg/manifest.js';
 import type { ManifestFile } from '../../src/iceberg/manifest-list.js';
 import type { Snapshot } from '../../src/iceberg/metadata.js';
-import { selectFiles } from '../../src/service/step-protocol.js';
+import { selectFiles } from '../../src/service/batch-plan.js';
 
 const manifest = (specId = 0): ManifestFile => ({
   path: 'm.avro', length: 1n, partitionSpecId: specId, content: 0, sequenceNumber: 1n, minSequenceNumber: 1n,
