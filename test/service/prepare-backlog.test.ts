@@ -1,0 +1,149 @@
+// A consumer 100,000 files behind catches up in batches of 100 (`max_files`) through `ips serve`
+// running with a capped V8 heap: each prepare plans only as far as its limit reaches
+// (src/service/batch-plan.ts). The table is written by Iceberg Java (bench/py/change_table.py:
+// 200 fast appends of 500 day-partitioned files, metadata only, cached under
+// $IPS_CACHE_DIR/test-tables/prepare-backlog); prepare checks that the files it hands out exist,
+// so the files of the first two snapshots are created empty where the metadata puts them. Which
+// files those snapshots added comes from PyIceberg's reading of the table, not from ips. The
+// plan prepare made before (the whole remaining range, then the limit:
+// test/service/prepare-whole-range.ts) is shown not to fit the same cap: before, one such
+// prepare ran the whole server out of memory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, pythonEnv, runPython, runPythonCode, testEnv } from '../setup/env.js';
+import { createPgDatabase } from '../state/helpers.js';
+
+const SNAPSHOTS = 200;
+const FILES_PER_SNAPSHOT = 500;
+const MAX_FILES = 100;
+/** V8 old-space cap of the server (MB): the whole-range plan of this backlog needs several times more. */
+const HEAP_MB = 64;
+const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
+
+/** The ADDED data files of the table's first `n` snapshots, as PyIceberg reads them. */
+const LIST_ADDED = `
+import json, sys
+from pyiceberg.table import StaticTable
+t = StaticTable.from_metadata(sys.argv[1])
+out = []
+for s in sorted(t.metadata.snapshots, key=lambda s: s.sequence_number)[: int(sys.argv[2])]:
+    rows = t.inspect.entries(snapshot_id=s.snapshot_id).select(["status", "snapshot_id", "data_file"]).to_pylist()
+    added = sorted(r["data_file"]["file_path"] for r in rows if r["status"] == 1 and r["snapshot_id"] == s.snapshot_id)
+    out.append({"snapshot_id": str(s.snapshot_id), "added": added})
+print(json.dumps(out))
+`;
+
+interface Generated { table_path: string; metadata: string; data_files: number }
+
+let table: Generated;
+let firstTwo: { snapshot_id: string; added: string[] }[];
+let tmp: string;
+let db: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
+let server: ChildProcess | undefined;
+let url: string;
+let stderr = '';
+
+const localPath = (p: string): string => p.replace(/^file:(\/\/)?/, '');
+
+beforeAll(async () => {
+  const out = await runPython('bench/py/change_table.py', [
+    '--snapshots', String(SNAPSHOTS), '--files-per-snapshot', String(FILES_PER_SNAPSHOT),
+    '--root', path.join(testEnv().cacheDir, 'test-tables', 'prepare-backlog'),
+  ], { env: pythonEnv(), timeoutMs: 20 * 60_000 });
+  table = JSON.parse(out.trim().split('\n').pop()!) as Generated;
+  firstTwo = JSON.parse((await runPythonCode(LIST_ADDED, [table.metadata, '2'])).trim().split('\n').pop()!) as typeof firstTwo;
+  for (const s of firstTwo) {
+    for (const f of s.added) {
+      const p = localPath(f);
+      if (fs.existsSync(p)) continue;
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, '');
+    }
+  }
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-prepare-backlog-'));
+  db = await createPgDatabase('prepare_backlog');
+  server = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, BIN, 'serve', '--json'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DATABASE_URL: db.url, IPS_PORT: '0', IPS_DATA_DIR: path.join(tmp, 'serve'), IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  server.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000); });
+  // The start-up line (--json) is one JSON document, printed over several lines.
+  url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    server!.stdout!.on('data', (c: Buffer) => {
+      text += c.toString();
+      try {
+        resolve((JSON.parse(text) as { url: string }).url);
+      } catch { /* not complete yet */ }
+    });
+    server!.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
+  });
+}, 25 * 60_000);
+
+afterAll(async () => {
+  server?.kill();
+  await db?.drop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function call(method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(`${url}${p}`, {
+    method, signal: AbortSignal.timeout(120_000),
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
+
+/** Peak RSS of the server so far (MB), from /proc. */
+function serverPeakMb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${server!.pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches of ${MAX_FILES}`, () => {
+  it(`ips serve under --max-old-space-size=${HEAP_MB} hands out the first snapshot in five batches, then starts the second`, async () => {
+    expect(table.data_files).toBe(SNAPSHOTS * FILES_PER_SNAPSHOT);
+    expect(firstTwo.map((s) => s.added.length)).toEqual([FILES_PER_SNAPSHOT, FILES_PER_SNAPSHOT]);
+    expect((await call('POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: table.table_path } })).status).toBe(201);
+    expect((await call('POST', '/v1/consumers', { name: 'late', tables: [{ table: 'events', from: 'start' }] })).status).toBe(201);
+    const batches: string[][] = [];
+    for (let i = 0; i < FILES_PER_SNAPSHOT / MAX_FILES + 1; i++) {
+      const p = await call('POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: MAX_FILES } });
+      expect(p.status, `prepare ${i}: ${JSON.stringify(p.json).slice(0, 500)} ${stderr}`).toBe(201);
+      const batch = p.json.batch as { id: string; tables: { files: { added: { file_path: string }[]; removed: unknown[] } }[] };
+      expect(batch.tables[0]!.files.removed).toEqual([]);
+      batches.push(batch.tables[0]!.files.added.map((f) => f.file_path));
+      expect((await call('POST', `/v1/batches/${batch.id}/commit`, {})).status).toBe(200);
+    }
+    for (const b of batches) expect(b).toHaveLength(MAX_FILES);
+    const first = batches.slice(0, -1).flat();
+    expect(new Set(first).size, 'no file handed out twice').toBe(first.length);
+    expect(first.sort()).toEqual(firstTwo[0]!.added);
+    const second = new Set(firstTwo[1]!.added);
+    expect(batches.at(-1)!.every((f) => second.has(f)), 'the sixth batch starts the second snapshot').toBe(true);
+    const consumer = await call('GET', '/v1/consumers/late');
+    const wm = (consumer.json.tables as { snapshot_id: string | null; partial_snapshot_id: string | null; processed_files: string[] }[])[0]!;
+    expect(wm.snapshot_id).toBe(firstTwo[0]!.snapshot_id);
+    expect(wm.partial_snapshot_id).toBe(firstTwo[1]!.snapshot_id);
+    expect(wm.processed_files).toHaveLength(MAX_FILES);
+    expect(server!.exitCode).toBeNull();
+    process.stdout.write(`[prepare-backlog] ${batches.length} batches of ${MAX_FILES} at a ${table.data_files}-file backlog; server peak RSS ${serverPeakMb().toFixed(0)} MB under --max-old-space-size=${HEAP_MB}\n`);
+  }, 10 * 60_000);
+
+  it(`the plan prepare made before (the whole remaining range, then the limit) does not fit --max-old-space-size=${HEAP_MB}`, async () => {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', path.join(REPO_ROOT, 'test', 'service', 'prepare-whole-range.ts'), table.table_path, String(MAX_FILES)],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr: err }));
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/heap out of memory|Allocation failed/);
+  }, 10 * 60_000);
+});
