@@ -29,8 +29,9 @@ import { changelog } from './changelog.js';
 import { rowsOut } from './rowsout.js';
 import { fleet } from './fleet.js';
 import { overviewBench } from './overview.js';
+import { prepareBacklog } from './prepare-backlog.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, overviewBench, rowsOut, changelog, idleMemory];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, overviewBench, prepareBacklog, rowsOut, changelog, idleMemory];
 
 function usage(): string {
   const lines = [

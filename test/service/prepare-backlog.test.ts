@@ -6,14 +6,14 @@
 // so the files of the first two snapshots are created empty where the metadata puts them. Which
 // files those snapshots added comes from PyIceberg's reading of the table, not from ips. The
 // plan prepare made before (the whole remaining range, then the limit:
-// test/service/prepare-whole-range.ts) is shown not to fit the same cap: before, one such
+// bench/lib/whole-range-plan.ts) is shown not to fit the same cap: before, one such
 // prepare ran the whole server out of memory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, pythonEnv, runPython, runPythonCode, testEnv } from '../setup/env.js';
+import { REPO_ROOT, pythonEnv, runPython, testEnv } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
 
 const SNAPSHOTS = 200;
@@ -22,19 +22,6 @@ const MAX_FILES = 100;
 /** V8 old-space cap of the server (MB): the whole-range plan of this backlog needs several times more. */
 const HEAP_MB = 64;
 const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
-
-/** The ADDED data files of the table's first `n` snapshots, as PyIceberg reads them. */
-const LIST_ADDED = `
-import json, sys
-from pyiceberg.table import StaticTable
-t = StaticTable.from_metadata(sys.argv[1])
-out = []
-for s in sorted(t.metadata.snapshots, key=lambda s: s.sequence_number)[: int(sys.argv[2])]:
-    rows = t.inspect.entries(snapshot_id=s.snapshot_id).select(["status", "snapshot_id", "data_file"]).to_pylist()
-    added = sorted(r["data_file"]["file_path"] for r in rows if r["status"] == 1 and r["snapshot_id"] == s.snapshot_id)
-    out.append({"snapshot_id": str(s.snapshot_id), "added": added})
-print(json.dumps(out))
-`;
 
 interface Generated { table_path: string; metadata: string; data_files: number }
 
@@ -54,7 +41,7 @@ beforeAll(async () => {
     '--root', path.join(testEnv().cacheDir, 'test-tables', 'prepare-backlog'),
   ], { env: pythonEnv(), timeoutMs: 20 * 60_000 });
   table = JSON.parse(out.trim().split('\n').pop()!) as Generated;
-  firstTwo = JSON.parse((await runPythonCode(LIST_ADDED, [table.metadata, '2'])).trim().split('\n').pop()!) as typeof firstTwo;
+  firstTwo = JSON.parse((await runPython('bench/py/snapshot_added_files.py', [table.metadata, '2'])).trim().split('\n').pop()!) as typeof firstTwo;
   for (const s of firstTwo) {
     for (const f of s.added) {
       const p = localPath(f);
@@ -136,7 +123,7 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
 
   it(`the plan prepare made before (the whole remaining range, then the limit) does not fit --max-old-space-size=${HEAP_MB}`, async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', path.join(REPO_ROOT, 'test', 'service', 'prepare-whole-range.ts'), table.table_path, String(MAX_FILES)],
+      const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'whole-range-plan.ts'), table.table_path, String(MAX_FILES)],
         { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });

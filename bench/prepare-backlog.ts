@@ -1,0 +1,165 @@
+// A consumer that starts at the beginning of the change-planning table (bench/py/change_table.py:
+// --snapshots fast appends × --files-per-snapshot files, written by Iceberg Java) catches up in
+// batches of --max-files through `ips serve` (compiled, Node's default heap, state in the test
+// harness's PostgreSQL): per prepare → commit, the server's CPU and wall time, and its peak RSS.
+// The peer is the plan prepare made before src/service/batch-plan.ts (the whole remaining range,
+// then the limit; bench/lib/whole-range-plan.ts) for the first batch, in its own process: its
+// CPU and peak RSS. That peer does the planning only (no ICDC write, no state, no HTTP), so the
+// ratio understates what a batch cost before.
+//
+// The table's metadata names data files the generator never writes; prepare checks that the
+// files it hands out exist, so the files of the snapshots the batches reach are created empty,
+// listed by PyIceberg (bench/py/snapshot_added_files.py). The table is cached under its own root
+// (--table-root, default $IPS_CACHE_DIR/bench/prepare-backlog), apart from change-planning's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  REPO_ROOT, cacheDir, fmtInt, fmtRatio, intOptions, lastJsonLine, median, ms, runCommand, type BenchContext, type Benchmark,
+} from './lib/common.js';
+import { startPostgres } from './lib/postgres.js';
+import { processCpuSeconds } from './lib/proc-cpu.js';
+import { MB, procMemory } from './lib/proc-mem.js';
+
+const OPTIONS: Record<string, string> = {
+  snapshots: 'snapshots of the generated table (default 2000)',
+  'files-per-snapshot': 'data files per snapshot (default 500)',
+  'max-files': 'the consumer\'s max_files per batch (default 1000)',
+  batches: 'batches prepared and committed (default 5)',
+  'table-root': 'where the generated table is cached (default $IPS_CACHE_DIR/bench/prepare-backlog)',
+};
+
+interface ChangeTable { table_path: string; metadata: string; snapshots: number; data_files: number; cached: boolean; generation_seconds: number }
+
+/** Peak RSS and CPU of a command, from /usr/bin/time. */
+async function timed(args: string[]): Promise<{ stdout: string; cpuS: number; wallS: number; peakMb: number; code: number | null; stderr: string }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-backlog-'));
+  const timing = path.join(dir, 'time.txt');
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timing, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
+      child.on('error', reject);
+      child.on('close', (code) => {
+        const [wall, user, sys, kb] = readFileSync(timing, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        resolve({ stdout, cpuS: user! + sys!, wallS: wall!, peakMb: kb! / 1024, code, stderr });
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function serve(dbUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'ips.js'), 'serve', '--json'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DATABASE_URL: dbUrl, IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000); });
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      text += c.toString();
+      try {
+        resolve((JSON.parse(text) as { url: string }).url);
+      } catch { /* the start-up document is not complete yet */ }
+    });
+    child.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
+  });
+  return { child, url };
+}
+
+async function call(url: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
+  const r = await fetch(`${url}${p}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${text.slice(0, 1000)}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+export const prepareBacklog: Benchmark = {
+  name: 'prepare-backlog',
+  description: 'a consumer at the start of a 2,000-snapshot / 1M-file table catching up in batches of max_files through ips serve: CPU, wall and peak RSS per batch, vs the whole-range plan prepare made before',
+  byDefault: false,
+  options: OPTIONS,
+  async run(ctx: BenchContext): Promise<void> {
+    const n = intOptions(ctx, { snapshots: 2000, 'files-per-snapshot': 500, 'max-files': 1000, batches: 5 });
+    ctx.log('Spark jars (scripts/provision/jars.sh)…');
+    await runCommand('bash', [path.join(REPO_ROOT, 'scripts', 'provision', 'jars.sh')], { prefix: '' });
+    const root = path.resolve(ctx.options.get('table-root') ?? path.join(cacheDir(), 'bench', 'prepare-backlog'));
+    const t = lastJsonLine<ChangeTable>(await runCommand(ctx.python, [
+      path.join(REPO_ROOT, 'bench', 'py', 'change_table.py'),
+      '--snapshots', String(n.snapshots), '--files-per-snapshot', String(n['files-per-snapshot']), '--root', root,
+    ], { prefix: '[generate] ' }));
+    ctx.log(`table ${t.table_path}: ${fmtInt(t.snapshots)} snapshots, ${fmtInt(t.data_files)} data files (${t.cached ? 'cached' : `generated in ${t.generation_seconds} s`})`);
+
+    // The files the batches reach (one snapshot more than the files need), created empty.
+    const reach = Math.min(n.snapshots, Math.ceil((n['max-files'] * n.batches) / n['files-per-snapshot']) + 1);
+    const listed = lastJsonLine<{ snapshot_id: string; added: string[] }[]>(await runCommand(ctx.python, [
+      path.join(REPO_ROOT, 'bench', 'py', 'snapshot_added_files.py'), t.metadata, String(reach),
+    ], { prefix: '[list] ' }));
+    let created = 0;
+    for (const f of listed.flatMap((s) => s.added)) {
+      const p = f.replace(/^file:(\/\/)?/, '');
+      if (existsSync(p)) continue;
+      mkdirSync(path.dirname(p), { recursive: true });
+      writeFileSync(p, '');
+      created++;
+    }
+    ctx.log(`the first ${reach} snapshots' ${fmtInt(listed.reduce((a, s) => a + s.added.length, 0))} data files exist (${fmtInt(created)} created empty now)`);
+
+    const pg = await startPostgres(ctx);
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ips-bench-backlog-serve-'));
+    const cpuMs: number[] = [];
+    const wallMs: number[] = [];
+    let peak = 0;
+    let handed = 0;
+    try {
+      const { child, url } = await serve(await pg.createDatabase('prepare_backlog'), dataDir);
+      try {
+        await call(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
+        await call(url, 'POST', '/v1/consumers', { name: 'late', tables: [{ table: 'events', from: 'start' }] });
+        for (let i = 0; i < n.batches; i++) {
+          const c0 = processCpuSeconds(child.pid!);
+          const w0 = performance.now();
+          const p = await call(url, 'POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: n['max-files'] } });
+          const batch = p.batch as { id: string; tables: { file_count: number }[] };
+          await call(url, 'POST', `/v1/batches/${batch.id}/commit`, {});
+          wallMs.push(performance.now() - w0);
+          cpuMs.push((processCpuSeconds(child.pid!) - c0) * 1000);
+          handed += batch.tables[0]!.file_count;
+          if (batch.tables[0]!.file_count !== n['max-files']) throw new Error(`batch ${i} has ${batch.tables[0]!.file_count} files, not ${n['max-files']}`);
+        }
+        peak = procMemory(child.pid!)?.hwm ?? NaN;
+      } finally {
+        child.kill();
+      }
+    } finally {
+      await pg.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    ctx.log(`ips serve: ${n.batches} batches of ${fmtInt(n['max-files'])} files (${fmtInt(handed)}), prepare → commit ${cpuMs.map(ms).join(', ')} ms CPU; peak RSS ${fmtInt(peak / MB)} MiB`);
+
+    ctx.log('the whole-range plan of the first batch (bench/lib/whole-range-plan.ts)…');
+    const whole = await timed([process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'whole-range-plan.ts'), t.table_path, String(n['max-files'])]);
+    const peer = whole.code === 0
+      ? (() => {
+        const r = lastJsonLine<{ taken: number; planned: number }>(whole.stdout);
+        if (r.taken !== n['max-files']) throw new Error(`the whole-range plan took ${r.taken} files, not ${n['max-files']}`);
+        return `whole-range plan (before): ${whole.cpuS.toFixed(2)} s CPU, ${whole.wallS.toFixed(2)} s wall, peak RSS ${fmtInt(whole.peakMb)} MiB (${fmtInt(r.planned)} snapshots planned)`;
+      })()
+      : `whole-range plan (before): failed after ${whole.cpuS.toFixed(2)} s CPU, peak RSS ${fmtInt(whole.peakMb)} MiB: ${/heap out of memory/.test(whole.stderr) ? 'JavaScript heap out of memory' : whole.stderr.trim().split('\n').pop()}`;
+    ctx.log(peer);
+    ctx.result({
+      measure: `prepare → commit of a batch of ${fmtInt(n['max-files'])} files for a consumer at the start of a ${fmtInt(t.snapshots)}-snapshot / ${fmtInt(t.data_files)}-file table, through ips serve (PostgreSQL state), median of ${n.batches} batches; ratio = the whole-range plan's CPU (planning only) ÷ ips's (a whole round trip)`,
+      ips: `${ms(median(cpuMs))} ms CPU, ${ms(median(wallMs))} ms wall, server peak RSS ${fmtInt(peak / MB)} MiB (Node default heap)`,
+      peer,
+      ratio: whole.code === 0 ? fmtRatio((whole.cpuS * 1000) / median(cpuMs)) : null,
+    });
+  },
+};
