@@ -34,7 +34,7 @@ export async function startServer(config: ServiceConfig, opts: { log?: (line: st
   const state = await State.open(config.database);
   if (state.migration.applied.length) log(`migrations applied: ${state.migration.applied.join(', ')}`);
   setReadLimits(config.readLimits);
-  const service = new IpsService(state, { warehouse: config.warehouse, tableAllowedLocations: config.tableAllowedLocations, icdcCatalog: config.icdcCatalog });
+  const service = new IpsService(state, { warehouse: config.warehouse, tableAllowedLocations: config.tableAllowedLocations, icdcCatalog: config.icdcCatalog, maxBatchFiles: config.maxBatchFiles });
   const metrics = new Metrics();
   const triggers = config.triggers
     ? new TriggerService(service, {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { IpsError, describeError } from '../errors.js';
 import { databaseConfigFromEnv, DEFAULT_DATA_DIR, type DatabaseConfig } from '../state/database.js';
 import { Secret } from '../state/common.js';
-import { DEFAULT_PORT } from './defaults.js';
+import { DEFAULT_MAX_BATCH_FILES, DEFAULT_PORT } from './defaults.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from '../io/limits.js';
 import { DEFAULT_RETENTION, type RetentionPolicy } from '../state/retention.js';
 
@@ -32,6 +32,8 @@ export interface ServiceConfig {
    * request asks). A token revoked through another replica keeps working there this long at most.
    */
   tokenCacheSeconds: number;
+  /** The most files one batch holds, whatever a prepare's limits (StepProtocolOptions.maxBatchFiles). */
+  maxBatchFiles: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How often a replica expires batches whose lease ran out. */
   leaseSweepSeconds: number;
@@ -137,6 +139,7 @@ const fileSchema = z.object({
   admin_tokens: z.array(z.string().min(16, 'an admin token has at least 16 characters')).optional(),
   body_limit_bytes: z.coerce.number().int().min(1024).max(1024 ** 3).optional(),
   token_cache_seconds: z.coerce.number().min(0).max(60).optional(),
+  max_batch_files: z.coerce.number().int().min(1).max(10_000_000).optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   lease_sweep_seconds: z.coerce.number().int().min(1).max(86_400).optional(),
   triggers: z.union([z.boolean(), z.enum(['on', 'off', 'true', 'false']).transform((v) => v === 'on' || v === 'true')]).optional(),
@@ -175,6 +178,7 @@ const ENV_KEYS: Record<string, keyof FileConfig> = {
   IPS_ADMIN_TOKEN: 'admin_tokens',
   IPS_BODY_LIMIT_BYTES: 'body_limit_bytes',
   IPS_TOKEN_CACHE_SECONDS: 'token_cache_seconds',
+  IPS_MAX_BATCH_FILES: 'max_batch_files',
   IPS_LOG_LEVEL: 'log_level',
   IPS_LEASE_SWEEP_SECONDS: 'lease_sweep_seconds',
   IPS_TRIGGERS: 'triggers',
@@ -294,6 +298,7 @@ export function loadServiceConfig(options: LoadConfigOptions = {}): ServiceConfi
     adminTokens,
     bodyLimitBytes: c.body_limit_bytes ?? 1024 * 1024,
     tokenCacheSeconds: c.token_cache_seconds ?? 1,
+    maxBatchFiles: c.max_batch_files ?? DEFAULT_MAX_BATCH_FILES,
     logLevel: c.log_level ?? 'warn',
     leaseSweepSeconds: c.lease_sweep_seconds ?? 30,
     triggers: c.triggers ?? true,

@@ -74,6 +74,8 @@ export interface ServiceOptions {
   tableAllowedLocations?: string[] | undefined;
   /** `icdc_catalog_url`: also register every ICDC table in this JDBC/SQL catalog (`catalog_name` `name`). */
   icdcCatalog?: { url: string; name: string } | undefined;
+  /** The most files one batch holds, whatever the caller's limits (StepProtocolOptions.maxBatchFiles). */
+  maxBatchFiles?: number | undefined;
 }
 
 /** Where a table reference points, for the allow-list: a location, or a catalog URI. */
@@ -131,6 +133,7 @@ export class IpsService {
     this.registrar = registrar;
     this.steps = new StepProtocol(state, {
       icdcRoot: options.warehouse, fileIO: this.fileIO, loadTable: (t) => this.load(t),
+      ...(options.maxBatchFiles !== undefined ? { maxBatchFiles: options.maxBatchFiles } : {}),
       ...(registrar ? { onIcdcWritten: (name: string, loc: string) => registrar.register(name, loc) } : {}),
     });
     this.backfills = new BackfillService(state, { icdcRoot: options.warehouse, fileIO: this.fileIO, load: (t) => this.load(t), steps: this.steps });

@@ -8,6 +8,7 @@ import { FileDescriber } from '../capture/file-json.js';
 import { verifyFilesExist, writeIcdcSnapshot, type IcdcWriteResult } from '../capture/icdc-table.js';
 import { IcdcWriteCache } from '../capture/icdc-cache.js';
 import { planBatch } from './batch-plan.js';
+import { DEFAULT_MAX_BATCH_FILES } from './defaults.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { changedPartitions, fieldRange, type FieldRange } from '../capture/ranges.js';
@@ -89,7 +90,16 @@ export interface StepProtocolOptions {
   loadTable?: (table: SourceTable) => Promise<LoadedTable>;
   /** Called after each ICDC snapshot is written, with the table's name (`<consumer>__<table>`): `icdc_catalog_url` registers it. */
   onIcdcWritten?: (name: string, metadataLocation: string) => Promise<void>;
+  /**
+   * The most files one batch holds, whatever the caller's limits (`max_batch_files`, default
+   * DEFAULT_MAX_BATCH_FILES): a batch's files are held in memory whole (planned entries, the ICDC
+   * manifests, the stored file lists), so one prepare over a consumer's backlog of millions of
+   * files would take the whole service down with it. Past it the batch is cut like any limited
+   * one and the next prepare goes on from there.
+   */
+  maxBatchFiles?: number;
 }
+
 
 /** History errors of src/capture/range.ts: the consumer's position is no longer on the table's lineage. */
 const HISTORY_ERRORS = new Set(['FROM_NOT_ANCESTOR', 'LINEAGE_BROKEN', 'FROM_EXPIRED', 'HISTORY_TRUNCATED', 'UNKNOWN_SNAPSHOT', 'NOT_ON_BRANCH']);
@@ -151,6 +161,12 @@ export class StepProtocol {
     this.actor = options.actor ?? 'step-protocol';
   }
 
+  /** The caller's limits, with max_files no higher than the service's ceiling. */
+  private withinCeiling(limits: BatchLimits): BatchLimits {
+    const ceiling = this.options.maxBatchFiles ?? DEFAULT_MAX_BATCH_FILES;
+    return limits.maxFiles !== undefined && limits.maxFiles <= ceiling ? limits : { ...limits, maxFiles: ceiling };
+  }
+
   /** Where the ICDC table of (consumer, table) lives. */
   icdcLocation(consumer: string, table: string): string {
     return joinLocation(this.options.icdcRoot.replace(/\/+$/, ''), icdcName(consumer, table));
@@ -158,7 +174,7 @@ export class StepProtocol {
 
   async prepare(req: PrepareRequest): Promise<PrepareResult> {
     const repos = this.state.repos;
-    const limits = normalizeLimits(req.limits);
+    const limits = this.withinCeiling(normalizeLimits(req.limits));
     if (!req.instanceId) throw new IpsError('INVALID_ARGUMENT', 'instanceId is required');
     const tables = req.tables ?? (req.table !== undefined ? [req.table] : []);
     if (tables.length === 0) throw new IpsError('INVALID_ARGUMENT', 'name the table(s) to prepare');
@@ -212,7 +228,11 @@ export class StepProtocol {
       watermarks.push(plan.watermark);
       if (plan.kind === 'no-changes') continue;
       if (consumer.mode === 'rows' && (plan.watermark.partialSnapshotId !== null || plan.table.next.partialSnapshotId !== null)) {
-        throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" has mode rows, whose batches hold whole snapshots, but this batch would split snapshot ${plan.watermark.partialSnapshotId ?? plan.table.next.partialSnapshotId} of "${table}" (limits max_files/max_bytes/max_records cut it); raise the limits, or prepare without them`);
+        const ceiling = this.options.maxBatchFiles ?? DEFAULT_MAX_BATCH_FILES;
+        const byCeiling = limits.maxFiles === ceiling && (req.limits?.maxFiles === undefined || req.limits.maxFiles > ceiling);
+        throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" has mode rows, whose batches hold whole snapshots, but this batch would split snapshot ${plan.watermark.partialSnapshotId ?? plan.table.next.partialSnapshotId} of "${table}" (${byCeiling
+          ? `the service's max_batch_files, ${ceiling}, cut it); raise IPS_MAX_BATCH_FILES on the service`
+          : 'limits max_files/max_bytes/max_records cut it); raise the limits, or prepare without them'}`);
       }
       // Concurrent prepares of one consumer race on the ICDC table's next version; before each
       // retry, the database decides: the same instance stored first → its batch; another → in flight.

@@ -47,6 +47,14 @@ describe('service configuration', () => {
     expect(failure({ DATABASE_URL: 'mysql://x' })).toMatch(/^INVALID_CONFIG: DATABASE_URL must be postgres/);
     expect(failure({ IPS_ADMIN_TOKEN: 'short' })).toMatch(/IPS_ADMIN_TOKEN: an admin token has at least 16 characters/);
     expect(failure({ IPS_TRIGGER_IDLE_CHECK_SECONDS: '0' })).toMatch(/^INVALID_CONFIG: .*IPS_TRIGGER_IDLE_CHECK_SECONDS/);
+    expect(failure({ IPS_MAX_BATCH_FILES: '0' })).toMatch(/^INVALID_CONFIG: .*IPS_MAX_BATCH_FILES/);
+    expect(failure({ IPS_MAX_BATCH_FILES: '1.5' })).toMatch(/^INVALID_CONFIG: .*IPS_MAX_BATCH_FILES/);
+  });
+
+  test('the ceiling on files per batch: 100,000 unless set', () => {
+    const d = { IPS_DATA_DIR: path.join(tmp, 'd') };
+    expect(loadServiceConfig({ env: d }).maxBatchFiles).toBe(100_000);
+    expect(loadServiceConfig({ env: { ...d, IPS_MAX_BATCH_FILES: '2500' } }).maxBatchFiles).toBe(2500);
   });
 
   test('an open API is refused off loopback; tokens are required there', () => {

@@ -7,7 +7,8 @@
 // files those snapshots added comes from PyIceberg's reading of the table, not from ips. The
 // plan prepare made before (the whole remaining range, then the limit:
 // bench/lib/whole-range-plan.ts) is shown not to fit the same cap: before, one such
-// prepare ran the whole server out of memory.
+// prepare ran the whole server out of memory. A prepare without limits is cut at the service's
+// max_batch_files (set low here).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +23,8 @@ const MAX_FILES = 100;
 /** V8 old-space cap of the server (MB): the whole-range plan of this backlog needs several times more. */
 const HEAP_MB = 64;
 const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
+/** The server's max_batch_files: a prepare without limits is cut there. */
+const CEILING = 300;
 
 interface Generated { table_path: string; metadata: string; data_files: number }
 
@@ -54,7 +57,7 @@ beforeAll(async () => {
   db = await createPgDatabase('prepare_backlog');
   server = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, BIN, 'serve', '--json'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: db.url, IPS_PORT: '0', IPS_DATA_DIR: path.join(tmp, 'serve'), IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' },
+    env: { ...process.env, DATABASE_URL: db.url, IPS_PORT: '0', IPS_DATA_DIR: path.join(tmp, 'serve'), IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '', IPS_MAX_BATCH_FILES: String(CEILING) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000); });
@@ -119,6 +122,20 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
     expect(wm.processed_files).toHaveLength(MAX_FILES);
     expect(server!.exitCode).toBeNull();
     process.stdout.write(`[prepare-backlog] ${batches.length} batches of ${MAX_FILES} at a ${table.data_files}-file backlog; server peak RSS ${serverPeakMb().toFixed(0)} MB under --max-old-space-size=${HEAP_MB}\n`);
+  }, 10 * 60_000);
+
+  it(`a prepare without limits at the same backlog is cut at the service's max_batch_files (${CEILING}), within the same cap`, async () => {
+    expect((await call('POST', '/v1/consumers', { name: 'unlimited', tables: [{ table: 'events', from: 'start' }] })).status).toBe(201);
+    const p = await call('POST', '/v1/consumers/unlimited/batches', { instance_id: 'run-0' });
+    expect(p.status, `${JSON.stringify(p.json).slice(0, 500)} ${stderr}`).toBe(201);
+    const batch = p.json.batch as { id: string; limits: { max_files: number | null }; tables: { files: { added: { file_path: string }[] } }[] };
+    expect(batch.limits.max_files).toBe(CEILING);
+    const files = batch.tables[0]!.files.added.map((f) => f.file_path);
+    expect(files).toHaveLength(CEILING);
+    const first = new Set(firstTwo[0]!.added);
+    expect(files.every((f) => first.has(f))).toBe(true);
+    expect((await call('POST', `/v1/batches/${batch.id}/commit`, {})).status).toBe(200);
+    expect(server!.exitCode).toBeNull();
   }, 10 * 60_000);
 
   it(`the plan prepare made before (the whole remaining range, then the limit) does not fit --max-old-space-size=${HEAP_MB}`, async () => {

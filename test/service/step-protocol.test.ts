@@ -214,6 +214,32 @@ describe.each(DRIVERS)('StepProtocol (%s state, playback fixture)', (driver) => 
     expect(got.files.every((f) => f.startsWith(`${tableDir}/`))).toBe(true);
   });
 
+  test('the service ceiling on files per batch (maxBatchFiles 2) cuts a batch without limits, and a walk still hands out every file once', async () => {
+    const capped = new StepProtocol(state, { icdcRoot: path.join(tmp, 'icdc-capped'), actor: 'test', maxBatchFiles: 2 });
+    const c = await consumer();
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const r = await capped.prepare({ consumer: c, table, instanceId: `capped-${i}`, ...(i % 2 === 1 ? { limits: { maxFiles: 50 } } : {}) });
+      if (r.kind === 'no-changes') break;
+      const t = r.batch.tables[0]!;
+      expect(t.fileCount).toBeLessThanOrEqual(2);
+      expect(r.batch.limits.maxFiles).toBe(2);
+      added.push(...paths(r.batch, 'added'));
+      removed.push(...paths(r.batch, 'removed'));
+      await capped.commit(r.batch.id);
+    }
+    expect(added).toHaveLength(summaryAdded);
+    expect(new Set(added).size).toBe(summaryAdded);
+    expect(removed).toHaveLength(summaryDeleted);
+    expect(added.length - removed.length).toBe(headTotal);
+    // A lower limit of the caller's own still holds.
+    const c2 = await consumer();
+    const one = batchOf(await capped.prepare({ consumer: c2, table, instanceId: 'one', limits: { maxFiles: 1 } }));
+    expect(one.tables[0]!.fileCount).toBe(1);
+    expect(one.limits.maxFiles).toBe(1);
+  });
+
   test('maxInFlight 3: batches chain, commit only in order, and an abort releases the ones after it', async () => {
     const c = await consumer();
     const opts = { consumer: c, table, limits: { maxFiles: 2 }, maxInFlight: 3 };
