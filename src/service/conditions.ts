@@ -108,7 +108,9 @@ export async function pendingPartitionValues(reader: ManifestReader, md: TableMe
   const head = branchHead(md, source.branch);
   if (head === null || head === wm.snapshotId) return out;
   const range = await resolveRangeWithHistory(md, { from: wm.snapshotId, branch: source.branch }, reader);
-  const cs = await computeChangeSet(reader, range, policy, md);
+  // Partition values only: no statistics, no delete footprints, and compact entries, so a
+  // subscription far behind does not hold its whole backlog as full entries at every check.
+  const cs = await computeChangeSet(reader, range, policy, md, { deleteFootprints: false, compact: { stats: { fields: 'none' }, concurrency: 4 } });
   const describer = new FileDescriber(md);
   for (const d of cs.snapshots) {
     if (d.action === 'skipped') continue;

@@ -5,7 +5,9 @@ import { loadTable } from '../catalog/load-table.js';
 import { MetadataPointers } from '../catalog/metadata-pointer.js';
 import { MetadataCache, readMetadataFile, type LoadedTable } from '../catalog/table.js';
 import { computeChangeSet } from '../capture/change-set.js';
-import { changesJson, type ChangesJson } from '../capture/changes-json.js';
+import { writeChangesJson, type ChunkSink } from '../capture/changes-json.js';
+import { statsForRanges } from '../capture/compact-entry.js';
+import { OutputBounds } from '../capture/output-bounds.js';
 import { ManifestReader } from '../capture/manifest-reader.js';
 import type { CapturePolicy } from '../capture/policy.js';
 import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
@@ -63,6 +65,10 @@ export interface ConsumerView {
   /** The tables it declares it writes (lineage). */
   outputs: string[];
 }
+
+/** A preview's manifest cache and the manifests it plans at once (as `ips changes`). */
+const PREVIEW_READER_BYTES = 32 * 1024 * 1024;
+const PREVIEW_PLAN_CONCURRENCY = 4;
 
 export interface ServiceOptions {
   warehouse: string;
@@ -486,10 +492,15 @@ export class IpsService {
   // -- preview ----------------------------------------------------------------------------
 
   /**
-   * What changed in (from, to] of a registered table, computed and returned without storing
-   * anything. `from` defaults to the consumer's watermark when a consumer is given.
+   * What changed in a range, without creating a batch or moving anything: the preview's document
+   * (`ips changes --json`'s), written as it is produced. Files are planned as compact entries (the
+   * range fields' stats only) and each file's bounds are read back from its manifest as it is
+   * written, so a range of a million files never sits in memory whole: a preview of a consumer
+   * far behind cannot run the service out of memory. Planning (and so every error of the range
+   * or the table) happens here, before anything is written; the function returned writes.
+   * `from` defaults to the consumer's watermark when a consumer is given.
    */
-  async preview(req: { table: string; from?: bigint | null; to?: bigint | null; consumer?: string; policy?: CapturePolicy; rangeFields?: string[] }): Promise<ChangesJson> {
+  async preview(req: { table: string; from?: bigint | null; to?: bigint | null; consumer?: string; policy?: CapturePolicy; rangeFields?: string[] }): Promise<(sink: ChunkSink) => Promise<void>> {
     const t = await this.state.repos.sourceTables.require(req.table);
     let from = req.from ?? null;
     let policy = req.policy;
@@ -502,10 +513,16 @@ export class IpsService {
     }
     const io = this.fileIO(t);
     const md = (await this.load(t)).metadata;
-    const reader = new ManifestReader(io);
+    const rangeFields = fields ?? [];
+    const fieldIds = rangeFields.map((f) => resolveFieldId(md, f).id); // an unknown field fails before any reading
+    // A plan reads each manifest once: a small cache serves the few reads twice (footprints, bounds).
+    const reader = new ManifestReader(io, PREVIEW_READER_BYTES);
     const range = await resolveRangeWithHistory(md, { from, to: req.to ?? null, branch: t.branch }, reader);
-    const cs = await computeChangeSet(reader, range, policy ?? { overwrite: 'include', delete: 'include' }, md, { deleteFootprints: (fields ?? []).length > 0 });
-    return changesJson(md, cs, fields ?? []);
+    const cs = await computeChangeSet(reader, range, policy ?? { overwrite: 'include', delete: 'include' }, md, {
+      deleteFootprints: rangeFields.length > 0,
+      compact: { stats: statsForRanges(fieldIds, false), concurrency: PREVIEW_PLAN_CONCURRENCY },
+    });
+    return (sink) => writeChangesJson(md, cs, rangeFields, sink, {}, { bounds: new OutputBounds(reader) });
   }
 
   // -- tokens -----------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 // plan prepare made before (the whole remaining range, then the limit:
 // bench/lib/whole-range-plan.ts) is shown not to fit the same cap: before, one such
 // prepare ran the whole server out of memory. A prepare without limits is cut at the service's
-// max_batch_files (set low here).
+// max_batch_files (set low here). A preview of the whole range (GET /v1/tables/{name}/changes) is
+// planned compact and streamed, within a cap the whole document it was before does not fit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +24,8 @@ const MAX_FILES = 100;
 /** V8 old-space cap of the server (MB): the whole-range plan of this backlog needs several times more. */
 const HEAP_MB = 64;
 const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
+/** The cap of a server answering the preview of the whole range (its streamed JSON needs more than a prepare). */
+const PREVIEW_HEAP_MB = 128;
 /** The server's max_batch_files: a prepare without limits is cut there. */
 const CEILING = 300;
 
@@ -32,11 +35,46 @@ let table: Generated;
 let firstTwo: { snapshot_id: string; added: string[] }[];
 let tmp: string;
 let db: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
-let server: ChildProcess | undefined;
+let server: Served | undefined;
 let url: string;
-let stderr = '';
 
 const localPath = (p: string): string => p.replace(/^file:(\/\/)?/, '');
+
+interface Served { child: ChildProcess; url: string; stderr: () => string }
+
+/** `ips serve` (compiled) in a child with a capped V8 heap, on the test's PostgreSQL database. */
+async function serve(heapMb: number, dataDir: string): Promise<Served> {
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, BIN, 'serve', '--json'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DATABASE_URL: db!.url, IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '', IPS_MAX_BATCH_FILES: String(CEILING), IPS_TRIGGERS: 'off' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000); });
+  // The start-up line (--json) is one JSON document, printed over several lines.
+  const at = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      text += c.toString();
+      try {
+        resolve((JSON.parse(text) as { url: string }).url);
+      } catch { /* not complete yet */ }
+    });
+    child.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
+  });
+  return { child, url: at, stderr: () => stderr };
+}
+
+/** A script under a heap cap: its exit code and the end of its stderr. */
+function runCapped(heapMb: number, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, '--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr: err }));
+  });
+}
 
 beforeAll(async () => {
   const out = await runPython('bench/py/change_table.py', [
@@ -55,27 +93,12 @@ beforeAll(async () => {
   }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-prepare-backlog-'));
   db = await createPgDatabase('prepare_backlog');
-  server = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, BIN, 'serve', '--json'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: db.url, IPS_PORT: '0', IPS_DATA_DIR: path.join(tmp, 'serve'), IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '', IPS_MAX_BATCH_FILES: String(CEILING) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  server.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000); });
-  // The start-up line (--json) is one JSON document, printed over several lines.
-  url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    server!.stdout!.on('data', (c: Buffer) => {
-      text += c.toString();
-      try {
-        resolve((JSON.parse(text) as { url: string }).url);
-      } catch { /* not complete yet */ }
-    });
-    server!.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
-  });
+  server = await serve(HEAP_MB, path.join(tmp, 'serve'));
+  url = server.url;
 }, 25 * 60_000);
 
 afterAll(async () => {
-  server?.kill();
+  server?.child.kill();
   await db?.drop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -90,7 +113,7 @@ async function call(method: string, p: string, body?: unknown): Promise<{ status
 
 /** Peak RSS of the server so far (MB), from /proc. */
 function serverPeakMb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${server!.pid}/status`, 'utf8'));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${server!.child.pid}/status`, 'utf8'));
   return Number(m![1]) / 1024;
 }
 
@@ -103,7 +126,7 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
     const batches: string[][] = [];
     for (let i = 0; i < FILES_PER_SNAPSHOT / MAX_FILES + 1; i++) {
       const p = await call('POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: MAX_FILES } });
-      expect(p.status, `prepare ${i}: ${JSON.stringify(p.json).slice(0, 500)} ${stderr}`).toBe(201);
+      expect(p.status, `prepare ${i}: ${JSON.stringify(p.json).slice(0, 500)} ${server!.stderr()}`).toBe(201);
       const batch = p.json.batch as { id: string; tables: { files: { added: { file_path: string }[]; removed: unknown[] } }[] };
       expect(batch.tables[0]!.files.removed).toEqual([]);
       batches.push(batch.tables[0]!.files.added.map((f) => f.file_path));
@@ -120,14 +143,14 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
     expect(wm.snapshot_id).toBe(firstTwo[0]!.snapshot_id);
     expect(wm.partial_snapshot_id).toBe(firstTwo[1]!.snapshot_id);
     expect(wm.processed_files).toHaveLength(MAX_FILES);
-    expect(server!.exitCode).toBeNull();
+    expect(server!.child.exitCode).toBeNull();
     process.stdout.write(`[prepare-backlog] ${batches.length} batches of ${MAX_FILES} at a ${table.data_files}-file backlog; server peak RSS ${serverPeakMb().toFixed(0)} MB under --max-old-space-size=${HEAP_MB}\n`);
   }, 10 * 60_000);
 
   it(`a prepare without limits at the same backlog is cut at the service's max_batch_files (${CEILING}), within the same cap`, async () => {
     expect((await call('POST', '/v1/consumers', { name: 'unlimited', tables: [{ table: 'events', from: 'start' }] })).status).toBe(201);
     const p = await call('POST', '/v1/consumers/unlimited/batches', { instance_id: 'run-0' });
-    expect(p.status, `${JSON.stringify(p.json).slice(0, 500)} ${stderr}`).toBe(201);
+    expect(p.status, `${JSON.stringify(p.json).slice(0, 500)} ${server!.stderr()}`).toBe(201);
     const batch = p.json.batch as { id: string; limits: { max_files: number | null }; tables: { files: { added: { file_path: string }[] } }[] };
     expect(batch.limits.max_files).toBe(CEILING);
     const files = batch.tables[0]!.files.added.map((f) => f.file_path);
@@ -135,18 +158,40 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
     const first = new Set(firstTwo[0]!.added);
     expect(files.every((f) => first.has(f))).toBe(true);
     expect((await call('POST', `/v1/batches/${batch.id}/commit`, {})).status).toBe(200);
-    expect(server!.exitCode).toBeNull();
+    expect(server!.child.exitCode).toBeNull();
+  }, 10 * 60_000);
+
+  it(`a preview of the whole ${SNAPSHOTS * FILES_PER_SNAPSHOT}-file range streams from ips serve under --max-old-space-size=${PREVIEW_HEAP_MB} and lists every file with its bounds`, async () => {
+    const previewer = await serve(PREVIEW_HEAP_MB, path.join(tmp, 'serve-preview'));
+    try {
+      const r = await fetch(`${previewer.url}/v1/tables/events/changes`, { signal: AbortSignal.timeout(600_000) });
+      expect(r.status).toBe(200);
+      const doc = await r.json() as { from: string | null; snapshots: unknown[]; added_files: { file_path: string; lower_bounds: Record<string, unknown> }[]; removed_files: unknown[] };
+      expect(doc.from).toBeNull();
+      expect(doc.snapshots).toHaveLength(SNAPSHOTS);
+      expect(doc.added_files).toHaveLength(table.data_files);
+      expect(doc.removed_files).toEqual([]);
+      const paths = new Set(doc.added_files.map((f) => f.file_path));
+      expect(paths.size).toBe(table.data_files);
+      for (const s of firstTwo) for (const f of s.added) expect(paths.has(f)).toBe(true);
+      // Bounds are read back from the manifests as each file is written (the plan keeps none).
+      expect(doc.added_files.every((f) => Object.keys(f.lower_bounds).length > 0)).toBe(true);
+      expect(previewer.child.exitCode, previewer.stderr()).toBeNull();
+      const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${previewer.child.pid}/status`, 'utf8'))![1];
+      process.stdout.write(`[prepare-backlog] preview of ${doc.added_files.length} files; server peak RSS ${(Number(peak) / 1024).toFixed(0)} MB under --max-old-space-size=${PREVIEW_HEAP_MB}\n`);
+    } finally {
+      previewer.child.kill();
+    }
+  }, 10 * 60_000);
+
+  it(`the whole document the preview answered with before (full entries, then printed) does not fit --max-old-space-size=${PREVIEW_HEAP_MB}`, async () => {
+    const r = await runCapped(PREVIEW_HEAP_MB, [path.join(REPO_ROOT, 'test', 'cli', 'changes-full-plan.ts'), table.table_path, 'whole']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/heap out of memory|Allocation failed/);
   }, 10 * 60_000);
 
   it(`the plan prepare made before (the whole remaining range, then the limit) does not fit --max-old-space-size=${HEAP_MB}`, async () => {
-    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'whole-range-plan.ts'), table.table_path, String(MAX_FILES)],
-        { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stderr: err }));
-    });
+    const r = await runCapped(HEAP_MB, [path.join(REPO_ROOT, 'bench', 'lib', 'whole-range-plan.ts'), table.table_path, String(MAX_FILES)]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/heap out of memory|Allocation failed/);
   }, 10 * 60_000);

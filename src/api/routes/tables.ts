@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { chunkStream } from '../chunk-stream.js';
 import { requireAdmin } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { apiError } from '../problem.js';
@@ -60,7 +61,7 @@ export function tableRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         tags: ['tables'], params: nameParams, querystring: previewQuery,
         summary: 'Preview what changed in (from, to], without creating a batch or moving anything',
       },
-    }, async (req) => {
+    }, async (req, reply) => {
       const p = ctx.principal(req);
       const q = req.query;
       const consumer = q.consumer ?? (p.admin ? undefined : p.consumer ?? undefined);
@@ -70,7 +71,8 @@ export function tableRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
       const policy = q.overwrite !== undefined || q.delete !== undefined
         ? { overwrite: q.overwrite ?? 'include', delete: q.delete ?? 'include' } as const
         : undefined;
-      return ctx.service.preview({
+      // Planned before the first byte (so its errors are problem+json), then streamed as written.
+      const write = await ctx.service.preview({
         table: req.params.name,
         ...(q.from !== undefined ? { from: q.from } : {}),
         ...(q.to !== undefined ? { to: q.to } : {}),
@@ -78,6 +80,7 @@ export function tableRoutes(ctx: ApiContext): FastifyPluginAsyncZod {
         ...(policy ? { policy } : {}),
         ...(q.range !== undefined ? { rangeFields: q.range.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       });
+      return reply.header('content-type', 'application/json; charset=utf-8').send(chunkStream(write));
     });
   };
 }
