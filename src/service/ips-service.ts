@@ -234,15 +234,19 @@ export class IpsService {
   /**
    * Views of many tables (the console's overview) in a fixed number of statements, whatever the
    * number of tables and consumers: every watermark, oldest position and pin read once, the
-   * tables loaded a few at a time. `consumer`: only that consumer's watermarks (its view).
+   * tables loaded a few at a time. `consumer`: only that consumer's watermarks (its view), and no
+   * oldest position (the fleet's, not shown to a consumer). `consumers`: the consumers the caller
+   * has read already (their states), instead of reading them again.
    */
-  async tableViews(tables: SourceTable[], filter: { consumer?: string } = {}): Promise<TableView[]> {
+  async tableViews(tables: SourceTable[], filter: { consumer?: string; consumers?: readonly Consumer[] } = {}): Promise<TableView[]> {
     const repos = this.state.repos;
+    const fleet = filter.consumer === undefined;
+    const none = new Map<string, never>();
     const [watermarks, oldest, consumers, pinned] = await Promise.all([
-      repos.watermarks.listAll(filter),
-      repos.watermarks.oldestNeededByTable(),
-      repos.consumers.list(),
-      repos.backfills.oldestPinnedByTable(),
+      repos.watermarks.listAll(filter.consumer === undefined ? {} : { consumer: filter.consumer }),
+      fleet ? repos.watermarks.oldestNeededByTable() : none,
+      filter.consumers ?? repos.consumers.list(),
+      fleet ? repos.backfills.oldestPinnedByTable() : none,
     ]);
     const states = new Map(consumers.map((c) => [c.name, c.state] as const));
     const byTable = groupBy(watermarks, (w) => w.sourceTable);

@@ -94,7 +94,7 @@ export async function overview(service: IpsService, opts: OverviewOptions): Prom
   const sourceTables = opts.consumer === null
     ? await repos.sourceTables.list()
     : (await repos.watermarks.listByConsumerWithSources(opts.consumer)).map((w) => w.source);
-  const views = await service.tableViews(sourceTables, scope);
+  const views = await service.tableViews(sourceTables, { ...scope, consumers: allConsumers });
   const outputs = groupBy(await repos.backfills.listOutputs(), (o) => o.consumer);
   const subscriptions = groupBy(await repos.subscriptions.list(scope), (s) => s.consumer);
   const counts = new Map<string, number>();
