@@ -10,13 +10,14 @@
 // prepare ran the whole server out of memory. A prepare without limits is cut at the service's
 // max_batch_files (set low here). A preview of the whole range (GET /v1/tables/{name}/changes) is
 // planned compact and streamed, within a cap the whole document it was before does not fit.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, pythonEnv, runPython, testEnv } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
+import { served, type Served } from '../docs/helpers.js';
 
 const SNAPSHOTS = 200;
 const FILES_PER_SNAPSHOT = 500;
@@ -40,29 +41,13 @@ let url: string;
 
 const localPath = (p: string): string => p.replace(/^file:(\/\/)?/, '');
 
-interface Served { child: ChildProcess; url: string; stderr: () => string }
-
 /** `ips serve` (compiled) in a child with a capped V8 heap, on the test's PostgreSQL database. */
-async function serve(heapMb: number, dataDir: string): Promise<Served> {
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, BIN, 'serve', '--json'], {
+function serve(heapMb: number, dataDir: string): Promise<Served> {
+  return served(spawn(process.execPath, [`--max-old-space-size=${heapMb}`, BIN, 'serve', '--json'], {
     cwd: REPO_ROOT,
     env: { ...process.env, DATABASE_URL: db!.url, IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '', IPS_MAX_BATCH_FILES: String(CEILING), IPS_TRIGGERS: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-20_000); });
-  // The start-up line (--json) is one JSON document, printed over several lines.
-  const at = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      text += c.toString();
-      try {
-        resolve((JSON.parse(text) as { url: string }).url);
-      } catch { /* not complete yet */ }
-    });
-    child.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
-  });
-  return { child, url: at, stderr: () => stderr };
+  }));
 }
 
 /** A script under a heap cap: its exit code and the end of its stderr. */
@@ -98,7 +83,7 @@ beforeAll(async () => {
 }, 25 * 60_000);
 
 afterAll(async () => {
-  server?.child.kill();
+  await server?.stop();
   await db?.drop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -126,7 +111,7 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
     const batches: string[][] = [];
     for (let i = 0; i < FILES_PER_SNAPSHOT / MAX_FILES + 1; i++) {
       const p = await call('POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: MAX_FILES } });
-      expect(p.status, `prepare ${i}: ${JSON.stringify(p.json).slice(0, 500)} ${server!.stderr()}`).toBe(201);
+      expect(p.status, `prepare ${i}: ${JSON.stringify(p.json).slice(0, 500)}`).toBe(201);
       const batch = p.json.batch as { id: string; tables: { files: { added: { file_path: string }[]; removed: unknown[] } }[] };
       expect(batch.tables[0]!.files.removed).toEqual([]);
       batches.push(batch.tables[0]!.files.added.map((f) => f.file_path));
@@ -150,7 +135,7 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
   it(`a prepare without limits at the same backlog is cut at the service's max_batch_files (${CEILING}), within the same cap`, async () => {
     expect((await call('POST', '/v1/consumers', { name: 'unlimited', tables: [{ table: 'events', from: 'start' }] })).status).toBe(201);
     const p = await call('POST', '/v1/consumers/unlimited/batches', { instance_id: 'run-0' });
-    expect(p.status, `${JSON.stringify(p.json).slice(0, 500)} ${server!.stderr()}`).toBe(201);
+    expect(p.status, `${JSON.stringify(p.json).slice(0, 500)}`).toBe(201);
     const batch = p.json.batch as { id: string; limits: { max_files: number | null }; tables: { files: { added: { file_path: string }[] } }[] };
     expect(batch.limits.max_files).toBe(CEILING);
     const files = batch.tables[0]!.files.added.map((f) => f.file_path);
@@ -176,11 +161,11 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
       for (const s of firstTwo) for (const f of s.added) expect(paths.has(f)).toBe(true);
       // Bounds are read back from the manifests as each file is written (the plan keeps none).
       expect(doc.added_files.every((f) => Object.keys(f.lower_bounds).length > 0)).toBe(true);
-      expect(previewer.child.exitCode, previewer.stderr()).toBeNull();
+      expect(previewer.child.exitCode).toBeNull();
       const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${previewer.child.pid}/status`, 'utf8'))![1];
       process.stdout.write(`[prepare-backlog] preview of ${doc.added_files.length} files; server peak RSS ${(Number(peak) / 1024).toFixed(0)} MB under --max-old-space-size=${PREVIEW_HEAP_MB}\n`);
     } finally {
-      previewer.child.kill();
+      await previewer.stop();
     }
   }, 10 * 60_000);
 
