@@ -11,7 +11,7 @@
 // files it hands out exist, so the files of the snapshots the batches reach are created empty,
 // listed by PyIceberg (bench/py/snapshot_added_files.py). The table is cached under its own root
 // (--table-root, default $IPS_CACHE_DIR/bench/prepare-backlog), apart from change-planning's.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import {
 import { startPostgres } from './lib/postgres.js';
 import { processCpuSeconds } from './lib/proc-cpu.js';
 import { MB, procMemory } from './lib/proc-mem.js';
+import { startServe } from '../test/docs/helpers.js';
 
 const OPTIONS: Record<string, string> = {
   snapshots: 'snapshots of the generated table (default 2000)',
@@ -52,27 +53,6 @@ async function timed(args: string[]): Promise<{ stdout: string; cpuS: number; wa
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function serve(dbUrl: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'ips.js'), 'serve', '--json'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: dbUrl, IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000); });
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      text += c.toString();
-      try {
-        resolve((JSON.parse(text) as { url: string }).url);
-      } catch { /* the start-up document is not complete yet */ }
-    });
-    child.once('exit', (c) => reject(new Error(`ips serve exited with ${c}: ${stderr}`)));
-  });
-  return { child, url };
 }
 
 async function call(url: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
@@ -120,7 +100,8 @@ export const prepareBacklog: Benchmark = {
     let peak = 0;
     let handed = 0;
     try {
-      const { child, url } = await serve(await pg.createDatabase('prepare_backlog'), dataDir);
+      const env = { ...process.env, DATABASE_URL: await pg.createDatabase('prepare_backlog'), IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' };
+      const { child, url, stop } = await startServe(['--json'], env, REPO_ROOT);
       try {
         await call(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
         await call(url, 'POST', '/v1/consumers', { name: 'late', tables: [{ table: 'events', from: 'start' }] });
@@ -137,7 +118,7 @@ export const prepareBacklog: Benchmark = {
         }
         peak = procMemory(child.pid!)?.hwm ?? NaN;
       } finally {
-        child.kill();
+        await stop();
       }
     } finally {
       await pg.close();

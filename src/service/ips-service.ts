@@ -240,10 +240,11 @@ export class IpsService {
    */
   async tableViews(tables: SourceTable[], filter: { consumer?: string; consumers?: readonly Consumer[] } = {}): Promise<TableView[]> {
     const repos = this.state.repos;
-    const fleet = filter.consumer === undefined;
+    const { consumer } = filter;
+    const fleet = consumer === undefined;
     const none = new Map<string, never>();
     const [watermarks, oldest, consumers, pinned] = await Promise.all([
-      repos.watermarks.listAll(filter.consumer === undefined ? {} : { consumer: filter.consumer }),
+      repos.watermarks.listAll(consumer === undefined ? {} : { consumer }),
       fleet ? repos.watermarks.oldestNeededByTable() : none,
       filter.consumers ?? repos.consumers.list(),
       fleet ? repos.backfills.oldestPinnedByTable() : none,

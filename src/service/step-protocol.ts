@@ -151,6 +151,8 @@ function icdcName(consumer: string, table: string): string {
 export class StepProtocol {
   private readonly fileIO: (table: SourceTable) => FileIO;
   private readonly actor: string;
+  /** The most files one batch holds (StepProtocolOptions.maxBatchFiles). */
+  private readonly maxBatchFiles: number;
   /** Manifests never change once written: one cache per FileIO serves every prepare on its table. */
   private readonly readers = new WeakMap<FileIO, ManifestReader>();
   /** What this process wrote to each ICDC table last: the next prepare builds on it without reading it back. */
@@ -159,12 +161,12 @@ export class StepProtocol {
   constructor(private readonly state: State, private readonly options: StepProtocolOptions) {
     this.fileIO = options.fileIO ?? ((t) => new RoutingFileIO({ s3: toS3Settings(t) }));
     this.actor = options.actor ?? 'step-protocol';
+    this.maxBatchFiles = options.maxBatchFiles ?? DEFAULT_MAX_BATCH_FILES;
   }
 
   /** The caller's limits, with max_files no higher than the service's ceiling. */
   private withinCeiling(limits: BatchLimits): BatchLimits {
-    const ceiling = this.options.maxBatchFiles ?? DEFAULT_MAX_BATCH_FILES;
-    return limits.maxFiles !== undefined && limits.maxFiles <= ceiling ? limits : { ...limits, maxFiles: ceiling };
+    return limits.maxFiles !== undefined && limits.maxFiles <= this.maxBatchFiles ? limits : { ...limits, maxFiles: this.maxBatchFiles };
   }
 
   /** Where the ICDC table of (consumer, table) lives. */
@@ -228,7 +230,7 @@ export class StepProtocol {
       watermarks.push(plan.watermark);
       if (plan.kind === 'no-changes') continue;
       if (consumer.mode === 'rows' && (plan.watermark.partialSnapshotId !== null || plan.table.next.partialSnapshotId !== null)) {
-        const ceiling = this.options.maxBatchFiles ?? DEFAULT_MAX_BATCH_FILES;
+        const ceiling = this.maxBatchFiles;
         const byCeiling = limits.maxFiles === ceiling && (req.limits?.maxFiles === undefined || req.limits.maxFiles > ceiling);
         throw new IpsError('INVALID_ARGUMENT', `consumer "${req.consumer}" has mode rows, whose batches hold whole snapshots, but this batch would split snapshot ${plan.watermark.partialSnapshotId ?? plan.table.next.partialSnapshotId} of "${table}" (${byCeiling
           ? `the service's max_batch_files, ${ceiling}, cut it); raise IPS_MAX_BATCH_FILES on the service`
