@@ -62,7 +62,7 @@ async function handle(cmd: { op: string; from?: string; to?: string; concurrency
     if (cmd.op === 'incremental') {
       if (!md) md = (await loadTable(io, { kind: 'directory', location: tablePath! })).metadata;
       const table = md;
-      const reader = new ManifestReader(io, 32 * 1024 * 1024);
+      const reader = new ManifestReader(io, 32 * 1024 * 1024, { inline: true });
       const r = await timed(async () => {
         const range = resolveRange(table, { from: BigInt(cmd.from!), to: BigInt(cmd.to!) });
         return computeChangeSet(reader, range, DEFAULT_POLICY, table, { deleteFootprints: false, compact: { stats: { fields: 'none' }, ...(cmd.concurrency ? { concurrency: cmd.concurrency } : {}) } });

@@ -19,9 +19,15 @@ export interface ReadOptions {
   /**
    * Decode straight from the file's bytes, inflating each block on this thread with one reused
    * zlib engine, instead of inflating on libuv's pool first (decompressAvroFile). About half the
-   * CPU for a large plan; it holds the event loop for a file's decode, so it is for a CLI plan,
-   * which has nothing else to answer meanwhile, not for the service.
+   * CPU for a large plan; it holds the event loop for a file's decode (a deflate bomb's up to the
+   * decompression limit), so it is for a CLI plan, which has nothing else to answer meanwhile:
+   * honoured only by a reader made with `{ inline: true }`, and the service makes none.
    */
+  inline?: boolean;
+}
+
+export interface ManifestReaderOptions {
+  /** Honour ReadOptions.inline (default false: every read inflates off the event loop). */
   inline?: boolean;
 }
 
@@ -38,7 +44,11 @@ export class ManifestReader {
   manifestsRead = 0;
   manifestListsRead = 0;
 
-  constructor(private readonly io: FileIO, private readonly budgetBytes = 256 * 1024 * 1024) {}
+  private readonly inlineAllowed: boolean;
+
+  constructor(private readonly io: FileIO, private readonly budgetBytes = 256 * 1024 * 1024, options: ManifestReaderOptions = {}) {
+    this.inlineAllowed = options.inline ?? false;
+  }
 
   private remember(path: string, value: Manifest | ManifestList, fileBytes: number): void {
     const cost = fileBytes * 12;
@@ -82,7 +92,7 @@ export class ManifestReader {
     const buf = await this.io.read(path, 'manifest-list');
     this.manifestListsRead++;
     const partitions = opts.partitions ?? true;
-    const bytes = opts.inline ? buf : await decompressAvroFile(buf, path, this.avroOptions());
+    const bytes = opts.inline && this.inlineAllowed ? buf : await decompressAvroFile(buf, path, this.avroOptions());
     const list = decodeManifestList(bytes, path, { ...this.avroOptions(), partitions, ...(opts.addedBy !== undefined ? { addedBy: opts.addedBy } : {}) });
     if ((opts.cache ?? true) && partitions && opts.addedBy === undefined) this.remember(path, list, buf.length);
     return list;
@@ -94,7 +104,7 @@ export class ManifestReader {
     if (cached) return cached;
     const buf = await this.io.read(mf.path, 'manifest');
     this.manifestsRead++;
-    const bytes = opts.inline ? buf : await decompressAvroFile(buf, mf.path, this.avroOptions());
+    const bytes = opts.inline && this.inlineAllowed ? buf : await decompressAvroFile(buf, mf.path, this.avroOptions());
     const m = decodeManifest(bytes, mf, mf.path, { ...this.avroOptions(), stats: opts.stats });
     if ((opts.cache ?? true) && !partial) this.remember(mf.path, m, buf.length);
     return m;

@@ -87,7 +87,7 @@ export function changesCommand(): Command {
         const table = await loadTable(io, parseTableRef(ref, catalogOptionsFrom(opts)));
         const md = table.metadata;
         // A plan reads each manifest once: a small cache serves the few reads twice (footprints).
-        const reader = new ManifestReader(io, 32 * 1024 * 1024);
+        const reader = new ManifestReader(io, 32 * 1024 * 1024, { inline: true });
         const fields = (opts.range ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         const fieldIds = fields.map((f) => resolveFieldId(md, f).id); // an unknown field fails before any reading
         // Files are kept as compact entries with the bounds and counts of the range fields only;
