@@ -1,7 +1,8 @@
 import { IpsError, isIpsError } from '../errors.js';
 import { computeChangeSet, decisionEvents } from '../capture/change-set.js';
-import { FileDescriber, type FileJson } from '../capture/file-json.js';
-import { changeKey, partitionKey } from '../capture/file-key.js';
+import { compactEntry, decodeStats, EntryInterner, type StatsWanted } from '../capture/compact-entry.js';
+import { FileDescriber } from '../capture/file-json.js';
+import { changeKey, fileKey, partitionKey } from '../capture/file-key.js';
 import type { ManifestReader } from '../capture/manifest-reader.js';
 import { netEvents, type FileEvent } from '../capture/netting.js';
 import type { CapturePolicy } from '../capture/policy.js';
@@ -9,6 +10,7 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { partitionInterval } from '../capture/ranges.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { EntryStatus } from '../iceberg/manifest.js';
+import type { ChunkFileRef } from '../state/backfills.js';
 import { snapshotById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { partitionValueFromAvro } from '../iceberg/partition-values.js';
 import { decodeBinaryValue } from '../iceberg/values.js';
@@ -137,8 +139,14 @@ function rangeJson(w: WhereRange, lo: bigint, hi: bigint): Record<string, unknow
   };
 }
 
-/** Live data and delete files of a snapshot, as FileChanges (entry + manifest). */
-export async function liveFiles(reader: ManifestReader, snapshot: Snapshot): Promise<FileChange[]> {
+/**
+ * Live data and delete files of a snapshot, as FileChanges (entry + manifest). `compact`: as
+ * compact entries keeping only those statistics (compact-entry.ts), for a plan that holds every
+ * live file of the table at once; `keep`: which files to keep, so that a chunk's files are found
+ * in full without holding every other live file.
+ */
+export async function liveFiles(reader: ManifestReader, snapshot: Snapshot, opts: { compact?: StatsWanted; keep?: (f: FileChange) => boolean } = {}): Promise<FileChange[]> {
+  const interner = opts.compact ? new EntryInterner() : null;
   const list = await reader.manifestList(snapshot);
   const out: FileChange[] = [];
   const seen = new Set<string>();
@@ -146,13 +154,24 @@ export async function liveFiles(reader: ManifestReader, snapshot: Snapshot): Pro
     if (seen.has(mf.path)) continue;
     seen.add(mf.path);
     if (mf.addedFilesCount === 0 && mf.existingFilesCount === 0) continue;
-    const m = await reader.manifest(mf);
+    const m = await reader.manifest(mf, opts.compact ? { stats: decodeStats(opts.compact), cache: false } : {});
     for (const entry of m.entries) {
       if (entry.status === EntryStatus.DELETED) continue;
-      out.push({ entry, manifest: mf });
+      const f: FileChange = interner ? compactEntry(entry, mf, opts.compact!, interner) : { entry, manifest: mf };
+      if (opts.keep === undefined || opts.keep(f)) out.push(f);
     }
   }
   return out;
+}
+
+/** What a chunk stores of a planned file: what names it in the table (file-key.ts), not its description. */
+export function chunkFileRef(f: FileChange): ChunkFileRef {
+  const df = f.entry.dataFile;
+  return df.contentOffset === null ? { file_path: df.filePath } : { file_path: df.filePath, content_offset: df.contentOffset.toString() };
+}
+
+function refKey(r: ChunkFileRef): string {
+  return r.content_offset === undefined ? r.file_path : `${r.file_path}#content_offset=${r.content_offset}`;
 }
 
 export async function planWhere(md: TableMetadata, reader: ManifestReader, branch: string, whereText: string, unit: ChunkUnit): Promise<Plan> {
@@ -162,7 +181,8 @@ export async function planWhere(md: TableMetadata, reader: ManifestReader, branc
   if (head === null) throw new IpsError('EMPTY_RANGE', 'the table has no snapshot yet: there is nothing to backfill');
   const pinned = snapshotById(md, head)!;
   const describer = new FileDescriber(md);
-  const live = await liveFiles(reader, pinned);
+  // Compact, with the field's statistics only: the plan holds every live file of the table at once.
+  const live = await liveFiles(reader, pinned, { compact: { fields: new Set([w.fieldId]) } });
   const data = live.filter((f) => f.entry.dataFile.content === 0);
   const deletes = live.filter((f) => f.entry.dataFile.content !== 0);
   const warnings: string[] = [];
@@ -242,16 +262,16 @@ export async function planWhere(md: TableMetadata, reader: ManifestReader, branc
   };
 }
 
-/** The files of a --where chunk again, from the snapshot it was planned on (at prepare time). */
-export async function whereChunkFiles(md: TableMetadata, reader: ManifestReader, pinnedId: bigint, files: FileJson[]): Promise<FileChange[]> {
+/** The files of a --where chunk again, from the snapshot it was planned on (at prepare time), in full. */
+export async function whereChunkFiles(md: TableMetadata, reader: ManifestReader, pinnedId: bigint, files: ChunkFileRef[]): Promise<FileChange[]> {
   const pinned = snapshotById(md, pinnedId);
   if (!pinned) {
     throw new IpsError('BACKFILL_SNAPSHOT_EXPIRED',
       `snapshot ${pinnedId}, which the backfill was planned on, has expired from the table; keep the table's oldest needed snapshot (\`ips tables get\`) while backfills run, and create a new backfill`,
       { details: { snapshot_id: pinnedId.toString() } });
   }
-  const want = new Set(files.map((f) => (f.content_offset === undefined ? f.file_path : `${f.file_path}#content_offset=${f.content_offset}`)));
-  const found = (await liveFiles(reader, pinned)).filter((f) => want.has(changeKey(f)));
+  const want = new Set(files.map(refKey));
+  const found = await liveFiles(reader, pinned, { keep: (f) => want.has(fileKey(f.entry.dataFile)) });
   if (found.length !== want.size) throw new IpsError('STATE_CORRUPT', `chunk files: ${want.size} planned, ${found.length} found in snapshot ${pinnedId}`);
   return found;
 }
@@ -269,12 +289,19 @@ export function parseSnapshots(text: string): { from: bigint | null; to: bigint 
   };
 }
 
-/** The change set of (from, to] with the consumer's policy, per snapshot; history errors name --where. */
-export async function snapshotEvents(md: TableMetadata, reader: ManifestReader, branch: string, from: bigint | null, to: bigint | null, policy: CapturePolicy):
+/** Manifests a compact plan reads at once. */
+const PLAN_CONCURRENCY = 4;
+
+/**
+ * The change set of (from, to] with the consumer's policy, per snapshot; history errors name
+ * --where. `compact`: files as compact entries without statistics, for planning a whole range
+ * (what a chunk holds, counted); a chunk's prepare reads its own range in full.
+ */
+export async function snapshotEvents(md: TableMetadata, reader: ManifestReader, branch: string, from: bigint | null, to: bigint | null, policy: CapturePolicy, compact = false):
   Promise<{ snapshot: Snapshot; events: FileEvent[] }[]> {
   try {
     const range = await resolveRangeWithHistory(md, { from, to, branch }, reader);
-    const cs = await computeChangeSet(reader, range, policy, md);
+    const cs = await computeChangeSet(reader, range, policy, md, compact ? { compact: { stats: { fields: 'none' }, concurrency: PLAN_CONCURRENCY } } : {});
     return cs.snapshots.map((d) => ({ snapshot: d.snapshot, events: decisionEvents(d) }));
   } catch (e) {
     if (isIpsError(e) && HISTORY_CODES.has(e.code)) {
@@ -294,7 +321,7 @@ function timeBucket(ms: bigint, unit: 'day' | 'hour' | 'month'): string {
 
 export async function planSnapshots(md: TableMetadata, reader: ManifestReader, branch: string, text: string, unit: ChunkUnit, policy: CapturePolicy): Promise<Plan> {
   const { from, to } = parseSnapshots(text);
-  const per = await snapshotEvents(md, reader, branch, from, to, policy);
+  const per = await snapshotEvents(md, reader, branch, from, to, policy, true);
   if (per.length === 0) throw new IpsError('EMPTY_RANGE', `--snapshots ${text}: no snapshot in that range; check the ids with \`ips inspect\``);
   const groups: { snapshot: Snapshot; events: FileEvent[] }[][] = [];
   let cur: { snapshot: Snapshot; events: FileEvent[] }[] = [];

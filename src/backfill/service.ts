@@ -15,7 +15,7 @@ import {
 import type { StepProtocol } from '../service/step-protocol.js';
 import { buildLineage, downstreamOf, type LineageGraph } from './lineage.js';
 import { triggerDedupKey } from '../state/index.js';
-import { parseChunk, planSnapshots, planWhere, snapshotChunkFiles, whereChunkFiles, type Plan } from './plan.js';
+import { chunkFileRef, parseChunk, planSnapshots, planWhere, snapshotChunkFiles, whereChunkFiles, type Plan } from './plan.js';
 import { parseValue } from './predicate.js';
 import { resolveFieldId } from '../capture/ranges.js';
 import { DEFAULT_VALIDATION_TIMEOUT_SECONDS, MAX_VALIDATION_TIMEOUT_SECONDS } from './validation.js';
@@ -169,8 +169,7 @@ export class BackfillService {
   /** The dry run: chunks with their files, records and bytes, and who downstream would follow. */
   async dryRun(req: BackfillRequest): Promise<Record<string, unknown>> {
     this.checkKnobs(req);
-    const { plan, source, md } = await this.plan(req);
-    const describer = new FileDescriber(md);
+    const { plan, source } = await this.plan(req);
     const graph = await this.lineage();
     return {
       name: req.name, consumer: req.consumer, table: source.name, kind: plan.kind, spec: plan.spec, warnings: plan.warnings,
@@ -183,7 +182,7 @@ export class BackfillService {
           index: i, range: c.range, files: all.length,
           records: all.reduce((s, f) => s + f.entry.dataFile.recordCount, 0n).toString(),
           bytes: all.reduce((s, f) => s + f.entry.dataFile.fileSizeInBytes, 0n).toString(),
-          file_paths: all.map((f) => describer.describe(f).file_path),
+          file_paths: all.map((f) => f.entry.dataFile.filePath),
         };
       }),
       totals: {
@@ -231,7 +230,6 @@ export class BackfillService {
   async create(req: BackfillRequest, actor: string): Promise<Backfill> {
     this.checkKnobs(req);
     const { plan, source, md } = await this.plan(req);
-    const describer = new FileDescriber(md);
     return this.state.withTransaction(async (tx) => {
       // Creations for one consumer queue on its row: two overlapping backfills cannot both pass the check.
       await tx.q.query('SELECT name FROM consumers WHERE name = $1 FOR UPDATE', [req.consumer]);
@@ -250,11 +248,16 @@ export class BackfillService {
         },
         pinnedSnapshotId: plan.pinned?.snapshotId ?? null, pinnedSequenceNumber: plan.pinned?.sequenceNumber ?? null,
         concurrency: req.concurrency ?? 1, maxAttempts: req.maxAttempts ?? 3, order: req.order ?? 'oldest-first', createdBy: actor,
-        chunks: plan.chunks.map((c) => ({
-          range: c.range,
-          files: { added: c.added.map((f) => describer.describe(f)), removed: c.removed.map((f) => describer.describe(f)) },
-          fromSnapshotId: c.fromSnapshotId, toSnapshotId: c.toSnapshotId,
-        })),
+        chunks: plan.chunks.map((c) => {
+          const all = [...c.added, ...c.removed];
+          return {
+            range: c.range,
+            files: { added: c.added.map(chunkFileRef), removed: c.removed.map(chunkFileRef) },
+            byteCount: all.reduce((n, f) => n + f.entry.dataFile.fileSizeInBytes, 0n),
+            recordCount: all.reduce((n, f) => n + f.entry.dataFile.recordCount, 0n),
+            fromSnapshotId: c.fromSnapshotId, toSnapshotId: c.toSnapshotId,
+          };
+        }),
       });
     });
   }
@@ -278,7 +281,7 @@ export class BackfillService {
         throw new IpsError('INVALID_ARGUMENT', `instance id "${instanceId}" already has batch ${existing.id} of consumer "${bf.consumer}"${existing.backfill ? ` (backfill "${existing.backfill}")` : ''}; use a new instance id per run`);
       }
       const chunk = (await repos.backfills.chunk(name, existing.backfillChunk!))!;
-      return { kind: 'batch', batch: existing, created: false, backfill: await repos.backfills.require(name), chunk, chunks: (await repos.backfills.chunks(name)).length };
+      return { kind: 'batch', batch: existing, created: false, backfill: await repos.backfills.require(name), chunk, chunks: await repos.backfills.chunkCount(name) };
     };
     const again = await mine();
     if (again) return again;
@@ -290,7 +293,7 @@ export class BackfillService {
       if ('none' in next) return { kind: 'none', reason: next.none, backfill: next.backfill };
       const chunk = next.chunk;
       if (opts.onlyChunk !== undefined && chunk.idx !== opts.onlyChunk) return { kind: 'none', reason: 'no-pending', backfill: bf };
-      const chunkCount = (await repos.backfills.chunks(name)).length;
+      const chunkCount = await repos.backfills.chunkCount(name);
       const io = this.o.fileIO(source);
       const md = (await this.o.load(source)).metadata;
       const reader = this.reader(io);
@@ -299,7 +302,9 @@ export class BackfillService {
       let to: Snapshot;
       try {
         if (bf.kind === 'where') {
-          added = await whereChunkFiles(md, reader, bf.pinnedSnapshotId!, chunk.files.added);
+          const planned = await repos.backfills.chunkFiles(name, chunk.idx);
+          if (!planned) throw new IpsError('NOT_FOUND', `backfill "${name}" has no chunk ${chunk.idx}`);
+          added = await whereChunkFiles(md, reader, bf.pinnedSnapshotId!, planned.added);
           to = snapshotById(md, bf.pinnedSnapshotId!)!;
         } else {
           ({ added, removed } = await snapshotChunkFiles(md, reader, source.branch, chunk.fromSnapshotId, chunk.toSnapshotId!, consumer.policy));
@@ -362,7 +367,7 @@ export class BackfillService {
       if (!stored.created) return (await mine())!;
       return {
         kind: 'batch', batch: stored.batch, created: true, backfill: await repos.backfills.require(name),
-        chunk: (await repos.backfills.chunk(name, chunk.idx))!, chunks: (await repos.backfills.chunks(name)).length,
+        chunk: (await repos.backfills.chunk(name, chunk.idx))!, chunks: chunkCount,
       };
     }
     throw new IpsError('CONFLICT', `backfill "${name}": other prepares kept taking the chunks planned here; prepare again`);

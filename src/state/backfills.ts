@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { IpsError } from '../errors.js';
-import type { FileJson } from '../capture/file-json.js';
 import { checkName, int8Array, parseRow } from './common.js';
 import { jsonParam, sqlState, SQLSTATE, type Queryable, type SqlParam } from './database.js';
 
@@ -43,7 +42,6 @@ export interface BackfillChunk {
   state: ChunkState;
   /** As the API shows it: field bounds or snapshot ids. */
   range: Record<string, unknown>;
-  files: { added: FileJson[]; removed: FileJson[] };
   fileCount: number;
   byteCount: bigint;
   recordCount: bigint;
@@ -70,9 +68,27 @@ export interface ChunkValidation {
   by?: string;
 }
 
+/**
+ * A planned file of a chunk, by what names it in the table: its path, and for a deletion vector
+ * its blob's offset (several share one Puffin file). A chunk's batch describes its files in full
+ * when it is prepared; the plan keeps only which ones, so that a backfill over millions of files
+ * stores and reads megabytes, not a description of every file's statistics.
+ */
+export interface ChunkFileRef {
+  file_path: string;
+  content_offset?: string;
+}
+
+export interface ChunkFiles {
+  added: ChunkFileRef[];
+  removed: ChunkFileRef[];
+}
+
 export interface ChunkInput {
   range: Record<string, unknown>;
-  files: { added: FileJson[]; removed: FileJson[] };
+  files: ChunkFiles;
+  byteCount: bigint;
+  recordCount: bigint;
   fromSnapshotId: bigint | null;
   toSnapshotId: bigint | null;
 }
@@ -112,7 +128,6 @@ const chunkRow = z.object({
   idx: z.number().int(),
   state: z.enum(['pending', 'running', 'committed', 'failed', 'cancelled']),
   range: z.record(z.string(), z.unknown()),
-  files: z.object({ added: z.array(z.custom<FileJson>()), removed: z.array(z.custom<FileJson>()) }),
   file_count: z.number().int(),
   byte_count: z.bigint(),
   record_count: z.bigint(),
@@ -127,7 +142,7 @@ const chunkRow = z.object({
   started_at: z.date().nullable(),
   finished_at: z.date().nullable(),
 }).transform((r): BackfillChunk => ({
-  backfill: r.backfill, idx: r.idx, state: r.state, range: r.range, files: r.files, fileCount: r.file_count,
+  backfill: r.backfill, idx: r.idx, state: r.state, range: r.range, fileCount: r.file_count,
   byteCount: r.byte_count, recordCount: r.record_count, fromSnapshotId: r.from_snapshot_id, toSnapshotId: r.to_snapshot_id,
   attempts: r.attempts, batchId: r.batch_id, instanceId: r.instance_id, lastError: r.last_error,
   outputs: Object.fromEntries(Object.entries(r.outputs).map(([k, v]) => [k, BigInt(v)])),
@@ -135,9 +150,17 @@ const chunkRow = z.object({
   startedAt: r.started_at, finishedAt: r.finished_at,
 }));
 
+const chunkFileRef = z.object({ file_path: z.string(), content_offset: z.string().optional() })
+  .transform((f): ChunkFileRef => (f.content_offset === undefined ? { file_path: f.file_path } : { file_path: f.file_path, content_offset: f.content_offset }));
+const chunkFilesRow = z.object({
+  files: z.object({ added: z.array(chunkFileRef), removed: z.array(chunkFileRef) }),
+  files_pruned_at: z.date().nullable(),
+});
+
 const BACKFILL_COLUMNS = `name, consumer, source_table, kind, state, state_reason, spec, pinned_snapshot_id, pinned_sequence_number,
   concurrency, max_attempts, chunk_order, created_by, created_at, updated_at, finished_at`;
-const CHUNK_COLUMNS = `backfill, idx, state, range, files, file_count, byte_count, record_count, from_snapshot_id, to_snapshot_id,
+// Without `files`: only a --where chunk's prepare reads them (chunkFiles), one chunk at a time.
+const CHUNK_COLUMNS = `backfill, idx, state, range, file_count, byte_count, record_count, from_snapshot_id, to_snapshot_id,
   attempts, batch_id, instance_id, last_error, outputs, validation, started_at, finished_at`;
 
 /** States in which a backfill still needs its files and history (retention counts it). */
@@ -266,13 +289,11 @@ export class BackfillsRepo {
         throw e;
       }
       for (const [i, c] of input.chunks.entries()) {
-        const all = [...c.files.added, ...c.files.removed];
         await tx.query(
           `INSERT INTO backfill_chunks (backfill, idx, range, files, file_count, byte_count, record_count, from_snapshot_id, to_snapshot_id)
            VALUES ($1, $2, $3::JSONB, $4::JSONB, $5, $6, $7, $8, $9)`,
-          [input.name, i, jsonParam(c.range), jsonParam(c.files), all.length,
-            all.reduce((s, f) => s + BigInt(f.file_size_in_bytes), 0n), all.reduce((s, f) => s + BigInt(f.record_count), 0n),
-            c.fromSnapshotId, c.toSnapshotId] satisfies SqlParam[]);
+          [input.name, i, jsonParam(c.range), jsonParam(c.files), c.files.added.length + c.files.removed.length,
+            c.byteCount, c.recordCount, c.fromSnapshotId, c.toSnapshotId] satisfies SqlParam[]);
       }
       return (await new BackfillsRepo(tx).get(input.name))!;
     });
@@ -308,6 +329,26 @@ export class BackfillsRepo {
   async chunk(name: string, idx: number): Promise<BackfillChunk | undefined> {
     const res = await this.q.query(`SELECT ${CHUNK_COLUMNS} FROM backfill_chunks WHERE backfill = $1 AND idx = $2`, [name, idx]);
     return res.rows[0] === undefined ? undefined : parseRow(chunkRow, res.rows[0], 'backfill_chunks');
+  }
+
+  /** How many chunks the backfill has. */
+  async chunkCount(name: string): Promise<number> {
+    const res = await this.q.query<{ n: number }>('SELECT count(*)::INT4 AS n FROM backfill_chunks WHERE backfill = $1', [name]);
+    return res.rows[0]?.n ?? 0;
+  }
+
+  /**
+   * The files one chunk was planned with (undefined when there is no such chunk). Rows stored
+   * before plans kept references only hold whole file descriptions: their path and offset are read.
+   */
+  async chunkFiles(name: string, idx: number): Promise<ChunkFiles | undefined> {
+    const res = await this.q.query(`SELECT files, files_pruned_at FROM backfill_chunks WHERE backfill = $1 AND idx = $2`, [name, idx]);
+    if (res.rows[0] === undefined) return undefined;
+    const row = parseRow(chunkFilesRow, res.rows[0], 'backfill_chunks');
+    if (row.files_pruned_at !== null) {
+      throw new IpsError('BACKFILL_STATE', `backfill "${name}" chunk ${idx}: its file list was pruned by retention on ${row.files_pruned_at.toISOString()}, so it cannot be handed out again; create a new backfill for its range`);
+    }
+    return row.files;
   }
 
   /** Chunk counts by state, per backfill (for metrics). */
@@ -400,7 +441,7 @@ export class BackfillsRepo {
     if (!claimed) return undefined;
     const chunk = await this.chunk(claimed.backfill, claimed.idx);
     if (!chunk) return undefined;
-    return { backfill: await this.require(claimed.backfill), chunk, chunks: (await this.chunks(claimed.backfill)).length };
+    return { backfill: await this.require(claimed.backfill), chunk, chunks: await this.chunkCount(claimed.backfill) };
   }
 
   /** Cancels every pending chunk. */

@@ -378,7 +378,8 @@ print(json.dumps({"rows": t.num_rows, "dates": sorted({str(d) for d in t.column(
 
     await service.backfills.create({ name: 'sept', consumer: 'old_job', where: 'event_date >= 2026-09-01 and event_date < 2026-09-03' }, 'test');
     const chunks = await state.repos.backfills.chunks('sept');
-    expect(chunks.map((ch) => ch.files.added.map((f) => f.file_path).sort())).toEqual([paths([a, c]), paths([b])]);
+    const planned = await Promise.all(chunks.map((ch) => state.repos.backfills.chunkFiles('sept', ch.idx)));
+    expect(planned.map((ch) => ch!.added.map((f) => f.file_path).sort())).toEqual([paths([a, c]), paths([b])]);
     const batch = batchOf(await service.backfills.prepare('sept', 'sept-0'));
     expect(batch.tables[0]!.files.added.map((f) => f.file_path).sort()).toEqual(paths([a, c]));
 
@@ -501,7 +502,8 @@ print(json.dumps({"rows": t.num_rows, "dates": sorted({str(d) for d in t.column(
     expect([oldest?.snapshotId, oldest?.backfill]).toEqual([s1, 'replay']);
     const chunks = await state.repos.backfills.chunks('replay');
     expect(chunks.map((c) => [c.fromSnapshotId, c.toSnapshotId])).toEqual([[s1, s2], [s2, s3]]);
-    expect(chunks.map((c) => c.files.added.map((f) => f.file_path).sort())).toEqual([paths(written.slice(3, 5)), paths(written.slice(5, 6))]);
+    const planned = await Promise.all(chunks.map((c) => state.repos.backfills.chunkFiles('replay', c.idx)));
+    expect(planned.map((c) => c!.added.map((f) => f.file_path).sort())).toEqual([paths(written.slice(3, 5)), paths(written.slice(5, 6))]);
     // newest-first: chunk 1 comes first.
     const b = batchOf(await service.backfills.prepare('replay', 'r-0'));
     expect(b.backfillChunk).toBe(1);

@@ -81,7 +81,7 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     await r.backfills.create({
       name, consumer: 'c1', sourceTable: 't1', kind: 'where', spec: { where: 'x' }, pinnedSnapshotId: null, pinnedSequenceNumber: null,
       concurrency: 1, maxAttempts: 3, order: 'oldest-first', createdBy: 'test',
-      chunks: Array.from({ length: chunks }, (_, i) => ({ range: { i }, files: { added: [file(`${name}-${i}`)], removed: [] }, fromSnapshotId: null, toSnapshotId: null })),
+      chunks: Array.from({ length: chunks }, (_, i) => ({ range: { i }, files: { added: [{ file_path: file(`${name}-${i}`).file_path }], removed: [] }, byteCount: 1n, recordCount: 1n, fromSnapshotId: null, toSnapshotId: null })),
     });
     await age('backfills', 'created_at', 'name = $1', [name], createdDaysAgo);
   }
@@ -391,6 +391,21 @@ describe.each(DRIVERS)('retention (%s)', (driver) => {
     for (const x of listed) expect(x.tables.every((tt) => !tt.filesLoaded && tt.files.added.length === 0)).toBe(true);
     const full = await r.batches.list({ consumer: 'c1', state: 'open' });
     expect(full[0]!.tables[0]!.files.added.length).toBe(2);
+  });
+
+  test("a chunk's planned files are read one chunk at a time: a kept list as stored (a whole description too, as plans stored before), a dropped one refused", async () => {
+    expect(await r.backfills.chunkFiles('bf-cancelled', 1)).toEqual({ added: [{ file_path: file('bf-cancelled-1').file_path }], removed: [] });
+    const err = await r.backfills.chunkFiles('bf-cancelled', 0).then(() => null, (e: unknown) => e as { code: string; message: string });
+    expect(err?.code).toBe('BACKFILL_STATE');
+    expect(err?.message).toMatch(/pruned by retention.*create a new backfill/);
+    expect(await r.backfills.chunkFiles('bf-cancelled', 9)).toBeUndefined();
+    // A plan stored before chunks kept references held each file's whole description: its path and DV offset are what is read.
+    const whole = { ...file('bf-live-1'), content_offset: '4' };
+    await db.query(`UPDATE backfill_chunks SET files = $1::JSONB WHERE backfill = 'bf-live' AND idx = 1`, [JSON.stringify({ added: [whole], removed: [file('bf-live-x')] })]);
+    expect(await r.backfills.chunkFiles('bf-live', 1)).toEqual({ added: [{ file_path: whole.file_path, content_offset: '4' }], removed: [{ file_path: file('bf-live-x').file_path }] });
+    // Chunk listings leave the lists unread.
+    expect(Object.keys((await r.backfills.chunks('bf-live'))[1]!)).not.toContain('files');
+    expect(await r.backfills.chunkCount('bf-live')).toBe(2);
   });
 
   test('an archived batch reads back as it did before: its tables (less the file list), its trigger, its watermark moves', async () => {
