@@ -15,39 +15,29 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, pythonEnv, runPython, testEnv } from '../setup/env.js';
+import { REPO_ROOT } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
-import { served, type Served } from '../docs/helpers.js';
+import type { Served } from '../docs/helpers.js';
+import { FILES_PER_SNAPSHOT, SNAPSHOTS, backlogTable, callJson, createEmptyFiles, firstSnapshotsFiles, peakRssMb, serveCapped, type BacklogTable } from './backlog-table.js';
 
-const SNAPSHOTS = 200;
-const FILES_PER_SNAPSHOT = 500;
 const MAX_FILES = 100;
 /** V8 old-space cap of the server (MB): the whole-range plan of this backlog needs several times more. */
 const HEAP_MB = 64;
-const BIN = path.join(REPO_ROOT, 'bin', 'ips.js');
 /** The cap of a server answering the preview of the whole range (its streamed JSON needs more than a prepare). */
 const PREVIEW_HEAP_MB = 128;
 /** The server's max_batch_files: a prepare without limits is cut there. */
 const CEILING = 300;
 
-interface Generated { table_path: string; metadata: string; data_files: number }
-
-let table: Generated;
+let table: BacklogTable;
 let firstTwo: { snapshot_id: string; added: string[] }[];
 let tmp: string;
 let db: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
 let server: Served | undefined;
 let url: string;
 
-const localPath = (p: string): string => p.replace(/^file:(\/\/)?/, '');
-
-/** `ips serve` (compiled) in a child with a capped V8 heap, on the test's PostgreSQL database. */
+/** `ips serve` under a heap cap on the test's PostgreSQL database, with the low batch ceiling. */
 function serve(heapMb: number, dataDir: string): Promise<Served> {
-  return served(spawn(process.execPath, [`--max-old-space-size=${heapMb}`, BIN, 'serve', '--json'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: db!.url, IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '', IPS_MAX_BATCH_FILES: String(CEILING), IPS_TRIGGERS: 'off' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
+  return serveCapped(heapMb, db!.url, dataDir, { IPS_MAX_BATCH_FILES: String(CEILING) });
 }
 
 /** A script under a heap cap: its exit code and the end of its stderr. */
@@ -62,20 +52,9 @@ function runCapped(heapMb: number, args: string[]): Promise<{ code: number | nul
 }
 
 beforeAll(async () => {
-  const out = await runPython('bench/py/change_table.py', [
-    '--snapshots', String(SNAPSHOTS), '--files-per-snapshot', String(FILES_PER_SNAPSHOT),
-    '--root', path.join(testEnv().cacheDir, 'test-tables', 'prepare-backlog'),
-  ], { env: pythonEnv(), timeoutMs: 20 * 60_000 });
-  table = JSON.parse(out.trim().split('\n').pop()!) as Generated;
-  firstTwo = JSON.parse((await runPython('bench/py/snapshot_added_files.py', [table.metadata, '2'])).trim().split('\n').pop()!) as typeof firstTwo;
-  for (const s of firstTwo) {
-    for (const f of s.added) {
-      const p = localPath(f);
-      if (fs.existsSync(p)) continue;
-      fs.mkdirSync(path.dirname(p), { recursive: true });
-      fs.writeFileSync(p, '');
-    }
-  }
+  table = await backlogTable();
+  firstTwo = await firstSnapshotsFiles(table, 2);
+  createEmptyFiles(firstTwo.flatMap((s) => s.added));
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ips-prepare-backlog-'));
   db = await createPgDatabase('prepare_backlog');
   server = await serve(HEAP_MB, path.join(tmp, 'serve'));
@@ -88,18 +67,11 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function call(method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${url}${p}`, {
-    method, signal: AbortSignal.timeout(120_000),
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
-}
+const call = (method: string, p: string, body?: unknown): ReturnType<typeof callJson> => callJson(url, method, p, body);
 
 /** Peak RSS of the server so far (MB), from /proc. */
 function serverPeakMb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${server!.child.pid}/status`, 'utf8'));
-  return Number(m![1]) / 1024;
+  return peakRssMb(server!.child.pid!);
 }
 
 describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches of ${MAX_FILES}`, () => {
@@ -162,8 +134,7 @@ describe(`a consumer ${SNAPSHOTS * FILES_PER_SNAPSHOT} files behind, in batches 
       // Bounds are read back from the manifests as each file is written (the plan keeps none).
       expect(doc.added_files.every((f) => Object.keys(f.lower_bounds).length > 0)).toBe(true);
       expect(previewer.child.exitCode).toBeNull();
-      const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${previewer.child.pid}/status`, 'utf8'))![1];
-      process.stdout.write(`[prepare-backlog] preview of ${doc.added_files.length} files; server peak RSS ${(Number(peak) / 1024).toFixed(0)} MB under --max-old-space-size=${PREVIEW_HEAP_MB}\n`);
+      process.stdout.write(`[prepare-backlog] preview of ${doc.added_files.length} files; server peak RSS ${peakRssMb(previewer.child.pid!).toFixed(0)} MB under --max-old-space-size=${PREVIEW_HEAP_MB}\n`);
     } finally {
       await previewer.stop();
     }

@@ -1,0 +1,37 @@
+"""The live data files of a day-partitioned table's current snapshot, by partition day, as PyIceberg reads them.
+
+    python live_files_by_day.py <metadata.json> <partition field> <day, YYYY-MM-DD>
+
+One JSON line on stdout: {"counts": {"YYYY-MM-DD": n, ...}, "files": [paths of <day>, sorted]}.
+Used by test/backfill/backfill-scale.test.ts as the ground truth for a --where backfill's plan.
+"""
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+
+from pyiceberg.table import StaticTable
+
+
+def main() -> None:
+    metadata, field, day = sys.argv[1], sys.argv[2], sys.argv[3]
+    table = StaticTable.from_metadata(metadata)
+    rows = table.inspect.files().select(["content", "file_path", "partition"]).to_pylist()
+    epoch = dt.date(1970, 1, 1)
+    counts: Counter[str] = Counter()
+    files = []
+    for r in rows:
+        if r["content"] != 0:
+            continue
+        v = r["partition"][field]
+        # A day transform's value: PyIceberg gives a date, or days since the epoch.
+        d = v if isinstance(v, dt.date) else epoch + dt.timedelta(days=int(v))
+        counts[d.isoformat()] += 1
+        if d.isoformat() == day:
+            files.append(r["file_path"])
+    print(json.dumps({"counts": dict(sorted(counts.items())), "files": sorted(files)}))
+
+
+if __name__ == "__main__":
+    main()
