@@ -18,6 +18,14 @@ const BLOCK_RECORDS = 1000;
  */
 const STORE_BELOW_BYTES = 4096;
 
+/**
+ * zlib's fastest level: the manifests ips writes (ICDC tables, the table writer's) are read a few
+ * times and then expire. On a 100,000-entry ICDC manifest it wrote 4 % more bytes than the default
+ * level 6 (20.5 against 19.7 MB) for about a third of the compression CPU, which had been 14 % of
+ * that batch's prepare.
+ */
+const DEFLATE_LEVEL = zlib.constants.Z_BEST_SPEED;
+
 /** `raw` (< 65,536 bytes) as a final stored deflate block: header byte, LEN, NLEN (little-endian), the bytes. */
 function storedDeflateBlock(raw: Buffer): Buffer {
   const out = Buffer.allocUnsafe(raw.length + 5);
@@ -55,7 +63,12 @@ export function writerSchema(key: string, build: () => object): WriterSchema {
   return s;
 }
 
-export function writeAvroFile(schema: object | WriterSchema, meta: Record<string, string>, records: readonly unknown[]): Buffer {
+/**
+ * `records` is iterated once, a block at a time: a caller that makes each record as it is asked
+ * for (a generator) keeps one block's records alive, not the file's. A 100,000-entry manifest's
+ * records, built at once, were half a gigabyte of short-lived objects.
+ */
+export function writeAvroFile(schema: object | WriterSchema, meta: Record<string, string>, records: Iterable<unknown>): Buffer {
   const ws: WriterSchema = 'text' in schema && 'type' in schema ? schema as WriterSchema : { text: JSON.stringify(schema), type: avroType(schema) };
   const type = ws.type;
   const sync = randomBytes(16);
@@ -65,11 +78,17 @@ export function writeAvroFile(schema: object | WriterSchema, meta: Record<string
   };
   for (const [k, v] of Object.entries(meta)) header[k] = Buffer.from(v, 'utf8');
   const parts: Buffer[] = [HEADER_TYPE.toBuffer({ magic: AVRO_MAGIC, meta: header, sync })];
-  for (let i = 0; i < records.length; i += BLOCK_RECORDS) {
-    const chunk = records.slice(i, i + BLOCK_RECORDS);
-    const raw = Buffer.concat(chunk.map((r) => type.toBuffer(r)));
-    const data = raw.length < STORE_BELOW_BYTES ? storedDeflateBlock(raw) : zlib.deflateRawSync(raw);
-    parts.push(LONG.toBuffer(chunk.length), LONG.toBuffer(data.length), data, sync);
+  let block: Buffer[] = [];
+  const flush = (): void => {
+    const raw = Buffer.concat(block);
+    const data = raw.length < STORE_BELOW_BYTES ? storedDeflateBlock(raw) : zlib.deflateRawSync(raw, { level: DEFLATE_LEVEL });
+    parts.push(LONG.toBuffer(block.length), LONG.toBuffer(data.length), data, sync);
+    block = [];
+  };
+  for (const r of records) {
+    block.push(type.toBuffer(r));
+    if (block.length === BLOCK_RECORDS) flush();
   }
+  if (block.length > 0) flush();
   return Buffer.concat(parts);
 }

@@ -130,29 +130,34 @@ export function writeManifest(m: ManifestToWrite, snapshotSequenceNumber: bigint
     () => manifestEntrySchema(m.formatVersion, partitionRecord(partitionFields)));
   const counts = { files: [0, 0, 0], rows: [0n, 0n, 0n] }; // indexed by status: EXISTING, ADDED, DELETED
   let minLiveSeq: bigint | null = null;
-  const records = m.entries.map((e) => {
+  // Checked and counted first; the Avro records are made a block at a time as they are written.
+  for (const e of m.entries) {
     const status = e.status ?? EntryStatus.ADDED;
     counts.files[status]!++;
     counts.rows[status]! += e.dataFile.recordCount;
-    const rec: Record<string, unknown> = { status, data_file: dataFileRecord(m.formatVersion, m.spec, e.dataFile) };
     if (status !== EntryStatus.ADDED) {
       const missing = [e.snapshotId == null && 'snapshot id', m.formatVersion >= 2 && e.sequenceNumber === null && 'data sequence number', m.formatVersion >= 2 && e.fileSequenceNumber == null && 'file sequence number'].filter(Boolean);
       if (missing.length > 0) {
         throw new IpsError('INTERNAL', `manifest entry for ${e.dataFile.filePath} has status ${status === EntryStatus.EXISTING ? 'EXISTING' : 'DELETED'} but no explicit ${missing.join(', ')}: only ADDED entries inherit them`);
       }
     }
-    if (m.formatVersion === 1) rec['snapshot_id'] = e.snapshotId ?? m.snapshotId;
-    else {
-      rec['snapshot_id'] = e.snapshotId ?? null; // null: inherited from the manifest list
-      rec['sequence_number'] = e.sequenceNumber;
-      rec['file_sequence_number'] = e.fileSequenceNumber ?? null;
-    }
     if (status !== EntryStatus.DELETED) {
       const seq = e.sequenceNumber ?? snapshotSequenceNumber;
       if (minLiveSeq === null || seq < minLiveSeq) minLiveSeq = seq;
     }
-    return rec;
-  });
+  }
+  function* records(): Generator<Record<string, unknown>> {
+    for (const e of m.entries) {
+      const rec: Record<string, unknown> = { status: e.status ?? EntryStatus.ADDED, data_file: dataFileRecord(m.formatVersion, m.spec, e.dataFile) };
+      if (m.formatVersion === 1) rec['snapshot_id'] = e.snapshotId ?? m.snapshotId;
+      else {
+        rec['snapshot_id'] = e.snapshotId ?? null; // null: inherited from the manifest list
+        rec['sequence_number'] = e.sequenceNumber;
+        rec['file_sequence_number'] = e.fileSequenceNumber ?? null;
+      }
+      yield rec;
+    }
+  }
   const meta: Record<string, string> = {
     schema: m.schemaJson,
     'schema-id': String(m.schemaId),
@@ -161,7 +166,7 @@ export function writeManifest(m: ManifestToWrite, snapshotSequenceNumber: bigint
     'format-version': String(m.formatVersion),
   };
   if (m.formatVersion >= 2) meta['content'] = m.content === 0 ? 'data' : 'deletes';
-  const bytes = writeAvroFile(schema, meta, records);
+  const bytes = writeAvroFile(schema, meta, records());
   return {
     bytes,
     row: {

@@ -1,4 +1,4 @@
-import { isSafeNumber, parse as parseLossless, isInteger, stringify as stringifyLossless } from 'lossless-json';
+import { isSafeNumber, parse as parseLossless, isInteger, isLosslessNumber, stringify as stringifyLossless } from 'lossless-json';
 import { IpsError, describeError } from '../errors.js';
 import { isLostPreparedStatement, isStalePreparedStatement } from './drivers/statement-names.js';
 
@@ -136,9 +136,34 @@ function containsNul(value: unknown, depth = 0): boolean {
 
 const NUL_REFUSED = 'a text value contains a NUL character (\\u0000), which names, descriptions, properties and ids may not hold; remove it';
 
+/** Thrown inside plainJson's replacer: the value holds a 64-bit number only lossless-json prints exactly. */
+const NEEDS_LOSSLESS = Symbol('needs lossless-json');
+
+/**
+ * JSON.stringify's replacer for the common case, refusing NUL as containsNul does: native
+ * stringify took a quarter of the CPU and a sixth of the transient memory lossless-json's did
+ * (a 100,000-file batch's file list: 0.5 s and 74 MB against 2.2 s and 476 MB).
+ */
+function plainJson(key: string, v: unknown): unknown {
+  if (key.includes('\u0000')) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
+  if (typeof v === 'string') {
+    if (v.includes('\u0000')) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
+  } else if (typeof v === 'bigint' || (typeof v === 'object' && v !== null && isLosslessNumber(v))) {
+    throw NEEDS_LOSSLESS;
+  }
+  return v;
+}
+
+/** A value as JSON text for a `$n::JSONB` parameter: bigints and lossless numbers printed exactly, NUL refused. */
 export function jsonParam(value: unknown): string {
-  if (containsNul(value)) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
-  const text = stringifyLossless(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value, plainJson) as string | undefined;
+  } catch (e) {
+    if (e !== NEEDS_LOSSLESS) throw e;
+    if (containsNul(value)) throw new IpsError('INVALID_ARGUMENT', NUL_REFUSED);
+    text = stringifyLossless(value);
+  }
   if (text === undefined) throw new IpsError('INTERNAL', 'value cannot be stored as JSON');
   return text;
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { LosslessNumber, stringify as stringifyLossless } from 'lossless-json';
 import { databaseConfigFromEnv, describeConfig, jsonParam, normalizeParams, openDatabase, parseJsonValue, redactUrl } from '../../src/state/database.js';
 import { pgliteTemplate } from './helpers.js';
 
@@ -30,6 +31,17 @@ describe('state database configuration', () => {
       .toEqual(['9223372036854775807', '2026-01-02T03:04:05.678Z', null, null, 1, 'x', true]);
     expect(() => normalizeParams([{ a: 1 } as never])).toThrow(/jsonParam/);
     expect(jsonParam({ id: 9223372036854775807n, s: 'x' })).toBe('{"id":9223372036854775807,"s":"x"}');
+    // The native path (no bigint) prints what lossless-json prints, the second computation here.
+    const plain = [
+      { file_path: 's3://b/é/"q"\\x\n', n: 1.5, neg: -0, big: 2 ** 60, nan: NaN, inf: -Infinity, t: true, z: null, u: undefined, f: () => 1, nested: [[], {}, [undefined, null]] },
+      [new Date('2026-01-02T03:04:05.678Z'), new Map([[1, 2]]), { toJSON: () => ({ x: [1] }) }, 'a\u2028b', '\ud800'],
+      'text', 7, null,
+    ];
+    for (const v of plain) expect(jsonParam(v)).toBe(stringifyLossless(v));
+    expect(jsonParam({ deep: [{ n: new LosslessNumber('12345678901234567890') }] })).toBe('{"deep":[{"n":12345678901234567890}]}');
+    for (const bad of [{ a: 'x\u0000' }, { ['k\u0000']: 1 }, [{ id: 1n, s: 'y\u0000' }], { n: new LosslessNumber('1'), s: '\u0000' }]) {
+      expect(() => jsonParam(bad)).toThrow(/NUL/);
+    }
     expect(parseJsonValue('{"id":9223372036854775807,"small":3,"f":1.5}')).toEqual({ id: 9223372036854775807n, small: 3, f: 1.5 });
     // Both paths (no 16-digit run: the built-in parser) give the same values.
     expect(parseJsonValue('{"a":[1,-2.5e3,null,true],"s":"x\\u00e9","n":900719925474099}')).toEqual({ a: [1, -2500, null, true], s: 'xé', n: 900719925474099 });
