@@ -145,7 +145,7 @@ function rangeJson(w: WhereRange, lo: bigint, hi: bigint): Record<string, unknow
  * live file of the table at once; `keep`: which files to keep, so that a chunk's files are found
  * in full without holding every other live file.
  */
-export async function liveFiles(reader: ManifestReader, snapshot: Snapshot, opts: { compact?: StatsWanted; keep?: (f: FileChange) => boolean } = {}): Promise<FileChange[]> {
+export async function liveFiles(reader: ManifestReader, snapshot: Snapshot, opts: { compact?: StatsWanted; keep?: (f: FileChange) => boolean; manifests?: ReadonlySet<string> } = {}): Promise<FileChange[]> {
   const interner = opts.compact ? new EntryInterner() : null;
   const list = await reader.manifestList(snapshot);
   const out: FileChange[] = [];
@@ -154,6 +154,7 @@ export async function liveFiles(reader: ManifestReader, snapshot: Snapshot, opts
     if (seen.has(mf.path)) continue;
     seen.add(mf.path);
     if (mf.addedFilesCount === 0 && mf.existingFilesCount === 0) continue;
+    if (opts.manifests !== undefined && !opts.manifests.has(mf.path)) continue;
     const m = await reader.manifest(mf, opts.compact ? { stats: decodeStats(opts.compact), cache: false } : {});
     for (const entry of m.entries) {
       if (entry.status === EntryStatus.DELETED) continue;
@@ -262,8 +263,11 @@ export async function planWhere(md: TableMetadata, reader: ManifestReader, branc
   };
 }
 
-/** The files of a --where chunk again, from the snapshot it was planned on (at prepare time), in full. */
-export async function whereChunkFiles(md: TableMetadata, reader: ManifestReader, pinnedId: bigint, files: ChunkFileRef[]): Promise<FileChange[]> {
+/**
+ * The files of a --where chunk again, from the snapshot it was planned on (at prepare time), in
+ * full; only from `manifests` when the plan stored which of the snapshot's manifests hold them.
+ */
+export async function whereChunkFiles(md: TableMetadata, reader: ManifestReader, pinnedId: bigint, files: ChunkFileRef[], manifests?: string[]): Promise<FileChange[]> {
   const pinned = snapshotById(md, pinnedId);
   if (!pinned) {
     throw new IpsError('BACKFILL_SNAPSHOT_EXPIRED',
@@ -271,7 +275,7 @@ export async function whereChunkFiles(md: TableMetadata, reader: ManifestReader,
       { details: { snapshot_id: pinnedId.toString() } });
   }
   const want = new Set(files.map(refKey));
-  const found = await liveFiles(reader, pinned, { keep: (f) => want.has(fileKey(f.entry.dataFile)) });
+  const found = await liveFiles(reader, pinned, { keep: (f) => want.has(fileKey(f.entry.dataFile)), ...(manifests ? { manifests: new Set(manifests) } : {}) });
   if (found.length !== want.size) throw new IpsError('STATE_CORRUPT', `chunk files: ${want.size} planned, ${found.length} found in snapshot ${pinnedId}`);
   return found;
 }

@@ -252,7 +252,11 @@ export class BackfillService {
           const all = [...c.added, ...c.removed];
           return {
             range: c.range,
-            files: { added: c.added.map(chunkFileRef), removed: c.removed.map(chunkFileRef) },
+            files: {
+              added: c.added.map(chunkFileRef), removed: c.removed.map(chunkFileRef),
+              // --where: where the chunk's files are in the pinned snapshot (a prepare reads those manifests only).
+              ...(plan.kind === 'where' ? { manifests: [...new Set(all.map((f) => f.manifest.path))] } : {}),
+            },
             byteCount: all.reduce((n, f) => n + f.entry.dataFile.fileSizeInBytes, 0n),
             recordCount: all.reduce((n, f) => n + f.entry.dataFile.recordCount, 0n),
             fromSnapshotId: c.fromSnapshotId, toSnapshotId: c.toSnapshotId,
@@ -304,7 +308,7 @@ export class BackfillService {
         if (bf.kind === 'where') {
           const planned = await repos.backfills.chunkFiles(name, chunk.idx);
           if (!planned) throw new IpsError('NOT_FOUND', `backfill "${name}" has no chunk ${chunk.idx}`);
-          added = await whereChunkFiles(md, reader, bf.pinnedSnapshotId!, planned.added);
+          added = await whereChunkFiles(md, reader, bf.pinnedSnapshotId!, planned.added, planned.manifests);
           to = snapshotById(md, bf.pinnedSnapshotId!)!;
         } else {
           ({ added, removed } = await snapshotChunkFiles(md, reader, source.branch, chunk.fromSnapshotId, chunk.toSnapshotId!, consumer.policy));

@@ -82,6 +82,11 @@ export interface ChunkFileRef {
 export interface ChunkFiles {
   added: ChunkFileRef[];
   removed: ChunkFileRef[];
+  /**
+   * --where: the manifests of the pinned snapshot that hold these files, so that preparing the
+   * chunk decodes those only (absent in plans stored before: every manifest is read).
+   */
+  manifests?: string[];
 }
 
 export interface ChunkInput {
@@ -153,7 +158,7 @@ const chunkRow = z.object({
 const chunkFileRef = z.object({ file_path: z.string(), content_offset: z.string().optional() })
   .transform((f): ChunkFileRef => (f.content_offset === undefined ? { file_path: f.file_path } : { file_path: f.file_path, content_offset: f.content_offset }));
 const chunkFilesRow = z.object({
-  files: z.object({ added: z.array(chunkFileRef), removed: z.array(chunkFileRef) }),
+  files: z.object({ added: z.array(chunkFileRef), removed: z.array(chunkFileRef), manifests: z.array(z.string()).optional() }),
   files_pruned_at: z.date().nullable(),
 });
 
