@@ -30,8 +30,9 @@ import { rowsOut } from './rowsout.js';
 import { fleet } from './fleet.js';
 import { overviewBench } from './overview.js';
 import { prepareBacklog } from './prepare-backlog.js';
+import { backfillScale } from './backfill-scale.js';
 
-const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, overviewBench, prepareBacklog, rowsOut, changelog, idleMemory];
+const BENCHMARKS: Benchmark[] = [manifestDecode, manifestDecodeJavaBlocks, manifestDecodeProfile, metadataLoad, changePlanning, httpStep, triggerLatency, watchCpu, playbackRatio, stateGrowth, fleet, overviewBench, prepareBacklog, backfillScale, rowsOut, changelog, idleMemory];
 
 function usage(): string {
   const lines = [
