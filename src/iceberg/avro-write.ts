@@ -2,6 +2,7 @@ import zlib from 'node:zlib';
 import type avro from 'avsc';
 import { AVRO_MAGIC, HEADER_TYPE, PLAIN_LONG as LONG, avroType } from './avro.js';
 import { randomBytes } from '../random.js';
+import { AvroEncoder } from './avro-encoder.js';
 
 /**
  * Writes an Avro object container file (deflate codec, as Iceberg Java does; small blocks stored) with the given
@@ -65,10 +66,10 @@ export function writerSchema(key: string, build: () => object): WriterSchema {
 
 /**
  * `records` is iterated once, a block at a time: a caller that makes each record as it is asked
- * for (a generator) keeps one block's records alive, not the file's. A 100,000-entry manifest's
- * records, built at once, were half a gigabyte of short-lived objects.
+ * for (a generator) keeps one block's records alive, not the file's. `encode` writes a record
+ * itself (the hot writers, manifest entries); otherwise avsc encodes it with the schema's type.
  */
-export function writeAvroFile(schema: object | WriterSchema, meta: Record<string, string>, records: Iterable<unknown>): Buffer {
+export function writeAvroFile<T>(schema: object | WriterSchema, meta: Record<string, string>, records: Iterable<T>, encode?: (record: T, w: AvroEncoder) => void): Buffer {
   const ws: WriterSchema = 'text' in schema && 'type' in schema ? schema as WriterSchema : { text: JSON.stringify(schema), type: avroType(schema) };
   const type = ws.type;
   const sync = randomBytes(16);
@@ -78,17 +79,20 @@ export function writeAvroFile(schema: object | WriterSchema, meta: Record<string
   };
   for (const [k, v] of Object.entries(meta)) header[k] = Buffer.from(v, 'utf8');
   const parts: Buffer[] = [HEADER_TYPE.toBuffer({ magic: AVRO_MAGIC, meta: header, sync })];
-  let block: Buffer[] = [];
+  const w = new AvroEncoder();
+  let count = 0;
   const flush = (): void => {
-    const raw = Buffer.concat(block);
+    const raw = w.take();
+    // Both copy the block out of the encoder's buffer, which the next block reuses.
     const data = raw.length < STORE_BELOW_BYTES ? storedDeflateBlock(raw) : zlib.deflateRawSync(raw, { level: DEFLATE_LEVEL });
-    parts.push(LONG.toBuffer(block.length), LONG.toBuffer(data.length), data, sync);
-    block = [];
+    parts.push(LONG.toBuffer(count), LONG.toBuffer(data.length), data, sync);
+    count = 0;
   };
   for (const r of records) {
-    block.push(type.toBuffer(r));
-    if (block.length === BLOCK_RECORDS) flush();
+    if (encode) encode(r, w);
+    else w.raw(type.toBuffer(r));
+    if (++count === BLOCK_RECORDS) flush();
   }
-  if (block.length > 0) flush();
+  if (count > 0) flush();
   return Buffer.concat(parts);
 }
