@@ -9,10 +9,11 @@
 // The table's metadata names data files the generator never writes; a chunk's prepare checks that
 // its files exist, so the files of the chunks prepared are created empty (the first snapshot's, as
 // PyIceberg lists them, and the newest day's, bench/py/../../test/backfill/live_files_by_day.py).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, cacheDir, fmtInt, intOptions, lastJsonLine, ms, runCommand, type BenchContext, type Benchmark } from './lib/common.js';
+import { REPO_ROOT, fmtInt, intOptions, lastJsonLine, ms, runCommand, type BenchContext, type Benchmark } from './lib/common.js';
+import { callJson, changeTable, createEmptyFiles } from './lib/change-table.js';
 import { startPostgres } from './lib/postgres.js';
 import { processCpuSeconds } from './lib/proc-cpu.js';
 import { MB, procMemory } from './lib/proc-mem.js';
@@ -25,27 +26,6 @@ const OPTIONS: Record<string, string> = {
   'table-root': 'where the generated table is cached (default $IPS_CACHE_DIR/bench/prepare-backlog)',
 };
 
-interface ChangeTable { table_path: string; metadata: string; snapshots: number; data_files: number; cached: boolean; generation_seconds: number }
-
-async function call(url: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
-  const r = await fetch(`${url}${p}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${text.slice(0, 1000)}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
-function createEmpty(paths: string[]): number {
-  let created = 0;
-  for (const f of paths) {
-    const p = f.replace(/^file:(\/\/)?/, '');
-    if (existsSync(p)) continue;
-    mkdirSync(path.dirname(p), { recursive: true });
-    writeFileSync(p, '');
-    created++;
-  }
-  return created;
-}
-
 interface Step { cpuMs: number; wallMs: number }
 
 const dayAfter = (day: string): string => new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
@@ -57,14 +37,7 @@ export const backfillScale: Benchmark = {
   options: OPTIONS,
   async run(ctx: BenchContext): Promise<void> {
     const n = intOptions(ctx, { snapshots: 200, 'files-per-snapshot': 500, 'chunk-snapshots': 10 });
-    ctx.log('Spark jars (scripts/provision/jars.sh)…');
-    await runCommand('bash', [path.join(REPO_ROOT, 'scripts', 'provision', 'jars.sh')], { prefix: '' });
-    const root = path.resolve(ctx.options.get('table-root') ?? path.join(cacheDir(), 'bench', 'prepare-backlog'));
-    const t = lastJsonLine<ChangeTable>(await runCommand(ctx.python, [
-      path.join(REPO_ROOT, 'bench', 'py', 'change_table.py'),
-      '--snapshots', String(n.snapshots), '--files-per-snapshot', String(n['files-per-snapshot']), '--root', root,
-    ], { prefix: '[generate] ' }));
-    ctx.log(`table ${t.table_path}: ${fmtInt(t.snapshots)} snapshots, ${fmtInt(t.data_files)} data files (${t.cached ? 'cached' : `generated in ${t.generation_seconds} s`})`);
+    const t = await changeTable(ctx, n.snapshots, n['files-per-snapshot']);
 
     const firstChunk = lastJsonLine<{ snapshot_id: string; added: string[] }[]>(await runCommand(ctx.python, [
       path.join(REPO_ROOT, 'bench', 'py', 'snapshot_added_files.py'), t.metadata, String(n['chunk-snapshots']),
@@ -73,7 +46,7 @@ export const backfillScale: Benchmark = {
       path.join(REPO_ROOT, 'test', 'backfill', 'live_files_by_day.py'), t.metadata, 'event_ts_day',
     ], { prefix: '[list] ' }));
     const days = Object.keys(byDay.counts).sort();
-    const created = createEmpty([...firstChunk.flatMap((s) => s.added), ...byDay.files]);
+    const created = createEmptyFiles([...firstChunk.flatMap((s) => s.added), ...byDay.files]);
     ctx.log(`the first chunks' files exist (${fmtInt(created)} created empty now); ${days.length} partition days, ${days[0]} to ${byDay.day} (${fmtInt(byDay.files.length)} files)`);
 
     const pg = await startPostgres(ctx);
@@ -95,21 +68,21 @@ export const backfillScale: Benchmark = {
             const value = await fn();
             return { value, step: { cpuMs: (processCpuSeconds(child.pid!) - c0) * 1000, wallMs: performance.now() - w0 } };
           };
-          if (i === 0) await call(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
+          if (i === 0) await callJson(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
           const consumer = `c${i}`;
-          await call(url, 'POST', '/v1/consumers', { name: consumer, tables: [{ table: 'events', from: 'now' }] });
+          await callJson(url, 'POST', '/v1/consumers', { name: consumer, tables: [{ table: 'events', from: 'now' }] });
           const name = `b${i}`;
-          const c = await measure(() => call(url, 'POST', '/v1/backfills', { name, consumer, table: 'events', ...spec.body }));
+          const c = await measure(() => callJson(url, 'POST', '/v1/backfills', { name, consumer, table: 'events', ...spec.body }));
           const totals = c.value.totals as { chunks: number; files: number };
           if (totals.files !== t.data_files) throw new Error(`${spec.kind}: the plan holds ${totals.files} files, the table ${t.data_files}`);
           const k = await measure(async () => {
-            const p = await call(url, 'POST', `/v1/backfills/${name}/batches`, { instance_id: `${name}-0` });
+            const p = await callJson(url, 'POST', `/v1/backfills/${name}/batches`, { instance_id: `${name}-0` });
             const batch = p.batch as { id: string; tables: { file_count: number }[] };
-            await call(url, 'POST', `/v1/batches/${batch.id}/commit`, {});
+            await callJson(url, 'POST', `/v1/batches/${batch.id}/commit`, {});
             return batch.tables[0]!.file_count;
           });
           if (k.value !== spec.firstFiles) throw new Error(`${spec.kind}: the first chunk handed out ${k.value} files, PyIceberg lists ${spec.firstFiles}`);
-          const g = await measure(() => call(url, 'GET', `/v1/backfills/${name}`));
+          const g = await measure(() => callJson(url, 'GET', `/v1/backfills/${name}`));
           const peakMb = (procMemory(child.pid!)?.hwm ?? NaN) / MB;
           rows.push({ kind: spec.kind, chunks: totals.chunks, firstFiles: k.value, create: c.step, chunk: k.step, get: g.step, peakMb });
           ctx.log(`${spec.kind}: ${fmtInt(totals.chunks)} chunks; create ${ms(c.step.cpuMs)} ms CPU (${ms(c.step.wallMs)} wall); first chunk (${fmtInt(k.value)} files) prepare → commit ${ms(k.step.cpuMs)} ms CPU (${ms(k.step.wallMs)} wall); GET ${ms(g.step.wallMs)} ms wall; server peak RSS ${fmtInt(peakMb)} MiB`);

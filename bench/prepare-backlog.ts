@@ -12,12 +12,13 @@
 // listed by PyIceberg (bench/py/snapshot_added_files.py). The table is cached under its own root
 // (--table-root, default $IPS_CACHE_DIR/bench/prepare-backlog), apart from change-planning's.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  REPO_ROOT, cacheDir, fmtInt, fmtRatio, intOptions, lastJsonLine, median, ms, runCommand, type BenchContext, type Benchmark,
+  REPO_ROOT, fmtInt, fmtRatio, intOptions, lastJsonLine, median, ms, runCommand, type BenchContext, type Benchmark,
 } from './lib/common.js';
+import { callJson, changeTable, createEmptyFiles } from './lib/change-table.js';
 import { startPostgres } from './lib/postgres.js';
 import { processCpuSeconds } from './lib/proc-cpu.js';
 import { MB, procMemory } from './lib/proc-mem.js';
@@ -30,8 +31,6 @@ const OPTIONS: Record<string, string> = {
   batches: 'batches prepared and committed (default 5)',
   'table-root': 'where the generated table is cached (default $IPS_CACHE_DIR/bench/prepare-backlog)',
 };
-
-interface ChangeTable { table_path: string; metadata: string; snapshots: number; data_files: number; cached: boolean; generation_seconds: number }
 
 /** Peak RSS and CPU of a command, from /usr/bin/time. */
 async function timed(args: string[]): Promise<{ stdout: string; cpuS: number; wallS: number; peakMb: number; code: number | null; stderr: string }> {
@@ -55,13 +54,6 @@ async function timed(args: string[]): Promise<{ stdout: string; cpuS: number; wa
   }
 }
 
-async function call(url: string, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
-  const r = await fetch(`${url}${p}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${text.slice(0, 1000)}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
 export const prepareBacklog: Benchmark = {
   name: 'prepare-backlog',
   description: 'a consumer at the start of a 2,000-snapshot / 1M-file table catching up in batches of max_files through ips serve: CPU, wall and peak RSS per batch, vs the whole-range plan prepare made before',
@@ -69,28 +61,14 @@ export const prepareBacklog: Benchmark = {
   options: OPTIONS,
   async run(ctx: BenchContext): Promise<void> {
     const n = intOptions(ctx, { snapshots: 2000, 'files-per-snapshot': 500, 'max-files': 1000, batches: 5 });
-    ctx.log('Spark jars (scripts/provision/jars.sh)…');
-    await runCommand('bash', [path.join(REPO_ROOT, 'scripts', 'provision', 'jars.sh')], { prefix: '' });
-    const root = path.resolve(ctx.options.get('table-root') ?? path.join(cacheDir(), 'bench', 'prepare-backlog'));
-    const t = lastJsonLine<ChangeTable>(await runCommand(ctx.python, [
-      path.join(REPO_ROOT, 'bench', 'py', 'change_table.py'),
-      '--snapshots', String(n.snapshots), '--files-per-snapshot', String(n['files-per-snapshot']), '--root', root,
-    ], { prefix: '[generate] ' }));
-    ctx.log(`table ${t.table_path}: ${fmtInt(t.snapshots)} snapshots, ${fmtInt(t.data_files)} data files (${t.cached ? 'cached' : `generated in ${t.generation_seconds} s`})`);
+    const t = await changeTable(ctx, n.snapshots, n['files-per-snapshot']);
 
     // The files the batches reach (one snapshot more than the files need), created empty.
     const reach = Math.min(n.snapshots, Math.ceil((n['max-files'] * n.batches) / n['files-per-snapshot']) + 1);
     const listed = lastJsonLine<{ snapshot_id: string; added: string[] }[]>(await runCommand(ctx.python, [
       path.join(REPO_ROOT, 'bench', 'py', 'snapshot_added_files.py'), t.metadata, String(reach),
     ], { prefix: '[list] ' }));
-    let created = 0;
-    for (const f of listed.flatMap((s) => s.added)) {
-      const p = f.replace(/^file:(\/\/)?/, '');
-      if (existsSync(p)) continue;
-      mkdirSync(path.dirname(p), { recursive: true });
-      writeFileSync(p, '');
-      created++;
-    }
+    const created = createEmptyFiles(listed.flatMap((s) => s.added));
     ctx.log(`the first ${reach} snapshots' ${fmtInt(listed.reduce((a, s) => a + s.added.length, 0))} data files exist (${fmtInt(created)} created empty now)`);
 
     const pg = await startPostgres(ctx);
@@ -103,14 +81,14 @@ export const prepareBacklog: Benchmark = {
       const env = { ...process.env, DATABASE_URL: await pg.createDatabase('prepare_backlog'), IPS_PORT: '0', IPS_DATA_DIR: dataDir, IPS_LOG_LEVEL: 'silent', IPS_ADMIN_TOKEN: '' };
       const { child, url, stop } = await startServe(['--json'], env, REPO_ROOT);
       try {
-        await call(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
-        await call(url, 'POST', '/v1/consumers', { name: 'late', tables: [{ table: 'events', from: 'start' }] });
+        await callJson(url, 'POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: t.table_path } });
+        await callJson(url, 'POST', '/v1/consumers', { name: 'late', tables: [{ table: 'events', from: 'start' }] });
         for (let i = 0; i < n.batches; i++) {
           const c0 = processCpuSeconds(child.pid!);
           const w0 = performance.now();
-          const p = await call(url, 'POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: n['max-files'] } });
+          const p = await callJson(url, 'POST', '/v1/consumers/late/batches', { instance_id: `run-${i}`, limits: { max_files: n['max-files'] } });
           const batch = p.batch as { id: string; tables: { file_count: number }[] };
-          await call(url, 'POST', `/v1/batches/${batch.id}/commit`, {});
+          await callJson(url, 'POST', `/v1/batches/${batch.id}/commit`, {});
           wallMs.push(performance.now() - w0);
           cpuMs.push((processCpuSeconds(child.pid!) - c0) * 1000);
           handed += batch.tables[0]!.file_count;

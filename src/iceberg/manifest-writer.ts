@@ -83,7 +83,7 @@ function optInt(w: AvroEncoder, v: number | null): void {
 }
 
 /** An int-keyed map as Iceberg writes it (an array of key/value records), optional; one block, as avsc writes arrays. */
-function optCounts(w: AvroEncoder, m: ReadonlyMap<number, bigint> | null): void {
+function optIntMap<V>(w: AvroEncoder, m: ReadonlyMap<number, V> | null, value: (v: V) => void): void {
   if (m === null) {
     w.int(0);
     return;
@@ -91,25 +91,9 @@ function optCounts(w: AvroEncoder, m: ReadonlyMap<number, bigint> | null): void 
   w.int(1);
   if (m.size > 0) {
     w.int(m.size);
-    m.forEach((value, key) => {
+    m.forEach((v, key) => {
       w.int(key);
-      w.long(value);
-    });
-  }
-  w.int(0);
-}
-
-function optBounds(w: AvroEncoder, m: ReadonlyMap<number, Buffer> | null): void {
-  if (m === null) {
-    w.int(0);
-    return;
-  }
-  w.int(1);
-  if (m.size > 0) {
-    w.int(m.size);
-    m.forEach((value, key) => {
-      w.int(key);
-      w.bytes(value);
+      value(v);
     });
   }
   w.int(0);
@@ -151,18 +135,20 @@ function encodeEntry(w: AvroEncoder, m: ManifestToWrite, partitionType: avro.Typ
   w.long(df.recordCount);
   w.long(df.fileSizeInBytes);
   if (fv === 1) w.long(64n * 1024n * 1024n); // block_size_in_bytes; spec: "always write a default in v1"
-  optCounts(w, df.columnSizes);
-  optCounts(w, df.valueCounts);
-  optCounts(w, df.nullValueCounts);
-  optCounts(w, df.nanValueCounts);
-  optBounds(w, df.lowerBounds);
-  optBounds(w, df.upperBounds);
+  const long = (v: bigint): void => w.long(v);
+  const bytes = (v: Buffer): void => w.bytes(v);
+  optIntMap(w, df.columnSizes, long);
+  optIntMap(w, df.valueCounts, long);
+  optIntMap(w, df.nullValueCounts, long);
+  optIntMap(w, df.nanValueCounts, long);
+  optIntMap(w, df.lowerBounds, bytes);
+  optIntMap(w, df.upperBounds, bytes);
   if (df.keyMetadata === null) w.int(0);
   else {
     w.int(1);
     w.bytes(df.keyMetadata);
   }
-  optArray(w, df.splitOffsets, (v) => w.long(v));
+  optArray(w, df.splitOffsets, long);
   if (fv >= 2) optArray(w, df.equalityIds, (v) => w.int(v));
   optInt(w, df.sortOrderId);
   if (fv >= 3) optLong(w, df.firstRowId);
