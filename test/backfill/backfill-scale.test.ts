@@ -4,7 +4,8 @@
 // stores which files it holds, not their descriptions; listing, counting and preparing a chunk
 // read one chunk's file list at most. Before, creating either backfill here took 1.3 GB and
 // preparing one chunk read every chunk's descriptions (2–2.5 GB): neither fits this cap. What each
-// chunk holds comes from PyIceberg's reading of the table, not from ips.
+// chunk holds comes from PyIceberg's reading of the table, not from ips. A plan of more than
+// MAX_CHUNKS chunks is refused with a --chunk that fits.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPython } from '../setup/env.js';
 import { createPgDatabase } from '../state/helpers.js';
 import type { Served } from '../docs/helpers.js';
+import { MAX_CHUNKS } from '../../src/backfill/service.js';
 import { FILES_PER_SNAPSHOT, SNAPSHOTS, backlogTable, callJson, createEmptyFiles, firstSnapshotsFiles, peakRssMb, serveCapped, type BacklogTable } from '../service/backlog-table.js';
 
 /** V8 old-space cap of the server (MB). */
-const HEAP_MB = 96;
+const HEAP_MB = 160;
 /** The table's newest partition day (snapshot c writes day 2025-01-01 + c / 24; late files go to older days). */
 const LAST_DAY = '2025-01-09';
 
@@ -36,7 +38,7 @@ beforeAll(async () => {
   server = await serveCapped(HEAP_MB, db.url, path.join(tmp, 'serve'));
   const call = (method: string, p: string, body?: unknown) => callJson(server!.url, method, p, body);
   expect((await call('POST', '/v1/tables', { name: 'events', ref: { kind: 'directory', location: table.table_path } })).status).toBe(201);
-  for (const name of ['replay', 'by_day']) expect((await call('POST', '/v1/consumers', { name, tables: [{ table: 'events', from: 'now' }] })).status).toBe(201);
+  for (const name of ['replay', 'by_day', 'fine']) expect((await call('POST', '/v1/consumers', { name, tables: [{ table: 'events', from: 'now' }] })).status).toBe(201);
 }, 25 * 60_000);
 
 afterAll(async () => {
@@ -99,5 +101,19 @@ describe(`backfills over ${SNAPSHOTS * FILES_PER_SNAPSHOT} files through ips ser
     expect(newest.files).toEqual(byDay.files);
     expect(server!.child.exitCode).toBeNull();
     process.stdout.write(`[backfill-scale] --where: ${chunks.length} chunks planned, ${newest.files.length} files in the first; server peak RSS ${peakRssMb(server!.child.pid!).toFixed(0)} MB\n`);
+  }, 10 * 60_000);
+
+  it(`a plan of more than ${MAX_CHUNKS} chunks is refused with the --chunk that fits, and that one is planned`, async () => {
+    const where = "event_ts >= '2025-01-01' and event_ts < '2025-01-10'";
+    const refused = await call('POST', '/v1/backfills', { name: 'fine', consumer: 'fine', table: 'events', where, chunk: 'files:5' });
+    expect(refused.status).toBe(400);
+    expect(refused.json.code).toBe('INVALID_ARGUMENT');
+    expect(String(refused.json.detail)).toContain(`into ${table.data_files / 5} chunks (${table.data_files} files); a backfill has at most ${MAX_CHUNKS}`);
+    const suggested = /use a coarser --chunk \((files:\d+) or more/.exec(String(refused.json.detail))![1]!;
+    expect(suggested).toBe(`files:${table.data_files / MAX_CHUNKS}`);
+    const created = await call('POST', '/v1/backfills', { name: 'fine', consumer: 'fine', table: 'events', where, chunk: suggested });
+    expect(created.status, JSON.stringify(created.json).slice(0, 500)).toBe(201);
+    expect(created.json.totals).toMatchObject({ chunks: MAX_CHUNKS, files: table.data_files });
+    expect(server!.child.exitCode).toBeNull();
   }, 10 * 60_000);
 });
