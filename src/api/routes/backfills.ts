@@ -19,7 +19,7 @@ export const createBackfillBody = z.object({
   table: name.optional().describe('the source table (default: the consumer\'s only one)'),
   where: z.string().min(1).max(2000).optional().describe('a field range over the table\'s current data, e.g. "event_date >= 2026-10-01 and event_date < 2026-10-15"'),
   snapshots: z.string().min(2).max(100).optional().describe('FROM..TO snapshot ids (FROM exclusive): replay that history with the consumer\'s policy'),
-  chunk: z.string().min(1).max(40).optional().describe('day, hour, month, files:N or snapshots:N (default day for where, snapshots:1 for snapshots)'),
+  chunk: z.string().min(1).max(40).optional().describe('day, hour, month, files:N or snapshots:N (default day for where, snapshots:1 for snapshots); a plan of more than 10,000 chunks is refused'),
   concurrency: z.number().int().positive().max(10).optional().describe('chunks in flight (default 1)'),
   order: z.enum(['oldest-first', 'newest-first']).optional(),
   max_attempts: z.number().int().positive().max(100).optional().describe('attempts per chunk before the backfill stops in failed (default 3)'),
