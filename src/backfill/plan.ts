@@ -10,10 +10,10 @@ import { branchHead, resolveRangeWithHistory } from '../capture/range.js';
 import { partitionInterval } from '../capture/ranges.js';
 import type { FileChange } from '../capture/snapshot-changes.js';
 import { EntryStatus } from '../iceberg/manifest.js';
-import type { ChunkFileRef } from '../state/backfills.js';
 import { snapshotById, type Snapshot, type TableMetadata } from '../iceberg/metadata.js';
 import { partitionValueFromAvro } from '../iceberg/partition-values.js';
 import { decodeBinaryValue } from '../iceberg/values.js';
+import type { ChunkFileRef } from '../state/backfills.js';
 import { asBig, formatValue, parseWhere, type WhereRange } from './predicate.js';
 
 /**
@@ -171,8 +171,9 @@ export function chunkFileRef(f: FileChange): ChunkFileRef {
   return df.contentOffset === null ? { file_path: df.filePath } : { file_path: df.filePath, content_offset: df.contentOffset.toString() };
 }
 
+/** The key file-key.ts gives the file a ref names. */
 function refKey(r: ChunkFileRef): string {
-  return r.content_offset === undefined ? r.file_path : `${r.file_path}#content_offset=${r.content_offset}`;
+  return fileKey({ filePath: r.file_path, contentOffset: r.content_offset === undefined ? null : BigInt(r.content_offset) });
 }
 
 export async function planWhere(md: TableMetadata, reader: ManifestReader, branch: string, whereText: string, unit: ChunkUnit): Promise<Plan> {

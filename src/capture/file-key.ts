@@ -8,7 +8,7 @@ import type { FileChange } from './snapshot-changes.js';
  * the ICDC writer key files by this, never by path. A plain file's key is its path, so keys
  * stored before DVs were told apart still match.
  */
-export function fileKey(df: DataFile): string {
+export function fileKey(df: Pick<DataFile, 'filePath' | 'contentOffset'>): string {
   return df.contentOffset === null ? df.filePath : `${df.filePath}#content_offset=${df.contentOffset}`;
 }
 

@@ -1,12 +1,12 @@
+/** Longs of smaller magnitude take the double path (AvroEncoder.int). */
+const SMALL = 2 ** 52;
+const SMALL_BIG = 2n ** 52n;
+
 /**
  * A growable buffer for Avro binary encoding by hand (the spec's "Binary Encoding"): zig-zag
  * varints for int and long, length-prefixed UTF-8 and bytes. For the hot writers (manifest
  * entries) where avsc's generic path made a Buffer per long and an object per map entry.
  */
-/** Longs of smaller magnitude take the double path (AvroEncoder.int). */
-const SMALL = 2 ** 52;
-const SMALL_BIG = 2n ** 52n;
-
 export class AvroEncoder {
   buf: Buffer;
   pos = 0;
@@ -58,11 +58,6 @@ export class AvroEncoder {
       z >>= 7n;
     }
     this.buf[this.pos++] = Number(z);
-  }
-
-  boolean(v: boolean): void {
-    this.ensure(1);
-    this.buf[this.pos++] = v ? 1 : 0;
   }
 
   bytes(b: Uint8Array): void {

@@ -1,6 +1,6 @@
 import type avro from 'avsc';
 import { avroType } from './avro.js';
-import { AvroEncoder } from './avro-encoder.js';
+import type { AvroEncoder } from './avro-encoder.js';
 import { writeAvroFile, writerSchema } from './avro-write.js';
 import { IpsError } from '../errors.js';
 import { EntryStatus, type DataFile } from './manifest.js';
@@ -82,8 +82,13 @@ function optInt(w: AvroEncoder, v: number | null): void {
   }
 }
 
+// Value writers for the maps and arrays below, module-level: no closure per entry.
+const writeLong = (w: AvroEncoder, v: bigint): void => w.long(v);
+const writeInt = (w: AvroEncoder, v: number): void => w.int(v);
+const writeBytes = (w: AvroEncoder, v: Buffer): void => w.bytes(v);
+
 /** An int-keyed map as Iceberg writes it (an array of key/value records), optional; one block, as avsc writes arrays. */
-function optIntMap<V>(w: AvroEncoder, m: ReadonlyMap<number, V> | null, value: (v: V) => void): void {
+function optIntMap<V>(w: AvroEncoder, m: ReadonlyMap<number, V> | null, value: (w: AvroEncoder, v: V) => void): void {
   if (m === null) {
     w.int(0);
     return;
@@ -93,13 +98,13 @@ function optIntMap<V>(w: AvroEncoder, m: ReadonlyMap<number, V> | null, value: (
     w.int(m.size);
     m.forEach((v, key) => {
       w.int(key);
-      value(v);
+      value(w, v);
     });
   }
   w.int(0);
 }
 
-function optArray<T>(w: AvroEncoder, items: readonly T[] | null, item: (v: T) => void): void {
+function optArray<T>(w: AvroEncoder, items: readonly T[] | null, item: (w: AvroEncoder, v: T) => void): void {
   if (items === null) {
     w.int(0);
     return;
@@ -107,7 +112,7 @@ function optArray<T>(w: AvroEncoder, items: readonly T[] | null, item: (v: T) =>
   w.int(1);
   if (items.length > 0) {
     w.int(items.length);
-    for (const v of items) item(v);
+    for (const v of items) item(w, v);
   }
   w.int(0);
 }
@@ -135,21 +140,19 @@ function encodeEntry(w: AvroEncoder, m: ManifestToWrite, partitionType: avro.Typ
   w.long(df.recordCount);
   w.long(df.fileSizeInBytes);
   if (fv === 1) w.long(64n * 1024n * 1024n); // block_size_in_bytes; spec: "always write a default in v1"
-  const long = (v: bigint): void => w.long(v);
-  const bytes = (v: Buffer): void => w.bytes(v);
-  optIntMap(w, df.columnSizes, long);
-  optIntMap(w, df.valueCounts, long);
-  optIntMap(w, df.nullValueCounts, long);
-  optIntMap(w, df.nanValueCounts, long);
-  optIntMap(w, df.lowerBounds, bytes);
-  optIntMap(w, df.upperBounds, bytes);
+  optIntMap(w, df.columnSizes, writeLong);
+  optIntMap(w, df.valueCounts, writeLong);
+  optIntMap(w, df.nullValueCounts, writeLong);
+  optIntMap(w, df.nanValueCounts, writeLong);
+  optIntMap(w, df.lowerBounds, writeBytes);
+  optIntMap(w, df.upperBounds, writeBytes);
   if (df.keyMetadata === null) w.int(0);
   else {
     w.int(1);
     w.bytes(df.keyMetadata);
   }
-  optArray(w, df.splitOffsets, long);
-  if (fv >= 2) optArray(w, df.equalityIds, (v) => w.int(v));
+  optArray(w, df.splitOffsets, writeLong);
+  if (fv >= 2) optArray(w, df.equalityIds, writeInt);
   optInt(w, df.sortOrderId);
   if (fv >= 3) optLong(w, df.firstRowId);
   if (fv >= 2) {

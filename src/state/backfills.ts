@@ -155,7 +155,7 @@ const chunkRow = z.object({
   startedAt: r.started_at, finishedAt: r.finished_at,
 }));
 
-const chunkFileRef = z.object({ file_path: z.string(), content_offset: z.string().optional() })
+const chunkFileRef = z.object({ file_path: z.string(), content_offset: z.string().regex(/^\d{1,19}$/).optional() })
   .transform((f): ChunkFileRef => (f.content_offset === undefined ? { file_path: f.file_path } : { file_path: f.file_path, content_offset: f.content_offset }));
 const chunkFilesRow = z.object({
   files: z.object({ added: z.array(chunkFileRef), removed: z.array(chunkFileRef), manifests: z.array(z.string()).optional() }),
