@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Provision everything the test suite needs (or only the pieces named as arguments):
-#   scripts/provision/all.sh [postgres] [minio] [python] [jars] [node22] [airflow] [airflow2] [chromium] [pgbouncer]
+#   scripts/provision/all.sh [postgres] [minio] [python] [jars] [node22] [airflow] [airflow2] [chromium] [pgbouncer] [clang-wasm]
 # Idempotent: a second run only checks what is there and takes a second or so.
 # Cache: ${IPS_CACHE_DIR:-$HOME/.cache/ips}. PostgreSQL goes first (it may need apt); the other
 # pieces run in parallel (a MinIO build is CPU bound, pip and Maven are network bound).
 # airflow, airflow2: Apache Airflow 3 and 2 in venvs of their own, for test/airflow/.
 # chromium: Debian's chromium for the console's browser tests (test/ui/).
 # pgbouncer: Debian's PgBouncer for test/state/pgbouncer.test.ts.
+# clang-wasm: Debian's clang and lld, for test/unit/inflate.test.ts (rebuilds the WebAssembly inflater).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export IPS_PROVISION_NAME=all
 
 pieces=("$@")
-[ ${#pieces[@]} -gt 0 ] || pieces=(postgres minio python jars node22 airflow airflow2 chromium pgbouncer)
+[ ${#pieces[@]} -gt 0 ] || pieces=(postgres minio python jars node22 airflow airflow2 chromium pgbouncer clang-wasm)
 for p in "${pieces[@]}"; do
-  [ -f "$PROVISION_DIR/$p.sh" ] || die "unknown piece '$p' (known: postgres minio python jars node22 airflow airflow2 chromium pgbouncer)"
+  [ -f "$PROVISION_DIR/$p.sh" ] || die "unknown piece '$p' (known: postgres minio python jars node22 airflow airflow2 chromium pgbouncer clang-wasm)"
 done
 
 start_all=$(date +%s)

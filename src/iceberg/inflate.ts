@@ -1,21 +1,28 @@
 import type { Cursor } from './avro-decoder.js';
 import zlib from 'node:zlib';
+import { BAD_DATA, OUTPUT_TOO_LARGE, WasmInflater } from './inflate-wasm.js';
 
 /**
- * Raw inflate of one small deflate block, synchronously, without the cost of a new zlib stream per
- * call. `zlib.inflateRawSync` builds a Transform stream and a native zlib state for every call
- * (≈ 6–10 µs), which dominates manifests written with one entry per Avro block (PyIceberg). Here
- * one native zlib handle is kept and driven directly: `handle.writeSync(flush, in, inOff, inLen,
- * out, outOff, outLen)` inflates into a reused output buffer (grown when a block needs more, up to
- * the caller's limit), the handle's write state says how much input and output are left, and
- * `reset()` readies it for the next block. Errors arrive synchronously through the handle's
- * `onerror`, as Node's own synchronous path receives them. (Node's `_processChunk` on top of the
- * same handle added listeners, slices and an output allocation per call: ~25 % more per block.)
+ * Raw inflate of Avro deflate blocks, synchronously, at the lowest cost per block this process
+ * can get. Three engines, the first that passes its self-test at load is used:
  *
- * These are Node internals, so the engine checks itself once (known blocks, inflated twice, must
- * come back right; a limit must be refused; corrupt data must fail) and the module falls back to
- * `zlib.inflateRawSync` for good when anything about them differs. A handle that failed on a block
- * is closed and replaced, never reused.
+ * 1. libdeflate in WebAssembly (src/iceberg/inflate-wasm.ts): about 60 % of zlib's CPU on the
+ *    ~500-byte one-entry blocks PyIceberg writes. It takes blocks whose output fits 8 MB; larger
+ *    ones (and any block it cannot take) go to the next engine.
+ * 2. One native zlib handle, kept and driven directly. `zlib.inflateRawSync` builds a Transform
+ *    stream and a native zlib state for every call (≈ 6–10 µs), which dominates manifests written
+ *    with one entry per Avro block. Here `handle.writeSync(flush, in, inOff, inLen, out, outOff,
+ *    outLen)` inflates into a reused output buffer (grown when a block needs more, up to the
+ *    caller's limit), the handle's write state says how much input and output are left, and
+ *    `reset()` readies it for the next block. Errors arrive synchronously through the handle's
+ *    `onerror`, as Node's own synchronous path receives them. (Node's `_processChunk` on top of
+ *    the same handle added listeners, slices and an output allocation per call: ~25 % more.)
+ * 3. `zlib.inflateRawSync`.
+ *
+ * Engines 1 and 2 are checked once (known blocks, inflated twice, must come back right; a limit
+ * must be refused; corrupt data must fail); engine 2 uses Node internals, and the module falls
+ * back to engine 3 for good when anything about them differs. A zlib handle that failed on a
+ * block is closed and replaced, never reused.
  */
 interface NativeHandle {
   writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
@@ -170,6 +177,16 @@ export function inflateRawBlock(data: Buffer, maxOutputLength: number): Buffer {
  * of the input or the output: with one Avro block per manifest entry, each was a measurable cost.
  */
 export function inflateRawInto(data: Buffer, start: number, end: number, maxOutputLength: number, c: Cursor): void {
+  if (wasm !== null) {
+    const n = wasmInflate(wasm, data, start, end, maxOutputLength);
+    if (n >= 0) {
+      c.buf = wasm.output;
+      c.pos = 0;
+      c.end = n;
+      return;
+    }
+    // Otherwise not taken there: zlib below.
+  }
   if (fastPath) {
     try {
       const n = fastInflate(data, maxOutputLength, start, end);
@@ -189,9 +206,64 @@ export function inflateRawInto(data: Buffer, start: number, end: number, maxOutp
   c.end = outBuf.length;
 }
 
-fastPath = selfTest();
+/**
+ * The WebAssembly engine's answer: the output length, or -1 when the block is not taken there
+ * (too large for it, or memory for it could not be had). Corrupt data and the limit throw, as
+ * zlib's would.
+ */
+function wasmInflate(w: WasmInflater, data: Buffer, start: number, end: number, maxOutputLength: number): number {
+  let n: number;
+  try {
+    n = w.inflate(data, start, end, maxOutputLength);
+  } catch {
+    return -1; // e.g. memory.grow refused: zlib streams the block instead
+  }
+  if (n >= 0) return n;
+  if (n === OUTPUT_TOO_LARGE) throw new TooLarge(`Cannot create a Buffer larger than ${maxOutputLength} bytes`);
+  if (n === BAD_DATA) throw new InflateError('invalid deflate data (corrupt or truncated)', 'Z_DATA_ERROR', zlib.constants.Z_DATA_ERROR);
+  return -1;
+}
 
-/** Whether the reused engine is in use (for tests and benchmarks). */
+/** The WebAssembly engine, checked like the zlib handle: known blocks, the limit, corrupt data, offsets. */
+function wasmEngine(): WasmInflater | null {
+  try {
+    const w = new WasmInflater();
+    const sample = Buffer.from('ips inflate self-test '.repeat(50));
+    // Over the engine's first output region (64 KB), so that growing it is checked too.
+    const large = Buffer.alloc(200 * 1024, 7);
+    const packed = zlib.deflateRawSync(sample);
+    const packedLarge = zlib.deflateRawSync(large);
+    const inflate = (b: Buffer, max: number, start = 0, end = b.length): Buffer | number => {
+      const n = w.inflate(b, start, end, max);
+      return n < 0 ? n : Buffer.from(w.output.subarray(0, n));
+    };
+    for (let i = 0; i < 2; i++) {
+      if (!sample.equals(inflate(packed, 1 << 20) as Buffer)) return null;
+      if (!large.equals(inflate(packedLarge, 1 << 20) as Buffer)) return null;
+    }
+    if (inflate(packed, sample.length - 1) !== OUTPUT_TOO_LARGE) return null;
+    if (!sample.equals(inflate(packed, sample.length) as Buffer)) return null;
+    if (inflate(packed.subarray(0, packed.length >> 1), 1 << 20) !== BAD_DATA) return null;
+    const padded = Buffer.concat([Buffer.from('xyz'), packed, Buffer.from('xyz')]);
+    return sample.equals(inflate(padded, 1 << 20, 3, 3 + packed.length) as Buffer) ? w : null;
+  } catch {
+    return null;
+  }
+}
+
+fastPath = selfTest();
+const wasm: WasmInflater | null = process.env.IPS_INFLATE === 'zlib' ? null : wasmEngine();
+
+/**
+ * Which engine inflates blocks (for tests and benchmarks): 'libdeflate-wasm' (blocks it cannot
+ * take still go to zlib), 'zlib-handle' or 'zlib'. IPS_INFLATE=zlib at start leaves the
+ * WebAssembly engine out (to compare the two).
+ */
+export function inflateEngine(): 'libdeflate-wasm' | 'zlib-handle' | 'zlib' {
+  return wasm !== null ? 'libdeflate-wasm' : fastPath ? 'zlib-handle' : 'zlib';
+}
+
+/** Whether the reused zlib handle is in use (for tests and benchmarks). */
 export function fastInflateInUse(): boolean {
   return fastPath;
 }

@@ -457,8 +457,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // node22: a Node 22 runtime for test/node22/; airflow, airflow2: Apache Airflow 3 and 2 in venvs
   // of their own, for test/airflow/ (which reads env/airflow and env/airflow2 itself); chromium:
   // Debian's Chromium for the console's browser tests, test/ui/ (which reads env/chromium);
-  // pgbouncer: Debian's PgBouncer for test/state/pgbouncer.test.ts (which reads env/pgbouncer).
-  const extras = ['node22', 'airflow', 'airflow2', 'chromium', 'pgbouncer'];
+  // pgbouncer: Debian's PgBouncer for test/state/pgbouncer.test.ts (which reads env/pgbouncer);
+  // clang-wasm: Debian's clang and lld for test/unit/inflate.test.ts (which reads env/clang).
+  const extras = ['node22', 'airflow', 'airflow2', 'chromium', 'pgbouncer', 'clang-wasm'];
   await provision(useCompose ? ['python', 'jars', ...extras] : ['postgres', 'minio', 'python', 'jars', ...extras]);
 
   const rec: RunRecord = { ownerPid: process.pid, servers: [], dirs: [] };
