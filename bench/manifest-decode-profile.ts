@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import avro from 'avsc';
 import { HEADER_TYPE, PLAIN_LONG, readAvroFile } from '../src/iceberg/avro.js';
-import { inflateRawBlock } from '../src/iceberg/inflate.js';
+import { inflateEngine, inflateRawBlock } from '../src/iceberg/inflate.js';
 import { readIntKeyedMap } from '../src/iceberg/avro-fields.js';
 import { decodeManifestList, type ManifestFile } from '../src/iceberg/manifest-list.js';
 import { decodeManifest } from '../src/iceberg/manifest.js';
@@ -127,7 +127,8 @@ function category(fn: string, url: string): string {
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)' || fn === '(idle)' || fn === '(root)') return 'V8/native other (program, idle)';
   if (url.includes('/src/iceberg/avro-decoder.ts')) return 'ips compiled decoder (avro-decoder.ts)';
-  if (url.includes('/src/iceberg/inflate.ts')) return 'inflate (reused zlib engine)';
+  if (url.includes('/src/iceberg/inflate.ts') || url.includes('/src/iceberg/inflate-wasm.ts')) return 'inflate (driver: inflate.ts, inflate-wasm.ts)';
+  if (url.startsWith('wasm://')) return 'inflate (libdeflate, WebAssembly)';
   if (url.includes('/src/iceberg/avro.ts')) return fn === 'varintToBigInt' || fn === 'fromBuffer' ? 'bigint longs: varintToBigInt' : 'ips container framing (avro.ts)';
   if (url.includes('/node_modules/avsc/')) {
     if (fn.startsWith('AbstractLongType') || fn === 'Tap.skipLong') return 'bigint longs: avsc AbstractLongType (slice per long)';
@@ -273,7 +274,7 @@ export const manifestDecodeProfile: Benchmark = {
         ['layer', 'CPU µs/entry', 'share'],
         [
           ['container framing', usPerEntry(a), share(a)],
-          ['block inflate (one reused zlib engine, src/iceberg/inflate.ts)', usPerEntry(b - a), share(b - a)],
+          [`block inflate (src/iceberg/inflate.ts, engine ${inflateEngine()})`, usPerEntry(b - a), share(b - a)],
           ['compiled manifest decode + field mapping (E − B)', usPerEntry(e - b), share(e - b)],
           ['(reference, not in E) avsc generic decode, longs as numbers (C − B)', usPerEntry(c - b), ''],
           ['(reference, not in E) compiled generic decode, longs as bigint (D − B)', usPerEntry(d - b), ''],
