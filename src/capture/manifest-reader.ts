@@ -17,9 +17,10 @@ export interface ReadOptions {
   /** Manifest lists: only the manifests this snapshot added (decodeManifestList's `addedBy`); such a list is not cached. */
   addedBy?: bigint;
   /**
-   * Decode straight from the file's bytes, inflating each block on this thread with one reused
-   * zlib engine, instead of inflating on libuv's pool first (decompressAvroFile). About half the
-   * CPU for a large plan; it holds the event loop for a file's decode (a deflate bomb's up to the
+   * Decode straight from the file's bytes, inflating each block on this thread (libdeflate in
+   * WebAssembly, zlib past 8 MB), instead of decompressing the whole file first
+   * (decompressAvroFile, which sends blocks past 8 MB to libuv's pool). Less CPU and memory for a
+   * large plan; it holds the event loop for a file's decode (a deflate bomb's up to the
    * decompression limit), so it is for a CLI plan, which has nothing else to answer meanwhile:
    * honoured only by a reader made with `{ inline: true }`, and the service makes none.
    */

@@ -207,6 +207,19 @@ export function inflateRawInto(data: Buffer, start: number, end: number, maxOutp
 }
 
 /**
+ * data[start, end) inflated by the WebAssembly engine alone, for a caller that has a slower way
+ * for what it does not take (decompressAvroFile: libuv's pool): the output (borrowed, as
+ * inflateRawBlock's), or null when the engine is off or does not take the block (over 8 MB of
+ * output, or memory refused). Corrupt data and the limit throw, as zlib's would. At most 8 MB of
+ * output are inflated on the calling thread before null (a bomb's first 8 MB: a few ms).
+ */
+export function inflateRawBlockInWasm(data: Buffer, start: number, end: number, maxOutputLength: number): Buffer | null {
+  if (wasm === null) return null;
+  const n = wasmInflate(wasm, data, start, end, maxOutputLength);
+  return n >= 0 ? wasm.output.subarray(0, n) : null;
+}
+
+/**
  * The WebAssembly engine's answer: the output length, or -1 when the block is not taken there
  * (too large for it, or memory for it could not be had). Corrupt data and the limit throw, as
  * zlib's would.

@@ -1,7 +1,7 @@
 // decompressAvroFile (what the service's manifest reader uses): the same records as the
 // synchronous decoder on the PyIceberg-written manifests, the same refusals of bombs and bad
-// framing, and large deflate blocks inflate off the event loop, so a server keeps answering
-// while it refuses a bomb (ordering asserted, not timed).
+// framing, and deflate blocks past the WebAssembly inflater's 8 MB inflate off the event loop, so
+// a server keeps answering while it refuses a bomb (ordering asserted, not timed).
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -40,6 +40,17 @@ describe('decompressAvroFile', () => {
     const e = await rejection(p);
     expect(e.code).toBe('FILE_TOO_LARGE');
     expect(order).toEqual(['other work', 'refused']);
+  });
+
+  it('refuses a bomb under a budget below 8 MB as well (inflated inline by the WebAssembly engine)', async () => {
+    const parts = readParts(fs.readFileSync(avroFiles[0]!));
+    const bomb = Buffer.concat([header(parts, 'deflate'), block(parts, 1, zlib.deflateRawSync(Buffer.alloc(64 * 1024 * 1024)))]);
+    expect((await rejection(decompressAvroFile(bomb, 'bomb.avro', { maxDecompressedBytes: 1024 * 1024 }))).code).toBe('FILE_TOO_LARGE');
+    // A large block under the budget comes back whole, byte for byte.
+    const data = Buffer.alloc(3 * 1024 * 1024, 'entry ');
+    const big = Buffer.concat([header(parts, 'deflate'), block(parts, 1, zlib.deflateRawSync(data))]);
+    const out = await decompressAvroFile(big, 'big.avro', { maxDecompressedBytes: 4 * 1024 * 1024 });
+    expect(out.includes(data)).toBe(true);
   });
 
   it('checks the framing before it decompresses anything', async () => {
