@@ -485,36 +485,94 @@ export async function decompressAvroFile(buf: Buffer, where: string, options: Av
     if (c.codec === 'null') return buf;
     const limit = options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES;
     let budget = limit;
-    const parts: Buffer[] = [];
+    const meta = Object.assign(Object.create(null) as Record<string, Buffer>, c.header.meta, { 'avro.codec': Buffer.from('null'), [ORIGINAL_CODEC_KEY]: Buffer.from(c.codec) });
+    const out = new ContainerWriter(HEADER_TYPE.toBuffer({ magic: c.header.magic, meta, sync: c.header.sync }), buf.length * 2);
     let slice = Date.now();
     for (const f of containerBlocks(buf, where, c)) {
-      const data = buf.subarray(f.start, f.end);
-      let block: Buffer;
-      if (c.codec === 'deflate' && data.length >= 4096) {
-        try {
-          // libdeflate in WebAssembly here when it takes the block (output up to 8 MB: a few ms
-          // on the event loop, a third of what the pool's inflate costs in CPU); zlib on
-          // libuv's pool for larger ones.
-          const inline = inflateRawBlockInWasm(buf, f.start, f.end, Math.max(1, budget));
-          block = inline !== null ? Buffer.from(inline) : await inflateRawAsync(data, { chunkSize: 65536, maxOutputLength: Math.max(1, budget) });
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) throw tooLarge(where, budget);
-          throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+      if (c.codec === 'deflate') {
+        let block: Buffer;
+        if (f.end - f.start >= 4096) {
+          try {
+            // libdeflate in WebAssembly here when it takes the block (output up to 8 MB: a few ms
+            // on the event loop, a third of what the pool's inflate costs in CPU); zlib on
+            // libuv's pool for larger ones.
+            block = inflateRawBlockInWasm(buf, f.start, f.end, Math.max(1, budget)) ??
+              await inflateRawAsync(buf.subarray(f.start, f.end), { chunkSize: 65536, maxOutputLength: Math.max(1, budget) });
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) throw tooLarge(where, budget);
+            throw new IpsError('CORRUPT_FILE', `${where}: corrupt deflate block: ${describeError(e)}`, { cause: e });
+          }
+        } else {
+          // Borrowed (valid until the next inflate): copied into the output at once.
+          block = inflateSmallBlock(buf, f.start, f.end, where, budget);
         }
+        out.block(f.count, block, c.header.sync);
+        budget -= block.length;
       } else {
-        block = decompressBlock(c.codec, data, where, budget);
+        const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
+        out.block(f.count, block, c.header.sync);
+        budget -= block.length;
       }
-      budget -= block.length;
-      parts.push(bigIntToVarint(BigInt(f.count)), bigIntToVarint(BigInt(block.length)), block, c.header.sync);
       if (Date.now() - slice > 5) {
         await new Promise((r) => setImmediate(r));
         slice = Date.now();
       }
     }
-    const meta = Object.assign(Object.create(null) as Record<string, Buffer>, c.header.meta, { 'avro.codec': Buffer.from('null'), [ORIGINAL_CODEC_KEY]: Buffer.from(c.codec) });
-    return Buffer.concat([HEADER_TYPE.toBuffer({ magic: c.header.magic, meta, sync: c.header.sync }), ...parts]);
+    return out.result();
   } catch (e) {
     return wrapDecodeError(e, where);
+  }
+}
+
+/** A small deflate block, borrowed (see inflateRawBlock), with decompressBlock's errors. */
+function inflateSmallBlock(buf: Buffer, start: number, end: number, where: string, budget: number): Buffer {
+  const cur: Cursor = { buf, pos: 0, end: 0 };
+  inflateBlockInto(buf, start, end, where, budget, cur);
+  return cur.buf.subarray(cur.pos, cur.end);
+}
+
+/**
+ * decompressAvroFile's output, written in place: one buffer grown by doubling, the header then
+ * each block's count, size, bytes and sync marker (one copy of each block, no part per block:
+ * with PyIceberg's one-entry blocks the parts and their concatenation cost more than the inflate).
+ */
+class ContainerWriter {
+  private buf: Buffer;
+  private len: number;
+
+  constructor(header: Buffer, sizeHint: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64 * 1024, header.length + sizeHint));
+    header.copy(this.buf, 0);
+    this.len = header.length;
+  }
+
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(bigger, 0, 0, this.len);
+    this.buf = bigger;
+  }
+
+  /** An Avro long ≥ 0 (zigzag: 2n) as a varint. */
+  private count(n: number): void {
+    let z = n * 2;
+    while (z >= 128) {
+      this.buf[this.len++] = (z % 128) | 128;
+      z = Math.floor(z / 128);
+    }
+    this.buf[this.len++] = z;
+  }
+
+  block(records: number, bytes: Buffer, sync: Buffer): void {
+    this.reserve(20 + bytes.length + sync.length);
+    this.count(records);
+    this.count(bytes.length);
+    this.len += bytes.copy(this.buf, this.len);
+    this.len += sync.copy(this.buf, this.len);
+  }
+
+  result(): Buffer {
+    return this.buf.subarray(0, this.len);
   }
 }
 
