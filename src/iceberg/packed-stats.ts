@@ -59,6 +59,14 @@ class BoundSlab {
 let countSlab = new CountSlab(COUNT_SLAB_VALUES);
 let boundSlab = new BoundSlab(BOUND_SLAB_VALUES, BOUND_SLAB_BYTES);
 
+/** 0n … 255n, made once: null and NaN counts are mostly 0 or small, and a shared bigint is no garbage. */
+const SMALL_COUNTS: readonly bigint[] = Array.from({ length: 256 }, (_, i) => BigInt(i));
+
+/** An exact count (a double below 2^53) as a bigint: a shared one when small, else a fresh one. */
+function countBigInt(v: number): bigint {
+  return v >= 0 && v < 256 && (v | 0) === v ? SMALL_COUNTS[v]! : BigInt(v);
+}
+
 /**
  * The count in `slot`: NaN marks a value kept exactly as a bigint beside the slab. A fresh bigint,
  * not the decoder's cache (bigOf): a value read back is usually dropped at once, and the cache
@@ -67,17 +75,37 @@ let boundSlab = new BoundSlab(BOUND_SLAB_VALUES, BOUND_SLAB_BYTES);
  */
 function countAt(s: CountSlab, slot: number): bigint {
   const v = s.vals[slot]!;
-  return v === v ? BigInt(v) : s.bigs!.get(slot)!;
+  return v === v ? countBigInt(v) : s.bigs!.get(slot)!;
 }
 
+type BufferClass = new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer;
+
 /**
- * A Buffer view of a bound: `Buffer.from(arrayBuffer, offset, length)` (no copy). A subclass of
- * Uint8Array with Buffer.prototype (as Node's own FastBuffer) is faster in isolation, but in the
- * decode loop V8 kept aborting its optimisation ("dependency change", an unstable map): the first
- * ~300k bounds read back ran unoptimised at twice the cost of the whole pass.
+ * Node's own Buffer class (internally FastBuffer), which `Buffer[Symbol.species]` names: a view
+ * made with it is a Buffer like any Node makes, at half the cost of `Buffer.from(arrayBuffer,
+ * offset, length)`, which first asks C++ what kind of object it was given. Checked once at load
+ * (a Buffer, Buffer's prototype, the right bytes of the right memory); `Buffer.from` otherwise.
+ * (A class of ips's own with Buffer's prototype was tried before: in the decode loop V8 kept
+ * aborting its optimisation, "dependency change", on the second map it made for Buffers.)
  */
+const NodeBuffer: BufferClass | null = (() => {
+  try {
+    const C = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species];
+    if (typeof C !== 'function') return null;
+    const ab = new ArrayBuffer(4);
+    new Uint8Array(ab).set([1, 2, 3, 4]);
+    const b = new (C as BufferClass)(ab, 1, 2);
+    const ok = Buffer.isBuffer(b) && Object.getPrototypeOf(b) === Buffer.prototype && b.buffer === ab &&
+      b.byteOffset === 1 && b.length === 2 && b[0] === 2 && b[1] === 3 && b.toString('hex') === '0203';
+    return ok ? (C as BufferClass) : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** A Buffer view of a bound (no copy). */
 function boundView(ab: ArrayBuffer, offset: number, length: number): Buffer {
-  return Buffer.from(ab, offset, length);
+  return NodeBuffer !== null ? new NodeBuffer(ab, offset, length) : Buffer.from(ab, offset, length);
 }
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
@@ -125,7 +153,7 @@ export class PackedCounts implements ReadonlyMap<number, bigint> {
     const vals = s.vals;
     for (let i = this.start, end = this.start + this.size; i < end; i++) {
       const v = vals[i]!;
-      const value = v === v ? BigInt(v) : s.bigs!.get(i)!;
+      const value = v === v ? countBigInt(v) : s.bigs!.get(i)!;
       if (thisArg === undefined) cb(value, keys[i]!, this);
       else cb.call(thisArg, value, keys[i]!, this);
     }
