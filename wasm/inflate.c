@@ -4,7 +4,7 @@
  *
  * Why: an Avro block of a manifest as PyIceberg writes it holds one entry (~500 bytes, its own
  * dynamic Huffman tables), and zlib spends most of its time per block building those tables.
- * libdeflate builds them faster; in WebAssembly it still inflates such a block in about 60 % of
+ * libdeflate builds them faster; in WebAssembly it still inflates such a block in about two thirds of
  * what Node's zlib takes (bench/README.md, manifest-decode).
  *
  * Freestanding: no libc, no allocator. One decompressor lives in static memory; the JavaScript

@@ -2,13 +2,13 @@ import { INFLATE_WASM_BASE64 } from './inflate-wasm-module.js';
 
 /**
  * Raw inflate with libdeflate compiled to WebAssembly (wasm/inflate.c, built by
- * scripts/build-inflate-wasm.sh): for the small Avro blocks of manifests it takes about 60 % of
+ * scripts/build-inflate-wasm.sh): for the small Avro blocks of manifests it takes about two thirds of
  * the CPU of Node's zlib, which spends most of a ~500-byte block building its Huffman tables.
  *
  * libdeflate inflates whole buffers: the output must fit the room it is given. Linear memory
  * holds the output region at its start and the input after it; the output region starts at
  * 64 KB and doubles when a block needs more, up to MAX_OUTPUT. WebAssembly memory never shrinks,
- * so larger blocks (and inputs over MAX_INPUT) are not taken here: `wasmInflate` answers
+ * so larger blocks (and inputs over MAX_INPUT) are not taken here: `inflate` answers
  * `UNSUITED` and the caller uses zlib, which streams.
  */
 

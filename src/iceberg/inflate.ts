@@ -6,7 +6,7 @@ import { BAD_DATA, OUTPUT_TOO_LARGE, WasmInflater } from './inflate-wasm.js';
  * Raw inflate of Avro deflate blocks, synchronously, at the lowest cost per block this process
  * can get. Three engines, the first that passes its self-test at load is used:
  *
- * 1. libdeflate in WebAssembly (src/iceberg/inflate-wasm.ts): about 60 % of zlib's CPU on the
+ * 1. libdeflate in WebAssembly (src/iceberg/inflate-wasm.ts): about two thirds of zlib's CPU on the
  *    ~500-byte one-entry blocks PyIceberg writes. It takes blocks whose output fits 8 MB; larger
  *    ones (and any block it cannot take) go to the next engine.
  * 2. One native zlib handle, kept and driven directly. `zlib.inflateRawSync` builds a Transform
