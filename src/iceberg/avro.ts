@@ -489,8 +489,8 @@ export async function decompressAvroFile(buf: Buffer, where: string, options: Av
     const out = new ContainerWriter(HEADER_TYPE.toBuffer({ magic: c.header.magic, meta, sync: c.header.sync }), buf.length * 2);
     let slice = Date.now();
     for (const f of containerBlocks(buf, where, c)) {
+      let block: Buffer;
       if (c.codec === 'deflate') {
-        let block: Buffer;
         if (f.end - f.start >= 4096) {
           try {
             // libdeflate in WebAssembly here when it takes the block (output up to 8 MB: a few ms
@@ -506,13 +506,11 @@ export async function decompressAvroFile(buf: Buffer, where: string, options: Av
           // Borrowed (valid until the next inflate): copied into the output at once.
           block = inflateSmallBlock(buf, f.start, f.end, where, budget);
         }
-        out.block(f.count, block, c.header.sync);
-        budget -= block.length;
       } else {
-        const block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
-        out.block(f.count, block, c.header.sync);
-        budget -= block.length;
+        block = decompressBlock(c.codec, buf.subarray(f.start, f.end), where, budget);
       }
+      out.block(f.count, block, c.header.sync);
+      budget -= block.length;
       if (Date.now() - slice > 5) {
         await new Promise((r) => setImmediate(r));
         slice = Date.now();
